@@ -1,0 +1,218 @@
+"""Solver back-ends: the same :class:`~optimiser.formulation.MipArrays` to HiGHS or to CBC.
+
+* :func:`solve_highs` passes the CSC arrays straight to highspy (``Highs.passModel``): no
+  modelling-layer overhead, so national models build in seconds.
+* :func:`solve_pulp` builds a PuLP ``LpProblem`` from the *same* arrays (rows as
+  ``LpAffineExpression`` from (variable, coefficient) pairs) and solves with ``PULP_CBC_CMD``.
+
+Both return a :class:`BackendResult`; status is one of ``optimal``, ``feasible`` (a limit was
+hit with an incumbent), ``infeasible``, ``no_solution`` (a limit was hit without one) or
+``error``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from .formulation import MipArrays
+
+INF = 1e30  # HiGHS treats |bound| >= 1e20 as infinite
+
+
+@dataclass
+class BackendResult:
+    """Outcome of one solver call on a MipArrays."""
+
+    status: str
+    objective: float | None = None
+    x: np.ndarray | None = None
+    mip_gap: float | None = None
+    seconds: float = 0.0
+    solver: str = "highs"
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+def _trivial(arrays: MipArrays, solver: str) -> BackendResult | None:
+    """Models without columns: feasible iff every row range contains 0 (solvers dislike them)."""
+    if arrays.n_cols:
+        return None
+    ok = bool(np.all(arrays.row_lower <= 1e-9) and np.all(arrays.row_upper >= -1e-9))
+    if ok:
+        return BackendResult("optimal", float(arrays.offset), np.zeros(0), 0.0, 0.0, solver)
+    return BackendResult("infeasible", solver=solver, message="empty model with unmet rows")
+
+
+def _relative_gap(objective: float, bound: float) -> float:
+    """Relative gap as HiGHS defines it: |obj - bound| / max(|obj|, tiny)."""
+    if not (math.isfinite(objective) and math.isfinite(bound)):
+        return float("inf")
+    return abs(objective - bound) / max(abs(objective), 1e-9)
+
+
+def solve_highs(
+    arrays: MipArrays,
+    time_limit: float | None = None,
+    mip_gap: float = 1e-4,
+    threads: int | None = None,
+) -> BackendResult:
+    """Solve with HiGHS through highspy's array API. Output is silenced."""
+    trivial = _trivial(arrays, "highs")
+    if trivial is not None:
+        return trivial
+    import highspy  # imported lazily: solve() falls back to CBC when it is missing
+
+    start = time.perf_counter()
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("log_to_console", False)
+    h.setOptionValue("mip_rel_gap", float(mip_gap))
+    # deterministic runs: fixed seed (HiGHS' default, made explicit)
+    h.setOptionValue("random_seed", 0)
+    if time_limit is not None:
+        h.setOptionValue("time_limit", float(time_limit))
+    if threads is not None:
+        h.setOptionValue("threads", int(threads))
+    csc = sp.csc_matrix(arrays.A)
+    csc.sort_indices()
+    integral = bool(np.any(arrays.integrality))
+    status = h.passModel(
+        int(arrays.n_cols),
+        int(arrays.n_rows),
+        int(csc.nnz),
+        1,  # column-wise
+        1,  # minimise
+        float(arrays.offset),
+        np.ascontiguousarray(arrays.c, dtype=np.float64),
+        np.clip(arrays.col_lower, -INF, INF).astype(np.float64),
+        np.clip(arrays.col_upper, -INF, INF).astype(np.float64),
+        np.clip(arrays.row_lower, -INF, INF).astype(np.float64),
+        np.clip(arrays.row_upper, -INF, INF).astype(np.float64),
+        csc.indptr.astype(np.int32),
+        csc.indices.astype(np.int32),
+        csc.data.astype(np.float64),
+        arrays.integrality.astype(np.int32),
+    )
+    if status == highspy.HighsStatus.kError:
+        return BackendResult("error", solver="highs", message="passModel failed",
+                             seconds=time.perf_counter() - start)
+    h.run()
+    seconds = time.perf_counter() - start
+    model_status = h.getModelStatus()
+    info = h.getInfo()
+    ms = highspy.HighsModelStatus
+    has_primal = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    if model_status == ms.kOptimal:
+        x = np.array(h.getSolution().col_value)
+        return BackendResult("optimal", float(info.objective_function_value), x, 0.0, seconds,
+                             "highs")
+    if model_status in (ms.kInfeasible, ms.kUnboundedOrInfeasible):
+        return BackendResult("infeasible", seconds=seconds, solver="highs",
+                             message=h.modelStatusToString(model_status))
+    limit_hit = model_status in (
+        ms.kTimeLimit, ms.kIterationLimit, ms.kSolutionLimit, ms.kInterrupt, ms.kObjectiveBound,
+        ms.kObjectiveTarget,
+    )
+    if limit_hit and has_primal:
+        x = np.array(h.getSolution().col_value)
+        gap = float(info.mip_gap) if integral else 0.0
+        if not math.isfinite(gap):
+            gap = _relative_gap(info.objective_function_value, info.mip_dual_bound)
+        return BackendResult("feasible", float(info.objective_function_value), x, gap, seconds,
+                             "highs", message=h.modelStatusToString(model_status))
+    if limit_hit:
+        return BackendResult("no_solution", seconds=seconds, solver="highs",
+                             message=h.modelStatusToString(model_status))
+    return BackendResult("error", seconds=seconds, solver="highs",
+                         message=h.modelStatusToString(model_status))
+
+
+def solve_pulp(
+    arrays: MipArrays,
+    solver: str = "cbc",
+    time_limit: float | None = None,
+    mip_gap: float = 1e-4,
+    threads: int | None = None,
+) -> BackendResult:
+    """Build a PuLP model from the arrays and solve it with CBC (``PULP_CBC_CMD``)."""
+    trivial = _trivial(arrays, solver)
+    if trivial is not None:
+        return trivial
+    import pulp
+
+    if solver != "cbc":
+        raise ValueError(f"solve_pulp supports solver='cbc', got {solver!r}")
+    start = time.perf_counter()
+    prob = pulp.LpProblem("herschik", pulp.LpMinimize)
+    xs = []
+    for j in range(arrays.n_cols):
+        lo = arrays.col_lower[j]
+        hi = arrays.col_upper[j]
+        xs.append(pulp.LpVariable(
+            f"v{j}",
+            lowBound=None if not math.isfinite(lo) else float(lo),
+            upBound=None if not math.isfinite(hi) else float(hi),
+            cat=pulp.LpInteger if arrays.integrality[j] else pulp.LpContinuous,
+        ))
+    nz = np.nonzero(arrays.c)[0]
+    prob.setObjective(pulp.LpAffineExpression(
+        [(xs[j], float(arrays.c[j])) for j in nz], constant=float(arrays.offset)))
+    csr = sp.csr_matrix(arrays.A)
+    for i in range(arrays.n_rows):
+        lo_i, hi_i = csr.indptr[i], csr.indptr[i + 1]
+        expr = pulp.LpAffineExpression(
+            [(xs[j], float(v)) for j, v in zip(csr.indices[lo_i:hi_i], csr.data[lo_i:hi_i],
+                                               strict=True)])
+        lo, hi = float(arrays.row_lower[i]), float(arrays.row_upper[i])
+        if math.isfinite(lo) and math.isfinite(hi) and abs(hi - lo) <= 1e-12:
+            prob.addConstraint(pulp.LpConstraint(expr, pulp.LpConstraintEQ, f"r{i}", lo))
+            continue
+        if math.isfinite(lo):
+            prob.addConstraint(pulp.LpConstraint(expr, pulp.LpConstraintGE, f"r{i}_lo", lo))
+        if math.isfinite(hi):
+            prob.addConstraint(pulp.LpConstraint(expr, pulp.LpConstraintLE, f"r{i}_hi", hi))
+    fd, log_path = tempfile.mkstemp(suffix=".log", prefix="herschik_cbc_")
+    os.close(fd)
+    try:
+        cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=mip_gap,
+                                threads=threads, logPath=log_path)
+        prob.solve(cmd)
+        with open(log_path, encoding="utf-8", errors="replace") as handle:
+            log = handle.read()
+    finally:
+        try:
+            os.remove(log_path)
+        except OSError:
+            pass
+    seconds = time.perf_counter() - start
+    status = pulp.LpStatus.get(prob.status, "Undefined")
+    sol_status = prob.sol_status
+    if status == "Infeasible" or (status == "Undefined" and "infeasible" in log.lower()):
+        return BackendResult("infeasible", seconds=seconds, solver="cbc", message=status)
+    if status == "Not Solved":
+        return BackendResult("no_solution", seconds=seconds, solver="cbc", message=status)
+    if status != "Optimal":
+        return BackendResult("error", seconds=seconds, solver="cbc", message=status)
+    x = np.array([v.varValue if v.varValue is not None else 0.0 for v in xs], dtype=float)
+    objective = float(arrays.c @ x + arrays.offset)
+    stopped = re.search(r"Result - Stopped on (time|iteration|node|solution)", log)
+    if sol_status == pulp.LpSolutionIntegerFeasible or stopped:
+        bound = re.search(r"Lower bound:\s*([-+0-9.eE]+)", log)
+        gap = re.search(r"Gap:\s*([-+0-9.eE]+)", log)
+        if gap:
+            mip = float(gap.group(1))
+        elif bound:
+            mip = _relative_gap(objective, float(bound.group(1)))
+        else:
+            mip = float("nan")
+        return BackendResult("feasible", objective, x, mip, seconds, "cbc",
+                             message="stopped on limit")
+    return BackendResult("optimal", objective, x, 0.0, seconds, "cbc")

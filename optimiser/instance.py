@@ -1,0 +1,166 @@
+"""Typed inputs of the reallocation model.
+
+An :class:`Instance` is everything the MIP needs for one region (or for the whole country when
+regions are solved jointly): areas, sites, treatments with their norms, demand, travel times and
+the baseline (who treats whom today). It is pure data: this package never reads files and knows
+nothing about maps; ``geo`` and ``scenarios`` assemble instances from tables.
+
+Array conventions (A areas, S sites, T treatments), all ``float64``:
+
+* ``demand[a, t]`` patients per year of area ``a`` needing treatment ``t``;
+* ``travel_min[a, s]`` car travel minutes from area ``a`` to site ``s`` (``inf`` = no route);
+* ``baseline_volume[s, t]`` patients treated per year today;
+* ``baseline_flow[a, s, t]`` patients of ``a`` treated at ``s`` today; it sums over ``s`` to
+  ``demand`` of the baseline year and over ``a`` to ``baseline_volume``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Head-and-neck roles of the tiered norm (norms.csv ``applies_to_tier``).
+HEAD_NECK_ROLES: tuple[str, ...] = ("HHOC", "PP", "PPR")
+
+
+@dataclass(frozen=True)
+class Treatment:
+    """A treatment (intervention) whose providers may be reallocated.
+
+    ``norm`` is the minimum yearly volume per provider, or ``None`` when no volume norm applies
+    (the treatment is still assigned, just not constrained). ``tier_norms`` maps a site role to
+    its norm for tiered norms (head-and-neck new patients: HHOC 200, PP 80, PPR 50); a site whose
+    role is not in the mapping gets ``norm``.
+    """
+
+    id: str
+    group_id: str = ""
+    name: str = ""
+    norm: float | None = None
+    tier_norms: Mapping[str, float] | None = None
+
+    def norm_for(self, role: str) -> float | None:
+        """The volume norm that applies at a site with ``role``."""
+        if self.tier_norms and role in self.tier_norms:
+            return float(self.tier_norms[role])
+        return None if self.norm is None else float(self.norm)
+
+
+@dataclass(frozen=True)
+class Site:
+    """A hospital location. ``role`` selects the tier of tiered norms (see HEAD_NECK_ROLES)."""
+
+    id: str
+    name: str = ""
+    region_id: str = ""
+    role: str = "PP"
+    organisation: str = ""
+
+
+@dataclass(frozen=True)
+class ProcessNorm:
+    """A norm on the process (e.g. share treated within 7 days): carried, never optimised."""
+
+    id: str
+    group_id: str
+    name: str
+    value: float
+    unit: str
+
+
+@dataclass
+class Instance:
+    """One planning problem: a region's areas, sites, treatments, demand, travel and baseline."""
+
+    region_id: str
+    area_ids: tuple[str, ...]
+    sites: tuple[Site, ...]
+    treatments: tuple[Treatment, ...]
+    demand: np.ndarray
+    travel_min: np.ndarray
+    baseline_volume: np.ndarray
+    baseline_flow: np.ndarray
+    process_norms: tuple[ProcessNorm, ...] = ()
+    #: free-form provenance, e.g. {"baseline": "illustrative", "network": "default"}
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n_areas, n_sites, n_treat = len(self.area_ids), len(self.sites), len(self.treatments)
+        self.demand = np.asarray(self.demand, dtype=float)
+        self.travel_min = np.asarray(self.travel_min, dtype=float)
+        self.baseline_volume = np.asarray(self.baseline_volume, dtype=float)
+        self.baseline_flow = np.asarray(self.baseline_flow, dtype=float)
+        expected = {
+            "demand": (self.demand, (n_areas, n_treat)),
+            "travel_min": (self.travel_min, (n_areas, n_sites)),
+            "baseline_volume": (self.baseline_volume, (n_sites, n_treat)),
+            "baseline_flow": (self.baseline_flow, (n_areas, n_sites, n_treat)),
+        }
+        for name, (array, shape) in expected.items():
+            if array.shape != shape:
+                raise ValueError(f"Instance.{name} has shape {array.shape}, expected {shape}")
+        for name in ("demand", "baseline_volume", "baseline_flow"):
+            array = getattr(self, name)
+            if not np.all(np.isfinite(array)) or np.any(array < 0):
+                raise ValueError(f"Instance.{name} must be finite and non-negative")
+        if np.any(np.isnan(self.travel_min)) or np.any(self.travel_min < 0):
+            raise ValueError("Instance.travel_min must be non-negative (inf = unreachable)")
+        for kind, ids in (
+            ("area", self.area_ids),
+            ("site", self.site_ids),
+            ("treatment", self.treatment_ids),
+        ):
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"Instance has duplicate {kind} ids")
+
+    # --- convenient views -------------------------------------------------------------------
+    @property
+    def site_ids(self) -> tuple[str, ...]:
+        return tuple(site.id for site in self.sites)
+
+    @property
+    def treatment_ids(self) -> tuple[str, ...]:
+        return tuple(treatment.id for treatment in self.treatments)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(areas, sites, treatments)."""
+        return len(self.area_ids), len(self.sites), len(self.treatments)
+
+    def norm_matrix(self) -> np.ndarray:
+        """Norm per (site, treatment); ``nan`` where the treatment has no volume norm."""
+        norms = np.full((len(self.sites), len(self.treatments)), np.nan)
+        for s, site in enumerate(self.sites):
+            for t, treatment in enumerate(self.treatments):
+                value = treatment.norm_for(site.role)
+                if value is not None:
+                    norms[s, t] = value
+        return norms
+
+    def baseline_travel(self) -> np.ndarray:
+        """Patient-weighted mean baseline travel minutes per (area, treatment).
+
+        ``nan`` where an area had no baseline patients of that treatment.
+        """
+        patients = self.baseline_flow.sum(axis=1)
+        travel = np.where(np.isfinite(self.travel_min), self.travel_min, 0.0)
+        minutes = np.einsum("ast,as->at", self.baseline_flow, travel)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(patients > 0, minutes / np.where(patients > 0, patients, 1), np.nan)
+
+    def with_demand(self, demand: np.ndarray) -> Instance:
+        """A copy with another demand (e.g. growth scenarios); the baseline stays as it was."""
+        return Instance(
+            region_id=self.region_id,
+            area_ids=self.area_ids,
+            sites=self.sites,
+            treatments=self.treatments,
+            demand=np.asarray(demand, dtype=float),
+            travel_min=self.travel_min,
+            baseline_volume=self.baseline_volume,
+            baseline_flow=self.baseline_flow,
+            process_norms=self.process_norms,
+            meta=dict(self.meta),
+        )

@@ -1,0 +1,89 @@
+"""Scenario parameters of one solve, validated with pydantic.
+
+These are the knobs a planner turns. Scenario *files* (TOML, ``extends``, grids, demand growth)
+live in ``scenarios/``; they resolve to one :class:`SolveParams` per run.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ObjectiveName = Literal["travel", "moved", "providers"]
+SolverName = Literal["highs", "cbc"]
+
+
+class SiteTreatment(BaseModel):
+    """A (site, treatment) pair; ``intervention_id = "*"`` means every treatment of the site."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    site_id: str
+    intervention_id: str = "*"
+
+
+class CapacityCap(BaseModel):
+    """At most ``max_patients`` per year at a site for a treatment ("*" = each treatment)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    site_id: str
+    intervention_id: str = "*"
+    max_patients: float = Field(ge=0)
+
+
+class SolveParams(BaseModel):
+    """Every parameter of one solve. Units: minutes, patients per year, shares in [0, 1]."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    margin: float = Field(0.0, ge=0, description="required volume = norm x (1 + margin)")
+    margin_by_treatment: dict[str, float] = Field(default_factory=dict)
+    max_travel: float | None = Field(None, gt=0, description="absolute limit, minutes by car")
+    max_extra_travel: float | None = Field(
+        None, ge=0, description="limit on travel minutes over the area's baseline mean travel"
+    )
+    capacity_factor: float | None = Field(
+        None, gt=0, description="cap per site and treatment = factor x baseline volume"
+    )
+    capacity: list[CapacityCap] = Field(default_factory=list)
+    force_keep: list[SiteTreatment] = Field(default_factory=list)
+    force_close: list[SiteTreatment] = Field(default_factory=list)
+    bundles: list[list[str]] = Field(
+        default_factory=list, description="treatments a site keeps or loses together"
+    )
+    max_loss_share: float | None = Field(
+        None, ge=0, le=1, description="no site loses more than this share of its total volume"
+    )
+    single_sourcing: bool = False
+    allow_new_providers: bool = Field(
+        False, description="may a site start a treatment it does not provide today"
+    )
+    objective: ObjectiveName = "travel"
+    objective_weights: dict[ObjectiveName, float] | None = Field(
+        None, description="weighted mix, e.g. {travel: 1, moved: 10}; overrides objective"
+    )
+    solver: SolverName = "highs"
+    time_limit: float | None = Field(None, gt=0, description="seconds per solve")
+    mip_gap: float = Field(1e-4, ge=0, description="relative gap at which to stop")
+    threads: int | None = Field(None, ge=1)
+    # Shared-care KPI: visits a patient makes for the treatment, and how many of them a
+    # shared-care model keeps at the nearest hospital instead of the treating centre.
+    visits_per_patient: float = Field(6.0, ge=0)
+    shared_care_local_visits: float = Field(4.0, ge=0)
+
+    @field_validator("margin_by_treatment")
+    @classmethod
+    def _margins_non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for treatment, margin in value.items():
+            if margin < 0:
+                raise ValueError(f"margin for {treatment} must be >= 0, got {margin}")
+        return value
+
+    @model_validator(mode="after")
+    def _shared_care_consistent(self) -> SolveParams:
+        if self.shared_care_local_visits > self.visits_per_patient:
+            raise ValueError("shared_care_local_visits cannot exceed visits_per_patient")
+        return self
+
+    def margin_for(self, treatment_id: str) -> float:
+        return float(self.margin_by_treatment.get(treatment_id, self.margin))

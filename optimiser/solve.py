@@ -1,0 +1,307 @@
+"""``solve(instance, params) -> Solution``: decomposition by treatment, parallel sub-MIPs.
+
+Treatments are independent sub-problems: every row of the model mentions one treatment only,
+except ``bundles`` (couples the bundled treatments at each site) and ``max_loss_share`` (couples
+all treatments of a site). :func:`treatment_components` finds the connected components; each is
+built with :func:`optimiser.formulation.build_arrays` and solved as its own MIP, in a thread pool
+when there are several (HiGHS releases the GIL while it runs). Results are assembled in component
+order, so they do not depend on the number of threads.
+
+Reported objective (``Solution.objective``), recomputed from the decoded flows so that it has
+the units a planner expects and no solver tie-break noise:
+
+* ``travel``    patient-minutes per year, Σ travel x flow;
+* ``moved``     patients per year not treated where they were at baseline,
+  Σ_{a,t} (demand - Σ_s min(flow, baseline_flow));
+* ``providers`` number of kept (site, treatment) pairs of treatments with a norm (phase 1 of the
+  lexicographic objective; the travel of phase 2 is in ``Solution.subproblems[i]["travel"]``);
+* weighted mix  w_travel·travel + w_moved·moved - w_providers·providers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings as _warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .backends import BackendResult, solve_highs, solve_pulp
+from .formulation import (
+    MipArrays,
+    build_arrays,
+    objective_weights,
+    providers_vector,
+    travel_vector,
+)
+from .instance import Instance
+from .params import SolveParams
+from .solution import Solution
+
+#: flows below this (patients per year) are solver noise and set to 0
+FLOW_EPS = 1e-7
+
+
+def treatment_components(instance: Instance, params: SolveParams) -> tuple[list[list[int]], str]:
+    """Connected components of treatments under the coupling constraints, and why.
+
+    Returns the components (lists of treatment indices, sorted, in order of their first
+    treatment) and a one-sentence explanation for summary.json.
+    """
+    n_treat = len(instance.treatments)
+    if n_treat == 0:
+        return [], "no treatments to optimise"
+    if params.max_loss_share is not None and params.max_loss_share < 1.0:
+        return [list(range(n_treat))], (
+            "one joint model: max_loss_share couples all treatments of a site")
+    parent = list(range(n_treat))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    index = {tid: i for i, tid in enumerate(instance.treatment_ids)}
+    coupled = False
+    for bundle in params.bundles:
+        members = [index[t] for t in bundle if t in index]
+        for m in members[1:]:
+            ra, rb = find(members[0]), find(m)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+                coupled = True
+    groups: dict[int, list[int]] = {}
+    for t in range(n_treat):
+        groups.setdefault(find(t), []).append(t)
+    comps = sorted(groups.values(), key=lambda g: g[0])
+    n = len(comps)
+    if n == 1 and n_treat > 1:
+        return comps, "one joint model: bundles couple all treatments"
+    if n == 1:
+        return comps, "one model (a single treatment)"
+    if coupled:
+        joined = [",".join(instance.treatment_ids[t] for t in g) for g in comps if len(g) > 1]
+        return comps, (f"split into {n} independent sub-problems; bundles join "
+                       f"{'; '.join(joined)}")
+    return comps, f"split into {n} independent sub-problems (no coupling constraint)"
+
+
+@dataclass
+class _ComponentResult:
+    treatments: list[int]
+    status: str
+    x: np.ndarray | None
+    arrays: MipArrays
+    gap: float | None
+    build_seconds: float
+    solve_seconds: float
+    solver: str
+    info: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None
+                 ) -> tuple[BackendResult, list[str]]:
+    """Solve with the chosen back-end; fall back from HiGHS to CBC when highspy is unusable."""
+    notes: list[str] = []
+    if params.solver == "highs":
+        try:
+            result = solve_highs(arrays, params.time_limit, params.mip_gap, threads)
+        except ImportError as exc:  # highspy missing
+            notes.append(f"highspy unavailable ({exc}); solved with CBC instead")
+            result = None
+        except Exception as exc:  # noqa: BLE001 - any HiGHS failure: try CBC rather than crash
+            notes.append(f"HiGHS failed ({exc!r}); solved with CBC instead")
+            result = None
+        if result is not None and result.status != "error":
+            return result, notes
+        if result is not None:
+            notes.append(f"HiGHS returned an error ({result.message}); solved with CBC instead")
+    result = solve_pulp(arrays, "cbc", params.time_limit, params.mip_gap, threads)
+    if result.status == "error":
+        raise RuntimeError(f"CBC failed on a sub-problem: {result.message}")
+    return result, notes
+
+
+def _worse(a: str, b: str) -> str:
+    order = {"optimal": 0, "feasible": 1, "no_solution": 2, "infeasible": 3}
+    return a if order.get(a, 3) >= order.get(b, 3) else b
+
+
+def _solve_component(instance: Instance, params: SolveParams, treatments: list[int],
+                     threads: int | None) -> _ComponentResult:
+    t0 = time.perf_counter()
+    arrays = build_arrays(instance, params, treatments)
+    build = time.perf_counter() - t0
+    lexicographic = params.objective_weights is None and params.objective == "providers"
+    notes: list[str] = []
+    info: dict[str, Any] = {}
+    if lexicographic and arrays.n_y:
+        # Phase 1: maximise kept pairs. Phase 2: keep at least that many, minimise travel. Two
+        # solves rather than one big-M weight: a weight safe for every instance would have to
+        # exceed the total patient-minutes (~1e7 nationally) and wreck the numerics.
+        res1, n1 = _run_backend(arrays, params, threads)
+        notes += n1
+        solve_s = res1.seconds
+        if res1.status in ("optimal", "feasible"):
+            best = int(round(-float(res1.objective)))
+            info["providers_phase1"] = best
+            t1 = time.perf_counter()
+            phase2 = arrays.with_extra_row(providers_vector(arrays), best - 0.5, np.inf,
+                                           "providers_floor")
+            phase2 = phase2.with_objective(travel_vector(phase2, instance))
+            build += time.perf_counter() - t1
+            res2, n2 = _run_backend(phase2, params, threads)
+            notes += n2
+            solve_s += res2.seconds
+            status = _worse(res1.status, res2.status)
+            if res2.status in ("optimal", "feasible"):
+                gap = max(res1.mip_gap or 0.0, res2.mip_gap or 0.0)
+                return _ComponentResult(treatments, status, res2.x, phase2, gap, build, solve_s,
+                                        res2.solver, info, notes)
+            return _ComponentResult(treatments, res2.status, None, phase2, None, build, solve_s,
+                                    res2.solver, info, notes)
+        return _ComponentResult(treatments, res1.status, None, arrays, None, build, solve_s,
+                                res1.solver, info, notes)
+    if lexicographic:
+        # no keep decisions in this component (no norms): providers reduce to least travel
+        arrays = arrays.with_objective(travel_vector(arrays, instance))
+    res, n = _run_backend(arrays, params, threads)
+    notes += n
+    x = res.x if res.status in ("optimal", "feasible") else None
+    return _ComponentResult(treatments, res.status, x, arrays, res.mip_gap, build, res.seconds,
+                            res.solver, info, notes)
+
+
+def _objective_value(instance: Instance, params: SolveParams, flow: np.ndarray,
+                     keep: np.ndarray, treatments: list[int]) -> dict[str, float]:
+    """Travel, moved, providers and the reported objective of ``treatments`` from decoded flows."""
+    tt = np.asarray(treatments, dtype=int)
+    travel = np.where(np.isfinite(instance.travel_min), instance.travel_min, 0.0)
+    f = flow[:, :, tt]
+    minutes = float(np.einsum("ast,as->", f, travel))
+    stay = np.minimum(f, instance.baseline_flow[:, :, tt]).sum()
+    moved = float(instance.demand[:, tt].sum() - stay)
+    norms = instance.norm_matrix()[:, tt]
+    providers = float((keep[:, tt] & ~np.isnan(norms)).sum())
+    w = objective_weights(params)
+    if params.objective_weights is None:
+        value = {"travel": minutes, "moved": moved, "providers": providers}[params.objective]
+    else:
+        value = w["travel"] * minutes + w["moved"] * moved - w["providers"] * providers
+    return {"travel": minutes, "moved": moved, "providers": providers, "objective": value}
+
+
+def solve(instance: Instance, params: SolveParams) -> Solution:
+    """Solve the reallocation MIP of ``instance`` under ``params``.
+
+    Never raises on an infeasible scenario: the returned Solution has status ``infeasible`` and
+    a plain-words ``diagnosis``. Raises ``RuntimeError`` only if both solvers fail.
+    """
+    n_areas, n_sites, n_treat = instance.shape
+    comps, explanation = treatment_components(instance, params)
+    n_comp = len(comps)
+    cores = params.threads or os.cpu_count() or 1
+    workers = max(1, min(cores, n_comp))
+    # one HiGHS thread per sub-problem when several run side by side; otherwise let HiGHS use
+    # params.threads (None = its default)
+    threads = 1 if workers > 1 else params.threads
+
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(
+                lambda comp: _solve_component(instance, params, comp, threads), comps))
+    else:
+        results = [_solve_component(instance, params, comp, threads) for comp in comps]
+
+    solution_warnings: list[str] = []
+    for r in results:
+        for note in r.warnings:
+            if note not in solution_warnings:
+                solution_warnings.append(note)
+    solver_used = "cbc" if any(r.solver == "cbc" for r in results) else params.solver
+    build_s = float(sum(r.build_seconds for r in results))
+    solve_s = float(sum(r.solve_seconds for r in results))
+
+    flow = np.zeros((n_areas, n_sites, n_treat))
+    keep = np.zeros((n_sites, n_treat), dtype=bool)
+    subproblems: list[dict[str, Any]] = []
+    status = "optimal"
+    infeasible_treatments: list[str] = []
+    no_solution = False
+    norms = instance.norm_matrix()
+    for r in results:
+        entry: dict[str, Any] = {
+            "treatments": [instance.treatment_ids[t] for t in r.treatments],
+            "n_vars": r.arrays.n_cols,
+            "n_rows": r.arrays.n_rows,
+            "n_binaries": int(np.count_nonzero(r.arrays.integrality)),
+            "status": r.status if r.status != "no_solution" else "time_limit_no_solution",
+            "gap": None if r.gap is None else float(r.gap),
+            "build_seconds": round(r.build_seconds, 4),
+            "solve_seconds": round(r.solve_seconds, 4),
+            "solver": r.solver,
+        }
+        entry.update(r.info)
+        if r.x is None:
+            if r.status == "no_solution":
+                no_solution = True
+            infeasible_treatments += [instance.treatment_ids[t] for t in r.treatments]
+            status = "infeasible"
+            subproblems.append(entry)
+            continue
+        if status != "infeasible" and r.status == "feasible":
+            status = "feasible"
+        a = r.arrays
+        values = a.flows(r.x)
+        values = np.where(values < FLOW_EPS, 0.0, values)
+        # the bound is d: clip solver tolerance overshoot so flows never exceed demand
+        values = np.minimum(values, instance.demand[a.x_area, a.x_treat])
+        np.add.at(flow, (a.x_area, a.x_site, a.x_treat), values)
+        yv = np.asarray(r.x)[a.y_slice()] > 0.5
+        keep[a.y_site[yv], a.y_treat[yv]] = True
+        for t in r.treatments:
+            if np.all(np.isnan(norms[:, t])):
+                keep[:, t] = flow[:, :, t].sum(axis=0) > 1e-9
+            else:
+                # sites where t has no norm (tiered norm without that role) are open if used
+                nn = np.isnan(norms[:, t])
+                keep[nn, t] = flow[:, nn, t].sum(axis=0) > 1e-9
+        vals = _objective_value(instance, params, flow, keep, r.treatments)
+        entry["objective"] = round(vals["objective"], 6)
+        entry["travel"] = round(vals["travel"], 6)
+        subproblems.append(entry)
+
+    if status == "infeasible":
+        from .diagnose import diagnose
+
+        try:
+            diagnosis = diagnose(instance, params, infeasible_treatments)
+        except Exception as exc:  # noqa: BLE001 - a diagnosis bug must not hide the status
+            _warnings.warn(f"diagnose failed: {exc!r}", stacklevel=2)
+            diagnosis = {"reason": "The scenario has no feasible solution (the diagnosis "
+                                   f"itself failed: {exc!r}).",
+                         "infeasible_treatments": infeasible_treatments}
+        if no_solution:
+            diagnosis = dict(diagnosis)
+            diagnosis["time_limit_reached"] = True
+            diagnosis["reason"] = (
+                f"No feasible solution was found within the time limit of {params.time_limit} s "
+                "for " + ", ".join(infeasible_treatments) + "; the scenario may still be "
+                "feasible with a longer time limit. " + str(diagnosis.get("reason", "")))
+        return Solution(status="infeasible", solver=solver_used, objective=None, mip_gap=None,
+                        build_seconds=build_s, solve_seconds=solve_s, keep=None, flow=None,
+                        diagnosis=diagnosis, subproblems=subproblems, decomposition=explanation,
+                        warnings=solution_warnings)
+
+    objective = _objective_value(instance, params, flow, keep, list(range(n_treat)))["objective"]
+    gaps = [e["gap"] for e in subproblems if e["gap"] is not None]
+    mip_gap = float(max(gaps)) if gaps else 0.0
+    return Solution(status=status, solver=solver_used, objective=objective, mip_gap=mip_gap,
+                    build_seconds=build_s, solve_seconds=solve_s, keep=keep, flow=flow,
+                    diagnosis=None, subproblems=subproblems, decomposition=explanation,
+                    warnings=solution_warnings)

@@ -1,0 +1,250 @@
+"""Independent re-check of a solution against the raw inputs.
+
+This module deliberately shares no code with the model builder (``formulation.py``) or the KPI
+code (``kpis.py``): every constraint and KPI is recomputed here from the instance arrays and the
+scenario parameters, so that a bug in the model shows up as a violation instead of being
+repeated. Tests run it on every solve; the CLI runs it on every result it writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from optimiser.instance import Instance
+from optimiser.params import SolveParams
+from optimiser.solution import Solution
+
+#: Absolute tolerance in patients (the LP solvers work to ~1e-7 relative).
+TOL = 1e-5
+
+
+def _pairs(items: list[Any], instance: Instance) -> set[tuple[int, int]]:
+    """(site index, treatment index) pairs named by SiteTreatment-like items ("*" = all)."""
+    sites = {site_id: s for s, site_id in enumerate(instance.site_ids)}
+    treatments = {treatment_id: t for t, treatment_id in enumerate(instance.treatment_ids)}
+    pairs: set[tuple[int, int]] = set()
+    for item in items:
+        s = sites.get(item.site_id)
+        if s is None:
+            continue
+        if item.intervention_id == "*":
+            pairs.update((s, t) for t in range(len(treatments)))
+        elif item.intervention_id in treatments:
+            pairs.add((s, treatments[item.intervention_id]))
+    return pairs
+
+
+def _required_volume(instance: Instance, params: SolveParams) -> np.ndarray:
+    """norm x (1 + margin) per (site, treatment); nan where no norm."""
+    required = np.full((len(instance.sites), len(instance.treatments)), np.nan)
+    for t, treatment in enumerate(instance.treatments):
+        margin = params.margin_by_treatment.get(treatment.id, params.margin)
+        for s, site in enumerate(instance.sites):
+            tiers = dict(treatment.tier_norms or {})
+            norm = tiers.get(site.role, treatment.norm)
+            if norm is not None:
+                required[s, t] = float(norm) * (1.0 + float(margin))
+    return required
+
+
+def _capacity(instance: Instance, params: SolveParams) -> np.ndarray:
+    cap = np.full((len(instance.sites), len(instance.treatments)), np.inf)
+    if params.capacity_factor is not None:
+        cap = np.minimum(cap, params.capacity_factor * instance.baseline_volume)
+    for item in params.capacity:
+        for s, t in _pairs([item], instance):
+            cap[s, t] = min(cap[s, t], item.max_patients)
+    return cap
+
+
+def _mean_baseline_travel(instance: Instance) -> np.ndarray:
+    patients = instance.baseline_flow.sum(axis=1)
+    total = np.zeros_like(patients)
+    for s in range(len(instance.sites)):
+        minutes = instance.travel_min[:, s]
+        used = instance.baseline_flow[:, s, :] > 0
+        total += np.where(used, instance.baseline_flow[:, s, :] * minutes[:, None], 0.0)
+    out = np.full_like(patients, np.nan)
+    np.divide(total, patients, out=out, where=patients > 0)
+    return out
+
+
+def verify(
+    solution: Solution,
+    instance: Instance,
+    params: SolveParams,
+    kpis: dict[str, Any] | None = None,
+) -> list[str]:
+    """Every violated constraint or wrong KPI, in words; an empty list when all holds."""
+    if not solution.feasible:
+        return [] if solution.diagnosis and solution.diagnosis.get("reason") else [
+            "infeasible solution without a diagnosis reason"
+        ]
+    problems: list[str] = []
+    n_areas, n_sites, n_treat = instance.shape
+    flow, keep = solution.flow, solution.keep
+    if flow is None or keep is None:
+        return ["feasible solution without flow or keep arrays"]
+    if flow.shape != (n_areas, n_sites, n_treat) or keep.shape != (n_sites, n_treat):
+        return [f"wrong shapes: flow {flow.shape}, keep {keep.shape}"]
+    area_ids, site_ids, treatment_ids = instance.area_ids, instance.site_ids, instance.treatment_ids
+
+    if np.any(flow < -TOL):
+        problems.append(f"negative flow, minimum {flow.min():.6g}")
+    received = flow.sum(axis=1)
+    gap = np.abs(received - instance.demand)
+    for a, t in zip(*np.nonzero(gap > TOL * np.maximum(1.0, instance.demand))):
+        problems.append(
+            f"demand of area {area_ids[a]} for {treatment_ids[t]} is {instance.demand[a, t]:.4f} "
+            f"but {received[a, t]:.4f} is assigned"
+        )
+
+    forced_keep = _pairs(params.force_keep, instance)
+    forced_close = _pairs(params.force_close, instance)
+    baseline_travel = _mean_baseline_travel(instance)
+    for a, s, t in zip(*np.nonzero(flow > TOL)):
+        where = f"area {area_ids[a]} -> site {site_ids[s]} for {treatment_ids[t]}"
+        minutes = instance.travel_min[a, s]
+        if not np.isfinite(minutes):
+            problems.append(f"{where}: no route but {flow[a, s, t]:.4f} patients")
+        if params.max_travel is not None and minutes > params.max_travel + 1e-9:
+            problems.append(f"{where}: {minutes:.1f} min exceeds max_travel {params.max_travel}")
+        if params.max_extra_travel is not None and np.isfinite(baseline_travel[a, t]):
+            extra = minutes - baseline_travel[a, t]
+            if extra > params.max_extra_travel + 1e-6:
+                problems.append(
+                    f"{where}: {extra:.1f} extra min exceeds max_extra_travel "
+                    f"{params.max_extra_travel}"
+                )
+        provided_before = instance.baseline_volume[s, t] > 0
+        if not (provided_before or params.allow_new_providers or (s, t) in forced_keep):
+            problems.append(f"{where}: site did not provide it and new providers are not allowed")
+        if (s, t) in forced_close:
+            problems.append(f"{where}: site is forced to close this treatment")
+
+    volume = flow.sum(axis=0)
+    required = _required_volume(instance, params)
+    capacity = _capacity(instance, params)
+    for s in range(n_sites):
+        for t in range(n_treat):
+            name = f"site {site_ids[s]}, {treatment_ids[t]}"
+            if np.isnan(required[s, t]):
+                if bool(keep[s, t]) != bool(volume[s, t] > TOL):
+                    problems.append(f"{name}: keep={bool(keep[s, t])} but volume {volume[s, t]:.4f}")
+            elif keep[s, t] and volume[s, t] < required[s, t] - TOL:
+                problems.append(
+                    f"{name}: kept with {volume[s, t]:.4f} patients, below the required "
+                    f"{required[s, t]:.4f}"
+                )
+            elif not keep[s, t] and volume[s, t] > TOL:
+                problems.append(f"{name}: not kept but treats {volume[s, t]:.4f} patients")
+            if volume[s, t] > capacity[s, t] + TOL:
+                problems.append(
+                    f"{name}: {volume[s, t]:.4f} patients exceed capacity {capacity[s, t]:.4f}"
+                )
+            if (s, t) in forced_keep and not keep[s, t]:
+                problems.append(f"{name}: forced to keep but not kept")
+            if (s, t) in forced_close and keep[s, t]:
+                problems.append(f"{name}: forced to close but kept")
+
+    index = {treatment_id: t for t, treatment_id in enumerate(treatment_ids)}
+    for bundle in params.bundles:
+        members = [index[tid] for tid in bundle if tid in index]
+        for s in range(n_sites):
+            states = {bool(keep[s, t]) for t in members}
+            if len(states) > 1:
+                problems.append(f"site {site_ids[s]}: bundle {bundle} kept only in part")
+
+    if params.max_loss_share is not None:
+        before = instance.baseline_volume.sum(axis=1)
+        after = volume.sum(axis=1)
+        for s in np.nonzero(before > 0)[0]:
+            lost = before[s] - after[s]
+            if lost > params.max_loss_share * before[s] + TOL * max(1.0, before[s]):
+                problems.append(
+                    f"site {site_ids[s]} loses {lost:.2f} of {before[s]:.2f} patients, more than "
+                    f"max_loss_share {params.max_loss_share}"
+                )
+
+    if params.single_sourcing:
+        used = (flow > TOL).sum(axis=1)
+        for a, t in zip(*np.nonzero((instance.demand > TOL) & (used != 1))):
+            problems.append(
+                f"single sourcing: area {area_ids[a]} sends {treatment_ids[t]} to {used[a, t]} sites"
+            )
+
+    if kpis is not None:
+        problems.extend(_check_kpis(kpis, instance, flow, baseline_travel))
+    return problems
+
+
+def _close(a: float, b: float, tol: float = 1e-3) -> bool:
+    return abs(float(a) - float(b)) <= tol * max(1.0, abs(float(b)))
+
+
+def _check_kpis(
+    kpis: dict[str, Any], instance: Instance, flow: np.ndarray, baseline_travel: np.ndarray
+) -> list[str]:
+    problems: list[str] = []
+    travel = np.where(np.isfinite(instance.travel_min), instance.travel_min, 0.0)
+    patients = float(instance.demand.sum())
+    expected: dict[str, float] = {"patients": patients}
+    if patients > 0:
+        after_minutes = float((flow * travel[:, :, None]).sum())
+        expected["mean_travel_min_after"] = after_minutes / patients
+        baseline_patients = float(instance.baseline_flow.sum())
+        if baseline_patients > 0:
+            before_minutes = float((instance.baseline_flow * travel[:, :, None]).sum())
+            expected["mean_travel_min_before"] = before_minutes / baseline_patients
+        stayed = float(np.minimum(flow, instance.baseline_flow).sum())
+        expected["patients_moved"] = patients - stayed
+        used = flow > TOL
+        expected["max_travel_min_after"] = float(
+            np.max(np.where(used, travel[:, :, None], 0.0), initial=0.0)
+        )
+    for key, value in expected.items():
+        if key not in kpis:
+            problems.append(f"KPI {key} missing")
+        elif not _close(kpis[key], value):
+            problems.append(f"KPI {key} reported {kpis[key]} but recomputed {value:.6f}")
+    providers_before = {
+        tid: int((instance.baseline_volume[:, t] > 0).sum())
+        for t, tid in enumerate(instance.treatment_ids)
+    }
+    providers_after = {
+        tid: int((flow[:, :, t].sum(axis=0) > TOL).sum())
+        for t, tid in enumerate(instance.treatment_ids)
+    }
+    for key, value in (("providers_before", providers_before), ("providers_after", providers_after)):
+        reported = {k: int(v) for k, v in (kpis.get(key) or {}).items()}
+        if reported != value:
+            problems.append(f"KPI {key} reported {reported} but recomputed {value}")
+    return problems
+
+
+def solution_from_tables(
+    instance: Instance, site_volumes: pd.DataFrame, assignments: pd.DataFrame
+) -> Solution:
+    """Rebuild a Solution from the written contract tables, to re-check result files.
+
+    ``kept_after`` of treatments without a norm is not in site_volumes.csv, so for those the
+    keep flag is derived from the assigned volume.
+    """
+    a_index = {area_id: a for a, area_id in enumerate(instance.area_ids)}
+    s_index = {site_id: s for s, site_id in enumerate(instance.site_ids)}
+    t_index = {tid: t for t, tid in enumerate(instance.treatment_ids)}
+    flow = np.zeros(instance.shape)
+    for row in assignments.itertuples(index=False):
+        flow[a_index[row.area_id], s_index[row.site_id], t_index[row.intervention_id]] += float(
+            row.patients
+        )
+    keep = flow.sum(axis=0) > TOL
+    for row in site_volumes.itertuples(index=False):
+        kept = row.kept_after
+        if isinstance(kept, str):
+            kept = kept.strip().lower() == "true"
+        keep[s_index[row.site_id], t_index[row.intervention_id]] = bool(kept)
+    return Solution(status="feasible", solver="tables", keep=keep, flow=flow)

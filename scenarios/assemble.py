@@ -1,0 +1,137 @@
+"""Turn a dataset (tables) and a road network into an optimiser :class:`Instance`.
+
+This is the one place where geo meets the optimiser: it picks a region's areas and sites,
+pivots the tidy tables into arrays, takes travel times from the dataset's own matrix or from
+the road network, and reconstructs the baseline flows (who goes where today).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from optimiser.baseline import reconstruct_baseline_flows
+from optimiser.instance import Instance, Site
+
+ALL_REGIONS = "all"
+
+
+def _pivot(
+    table: pd.DataFrame, row_key: str, col_key: str, value: str, rows: Sequence[str],
+    cols: Sequence[str], fill: float,
+) -> np.ndarray:
+    """Dense (rows x cols) array from a tidy table; pairs absent from the table get ``fill``."""
+    out = np.full((len(rows), len(cols)), fill, dtype=float)
+    row_index = pd.Index(rows)
+    col_index = pd.Index(cols)
+    r = row_index.get_indexer(table[row_key])
+    c = col_index.get_indexer(table[col_key])
+    keep = (r >= 0) & (c >= 0)
+    out[r[keep], c[keep]] = table[value].to_numpy(dtype=float)[keep]
+    return out
+
+
+def network_label(network: Any) -> str:
+    """``"default"`` for the embedded network, else the network file's name."""
+    if network is None:
+        return "default"
+    if isinstance(network, (str, Path)):
+        return Path(network).name
+    return str(getattr(network, "graph", {}).get("name", "custom"))
+
+
+def travel_minutes(
+    dataset: Any, area_ids: Sequence[str], site_ids: Sequence[str], network: Any = None
+) -> np.ndarray:
+    """Car minutes (areas x sites): the dataset's own matrix if it has one, else the network."""
+    if dataset.travel_times is not None and network is None:
+        return _pivot(
+            dataset.travel_times, "area_id", "site_id", "minutes", area_ids, site_ids, np.inf
+        )
+    from geo.traveltime import area_site_minutes
+
+    areas = dataset.areas.set_index("area_id").loc[list(area_ids)]
+    sites = dataset.sites.set_index("site_id").loc[list(site_ids)]
+    graph = network
+    if isinstance(network, (str, Path)):
+        from geo.network import load_network
+
+        graph = load_network(Path(network))
+    return area_site_minutes(
+        areas[["x", "y"]].to_numpy(float), sites[["x", "y"]].to_numpy(float), network=graph
+    )
+
+
+def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instance:
+    """The planning instance of one region, or of the whole country for ``region_id="all"``.
+
+    Baseline flows are reconstructed per region (patients are treated in their own region
+    today), so a joint national instance starts from the same baseline as the regions.
+    """
+    regions = list(dataset.regions["region_id"])
+    if region_id != ALL_REGIONS and region_id not in regions:
+        raise KeyError(region_id)
+    areas = dataset.areas
+    sites = dataset.sites
+    if region_id != ALL_REGIONS:
+        areas = areas[areas["region_id"] == region_id]
+        sites = sites[sites["region_id"] == region_id]
+    area_ids = tuple(areas["area_id"])
+    site_ids = tuple(sites["site_id"])
+    treatments = tuple(dataset.treatment_objects())
+    treatment_ids = [t.id for t in treatments]
+
+    demand = _pivot(
+        dataset.demand, "area_id", "intervention_id", "patients", area_ids, treatment_ids, 0.0
+    )
+    baseline_volume = _pivot(
+        dataset.baseline_volumes, "site_id", "intervention_id", "volume", site_ids,
+        treatment_ids, 0.0,
+    )
+    travel = travel_minutes(dataset, area_ids, site_ids, network)
+
+    baseline_flow = np.zeros((len(area_ids), len(site_ids), len(treatment_ids)))
+    area_region = areas["region_id"].to_numpy()
+    site_region = sites["region_id"].to_numpy()
+    for region in sorted(set(area_region)):
+        a_idx = np.nonzero(area_region == region)[0]
+        s_idx = np.nonzero(site_region == region)[0]
+        if len(s_idx) == 0:
+            continue
+        block = reconstruct_baseline_flows(
+            demand[a_idx], travel[np.ix_(a_idx, s_idx)], baseline_volume[s_idx]
+        )
+        baseline_flow[np.ix_(a_idx, s_idx, np.arange(len(treatment_ids)))] = block
+
+    site_objects = tuple(
+        Site(
+            id=str(row.site_id),
+            name=str(row.site_name),
+            region_id=str(row.region_id),
+            role=str(row.hn_role) if isinstance(row.hn_role, str) and row.hn_role else "PP",
+            organisation=str(row.organisation),
+        )
+        for row in sites.itertuples(index=False)
+    )
+    return Instance(
+        region_id=region_id,
+        area_ids=area_ids,
+        sites=site_objects,
+        treatments=treatments,
+        demand=demand,
+        travel_min=travel,
+        baseline_volume=baseline_volume,
+        baseline_flow=baseline_flow,
+        process_norms=tuple(dataset.process_norms()),
+        meta={
+            "baseline": dataset.baseline_kind,
+            "network": "travel_times.csv"
+            if dataset.travel_times is not None and network is None
+            else network_label(network),
+            "dataset": str(dataset.name),
+        },
+    )

@@ -1,0 +1,446 @@
+"""The ``herschik`` command line (see ../shared/CONTRACT.md and the README).
+
+Exit codes: 0 solved (optimal or feasible within the limit), 1 infeasible scenario (the
+diagnosis is printed and written to summary.json), 2 bad input or usage (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_INFEASIBLE, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+EXAMPLE = "example"
+
+
+class UsageError(Exception):
+    """A bad flag combination or argument: exit 2 with a one-line message."""
+
+
+# --- parser -------------------------------------------------------------------------------
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", metavar="DIR", type=Path, default=None,
+        help="a dataset folder in the documented format (docs/DATA_FORMAT.md) instead of the "
+        "embedded national default",
+    )
+    parser.add_argument(
+        "--network", metavar="FILE", type=Path, default=None,
+        help="a road network built with `herschik network build` instead of the embedded one",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="herschik",
+        description="Plan the reallocation of complex hospital care: which hospitals keep which "
+        "treatment, and where patients go, so that every provider clears its volume norm.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    regions = sub.add_parser("regions", help="list the regions with areas, sites, patients/yr")
+    regions.add_argument("--json", action="store_true", help="machine-readable output")
+    _common(regions)
+
+    data = sub.add_parser("data", help="inspect or export the loaded dataset")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    summary = data_sub.add_parser(
+        "summary", help="providers, providers below norm and volume per region and treatment"
+    )
+    summary.add_argument("--json", action="store_true", help="machine-readable output")
+    _common(summary)
+    export = data_sub.add_parser("export", help="write the dataset in the user format")
+    export.add_argument("--out", metavar="DIR", type=Path, required=True)
+    _common(export)
+
+    solve = sub.add_parser("solve", help="solve one region (or all jointly) and write results")
+    solve.add_argument(
+        "--region", required=True, metavar="ID",
+        help="region id (see `herschik regions`), 'all' for a joint national solve, or "
+        "'example' for the built-in synthetic example region",
+    )
+    solve.add_argument("--out", required=True, metavar="DIR", type=Path,
+                       help="result folder (created or replaced as a whole)")
+    solve.add_argument("--scenario", metavar="FILE", type=Path,
+                       help="scenario TOML file (flags below override it)")
+    solve.add_argument("--margin", type=float, metavar="F",
+                       help="required volume = norm x (1 + F); e.g. 0.1 for a 10%% margin")
+    solve.add_argument("--max-travel", type=float, metavar="MIN",
+                       help="maximum car travel time in minutes from area to treating site")
+    solve.add_argument("--max-extra-travel", type=float, metavar="MIN",
+                       help="maximum extra minutes over the area's baseline mean travel time")
+    solve.add_argument("--objective", choices=["travel", "moved", "providers"],
+                       help="travel: least patient-minutes; moved: fewest patients changing "
+                       "hospital; providers: keep as many providers as possible, then least "
+                       "travel")
+    solve.add_argument("--max-loss-share", type=float, metavar="SHARE",
+                       help="no site may lose more than SHARE (0-1) of its total volume")
+    solve.add_argument("--single-sourcing", action="store_true", default=None,
+                       help="each area sends all patients of a treatment to one site")
+    solve.add_argument("--allow-new-providers", action="store_true", default=None,
+                       help="allow sites to start treatments they do not provide today")
+    solve.add_argument("--solver", choices=["highs", "cbc"], help="MIP solver (default highs)")
+    solve.add_argument("--time-limit", type=float, metavar="S",
+                       help="time limit in seconds per sub-problem; the best solution found "
+                       "is returned with its gap")
+    solve.add_argument("--mip-gap", type=float, metavar="G",
+                       help="relative optimality gap at which to stop (default 1e-4)")
+    solve.add_argument("--geojson", action="store_true", help="also write GeoJSON (EPSG:4326)")
+    solve.add_argument("--xlsx", action="store_true", help="also write an Excel workbook")
+    solve.add_argument("--no-maps", action="store_true", help="skip the PNG maps")
+    solve.add_argument("--no-report", action="store_true", help="skip report.html")
+    _common(solve)
+
+    matrix = sub.add_parser("matrix", help="car travel minutes from a region's areas to sites")
+    matrix.add_argument("--region", required=True, metavar="ID")
+    matrix.add_argument("--out", required=True, metavar="FILE.csv", type=Path)
+    _common(matrix)
+
+    sweep = sub.add_parser("sweep", help="run a scenario grid over regions (resumable)")
+    sweep.add_argument("file", metavar="FILE", type=Path, help="scenario TOML file with a grid")
+    sweep.add_argument("--out", required=True, metavar="DIR", type=Path)
+    sweep.add_argument("--regions", default="all", metavar="all|ID,ID")
+    sweep.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="parallel processes (default: number of cores)")
+    sweep.add_argument("--executor", choices=["local", "dask"], default="local")
+    sweep.add_argument("--scheduler", metavar="ADDRESS",
+                       help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    sweep.add_argument("--plot", action="store_true", help="draw trade-off plots per region")
+    _common(sweep)
+
+    network = sub.add_parser("network", help="build a road network from OpenStreetMap data")
+    network_sub = network.add_subparsers(dest="network_command", required=True, metavar="ACTION")
+    build = network_sub.add_parser("build", help="OSM extract -> compact network file")
+    source = build.add_mutually_exclusive_group(required=True)
+    source.add_argument("--osm", metavar="FILE", type=Path, help=".osm, .osm.bz2 or .osm.pbf")
+    source.add_argument("--download", metavar="PLACE",
+                        help="opt-in: query OpenStreetMap online for PLACE (needs internet)")
+    build.add_argument("--out", required=True, metavar="FILE", type=Path)
+    _common(build)
+    return parser
+
+
+# --- helpers ------------------------------------------------------------------------------
+def _load(args: argparse.Namespace, region: str | None = None) -> Any:
+    from geo.dataset import load_dataset
+
+    if args.data is not None:
+        if not args.data.is_dir():
+            raise UsageError(f"--data {args.data}: not a folder")
+        return load_dataset(args.data)
+    return load_dataset(EXAMPLE if region == EXAMPLE else None)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def data_summary_table(dataset: Any) -> Any:
+    """Providers, providers below their norm and total volume per region and treatment."""
+    import pandas as pd
+
+    sites = dataset.sites.set_index("site_id")
+    rows = []
+    for treatment in dataset.treatment_objects():
+        volumes = dataset.baseline_volumes[
+            (dataset.baseline_volumes["intervention_id"] == treatment.id)
+            & (dataset.baseline_volumes["volume"] > 0)
+        ]
+        for region_id in dataset.regions["region_id"]:
+            in_region = volumes[volumes["site_id"].map(sites["region_id"]) == region_id]
+            below = 0
+            for row in in_region.itertuples(index=False):
+                norm = treatment.norm_for(str(sites.at[row.site_id, "hn_role"]))
+                below += int(norm is not None and row.volume < norm)
+            rows.append({
+                "region_id": region_id, "intervention_id": treatment.id,
+                "providers": int(len(in_region)), "below_norm": below,
+                "volume": round(float(in_region["volume"].sum()), 4),
+            })
+    return pd.DataFrame(rows)
+
+
+# --- commands -----------------------------------------------------------------------------
+def cmd_regions(args: argparse.Namespace) -> int:
+    dataset = _load(args)
+    demand = dataset.demand.merge(dataset.areas[["area_id", "region_id"]], on="area_id")
+    rows = []
+    for region in dataset.regions.itertuples(index=False):
+        rows.append({
+            "region_id": region.region_id,
+            "region_name": region.region_name,
+            "areas": int((dataset.areas["region_id"] == region.region_id).sum()),
+            "sites": int((dataset.sites["region_id"] == region.region_id).sum()),
+            "patients_per_year": round(
+                float(demand.loc[demand["region_id"] == region.region_id, "patients"].sum()), 1
+            ),
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table(title=f"Regions of dataset '{dataset.name}'")
+    for column in ("region_id", "region_name", "areas", "sites", "patients_per_year"):
+        table.add_column(column, justify="right" if column in ("areas", "sites") else "left")
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in row))
+    console = _console()
+    console.print(table)
+    if args.data is None:
+        console.print("Also built in: region 'example' (synthetic, for tests and demos).")
+    return EXIT_OK
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    dataset = _load(args)
+    if args.data_command == "export":
+        from geo.dataset import export_dataset
+
+        export_dataset(dataset, args.out)
+        print(f"wrote dataset '{dataset.name}' to {args.out}")
+        return EXIT_OK
+    table = data_summary_table(dataset)
+    if args.json:
+        print(json.dumps(table.to_dict(orient="records"), indent=2))
+        return EXIT_OK
+    from rich.table import Table
+
+    rich_table = Table(title=f"Baseline of dataset '{dataset.name}' per region and treatment")
+    for column in table.columns:
+        rich_table.add_column(column)
+    for row in table.itertuples(index=False):
+        rich_table.add_row(*(str(v) for v in row))
+    console = _console()
+    console.print(rich_table)
+    if dataset.baseline_kind == "illustrative":
+        console.print(
+            "[bold]Baseline volumes are ILLUSTRATIVE[/bold]: calibrated to the tranche-1 provider "
+            "counts, not real hospital volumes (see DATA.md)."
+        )
+    return EXIT_OK
+
+
+def _solve_params(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
+    """(SolveParams, scenario_info, resolved scenario or None) from --scenario plus flags."""
+    from optimiser.params import SolveParams
+
+    overrides = {
+        key: value
+        for key, value in {
+            "margin": args.margin, "max_travel": args.max_travel,
+            "max_extra_travel": args.max_extra_travel, "objective": args.objective,
+            "max_loss_share": args.max_loss_share, "single_sourcing": args.single_sourcing,
+            "allow_new_providers": args.allow_new_providers, "solver": args.solver,
+            "time_limit": args.time_limit, "mip_gap": args.mip_gap,
+        }.items()
+        if value is not None
+    }
+    if args.scenario is None:
+        return SolveParams(**overrides), {}, None
+    from scenarios.scenario_file import load_scenario, with_overrides
+
+    resolved = load_scenario(args.scenario).expand()
+    if len(resolved) != 1:
+        raise UsageError(
+            f"{args.scenario}: the scenario has a grid of {len(resolved)} runs; use "
+            "`herschik sweep` for grids"
+        )
+    scenario = with_overrides(resolved[0], **overrides) if overrides else resolved[0]
+    return scenario.params, scenario.as_dict(), scenario
+
+
+def _print_result(summary: dict[str, Any], out: Path) -> None:
+    from rich.table import Table
+
+    console = _console()
+    status = summary["status"]
+    console.print(
+        f"[bold]{summary['region_id']}[/bold]: {status} "
+        f"(solver {summary['solver']}, gap {summary.get('mip_gap')}, "
+        f"build {summary['build_seconds']:.2f} s, solve {summary['solve_seconds']:.2f} s)"
+    )
+    if status == "infeasible":
+        diagnosis = summary.get("diagnosis") or {}
+        console.print(f"[red]Infeasible:[/red] {diagnosis.get('reason', 'no reason given')}")
+        for key in ("smallest_feasible_margin", "smallest_feasible_max_travel"):
+            if diagnosis.get(key) is not None:
+                console.print(f"  {key.replace('_', ' ')}: {diagnosis[key]}")
+        console.print(f"diagnosis written to {out / 'summary.json'}")
+        return
+    kpis = summary["kpis"]
+    table = Table(title="Key figures")
+    table.add_column("KPI")
+    table.add_column("value", justify="right")
+    for key in ("patients", "patients_moved", "mean_travel_min_before", "mean_travel_min_after",
+                "mean_extra_min", "p90_extra_min", "max_extra_min", "max_travel_min_after"):
+        table.add_row(key, f"{kpis[key]:,.1f}")
+    console.print(table)
+    providers = Table(title="Providers per treatment")
+    providers.add_column("treatment")
+    providers.add_column("before", justify="right")
+    providers.add_column("after", justify="right")
+    for treatment, before in kpis["providers_before"].items():
+        providers.add_row(treatment, str(before), str(kpis["providers_after"].get(treatment, 0)))
+    console.print(providers)
+    if summary.get("baseline") == "illustrative":
+        console.print("Note: the baseline volumes are illustrative (see DATA.md).")
+    violations = summary.get("verification", {}).get("violations") or []
+    if violations:
+        console.print(f"[red]Verifier found {len(violations)} problem(s):[/red] {violations[0]}")
+    console.print(f"results written to {out}")
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from scenarios.assemble import build_instance
+    from scenarios.run import run_solve
+
+    params, scenario_info, scenario = _solve_params(args)
+    dataset = _load(args, args.region)
+    regions = list(dataset.regions["region_id"])
+    if args.region != "all" and args.region not in regions:
+        raise UsageError(f"--region {args.region}: unknown region; choose from {', '.join(regions)}"
+                         " or all")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out}: exists and is not a folder")
+    instance = build_instance(dataset, args.region, network=args.network)
+    if scenario is not None:
+        instance = scenario.apply(instance)
+    outputs = {"gpkg": True, "geojson": args.geojson, "xlsx": args.xlsx,
+               "maps": not args.no_maps, "report": not args.no_report}
+    try:
+        summary = run_solve(instance, params, args.out, dataset=dataset,
+                            scenario_info=scenario_info, outputs=outputs)
+    except FileExistsError as error:
+        raise UsageError(f"--out {error}") from None
+    _print_result(summary, args.out)
+    return EXIT_INFEASIBLE if summary["status"] == "infeasible" else EXIT_OK
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from scenarios.assemble import travel_minutes
+    from scenarios.atomic import write_csv
+
+    dataset = _load(args, args.region)
+    if args.region not in set(dataset.regions["region_id"]):
+        raise UsageError(f"--region {args.region}: unknown region")
+    areas = dataset.areas[dataset.areas["region_id"] == args.region]
+    # Sites "in or near" the region: its own, plus others within 25 km of one of its areas.
+    sites = dataset.sites
+    dx = sites["x"].to_numpy()[None, :] - areas["x"].to_numpy()[:, None]
+    dy = sites["y"].to_numpy()[None, :] - areas["y"].to_numpy()[:, None]
+    near = (np.hypot(dx, dy) <= 25_000).any(axis=0) | (sites["region_id"] == args.region)
+    site_ids = list(sites.loc[near.to_numpy() if hasattr(near, "to_numpy") else near, "site_id"])
+    minutes = travel_minutes(dataset, list(areas["area_id"]), site_ids, args.network)
+    a_idx, s_idx = np.meshgrid(np.arange(len(areas)), np.arange(len(site_ids)), indexing="ij")
+    table = pd.DataFrame({
+        "area_id": areas["area_id"].to_numpy()[a_idx.ravel()],
+        "site_id": np.asarray(site_ids)[s_idx.ravel()],
+        "minutes": np.round(minutes.ravel(), 2),
+    })
+    write_csv(args.out, table)
+    print(f"wrote {len(table)} travel times ({len(areas)} areas x {len(site_ids)} sites) "
+          f"to {args.out}")
+    return EXIT_OK
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from scenarios.sweep import run_sweep
+
+    regions = "all" if args.regions == "all" else [r for r in args.regions.split(",") if r]
+    if args.executor == "dask" and not args.scheduler:
+        raise UsageError("--executor dask needs --scheduler ADDRESS")
+    runs = run_sweep(
+        args.file, args.out, regions=regions, workers=args.workers, executor=args.executor,
+        scheduler=args.scheduler, plot=args.plot,
+        dataset_source=args.data, network=args.network,
+    )
+    counts = runs["status"].value_counts().to_dict() if len(runs) else {}
+    print(f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    print(f"wrote {args.out / 'runs.csv'}")
+    return EXIT_OK
+
+
+def cmd_network(args: argparse.Namespace) -> int:
+    from geo.network import build_network_from_osm, download_network, save_network
+
+    if args.download:
+        graph = download_network(args.download)
+    else:
+        if not args.osm.exists():
+            raise UsageError(f"--osm {args.osm}: file not found")
+        graph = build_network_from_osm(args.osm)
+    save_network(graph, args.out)
+    print(f"wrote network with {graph.number_of_nodes()} nodes and "
+          f"{graph.number_of_edges()} edges to {args.out}")
+    return EXIT_OK
+
+
+COMMANDS = {"regions": cmd_regions, "data": cmd_data, "solve": cmd_solve,
+            "matrix": cmd_matrix, "sweep": cmd_sweep, "network": cmd_network}
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``herschik`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("herschik: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - every failure becomes a one-line message
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        if _is_bad_input(error):
+            print(f"herschik: error: {_bad_input_message(error)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"herschik: internal error: {type(error).__name__}: {_one_line(error)} "
+              "(rerun with --debug for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _is_bad_input(error: BaseException) -> bool:
+    from pydantic import ValidationError
+
+    from geo.dataset import DataError
+
+    known: tuple[type[BaseException], ...] = (
+        UsageError, DataError, ValidationError, FileNotFoundError, FileExistsError,
+        IsADirectoryError, NotADirectoryError, PermissionError,
+    )
+    try:
+        from scenarios.scenario_file import ScenarioError
+
+        known += (ScenarioError,)
+    except ImportError:
+        pass
+    return isinstance(error, known)
+
+
+def _bad_input_message(error: BaseException) -> str:
+    """One line naming file, row and field where the error knows them."""
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"{where}: {first.get('msg')}"
+    return _one_line(error)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
