@@ -42,7 +42,12 @@ class BackendResult:
 
 
 def _trivial(arrays: MipArrays, solver: str) -> BackendResult | None:
-    """Models without columns: feasible iff every row range contains 0 (solvers dislike them)."""
+    """Models with build conflicts, or without columns (solvers dislike those): no solve needed.
+
+    Without columns the model is feasible iff every row range contains 0.
+    """
+    if arrays.conflicts:
+        return BackendResult("infeasible", solver=solver, message="; ".join(arrays.conflicts))
     if arrays.n_cols:
         return None
     ok = bool(np.all(arrays.row_lower <= 1e-9) and np.all(arrays.row_upper >= -1e-9))

@@ -100,6 +100,9 @@ class MipArrays:
     #: candidate[s, t] for the treatments of this model (all treatments' shape, False elsewhere)
     candidate: np.ndarray | None = None
     linking: str = "aggregated"
+    #: structural contradictions found while building (e.g. a pair forced both open and closed);
+    #: a model with conflicts is infeasible and the back-ends report so without solving
+    conflicts: list[str] = field(default_factory=list)
 
     @property
     def n_cols(self) -> int:
@@ -287,7 +290,11 @@ def build_arrays(
     cand = candidate_matrix(instance, params)
     cap = capacity_matrix(instance, params)
     required = required_matrix(instance, params)
-    fkeep, _ = force_masks(instance, params)
+    fkeep, fclose = force_masks(instance, params)
+    conflicts = [
+        f"{instance.site_ids[s]} is forced to keep and to close {instance.treatment_ids[t]}"
+        for t in tsel for s in np.nonzero(fkeep[:, t] & fclose[:, t])[0]
+    ]
     base_travel = instance.baseline_travel() if params.max_extra_travel is not None else None
     weights = objective_weights(params)
     use_stay = weights["moved"] != 0.0
@@ -535,6 +542,7 @@ def build_arrays(
         row_families=families,
         candidate=cand,
         linking=linking,
+        conflicts=conflicts,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -397,6 +398,8 @@ def _one_line(error: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``herschik`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so staged result folders are removed, never left torn.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -411,6 +414,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"herschik: internal error: {type(error).__name__}: {_one_line(error)} "
               "(rerun with --debug for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _is_bad_input(error: BaseException) -> bool:

@@ -192,8 +192,8 @@ def _suggest(key: str, options: Iterable[str]) -> str:
 def _format_value(value: Any) -> str:
     if value is None:
         return "none"
-    if isinstance(value, float) and value.is_integer():
-        return str(value)
+    if isinstance(value, float):
+        return format(value, "g")
     return str(value)
 
 
@@ -385,7 +385,13 @@ class ResolvedScenario:
 
     # --- identity -------------------------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:
-        """Every resolved parameter of this run, JSON-ready (for summary.json and hashing)."""
+        """Every resolved parameter of this run, JSON-ready (for summary.json and hashing).
+
+        Flat: the SolveParams fields (closures included in ``force_close``) next to ``name``,
+        ``scenario`` (the file's name), ``grid`` (this run's grid values), ``overrides``,
+        growth (``base_year``, ``target_year``, ``growth_pct_per_year``), ``norm_multiplier``,
+        ``closures`` and the ``treatments`` / ``groups`` tables.
+        """
         data = self.model.model_dump(mode="json")
         data.pop("name", None)
         return _json_ready(
@@ -394,7 +400,7 @@ class ResolvedScenario:
                 "scenario": self.base_name,
                 "grid": self.grid_point,
                 "overrides": self.overrides,
-                "params": self.params.model_dump(mode="json"),
+                **self.params.model_dump(mode="json"),
                 "base_year": data["base_year"],
                 "target_year": data["target_year"],
                 "growth_pct_per_year": data["growth_pct_per_year"],

@@ -1,0 +1,337 @@
+"""Origin-destination travel times on a road graph: CSR arrays + scipy Dijkstra, disk cache.
+
+The graph (any osmnx-compatible MultiDiGraph with node ``x, y`` and edge ``travel_time`` in
+seconds; default :func:`geo.network.default_network`) is converted once to CSR arrays
+(:func:`to_csr`, memoised per graph object; parallel edges keep the fastest). Points are
+snapped to the nearest graph node (``scipy.spatial.cKDTree``) with an access time for the
+snap distance (distance x ``access_detour`` at ``access_kmh``). Area -> site times come from
+ONE ``scipy.sparse.csgraph.dijkstra`` call from the (unique) site nodes on the REVERSED
+graph, with ``limit`` for the travel cap (in chunks of sources on very large graphs).
+
+Matrices are cached on disk (``<cache_dir>/matrices/<sha256>.npy``) keyed by the network
+fingerprint, both point sets, the speed/access profile and the limit.
+:func:`od_matrix_networkx` is the plain networkx reference used by tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import dijkstra
+from scipy.spatial import cKDTree
+
+#: Speed (km/h) and detour factor of the access leg between a point and its snapped node.
+ACCESS_KMH = 40.0
+ACCESS_DETOUR = 1.3
+#: Bump when the computation changes, so that old cached matrices are not reused.
+CACHE_VERSION = 1
+#: Memory budget (bytes) for one chunk of Dijkstra distance rows.
+_CHUNK_BYTES = 256 * 2**20
+
+
+@dataclass(eq=False)
+class CSRNetwork:
+    """A road graph as CSR arrays (travel time in seconds) plus a KD-tree of its nodes.
+
+    Attributes
+    ----------
+    node_ids
+        Original node ids (position ``i`` in the arrays = ``node_ids[i]``).
+    xy
+        Node coordinates (N, 2), metres.
+    forward, reverse
+        CSR matrices (N, N) of travel seconds, ``reverse = forward.T``.
+    fingerprint
+        SHA-256 over xy and the CSR arrays (the cache key of the network).
+    """
+
+    node_ids: np.ndarray
+    xy: np.ndarray
+    forward: sp.csr_matrix
+    reverse: sp.csr_matrix
+    fingerprint: str
+    tree: cKDTree = field(repr=False)
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_ids)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        xy: np.ndarray,
+        u: np.ndarray,
+        v: np.ndarray,
+        seconds: np.ndarray,
+        node_ids: np.ndarray | None = None,
+        fingerprint: str | None = None,
+    ) -> CSRNetwork:
+        """Build from edge arrays (positions ``u -> v`` into ``xy``, weights in seconds)."""
+        xy = np.ascontiguousarray(xy, dtype=np.float64)
+        n = len(xy)
+        u = np.asarray(u, dtype=np.int64)
+        v = np.asarray(v, dtype=np.int64)
+        w = np.maximum(np.asarray(seconds, dtype=np.float64), 1e-3)
+        ok = (u != v) & np.isfinite(w)
+        u, v, w = u[ok], v[ok], w[ok]
+        order = np.lexsort((w, v, u))
+        u, v, w = u[order], v[order], w[order]
+        keep = np.ones(len(u), bool)
+        keep[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])
+        fwd = sp.csr_matrix((w[keep], (u[keep], v[keep])), shape=(n, n))
+        fwd.sort_indices()
+        rev = fwd.T.tocsr()
+        rev.sort_indices()
+        if fingerprint is None:
+            h = hashlib.sha256()
+            for a in (xy, fwd.indptr, fwd.indices, fwd.data):
+                h.update(np.ascontiguousarray(a).tobytes())
+            fingerprint = h.hexdigest()
+        ids = np.arange(n) if node_ids is None else np.asarray(node_ids)
+        return cls(ids, xy, fwd, rev, fingerprint, cKDTree(xy))
+
+    def snap(
+        self, xy: np.ndarray, access_kmh: float = ACCESS_KMH, access_detour: float = ACCESS_DETOUR
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest node positions and access seconds for points ``xy`` (P, 2)."""
+        xy = _as_xy(xy)
+        if len(xy) == 0:
+            return np.zeros(0, np.int64), np.zeros(0)
+        d, i = self.tree.query(xy)
+        return i.astype(np.int64), d * access_detour / (access_kmh / 3.6)
+
+
+_CSR_MEMO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def to_csr(G: nx.MultiDiGraph, weight: str = "travel_time", refresh: bool = False) -> CSRNetwork:
+    """Convert ``G`` to a :class:`CSRNetwork` (memoised per graph object; treat ``G`` as
+    read-only afterwards or pass ``refresh=True``)."""
+    if not refresh and G in _CSR_MEMO and _CSR_MEMO[G][0] == weight:
+        return _CSR_MEMO[G][1]
+    nodes = list(G.nodes)
+    pos = {n: i for i, n in enumerate(nodes)}
+    xy = np.array([(G.nodes[n]["x"], G.nodes[n]["y"]) for n in nodes], dtype=np.float64)
+    m = G.number_of_edges()
+    u = np.empty(m, np.int64)
+    v = np.empty(m, np.int64)
+    w = np.empty(m)
+    for k, (a, b, t) in enumerate(G.edges(data=weight)):
+        u[k], v[k] = pos[a], pos[b]
+        w[k] = np.inf if t is None else float(t)
+    if all(isinstance(n, int | np.integer) for n in nodes):
+        ids = np.array(nodes, dtype=np.int64)
+    else:
+        ids = np.empty(len(nodes), dtype=object)
+        ids[:] = nodes
+    net = CSRNetwork.from_arrays(xy, u, v, w, node_ids=ids)
+    _CSR_MEMO[G] = (weight, net)
+    return net
+
+
+def _as_xy(xy) -> np.ndarray:
+    a = np.ascontiguousarray(np.asarray(xy, dtype=np.float64))
+    if a.ndim != 2 or a.shape[1] != 2:
+        raise ValueError(f"expected an (n, 2) array of x, y; got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError("coordinates must be finite")
+    return a
+
+
+def _resolve(network) -> tuple[CSRNetwork | None, str, object]:
+    """(csr or None if not built yet, fingerprint, graph-or-loader) for ``network``."""
+    if network is None:
+        from geo import skeleton
+
+        return None, "default:" + skeleton.inputs_fingerprint(), None
+    if isinstance(network, CSRNetwork):
+        return network, network.fingerprint, network
+    if isinstance(network, str | os.PathLike):
+        from geo.network import load_network
+
+        network = load_network(network)
+    net = to_csr(network)
+    return net, net.fingerprint, network
+
+
+def _csr_of(network) -> CSRNetwork:
+    if network is None:
+        from geo.network import default_network
+
+        return to_csr(default_network())
+    if isinstance(network, CSRNetwork):
+        return network
+    if isinstance(network, str | os.PathLike):
+        from geo.network import load_network
+
+        return to_csr(load_network(network))
+    return to_csr(network)
+
+
+def matrix_cache_dir() -> Path:
+    """Folder of cached matrices: ``<geo.network.cache_dir()>/matrices``."""
+    from geo.network import cache_dir
+
+    return cache_dir() / "matrices"
+
+
+def _cache_key(fp: str, a: np.ndarray, s: np.ndarray, profile: dict) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"v": CACHE_VERSION, "net": fp, **profile}, sort_keys=True).encode())
+    h.update(np.asarray(a.shape).tobytes() + a.tobytes())
+    h.update(np.asarray(s.shape).tobytes() + s.tobytes())
+    return h.hexdigest()
+
+
+def area_site_minutes(
+    area_xy: np.ndarray,
+    site_xy: np.ndarray,
+    network=None,
+    limit_min: float | None = None,
+    *,
+    access_kmh: float = ACCESS_KMH,
+    access_detour: float = ACCESS_DETOUR,
+    time_factor: float = 1.0,
+    use_cache: bool = True,
+) -> np.ndarray:
+    """Travel minutes by car from every area point to every site point.
+
+    Parameters
+    ----------
+    area_xy, site_xy
+        Arrays (A, 2) and (S, 2) of x, y in the network CRS (EPSG:28992 metres).
+    network
+        ``None`` for the embedded national default, a MultiDiGraph with ``travel_time``, a
+        :class:`CSRNetwork`, or a path to a network file (:func:`geo.network.load_network`).
+    limit_min
+        Travel cap: times above it are ``inf`` (and Dijkstra stops early).
+    access_kmh, access_detour
+        Access leg between a point and its snapped node: distance x detour at this speed.
+    time_factor
+        Multiplies the network travel times (speed calibration; 1 = as in the graph).
+    use_cache
+        Read/write the on-disk matrix cache (:func:`matrix_cache_dir`).
+
+    Returns
+    -------
+    numpy.ndarray
+        (A, S) float64 minutes; ``inf`` where unreachable or above ``limit_min``.
+    """
+    a = _as_xy(area_xy)
+    s = _as_xy(site_xy)
+    net, fp, _ = _resolve(network)
+    profile = {"access_kmh": float(access_kmh), "access_detour": float(access_detour),
+               "time_factor": float(time_factor),
+               "limit_min": None if limit_min is None else float(limit_min)}
+    path = None
+    if use_cache:
+        path = matrix_cache_dir() / f"{_cache_key(fp, a, s, profile)}.npy"
+        if path.exists():
+            try:
+                out = np.load(path, allow_pickle=False)
+                if out.shape == (len(a), len(s)):
+                    return out
+            except (OSError, ValueError):
+                pass
+    if net is None:
+        net = _csr_of(network)
+    out = _compute(net, a, s, limit_min, access_kmh, access_detour, time_factor)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
+            np.save(tmp, out)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+    return out
+
+
+def _compute(net: CSRNetwork, a, s, limit_min, access_kmh, access_detour, time_factor):
+    A, S = len(a), len(s)
+    out = np.full((A, S), np.inf)
+    if A == 0 or S == 0:
+        return out
+    an, aacc = net.snap(a, access_kmh, access_detour)
+    sn, sacc = net.snap(s, access_kmh, access_detour)
+    uniq, inv = np.unique(sn, return_inverse=True)
+    lim = np.inf if limit_min is None else float(limit_min) * 60.0 / time_factor
+    chunk = max(1, int(_CHUNK_BYTES // (8 * max(net.n_nodes, 1))))
+    net_s = np.empty((len(uniq), A))
+    for i in range(0, len(uniq), chunk):
+        d = dijkstra(net.reverse, directed=True, indices=uniq[i : i + chunk], limit=lim)
+        net_s[i : i + chunk] = d[:, an]
+    out = (net_s[inv].T * time_factor + aacc[:, None] + sacc[None, :]) / 60.0
+    if limit_min is not None:
+        out[out > limit_min] = np.inf
+    return out
+
+
+def od_matrix_networkx(
+    area_xy: np.ndarray,
+    site_xy: np.ndarray,
+    network=None,
+    limit_min: float | None = None,
+    *,
+    access_kmh: float = ACCESS_KMH,
+    access_detour: float = ACCESS_DETOUR,
+    time_factor: float = 1.0,
+) -> np.ndarray:
+    """Reference implementation of :func:`area_site_minutes` with plain networkx Dijkstra.
+
+    Same snapping and access legs; one ``single_source_dijkstra_path_length`` per site on the
+    reversed graph. Slow; for tests and benchmarks.
+    """
+    from geo.network import default_network
+
+    G = default_network() if network is None else network
+    net = to_csr(G)
+    a, s = _as_xy(area_xy), _as_xy(site_xy)
+    an, aacc = net.snap(a, access_kmh, access_detour)
+    sn, sacc = net.snap(s, access_kmh, access_detour)
+    R = G.reverse(copy=False)
+    cutoff = None if limit_min is None else float(limit_min) * 60.0 / time_factor
+    out = np.full((len(a), len(s)), np.inf)
+    ids = net.node_ids.tolist()
+    area_ids = [ids[i] for i in an]
+    for j, node in enumerate(sn):
+        dist = nx.single_source_dijkstra_path_length(
+            R, ids[node], cutoff=cutoff, weight="travel_time"
+        )
+        col = np.array([dist.get(n, np.inf) for n in area_ids], dtype=float)
+        out[:, j] = (col * time_factor + aacc + sacc[j]) / 60.0
+    if limit_min is not None:
+        out[out > limit_min] = np.inf
+    return out
+
+
+def nearest_nodes(xy: np.ndarray, network=None) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest graph node ids and snap distances (m) for points ``xy`` (P, 2)."""
+    net = _csr_of(network)
+    d, i = net.tree.query(_as_xy(xy))
+    return net.node_ids[i], d
+
+
+def matrix_frame(
+    area_ids, area_xy: np.ndarray, site_ids, site_xy: np.ndarray, network=None,
+    limit_min: float | None = None,
+):
+    """Long table ``area_id, site_id, minutes`` (finite times only), e.g. for
+    ``herschik matrix``."""
+    import pandas as pd
+
+    m = area_site_minutes(area_xy, site_xy, network, limit_min)
+    ai, si = np.nonzero(np.isfinite(m))
+    return pd.DataFrame({
+        "area_id": np.asarray(area_ids, dtype=object)[ai],
+        "site_id": np.asarray(site_ids, dtype=object)[si],
+        "minutes": np.round(m[ai, si], 2),
+    })

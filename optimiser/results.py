@@ -1,0 +1,160 @@
+"""Contract tables and summary dict of one solve (pandas; no file I/O: scenarios.run writes them).
+
+Floats are rounded to ``DECIMALS`` so that written files are byte-stable across runs and
+platforms; rows are sorted by their ids.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .formulation import required_matrix
+from .instance import Instance
+from .params import SolveParams
+from .solution import Solution
+
+DECIMALS = 6
+CONTRACT_VERSION = 1
+
+SITE_VOLUME_COLUMNS = [
+    "region_id", "site_id", "site_name", "intervention_id", "norm", "required_min",
+    "volume_before", "volume_after", "kept_before", "kept_after",
+]
+ASSIGNMENT_COLUMNS = [
+    "region_id", "area_id", "intervention_id", "site_id", "patients", "travel_min",
+    "travel_min_before", "extra_min",
+]
+
+#: assignments below this many patients per year are solver noise, not an assignment
+MIN_PATIENTS = 1e-9
+
+
+def _r(value: float) -> float:
+    return round(float(value), DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def site_volumes_table(instance: Instance, solution: Solution, params: SolveParams
+                       ) -> pd.DataFrame:
+    """One row per site and treatment that has a norm (at that site), sorted by ids.
+
+    ``volume_after`` and ``kept_after`` are empty (NaN / None) when the solve was infeasible.
+    """
+    norms = instance.norm_matrix()
+    required = required_matrix(instance, params)
+    volume_after = solution.flow.sum(axis=0) if solution.flow is not None else None
+    records = []
+    for s, site in enumerate(instance.sites):
+        for t, tid in enumerate(instance.treatment_ids):
+            if np.isnan(norms[s, t]):
+                continue
+            records.append({
+                "region_id": site.region_id,
+                "site_id": site.id,
+                "site_name": site.name,
+                "intervention_id": tid,
+                "norm": _r(norms[s, t]),
+                "required_min": _r(required[s, t]),
+                "volume_before": _r(instance.baseline_volume[s, t]),
+                "volume_after": _r(volume_after[s, t]) if volume_after is not None else None,
+                "kept_before": bool(instance.baseline_volume[s, t] > 0),
+                "kept_after": (bool(solution.keep[s, t]) if solution.keep is not None
+                               else None),
+            })
+    frame = pd.DataFrame.from_records(records, columns=SITE_VOLUME_COLUMNS)
+    frame = frame.sort_values(["site_id", "intervention_id"], kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def assignments_table(instance: Instance, solution: Solution) -> pd.DataFrame:
+    """One row per (area, treatment, site) with patients > 0 after reallocation, sorted by ids.
+
+    ``region_id`` is the area's region when the instance carries ``meta["area_regions"]``
+    (a mapping area_id -> region_id, or a comma-separated list aligned with area_ids), else the
+    treating site's region. ``travel_min_before`` is the patient-weighted mean baseline travel of
+    the area and treatment (NaN when the area had no baseline patients; extra_min is then NaN).
+    """
+    if solution.flow is None:
+        return pd.DataFrame(columns=ASSIGNMENT_COLUMNS)
+    flow = solution.flow
+    a_idx, s_idx, t_idx = np.nonzero(flow > MIN_PATIENTS)
+    base = instance.baseline_travel()
+    area_regions = _area_regions(instance)
+    site_regions = np.array([site.region_id for site in instance.sites], dtype=object)
+    area_ids = np.array(instance.area_ids, dtype=object)
+    site_ids = np.array(instance.site_ids, dtype=object)
+    treat_ids = np.array(instance.treatment_ids, dtype=object)
+    travel = instance.travel_min[a_idx, s_idx]
+    before = base[a_idx, t_idx]
+    frame = pd.DataFrame({
+        "region_id": (area_regions[a_idx] if area_regions is not None else site_regions[s_idx]),
+        "area_id": area_ids[a_idx],
+        "intervention_id": treat_ids[t_idx],
+        "site_id": site_ids[s_idx],
+        "patients": np.round(flow[a_idx, s_idx, t_idx], DECIMALS) + 0.0,
+        "travel_min": np.round(travel, DECIMALS) + 0.0,
+        "travel_min_before": np.round(before, DECIMALS) + 0.0,
+        "extra_min": np.round(travel - before, DECIMALS) + 0.0,
+    }, columns=ASSIGNMENT_COLUMNS)
+    frame = frame.sort_values(["area_id", "intervention_id", "site_id"], kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def _area_regions(instance: Instance) -> np.ndarray | None:
+    raw: Any = instance.meta.get("area_regions") if instance.meta else None
+    if raw is None:
+        return None
+    if isinstance(raw, dict):
+        return np.array([raw.get(a, "") for a in instance.area_ids], dtype=object)
+    if isinstance(raw, str):
+        parts = raw.split(",")
+        if len(parts) == len(instance.area_ids):
+            return np.array(parts, dtype=object)
+        return None
+    parts = list(raw)
+    return np.array(parts, dtype=object) if len(parts) == len(instance.area_ids) else None
+
+
+def _clean(value: Any) -> Any:
+    """Round floats, turn numpy scalars into Python ones and non-finite floats into None."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        f = float(value)
+        return _r(f) if math.isfinite(f) else None
+    return value
+
+
+def summary_dict(instance: Instance, solution: Solution, params: SolveParams,
+                 kpis: dict[str, Any]) -> dict[str, Any]:
+    """The contract's summary.json as a dict (plus decomposition, subproblems, warnings).
+
+    Timings are rounded to milliseconds: they are the only fields that differ between runs.
+    """
+    return _clean({
+        "contract": CONTRACT_VERSION,
+        "region_id": instance.region_id,
+        "scenario": params.model_dump(mode="json"),
+        "status": solution.status,
+        "objective": solution.objective,
+        "mip_gap": solution.mip_gap,
+        "build_seconds": round(solution.build_seconds, 3),
+        "solve_seconds": round(solution.solve_seconds, 3),
+        "solver": solution.solver,
+        "kpis": kpis,
+        "diagnosis": solution.diagnosis,
+        "baseline": instance.meta.get("baseline", "illustrative"),
+        "network": instance.meta.get("network", "default"),
+        "decomposition": solution.decomposition,
+        "subproblems": solution.subproblems,
+        "warnings": list(solution.warnings),
+    })

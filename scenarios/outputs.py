@@ -1,0 +1,165 @@
+"""Everything a run writes for planners besides the contract CSVs / summary.json.
+
+:func:`write_run_outputs` is called by ``scenarios.run`` once ``summary.json``,
+``site_volumes.csv`` and ``assignments.csv`` exist in the (temporary) run folder. It writes, each
+file via a temporary name and :func:`os.replace`:
+
+* ``results.gpkg`` — layers ``sites``, ``areas``, ``flows`` in EPSG:28992 (``gpkg=True``);
+* ``geojson/{sites,areas,flows}.geojson`` — the same layers in EPSG:4326 (``geojson=True``);
+* ``results.xlsx`` — sheets ``summary``, ``kpis``, ``site_volumes``, ``assignments``
+  (``xlsx=True``);
+* ``maps/overview.png`` and ``maps/<intervention_id>.png`` (``maps=True``);
+* ``report.html`` — self-contained, maps embedded (``report=True``).
+
+An infeasible run has no reallocation: when both tables are empty, no GeoPackage, GeoJSON or
+maps are written (a GeoPackage without results would only repeat the input data); the report
+(and the workbook, if asked for) still are, and explain the diagnosis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from geo.export import (
+    FALLBACK_BUFFER_M,
+    areas_geodataframe,
+    normalise_assignments,
+    normalise_site_volumes,
+    write_results_geojson,
+    write_results_gpkg,
+)
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested dicts -> ``[("a.b", v)]``; lists and other objects become JSON text."""
+    if isinstance(value, Mapping):
+        rows: list[tuple[str, Any]] = []
+        for key, item in value.items():
+            rows.extend(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return rows
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return [(prefix, value)]
+    return [(prefix, json.dumps(value, default=str))]
+
+
+def write_results_xlsx(
+    path: str | Path,
+    summary: Mapping[str, Any],
+    site_volumes: pd.DataFrame,
+    assignments: pd.DataFrame,
+) -> Path:
+    """Excel workbook with sheets ``summary``, ``kpis``, ``site_volumes``, ``assignments``.
+
+    ``summary`` and ``kpis`` are two-column sheets (``key, value`` / ``kpi, value``) with
+    nested entries flattened to dotted keys (``scenario.margin``, ``providers_after.<id>``);
+    the other two sheets are the contract tables unchanged.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    top = {k: v for k, v in summary.items() if k != "kpis"}
+    summary_rows = pd.DataFrame(_flatten(top), columns=["key", "value"])
+    kpi_rows = pd.DataFrame(_flatten(summary.get("kpis") or {}), columns=["kpi", "value"])
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+            summary_rows.to_excel(writer, sheet_name="summary", index=False)
+            kpi_rows.to_excel(writer, sheet_name="kpis", index=False)
+            site_volumes.to_excel(writer, sheet_name="site_volumes", index=False)
+            assignments.to_excel(writer, sheet_name="assignments", index=False)
+            for sheet in writer.sheets.values():
+                sheet.freeze_panes = "A2"
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _treatment_names(dataset: Any) -> dict[str, str]:
+    table = getattr(dataset, "treatments", None)
+    if isinstance(table, pd.DataFrame) and {"intervention_id", "name"} <= set(table.columns):
+        return dict(zip(table["intervention_id"].astype(str), table["name"].astype(str),
+                        strict=True))
+    return {}
+
+
+def _region_name(dataset: Any, region_id: str) -> str | None:
+    table = getattr(dataset, "regions", None)
+    if isinstance(table, pd.DataFrame) and {"region_id", "region_name"} <= set(table.columns):
+        match = table.loc[table["region_id"].astype(str) == region_id, "region_name"]
+        if len(match):
+            return str(match.iloc[0])
+    return None
+
+
+def write_run_outputs(
+    run_dir: Path,
+    summary: dict,
+    site_volumes: pd.DataFrame,
+    assignments: pd.DataFrame,
+    dataset: Any,
+    *,
+    gpkg: bool = True,
+    geojson: bool = False,
+    xlsx: bool = False,
+    maps: bool = True,
+    report: bool = True,
+    map_treatments: Iterable[str] | None = None,
+) -> list[Path]:
+    """Write the planner outputs of one run into ``run_dir``; returns the paths written.
+
+    ``dataset`` is a ``geo.dataset.Dataset`` (duck-typed: ``sites``, ``areas``,
+    ``area_geometries`` (may be ``None``), optional ``treatments`` / ``regions`` for names).
+    ``map_treatments`` restricts the per-treatment maps (the overview is always drawn).
+    Errors propagate: a run whose outputs cannot be written is not a finished run.
+    """
+    from geo.maps import write_maps
+    from scenarios.report import write_report
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sv = normalise_site_volumes(site_volumes)
+    asg = normalise_assignments(assignments)
+    has_results = bool(len(sv) or len(asg))
+    names = _treatment_names(dataset)
+    region_id = str(summary.get("region_id", ""))
+    notes: list[str] = []
+    written: list[Path] = []
+
+    areas_gdf = None
+    if has_results and (gpkg or geojson or maps):
+        areas_gdf = areas_geodataframe(dataset.areas, getattr(dataset, "area_geometries", None))
+        n_fallback = int(areas_gdf.attrs.get("fallback_geometry", 0))
+        if n_fallback:
+            notes.append(
+                f"{n_fallback} of {len(areas_gdf)} areas have no polygon in the dataset; the "
+                f"maps and the GeoPackage 'areas' layer show them as circles of "
+                f"{FALLBACK_BUFFER_M:g} m around their demand centroid.")
+    elif not has_results:
+        notes.append("No reallocation was computed (the scenario is infeasible), so no "
+                     "GeoPackage, GeoJSON or maps were written for this run.")
+
+    if gpkg and areas_gdf is not None:
+        written.append(write_results_gpkg(run_dir / "results.gpkg", sv, asg, dataset.sites,
+                                          areas_gdf))
+    if geojson and areas_gdf is not None:
+        written.extend(write_results_geojson(run_dir / "geojson", sv, asg, dataset.sites,
+                                             areas_gdf))
+    if xlsx:
+        written.append(write_results_xlsx(run_dir / "results.xlsx", summary, site_volumes,
+                                          assignments))
+    map_pngs: dict[str, Path] = {}
+    if maps and areas_gdf is not None:
+        map_pngs = write_maps(run_dir / "maps", summary, sv, asg, dataset.sites, areas_gdf,
+                              treatments=map_treatments, treatment_names=names)
+        written.extend(map_pngs.values())
+    if report:
+        written.append(write_report(run_dir / "report.html", summary, sv, asg, map_pngs,
+                                    treatment_names=names,
+                                    region_name=_region_name(dataset, region_id), notes=notes))
+    return written

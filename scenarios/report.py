@@ -1,0 +1,524 @@
+"""Self-contained ``report.html`` of one run: no scripts, no network, images inlined.
+
+Sections (stable headings, tested): h1 ``herschik report — <region_id>``; h2 ``Key figures``,
+``Providers per treatment``, ``Hospitals that gain and lose``, ``Extra travel``, ``Maps``,
+``Scenario``, ``Caveats``. Every text from the data is escaped with :func:`html.escape`. The
+output is deterministic (no timestamps), so two identical runs give identical reports.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from geo.export import normalise_assignments, normalise_site_volumes
+
+SECTIONS = ("Key figures", "Providers per treatment", "Hospitals that gain and lose",
+            "Extra travel", "Maps", "Scenario", "Caveats")
+
+CSS = """
+:root { --ink:#1d2733; --muted:#5b6875; --line:#d9dee4; --band:#f4f6f8; --accent:#08306b; }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.45 -apple-system,"Segoe UI",Roboto,"DejaVu Sans",Arial,sans-serif;
+       color:var(--ink); background:#fff; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px 28px 48px; }
+h1 { font-size: 26px; margin: 0 0 4px; color: var(--accent); }
+h2 { font-size: 20px; margin: 34px 0 10px; padding-bottom: 4px;
+     border-bottom: 2px solid var(--accent); }
+h3 { font-size: 16px; margin: 22px 0 6px; }
+p.sub, p.note, figcaption { color: var(--muted); }
+table { border-collapse: collapse; margin: 8px 0 14px; font-size: 13px; }
+th, td { padding: 4px 10px; border-bottom: 1px solid var(--line); text-align: left;
+         vertical-align: top; }
+th { background: var(--band); font-weight: 600; }
+table.providers-overview td:nth-child(2), table.gain-lose td:nth-child(2),
+table.providers td:nth-child(2) { min-width: 16em; }
+tbody tr:nth-child(even) td { background: #fafbfc; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.status { display:inline-block; padding:1px 8px; border-radius:10px; font-weight:600;
+          font-size:12px; }
+.status.optimal, .status.kept { background:#e0ecf8; color:#08306b; }
+.status.feasible { background:#fff3cd; color:#7a5a00; }
+.status.infeasible, .status.lost { background:#fde0dd; color:#a50f15; }
+.status.gained { background:#e5f5e0; color:#006d2c; }
+.warn { color:#a50f15; font-weight:600; }
+.alert { border-left: 5px solid #a50f15; background: #fdf0ef; padding: 10px 14px;
+         margin: 14px 0; }
+.grid { display:flex; flex-wrap:wrap; gap: 0 36px; align-items:flex-start; }
+figure { margin: 12px 0 20px; }
+figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+ul.caveats li { margin-bottom: 6px; }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+@media print { h2 { break-after: avoid; } figure, table { break-inside: avoid; } }
+"""
+
+_STATUS_ORDER = {"kept": 0, "gained": 1, "lost": 2, "—": 3}
+
+
+# ----------------------------------------------------------------------------- formatting
+def esc(value: Any) -> str:
+    """HTML-escaped text of any value."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    """Human formatting: thousands separators, ``—`` for missing, yes/no for booleans."""
+    if value is None:
+        return "—"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(float(value)):
+            return "—"
+        return f"{float(value):,.{digits}f}"
+    if isinstance(value, (list, tuple)) and all(
+            isinstance(v, (str, int, float)) for v in value):
+        return ", ".join(str(v) for v in value) if value else "—"
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, default=str) if value else "—"
+    return str(value)
+
+
+def pct(value: float | None) -> str:
+    """Signed whole percentage (``+12%``), ``—`` when missing."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value:+.0%}"
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, cls: str,
+           numeric: Sequence[bool] | None = None) -> str:
+    """A table; cells are strings already escaped (use :func:`esc`) or values to format."""
+    numeric = list(numeric or [False] * len(headers))
+    head = "".join(f'<th{" class=num" if n else ""} scope="col">{esc(h)}</th>'
+                   for h, n in zip(headers, numeric, strict=True))
+    body = []
+    for row in rows:
+        cells = []
+        for cell, n in zip(row, numeric, strict=True):
+            text = cell.html if isinstance(cell, _Html) else esc(fmt(cell))
+            cells.append(f'<td{" class=num" if n else ""}>{text}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<table class="{esc(cls)}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
+
+
+class _Html:
+    """Marks a cell as ready-made (already escaped) HTML."""
+
+    def __init__(self, html_text: str) -> None:
+        self.html = html_text
+
+
+def _badge(word: str) -> _Html:
+    return _Html(f'<span class="status {esc(word)}">{esc(word)}</span>')
+
+
+def _png_data_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+# ----------------------------------------------------------------------------- sections
+def _key_figures(summary: Mapping[str, Any]) -> str:
+    k = summary.get("kpis") or {}
+    out = []
+    status = str(summary.get("status", "unknown"))
+    diagnosis = summary.get("diagnosis")
+    if diagnosis:
+        reason = diagnosis.get("reason") if isinstance(diagnosis, Mapping) else diagnosis
+        out.append(f'<div class="alert"><strong>The scenario is {esc(status)}.</strong> '
+                   f"{esc(reason)}</div>")
+    if k:
+        patients = k.get("patients")
+        moved = k.get("patients_moved")
+        share = (moved / patients) if patients and moved is not None else None
+        before = k.get("providers_before") or {}
+        after = k.get("providers_after") or {}
+        rows = [
+            ("Patients per year", fmt(patients), ""),
+            ("Patients treated elsewhere", fmt(moved),
+             f"{share:.1%} of patients" if share is not None else ""),
+            ("Mean travel before", fmt(k.get("mean_travel_min_before")), "min by car"),
+            ("Mean travel after", fmt(k.get("mean_travel_min_after")), "min by car"),
+            ("Mean extra travel", fmt(k.get("mean_extra_min")), "min per patient"),
+            ("90th percentile extra travel", fmt(k.get("p90_extra_min")), "min per patient"),
+            ("Largest extra travel", fmt(k.get("max_extra_min")), "min"),
+            ("Longest travel after", fmt(k.get("max_travel_min_after")), "min"),
+            ("Providers (sum over treatments)",
+             f"{fmt(sum(before.values()))} → {fmt(sum(after.values()))}",
+             f"{len(after) or len(before)} treatments"),
+        ]
+        known = {"patients", "patients_moved", "mean_travel_min_before",
+                 "mean_travel_min_after", "mean_extra_min", "p90_extra_min", "max_extra_min",
+                 "max_travel_min_after", "providers_before", "providers_after", "shared_care"}
+        for key, value in k.items():
+            if key not in known and not isinstance(value, (dict, list)):
+                rows.append((key.replace("_", " "), fmt(value), ""))
+        shared = k.get("shared_care")
+        if isinstance(shared, Mapping):
+            for key, value in shared.items():
+                text = fmt(value)
+                if key.endswith("share") and isinstance(value, (int, float)):
+                    text = f"{value:.1%}"
+                rows.append((f"Shared care: {key.replace('_', ' ')}", text, ""))
+        out.append(_table(["Figure", "Value", "Unit / note"], rows, cls="kpis",
+                          numeric=[False, True, False]))
+    else:
+        out.append('<p class="note">No key figures: no reallocation was computed.</p>')
+
+    gap = summary.get("mip_gap")
+    solve_rows = [
+        ("Status", _badge(status)),
+        ("Objective", fmt(summary.get("objective"), 2)),
+        ("MIP gap", f"{gap:.2%}" if isinstance(gap, (int, float)) else "—"),
+        ("Solver", fmt(summary.get("solver"))),
+        ("Build time", f"{fmt(summary.get('build_seconds'), 2)} s"),
+        ("Solve time", f"{fmt(summary.get('solve_seconds'), 2)} s"),
+        ("Decomposition", fmt(summary.get("decomposition") or "—")),
+    ]
+    out.append("<h3>Solve</h3>")
+    out.append(_table(["Item", "Value"], solve_rows, cls="solve"))
+    subproblems = summary.get("subproblems") or []
+    if subproblems:
+        cols: list[str] = []
+        for sub in subproblems:
+            cols.extend(c for c in sub if c not in cols)
+        rows = [[sub.get(c) for c in cols] for sub in subproblems]
+        numeric = [all(isinstance(sub.get(c), (int, float)) and not isinstance(sub.get(c), bool)
+                       for sub in subproblems if sub.get(c) is not None) for c in cols]
+        out.append("<h3>Sub-problems</h3>")
+        out.append(_table(cols, rows, cls="subproblems", numeric=numeric))
+    if isinstance(diagnosis, Mapping) and len(diagnosis) > 1:
+        out.append("<h3>Diagnosis</h3>")
+        out.append(_table(["Item", "Value"], list(diagnosis.items()), cls="diagnosis"))
+    warnings = summary.get("warnings") or []
+    if warnings:
+        out.append("<h3>Warnings</h3><ul>" + "".join(f"<li>{esc(w)}</li>" for w in warnings)
+                   + "</ul>")
+    return "".join(out)
+
+
+def _status(before: bool, after: bool) -> str:
+    return "kept" if before and after else "gained" if after else "lost" if before else "—"
+
+
+def _margin_for(scenario: Mapping[str, Any], treatment: str) -> float:
+    by = scenario.get("margin_by_treatment") or {}
+    return float(by.get(treatment, scenario.get("margin", 0.0) or 0.0))
+
+
+def treatment_order(ids: Iterable[str], names: Mapping[str, str]) -> list[str]:
+    """Treatments in the dataset's order (that of ``names``), unknown ones sorted after."""
+    ids = set(ids)
+    known = [t for t in names if t in ids]
+    return known + sorted(ids - set(known))
+
+
+def _providers(sv: pd.DataFrame, asg: pd.DataFrame, scenario: Mapping[str, Any],
+               names: Mapping[str, str]) -> str:
+    if sv.empty:
+        return '<p class="note">No provider table: no reallocation was computed.</p>'
+    out = []
+    overview = []
+    patients = asg.groupby("intervention_id")["patients"].sum()
+    groups = {t: part for t, part in sv.groupby("intervention_id", sort=False)}
+    order = treatment_order(groups, names)
+    for t, part in ((t, groups[t]) for t in order):
+        kept = part[part["kept_after"]]
+        margins = kept["volume_after"] / kept["norm"] - 1 if len(kept) else pd.Series([], float)
+        overview.append((t, names.get(t, ""), part["norm"].iloc[0],
+                         int(part["kept_before"].sum()), int(part["kept_after"].sum()),
+                         int((part["kept_before"] & ~part["kept_after"]).sum()),
+                         int((part["kept_after"] & ~part["kept_before"]).sum()),
+                         float(patients.get(t, 0.0)),
+                         _Html(esc(pct(float(margins.min())) if len(margins) else "—"))))
+    out.append(_table(["Treatment", "Name", "Norm /yr", "Providers before", "Providers after",
+                       "Lost", "Gained", "Patients /yr", "Smallest margin achieved"],
+                      overview, cls="providers-overview",
+                      numeric=[False, False, True, True, True, True, True, True, True]))
+    for t, part in ((t, groups[t]) for t in order):
+        norm = float(part["norm"].iloc[0])
+        req = float(part["required_min"].iloc[0])
+        label = f"{names[t]} ({t})" if t in names else t
+        out.append(f'<h3 id="t-{esc(t)}">{esc(label)}</h3>')
+        out.append(f'<p class="note">Norm {esc(fmt(norm))} patients per year; required minimum '
+                   f"{esc(fmt(req))} (margin {esc(f'{_margin_for(scenario, t):.0%}')}); "
+                   f"providers {int(part['kept_before'].sum())} → "
+                   f"{int(part['kept_after'].sum())}. Margin achieved = volume after / norm − 1."
+                   "</p>")
+        shown = part[part["kept_before"] | part["kept_after"] | (part["volume_before"] > 0)
+                     | (part["volume_after"] > 0)].copy()
+        shown["status"] = [_status(b, a) for b, a in
+                           zip(shown["kept_before"], shown["kept_after"], strict=True)]
+        shown["_order"] = shown["status"].map(_STATUS_ORDER)
+        shown = shown.sort_values(["_order", "volume_after", "site_id"],
+                                  ascending=[True, False, True])
+        rows = []
+        for r in shown.itertuples(index=False):
+            margin = (r.volume_after / norm - 1) if r.kept_after and norm > 0 else None
+            short = r.kept_after and r.volume_after < r.required_min - 1e-6
+            margin_html = esc(pct(margin)) if margin is not None else "—"
+            if short:
+                margin_html = (f'<span class="warn" title="below the required minimum">'
+                               f"{margin_html} ⚠</span>")
+            rows.append((r.site_id, r.site_name, r.volume_before, r.volume_after,
+                         r.volume_after - r.volume_before, r.kept_before, r.kept_after,
+                         _badge(r.status), _Html(margin_html)))
+        out.append(_table(["Site", "Name", "Volume before", "Volume after", "Change",
+                           "Provider before", "Provider after", "Status", "Margin achieved"],
+                          rows, cls="providers",
+                          numeric=[False, False, True, True, True, False, False, False, True]))
+    return "".join(out)
+
+
+def _gain_lose(sv: pd.DataFrame, names: Mapping[str, str]) -> str:
+    if sv.empty:
+        return '<p class="note">No reallocation was computed.</p>'
+    gained = sv[sv["kept_after"] & ~sv["kept_before"]]
+    lost = sv[sv["kept_before"] & ~sv["kept_after"]]
+    per_site = sv.groupby("site_id", sort=True).agg(
+        site_name=("site_name", "first"), before=("volume_before", "sum"),
+        after=("volume_after", "sum"))
+    per_site["change"] = per_site["after"] - per_site["before"]
+    per_site["gained"] = gained.groupby("site_id")["intervention_id"].agg(
+        lambda s: ", ".join(sorted(s)))
+    per_site["lost"] = lost.groupby("site_id")["intervention_id"].agg(
+        lambda s: ", ".join(sorted(s)))
+    changed = per_site[per_site["gained"].notna() | per_site["lost"].notna()
+                       | (per_site["change"].abs() >= 0.5)].copy()
+    if changed.empty:
+        return '<p class="note">No hospital gains or loses a treatment.</p>'
+    changed = changed.reset_index().sort_values(["change", "site_id"], ascending=[False, True])
+    rows = [(r.site_id, r.site_name, r.gained if isinstance(r.gained, str) else "—",
+             r.lost if isinstance(r.lost, str) else "—", r.before, r.after, r.change)
+            for r in changed.itertuples(index=False)]
+    intro = (f'<p class="note">{len(gained)} treatment(s) gained and {len(lost)} lost, over '
+             f"{len(changed)} hospital(s); volumes are summed over the treatments with a norm "
+             "(patients per year).</p>")
+    return intro + _table(["Site", "Name", "Treatments gained", "Treatments lost",
+                           "Volume before", "Volume after", "Change"], rows, cls="gain-lose",
+                          numeric=[False, False, False, False, True, True, True])
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """Patient-weighted quantile (lower interpolation on the weighted CDF)."""
+    if len(values) == 0 or weights.sum() <= 0:
+        return float("nan")
+    order = np.argsort(values, kind="stable")
+    cdf = np.cumsum(weights[order]) / weights.sum()
+    return float(values[order][min(np.searchsorted(cdf, q - 1e-12), len(values) - 1)])
+
+
+def extra_travel_histogram_png(assignments: pd.DataFrame, dpi: int = 100) -> bytes:
+    """Patient-weighted histogram of ``extra_min`` as PNG bytes."""
+    extra = assignments["extra_min"].to_numpy(float)
+    weights = assignments["patients"].to_numpy(float)
+    lo = math.floor(min(0.0, float(extra.min()))) if len(extra) else 0
+    hi = math.ceil(max(1.0, float(extra.max()))) if len(extra) else 1
+    step = next(s for s in (1, 2, 5, 10, 15, 30, 60) if (hi - lo) / s <= 30)
+    edges = np.arange(lo - lo % step, hi + step, step, dtype=float)
+    counts, _ = np.histogram(extra, bins=edges, weights=weights)
+    fig = Figure(figsize=(7.0, 3.0), dpi=dpi)
+    ax = fig.add_axes((0.09, 0.18, 0.88, 0.74))
+    colours = ["#9ecae1" if e < 0 else "#fd8d3c" if e > 0 else "#bdbdbd" for e in edges[:-1]]
+    ax.bar(edges[:-1], counts, width=step, align="edge", color=colours, edgecolor="white")
+    ax.set_xlabel("extra travel time by car (min per patient; after − before)")
+    ax.set_ylabel("patients per year")
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(axis="y", color="#e5e5e5")
+    ax.set_axisbelow(True)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _extra_travel(asg: pd.DataFrame) -> str:
+    if asg.empty:
+        return '<p class="note">No reallocation was computed.</p>'
+    extra = asg["extra_min"].to_numpy(float)
+    w = asg["patients"].to_numpy(float)
+    total = w.sum()
+    bands = [("shorter than before", -np.inf, -0.05), ("unchanged (±0.05 min)", -0.05, 0.05),
+             ("0–10 min more", 0.05, 10), ("10–20 min more", 10, 20),
+             ("20–30 min more", 20, 30), ("30–45 min more", 30, 45),
+             ("45–60 min more", 45, 60), ("more than 60 min more", 60, np.inf)]
+    rows = []
+    for label, lo, hi in bands:
+        sel = (extra >= lo) & (extra < hi) if math.isfinite(hi) else extra >= lo
+        p = float(w[sel].sum())
+        if p > 0 or label.startswith(("unchanged", "0–10")):
+            rows.append((label, p, _Html(esc(f"{p / total:.1%}" if total else "—"))))
+    img = _png_data_uri(extra_travel_histogram_png(asg))
+    stats = [("Median", weighted_quantile(extra, w, 0.5)),
+             ("90th percentile", weighted_quantile(extra, w, 0.9)),
+             ("Maximum", float(extra.max())),
+             ("Patient-weighted mean", float((w * extra).sum() / total) if total else None)]
+    return (
+        '<p class="note">Extra minutes = travel after minus the area\'s mean travel before, '
+        "per patient, weighted by patients per year (from assignments.csv).</p>"
+        f'<figure><img alt="Histogram of extra travel minutes, patient-weighted" src="{img}">'
+        "<figcaption>Patients per year by extra travel time (blue: shorter, grey: unchanged, "
+        "orange: longer).</figcaption></figure>"
+        '<div class="grid">'
+        + _table(["Extra travel", "Patients /yr", "Share"], rows, cls="extra-bands",
+                 numeric=[False, True, True])
+        + _table(["Statistic", "Extra min"], stats, cls="extra-stats", numeric=[False, True])
+        + "</div>")
+
+
+def _maps(map_pngs: Mapping[str, Path], names: Mapping[str, str]) -> str:
+    if not map_pngs:
+        return '<p class="note">No maps were drawn for this run.</p>'
+    out = []
+    for key, png in map_pngs.items():
+        label = "Overview: all treatments" if key == "overview" else (
+            f"{names[key]} ({key})" if key in names else key)
+        uri = _png_data_uri(Path(png).read_bytes())
+        out.append(f'<figure id="map-{esc(key)}"><img alt="Map: {esc(label)}" src="{uri}">'
+                   f"<figcaption>{esc(label)}. Areas coloured by extra travel minutes; sites "
+                   "sized by volume after; red crosses lose the treatment.</figcaption></figure>")
+    return "".join(out)
+
+
+def _scenario(summary: Mapping[str, Any]) -> str:
+    scenario = summary.get("scenario") or {}
+    rows = [(key, fmt(value)) for key, value in scenario.items()]
+    rows += [("baseline", fmt(summary.get("baseline"))), ("network", fmt(summary.get("network"))),
+             ("contract", fmt(summary.get("contract")))]
+    return _table(["Parameter", "Value"], rows, cls="scenario")
+
+
+def _caveats(summary: Mapping[str, Any], notes: Sequence[str]) -> str:
+    items = []
+    baseline = summary.get("baseline")
+    if baseline == "illustrative":
+        items.append("<strong>Illustrative baseline.</strong> Today's volumes per hospital are "
+                     "an illustrative reconstruction from public sources and population-based "
+                     "demand, not registry data. Results show the mechanics and orders of "
+                     "magnitude of a reallocation; do not read them as statements about "
+                     "specific hospitals. Run with <code>--data</code> and your own volumes for "
+                     "decisions.")
+    elif baseline == "user":
+        items.append("Baseline volumes and demand were supplied by the user "
+                     "(<code>--data</code>); their quality determines the results.")
+    network = summary.get("network")
+    if network == "default":
+        items.append("<strong>Default road network.</strong> Travel times come from the "
+                     "embedded, simplified national road skeleton (main roads only, typical "
+                     "speeds, no congestion). They are approximate: compare scenarios rather "
+                     "than reading absolute minutes. Use <code>--network</code> with a network "
+                     "built from an OpenStreetMap extract for detail.")
+    elif network:
+        items.append(f"Travel times by car from the road network <code>{esc(network)}</code>, "
+                     "free-flow speeds, no congestion.")
+    scenario = summary.get("scenario") or {}
+    shared = (summary.get("kpis") or {}).get("shared_care")
+    visits = scenario.get("visits_per_patient")
+    local = scenario.get("shared_care_local_visits")
+    if shared or visits is not None:
+        detail = (f" It assumes {esc(fmt(visits))} visits per patient of which "
+                  f"{esc(fmt(local))} take place at the nearest hospital."
+                  if visits is not None and local is not None else "")
+        items.append("<strong>Shared care.</strong> The shared-care figures estimate the travel "
+                     "burden if follow-up visits stay close to home while the operation moves "
+                     f"to the treating centre.{detail} They are indicative, not part of the "
+                     "optimisation.")
+    items.append("Travel before is the patient-weighted mean travel of each area in the "
+                 "reconstructed baseline (the shortest-travel assignment that reproduces "
+                 "today's volumes); travel after is the optimised assignment. Volumes are "
+                 "patients per year; norms are minimum volumes per site.")
+    if summary.get("status") == "infeasible":
+        items.append("The scenario is infeasible: there is no reallocation that meets every "
+                     "constraint. See the diagnosis under Key figures for the reason and the "
+                     "nearest feasible settings.")
+    items.extend(esc(n) for n in notes)
+    return '<ul class="caveats">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+
+
+def render_report(
+    summary: Mapping[str, Any],
+    site_volumes: pd.DataFrame,
+    assignments: pd.DataFrame,
+    map_pngs: Mapping[str, Path] | None = None,
+    *,
+    treatment_names: Mapping[str, str] | None = None,
+    region_name: str | None = None,
+    notes: Sequence[str] = (),
+) -> str:
+    """The report as an HTML string (see :func:`write_report`)."""
+    sv = normalise_site_volumes(site_volumes)
+    asg = normalise_assignments(assignments)
+    names = dict(treatment_names or {})
+    region = str(summary.get("region_id", ""))
+    status = str(summary.get("status", "unknown"))
+    scenario = summary.get("scenario") or {}
+    title = f"herschik report — {region}"
+    sub = " · ".join(x for x in (region_name, f"status {status}",
+                                 f"objective {scenario.get('objective', '—')}",
+                                 f"solver {summary.get('solver', '—')}") if x)
+    bodies = {
+        "Key figures": _key_figures(summary),
+        "Providers per treatment": _providers(sv, asg, scenario, names),
+        "Hospitals that gain and lose": _gain_lose(sv, names),
+        "Extra travel": _extra_travel(asg),
+        "Maps": _maps(map_pngs or {}, names),
+        "Scenario": _scenario(summary),
+        "Caveats": _caveats(summary, notes),
+    }
+    sections = "".join(
+        f'<section id="{esc(h.lower().replace(" ", "-"))}"><h2>{esc(h)}</h2>{bodies[h]}</section>'
+        for h in SECTIONS)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"
+        f"<h1>{esc(title)}</h1><p class=\"sub\">{esc(sub)}</p>"
+        f"{sections}"
+        f"<footer>Written by herschik (result contract {esc(summary.get('contract', '—'))}). "
+        "Self-contained: this file needs no network.</footer>"
+        "</main></body></html>\n")
+
+
+def write_report(
+    path: str | Path,
+    summary: Mapping[str, Any],
+    site_volumes: pd.DataFrame,
+    assignments: pd.DataFrame,
+    map_pngs: Mapping[str, Path],
+    *,
+    treatment_names: Mapping[str, str] | None = None,
+    region_name: str | None = None,
+    notes: Sequence[str] = (),
+) -> Path:
+    """Write the self-contained ``report.html`` of one run (atomically) and return its path.
+
+    ``map_pngs`` maps a key (``"overview"`` or an intervention id) to a PNG that is embedded as
+    base64. ``treatment_names`` (intervention id -> name) and ``region_name`` only improve the
+    labels; ``notes`` are added to the caveats. Works for infeasible runs (empty tables): the
+    report then explains the diagnosis.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = render_report(summary, site_volumes, assignments, map_pngs,
+                         treatment_names=treatment_names, region_name=region_name, notes=notes)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

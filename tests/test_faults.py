@@ -1,0 +1,85 @@
+"""Faults: killed solves leave nothing torn, and no network is touched at run time."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scenarios.cli import main
+
+HERSCHIK = [sys.executable, "-m", "scenarios.cli"]
+
+
+def _start_solve(out: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*HERSCHIK, "solve", "--region", "example", "--out", str(out), "--margin", "0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def _wait_for_staging(out: Path, timeout: float = 60.0) -> bool:
+    """True once the run has started writing (its staging folder exists)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if list(out.parent.glob(f".{out.name}.staging-*")):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_solve_leaves_no_torn_folder_and_rerun_completes(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    out = tmp_path / "run"
+    process = _start_solve(out)
+    started = _wait_for_staging(out)
+    process.send_signal(sig)
+    process.wait(timeout=60)
+    if started:
+        # The folder is complete or absent: never a result folder without its summary.
+        assert not out.exists() or (out / "summary.json").exists()
+    if sig == signal.SIGTERM and started:
+        assert not list(tmp_path.glob(".run.staging-*")), "SIGTERM must clean its staging"
+    assert main(["solve", "--region", "example", "--out", str(out), "--margin", "0.1",
+                 "--no-maps", "--no-report"]) == 0
+    assert json.loads((out / "summary.json").read_text())["status"] == "optimal"
+    assert not list(tmp_path.glob(".run.*")), "re-run must remove stale staging folders"
+
+
+def test_solve_runs_with_sockets_blocked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("network access attempted during a default run")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    out = tmp_path / "offline"
+    assert main(["solve", "--region", "example", "--out", str(out)]) == 0
+    assert (out / "results.gpkg").exists() and (out / "report.html").exists()
+
+
+def test_out_folder_that_is_not_ours_is_refused(tmp_path: Path) -> None:
+    precious = tmp_path / "precious.txt"
+    precious.write_text("user file")
+    code = main(["solve", "--region", "example", "--out", str(tmp_path), "--no-maps"])
+    assert code == 2
+    assert precious.read_text() == "user file"
+
+
+def test_module_entry_point_exit_code(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*HERSCHIK, "solve", "--region", "nowhere", "--out", str(tmp_path / "x")],
+        capture_output=True, text=True, env={**os.environ}, timeout=120,
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
