@@ -32,14 +32,77 @@ AGE_WEIGHT_65PLUS = 4.0
 #  baseline providers among the 6 sites). Norms from the tranche-1 table; the volumes are
 # illustrative and chosen so that several providers fall below their norm today.
 TREATMENTS: list[tuple[str, str, str, str, float | None, str, float, int]] = [
-    ("hn_new", "head_neck", "Head and neck cancer: new patients", "volume", 80, "HHOC:200;PP:80;PPR:50", 420, 3),
-    ("hn_flap", "head_neck", "Head and neck cancer: free flap reconstructions", "volume", 20, "", 60, 2),
+    (
+        "hn_new",
+        "head_neck",
+        "Head and neck cancer: new patients",
+        "volume",
+        80,
+        "HHOC:200;PP:80;PPR:50",
+        420,
+        3,
+    ),
+    (
+        "hn_flap",
+        "head_neck",
+        "Head and neck cancer: free flap reconstructions",
+        "volume",
+        20,
+        "",
+        60,
+        2,
+    ),
     ("hn_resection", "head_neck", "Head and neck cancer: resections", "volume", 50, "", 130, 3),
-    ("hn_radiotherapy", "head_neck", "Head and neck cancer: radiotherapy", "volume", 50, "", 260, 3),
-    ("og_resection", "oesophagus_stomach", "Oesophageal and gastric cancer: resections", "volume", 75, "", 160, 3),
-    ("og_endoscopic", "oesophagus_stomach", "Oesophageal and gastric cancer: endoscopic resections", "volume", 25, "", 70, 3),
-    ("og_radiotherapy", "oesophagus_stomach", "Oesophageal and gastric cancer: radiotherapy", "volume", 50, "", 180, 3),
-    ("og_systemic", "oesophagus_stomach", "Oesophageal and gastric cancer: systemic treatment", "volume", 50, "", 260, 6),
+    (
+        "hn_radiotherapy",
+        "head_neck",
+        "Head and neck cancer: radiotherapy",
+        "volume",
+        50,
+        "",
+        260,
+        3,
+    ),
+    (
+        "og_resection",
+        "oesophagus_stomach",
+        "Oesophageal and gastric cancer: resections",
+        "volume",
+        75,
+        "",
+        160,
+        3,
+    ),
+    (
+        "og_endoscopic",
+        "oesophagus_stomach",
+        "Oesophageal and gastric cancer: endoscopic resections",
+        "volume",
+        25,
+        "",
+        70,
+        3,
+    ),
+    (
+        "og_radiotherapy",
+        "oesophagus_stomach",
+        "Oesophageal and gastric cancer: radiotherapy",
+        "volume",
+        50,
+        "",
+        180,
+        3,
+    ),
+    (
+        "og_systemic",
+        "oesophagus_stomach",
+        "Oesophageal and gastric cancer: systemic treatment",
+        "volume",
+        50,
+        "",
+        260,
+        6,
+    ),
     ("lung_resection", "lung", "Lung cancer: resections", "volume", 60, "", 300, 5),
     ("lung_radiotherapy", "lung", "Lung cancer: radiotherapy", "volume", 50, "", 420, 3),
     ("lung_systemic", "lung", "Lung cancer: systemic treatment", "none", None, "", 900, 6),
@@ -47,14 +110,64 @@ TREATMENTS: list[tuple[str, str, str, str, float | None, str, float, int]] = [
     ("kidney_systemic", "kidney", "Kidney cancer: systemic treatment", "volume", 50, "", 140, 4),
     ("pancreas_resection", "pancreas", "Pancreatic cancer: resections", "volume", 50, "", 110, 3),
     ("pancreas_ercp", "pancreas", "Pancreatic cancer: ERCP", "volume", 150, "", 520, 5),
-    ("pancreas_systemic", "pancreas", "Pancreatic cancer: systemic therapy", "volume", 30, "", 210, 6),
-    ("aaa_surgery", "aorta", "Aortic aneurysm: surgical treatment (incl. acute)", "volume", 50, "", 230, 5),
-    ("aaa_complex_evar", "aorta", "Aortic aneurysm: complex endovascular surgery", "volume", 15, "", 35, 2),
-    ("carotid_intervention", "carotid", "Carotid stenosis: carotid intervention", "volume", 20, "", 170, 6),
+    (
+        "pancreas_systemic",
+        "pancreas",
+        "Pancreatic cancer: systemic therapy",
+        "volume",
+        30,
+        "",
+        210,
+        6,
+    ),
+    (
+        "aaa_surgery",
+        "aorta",
+        "Aortic aneurysm: surgical treatment (incl. acute)",
+        "volume",
+        50,
+        "",
+        230,
+        5,
+    ),
+    (
+        "aaa_complex_evar",
+        "aorta",
+        "Aortic aneurysm: complex endovascular surgery",
+        "volume",
+        15,
+        "",
+        35,
+        2,
+    ),
+    (
+        "carotid_intervention",
+        "carotid",
+        "Carotid stenosis: carotid intervention",
+        "volume",
+        20,
+        "",
+        170,
+        6,
+    ),
 ]
 PROCESS_NORMS = [
-    ("carotid_1week", "carotid", "Carotid stenosis: treated within one week", "process", 50, "percent_within_7_days"),
-    ("carotid_2weeks", "carotid", "Carotid stenosis: treated within two weeks", "process", 80, "percent_within_14_days"),
+    (
+        "carotid_1week",
+        "carotid",
+        "Carotid stenosis: treated within one week",
+        "process",
+        50,
+        "percent_within_7_days",
+    ),
+    (
+        "carotid_2weeks",
+        "carotid",
+        "Carotid stenosis: treated within two weeks",
+        "process",
+        80,
+        "percent_within_14_days",
+    ),
 ]
 SITES = [  # (site_id, name, type, hn_role); placed at the centroids of the most populous areas
     ("EX-UMC", "Example University Medical Centre", "umc", "HHOC"),
@@ -139,7 +252,9 @@ def _demand(areas: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for treatment_id, *_rest, total, _providers in TREATMENTS:
         for area_id, value in zip(areas["area_id"], share * total):
-            rows.append({"area_id": area_id, "intervention_id": treatment_id, "patients": round(value, 4)})
+            rows.append(
+                {"area_id": area_id, "intervention_id": treatment_id, "patients": round(value, 4)}
+            )
     frame = pd.DataFrame(rows)
     # Re-balance rounding so that each treatment sums exactly to its total.
     for treatment_id, *_rest, total, _providers in TREATMENTS:
@@ -163,7 +278,11 @@ def _baseline(sites: pd.DataFrame, demand: pd.DataFrame, rng: np.random.Generato
         volumes[0] = round(total - volumes[1:].sum(), 4)
         for s, volume in zip(chosen, volumes):
             rows.append(
-                {"site_id": sites["site_id"].iloc[s], "intervention_id": treatment_id, "volume": volume}
+                {
+                    "site_id": sites["site_id"].iloc[s],
+                    "intervention_id": treatment_id,
+                    "volume": volume,
+                }
             )
     return pd.DataFrame(rows)
 

@@ -173,6 +173,7 @@ def _render(
     *,
     dpi: int,
     labels: bool,
+    overview: bool = False,
 ) -> Path:
     """Draw one map. ``sites``: x, y, size_volume, category (kept|gained|lost|never), name."""
     fig = Figure(figsize=FIGSIZE, dpi=dpi)
@@ -210,7 +211,7 @@ def _render(
     }
     for name, kw in style.items():
         sel = cat == name
-        if name == "kept":  # overview: a site losing one treatment may keep others
+        if name == "kept" and overview:  # a site losing one treatment may keep others
             sel = sel | ((cat == "lost") & (sites["size_volume"].to_numpy(float) > 0))
         if not sel.any():
             continue
@@ -342,7 +343,7 @@ def write_maps(
             f"{scenario_caption(scenario)} · {len(available)} treatments · "
             f"{n_lost} provider roles lost, {n_gained} gained · "
             "red cross: site loses at least one treatment",
-            dpi=dpi, labels=labels)
+            dpi=dpi, labels=labels, overview=True)
 
     for treatment in available:
         part = site_xy[site_xy["intervention_id"] == treatment].sort_values("site_id")

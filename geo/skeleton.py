@@ -210,7 +210,7 @@ def read_roads(roads_dir: Path = ROADS_DIR) -> list[dict]:
 
 
 def read_ferries(roads_dir: Path = ROADS_DIR) -> list[dict]:
-    """Read ``ferries.csv`` as a list of ``{ferry, from_place, to_place, crossing_min, wait_min}``."""
+    """Read ``ferries.csv``: ``[{ferry, from_place, to_place, crossing_min, wait_min}]``."""
     return [
         {
             "ferry": r["ferry"],

@@ -80,9 +80,11 @@ def verify(
 ) -> list[str]:
     """Every violated constraint or wrong KPI, in words; an empty list when all holds."""
     if not solution.feasible:
-        return [] if solution.diagnosis and solution.diagnosis.get("reason") else [
-            "infeasible solution without a diagnosis reason"
-        ]
+        return (
+            []
+            if solution.diagnosis and solution.diagnosis.get("reason")
+            else ["infeasible solution without a diagnosis reason"]
+        )
     problems: list[str] = []
     n_areas, n_sites, n_treat = instance.shape
     flow, keep = solution.flow, solution.keep
@@ -133,7 +135,9 @@ def verify(
             name = f"site {site_ids[s]}, {treatment_ids[t]}"
             if np.isnan(required[s, t]):
                 if bool(keep[s, t]) != bool(volume[s, t] > TOL):
-                    problems.append(f"{name}: keep={bool(keep[s, t])} but volume {volume[s, t]:.4f}")
+                    problems.append(
+                        f"{name}: keep={bool(keep[s, t])} but volume {volume[s, t]:.4f}"
+                    )
             elif keep[s, t] and volume[s, t] < required[s, t] - TOL:
                 problems.append(
                     f"{name}: kept with {volume[s, t]:.4f} patients, below the required "
@@ -173,7 +177,8 @@ def verify(
         used = (flow > TOL).sum(axis=1)
         for a, t in zip(*np.nonzero((instance.demand > TOL) & (used != 1))):
             problems.append(
-                f"single sourcing: area {area_ids[a]} sends {treatment_ids[t]} to {used[a, t]} sites"
+                f"single sourcing: area {area_ids[a]} sends {treatment_ids[t]} "
+                f"to {used[a, t]} sites"
             )
 
     if kpis is not None:
@@ -218,7 +223,10 @@ def _check_kpis(
         tid: int((flow[:, :, t].sum(axis=0) > TOL).sum())
         for t, tid in enumerate(instance.treatment_ids)
     }
-    for key, value in (("providers_before", providers_before), ("providers_after", providers_after)):
+    for key, value in (
+        ("providers_before", providers_before),
+        ("providers_after", providers_after),
+    ):
         reported = {k: int(v) for k, v in (kpis.get(key) or {}).items()}
         if reported != value:
             problems.append(f"KPI {key} reported {reported} but recomputed {value}")

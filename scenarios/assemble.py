@@ -21,8 +21,13 @@ ALL_REGIONS = "all"
 
 
 def _pivot(
-    table: pd.DataFrame, row_key: str, col_key: str, value: str, rows: Sequence[str],
-    cols: Sequence[str], fill: float,
+    table: pd.DataFrame,
+    row_key: str,
+    col_key: str,
+    value: str,
+    rows: Sequence[str],
+    cols: Sequence[str],
+    fill: float,
 ) -> np.ndarray:
     """Dense (rows x cols) array from a tidy table; pairs absent from the table get ``fill``."""
     out = np.full((len(rows), len(cols)), fill, dtype=float)
@@ -89,8 +94,13 @@ def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instanc
         dataset.demand, "area_id", "intervention_id", "patients", area_ids, treatment_ids, 0.0
     )
     baseline_volume = _pivot(
-        dataset.baseline_volumes, "site_id", "intervention_id", "volume", site_ids,
-        treatment_ids, 0.0,
+        dataset.baseline_volumes,
+        "site_id",
+        "intervention_id",
+        "volume",
+        site_ids,
+        treatment_ids,
+        0.0,
     )
     travel = travel_minutes(dataset, area_ids, site_ids, network)
 

@@ -48,9 +48,9 @@ def staged_dir(final: Path) -> Iterator[Path]:
     removes; ``final`` keeps its previous complete content until the rename.
     """
     final = Path(final)
-    if final.exists() and (not final.is_dir() or (
-        any(final.iterdir()) and not (final / "summary.json").exists()
-    )):
+    if final.exists() and (
+        not final.is_dir() or (any(final.iterdir()) and not (final / "summary.json").exists())
+    ):
         # Never swap away a folder that is not ours (e.g. --out . or a home directory).
         raise FileExistsError(f"{final} exists and is not a herschik result folder")
     final.parent.mkdir(parents=True, exist_ok=True)

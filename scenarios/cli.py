@@ -25,12 +25,18 @@ class UsageError(Exception):
 # --- parser -------------------------------------------------------------------------------
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data", metavar="DIR", type=Path, default=None,
+        "--data",
+        metavar="DIR",
+        type=Path,
+        default=None,
         help="a dataset folder in the documented format (docs/DATA_FORMAT.md) instead of the "
         "embedded national default",
     )
     parser.add_argument(
-        "--network", metavar="FILE", type=Path, default=None,
+        "--network",
+        metavar="FILE",
+        type=Path,
+        default=None,
         help="a road network built with `herschik network build` instead of the embedded one",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -61,36 +67,79 @@ def build_parser() -> argparse.ArgumentParser:
 
     solve = sub.add_parser("solve", help="solve one region (or all jointly) and write results")
     solve.add_argument(
-        "--region", required=True, metavar="ID",
+        "--region",
+        required=True,
+        metavar="ID",
         help="region id (see `herschik regions`), 'all' for a joint national solve, or "
         "'example' for the built-in synthetic example region",
     )
-    solve.add_argument("--out", required=True, metavar="DIR", type=Path,
-                       help="result folder (created or replaced as a whole)")
-    solve.add_argument("--scenario", metavar="FILE", type=Path,
-                       help="scenario TOML file (flags below override it)")
-    solve.add_argument("--margin", type=float, metavar="F",
-                       help="required volume = norm x (1 + F); e.g. 0.1 for a 10%% margin")
-    solve.add_argument("--max-travel", type=float, metavar="MIN",
-                       help="maximum car travel time in minutes from area to treating site")
-    solve.add_argument("--max-extra-travel", type=float, metavar="MIN",
-                       help="maximum extra minutes over the area's baseline mean travel time")
-    solve.add_argument("--objective", choices=["travel", "moved", "providers"],
-                       help="travel: least patient-minutes; moved: fewest patients changing "
-                       "hospital; providers: keep as many providers as possible, then least "
-                       "travel")
-    solve.add_argument("--max-loss-share", type=float, metavar="SHARE",
-                       help="no site may lose more than SHARE (0-1) of its total volume")
-    solve.add_argument("--single-sourcing", action="store_true", default=None,
-                       help="each area sends all patients of a treatment to one site")
-    solve.add_argument("--allow-new-providers", action="store_true", default=None,
-                       help="allow sites to start treatments they do not provide today")
+    solve.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        type=Path,
+        help="result folder (created or replaced as a whole)",
+    )
+    solve.add_argument(
+        "--scenario", metavar="FILE", type=Path, help="scenario TOML file (flags below override it)"
+    )
+    solve.add_argument(
+        "--margin",
+        type=float,
+        metavar="F",
+        help="required volume = norm x (1 + F); e.g. 0.1 for a 10%% margin",
+    )
+    solve.add_argument(
+        "--max-travel",
+        type=float,
+        metavar="MIN",
+        help="maximum car travel time in minutes from area to treating site",
+    )
+    solve.add_argument(
+        "--max-extra-travel",
+        type=float,
+        metavar="MIN",
+        help="maximum extra minutes over the area's baseline mean travel time",
+    )
+    solve.add_argument(
+        "--objective",
+        choices=["travel", "moved", "providers"],
+        help="travel: least patient-minutes; moved: fewest patients changing "
+        "hospital; providers: keep as many providers as possible, then least "
+        "travel",
+    )
+    solve.add_argument(
+        "--max-loss-share",
+        type=float,
+        metavar="SHARE",
+        help="no site may lose more than SHARE (0-1) of its total volume",
+    )
+    solve.add_argument(
+        "--single-sourcing",
+        action="store_true",
+        default=None,
+        help="each area sends all patients of a treatment to one site",
+    )
+    solve.add_argument(
+        "--allow-new-providers",
+        action="store_true",
+        default=None,
+        help="allow sites to start treatments they do not provide today",
+    )
     solve.add_argument("--solver", choices=["highs", "cbc"], help="MIP solver (default highs)")
-    solve.add_argument("--time-limit", type=float, metavar="S",
-                       help="time limit in seconds per sub-problem; the best solution found "
-                       "is returned with its gap")
-    solve.add_argument("--mip-gap", type=float, metavar="G",
-                       help="relative optimality gap at which to stop (default 1e-4)")
+    solve.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="S",
+        help="time limit in seconds per sub-problem; the best solution found "
+        "is returned with its gap",
+    )
+    solve.add_argument(
+        "--mip-gap",
+        type=float,
+        metavar="G",
+        help="relative optimality gap at which to stop (default 1e-4)",
+    )
     solve.add_argument("--geojson", action="store_true", help="also write GeoJSON (EPSG:4326)")
     solve.add_argument("--xlsx", action="store_true", help="also write an Excel workbook")
     solve.add_argument("--no-maps", action="store_true", help="skip the PNG maps")
@@ -106,11 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("file", metavar="FILE", type=Path, help="scenario TOML file with a grid")
     sweep.add_argument("--out", required=True, metavar="DIR", type=Path)
     sweep.add_argument("--regions", default="all", metavar="all|ID,ID")
-    sweep.add_argument("--workers", type=int, default=None, metavar="N",
-                       help="parallel processes (default: number of cores)")
+    sweep.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="parallel processes (default: number of cores)",
+    )
     sweep.add_argument("--executor", choices=["local", "dask"], default="local")
-    sweep.add_argument("--scheduler", metavar="ADDRESS",
-                       help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    sweep.add_argument(
+        "--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786"
+    )
     sweep.add_argument("--plot", action="store_true", help="draw trade-off plots per region")
     _common(sweep)
 
@@ -119,8 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     build = network_sub.add_parser("build", help="OSM extract -> compact network file")
     source = build.add_mutually_exclusive_group(required=True)
     source.add_argument("--osm", metavar="FILE", type=Path, help=".osm, .osm.bz2 or .osm.pbf")
-    source.add_argument("--download", metavar="PLACE",
-                        help="opt-in: query OpenStreetMap online for PLACE (needs internet)")
+    source.add_argument(
+        "--download",
+        metavar="PLACE",
+        help="opt-in: query OpenStreetMap online for PLACE (needs internet)",
+    )
     build.add_argument("--out", required=True, metavar="FILE", type=Path)
     _common(build)
     return parser
@@ -160,11 +218,15 @@ def data_summary_table(dataset: Any) -> Any:
             for row in in_region.itertuples(index=False):
                 norm = treatment.norm_for(str(sites.at[row.site_id, "hn_role"]))
                 below += int(norm is not None and row.volume < norm)
-            rows.append({
-                "region_id": region_id, "intervention_id": treatment.id,
-                "providers": int(len(in_region)), "below_norm": below,
-                "volume": round(float(in_region["volume"].sum()), 4),
-            })
+            rows.append(
+                {
+                    "region_id": region_id,
+                    "intervention_id": treatment.id,
+                    "providers": int(len(in_region)),
+                    "below_norm": below,
+                    "volume": round(float(in_region["volume"].sum()), 4),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -174,15 +236,17 @@ def cmd_regions(args: argparse.Namespace) -> int:
     demand = dataset.demand.merge(dataset.areas[["area_id", "region_id"]], on="area_id")
     rows = []
     for region in dataset.regions.itertuples(index=False):
-        rows.append({
-            "region_id": region.region_id,
-            "region_name": region.region_name,
-            "areas": int((dataset.areas["region_id"] == region.region_id).sum()),
-            "sites": int((dataset.sites["region_id"] == region.region_id).sum()),
-            "patients_per_year": round(
-                float(demand.loc[demand["region_id"] == region.region_id, "patients"].sum()), 1
-            ),
-        })
+        rows.append(
+            {
+                "region_id": region.region_id,
+                "region_name": region.region_name,
+                "areas": int((dataset.areas["region_id"] == region.region_id).sum()),
+                "sites": int((dataset.sites["region_id"] == region.region_id).sum()),
+                "patients_per_year": round(
+                    float(demand.loc[demand["region_id"] == region.region_id, "patients"].sum()), 1
+                ),
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
@@ -236,11 +300,16 @@ def _solve_params(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
     overrides = {
         key: value
         for key, value in {
-            "margin": args.margin, "max_travel": args.max_travel,
-            "max_extra_travel": args.max_extra_travel, "objective": args.objective,
-            "max_loss_share": args.max_loss_share, "single_sourcing": args.single_sourcing,
-            "allow_new_providers": args.allow_new_providers, "solver": args.solver,
-            "time_limit": args.time_limit, "mip_gap": args.mip_gap,
+            "margin": args.margin,
+            "max_travel": args.max_travel,
+            "max_extra_travel": args.max_extra_travel,
+            "objective": args.objective,
+            "max_loss_share": args.max_loss_share,
+            "single_sourcing": args.single_sourcing,
+            "allow_new_providers": args.allow_new_providers,
+            "solver": args.solver,
+            "time_limit": args.time_limit,
+            "mip_gap": args.mip_gap,
         }.items()
         if value is not None
     }
@@ -280,8 +349,16 @@ def _print_result(summary: dict[str, Any], out: Path) -> None:
     table = Table(title="Key figures")
     table.add_column("KPI")
     table.add_column("value", justify="right")
-    for key in ("patients", "patients_moved", "mean_travel_min_before", "mean_travel_min_after",
-                "mean_extra_min", "p90_extra_min", "max_extra_min", "max_travel_min_after"):
+    for key in (
+        "patients",
+        "patients_moved",
+        "mean_travel_min_before",
+        "mean_travel_min_after",
+        "mean_extra_min",
+        "p90_extra_min",
+        "max_extra_min",
+        "max_travel_min_after",
+    ):
         table.add_row(key, f"{kpis[key]:,.1f}")
     console.print(table)
     providers = Table(title="Providers per treatment")
@@ -307,18 +384,30 @@ def cmd_solve(args: argparse.Namespace) -> int:
     dataset = _load(args, args.region)
     regions = list(dataset.regions["region_id"])
     if args.region != "all" and args.region not in regions:
-        raise UsageError(f"--region {args.region}: unknown region; choose from {', '.join(regions)}"
-                         " or all")
+        raise UsageError(
+            f"--region {args.region}: unknown region; choose from {', '.join(regions)} or all"
+        )
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out}: exists and is not a folder")
     instance = build_instance(dataset, args.region, network=args.network)
     if scenario is not None:
         instance = scenario.apply(instance)
-    outputs = {"gpkg": True, "geojson": args.geojson, "xlsx": args.xlsx,
-               "maps": not args.no_maps, "report": not args.no_report}
+    outputs = {
+        "gpkg": True,
+        "geojson": args.geojson,
+        "xlsx": args.xlsx,
+        "maps": not args.no_maps,
+        "report": not args.no_report,
+    }
     try:
-        summary = run_solve(instance, params, args.out, dataset=dataset,
-                            scenario_info=scenario_info, outputs=outputs)
+        summary = run_solve(
+            instance,
+            params,
+            args.out,
+            dataset=dataset,
+            scenario_info=scenario_info,
+            outputs=outputs,
+        )
     except FileExistsError as error:
         raise UsageError(f"--out {error}") from None
     _print_result(summary, args.out)
@@ -344,14 +433,18 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     site_ids = list(sites.loc[near.to_numpy() if hasattr(near, "to_numpy") else near, "site_id"])
     minutes = travel_minutes(dataset, list(areas["area_id"]), site_ids, args.network)
     a_idx, s_idx = np.meshgrid(np.arange(len(areas)), np.arange(len(site_ids)), indexing="ij")
-    table = pd.DataFrame({
-        "area_id": areas["area_id"].to_numpy()[a_idx.ravel()],
-        "site_id": np.asarray(site_ids)[s_idx.ravel()],
-        "minutes": np.round(minutes.ravel(), 2),
-    })
+    table = pd.DataFrame(
+        {
+            "area_id": areas["area_id"].to_numpy()[a_idx.ravel()],
+            "site_id": np.asarray(site_ids)[s_idx.ravel()],
+            "minutes": np.round(minutes.ravel(), 2),
+        }
+    )
     write_csv(args.out, table)
-    print(f"wrote {len(table)} travel times ({len(areas)} areas x {len(site_ids)} sites) "
-          f"to {args.out}")
+    print(
+        f"wrote {len(table)} travel times ({len(areas)} areas x {len(site_ids)} sites) "
+        f"to {args.out}"
+    )
     return EXIT_OK
 
 
@@ -362,9 +455,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.executor == "dask" and not args.scheduler:
         raise UsageError("--executor dask needs --scheduler ADDRESS")
     runs = run_sweep(
-        args.file, args.out, regions=regions, workers=args.workers, executor=args.executor,
-        scheduler=args.scheduler, plot=args.plot,
-        dataset_source=args.data, network=args.network,
+        args.file,
+        args.out,
+        regions=regions,
+        workers=args.workers,
+        executor=args.executor,
+        scheduler=args.scheduler,
+        plot=args.plot,
+        dataset_source=args.data,
+        network=args.network,
     )
     counts = runs["status"].value_counts().to_dict() if len(runs) else {}
     print(f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
@@ -382,13 +481,21 @@ def cmd_network(args: argparse.Namespace) -> int:
             raise UsageError(f"--osm {args.osm}: file not found")
         graph = build_network_from_osm(args.osm)
     save_network(graph, args.out)
-    print(f"wrote network with {graph.number_of_nodes()} nodes and "
-          f"{graph.number_of_edges()} edges to {args.out}")
+    print(
+        f"wrote network with {graph.number_of_nodes()} nodes and "
+        f"{graph.number_of_edges()} edges to {args.out}"
+    )
     return EXIT_OK
 
 
-COMMANDS = {"regions": cmd_regions, "data": cmd_data, "solve": cmd_solve,
-            "matrix": cmd_matrix, "sweep": cmd_sweep, "network": cmd_network}
+COMMANDS = {
+    "regions": cmd_regions,
+    "data": cmd_data,
+    "solve": cmd_solve,
+    "matrix": cmd_matrix,
+    "sweep": cmd_sweep,
+    "network": cmd_network,
+}
 
 
 def _one_line(error: BaseException) -> str:
@@ -411,8 +518,11 @@ def main(argv: list[str] | None = None) -> int:
         if _is_bad_input(error):
             print(f"herschik: error: {_bad_input_message(error)}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        print(f"herschik: internal error: {type(error).__name__}: {_one_line(error)} "
-              "(rerun with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"herschik: internal error: {type(error).__name__}: {_one_line(error)} "
+            "(rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 
@@ -426,8 +536,14 @@ def _is_bad_input(error: BaseException) -> bool:
     from geo.dataset import DataError
 
     known: tuple[type[BaseException], ...] = (
-        UsageError, DataError, ValidationError, FileNotFoundError, FileExistsError,
-        IsADirectoryError, NotADirectoryError, PermissionError,
+        UsageError,
+        DataError,
+        ValidationError,
+        FileNotFoundError,
+        FileExistsError,
+        IsADirectoryError,
+        NotADirectoryError,
+        PermissionError,
     )
     try:
         from scenarios.scenario_file import ScenarioError

@@ -11,9 +11,10 @@ file via a temporary name and :func:`os.replace`:
 * ``maps/overview.png`` and ``maps/<intervention_id>.png`` (``maps=True``);
 * ``report.html`` — self-contained, maps embedded (``report=True``).
 
-An infeasible run has no reallocation: when both tables are empty, no GeoPackage, GeoJSON or
-maps are written (a GeoPackage without results would only repeat the input data); the report
-(and the workbook, if asked for) still are, and explain the diagnosis.
+An infeasible run (``summary["status"] == "infeasible"``, or both tables empty) has no
+reallocation: no GeoPackage, GeoJSON or maps are written (they would only repeat the input
+data, and "kept after" would be meaningless); the report (and the workbook, if asked for) still
+are, and explain the diagnosis.
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ def write_run_outputs(
     run_dir.mkdir(parents=True, exist_ok=True)
     sv = normalise_site_volumes(site_volumes)
     asg = normalise_assignments(assignments)
-    has_results = bool(len(sv) or len(asg))
+    # An infeasible run has no "after": its site_volumes (if any) carry only the baseline.
+    has_results = summary.get("status") != "infeasible" and bool(len(sv) or len(asg))
     names = _treatment_names(dataset)
     region_id = str(summary.get("region_id", ""))
     notes: list[str] = []

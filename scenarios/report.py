@@ -37,6 +37,7 @@ h1 { font-size: 26px; margin: 0 0 4px; color: var(--accent); }
 h2 { font-size: 20px; margin: 34px 0 10px; padding-bottom: 4px;
      border-bottom: 2px solid var(--accent); }
 h3 { font-size: 16px; margin: 22px 0 6px; }
+h4 { font-size: 14px; margin: 14px 0 4px; }
 p.sub, p.note, figcaption { color: var(--muted); }
 table { border-collapse: collapse; margin: 8px 0 14px; font-size: 13px; }
 th, td { padding: 4px 10px; border-bottom: 1px solid var(--line); text-align: left;
@@ -83,6 +84,8 @@ def fmt(value: Any, digits: int = 1) -> str:
     if isinstance(value, (float, np.floating)):
         if not math.isfinite(float(value)):
             return "—"
+        if 0 < abs(float(value)) < 1:  # shares, margins, gaps: keep significant digits
+            return f"{float(value):.3g}"
         return f"{float(value):,.{digits}f}"
     if isinstance(value, (list, tuple)) and all(
             isinstance(v, (str, int, float)) for v in value):
@@ -203,12 +206,75 @@ def _key_figures(summary: Mapping[str, Any]) -> str:
         out.append(_table(cols, rows, cls="subproblems", numeric=numeric))
     if isinstance(diagnosis, Mapping) and len(diagnosis) > 1:
         out.append("<h3>Diagnosis</h3>")
-        out.append(_table(["Item", "Value"], list(diagnosis.items()), cls="diagnosis"))
+        out.append(_diagnosis(diagnosis))
     warnings = summary.get("warnings") or []
     if warnings:
         out.append("<h3>Warnings</h3><ul>" + "".join(f"<li>{esc(w)}</li>" for w in warnings)
                    + "</ul>")
     return "".join(out)
+
+
+def _brief(value: Any, limit: int = 6) -> str:
+    """Short text for a nested diagnosis value: lists are cut after ``limit`` items."""
+    if isinstance(value, (list, tuple)):
+        items = [_brief(v, limit) for v in value[:limit]]
+        more = f" … ({len(value) - limit} more)" if len(value) > limit else ""
+        return "; ".join(items) + more if items else "—"
+    if isinstance(value, Mapping):
+        items = list(value.values())
+        if len(items) == 2 and not isinstance(items[1], (list, dict)):
+            return f"{fmt(items[0])} ({fmt(items[1])})"
+        return ", ".join(f"{k} {fmt(v)}" for k, v in list(value.items())[:limit])
+    return fmt(value)
+
+
+def _diagnosis(diagnosis: Mapping[str, Any]) -> str:
+    """The diagnosis dict: reasons as a list, scalars as a table, per-treatment dicts as
+    tables (one row per treatment), long lists shortened."""
+    out = []
+    reasons = diagnosis.get("reasons")
+    if isinstance(reasons, (list, tuple)) and reasons:
+        out.append("<ul>" + "".join(f"<li>{esc(r)}</li>" for r in reasons) + "</ul>")
+    scalars = []
+    for key, value in diagnosis.items():
+        if key in ("reason", "reasons"):
+            continue
+        nested = isinstance(value, Mapping) and value and all(
+            isinstance(v, Mapping) for v in value.values())
+        if nested:
+            cols: list[str] = []
+            for inner in value.values():
+                cols.extend(c for c in inner if c not in cols)
+            rows = [[k, *(_brief(inner.get(c)) for c in cols)] for k, inner in value.items()]
+            out.append(f"<h4>{esc(key.replace('_', ' '))}</h4>")
+            out.append(_table(["", *cols], rows, cls="diagnosis-detail"))
+        else:
+            scalars.append((key, _brief(value, 20)))
+    if scalars:
+        out.insert(1 if out and out[0].startswith("<ul>") else 0,
+                   _table(["Item", "Value"], scalars, cls="diagnosis"))
+    return "".join(out)
+
+
+def _providers_today(sv: pd.DataFrame, names: Mapping[str, str]) -> str:
+    """Infeasible run: today's providers per treatment, as context for the diagnosis."""
+    note = ('<p class="note">No reallocation was computed (the scenario is infeasible). '
+            "Today's providers per treatment, for reference:</p>")
+    if sv.empty:
+        return '<p class="note">No reallocation was computed (the scenario is infeasible).</p>'
+
+    groups = {t: part for t, part in sv.groupby("intervention_id", sort=False)}
+    rows = []
+    for t in treatment_order(groups, names):
+        part = groups[t]
+        today = part[part["kept_before"]]
+        rows.append((t, names.get(t, ""), part["norm"].iloc[0], part["required_min"].iloc[0],
+                     len(today), int((today["volume_before"] >= today["required_min"]).sum()),
+                     float(part["volume_before"].sum())))
+    return note + _table(["Treatment", "Name", "Norm /yr", "Required minimum /yr",
+                          "Providers today", "Of which at the required minimum",
+                          "Patients /yr"], rows, cls="providers-today",
+                         numeric=[False, False, True, True, True, True, True])
 
 
 def _status(before: bool, after: bool) -> str:
@@ -238,7 +304,8 @@ def _providers(sv: pd.DataFrame, asg: pd.DataFrame, scenario: Mapping[str, Any],
     order = treatment_order(groups, names)
     for t, part in ((t, groups[t]) for t in order):
         kept = part[part["kept_after"]]
-        margins = kept["volume_after"] / kept["norm"] - 1 if len(kept) else pd.Series([], float)
+        margins = (kept["volume_after"] / kept["norm"] - 1 if len(kept)
+                   else pd.Series([], dtype=float))
         overview.append((t, names.get(t, ""), part["norm"].iloc[0],
                          int(part["kept_before"].sum()), int(part["kept_after"].sum()),
                          int((part["kept_before"] & ~part["kept_after"]).sum()),
@@ -469,11 +536,14 @@ def render_report(
     sub = " · ".join(x for x in (region_name, f"status {status}",
                                  f"objective {scenario.get('objective', '—')}",
                                  f"solver {summary.get('solver', '—')}") if x)
+    infeasible = status == "infeasible"
+    none = '<p class="note">No reallocation was computed (the scenario is infeasible).</p>'
     bodies = {
         "Key figures": _key_figures(summary),
-        "Providers per treatment": _providers(sv, asg, scenario, names),
-        "Hospitals that gain and lose": _gain_lose(sv, names),
-        "Extra travel": _extra_travel(asg),
+        "Providers per treatment": (_providers_today(sv, names) if infeasible
+                                    else _providers(sv, asg, scenario, names)),
+        "Hospitals that gain and lose": none if infeasible else _gain_lose(sv, names),
+        "Extra travel": none if infeasible else _extra_travel(asg),
         "Maps": _maps(map_pngs or {}, names),
         "Scenario": _scenario(summary),
         "Caveats": _caveats(summary, notes),

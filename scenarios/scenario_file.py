@@ -493,6 +493,9 @@ class ScenarioSpec:
             raw["name"] = f"{self.name}[{text}]"
         else:
             raw["name"] = self.name
+        if overrides:
+            text = ",".join(f"{k}={_format_value(v)}" for k, v in overrides.items())
+            raw["name"] += f" ({text})"
         model = _validate(raw, self, point, overrides or {})
         params = _solve_params(model)
         return ResolvedScenario(
@@ -544,7 +547,7 @@ def _validate(
         for source, keys in (("(command line)", overrides), (spec.path, point)):
             for key in keys:
                 parts = tuple(key.split("."))
-                if loc[: len(parts)] == parts or (not loc and parts):
+                if loc and loc[: len(parts)] == parts:
                     if source == spec.path:
                         field = f"grid.{key}"
                         message += f" (grid value {_format_value(keys[key])!r})"
@@ -724,9 +727,7 @@ def with_overrides(resolved: ResolvedScenario, **params: Any) -> ResolvedScenari
         provenance={},
     )
     merged_overrides = {**resolved.overrides, **given}
-    new = spec._resolve(resolved.index, dict(resolved.grid_point), merged_overrides)
-    # keep the grid-point name (``_resolve`` names it from the point) and the original index
-    return new
+    return spec._resolve(resolved.index, dict(resolved.grid_point), merged_overrides)
 
 
 def _settings_of(resolved: ResolvedScenario) -> dict[str, Any]:

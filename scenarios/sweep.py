@@ -491,7 +491,9 @@ def run_sweep(
 ) -> pd.DataFrame:
     """Run every grid point of ``scenario_file`` on every region; return the runs table.
 
-    ``regions``: ``"all"`` (each region separately), a list of region ids or ``"ID,ID"``.
+    ``regions``: ``"all"`` (each region separately), a list of region ids or ``"ID,ID"``;
+    the id ``"all"`` inside a list stands for the joint national instance (flows may cross
+    region borders).
     ``workers``: processes of the local pool (default ``os.cpu_count()``; 1 runs in-process).
     ``executor``: ``"local"`` or ``"dask"`` (``scheduler`` = address of a running Dask
     scheduler; without it a local Dask cluster of ``workers`` processes is started).
@@ -556,7 +558,9 @@ def run_sweep(
         # Build each needed region's instance once here: in-process and forked workers reuse it.
         if executor == "local":
             for region in dict.fromkeys(t.region_id for t in todo):
-                _instance(source, region, net)
+                _, seconds = _instance(source, region, net)
+                if progress and seconds > 0:
+                    print(f"  built instance of {region} in {seconds:.1f} s", file=sys.stderr)
         from tqdm import tqdm
 
         bar = tqdm(

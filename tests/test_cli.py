@@ -16,25 +16,59 @@ from scenarios.assemble import build_instance
 from scenarios.cli import main
 
 SITE_VOLUME_COLUMNS = [
-    "region_id", "site_id", "site_name", "intervention_id", "norm", "required_min",
-    "volume_before", "volume_after", "kept_before", "kept_after",
+    "region_id",
+    "site_id",
+    "site_name",
+    "intervention_id",
+    "norm",
+    "required_min",
+    "volume_before",
+    "volume_after",
+    "kept_before",
+    "kept_after",
 ]
 ASSIGNMENT_COLUMNS = [
-    "region_id", "area_id", "intervention_id", "site_id", "patients", "travel_min",
-    "travel_min_before", "extra_min",
+    "region_id",
+    "area_id",
+    "intervention_id",
+    "site_id",
+    "patients",
+    "travel_min",
+    "travel_min_before",
+    "extra_min",
 ]
 KPI_KEYS = {
-    "patients", "patients_moved", "mean_travel_min_before", "mean_travel_min_after",
-    "mean_extra_min", "p90_extra_min", "max_extra_min", "max_travel_min_after",
-    "providers_before", "providers_after",
+    "patients",
+    "patients_moved",
+    "mean_travel_min_before",
+    "mean_travel_min_after",
+    "mean_extra_min",
+    "p90_extra_min",
+    "max_extra_min",
+    "max_travel_min_after",
+    "providers_before",
+    "providers_after",
 }
 
 
 @pytest.fixture(scope="module")
 def example_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
     out = tmp_path_factory.mktemp("cli") / "example"
-    code = main(["solve", "--region", "example", "--out", str(out), "--margin", "0.1",
-                 "--max-travel", "90", "--no-maps", "--no-report"])
+    code = main(
+        [
+            "solve",
+            "--region",
+            "example",
+            "--out",
+            str(out),
+            "--margin",
+            "0.1",
+            "--max-travel",
+            "90",
+            "--no-maps",
+            "--no-report",
+        ]
+    )
     return code, out
 
 
@@ -79,8 +113,19 @@ def test_written_files_pass_the_independent_recheck(example_run: tuple[int, Path
 
 def test_impossible_margin_exits_1_with_diagnosis(tmp_path: Path) -> None:
     out = tmp_path / "impossible"
-    code = main(["solve", "--region", "example", "--out", str(out), "--margin", "20",
-                 "--no-maps", "--no-report"])
+    code = main(
+        [
+            "solve",
+            "--region",
+            "example",
+            "--out",
+            str(out),
+            "--margin",
+            "20",
+            "--no-maps",
+            "--no-report",
+        ]
+    )
     assert code == 1
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "infeasible"
@@ -106,8 +151,22 @@ def test_same_input_same_output(tmp_path: Path) -> None:
     outs = []
     for name in ("a", "b"):
         out = tmp_path / name
-        assert main(["solve", "--region", "example", "--out", str(out), "--objective",
-                     "providers", "--no-maps", "--no-report"]) == 0
+        assert (
+            main(
+                [
+                    "solve",
+                    "--region",
+                    "example",
+                    "--out",
+                    str(out),
+                    "--objective",
+                    "providers",
+                    "--no-maps",
+                    "--no-report",
+                ]
+            )
+            == 0
+        )
         outs.append(out)
     for name in ("site_volumes.csv", "assignments.csv"):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
@@ -122,13 +181,31 @@ def test_cbc_gives_the_same_objective(tmp_path: Path) -> None:
     objectives = []
     for solver in ("highs", "cbc"):
         out = tmp_path / solver
-        assert main(["solve", "--region", "example", "--out", str(out), "--solver", solver,
-                     "--margin", "0.25", "--no-maps", "--no-report"]) == 0
+        assert (
+            main(
+                [
+                    "solve",
+                    "--region",
+                    "example",
+                    "--out",
+                    str(out),
+                    "--solver",
+                    solver,
+                    "--margin",
+                    "0.25",
+                    "--no-maps",
+                    "--no-report",
+                ]
+            )
+            == 0
+        )
         objectives.append(json.loads((out / "summary.json").read_text())["objective"])
     assert objectives[0] == pytest.approx(objectives[1], rel=1e-3)
 
 
-def test_regions_json_and_example_matrix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_regions_json_and_example_matrix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     example_dir = Path(geo.__file__).parent / "data" / "example"
     assert main(["regions", "--json", "--data", str(example_dir)]) == 0
     regions = json.loads(capsys.readouterr().out)

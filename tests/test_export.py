@@ -332,4 +332,45 @@ def test_write_run_outputs_infeasible(tmp_path: Path, result) -> None:
     assert [p.name for p in written] == ["report.html"]
     html = (tmp_path / "report.html").read_text()
     assert "no site reaches the norm within 30 minutes" in html
-    assert os.path.exists(tmp_path / "report.html")
+    # as scenarios.run writes it: baseline rows, empty "after" columns, no assignments
+    baseline = sv.assign(volume_after=np.nan, kept_after=None)
+    out = tmp_path / "with_baseline"
+    written = write_run_outputs(out, summary, baseline, asg.iloc[0:0], ds, xlsx=True)
+    assert sorted(p.name for p in written) == ["report.html", "results.xlsx"]
+    html = (out / "report.html").read_text()
+    assert 'class="providers-today"' in html and 'class="gain-lose"' not in html
+    assert not os.path.exists(out / "results.gpkg") and not os.path.exists(out / "maps")
+
+
+def test_end_to_end_example_solve(tmp_path: Path) -> None:
+    """`herschik solve --region example` writes a GeoPackage whose layers equal the CSVs."""
+    from scenarios.cli import main
+
+    out = tmp_path / "run"
+    assert main(["solve", "--region", "example", "--out", str(out), "--geojson", "--xlsx"]) == 0
+    ids = {c: str for c in ("region_id", "site_id", "area_id", "intervention_id")}
+    sv = pd.read_csv(out / "site_volumes.csv", dtype=ids)
+    asg = pd.read_csv(out / "assignments.csv", dtype=ids)
+    layers = dict(pyogrio.list_layers(out / "results.gpkg"))
+    assert set(layers) == {"sites", "areas", "flows"}
+    sites = gpd.read_file(out / "results.gpkg", layer="sites")
+    flows = gpd.read_file(out / "results.gpkg", layer="flows")
+    areas = gpd.read_file(out / "results.gpkg", layer="areas")
+    assert {g.crs.to_epsg() for g in (sites, flows, areas)} == {28992}
+    assert len(sites) == len(sv) and len(flows) == len(asg)
+    assert len(areas) == asg.groupby(["area_id", "intervention_id"]).ngroups
+    pd.testing.assert_frame_equal(sites[SITE_VOLUME_COLUMNS], sv[SITE_VOLUME_COLUMNS],
+                                  check_dtype=False)
+    pd.testing.assert_frame_equal(flows[ASSIGNMENT_COLUMNS], asg[ASSIGNMENT_COLUMNS],
+                                  check_dtype=False)
+    np.testing.assert_allclose(areas["patients"].sum(), asg["patients"].sum())
+    for name, n in (("sites", len(sv)), ("flows", len(asg))):
+        assert len(gpd.read_file(out / "geojson" / f"{name}.geojson")) == n
+    assert len(pd.read_excel(out / "results.xlsx", sheet_name="assignments")) == len(asg)
+    with_patients = set(asg["intervention_id"]) & set(sv["intervention_id"])
+    assert {p.stem for p in (out / "maps").glob("*.png")} == with_patients | {"overview"}
+    html_text = (out / "report.html").read_text(encoding="utf-8")
+    assert "<h1>herschik report — example</h1>" in html_text
+    assert html_text.count('src="data:image/png;base64,') == len(with_patients) + 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] in ("optimal", "feasible")

@@ -21,7 +21,8 @@ HERSCHIK = [sys.executable, "-m", "scenarios.cli"]
 def _start_solve(out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [*HERSCHIK, "solve", "--region", "example", "--out", str(out), "--margin", "0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -49,8 +50,22 @@ def test_killed_solve_leaves_no_torn_folder_and_rerun_completes(
         assert not out.exists() or (out / "summary.json").exists()
     if sig == signal.SIGTERM and started:
         assert not list(tmp_path.glob(".run.staging-*")), "SIGTERM must clean its staging"
-    assert main(["solve", "--region", "example", "--out", str(out), "--margin", "0.1",
-                 "--no-maps", "--no-report"]) == 0
+    assert (
+        main(
+            [
+                "solve",
+                "--region",
+                "example",
+                "--out",
+                str(out),
+                "--margin",
+                "0.1",
+                "--no-maps",
+                "--no-report",
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "summary.json").read_text())["status"] == "optimal"
     assert not list(tmp_path.glob(".run.*")), "re-run must remove stale staging folders"
 
@@ -78,7 +93,10 @@ def test_out_folder_that_is_not_ours_is_refused(tmp_path: Path) -> None:
 def test_module_entry_point_exit_code(tmp_path: Path) -> None:
     result = subprocess.run(
         [*HERSCHIK, "solve", "--region", "nowhere", "--out", str(tmp_path / "x")],
-        capture_output=True, text=True, env={**os.environ}, timeout=120,
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        timeout=120,
     )
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1

@@ -141,10 +141,9 @@ def test_no_fixed_link_to_wadden_islands():
     from geo.skeleton import build_default_network
 
     G = build_default_network()
-    island = {}
-    for n, d in G.nodes(data=True):
-        island[n] = None
     from geo.skeleton import read_districts, read_places
+
+    island = dict.fromkeys(G.nodes)
 
     for i, d in enumerate(read_districts()):
         island[i] = d["island"]

@@ -360,6 +360,7 @@ def test_with_overrides_flags_win_and_change_the_id(tmp_path: Path) -> None:
         None,
         "moved",
     )
+    assert new.name == "r (margin=0.25,max_travel=none,objective=moved)"
     assert run.params.margin == 0.1  # the original is unchanged
     assert new.as_dict()["overrides"] == {"margin": 0.25, "max_travel": None, "objective": "moved"}
     assert new.run_id("d", "r") != run.run_id("d", "r")
@@ -426,3 +427,10 @@ def test_shipped_values() -> None:
     pancreas = Treatment(id="pancreas_resection", group_id="pancreas")
     run_2035 = [r for r in growth if r.target_year == 2035][0]
     assert run_2035.growth_factor_for(pancreas) == pytest.approx(1.02**10)
+
+
+def test_cross_field_error_with_a_grid_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.toml", "visits_per_patient = 2\n[grid]\nmargin = [0, 0.1]\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert info.value.field == "(scenario)" and "shared_care_local_visits" in info.value.message

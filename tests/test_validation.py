@@ -185,5 +185,6 @@ def test_every_district_and_hospital_reaches_a_site():
         H = area_site_minutes(areas, hxy)
         assert np.isfinite(H).all()
         assert np.isfinite(area_site_minutes(hxy, sites)).all()
-        print("nearest hospital: median %.1f, p99 %.1f, max %.1f min"
-              % (np.median(H.min(1)), np.percentile(H.min(1), 99), H.min(1).max()))
+        near = H.min(axis=1)
+        print(f"nearest hospital: median {np.median(near):.1f}, "
+              f"p99 {np.percentile(near, 99):.1f}, max {near.max():.1f} min")
