@@ -13,7 +13,9 @@ not counted) and the field.
 from __future__ import annotations
 
 import copy
+import csv
 import functools
+import io
 import json
 import math
 import os
@@ -37,6 +39,8 @@ EXAMPLE_DIR = DATA_DIR / "example"
 #: Bounding box of the Netherlands in RD New (EPSG:28992), metres.
 RD_X_RANGE = (0.0, 300_000.0)
 RD_Y_RANGE = (289_000.0, 630_000.0)
+#: The Netherlands (with its coastal waters) in degrees: west, south, east, north.
+NL_LONLAT = (3.2, 50.7, 7.3, 53.7)
 
 CRS = "EPSG:28992"
 SITE_TYPES = ("umc", "general", "children", "cancer_centre")
@@ -84,6 +88,9 @@ _SCHEMA: dict[str, list[tuple[str, str]]] = {
     "baseline_volumes.csv": [("site_id", "id"), ("intervention_id", "id"), ("volume", "float")],
     "travel_times.csv": [("area_id", "id"), ("site_id", "id"), ("minutes", "float")],
 }
+
+#: Tables that must have at least one data row.
+_NEEDS_ROWS = ("regions.csv", "sites.csv", "areas.csv", "treatments.csv")
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -299,34 +306,89 @@ def clear_cache() -> None:
     _load_embedded.cache_clear()
 
 
+def _decode(file: str, data: bytes) -> str:
+    """UTF-8 text of a file (a leading BOM dropped); a DataError names the row of a bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start].split(b"\n")
+        line = len(before)  # 1-based line of the bad byte
+        # Data rows are counted like the parsed table: header excluded, blank lines skipped.
+        row = sum(1 for text in before[1:-1] if text.strip(b"\r")) + 1 if line > 1 else None
+        byte = data[exc.start : exc.start + 1].hex()
+        where = "in the header" if row is None else "in this row"
+        raise DataError(
+            file, row, None,
+            f"not UTF-8 text (byte 0x{byte} {where}); save the file as UTF-8",
+        ) from None
+
+
+def _parse_csv(file: str, text: str) -> tuple[list[str], list[list[str]]]:
+    """Header and data rows of CSV text; every row must have as many fields as the header.
+
+    Blank lines are skipped (they are not counted as rows).
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[list[str]] = []
+    try:
+        header = next((r for r in reader if r), None)
+        if header is None:
+            raise DataError(file, None, None, "file is empty (no header row)")
+        for fields in reader:
+            if not fields:
+                continue
+            rows.append(fields)
+            if len(fields) != len(header):
+                raise DataError(
+                    file, len(rows), None,
+                    f"has {len(fields)} fields but the header has {len(header)}",
+                )
+    except csv.Error as exc:
+        raise DataError(file, len(rows) + 1, None, f"malformed CSV ({exc})") from None
+    return header, rows
+
+
 def _read_table(folder: Path, file: str, required: bool = True) -> pd.DataFrame | None:
-    """Read one CSV as strings and convert its columns per ``_SCHEMA`` (raising DataError)."""
+    """Read one CSV as strings and convert its columns per ``_SCHEMA`` (raising DataError).
+
+    Accepts a UTF-8 byte-order mark and Windows line ends; anything not UTF-8, a row with a
+    different number of fields than the header, duplicate or unnamed columns are refused.
+    """
     path = folder / file
     if not path.exists():
         if required:
             raise DataError(file, None, None, "file is missing")
         return None
+    if not path.is_file():
+        raise DataError(file, None, None, "not a file")
     try:
-        raw = pd.read_csv(
-            path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8"
-        )
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(file, None, None, f"cannot read CSV ({exc})".replace("\n", " ")) from exc
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(file, None, None, "file is empty (no header row)") from exc
-    raw.columns = [str(c).strip() for c in raw.columns]
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(file, None, None, f"cannot read ({exc.strerror or exc})") from None
+    header, rows = _parse_csv(file, _decode(file, data))
+    header = [name.strip() for name in header]
     spec = _SCHEMA[file]
     expected = [name for name, _ in spec]
+    for pos, name in enumerate(header):
+        if not name:
+            raise DataError(file, None, None, f"column {pos + 1} of the header has no name")
+        if name in header[:pos]:
+            raise DataError(file, None, name, "duplicate column")
     for name in expected:
-        if name not in raw.columns:
+        if name not in header:
             raise DataError(file, None, name, "missing column")
-    extra = [c for c in raw.columns if c not in expected]
+    extra = [c for c in header if c not in expected]
     if extra:
         raise DataError(file, None, extra[0], "unexpected column (expected: "
                         + ", ".join(expected) + ")")
-    out = pd.DataFrame(index=raw.index)
+    if file in _NEEDS_ROWS and not rows:
+        raise DataError(file, None, None, "no data rows (only a header)")
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in header]
+    raw = {name: pd.Series(values, dtype=object) for name, values in zip(header, columns,
+                                                                          strict=True)}
+    out = pd.DataFrame(index=pd.RangeIndex(len(rows)))
     for name, kind in spec:
-        out[name] = _convert(file, name, kind, raw[name])
+        out[name] = _convert(file, name, kind, raw[name].astype(str))
     return out
 
 
@@ -464,9 +526,13 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     if not path.exists():
         raise DataError("dataset.json", None, None, "file is missing")
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError("dataset.json", None, None, f"not valid JSON ({exc})") from exc
+        meta = json.loads(_decode("dataset.json", path.read_bytes()))
+    except OSError as exc:
+        raise DataError("dataset.json", None, None,
+                        f"cannot read ({exc.strerror or exc})") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        message = " ".join(str(exc).split())[:200]
+        raise DataError("dataset.json", None, None, f"not valid JSON ({message})") from None
     if not isinstance(meta, dict):
         raise DataError("dataset.json", None, None, "must be a JSON object")
     for key in ("name", "baseline", "description"):
@@ -519,8 +585,8 @@ def _check_balance(regions: pd.DataFrame, sites: pd.DataFrame, areas: pd.DataFra
     """Per region and treatment baseline volumes must sum to the demand of the region's areas."""
     dem = demand.merge(areas[["area_id", "region_id"]], on="area_id").groupby(
         ["region_id", "intervention_id"])["patients"].sum()
-    vol = baseline.merge(sites[["site_id", "region_id"]], on="site_id").groupby(
-        ["region_id", "intervention_id"])["volume"].sum()
+    located = baseline.merge(sites[["site_id", "region_id"]], on="site_id", how="left")
+    vol = located.groupby(["region_id", "intervention_id"])["volume"].sum()
     both = pd.concat([dem.rename("demand"), vol.rename("volume")], axis=1).fillna(0.0)
     diff = (both["demand"] - both["volume"]).abs()
     tol = np.maximum(1e-3, 1e-6 * both["demand"].abs())
@@ -528,8 +594,12 @@ def _check_balance(regions: pd.DataFrame, sites: pd.DataFrame, areas: pd.DataFra
     if bad.any():
         (region, treatment) = bad[bad].index[0]
         row = both.loc[(region, treatment)]
+        # Point at the first baseline row of that region and treatment (if there is one).
+        match = ((located["region_id"] == region)
+                 & (located["intervention_id"] == treatment)).to_numpy()
+        first = int(np.argmax(match)) + 1 if match.any() else None
         raise DataError(
-            "baseline_volumes.csv", None, "volume",
+            "baseline_volumes.csv", first, "volume",
             f"region {region!r}, treatment {treatment!r}: baseline volumes sum to "
             f"{row['volume']:.4f} but the region's demand sums to {row['demand']:.4f} "
             "(patients are treated in their own region today; the two must be equal)",
@@ -559,9 +629,15 @@ def _read_geometries(folder: Path, areas: pd.DataFrame) -> Any:
     try:
         frame = gpd.read_file(path, layer=layer, engine="pyogrio", use_arrow=True)
     except Exception:  # noqa: BLE001 - arrow is optional; fall back to the plain reader
-        frame = gpd.read_file(path, layer=layer, engine="pyogrio")
+        try:
+            frame = gpd.read_file(path, layer=layer, engine="pyogrio")
+        except Exception as exc:  # noqa: BLE001 - any driver error means an unreadable file
+            message = " ".join(str(exc).split())
+            raise DataError(file, None, None, f"cannot read layer {layer!r} ({message})") from None
     if "area_id" not in frame.columns:
         raise DataError(file, None, "area_id", "missing column")
+    if "geometry" not in frame.columns or not hasattr(frame, "geometry"):
+        raise DataError(file, None, "geometry", "the layer has no geometry column")
     if frame.crs is None:
         raise DataError(file, None, "geometry", "no CRS: the layer must declare its coordinate "
                         f"reference system (expected {CRS})")
@@ -570,9 +646,13 @@ def _read_geometries(folder: Path, areas: pd.DataFrame) -> Any:
     except Exception as exc:  # noqa: BLE001
         raise DataError(file, None, "geometry", f"unknown CRS ({exc})") from exc
     if not crs.equals(ProjCRS.from_epsg(28992), ignore_axis_order=True):
-        if not (crs.is_projected or crs.is_geographic):
-            raise DataError(file, None, "geometry", f"unsupported CRS {crs.name!r}")
-        frame = frame.to_crs(CRS)
+        _check_reprojectable(file, crs)
+        try:
+            frame = frame.to_crs(CRS)
+        except Exception as exc:  # noqa: BLE001 - pyproj cannot transform this CRS
+            message = " ".join(str(exc).split())
+            raise DataError(file, None, "geometry", f"cannot reproject from CRS {crs.name!r} "
+                            f"to {CRS} ({message})") from None
     else:
         frame = frame.set_crs(CRS, allow_override=True)
     frame = frame[["area_id", "geometry"]].copy()
@@ -581,7 +661,37 @@ def _read_geometries(folder: Path, areas: pd.DataFrame) -> Any:
     _check_ref(file, frame, "area_id", areas["area_id"], "areas.csv")
     _first_bad(file, "geometry", frame.geometry.isna().to_numpy(), frame["area_id"],
                lambda v: f"missing geometry (area {v})")
+    bounds = frame.geometry.bounds.to_numpy(dtype=float)  # minx, miny, maxx, maxy
+    with np.errstate(invalid="ignore"):
+        outside = ~(np.isfinite(bounds).all(axis=1)
+                    & (bounds[:, 0] >= RD_X_RANGE[0]) & (bounds[:, 2] <= RD_X_RANGE[1])
+                    & (bounds[:, 1] >= RD_Y_RANGE[0]) & (bounds[:, 3] <= RD_Y_RANGE[1]))
+    outside &= ~frame.geometry.is_empty.to_numpy()
+    _first_bad(file, "geometry", outside, frame["area_id"],
+               lambda v: f"area {v} lies outside the Netherlands in {CRS} (is the declared "
+                         "CRS right?)")
     return frame.reset_index(drop=True)
+
+
+def _check_reprojectable(file: str, crs: Any) -> None:
+    """Refuse a CRS that cannot be reprojected to RD New safely.
+
+    Safe: a geographic or projected CRS whose area of use (when known) covers the Netherlands.
+    Refused: engineering / local grids (no datum to transform from) and CRSs meant for another
+    part of the world (coordinates labelled with them cannot be Dutch areas).
+    """
+    if not (crs.is_projected or crs.is_geographic):
+        raise DataError(file, None, "geometry", f"unsupported CRS {crs.name!r}: it cannot be "
+                        f"reprojected to {CRS} safely (use {CRS} or EPSG:4326)")
+    area = crs.area_of_use
+    if area is None:
+        return
+    west, south, east, north = NL_LONLAT
+    if area.east < west or area.west > east or area.north < south or area.south > north:
+        raise DataError(file, None, "geometry", f"CRS {crs.name!r} does not cover the "
+                        f"Netherlands (its area of use is longitude {area.west:g}..{area.east:g}, "
+                        f"latitude {area.south:g}..{area.north:g}): refusing to reproject "
+                        f"(use {CRS} or EPSG:4326)")
 
 
 # --------------------------------------------------------------------------------------------

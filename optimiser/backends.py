@@ -17,6 +17,7 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,8 +69,12 @@ def solve_highs(
     time_limit: float | None = None,
     mip_gap: float = 1e-4,
     threads: int | None = None,
+    presolve: bool | None = None,
 ) -> BackendResult:
-    """Solve with HiGHS through highspy's array API. Output is silenced."""
+    """Solve with HiGHS through highspy's array API. Output is silenced.
+
+    ``presolve=None`` keeps HiGHS' default (on); see solve.py for when it is switched off.
+    """
     trivial = _trivial(arrays, "highs")
     if trivial is not None:
         return trivial
@@ -86,6 +91,8 @@ def solve_highs(
         h.setOptionValue("time_limit", float(time_limit))
     if threads is not None:
         h.setOptionValue("threads", int(threads))
+    if presolve is not None:
+        h.setOptionValue("presolve", "on" if presolve else "off")
     csc = sp.csc_matrix(arrays.A)
     csc.sort_indices()
     integral = bool(np.any(arrays.integrality))
@@ -157,11 +164,13 @@ def solve_pulp(
         raise ValueError(f"solve_pulp supports solver='cbc', got {solver!r}")
     start = time.perf_counter()
     prob = pulp.LpProblem("herschik", pulp.LpMinimize)
+    # PuLP >= 3.3 attaches variables to the problem (LpVariable(...) is deprecated there)
+    new_var = getattr(prob, "add_variable", None) or pulp.LpVariable
     xs = []
     for j in range(arrays.n_cols):
         lo = arrays.col_lower[j]
         hi = arrays.col_upper[j]
-        xs.append(pulp.LpVariable(
+        xs.append(new_var(
             f"v{j}",
             lowBound=None if not math.isfinite(lo) else float(lo),
             upBound=None if not math.isfinite(hi) else float(hi),
@@ -187,9 +196,13 @@ def solve_pulp(
     fd, log_path = tempfile.mkstemp(suffix=".log", prefix="herschik_cbc_")
     os.close(fd)
     try:
-        cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=mip_gap,
-                                threads=threads, logPath=log_path)
-        prob.solve(cmd)
+        with warnings.catch_warnings():
+            # PULP_CBC_CMD (the CBC bundled with PuLP) is deprecated for PuLP 4 but is the one
+            # CBC that is installed everywhere PuLP is
+            warnings.simplefilter("ignore", DeprecationWarning)
+            cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=mip_gap,
+                                    threads=threads, logPath=log_path)
+            prob.solve(cmd)
         with open(log_path, encoding="utf-8", errors="replace") as handle:
             log = handle.read()
     finally:

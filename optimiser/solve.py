@@ -43,6 +43,8 @@ from .solution import Solution
 
 #: flows below this (patients per year) are solver noise and set to 0
 FLOW_EPS = 1e-7
+#: a site "provides" a treatment without a norm when it treats more than this many patients/yr
+PROVIDES_MIN = 1e-5
 
 
 def treatment_components(instance: Instance, params: SolveParams) -> tuple[list[list[int]], str]:
@@ -266,11 +268,11 @@ def solve(instance: Instance, params: SolveParams) -> Solution:
         keep[a.y_site[yv], a.y_treat[yv]] = True
         for t in r.treatments:
             if np.all(np.isnan(norms[:, t])):
-                keep[:, t] = flow[:, :, t].sum(axis=0) > 1e-9
+                keep[:, t] = flow[:, :, t].sum(axis=0) > PROVIDES_MIN
             else:
                 # sites where t has no norm (tiered norm without that role) are open if used
                 nn = np.isnan(norms[:, t])
-                keep[nn, t] = flow[:, nn, t].sum(axis=0) > 1e-9
+                keep[nn, t] = flow[:, nn, t].sum(axis=0) > PROVIDES_MIN
         vals = _objective_value(instance, params, flow, keep, r.treatments)
         entry["objective"] = round(vals["objective"], 6)
         entry["travel"] = round(vals["travel"], 6)

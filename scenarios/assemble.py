@@ -71,6 +71,38 @@ def travel_minutes(
     )
 
 
+def _check_reachable(
+    dataset: Any,
+    travel: np.ndarray,
+    area_ids: Sequence[str],
+    site_ids: Sequence[str],
+    demand: np.ndarray,
+) -> None:
+    """Refuse a network (or matrix) on which an area with patients, or a site, has no route."""
+    from geo.dataset import DataError
+
+    source = "travel_times.csv" if dataset.travel_times is not None else "road network"
+    reachable = np.isfinite(travel)
+    stranded = np.nonzero(~reachable.any(axis=1) & (demand.sum(axis=1) > 0))[0]
+    if len(stranded):
+        raise DataError(
+            source,
+            None,
+            "area_id",
+            f"area {area_ids[stranded[0]]} has patients but no route to any site "
+            f"({len(stranded)} such areas)",
+        )
+    isolated = np.nonzero(~reachable.any(axis=0))[0]
+    if len(isolated) and len(area_ids):
+        raise DataError(
+            source,
+            None,
+            "site_id",
+            f"site {site_ids[isolated[0]]} cannot be reached from any area "
+            f"({len(isolated)} such sites)",
+        )
+
+
 def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instance:
     """The planning instance of one region, or of the whole country for ``region_id="all"``.
 
@@ -103,6 +135,7 @@ def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instanc
         0.0,
     )
     travel = travel_minutes(dataset, area_ids, site_ids, network)
+    _check_reachable(dataset, travel, area_ids, site_ids, demand)
 
     baseline_flow = np.zeros((len(area_ids), len(site_ids), len(treatment_ids)))
     area_region = areas["region_id"].to_numpy()

@@ -201,35 +201,6 @@ def _console() -> Any:
     return Console(highlight=False)
 
 
-def data_summary_table(dataset: Any) -> Any:
-    """Providers, providers below their norm and total volume per region and treatment."""
-    import pandas as pd
-
-    sites = dataset.sites.set_index("site_id")
-    rows = []
-    for treatment in dataset.treatment_objects():
-        volumes = dataset.baseline_volumes[
-            (dataset.baseline_volumes["intervention_id"] == treatment.id)
-            & (dataset.baseline_volumes["volume"] > 0)
-        ]
-        for region_id in dataset.regions["region_id"]:
-            in_region = volumes[volumes["site_id"].map(sites["region_id"]) == region_id]
-            below = 0
-            for row in in_region.itertuples(index=False):
-                norm = treatment.norm_for(str(sites.at[row.site_id, "hn_role"]))
-                below += int(norm is not None and row.volume < norm)
-            rows.append(
-                {
-                    "region_id": region_id,
-                    "intervention_id": treatment.id,
-                    "providers": int(len(in_region)),
-                    "below_norm": below,
-                    "volume": round(float(in_region["volume"].sum()), 4),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
 # --- commands -----------------------------------------------------------------------------
 def cmd_regions(args: argparse.Namespace) -> int:
     dataset = _load(args)
@@ -272,7 +243,8 @@ def cmd_data(args: argparse.Namespace) -> int:
         export_dataset(dataset, args.out)
         print(f"wrote dataset '{dataset.name}' to {args.out}")
         return EXIT_OK
-    table = data_summary_table(dataset)
+    table = dataset.summary()
+    table["volume"] = table["volume"].round(4)
     if args.json:
         print(json.dumps(table.to_dict(orient="records"), indent=2))
         return EXIT_OK

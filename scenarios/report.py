@@ -45,6 +45,8 @@ th, td { padding: 4px 10px; border-bottom: 1px solid var(--line); text-align: le
 th { background: var(--band); font-weight: 600; }
 table.providers-overview td:nth-child(2), table.gain-lose td:nth-child(2),
 table.providers td:nth-child(2) { min-width: 16em; }
+table.providers td:first-child, table.gain-lose td:first-child,
+table.providers-overview td:first-child { white-space: nowrap; }
 tbody tr:nth-child(even) td { background: #fafbfc; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .status { display:inline-block; padding:1px 8px; border-radius:10px; font-weight:600;
@@ -84,8 +86,6 @@ def fmt(value: Any, digits: int = 1) -> str:
     if isinstance(value, (float, np.floating)):
         if not math.isfinite(float(value)):
             return "—"
-        if 0 < abs(float(value)) < 1:  # shares, margins, gaps: keep significant digits
-            return f"{float(value):.3g}"
         return f"{float(value):,.{digits}f}"
     if isinstance(value, (list, tuple)) and all(
             isinstance(v, (str, int, float)) for v in value):
@@ -93,6 +93,14 @@ def fmt(value: Any, digits: int = 1) -> str:
     if isinstance(value, (list, tuple, dict)):
         return json.dumps(value, default=str) if value else "—"
     return str(value)
+
+
+def fmt_exact(value: Any) -> str:
+    """Like :func:`fmt` but floats as entered (``0.05``, ``60``): for parameters."""
+    if isinstance(value, (float, np.floating)) and not isinstance(value, bool) \
+            and math.isfinite(float(value)):
+        return f"{float(value):g}"
+    return fmt(value)
 
 
 def pct(value: float | None) -> str:
@@ -223,9 +231,9 @@ def _brief(value: Any, limit: int = 6) -> str:
     if isinstance(value, Mapping):
         items = list(value.values())
         if len(items) == 2 and not isinstance(items[1], (list, dict)):
-            return f"{fmt(items[0])} ({fmt(items[1])})"
-        return ", ".join(f"{k} {fmt(v)}" for k, v in list(value.items())[:limit])
-    return fmt(value)
+            return f"{fmt_exact(items[0])} ({fmt_exact(items[1])})"
+        return ", ".join(f"{k} {fmt_exact(v)}" for k, v in list(value.items())[:limit])
+    return fmt_exact(value)
 
 
 def _diagnosis(diagnosis: Mapping[str, Any]) -> str:
@@ -462,7 +470,7 @@ def _maps(map_pngs: Mapping[str, Path], names: Mapping[str, str]) -> str:
 
 def _scenario(summary: Mapping[str, Any]) -> str:
     scenario = summary.get("scenario") or {}
-    rows = [(key, fmt(value)) for key, value in scenario.items()]
+    rows = [(key, fmt_exact(value)) for key, value in scenario.items()]
     rows += [("baseline", fmt(summary.get("baseline"))), ("network", fmt(summary.get("network"))),
              ("contract", fmt(summary.get("contract")))]
     return _table(["Parameter", "Value"], rows, cls="scenario")

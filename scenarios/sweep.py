@@ -153,6 +153,8 @@ def data_fingerprint(dataset: Any, network: Any = None) -> str:
 _DATASETS: dict[str, Any] = {}
 _INSTANCES: dict[tuple[str, str, str], Any] = {}
 _MAX_INSTANCES = 16
+#: True once this process has solved a run itself (see ``_start_method``).
+_SOLVED_HERE = False
 
 
 def _source_key(source: Any) -> str:
@@ -386,19 +388,39 @@ def _write_tables(frame: pd.DataFrame, out_dir: Path) -> None:
 # --- executors -------------------------------------------------------------------------------
 
 
+def _start_method(workers: int, n_tasks: int) -> str | None:
+    """How the local pool starts workers: None (in-process), "fork" or "spawn".
+
+    ``fork`` lets workers inherit the parent's dataset and instances (built once, before the
+    pool starts). It is only safe while this process has not run a solver itself: HiGHS keeps
+    a global thread pool that a forked child would inherit without its threads. After an
+    in-process solve (``workers=1`` earlier in the same process) workers are spawned and build
+    their own instances.
+    """
+    if workers <= 1 or n_tasks <= 1:
+        return None
+    import multiprocessing
+
+    if "fork" in multiprocessing.get_all_start_methods() and not _SOLVED_HERE:
+        return "fork"
+    return "spawn"
+
+
 def _run_local(
-    tasks: Sequence[SweepTask], workers: int, on_done: Callable[[dict[str, Any]], None]
+    tasks: Sequence[SweepTask],
+    workers: int,
+    method: str | None,
+    on_done: Callable[[dict[str, Any]], None],
 ) -> None:
-    if workers <= 1 or len(tasks) <= 1:
+    global _SOLVED_HERE
+    if method is None:
+        _SOLVED_HERE = True
         for task in tasks:
             on_done(run_task(task))
         return
-    context = None
-    if sys.platform.startswith("linux"):
-        import multiprocessing
+    import multiprocessing
 
-        # fork: workers inherit the parent's loaded dataset and built instances
-        context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context(method)
     with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
         futures: dict[Future[dict[str, Any]], SweepTask] = {
             pool.submit(run_task, task): task for task in tasks
@@ -555,8 +577,9 @@ def run_sweep(
 
     timings: list[dict[str, Any]] = []
     if todo:
+        method = _start_method(n_workers, len(todo)) if executor == "local" else "dask"
         # Build each needed region's instance once here: in-process and forked workers reuse it.
-        if executor == "local":
+        if method in (None, "fork"):
             for region in dict.fromkeys(t.region_id for t in todo):
                 _, seconds = _instance(source, region, net)
                 if progress and seconds > 0:
@@ -586,7 +609,7 @@ def run_sweep(
             if executor == "dask":
                 _run_dask(todo, scheduler, n_workers, on_done)
             else:
-                _run_local(todo, n_workers, on_done)
+                _run_local(todo, n_workers, method, on_done)
         finally:
             bar.close()
 

@@ -17,7 +17,7 @@ from scenarios.sweep_plot import pareto_front, plot_sweep
 GRID = """\
 # test grid: 2 x 2 = 4 runs on the example region
 name = "small"
-time_limit = 60
+mip_gap = 0.0001
 [grid]
 margin = [0, 0.25]
 objective = ["travel", "providers"]
@@ -158,8 +158,16 @@ def test_dask_executor_matches_local(
 
 
 def test_partial_and_leftover_folders_are_rerun_cleanly(
-    first: tuple[Path, pd.DataFrame], scenario_file: Path, tmp_path: Path
+    first: tuple[Path, pd.DataFrame],
+    scenario_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import scenarios.sweep
+
+    # as after an in-process solve: workers are spawned and build their own instances
+    monkeypatch.setattr(scenarios.sweep, "_SOLVED_HERE", True)
+    assert scenarios.sweep._start_method(2, 2) == "spawn"
     source, runs = first
     out = tmp_path / "resume"
     shutil.copytree(source, out)

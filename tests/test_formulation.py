@@ -1,0 +1,211 @@
+"""Behaviour of the single formulation (optimiser/formulation.py) and its back-ends."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from conftest_optimiser import synthetic_instance
+
+from optimiser.backends import solve_highs, solve_pulp
+from optimiser.formulation import build_arrays, candidate_matrix
+from optimiser.instance import Instance, Site, Treatment
+from optimiser.params import SolveParams
+from optimiser.solve import solve, treatment_components
+
+
+def _verify(sol, inst, params):
+    from optimiser.verify import verify
+
+    return verify(sol, inst, params)
+
+
+@pytest.fixture(scope="module")
+def region() -> Instance:
+    return synthetic_instance(50, 6, 4, seed=3)
+
+
+def test_aggregated_and_per_pair_linking_give_the_same_optimum(region: Instance) -> None:
+    params = SolveParams(margin=0.2, mip_gap=1e-9)
+    for t in range(len(region.treatments)):
+        agg = build_arrays(region, params, [t], linking="aggregated")
+        pair = build_arrays(region, params, [t], linking="per_pair")
+        assert pair.n_rows >= agg.n_rows
+        r1 = solve_highs(agg, mip_gap=1e-9)
+        r2 = solve_highs(pair, mip_gap=1e-9)
+        assert r1.status == r2.status == "optimal"
+        assert r1.objective == pytest.approx(r2.objective, rel=1e-7, abs=1e-6)
+
+
+def test_flow_variables_only_for_pairs_within_limits(region: Instance) -> None:
+    params = SolveParams(max_travel=30.0, max_extra_travel=10.0)
+    arrays = build_arrays(region, params)
+    minutes = region.travel_min[arrays.x_area, arrays.x_site]
+    assert np.all(minutes <= 30.0 + 1e-9)
+    base = region.baseline_travel()[arrays.x_area, arrays.x_treat]
+    assert np.all(np.isnan(base) | (minutes - base <= 10.0 + 1e-9))
+    assert np.all(region.demand[arrays.x_area, arrays.x_treat] > 0)
+    cand = candidate_matrix(region, params)
+    assert np.all(cand[arrays.x_site, arrays.x_treat])
+    # and exactly those: count the allowed pairs independently
+    expected = 0
+    base_all = region.baseline_travel()
+    for t in range(len(region.treatments)):
+        for a in range(len(region.area_ids)):
+            for s in range(len(region.sites)):
+                m = region.travel_min[a, s]
+                if region.demand[a, t] <= 0 or not cand[s, t] or m > 30.0:
+                    continue
+                if not np.isnan(base_all[a, t]) and m - base_all[a, t] > 10.0:
+                    continue
+                expected += 1
+    assert arrays.n_x == expected
+    # bounds: x <= d as a bound, not a row
+    assert np.allclose(arrays.col_upper[arrays.x_slice()],
+                       region.demand[arrays.x_area, arrays.x_treat])
+
+
+def test_one_y_per_candidate_of_treatments_with_norm(region: Instance) -> None:
+    params = SolveParams()
+    arrays = build_arrays(region, params)
+    cand = candidate_matrix(region, params)
+    norms = region.norm_matrix()
+    assert arrays.n_y == int((cand & ~np.isnan(norms)).sum())
+    assert np.all(arrays.integrality[arrays.y_slice()] == 1)
+    assert np.all(arrays.integrality[arrays.x_slice()] == 0)
+
+
+def test_bundles_are_kept_or_lost_together(region: Instance) -> None:
+    params = SolveParams(margin=0.5, bundles=[["T00", "T01"]], allow_new_providers=True)
+    comps, why = treatment_components(region, params)
+    assert [0, 1] in comps and "bundles" in why
+    sol = solve(region, params)
+    assert sol.status in ("optimal", "feasible")
+    assert np.array_equal(sol.keep[:, 0], sol.keep[:, 1])
+    assert _verify(sol, region, params) == []
+
+
+def test_bundle_with_partial_candidate_site_keeps_none(region: Instance) -> None:
+    # close T00 at the biggest T01 provider: bundled, it must lose T01 as well
+    s = int(np.argmax(region.baseline_volume[:, 1]))
+    params = SolveParams(bundles=[["T00", "T01"]],
+                         force_close=[{"site_id": region.site_ids[s], "intervention_id": "T00"}])
+    sol = solve(region, params)
+    assert sol.feasible
+    assert not sol.keep[s, 0] and not sol.keep[s, 1]
+
+
+def test_max_loss_share_is_honoured_and_couples_everything(region: Instance) -> None:
+    params = SolveParams(margin=0.5, max_loss_share=0.3)
+    comps, why = treatment_components(region, params)
+    assert comps == [list(range(len(region.treatments)))]
+    assert "max_loss_share" in why
+    sol = solve(region, params)
+    assert sol.feasible
+    before = region.baseline_volume.sum(axis=1)
+    after = sol.flow.sum(axis=(0, 2))
+    assert np.all(after >= 0.7 * before - 1e-6)
+    assert _verify(sol, region, params) == []
+    free = solve(region, SolveParams(margin=0.5))
+    assert sol.objective >= free.objective - 1e-6  # a constraint never improves the optimum
+
+
+def test_capacity_and_force_keep(region: Instance) -> None:
+    params = SolveParams(capacity_factor=1.3, capacity=[{"site_id": "S00", "max_patients": 5}],
+                         force_keep=[{"site_id": "S01", "intervention_id": "T00"}])
+    sol = solve(region, params)
+    if sol.feasible:
+        vol = sol.flow.sum(axis=0)
+        assert np.all(vol <= 1.3 * region.baseline_volume + 1e-6)
+        assert np.all(vol[0] <= 5 + 1e-6)
+        assert sol.keep[1, 0]
+        assert _verify(sol, region, params) == []
+    else:
+        assert sol.diagnosis["reason"]
+
+
+def test_no_norm_treatment_goes_to_nearest_candidate(region: Instance) -> None:
+    t = next(i for i, tr in enumerate(region.treatments) if tr.norm is None)
+    sol = solve(region, SolveParams())
+    cand = region.baseline_volume[:, t] > 0
+    nearest = np.where(cand[None, :], region.travel_min, np.inf).argmin(axis=1)
+    for a in np.nonzero(region.demand[:, t] > 0)[0]:
+        assert sol.flow[a, nearest[a], t] == pytest.approx(region.demand[a, t])
+    assert np.array_equal(sol.keep[:, t], sol.flow[:, :, t].sum(axis=0) > 1e-5)
+
+
+def test_single_sourcing_sends_each_area_to_one_site(region: Instance) -> None:
+    params = SolveParams(single_sourcing=True, margin=0.1)
+    sol = solve(region, params)
+    assert sol.feasible
+    used = (sol.flow > 1e-6).sum(axis=1)
+    assert np.all(used[region.demand > 0] == 1)
+    assert _verify(sol, region, params) == []
+
+
+def test_highs_and_cbc_agree_on_same_arrays(region: Instance) -> None:
+    arrays = build_arrays(region, SolveParams(margin=0.3, mip_gap=1e-9), [0])
+    h = solve_highs(arrays, mip_gap=1e-9)
+    c = solve_pulp(arrays, "cbc", mip_gap=1e-9)
+    assert h.status == c.status == "optimal"
+    assert h.objective == pytest.approx(c.objective, rel=1e-6)
+
+
+def test_tiered_norm_depends_on_site_role() -> None:
+    inst = synthetic_instance(40, 6, 1, seed=4, norms=[5.0], tiered=True)
+    arrays = build_arrays(inst, SolveParams(margin=0.0))
+    lo, hi = arrays.row_families["min_volume"]
+    req = -arrays.A[lo:hi][:, arrays.y_slice()].toarray().diagonal()
+    roles = [inst.sites[s].role for s in arrays.y_site]
+    expected = [{"HHOC": 7.5, "PP": 5.0, "PPR": 3.0}[r] for r in roles]
+    assert np.allclose(req, expected)
+
+
+def test_time_limit_gives_feasible_with_gap() -> None:
+    inst = synthetic_instance(500, 16, 1, seed=11, region_km=120, norms=[12.0])
+    params = SolveParams(single_sourcing=True, mip_gap=0.0)
+    statuses = []
+    for limit in (0.5, 1.0, 2.0, 4.0):
+        sol = solve(inst, params.model_copy(update={"time_limit": limit}))
+        statuses.append(sol.status)
+        if sol.status == "feasible":
+            assert sol.mip_gap is not None and sol.mip_gap > 0
+            assert sol.subproblems[0]["status"] == "feasible"
+            assert _verify(sol, inst, params) == []
+            return
+        if sol.status == "infeasible":  # no incumbent yet: says so, and why
+            assert sol.diagnosis["time_limit_reached"]
+    pytest.fail(f"never stopped on the time limit with an incumbent: {statuses}")
+
+
+def test_force_keep_and_close_same_pair_is_infeasible(region: Instance) -> None:
+    params = SolveParams(force_keep=[{"site_id": "S00", "intervention_id": "T00"}],
+                         force_close=[{"site_id": "S00"}])
+    sol = solve(region, params)
+    assert sol.status == "infeasible"
+    assert "forced" in sol.diagnosis["reason"]
+
+
+def test_national_size_model_builds_in_seconds() -> None:
+    # 3,340 areas x 100 sites x 19 treatments with a 60 min limit, random but realistic arrays
+    rng = np.random.default_rng(0)
+    n_a, n_s, n_t = 3340, 100, 19
+    axy = rng.uniform(0, 250_000, (n_a, 2))
+    sxy = rng.uniform(0, 250_000, (n_s, 2))
+    travel = 5 + np.linalg.norm(axy[:, None] - sxy[None], axis=2) / 1000 * 1.3
+    demand = np.round(rng.lognormal(0, 0.8, (n_a, n_t)), 2)
+    near = travel.argmin(axis=1)
+    flow = np.zeros((n_a, n_s, n_t))
+    flow[np.arange(n_a), near, :] = demand
+    inst = Instance(
+        region_id="NL", area_ids=tuple(f"a{i}" for i in range(n_a)),
+        sites=tuple(Site(id=f"s{i}") for i in range(n_s)),
+        treatments=tuple(Treatment(id=f"t{i}", norm=20.0) for i in range(n_t)),
+        demand=demand, travel_min=travel, baseline_volume=flow.sum(axis=0), baseline_flow=flow)
+    params = SolveParams(max_travel=60.0, allow_new_providers=True)
+    start = time.perf_counter()
+    arrays = build_arrays(inst, params)
+    seconds = time.perf_counter() - start
+    assert arrays.n_x > 400_000
+    assert seconds < 10.0, f"national build took {seconds:.1f} s"

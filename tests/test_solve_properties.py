@@ -1,0 +1,107 @@
+"""Property tests on random small instances (hypothesis, derandomised for reproducible CI)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest_optimiser import synthetic_instance
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from optimiser.backends import solve_highs
+from optimiser.formulation import build_arrays, travel_vector
+from optimiser.kpis import compute_kpis
+from optimiser.params import SolveParams
+from optimiser.solve import solve
+
+verify_module = pytest.importorskip("optimiser.verify")
+
+SETTINGS = settings(max_examples=30, derandomize=True, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def scenarios(draw):
+    seed = draw(st.integers(0, 10_000))
+    inst = synthetic_instance(draw(st.integers(6, 24)), draw(st.integers(2, 6)),
+                              draw(st.integers(1, 3)), seed=seed, region_km=70,
+                              tiered=draw(st.booleans()))
+    kw = {
+        "margin": draw(st.sampled_from([0.0, 0.1, 0.3, 1.0, 3.0])),
+        "objective": draw(st.sampled_from(["travel", "moved", "providers"])),
+        "single_sourcing": draw(st.booleans()),
+        "allow_new_providers": draw(st.booleans()),
+    }
+    if draw(st.booleans()):
+        kw["max_travel"] = draw(st.floats(10, 80))
+    if draw(st.booleans()):
+        kw["max_extra_travel"] = draw(st.floats(0, 30))
+    if draw(st.booleans()):
+        kw["capacity_factor"] = draw(st.floats(1.0, 2.5))
+    if draw(st.booleans()):
+        kw["max_loss_share"] = draw(st.floats(0.2, 1.0))
+    if len(inst.treatments) >= 2 and draw(st.booleans()):
+        kw["bundles"] = [list(inst.treatment_ids[:2])]
+    if draw(st.booleans()):
+        kw["force_keep"] = [{"site_id": inst.site_ids[draw(st.integers(0, len(inst.sites) - 1))],
+                             "intervention_id": inst.treatment_ids[0]}]
+    return inst, SolveParams(**kw)
+
+
+@SETTINGS
+@given(scenarios())
+def test_feasible_results_verify_and_infeasible_ones_are_diagnosed(case) -> None:
+    inst, params = case
+    sol = solve(inst, params)
+    if sol.feasible:
+        kpis = compute_kpis(inst, sol, params)
+        assert verify_module.verify(sol, inst, params) == []
+        assert verify_module.verify(sol, inst, params, kpis) == []
+        assert kpis["patients_moved"] >= -1e-6
+        assert kpis["p90_extra_min"] <= kpis["max_extra_min"] + 1e-9
+    else:
+        assert sol.diagnosis is not None
+        assert isinstance(sol.diagnosis["reason"], str) and sol.diagnosis["reason"].strip()
+        assert sol.flow is None and sol.keep is None
+
+
+@SETTINGS
+@given(scenarios(), st.sampled_from([0.05, 0.2, 0.5]))
+def test_larger_margin_never_gives_more_providers(case, extra) -> None:
+    inst, params = case
+    params = params.model_copy(update={"objective": "providers", "mip_gap": 0.0})
+    low = solve(inst, params)
+    high = solve(inst, params.model_copy(update={"margin": params.margin + extra}))
+    if not low.feasible:
+        assert not high.feasible
+        return
+    if high.feasible:
+        assert high.objective <= low.objective + 1e-9
+
+
+@SETTINGS
+@given(scenarios())
+def test_decomposed_solve_equals_joint_model(case) -> None:
+    inst, params = case
+    params = params.model_copy(update={"objective": "travel", "mip_gap": 0.0})
+    sol = solve(inst, params)
+    joint = build_arrays(inst, params)  # all treatments in one model
+    res = solve_highs(joint.with_objective(travel_vector(joint, inst)), mip_gap=0.0)
+    if not sol.feasible:
+        assert res.status == "infeasible"
+        return
+    assert res.status == "optimal"
+    assert sol.objective == pytest.approx(res.objective, rel=1e-6, abs=1e-5)
+
+
+@settings(max_examples=10, derandomize=True, deadline=None)
+@given(scenarios())
+def test_results_do_not_depend_on_threads(case) -> None:
+    inst, params = case
+    one = solve(inst, params.model_copy(update={"threads": 1}))
+    two = solve(inst, params.model_copy(update={"threads": 2}))
+    assert one.status == two.status
+    if one.feasible:
+        assert one.objective == two.objective
+        assert np.array_equal(one.flow, two.flow)
+        assert np.array_equal(one.keep, two.keep)
