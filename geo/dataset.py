@@ -89,6 +89,9 @@ _SCHEMA: dict[str, list[tuple[str, str]]] = {
     "travel_times.csv": [("area_id", "id"), ("site_id", "id"), ("minutes", "float")],
 }
 
+#: Largest whole number an int column accepts (exact in float64, fits in int64).
+_MAX_INT = 2.0**53
+
 #: Tables that must have at least one data row.
 _NEEDS_ROWS = ("regions.csv", "sites.csv", "areas.csv", "treatments.csv")
 
@@ -434,6 +437,8 @@ def _convert(file: str, field: str, kind: str, col: pd.Series) -> pd.Series:
     if kind == "int":
         _first_bad(file, field, ~np.isnan(values) & (values != np.round(values)), text,
                    lambda v: f"not a whole number ({v!r})")
+        _first_bad(file, field, np.abs(values) > _MAX_INT, text,
+                   lambda v: f"too large for a whole number ({v})")
     if kind in ("xcoord", "ycoord"):
         low, high = RD_X_RANGE if kind == "xcoord" else RD_Y_RANGE
         _first_bad(file, field, (values < low) | (values > high), text,

@@ -22,9 +22,10 @@ Rows: ``demand`` (every patient is treated), ``min_volume`` ((1+m)·N·y <= Σx)
 ``bundle`` (y equal across a bundle), ``loss_share`` (max_loss_share), ``stay`` and
 ``providers_floor`` (phase 2 of the lexicographic ``providers`` objective).
 
-Linking (measured, see ``LINKING_NOTE``): the aggregated per-site row Σ_a x <= U·y is the
-default. The per-pair alternative x[a,s,t] <= d[a,t]·y[s,t] (``linking="per_pair"``) gives the
-same optimum (tested) but far more rows.
+Linking (measured, numbers and reasoning in ``LINKING_NOTE``): the per-pair rows
+x[a,s,t] <= d[a,t]·y[s,t] are the default (with HiGHS presolve off, see solve.py); the
+aggregated per-site row Σ_a x <= U·y (``linking="aggregated"``) gives the same optimum (tested)
+with ~14x fewer rows. Both also carry the aggregated min-volume row.
 """
 
 from __future__ import annotations
@@ -37,16 +38,32 @@ import scipy.sparse as sp
 from .instance import Instance
 from .params import SolveParams
 
-#: Measurements behind the choice of the aggregated linking form (HiGHS 1.15 via highspy,
-#: 2-core machine, threads=1, tests/test_formulation.py ``synthetic_instance`` generator).
+#: Measurements behind the choice of the aggregated linking form.
 LINKING_NOTE = """
-Measured with benchmark_linking() on synthetic instances (realistic geography: areas with
-coordinates, travel = distance x 1.3 / 60 km/h, demand ~ population), objective travel, margin 0.
-See the numbers recorded in the module docstring of tests/test_formulation.py and in the final
-report; the aggregated form (Σ_a x <= U·y, x <= d as a column bound) wins because it adds one
-row per (site, treatment) instead of one per flow variable, keeps the LP relaxation as tight
-where it matters (the min-volume row is what makes y fractional, not the linking) and avoids the
-large degenerate LPs that made HiGHS stall with per-pair rows.
+Aggregated (Σ_a x[a,s,t] <= U·y[s,t], x <= d as a column bound) vs per-pair (x <= d·y per flow
+variable), HiGHS 1.15 via highspy, threads=1, one MIP per treatment, objective travel, margin
+0.1, tests/conftest_optimiser.synthetic_instance (areas around towns with populations, travel =
+distance x 1.3 at 70 km/h + 5 min, demand ~ population, norm = 0.8 x median site volume), on a
+2-core machine with other jobs running (so +-30% noise). Same optimum everywhere.
+
+  instance                 form        presolve  rows   total s  median s  max s
+  400 areas x 14 sites x6  aggregated  on         428    21.9     2.3       9.1
+                           aggregated  off        428    24.6     4.1       7.7
+                           per-pair    on        6014    33.5     1.7      21.3
+                           per-pair    off       6014    16.9     1.8       9.5
+  500 areas x 16 sites x8  aggregated  on         526    69.7     8.2      12.6
+                           aggregated  off        526    60.0     7.1      11.1
+                           per-pair    on        7013    36.1     3.2      11.6
+                           per-pair    off       7013    19.1     1.6       6.8
+
+Per-pair rows with presolve off won on total time on both instances (16.9 vs 21.9 s and
+19.1 vs 69.7 s): their tighter LP relaxation (y >= x/d for every flow) needs far fewer
+branch-and-bound nodes, which outweighs the ~14x larger node LPs; HiGHS' presolve, which
+spends long on these transportation-like structures (it took 48 s on a baseline LP that solves
+in 0.8 s without it), is what made them look slow in the issue's probe. So per-pair is the
+default and solve.py runs HiGHS with presolve off. The aggregated form stays available
+(build_arrays(..., linking="aggregated")) and is tested to give the same optimum; re-measure on
+the real national data (benchmarks issue).
 """
 
 ROW_FAMILIES = (
@@ -220,6 +237,24 @@ def required_matrix(instance: Instance, params: SolveParams) -> np.ndarray:
     return norms * (1.0 + margins)[None, :]
 
 
+def shortfall_treatments(instance: Instance) -> list[int]:
+    """Treatments whose whole demand is below the lowest norm of any site (margin 0).
+
+    No hospital of the instance can reach such a norm, whatever the reallocation (e.g. a region
+    whose single provider is below the norm while all its patients already go there). Under
+    ``small_region_rule = "one_provider"`` they are concentrated at one site with the norm
+    waived, and flagged; under ``"fail"`` the scenario is infeasible.
+    """
+    norms = instance.norm_matrix()
+    out = []
+    for t in range(len(instance.treatments)):
+        column = norms[:, t]
+        total = float(instance.demand[:, t].sum())
+        if total > 0 and np.any(~np.isnan(column)) and total < np.nanmin(column):
+            out.append(t)
+    return out
+
+
 def reachable_matrix(instance: Instance, params: SolveParams, cand: np.ndarray | None = None
                      ) -> np.ndarray:
     """reach[a, s, t]-free summary: allowed (a, s) pairs per treatment as a boolean (A, S, T).
@@ -271,14 +306,15 @@ def build_arrays(
     params: SolveParams,
     treatment_indices: list[int] | tuple[int, ...] | None = None,
     *,
-    linking: str = "aggregated",
+    linking: str = "per_pair",
 ) -> MipArrays:
     """Build the MIP of ``treatment_indices`` (default: all) as sparse arrays.
 
     The objective emitted is the *primary* one of ``params``: travel (patient-minutes), moved
     (patients leaving their baseline site, + a tiny travel tie-break), ``providers`` phase 1
     (maximise kept pairs, i.e. minimise -Σy; solve.py runs phase 2), or the weighted mix.
-    ``linking`` is ``"aggregated"`` (default, Σ_a x <= U·y) or ``"per_pair"`` (x <= d·y).
+    ``linking`` is ``"per_pair"`` (default, x <= d·y) or ``"aggregated"`` (Σ_a x <= U·y); see
+    LINKING_NOTE for the measurements behind the default.
     """
     if linking not in ("aggregated", "per_pair"):
         raise ValueError(f"unknown linking {linking!r}")
@@ -290,6 +326,11 @@ def build_arrays(
     cand = candidate_matrix(instance, params)
     cap = capacity_matrix(instance, params)
     required = required_matrix(instance, params)
+    waived = (
+        sorted(set(shortfall_treatments(instance)) & set(tsel))
+        if params.small_region_rule == "one_provider" else []
+    )
+    required[:, waived] = np.where(np.isnan(required[:, waived]), np.nan, 0.0)
     fkeep, fclose = force_masks(instance, params)
     conflicts = [
         f"{instance.site_ids[s]} is forced to keep and to close {instance.treatment_ids[t]}"
@@ -461,6 +502,17 @@ def build_arrays(
                 n_b += 1
     add_family("bundle", np.array(b_r, dtype=np.int64), np.array(b_c, dtype=np.int64),
                np.array(b_v, dtype=float), np.zeros(n_b), np.zeros(n_b))
+
+    # waived norms (whole demand below the norm): at most one provider, Σ_s y[s, t] <= 1
+    w_cols = [y_col[:, t][y_col[:, t] >= 0] for t in waived]
+    add_family(
+        "one_provider",
+        np.concatenate([np.full(c.shape[0], i, dtype=np.int64) for i, c in enumerate(w_cols)])
+        if w_cols else np.zeros(0, dtype=np.int64),
+        np.concatenate(w_cols) if w_cols else np.zeros(0, dtype=np.int64),
+        np.ones(sum(c.shape[0] for c in w_cols)),
+        np.full(len(w_cols), -np.inf), np.ones(len(w_cols)),
+    )
 
     # max_loss_share: Σ_t Σ_a flow[a,s,t] >= (1 - share) B_s, B_s over all treatments
     if params.max_loss_share is not None and params.max_loss_share < 1.0:

@@ -58,6 +58,12 @@ class SolveParams(BaseModel):
     allow_new_providers: bool = Field(
         False, description="may a site start a treatment it does not provide today"
     )
+    small_region_rule: Literal["one_provider", "fail"] = Field(
+        "one_provider",
+        description="when the whole demand for a treatment is below its norm, no hospital can "
+        "reach it: 'one_provider' concentrates it at one hospital (norm not met, flagged); "
+        "'fail' makes the scenario infeasible",
+    )
     objective: ObjectiveName = "travel"
     objective_weights: dict[ObjectiveName, float] | None = Field(
         None, description="weighted mix, e.g. {travel: 1, moved: 10}; overrides objective"

@@ -129,6 +129,21 @@ def verify(
 
     volume = flow.sum(axis=0)
     required = _required_volume(instance, params)
+    if params.small_region_rule == "one_provider":
+        # A treatment whose whole demand is below every site's norm cannot meet it anywhere:
+        # the rule allows one provider below the norm instead of declaring infeasibility.
+        for t in range(n_treat):
+            if np.all(np.isnan(required[:, t])):
+                continue
+            lowest = np.nanmin(required[:, t] / (1.0 + params.margin_for(treatment_ids[t])))
+            total = instance.demand[:, t].sum()
+            if np.isfinite(lowest) and 0 < total < lowest:
+                required[:, t] = np.where(np.isnan(required[:, t]), np.nan, 0.0)
+                if int(np.count_nonzero(keep[:, t])) > 1:
+                    problems.append(
+                        f"{treatment_ids[t]}: demand below every norm, but "
+                        f"{int(np.count_nonzero(keep[:, t]))} providers are kept (at most 1)"
+                    )
     capacity = _capacity(instance, params)
     for s in range(n_sites):
         for t in range(n_treat):

@@ -340,6 +340,8 @@ def _print_result(summary: dict[str, Any], out: Path) -> None:
     for treatment, before in kpis["providers_before"].items():
         providers.add_row(treatment, str(before), str(kpis["providers_after"].get(treatment, 0)))
     console.print(providers)
+    for warning in summary.get("warnings") or []:
+        console.print(f"[yellow]Warning:[/yellow] {warning}")
     if summary.get("baseline") == "illustrative":
         console.print("Note: the baseline volumes are illustrative (see DATA.md).")
     violations = summary.get("verification", {}).get("violations") or []

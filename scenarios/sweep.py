@@ -388,6 +388,14 @@ def _write_tables(frame: pd.DataFrame, out_dir: Path) -> None:
 # --- executors -------------------------------------------------------------------------------
 
 
+def _worker_init() -> None:
+    """Pool workers die at once on SIGINT/SIGTERM (the parent handles the interrupt)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _start_method(workers: int, n_tasks: int) -> str | None:
     """How the local pool starts workers: None (in-process), "fork" or "spawn".
 
@@ -421,12 +429,26 @@ def _run_local(
     import multiprocessing
 
     context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(tasks)), mp_context=context, initializer=_worker_init
+    )
+    try:
         futures: dict[Future[dict[str, Any]], SweepTask] = {
             pool.submit(run_task, task): task for task in tasks
         }
         for future in as_completed(futures):
             on_done(_result(future, futures[future]))
+    except BaseException:
+        # Interrupted: drop the queued runs and stop the running ones now (a solver does not
+        # return to Python before its time limit). Finished folders stay; a killed run leaves
+        # only a hidden staging folder, which the next sweep removes before re-running it.
+        pool.shutdown(wait=False, cancel_futures=True)
+        processes = getattr(pool, "_processes", None) or {}
+        for process in list(processes.values()):
+            with contextlib.suppress(Exception):
+                process.terminate()
+        raise
+    pool.shutdown(wait=True)
 
 
 def _result(future: Any, task: SweepTask) -> dict[str, Any]:

@@ -1,0 +1,465 @@
+"""``python -m benchmarks``: the benchmark suite on the embedded default data.
+
+    python -m benchmarks [--repeats 3] [--only regions,national,matrix,sweep,scaling]
+                         [--smoke] [--out benchmarks]
+
+Writes ``OUT/results.json`` (machine-readable) and ``OUT/RESULTS.md`` (a table per benchmark,
+goals met / missed), both atomically. Sections not run this time are kept from an existing
+``OUT/results.json`` (so ``--only`` refreshes part of the results). ``--smoke`` runs the
+example region only, one repeat, small scaling, no matrix / sweep / national, and needs an
+``--out`` other than the committed ``benchmarks/`` folder. Not a unit test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import bench_regions, bench_scaling
+from .common import machine_info, run_child, write_atomic
+
+SECTIONS = ("regions", "national", "matrix", "sweep", "scaling")
+PACKAGE_DIR = Path(__file__).resolve().parent
+GOAL_MATRIX_COLD_S = 20.0
+GOAL_MATRIX_RATIO = 20.0
+GOAL_SWEEP_S = 600.0
+GOAL_MEMORY_MB = 4096.0
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: non-finite floats become None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+# --- sections ---------------------------------------------------------------------------
+def section_matrix(args, env) -> dict[str, Any]:
+    if args.smoke:
+        return {"status": "skipped", "reason": "smoke mode"}
+    res = run_child("call", {"module": "benchmarks.bench_matrix", "function": "run",
+                             "kwargs": {"repeats": args.repeats}}, args.matrix_wall_cap, env)
+    if res.get("status") != "ok":
+        return {"status": "not measured", "reason": res.get("error")}
+    out = dict(res["result"])
+    out["status"] = "ok"
+    out["peak_total_mb"] = res.get("peak_total_mb")
+    out["child_wall_seconds"] = res.get("child_wall_seconds")
+    cold = out.get("national_cold_s")
+    ratio = (out.get("national_per_source") or {}).get("ratio")
+    out["goal_cold_met"] = cold is not None and cold <= GOAL_MATRIX_COLD_S
+    out["goal_ratio_met"] = ratio is not None and ratio >= GOAL_MATRIX_RATIO
+    return out
+
+
+def section_sweep(args, env) -> dict[str, Any]:
+    if args.smoke:
+        return {"status": "skipped", "reason": "smoke mode"}
+    try:
+        from . import bench_sweep  # noqa: F401
+    except Exception as exc:  # noqa: BLE001
+        return {"status": "not measured", "reason": f"benchmarks.bench_sweep unusable: {exc!r}"}
+    with tempfile.TemporaryDirectory(prefix="herschik-bench-sweep-") as tmp:
+        start = time.perf_counter()
+        res = run_child("call", {"module": "benchmarks.bench_sweep", "function": "run",
+                                 "kwargs": {"n_scenarios": args.sweep_scenarios,
+                                            "regions": "all", "out_dir": tmp}},
+                        args.sweep_wall_cap, env)
+        wall = time.perf_counter() - start
+        done = sum(1 for _ in Path(tmp).rglob("summary.json"))
+    if res.get("status") == "ok":
+        out = dict(res["result"])
+        out["run_status_counts"] = out.pop("status", None)
+        out["status"] = "ok"
+        out["peak_total_mb"] = res.get("peak_total_mb")
+        return out
+    expected = math.ceil(args.sweep_scenarios / 10) * 10 * 7
+    estimate = round(wall * expected / done, 0) if done else None
+    return {"estimated_total_seconds_linear": estimate,
+            "status": "not finished" if res.get("status") == "killed" else "not measured",
+            "reason": res.get("error"), "runs_expected": expected, "runs_finished": done,
+            "wall_seconds_at_stop": round(wall, 1), "goal_seconds": GOAL_SWEEP_S,
+            "goal_met": False if res.get("status") == "killed" and
+            wall > GOAL_SWEEP_S else None}
+
+
+def run_sections(args) -> dict[str, Any]:
+    env = {}
+    if args.cache_dir:
+        env["HERSCHIK_CACHE_DIR"] = args.cache_dir
+    results: dict[str, Any] = {}
+    wanted = args.only
+    if "regions" in wanted:
+        _log("== regions")
+        if args.smoke:
+            results["regions"] = bench_regions.run(
+                1, source="example", regions=["example"], time_limit=args.time_limit,
+                wall_cap=args.wall_cap, env=env, log=_log)
+        else:
+            results["regions"] = bench_regions.run(
+                args.repeats, time_limit=args.time_limit, wall_cap=args.wall_cap, env=env,
+                log=_log, cbc_repeats=args.cbc_repeats)
+    if "national" in wanted:
+        _log("== national")
+        if args.smoke:
+            results["national"] = {"status": "skipped", "reason": "smoke mode"}
+        else:
+            results["national"] = bench_regions.run_national(
+                args.national_repeats, time_limit=args.national_time_limit,
+                wall_cap=args.national_wall_cap, env=env, log=_log)
+    if "matrix" in wanted:
+        _log("== matrix")
+        results["matrix"] = section_matrix(args, env)
+    if "sweep" in wanted:
+        _log("== sweep")
+        results["sweep"] = section_sweep(args, env)
+    if "scaling" in wanted:
+        _log("== scaling")
+        if args.smoke:
+            results["scaling"] = bench_scaling.run(
+                1, region="example", site_region="example", splits=(2,), site_counts=(3, 6),
+                source="example", municipalities=False, time_limit=args.time_limit,
+                wall_cap=args.wall_cap, env=env, log=_log)
+        else:
+            results["scaling"] = bench_scaling.run(
+                args.scaling_repeats or args.repeats, time_limit=args.time_limit,
+                wall_cap=args.scaling_wall_cap or args.wall_cap, env=env,
+                log=_log)
+    return results
+
+
+# --- report -------------------------------------------------------------------------------
+def _f(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "–"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _gap(value: Any) -> str:
+    if value is None:
+        return "–"
+    return "0" if value == 0 else f"{100 * value:.2g} %"
+
+
+def _met(flag: Any) -> str:
+    return {True: "**met**", False: "**missed**"}.get(flag, "not measured")
+
+
+def _status(entry: dict[str, Any]) -> str:
+    st = entry.get("status", "–")
+    if st == "killed":
+        return f"killed at {_f(entry.get('wall_cap_seconds'), 0)} s cap"
+    if st == "error":
+        return "error"
+    return st
+
+
+def _solver_cells(entry: dict[str, Any]) -> str:
+    return (f"{_f(entry.get('solve_wall_seconds'))} | {_status(entry)} | "
+            f"{_gap(entry.get('mip_gap'))}")
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results.get("machine", {})
+    lines = ["# Benchmark results", "",
+             f"Generated by `{results.get('command', 'python -m benchmarks')}` on "
+             f"{m.get('date', '?')}. Every solve runs in its own child process (peak memory "
+             "per measurement = that process's max RSS + the CBC process it started). Timings "
+             "are medians over the repeats; CBC/HiGHS ratios are taken per repeat (both solvers "
+             "back to back on the same instance) and their median reported. `solve()` = wall "
+             "time of `optimiser.solve.solve` (model build + solve; dataset loading and instance "
+             "assembly excluded and listed separately).", "",
+             "## Machine", "",
+             "| | |", "|---|---|"]
+    for key in ("cpu", "cores", "cores_usable", "ram_gb", "os", "python", "git_commit",
+                "git_modified_files", "load_average_at_start"):
+        lines.append(f"| {key} | {m.get(key)} |")
+    for dist, ver in (m.get("versions") or {}).items():
+        lines.append(f"| {dist} | {ver} |")
+    lines += ["", "The machine is shared with other jobs (see the load average): absolute "
+              "times are noisy, ratios within a run less so.", ""]
+
+    goals: list[tuple[str, str, str]] = []
+    peak_all: list[float] = []
+
+    reg = results.get("regions")
+    if reg:
+        first_region = reg["regions"][0] if reg["regions"] else {}
+        lines += ["## Regions (HiGHS vs CBC, same instance, same run)", "",
+                  f"Repeats: HiGHS {reg.get('repeats')}, CBC "
+                  f"{reg.get('cbc_repeats', reg.get('repeats'))}; default scenario "
+                  "(`SolveParams()`: margin 0, "
+                  "objective travel); per-sub-problem time limit "
+                  f"{_f(first_region.get('time_limit_per_subproblem'), 0)} s. "
+                  "HiGHS model build = `build_arrays`; CBC `PuLP model` = building the PuLP "
+                  "`LpProblem` from the same arrays (inside the CBC solve time), `CBC call` = "
+                  "`prob.solve` (MPS write + CBC + read back); both (Σ) are summed over "
+                  "sub-problems, which run two at a time, so they can exceed the wall time. "
+                  "Sizes summed over the "
+                  "per-treatment sub-problems.", "",
+                  "| region | areas × sites × treatments | instance build s | HiGHS model build s "
+                  "| HiGHS solve() s | HiGHS status | HiGHS gap | CBC solve() s | CBC status | "
+                  "CBC gap | PuLP model s (Σ) | CBC call s (Σ) | CBC/HiGHS | sub-problems | "
+                  "variables | constraints | binaries | peak MB HiGHS | peak MB CBC | "
+                  "≤ 2 s optimal |",
+                  "|" + "---|" * 20]
+        for r in reg["regions"]:
+            h, c = r.get("highs", {}), r.get("cbc", {})
+            base = h if h.get("shape") else c
+            shape = "×".join(str(x) for x in base.get("shape") or []) or "–"
+            lines.append(
+                f"| {r['region']} | {shape} | {_f(base.get('instance_seconds'))} | "
+                f"{_f(h.get('build_seconds'), 3)} | {_solver_cells(h)} | {_solver_cells(c)} | "
+                f"{_f(c.get('pulp_model_seconds'))} | {_f(c.get('cbc_call_seconds'))} | "
+                f"{_f(r.get('cbc_over_highs'), 1)}× | {_f(base.get('n_subproblems'))} | "
+                f"{_f(base.get('n_vars'))} | {_f(base.get('n_rows'))} | "
+                f"{_f(base.get('n_binaries'))} | {_f(h.get('peak_total_mb'), 0)} | "
+                f"{_f(c.get('peak_total_mb'), 0)} | {_met(r.get('goal_region_met'))} |")
+            peak_all += [x.get("peak_total_mb") for x in (h, c) if x.get("peak_total_mb")]
+        slow = [r["region"] for r in reg["regions"] if not r.get("goal_region_met")]
+        goals.append(("every region proven optimal in ≤ 2 s (HiGHS)", _met(reg.get("goal_met")),
+                      "all regions" if not slow else "missed by: " + ", ".join(slow)))
+        lines += ["", "Per-sub-problem solve seconds are summed in `solve_seconds` of "
+                  "results.json (sub-problems run two at a time); `solve()` is wall time.", ""]
+
+    nat = results.get("national")
+    if nat:
+        lines += ["## National joint solve (`--region all`)", ""]
+        if nat.get("status") == "skipped":
+            lines += [f"Skipped ({nat.get('reason')}).", ""]
+        else:
+            limit = _f(nat.get("time_limit_per_subproblem"), 0)
+            lines += [f"Per-sub-problem time limit {limit} s; "
+                      f"wall-clock cap per solver {_f(nat.get('wall_cap_seconds'), 0)} s "
+                      f"(a capped run is killed and reported as such, not as a result); "
+                      f"repeats {(nat.get('highs') or {}).get('repeats')}.", "",
+                      "| solver | areas × sites × treatments | instance build s | model build s | "
+                      "solve() s | status | gap | sub-problem status | variables | constraints "
+                      "| peak MB |", "|" + "---|" * 11]
+            for solver in ("highs", "cbc"):
+                e = nat.get(solver, {})
+                shape = "×".join(str(x) for x in e.get("shape") or []) or "–"
+                lines.append(
+                    f"| {solver} | {shape} | {_f(e.get('instance_seconds'))} | "
+                    f"{_f(e.get('build_seconds'))} | {_f(e.get('solve_wall_seconds'))} | "
+                    f"{_status(e)} | {_gap(e.get('mip_gap'))} | {e.get('subproblem_status', '–')} "
+                    f"| {_f(e.get('n_vars'))} | {_f(e.get('n_rows'))} | "
+                    f"{_f(e.get('peak_total_mb'), 0)} |")
+                if e.get("peak_total_mb"):
+                    peak_all.append(e["peak_total_mb"])
+            lines += ["", f"CBC/HiGHS: {_f(nat.get('cbc_over_highs'), 1)}×", ""]
+            goals.append(("national joint in ≤ 60 s (HiGHS, proven optimal)",
+                          _met(nat.get("goal_met")),
+                          f"HiGHS {_status(nat.get('highs', {}))} in "
+                          f"{_f(nat.get('highs', {}).get('solve_wall_seconds'))} s"))
+
+    mat = results.get("matrix")
+    if mat:
+        lines += ["## Travel-time matrices (`benchmarks/bench_matrix.py`)", ""]
+        if mat.get("status") != "ok":
+            lines += [f"{mat.get('status')}: {mat.get('reason')}", ""]
+            if mat.get("status") != "skipped":
+                goals.append(("national matrix ≤ 20 s cold", "not measured",
+                              str(mat.get("reason"))))
+        else:
+            nps, sps = mat.get("national_per_source") or {}, mat.get("synthetic_per_source") or {}
+            lines += [f"Repeats {mat.get('repeats')}; national shape {mat.get('national_shape')} "
+                      "(areas × site points).", "",
+                      "| measurement | value |", "|---|---|"]
+            rows = [
+                ("national matrix cold (CSR build + Dijkstra), s",
+                 _f(mat.get("national_cold_s"))),
+                ("national matrix cached, s", _f(mat.get("national_cached_s"), 4)),
+                ("national network nodes / edges", f"{nps.get('nodes')} / {nps.get('edges')}"),
+                ("national scipy s per source", _f(nps.get("scipy_s_per_source"), 5)),
+                ("national networkx s per source", _f(nps.get("networkx_s_per_source"), 5)),
+                ("national networkx / scipy", f"{_f(nps.get('ratio'), 1)}×"),
+                ("synthetic nodes / edges", f"{sps.get('nodes')} / {sps.get('edges')}"),
+                ("synthetic CSR build, s", _f(mat.get("synthetic_csr_build_s"))),
+                ("synthetic scipy s per source", _f(sps.get("scipy_s_per_source"), 4)),
+                ("synthetic networkx s per source", _f(sps.get("networkx_s_per_source"), 4)),
+                ("synthetic networkx / scipy", f"{_f(sps.get('ratio'), 1)}×"),
+                ("peak MB (whole matrix benchmark process)", _f(mat.get("peak_total_mb"), 0)),
+            ]
+            lines += [f"| {k} | {v} |" for k, v in rows] + [""]
+            if mat.get("peak_total_mb"):
+                peak_all.append(mat["peak_total_mb"])
+            goals.append(("national matrix ≤ 20 s cold", _met(mat.get("goal_cold_met")),
+                          f"{_f(mat.get('national_cold_s'))} s"))
+            goals.append(("scipy ≥ 20× networkx per source", _met(mat.get("goal_ratio_met")),
+                          f"national {_f(nps.get('ratio'), 1)}×, synthetic "
+                          f"{_f(sps.get('ratio'), 1)}×"))
+
+    sw = results.get("sweep")
+    if sw:
+        lines += ["## Sweep (`benchmarks/bench_sweep.py`)", ""]
+        if sw.get("status") == "ok":
+            lines += ["| measurement | value |", "|---|---|"]
+            for key in ("runs", "scenarios", "workers", "wall_seconds", "runs_per_minute",
+                        "run_status_counts", "build_seconds", "solve_seconds", "instance_seconds",
+                        "run_wall_seconds", "resume_seconds", "peak_total_mb"):
+                lines.append(f"| {key} | {sw.get(key)} |")
+            lines.append("")
+            goals.append(("100 × 7 sweep ≤ 10 min", _met(sw.get("goal_met")),
+                          f"{_f(sw.get('wall_seconds'), 0)} s for {sw.get('runs')} runs"))
+        else:
+            lines += [f"**{sw.get('status')}**: {sw.get('reason')}", ""]
+            if sw.get("status") == "skipped":
+                pass
+            elif sw.get("runs_expected"):
+                lines += [f"{sw.get('runs_finished')} of {sw.get('runs_expected')} runs had "
+                          f"finished after {sw.get('wall_seconds_at_stop')} s (linear estimate "
+                          f"for all runs, not a measurement: "
+                          f"{_f(sw.get('estimated_total_seconds_linear'), 0)} s).", ""]
+            verdict = _met(sw.get("goal_met"))
+            estimate = sw.get("estimated_total_seconds_linear")
+            if sw.get("goal_met") is None and estimate and estimate > GOAL_SWEEP_S:
+                verdict = f"**likely missed** (linear estimate {estimate:.0f} s)"
+            if sw.get("status") != "skipped":
+                goals.append(("100 × 7 sweep ≤ 10 min", verdict,
+                          f"{sw.get('status')}: {sw.get('runs_finished', '?')} of "
+                          f"{sw.get('runs_expected', '?')} runs in "
+                          f"{sw.get('wall_seconds_at_stop', '?')} s"))
+
+    sc = results.get("scaling")
+    if sc:
+        lines += ["## Scaling (HiGHS)", "",
+                  f"Repeats {sc.get('repeats')}; per-sub-problem time limit "
+                  f"{_f(sc.get('time_limit_per_subproblem'), 0)} s. {sc.get('note', '')}.", ""]
+        for key, title in (("areas", f"origin areas (region {sc.get('area_region')})"),
+                           ("sites", f"sites (region {sc.get('site_region')}, nested random "
+                                     "subsets)")):
+            lines += [f"### {title}", "",
+                      "| point | areas × sites × treatments | variables | constraints | "
+                      "model build s | solve() s | status | gap | peak MB |", "|" + "---|" * 9]
+            for p in sc.get(key, []):
+                shape = "×".join(str(x) for x in p.get("shape") or []) or "–"
+                lines.append(
+                    f"| {p['label']} | {shape} | {_f(p.get('n_vars'))} | {_f(p.get('n_rows'))} "
+                    f"| {_f(p.get('build_seconds'), 3)} | {_f(p.get('solve_wall_seconds'))} | "
+                    f"{p.get('status')} | {_gap(p.get('mip_gap'))} | "
+                    f"{_f(p.get('peak_total_mb'), 0)} |")
+                if p.get("peak_total_mb"):
+                    peak_all.append(p["peak_total_mb"])
+            lines.append("")
+
+    if peak_all:
+        peak = max(peak_all)
+        goals.append(("peak memory ≤ 4 GB", _met(peak <= GOAL_MEMORY_MB),
+                      f"largest measured: {peak:.0f} MB"))
+    lines += ["## Goals", "", "| goal | verdict | where we stand |", "|---|---|---|"]
+    lines += [f"| {g} | {v} | {w} |" for g, v, w in goals]
+    notes = results.get("notes")
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+# --- main ---------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=3, help="runs per measurement (median)")
+    p.add_argument("--only", default=",".join(SECTIONS),
+                   help="comma-separated: " + ",".join(SECTIONS))
+    p.add_argument("--smoke", action="store_true", help="example region only, 1 repeat")
+    p.add_argument("--out", default=None, help="output folder (default: benchmarks/)")
+    p.add_argument("--time-limit", type=float, default=60.0,
+                   help="seconds per sub-problem solve for regions and scaling (0 = none)")
+    p.add_argument("--wall-cap", type=float, default=900.0,
+                   help="wall-clock seconds after which one measurement process is killed")
+    p.add_argument("--cbc-repeats", type=int, default=None,
+                   help="CBC runs per region (default: --repeats)")
+    p.add_argument("--scaling-repeats", type=int, default=None,
+                   help="runs per scaling point (default: --repeats)")
+    p.add_argument("--scaling-wall-cap", type=float, default=None,
+                   help="wall-clock cap per scaling measurement (default: --wall-cap)")
+    p.add_argument("--national-time-limit", type=float, default=300.0,
+                   help="seconds per sub-problem solve of the national joint model")
+    p.add_argument("--national-wall-cap", type=float, default=900.0)
+    p.add_argument("--national-repeats", type=int, default=1)
+    p.add_argument("--matrix-wall-cap", type=float, default=1800.0)
+    p.add_argument("--sweep-scenarios", type=int, default=100)
+    p.add_argument("--sweep-wall-cap", type=float, default=1800.0)
+    p.add_argument("--cache-dir", default=None,
+                   help="HERSCHIK_CACHE_DIR for the children (default: a fresh temporary one, "
+                        "so the first instance build is cold)")
+    p.add_argument("--note", action="append", default=[], help="free text added to RESULTS.md")
+    args = p.parse_args(argv)
+    args.only = [s.strip() for s in args.only.split(",") if s.strip()]
+    bad = [s for s in args.only if s not in SECTIONS]
+    if bad:
+        p.error(f"unknown section(s) {bad}; choose from {','.join(SECTIONS)}")
+    if args.repeats < 1:
+        p.error("--repeats must be >= 1")
+    if args.time_limit == 0:
+        args.time_limit = None
+    if args.national_time_limit == 0:
+        args.national_time_limit = None
+    if args.smoke:
+        if args.out is None:
+            p.error("--smoke needs --out DIR (it never overwrites benchmarks/RESULTS.md)")
+        if Path(args.out).resolve() == PACKAGE_DIR:
+            p.error("--smoke must not write into benchmarks/ (the committed RESULTS.md)")
+        args.repeats = 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out) if args.out else PACKAGE_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / "results.json", out / "RESULTS.md"
+    previous: dict[str, Any] = {}
+    if json_path.exists() and not args.smoke:
+        try:
+            previous = json.loads(json_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = {}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="herschik-bench-cache-") as tmp_cache:
+        if args.cache_dir is None:
+            args.cache_dir = tmp_cache
+        machine = machine_info()
+        measured = run_sections(args)
+    cmd = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+    results = {k: v for k, v in previous.items() if k in SECTIONS}
+    stamp = machine.get("date")
+    for value in measured.values():
+        if isinstance(value, dict):
+            value.setdefault("measured_at", stamp)
+    results.update(measured)
+    results["machine"] = machine
+    results["command"] = cmd.strip()
+    results["smoke"] = bool(args.smoke)
+    results["sections_this_run"] = list(measured)
+    results["run_seconds"] = round(time.perf_counter() - start, 1)
+    results["notes"] = args.note
+    results = _clean(results)
+    write_atomic(json_path, json.dumps(results, indent=2, sort_keys=False) + "\n")
+    write_atomic(md_path, render(results))
+    _log(f"wrote {json_path} and {md_path} in {results['run_seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
