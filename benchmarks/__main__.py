@@ -369,6 +369,14 @@ def render(results: dict[str, Any]) -> str:
                       f"largest measured: {peak:.0f} MB"))
     lines += ["## Goals", "", "| goal | verdict | where we stand |", "|---|---|---|"]
     lines += [f"| {g} | {v} | {w} |" for g, v, w in goals]
+    prof = results.get("profiling")
+    if prof:
+        lines += ["", "## Profiling", ""] + [f"- {n}" for n in prof.get("findings", [])]
+        table = prof.get("table")
+        if table:
+            lines += ["", "| " + " | ".join(table["header"]) + " |",
+                      "|" + "---|" * len(table["header"])]
+            lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in table["rows"]]
     notes = results.get("notes")
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
@@ -404,6 +412,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="HERSCHIK_CACHE_DIR for the children (default: a fresh temporary one, "
                         "so the first instance build is cold)")
     p.add_argument("--note", action="append", default=[], help="free text added to RESULTS.md")
+    p.add_argument("--render-only", action="store_true",
+                   help="only re-render OUT/RESULTS.md from OUT/results.json")
     args = p.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     bad = [s for s in args.only if s not in SECTIONS]
@@ -429,6 +439,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else PACKAGE_DIR
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "results.json", out / "RESULTS.md"
+    if args.render_only:
+        results = json.loads(json_path.read_text(encoding="utf-8"))
+        write_atomic(md_path, render(results))
+        _log(f"wrote {md_path}")
+        return 0
     previous: dict[str, Any] = {}
     if json_path.exists() and not args.smoke:
         try:
@@ -442,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         machine = machine_info()
         measured = run_sections(args)
     cmd = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
-    results = {k: v for k, v in previous.items() if k in SECTIONS}
+    results = {k: v for k, v in previous.items() if k in SECTIONS or k == "profiling"}
     stamp = machine.get("date")
     for value in measured.values():
         if isinstance(value, dict):
@@ -453,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     results["smoke"] = bool(args.smoke)
     results["sections_this_run"] = list(measured)
     results["run_seconds"] = round(time.perf_counter() - start, 1)
-    results["notes"] = args.note
+    results["notes"] = list(dict.fromkeys(previous.get("notes", []) + args.note))
     results = _clean(results)
     write_atomic(json_path, json.dumps(results, indent=2, sort_keys=False) + "\n")
     write_atomic(md_path, render(results))

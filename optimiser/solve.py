@@ -42,8 +42,9 @@ from .instance import Instance
 from .params import SolveParams
 from .solution import Solution
 
-#: HiGHS presolve for the sub-MIPs: off, measured faster with the per-pair linking default
-#: (formulation.LINKING_NOTE: 16.9 s vs 33.5 s and 19.1 s vs 36.1 s on synthetic regions)
+#: HiGHS presolve for the sub-MIPs: off. With the aggregated linking it made no difference on
+#: the real data (formulation.LINKING_NOTE), and it is very slow on the transportation-like
+#: LPs of large instances (48 s vs 0.8 s measured on a national baseline LP).
 HIGHS_PRESOLVE = False
 #: flows below this (patients per year) are solver noise and set to 0
 FLOW_EPS = 1e-7

@@ -49,6 +49,22 @@ def network_label(network: Any) -> str:
     return str(getattr(network, "graph", {}).get("name", "custom"))
 
 
+def open_network(path: str | Path) -> Any:
+    """Load a network file (herschik .npz or an OSM extract); bad files raise DataError."""
+    import xml.etree.ElementTree as ElementTree
+
+    from geo.dataset import DataError
+    from geo.network import load_network
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), None, None, "network file not found")
+    try:
+        return load_network(path)
+    except (ValueError, OSError, KeyError, ElementTree.ParseError) as error:
+        raise DataError(str(path), None, None, f"not a readable road network ({error})") from None
+
+
 def travel_minutes(
     dataset: Any, area_ids: Sequence[str], site_ids: Sequence[str], network: Any = None
 ) -> np.ndarray:
@@ -61,11 +77,7 @@ def travel_minutes(
 
     areas = dataset.areas.set_index("area_id").loc[list(area_ids)]
     sites = dataset.sites.set_index("site_id").loc[list(site_ids)]
-    graph = network
-    if isinstance(network, (str, Path)):
-        from geo.network import load_network
-
-        graph = load_network(Path(network))
+    graph = open_network(network) if isinstance(network, (str, Path)) else network
     return area_site_minutes(
         areas[["x", "y"]].to_numpy(float), sites[["x", "y"]].to_numpy(float), network=graph
     )
@@ -145,9 +157,23 @@ def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instanc
         s_idx = np.nonzero(site_region == region)[0]
         if len(s_idx) == 0:
             continue
-        block = reconstruct_baseline_flows(
-            demand[a_idx], travel[np.ix_(a_idx, s_idx)], baseline_volume[s_idx]
-        )
+        try:
+            block = reconstruct_baseline_flows(
+                demand[a_idx],
+                travel[np.ix_(a_idx, s_idx)],
+                baseline_volume[s_idx],
+                treatment_ids=treatment_ids,
+            )
+        except ValueError as error:
+            from geo.dataset import DataError
+
+            source = "travel_times.csv" if dataset.travel_times is not None else "road network"
+            raise DataError(
+                "baseline_volumes.csv",
+                None,
+                "volume",
+                f"region {region}: today's volumes cannot be reached over the {source}: {error}",
+            ) from None
         baseline_flow[np.ix_(a_idx, s_idx, np.arange(len(treatment_ids)))] = block
 
     site_objects = tuple(

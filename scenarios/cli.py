@@ -23,6 +23,13 @@ class UsageError(Exception):
 
 
 # --- parser -------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (exit 2) instead of the usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
@@ -43,7 +50,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="herschik",
         description="Plan the reallocation of complex hospital care: which hospitals keep which "
         "treatment, and where patients go, so that every provider clears its volume norm.",
@@ -446,14 +453,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_network(args: argparse.Namespace) -> int:
-    from geo.network import build_network_from_osm, download_network, save_network
+    from geo.network import download_network, save_network
 
     if args.download:
         graph = download_network(args.download)
     else:
-        if not args.osm.exists():
+        if not args.osm.is_file():
             raise UsageError(f"--osm {args.osm}: file not found")
-        graph = build_network_from_osm(args.osm)
+        from scenarios.assemble import open_network
+
+        graph = open_network(args.osm)
     save_network(graph, args.out)
     print(
         f"wrote network with {graph.number_of_nodes()} nodes and "
@@ -478,7 +487,11 @@ def _one_line(error: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``herschik`` command; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as error:
+        print(f"herschik: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     # SIGTERM unwinds like Ctrl-C, so staged result folders are removed, never left torn.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
