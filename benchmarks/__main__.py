@@ -97,7 +97,20 @@ def section_sweep(args, env) -> dict[str, Any]:
             wall > GOAL_SWEEP_S else None}
 
 
-def run_sections(args) -> dict[str, Any]:
+def merge_regions(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Replace the rows of ``old`` re-measured in ``new`` (``--regions``), keep the others."""
+    fresh = {r["region"]: r for r in new["regions"]}
+    rows = [fresh.pop(r["region"], r) for r in old.get("regions", [])] + list(fresh.values())
+    merged = dict(old)
+    merged["regions"] = rows
+    merged["goal_met"] = all(r.get("goal_region_met") for r in rows) if rows else False
+    merged["remeasured"] = sorted(set(old.get("remeasured", [])) | {r["region"]
+                                                                   for r in new["regions"]})
+    return merged
+
+
+def run_sections(args, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    previous = previous or {}
     env = {}
     if args.cache_dir:
         env["HERSCHIK_CACHE_DIR"] = args.cache_dir
@@ -111,8 +124,10 @@ def run_sections(args) -> dict[str, Any]:
                 wall_cap=args.wall_cap, env=env, log=_log)
         else:
             results["regions"] = bench_regions.run(
-                args.repeats, time_limit=args.time_limit, wall_cap=args.wall_cap, env=env,
-                log=_log, cbc_repeats=args.cbc_repeats)
+                args.repeats, regions=args.regions, time_limit=args.time_limit,
+                wall_cap=args.wall_cap, env=env, log=_log, cbc_repeats=args.cbc_repeats)
+            if args.regions and previous.get("regions"):
+                results["regions"] = merge_regions(previous["regions"], results["regions"])
     if "national" in wanted:
         _log("== national")
         if args.smoke:
@@ -221,8 +236,8 @@ def render(results: dict[str, Any]) -> str:
                   "| HiGHS solve() s | HiGHS status | HiGHS gap | CBC solve() s | CBC status | "
                   "CBC gap | PuLP model s (Σ) | CBC call s (Σ) | CBC/HiGHS | sub-problems | "
                   "variables | constraints | binaries | peak MB HiGHS | peak MB CBC | "
-                  "≤ 2 s optimal |",
-                  "|" + "---|" * 20]
+                  "≤ 2 s optimal | code |",
+                  "|" + "---|" * 21]
         for r in reg["regions"]:
             h, c = r.get("highs", {}), r.get("cbc", {})
             base = h if h.get("shape") else c
@@ -234,13 +249,19 @@ def render(results: dict[str, Any]) -> str:
                 f"{_f(r.get('cbc_over_highs'), 1)}× | {_f(base.get('n_subproblems'))} | "
                 f"{_f(base.get('n_vars'))} | {_f(base.get('n_rows'))} | "
                 f"{_f(base.get('n_binaries'))} | {_f(h.get('peak_total_mb'), 0)} | "
-                f"{_f(c.get('peak_total_mb'), 0)} | {_met(r.get('goal_region_met'))} |")
+                f"{_f(c.get('peak_total_mb'), 0)} | {_met(r.get('goal_region_met'))} | "
+                f"{','.join(h.get('code_fingerprints') or c.get('code_fingerprints') or ['–'])} |")
             peak_all += [x.get("peak_total_mb") for x in (h, c) if x.get("peak_total_mb")]
         slow = [r["region"] for r in reg["regions"] if not r.get("goal_region_met")]
         goals.append(("every region proven optimal in ≤ 2 s (HiGHS)", _met(reg.get("goal_met")),
                       "all regions" if not slow else "missed by: " + ", ".join(slow)))
         lines += ["", "Per-sub-problem solve seconds are summed in `solve_seconds` of "
-                  "results.json (sub-problems run two at a time); `solve()` is wall time.", ""]
+                  "results.json (sub-problems run two at a time); `solve()` is wall time. "
+                  "`code` = hash of optimiser/, scenarios/, geo/ sources when measured: rows "
+                  "with different hashes measured different code (it is edited concurrently).",
+                  ""]
+        if reg.get("remeasured"):
+            lines += [f"Re-measured later with `--regions`: {', '.join(reg['remeasured'])}.", ""]
 
     nat = results.get("national")
     if nat:
@@ -395,6 +416,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="seconds per sub-problem solve for regions and scaling (0 = none)")
     p.add_argument("--wall-cap", type=float, default=900.0,
                    help="wall-clock seconds after which one measurement process is killed")
+    p.add_argument("--regions", default=None,
+                   help="re-measure only these regions (comma-separated) and merge them into "
+                        "the existing results.json")
     p.add_argument("--cbc-repeats", type=int, default=None,
                    help="CBC runs per region (default: --repeats)")
     p.add_argument("--scaling-repeats", type=int, default=None,
@@ -416,6 +440,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="only re-render OUT/RESULTS.md from OUT/results.json")
     args = p.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
+    if args.regions:
+        args.regions = [r.strip() for r in args.regions.split(",") if r.strip()]
     bad = [s for s in args.only if s not in SECTIONS]
     if bad:
         p.error(f"unknown section(s) {bad}; choose from {','.join(SECTIONS)}")
@@ -455,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cache_dir is None:
             args.cache_dir = tmp_cache
         machine = machine_info()
-        measured = run_sections(args)
+        measured = run_sections(args, previous)
     cmd = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
     results = {k: v for k, v in previous.items() if k in SECTIONS or k == "profiling"}
     stamp = machine.get("date")

@@ -277,6 +277,22 @@ def subset_sites(instance, n_sites: int, seed: int = 0):
                     process_norms=instance.process_norms, meta=dict(instance.meta))
 
 
+def code_fingerprint() -> str:
+    """Short hash of the measured code (optimiser/, scenarios/, geo/ *.py) as it is on disk.
+
+    Other engineers edit the optimiser while benchmarks run; measurements with different
+    fingerprints measured different code.
+    """
+    import hashlib
+
+    digest = hashlib.sha1()
+    for folder in ("optimiser", "scenarios", "geo"):
+        for path in sorted((REPO / folder).glob("*.py")):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def task_solve(spec: dict[str, Any]) -> dict[str, Any]:
     """Child task: load, build the instance (timed), transform, solve (timed), report."""
     clock = _instrument()
@@ -320,6 +336,7 @@ def task_solve(spec: dict[str, Any]) -> dict[str, Any]:
         "slowest_subproblem": max(subs, key=lambda s: s["solve_seconds"])["treatments"]
         if subs else None,
         "warnings": sol.warnings[:3],
+        "code_fingerprint": code_fingerprint(),
     }
     timers = dict(clock.seconds)
     if sol.solver == "cbc" and "pulp_solve_call" in timers:

@@ -252,6 +252,27 @@ def required_matrix(instance: Instance, params: SolveParams) -> np.ndarray:
     return norms * (1.0 + margins)[None, :]
 
 
+def travel_limit(instance: Instance, params: SolveParams) -> np.ndarray | None:
+    """Travel limit in minutes per (area, treatment), or ``None`` without ``max_travel``.
+
+    Under ``remote_areas = "nearest_provider"`` an area whose nearest current provider of a
+    treatment is already further than ``max_travel`` may travel as far as that provider: the
+    limit then protects patients from longer trips without making islands infeasible.
+    """
+    if params.max_travel is None:
+        return None
+    n_areas, _, n_treat = instance.shape
+    limit = np.full((n_areas, n_treat), float(params.max_travel))
+    if params.remote_areas == "nearest_provider":
+        for t in range(n_treat):
+            providers = instance.baseline_volume[:, t] > 0
+            if providers.any():
+                nearest = instance.travel_min[:, providers].min(axis=1)
+                finite = np.isfinite(nearest)
+                limit[finite, t] = np.maximum(limit[finite, t], nearest[finite])
+    return limit
+
+
 def shortfall_treatments(instance: Instance) -> list[int]:
     """Treatments whose whole demand is below the lowest norm of any site (margin 0).
 
@@ -281,9 +302,10 @@ def reachable_matrix(instance: Instance, params: SolveParams, cand: np.ndarray |
         cand = candidate_matrix(instance, params)
     travel = instance.travel_min
     ok_as = np.isfinite(travel)
-    if params.max_travel is not None:
-        ok_as &= travel <= params.max_travel + 1e-9
     allowed = ok_as[:, :, None] & cand[None, :, :] & (instance.demand > 0)[:, None, :]
+    limit = travel_limit(instance, params)
+    if limit is not None:
+        allowed &= travel[:, :, None] <= limit[:, None, :] + 1e-9
     if params.max_extra_travel is not None:
         base = instance.baseline_travel()  # (A, T), nan = no baseline patients
         with np.errstate(invalid="ignore"):
@@ -294,12 +316,12 @@ def reachable_matrix(instance: Instance, params: SolveParams, cand: np.ndarray |
 
 
 def _allowed_for(instance: Instance, params: SolveParams, cand: np.ndarray, t: int,
-                 base_travel: np.ndarray | None) -> np.ndarray:
+                 base_travel: np.ndarray | None, limit: np.ndarray | None = None) -> np.ndarray:
     """Allowed (A, S) pairs of one treatment (memory-light version of reachable_matrix)."""
     travel = instance.travel_min
     ok = np.isfinite(travel) & cand[None, :, t] & (instance.demand[:, t] > 0)[:, None]
-    if params.max_travel is not None:
-        ok &= travel <= params.max_travel + 1e-9
+    if limit is not None:
+        ok &= travel <= limit[:, t][:, None] + 1e-9
     if params.max_extra_travel is not None and base_travel is not None:
         with np.errstate(invalid="ignore"):
             extra = travel - base_travel[:, t][:, None]
@@ -358,8 +380,9 @@ def build_arrays(
 
     # ---- x columns: per treatment, vectorised over (a, s) ----------------------------------
     xa_parts, xs_parts, xt_parts = [], [], []
+    limit = travel_limit(instance, params)
     for t in tsel:
-        ok = _allowed_for(instance, params, cand, t, base_travel)
+        ok = _allowed_for(instance, params, cand, t, base_travel, limit)
         a_idx, s_idx = np.nonzero(ok)
         xa_parts.append(a_idx)
         xs_parts.append(s_idx)

@@ -39,6 +39,12 @@ class SolveParams(BaseModel):
     margin: float = Field(0.0, ge=0, description="required volume = norm x (1 + margin)")
     margin_by_treatment: dict[str, float] = Field(default_factory=dict)
     max_travel: float | None = Field(None, gt=0, description="absolute limit, minutes by car")
+    remote_areas: Literal["nearest_provider", "strict"] = Field(
+        "nearest_provider",
+        description="areas whose nearest current provider is already beyond max_travel "
+        "(e.g. the Wadden islands): 'nearest_provider' lets them travel as far as that "
+        "provider; 'strict' applies max_travel to them too (often infeasible)",
+    )
     max_extra_travel: float | None = Field(
         None, ge=0, description="limit on travel minutes over the area's baseline mean travel"
     )

@@ -112,8 +112,15 @@ def verify(
         minutes = instance.travel_min[a, s]
         if not np.isfinite(minutes):
             problems.append(f"{where}: no route but {flow[a, s, t]:.4f} patients")
-        if params.max_travel is not None and minutes > params.max_travel + 1e-9:
-            problems.append(f"{where}: {minutes:.1f} min exceeds max_travel {params.max_travel}")
+        if params.max_travel is not None:
+            allowed = params.max_travel
+            if params.remote_areas == "nearest_provider":
+                # remote areas may go as far as their nearest current provider
+                providers = np.nonzero(instance.baseline_volume[:, t] > 0)[0]
+                if len(providers):
+                    allowed = max(allowed, float(np.min(instance.travel_min[a, providers])))
+            if minutes > allowed + 1e-9:
+                problems.append(f"{where}: {minutes:.1f} min exceeds the travel limit {allowed}")
         if params.max_extra_travel is not None and np.isfinite(baseline_travel[a, t]):
             extra = minutes - baseline_travel[a, t]
             if extra > params.max_extra_travel + 1e-6:

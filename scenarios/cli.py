@@ -372,6 +372,13 @@ def cmd_solve(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out}: exists and is not a folder")
     instance = build_instance(dataset, args.region, network=args.network)
     if scenario is not None:
+        scenario.check(
+            treatment_ids=list(dataset.treatments["intervention_id"]),
+            group_ids=list(dataset.treatments["group_id"]),
+            site_ids=list(dataset.sites["site_id"]),
+        )
+        params = scenario.params_for(instance)
+        scenario_info = scenario.scenario_info(instance)
         instance = scenario.apply(instance)
     outputs = {
         "gpkg": True,

@@ -64,21 +64,32 @@ def _reference_treatment(inst: Instance, params: SolveParams, t: int, objective:
                 c = min(c, item.max_patients)
         return c
 
+    providers_today = [s for s in range(n_s) if inst.baseline_volume[s, t] > 0]
+
     def ok(a: int, s: int) -> bool:
         m = inst.travel_min[a, s]
         if not np.isfinite(m):
             return False
-        if params.max_travel is not None and m > params.max_travel + 1e-9:
+        limit = params.max_travel
+        if limit is not None and params.remote_areas == "nearest_provider" and providers_today:
+            limit = max(limit, min(inst.travel_min[a, p] for p in providers_today))
+        if limit is not None and m > limit + 1e-9:
             return False
         if params.max_extra_travel is not None and not np.isnan(base[a]):
             if m - base[a] > params.max_extra_travel + 1e-9:
                 return False
         return True
 
+    # small-region rule: whole demand below every site's norm -> at most one provider, no norm
+    norms = [n for n in norm_of if n is not None]
+    max_open = None
+    if params.small_region_rule == "one_provider" and norms and 0 < d.sum() < min(norms):
+        norm_of = [None if n is None else 0.0 for n in norm_of]
+        max_open = 1
     normed = [s for s in sites if norm_of[s] is not None]
     free = [s for s in sites if norm_of[s] is None]  # always open (no norm at that site)
     best: tuple[float, float] | None = None
-    for r in range(len(normed) + 1):
+    for r in range(len(normed) + 1 if max_open is None else min(max_open, len(normed)) + 1):
         for subset in itertools.combinations(normed, r):
             if any(s not in subset and s in normed for s in must):
                 continue

@@ -41,7 +41,7 @@ def test_impossible_margin_names_the_norm_and_the_best_site(region: Instance) ->
 
 
 def test_tight_travel_limit_lists_areas_and_smallest_limit(region: Instance) -> None:
-    params = SolveParams(max_travel=12.0)
+    params = SolveParams(max_travel=12.0, remote_areas="strict")
     sol = solve(region, params)
     assert sol.status == "infeasible"
     diag = sol.diagnosis
@@ -91,3 +91,20 @@ def test_diagnosis_reason_is_one_plain_sentence(region: Instance) -> None:
         reason = sol.diagnosis["reason"]
         assert reason.startswith("The scenario is infeasible")
         assert "\n" not in reason and len(reason) < 400
+
+
+def test_remote_areas_may_reach_their_nearest_provider(region: Instance) -> None:
+    """Under the default rule, areas beyond the limit today keep their nearest provider."""
+    strict = solve(region, SolveParams(max_travel=12.0, remote_areas="strict"))
+    lenient = solve(region, SolveParams(max_travel=12.0, margin=0.0))
+    assert strict.status == "infeasible"
+    if lenient.feasible:
+        # nobody travels further than max(12, their nearest current provider)
+        for t in range(len(region.treatments)):
+            providers = region.baseline_volume[:, t] > 0
+            nearest = region.travel_min[:, providers].min(axis=1)
+            used = lenient.flow[:, :, t] > 1e-9
+            limit = np.maximum(12.0, nearest)[:, None]
+            assert not np.any(used & (region.travel_min > limit + 1e-6))
+    else:
+        assert "areas_out_of_reach" not in lenient.diagnosis

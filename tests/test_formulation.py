@@ -9,7 +9,7 @@ import pytest
 from conftest_optimiser import synthetic_instance
 
 from optimiser.backends import solve_highs, solve_pulp
-from optimiser.formulation import build_arrays, candidate_matrix
+from optimiser.formulation import build_arrays, candidate_matrix, travel_limit
 from optimiser.instance import Instance, Site, Treatment
 from optimiser.params import SolveParams
 from optimiser.solve import solve, treatment_components
@@ -39,10 +39,18 @@ def test_aggregated_and_per_pair_linking_give_the_same_optimum(region: Instance)
 
 
 def test_flow_variables_only_for_pairs_within_limits(region: Instance) -> None:
-    params = SolveParams(max_travel=30.0, max_extra_travel=10.0)
+    params = SolveParams(max_travel=30.0, max_extra_travel=10.0, remote_areas="strict")
     arrays = build_arrays(region, params)
     minutes = region.travel_min[arrays.x_area, arrays.x_site]
     assert np.all(minutes <= 30.0 + 1e-9)
+    # default rule: the limit of an area is at least its nearest current provider
+    lenient = build_arrays(region, params.model_copy(update={"remote_areas": "nearest_provider"}))
+    assert lenient.n_x >= arrays.n_x
+    limit = travel_limit(region, params.model_copy(update={"remote_areas": "nearest_provider"}))
+    assert np.all(
+        region.travel_min[lenient.x_area, lenient.x_site]
+        <= limit[lenient.x_area, lenient.x_treat] + 1e-9
+    )
     base = region.baseline_travel()[arrays.x_area, arrays.x_treat]
     assert np.all(np.isnan(base) | (minutes - base <= 10.0 + 1e-9))
     assert np.all(region.demand[arrays.x_area, arrays.x_treat] > 0)
