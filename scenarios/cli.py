@@ -133,6 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="allow sites to start treatments they do not provide today",
     )
+    solve.add_argument(
+        "--remote-areas",
+        choices=["nearest_provider", "strict"],
+        help="areas already beyond --max-travel today may go as far as their nearest current "
+        "provider (nearest_provider, default) or not (strict)",
+    )
+    solve.add_argument(
+        "--small-region-rule",
+        choices=["one_provider", "fail"],
+        help="when a region's whole demand for a treatment is below its norm: concentrate it at "
+        "one hospital, flagged (one_provider, default), or report infeasible (fail)",
+    )
     solve.add_argument("--solver", choices=["highs", "cbc"], help="MIP solver (default highs)")
     solve.add_argument(
         "--time-limit",
@@ -286,6 +298,8 @@ def _solve_params(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
             "max_loss_share": args.max_loss_share,
             "single_sourcing": args.single_sourcing,
             "allow_new_providers": args.allow_new_providers,
+            "remote_areas": args.remote_areas,
+            "small_region_rule": args.small_region_rule,
             "solver": args.solver,
             "time_limit": args.time_limit,
             "mip_gap": args.mip_gap,
