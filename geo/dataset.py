@@ -35,6 +35,7 @@ from optimiser.instance import ProcessNorm, Treatment
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_DIR = DATA_DIR / "default"
 EXAMPLE_DIR = DATA_DIR / "example"
+MUNICIPALITIES_DIR = DATA_DIR / "default_municipalities"
 
 #: Bounding box of the Netherlands in RD New (EPSG:28992), metres.
 RD_X_RANGE = (0.0, 300_000.0)
@@ -284,15 +285,18 @@ class Dataset:
 def load_dataset(source: str | Path | None = None) -> Dataset:
     """Load and validate a dataset.
 
-    ``None`` is the embedded national default (``geo/data/default``), ``"example"`` the
-    embedded example region, anything else a folder in the documented format. The embedded
-    datasets are cached in-process; each call returns an independent copy.
+    ``None`` is the embedded national default (``geo/data/default``, districts as origin
+    areas), ``"municipalities"`` the same country with municipalities as origin areas,
+    ``"example"`` the embedded example region, anything else a folder in the documented
+    format. The embedded datasets are cached in-process; each call returns an independent copy.
     Raises :class:`DataError` on any problem with the input.
     """
     if source is None:
         return _load_embedded(str(DEFAULT_DIR)).copy()
     if isinstance(source, str) and source == "example":
         return _load_embedded(str(EXAMPLE_DIR)).copy()
+    if isinstance(source, str) and source == "municipalities":
+        return _load_embedded(str(MUNICIPALITIES_DIR)).copy()
     folder = Path(source)
     if not folder.is_dir():
         raise DataError(str(folder), None, None, "not a dataset folder (no such directory)")

@@ -46,6 +46,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="a road network built with `herschik network build` instead of the embedded one",
     )
+    parser.add_argument(
+        "--areas", choices=["districts", "municipalities"], default="districts",
+        help="origin areas of the embedded default: CBS districts (3,340, default) or "
+        "municipalities (345, coarser and faster)",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
 
@@ -211,7 +216,9 @@ def _load(args: argparse.Namespace, region: str | None = None) -> Any:
         if not args.data.is_dir():
             raise UsageError(f"--data {args.data}: not a folder")
         return load_dataset(args.data)
-    return load_dataset(EXAMPLE if region == EXAMPLE else None)
+    if region == EXAMPLE:
+        return load_dataset(EXAMPLE)
+    return load_dataset("municipalities" if args.areas == "municipalities" else None)
 
 
 def _console() -> Any:

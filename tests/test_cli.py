@@ -216,3 +216,47 @@ def test_regions_json_and_example_matrix(
     matrix = pd.read_csv(out)
     assert list(matrix.columns) == ["area_id", "site_id", "minutes"]
     assert len(matrix) == 40 * 6 and (matrix["minutes"] > 0).all()
+
+
+def test_regions_of_the_national_default(capsys: pytest.CaptureFixture[str]) -> None:
+    expected = [
+        "noordoost",
+        "noord_holland_flevoland",
+        "oost",
+        "midden",
+        "west",
+        "zuidwest",
+        "zuidoost",
+    ]
+    for areas, total in (("districts", 3340), ("municipalities", 345)):
+        assert main(["regions", "--json", "--areas", areas]) == 0
+        regions = json.loads(capsys.readouterr().out)
+        assert [r["region_id"] for r in regions] == expected
+        assert sum(r["areas"] for r in regions) == total
+        assert all(r["sites"] > 0 and r["patients_per_year"] > 0 for r in regions)
+
+
+def test_a_national_region_solves_at_municipality_level(tmp_path: Path) -> None:
+    out = tmp_path / "west"
+    assert (
+        main(
+            [
+                "solve",
+                "--region",
+                "west",
+                "--areas",
+                "municipalities",
+                "--out",
+                str(out),
+                "--no-maps",
+                "--no-report",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "optimal" and summary["network"] == "default"
+    assert summary["verification"]["violations"] == []
+    # West's endoscopic resections are below the norm region-wide: one provider, flagged
+    assert summary["kpis"]["providers_after"]["og_endoscopic"] == 1
+    assert any("og_endoscopic" in w for w in summary["warnings"])
