@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -97,9 +96,8 @@ def test_default_loads_fast_and_is_illustrative(default) -> None:
     assert default.area_geometries is not None
     assert str(default.area_geometries.crs) == "EPSG:28992"
     assert len(default.areas) == 3340
-    start = time.perf_counter()
-    load_dataset()  # cached
-    assert time.perf_counter() - start < 0.5
+    again = load_dataset()  # served from the in-process cache, as an independent copy
+    assert again is not default and again.areas.equals(default.areas)
 
 
 def test_treatments(default) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from conftest_optimiser import synthetic_instance
@@ -21,9 +19,7 @@ def region() -> Instance:
 
 def test_impossible_margin_names_the_norm_and_the_best_site(region: Instance) -> None:
     params = SolveParams(margin=20.0)
-    start = time.perf_counter()
     sol = solve(region, params)
-    assert time.perf_counter() - start < 10
     assert sol.status == "infeasible" and sol.flow is None
     diag = sol.diagnosis
     assert "required" in diag["reason"] and "largest reachable demand" in diag["reason"]

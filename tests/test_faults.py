@@ -101,3 +101,43 @@ def test_module_entry_point_exit_code(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+SWEEP_TOML = """
+name = "kill-test"
+[grid]
+margin = [0.0, 0.1, 0.2]
+objective = ["travel", "providers"]
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_sweep_resumes_without_duplicates(tmp_path: Path, sig: signal.Signals) -> None:
+    example = Path(__file__).resolve().parents[1] / "geo" / "data" / "example"
+    scenario = tmp_path / "grid.toml"
+    scenario.write_text(SWEEP_TOML)
+    out = tmp_path / "sweep"
+    command = [*HERSCHIK, "sweep", str(scenario), "--out", str(out), "--regions", "example",
+               "--workers", "2", "--data", str(example)]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(out.glob("runs/*/summary.json")):
+        time.sleep(0.05)
+    # kill the whole process group (the sweep and its pool workers) mid-way
+    os.killpg(process.pid, sig)
+    process.wait(timeout=60)
+    for run in (out / "runs").glob("*"):
+        if not run.name.startswith("."):
+            assert (run / "summary.json").exists(), f"torn run folder {run}"
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    import pandas as pd
+
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 6 and runs["run_id"].is_unique
+    assert set(runs["status"]) <= {"optimal", "feasible", "infeasible"}
+    complete = [p for p in (out / "runs").iterdir() if not p.name.startswith(".")]
+    assert len(complete) == 6 and all((p / "summary.json").exists() for p in complete)
+    assert not list((out / "runs").glob(".*")), "staging folders left after the resumed sweep"

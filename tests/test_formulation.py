@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from conftest_optimiser import synthetic_instance
@@ -195,7 +193,7 @@ def test_force_keep_and_close_same_pair_is_infeasible(region: Instance) -> None:
     assert "forced" in sol.diagnosis["reason"]
 
 
-def test_national_size_model_builds_in_seconds() -> None:
+def test_national_size_model_is_sparse() -> None:
     # 3,340 areas x 100 sites x 19 treatments with a 60 min limit, random but realistic arrays
     rng = np.random.default_rng(0)
     n_a, n_s, n_t = 3340, 100, 19
@@ -212,8 +210,8 @@ def test_national_size_model_builds_in_seconds() -> None:
         treatments=tuple(Treatment(id=f"t{i}", norm=20.0) for i in range(n_t)),
         demand=demand, travel_min=travel, baseline_volume=flow.sum(axis=0), baseline_flow=flow)
     params = SolveParams(max_travel=60.0, allow_new_providers=True)
-    start = time.perf_counter()
     arrays = build_arrays(inst, params)
-    seconds = time.perf_counter() - start
-    assert arrays.n_x > 400_000
-    assert seconds < 10.0, f"national build took {seconds:.1f} s"
+    # sparse: only pairs within the limit (the build time is measured in benchmarks/)
+    assert 400_000 < arrays.n_x < n_a * n_s * n_t
+    within = travel[arrays.x_area, arrays.x_site] <= 60.0 + 1e-9
+    assert within.all()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -117,12 +116,9 @@ def test_second_identical_sweep_solves_nothing(
 ) -> None:
     out, runs = first
     before = summary_mtimes(out)
-    start = time.perf_counter()
     again = run_sweep(scenario_file, out, workers=2, dataset_source="example", progress=False)
-    elapsed = time.perf_counter() - start
     assert again.attrs["solved"] == 0 and again.attrs["skipped"] == 4
     assert summary_mtimes(out) == before  # no folder was rewritten
-    assert elapsed < 10
     pd.testing.assert_frame_equal(again, runs, check_like=False)  # timings read back too
 
 
