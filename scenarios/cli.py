@@ -47,7 +47,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="a road network built with `herschik network build` instead of the embedded one",
     )
     parser.add_argument(
-        "--areas", choices=["districts", "municipalities"], default="districts",
+        "--areas",
+        choices=["districts", "municipalities"],
+        default="districts",
         help="origin areas of the embedded default: CBS districts (3,340, default) or "
         "municipalities (345, coarser and faster)",
     )
@@ -471,7 +473,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         executor=args.executor,
         scheduler=args.scheduler,
         plot=args.plot,
-        dataset_source=args.data,
+        dataset_source=args.data
+        if args.data is not None
+        else ("municipalities" if args.areas == "municipalities" else None),
         network=args.network,
     )
     counts = runs["status"].value_counts().to_dict() if len(runs) else {}

@@ -260,3 +260,31 @@ def test_a_national_region_solves_at_municipality_level(tmp_path: Path) -> None:
     # West's endoscopic resections are below the norm region-wide: one provider, flagged
     assert summary["kpis"]["providers_after"]["og_endoscopic"] == 1
     assert any("og_endoscopic" in w for w in summary["warnings"])
+
+
+def test_export_then_data_round_trips_to_identical_results(tmp_path: Path) -> None:
+    exported = tmp_path / "dataset"
+    assert main(["data", "export", "--areas", "municipalities", "--out", str(exported)]) == 0
+    outs = {}
+    for name, source in (
+        ("embedded", ["--areas", "municipalities"]),
+        ("exported", ["--data", str(exported)]),
+    ):
+        outs[name] = tmp_path / name
+        assert (
+            main(
+                [
+                    "solve",
+                    "--region",
+                    "midden",
+                    "--out",
+                    str(outs[name]),
+                    "--no-maps",
+                    "--no-report",
+                    *source,
+                ]
+            )
+            == 0
+        )
+    for file in ("site_volumes.csv", "assignments.csv"):
+        assert (outs["embedded"] / file).read_bytes() == (outs["exported"] / file).read_bytes()
