@@ -30,6 +30,17 @@ from .solution import Solution
 
 #: flows at or below this many patients per year do not count as "going somewhere"
 FLOW_MIN = 1e-9
+#: The scalar KPIs of the contract, in the order tables and terminal output show them.
+SCALAR_KPIS: tuple[str, ...] = (
+    "patients",
+    "patients_moved",
+    "mean_travel_min_before",
+    "mean_travel_min_after",
+    "mean_extra_min",
+    "p90_extra_min",
+    "max_extra_min",
+    "max_travel_min_after",
+)
 
 
 def weighted_quantile_lower(values: np.ndarray, weights: np.ndarray, q: float) -> float:

@@ -351,16 +351,9 @@ def _print_result(summary: dict[str, Any], out: Path) -> None:
     table = Table(title="Key figures")
     table.add_column("KPI")
     table.add_column("value", justify="right")
-    for key in (
-        "patients",
-        "patients_moved",
-        "mean_travel_min_before",
-        "mean_travel_min_after",
-        "mean_extra_min",
-        "p90_extra_min",
-        "max_extra_min",
-        "max_travel_min_after",
-    ):
+    from optimiser.kpis import SCALAR_KPIS
+
+    for key in SCALAR_KPIS:
         table.add_row(key, f"{kpis[key]:,.1f}")
     console.print(table)
     providers = Table(title="Providers per treatment")

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from optimiser.kpis import SCALAR_KPIS
 from scenarios.scenario_file import ResolvedScenario, ScenarioError, load_scenario
 
 __all__ = [
@@ -79,16 +80,7 @@ PARAM_COLUMNS: dict[str, str] = {
 }
 
 #: Scalar KPIs of summary.json, in this order (others found in summaries follow, sorted).
-KPI_COLUMNS: tuple[str, ...] = (
-    "patients",
-    "patients_moved",
-    "mean_travel_min_before",
-    "mean_travel_min_after",
-    "mean_extra_min",
-    "p90_extra_min",
-    "max_extra_min",
-    "max_travel_min_after",
-)
+KPI_COLUMNS: tuple[str, ...] = SCALAR_KPIS
 
 #: Wall-clock columns: they differ between otherwise identical runs.
 TIMING_COLUMNS: tuple[str, ...] = ("build_seconds", "solve_seconds")
