@@ -117,8 +117,19 @@ def test_killed_sweep_resumes_without_duplicates(tmp_path: Path, sig: signal.Sig
     scenario = tmp_path / "grid.toml"
     scenario.write_text(SWEEP_TOML)
     out = tmp_path / "sweep"
-    command = [*HERSCHIK, "sweep", str(scenario), "--out", str(out), "--regions", "example",
-               "--workers", "2", "--data", str(example)]
+    command = [
+        *HERSCHIK,
+        "sweep",
+        str(scenario),
+        "--out",
+        str(out),
+        "--regions",
+        "example",
+        "--workers",
+        "2",
+        "--data",
+        str(example),
+    ]
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -141,3 +152,33 @@ def test_killed_sweep_resumes_without_duplicates(tmp_path: Path, sig: signal.Sig
     complete = [p for p in (out / "runs").iterdir() if not p.name.startswith(".")]
     assert len(complete) == 6 and all((p / "summary.json").exists() for p in complete)
     assert not list((out / "runs").glob(".*")), "staging folders left after the resumed sweep"
+
+
+def _example_instance():  # noqa: ANN202 - test helper
+    from geo.dataset import load_dataset
+    from scenarios.assemble import build_instance
+
+    return build_instance(load_dataset("example"), "example")
+
+
+@pytest.mark.parametrize(
+    "failure", [ImportError("No module named 'highspy'"), RuntimeError("boom")]
+)
+def test_missing_or_failing_highs_falls_back_to_cbc(
+    monkeypatch: pytest.MonkeyPatch, failure: Exception
+) -> None:
+    import optimiser.solve as solve_module
+    from optimiser.params import SolveParams
+    from optimiser.verify import verify
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise failure
+
+    instance, params = _example_instance(), SolveParams(margin=0.1)
+    reference = solve_module.solve(instance, params)
+    monkeypatch.setattr(solve_module, "solve_highs", broken)
+    solution = solve_module.solve(instance, params)
+    assert solution.status == "optimal" and solution.solver == "cbc"
+    assert any("CBC instead" in warning for warning in solution.warnings)
+    assert solution.objective == pytest.approx(reference.objective, rel=1e-4)
+    assert verify(solution, instance, params) == []
