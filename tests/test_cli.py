@@ -288,3 +288,17 @@ def test_export_then_data_round_trips_to_identical_results(tmp_path: Path) -> No
         )
     for file in ("site_volumes.csv", "assignments.csv"):
         assert (outs["embedded"] / file).read_bytes() == (outs["exported"] / file).read_bytes()
+
+
+def test_matrix_of_a_national_region(tmp_path: Path) -> None:
+    out = tmp_path / "west.csv"
+    assert main(["matrix", "--region", "west", "--out", str(out)]) == 0
+    matrix = pd.read_csv(out)
+    dataset = load_dataset()
+    west_areas = set(dataset.areas.loc[dataset.areas["region_id"] == "west", "area_id"])
+    west_sites = set(dataset.sites.loc[dataset.sites["region_id"] == "west", "site_id"])
+    assert set(matrix["area_id"]) == west_areas
+    assert west_sites <= set(matrix["site_id"])  # plus sites just across the border
+    assert len(matrix) == len(west_areas) * matrix["site_id"].nunique()
+    # every area reaches its nearest site by car within an hour on the default network
+    assert matrix.groupby("area_id")["minutes"].min().max() < 60
