@@ -70,6 +70,7 @@ def solve_highs(
     mip_gap: float = 1e-4,
     threads: int | None = None,
     presolve: bool | None = None,
+    start: np.ndarray | None = None,
 ) -> BackendResult:
     """Solve with HiGHS through highspy's array API. Output is silenced.
 
@@ -80,7 +81,7 @@ def solve_highs(
         return trivial
     import highspy  # imported lazily: solve() falls back to CBC when it is missing
 
-    start = time.perf_counter()
+    started = time.perf_counter()
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("log_to_console", False)
@@ -115,9 +116,15 @@ def solve_highs(
     )
     if status == highspy.HighsStatus.kError:
         return BackendResult("error", solver="highs", message="passModel failed",
-                             seconds=time.perf_counter() - start)
+                             seconds=time.perf_counter() - started)
+    if start is not None:
+        # a known feasible point (e.g. the regional solutions for a national solve): HiGHS
+        # starts from it as its incumbent, so a time limit never returns something worse
+        hint = highspy.HighsSolution()
+        hint.col_value = [float(v) for v in start]
+        h.setSolution(hint)
     h.run()
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - started
     model_status = h.getModelStatus()
     info = h.getInfo()
     ms = highspy.HighsModelStatus

@@ -111,13 +111,13 @@ class _ComponentResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None
-                 ) -> tuple[BackendResult, list[str]]:
+def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
+                 start: np.ndarray | None = None) -> tuple[BackendResult, list[str]]:
     """Solve with the chosen back-end; fall back from HiGHS to CBC when highspy is unusable."""
     notes: list[str] = []
     if params.solver == "highs":
         try:
-            result = solve_highs(arrays, params.time_limit, params.mip_gap, threads,
+            result = solve_highs(arrays, params.time_limit, params.mip_gap, threads, start=start,
                                  presolve=HIGHS_PRESOLVE)
         except ImportError as exc:  # highspy missing
             notes.append(f"highspy unavailable ({exc}); solved with CBC instead")
@@ -140,8 +140,24 @@ def _worse(a: str, b: str) -> str:
     return a if order.get(a, 3) >= order.get(b, 3) else b
 
 
+def _start_vector(arrays: MipArrays, instance: Instance, start: Solution | None
+                  ) -> np.ndarray | None:
+    """Column values of ``arrays`` that reproduce a known solution (warm start), or None."""
+    if start is None or start.flow is None or start.keep is None:
+        return None
+    flow = start.flow[arrays.x_area, arrays.x_site, arrays.x_treat]
+    x = flow / np.where(arrays.x_scale > 0, arrays.x_scale, 1.0)
+    y = start.keep[arrays.y_site, arrays.y_treat].astype(float)
+    stay = np.minimum(
+        start.flow[arrays.stay_area, arrays.stay_site, arrays.stay_treat],
+        instance.baseline_flow[arrays.stay_area, arrays.stay_site, arrays.stay_treat],
+    )
+    values = np.concatenate([x, y, stay])
+    return values if values.shape[0] == arrays.n_cols else None
+
+
 def _solve_component(instance: Instance, params: SolveParams, treatments: list[int],
-                     threads: int | None) -> _ComponentResult:
+                     threads: int | None, start: Solution | None = None) -> _ComponentResult:
     t0 = time.perf_counter()
     arrays = build_arrays(instance, params, treatments)
     build = time.perf_counter() - t0
@@ -178,7 +194,7 @@ def _solve_component(instance: Instance, params: SolveParams, treatments: list[i
     if lexicographic:
         # no keep decisions in this component (no norms): providers reduce to least travel
         arrays = arrays.with_objective(travel_vector(arrays, instance))
-    res, n = _run_backend(arrays, params, threads)
+    res, n = _run_backend(arrays, params, threads, _start_vector(arrays, instance, start))
     notes += n
     x = res.x if res.status in ("optimal", "feasible") else None
     return _ComponentResult(treatments, res.status, x, arrays, res.mip_gap, build, res.seconds,
@@ -204,8 +220,12 @@ def _objective_value(instance: Instance, params: SolveParams, flow: np.ndarray,
     return {"travel": minutes, "moved": moved, "providers": providers, "objective": value}
 
 
-def solve(instance: Instance, params: SolveParams) -> Solution:
+def solve(instance: Instance, params: SolveParams, start: Solution | None = None) -> Solution:
     """Solve the reallocation MIP of ``instance`` under ``params``.
+
+    ``start`` (optional) is a known solution of the same instance that HiGHS starts from (used
+    to seed the national joint solve with the regional solutions); it changes no result that
+    is proven optimal.
 
     Never raises on an infeasible scenario: the returned Solution has status ``infeasible`` and
     a plain-words ``diagnosis``. Raises ``RuntimeError`` only if both solvers fail.
@@ -224,9 +244,9 @@ def solve(instance: Instance, params: SolveParams) -> Solution:
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(
-                lambda comp: _solve_component(instance, params, comp, threads), comps))
+                lambda comp: _solve_component(instance, params, comp, threads, start), comps))
     else:
-        results = [_solve_component(instance, params, comp, threads) for comp in comps]
+        results = [_solve_component(instance, params, comp, threads, start) for comp in comps]
 
     solution_warnings: list[str] = []
     for r in results:

@@ -403,6 +403,13 @@ def cmd_solve(args: argparse.Namespace) -> int:
         "maps": not args.no_maps,
         "report": not args.no_report,
     }
+    start = None
+    if args.region == "all":
+        from scenarios.run import regional_start
+
+        # seed the joint model with the seven regional optima (a feasible joint solution)
+        area_regions = dict(zip(dataset.areas["area_id"], dataset.areas["region_id"]))
+        start = regional_start(instance, area_regions, params)
     try:
         summary = run_solve(
             instance,
@@ -411,6 +418,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
             dataset=dataset,
             scenario_info=scenario_info,
             outputs=outputs,
+            start=start,
         )
     except FileExistsError as error:
         raise UsageError(f"--out {error}") from None

@@ -10,16 +10,55 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from optimiser.instance import Instance
 from optimiser.kpis import compute_kpis
 from optimiser.params import SolveParams
 from optimiser.results import assignments_table, site_volumes_table, summary_dict
+from optimiser.solution import Solution
 from optimiser.solve import solve
 from optimiser.verify import verify
 from scenarios.atomic import staged_dir, write_csv, write_json
 
 #: Fields of summary.json that hold wall-clock timings (excluded from determinism checks).
 TIMING_FIELDS = ("build_seconds", "solve_seconds")
+
+
+def regional_start(
+    instance: Instance, area_regions: dict[str, str], params: SolveParams
+) -> Solution | None:
+    """The seven regional solutions stitched into one solution of the national instance.
+
+    Every regional solution is feasible for the joint model (flows may cross borders there, but
+    need not), so it is a warm start that a time-limited national solve can only improve.
+    None when a region has no feasible solution.
+    """
+    flow = np.zeros(instance.shape)
+    keep = np.zeros((len(instance.sites), len(instance.treatments)), dtype=bool)
+    site_region = np.array([site.region_id for site in instance.sites])
+    area_region = np.array([area_regions[a] for a in instance.area_ids])
+    for region in sorted(set(site_region)):
+        a_idx = np.nonzero(area_region == region)[0]
+        s_idx = np.nonzero(site_region == region)[0]
+        sub = Instance(
+            region_id=region,
+            area_ids=tuple(instance.area_ids[a] for a in a_idx),
+            sites=tuple(instance.sites[s] for s in s_idx),
+            treatments=instance.treatments,
+            demand=instance.demand[a_idx],
+            travel_min=instance.travel_min[np.ix_(a_idx, s_idx)],
+            baseline_volume=instance.baseline_volume[s_idx],
+            baseline_flow=instance.baseline_flow[np.ix_(a_idx, s_idx)],
+            process_norms=instance.process_norms,
+            meta=dict(instance.meta),
+        )
+        solution = solve(sub, params)
+        if not solution.feasible:
+            return None
+        flow[np.ix_(a_idx, s_idx)] = solution.flow
+        keep[s_idx] = solution.keep
+    return Solution(status="feasible", solver="regions", keep=keep, flow=flow)
 
 
 def run_solve(
@@ -30,20 +69,24 @@ def run_solve(
     dataset: Any = None,
     scenario_info: dict[str, Any] | None = None,
     outputs: dict[str, bool] | None = None,
+    start: Solution | None = None,
 ) -> dict[str, Any]:
     """Solve ``instance`` under ``params`` and write the run folder ``out_dir``.
 
     ``scenario_info`` (scenario name, growth, norm multipliers, ...) is merged into
     ``summary["scenario"]``. ``outputs`` switches the planner outputs (keys gpkg, geojson,
-    xlsx, maps, report); they need ``dataset`` for geometries. Returns the summary dict.
+    xlsx, maps, report); they need ``dataset`` for geometries. ``start`` is a warm start
+    (see :func:`regional_start`). Returns the summary dict.
     """
-    solution = solve(instance, params)
+    solution = solve(instance, params, start=start)
     kpis = compute_kpis(instance, solution, params) if solution.feasible else None
     site_volumes = site_volumes_table(instance, solution, params)
     assignments = assignments_table(instance, solution)
     summary = summary_dict(instance, solution, params, kpis)
     if scenario_info:
         summary["scenario"] = {**summary["scenario"], **scenario_info}
+    if start is not None:
+        summary["warm_start"] = start.solver
     violations = verify(solution, instance, params, kpis)
     summary["verification"] = {"verifier": "optimiser.verify", "violations": violations}
 
