@@ -62,28 +62,16 @@ def run(
         scenario = Path(tmp) / "bench.toml"
         scenario.write_text(scenario_text(n_scenarios), encoding="utf-8")
         out = Path(out_dir) if out_dir is not None else Path(tmp) / "out"
-        start = time.perf_counter()
-        frame = run_sweep(
-            scenario,
-            out,
-            regions=regions,
-            workers=workers,
-            dataset_source=dataset_source,
-            outputs=outputs,
-            progress=True,
-        )
-        wall = time.perf_counter() - start
-        start = time.perf_counter()
-        again = run_sweep(
-            scenario,
-            out,
-            regions=regions,
-            workers=workers,
-            dataset_source=dataset_source,
-            outputs=outputs,
-            progress=False,
-        )
-        resume = time.perf_counter() - start
+
+        def timed_sweep(progress: bool) -> tuple[Any, float]:
+            started = time.perf_counter()
+            result = run_sweep(scenario, out, regions=regions, workers=workers,
+                               dataset_source=dataset_source, outputs=outputs,
+                               progress=progress)
+            return result, time.perf_counter() - started
+
+        frame, wall = timed_sweep(progress=True)
+        again, resume = timed_sweep(progress=False)  # a re-run only skips finished runs
     solved = frame[frame["status"] != "error"]
     timings = frame.attrs.get("timings", [])
     report = {
