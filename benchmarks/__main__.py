@@ -1,6 +1,6 @@
 """``python -m benchmarks``: the benchmark suite on the embedded default data.
 
-    python -m benchmarks [--repeats 3] [--only regions,national,matrix,sweep,scaling]
+    python -m benchmarks [--repeats 3] [--only regions,national,matrix,sweep,scaling,settings]
                          [--smoke] [--out benchmarks]
 
 Writes ``OUT/results.json`` (machine-readable) and ``OUT/RESULTS.md`` (a table per benchmark,
@@ -24,7 +24,7 @@ from typing import Any
 from . import bench_regions, bench_scaling
 from .common import machine_info, run_child, write_atomic
 
-SECTIONS = ("regions", "national", "matrix", "sweep", "scaling")
+SECTIONS = ("regions", "national", "matrix", "sweep", "scaling", "settings")
 PACKAGE_DIR = Path(__file__).resolve().parent
 GOAL_MATRIX_COLD_S = 20.0
 GOAL_MATRIX_RATIO = 20.0
@@ -97,6 +97,21 @@ def section_sweep(args, env) -> dict[str, Any]:
             wall > GOAL_SWEEP_S else None}
 
 
+def section_settings(args, env) -> dict[str, Any]:
+    """Solver settings side by side (benchmarks/bench_settings.py), in one child process."""
+    spec = {"module": "benchmarks.bench_settings", "function": "run",
+            "kwargs": {"repeats": args.repeats, "time_limit": args.time_limit or 60.0}}
+    if args.smoke:
+        spec["kwargs"].update({"regions": ["example"], "source": "example"})
+    res = run_child("call", spec, args.settings_wall_cap, env)
+    if res.get("status") != "ok":
+        return {"status": "not measured", "reason": res.get("error")}
+    out = dict(res["result"])
+    out["status"] = "ok"
+    out["peak_total_mb"] = res.get("peak_total_mb")
+    return out
+
+
 def merge_regions(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """Replace the rows of ``old`` re-measured in ``new`` (``--regions``), keep the others."""
     fresh = {r["region"]: r for r in new["regions"]}
@@ -142,6 +157,9 @@ def run_sections(args, previous: dict[str, Any] | None = None) -> dict[str, Any]
     if "sweep" in wanted:
         _log("== sweep")
         results["sweep"] = section_sweep(args, env)
+    if "settings" in wanted:
+        _log("== settings")
+        results["settings"] = section_settings(args, env)
     if "scaling" in wanted:
         _log("== scaling")
         if args.smoke:
@@ -391,6 +409,38 @@ def render(results: dict[str, Any]) -> str:
                     peak_all.append(p["peak_total_mb"])
             lines.append("")
 
+    st = results.get("settings")
+    if st and st.get("status") == "ok":
+        names = list(st["configs"])
+        lines += ["## Solver settings (`benchmarks/bench_settings.py`)", "",
+                  "Each treatment sub-problem of each region solved alone under every "
+                  "configuration, back to back in one process, HiGHS single-threaded, default "
+                  f"scenario, {st.get('repeats')} repeats (median). Linking `aggregated` = "
+                  "Σ_a x ≤ U·y only; `nearest` = plus x ≤ d·y for each area's nearest site "
+                  "(optimiser/formulation.py, LINKING_NOTE). Heuristics = HiGHS' root RENS, "
+                  "RINS and reduced-cost heuristics (optimiser/solve.py, HIGHS_MIP_OPTIONS). "
+                  f"Old default: {st.get('old_default')}; new default: {st.get('new_default')}. "
+                  "Cells: solve seconds summed over the 19 sub-problems (speed-up over the old "
+                  "default, ratio taken within each repeat); last columns: slowest sub-problem "
+                  "under the new default, and the root LP gap (LP bound vs optimum, worst "
+                  "sub-problem) of each linking.", "",
+                  "| region | " + " | ".join(names) + " | slowest sub-problem (new default) "
+                  "| root LP gap aggregated | root LP gap nearest |",
+                  "|" + "---|" * (len(names) + 4)]
+        for region, row in st["regions"].items():
+            cells = [f"{_f(row['configs'][n]['sum_solve_seconds'])} "
+                     f"({_f(row['configs'][n]['speedup_vs_old_default'], 1)}×)" for n in names]
+            new = row["configs"].get(st.get("new_default"), {})
+            gaps = row.get("root_lp_gap_max", {})
+            lines.append(f"| {region} | " + " | ".join(cells)
+                         + f" | {new.get('slowest_subproblem')} "
+                         f"{_f(new.get('slowest_seconds'))} s | {_gap(gaps.get('aggregated'))} | "
+                         f"{_gap(gaps.get('nearest'))} |")
+        bad = {r: v["objective_mismatch"] for r, v in st["regions"].items()
+               if v.get("objective_mismatch")}
+        lines += ["", "Every configuration reached the same optimum on every sub-problem."
+                  if not bad else f"**Optima differ** between configurations: {bad}", ""]
+
     if peak_all:
         peak = max(peak_all)
         goals.append(("peak memory ≤ 4 GB", _met(peak <= GOAL_MEMORY_MB),
@@ -439,6 +489,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--matrix-wall-cap", type=float, default=1800.0)
     p.add_argument("--sweep-scenarios", type=int, default=100)
     p.add_argument("--sweep-wall-cap", type=float, default=1800.0)
+    p.add_argument("--settings-wall-cap", type=float, default=3600.0)
     p.add_argument("--cache-dir", default=None,
                    help="HERSCHIK_CACHE_DIR for the children (default: a fresh temporary one, "
                         "so the first instance build is cold)")

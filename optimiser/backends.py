@@ -18,6 +18,7 @@ import re
 import tempfile
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,10 +72,12 @@ def solve_highs(
     threads: int | None = None,
     presolve: bool | None = None,
     start: np.ndarray | None = None,
+    options: Mapping[str, bool | int | float | str] | None = None,
 ) -> BackendResult:
     """Solve with HiGHS through highspy's array API. Output is silenced.
 
     ``presolve=None`` keeps HiGHS' default (on); see solve.py for when it is switched off.
+    ``options`` are further HiGHS options by name (solve.py passes ``HIGHS_MIP_OPTIONS``).
     """
     trivial = _trivial(arrays, "highs")
     if trivial is not None:
@@ -94,6 +97,9 @@ def solve_highs(
         h.setOptionValue("threads", int(threads))
     if presolve is not None:
         h.setOptionValue("presolve", "on" if presolve else "off")
+    for name, value in (options or {}).items():
+        if h.setOptionValue(name, value) == highspy.HighsStatus.kError:
+            raise ValueError(f"HiGHS rejected option {name}={value!r}")
     csc = sp.csc_matrix(arrays.A)
     csc.sort_indices()
     integral = bool(np.any(arrays.integrality))

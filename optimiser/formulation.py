@@ -18,14 +18,16 @@ Variables (one block per family, in this order):
   ``0 <= stay <= baseline_flow``, ``stay <= flow``.
 
 Rows: ``demand`` (every patient is treated), ``min_volume`` ((1+m)·N·y <= Σx), ``link``
-(Σx <= U·y, U = min(capacity, reachable demand)), ``capacity`` (treatments without a norm),
+(Σx <= U·y, U = min(capacity, reachable demand)), ``link_pair`` (x <= d·y for some or all
+flows, see below), ``capacity`` (treatments without a norm),
 ``bundle`` (y equal across a bundle), ``loss_share`` (max_loss_share), ``stay`` and
 ``providers_floor`` (phase 2 of the lexicographic ``providers`` objective).
 
-Linking (measured, numbers and reasoning in ``LINKING_NOTE``): the aggregated per-site row
-Σ_a x <= U·y is the default; the per-pair rows x[a,s,t] <= d[a,t]·y[s,t]
-(``linking="per_pair"``) give the same optimum (tested) with ~14x more rows. Both also carry
-the aggregated min-volume row.
+Linking (measured, numbers and reasoning in ``LINKING_NOTE``): the default ``nearest`` is the
+aggregated per-site row Σ_a x <= U·y plus the per-pair row x[a,s,t] <= d[a,t]·y[s,t] for each
+area's nearest candidate site only (one row per area and treatment); ``aggregated`` drops
+those rows, ``per_pair`` has them for every flow (~14x more rows). All three give the same
+optimum (tested) and carry the aggregated min-volume row.
 """
 
 from __future__ import annotations
@@ -78,13 +80,32 @@ heavily loaded:
                    per-pair    off/on    10574   gap 0.5% at 40 s
 
 On the real data the aggregated form wins clearly (the synthetic instances above were not
-representative: real regions have many more small areas per site), so it is the default.
+representative: real regions have many more small areas per site).
+
+Why the aggregated LP is weak, and the ``nearest`` middle way (2026-11-22, HiGHS with the root
+RENS/RINS heuristics off as solve.HIGHS_MIP_OPTIONS sets, threads=1, each treatment alone, same
+run, summed over the 19 treatments): with Σ_a x <= U·y and U ~ the whole regional demand, the
+LP keeps every area at its nearest site and sets y = volume/U, tiny, so the min-volume rows are
+slack: noordoost kidney_systemic root LP 6076 vs optimum 8409 (28 % gap). Per-pair rows for
+every flow close that to 2 % (root LP 8236) but make every node LP ~2.5x larger; adding them
+only for each area's nearest site (one row per area) gives root LP 8043 (4 % gap) at ~2x the
+rows. Summed solve seconds per region, aggregated -> nearest:
+
+  noordoost 13.75 -> 10.9   noord_holland_flevoland 1.60 -> 1.16   zuidwest 3.51 -> 2.30
+  zuidoost   1.21 -> 0.92   oost 0.64 -> 0.53   midden 0.38 -> 0.32   west 0.24 -> 0.16
+
+Per-pair rows for the two nearest sites, or separated in a root cut loop until the LP
+violates none, were slower (noordoost 21.2 s and 21.5 s). So ``nearest`` is the default;
+``python -m benchmarks --only settings`` re-measures all of these side by side.
 """
+
+LINKINGS = ("nearest", "aggregated", "per_pair")
 
 ROW_FAMILIES = (
     "demand",
     "min_volume",
     "link",
+    "link_pair",
     "capacity",
     "bundle",
     "loss_share",
@@ -131,7 +152,7 @@ class MipArrays:
     row_families: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: candidate[s, t] for the treatments of this model (all treatments' shape, False elsewhere)
     candidate: np.ndarray | None = None
-    linking: str = "aggregated"
+    linking: str = "nearest"
     #: structural contradictions found while building (e.g. a pair forced both open and closed);
     #: a model with conflicts is infeasible and the back-ends report so without solving
     conflicts: list[str] = field(default_factory=list)
@@ -337,23 +358,39 @@ def objective_weights(params: SolveParams) -> dict[str, float]:
     return {k: (1.0 if k == params.objective else 0.0) for k in ("travel", "moved", "providers")}
 
 
+def _nearest_flow_columns(area: np.ndarray, treat: np.ndarray, minutes: np.ndarray
+                          ) -> np.ndarray:
+    """Positions of the shortest-travel column of every (area, treatment) group.
+
+    Ties go to the first column (columns are in site order), so the choice is deterministic.
+    """
+    if area.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((np.arange(area.shape[0]), minutes, area, treat))
+    key_a, key_t = area[order], treat[order]
+    first = np.ones(order.shape[0], dtype=bool)
+    first[1:] = (key_a[1:] != key_a[:-1]) | (key_t[1:] != key_t[:-1])
+    return np.sort(order[first])
+
+
 # --- the builder ------------------------------------------------------------------------------
 def build_arrays(
     instance: Instance,
     params: SolveParams,
     treatment_indices: list[int] | tuple[int, ...] | None = None,
     *,
-    linking: str = "aggregated",
+    linking: str = "nearest",
 ) -> MipArrays:
     """Build the MIP of ``treatment_indices`` (default: all) as sparse arrays.
 
     The objective emitted is the *primary* one of ``params``: travel (patient-minutes), moved
     (patients leaving their baseline site, + a tiny travel tie-break), ``providers`` phase 1
     (maximise kept pairs, i.e. minimise -Σy; solve.py runs phase 2), or the weighted mix.
-    ``linking`` is ``"aggregated"`` (default, Σ_a x <= U·y) or ``"per_pair"`` (x <= d·y); see
-    LINKING_NOTE for the measurements behind the default.
+    ``linking`` is ``"nearest"`` (default: Σ_a x <= U·y plus x <= d·y for each area's nearest
+    site), ``"aggregated"`` (Σ_a x <= U·y only) or ``"per_pair"`` (x <= d·y for every flow);
+    see LINKING_NOTE for the measurements behind the default.
     """
-    if linking not in ("aggregated", "per_pair"):
+    if linking not in LINKINGS:
         raise ValueError(f"unknown linking {linking!r}")
     n_areas, n_sites, n_treat = instance.shape
     tsel = tuple(range(n_treat)) if treatment_indices is None else tuple(
@@ -472,7 +509,7 @@ def build_arrays(
 
     # link: aggregated Σ_a flow - U*y <= 0, or per pair flow - d*y <= 0
     big_u = np.minimum(cap[y_site, y_treat], reach[y_site, y_treat])
-    if linking == "aggregated":
+    if linking in ("aggregated", "nearest"):
         add_family(
             "link",
             np.concatenate([v_row[x_site[xi], x_treat[xi]], np.arange(n_y)]),
@@ -481,17 +518,24 @@ def build_arrays(
             np.full(n_y, -np.inf), np.zeros(n_y),
         )
         cap_rows_needed = np.zeros(0, dtype=np.int64)
+        # nearest: also flow <= d*y for each (area, treatment)'s nearest site with a keep
+        # decision. Valid (implied once y is integer); cuts off the LP point that keeps every
+        # area at its nearest site with a tiny fractional y there (see LINKING_NOTE).
+        pair_x = (_nearest_flow_columns(x_area[xi], x_treat[xi], travel[x_area[xi], x_site[xi]])
+                  if linking == "nearest" else np.zeros(0, dtype=np.int64))
+        pair_x = xi[pair_x]
     else:
-        k = xi.shape[0]
-        add_family(
-            "link",
-            np.concatenate([np.arange(k), np.arange(k)]),
-            np.concatenate([xi, y_col[x_site[xi], x_treat[xi]]]),
-            np.concatenate([x_scale[xi], -x_d[xi]]),
-            np.full(k, -np.inf), np.zeros(k),
-        )
+        pair_x = xi
         # per-pair linking does not carry the capacity: add Σx <= cap for capped y pairs
         cap_rows_needed = np.nonzero(np.isfinite(cap[y_site, y_treat]))[0]
+    k = pair_x.shape[0]
+    add_family(
+        "link_pair",
+        np.concatenate([np.arange(k), np.arange(k)]),
+        np.concatenate([pair_x, y_col[x_site[pair_x], x_treat[pair_x]]]),
+        np.concatenate([x_scale[pair_x], -x_d[pair_x]]),
+        np.full(k, -np.inf), np.zeros(k),
+    )
 
     # capacity: treatments without a norm (Σx <= cap) + capped y pairs under per-pair linking
     cap_pairs_s: list[np.ndarray] = []

@@ -24,16 +24,39 @@ def region() -> Instance:
     return synthetic_instance(50, 6, 4, seed=3)
 
 
-def test_aggregated_and_per_pair_linking_give_the_same_optimum(region: Instance) -> None:
-    params = SolveParams(margin=0.2, mip_gap=1e-9)
+@pytest.mark.parametrize("single_sourcing", [False, True])
+def test_the_three_linkings_give_the_same_optimum(region: Instance, single_sourcing: bool
+                                                  ) -> None:
+    params = SolveParams(margin=0.2, mip_gap=1e-9, single_sourcing=single_sourcing)
     for t in range(len(region.treatments)):
+        models = {k: build_arrays(region, params, [t], linking=k)
+                  for k in ("aggregated", "nearest", "per_pair")}
+        rows = {k: m.n_rows for k, m in models.items()}
+        assert rows["aggregated"] <= rows["nearest"] <= rows["per_pair"] + models["per_pair"].n_y
+        results = {k: solve_highs(m, mip_gap=1e-9) for k, m in models.items()}
+        assert {r.status for r in results.values()} == {"optimal"}
+        ref = results["per_pair"].objective
+        for r in results.values():
+            assert r.objective == pytest.approx(ref, rel=1e-7, abs=1e-6)
+
+
+def test_nearest_linking_rows_tie_each_area_to_its_nearest_site(region: Instance) -> None:
+    params = SolveParams()
+    for t in range(len(region.treatments)):
+        arrays = build_arrays(region, params, [t])  # default: nearest
         agg = build_arrays(region, params, [t], linking="aggregated")
-        pair = build_arrays(region, params, [t], linking="per_pair")
-        assert pair.n_rows >= agg.n_rows
-        r1 = solve_highs(agg, mip_gap=1e-9)
-        r2 = solve_highs(pair, mip_gap=1e-9)
-        assert r1.status == r2.status == "optimal"
-        assert r1.objective == pytest.approx(r2.objective, rel=1e-7, abs=1e-6)
+        start, stop = arrays.row_families["link_pair"]
+        areas_with_y = {int(a) for a, s in zip(arrays.x_area, arrays.x_site, strict=True)
+                        if arrays.y_site.size and s in set(arrays.y_site.tolist())}
+        assert stop - start == len(areas_with_y)  # one row per area with a keep decision
+        assert arrays.n_rows == agg.n_rows + (stop - start)
+        block = arrays.A[start:stop].tocoo()
+        for r in range(stop - start):
+            cols = block.col[block.row == r]
+            x_col = int(cols[cols < arrays.n_x][0])
+            a, s = arrays.x_area[x_col], arrays.x_site[x_col]
+            allowed = arrays.x_site[arrays.x_area == a]
+            assert region.travel_min[a, s] == region.travel_min[a, allowed].min()
 
 
 def test_flow_variables_only_for_pairs_within_limits(region: Instance) -> None:
@@ -169,7 +192,8 @@ def test_tiered_norm_depends_on_site_role() -> None:
 
 
 def test_time_limit_gives_feasible_with_gap() -> None:
-    inst = synthetic_instance(500, 16, 1, seed=11, region_km=120, norms=[12.0])
+    # hard enough that none of the limits below proves optimality (~50 % gap after 10 s)
+    inst = synthetic_instance(700, 20, 1, seed=11, region_km=150, norms=[20.0])
     params = SolveParams(single_sourcing=True, mip_gap=0.0)
     statuses = []
     for limit in (0.5, 1.0, 2.0, 4.0):
