@@ -241,8 +241,13 @@ def _size_estimate(instance: Instance, params: SolveParams, treatments: list[int
     return int(sites.sum() * (sites * areas).sum())
 
 
-def solve(instance: Instance, params: SolveParams, start: Solution | None = None) -> Solution:
+def solve(instance: Instance, params: SolveParams, start: Solution | None = None,
+          max_workers: int | None = None) -> Solution:
     """Solve the reallocation MIP of ``instance`` under ``params``.
+
+    Sub-problems run side by side on ``params.threads`` (default: every core) threads, at most
+    ``max_workers`` (a sweep that already runs one solve per core passes 1). Neither changes
+    the result.
 
     ``start`` (optional) is a known solution of the same instance that HiGHS starts from (used
     to seed the national joint solve with the regional solutions); it changes no result that
@@ -255,7 +260,7 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
     comps, explanation = treatment_components(instance, params)
     n_comp = len(comps)
     cores = params.threads or os.cpu_count() or 1
-    workers = max(1, min(cores, n_comp))
+    workers = max(1, min(cores, n_comp, max_workers or cores))
     # HiGHS always runs single-threaded: parallelism comes from solving sub-problems side by
     # side. Letting HiGHS use several threads on one model made it return a different (equally
     # optimal) solution than with one thread (measured: moved objective differed in the 9th

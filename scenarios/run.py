@@ -70,15 +70,17 @@ def run_solve(
     scenario_info: dict[str, Any] | None = None,
     outputs: dict[str, bool] | None = None,
     start: Solution | None = None,
+    max_workers: int | None = None,
 ) -> dict[str, Any]:
     """Solve ``instance`` under ``params`` and write the run folder ``out_dir``.
 
     ``scenario_info`` (scenario name, growth, norm multipliers, ...) is merged into
     ``summary["scenario"]``. ``outputs`` switches the planner outputs (keys gpkg, geojson,
     xlsx, maps, report); they need ``dataset`` for geometries. ``start`` is a warm start
-    (see :func:`regional_start`). Returns the summary dict.
+    (see :func:`regional_start`). ``max_workers`` caps the threads of the solve (see
+    :func:`optimiser.solve.solve`). Returns the summary dict.
     """
-    solution = solve(instance, params, start=start)
+    solution = solve(instance, params, start=start, max_workers=max_workers)
     kpis = compute_kpis(instance, solution, params) if solution.feasible else None
     site_volumes = site_volumes_table(instance, solution, params)
     assignments = assignments_table(instance, solution)

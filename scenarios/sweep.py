@@ -199,6 +199,8 @@ class SweepTask:
     dataset_source: str | None
     network: str | None
     outputs: dict[str, bool]
+    #: threads of each solve: cores / pool workers, so that parallel runs do not oversubscribe
+    solve_workers: int | None = None
 
 
 def _clear_partial(run_dir: Path) -> None:
@@ -250,6 +252,7 @@ def run_task(task: SweepTask) -> dict[str, Any]:
             dataset=dataset,
             scenario_info=task.scenario.scenario_info(base),
             outputs=task.outputs,
+            max_workers=task.solve_workers,
         )
     except Exception as error:  # noqa: BLE001 - one failed run must not stop the sweep
         record["error"] = f"{type(error).__name__}: {' '.join(str(error).split())}"
@@ -581,6 +584,9 @@ def run_sweep(
             todo.append(task)
     skipped = len(tasks) - len(todo)
     n_workers = max(1, int(workers or os.cpu_count() or 1))
+    if n_workers > 1 and len(todo) > 1 and scheduler is None:  # a remote cluster's cores differ
+        per_run = max(1, (os.cpu_count() or 1) // n_workers)
+        todo = [dataclasses.replace(t, solve_workers=per_run) for t in todo]
     if progress:
         print(
             f"sweep {spec.name}: {len(runs)} scenario(s) x {len(region_ids)} region(s) = "
