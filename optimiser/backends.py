@@ -16,6 +16,7 @@ import math
 import os
 import re
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Mapping
@@ -41,6 +42,8 @@ class BackendResult:
     solver: str = "highs"
     message: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: stopped by the ``interrupt`` event (not by a time limit)
+    interrupted: bool = False
 
 
 def _trivial(arrays: MipArrays, solver: str) -> BackendResult | None:
@@ -73,8 +76,13 @@ def solve_highs(
     presolve: bool | None = None,
     start: np.ndarray | None = None,
     options: Mapping[str, bool | int | float | str] | None = None,
+    interrupt: threading.Event | None = None,
 ) -> BackendResult:
     """Solve with HiGHS through highspy's array API. Output is silenced.
+
+    ``interrupt``: when this event is set (by another thread) the branch and bound stops at
+    its next check; the result is then ``feasible`` (incumbent, ``message`` "Interrupted by
+    user") or ``no_solution``.
 
     ``presolve=None`` keeps HiGHS' default (on); see solve.py for when it is switched off.
     ``options`` are further HiGHS options by name (solve.py passes ``HIGHS_MIP_OPTIONS``).
@@ -129,6 +137,12 @@ def solve_highs(
         hint = highspy.HighsSolution()
         hint.col_value = [float(v) for v in start]
         h.setSolution(hint)
+    if interrupt is not None:
+        def on_mip_check(event) -> None:  # runs on HiGHS' thread; must be cheap
+            if interrupt.is_set():
+                event.interrupt()
+
+        h.cbMipInterrupt += on_mip_check
     h.run()
     seconds = time.perf_counter() - started
     model_status = h.getModelStatus()
@@ -152,10 +166,12 @@ def solve_highs(
         if not math.isfinite(gap):
             gap = _relative_gap(info.objective_function_value, info.mip_dual_bound)
         return BackendResult("feasible", float(info.objective_function_value), x, gap, seconds,
-                             "highs", message=h.modelStatusToString(model_status))
+                             "highs", message=h.modelStatusToString(model_status),
+                             interrupted=model_status == ms.kInterrupt)
     if limit_hit:
         return BackendResult("no_solution", seconds=seconds, solver="highs",
-                             message=h.modelStatusToString(model_status))
+                             message=h.modelStatusToString(model_status),
+                             interrupted=model_status == ms.kInterrupt)
     return BackendResult("error", seconds=seconds, solver="highs",
                          message=h.modelStatusToString(model_status))
 

@@ -3,9 +3,11 @@
 Treatments are independent sub-problems: every row of the model mentions one treatment only,
 except ``bundles`` (couples the bundled treatments at each site) and ``max_loss_share`` (couples
 all treatments of a site). :func:`treatment_components` finds the connected components; each is
-built with :func:`optimiser.formulation.build_arrays` and solved as its own MIP, in a thread pool
-when there are several (HiGHS releases the GIL while it runs). Results are assembled in component
-order, so they do not depend on the number of threads.
+built with :func:`optimiser.formulation.build_arrays` and solved as its own MIP, on several threads
+when there are several (HiGHS releases the GIL while it runs; see :func:`_run_from_both_ends` for
+the order). Results are assembled in component order, so they do not depend on the number of
+threads. Once one sub-problem proves infeasible the scenario is infeasible, and the others only
+check feasibility (``NOT_OPTIMISED``), so an infeasible scenario costs little.
 
 Reported objective (``Solution.objective``), recomputed from the decoded flows so that it has
 the units a planner expects and no solver tie-break noise:
@@ -21,9 +23,11 @@ the units a planner expects and no solver tie-break noise:
 from __future__ import annotations
 
 import os
+import threading
 import time
 import warnings as _warnings
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +62,12 @@ HIGHS_MIP_OPTIONS: dict[str, bool] = {
     "mip_heuristic_run_rins": False,
     "mip_heuristic_run_root_reduced_cost": False,
 }
+#: Sub-problem status when another sub-problem proved infeasible before this one was optimised:
+#: the scenario is infeasible whatever this one's optimum, so it was only checked for
+#: feasibility (an incumbent, or a zero-objective solve), so that the diagnosis still lists
+#: every infeasible treatment and none that is not. "not_decided": that check hit the time limit.
+NOT_OPTIMISED = "feasible_not_optimised"
+NOT_DECIDED = "not_decided"
 #: flows below this (patients per year) are solver noise and set to 0
 FLOW_EPS = 1e-7
 #: a site "provides" a treatment without a norm when it treats more than this many patients/yr
@@ -124,13 +134,17 @@ class _ComponentResult:
 
 
 def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
-                 start: np.ndarray | None = None) -> tuple[BackendResult, list[str]]:
-    """Solve with the chosen back-end; fall back from HiGHS to CBC when highspy is unusable."""
+                 start: np.ndarray | None = None, stop: threading.Event | None = None
+                 ) -> tuple[BackendResult, list[str]]:
+    """Solve with the chosen back-end; fall back from HiGHS to CBC when highspy is unusable.
+
+    HiGHS stops early when ``stop`` is set (CBC runs to the end)."""
     notes: list[str] = []
     if params.solver == "highs":
         try:
             result = solve_highs(arrays, params.time_limit, params.mip_gap, threads, start=start,
-                                 presolve=HIGHS_PRESOLVE, options=HIGHS_MIP_OPTIONS)
+                                 presolve=HIGHS_PRESOLVE, options=HIGHS_MIP_OPTIONS,
+                                 interrupt=stop)
         except ImportError as exc:  # highspy missing
             notes.append(f"highspy unavailable ({exc}); solved with CBC instead")
             result = None
@@ -168,11 +182,48 @@ def _start_vector(arrays: MipArrays, instance: Instance, start: Solution | None
     return values if values.shape[0] == arrays.n_cols else None
 
 
+def _feasibility_only(instance: Instance, params: SolveParams, treatments: list[int],
+                      arrays: MipArrays, build: float, threads: int | None,
+                      spent: float = 0.0) -> _ComponentResult:
+    """Only decide feasibility (zero objective, any incumbent will do): see NOT_OPTIMISED."""
+    check = arrays.with_objective(np.zeros(arrays.n_cols))
+    res, notes = _run_backend(check, params.model_copy(update={"mip_gap": 1.0}), threads)
+    status = {"infeasible": "infeasible", "optimal": NOT_OPTIMISED,
+              "feasible": NOT_OPTIMISED}.get(res.status, NOT_DECIDED)
+    return _ComponentResult(treatments, status, None, arrays, None, build, spent + res.seconds,
+                            res.solver, {}, notes)
+
+
 def _solve_component(instance: Instance, params: SolveParams, treatments: list[int],
-                     threads: int | None, start: Solution | None = None) -> _ComponentResult:
+                     threads: int | None, start: Solution | None = None,
+                     stop: threading.Event | None = None) -> _ComponentResult:
+    """Build and solve one component. ``stop`` is shared by the components of one solve: set
+    when one proves infeasible, it makes the others only check feasibility (NOT_OPTIMISED)."""
     t0 = time.perf_counter()
     arrays = build_arrays(instance, params, treatments)
     build = time.perf_counter() - t0
+    if stop is not None and stop.is_set():
+        return _feasibility_only(instance, params, treatments, arrays, build, threads)
+    result = _optimise_component(instance, params, treatments, threads, start, stop, arrays,
+                                 build)
+    if stop is not None:
+        if result.status == "infeasible":
+            stop.set()
+        elif result.info.pop("interrupted", False):
+            if result.x is not None:  # an incumbent: feasible, not optimised
+                return _ComponentResult(treatments, NOT_OPTIMISED, None, result.arrays, None,
+                                        result.build_seconds, result.solve_seconds,
+                                        result.solver, {}, result.warnings)
+            return _feasibility_only(instance, params, treatments, arrays, build, threads,
+                                     result.solve_seconds)
+    result.info.pop("interrupted", None)
+    return result
+
+
+def _optimise_component(instance: Instance, params: SolveParams, treatments: list[int],
+                        threads: int | None, start: Solution | None,
+                        stop: threading.Event | None, arrays: MipArrays, build: float
+                        ) -> _ComponentResult:
     lexicographic = params.objective_weights is None and params.objective == "providers"
     notes: list[str] = []
     info: dict[str, Any] = {}
@@ -180,9 +231,10 @@ def _solve_component(instance: Instance, params: SolveParams, treatments: list[i
         # Phase 1: maximise kept pairs. Phase 2: keep at least that many, minimise travel. Two
         # solves rather than one big-M weight: a weight safe for every instance would have to
         # exceed the total patient-minutes (~1e7 nationally) and wreck the numerics.
-        res1, n1 = _run_backend(arrays, params, threads)
+        res1, n1 = _run_backend(arrays, params, threads, stop=stop)
         notes += n1
         solve_s = res1.seconds
+        info["interrupted"] = res1.interrupted
         if res1.status in ("optimal", "feasible"):
             best = int(round(-float(res1.objective)))
             info["providers_phase1"] = best
@@ -191,9 +243,10 @@ def _solve_component(instance: Instance, params: SolveParams, treatments: list[i
                                            "providers_floor")
             phase2 = phase2.with_objective(travel_vector(phase2, instance))
             build += time.perf_counter() - t1
-            res2, n2 = _run_backend(phase2, params, threads)
+            res2, n2 = _run_backend(phase2, params, threads, stop=stop)
             notes += n2
             solve_s += res2.seconds
+            info["interrupted"] = res1.interrupted or res2.interrupted
             status = _worse(res1.status, res2.status)
             if res2.status in ("optimal", "feasible"):
                 gap = max(res1.mip_gap or 0.0, res2.mip_gap or 0.0)
@@ -206,8 +259,10 @@ def _solve_component(instance: Instance, params: SolveParams, treatments: list[i
     if lexicographic:
         # no keep decisions in this component (no norms): providers reduce to least travel
         arrays = arrays.with_objective(travel_vector(arrays, instance))
-    res, n = _run_backend(arrays, params, threads, _start_vector(arrays, instance, start))
+    res, n = _run_backend(arrays, params, threads, _start_vector(arrays, instance, start),
+                          stop)
     notes += n
+    info["interrupted"] = res.interrupted
     x = res.x if res.status in ("optimal", "feasible") else None
     return _ComponentResult(treatments, res.status, x, arrays, res.mip_gap, build, res.seconds,
                             res.solver, info, notes)
@@ -241,6 +296,52 @@ def _size_estimate(instance: Instance, params: SolveParams, treatments: list[int
     return int(sites.sum() * (sites * areas).sum())
 
 
+def _run_from_both_ends(ascending: list[int], workers: int,
+                        run: Callable[[int], _ComponentResult],
+                        stop: threading.Event | None) -> dict[int, _ComponentResult]:
+    """Run ``run(i)`` for every index on ``workers`` threads; results by index.
+
+    Worker 0 takes the largest remaining sub-problem, the others the smallest: the large MIPs
+    start at once (as in longest-processing-time order, so the makespan stays short), and the
+    small ones, where an infeasible treatment usually is (few providers), are decided early,
+    so that ``stop`` can cut the large ones short. HiGHS releases the GIL while it solves.
+    """
+    queue = deque(ascending)
+    lock = threading.Lock()
+    results: dict[int, _ComponentResult] = {}
+    errors: list[BaseException] = []
+
+    def worker(from_largest: bool) -> None:
+        while True:
+            with lock:
+                if not queue or errors:
+                    return
+                i = queue.pop() if from_largest else queue.popleft()
+            try:
+                results[i] = run(i)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                with lock:
+                    errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=worker, args=(k == 0,), daemon=True)
+               for k in range(workers)]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException:  # e.g. KeyboardInterrupt: stop handing out work, end running solves
+        with lock:
+            queue.clear()
+        if stop is not None:
+            stop.set()
+        raise
+    if errors:
+        raise errors[0]
+    return results
+
+
 def solve(instance: Instance, params: SolveParams, start: Solution | None = None,
           max_workers: int | None = None) -> Solution:
     """Solve the reallocation MIP of ``instance`` under ``params``.
@@ -266,17 +367,19 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
     # optimal) solution than with one thread (measured: moved objective differed in the 9th
     # digit), and results must not depend on the machine's core count.
     threads = 1
+    # One infeasible sub-problem makes the scenario infeasible: the others then stop optimising.
+    stop = threading.Event() if n_comp > 1 else None
+
+    def run(i: int) -> _ComponentResult:
+        return _solve_component(instance, params, comps[i], threads, start, stop)
 
     if workers > 1:
-        # Largest sub-problems first (longest-processing-time order), so that one slow MIP
-        # does not start last while the other worker idles; results stay in component order.
-        order = sorted(range(n_comp), key=lambda i: -_size_estimate(instance, params, comps[i]))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {i: pool.submit(_solve_component, instance, params, comps[i], threads,
-                                      start) for i in order}
-            results = [futures[i].result() for i in range(n_comp)]
+        sizes = [_size_estimate(instance, params, comp) for comp in comps]
+        by_size = _run_from_both_ends(sorted(range(n_comp), key=lambda i: sizes[i]), workers,
+                                      run, stop)
+        results = [by_size[i] for i in range(n_comp)]
     else:
-        results = [_solve_component(instance, params, comp, threads, start) for comp in comps]
+        results = [run(i) for i in range(n_comp)]
 
     solution_warnings: list[str] = []
     for r in results:
@@ -307,6 +410,10 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
             "solver": r.solver,
         }
         entry.update(r.info)
+        if r.status in (NOT_OPTIMISED, NOT_DECIDED):  # only when another one is infeasible
+            status = "infeasible"
+            subproblems.append(entry)
+            continue
         if r.x is None:
             if r.status == "no_solution":
                 no_solution = True

@@ -100,8 +100,40 @@ def test_results_do_not_depend_on_threads(case) -> None:
     inst, params = case
     one = solve(inst, params.model_copy(update={"threads": 1}))
     two = solve(inst, params.model_copy(update={"threads": 2}))
-    assert one.status == two.status
+    capped = solve(inst, params.model_copy(update={"threads": 2}), max_workers=1)  # as sweeps do
+    assert one.status == two.status == capped.status
     if one.feasible:
-        assert one.objective == two.objective
-        assert np.array_equal(one.flow, two.flow)
-        assert np.array_equal(one.keep, two.keep)
+        for other in (two, capped):
+            assert one.objective == other.objective
+            assert np.array_equal(one.flow, other.flow)
+            assert np.array_equal(one.keep, other.keep)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_infeasible_scenarios_stop_early_but_list_exactly_the_infeasible_treatments(
+        seed: int, threads: int) -> None:
+    from conftest_optimiser import synthetic_instance
+
+    from optimiser.diagnose import is_feasible
+    from optimiser.solve import NOT_OPTIMISED
+
+    inst = synthetic_instance(80, 7, 5, seed=seed)
+    # margins that break some treatments on some seeds, and capacity caps of 1 patient/yr at
+    # every site that always break T02
+    t02 = inst.treatment_ids[2]
+    params = SolveParams(
+        threads=threads,
+        margin_by_treatment={inst.treatment_ids[0]: 6.0, inst.treatment_ids[3]: 4.0},
+        capacity=[{"site_id": s, "intervention_id": t02, "max_patients": 1.0}
+                  for s in inst.site_ids])
+    alone = {tid for t, tid in enumerate(inst.treatment_ids)
+             if is_feasible(inst, params, [t], time_limit=None) is False}
+    assert t02 in alone and len(alone) < len(inst.treatment_ids)
+    sol = solve(inst, params)
+    assert sol.status == "infeasible"
+    assert set(sol.diagnosis["infeasible_treatments"]) == alone
+    statuses = {e["treatments"][0]: e["status"] for e in sol.subproblems}
+    assert {t for t, st in statuses.items() if st == "infeasible"} == alone
+    # the others were either optimised before the infeasible one was found, or only checked
+    assert set(statuses.values()) <= {"infeasible", "optimal", NOT_OPTIMISED}
