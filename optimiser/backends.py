@@ -137,7 +137,7 @@ def solve_highs(
         hint = highspy.HighsSolution()
         hint.col_value = [float(v) for v in start]
         h.setSolution(hint)
-    if interrupt is not None:
+    if interrupt is not None and hasattr(h, "cbMipInterrupt"):  # highspy >= 1.8; else no stop
         def on_mip_check(event) -> None:  # runs on HiGHS' thread; must be cheap
             if interrupt.is_set():
                 event.interrupt()
