@@ -243,7 +243,9 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
                                            "providers_floor")
             phase2 = phase2.with_objective(travel_vector(phase2, instance))
             build += time.perf_counter() - t1
-            res2, n2 = _run_backend(phase2, params, threads, stop=stop)
+            # phase 1's solution keeps `best` providers, so it is feasible for phase 2: start
+            # there (measured: phase 2 ~7 % faster on zuidwest; never worse under a time limit)
+            res2, n2 = _run_backend(phase2, params, threads, start=res1.x, stop=stop)
             notes += n2
             solve_s += res2.seconds
             info["interrupted"] = res1.interrupted or res2.interrupted
