@@ -137,3 +137,32 @@ def test_infeasible_scenarios_stop_early_but_list_exactly_the_infeasible_treatme
     assert {t for t, st in statuses.items() if st == "infeasible"} == alone
     # the others were either optimised before the infeasible one was found, or only checked
     assert set(statuses.values()) <= {"infeasible", "optimal", NOT_OPTIMISED}
+
+
+def test_sub_problems_are_handed_out_from_both_ends() -> None:
+    import threading
+    import time
+
+    from optimiser.solve import _run_from_both_ends
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def run(i: int) -> int:
+        with lock:
+            started.append(i)
+        time.sleep(0.02)
+        return i * 10
+
+    results = _run_from_both_ends([0, 1, 2, 3, 4, 5], 2, run, None)
+    assert results == {i: i * 10 for i in range(6)}
+    # the two first picks are the largest (last) and the smallest (first) index
+    assert set(started[:2]) == {5, 0}
+
+    def failing(i: int) -> int:
+        if i == 3:
+            raise ValueError("boom")
+        return i
+
+    with pytest.raises(ValueError, match="boom"):
+        _run_from_both_ends([0, 1, 2, 3, 4, 5], 2, failing, None)
