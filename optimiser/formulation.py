@@ -89,14 +89,16 @@ LP keeps every area at its nearest site and sets y = volume/U, tiny, so the min-
 slack: noordoost kidney_systemic root LP 6076 vs optimum 8409 (28 % gap). Per-pair rows for
 every flow close that to 2 % (root LP 8236) but make every node LP ~2.5x larger; adding them
 only for each area's nearest site (one row per area) gives root LP 8043 (4 % gap) at ~2x the
-rows. Summed solve seconds per region, aggregated -> nearest:
+rows. Summed solve seconds per region, aggregated -> nearest (benchmarks/RESULTS.md "Solver
+settings", 3 repeats, medians):
 
-  noordoost 13.75 -> 10.9   noord_holland_flevoland 1.60 -> 1.16   zuidwest 3.51 -> 2.30
-  zuidoost   1.21 -> 0.92   oost 0.64 -> 0.53   midden 0.38 -> 0.32   west 0.24 -> 0.16
+  noordoost 16.0 -> 12.2   noord_holland_flevoland 1.75 -> 1.27   zuidwest 4.12 -> 2.52
+  zuidoost   1.03 -> 0.76  oost 0.59 -> 0.48   midden 0.36 -> 0.29   west 0.25 -> 0.16
 
 Per-pair rows for the two nearest sites, or separated in a root cut loop until the LP
-violates none, were slower (noordoost 21.2 s and 21.5 s). So ``nearest`` is the default;
-``python -m benchmarks --only settings`` re-measures all of these side by side.
+violates none, were slower (a one-off probe, noordoost summed, same run: aggregated 13.7 s,
+nearest 10.8 s, two nearest 21.2 s, cut loop 21.5 s). So ``nearest`` is the default;
+``python -m benchmarks --only settings`` re-measures aggregated vs nearest side by side.
 """
 
 LINKINGS = ("nearest", "aggregated", "per_pair")

@@ -54,9 +54,10 @@ HIGHS_PRESOLVE = False
 #: HiGHS' root sub-MIP heuristics (RENS, RINS) and root reduced-cost heuristic: off. On these
 #: models the dual bound, not the incumbent, limits the search, and those heuristics spent up to
 #: 5 s of a 12 s solve at the root. Measured per treatment on all seven regions (default
-#: scenario, threads=1, same run; benchmarks/RESULTS.md "Solver settings"): the summed solve
-#: time fell 2.1x (noordoost 33.0 -> 15.6 s, zuidwest 9.1 -> 3.4 s, noord_holland_flevoland
-#: 6.3 -> 1.8 s), same optima. Feasibility jump, shifting and ZI rounding stay on.
+#: scenario, threads=1, same run, 3 repeats; benchmarks/RESULTS.md "Solver settings"): the
+#: summed solve time fell 1.7-3.5x (noordoost 33.1 -> 16.0 s, zuidwest 10.7 -> 4.1 s,
+#: noord_holland_flevoland 6.1 -> 1.8 s), same optima. Feasibility jump, shifting and ZI
+#: rounding stay on.
 HIGHS_MIP_OPTIONS: dict[str, bool] = {
     "mip_heuristic_run_rens": False,
     "mip_heuristic_run_rins": False,
