@@ -290,10 +290,10 @@ def _objective_value(instance: Instance, params: SolveParams, flow: np.ndarray,
     return {"travel": minutes, "moved": moved, "providers": providers, "objective": value}
 
 
-def _size_estimate(instance: Instance, params: SolveParams, treatments: list[int]) -> int:
+def _size_estimate(instance: Instance, candidate: np.ndarray, treatments: list[int]) -> int:
     """Keep decisions x flow columns of a component, before building it: a proxy of its solve
     time (the slow sub-MIPs are those with many candidate sites and many areas)."""
-    cand = candidate_matrix(instance, params)[:, treatments]
+    cand = candidate[:, treatments]
     areas = (instance.demand[:, treatments] > 0).sum(axis=0)
     sites = cand.sum(axis=0)
     return int(sites.sum() * (sites * areas).sum())
@@ -377,7 +377,8 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
         return _solve_component(instance, params, comps[i], threads, start, stop)
 
     if workers > 1:
-        sizes = [_size_estimate(instance, params, comp) for comp in comps]
+        candidate = candidate_matrix(instance, params)
+        sizes = [_size_estimate(instance, candidate, comp) for comp in comps]
         by_size = _run_from_both_ends(sorted(range(n_comp), key=lambda i: sizes[i]), workers,
                                       run, stop)
         results = [by_size[i] for i in range(n_comp)]
