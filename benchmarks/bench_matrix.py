@@ -35,7 +35,7 @@ def _median_time(fn, repeats: int) -> float:
 
 def default_sites(n: int = 100, seed: int = 0) -> np.ndarray:
     """Stand-in site points: ``n`` district centroids (the lead wires the real sites)."""
-    from geo.skeleton import read_districts
+    from herschik.geo.skeleton import read_districts
 
     d = read_districts()
     rng = np.random.default_rng(seed)
@@ -80,9 +80,9 @@ def _per_source(csr_net, G: nx.MultiDiGraph, n_sources: int, n_nx: int, repeats:
 
 def run(repeats: int = 3, synthetic_side: int = 710, n_sites: int = 100) -> dict:
     """Run all benchmarks; returns a dict of medians (seconds) and ratios."""
-    from geo import traveltime as tt
-    from geo.network import default_network
-    from geo.skeleton import read_districts
+    from herschik.geo import traveltime as tt
+    from herschik.geo.network import default_network
+    from herschik.geo.skeleton import read_districts
 
     out: dict = {"repeats": repeats}
     d = read_districts()

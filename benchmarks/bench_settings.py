@@ -36,8 +36,8 @@ NEW_DEFAULT = "nearest, heuristics off (default)"
 
 
 def _solve(arrays, heuristics_on: bool, time_limit: float):
-    from optimiser.backends import solve_highs
-    from optimiser.solve import HIGHS_MIP_OPTIONS, HIGHS_PRESOLVE
+    from herschik.optimiser.backends import solve_highs
+    from herschik.optimiser.solve import HIGHS_MIP_OPTIONS, HIGHS_PRESOLVE
 
     options = {} if heuristics_on else HIGHS_MIP_OPTIONS
     return solve_highs(arrays, time_limit, 1e-4, threads=1, presolve=HIGHS_PRESOLVE,
@@ -52,8 +52,8 @@ def _root_lp(arrays, time_limit: float) -> float | None:
 
 def measure_region(instance, repeats: int, time_limit: float) -> dict[str, Any]:
     """Every configuration on every treatment sub-problem of one region instance."""
-    from optimiser.formulation import build_arrays
-    from optimiser.params import SolveParams
+    from herschik.optimiser.formulation import build_arrays
+    from herschik.optimiser.params import SolveParams
 
     params = SolveParams()
     per_config: dict[str, list[float]] = {name: [] for name in CONFIGS}
@@ -111,8 +111,8 @@ def measure_region(instance, repeats: int, time_limit: float) -> dict[str, Any]:
 def run(repeats: int = 3, regions: list[str] | None = None, source: str | None = None,
         time_limit: float = 60.0, log=print) -> dict[str, Any]:
     """Measure all regions (default: the seven of the embedded data)."""
-    from geo.dataset import load_dataset
-    from scenarios.assemble import build_instance
+    from herschik.geo.dataset import load_dataset
+    from herschik.scenarios.assemble import build_instance
 
     dataset = load_dataset(source)
     names = regions or list(dataset.regions["region_id"])

@@ -56,7 +56,7 @@ def run(
     outputs: dict[str, bool] | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark sweep from scratch; return the timing report (a JSON-ready dict)."""
-    from scenarios.sweep import run_sweep
+    from herschik.scenarios.sweep import run_sweep
 
     with tempfile.TemporaryDirectory(prefix="herschik-bench-") as tmp:
         scenario = Path(tmp) / "bench.toml"

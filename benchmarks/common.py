@@ -52,7 +52,7 @@ def rnd(value: Any, digits: int = 3) -> Any:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` atomically (one implementation for the project: scenarios.atomic)."""
-    from scenarios.atomic import write_text
+    from herschik.scenarios.atomic import write_text
 
     write_text(path, text)
 
@@ -204,7 +204,7 @@ def _instrument() -> _Clock:
 
 def load_source(source: str | None):
     """``None`` national districts, ``"example"``, ``"municipalities"`` or a dataset folder."""
-    from geo.dataset import load_dataset
+    from herschik.geo.dataset import load_dataset
 
     if source == "municipalities":
         return load_dataset(MUNICIPALITIES_DIR)
@@ -218,7 +218,7 @@ def split_areas(instance, k: int, seed: int = 0):
     baseline still sums to the demand and to the site volumes); each sub-area's travel times
     are the parent's times x U(0.92, 1.08) + U(0, 3) minutes (a jittered centroid).
     """
-    from optimiser.instance import Instance
+    from herschik.optimiser.instance import Instance
 
     rng = np.random.default_rng(seed)
     n_a, n_s, _ = instance.shape
@@ -242,8 +242,8 @@ def subset_sites(instance, n_sites: int, seed: int = 0):
     Site volumes are rescaled per treatment so that they still add up to the demand, and the
     baseline flows are reconstructed on the remaining sites (min-travel transportation LP).
     """
-    from optimiser.baseline import reconstruct_baseline_flows
-    from optimiser.instance import Instance
+    from herschik.optimiser.baseline import reconstruct_baseline_flows
+    from herschik.optimiser.instance import Instance
 
     n_s = instance.shape[1]
     order = np.random.default_rng(seed).permutation(n_s)
@@ -284,9 +284,9 @@ def code_fingerprint() -> str:
 def task_solve(spec: dict[str, Any]) -> dict[str, Any]:
     """Child task: load, build the instance (timed), transform, solve (timed), report."""
     clock = _instrument()
-    from optimiser.params import SolveParams
-    from optimiser.solve import solve
-    from scenarios.assemble import build_instance
+    from herschik.optimiser.params import SolveParams
+    from herschik.optimiser.solve import solve
+    from herschik.scenarios.assemble import build_instance
 
     dataset = load_source(spec.get("source"))
     t0 = time.perf_counter()
@@ -300,7 +300,7 @@ def task_solve(spec: dict[str, Any]) -> dict[str, Any]:
     start, start_s = None, 0.0
     if spec["region"] == "all" and params.solver == "highs":
         # as `herschik solve --region all` does: seed HiGHS with the regional solutions
-        from scenarios.run import regional_start
+        from herschik.scenarios.run import regional_start
 
         t0 = time.perf_counter()
         areas = dict(zip(dataset.areas["area_id"], dataset.areas["region_id"]))

@@ -28,8 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from optimiser.instance import ProcessNorm, Treatment
+from herschik.optimiser.instance import ProcessNorm, Treatment
 
 #: Folder of the embedded datasets (package data).
 DATA_DIR = Path(__file__).resolve().parent / "data"

@@ -22,6 +22,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from herschik.geo.export import area_summary, normalise_assignments, normalise_site_volumes
 from matplotlib import colormaps, patheffects
 from matplotlib.cm import ScalarMappable
 from matplotlib.collections import PathCollection
@@ -30,8 +31,6 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.path import Path as MplPath
-
-from geo.export import area_summary, normalise_assignments, normalise_site_volumes
 
 DPI = 110
 FIGSIZE = (8.4, 7.0)

@@ -295,7 +295,7 @@ def default_network() -> nx.MultiDiGraph:
     use (about a second), then kept in memory and, in the compact format, on disk under
     :func:`cache_dir` keyed by a hash of the input tables. Treat the result as read-only.
     """
-    from geo import skeleton
+    from herschik.geo import skeleton
 
     fp = skeleton.inputs_fingerprint()
     path = cache_dir() / "network" / f"default-{fp[:16]}.npz"

@@ -149,13 +149,13 @@ def _as_xy(xy) -> np.ndarray:
 def _resolve(network) -> tuple[CSRNetwork | None, str, object]:
     """(csr or None if not built yet, fingerprint, graph-or-loader) for ``network``."""
     if network is None:
-        from geo import skeleton
+        from herschik.geo import skeleton
 
         return None, "default:" + skeleton.inputs_fingerprint(), None
     if isinstance(network, CSRNetwork):
         return network, network.fingerprint, network
     if isinstance(network, str | os.PathLike):
-        from geo.network import load_network
+        from herschik.geo.network import load_network
 
         network = load_network(network)
     net = to_csr(network)
@@ -164,13 +164,13 @@ def _resolve(network) -> tuple[CSRNetwork | None, str, object]:
 
 def _csr_of(network) -> CSRNetwork:
     if network is None:
-        from geo.network import default_network
+        from herschik.geo.network import default_network
 
         return to_csr(default_network())
     if isinstance(network, CSRNetwork):
         return network
     if isinstance(network, str | os.PathLike):
-        from geo.network import load_network
+        from herschik.geo.network import load_network
 
         return to_csr(load_network(network))
     return to_csr(network)
@@ -178,7 +178,7 @@ def _csr_of(network) -> CSRNetwork:
 
 def matrix_cache_dir() -> Path:
     """Folder of cached matrices: ``<geo.network.cache_dir()>/matrices``."""
-    from geo.network import cache_dir
+    from herschik.geo.network import cache_dir
 
     return cache_dir() / "matrices"
 
@@ -290,7 +290,7 @@ def od_matrix_networkx(
     Same snapping and access legs; one ``single_source_dijkstra_path_length`` per site on the
     reversed graph. Slow; for tests and benchmarks.
     """
-    from geo.network import default_network
+    from herschik.geo.network import default_network
 
     G = default_network() if network is None else network
     net = to_csr(G)

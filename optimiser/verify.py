@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from optimiser.instance import Instance
-from optimiser.params import SolveParams
-from optimiser.solution import Solution
+from herschik.optimiser.instance import Instance
+from herschik.optimiser.params import SolveParams
+from herschik.optimiser.solution import Solution
 
 #: Absolute tolerance in patients (the LP solvers work to ~1e-7 relative).
 TOL = 1e-5

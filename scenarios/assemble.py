@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from optimiser.baseline import reconstruct_baseline_flows
-from optimiser.instance import Instance, Site
+from herschik.optimiser.baseline import reconstruct_baseline_flows
+from herschik.optimiser.instance import Instance, Site
 
 ALL_REGIONS = "all"
 
@@ -53,8 +52,8 @@ def open_network(path: str | Path) -> Any:
     """Load a network file (herschik .npz or an OSM extract); bad files raise DataError."""
     import xml.etree.ElementTree as ElementTree
 
-    from geo.dataset import DataError
-    from geo.network import load_network
+    from herschik.geo.dataset import DataError
+    from herschik.geo.network import load_network
 
     path = Path(path)
     if not path.is_file():
@@ -73,7 +72,7 @@ def travel_minutes(
         return _pivot(
             dataset.travel_times, "area_id", "site_id", "minutes", area_ids, site_ids, np.inf
         )
-    from geo.traveltime import area_site_minutes
+    from herschik.geo.traveltime import area_site_minutes
 
     areas = dataset.areas.set_index("area_id").loc[list(area_ids)]
     sites = dataset.sites.set_index("site_id").loc[list(site_ids)]
@@ -91,7 +90,7 @@ def _check_reachable(
     demand: np.ndarray,
 ) -> None:
     """Refuse a network (or matrix) on which an area with patients, or a site, has no route."""
-    from geo.dataset import DataError
+    from herschik.geo.dataset import DataError
 
     source = "travel_times.csv" if dataset.travel_times is not None else "road network"
     reachable = np.isfinite(travel)
@@ -165,7 +164,7 @@ def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instanc
                 treatment_ids=treatment_ids,
             )
         except ValueError as error:
-            from geo.dataset import DataError
+            from herschik.geo.dataset import DataError
 
             source = "travel_times.csv" if dataset.travel_times is not None else "road network"
             raise DataError(

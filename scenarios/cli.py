@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --- helpers ------------------------------------------------------------------------------
 def _load(args: argparse.Namespace, region: str | None = None) -> Any:
-    from geo.dataset import load_dataset
+    from herschik.geo.dataset import load_dataset
 
     if args.data is not None:
         if not args.data.is_dir():
@@ -266,7 +266,7 @@ def cmd_regions(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     dataset = _load(args)
     if args.data_command == "export":
-        from geo.dataset import export_dataset
+        from herschik.geo.dataset import export_dataset
 
         export_dataset(dataset, args.out)
         print(f"wrote dataset '{dataset.name}' to {args.out}")
@@ -295,7 +295,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def _solve_params(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
     """(SolveParams, scenario_info, resolved scenario or None) from --scenario plus flags."""
-    from optimiser.params import SolveParams
+    from herschik.optimiser.params import SolveParams
 
     overrides = {
         key: value
@@ -317,7 +317,7 @@ def _solve_params(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
     }
     if args.scenario is None:
         return SolveParams(**overrides), {}, None
-    from scenarios.scenario_file import load_scenario, with_overrides
+    from herschik.scenarios.scenario_file import load_scenario, with_overrides
 
     resolved = load_scenario(args.scenario).expand()
     if len(resolved) != 1:
@@ -351,7 +351,7 @@ def _print_result(summary: dict[str, Any], out: Path) -> None:
     table = Table(title="Key figures")
     table.add_column("KPI")
     table.add_column("value", justify="right")
-    from optimiser.kpis import SCALAR_KPIS
+    from herschik.optimiser.kpis import SCALAR_KPIS
 
     for key in SCALAR_KPIS:
         table.add_row(key, f"{kpis[key]:,.1f}")
@@ -374,8 +374,8 @@ def _print_result(summary: dict[str, Any], out: Path) -> None:
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from scenarios.assemble import build_instance
-    from scenarios.run import run_solve
+    from herschik.scenarios.assemble import build_instance
+    from herschik.scenarios.run import run_solve
 
     params, scenario_info, scenario = _solve_params(args)
     dataset = _load(args, args.region)
@@ -405,7 +405,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     }
     start = None
     if args.region == "all":
-        from scenarios.run import regional_start
+        from herschik.scenarios.run import regional_start
 
         # seed the joint model with the seven regional optima (a feasible joint solution)
         area_regions = dict(zip(dataset.areas["area_id"], dataset.areas["region_id"]))
@@ -429,9 +429,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
 def cmd_matrix(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
-
-    from scenarios.assemble import travel_minutes
-    from scenarios.atomic import write_csv
+    from herschik.scenarios.assemble import travel_minutes
+    from herschik.scenarios.atomic import write_csv
 
     dataset = _load(args, args.region)
     if args.region not in set(dataset.regions["region_id"]):
@@ -461,7 +460,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from scenarios.sweep import run_sweep
+    from herschik.scenarios.sweep import run_sweep
 
     regions = "all" if args.regions == "all" else [r for r in args.regions.split(",") if r]
     if args.executor == "dask" and not args.scheduler:
@@ -486,14 +485,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_network(args: argparse.Namespace) -> int:
-    from geo.network import download_network, save_network
+    from herschik.geo.network import download_network, save_network
 
     if args.download:
         graph = download_network(args.download)
     else:
         if not args.osm.is_file():
             raise UsageError(f"--osm {args.osm}: file not found")
-        from scenarios.assemble import open_network
+        from herschik.scenarios.assemble import open_network
 
         graph = open_network(args.osm)
     save_network(graph, args.out)
@@ -551,9 +550,8 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def _is_bad_input(error: BaseException) -> bool:
+    from herschik.geo.dataset import DataError
     from pydantic import ValidationError
-
-    from geo.dataset import DataError
 
     known: tuple[type[BaseException], ...] = (
         UsageError,
@@ -566,7 +564,7 @@ def _is_bad_input(error: BaseException) -> bool:
         PermissionError,
     )
     try:
-        from scenarios.scenario_file import ScenarioError
+        from herschik.scenarios.scenario_file import ScenarioError
 
         known += (ScenarioError,)
     except ImportError:

@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from geo.export import (
+from herschik.geo.export import (
     FALLBACK_BUFFER_M,
     areas_geodataframe,
     normalise_assignments,
@@ -119,8 +118,8 @@ def write_run_outputs(
     ``map_treatments`` restricts the per-treatment maps (the overview is always drawn).
     Errors propagate: a run whose outputs cannot be written is not a finished run.
     """
-    from geo.maps import write_maps
-    from scenarios.report import write_report
+    from herschik.geo.maps import write_maps
+    from herschik.scenarios.report import write_report
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

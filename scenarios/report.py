@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from herschik.geo.export import normalise_assignments, normalise_site_volumes
 from matplotlib.figure import Figure
-
-from geo.export import normalise_assignments, normalise_site_volumes
 
 SECTIONS = ("Key figures", "Providers per treatment", "Hospitals that gain and lose",
             "Extra travel", "Maps", "Scenario", "Caveats")

@@ -11,15 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from optimiser.instance import Instance
-from optimiser.kpis import compute_kpis
-from optimiser.params import SolveParams
-from optimiser.results import assignments_table, site_volumes_table, summary_dict
-from optimiser.solution import Solution
-from optimiser.solve import solve
-from optimiser.verify import verify
-from scenarios.atomic import staged_dir, write_csv, write_json
+from herschik.optimiser.instance import Instance
+from herschik.optimiser.kpis import compute_kpis
+from herschik.optimiser.params import SolveParams
+from herschik.optimiser.results import assignments_table, site_volumes_table, summary_dict
+from herschik.optimiser.solution import Solution
+from herschik.optimiser.solve import solve
+from herschik.optimiser.verify import verify
+from herschik.scenarios.atomic import staged_dir, write_csv, write_json
 
 #: Fields of summary.json that hold wall-clock timings (excluded from determinism checks).
 TIMING_FIELDS = ("build_seconds", "solve_seconds")
@@ -90,13 +89,13 @@ def run_solve(
     if start is not None:
         summary["warm_start"] = start.solver
     violations = verify(solution, instance, params, kpis)
-    summary["verification"] = {"verifier": "optimiser.verify", "violations": violations}
+    summary["verification"] = {"verifier": "herschik.optimiser.verify", "violations": violations}
 
     with staged_dir(Path(out_dir)) as staging:
         write_csv(staging / "site_volumes.csv", site_volumes)
         write_csv(staging / "assignments.csv", assignments)
         if dataset is not None and outputs is not None and any(outputs.values()):
-            from scenarios.outputs import write_run_outputs
+            from herschik.scenarios.outputs import write_run_outputs
 
             write_run_outputs(staging, summary, site_volumes, assignments, dataset, **outputs)
         # summary.json last: its presence marks a complete folder for resumable sweeps.

@@ -38,10 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from herschik.optimiser.instance import Instance, Treatment
+from herschik.optimiser.params import SiteTreatment, SolveParams
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from optimiser.instance import Instance, Treatment
-from optimiser.params import SiteTreatment, SolveParams
 
 try:  # Python 3.11+
     import tomllib

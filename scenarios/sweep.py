@@ -37,9 +37,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from optimiser.kpis import SCALAR_KPIS
-from scenarios.scenario_file import ResolvedScenario, ScenarioError, load_scenario
+from herschik.optimiser.kpis import SCALAR_KPIS
+from herschik.scenarios.scenario_file import ResolvedScenario, ScenarioError, load_scenario
 
 __all__ = [
     "DEFAULT_OUTPUTS",
@@ -164,7 +163,7 @@ def _network_key(network: Any) -> str:
 def _dataset(source: Any) -> Any:
     key = _source_key(source)
     if key not in _DATASETS:
-        from geo.dataset import load_dataset
+        from herschik.geo.dataset import load_dataset
 
         _DATASETS[key] = load_dataset(source)
     return _DATASETS[key]
@@ -175,7 +174,7 @@ def _instance(source: Any, region_id: str, network: Any) -> tuple[Any, float]:
     key = (_source_key(source), region_id, _network_key(network))
     if key in _INSTANCES:
         return _INSTANCES[key], 0.0
-    from scenarios.assemble import build_instance
+    from herschik.scenarios.assemble import build_instance
 
     start = time.perf_counter()
     instance = build_instance(_dataset(source), region_id, network=network)
@@ -235,7 +234,7 @@ def run_task(task: SweepTask) -> dict[str, Any]:
         "pid": os.getpid(),
     }
     try:
-        from scenarios.run import run_solve
+        from herschik.scenarios.run import run_solve
 
         dataset = _dataset(task.dataset_source)
         base, record["instance_seconds"] = _instance(
@@ -360,7 +359,7 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _write_tables(frame: pd.DataFrame, out_dir: Path) -> None:
-    from scenarios.atomic import write_csv
+    from herschik.scenarios.atomic import write_csv
 
     write_csv(out_dir / "runs.csv", frame)
     fd, tmp = tempfile.mkstemp(prefix=".runs.parquet.", suffix=".tmp", dir=out_dir)
@@ -637,7 +636,7 @@ def run_sweep(
     _write_tables(frame, out_dir)
     plots: list[Path] = []
     if plot:
-        from scenarios.sweep_plot import plot_sweep
+        from herschik.scenarios.sweep_plot import plot_sweep
 
         plots = plot_sweep(frame, out_dir)
     frame.attrs.update(

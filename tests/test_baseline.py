@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from herschik.optimiser.baseline import reconstruct_baseline_flows
 from scipy.optimize import linprog
-
-from optimiser.baseline import reconstruct_baseline_flows
 
 
 def _random(seed: int, n_a: int = 120, n_s: int = 12, n_t: int = 3):

@@ -15,12 +15,11 @@ import itertools
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest_optimiser import synthetic_instance
+from herschik.optimiser.instance import Instance
+from herschik.optimiser.params import SolveParams
+from herschik.optimiser.solve import solve
+from herschik.optimiser.synthetic import synthetic_instance
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
-
-from optimiser.instance import Instance
-from optimiser.params import SolveParams
-from optimiser.solve import solve
 
 TOL = 1e-5
 

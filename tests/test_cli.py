@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from herschik.geo.dataset import load_dataset
+from herschik.optimiser.params import SolveParams
+from herschik.optimiser.verify import solution_from_tables, verify
+from herschik.scenarios.assemble import build_instance
+from herschik.scenarios.cli import main
 
-import geo
-from geo.dataset import load_dataset
-from optimiser.params import SolveParams
-from optimiser.verify import solution_from_tables, verify
-from scenarios.assemble import build_instance
-from scenarios.cli import main
+from herschik import geo
 
 SITE_VOLUME_COLUMNS = [
     "region_id",

@@ -19,11 +19,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from herschik.geo.dataset import EXAMPLE_DIR
+from herschik.scenarios.cli import main
 
-from geo.dataset import EXAMPLE_DIR
-from scenarios.cli import main
-
-HERSCHIK = [sys.executable, "-m", "scenarios.cli"]
+HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
 OBJECTIVES = ("travel", "moved", "providers")
 RESULT_CSVS = ("site_volumes.csv", "assignments.csv")
 
@@ -102,7 +101,7 @@ def test_data_export_is_byte_identical(tmp_path: Path) -> None:
 
 # --- sweeps: workers=1 vs workers=2 ------------------------------------------------------------
 def _runs_without_timings(out: Path) -> pd.DataFrame:
-    from scenarios.sweep import TIMING_COLUMNS
+    from herschik.scenarios.sweep import TIMING_COLUMNS
 
     text = (out / "runs.csv").read_text(encoding="utf-8")
     frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest_optimiser import synthetic_instance
-
-from optimiser.diagnose import diagnose, is_feasible
-from optimiser.instance import Instance
-from optimiser.params import SolveParams
-from optimiser.solve import solve
+from herschik.optimiser.diagnose import diagnose, is_feasible
+from herschik.optimiser.instance import Instance
+from herschik.optimiser.params import SolveParams
+from herschik.optimiser.solve import solve
+from herschik.optimiser.synthetic import synthetic_instance
 
 
 @pytest.fixture(scope="module")

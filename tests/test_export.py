@@ -22,9 +22,7 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
-from shapely.geometry import MultiPolygon, Polygon, box
-
-from geo.export import (
+from herschik.geo.export import (
     AREAS_LAYER_COLUMNS,
     ASSIGNMENT_COLUMNS,
     SITE_VOLUME_COLUMNS,
@@ -33,7 +31,8 @@ from geo.export import (
     write_results_geojson,
     write_results_gpkg,
 )
-from scenarios.outputs import write_results_xlsx, write_run_outputs
+from herschik.scenarios.outputs import write_results_xlsx, write_run_outputs
+from shapely.geometry import MultiPolygon, Polygon, box
 
 X0, Y0, CELL = 125_000.0, 445_000.0, 4_000.0
 SITES = [
@@ -344,7 +343,7 @@ def test_write_run_outputs_infeasible(tmp_path: Path, result) -> None:
 
 def test_end_to_end_example_solve(tmp_path: Path) -> None:
     """`herschik solve --region example` writes a GeoPackage whose layers equal the CSVs."""
-    from scenarios.cli import main
+    from herschik.scenarios.cli import main
 
     out = tmp_path / "run"
     assert main(["solve", "--region", "example", "--out", str(out), "--geojson", "--xlsx"]) == 0

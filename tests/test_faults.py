@@ -12,10 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from herschik.scenarios.cli import main
 
-from scenarios.cli import main
-
-HERSCHIK = [sys.executable, "-m", "scenarios.cli"]
+HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
 
 
 def _start_solve(out: Path) -> subprocess.Popen[bytes]:
@@ -155,8 +154,8 @@ def test_killed_sweep_resumes_without_duplicates(tmp_path: Path, sig: signal.Sig
 
 
 def _example_instance():  # noqa: ANN202 - test helper
-    from geo.dataset import load_dataset
-    from scenarios.assemble import build_instance
+    from herschik.geo.dataset import load_dataset
+    from herschik.scenarios.assemble import build_instance
 
     return build_instance(load_dataset("example"), "example")
 
@@ -167,9 +166,9 @@ def _example_instance():  # noqa: ANN202 - test helper
 def test_missing_or_failing_highs_falls_back_to_cbc(
     monkeypatch: pytest.MonkeyPatch, failure: Exception
 ) -> None:
-    import optimiser.solve as solve_module
-    from optimiser.params import SolveParams
-    from optimiser.verify import verify
+    from herschik.optimiser import solve as solve_module
+    from herschik.optimiser.params import SolveParams
+    from herschik.optimiser.verify import verify
 
     def broken(*args: object, **kwargs: object) -> None:
         raise failure

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest_optimiser import synthetic_instance
-
-from optimiser.backends import solve_highs, solve_pulp
-from optimiser.formulation import build_arrays, candidate_matrix, travel_limit
-from optimiser.instance import Instance, Site, Treatment
-from optimiser.params import SolveParams
-from optimiser.solve import solve, treatment_components
+from herschik.optimiser.backends import solve_highs, solve_pulp
+from herschik.optimiser.formulation import build_arrays, candidate_matrix, travel_limit
+from herschik.optimiser.instance import Instance, Site, Treatment
+from herschik.optimiser.params import SolveParams
+from herschik.optimiser.solve import solve, treatment_components
+from herschik.optimiser.synthetic import synthetic_instance
 
 
 def _verify(sol, inst, params):
-    from optimiser.verify import verify
+    from herschik.optimiser.verify import verify
 
     return verify(sol, inst, params)
 

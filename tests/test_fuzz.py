@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from herschik.geo.dataset import EXAMPLE_DIR, DataError, load_dataset
+from herschik.optimiser.params import SolveParams
+from herschik.scenarios.cli import main
+from herschik.scenarios.scenario_file import ScenarioError, load_scenario, scenario_from_dict
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-
-from geo.dataset import EXAMPLE_DIR, DataError, load_dataset
-from optimiser.params import SolveParams
-from scenarios.cli import main
-from scenarios.scenario_file import ScenarioError, load_scenario, scenario_from_dict
 
 #: ``HERSCHIK_FUZZ_EXAMPLES=5000`` (and ``HERSCHIK_FUZZ_RANDOM=1``) for a long bug hunt.
 FUZZ = settings(

@@ -7,8 +7,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 import pytest
-
-from geo import network as gn
+from herschik.geo import network as gn
 
 ROOT = Path(__file__).resolve().parents[1]
 OSM_DIR = ROOT.parent / "shared" / "data" / "raw" / "osm_samples"
@@ -105,7 +104,7 @@ def test_default_network_is_osmnx_compatible():
 
 
 def test_default_build_is_deterministic():
-    from geo.skeleton import build_default_network
+    from herschik.geo.skeleton import build_default_network
 
     a, b = build_default_network(), build_default_network()
     ea = [(u, v, round(d["travel_time"], 6)) for u, v, d in a.edges(data=True)]
@@ -114,7 +113,7 @@ def test_default_build_is_deterministic():
 
 
 def test_skeleton_tables_are_consistent():
-    from geo.skeleton import read_districts, read_ferries, read_places, read_roads
+    from herschik.geo.skeleton import read_districts, read_ferries, read_places, read_roads
 
     places = read_places()
     used = set()
@@ -138,10 +137,10 @@ def test_skeleton_tables_are_consistent():
 
 def test_no_fixed_link_to_wadden_islands():
     """Wadden island districts touch only their own island; only ferries leave the island."""
-    from geo.skeleton import build_default_network
+    from herschik.geo.skeleton import build_default_network
 
     G = build_default_network()
-    from geo.skeleton import read_districts, read_places
+    from herschik.geo.skeleton import read_districts, read_places
 
     island = dict.fromkeys(G.nodes)
 

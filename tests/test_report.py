@@ -17,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from herschik.geo.export import areas_geodataframe
+from herschik.geo.maps import write_maps
+from herschik.scenarios.outputs import write_run_outputs
+from herschik.scenarios.report import SECTIONS, render_report, write_report
 from PIL import Image
 from test_export import make_result
-
-from geo.export import areas_geodataframe
-from geo.maps import write_maps
-from scenarios.outputs import write_run_outputs
-from scenarios.report import SECTIONS, render_report, write_report
 
 CHROMIUM = "/usr/bin/chromium"
 H2 = list(SECTIONS)

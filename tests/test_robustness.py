@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from herschik.geo.dataset import EXAMPLE_DIR, load_dataset
+from herschik.scenarios.cli import main
 
-from geo.dataset import EXAMPLE_DIR, load_dataset
-from scenarios.cli import main
-
-HERSCHIK = [sys.executable, "-m", "scenarios.cli"]
+HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
 FAST = ["--no-maps", "--no-report"]
 
 

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from optimiser.instance import Instance, Site, Treatment
-from optimiser.params import SiteTreatment, SolveParams
-from scenarios.scenario_file import (
+from herschik.optimiser.instance import Instance, Site, Treatment
+from herschik.optimiser.params import SiteTreatment, SolveParams
+from herschik.scenarios.scenario_file import (
     ResolvedScenario,
     ScenarioError,
     load_scenario,

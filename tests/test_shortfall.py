@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from optimiser.instance import Instance, Site, Treatment
-from optimiser.params import SolveParams
-from optimiser.solve import solve
-from optimiser.verify import verify
+from herschik.optimiser.instance import Instance, Site, Treatment
+from herschik.optimiser.params import SolveParams
+from herschik.optimiser.solve import solve
+from herschik.optimiser.verify import verify
 
 
 def _instance(total: float) -> Instance:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest_optimiser import synthetic_instance
+from herschik.optimiser.backends import solve_highs
+from herschik.optimiser.formulation import build_arrays, travel_vector
+from herschik.optimiser.kpis import compute_kpis
+from herschik.optimiser.params import SolveParams
+from herschik.optimiser.solve import solve
+from herschik.optimiser.synthetic import synthetic_instance
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from optimiser.backends import solve_highs
-from optimiser.formulation import build_arrays, travel_vector
-from optimiser.kpis import compute_kpis
-from optimiser.params import SolveParams
-from optimiser.solve import solve
-
-verify_module = pytest.importorskip("optimiser.verify")
+verify_module = pytest.importorskip("herschik.optimiser.verify")
 
 SETTINGS = settings(max_examples=30, derandomize=True, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -113,10 +112,9 @@ def test_results_do_not_depend_on_threads(case) -> None:
 @pytest.mark.parametrize("threads", [1, 2])
 def test_infeasible_scenarios_stop_early_but_list_exactly_the_infeasible_treatments(
         seed: int, threads: int) -> None:
-    from conftest_optimiser import synthetic_instance
-
-    from optimiser.diagnose import is_feasible
-    from optimiser.solve import NOT_OPTIMISED
+    from herschik.optimiser.diagnose import is_feasible
+    from herschik.optimiser.solve import NOT_OPTIMISED
+    from herschik.optimiser.synthetic import synthetic_instance
 
     inst = synthetic_instance(80, 7, 5, seed=seed)
     # margins that break some treatments on some seeds, and capacity caps of 1 patient/yr at
@@ -143,7 +141,7 @@ def test_sub_problems_are_handed_out_from_both_ends() -> None:
     import threading
     import time
 
-    from optimiser.solve import _run_from_both_ends
+    from herschik.optimiser.solve import _run_from_both_ends
 
     started: list[int] = []
     lock = threading.Lock()

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from scenarios.scenario_file import ScenarioError
-from scenarios.sweep import TIMING_COLUMNS, run_sweep
-from scenarios.sweep_plot import pareto_front, plot_sweep
+from herschik.scenarios.scenario_file import ScenarioError
+from herschik.scenarios.sweep import TIMING_COLUMNS, run_sweep
+from herschik.scenarios.sweep_plot import pareto_front, plot_sweep
 
 GRID = """\
 # test grid: 2 x 2 = 4 runs on the example region
@@ -159,11 +158,11 @@ def test_partial_and_leftover_folders_are_rerun_cleanly(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import scenarios.sweep
+    import herschik.scenarios.sweep as sweep_module
 
     # as after an in-process solve: workers are spawned and build their own instances
-    monkeypatch.setattr(scenarios.sweep, "_SOLVED_HERE", True)
-    assert scenarios.sweep._start_method(2, 2) == "spawn"
+    monkeypatch.setattr(sweep_module, "_SOLVED_HERE", True)
+    assert sweep_module._start_method(2, 2) == "spawn"
     source, runs = first
     out = tmp_path / "resume"
     shutil.copytree(source, out)
@@ -192,16 +191,16 @@ def test_partial_and_leftover_folders_are_rerun_cleanly(
 def test_failed_runs_become_error_rows_and_are_retried(
     scenario_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import scenarios.run
+    import herschik.scenarios.run as run_module
 
-    real = scenarios.run.run_solve
+    real = run_module.run_solve
 
     def flaky(instance, params, out_dir, **kwargs):  # type: ignore[no-untyped-def]
         if params.objective == "providers":
             raise RuntimeError("solver exploded\non two lines")
         return real(instance, params, out_dir, **kwargs)
 
-    monkeypatch.setattr(scenarios.run, "run_solve", flaky)
+    monkeypatch.setattr(run_module, "run_solve", flaky)
     out = tmp_path / "flaky"
     runs = run_sweep(scenario_file, out, workers=1, dataset_source="example", progress=False)
     errors = runs[runs["status"] == "error"]
@@ -209,7 +208,7 @@ def test_failed_runs_become_error_rows_and_are_retried(
     assert set(errors["objective"]) == {"providers"}
     assert errors["error"].str.contains("RuntimeError: solver exploded on two lines").all()
     assert len(pd.read_csv(out / "runs.csv")) == 4
-    monkeypatch.setattr(scenarios.run, "run_solve", real)
+    monkeypatch.setattr(run_module, "run_solve", real)
     retried = run_sweep(scenario_file, out, workers=1, dataset_source="example", progress=False)
     assert retried.attrs["solved"] == 2 and set(retried["status"]) <= {"optimal", "feasible"}
 

@@ -7,8 +7,7 @@ import time
 import networkx as nx
 import numpy as np
 import pytest
-
-from geo import traveltime as tt
+from herschik.geo import traveltime as tt
 
 
 @pytest.fixture(autouse=True)
@@ -137,7 +136,7 @@ def test_empty_inputs():
 
 
 def test_default_network_matrix_and_scipy_vs_networkx():
-    from geo.skeleton import read_districts
+    from herschik.geo.skeleton import read_districts
 
     d = read_districts()
     rng = np.random.default_rng(0)
@@ -146,7 +145,7 @@ def test_default_network_matrix_and_scipy_vs_networkx():
     s = a[:4] + 300.0
     m = tt.area_site_minutes(a, s)  # network=None: the national default
     assert np.isfinite(m).all() and (m > 0).all()
-    from geo.network import default_network
+    from herschik.geo.network import default_network
 
     ref = tt.od_matrix_networkx(a, s, network=default_network())
     assert np.allclose(m, ref)

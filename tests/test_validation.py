@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from herschik.geo.skeleton import read_districts
+from herschik.geo.traveltime import area_site_minutes
 from pyproj import Transformer
 from scipy.stats import spearmanr
-
-from geo.skeleton import read_districts
-from geo.traveltime import area_site_minutes
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"

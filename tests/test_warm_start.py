@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from geo.dataset import load_dataset
-from optimiser.params import SolveParams
-from optimiser.solve import solve
-from optimiser.verify import verify
-from scenarios.assemble import build_instance
-from scenarios.run import regional_start
+from herschik.geo.dataset import load_dataset
+from herschik.optimiser.params import SolveParams
+from herschik.optimiser.solve import solve
+from herschik.optimiser.verify import verify
+from herschik.scenarios.assemble import build_instance
+from herschik.scenarios.run import regional_start
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ in RD New coordinates, with travel times from straight-line distance (detour fac
 illustrative baseline. It exists so that every command works offline and tests have a fixture
 of realistic shape; it describes no real hospital.
 
-Run ``python -m geo.build_example`` to rebuild; the output is deterministic.
+Run ``python tools/build_example.py`` to rebuild; the output is deterministic.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-EXAMPLE_DIR = Path(__file__).parent / "data" / "example"
+EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "geo" / "data" / "example"
 SEED = 20260101
 REGION_ID = "example"
 # Box in RD New (metres), inland so that every point is inside the Netherlands' RD bounds.

@@ -1,6 +1,6 @@
 """Build the embedded national default dataset from raw public data (run by hand).
 
-    python -m geo.build_default --raw ../shared/data/raw --facts ../shared/data/tranche1 \\
+    python tools/build_default.py --raw ../shared/data/raw --facts ../shared/data/tranche1 \\
         --out geo/data/default [--municipalities-out geo/data/default_municipalities]
 
 Inputs (never copied into the project): CBS/PDOK 2022 districts and municipalities with
@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from geo.dataset import (
+from herschik.geo.dataset import (
     CRS,
     Dataset,
     export_dataset,
@@ -37,7 +36,7 @@ from geo.dataset import (
     parse_tier_norms,
 )
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[1] / "geo" / "data"
 REGION_TABLE = DATA_DIR / "municipality_regions.csv"
 SITE_CHANGES = DATA_DIR / "site_changes.csv"
 
@@ -790,7 +789,7 @@ def build(raw: Path, facts: Path, out: Path, municipalities_out: Path | None = N
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m geo.build_default", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python tools/build_default.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raw", type=Path, required=True, help="folder with the raw data")
     parser.add_argument("--facts", type=Path, required=True, help="tranche-1 facts folder")

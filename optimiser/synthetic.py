@@ -1,4 +1,4 @@
-"""Synthetic instances for the optimiser tests (a module, not a pytest conftest).
+"""Synthetic instances: small realistic regions for tests, demos and benchmarks.
 
 ``synthetic_instance`` draws a small but realistic region: areas scattered around a few towns
 with populations, hospitals in the larger towns, travel = straight-line distance x detour / speed
@@ -10,9 +10,8 @@ volumes allow, with some sites drawing more than their nearest share).
 from __future__ import annotations
 
 import numpy as np
-
-from optimiser.baseline import reconstruct_baseline_flows
-from optimiser.instance import Instance, Site, Treatment
+from herschik.optimiser.baseline import reconstruct_baseline_flows
+from herschik.optimiser.instance import Instance, Site, Treatment
 
 
 def synthetic_instance(

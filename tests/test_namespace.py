@@ -1,0 +1,26 @@
+"""The installed import names live under one ``herschik`` namespace."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.parametrize("generic", ["geo", "optimiser", "scenarios", "benchmarks", "tools"])
+def test_no_generic_top_level_package_outside_the_checkout(tmp_path: Path, generic: str) -> None:
+    run = subprocess.run([sys.executable, "-c", f"import {generic}"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode != 0
+    assert "ModuleNotFoundError" in run.stderr
+
+
+def test_front_door_imports_outside_the_checkout(tmp_path: Path) -> None:
+    code = ("import herschik, herschik.geo, herschik.optimiser, herschik.scenarios; "
+            "print(herschik.__version__)")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip()
