@@ -80,6 +80,8 @@ IMPLICIT_MAXSPEED: dict[str, float] = {
 }
 #: Ferry speed (km/h, docking included) when the ferry way has no ``duration``.
 FERRY_KMH = 15.0
+#: Highest believable ferry speed (km/h); a ``duration`` implying more is ignored.
+FERRY_MAX_KMH = 60.0
 #: Waiting time (s) before a ferry crossing when no ``interval`` is tagged (half an hourly
 #: service, less the planners' habit of arriving on time).
 FERRY_WAIT_S = 15 * 60.0
@@ -511,7 +513,10 @@ def _topology(w: dict[str, np.ndarray], node_ids: np.ndarray, lon: np.ndarray,
     ferry = code == FERRY_CODE
     # ferry: crossing (tagged, or at FERRY_KMH) + wait, shared by length over its edges
     crossing = w["ferry_crossing"][eway].astype(np.float64)
-    crossing = np.where(np.isnan(crossing), e_piece_len / (FERRY_KMH / 3.6), crossing)
+    by_length = e_piece_len / (FERRY_KMH / 3.6)
+    # a duration that would mean a ferry faster than FERRY_MAX_KMH is a tagging error
+    crossing = np.where(np.isnan(crossing) | (e_piece_len > crossing * FERRY_MAX_KMH / 3.6),
+                        by_length, crossing)
     share = np.divide(elen, e_piece_len, out=np.ones_like(elen), where=e_piece_len > 0)
     ferry_time = (crossing + w["ferry_wait"][eway]) * share
 
