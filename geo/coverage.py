@@ -31,7 +31,7 @@ MAX_FERRY_KMH = 80.0
 N_EXAMPLES = 5
 
 
-class CoverageError(DataError):
+class CoverageError(DataError, ValueError):
     """The network does not cover the points, or its edge times are implausible."""
 
     def __init__(self, file: str, field: str | None, message: str, count: int = 0,
