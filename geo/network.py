@@ -317,14 +317,16 @@ def read_network_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def file_fingerprint(path: str | Path) -> str | None:
-    """The fingerprint stored in a compact network file's meta (read without the arrays)."""
+    """SHA-256 of a compact network file's bytes (the matrix cache key of a network file;
+    about 0.3 s per 100 MB), or ``None`` if the file cannot be read."""
+    h = hashlib.sha256(b"herschik-network-file")
     try:
-        with np.load(Path(path), allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-        fp = meta.get("fingerprint")
-        return str(fp) if fp else None
-    except Exception:  # noqa: BLE001 - no fingerprint: the caller loads the network
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+    except OSError:
         return None
+    return h.hexdigest()
 
 
 def load_network(path: str | Path) -> nx.MultiDiGraph:

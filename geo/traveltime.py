@@ -152,14 +152,19 @@ def load_csr(path: str | os.PathLike) -> CSRNetwork:
     Compact files (:func:`geo.network.save_network`) are read and checked
     (:func:`geo.network.read_network_arrays`); OSM extracts are built first.
     """
-    from herschik.geo.network import is_osm_file, load_network, read_network_arrays
+    from herschik.geo.network import (
+        file_fingerprint,
+        is_osm_file,
+        load_network,
+        read_network_arrays,
+    )
 
     if is_osm_file(path):
         return to_csr(load_network(path))
     z, meta = read_network_arrays(path)
     xy = np.column_stack([z["x"], z["y"]])
     return CSRNetwork.from_arrays(xy, z["u"], z["v"], z["travel_time"], node_ids=z["node_id"],
-                                  fingerprint=_file_key(meta.get("fingerprint")))
+                                  fingerprint=_file_key(file_fingerprint(path)))
 
 
 def _file_key(fp: str | None) -> str | None:
