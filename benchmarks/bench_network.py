@@ -401,3 +401,44 @@ def run(scale: float = 1.0, workdir: str | None = None, keep: bool = False) -> d
 if __name__ == "__main__":
     scale = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
     print(json.dumps(run(scale), indent=2))
+
+
+def render(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """RESULTS.md lines and goal rows of the ``network`` section."""
+    if res.get("status") != "ok":
+        return (["## Road network at country scale", "",
+                 f"Not measured: {res.get('reason') or res.get('build', {}).get('stderr')}",
+                 ""], [])
+    g, b, n = res["generated"], res["build"], res["network"]
+    cold, hot = res.get("matrix_cold", {}), res.get("matrix_cached", {})
+    lines = [
+        "## Road network at country scale (`benchmarks/bench_network.py`)", "",
+        f"Synthetic country PBF written with pyosmium ({g['towns']:,} towns on a 5 km lattice "
+        "over the Dutch RD extent, street grids, rural roads, dual-carriageway motorways with "
+        "ramps and emergency crossovers, ferries, buildings, footways, POIs, turn "
+        f"restrictions): {g['nodes']:,} nodes of which {g['drivable_nodes']:,} on drivable "
+        f"ways, {g['ways']:,} ways, {g['relations']:,} relations, {res['pbf_mb']} MB "
+        f"(generated in {res['generate_seconds']} s). Load average at the build: "
+        f"{res.get('load_average_at_build')}.", "",
+        "| step | seconds | peak RSS MB | result |", "|---|---|---|---|",
+        f"| `herschik network build --osm` (fresh process) | {b['seconds']} | "
+        f"{b['peak_rss_mb']} | {n['nodes']:,} nodes, {n['edges']:,} edges, "
+        f"{n['file_mb']} MB file |",
+    ]
+    if cold:
+        lines += [
+            f"| OD matrix {cold['areas']:,} districts × {cold['sites']} sites, cold (fresh "
+            f"process, empty cache; network read included) | {cold['seconds']:.1f} | | "
+            f"median {cold['median_min']:.0f} min, {cold['finite_share']:.0%} finite |",
+            f"| same, cached (fresh process) | {hot['seconds']:.2f} | | |",
+        ]
+    lines.append("")
+    goals = [
+        ("country-size network build ≤ 15 min, ≤ 8 GB", "met" if res.get("goal_build_met")
+         else "**missed**", f"{b['seconds']:.0f} s, {b['peak_rss_mb']:.0f} MB"),
+    ]
+    if cold:
+        goals.append(("national OD matrix (3,340 × 111) ≤ 60 s cold",
+                      "met" if res.get("goal_matrix_met") else "**missed**",
+                      f"{cold['seconds']:.1f} s cold, {hot['seconds']:.2f} s cached"))
+    return lines, goals
