@@ -537,6 +537,8 @@ def _network_validate(args: argparse.Namespace) -> int:
         raise UsageError(f"--network {args.network}: file not found")
     try:
         report = validate_network(args.network)
+    except DataError:
+        raise
     except (ValueError, OSError) as error:
         raise DataError(str(args.network), None, None, str(error)) from None
     if args.json:
