@@ -1,18 +1,19 @@
-"""Road networks: OpenStreetMap loading (osmnx), the embedded national default, a compact format.
+"""Road networks: OpenStreetMap extracts, the embedded national default, a compact format.
 
 Every network in herschik is an osmnx-compatible :class:`networkx.MultiDiGraph` projected to
-EPSG:28992 (RD New): graph attribute ``crs``; node attributes ``x, y`` (m); edge attributes
-``highway``, ``maxspeed`` (km/h, NaN when unknown), ``length`` (m) and ``travel_time`` (s).
+EPSG:28992 (RD New) — graph attribute ``crs``; node attributes ``x, y`` (m); edge attributes
+``highway``, ``maxspeed`` (km/h, NaN when untagged), ``speed_kph``, ``length`` (m),
+``travel_time`` (s), ``oneway`` — or, at country scale, the same data as flat arrays
+(:class:`geo.osm.RoadArrays`, a compact file).
 
-* :func:`build_network_from_osm` — a local OSM extract (``.osm``, ``.osm.bz2`` via osmnx
-  ``graph_from_xml``; ``.osm.pbf`` via the optional ``pyrosm``) -> drivable roads, Dutch
-  default speeds per highway class (:data:`DUTCH_HWY_SPEEDS`, ``maxspeed`` tags honoured by
-  ``osmnx.add_edge_speeds``), ``add_edge_travel_times``, largest strongly connected
-  component, projected to EPSG:28992.
+* :func:`build_network_from_osm` — a local OSM extract (``.osm.pbf``, ``.osm``, ``.osm.bz2``)
+  streamed by :func:`geo.osm.read_osm` (pyosmium, two passes, numpy topology; Dutch speed,
+  access, oneway and ferry rules) -> the osmnx-style graph.
 * :func:`default_network` — the embedded national network (:mod:`geo.skeleton`), built once
   and cached on disk (``$HERSCHIK_CACHE_DIR`` or ``~/.cache/herschik``).
-* :func:`save_network` / :func:`load_network` — the compact format: one compressed ``.npz``
-  (see :func:`save_network` for the arrays).
+* :func:`save_network` / :func:`load_network` / :func:`read_network_arrays` — the compact
+  format: one compressed ``.npz`` (see :func:`save_network` for the arrays), checked on read
+  (:func:`geo.coverage.check_edge_times`).
 * :func:`download_network` — opt-in online query through osmnx (never used by default).
 """
 
