@@ -214,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare a network with the RIVM Utrecht matrix and the inter-city trips "
         "(exit 0 within the thresholds of docs/VALIDATION.md, 1 outside them)",
     )
+    validate.add_argument(
+        "--rivm",
+        metavar="DIR",
+        type=Path,
+        help="folder rivm_ravu_utrecht with the full RIVM matrix (default: committed sample)",
+    )
     validate.add_argument("--json", action="store_true", help="print the results as JSON")
     _common(validate)
     return parser
@@ -536,7 +542,9 @@ def _network_validate(args: argparse.Namespace) -> int:
     if args.network is not None and not Path(args.network).is_file():
         raise UsageError(f"--network {args.network}: file not found")
     try:
-        report = validate_network(args.network)
+        if args.rivm is not None and not (args.rivm / "demand_nodes.txt").is_file():
+            raise UsageError(f"--rivm {args.rivm}: no demand_nodes.txt in that folder")
+        report = validate_network(args.network, args.rivm)
     except DataError:
         raise
     except (ValueError, OSError) as error:
