@@ -428,28 +428,37 @@ def read_osm(
         del ways
         if len(w["start"]) == 0:
             raise ValueError(f"{path}: the OSM data contains no drivable roads")
-        needed = np.unique(w["refs"])
-        # pass 2: coordinates of the needed nodes only (the id filter runs in C++)
-        ids = array("q")
-        lons = array("d")
-        lats = array("d")
-        fp = osmium.FileProcessor(str(path), osmium.osm.NODE)
-        fp = fp.with_filter(osmium.filter.IdFilter(needed.tolist()))
-        for n in fp:
-            loc = n.location
-            if loc.valid():
-                ids.append(n.id)
-                lons.append(loc.lon)
-                lats.append(loc.lat)
+        refs_sorted = np.sort(w["refs"])
+        keep = np.ones(len(refs_sorted), bool)
+        keep[1:] = refs_sorted[1:] != refs_sorted[:-1]
+        node_ids = refs_sorted[keep]
+        del refs_sorted, keep
+        # pass 2: coordinates of the needed nodes only; the id filter and the location store
+        # run in C++ (no Python object per node of the file)
+        wanted = node_ids.tolist()
+        store = osmium.index.create_map("sparse_mem_array")
+        reader = osmium.io.Reader(str(path), osmium.osm.NODE)
+        try:
+            osmium.apply(reader, osmium.filter.IdFilter(wanted),
+                         osmium.NodeLocationsForWays(store))
+        finally:
+            reader.close()
     except RuntimeError as error:  # libosmium: corrupt or truncated input
         raise ValueError(f"{path}: not a readable OSM file ({error})") from None
-    del needed
-    node_ids = np.frombuffer(ids, dtype=np.int64)
-    order = np.argsort(node_ids, kind="stable")
-    node_ids = node_ids[order]
-    lon = np.frombuffer(lons, dtype=np.float64)[order]
-    lat = np.frombuffer(lats, dtype=np.float64)[order]
-    del ids, lons, lats, order
+    lon = np.full(len(wanted), np.nan)
+    lat = np.full(len(wanted), np.nan)
+    get = store.get
+    for k, nid in enumerate(wanted):
+        try:
+            loc = get(nid)
+        except KeyError:  # not in the extract (a way crossing its boundary)
+            continue
+        if loc.valid():
+            lon[k] = loc.lon
+            lat[k] = loc.lat
+    del wanted, store
+    present = ~np.isnan(lon)
+    node_ids, lon, lat = node_ids[present], lon[present], lat[present]
     net = _topology(w, node_ids, lon, lat, largest_component)
     net.meta.update({
         "name": path.name, "source": "osm", "ways_read": ways_seen,
