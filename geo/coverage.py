@@ -4,8 +4,8 @@ Two checks, run for every network (the embedded default, a built OSM network, an
 
 * :func:`check_edge_times` (when a network file is read): every edge time is finite and
   positive, implied speeds are at most :data:`MAX_KMH` (:data:`MAX_FERRY_KMH` on ferries)
-  and no edge is shorter than the straight line between its ends (coordinates scaled or
-  swapped after the times were computed).
+  and no edge inside the RD New domain is shorter than the straight line between its ends
+  (coordinates scaled or swapped after the lengths were computed).
 * :func:`check_snap` (when areas and sites are put on the network): every area and site lies
   within :data:`MAX_SNAP_M` of a network node. A network of another part of the world, or
   one with scaled coordinates, fails for (nearly) every point.
@@ -27,6 +27,8 @@ MAX_SNAP_M = 5_000.0
 #: Highest plausible implied speed (km/h) of a road edge, and of a ferry edge.
 MAX_KMH = 200.0
 MAX_FERRY_KMH = 80.0
+#: Extent (m) of EPSG:28992 (RD New) where its distances are true to scale.
+RD_DOMAIN = (-7_000.0, 289_000.0, 300_000.0, 629_000.0)
 #: How many names an error message lists.
 N_EXAMPLES = 5
 
@@ -96,8 +98,13 @@ def check_edge_times(arrays: dict[str, np.ndarray], source: str = "network") -> 
             source, "travel_time",
             f"{n} of {m} edges imply an implausible speed (above {MAX_KMH:g} km/h, ferries "
             f"{MAX_FERRY_KMH:g}), e.g. {_examples(edge_names(fast))}", n, edge_names(fast))
+    # RD New is true to scale (within 0.01 %) only over its own domain; a network elsewhere
+    # (another country, scaled coordinates) is refused by the snap check instead, by name
+    x0, y0, x1, y1 = RD_DOMAIN
+    inside = (x[u] >= x0) & (x[u] <= x1) & (y[u] >= y0) & (y[u] <= y1)
+    inside &= (x[v] >= x0) & (x[v] <= x1) & (y[v] >= y0) & (y[v] <= y1)
     crow = np.hypot(x[u] - x[v], y[u] - y[v])
-    short = known & (length < 0.97 * crow - 5.0)
+    short = known & inside & (length < 0.97 * crow - 5.0)
     if short.any():
         n = int(short.sum())
         raise CoverageError(

@@ -120,7 +120,9 @@ def test_load_rejects_negative_times_and_scaled_coordinates(tmp_path):
     np.savez(tmp_path / "neg.npz", **bad)
     with pytest.raises(ValueError, match="not a positive number"):
         gn.load_network(tmp_path / "neg.npz")
-    scaled = dict(z, x=z["x"] * 1e5, y=z["y"] * 1e5)
+    # stretched within the RD domain: lengths no longer match the coordinates
+    cx, cy = z["x"].mean(), z["y"].mean()
+    scaled = dict(z, x=cx + (z["x"] - cx) * 3, y=cy + (z["y"] - cy) * 3)
     np.savez(tmp_path / "scaled.npz", **scaled)
     with pytest.raises(ValueError, match="shorter than the straight line"):
         gn.load_network(tmp_path / "scaled.npz")

@@ -125,7 +125,7 @@ def test_california_network_for_midden_is_refused(tmp_path, capsys):
                  str(tmp_path / "m.csv")])
     err = capsys.readouterr().err
     assert code == 2 and not (tmp_path / "m.csv").exists()
-    assert "oakland.npz" in err
+    assert "oakland.npz" in err and "areas lie more than 5 km" in err and "WK" in err
 
 
 def _rewrite(src: Path, dst: Path, **changes) -> Path:
