@@ -352,15 +352,17 @@ print(json.dumps({"areas": len(a), "sites": len(s), "seconds": t2 - t1,
 """
 
 
-def run(scale: float = 1.0, workdir: str | None = None, keep: bool = False) -> dict[str, Any]:
-    """Generate, build, time the matrix; returns the numbers for RESULTS.md."""
+def run(scale: float = 3.0, workdir: str | None = None, keep: bool = False,
+        cells: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Generate, build, time the matrix; returns the numbers for RESULTS.md (``cells``: a
+    small lattice, for the smoke test)."""
     tmp = tempfile.TemporaryDirectory(prefix="herschik-bench-network-", dir=workdir)
     d = Path(tmp.name)
     out: dict[str, Any] = {"scale": scale}
     try:
         pbf = d / "synthetic-country.osm.pbf"
         t0 = time.perf_counter()
-        out["generated"] = write_synthetic_country(pbf, scale)
+        out["generated"] = write_synthetic_country(pbf, scale, cells=cells)
         out["generate_seconds"] = round(time.perf_counter() - t0, 1)
         out["pbf_mb"] = round(pbf.stat().st_size / 2**20, 1)
         net = d / "country.npz"
@@ -399,7 +401,7 @@ def run(scale: float = 1.0, workdir: str | None = None, keep: bool = False) -> d
 
 
 if __name__ == "__main__":
-    scale = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
+    scale = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
     print(json.dumps(run(scale), indent=2))
 
 
