@@ -460,6 +460,9 @@ def read_osm(
     present = ~np.isnan(lon)
     node_ids, lon, lat = node_ids[present], lon[present], lat[present]
     net = _topology(w, node_ids, lon, lat, largest_component)
+    if net.n_edges == 0:
+        raise ValueError(f"{path}: no drivable road of the OSM data has node coordinates in "
+                         "the file")
     net.meta.update({
         "name": path.name, "source": "osm", "ways_read": ways_seen,
         "ways_kept": int(len(w["start"])), "turn_restrictions_ignored": restrictions,

@@ -201,3 +201,18 @@ def test_garbage_pbf_is_an_error(tmp_path):
     p.write_bytes(b"\x00\x00\x00\x0cnot a pbf at all")
     with pytest.raises(ValueError, match="not a readable OSM file"):
         osm.read_osm(p)
+
+
+def test_ways_without_node_coordinates_are_an_error(tmp_path):
+    p = tmp_path / "ways-only.osm"
+    p.write_text('<osm version="0.6"><node id="1" lat="52" lon="5"/><way id="1"><nd ref="1"/>'
+                 '<nd ref="2"/><tag k="highway" v="primary"/></way></osm>')
+    with pytest.raises(ValueError, match="no drivable road .* has node coordinates"):
+        osm.read_osm(p)
+
+
+def test_truncated_xml_is_an_error(tmp_path):
+    p = tmp_path / "broken.osm"
+    p.write_text("<osm><node id='1' broken")
+    with pytest.raises(ValueError, match="not a readable OSM file"):
+        osm.read_osm(p)
