@@ -28,31 +28,13 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
+# the speed table lives with the OSM tag rules; re-exported here for osmnx-based callers
+from herschik.geo.osm import DUTCH_HWY_SPEEDS, FALLBACK_SPEED
+
 #: Target CRS of every network.
 CRS = "EPSG:28992"
-
-#: Dutch default driving speeds (km/h) per OSM highway class, used where ``maxspeed`` is absent.
-DUTCH_HWY_SPEEDS: dict[str, float] = {
-    "motorway": 115.0,
-    "motorway_link": 70.0,
-    "trunk": 90.0,
-    "trunk_link": 60.0,
-    "primary": 80.0,
-    "primary_link": 50.0,
-    "secondary": 70.0,
-    "secondary_link": 50.0,
-    "tertiary": 55.0,
-    "tertiary_link": 40.0,
-    "unclassified": 45.0,
-    "residential": 30.0,
-    "living_street": 15.0,
-    "service": 20.0,
-    "road": 40.0,
-}
 #: Highway classes kept as drivable from an OSM extract.
 DRIVABLE = frozenset(DUTCH_HWY_SPEEDS)
-#: Speed (km/h) for drivable classes missing from :data:`DUTCH_HWY_SPEEDS`.
-FALLBACK_SPEED = 40.0
 
 FORMAT_VERSION = 2
 

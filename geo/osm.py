@@ -29,7 +29,7 @@ Tag rules (Dutch, documented in DATA.md):
 * speed (km/h) per direction: ``maxspeed:forward|backward``, else ``maxspeed`` (numbers,
   ``mph``, ``;``-lists -> mean, implicit zones such as ``NL:urban`` via
   :data:`IMPLICIT_MAXSPEED`), else ``maxspeed:type``/``source:maxspeed``/``zone:maxspeed``,
-  else the class default (:data:`geo.network.DUTCH_HWY_SPEEDS`).
+  else the class default (:data:`DUTCH_HWY_SPEEDS`).
 * ferries: ``route=ferry`` ways that carry cars (``motorcar``/``motor_vehicle``
   yes|designated|permissive, or a ``highway`` tag on the ferry way); time = ``duration`` tag
   (``HH:MM``, ``HH:MM:SS``, minutes, ISO 8601 ``PT1H30M``) or length at :data:`FERRY_KMH`,
@@ -48,6 +48,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+#: Dutch default driving speeds (km/h) per OSM highway class, used where ``maxspeed`` is absent.
+DUTCH_HWY_SPEEDS: dict[str, float] = {
+    "motorway": 115.0,
+    "motorway_link": 70.0,
+    "trunk": 90.0,
+    "trunk_link": 60.0,
+    "primary": 80.0,
+    "primary_link": 50.0,
+    "secondary": 70.0,
+    "secondary_link": 50.0,
+    "tertiary": 55.0,
+    "tertiary_link": 40.0,
+    "unclassified": 45.0,
+    "residential": 30.0,
+    "living_street": 15.0,
+    "service": 20.0,
+    "road": 40.0,
+}
+#: Speed (km/h) for drivable classes missing from :data:`DUTCH_HWY_SPEEDS`.
+FALLBACK_SPEED = 40.0
 
 #: Highway classes kept as drivable, in code order (the compact format stores the index).
 HIGHWAY_CLASSES: tuple[str, ...] = (
@@ -198,7 +219,7 @@ def way_speeds(tags: Any, highway: str, defaults: dict[str, float]) -> tuple[flo
     bwd = parse_maxspeed(tags.get("maxspeed:backward"))
     fwd = base if math.isnan(fwd) else fwd
     bwd = base if math.isnan(bwd) else bwd
-    default = defaults.get(highway, 40.0)
+    default = defaults.get(highway, FALLBACK_SPEED)
     return (default if math.isnan(fwd) else fwd, default if math.isnan(bwd) else bwd, fwd, bwd)
 
 
@@ -238,7 +259,7 @@ class WayRule:
 def classify_way(tags: Any, defaults: dict[str, float] | None = None) -> WayRule | None:
     """The :class:`WayRule` of a way with these tags, or ``None`` if cars cannot use it."""
     if defaults is None:
-        from herschik.geo.network import DUTCH_HWY_SPEEDS as defaults
+        defaults = DUTCH_HWY_SPEEDS
     if (tags.get("route") or "") == "ferry":
         if not ferry_carries_cars(tags):
             return None
@@ -388,7 +409,7 @@ def read_osm(
         The OSM extract.
     hwy_speeds
         Default km/h per highway class where no limit is tagged (default
-        :data:`geo.network.DUTCH_HWY_SPEEDS`).
+        :data:`DUTCH_HWY_SPEEDS`).
     to_crs
         CRS of ``x``, ``y`` (default EPSG:28992, RD New).
     largest_component
@@ -400,7 +421,6 @@ def read_osm(
         Unreadable file or no drivable road in it.
     """
     import osmium
-    from herschik.geo.network import DUTCH_HWY_SPEEDS
 
     path = Path(path)
     _check_input(path)
