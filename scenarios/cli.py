@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_INFEASIBLE, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+#: the time limit ran out before any feasible solution was found (feasibility undecided)
+EXIT_TIME_LIMIT_NO_SOLUTION = 4
 EXAMPLE = "example"
 
 
@@ -339,6 +341,11 @@ def _print_result(summary: dict[str, Any], out: Path) -> None:
         f"(solver {summary['solver']}, gap {summary.get('mip_gap')}, "
         f"build {summary['build_seconds']:.2f} s, solve {summary['solve_seconds']:.2f} s)"
     )
+    if status == "time_limit_no_solution":
+        diagnosis = summary.get("diagnosis") or {}
+        console.print(f"[red]No solution within the time limit:[/red] "
+                      f"{diagnosis.get('reason', '')}")
+        return
     if status == "infeasible":
         diagnosis = summary.get("diagnosis") or {}
         console.print(f"[red]Infeasible:[/red] {diagnosis.get('reason', 'no reason given')}")
@@ -423,7 +430,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     except FileExistsError as error:
         raise UsageError(f"--out {error}") from None
     _print_result(summary, args.out)
-    return EXIT_INFEASIBLE if summary["status"] == "infeasible" else EXIT_OK
+    return {"infeasible": EXIT_INFEASIBLE,
+            "time_limit_no_solution": EXIT_TIME_LIMIT_NO_SOLUTION}.get(summary["status"], EXIT_OK)
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
