@@ -379,6 +379,17 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
     a plain-words ``diagnosis``. Raises ``RuntimeError`` only if both solvers fail.
     """
     n_areas, n_sites, n_treat = instance.shape
+    comps, explanation, results = solve_components(instance, params, start, max_workers)
+    return assemble(instance, params, comps, explanation, results)
+
+
+def solve_components(instance: Instance, params: SolveParams, start: Solution | None = None,
+                     max_workers: int | None = None, early_stop: bool = True
+                     ) -> tuple[list[list[int]], str, list[_ComponentResult]]:
+    """The components, their explanation and their results in component order (see solve).
+
+    ``early_stop=False`` optimises every component even when one is infeasible (a what-if
+    session re-uses them later)."""
     comps, explanation = treatment_components(instance, params)
     n_comp = len(comps)
     cores = params.threads or os.cpu_count() or 1
@@ -389,7 +400,7 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
     # digit), and results must not depend on the machine's core count.
     threads = 1
     # One infeasible sub-problem makes the scenario infeasible: the others then stop optimising.
-    stop = threading.Event() if n_comp > 1 else None
+    stop = threading.Event() if n_comp > 1 and early_stop else None
 
     def run(i: int) -> _ComponentResult:
         return _solve_component(instance, params, comps[i], threads, start, stop)
@@ -402,7 +413,14 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
         results = [by_size[i] for i in range(n_comp)]
     else:
         results = [run(i) for i in range(n_comp)]
+    return comps, explanation, results
 
+
+def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], explanation: str,
+             results: list[_ComponentResult]) -> Solution:
+    """One Solution from the sub-problem results (in component order): flows, keeps, status,
+    gap and bound, diagnosis. Shared by :func:`solve` and :mod:`optimiser.whatif`."""
+    n_areas, n_sites, n_treat = instance.shape
     solution_warnings: list[str] = []
     for r in results:
         for note in r.warnings:
