@@ -195,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786"
     )
     sweep.add_argument("--plot", action="store_true", help="draw trade-off plots per region")
+    sweep.add_argument("--gpkg", action="store_true",
+                       help="also write results.gpkg in every run folder (off: faster)")
     _common(sweep)
 
     network = sub.add_parser("network", help="build a road network from OpenStreetMap data")
@@ -468,7 +470,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from herschik.scenarios.sweep import run_sweep
+    from herschik.scenarios.sweep import DEFAULT_OUTPUTS, run_sweep
 
     regions = "all" if args.regions == "all" else [r for r in args.regions.split(",") if r]
     if args.executor == "dask" and not args.scheduler:
@@ -485,6 +487,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if args.data is not None
         else ("municipalities" if args.areas == "municipalities" else None),
         network=args.network,
+        **({"outputs": {**DEFAULT_OUTPUTS, "gpkg": True}} if args.gpkg else {}),
     )
     counts = runs["status"].value_counts().to_dict() if len(runs) else {}
     print(f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
