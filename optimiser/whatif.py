@@ -148,6 +148,29 @@ def is_restriction(instance: Instance, old: SolveParams, new: SolveParams) -> bo
     return old.max_travel is None or new.max_travel <= old.max_travel
 
 
+def affected_treatments(instance: Instance, old: SolveParams, new: SolveParams
+                        ) -> set[int] | None:
+    """Treatments whose model can differ between ``old`` and ``new``; ``None`` = any.
+
+    Forced pairs and per-treatment margins enter the model of their own treatment only
+    (formulation.candidate_matrix / required_matrix are per (site, treatment)); any other
+    change may touch every treatment."""
+    old_d, new_d = old.model_dump(), new.model_dump()
+    changed = {k for k in old_d if old_d[k] != new_d[k]}
+    if not changed <= {"force_keep", "force_close", "margin_by_treatment"}:
+        return None
+    ids: set[str] = set()
+    for name in ("force_keep", "force_close"):
+        ids |= {p.intervention_id for p in set(getattr(old, name)) ^ set(getattr(new, name))}
+    for tid in set(old.margin_by_treatment) | set(new.margin_by_treatment):
+        if old.margin_for(tid) != new.margin_for(tid):
+            ids.add(tid)
+    if "*" in ids:
+        return None
+    index = {tid: i for i, tid in enumerate(instance.treatment_ids)}
+    return {index[t] for t in ids if t in index}
+
+
 class WhatIf:
     """A solved plan of one instance and cheap, exact re-solves of small changes to it.
 
@@ -240,10 +263,16 @@ class WhatIf:
         comps, explanation = treatment_components(instance, new)
         coupling_changed = comps != self._comps  # bundles / loss share: nothing to compare
         restriction = not coupling_changed and is_restriction(instance, old, new)
+        affected = None if coupling_changed else affected_treatments(instance, old, new)
         stop = threading.Event() if len(comps) > 1 else None
         steps: dict[int, tuple[str, _ComponentResult, MipArrays]] = {}
 
         def run(i: int) -> _ComponentResult:
+            if affected is not None and not affected & set(comps[i]):
+                before = self._results[i]
+                if before.status not in (NOT_OPTIMISED, NOT_DECIDED):
+                    steps[i] = ("unchanged", before, self._models[i])
+                    return before
             before = None if coupling_changed else (self._results[i], self._models[i])
             steps[i] = self._step_component(comps[i], before, new, restriction, stop)
             return steps[i][1]
