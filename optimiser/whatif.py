@@ -126,6 +126,50 @@ def feasible_in(arrays: MipArrays, values: np.ndarray | None) -> bool:
                 and np.all(activity <= arrays.row_upper + hi_tol))
 
 
+def _keys(arrays: MipArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Column keys per block (x and stay: area, site, treatment; y: site, treatment), or None
+    when the model has columns of another kind (then no column-wise comparison is made)."""
+    n_stay = arrays.stay_area.shape[0]
+    if arrays.n_x + arrays.n_y + n_stay != arrays.n_cols:
+        return None
+    big = np.int64(1 << 20)
+
+    def key(*parts: np.ndarray) -> np.ndarray:
+        out = np.zeros(parts[0].shape[0], dtype=np.int64)
+        for part in parts:
+            out = out * big + part.astype(np.int64)
+        return out
+
+    return (key(arrays.x_area, arrays.x_site, arrays.x_treat), key(arrays.y_site, arrays.y_treat),
+            key(arrays.stay_area, arrays.stay_site, arrays.stay_treat))
+
+
+def same_objective_on_subset(old: MipArrays, new: MipArrays) -> bool:
+    """Every column of ``new`` exists in ``old`` with the same cost (and the same offset): the
+    objective did not change, only the feasible set (used before keeping an old optimum)."""
+    if old.offset != new.offset:
+        return False
+    old_keys, new_keys = _keys(old), _keys(new)
+    if old_keys is None or new_keys is None:
+        return False
+    starts_old = (old.x_start, old.y_start, old.stay_start)
+    starts_new = (new.x_start, new.y_start, new.stay_start)
+    for k_old, k_new, s_old, s_new in zip(old_keys, new_keys, starts_old, starts_new,
+                                          strict=True):
+        if k_new.shape[0] == 0:
+            continue
+        order = np.argsort(k_old, kind="stable")
+        pos = np.searchsorted(k_old[order], k_new)
+        pos = np.minimum(pos, max(k_old.shape[0] - 1, 0))
+        if k_old.shape[0] == 0 or np.any(k_old[order][pos] != k_new):
+            return False
+        c_old = old.c[s_old + order[pos]]
+        c_new = new.c[s_new + np.arange(k_new.shape[0])]
+        if not np.allclose(c_old, c_new, rtol=1e-12, atol=0.0):
+            return False
+    return True
+
+
 def is_restriction(instance: Instance, old: SolveParams, new: SolveParams) -> bool:
     """True when every plan feasible under ``new`` is feasible under ``old`` (same objective),
     judged from the parameters: only forced pairs added, margins raised, travel tightened."""
@@ -330,7 +374,8 @@ class WhatIf:
         plan = self._solution if self._solution.feasible else None
         start = _start_vector(arrays, instance, plan) if plan is not None else None
         start_ok = feasible_in(arrays, start)
-        if before is not None and restriction and before[0].status == "optimal" and start_ok:
+        if (before is not None and restriction and before[0].status == "optimal" and start_ok
+                and same_objective_on_subset(before[1], arrays)):
             # optimal on a superset of the new feasible set and feasible here: optimal here
             old = before[0]
             result = _ComponentResult(comp, "optimal", start, arrays, old.gap, 0.0, 0.0,

@@ -166,3 +166,24 @@ def test_random_step_sequences_match_bruteforce(seed: int, objective: str, steps
             continue
         assert got.status == "optimal", (kind, session.last_step.actions)
         _compare(inst, got, ref, objective)
+
+
+def test_old_optimum_is_kept_only_under_the_same_objective(region) -> None:
+    from herschik.optimiser.formulation import build_arrays
+    from herschik.optimiser.whatif import same_objective_on_subset
+
+    base = SolveParams()
+    old = build_arrays(region, base, [0])
+    assert same_objective_on_subset(old, build_arrays(region, base.model_copy(
+        update={"margin": 0.3}), [0]))
+    tighter = float(np.quantile(region.travel_min, 0.5))
+    assert same_objective_on_subset(old, build_arrays(region, base.model_copy(
+        update={"max_travel": tighter}), [0]))
+    weighted = base.model_copy(update={"objective_weights": {"travel": 2.0}})
+    assert not same_objective_on_subset(old, build_arrays(region, weighted, [0]))
+    # the moved objective's travel tie-break is scaled by the longest allowed trip: a tighter
+    # limit changes it, so a session re-solves rather than keep the old optimum
+    moved = base.model_copy(update={"objective": "moved"})
+    old_moved = build_arrays(region, moved, [0])
+    new_moved = build_arrays(region, moved.model_copy(update={"max_travel": tighter}), [0])
+    assert not same_objective_on_subset(old_moved, new_moved)
