@@ -5,12 +5,14 @@ is 10 %?", "what if nobody may travel more than 60 minutes?". :class:`WhatIf` ho
 plan and answers each such step, exactly (every answer is proven optimal, as a fresh
 :func:`optimiser.solve.solve` would be), by doing as little as it can:
 
-1. every independent sub-problem (treatment) is rebuilt (milliseconds); one whose model did not
-   change at all keeps its previous result as it is;
+1. every independent sub-problem (treatment) the change can touch is rebuilt (milliseconds);
+   one whose model did not change keeps its previous result, and one whose model the session
+   solved before (e.g. after undoing a change) gets that result back from a cache;
 2. a changed sub-problem whose new model is a *restriction* of the previous one (a forced keep
-   or closure of a pair that was a candidate, a higher margin, a tighter travel limit) and for
-   which the previous optimum is still feasible keeps that optimum: it is optimal for the
-   smaller feasible set too. A restriction of an infeasible sub-problem stays infeasible;
+   or closure of a pair that was a candidate, a higher margin, a tighter travel limit) with the
+   same objective on its columns, and for which the previous optimum is still feasible, keeps
+   that optimum: it is optimal for the smaller feasible set too. A restriction of an
+   infeasible sub-problem stays infeasible;
 3. any other changed sub-problem is solved again, starting from the previous plan when that
    plan is feasible for it (HiGHS starts with it as its incumbent).
 
