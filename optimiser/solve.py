@@ -70,6 +70,13 @@ HIGHS_MIP_OPTIONS: dict[str, bool] = {
 #: every infeasible treatment and none that is not. "not_decided": that check hit the time limit.
 NOT_OPTIMISED = "feasible_not_optimised"
 NOT_DECIDED = "not_decided"
+#: A sub-problem is reported "optimal" only when the solver's real relative gap is at most this
+#: (the default ``mip_gap``); a larger ``--mip-gap`` that stops earlier gives "feasible" with the
+#: gap and bound the solver reached, never "optimal".
+PROVEN_OPTIMAL_GAP = 1e-4
+#: Status of a solve (and of a sub-problem) that hit the time limit before any feasible solution
+#: was found: feasibility is undecided, so it is never reported as infeasible.
+TIME_LIMIT_NO_SOLUTION = "time_limit_no_solution"
 #: flows below this (patients per year) are solver noise and set to 0
 FLOW_EPS = 1e-7
 #: a site "provides" a treatment without a norm when it treats more than this many patients/yr
@@ -109,13 +116,21 @@ def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
             notes.append(f"HiGHS failed ({exc!r}); solved with CBC instead")
             result = None
         if result is not None and result.status != "error":
-            return result, notes
+            return _proven(result), notes
         if result is not None:
             notes.append(f"HiGHS returned an error ({result.message}); solved with CBC instead")
     result = solve_pulp(arrays, "cbc", params.time_limit, params.mip_gap, threads)
     if result.status == "error":
         raise RuntimeError(f"CBC failed on a sub-problem: {result.message}")
-    return result, notes
+    return _proven(result), notes
+
+
+def _proven(result: BackendResult) -> BackendResult:
+    """``optimal`` only within PROVEN_OPTIMAL_GAP; a looser requested gap gives ``feasible``."""
+    if result.status == "optimal" and (result.mip_gap or 0.0) > PROVEN_OPTIMAL_GAP:
+        result.status = "feasible"
+        result.message = result.message or "stopped at the requested mip_gap"
+    return result
 
 
 def _worse(a: str, b: str) -> str:
@@ -207,6 +222,8 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
             solve_s += res2.seconds
             info["interrupted"] = res1.interrupted or res2.interrupted
             status = _worse(res1.status, res2.status)
+            # bound of the reported objective (providers, maximised): phase 1's -bound
+            info["bound"] = None if res1.bound is None else -float(res1.bound)
             if res2.status in ("optimal", "feasible"):
                 gap = max(res1.mip_gap or 0.0, res2.mip_gap or 0.0)
                 return _ComponentResult(treatments, status, res2.x, phase2, gap, build, solve_s,
@@ -222,6 +239,7 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
                           stop)
     notes += n
     info["interrupted"] = res.interrupted
+    info["bound"] = res.bound
     x = res.x if res.status in ("optimal", "feasible") else None
     return _ComponentResult(treatments, res.status, x, arrays, res.mip_gap, build, res.seconds,
                             res.solver, info, notes)
@@ -317,6 +335,17 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
     a plain-words ``diagnosis``. Raises ``RuntimeError`` only if both solvers fail.
     """
     n_areas, n_sites, n_treat = instance.shape
+    comps, explanation, results = solve_components(instance, params, start, max_workers)
+    return assemble(instance, params, comps, explanation, results)
+
+
+def solve_components(instance: Instance, params: SolveParams, start: Solution | None = None,
+                     max_workers: int | None = None, early_stop: bool = True
+                     ) -> tuple[list[list[int]], str, list[_ComponentResult]]:
+    """The components, their explanation and their results in component order (see solve).
+
+    ``early_stop=False`` optimises every component even when one is infeasible (a what-if
+    session re-uses them later)."""
     comps, explanation = treatment_components(instance, params)
     n_comp = len(comps)
     cores = params.threads or os.cpu_count() or 1
@@ -327,7 +356,7 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
     # digit), and results must not depend on the machine's core count.
     threads = 1
     # One infeasible sub-problem makes the scenario infeasible: the others then stop optimising.
-    stop = threading.Event() if n_comp > 1 else None
+    stop = threading.Event() if n_comp > 1 and early_stop else None
 
     def run(i: int) -> _ComponentResult:
         return _solve_component(instance, params, comps[i], threads, start, stop)
@@ -340,7 +369,14 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
         results = [by_size[i] for i in range(n_comp)]
     else:
         results = [run(i) for i in range(n_comp)]
+    return comps, explanation, results
 
+
+def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], explanation: str,
+             results: list[_ComponentResult]) -> Solution:
+    """One Solution from the sub-problem results (in component order): flows, keeps, status,
+    gap and bound, diagnosis. Shared by :func:`solve` and :mod:`optimiser.whatif`."""
+    n_areas, n_sites, n_treat = instance.shape
     solution_warnings: list[str] = []
     for r in results:
         for note in r.warnings:
@@ -355,6 +391,7 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
     subproblems: list[dict[str, Any]] = []
     status = "optimal"
     infeasible_treatments: list[str] = []
+    unsolved_treatments: list[str] = []
     no_solution = False
     norms = instance.norm_matrix()
     for r in results:
@@ -363,7 +400,7 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
             "n_vars": r.arrays.n_cols,
             "n_rows": r.arrays.n_rows,
             "n_binaries": int(np.count_nonzero(r.arrays.integrality)),
-            "status": r.status if r.status != "no_solution" else "time_limit_no_solution",
+            "status": r.status if r.status != "no_solution" else TIME_LIMIT_NO_SOLUTION,
             "gap": None if r.gap is None else float(r.gap),
             "build_seconds": round(r.build_seconds, 4),
             "solve_seconds": round(r.solve_seconds, 4),
@@ -374,9 +411,13 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
             status = "infeasible"
             subproblems.append(entry)
             continue
+        if r.x is None and r.status == "no_solution":
+            # the time limit ran out before any solution: undecided, not infeasible
+            unsolved_treatments += [instance.treatment_ids[t] for t in r.treatments]
+            no_solution = True
+            subproblems.append(entry)
+            continue
         if r.x is None:
-            if r.status == "no_solution":
-                no_solution = True
             infeasible_treatments += [instance.treatment_ids[t] for t in r.treatments]
             status = "infeasible"
             subproblems.append(entry)
@@ -413,17 +454,29 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
             diagnosis = {"reason": "The scenario has no feasible solution (the diagnosis "
                                    f"itself failed: {exc!r}).",
                          "infeasible_treatments": infeasible_treatments}
-        if no_solution:
+        if no_solution:  # other treatments are undecided, but one infeasible one decides
             diagnosis = dict(diagnosis)
             diagnosis["time_limit_reached"] = True
-            diagnosis["reason"] = (
-                f"No feasible solution was found within the time limit of {params.time_limit} s "
-                "for " + ", ".join(infeasible_treatments) + "; the scenario may still be "
-                "feasible with a longer time limit. " + str(diagnosis.get("reason", "")))
+            diagnosis["unsolved_treatments"] = unsolved_treatments
         return Solution(status="infeasible", solver=solver_used, objective=None, mip_gap=None,
                         build_seconds=build_s, solve_seconds=solve_s, keep=None, flow=None,
                         diagnosis=diagnosis, subproblems=subproblems, decomposition=explanation,
                         warnings=solution_warnings)
+
+    if no_solution:
+        diagnosis = {
+            "reason": (
+                f"No feasible solution was found within the time limit of {params.time_limit} s "
+                f"for {', '.join(unsolved_treatments)}. This does not mean the scenario is "
+                "infeasible: it was not decided. Solve again with a longer --time-limit (or "
+                "none)."),
+            "time_limit_reached": True,
+            "unsolved_treatments": unsolved_treatments,
+        }
+        return Solution(status=TIME_LIMIT_NO_SOLUTION, solver=solver_used, objective=None,
+                        mip_gap=None, build_seconds=build_s, solve_seconds=solve_s, keep=None,
+                        flow=None, diagnosis=diagnosis, subproblems=subproblems,
+                        decomposition=explanation, warnings=solution_warnings)
 
     if params.small_region_rule == "one_provider":
         for t in shortfall_treatments(instance):
@@ -439,7 +492,13 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
     objective = _objective_value(instance, params, flow, keep, list(range(n_treat)))["objective"]
     gaps = [e["gap"] for e in subproblems if e["gap"] is not None]
     mip_gap = float(max(gaps)) if gaps else 0.0
+    bounds = [e.get("bound") for e in subproblems]
+    # sub-problems are independent, so their bounds add up (solver objective units: for
+    # ``moved`` that includes the tie-break, for ``providers`` it is an upper bound)
+    mip_bound = (float(sum(bounds)) if bounds and all(b is not None for b in bounds)
+                 else None)
     return Solution(status=status, solver=solver_used, objective=objective, mip_gap=mip_gap,
+                    mip_bound=mip_bound,
                     build_seconds=build_s, solve_seconds=solve_s, keep=keep, flow=flow,
                     diagnosis=None, subproblems=subproblems, decomposition=explanation,
                     warnings=solution_warnings)

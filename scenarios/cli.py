@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_INFEASIBLE, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+#: the time limit ran out before any feasible solution was found (feasibility undecided)
+EXIT_TIME_LIMIT_NO_SOLUTION = 4
 EXAMPLE = "example"
 
 
@@ -193,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786"
     )
     sweep.add_argument("--plot", action="store_true", help="draw trade-off plots per region")
+    sweep.add_argument("--gpkg", action="store_true",
+                       help="also write results.gpkg in every run folder (off: faster)")
     _common(sweep)
 
     network = sub.add_parser("network", help="build or validate a road network")
@@ -354,6 +358,11 @@ def _print_result(summary: dict[str, Any], out: Path) -> None:
         f"(solver {summary['solver']}, gap {summary.get('mip_gap')}, "
         f"build {summary['build_seconds']:.2f} s, solve {summary['solve_seconds']:.2f} s)"
     )
+    if status == "time_limit_no_solution":
+        diagnosis = summary.get("diagnosis") or {}
+        console.print(f"[red]No solution within the time limit:[/red] "
+                      f"{diagnosis.get('reason', '')}")
+        return
     if status == "infeasible":
         diagnosis = summary.get("diagnosis") or {}
         console.print(f"[red]Infeasible:[/red] {diagnosis.get('reason', 'no reason given')}")
@@ -433,7 +442,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     except FileExistsError as error:
         raise UsageError(f"--out {error}") from None
     _print_result(summary, args.out)
-    return EXIT_INFEASIBLE if summary["status"] == "infeasible" else EXIT_OK
+    return {"infeasible": EXIT_INFEASIBLE,
+            "time_limit_no_solution": EXIT_TIME_LIMIT_NO_SOLUTION}.get(summary["status"], EXIT_OK)
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -470,7 +480,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from herschik.scenarios.sweep import run_sweep
+    from herschik.scenarios.sweep import DEFAULT_OUTPUTS, run_sweep
 
     regions = "all" if args.regions == "all" else [r for r in args.regions.split(",") if r]
     if args.executor == "dask" and not args.scheduler:
@@ -487,6 +497,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if args.data is not None
         else ("municipalities" if args.areas == "municipalities" else None),
         network=args.network,
+        **({"outputs": {**DEFAULT_OUTPUTS, "gpkg": True}} if args.gpkg else {}),
     )
     counts = runs["status"].value_counts().to_dict() if len(runs) else {}
     print(f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))

@@ -81,7 +81,8 @@ class RunResult:
 
     @property
     def status(self) -> str:
-        """``optimal``, ``feasible`` or ``infeasible`` (as in summary.json)."""
+        """``optimal``, ``feasible``, ``infeasible`` or ``time_limit_no_solution`` (as in
+        summary.json)."""
         return str(self.summary["status"])
 
     @property
