@@ -17,7 +17,9 @@ the units a planner expects and no solver tie-break noise:
   Σ_{a,t} (demand - Σ_s min(flow, baseline_flow));
 * ``providers`` number of kept (site, treatment) pairs of treatments with a norm (phase 1 of the
   lexicographic objective; the travel of phase 2 is in ``Solution.subproblems[i]["travel"]``);
-* weighted mix  w_travel·travel + w_moved·moved - w_providers·providers.
+* ``planner``   unnecessary moves, patients per year (phase 1 of the lexicographic objective,
+  formulation.unnecessary_moves; phase 2 minimises travel, in ``subproblems[i]["travel"]``);
+* weighted mix  w_travel·travel + w_moved·moved - w_providers·providers + w_planner·unnecessary.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from .formulation import (
     providers_vector,
     shortfall_treatments,
     travel_vector,
+    unnecessary_moves,
 )
 from .instance import Instance
 from .params import SolveParams
@@ -201,6 +204,7 @@ def _solve_component(instance: Instance, params: SolveParams, treatments: list[i
     """Build and solve one component. ``stop`` is shared by the components of one solve: set
     when one proves infeasible, it makes the others only check feasibility (NOT_OPTIMISED)."""
     t0 = time.perf_counter()
+    params = _component_params(instance, params, treatments)
     arrays = build_arrays(instance, params, treatments)
     build = time.perf_counter() - t0
     if stop is not None and stop.is_set():
@@ -221,27 +225,62 @@ def _solve_component(instance: Instance, params: SolveParams, treatments: list[i
     return result
 
 
+def _component_params(instance: Instance, params: SolveParams, treatments: list[int]
+                      ) -> SolveParams:
+    """Treatments without any volume norm keep today's flows whatever the objective: with no
+    norm to reach, nothing justifies moving their patients, so a component of such treatments
+    only is solved with the ``planner`` objective (fewest moves, then least travel)."""
+    norms = instance.norm_matrix()[:, treatments]
+    if params.objective == "planner" and params.objective_weights is None:
+        return params
+    if norms.size and np.all(np.isnan(norms)):
+        return params.model_copy(update={"objective": "planner", "objective_weights": None})
+    return params
+
+
+#: Slack of the phase-2 row "unnecessary moves <= phase-1 optimum" (patients per year): solver
+#: tolerance only, so that phase 1's own solution stays feasible for phase 2.
+MOVES_SLACK_ABS = 1e-6
+MOVES_SLACK_REL = 1e-7
+
+
 def _optimise_component(instance: Instance, params: SolveParams, treatments: list[int],
                         threads: int | None, start: Solution | None,
                         stop: threading.Event | None, arrays: MipArrays, build: float
                         ) -> _ComponentResult:
     lexicographic = params.objective_weights is None and params.objective == "providers"
+    planner = (params.objective_weights is None and params.objective == "planner"
+               and arrays.moves_c is not None)
     notes: list[str] = []
     info: dict[str, Any] = {}
-    if lexicographic and arrays.n_y:
-        # Phase 1: maximise kept pairs. Phase 2: keep at least that many, minimise travel. Two
-        # solves rather than one big-M weight: a weight safe for every instance would have to
-        # exceed the total patient-minutes (~1e7 nationally) and wreck the numerics.
-        res1, n1 = _run_backend(arrays, params, threads, stop=stop)
+    if planner and arrays.moves_c is not None:
+        # Phase 1: fewest unnecessary moves. Phase 2: no more than that, least travel. Two
+        # solves, as for providers: an exact single weight would have to exceed the travel
+        # change any one moved patient can cause across keep sets, which is unbounded.
+        arrays = arrays.with_objective(arrays.moves_c, arrays.moves_offset)
+    if (lexicographic and arrays.n_y) or planner:
+        # providers: phase 1 maximises kept pairs, phase 2 keeps at least that many and
+        # minimises travel (a big-M weight safe for every instance would have to exceed the
+        # total patient-minutes, ~1e7 nationally, and wreck the numerics).
+        warm = _start_vector(arrays, instance, start) if planner else None
+        res1, n1 = _run_backend(arrays, params, threads, start=warm, stop=stop)
         notes += n1
         solve_s = res1.seconds
         info["interrupted"] = res1.interrupted
         if res1.status in ("optimal", "feasible"):
-            best = int(round(-float(res1.objective)))
-            info["providers_phase1"] = best
             t1 = time.perf_counter()
-            phase2 = arrays.with_extra_row(providers_vector(arrays), best - 0.5, np.inf,
-                                           "providers_floor")
+            if planner:
+                moves = float(arrays.moves_c @ res1.x + arrays.moves_offset)
+                info["unnecessary_moves_phase1"] = round(max(moves, 0.0), 6)
+                slack = MOVES_SLACK_ABS + MOVES_SLACK_REL * abs(moves)
+                phase2 = arrays.with_extra_row(arrays.moves_c, -np.inf,
+                                               moves - arrays.moves_offset + slack,
+                                               "moves_ceiling")
+            else:
+                best = int(round(-float(res1.objective)))
+                info["providers_phase1"] = best
+                phase2 = arrays.with_extra_row(providers_vector(arrays), best - 0.5, np.inf,
+                                               "providers_floor")
             phase2 = phase2.with_objective(travel_vector(phase2, instance))
             build += time.perf_counter() - t1
             # phase 1's solution keeps `best` providers, so it is feasible for phase 2: start
@@ -283,11 +322,32 @@ def _objective_value(instance: Instance, params: SolveParams, flow: np.ndarray,
     norms = instance.norm_matrix()[:, tt]
     providers = float((keep[:, tt] & ~np.isnan(norms)).sum())
     w = objective_weights(params)
+    unnecessary = (unnecessary_moves(instance, params, flow, keep, treatments)
+                   if params.objective == "planner" or w["planner"] else 0.0)
     if params.objective_weights is None:
-        value = {"travel": minutes, "moved": moved, "providers": providers}[params.objective]
+        value = {"travel": minutes, "moved": moved, "providers": providers,
+                 "planner": unnecessary}[params.objective]
     else:
-        value = w["travel"] * minutes + w["moved"] * moved - w["providers"] * providers
-    return {"travel": minutes, "moved": moved, "providers": providers, "objective": value}
+        value = (w["travel"] * minutes + w["moved"] * moved - w["providers"] * providers
+                 + w["planner"] * unnecessary)
+    return {"travel": minutes, "moved": moved, "providers": providers,
+            "unnecessary_moves": unnecessary, "objective": value}
+
+
+def _move_tolerance_flows(flow: np.ndarray, keep: np.ndarray, norms: np.ndarray, t: int
+                          ) -> None:
+    """Hand flows to closed sites (keep decision 0) to the area's largest other flow.
+
+    A binary within HiGHS' integrality tolerance (1e-6) times a linking bound of ~1e3 patients
+    leaves ~1e-4 patients at a closed site; they belong to the area's main site."""
+    closed = ~keep[:, t] & ~np.isnan(norms[:, t])
+    stray = flow[:, closed, t].sum(axis=1)
+    if not np.any(stray > 0):
+        return
+    flow[:, closed, t] = 0.0
+    areas = np.nonzero(stray > 0)[0]
+    main = np.argmax(flow[areas, :, t], axis=1)
+    flow[areas, main, t] += stray[areas]
 
 
 def _size_estimate(instance: Instance, candidate: np.ndarray, treatments: list[int]) -> int:
@@ -436,6 +496,7 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
         yv = np.asarray(r.x)[a.y_slice()] > 0.5
         keep[a.y_site[yv], a.y_treat[yv]] = True
         for t in r.treatments:
+            _move_tolerance_flows(flow, keep, norms, t)
             if np.all(np.isnan(norms[:, t])):
                 keep[:, t] = flow[:, :, t].sum(axis=0) > PROVIDES_MIN
             else:
