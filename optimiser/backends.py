@@ -182,8 +182,13 @@ def solve_pulp(
     time_limit: float | None = None,
     mip_gap: float = 1e-4,
     threads: int | None = None,
+    preprocess: bool = True,
 ) -> BackendResult:
-    """Build a PuLP model from the arrays and solve it with CBC (``PULP_CBC_CMD``)."""
+    """Build a PuLP model from the arrays and solve it with CBC (``PULP_CBC_CMD``).
+
+    ``preprocess=False`` turns CBC's integer preprocessing off: it wrongly declared the
+    planner objective's phase 2 (a ceiling row on the unnecessary moves) infeasible on a tiny
+    single-sourcing case (tests/test_bruteforce.py, cbc planner seed 3)."""
     trivial = _trivial(arrays, solver)
     if trivial is not None:
         return trivial
@@ -230,7 +235,8 @@ def solve_pulp(
             # CBC that is installed everywhere PuLP is
             warnings.simplefilter("ignore", DeprecationWarning)
             cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=mip_gap,
-                                    threads=threads, logPath=log_path)
+                                    threads=threads, logPath=log_path,
+                                    options=[] if preprocess else ["preprocess off"])
             prob.solve(cmd)
         with open(log_path, encoding="utf-8", errors="replace") as handle:
             log = handle.read()

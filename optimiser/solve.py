@@ -40,6 +40,7 @@ from .formulation import (
     MipArrays,
     build_arrays,
     candidate_matrix,
+    force_masks,
     objective_weights,
     providers_vector,
     shortfall_treatments,
@@ -138,8 +139,8 @@ class _ComponentResult:
 
 
 def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
-                 start: np.ndarray | None = None, stop: threading.Event | None = None
-                 ) -> tuple[BackendResult, list[str]]:
+                 start: np.ndarray | None = None, stop: threading.Event | None = None,
+                 cbc_preprocess: bool = True) -> tuple[BackendResult, list[str]]:
     """Solve with the chosen back-end; fall back from HiGHS to CBC when highspy is unusable.
 
     HiGHS stops early when ``stop`` is set (CBC runs to the end)."""
@@ -159,7 +160,8 @@ def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
             return result, notes
         if result is not None:
             notes.append(f"HiGHS returned an error ({result.message}); solved with CBC instead")
-    result = solve_pulp(arrays, "cbc", params.time_limit, params.mip_gap, threads)
+    result = solve_pulp(arrays, "cbc", params.time_limit, params.mip_gap, threads,
+                        preprocess=cbc_preprocess)
     if result.status == "error":
         raise RuntimeError(f"CBC failed on a sub-problem: {result.message}")
     return result, notes
@@ -240,8 +242,8 @@ def _component_params(instance: Instance, params: SolveParams, treatments: list[
 
 #: Slack of the phase-2 row "unnecessary moves <= phase-1 optimum" (patients per year): solver
 #: tolerance only, so that phase 1's own solution stays feasible for phase 2.
-MOVES_SLACK_ABS = 1e-6
-MOVES_SLACK_REL = 1e-7
+MOVES_SLACK_ABS = 1e-7
+MOVES_SLACK_REL = 1e-9
 
 
 def _optimise_component(instance: Instance, params: SolveParams, treatments: list[int],
@@ -285,7 +287,8 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
             build += time.perf_counter() - t1
             # phase 1's solution keeps `best` providers, so it is feasible for phase 2: start
             # there (measured: phase 2 ~7 % faster on zuidwest; never worse under a time limit)
-            res2, n2 = _run_backend(phase2, params, threads, start=res1.x, stop=stop)
+            res2, n2 = _run_backend(phase2, params, threads, start=res1.x, stop=stop,
+                                    cbc_preprocess=not planner)
             notes += n2
             solve_s += res2.seconds
             info["interrupted"] = res1.interrupted or res2.interrupted
@@ -334,13 +337,18 @@ def _objective_value(instance: Instance, params: SolveParams, flow: np.ndarray,
             "unnecessary_moves": unnecessary, "objective": value}
 
 
-def _move_tolerance_flows(flow: np.ndarray, keep: np.ndarray, norms: np.ndarray, t: int
-                          ) -> None:
+def _move_tolerance_flows(flow: np.ndarray, keep: np.ndarray, norms: np.ndarray, t: int,
+                          forced: np.ndarray) -> None:
     """Hand flows to closed sites (keep decision 0) to the area's largest other flow.
 
     A binary within HiGHS' integrality tolerance (1e-6) times a linking bound of ~1e3 patients
-    leaves ~1e-4 patients at a closed site; they belong to the area's main site."""
-    closed = ~keep[:, t] & ~np.isnan(norms[:, t])
+    leaves ~1e-4 patients at a closed site; they belong to the area's main site. A site "kept"
+    without patients (possible where the norm is waived to 0) does not provide the treatment
+    unless it is forced to keep it."""
+    normed = ~np.isnan(norms[:, t])
+    empty = keep[:, t] & normed & (flow[:, :, t].sum(axis=0) <= PROVIDES_MIN) & ~forced[:, t]
+    keep[empty, t] = False
+    closed = ~keep[:, t] & normed
     stray = flow[:, closed, t].sum(axis=1)
     if not np.any(stray > 0):
         return
@@ -461,6 +469,7 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
     infeasible_treatments: list[str] = []
     no_solution = False
     norms = instance.norm_matrix()
+    forced_keep = force_masks(instance, params)[0]
     for r in results:
         entry: dict[str, Any] = {
             "treatments": [instance.treatment_ids[t] for t in r.treatments],
@@ -496,7 +505,7 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
         yv = np.asarray(r.x)[a.y_slice()] > 0.5
         keep[a.y_site[yv], a.y_treat[yv]] = True
         for t in r.treatments:
-            _move_tolerance_flows(flow, keep, norms, t)
+            _move_tolerance_flows(flow, keep, norms, t, forced_keep)
             if np.all(np.isnan(norms[:, t])):
                 keep[:, t] = flow[:, :, t].sum(axis=0) > PROVIDES_MIN
             else:
