@@ -25,9 +25,17 @@ SITE_VOLUME_COLUMNS = [
     "volume_before", "volume_after", "kept_before", "kept_after",
 ]
 ASSIGNMENT_COLUMNS = [
-    "region_id", "area_id", "intervention_id", "site_id", "patients", "travel_min",
-    "travel_min_before", "extra_min",
+    "region_id", "area_id", "area_name", "intervention_id", "site_id", "site_name", "patients",
+    "travel_min", "travel_min_before", "extra_min",
 ]
+HOSPITAL_CHANGE_COLUMNS = [
+    "region_id", "site_id", "site_name", "intervention_id", "intervention_name", "norm",
+    "required_min", "volume_before", "volume_after", "volume_change", "status",
+]
+#: status of a (site, treatment) row of hospital_changes.csv
+HOSPITAL_STATUSES = ("kept", "lost", "gained", "below_norm", "unchanged_no_norm")
+#: a kept site this many patients below its required volume is "below_norm" (solver noise aside)
+BELOW_NORM_TOL = 1e-6
 
 #: assignments below this many patients per year are solver noise, not an assignment
 MIN_PATIENTS = 1e-9
@@ -39,7 +47,8 @@ def _r(value: float) -> float:
 
 def site_volumes_table(instance: Instance, solution: Solution, params: SolveParams
                        ) -> pd.DataFrame:
-    """One row per site and treatment that has a norm (at that site), sorted by ids.
+    """One row per site and treatment, sorted by ids (contract extension: treatments without
+    a volume norm are included too, with ``norm`` and ``required_min`` empty).
 
     ``volume_after`` and ``kept_after`` are empty (NaN / None) when the solve was infeasible.
     """
@@ -49,15 +58,14 @@ def site_volumes_table(instance: Instance, solution: Solution, params: SolvePara
     records = []
     for s, site in enumerate(instance.sites):
         for t, tid in enumerate(instance.treatment_ids):
-            if np.isnan(norms[s, t]):
-                continue
+            no_norm = bool(np.isnan(norms[s, t]))
             records.append({
                 "region_id": site.region_id,
                 "site_id": site.id,
                 "site_name": site.name,
                 "intervention_id": tid,
-                "norm": _r(norms[s, t]),
-                "required_min": _r(required[s, t]),
+                "norm": None if no_norm else _r(norms[s, t]),
+                "required_min": None if no_norm else _r(required[s, t]),
                 "volume_before": _r(instance.baseline_volume[s, t]),
                 "volume_after": _r(volume_after[s, t]) if volume_after is not None else None,
                 "kept_before": bool(instance.baseline_volume[s, t] > 0),
@@ -89,17 +97,82 @@ def assignments_table(instance: Instance, solution: Solution) -> pd.DataFrame:
     treat_ids = np.array(instance.treatment_ids, dtype=object)
     travel = instance.travel_min[a_idx, s_idx]
     before = base[a_idx, t_idx]
+    area_names = np.array([instance.area_name(a) for a in range(len(instance.area_ids))],
+                          dtype=object)
+    site_names = np.array([site.name for site in instance.sites], dtype=object)
     frame = pd.DataFrame({
         "region_id": (area_regions[a_idx] if area_regions is not None else site_regions[s_idx]),
         "area_id": area_ids[a_idx],
+        "area_name": area_names[a_idx],
         "intervention_id": treat_ids[t_idx],
         "site_id": site_ids[s_idx],
+        "site_name": site_names[s_idx],
         "patients": np.round(flow[a_idx, s_idx, t_idx], DECIMALS) + 0.0,
         "travel_min": np.round(travel, DECIMALS) + 0.0,
         "travel_min_before": np.round(before, DECIMALS) + 0.0,
         "extra_min": np.round(travel - before, DECIMALS) + 0.0,
     }, columns=ASSIGNMENT_COLUMNS)
+    # flows that round to 0 at DECIMALS are solver noise, not an assignment
+    frame = frame[frame["patients"] > 0]
     frame = frame.sort_values(["area_id", "intervention_id", "site_id"], kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def hospital_status(provided_before: bool, provided_after: bool, has_norm: bool,
+                    volume_after: float, required: float) -> str:
+    """One word for a (site, treatment): kept / lost / gained / below_norm / unchanged_no_norm.
+
+    below_norm: provides it after with fewer patients than the required minimum (only the
+    small-region rule allows that; the norm is then not met). unchanged_no_norm: the treatment
+    has no norm at the site and the site provides it before and after.
+    """
+    if provided_after and has_norm and volume_after < required - BELOW_NORM_TOL:
+        return "below_norm"
+    if provided_before and provided_after:
+        return "kept" if has_norm else "unchanged_no_norm"
+    return "lost" if provided_before else "gained"
+
+
+def hospital_changes_table(instance: Instance, solution: Solution, params: SolveParams
+                           ) -> pd.DataFrame:
+    """hospital_changes.csv: one row per site x treatment the site provides before or after.
+
+    ``provides before`` = baseline volume > 0 and ``after`` = Solution.keep (the same flags as
+    site_volumes.csv kept_before / kept_after and the KPIs providers_lost / providers_gained).
+    For an infeasible solve ``volume_after``, ``volume_change`` and ``status`` are empty and
+    the rows are today's providers.
+    """
+    norms = instance.norm_matrix()
+    required = required_matrix(instance, params)
+    feasible = solution.flow is not None and solution.keep is not None
+    volume_after = solution.flow.sum(axis=0) if feasible else None
+    records = []
+    for s, site in enumerate(instance.sites):
+        for t, treatment in enumerate(instance.treatments):
+            before = bool(instance.baseline_volume[s, t] > 0)
+            after = bool(solution.keep[s, t]) if feasible else False
+            if not (before or after):
+                continue
+            has_norm = not np.isnan(norms[s, t])
+            after_volume = float(volume_after[s, t]) if volume_after is not None else None
+            records.append({
+                "region_id": site.region_id,
+                "site_id": site.id,
+                "site_name": site.name,
+                "intervention_id": treatment.id,
+                "intervention_name": treatment.name,
+                "norm": _r(norms[s, t]) if has_norm else None,
+                "required_min": _r(required[s, t]) if has_norm else None,
+                "volume_before": _r(instance.baseline_volume[s, t]),
+                "volume_after": _r(after_volume) if after_volume is not None else None,
+                "volume_change": (_r(after_volume - instance.baseline_volume[s, t])
+                                  if after_volume is not None else None),
+                "status": (hospital_status(before, after, has_norm, after_volume,
+                                           float(required[s, t]) if has_norm else 0.0)
+                           if feasible else None),
+            })
+    frame = pd.DataFrame.from_records(records, columns=HOSPITAL_CHANGE_COLUMNS)
+    frame = frame.sort_values(["site_id", "intervention_id"], kind="stable")
     return frame.reset_index(drop=True)
 
 

@@ -51,6 +51,7 @@ def regional_start(
             baseline_flow=instance.baseline_flow[np.ix_(a_idx, s_idx)],
             process_norms=instance.process_norms,
             meta=dict(instance.meta),
+            area_names=tuple(instance.area_name(a) for a in a_idx),
         )
         solution = solve(sub, params)
         if not solution.feasible:
