@@ -137,43 +137,57 @@ def hospital_changes_table(instance: Instance, solution: Solution, params: Solve
                            ) -> pd.DataFrame:
     """hospital_changes.csv: one row per site x treatment the site provides before or after.
 
-    ``provides before`` = baseline volume > 0 and ``after`` = Solution.keep (the same flags as
-    site_volumes.csv kept_before / kept_after and the KPIs providers_lost / providers_gained).
-    For an infeasible solve ``volume_after``, ``volume_change`` and ``status`` are empty and
-    the rows are today's providers.
+    Derived from :func:`site_volumes_table` (kept_before = baseline volume > 0, kept_after =
+    Solution.keep: the same flags as the KPIs providers_lost / providers_gained), so the two
+    files cannot disagree. For an infeasible solve ``volume_after``, ``volume_change`` and
+    ``status`` are empty and the rows are today's providers.
     """
-    norms = instance.norm_matrix()
-    required = required_matrix(instance, params)
-    feasible = solution.flow is not None and solution.keep is not None
-    volume_after = solution.flow.sum(axis=0) if feasible else None
+    names = {t.id: t.name for t in instance.treatments}
+    return hospital_changes_from_site_volumes(site_volumes_table(instance, solution, params),
+                                              names)
+
+
+def hospital_changes_from_site_volumes(site_volumes: pd.DataFrame,
+                                       treatment_names: dict[str, str] | None = None
+                                       ) -> pd.DataFrame:
+    """The hospital_changes rows of a site_volumes table (also for result folders on disk)."""
+    names = treatment_names or {}
     records = []
-    for s, site in enumerate(instance.sites):
-        for t, treatment in enumerate(instance.treatments):
-            before = bool(instance.baseline_volume[s, t] > 0)
-            after = bool(solution.keep[s, t]) if feasible else False
-            if not (before or after):
-                continue
-            has_norm = not np.isnan(norms[s, t])
-            after_volume = float(volume_after[s, t]) if volume_after is not None else None
-            records.append({
-                "region_id": site.region_id,
-                "site_id": site.id,
-                "site_name": site.name,
-                "intervention_id": treatment.id,
-                "intervention_name": treatment.name,
-                "norm": _r(norms[s, t]) if has_norm else None,
-                "required_min": _r(required[s, t]) if has_norm else None,
-                "volume_before": _r(instance.baseline_volume[s, t]),
-                "volume_after": _r(after_volume) if after_volume is not None else None,
-                "volume_change": (_r(after_volume - instance.baseline_volume[s, t])
-                                  if after_volume is not None else None),
-                "status": (hospital_status(before, after, has_norm, after_volume,
-                                           float(required[s, t]) if has_norm else 0.0)
-                           if feasible else None),
-            })
+    for r in site_volumes.itertuples(index=False):
+        before = _truthy(r.kept_before)
+        feasible = r.kept_after is not None and not (isinstance(r.kept_after, float)
+                                                     and math.isnan(r.kept_after))
+        after = _truthy(r.kept_after) if feasible else False
+        if not (before or after):
+            continue
+        has_norm = r.norm is not None and not (isinstance(r.norm, float) and math.isnan(r.norm))
+        volume_before = float(r.volume_before)
+        volume_after = float(r.volume_after) if feasible else None
+        records.append({
+            "region_id": r.region_id,
+            "site_id": r.site_id,
+            "site_name": r.site_name,
+            "intervention_id": r.intervention_id,
+            "intervention_name": names.get(str(r.intervention_id), ""),
+            "norm": float(r.norm) if has_norm else None,
+            "required_min": float(r.required_min) if has_norm else None,
+            "volume_before": volume_before,
+            "volume_after": volume_after,
+            "volume_change": (_r(volume_after - volume_before) if volume_after is not None
+                              else None),
+            "status": (hospital_status(before, after, has_norm, volume_after or 0.0,
+                                       float(r.required_min) if has_norm else 0.0)
+                       if feasible else None),
+        })
     frame = pd.DataFrame.from_records(records, columns=HOSPITAL_CHANGE_COLUMNS)
     frame = frame.sort_values(["site_id", "intervention_id"], kind="stable")
     return frame.reset_index(drop=True)
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value) if value is not None else False
 
 
 def _area_regions(instance: Instance) -> np.ndarray | None:

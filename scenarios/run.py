@@ -14,7 +14,12 @@ import numpy as np
 from herschik.optimiser.instance import Instance
 from herschik.optimiser.kpis import compute_kpis
 from herschik.optimiser.params import SolveParams
-from herschik.optimiser.results import assignments_table, site_volumes_table, summary_dict
+from herschik.optimiser.results import (
+    assignments_table,
+    hospital_changes_from_site_volumes,
+    site_volumes_table,
+    summary_dict,
+)
 from herschik.optimiser.solution import Solution
 from herschik.optimiser.solve import solve
 from herschik.optimiser.verify import verify
@@ -84,6 +89,8 @@ def run_solve(
     kpis = compute_kpis(instance, solution, params) if solution.feasible else None
     site_volumes = site_volumes_table(instance, solution, params)
     assignments = assignments_table(instance, solution)
+    hospital_changes = hospital_changes_from_site_volumes(
+        site_volumes, {t.id: t.name for t in instance.treatments})
     summary = summary_dict(instance, solution, params, kpis)
     if scenario_info:
         summary["scenario"] = {**summary["scenario"], **scenario_info}
@@ -95,10 +102,12 @@ def run_solve(
     with staged_dir(Path(out_dir)) as staging:
         write_csv(staging / "site_volumes.csv", site_volumes)
         write_csv(staging / "assignments.csv", assignments)
+        write_csv(staging / "hospital_changes.csv", hospital_changes)
         if dataset is not None and outputs is not None and any(outputs.values()):
             from herschik.scenarios.outputs import write_run_outputs
 
-            write_run_outputs(staging, summary, site_volumes, assignments, dataset, **outputs)
+            write_run_outputs(staging, summary, site_volumes, assignments, dataset,
+                              hospital_changes=hospital_changes, **outputs)
         # summary.json last: its presence marks a complete folder for resumable sweeps.
         write_json(staging / "summary.json", summary)
     return summary
