@@ -542,9 +542,9 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
     if params.small_region_rule == "one_provider":
         for t in shortfall_treatments(instance):
             total = float(instance.demand[:, t].sum())
-            kept = [instance.site_ids[s] for s in np.nonzero(keep[:, t])[0]]
+            kept = [instance.site_label(s) for s in np.nonzero(keep[:, t])[0]]
             solution_warnings.append(
-                f"{instance.treatment_ids[t]}: the whole demand of {instance.region_id} "
+                f"{instance.treatment_label(t)}: the whole demand of {instance.region_id} "
                 f"({total:.1f} patients/yr) is below the norm "
                 f"({np.nanmin(norms[:, t]):g}), so no hospital can reach it; concentrated at "
                 f"{', '.join(kept) or 'no site'} with the norm NOT met — this needs an "
