@@ -252,3 +252,17 @@ def test_bad_input(scenario_file: Path, tmp_path: Path) -> None:
     bad.write_text('closures = ["NOT-A-SITE"]\n', encoding="utf-8")
     with pytest.raises(ScenarioError, match="closures: unknown site"):
         run_sweep(bad, tmp_path / "x", dataset_source="example", progress=False)
+
+
+def test_runs_table_has_the_displaced_patient_kpis(first: tuple[Path, pd.DataFrame]) -> None:
+    """Issue 14: the displaced-patient figures are in runs.csv, equal to each summary.json."""
+    from herschik.optimiser.kpis import DISPLACED_KPIS
+
+    out, runs = first
+    for column in (*DISPLACED_KPIS, "providers_lost_total", "providers_gained_total"):
+        assert column in runs.columns, column
+    for row in runs.itertuples(index=False):
+        kpis = json.loads((out / row.run_dir / "summary.json").read_text())["kpis"]
+        for key in DISPLACED_KPIS:
+            assert getattr(row, key) == pytest.approx(kpis[key])
+        assert row.providers_lost_total == sum(kpis["providers_lost"].values())
