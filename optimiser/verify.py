@@ -159,7 +159,8 @@ def verify(
                     problems.append(
                         f"{name}: keep={bool(keep[s, t])} but volume {volume[s, t]:.4f}"
                     )
-            elif keep[s, t] and volume[s, t] < required[s, t] - TOL:
+            # relative: HiGHS meets the volume rows to ~1e-7 relative over many flows
+            elif keep[s, t] and volume[s, t] < required[s, t] - TOL * max(1.0, required[s, t]):
                 problems.append(
                     f"{name}: kept with {volume[s, t]:.4f} patients, below the required "
                     f"{required[s, t]:.4f}"
