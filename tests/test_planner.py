@@ -232,3 +232,32 @@ def test_compare_two_runs(runs: dict[str, Path], dataset, tmp_path: Path) -> Non
     written = pd.read_csv(out / "hospital_differences.csv")
     assert len(written) == len(hosp)
     assert main(["compare", str(runs["midden"]), str(tmp_path / "nothing")]) == 2
+
+
+def test_rendered_report_in_chromium_shows_the_summary_numbers(runs: dict[str, Path],
+                                                               tmp_path: Path) -> None:
+    """The DOM as headless Chromium renders it (not only the file) carries the same figures."""
+    import os
+
+    from test_report import CHROMIUM, _chromium
+
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing under CI: install the Debian package chromium")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); required under CI")
+    run = runs["zuidoost"]
+    dom = _chromium(["--dump-dom", (run / "report.html").as_uri()], tmp_path)
+    assert dom.returncode == 0, dom.stderr
+    k = _summary(run)["kpis"]
+    for key in ("patients_displaced", "displaced_mean_extra_min", "displaced_max_extra_min",
+                "patients_moved_optional", "mean_extra_min"):
+        marker = f'data-kpi="{key}">'
+        start = dom.stdout.index(marker) + len(marker)
+        assert _num(dom.stdout[start:dom.stdout.index("<", start)]) == pytest.approx(
+            k[key], abs=0.051)
+    s = parse(dom.stdout)
+    changes = pd.read_csv(run / "hospital_changes.csv", dtype={"site_id": str})
+    shown = _tables(s, "hospital-changes")[0]["rows"]
+    expected = changes[changes["status"] != "unchanged_no_norm"]
+    assert len(shown) == len(expected)
+    assert sorted(r[-1] for r in shown) == sorted(expected["status"])
