@@ -162,6 +162,10 @@ class MipArrays:
     #: ``None`` when the model has no stay columns
     moves_c: np.ndarray | None = None
     moves_offset: float = 0.0
+    #: per stay column: its x column, and the y column its baseline flow counts on in the
+    #: unnecessary moves (-1: counted always, a self-sufficient site or one without a norm)
+    stay_x: np.ndarray | None = None
+    stay_y: np.ndarray | None = None
 
     @property
     def n_cols(self) -> int:
@@ -714,6 +718,7 @@ def build_arrays(
         c[y_start:y_start + n_y] -= weights["providers"]
     moves_c: np.ndarray | None = None
     moves_offset = 0.0
+    stay_y: np.ndarray | None = None
     if use_stay:
         # unnecessary moves = Σ b·[site keeps or has no keep decision or is self-sufficient]
         #                     - Σ stay   (stay <= min(b, flow); see unnecessary_moves)
@@ -725,6 +730,7 @@ def build_arrays(
         on_y = (ycol >= 0) & ~own_ok[s_site, s_treat]
         np.add.at(moves_c, ycol[on_y], stay_ub[on_y])
         moves_offset = float(stay_ub[~on_y].sum())
+        stay_y = np.where(on_y, ycol, -1)
         if weights["planner"]:
             c += weights["planner"] * moves_c
             offset += weights["planner"] * moves_offset
@@ -764,6 +770,8 @@ def build_arrays(
         conflicts=conflicts,
         moves_c=moves_c,
         moves_offset=moves_offset,
+        stay_x=stay_x,
+        stay_y=stay_y,
     )
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from .backends import BackendResult, solve_highs, solve_pulp
 from .formulation import (
@@ -246,6 +247,96 @@ MOVES_SLACK_ABS = 1e-7
 MOVES_SLACK_REL = 1e-9
 
 
+#: phase-1 optimum at or below this (patients) is "no unnecessary move": phase 2 then uses the
+#: equivalent, much tighter per-flow form (_zero_moves_model) instead of one dense row
+ZERO_MOVES = 1e-9
+#: row / bound tolerance of the greedy planner start (patients)
+GREEDY_TOL = 1e-7
+
+
+def _planner_greedy(arrays: MipArrays, instance: Instance) -> np.ndarray | None:
+    """Column values of the plan "every self-sufficient hospital keeps the treatment and its
+    patients, every other one closes, displaced patients go to the nearest open site", or
+    None when that plan breaks a row of the model (capacity, force_keep, bundles, the
+    one-provider rule, single sourcing, a travel limit). It has no unnecessary move."""
+    if arrays.moves_c is None or arrays.stay_x is None or arrays.stay_y is None:
+        return None
+    if np.any(arrays.integrality[arrays.x_slice()]):  # single sourcing: shares, not flows
+        return None
+    values = np.zeros(arrays.n_cols)
+    y_open = np.zeros(arrays.n_y, dtype=bool)
+    counted_y = arrays.stay_y[arrays.stay_y >= 0] - arrays.y_start
+    # self-sufficient sites: y columns that no stay counts on (their b is counted always)
+    y_open[:] = True
+    y_open[np.unique(counted_y)] = False
+    values[arrays.y_slice()] = y_open.astype(float)
+    n_sites, n_treat = instance.baseline_volume.shape
+    site_open = np.ones((n_sites, n_treat), dtype=bool)  # sites without a y are open
+    site_open[arrays.y_site, arrays.y_treat] = y_open
+    x_open = site_open[arrays.x_site, arrays.x_treat]
+    flow = np.zeros(arrays.n_x)
+    b = arrays.col_upper[arrays.stay_start:arrays.stay_start + arrays.stay_x.shape[0]]
+    kept_stay = x_open[arrays.stay_x]
+    flow[arrays.stay_x[kept_stay]] = b[kept_stay]
+    demand = instance.demand[arrays.x_area, arrays.x_treat]
+    group = arrays.x_area * n_treat + arrays.x_treat
+    assigned = np.zeros(instance.demand.size)
+    np.add.at(assigned, group, flow)
+    rest = instance.demand.ravel() - assigned
+    minutes = np.where(x_open, instance.travel_min[arrays.x_area, arrays.x_site], np.inf)
+    order = np.lexsort((np.arange(arrays.n_x), minutes, group))
+    first = np.ones(order.shape[0], dtype=bool)
+    first[1:] = group[order][1:] != group[order][:-1]
+    nearest = order[first]
+    nearest = nearest[np.isfinite(minutes[nearest])]
+    flow[nearest] += np.maximum(rest[group[nearest]], 0.0)
+    flow = np.minimum(flow, demand)
+    values[arrays.x_slice()] = flow
+    values[arrays.stay_start:arrays.stay_start + b.shape[0]] = np.minimum(
+        flow[arrays.stay_x], b)
+    activity = arrays.A @ values
+    tol = GREEDY_TOL * np.maximum(1.0, np.abs(activity))
+    if np.any(activity < arrays.row_lower - tol) or np.any(activity > arrays.row_upper + tol):
+        return None
+    if np.any(values < arrays.col_lower - GREEDY_TOL) or np.any(
+            values > arrays.col_upper + GREEDY_TOL):
+        return None
+    if float(arrays.moves_c @ values + arrays.moves_offset) > ZERO_MOVES:
+        return None
+    return values
+
+
+def _zero_moves_model(arrays: MipArrays) -> MipArrays:
+    """Phase 2 when phase 1 found no unnecessary move: U = 0 exactly when every counted
+    baseline flow stays, i.e. flow >= b at self-sufficient / norm-free sites (a column bound)
+    and flow - b·y >= 0 where b counts on a keep decision (one row per such flow). Same
+    feasible set as U <= 0 (U >= 0 always), but tight per flow instead of one dense row."""
+    assert arrays.stay_x is not None and arrays.stay_y is not None
+    out = arrays.with_objective(arrays.c, arrays.offset)
+    out.col_lower = arrays.col_lower.copy()
+    b = arrays.col_upper[arrays.stay_start:arrays.stay_start + arrays.stay_x.shape[0]]
+    always = arrays.stay_y < 0
+    scale = arrays.x_scale[arrays.stay_x]
+    cols = arrays.stay_x[always]
+    out.col_lower[cols] = np.minimum(np.maximum(
+        out.col_lower[cols], b[always] / np.where(scale[always] > 0, scale[always], 1.0)),
+        arrays.col_upper[cols])
+    on_y = np.nonzero(~always)[0]
+    k = on_y.shape[0]
+
+    rows = sp.csr_matrix(
+        (np.concatenate([scale[on_y], -b[on_y]]),
+         (np.concatenate([np.arange(k), np.arange(k)]),
+          np.concatenate([arrays.stay_x[on_y], arrays.stay_y[on_y]]))),
+        shape=(k, arrays.n_cols))
+    out.A = sp.vstack([arrays.A, rows], format="csr")
+    out.row_lower = np.concatenate([arrays.row_lower, np.zeros(k)])
+    out.row_upper = np.concatenate([arrays.row_upper, np.full(k, np.inf)])
+    out.row_families = dict(arrays.row_families)
+    out.row_families["stay_full"] = (arrays.n_rows, arrays.n_rows + k)
+    return out
+
+
 def _optimise_component(instance: Instance, params: SolveParams, treatments: list[int],
                         threads: int | None, start: Solution | None,
                         stop: threading.Event | None, arrays: MipArrays, build: float
@@ -264,8 +355,15 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
         # providers: phase 1 maximises kept pairs, phase 2 keeps at least that many and
         # minimises travel (a big-M weight safe for every instance would have to exceed the
         # total patient-minutes, ~1e7 nationally, and wreck the numerics).
-        warm = _start_vector(arrays, instance, start) if planner else None
-        res1, n1 = _run_backend(arrays, params, threads, start=warm, stop=stop)
+        greedy = _planner_greedy(arrays, instance) if planner else None
+        if greedy is not None:
+            # "close every hospital below its norm, displaced patients to the nearest one that
+            # keeps it" has no unnecessary move: it proves phase 1 (U >= 0) without a solve
+            res1, n1 = BackendResult("optimal", 0.0, greedy, 0.0, 0.0, params.solver), []
+            info["phase1"] = "greedy"
+        else:
+            warm = _start_vector(arrays, instance, start) if planner else None
+            res1, n1 = _run_backend(arrays, params, threads, start=warm, stop=stop)
         notes += n1
         solve_s = res1.seconds
         info["interrupted"] = res1.interrupted
@@ -274,10 +372,13 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
             if planner:
                 moves = float(arrays.moves_c @ res1.x + arrays.moves_offset)
                 info["unnecessary_moves_phase1"] = round(max(moves, 0.0), 6)
-                slack = MOVES_SLACK_ABS + MOVES_SLACK_REL * abs(moves)
-                phase2 = arrays.with_extra_row(arrays.moves_c, -np.inf,
-                                               moves - arrays.moves_offset + slack,
-                                               "moves_ceiling")
+                if moves <= ZERO_MOVES:
+                    phase2 = _zero_moves_model(arrays)
+                else:
+                    slack = MOVES_SLACK_ABS + MOVES_SLACK_REL * abs(moves)
+                    phase2 = arrays.with_extra_row(arrays.moves_c, -np.inf,
+                                                   moves - arrays.moves_offset + slack,
+                                                   "moves_ceiling")
             else:
                 best = int(round(-float(res1.objective)))
                 info["providers_phase1"] = best

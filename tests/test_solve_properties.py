@@ -192,3 +192,28 @@ def test_planner_has_fewest_unnecessary_moves_and_least_travel_among_them(case, 
     assert verify_module.verify(sol, inst, planner, kpis) == []
     assert kpis["patients_moved"] == pytest.approx(
         kpis["patients_displaced"] + kpis["patients_moved_optional"], abs=1e-4)
+
+
+@SETTINGS
+@given(scenarios())
+def test_planner_shortcuts_give_the_same_optimum(case) -> None:
+    """The greedy phase-1 proof and the per-flow phase-2 form (solve._planner_greedy,
+    solve._zero_moves_model) are exact: the plain two-phase solve finds the same optimum."""
+    from herschik.optimiser import solve as solve_module
+
+    inst, params = case
+    params = params.model_copy(update={"objective": "planner", "mip_gap": 0.0})
+    fast = solve(inst, params)
+    original = (solve_module._planner_greedy, solve_module.ZERO_MOVES)
+    try:
+        solve_module._planner_greedy = lambda arrays, instance: None
+        solve_module.ZERO_MOVES = -1.0
+        plain = solve(inst, params)
+    finally:
+        solve_module._planner_greedy, solve_module.ZERO_MOVES = original
+    assert fast.status == plain.status
+    if fast.feasible:
+        travel = np.where(np.isfinite(inst.travel_min), inst.travel_min, 0.0)
+        assert fast.objective == pytest.approx(plain.objective, abs=1e-5)
+        assert np.einsum("ast,as->", fast.flow, travel) == pytest.approx(
+            np.einsum("ast,as->", plain.flow, travel), rel=1e-6, abs=1e-3)
