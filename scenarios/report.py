@@ -234,18 +234,20 @@ def _key_figures(summary: Mapping[str, Any], names: Mapping[str, str]) -> str:
             prow = []
             for tid in treatment_order(per, names):
                 v = per[tid]
-                prow.append((tid, names.get(tid, ""), v.get("patients"),
+                label = f"{names[tid]} ({tid})" if names.get(tid) else tid
+                prow.append((label, v.get("patients"),
                              v.get("patients_displaced"),
                              _Html(esc(_kpi_value("displaced_share", v.get("displaced_share")))),
                              v.get("displaced_mean_extra_min"), v.get("displaced_p90_extra_min"),
                              v.get("displaced_max_extra_min"), v.get("patients_moved_optional"),
                              f"{v.get('providers_before')} → {v.get('providers_after')}"))
             out.append(_table(
-                ["Treatment", "Name", "Patients /yr", "Displaced /yr", "Share displaced",
-                 "Mean extra min (displaced)", "P90 extra min (displaced)",
-                 "Max extra min (displaced)", "Optional moves /yr", "Providers"],
+                ["Treatment", "Patients /yr", "Displaced /yr", "Share", "Extra min: mean",
+                 "p90", "max", "Optional moves /yr", "Providers"],
                 prow, cls="displaced",
-                numeric=[False, False, True, True, True, True, True, True, True, True]))
+                numeric=[False, True, True, True, True, True, True, True, True]))
+            out.append('<p class="note">Extra minutes of the displaced patients (their travel '
+                       "after minus their trip today); providers before → after.</p>")
     else:
         out.append('<p class="note">No key figures: no reallocation was computed.</p>')
     diagnosis = summary.get("diagnosis")
