@@ -314,7 +314,7 @@ def _bundle_conflicts(instance: Instance, params: SolveParams, cand: np.ndarray,
     notes = []
     for bundle in params.bundles:
         members = [index[t] for t in bundle if t in index]
-        for s, site in enumerate(instance.sites):
+        for s in range(len(instance.sites)):
             if fkeep[s, members].any() and not cand[s, members].all():
                 missing = [instance.treatment_ids[t] for t in members if not cand[s, t]]
                 notes.append(f"{instance.site_label(s)} is forced to keep part of bundle "

@@ -4,8 +4,9 @@ Sections (stable headings, tested): h1 ``herschik report — <region_id>``, then
 and warnings (first, before any figure); h2 ``Key figures`` (with definitions and the
 displaced patients per treatment), ``Hospital changes``, ``Providers per treatment``, ``Extra
 travel``, ``Maps``, ``Solve``, ``Scenario``, ``Caveats``. Key figures carry
-``data-kpi="<summary.json key>"`` so that tests (and scripts) can read them back. Every text from the data is escaped with :func:`html.escape`. The
-output is deterministic (no timestamps), so two identical runs give identical reports.
+``data-kpi="<summary.json key>"`` so that tests (and scripts) can read them back. Every text
+from the data is escaped with :func:`html.escape`. The output is deterministic (no
+timestamps), so two identical runs give identical reports.
 """
 
 from __future__ import annotations
@@ -260,7 +261,6 @@ def _key_figures(summary: Mapping[str, Any], names: Mapping[str, str]) -> str:
 def _solve(summary: Mapping[str, Any]) -> str:
     out = []
     status = str(summary.get("status", "unknown"))
-    diagnosis = summary.get("diagnosis")
     gap = summary.get("mip_gap")
     solve_rows = [
         ("Status", _badge(status)),
@@ -404,8 +404,8 @@ def _providers(sv: pd.DataFrame, asg: pd.DataFrame, scenario: Mapping[str, Any],
             rule = ("No volume norm: its providers and patients stay as today unless the "
                     "scenario closes or caps a site.")
         else:
-            rule = (f"Norm {norm_text} patients per year"
-                    f"{' (by hospital role; each site is measured against its own)' if tiered else ''}"
+            by_role = " (by hospital role; each site is measured against its own)"
+            rule = (f"Norm {norm_text} patients per year{by_role if tiered else ''}"
                     f"; required minimum = norm × (1 + margin {_margin_for(scenario, t):.0%}).")
         out.append(f'<p class="note">{esc(rule)} Providers {int(part["kept_before"].sum())} → '
                    f"{int(part['kept_after'].sum())}. Margin achieved = volume after / the "
