@@ -89,7 +89,9 @@ def test_default_run_moves_only_displaced_patients(runs: dict[str, Path], datase
 
 
 def _tiered(dataset, tid: str) -> bool:
-    treatment = next(t for t in dataset.treatment_objects() if t.id == tid)
+    from herschik.scenarios.assemble import treatment_objects
+
+    treatment = next(t for t in treatment_objects(dataset) if t.id == tid)
     return bool(treatment.tier_norms)
 
 
