@@ -91,7 +91,10 @@ def verify(
         return ["feasible solution without flow or keep arrays"]
     if flow.shape != (n_areas, n_sites, n_treat) or keep.shape != (n_sites, n_treat):
         return [f"wrong shapes: flow {flow.shape}, keep {keep.shape}"]
-    area_ids, site_ids, treatment_ids = instance.area_ids, instance.site_ids, instance.treatment_ids
+    treatment_ids = instance.treatment_ids
+    # names beside the codes in every message ("Name (code)")
+    area_ids = [instance.area_label(a) for a in range(n_areas)]
+    site_ids = [instance.site_label(s) for s in range(n_sites)]
 
     if np.any(flow < -TOL):
         problems.append(f"negative flow, minimum {flow.min():.6g}")
