@@ -101,8 +101,10 @@ def solve_highs(
     h.setOptionValue("random_seed", 0)
     if time_limit is not None:
         h.setOptionValue("time_limit", float(time_limit))
-    if threads is not None:
-        h.setOptionValue("threads", int(threads))
+    # One thread unless asked otherwise: HiGHS' scheduler is global to the process and a
+    # Highs run with another thread count than the first one fails (model status "Not Set"),
+    # which made is_feasible() undecided after a default-threads solve in the same process.
+    h.setOptionValue("threads", int(threads or 1))
     if presolve is not None:
         h.setOptionValue("presolve", "on" if presolve else "off")
     for name, value in (options or {}).items():

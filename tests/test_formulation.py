@@ -259,3 +259,11 @@ def test_national_size_model_is_sparse() -> None:
     assert 400_000 < arrays.n_x < n_a * n_s * n_t
     within = travel[arrays.x_area, arrays.x_site] <= 60.0 + 1e-9
     assert within.all()
+
+
+def test_default_threads_do_not_break_later_single_thread_solves(region: Instance) -> None:
+    """Regression: solve_highs without threads, then with threads=1 in the same process, used
+    to return "error" (HiGHS' global scheduler), so is_feasible() said 'undecided'."""
+    arrays = build_arrays(region, SolveParams(objective="travel"), [0])
+    assert solve_highs(arrays).status == "optimal"
+    assert solve_highs(arrays, threads=1).status == "optimal"
