@@ -105,8 +105,10 @@ def solve_highs(
     h.setOptionValue("random_seed", 0)
     if time_limit is not None:
         h.setOptionValue("time_limit", float(time_limit))
-    if threads is not None:
-        h.setOptionValue("threads", int(threads))
+    # One thread unless asked otherwise: HiGHS' scheduler is global to the process and a
+    # Highs run with another thread count than the first one fails (model status "Not Set"),
+    # which made is_feasible() undecided after a default-threads solve in the same process.
+    h.setOptionValue("threads", int(threads or 1))
     if presolve is not None:
         h.setOptionValue("presolve", "on" if presolve else "off")
     for name, value in (options or {}).items():
@@ -194,8 +196,13 @@ def solve_pulp(
     time_limit: float | None = None,
     mip_gap: float = 1e-4,
     threads: int | None = None,
+    preprocess: bool = True,
 ) -> BackendResult:
-    """Build a PuLP model from the arrays and solve it with CBC (``PULP_CBC_CMD``)."""
+    """Build a PuLP model from the arrays and solve it with CBC (``PULP_CBC_CMD``).
+
+    ``preprocess=False`` turns CBC's integer preprocessing off: it wrongly declared the
+    planner objective's phase 2 (a ceiling row on the unnecessary moves) infeasible on a tiny
+    single-sourcing case (tests/test_bruteforce.py, cbc planner seed 3)."""
     trivial = _trivial(arrays, solver)
     if trivial is not None:
         return trivial
@@ -242,7 +249,8 @@ def solve_pulp(
             # CBC that is installed everywhere PuLP is
             warnings.simplefilter("ignore", DeprecationWarning)
             cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=mip_gap,
-                                    threads=threads, logPath=log_path)
+                                    threads=threads, logPath=log_path,
+                                    options=[] if preprocess else ["preprocess off"])
             prob.solve(cmd)
         with open(log_path, encoding="utf-8", errors="replace") as handle:
             log = handle.read()

@@ -265,3 +265,17 @@ def test_cli_sweep_gpkg_on_request(scenario_file: Path, tmp_path: Path) -> None:
                  "--data", str(example), "--workers", "1", "--gpkg"]) == 0
     folders = [p for p in (out / "runs").iterdir() if p.is_dir()]
     assert folders and all((p / "results.gpkg").exists() for p in folders)
+
+
+def test_runs_table_has_the_displaced_patient_kpis(first: tuple[Path, pd.DataFrame]) -> None:
+    """Issue 14: the displaced-patient figures are in runs.csv, equal to each summary.json."""
+    from herschik.optimiser.kpis import DISPLACED_KPIS
+
+    out, runs = first
+    for column in (*DISPLACED_KPIS, "providers_lost_total", "providers_gained_total"):
+        assert column in runs.columns, column
+    for row in runs.itertuples(index=False):
+        kpis = json.loads((out / row.run_dir / "summary.json").read_text())["kpis"]
+        for key in DISPLACED_KPIS:
+            assert getattr(row, key) == pytest.approx(kpis[key])
+        assert row.providers_lost_total == sum(kpis["providers_lost"].values())
