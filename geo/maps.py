@@ -273,6 +273,17 @@ def _site_table(sv: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
     return sv.merge(pts, on="site_id", how="inner")
 
 
+def _extra_per_area(summary_rows: pd.DataFrame) -> pd.Series:
+    """Patient-weighted extra minutes per area id (one value per area).
+
+    An area can appear in several rows: in a national run its patients may go to sites of
+    several regions, and the rows are keyed by region too.
+    """
+    weighted = summary_rows.assign(_w=summary_rows["patients"] * summary_rows["extra_min"])
+    per_area = weighted.groupby("area_id").agg(w=("_w", "sum"), p=("patients", "sum"))
+    return per_area["w"] / per_area["p"]
+
+
 def _category(before: pd.Series, after: pd.Series) -> np.ndarray:
     return np.select([before & after, after & ~before, before & ~after],
                      ["kept", "gained", "lost"], default="never")
@@ -321,9 +332,7 @@ def write_maps(
     written: dict[str, Path] = {}
 
     if overview and len(sv):
-        per_area = areas_summary.assign(_w=areas_summary["patients"] * areas_summary["extra_min"])
-        per_area = per_area.groupby("area_id").agg(w=("_w", "sum"), p=("patients", "sum"))
-        extra = per_area["w"] / per_area["p"]
+        extra = _extra_per_area(areas_summary)
         grouped = site_xy.groupby("site_id", sort=True)
         agg = grouped.agg(x=("x", "first"), y=("y", "first"), name=("site_name", "first"),
                           size_volume=("volume_after", "sum"),
@@ -349,8 +358,7 @@ def write_maps(
         part = part.assign(size_volume=part["volume_after"],
                            category=_category(part["kept_before"], part["kept_after"]),
                            label=part["site_name"])
-        extra = areas_summary[areas_summary["intervention_id"] == treatment]
-        extra = extra.set_index("area_id")["extra_min"]
+        extra = _extra_per_area(areas_summary[areas_summary["intervention_id"] == treatment])
         label = names.get(treatment)
         title = f"{region} — {label} ({treatment})" if label else f"{region} — {treatment}"
         norm = part["norm"].dropna()
