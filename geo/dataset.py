@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from herschik.errors import DataError
 from herschik.optimiser.instance import ProcessNorm, Treatment
 
 #: Folder of the embedded datasets (package data).
@@ -97,33 +98,6 @@ _NEEDS_ROWS = ("regions.csv", "sites.csv", "areas.csv", "treatments.csv")
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
-
-
-class DataError(Exception):
-    """A problem in a user dataset, located by file, 1-based data row and field.
-
-    ``str(error)`` is one line, e.g. ``sites.csv row 12, field x: not a number ('abc')``.
-    """
-
-    def __init__(
-        self, file: str, row: int | None, field: str | None, message: str
-    ) -> None:
-        self.file = file
-        self.row = row
-        self.field = field
-        self.message = message
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.row is not None:
-            where += f" row {self.row}"
-        if self.field is not None:
-            where += ("," if self.row is not None else "") + f" field {self.field}"
-        return f"{where}: {self.message}"
-
-    def __reduce__(self) -> tuple[Any, ...]:  # picklable across process pools
-        return (DataError, (self.file, self.row, self.field, self.message))
 
 
 def parse_tier_norms(text: str) -> dict[str, float] | None:

@@ -14,12 +14,21 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_INFEASIBLE, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+from herschik.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_BROKEN_PIPE,
+    EXIT_INFEASIBLE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    UsageError,
+    exit_code_for,
+    one_line,
+)
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_INFEASIBLE", "EXIT_INTERNAL", "EXIT_OK", "UsageError", "main"]
+
 EXAMPLE = "example"
-
-
-class UsageError(Exception):
-    """A bad flag combination or argument: exit 2 with a one-line message."""
 
 
 # --- parser -------------------------------------------------------------------------------
@@ -374,8 +383,7 @@ def _print_result(summary: dict[str, Any], out: Path) -> None:
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from herschik.scenarios.assemble import build_instance
-    from herschik.scenarios.run import run_solve
+    from herschik.scenarios.atomic import check_output_dir, output_lock
 
     params, scenario_info, scenario = _solve_params(args)
     dataset = _load(args, args.region)
@@ -384,8 +392,19 @@ def cmd_solve(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--region {args.region}: unknown region; choose from {', '.join(regions)} or all"
         )
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {args.out}: exists and is not a folder")
+    # --out is checked, and held against a second writer, before any solving starts.
+    check_output_dir(args.out)
+    with output_lock(args.out):
+        return _solve_into(args, params, scenario_info, scenario, dataset)
+
+
+def _solve_into(
+    args: argparse.Namespace, params: Any, scenario_info: dict[str, Any], scenario: Any,
+    dataset: Any,
+) -> int:
+    from herschik.scenarios.assemble import build_instance
+    from herschik.scenarios.run import run_solve
+
     instance = build_instance(dataset, args.region, network=args.network)
     if scenario is not None:
         scenario.check(
@@ -410,18 +429,15 @@ def cmd_solve(args: argparse.Namespace) -> int:
         # seed the joint model with the seven regional optima (a feasible joint solution)
         area_regions = dict(zip(dataset.areas["area_id"], dataset.areas["region_id"]))
         start = regional_start(instance, area_regions, params)
-    try:
-        summary = run_solve(
-            instance,
-            params,
-            args.out,
-            dataset=dataset,
-            scenario_info=scenario_info,
-            outputs=outputs,
-            start=start,
-        )
-    except FileExistsError as error:
-        raise UsageError(f"--out {error}") from None
+    summary = run_solve(
+        instance,
+        params,
+        args.out,
+        dataset=dataset,
+        scenario_info=scenario_info,
+        outputs=outputs,
+        start=start,
+    )
     _print_result(summary, args.out)
     return EXIT_INFEASIBLE if summary["status"] == "infeasible" else EXIT_OK
 
@@ -481,6 +497,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     counts = runs["status"].value_counts().to_dict() if len(runs) else {}
     print(f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     print(f"wrote {args.out / 'runs.csv'}")
+    failed = int(counts.get("error", 0))
+    if failed:
+        codes = runs.attrs.get("error_exit_codes") or [EXIT_INTERNAL]
+        print(
+            f"herschik: error: {failed} of {len(runs)} runs failed (status error; the message "
+            f"is in column error of {args.out / 'runs.csv'})",
+            file=sys.stderr,
+        )
+        return max(codes)
     return EXIT_OK
 
 
@@ -514,11 +539,16 @@ COMMANDS = {
 
 
 def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
+    return one_line(error)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``herschik`` command; returns the exit code."""
+    """Entry point of the ``herschik`` command; returns the exit code.
+
+    Exit codes are decided in one place, :func:`herschik.errors.exit_code_for`: 2 for bad
+    input and the environment's problems (one line on stderr), 3 for bugs; 130 when stopped by
+    SIGINT or SIGTERM; a closed output pipe ends quietly (141, like a tool killed by SIGPIPE).
+    """
     try:
         args = build_parser().parse_args(argv)
     except UsageError as error:
@@ -527,15 +557,22 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so staged result folders are removed, never left torn.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print("herschik: interrupted", file=sys.stderr)
-        return 130
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+        return code
+    except KeyboardInterrupt as interrupt:
+        print(f"herschik: {one_line(interrupt) if str(interrupt) else 'interrupted'}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except Exception as error:  # noqa: BLE001 - every failure becomes a one-line message
         if getattr(args, "debug", False):
             traceback.print_exc()
-        if _is_bad_input(error):
-            print(f"herschik: error: {_bad_input_message(error)}", file=sys.stderr)
+        code = exit_code_for(error)
+        if code == EXIT_BAD_INPUT:
+            print(f"herschik: error: {_one_line(error)}", file=sys.stderr)
             return EXIT_BAD_INPUT
         print(
             f"herschik: internal error: {type(error).__name__}: {_one_line(error)} "
@@ -545,42 +582,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not complain."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
-
-
-def _is_bad_input(error: BaseException) -> bool:
-    from herschik.geo.dataset import DataError
-    from pydantic import ValidationError
-
-    known: tuple[type[BaseException], ...] = (
-        UsageError,
-        DataError,
-        ValidationError,
-        FileNotFoundError,
-        FileExistsError,
-        IsADirectoryError,
-        NotADirectoryError,
-        PermissionError,
-    )
-    try:
-        from herschik.scenarios.scenario_file import ScenarioError
-
-        known += (ScenarioError,)
-    except ImportError:
-        pass
-    return isinstance(error, known)
-
-
-def _bad_input_message(error: BaseException) -> str:
-    """One line naming file, row and field where the error knows them."""
-    from pydantic import ValidationError
-
-    if isinstance(error, ValidationError):
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return f"{where}: {first.get('msg')}"
-    return _one_line(error)
 
 
 if __name__ == "__main__":

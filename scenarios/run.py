@@ -70,6 +70,7 @@ def run_solve(
     outputs: dict[str, bool] | None = None,
     start: Solution | None = None,
     max_workers: int | None = None,
+    lock: bool = True,
 ) -> dict[str, Any]:
     """Solve ``instance`` under ``params`` and write the run folder ``out_dir``.
 
@@ -77,7 +78,8 @@ def run_solve(
     ``summary["scenario"]``. ``outputs`` switches the planner outputs (keys gpkg, geojson,
     xlsx, maps, report); they need ``dataset`` for geometries. ``start`` is a warm start
     (see :func:`regional_start`). ``max_workers`` caps the threads of the solve (see
-    :func:`optimiser.solve.solve`). Returns the summary dict.
+    :func:`optimiser.solve.solve`). ``lock=False`` when the caller already holds a lock
+    covering ``out_dir`` (a sweep's runs). Returns the summary dict.
     """
     solution = solve(instance, params, start=start, max_workers=max_workers)
     kpis = compute_kpis(instance, solution, params) if solution.feasible else None
@@ -91,7 +93,7 @@ def run_solve(
     violations = verify(solution, instance, params, kpis)
     summary["verification"] = {"verifier": "herschik.optimiser.verify", "violations": violations}
 
-    with staged_dir(Path(out_dir)) as staging:
+    with staged_dir(Path(out_dir), lock=lock) as staging:
         write_csv(staging / "site_volumes.csv", site_volumes)
         write_csv(staging / "assignments.csv", assignments)
         if dataset is not None and outputs is not None and any(outputs.values()):

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from herschik.errors import ScenarioError
 from herschik.optimiser.instance import Instance, Treatment
 from herschik.optimiser.params import SiteTreatment, SolveParams
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -61,16 +62,6 @@ SCENARIO_FORMAT = 1
 NONE_WORDS = frozenset({"none", "null"})
 #: Keys that describe a file rather than a run (never part of a run's parameters or hash).
 _FILE_KEYS = ("extends", "grid", "description")
-
-
-class ScenarioError(ValueError):
-    """A scenario file (or override) is invalid. ``str()`` is one line: ``file: field: message``."""
-
-    def __init__(self, file: str | Path, field: str, message: str) -> None:
-        self.file = str(file)
-        self.field = field
-        self.message = message
-        super().__init__(f"{self.file}: {field}: {message}")
 
 
 # --- the schema ------------------------------------------------------------------------------
