@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from herschik.errors import DataError
 from herschik.optimiser.instance import ProcessNorm, Treatment
+
+from herschik.errors import DataError
 
 #: Folder of the embedded datasets (package data).
 DATA_DIR = Path(__file__).resolve().parent / "data"

@@ -1,4 +1,4 @@
-"""Atomic file and folder writes (the implementation is :mod:`herschik.atomic`, shared with geo/)."""
+"""Atomic file and folder writes (implemented in :mod:`herschik.atomic`, shared with geo/)."""
 
 from __future__ import annotations
 

@@ -38,10 +38,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from herschik.errors import ScenarioError
 from herschik.optimiser.instance import Instance, Treatment
 from herschik.optimiser.params import SiteTreatment, SolveParams
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from herschik.errors import ScenarioError
 
 try:  # Python 3.11+
     import tomllib

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from herschik.scenarios.atomic import MARKER, folder_is_complete, output_lock
+from herschik.scenarios.atomic import folder_is_complete, output_lock
 from herschik.scenarios.cli import main
 
 HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
