@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from herschik.optimiser.instance import ProcessNorm, Treatment
 
+from herschik.atomic import write_text
 from herschik.errors import DataError
 
 #: Folder of the embedded datasets (package data).
@@ -740,7 +741,7 @@ def export_dataset(dataset: Dataset, out_dir: str | Path) -> Path:
     os.chmod(staging, 0o755)  # mkdtemp makes it private; the dataset is ordinary data
     try:
         for file, text in dataset_files(dataset).items():
-            (staging / file).write_text(text, encoding="utf-8", newline="")
+            write_text(staging / file, text)
         if dataset.area_geometries is not None:
             write_area_geometries(dataset.area_geometries, staging / "areas.gpkg")
         if not out.exists():

@@ -32,6 +32,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.path import Path as MplPath
 
+from herschik.atomic import atomic_path
+
 DPI = 110
 FIGSIZE = (8.4, 7.0)
 CMAP = "YlOrRd"
@@ -260,10 +262,8 @@ def _render(
     fig.suptitle(title, x=0.02, y=0.975, ha="left", fontsize=12, fontweight="bold")
     fig.text(0.02, 0.915, subtitle, ha="left", fontsize=8.5, color="#333333")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
     return path
 
 

@@ -227,15 +227,14 @@ def save_network(G: nx.MultiDiGraph, path: str | Path) -> Path:
         "crs": str(G.graph.get("crs", CRS)),
         "name": str(G.graph.get("name", path.stem)),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    from herschik.atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(
             f, node_id=node_id, x=x, y=y, u=u, v=v, length=length, travel_time=tt,
             maxspeed=ms, highway=codes.astype(np.int16), highway_names=names,
             meta=np.array(json.dumps(meta)),
         )
-    os.replace(tmp, path)
     return path
 
 

@@ -246,10 +246,10 @@ def area_site_minutes(
     out = _compute(net, a, s, limit_min, access_kmh, access_detour, time_factor)
     if path is not None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
-            np.save(tmp, out)
-            os.replace(tmp, path)
+            from herschik.atomic import atomic_path
+
+            with atomic_path(path, flag="matrix cache") as tmp:
+                np.save(tmp, out)
         except OSError:
             pass
     return out

@@ -406,12 +406,14 @@ def _solve_into(
     from herschik.scenarios.run import run_solve
 
     instance = build_instance(dataset, args.region, network=args.network)
+    warnings: list[str] = []
     if scenario is not None:
         scenario.check(
             treatment_ids=list(dataset.treatments["intervention_id"]),
             group_ids=list(dataset.treatments["group_id"]),
             site_ids=list(dataset.sites["site_id"]),
         )
+        warnings = scenario.outside(instance)
         params = scenario.params_for(instance)
         scenario_info = scenario.scenario_info(instance)
         instance = scenario.apply(instance)
@@ -437,6 +439,7 @@ def _solve_into(
         scenario_info=scenario_info,
         outputs=outputs,
         start=start,
+        warnings=warnings,
     )
     _print_result(summary, args.out)
     return EXIT_INFEASIBLE if summary["status"] == "infeasible" else EXIT_OK

@@ -20,7 +20,6 @@ are, and explain the diagnosis.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -65,18 +64,15 @@ def write_results_xlsx(
     top = {k: v for k, v in summary.items() if k != "kpis"}
     summary_rows = pd.DataFrame(_flatten(top), columns=["key", "value"])
     kpi_rows = pd.DataFrame(_flatten(summary.get("kpis") or {}), columns=["kpi", "value"])
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-            summary_rows.to_excel(writer, sheet_name="summary", index=False)
-            kpi_rows.to_excel(writer, sheet_name="kpis", index=False)
-            site_volumes.to_excel(writer, sheet_name="site_volumes", index=False)
-            assignments.to_excel(writer, sheet_name="assignments", index=False)
-            for sheet in writer.sheets.values():
-                sheet.freeze_panes = "A2"
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from herschik.atomic import atomic_path
+
+    with atomic_path(path) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+        summary_rows.to_excel(writer, sheet_name="summary", index=False)
+        kpi_rows.to_excel(writer, sheet_name="kpis", index=False)
+        site_volumes.to_excel(writer, sheet_name="site_volumes", index=False)
+        assignments.to_excel(writer, sheet_name="assignments", index=False)
+        for sheet in writer.sheets.values():
+            sheet.freeze_panes = "A2"
     return path
 
 

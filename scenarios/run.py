@@ -71,6 +71,7 @@ def run_solve(
     start: Solution | None = None,
     max_workers: int | None = None,
     lock: bool = True,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     """Solve ``instance`` under ``params`` and write the run folder ``out_dir``.
 
@@ -79,7 +80,8 @@ def run_solve(
     xlsx, maps, report); they need ``dataset`` for geometries. ``start`` is a warm start
     (see :func:`regional_start`). ``max_workers`` caps the threads of the solve (see
     :func:`optimiser.solve.solve`). ``lock=False`` when the caller already holds a lock
-    covering ``out_dir`` (a sweep's runs). Returns the summary dict.
+    covering ``out_dir`` (a sweep's runs). ``warnings`` are put first in
+    ``summary["warnings"]``. Returns the summary dict.
     """
     solution = solve(instance, params, start=start, max_workers=max_workers)
     kpis = compute_kpis(instance, solution, params) if solution.feasible else None
@@ -88,6 +90,8 @@ def run_solve(
     summary = summary_dict(instance, solution, params, kpis)
     if scenario_info:
         summary["scenario"] = {**summary["scenario"], **scenario_info}
+    if warnings:
+        summary["warnings"] = [*warnings, *(summary.get("warnings") or [])]
     if start is not None:
         summary["warm_start"] = start.solver
     violations = verify(solution, instance, params, kpis)

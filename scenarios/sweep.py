@@ -27,7 +27,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -252,6 +251,7 @@ def run_task(task: SweepTask) -> dict[str, Any]:
             scenario_info=task.scenario.scenario_info(base),
             outputs=task.outputs,
             max_workers=task.solve_workers,
+            warnings=task.scenario.outside(base),
             lock=False,  # the sweep's lock on its --out folder covers every run folder
         )
     except Exception as error:  # noqa: BLE001 - one failed run must not stop the sweep
@@ -369,22 +369,17 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def _write_tables(frame: pd.DataFrame, out_dir: Path) -> None:
     from herschik.scenarios.atomic import write_csv
 
+    from herschik.atomic import atomic_path
+
     write_csv(out_dir / "runs.csv", frame)
-    fd, tmp = tempfile.mkstemp(prefix=".runs.parquet.", suffix=".tmp", dir=out_dir)
-    os.close(fd)
-    try:
-        table = frame.copy()
-        for column in table.columns:
-            if table[column].dtype == object:  # mixed objects: store as text (None stays null)
-                table[column] = table[column].map(
-                    lambda v: v if v is None or isinstance(v, str) else str(v)
-                )
+    table = frame.copy()
+    for column in table.columns:
+        if table[column].dtype == object:  # mixed objects: store as text (None stays null)
+            table[column] = table[column].map(
+                lambda v: v if v is None or isinstance(v, str) else str(v)
+            )
+    with atomic_path(out_dir / "runs.parquet") as tmp:
         table.to_parquet(tmp, index=False)
-        os.replace(tmp, out_dir / "runs.parquet")
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 # --- executors -------------------------------------------------------------------------------
