@@ -11,8 +11,6 @@ raise these errors.
 
 from __future__ import annotations
 
-import errno
-
 EXIT_OK, EXIT_INFEASIBLE, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 #: A run stopped by SIGINT/SIGTERM (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
@@ -101,19 +99,6 @@ class SolverError(HerschikError):
     exit_code = EXIT_INTERNAL
 
 
-#: OSError numbers that are plainly the environment's or the user's (exit 2).
-_ENVIRONMENT_ERRNOS = frozenset(
-    getattr(errno, name)
-    for name in (
-        "ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "ENOENT", "EEXIST", "ENOTDIR", "EISDIR",
-        "ENAMETOOLONG", "ELOOP", "EMFILE", "ENFILE", "EXDEV", "EBUSY", "ETXTBSY", "EIO",
-        "ENXIO", "ENODEV", "ECONNREFUSED", "ECONNRESET", "EHOSTUNREACH", "ENETUNREACH",
-        "ETIMEDOUT", "ENOTEMPTY",
-    )
-    if hasattr(errno, name)
-)
-
-
 def exit_code_for(error: BaseException) -> int:
     """The exit code of a failure: 2 for input or environment problems, 3 for bugs."""
     if isinstance(error, HerschikError):
@@ -127,11 +112,8 @@ def exit_code_for(error: BaseException) -> int:
     if isinstance(error, (ConnectionError, TimeoutError)):
         return EXIT_BAD_INPUT
     if isinstance(error, OSError):
-        # socket.gaierror (no DNS, no internet) has no errno of the list but is the network's
-        if error.errno in _ENVIRONMENT_ERRNOS or type(error).__name__ == "gaierror":
-            return EXIT_BAD_INPUT
-        return EXIT_BAD_INPUT if error.errno is not None else EXIT_INTERNAL
-    if isinstance(error, MemoryError):
+        # Disk full, read-only, permissions, no network (socket and requests errors are
+        # OSErrors too, often without an errno): the environment's, not a bug.
         return EXIT_BAD_INPUT
     return EXIT_INTERNAL
 

@@ -21,6 +21,8 @@ from herschik.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EnvironmentProblem,
+    UnknownRegionError,
     UsageError,
     exit_code_for,
     one_line,
@@ -389,7 +391,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     dataset = _load(args, args.region)
     regions = list(dataset.regions["region_id"])
     if args.region != "all" and args.region not in regions:
-        raise UsageError(
+        raise UnknownRegionError(
             f"--region {args.region}: unknown region; choose from {', '.join(regions)} or all"
         )
     # --out is checked, and held against a second writer, before any solving starts.
@@ -449,11 +451,12 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
     from herschik.scenarios.assemble import travel_minutes
-    from herschik.scenarios.atomic import write_csv
+    from herschik.scenarios.atomic import check_output_file, write_csv
 
+    check_output_file(args.out)  # before any work: never a device, FIFO or folder
     dataset = _load(args, args.region)
     if args.region not in set(dataset.regions["region_id"]):
-        raise UsageError(f"--region {args.region}: unknown region")
+        raise UnknownRegionError(f"--region {args.region}: unknown region")
     areas = dataset.areas[dataset.areas["region_id"] == args.region]
     # Sites "in or near" the region: its own, plus others within 25 km of one of its areas.
     sites = dataset.sites
@@ -514,9 +517,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_network(args: argparse.Namespace) -> int:
     from herschik.geo.network import download_network, save_network
+    from herschik.scenarios.atomic import check_output_file
 
+    check_output_file(args.out)
     if args.download:
-        graph = download_network(args.download)
+        try:
+            graph = download_network(args.download)
+        except OSError as error:  # requests' errors are OSErrors: no internet, DNS, refused
+            raise EnvironmentProblem(
+                f"--download {args.download}: cannot download from OpenStreetMap "
+                f"({one_line(error)}); this needs internet, or use --osm FILE"
+            ) from None
     else:
         if not args.osm.is_file():
             raise UsageError(f"--osm {args.osm}: file not found")

@@ -514,7 +514,14 @@ def _run_dask(
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as error:
+            from herschik.errors import EnvironmentProblem, one_line
+
+            raise EnvironmentProblem(
+                f"--scheduler {scheduler}: cannot reach the Dask scheduler ({one_line(error)})"
+            ) from None
     try:
         futures = client.map(run_task, list(tasks), pure=False)
         by_key = {future.key: task for future, task in zip(futures, tasks, strict=True)}

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from herschik.scenarios.atomic import folder_is_complete, output_lock
+from herschik.scenarios.atomic import MARKER, folder_is_complete, output_lock
 from herschik.scenarios.cli import main
 
 HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
@@ -241,3 +243,357 @@ def test_sweep_stops_promptly_on_a_signal_and_records_finished_runs(
     assert set(runs["run_dir"]) == {f"runs/{p.name}" for p in finished}
     time.sleep(0.5)
     assert not any(_alive(w) for w in workers)
+
+
+# --- 4. special files as --out ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+@pytest.mark.parametrize("command", ["matrix", "network"])
+def test_out_that_is_not_a_regular_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, command: str
+) -> None:
+    if kind == "fifo":
+        target = tmp_path / "out.csv"
+        os.mkfifo(target)
+    elif kind == "device":
+        target = Path("/dev/null")
+    else:
+        target = tmp_path / "folder"
+        target.mkdir()
+    before = os.stat(target)
+    if command == "matrix":
+        argv = ["matrix", "--region", "example", "--out", str(target)]
+    else:
+        argv = ["network", "build", "--osm", str(tmp_path / "x.osm"), "--out", str(target)]
+    assert main(argv) == 2
+    assert "--out" in _err_line(capsys)
+    after = os.stat(target)
+    assert stat.S_IFMT(after.st_mode) == stat.S_IFMT(before.st_mode)
+    assert after.st_ino == before.st_ino  # not replaced by a regular file
+
+
+def test_atomic_writer_refuses_a_device_and_leaves_no_temp(tmp_path: Path) -> None:
+    from herschik.atomic import write_text
+    from herschik.errors import OutputError
+
+    with pytest.raises(OutputError):
+        write_text(Path("/dev/null"), "x")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert not list(Path("/dev").glob(".null.*"))
+
+
+# --- 6. unknown ids in the solve parameters -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("toml", "field", "name"),
+    [
+        ('[[force_close]]\nsite_id = "NOPE"\n', "force_close[0]", "NOPE"),
+        ('[[force_keep]]\nsite_id = "EX-UMC"\nintervention_id = "hn_neww"\n',
+         "force_keep[0]", "hn_neww"),
+        ('[[capacity]]\nsite_id = "EX-GONE"\nmax_patients = 10\n', "capacity[0]", "EX-GONE"),
+        ('bundles = [["hn_new", "pancreas_nope"]]\n', "bundles[0]", "pancreas_nope"),
+        ('closures = ["EX-NOWHERE"]\n', "closures", "EX-NOWHERE"),
+    ],
+)
+def test_unknown_ids_exit_2_naming_the_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, field: str, name: str
+) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(toml)
+    out = tmp_path / "run"
+    assert _solve_example(out, "--scenario", str(scenario)) == 2
+    line = _err_line(capsys)
+    assert field in line and name in line and "unknown" in line
+    assert not out.exists()
+
+
+def test_site_of_another_region_is_warned_not_ignored_silently(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('closures = ["Z100201"]\n[[force_keep]]\nsite_id = "Z100101"\n')
+    out = tmp_path / "run"
+    code = main(["solve", "--region", "west", "--areas", "municipalities", "--out", str(out),
+                 "--scenario", str(scenario), *FAST])
+    assert code == 0
+    warnings = json.loads((out / "summary.json").read_text())["warnings"]
+    assert any("Z100201" in w and "closures" in w for w in warnings)
+    assert any("Z100101" in w and "force_keep" in w for w in warnings)
+    assert "Z100201" in capsys.readouterr().out
+
+
+# --- 9. scenario values -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--margin", "inf"], ["--margin", "nan"], ["--max-travel", "inf"], ["--time-limit", "-1"]],
+)
+def test_non_finite_flags_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    assert _solve_example(tmp_path / "run", *argv) == 2
+    assert argv[0].lstrip("-").replace("-", "_") in _err_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("toml", "field"),
+    [
+        ("margin = true\n", "margin"),
+        ('margin = "0.1"\n', "margin"),
+        ("norm_multiplier = inf\n", "norm_multiplier"),
+        ("norm_multiplier = nan\n", "norm_multiplier"),
+        ("growth_pct_per_year = 1e308\ntarget_year = 2035\n", "growth_pct_per_year"),
+        ("growth_pct_per_year = 60\ntarget_year = 2200\n", "multiplies demand"),
+        ("target_year = 1900\n", "before base_year"),
+        ("[objective_weights]\ntravel = -1\n", "objective_weights"),
+        ("[treatments.hn_new]\nmargin = inf\n", "treatments.hn_new.margin"),
+        ("[[capacity]]\nsite_id = \"EX-UMC\"\nmax_patients = inf\n", "capacity"),
+        ("single_sourcing = 1\n", "single_sourcing"),
+    ],
+)
+def test_bad_scenario_values_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, field: str
+) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(toml)
+    out = tmp_path / "run"
+    assert _solve_example(out, "--scenario", str(scenario)) == 2
+    assert field in _err_line(capsys)
+    assert not out.exists()
+
+
+def test_summary_json_is_strict_json(tmp_path: Path) -> None:
+    from herschik.atomic import write_json
+
+    write_json(tmp_path / "s.json", {"a": float("inf"), "b": [float("nan"), 1.0]})
+    text = (tmp_path / "s.json").read_text()
+    strict = json.loads(text, parse_constant=lambda c: pytest.fail(c))
+    assert strict == {"a": None, "b": [None, 1.0]}
+
+
+# --- 10. environment problems are exit 2, a closed pipe is quiet ------------------------------
+
+
+def test_broken_pipe_exits_quietly(tmp_path: Path) -> None:
+    result = subprocess.run(
+        f"{sys.executable} -m herschik.scenarios.cli regions --json | head -c 1",
+        shell=True, capture_output=True, text=True, timeout=120,
+        executable="/bin/bash",
+    )
+    assert result.stdout == "["
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("errno_name", ["ENOSPC", "EROFS", "EACCES"])
+def test_disk_full_or_read_only_exits_2_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    errno_name: str,
+) -> None:
+    import errno
+
+    import herschik.atomic
+
+    def fail(*args: object, **kwargs: object) -> None:
+        code = getattr(errno, errno_name)
+        raise OSError(code, os.strerror(code), str(args[0]))
+
+    monkeypatch.setattr(herschik.atomic, "write_bytes", fail)
+    out = tmp_path / "run"
+    assert _solve_example(out) == 2
+    assert os.strerror(getattr(errno, errno_name)) in _err_line(capsys)
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_unreachable_dask_scheduler_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = tmp_path / "grid.toml"
+    scenario.write_text(SWEEP_TOML)
+    code = main(["sweep", str(scenario), "--out", str(tmp_path / "sw"), "--regions", "example",
+                 "--data", str(EXAMPLE_DATA), "--executor", "dask",
+                 "--scheduler", "tcp://127.0.0.1:9"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "cannot reach the Dask scheduler" in err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"PK\x03\x04garbage", b"<osm><node id='x'/></osm>", b"\x00" * 64]
+)
+def test_malformed_network_file_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    network = tmp_path / ("net.osm" if content.startswith(b"<") else "net.npz")
+    network.write_bytes(content)
+    code = main(["matrix", "--region", "example", "--out", str(tmp_path / "m.csv"),
+                 "--network", str(network), "--areas", "municipalities"])
+    assert code == 2
+    assert "net." in _err_line(capsys)
+
+
+def test_download_without_internet_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    code = main(["network", "build", "--download", "Utrecht, Netherlands",
+                 "--out", str(tmp_path / "n.npz")])
+    assert code == 2
+    assert "needs internet" in _err_line(capsys)
+    assert not (tmp_path / "n.npz").exists()
+
+
+# --- 11. --out replaces only herschik's folders, and is checked first ---------------------------
+
+
+def test_foreign_folder_with_a_summary_is_not_replaced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import herschik.scenarios.assemble
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")
+    (out / "thesis.docx").write_text("years of work")
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("solved before --out was checked")
+
+    monkeypatch.setattr(herschik.scenarios.assemble, "build_instance", must_not_run)
+    assert _solve_example(out) == 2
+    assert "not written by herschik" in _err_line(capsys)
+    assert (out / "thesis.docx").read_text() == "years of work"
+
+
+def test_herschik_folder_is_replaced_and_marked(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert _solve_example(out) == 0
+    marker = json.loads((out / MARKER).read_text())
+    assert marker["written_by"] == "herschik" and "summary.json" in marker["files"]
+    (out / "stale.txt").write_text("from an earlier run")
+    assert _solve_example(out, "--margin", "0.1") == 0
+    assert not (out / "stale.txt").exists()  # replaced as a whole
+    assert folder_is_complete(out)
+
+
+# --- 12. sweeps: failed runs, huge grids, endless extends ---------------------------------------
+
+
+def test_sweep_whose_runs_fail_exits_non_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import herschik.scenarios.run
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("solver exploded")
+
+    monkeypatch.setattr(herschik.scenarios.run, "solve", broken)
+    scenario = tmp_path / "grid.toml"
+    scenario.write_text(SWEEP_TOML)
+    out = tmp_path / "sw"
+    code = main(["sweep", str(scenario), "--out", str(out), "--regions", "example",
+                 "--data", str(EXAMPLE_DATA), "--workers", "1"])
+    assert code == 3
+    assert "2 of 2 runs failed" in capsys.readouterr().err
+    runs = pd.read_csv(out / "runs.csv")
+    assert set(runs["status"]) == {"error"} and runs["error"].str.contains("exploded").all()
+
+
+def test_huge_grid_is_refused_before_it_is_built(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from herschik.scenarios import scenario_file
+
+    margins = ", ".join(str(i / 100) for i in range(100))
+    multipliers = ", ".join(str(1 + i / 100) for i in range(100))
+    limits = ", ".join(str(30 + i) for i in range(100))
+    scenario = tmp_path / "huge.toml"
+    scenario.write_text(
+        f"[grid]\nmargin = [{margins}]\nnorm_multiplier = [{multipliers}]\n"
+        f"max_travel = [{limits}]\n"
+    )
+    resolved: list[int] = []
+    original = scenario_file.ScenarioSpec._resolve
+
+    def counting(self: object, *args: object, **kwargs: object) -> object:
+        resolved.append(1)
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scenario_file.ScenarioSpec, "_resolve", counting)
+    code = main(["sweep", str(scenario), "--out", str(tmp_path / "sw"), "--regions", "example",
+                 "--data", str(EXAMPLE_DATA)])
+    assert code == 2
+    assert "1,000,000 runs" in _err_line(capsys)
+    assert not resolved
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "huge"])
+def test_extends_of_a_device_fifo_or_huge_file_is_refused_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    if kind == "device":
+        parent = "/dev/zero"
+    elif kind == "fifo":
+        os.mkfifo(tmp_path / "pipe.toml")  # nobody writes: reading it would block forever
+        parent = "pipe.toml"
+    else:
+        (tmp_path / "big.toml").write_text("# " + "x" * (2 << 20) + "\n")
+        parent = "big.toml"
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(f'extends = "{parent}"\n')
+    start = time.monotonic()
+    assert _solve_example(tmp_path / "run", "--scenario", str(scenario)) == 2
+    assert time.monotonic() - start < 60
+    line = _err_line(capsys)
+    assert "not a regular file" in line or "larger than" in line
+
+
+# --- 13. one atomic writer, one permission ----------------------------------------------------
+
+
+def test_every_written_file_has_the_same_ordinary_permissions(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["solve", "--region", "example", "--out", str(out), "--xlsx", "--geojson"]) == 0
+    scenario = tmp_path / "grid.toml"
+    scenario.write_text(SWEEP_TOML)
+    sweep = tmp_path / "sw"
+    assert main(["sweep", str(scenario), "--out", str(sweep), "--regions", "example",
+                 "--data", str(EXAMPLE_DATA), "--workers", "1", "--plot"]) == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    expected = 0o666 & ~mask
+    files = [p for p in [*out.rglob("*"), *sweep.rglob("*")] if p.is_file()]
+    names = {p.name for p in files}
+    assert {"overview.png", "report.html", "results.xlsx", "runs.parquet"} <= names
+    assert any(p.parent.name == "plots" for p in files)
+    modes = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in files}
+    assert {m for m in modes.values()} == {expected}, modes
+
+
+def test_no_hand_written_atomic_copies_remain() -> None:
+    """One writer: only herschik/atomic.py renames temporary files into place."""
+    root = Path(__file__).resolve().parents[1]
+    allowed = {
+        "herschik/atomic.py",
+        "geo/dataset.py",  # moves a staged dataset export into the user's existing folder
+        "optimiser/backends.py",  # a temporary CBC log, not a result
+    }
+    offenders = []
+    for folder in ("geo", "scenarios", "optimiser", "herschik"):
+        for path in (root / folder).rglob("*.py"):
+            name = path.relative_to(root).as_posix()
+            text = path.read_text(encoding="utf-8")
+            if name not in allowed and any(
+                pattern in text for pattern in ("os.replace(", "mkstemp(", ".replace(path)")
+            ):
+                offenders.append(name)
+    assert offenders == []
