@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from herschik.geo.maps import slug
 
 __all__ = ["pareto_front", "plot_sweep"]
 
@@ -139,7 +140,7 @@ def plot_sweep(runs_df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     if runs_df.empty:
         return paths
     for region, runs in runs_df.groupby("region_id", sort=True):
-        path = out_dir / "plots" / f"sweep_{region}.png"
+        path = out_dir / "plots" / f"sweep_{slug(str(region))}.png"  # an id is never a path
         _plot_region(str(region), runs, path)
         paths.append(path)
     return paths

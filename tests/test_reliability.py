@@ -597,3 +597,121 @@ def test_no_hand_written_atomic_copies_remain() -> None:
             ):
                 offenders.append(name)
     assert offenders == []
+
+
+# --- 5. ids never become paths ------------------------------------------------------------------
+
+
+def _exported(tmp_path: Path, source: str = "example") -> Path:
+    from herschik.geo.dataset import export_dataset, load_dataset
+
+    folder = tmp_path / f"data_{source}"
+    export_dataset(load_dataset(source), folder)
+    return folder
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "field"),
+    [
+        ("regions.csv", "example,", "x/../../../../tmp/ESCAPED,", "region_id"),
+        ("sites.csv", "EX-UMC,", ".hidden,", "site_id"),
+        ("areas.csv", "EXA001,", "EXA\\001,", "area_id"),
+        ("treatments.csv", "hn_new,", "../hn_new,", "intervention_id"),
+        ("regions.csv", "example,", "all,", "region_id"),
+    ],
+)
+def test_ids_that_could_be_paths_are_refused_at_load(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], file: str, old: str, new: str, field: str
+) -> None:
+    folder = _exported(tmp_path)
+    _replace(folder / file, old, new)
+    assert main(["regions", "--data", str(folder)]) == 2
+    line = _err_line(capsys)
+    assert file in line and field in line
+
+
+def test_sweep_plot_names_stay_inside_out(tmp_path: Path) -> None:
+    from herschik.scenarios.sweep_plot import plot_sweep
+
+    runs = pd.DataFrame({
+        "region_id": ["x/../../escaped"] * 2, "scenario": ["s[a=1]", "s[a=2]"],
+        "p90_extra_min": [2.0, 3.0],
+        "scenario_index": [0, 1], "status": ["optimal"] * 2, "mean_extra_min": [1.0, 2.0],
+        "providers_after_total": [5, 4], "providers_before_total": [6, 6],
+        "patients_moved": [10.0, 20.0], "objective_value": [1.0, 2.0], "margin": [0.0, 0.1],
+    })
+    out = tmp_path / "out"
+    paths = plot_sweep(runs, out)
+    assert paths, "a plot is drawn"
+    for path in paths:
+        assert path.resolve().is_relative_to(out.resolve())
+    assert not (tmp_path / "escaped").exists() and not list(tmp_path.glob("*.png"))
+
+
+# --- 8. geography, dataset side (the network side belongs to the OSM work) ----------------------
+
+
+@pytest.fixture(scope="module")
+def national(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _exported(tmp_path_factory.mktemp("nl"), "municipalities")
+
+
+def _copy(folder: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    target = tmp_path / "data"
+    shutil.copytree(folder, target)
+    return target
+
+
+def _move_row(path: Path, key: str, x: float, y: float) -> None:
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    first = table.columns[0]
+    row = table.index[table[first] == key][0]
+    table.loc[row, "x"], table.loc[row, "y"] = f"{x}", f"{y}"
+    table.to_csv(path, index=False)
+
+
+def test_embedded_datasets_pass_the_geography_check() -> None:
+    from herschik.geo.dataset import check_geography, load_dataset
+
+    for source in (None, "municipalities"):
+        dataset = load_dataset(source)
+        check_geography(dataset.sites, dataset.areas)
+
+
+@pytest.mark.parametrize(
+    ("file", "key", "xy", "expected"),
+    [
+        ("sites.csv", "Z100101", (50_000.0, 500_000.0), "1 of 111 points lie more than 2 km"),
+        ("areas.csv", "GM0363", (150_000.0, 530_000.0), "1 of 345 points lie more than 2 km"),
+        ("sites.csv", "Z100101", (5_000.0, 390_000.0), "from land in the Netherlands"),
+    ],
+)
+def test_points_in_the_sea_or_a_lake_exit_2_with_count_and_example(
+    national: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    file: str, key: str, xy: tuple[float, float], expected: str,
+) -> None:
+    folder = _copy(national, tmp_path)
+    _move_row(folder / file, key, *xy)
+    assert main(["regions", "--data", str(folder)]) == 2
+    line = _err_line(capsys)
+    assert file in line and expected in line and key in line
+
+
+def test_site_placed_in_another_region_exits_2(
+    national: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _copy(national, tmp_path)
+    sites = pd.read_csv(folder / "sites.csv", dtype=str)
+    midden = sites.loc[sites["region_id"] == "midden", "site_id"].iloc[0]
+    _move_row(folder / "sites.csv", midden, 233_000.0, 582_000.0)  # the city of Groningen
+    assert main(["regions", "--data", str(folder)]) == 2
+    line = _err_line(capsys)
+    assert "sites.csv" in line and "region_id" in line and f"{midden} in midden" in line
