@@ -640,7 +640,7 @@ def test_sweep_plot_names_stay_inside_out(tmp_path: Path) -> None:
     from herschik.scenarios.sweep_plot import plot_sweep
 
     runs = pd.DataFrame({
-        "region_id": ["x/../../escaped"] * 2, "scenario": ["s[a=1]", "s[a=2]"],
+        "region_id": ["x/../../../escaped"] * 2, "scenario": ["s[a=1]", "s[a=2]"],
         "p90_extra_min": [2.0, 3.0],
         "scenario_index": [0, 1], "status": ["optimal"] * 2, "mean_extra_min": [1.0, 2.0],
         "providers_after_total": [5, 4], "providers_before_total": [6, 6],
