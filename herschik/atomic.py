@@ -171,35 +171,39 @@ def output_lock(target: str | Path, flag: str = "--out") -> Iterator[None]:
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     lock_path = _lock_file(target)
-    while True:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise OutputError(
-                f"{flag} {target}: another herschik process is writing it "
-                f"(lock {lock_path.name}); wait for it or choose another folder"
-            ) from None
-        # The holder before us may have removed the file after we opened it: lock the file
-        # that is at the path now, not an unlinked one.
-        try:
-            same = os.path.samestat(os.fstat(fd), os.stat(lock_path))
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    _HELD[key] = 1
-    try:
+    fd: int | None = None
+    locked = False
+    try:  # one try from the open on: a signal at any point still releases and removes the file
+        while not locked:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise OutputError(
+                    f"{flag} {target}: another herschik process is writing it "
+                    f"(lock {lock_path.name}); wait for it or choose another folder"
+                ) from None
+            # The holder before us may have removed the file after we opened it: lock the
+            # file that is at the path now, not an unlinked one.
+            try:
+                locked = os.path.samestat(os.fstat(fd), os.stat(lock_path))
+            except FileNotFoundError:
+                locked = False
+            if not locked:
+                os.close(fd)
+                fd = None
+        assert fd is not None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        _HELD[key] = 1
         yield
     finally:
         _HELD.pop(key, None)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock_path)
-        os.close(fd)
+        if locked:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock_path)
+        if fd is not None:
+            os.close(fd)
 
 
 # --- result folders -----------------------------------------------------------------------------

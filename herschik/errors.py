@@ -86,8 +86,8 @@ class ScenarioError(HerschikError, ValueError):
     def __init__(self, file: object, field: str, message: str) -> None:
         self.file = str(file)
         self.field = field
-        self.message = message
-        super().__init__(f"{self.file}: {field}: {message}")
+        self.message = " ".join(str(message).split())  # one line, whatever a parser said
+        super().__init__(f"{self.file}: {field}: {self.message}")
 
     def __reduce__(self) -> tuple[object, ...]:  # picklable across process pools
         return (type(self), (self.file, self.field, self.message))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import networkx as nx
 import numpy as np
 import pytest
@@ -112,10 +110,8 @@ def test_cache_hit_is_fast_and_equal(monkeypatch):
         raise AssertionError("cache miss")
 
     with monkeypatch.context() as mp:
-        mp.setattr(tt, "_compute", boom)
-        t0 = time.perf_counter()
+        mp.setattr(tt, "_compute", boom)  # a cache miss would raise: the hit is proven
         m2 = tt.area_site_minutes(a, s, network=G)
-        assert time.perf_counter() - t0 < 0.5
     assert np.array_equal(m1, m2)
     # another limit is another key
     tt.area_site_minutes(a, s, network=G, limit_min=5.0)
