@@ -25,9 +25,9 @@ import secrets
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from herschik.errors import OutputError
 
@@ -39,6 +39,7 @@ __all__ = [
     "folder_is_complete",
     "output_lock",
     "staged_dir",
+    "write_binary",
     "write_bytes",
     "write_csv",
     "write_json",
@@ -112,6 +113,15 @@ def write_bytes(path: str | Path, data: bytes, flag: str = "--out") -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path, flag) as tmp, open(tmp, "xb") as handle:
         handle.write(data)
+
+
+def write_binary(path: str | Path, write: Callable[[BinaryIO], None], flag: str = "--out") -> None:
+    """Call ``write(handle)`` on a temporary file beside ``path``, then move it into place.
+
+    For binary outputs written by a library function (e.g. ``geo.network.save_network``).
+    """
+    with atomic_path(path, flag) as tmp, open(tmp, "xb") as handle:
+        write(handle)
 
 
 def write_text(path: str | Path, text: str, flag: str = "--out") -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from herschik.optimiser.baseline import reconstruct_baseline_flows
-from herschik.optimiser.instance import Instance, Site
+from herschik.optimiser.instance import Instance, ProcessNorm, Site, Treatment
 
 ALL_REGIONS = "all"
 
@@ -74,14 +74,41 @@ def travel_minutes(
         return _pivot(
             dataset.travel_times, "area_id", "site_id", "minutes", area_ids, site_ids, np.inf
         )
-    from herschik.geo.traveltime import area_site_minutes
+    from herschik.geo.coverage import check_snap
+    from herschik.geo.dataset import DataError
+    from herschik.geo.network import is_osm_file
+    from herschik.geo.traveltime import area_site_travel
 
     areas = dataset.areas.set_index("area_id").loc[list(area_ids)]
     sites = dataset.sites.set_index("site_id").loc[list(site_ids)]
-    graph = open_network(network) if isinstance(network, (str, Path)) else network
-    return area_site_minutes(
-        areas[["x", "y"]].to_numpy(float), sites[["x", "y"]].to_numpy(float), network=graph
-    )
+    graph = network
+    if isinstance(network, (str, Path)):
+        # compact files go by path: read straight into arrays, or not at all on a cache hit
+        if not Path(network).is_file():
+            raise DataError(str(network), None, None, "network file not found")
+        graph = open_network(network) if is_osm_file(network) else Path(network)
+    try:
+        travel = area_site_travel(
+            areas[["x", "y"]].to_numpy(float), sites[["x", "y"]].to_numpy(float), network=graph
+        )
+    except (ValueError, OSError, KeyError) as error:
+        if isinstance(error, DataError) or not isinstance(graph, Path):
+            raise
+        raise DataError(
+            str(network), None, None, f"not a readable road network ({error})"
+        ) from None
+    source = network_label(network) if network is not None else "default road network"
+    check_snap("area", _labels(areas), travel.area_snap_m, source)
+    check_snap("site", _labels(sites), travel.site_snap_m, source)
+    return travel.minutes
+
+
+def _labels(table: pd.DataFrame) -> list[str]:
+    """``id name`` per row of an areas or sites table (indexed by id), for messages."""
+    name_col = next((c for c in ("area_name", "site_name", "name") if c in table.columns), None)
+    if name_col is None:
+        return [str(i) for i in table.index]
+    return [f"{i} {n}" for i, n in zip(table.index, table[name_col].astype(str))]
 
 
 def _check_reachable(
@@ -116,6 +143,29 @@ def _check_reachable(
         )
 
 
+def treatment_objects(dataset: Any) -> tuple[Treatment, ...]:
+    """The dataset's treatments to assign (kind volume or none) as model treatments."""
+    return tuple(
+        Treatment(
+            id=row.intervention_id,
+            group_id=row.group_id,
+            name=row.name,
+            norm=None if pd.isna(row.norm) else float(row.norm),
+            tier_norms=row.tiers,
+        )
+        for row in dataset.assigned_treatments().itertuples(index=False)
+    )
+
+
+def process_norms(dataset: Any) -> tuple[ProcessNorm, ...]:
+    """Process norms of the dataset (carried and reported, never optimised)."""
+    return tuple(
+        ProcessNorm(id=row.intervention_id, group_id=row.group_id, name=row.name,
+                    value=float(row.norm), unit=row.norm_unit)
+        for row in dataset.process_norm_rows().itertuples(index=False)
+    )
+
+
 def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instance:
     """The planning instance of one region, or of the whole country for ``region_id="all"``.
 
@@ -132,7 +182,7 @@ def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instanc
         sites = sites[sites["region_id"] == region_id]
     area_ids = tuple(areas["area_id"])
     site_ids = tuple(sites["site_id"])
-    treatments = tuple(dataset.treatment_objects())
+    treatments = treatment_objects(dataset)
     treatment_ids = [t.id for t in treatments]
 
     demand = _pivot(
@@ -196,7 +246,7 @@ def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instanc
         travel_min=travel,
         baseline_volume=baseline_volume,
         baseline_flow=baseline_flow,
-        process_norms=tuple(dataset.process_norms()),
+        process_norms=process_norms(dataset),
         meta={
             "baseline": dataset.baseline_kind,
             "network": "travel_times.csv"
