@@ -12,6 +12,8 @@ raise these errors.
 from __future__ import annotations
 
 EXIT_OK, EXIT_INFEASIBLE, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+#: The time limit ran out before any feasible solution was found (feasibility undecided).
+EXIT_TIME_LIMIT_NO_SOLUTION = 4
 #: A run stopped by SIGINT/SIGTERM (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
 #: Output pipe closed by the reader (``herschik regions --json | head -1``): 128 + SIGPIPE.
