@@ -7,10 +7,12 @@ summary.json (``verification``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from herschik.optimiser.instance import Instance
 from herschik.optimiser.kpis import compute_kpis
 from herschik.optimiser.params import SolveParams
@@ -60,6 +62,44 @@ def regional_start(
     return Solution(status="feasible", solver="regions", keep=keep, flow=flow)
 
 
+@dataclass
+class CheckedRun:
+    """One verified solve, not yet written: what :func:`run_solve` writes, and the app shows."""
+
+    solution: Solution
+    kpis: dict[str, Any] | None
+    summary: dict[str, Any]
+    site_volumes: pd.DataFrame
+    assignments: pd.DataFrame
+
+
+def checked_solve(
+    instance: Instance,
+    params: SolveParams,
+    *,
+    scenario_info: dict[str, Any] | None = None,
+    start: Solution | None = None,
+    max_workers: int | None = None,
+) -> CheckedRun:
+    """Solve, compute the KPIs and tables, and re-check everything with the verifier.
+
+    The one solve path of ``herschik solve``, sweeps and ``herschik app``; arguments as for
+    :func:`run_solve`.
+    """
+    solution = solve(instance, params, start=start, max_workers=max_workers)
+    kpis = compute_kpis(instance, solution, params) if solution.feasible else None
+    site_volumes = site_volumes_table(instance, solution, params)
+    assignments = assignments_table(instance, solution)
+    summary = summary_dict(instance, solution, params, kpis)
+    if scenario_info:
+        summary["scenario"] = {**summary["scenario"], **scenario_info}
+    if start is not None:
+        summary["warm_start"] = start.solver
+    violations = verify(solution, instance, params, kpis)
+    summary["verification"] = {"verifier": "herschik.optimiser.verify", "violations": violations}
+    return CheckedRun(solution, kpis, summary, site_volumes, assignments)
+
+
 def run_solve(
     instance: Instance,
     params: SolveParams,
@@ -79,17 +119,10 @@ def run_solve(
     (see :func:`regional_start`). ``max_workers`` caps the threads of the solve (see
     :func:`optimiser.solve.solve`). Returns the summary dict.
     """
-    solution = solve(instance, params, start=start, max_workers=max_workers)
-    kpis = compute_kpis(instance, solution, params) if solution.feasible else None
-    site_volumes = site_volumes_table(instance, solution, params)
-    assignments = assignments_table(instance, solution)
-    summary = summary_dict(instance, solution, params, kpis)
-    if scenario_info:
-        summary["scenario"] = {**summary["scenario"], **scenario_info}
-    if start is not None:
-        summary["warm_start"] = start.solver
-    violations = verify(solution, instance, params, kpis)
-    summary["verification"] = {"verifier": "herschik.optimiser.verify", "violations": violations}
+    run = checked_solve(
+        instance, params, scenario_info=scenario_info, start=start, max_workers=max_workers
+    )
+    summary, site_volumes, assignments = run.summary, run.site_volumes, run.assignments
 
     with staged_dir(Path(out_dir)) as staging:
         write_csv(staging / "site_volumes.csv", site_volumes)
