@@ -462,6 +462,10 @@ class AppState:
         self._check_ids(settings, instance)
         params = settings.solve_params()
         with self._solve_lock:
+            for existing in self._plans.values():
+                if existing.settings == settings:  # same settings, same (deterministic) plan
+                    return {"status": existing.run.summary["status"],
+                            "plan": self.plan_payload(existing), "same_as_plan": existing.id}
             started = time.perf_counter()
             run = checked_solve(instance, params)
             seconds = time.perf_counter() - started
