@@ -7,6 +7,7 @@ browser name a file or path on the server.
 
 from __future__ import annotations
 
+import csv
 import json
 import socket
 import subprocess
@@ -18,7 +19,13 @@ import pytest
 from herschik.geo.dataset import NL_LONLAT, load_dataset
 from herschik.optimiser.params import SolveParams
 from herschik.scenarios.app.server import SolveRequest, create_app
-from herschik.scenarios.app.session import AppState, ForcedPair, PlanSettings, plain_words
+from herschik.scenarios.app.session import (
+    AppState,
+    ForcedPair,
+    PlanSettings,
+    new_folder,
+    plain_words,
+)
 from herschik.scenarios.assemble import build_instance
 from herschik.scenarios.run import run_solve
 from herschik.scenarios.scenario_file import load_scenario
@@ -65,7 +72,9 @@ def default_plan(client: TestClient) -> dict:
 
 def _row(plan: dict, status: str, with_norm: bool = True) -> dict:
     return next(
-        r for r in plan["hospitals"] if r["status"] == status and (r["norm"] is not None) == with_norm
+        r
+        for r in plan["hospitals"]
+        if r["status"] == status and (r["norm"] is not None) == with_norm
     )
 
 
@@ -115,7 +124,7 @@ def test_a_plan_is_the_cli_solve_verified(
     assert default_plan["verification"]["violations"] == []
     written = {
         (r["site_id"], r["intervention_id"]): r
-        for r in __import__("csv").DictReader(open(tmp_path / "cli" / "site_volumes.csv"))
+        for r in csv.DictReader((tmp_path / "cli" / "site_volumes.csv").open())
     }
     rows = [r for r in default_plan["hospitals"] if r["norm"] is not None]
     assert len(rows) >= len([w for w in written.values() if float(w["volume_before"]) > 0])
@@ -212,7 +221,9 @@ def test_nearest_feasible_extra_travel_limit_is_the_tightest_one(
     assert _solve(client, max_extra_travel=limit - 1)["status"] == "infeasible"
 
 
-def test_infeasible_forced_keep_suggests_dropping_it(client: TestClient, default_plan: dict) -> None:
+def test_infeasible_forced_keep_suggests_dropping_it(
+    client: TestClient, default_plan: dict
+) -> None:
     row = _row(default_plan, "kept")
     pair = {"site_id": row["site_id"], "intervention_id": row["intervention_id"]}
     result = _solve(client, default_plan["id"], force_keep=[pair], force_close=[pair])
@@ -257,9 +268,14 @@ def test_export_writes_the_toml_and_the_cli_result(
     summary = json.loads((folder / "result" / "summary.json").read_text())
     assert summary["kpis"] == plan["kpis"]
     assert "--areas municipalities" in exported["command"]
-    # a second export of the same plan goes to a new folder, never over the first
-    again = client.post(f"/api/plans/{plan['id']}/export", json={}).json()
-    assert again["folder"] != exported["folder"] and (out_dir / exported["folder"]).is_dir()
+
+
+def test_export_folders_are_never_reused(tmp_path: Path) -> None:
+    first = new_folder(tmp_path, "plan-001-midden")
+    (first / "plan.toml").write_text("x")
+    second = new_folder(tmp_path, "plan-001-midden")
+    assert (first.name, second.name) == ("plan-001-midden", "plan-001-midden-2")
+    assert (first / "plan.toml").read_text() == "x"
 
 
 # --- what the browser may not do ------------------------------------------------------------

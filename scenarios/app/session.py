@@ -735,14 +735,8 @@ class AppState:
         """
         plan = self.plan(plan_id)
         with self._export_lock:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
             stem = f"plan-{plan.id:03d}-{plan.settings.region_id}"
-            folder = self.out_dir / stem
-            n = 2
-            while folder.exists():
-                folder = self.out_dir / f"{stem}-{n}"
-                n += 1
-            folder.mkdir()
+            folder = new_folder(self.out_dir, stem)
             args = ["solve", "--region", plan.settings.region_id, "--scenario", "plan.toml",
                     "--out", "result", *self.source_args]
             command = "herschik " + " ".join(_quote(a) for a in args)
@@ -774,6 +768,19 @@ class AppState:
             "same_as_app": same,
             "differences": differences,
         }
+
+
+def new_folder(parent: Path, stem: str) -> Path:
+    """Create and return ``parent/stem``, or ``stem-2``, ``stem-3``... if taken (never reused)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        folder = parent / (stem if n == 1 else f"{stem}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            n += 1
 
 
 def same_result(plan: Plan, result: Path) -> tuple[bool, list[str]]:
