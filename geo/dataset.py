@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from herschik.optimiser.instance import ProcessNorm, Treatment
 
 #: Folder of the embedded datasets (package data).
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -185,37 +184,20 @@ class Dataset:
         """Region ids in file order."""
         return list(self.regions["region_id"])
 
-    def treatment_objects(self) -> list[Treatment]:
-        """Treatments to assign (kind ``volume`` or ``none``), in file order."""
-        out: list[Treatment] = []
-        for row in self.treatments.itertuples(index=False):
-            if row.kind not in ("volume", "none"):
-                continue
-            norm = None if row.kind == "none" or pd.isna(row.norm) else float(row.norm)
-            out.append(
-                Treatment(
-                    id=row.intervention_id,
-                    group_id=row.group_id,
-                    name=row.name,
-                    norm=norm,
-                    tier_norms=parse_tier_norms(row.tier_norms),
-                )
-            )
-        return out
+    def assigned_treatments(self) -> pd.DataFrame:
+        """Treatments to assign (kind ``volume`` or ``none``), in file order.
 
-    def process_norms(self) -> list[ProcessNorm]:
+        The ``norm`` of kind ``none`` is ``nan``; ``tiers`` holds the parsed tier norms
+        (a dict ``{role: norm}``) or ``None``.
+        """
+        rows = self.treatments[self.treatments["kind"].isin(["volume", "none"])].copy()
+        rows.loc[rows["kind"] == "none", "norm"] = np.nan
+        rows["tiers"] = [parse_tier_norms(text) for text in rows["tier_norms"]]
+        return rows.reset_index(drop=True)
+
+    def process_norm_rows(self) -> pd.DataFrame:
         """Process norms (kind ``process``): carried and reported, never optimised."""
-        rows = self.treatments[self.treatments["kind"] == "process"]
-        return [
-            ProcessNorm(
-                id=row.intervention_id,
-                group_id=row.group_id,
-                name=row.name,
-                value=float(row.norm),
-                unit=row.norm_unit,
-            )
-            for row in rows.itertuples(index=False)
-        ]
+        return self.treatments[self.treatments["kind"] == "process"].reset_index(drop=True)
 
     def site_norms(self) -> pd.DataFrame:
         """Norm per (site, treatment) for the treatments to assign, tiers applied.
@@ -224,14 +206,15 @@ class Dataset:
         """
         roles = self.sites[["site_id", "hn_role"]]
         frames = []
-        for treatment in self.treatment_objects():
-            norms = [treatment.norm_for(role) for role in roles["hn_role"]]
+        for row in self.assigned_treatments().itertuples(index=False):
+            tiers = row.tiers or {}
+            norms = [tiers.get(role, row.norm) for role in roles["hn_role"]]
             frames.append(
                 pd.DataFrame(
                     {
                         "site_id": roles["site_id"].to_numpy(),
-                        "intervention_id": treatment.id,
-                        "norm": np.array([np.nan if n is None else n for n in norms], float),
+                        "intervention_id": row.intervention_id,
+                        "norm": np.array(norms, float),
                     }
                 )
             )
@@ -252,7 +235,7 @@ class Dataset:
         grouped = volumes.groupby(["region_id", "intervention_id"], sort=False).agg(
             providers=("site_id", "size"), below_norm=("below", "sum"), volume=("volume", "sum")
         )
-        treatments = [t.id for t in self.treatment_objects()]
+        treatments = list(self.assigned_treatments()["intervention_id"])
         index = pd.MultiIndex.from_product(
             [self.region_ids(), treatments], names=["region_id", "intervention_id"]
         )

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .backends import solve_highs, solve_pulp
+from .decomposition import treatment_components
 from .formulation import (
     build_arrays,
     candidate_matrix,
@@ -79,8 +80,6 @@ def is_feasible(instance: Instance, params: SolveParams, treatments: list[int],
 
 def _coupled(instance: Instance, params: SolveParams, treatments: list[int]) -> list[int]:
     """The infeasible treatments plus everything they are coupled with (same components)."""
-    from .solve import treatment_components
-
     comps, _ = treatment_components(instance, params)
     chosen = set(treatments)
     out: set[int] = set()

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from herschik.optimiser.baseline import reconstruct_baseline_flows
-from herschik.optimiser.instance import Instance, Site
+from herschik.optimiser.instance import Instance, ProcessNorm, Site, Treatment
 
 ALL_REGIONS = "all"
 
@@ -114,6 +114,29 @@ def _check_reachable(
         )
 
 
+def treatment_objects(dataset: Any) -> tuple[Treatment, ...]:
+    """The dataset's treatments to assign (kind volume or none) as model treatments."""
+    return tuple(
+        Treatment(
+            id=row.intervention_id,
+            group_id=row.group_id,
+            name=row.name,
+            norm=None if pd.isna(row.norm) else float(row.norm),
+            tier_norms=row.tiers,
+        )
+        for row in dataset.assigned_treatments().itertuples(index=False)
+    )
+
+
+def process_norms(dataset: Any) -> tuple[ProcessNorm, ...]:
+    """Process norms of the dataset (carried and reported, never optimised)."""
+    return tuple(
+        ProcessNorm(id=row.intervention_id, group_id=row.group_id, name=row.name,
+                    value=float(row.norm), unit=row.norm_unit)
+        for row in dataset.process_norm_rows().itertuples(index=False)
+    )
+
+
 def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instance:
     """The planning instance of one region, or of the whole country for ``region_id="all"``.
 
@@ -130,7 +153,7 @@ def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instanc
         sites = sites[sites["region_id"] == region_id]
     area_ids = tuple(areas["area_id"])
     site_ids = tuple(sites["site_id"])
-    treatments = tuple(dataset.treatment_objects())
+    treatments = treatment_objects(dataset)
     treatment_ids = [t.id for t in treatments]
 
     demand = _pivot(
@@ -194,7 +217,7 @@ def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instanc
         travel_min=travel,
         baseline_volume=baseline_volume,
         baseline_flow=baseline_flow,
-        process_norms=tuple(dataset.process_norms()),
+        process_norms=process_norms(dataset),
         meta={
             "baseline": dataset.baseline_kind,
             "network": "travel_times.csv"

@@ -398,7 +398,7 @@ def _print_result(summary: dict[str, Any], out: Path) -> None:
 
 def cmd_solve(args: argparse.Namespace) -> int:
     from herschik.scenarios.assemble import build_instance
-    from herschik.scenarios.run import run_solve
+    from herschik.scenarios.run import run_solve, scenario_instance
 
     params, scenario_info, scenario = _solve_params(args)
     dataset = _load(args, args.region)
@@ -409,16 +409,11 @@ def cmd_solve(args: argparse.Namespace) -> int:
         )
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out}: exists and is not a folder")
-    instance = build_instance(dataset, args.region, network=args.network)
-    if scenario is not None:
-        scenario.check(
-            treatment_ids=list(dataset.treatments["intervention_id"]),
-            group_ids=list(dataset.treatments["group_id"]),
-            site_ids=list(dataset.sites["site_id"]),
-        )
-        params = scenario.params_for(instance)
-        scenario_info = scenario.scenario_info(instance)
-        instance = scenario.apply(instance)
+    if scenario is None:
+        instance = build_instance(dataset, args.region, network=args.network)
+    else:
+        instance, params, scenario_info = scenario_instance(dataset, args.region, scenario,
+                                                            args.network)
     outputs = {
         "gpkg": True,
         "geojson": args.geojson,

@@ -63,28 +63,73 @@ def regional_start(
 
 
 @dataclass
-class CheckedRun:
-    """One verified solve, not yet written: what :func:`run_solve` writes, and the app shows."""
+class RunResult:
+    """One verified solve: the solution, its KPIs, the verifier's verdict and the tables.
 
+    ``summary``, ``site_volumes`` and ``assignments`` are exactly what :meth:`write` puts into
+    ``summary.json``, ``site_volumes.csv`` and ``assignments.csv``.
+    """
+
+    instance: Instance
+    params: SolveParams
     solution: Solution
     kpis: dict[str, Any] | None
+    violations: list[str]
     summary: dict[str, Any]
     site_volumes: pd.DataFrame
     assignments: pd.DataFrame
 
+    @property
+    def status(self) -> str:
+        """``optimal``, ``feasible`` or ``infeasible`` (as in summary.json)."""
+        return str(self.summary["status"])
 
-def checked_solve(
+    @property
+    def feasible(self) -> bool:
+        """Whether the solve found a plan."""
+        return bool(self.solution.feasible)
+
+    def write(
+        self,
+        out_dir: str | Path,
+        *,
+        dataset: Any = None,
+        outputs: dict[str, bool] | None = None,
+    ) -> Path:
+        """Write the run folder ``out_dir`` as ``herschik solve`` does (staged, then renamed).
+
+        ``outputs`` switches the planner outputs (keys gpkg, geojson, xlsx, maps, report); they
+        need ``dataset`` for geometries. Without them only the contract CSVs and summary.json
+        are written.
+        """
+        out_dir = Path(out_dir)
+        with staged_dir(out_dir) as staging:
+            write_csv(staging / "site_volumes.csv", self.site_volumes)
+            write_csv(staging / "assignments.csv", self.assignments)
+            if dataset is not None and outputs is not None and any(outputs.values()):
+                from herschik.scenarios.outputs import write_run_outputs
+
+                write_run_outputs(staging, self.summary, self.site_volumes, self.assignments,
+                                  dataset, **outputs)
+            # summary.json last: its presence marks a complete folder for resumable sweeps.
+            write_json(staging / "summary.json", self.summary)
+        return out_dir
+
+
+def solve_verified(
     instance: Instance,
     params: SolveParams,
     *,
     scenario_info: dict[str, Any] | None = None,
     start: Solution | None = None,
     max_workers: int | None = None,
-) -> CheckedRun:
-    """Solve, compute the KPIs and tables, and re-check everything with the verifier.
+) -> RunResult:
+    """Solve ``instance`` under ``params``, compute the KPIs and re-check all with the verifier.
 
-    The one solve path of ``herschik solve``, sweeps and ``herschik app``; arguments as for
-    :func:`run_solve`.
+    The one run orchestration behind the CLI, sweeps and the library (``herschik.solve``).
+    ``scenario_info`` (scenario name, growth, norm multipliers, ...) is merged into
+    ``summary["scenario"]``; ``start`` is a warm start (see :func:`regional_start`);
+    ``max_workers`` caps the threads of the solve (see :func:`optimiser.solve.solve`).
     """
     solution = solve(instance, params, start=start, max_workers=max_workers)
     kpis = compute_kpis(instance, solution, params) if solution.feasible else None
@@ -97,7 +142,9 @@ def checked_solve(
         summary["warm_start"] = start.solver
     violations = verify(solution, instance, params, kpis)
     summary["verification"] = {"verifier": "herschik.optimiser.verify", "violations": violations}
-    return CheckedRun(solution, kpis, summary, site_volumes, assignments)
+    return RunResult(instance=instance, params=params, solution=solution, kpis=kpis,
+                     violations=violations, summary=summary, site_volumes=site_volumes,
+                     assignments=assignments)
 
 
 def run_solve(
@@ -111,26 +158,39 @@ def run_solve(
     start: Solution | None = None,
     max_workers: int | None = None,
 ) -> dict[str, Any]:
-    """Solve ``instance`` under ``params`` and write the run folder ``out_dir``.
+    """:func:`solve_verified`, then :meth:`RunResult.write` to ``out_dir``; the summary dict."""
+    result = solve_verified(instance, params, scenario_info=scenario_info, start=start,
+                            max_workers=max_workers)
+    result.write(out_dir, dataset=dataset, outputs=outputs)
+    return result.summary
 
-    ``scenario_info`` (scenario name, growth, norm multipliers, ...) is merged into
-    ``summary["scenario"]``. ``outputs`` switches the planner outputs (keys gpkg, geojson,
-    xlsx, maps, report); they need ``dataset`` for geometries. ``start`` is a warm start
-    (see :func:`regional_start`). ``max_workers`` caps the threads of the solve (see
-    :func:`optimiser.solve.solve`). Returns the summary dict.
+
+def apply_scenario(
+    instance: Instance, scenario: Any = None
+) -> tuple[Instance, SolveParams, dict[str, Any]]:
+    """The instance, parameters and ``summary["scenario"]`` info of ``instance`` under a scenario.
+
+    ``scenario`` is a resolved scenario (one grid point of a scenario file) or None for the
+    defaults. Growth and norm multipliers change the instance; closures become parameters.
+    The one place where the CLI, sweeps and the library apply a scenario.
     """
-    run = checked_solve(
-        instance, params, scenario_info=scenario_info, start=start, max_workers=max_workers
-    )
-    summary, site_volumes, assignments = run.summary, run.site_volumes, run.assignments
+    if scenario is None:
+        return instance, SolveParams(), {}
+    return (scenario.apply(instance), scenario.params_for(instance),
+            scenario.scenario_info(instance))
 
-    with staged_dir(Path(out_dir)) as staging:
-        write_csv(staging / "site_volumes.csv", site_volumes)
-        write_csv(staging / "assignments.csv", assignments)
-        if dataset is not None and outputs is not None and any(outputs.values()):
-            from herschik.scenarios.outputs import write_run_outputs
 
-            write_run_outputs(staging, summary, site_volumes, assignments, dataset, **outputs)
-        # summary.json last: its presence marks a complete folder for resumable sweeps.
-        write_json(staging / "summary.json", summary)
-    return summary
+def scenario_instance(
+    dataset: Any, region_id: str, scenario: Any = None, network: Any = None
+) -> tuple[Instance, SolveParams, dict[str, Any]]:
+    """:func:`apply_scenario` on the instance of one region, after checking the scenario's ids
+    against the dataset."""
+    from herschik.scenarios.assemble import build_instance
+
+    if scenario is not None:
+        scenario.check(
+            treatment_ids=list(dataset.treatments["intervention_id"]),
+            group_ids=list(dataset.treatments["group_id"]),
+            site_ids=list(dataset.sites["site_id"]),
+        )
+    return apply_scenario(build_instance(dataset, region_id, network=network), scenario)

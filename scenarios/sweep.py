@@ -234,14 +234,13 @@ def run_task(task: SweepTask) -> dict[str, Any]:
         "pid": os.getpid(),
     }
     try:
-        from herschik.scenarios.run import run_solve
+        from herschik.scenarios.run import apply_scenario, run_solve
 
         dataset = _dataset(task.dataset_source)
         base, record["instance_seconds"] = _instance(
             task.dataset_source, task.region_id, task.network
         )
-        instance = task.scenario.apply(base)
-        params = task.scenario.params_for(base)
+        instance, params, scenario_info = apply_scenario(base, task.scenario)
         run_dir = Path(task.run_dir)
         _clear_partial(run_dir)
         record["summary"] = run_solve(
@@ -249,7 +248,7 @@ def run_task(task: SweepTask) -> dict[str, Any]:
             params,
             run_dir,
             dataset=dataset,
-            scenario_info=task.scenario.scenario_info(base),
+            scenario_info=scenario_info,
             outputs=task.outputs,
             max_workers=task.solve_workers,
         )

@@ -101,13 +101,23 @@ def test_default_loads_fast_and_is_illustrative(default) -> None:
 
 
 def test_treatments(default) -> None:
-    treatments = default.treatment_objects()
+    from herschik.scenarios.assemble import process_norms, treatment_objects
+
+    treatments = treatment_objects(default)
     assert len(treatments) == 19
     assert sum(t.norm is not None for t in treatments) == 18
     hn = treatments[0]
     assert hn.id == "hn_new" and dict(hn.tier_norms) == {"HHOC": 200, "PP": 80, "PPR": 50}
     assert hn.norm_for("HHOC") == 200 and hn.norm_for("PP") == 80
-    assert [p.id for p in default.process_norms()] == ["carotid_1week", "carotid_2weeks"]
+    assert [p.id for p in process_norms(default)] == ["carotid_1week", "carotid_2weeks"]
+    # the data's tier rule (site_norms) and the model's (Treatment.norm_for) agree
+    norms = default.site_norms().set_index(["site_id", "intervention_id"])["norm"]
+    roles = dict(zip(default.sites["site_id"], default.sites["hn_role"]))
+    for treatment in treatments:
+        for site_id, role in roles.items():
+            expected = treatment.norm_for(role)
+            got = norms[(site_id, treatment.id)]
+            assert (pd.isna(got) and expected is None) or got == expected
 
 
 def test_every_area_and_site_in_exactly_one_region(default) -> None:
@@ -195,7 +205,7 @@ def test_export_round_trip(default, tmp_path: Path) -> None:
 def test_example_loads() -> None:
     example = load_dataset("example")
     assert example.travel_times is not None
-    assert len(example.treatment_objects()) == 19
+    assert len(example.assigned_treatments()) == 19
 
 
 # ------------------------------------------------------------------ validation

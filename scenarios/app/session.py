@@ -1,6 +1,6 @@
 """The state behind ``herschik app``: one dataset, cached region instances, the plans solved.
 
-Every plan is solved by :func:`herschik.scenarios.run.checked_solve` (solve, KPIs, contract
+Every plan is solved by :func:`herschik.scenarios.run.solve_verified` (solve, KPIs, contract
 tables, independent verifier): the same path as ``herschik solve``. A plan is exported by
 writing its settings as a scenario TOML and running ``herschik solve --scenario`` on it in a
 child process, so the exported result folder *is* what the CLI writes for that file.
@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from herschik.optimiser.decomposition import treatment_components
 from herschik.optimiser.diagnose import is_feasible
 from herschik.optimiser.formulation import required_matrix
 from herschik.optimiser.instance import Instance
 from herschik.optimiser.kpis import SCALAR_KPIS
 from herschik.optimiser.params import SiteTreatment, SolveParams
-from herschik.optimiser.solve import treatment_components
-from herschik.scenarios.run import TIMING_FIELDS, CheckedRun, checked_solve
+from herschik.scenarios.run import TIMING_FIELDS, RunResult, solve_verified
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: the objectives SolveParams accepts, read from its type (never hard-coded here)
@@ -116,7 +116,7 @@ class Plan:
     name: str
     settings: PlanSettings
     params: SolveParams
-    run: CheckedRun
+    run: RunResult
     seconds: float
     hospitals: list[dict[str, Any]]
     areas: dict[str, Any]
@@ -127,7 +127,7 @@ def _round(value: float, digits: int = 2) -> float | None:
     return round(value, digits) + 0.0 if math.isfinite(value) else None
 
 
-def hospital_rows(instance: Instance, run: CheckedRun, params: SolveParams) -> list[dict[str, Any]]:
+def hospital_rows(instance: Instance, run: RunResult, params: SolveParams) -> list[dict[str, Any]]:
     """One row per site x treatment the site provides before or after, with its status.
 
     Statuses as in hospital_changes.csv: ``kept``, ``lost``, ``gained``, ``below_norm`` (provides
@@ -188,7 +188,7 @@ def hospital_rows(instance: Instance, run: CheckedRun, params: SolveParams) -> l
     return rows
 
 
-def area_view(instance: Instance, run: CheckedRun) -> dict[str, Any]:
+def area_view(instance: Instance, run: RunResult) -> dict[str, Any]:
     """Per area (in instance order) and per treatment (and all): what the map colours.
 
     ``dest`` / ``dest_before``: index of the site treating most of the area's patients after /
@@ -384,10 +384,12 @@ class AppState:
     # --- reference data -------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
         """Regions, treatments, objectives and defaults: what the page needs to draw controls."""
+        from herschik.scenarios.assemble import treatment_objects
+
         defaults = SolveParams()
         treatments = [
             {"id": t.id, "name": t.name or t.id, "group_id": t.group_id, "norm": t.norm}
-            for t in self.dataset.treatment_objects()
+            for t in treatment_objects(self.dataset)
         ]
         demand = self.dataset.demand.merge(self.dataset.areas[["area_id", "region_id"]])
         return {
@@ -467,7 +469,7 @@ class AppState:
                     return {"status": existing.run.summary["status"],
                             "plan": self.plan_payload(existing), "same_as_plan": existing.id}
             started = time.perf_counter()
-            run = checked_solve(instance, params)
+            run = solve_verified(instance, params)
             seconds = time.perf_counter() - started
             if not run.solution.feasible:
                 return {
@@ -507,7 +509,7 @@ class AppState:
         settings: PlanSettings,
         instance: Instance,
         params: SolveParams,
-        run: CheckedRun,
+        run: RunResult,
         previous: Plan | None,
     ) -> dict[str, Any]:
         """Plain-words diagnosis and the nearest feasible settings (each one click away)."""
