@@ -23,6 +23,7 @@ from herschik.scenarios.app.session import (
     AppState,
     ForcedPair,
     PlanSettings,
+    kpi_rows,
     new_folder,
     plain_words,
 )
@@ -408,3 +409,31 @@ def test_cli_app_refuses_a_port_in_use(tmp_path: Path) -> None:
         run = _app("--port", str(busy.getsockname()[1]), "--out", str(tmp_path))
     assert run.returncode == 2 and "cannot listen" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_kpi_rows_read_the_displaced_keys_and_per_treatment_numbers() -> None:
+    """The planner's KPI keys (SHARED_NAMES) are shown when present, per treatment too."""
+    kpis = {
+        "patients": 100.0, "patients_moved": 12.0, "patients_displaced": 10.0,
+        "displaced_share": 0.1, "displaced_mean_extra_min": 7.5, "displaced_p90_extra_min": 12.0,
+        "displaced_max_extra_min": 20.0, "patients_moved_optional": 2.0,
+        "providers_before": {"a": 3, "b": 2}, "providers_after": {"a": 2, "b": 2},
+        "providers_lost": {"a": 1, "b": 0}, "providers_gained": {"a": 0, "b": 0},
+        "per_treatment": {"a": {"patients": 60.0, "patients_displaced": 10.0,
+                                "displaced_share": 1 / 6, "displaced_mean_extra_min": 7.5,
+                                "providers_before": 3, "providers_after": 2}},
+    }
+    rows = {r["key"]: r["value"] for r in kpi_rows(kpis)}
+    assert rows["patients_displaced"] == 10.0 and rows["displaced_p90_extra_min"] == 12.0
+    assert rows["providers_before"] == 5 and rows["providers_after"] == 4
+    assert rows["providers_lost"] == 1 and rows["providers_gained"] == 0
+    per_a = {r["key"]: r["value"] for r in kpi_rows(kpis, "a")}
+    assert per_a["patients"] == 60.0 and per_a["patients_displaced"] == 10.0
+    assert (per_a["providers_before"], per_a["providers_after"], per_a["providers_lost"]) == (
+        3, 2, 1)
+    assert "patients_moved" not in per_a  # a region-wide number is not shown as the treatment's
+    per_b = {r["key"]: r["value"] for r in kpi_rows(kpis, "b")}
+    assert per_b == {"providers_before": 2, "providers_after": 2, "providers_lost": 0,
+                     "providers_gained": 0}
+    before_merge = {r["key"] for r in kpi_rows({"patients": 1.0, "patients_moved": 0.0})}
+    assert before_merge == {"patients", "patients_moved"}

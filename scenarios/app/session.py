@@ -127,11 +127,27 @@ def _round(value: float, digits: int = 2) -> float | None:
     return round(value, digits) + 0.0 if math.isfinite(value) else None
 
 
-def hospital_rows(instance: Instance, run: RunResult, params: SolveParams) -> list[dict[str, Any]]:
-    """One row per site x treatment the site provides before or after, with its status.
+def _status_rule(provided_before: bool, provided_after: bool, has_norm: bool,
+                 volume_after: float, required: float) -> str:
+    """kept / lost / gained / below_norm / unchanged_no_norm, as hospital_changes.csv says."""
+    if provided_after and has_norm and volume_after < required - 1e-6:
+        return "below_norm"
+    if provided_before and provided_after:
+        return "kept" if has_norm else "unchanged_no_norm"
+    return "lost" if provided_before else "gained"
 
-    Statuses as in hospital_changes.csv: ``kept``, ``lost``, ``gained``, ``below_norm`` (provides
-    it after, below the norm), ``unchanged_no_norm`` (the treatment has no volume norm).
+
+try:  # the one definition, where the optimiser has it (branch `planner`)
+    from herschik.optimiser.results import hospital_status as _hospital_status
+except ImportError:  # pragma: no cover - before that merge
+    _hospital_status = _status_rule
+
+
+def hospital_rows(instance: Instance, run: RunResult, params: SolveParams) -> list[dict[str, Any]]:
+    """One row per site x treatment the site provides before or after (or that is forced).
+
+    Provided before = baseline volume > 0, after = ``Solution.keep`` (the flags of
+    site_volumes.csv and of the provider KPIs); statuses as in hospital_changes.csv.
     """
     solution = run.solution
     norms = instance.norm_matrix()
@@ -144,10 +160,8 @@ def hospital_rows(instance: Instance, run: RunResult, params: SolveParams) -> li
     rows = []
     for s, site in enumerate(instance.sites):
         for t, treatment in enumerate(instance.treatments):
-            provides_before = before[s, t] > MIN_PATIENTS
-            provides_after = after[s, t] > MIN_PATIENTS or (
-                not np.isnan(norms[s, t]) and bool(keep[s, t])
-            )
+            provides_before = bool(before[s, t] > 0)
+            provides_after = bool(keep[s, t])
             forced = None
             if (site.id, treatment.id) in fkeep or (site.id, "*") in fkeep:
                 forced = "keep"
@@ -155,18 +169,13 @@ def hospital_rows(instance: Instance, run: RunResult, params: SolveParams) -> li
                 forced = "close"
             if not (provides_before or provides_after or forced):
                 continue
-            if np.isnan(norms[s, t]):
-                status = "unchanged_no_norm"
-            elif provides_after and after[s, t] < norms[s, t] - 1e-6:
-                status = "below_norm"
-            elif provides_before and provides_after:
-                status = "kept"
-            elif provides_before:
-                status = "lost"
-            elif provides_after:
-                status = "gained"
-            else:
-                status = None  # forced closed and not provided before: nothing changes
+            has_norm = not np.isnan(norms[s, t])
+            status = (
+                _hospital_status(provides_before, provides_after, has_norm, float(after[s, t]),
+                                 float(required[s, t]) if has_norm else 0.0)
+                if provides_before or provides_after
+                else None  # forced closed, not provided today: nothing changes
+            )
             rows.append(
                 {
                     "site_index": s,
@@ -174,10 +183,8 @@ def hospital_rows(instance: Instance, run: RunResult, params: SolveParams) -> li
                     "site_name": site.name,
                     "intervention_id": treatment.id,
                     "intervention_name": treatment.name or treatment.id,
-                    "norm": None if np.isnan(norms[s, t]) else _round(norms[s, t], 6),
-                    "required_min": None
-                    if np.isnan(required[s, t])
-                    else _round(required[s, t], 6),
+                    "norm": _round(norms[s, t], 6) if has_norm else None,
+                    "required_min": _round(required[s, t], 6) if has_norm else None,
                     "volume_before": _round(before[s, t], 6),
                     "volume_after": _round(after[s, t], 6),
                     "volume_change": _round(after[s, t] - before[s, t], 6),
@@ -380,6 +387,7 @@ class AppState:
         self._solve_lock = threading.Lock()
         self._build_lock = threading.Lock()
         self._export_lock = threading.Lock()
+        self._plans_lock = threading.Lock()
 
     # --- reference data -------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
@@ -464,7 +472,7 @@ class AppState:
         self._check_ids(settings, instance)
         params = settings.solve_params()
         with self._solve_lock:
-            for existing in self._plans.values():
+            for existing in self._plan_list():
                 if existing.settings == settings:  # same settings, same (deterministic) plan
                     return {"status": existing.run.summary["status"],
                             "plan": self.plan_payload(existing), "same_as_plan": existing.id}
@@ -490,16 +498,18 @@ class AppState:
                 areas=area_view(instance, run),
             )
             self._next_id += 1
-            self._plans[plan.id] = plan
-            while len(self._plans) > MAX_PLANS:
-                self._plans.popitem(last=False)
+            with self._plans_lock:
+                self._plans[plan.id] = plan
+                while len(self._plans) > MAX_PLANS:
+                    self._plans.popitem(last=False)
         return {"status": run.summary["status"], "plan": self.plan_payload(plan)}
 
     def _base(self, settings: PlanSettings, base_plan_id: int | None) -> Plan | None:
-        base = self._plans.get(base_plan_id) if base_plan_id is not None else None
+        with self._plans_lock:
+            base = self._plans.get(base_plan_id) if base_plan_id is not None else None
         if base is not None and base.settings.region_id == settings.region_id:
             return base
-        for plan in reversed(self._plans.values()):
+        for plan in reversed(self._plan_list()):
             if plan.settings.region_id == settings.region_id:
                 return plan
         return None
@@ -634,13 +644,18 @@ class AppState:
     # --- plans -------------------------------------------------------------------------------
     def plan(self, plan_id: int) -> Plan:
         try:
-            return self._plans[plan_id]
+            with self._plans_lock:
+                return self._plans[plan_id]
         except KeyError:
             raise UnknownPlan(plan_id) from None
 
     def plans(self) -> list[dict[str, Any]]:
         """The plans kept, newest last, with their headline numbers."""
-        return [self._plan_header(p) for p in list(self._plans.values())]
+        return [self._plan_header(p) for p in self._plan_list()]
+
+    def _plan_list(self) -> list[Plan]:
+        with self._plans_lock:
+            return list(self._plans.values())
 
     def _plan_header(self, plan: Plan) -> dict[str, Any]:
         kpis = plan.run.kpis or {}

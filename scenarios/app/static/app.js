@@ -196,7 +196,12 @@ function drawLegend() {
       lo = limit;
     }
   } else {
-    html += "<b>Areas: colour of their main hospital</b>";
+    html += "<b>Areas: their main hospital</b><br>";
+    const v = view();
+    const used = v ? [...new Set(v.dest.filter((d, i) => d >= 0 && v.patients[i] > 0))] : [];
+    for (const d of used.sort((a, b) => siteName(a).localeCompare(siteName(b)))) {
+      html += `<i style="background:${PALETTE[d % PALETTE.length]}"></i>${esc(siteName(d))}<br>`;
+    }
   }
   div.innerHTML = html;
 }
