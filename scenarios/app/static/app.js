@@ -29,9 +29,10 @@ const STATUS_COLOURS = {
 };
 const EXTRA_BINS = [[1, "#ffffcc"], [5, "#ffeda0"], [10, "#fed976"], [20, "#feb24c"],
   [30, "#fd8d3c"], [45, "#f03b20"], [Infinity, "#bd0026"]];
-const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-  "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
-  "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5", "#393b79", "#637939", "#8c6d31", "#843c39"];
+// pastel area colours (ColorBrewer Set3 + Pastel1), apart from the saturated hospital statuses
+const PALETTE = ["#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69",
+  "#fccde5", "#d9d9d9", "#bc80bd", "#ccebc5", "#ffed6f", "#fbb4ae", "#b3cde3", "#decbe4",
+  "#fed9a6", "#e5d8bd", "#fddaec", "#f2f2f2", "#cbd5e8", "#f4cae4", "#e6f5c9", "#fff2ae"];
 
 async function api(path, options = {}) {
   const response = await fetch(path, options);
@@ -51,7 +52,7 @@ function setStatus(text, busy = false) {
 }
 
 // --- map ---------------------------------------------------------------------------------
-const map = L.map("map", { zoomControl: true, preferCanvas: false, attributionControl: false });
+const map = L.map("map", { zoomControl: true, zoomSnap: 0.25, attributionControl: false });
 let areaLayer = null;
 const siteLayer = L.layerGroup().addTo(map);
 const legend = L.control({ position: "bottomright" });
@@ -165,10 +166,10 @@ function drawSites() {
     const volume = summary ? (status === "lost" ? summary.before : summary.after) : 0;
     const marker = L.circleMarker([site.lat, site.lon], {
       radius: summary ? 4 + 14 * Math.sqrt(volume / vmax) : 3,
-      color: summary ? "#222" : "#999", weight: status === "lost" ? 2 : 1,
-      dashArray: status === "lost" ? "3 3" : null,
+      color: status === "lost" ? STATUS_COLOURS.lost : (summary ? "#222" : "#999"),
+      weight: status === "lost" ? 3 : 1, dashArray: status === "lost" ? "4 3" : null,
       fillColor: STATUS_COLOURS[status] || "#ffffff",
-      fillOpacity: status === "lost" ? 0.35 : (summary ? 0.9 : 0.4),
+      fillOpacity: status === "lost" ? 0.55 : (summary ? 0.9 : 0.4),
       className: `site-marker status-${status}`,
     });
     marker.bindTooltip(() => siteText(i, false));
