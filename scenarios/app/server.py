@@ -224,6 +224,9 @@ def serve(state: AppState, *, host: str = "127.0.0.1", port: int = 8765) -> None
             file=sys.stderr,
         )
     app = create_app(state, allowed_hosts=allowed)
+    import threading
+
+    threading.Thread(target=state.warm, name="herschik-app-warm", daemon=True).start()
     config = uvicorn.Config(app, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     shown = f"[{host.strip('[]')}]" if family == socket.AF_INET6 else host

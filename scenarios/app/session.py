@@ -76,14 +76,16 @@ class PlanSettings(BaseModel):
     max_travel: float | None = Field(None, gt=0, le=1440)
     max_extra_travel: float | None = Field(None, ge=0, le=1440)
     max_loss_share: float | None = Field(None, ge=0, le=1)
-    objective: str | None = None
+    objective: str | None = Field(None, validate_default=True)  # None: the solver's default
     force_keep: list[ForcedPair] = Field(default_factory=list, max_length=5000)
     force_close: list[ForcedPair] = Field(default_factory=list, max_length=5000)
 
     @field_validator("objective")
     @classmethod
     def _known_objective(cls, value: str | None) -> str | None:
-        if value is not None and value not in OBJECTIVES:
+        if value is None:
+            return str(SolveParams().objective)
+        if value not in OBJECTIVES:
             raise ValueError(f"unknown objective {value!r}; choose from {', '.join(OBJECTIVES)}")
         return value
 
@@ -449,6 +451,15 @@ class AppState:
 
                 self._maps[region_id] = region_layers(self.dataset, instance)
             return self._maps[region_id]
+
+    def warm(self) -> None:
+        """Build the first region and solve its default plan (run in the background at start,
+        so that the page opens on a plan at once)."""
+        try:
+            self.region_map(self.first_region)
+            self.solve(PlanSettings(region_id=self.first_region))
+        except Exception as error:  # noqa: BLE001 - the page will show the same error again
+            print(f"herschik app: could not prepare {self.first_region}: {error}", file=sys.stderr)
 
     # --- solving ----------------------------------------------------------------------------
     def _check_ids(self, settings: PlanSettings, instance: Instance) -> None:

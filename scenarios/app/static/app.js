@@ -507,8 +507,13 @@ async function start() {
     `</option>`).join("");
   $("treatment").innerHTML = '<option value="all">all treatments</option>' +
     S.meta.treatments.map((t) => `<option value="${esc(t.id)}">${esc(t.name)}</option>`).join("");
+  const objectiveWords = {
+    planner: "planner: move only who must, then least travel",
+    travel: "least total travel", moved: "fewest patients moved",
+    providers: "most providers kept, then least travel",
+  };
   $("objective").innerHTML = S.meta.objectives.map((o) =>
-    `<option value="${esc(o)}">${esc(o)}</option>`).join("");
+    `<option value="${esc(o)}">${esc(objectiveWords[o] || o)}</option>`).join("");
   $("baseline-note").textContent = S.meta.baseline === "illustrative"
     ? "The baseline volumes of the embedded data are illustrative (see DATA.md)." : "";
   await loadRegion(S.meta.first_region);
