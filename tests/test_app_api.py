@@ -437,3 +437,22 @@ def test_kpi_rows_read_the_displaced_keys_and_per_treatment_numbers() -> None:
                      "providers_gained": 0}
     before_merge = {r["key"] for r in kpi_rows({"patients": 1.0, "patients_moved": 0.0})}
     assert before_merge == {"patients", "patients_moved"}
+
+
+def test_a_user_dataset_with_data_exports_through_the_cli_with_data(tmp_path: Path) -> None:
+    """`herschik app --data DIR`: plans on the user's tables, export re-solved with --data."""
+    from herschik.geo.dataset import export_dataset
+
+    data = tmp_path / "data"
+    export_dataset(load_dataset("example"), data)
+    state = AppState(load_dataset(data), out_dir=tmp_path / "out",
+                     source_args=["--data", str(data)])
+    client = TestClient(create_app(state))
+    meta = client.get("/api/meta").json()
+    assert [r["id"] for r in meta["regions"]] == ["example"]
+    result = client.post("/api/solve", json={"settings": {"region_id": "example",
+                                                          "margin": 0.1}}).json()
+    assert result["status"] in ("optimal", "feasible")
+    exported = client.post(f"/api/plans/{result['plan']['id']}/export").json()
+    assert exported["same_as_app"], exported["differences"]
+    assert exported["command"].endswith(f"--data {data}")

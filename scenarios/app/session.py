@@ -695,6 +695,7 @@ class AppState:
             "objective_value": summary.get("objective"),
             "mip_gap": summary.get("mip_gap"),
             "solve_seconds": summary.get("solve_seconds"),
+            "build_seconds": summary.get("build_seconds"),
             "verification": summary.get("verification"),
             "warnings": summary.get("warnings", []),
             "kpis": kpis,
