@@ -565,8 +565,8 @@ class AppState:
                 ("max_loss_share", "loss share", "", 2),
             ):
                 new_value, old_value = getattr(settings, key), getattr(old, key)
-                if new_value is None or new_value == old_value:
-                    continue
+                if new_value is None or (old_value is not None and new_value >= old_value):
+                    continue  # only a tightened limit has a nearest feasible value between
                 nearest = self._nearest_limit(
                     instance, params, treatments, key, new_value, old_value, digits
                 )
@@ -576,6 +576,9 @@ class AppState:
                 added = set(getattr(settings, key)) - set(getattr(old, key))
                 if added:
                     kept = [p for p in getattr(settings, key) if p not in added]
+                    fixed = settings.model_copy(update={key: kept}).solve_params()
+                    if is_feasible(instance, fixed, treatments) is False:
+                        continue  # dropping it alone does not help: not a feasible setting
                     what = "; ".join(self._pair_text(p, names) for p in sorted(
                         added, key=lambda p: (p.site_id, p.intervention_id)))
                     suggest(f"Stop forcing: {word} {what}", **{key: kept})
