@@ -345,7 +345,9 @@ async function solve(settings) {
     });
     S.solves += 1;
     document.body.dataset.solves = String(S.solves);
-    if (result.status === "infeasible") {
+    if (settings.region_id !== S.region) {
+      // another region was chosen meanwhile: this answer is not for the map on screen
+    } else if (result.status === "infeasible") {
       showInfeasible(result.infeasible);
       if (S.plan) writeSettings(S.plan.settings);
       setStatus(`Infeasible (${fmt(result.seconds, 2)} s): previous plan kept`);
@@ -377,6 +379,7 @@ async function loadRegion(region, settings = null) {
   S.layers = await api(`/api/regions/${encodeURIComponent(region)}/map`);
   S.plan = null;
   S.previous = null;
+  $("infeasible").hidden = true;
   siteLayer.clearLayers();
   drawAreas();
   const start = settings || { region_id: region, ...S.meta.defaults, force_keep: [], force_close: [] };
