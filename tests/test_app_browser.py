@@ -179,6 +179,17 @@ def test_plan_in_the_browser_then_export_and_resolve_with_the_cli(
             assert page.locator("[data-testid=export-same]").is_visible()
             folder = out / page.inner_text("[data-testid=export-folder]")
             assert margin_plan != closed
+
+            # --- another region: its own map and plan ----------------------------------
+            page.select_option("#treatment", "all")
+            page.select_option("#region", "west")
+            _wait_new_plan(page, margin_plan)
+            assert page.locator("#map path.site-marker").count() == 13
+            area = page.locator("#map path.leaflet-interactive:not(.site-marker)").nth(3)
+            area.dispatch_event("click")  # its centre may lie under a hospital marker
+            popup = page.locator(".leaflet-popup-content")
+            popup.wait_for(timeout=TIMEOUT_MS)
+            assert "patients/yr" in popup.inner_text() and "all treatments" in popup.inner_text()
         finally:
             browser.close()
     assert errors == []
