@@ -460,3 +460,17 @@ def test_a_user_dataset_with_data_exports_through_the_cli_with_data(tmp_path: Pa
     exported = client.post(f"/api/plans/{result['plan']['id']}/export").json()
     assert exported["same_as_app"], exported["differences"]
     assert exported["command"].endswith(f"--data {data}")
+
+
+def test_vendored_leaflet_is_the_npm_release_unmodified() -> None:
+    import hashlib
+
+    from herschik.scenarios.app.server import STATIC_DIR
+
+    folder = STATIC_DIR / "vendor" / "leaflet"
+    sums = [line.split() for line in (folder / "VERSION").read_text().splitlines()
+            if line.endswith((".js", ".css"))]
+    assert {name for _, name in sums} == {"leaflet.js", "leaflet.css"}
+    for digest, name in sums:
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
+    assert "BSD 2-Clause" in (folder / "LICENSE").read_text()
