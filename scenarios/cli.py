@@ -550,6 +550,8 @@ def cmd_app(args: argparse.Namespace) -> int:
     )
     try:
         serve(state, host=args.host, port=args.port)
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) is how the app is meant to stop
+        print("herschik app: stopped", file=sys.stderr)
     except OSError as error:
         raise UsageError(
             f"--host {args.host} --port {args.port}: cannot listen ({error})"

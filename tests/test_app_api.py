@@ -474,3 +474,41 @@ def test_vendored_leaflet_is_the_npm_release_unmodified() -> None:
     for digest, name in sums:
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
     assert "BSD 2-Clause" in (folder / "LICENSE").read_text()
+
+
+def test_cli_app_serves_on_loopback_guards_the_host_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    import re
+    import signal
+    import time
+    import urllib.error
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "herschik.scenarios.cli", "app", "--port", "0", "--out",
+         str(tmp_path / "plans"), "--region", "west"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
+        assert match, proc.stderr.read() if proc.poll() is not None else "no address printed"
+        url = match.group(0)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "api/meta", timeout=5) as response:
+                    assert json.load(response)["first_region"] == "west"
+                break
+            except urllib.error.URLError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.2)
+        foreign = urllib.request.Request(url + "api/meta", headers={"Host": "evil.example"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(foreign, timeout=5)
+        assert refused.value.code == 400
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert "stopped" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
