@@ -592,6 +592,7 @@ class AppState:
             ],
             "diagnosis": diagnosis,
             "requested": settings.model_dump(),
+            "requested_text": describe(settings),
             "suggestions": suggestions,
         }
 

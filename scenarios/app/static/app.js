@@ -325,7 +325,8 @@ function writeSettings(settings) {
 function showInfeasible(info) {
   const box = $("infeasible");
   box.hidden = false;
-  box.innerHTML = `<h3>That change is infeasible</h3><p>${esc(info.reason)}</p>` +
+  box.innerHTML = `<h3>That change is infeasible</h3>` +
+    `<p class="hint">Asked for: ${esc(info.requested_text)}</p><p>${esc(info.reason)}</p>` +
     (info.reasons && info.reasons.length > 1
       ? `<ul>${info.reasons.slice(1).map((r) => `<li>${esc(r)}</li>`).join("")}</ul>` : "") +
     `<p class="hint">The plan on screen is unchanged. Nearest feasible settings:</p>` +
