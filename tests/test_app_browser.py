@@ -112,6 +112,8 @@ def test_plan_in_the_browser_then_export_and_resolve_with_the_cli(
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.on("pageerror", lambda error: errors.append(str(error)))
+            requests: list[str] = []
+            page.on("request", lambda request: requests.append(request.url))
             page.goto(url)
 
             # --- load a region: the default plan is drawn --------------------------------
@@ -193,6 +195,9 @@ def test_plan_in_the_browser_then_export_and_resolve_with_the_cli(
         finally:
             browser.close()
     assert errors == []
+    # offline: the page fetched nothing but from the app itself (no tiles, no CDN)
+    assert requests and all(r.startswith(url) or r.startswith("data:") for r in requests), [
+        r for r in requests if not r.startswith(url)]
 
     # --- the exported TOML, re-solved by the command line, gives the same result ---------
     toml = (folder / "plan.toml").read_text()
