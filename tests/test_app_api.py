@@ -512,3 +512,17 @@ def test_cli_app_serves_on_loopback_guards_the_host_and_stops_on_ctrl_c(tmp_path
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_closing_a_whole_hospital_loses_all_its_treatments(
+    client: TestClient, default_plan: dict
+) -> None:
+    site = _row(default_plan, "kept")["site_id"]
+    result = _solve(client, default_plan["id"],
+                    force_close=[{"site_id": site, "intervention_id": "*"}])
+    assert result["status"] in ("optimal", "feasible")
+    rows = [r for r in result["plan"]["hospitals"] if r["site_id"] == site]
+    assert rows and all(r["forced"] == "close" and r["volume_after"] == 0 for r in rows)
+    assert {r["status"] for r in rows if r["volume_before"] > 0} == {"lost"}
+    assert "all treatments" in client.get("/api/compare", params={
+        "a": default_plan["id"], "b": result["plan"]["id"]}).json()["settings"][-1]["b"][0]

@@ -61,6 +61,7 @@ legend.addTo(map);
 
 function siteName(i) { return S.layers ? S.layers.sites[i].site_name : ""; }
 function treatmentName(id) {
+  if (id === "*") return "all treatments";
   const t = S.meta.treatments.find((x) => x.id === id);
   return t ? t.name : id;
 }
@@ -152,7 +153,13 @@ function siteText(i, withButtons) {
         `data-treatment="${esc(r.intervention_id)}" ${forced === f ? "disabled" : ""}>` +
         `${f || "free"}</button>`).join("") + "</td></tr>";
   }
-  return html + "</table></div>";
+  const whole = S.force.get(`${site.site_id}|*`);
+  html += "</table>" + (whole
+    ? `<button data-force="" data-site="${esc(site.site_id)}" data-treatment="*">` +
+      "reopen the whole hospital</button>"
+    : `<button data-force="close" data-site="${esc(site.site_id)}" data-treatment="*" ` +
+      `data-testid="close-hospital">close the whole hospital (all treatments)</button>`);
+  return html + "</div>";
 }
 
 function drawSites() {
@@ -248,10 +255,12 @@ function drawHospitals() {
       a.intervention_name.localeCompare(b.intervention_name));
   $("hospitals").querySelector("tbody").innerHTML = rows.map((r) => {
     const key = `${r.site_id}|${r.intervention_id}`;
+    const whole = S.force.get(`${r.site_id}|*`);
     const forced = S.force.get(key) || "";
-    const options = ["", "keep", "close"].map((f) =>
-      `<option value="${f}" ${f === forced ? "selected" : ""}>${f || "free"}</option>`).join("");
-    return `<tr class="${forced ? "forced" : ""}" data-site-id="${esc(r.site_id)}" ` +
+    const options = whole ? `<option selected>${whole} (whole hospital)</option>`
+      : ["", "keep", "close"].map((f) =>
+        `<option value="${f}" ${f === forced ? "selected" : ""}>${f || "free"}</option>`).join("");
+    return `<tr class="${forced || whole ? "forced" : ""}" data-site-id="${esc(r.site_id)}" ` +
       `data-treatment="${esc(r.intervention_id)}" data-status="${esc(r.status || "")}">` +
       `<td>${esc(r.site_name)}</td><td>${esc(r.intervention_name)}</td>` +
       `<td>${fmt(r.norm, 0)}</td><td>${fmt(r.required_min, 1)}</td>` +
@@ -259,7 +268,7 @@ function drawHospitals() {
       `<td>${r.volume_change > 0 ? "+" : ""}${fmt(r.volume_change)}</td>` +
       `<td>${r.status ? `<span class="status status-${r.status}">` +
         `${STATUS_WORDS[r.status]}</span>` : ""}</td>` +
-      `<td><select class="force" data-site="${esc(r.site_id)}" ` +
+      `<td><select class="force" ${whole ? "disabled" : ""} data-site="${esc(r.site_id)}" ` +
       `data-treatment="${esc(r.intervention_id)}">${options}</select></td></tr>`;
   }).join("");
 }
