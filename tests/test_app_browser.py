@@ -149,6 +149,11 @@ def test_plan_in_the_browser_then_export_and_resolve_with_the_cli(
             row = page.locator(f"#hospitals tbody tr[data-site-id='{site}']")
             assert row.get_attribute("data-status") == "lost"
             assert "close" in page.inner_text("#forced")
+            page.check("#only-changes")
+            statuses = page.eval_on_selector_all(
+                "#hospitals tbody tr", "rows => rows.map(r => r.dataset.status)")
+            assert "lost" in statuses and set(statuses) <= {"lost", "gained", "below_norm"}
+            page.uncheck("#only-changes")
 
             # --- an infeasible change: diagnosis in words, previous plan stays ------------
             page.fill("#margin", "3")

@@ -249,8 +249,10 @@ function drawKpis() {
 }
 
 function drawHospitals() {
-  const rows = S.plan.hospitals.filter((r) => S.treatment === "all" ||
-    r.intervention_id === S.treatment)
+  const onlyChanges = $("only-changes").checked;
+  const rows = S.plan.hospitals.filter((r) => (S.treatment === "all" ||
+    r.intervention_id === S.treatment) &&
+    (!onlyChanges || ["lost", "gained", "below_norm"].includes(r.status)))
     .sort((a, b) => a.site_name.localeCompare(b.site_name) ||
       a.intervention_name.localeCompare(b.intervention_name));
   $("hospitals").querySelector("tbody").innerHTML = rows.map((r) => {
@@ -470,6 +472,7 @@ for (const id of ["margin", "max_travel", "max_extra_travel", "max_loss_share", 
 $("region").addEventListener("change", () => loadRegion($("region").value));
 $("treatment").addEventListener("change", () => { S.treatment = $("treatment").value; redraw(); });
 $("colour-by").addEventListener("change", () => { S.colourBy = $("colour-by").value; redraw(); });
+$("only-changes").addEventListener("change", () => { if (S.plan) drawHospitals(); });
 $("reset").addEventListener("click", () => {
   writeSettings({ region_id: S.region, ...S.meta.defaults, force_keep: [], force_close: [] });
   solve(readSettings());
