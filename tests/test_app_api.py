@@ -526,3 +526,19 @@ def test_closing_a_whole_hospital_loses_all_its_treatments(
     assert {r["status"] for r in rows if r["volume_before"] > 0} == {"lost"}
     assert "all treatments" in client.get("/api/compare", params={
         "a": default_plan["id"], "b": result["plan"]["id"]}).json()["settings"][-1]["b"][0]
+
+
+def test_nearest_margin_by_bisection_agrees_with_the_diagnosis(
+    client: TestClient, state: AppState, default_plan: dict
+) -> None:
+    """The app's own bisection (used when the diagnosis has no value in time) finds the margin
+    the diagnosis finds, to its 0.01 rounding (the diagnosis rounds down)."""
+    result = _solve(client, default_plan["id"], margin=3.0)
+    diagnosed = result["infeasible"]["diagnosis"]["smallest_feasible_margin"]
+    instance = state.instance(REGION)
+    params = PlanSettings(region_id=REGION, margin=3.0).solve_params()
+    everything = list(range(len(instance.treatments)))
+    nearest = state._nearest_limit(instance, params, everything, "margin", 3.0, 0.0, 2)
+    assert diagnosed <= nearest <= diagnosed + 0.01 + 1e-9
+    assert _solve(client, margin=nearest)["status"] in ("optimal", "feasible")
+    assert _solve(client, margin=round(nearest + 0.01, 2))["status"] == "infeasible"

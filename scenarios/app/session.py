@@ -550,22 +550,28 @@ class AppState:
             if fixed != settings.model_dump() and all(s["settings"] != fixed for s in suggestions):
                 suggestions.append({"text": text, "settings": fixed})
 
+        covered = set()  # limits the diagnosis already found a feasible value for
         margin = diagnosis.get("smallest_feasible_margin")
         if isinstance(margin, (int, float)) and margin < settings.margin:
             suggest(f"Lower the margin to {margin:.2f}", margin=float(margin))
+            covered.add("margin")
         travel = diagnosis.get("smallest_feasible_max_travel")
         if isinstance(travel, (int, float)) and settings.max_travel is not None:
             suggest(f"Raise the travel limit to {travel:.0f} min", max_travel=float(travel))
+            covered.add("max_travel")
         if previous is not None:
             old = previous.settings
             treatments = self._treatments_to_check(instance, params, diagnosis)
-            # limits where a larger value is looser
-            for key, label, unit, digits in (
-                ("max_extra_travel", "extra-travel limit", " min", 0),
-                ("max_loss_share", "loss share", "", 2),
+            for key, label, unit, digits, larger_is_looser in (
+                ("margin", "margin", "", 2, False),
+                ("max_travel", "travel limit", " min", 0, True),
+                ("max_extra_travel", "extra-travel limit", " min", 0, True),
+                ("max_loss_share", "loss share", "", 2, True),
             ):
                 new_value, old_value = getattr(settings, key), getattr(old, key)
-                if new_value is None or (old_value is not None and new_value >= old_value):
+                if key in covered or new_value is None or new_value == old_value:
+                    continue
+                if old_value is not None and (new_value > old_value) == larger_is_looser:
                     continue  # only a tightened limit has a nearest feasible value between
                 nearest = self._nearest_limit(
                     instance, params, treatments, key, new_value, old_value, digits
@@ -616,31 +622,32 @@ class AppState:
         feasible_value: float | None,
         digits: int,
     ) -> float | None:
-        """Tightest value of a limit between the infeasible request and the last feasible plan.
+        """The feasible value of a limit nearest the infeasible request, between it and the
+        value of the plan on screen (feasible; ``None``: no limit).
 
-        Bisection with the diagnosis' feasibility check, within ``NEAREST_BUDGET_S``; a larger
-        value is always looser for these limits. ``None`` when undecided in time.
+        Bisection with the diagnosis' feasibility check, within ``NEAREST_BUDGET_S`` (each limit
+        is monotone: looser in one direction). ``None`` when undecided in time.
         """
         step = 10.0 ** -digits
-        if feasible_value is None:
+        if feasible_value is None:  # no limit was feasible: start from the loosest value
             if key == "max_loss_share":
                 feasible_value = 1.0
             else:
                 travel = np.where(np.isfinite(instance.travel_min), instance.travel_min, 0.0)
                 feasible_value = float(math.ceil(travel.max()))
-        lo, hi = float(infeasible_value), float(feasible_value)  # lo infeasible, hi feasible
+        bad, good = float(infeasible_value), float(feasible_value)
         deadline = time.perf_counter() + NEAREST_BUDGET_S
-        while hi - lo > step + 1e-12:
+        while abs(good - bad) > step + 1e-12:
             if time.perf_counter() > deadline:
                 return None
-            mid = round((lo + hi) / 2, digits)
-            if mid <= lo or mid >= hi:
+            mid = round((bad + good) / 2, digits)
+            if mid in (bad, good):
                 break
             ok = is_feasible(instance, params.model_copy(update={key: mid}), treatments)
             if ok is None:
                 return None
-            lo, hi = (lo, mid) if ok else (mid, hi)
-        return round(hi, digits)
+            bad, good = (bad, mid) if ok else (mid, good)
+        return round(good, digits)
 
     def _names(self, instance: Instance) -> dict[str, str]:
         names = {s.id: s.name for s in instance.sites if s.name}
