@@ -23,13 +23,16 @@ loopback (against DNS rebinding).
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -75,8 +78,6 @@ async def _json_body(request: Request, *, required: bool) -> Any:
         return None
     if content_type != "application/json":
         raise AppInputError("the body must be application/json")
-    import json
-
     try:
         return json.loads(body)
     except ValueError as error:
@@ -112,8 +113,6 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
             return refused
         body = await _json_body(request, required=True)
         solve_request = SolveRequest.model_validate(body)
-        from starlette.concurrency import run_in_threadpool
-
         result = await run_in_threadpool(
             state.solve, solve_request.settings, solve_request.base_plan_id
         )
@@ -144,8 +143,6 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         body = await _json_body(request, required=False)
         if body not in (None, {}):
             return _error(422, "export takes no parameters: the server chooses the folder")
-        from starlette.concurrency import run_in_threadpool
-
         result = await run_in_threadpool(state.export, request.path_params["plan_id"])
         return JSONResponse(result)
 
@@ -224,8 +221,6 @@ def serve(state: AppState, *, host: str = "127.0.0.1", port: int = 8765) -> None
             file=sys.stderr,
         )
     app = create_app(state, allowed_hosts=allowed)
-    import threading
-
     threading.Thread(target=state.warm, name="herschik-app-warm", daemon=True).start()
     config = uvicorn.Config(app, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
