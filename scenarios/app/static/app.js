@@ -215,11 +215,13 @@ function drawLegend() {
 }
 
 function redraw() {
+  const started = performance.now();
   if (areaLayer) areaLayer.setStyle(areaStyle);
   drawSites();
   drawLegend();
   drawKpis();
   drawHospitals();
+  document.body.dataset.redrawMs = String(Math.round(performance.now() - started));
 }
 
 // --- panels ------------------------------------------------------------------------------
