@@ -1,6 +1,7 @@
 """``python -m benchmarks``: the benchmark suite on the embedded default data.
 
-    python -m benchmarks [--repeats 3] [--only regions,national,matrix,sweep,scaling,settings]
+    python -m benchmarks [--repeats 3]
+                         [--only regions,national,matrix,sweep,scaling,settings,network]
                          [--smoke] [--out benchmarks]
 
 Writes ``OUT/results.json`` (machine-readable) and ``OUT/RESULTS.md`` (a table per benchmark,
@@ -24,7 +25,7 @@ from typing import Any
 from . import bench_regions, bench_scaling
 from .common import machine_info, run_child, write_atomic
 
-SECTIONS = ("regions", "national", "matrix", "sweep", "scaling", "settings")
+SECTIONS = ("regions", "national", "matrix", "sweep", "scaling", "settings", "network")
 PACKAGE_DIR = Path(__file__).resolve().parent
 GOAL_MATRIX_COLD_S = 20.0
 GOAL_MATRIX_RATIO = 20.0
@@ -97,6 +98,17 @@ def section_sweep(args, env) -> dict[str, Any]:
             wall > GOAL_SWEEP_S else None}
 
 
+def section_network(args, env) -> dict[str, Any]:
+    if args.smoke:
+        return {"status": "skipped", "reason": "smoke mode"}
+    res = run_child("call", {"module": "benchmarks.bench_network", "function": "run",
+                             "kwargs": {"scale": args.network_scale}},
+                    args.network_wall_cap, env)
+    if res.get("status") != "ok":
+        return {"status": "not measured", "reason": res.get("error")}
+    return dict(res["result"])
+
+
 def section_settings(args, env) -> dict[str, Any]:
     """Solver settings side by side (benchmarks/bench_settings.py), in one child process."""
     spec = {"module": "benchmarks.bench_settings", "function": "run",
@@ -160,6 +172,9 @@ def run_sections(args, previous: dict[str, Any] | None = None) -> dict[str, Any]
     if "settings" in wanted:
         _log("== settings")
         results["settings"] = section_settings(args, env)
+    if "network" in wanted:
+        _log("== network")
+        results["network"] = section_network(args, env)
     if "scaling" in wanted:
         _log("== scaling")
         if args.smoke:
@@ -441,6 +456,12 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", "Every configuration reached the same optimum on every sub-problem."
                   if not bad else f"**Optima differ** between configurations: {bad}", ""]
 
+    if results.get("network"):
+        from .bench_network import render as render_network
+
+        net_lines, net_goals = render_network(results["network"])
+        lines += net_lines
+        goals += net_goals
     if peak_all:
         peak = max(peak_all)
         goals.append(("peak memory ≤ 4 GB", _met(peak <= GOAL_MEMORY_MB),
@@ -490,6 +511,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sweep-scenarios", type=int, default=100)
     p.add_argument("--sweep-wall-cap", type=float, default=1800.0)
     p.add_argument("--settings-wall-cap", type=float, default=3600.0)
+    p.add_argument("--network-scale", type=float, default=3.0,
+                   help="town-size scale of the synthetic country PBF (3.0: >= 2 M drivable "
+                        "nodes)")
+    p.add_argument("--network-wall-cap", type=float, default=3600.0)
     p.add_argument("--cache-dir", default=None,
                    help="HERSCHIK_CACHE_DIR for the children (default: a fresh temporary one, "
                         "so the first instance build is cold)")

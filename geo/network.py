@@ -1,18 +1,19 @@
-"""Road networks: OpenStreetMap loading (osmnx), the embedded national default, a compact format.
+"""Road networks: OpenStreetMap extracts, the embedded national default, a compact format.
 
 Every network in herschik is an osmnx-compatible :class:`networkx.MultiDiGraph` projected to
-EPSG:28992 (RD New): graph attribute ``crs``; node attributes ``x, y`` (m); edge attributes
-``highway``, ``maxspeed`` (km/h, NaN when unknown), ``length`` (m) and ``travel_time`` (s).
+EPSG:28992 (RD New) — graph attribute ``crs``; node attributes ``x, y`` (m); edge attributes
+``highway``, ``maxspeed`` (km/h, NaN when untagged), ``speed_kph``, ``length`` (m),
+``travel_time`` (s), ``oneway`` — or, at country scale, the same data as flat arrays
+(:class:`geo.osm.RoadArrays`, a compact file).
 
-* :func:`build_network_from_osm` — a local OSM extract (``.osm``, ``.osm.bz2`` via osmnx
-  ``graph_from_xml``; ``.osm.pbf`` via the optional ``pyrosm``) -> drivable roads, Dutch
-  default speeds per highway class (:data:`DUTCH_HWY_SPEEDS`, ``maxspeed`` tags honoured by
-  ``osmnx.add_edge_speeds``), ``add_edge_travel_times``, largest strongly connected
-  component, projected to EPSG:28992.
+* :func:`build_network_from_osm` — a local OSM extract (``.osm.pbf``, ``.osm``, ``.osm.bz2``)
+  streamed by :func:`geo.osm.read_osm` (pyosmium, two passes, numpy topology; Dutch speed,
+  access, oneway and ferry rules) -> the osmnx-style graph.
 * :func:`default_network` — the embedded national network (:mod:`geo.skeleton`), built once
   and cached on disk (``$HERSCHIK_CACHE_DIR`` or ``~/.cache/herschik``).
-* :func:`save_network` / :func:`load_network` — the compact format: one compressed ``.npz``
-  (see :func:`save_network` for the arrays).
+* :func:`save_network` / :func:`load_network` / :func:`read_network_arrays` — the compact
+  format: one compressed ``.npz`` (see :func:`save_network` for the arrays), checked on read
+  (:func:`geo.coverage.check_edge_times`).
 * :func:`download_network` — opt-in online query through osmnx (never used by default).
 """
 
@@ -27,33 +28,15 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
+# the speed table lives with the OSM tag rules; re-exported here for osmnx-based callers
+from herschik.geo.osm import DUTCH_HWY_SPEEDS, FALLBACK_SPEED
+
 #: Target CRS of every network.
 CRS = "EPSG:28992"
-
-#: Dutch default driving speeds (km/h) per OSM highway class, used where ``maxspeed`` is absent.
-DUTCH_HWY_SPEEDS: dict[str, float] = {
-    "motorway": 115.0,
-    "motorway_link": 70.0,
-    "trunk": 90.0,
-    "trunk_link": 60.0,
-    "primary": 80.0,
-    "primary_link": 50.0,
-    "secondary": 70.0,
-    "secondary_link": 50.0,
-    "tertiary": 55.0,
-    "tertiary_link": 40.0,
-    "unclassified": 45.0,
-    "residential": 30.0,
-    "living_street": 15.0,
-    "service": 20.0,
-    "road": 40.0,
-}
 #: Highway classes kept as drivable from an OSM extract.
 DRIVABLE = frozenset(DUTCH_HWY_SPEEDS)
-#: Speed (km/h) for drivable classes missing from :data:`DUTCH_HWY_SPEEDS`.
-FALLBACK_SPEED = 40.0
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 # --------------------------------------------------------------------------------------
@@ -126,52 +109,26 @@ def build_network_from_osm(
 ) -> nx.MultiDiGraph:
     """Load a local OSM extract as a drivable, projected, strongly connected road graph.
 
+    Streams the file with pyosmium (:func:`geo.osm.read_osm`: ``.osm.pbf``, ``.osm``,
+    ``.osm.bz2``) and hands on an osmnx-style ``MultiDiGraph``. For country extracts use
+    :func:`geo.osm.read_osm` and :func:`save_network` on the arrays (no Python object per node).
+
     Parameters
     ----------
     osm_path
-        ``.osm`` / ``.osm.bz2`` (OSM XML, read with ``osmnx.graph_from_xml``) or ``.osm.pbf``
-        (needs the optional ``pyrosm`` package: ``pip install herschik[pbf]``).
+        The extract.
     hwy_speeds
-        Speeds per highway class where ``maxspeed`` is missing (default Dutch speeds).
+        Speeds per highway class where no limit is tagged (default Dutch speeds).
 
     Returns
     -------
     networkx.MultiDiGraph
-        Projected to EPSG:28992 with ``speed_kph``, ``travel_time``, ``length``, ``maxspeed``.
+        Projected to EPSG:28992 with ``speed_kph``, ``travel_time``, ``length``, ``maxspeed``,
+        ``highway``, ``oneway``, ``osmid``.
     """
-    import osmnx as ox
+    from herschik.geo.osm import read_osm
 
-    p = Path(osm_path)
-    if not p.exists():
-        raise FileNotFoundError(p)
-    name = p.name.lower()
-    if name.endswith(".pbf"):
-        G = _graph_from_pbf(p)
-    elif name.endswith((".osm", ".osm.bz2", ".xml", ".xml.bz2")):
-        G = ox.graph_from_xml(p, bidirectional=False, simplify=True, retain_all=True)
-    else:
-        raise ValueError(f"{p}: expected .osm, .osm.bz2 or .osm.pbf")
-    G = finish_osm_graph(G, hwy_speeds)
-    G.graph["name"] = p.name
-    return G
-
-
-def _graph_from_pbf(path: Path) -> nx.MultiDiGraph:
-    try:
-        import pyrosm
-    except ImportError as e:  # pragma: no cover - depends on the optional extra
-        raise ImportError(
-            f"{path}: reading .osm.pbf needs the optional package pyrosm "
-            "(pip install 'herschik[pbf]'), or convert the file to .osm with osmium"
-        ) from e
-    import osmnx as ox
-
-    osm = pyrosm.OSM(str(path))
-    nodes, edges = osm.get_network(network_type="driving", nodes=True)
-    G = osm.to_graph(nodes, edges, graph_type="networkx")
-    G = nx.MultiDiGraph(G)
-    G.graph.setdefault("crs", "EPSG:4326")
-    return ox.simplification.simplify_graph(G) if not G.graph.get("simplified") else G
+    return read_osm(osm_path, hwy_speeds).to_networkx()
 
 
 def download_network(place: str, hwy_speeds: dict[str, float] | None = None) -> nx.MultiDiGraph:
@@ -190,53 +147,169 @@ def download_network(place: str, hwy_speeds: dict[str, float] | None = None) -> 
 # --------------------------------------------------------------------------------------
 # compact format
 # --------------------------------------------------------------------------------------
-def save_network(G: nx.MultiDiGraph, path: str | Path) -> Path:
-    """Write ``G`` in the compact format: one compressed ``.npz`` (written atomically).
-
-    Arrays: ``node_id`` (int64 original ids), ``x``, ``y`` (float64, m, in ``crs``);
-    ``u``, ``v`` (int32 positions into the node arrays), ``length`` (m), ``travel_time`` (s),
-    ``maxspeed`` (km/h, NaN unknown), ``highway`` (int16 code into ``highway_names``);
-    ``meta`` (JSON: format version, crs, name). Multi-valued ``highway`` tags keep the first.
-    """
-    path = Path(path)
+def _graph_arrays(G: nx.MultiDiGraph) -> dict[str, np.ndarray]:
     nodes = list(G.nodes)
     pos = {n: i for i, n in enumerate(nodes)}
     try:
         node_id = np.array(nodes, dtype=np.int64)
     except (TypeError, ValueError, OverflowError):
         node_id = np.arange(len(nodes), dtype=np.int64)
-    x = np.array([G.nodes[n]["x"] for n in nodes], dtype=np.float64)
-    y = np.array([G.nodes[n]["y"] for n in nodes], dtype=np.float64)
     E = G.number_of_edges()
     u = np.empty(E, np.int32)
     v = np.empty(E, np.int32)
-    length = np.empty(E)
-    tt = np.empty(E)
-    ms = np.empty(E)
+    length, tt, ms, speed = np.empty(E), np.empty(E), np.empty(E), np.empty(E)
+    oneway = np.zeros(E, bool)
     hw = []
     for i, (a, b, d) in enumerate(G.edges(data=True)):
         u[i], v[i] = pos[a], pos[b]
         length[i] = float(d.get("length", np.nan))
         tt[i] = float(d["travel_time"])
         ms[i] = _maxspeed_number(d.get("maxspeed"), d.get("speed_kph"))
+        sk = d.get("speed_kph")
+        speed[i] = float(sk) if sk is not None else (
+            length[i] / tt[i] * 3.6 if tt[i] > 0 else np.nan)
+        oneway[i] = bool(d.get("oneway", False))
         hw.append(_highway_values(d.get("highway", ""))[0])
     names, codes = np.unique(np.array(hw, dtype=str), return_inverse=True)
+    return {
+        "node_id": node_id,
+        "x": np.array([G.nodes[n]["x"] for n in nodes], dtype=np.float64),
+        "y": np.array([G.nodes[n]["y"] for n in nodes], dtype=np.float64),
+        "u": u, "v": v, "length": length, "travel_time": tt, "maxspeed": ms,
+        "speed_kph": speed.astype(np.float32), "oneway": oneway,
+        "highway": codes.astype(np.int16), "highway_names": names,
+    }
+
+
+def _road_arrays(net) -> dict[str, np.ndarray]:
+    from herschik.geo.osm import HIGHWAY_CLASSES
+
+    return {
+        "node_id": net.node_id, "x": net.x, "y": net.y, "u": net.u.astype(np.int32),
+        "v": net.v.astype(np.int32), "length": net.length, "travel_time": net.travel_time,
+        "maxspeed": net.maxspeed.astype(np.float64), "speed_kph": net.speed_kph,
+        "oneway": net.oneway, "osmid": net.osmid, "highway": net.highway.astype(np.int16),
+        "highway_names": np.array(HIGHWAY_CLASSES, dtype=str),
+    }
+
+
+def arrays_fingerprint(x: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray,
+                       travel_time: np.ndarray) -> str:
+    """SHA-256 over node coordinates and the directed edges with their times."""
+    h = hashlib.sha256(b"herschik-network-arrays")
+    for a in (x, y, u, v, travel_time):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def save_network(G, target) -> Path | None:
+    """Write a network in the compact format: one compressed ``.npz``.
+
+    ``G`` is an osmnx-style ``MultiDiGraph`` or a :class:`geo.osm.RoadArrays` (country
+    networks are written from the arrays, never through networkx). ``target`` is a path
+    (written to a temporary file and renamed into place) or an open binary file (the CLI
+    passes the one of its atomic writer).
+
+    Arrays: ``node_id`` (int64 original ids), ``x``, ``y`` (float64, m, in ``crs``);
+    ``u``, ``v`` (int32 positions into the node arrays), ``length`` (m), ``travel_time`` (s),
+    ``maxspeed`` (km/h tagged, NaN unknown), ``speed_kph`` (float32), ``oneway`` (bool),
+    ``highway`` (int16 code into ``highway_names``), ``osmid`` (way id; OSM builds only);
+    ``meta`` (JSON: format, version, crs, name, fingerprint, build facts). Multi-valued
+    ``highway`` tags keep the first.
+    """
+    from herschik.geo.osm import RoadArrays
+
+    if isinstance(G, RoadArrays):
+        arrays = _road_arrays(G)
+        crs, name, extra = G.crs, G.meta.get("name", "osm"), dict(G.meta)
+    else:
+        arrays = _graph_arrays(G)
+        crs, name = str(G.graph.get("crs", CRS)), G.graph.get("name")
+        extra = {}
+        if name is None:
+            name = Path(target).stem if isinstance(target, str | os.PathLike) else "network"
     meta = {
+        **{k: v for k, v in extra.items() if isinstance(v, int | float | str)},
         "format": "herschik-network",
         "version": FORMAT_VERSION,
-        "crs": str(G.graph.get("crs", CRS)),
-        "name": str(G.graph.get("name", path.stem)),
+        "crs": str(crs),
+        "name": str(name),
+        "fingerprint": arrays_fingerprint(arrays["x"], arrays["y"], arrays["u"], arrays["v"],
+                                          arrays["travel_time"]),
     }
+    arrays["meta"] = np.array(json.dumps(meta))
+    if not isinstance(target, str | os.PathLike):
+        np.savez_compressed(target, **arrays)
+        return None
+    path = Path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(
-            f, node_id=node_id, x=x, y=y, u=u, v=v, length=length, travel_time=tt,
-            maxspeed=ms, highway=codes.astype(np.int16), highway_names=names,
-            meta=np.array(json.dumps(meta)),
-        )
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return path
+
+
+def is_osm_file(path: str | Path) -> bool:
+    """Whether ``path`` names an OSM extract (built on load) rather than a compact network."""
+    return Path(path).name.lower().endswith((".osm", ".osm.bz2", ".pbf", ".osm.gz"))
+
+
+def read_network_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays and meta of a compact network file, checked for shape and sanity.
+
+    Raises
+    ------
+    ValueError
+        Not a herschik network, inconsistent arrays, or implausible values (see
+        :func:`geo.coverage.check_edge_times`).
+    """
+    path = Path(path)
+    try:
+        z = np.load(path, allow_pickle=False)
+        meta = json.loads(str(z["meta"]))
+    except Exception as e:  # noqa: BLE001 - any unreadable file is a bad network file
+        raise ValueError(f"{path}: not a herschik network file ({e})") from e
+    if not isinstance(meta, dict) or meta.get("format") != "herschik-network":
+        raise ValueError(f"{path}: not a herschik network file")
+    need = ("node_id", "x", "y", "u", "v", "length", "travel_time", "maxspeed", "highway",
+            "highway_names")
+    try:
+        arrays = {k: z[k] for k in z.files if k != "meta"}
+    except Exception as e:  # noqa: BLE001 - truncated / corrupt member
+        raise ValueError(f"{path}: not a readable herschik network file ({e})") from e
+    missing = [k for k in need if k not in arrays]
+    if missing:
+        raise ValueError(f"{path}: network file lacks the arrays {', '.join(missing)}")
+    n, m = len(arrays["node_id"]), len(arrays["u"])
+    if len(arrays["x"]) != n or len(arrays["y"]) != n or any(
+        len(arrays[k]) != m for k in ("v", "length", "travel_time", "maxspeed", "highway")
+    ):
+        raise ValueError(f"{path}: network arrays of inconsistent length")
+    if m and (arrays["u"].min() < 0 or arrays["v"].min() < 0 or
+              max(arrays["u"].max(), arrays["v"].max()) >= n):
+        raise ValueError(f"{path}: edge end outside the node table")
+    from herschik.geo.coverage import check_edge_times
+
+    check_edge_times(arrays, str(path))
+    return arrays, meta
+
+
+def file_fingerprint(path: str | Path) -> str | None:
+    """SHA-256 of a compact network file's bytes (the matrix cache key of a network file;
+    about 0.3 s per 100 MB), or ``None`` if the file cannot be read."""
+    h = hashlib.sha256(b"herschik-network-file")
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+    except OSError:
+        return None
+    return h.hexdigest()
 
 
 def load_network(path: str | Path) -> nx.MultiDiGraph:
@@ -245,18 +318,12 @@ def load_network(path: str | Path) -> nx.MultiDiGraph:
     Raises
     ------
     ValueError
-        If the file is not a herschik network.
+        If the file is not a herschik network, or its values are implausible.
     """
     path = Path(path)
-    if path.name.lower().endswith((".osm", ".osm.bz2", ".pbf")):
+    if is_osm_file(path):
         return build_network_from_osm(path)
-    try:
-        z = np.load(path, allow_pickle=False)
-        meta = json.loads(str(z["meta"]))
-    except Exception as e:  # noqa: BLE001 - any unreadable file is a bad network file
-        raise ValueError(f"{path}: not a herschik network file ({e})") from e
-    if meta.get("format") != "herschik-network":
-        raise ValueError(f"{path}: not a herschik network file")
+    z, meta = read_network_arrays(path)
     G = nx.MultiDiGraph(crs=meta["crs"], name=meta.get("name", path.stem))
     node_id = z["node_id"].tolist()
     x, y = z["x"].tolist(), z["y"].tolist()
@@ -265,12 +332,18 @@ def load_network(path: str | Path) -> nx.MultiDiGraph:
     hw = z["highway"].tolist()
     u, v = z["u"].tolist(), z["v"].tolist()
     length, tt, ms = z["length"].tolist(), z["travel_time"].tolist(), z["maxspeed"].tolist()
-    G.add_edges_from(
-        (node_id[u[i]], node_id[v[i]],
-         {"highway": names[hw[i]], "length": length[i], "travel_time": tt[i],
-          "maxspeed": ms[i]})
-        for i in range(len(u))
-    )
+    m = len(u)
+    speed = z["speed_kph"].tolist() if "speed_kph" in z else [None] * m
+    oneway = z["oneway"].tolist() if "oneway" in z else [False] * m
+
+    def attrs(i: int) -> dict:
+        d = {"highway": names[hw[i]], "length": length[i], "travel_time": tt[i],
+             "maxspeed": ms[i], "oneway": oneway[i]}
+        if speed[i] is not None:
+            d["speed_kph"] = speed[i]
+        return d
+
+    G.add_edges_from((node_id[u[i]], node_id[v[i]], attrs(i)) for i in range(m))
     return G
 
 

@@ -8,8 +8,8 @@ snap distance (distance x ``access_detour`` at ``access_kmh``). Area -> site tim
 ONE ``scipy.sparse.csgraph.dijkstra`` call from the (unique) site nodes on the REVERSED
 graph, with ``limit`` for the travel cap (in chunks of sources on very large graphs).
 
-Matrices are cached on disk (``<cache_dir>/matrices/<sha256>.npy``) keyed by the network
-fingerprint, both point sets, the speed/access profile and the limit.
+Matrices (with the snap distances) are cached on disk (``<cache_dir>/matrices/<sha256>.npz``)
+keyed by the network fingerprint, both point sets, the speed/access profile and the limit.
 :func:`od_matrix_networkx` is the plain networkx reference used by tests and benchmarks.
 """
 
@@ -32,7 +32,7 @@ from scipy.spatial import cKDTree
 ACCESS_KMH = 40.0
 ACCESS_DETOUR = 1.3
 #: Bump when the computation changes, so that old cached matrices are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 #: Memory budget (bytes) for one chunk of Dijkstra distance rows.
 _CHUNK_BYTES = 256 * 2**20
 
@@ -146,6 +146,31 @@ def _as_xy(xy) -> np.ndarray:
     return a
 
 
+def load_csr(path: str | os.PathLike) -> CSRNetwork:
+    """A network file as a :class:`CSRNetwork`, straight from its arrays (no networkx).
+
+    Compact files (:func:`geo.network.save_network`) are read and checked
+    (:func:`geo.network.read_network_arrays`); OSM extracts are built first.
+    """
+    from herschik.geo.network import (
+        file_fingerprint,
+        is_osm_file,
+        load_network,
+        read_network_arrays,
+    )
+
+    if is_osm_file(path):
+        return to_csr(load_network(path))
+    z, meta = read_network_arrays(path)
+    xy = np.column_stack([z["x"], z["y"]])
+    return CSRNetwork.from_arrays(xy, z["u"], z["v"], z["travel_time"], node_ids=z["node_id"],
+                                  fingerprint=_file_key(file_fingerprint(path)))
+
+
+def _file_key(fp: str | None) -> str | None:
+    return None if not fp else "file:" + fp
+
+
 def _resolve(network) -> tuple[CSRNetwork | None, str, object]:
     """(csr or None if not built yet, fingerprint, graph-or-loader) for ``network``."""
     if network is None:
@@ -155,9 +180,14 @@ def _resolve(network) -> tuple[CSRNetwork | None, str, object]:
     if isinstance(network, CSRNetwork):
         return network, network.fingerprint, network
     if isinstance(network, str | os.PathLike):
-        from herschik.geo.network import load_network
+        from herschik.geo.network import file_fingerprint, is_osm_file
 
-        network = load_network(network)
+        if not is_osm_file(network):
+            fp = _file_key(file_fingerprint(network))
+            if fp is not None:  # the cache can answer without reading the whole network
+                return None, fp, network
+        net = load_csr(network)
+        return net, net.fingerprint, network
     net = to_csr(network)
     return net, net.fingerprint, network
 
@@ -170,9 +200,7 @@ def _csr_of(network) -> CSRNetwork:
     if isinstance(network, CSRNetwork):
         return network
     if isinstance(network, str | os.PathLike):
-        from herschik.geo.network import load_network
-
-        return to_csr(load_network(network))
+        return load_csr(network)
     return to_csr(network)
 
 
@@ -191,6 +219,77 @@ def _cache_key(fp: str, a: np.ndarray, s: np.ndarray, profile: dict) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class Travel:
+    """An OD matrix with the snap distances behind it (for the coverage checks)."""
+
+    minutes: np.ndarray  #: (A, S) car minutes, ``inf`` unreachable / above the limit
+    area_snap_m: np.ndarray  #: (A,) metres from each area point to its network node
+    site_snap_m: np.ndarray  #: (S,) metres from each site point to its network node
+
+
+def area_site_travel(
+    area_xy: np.ndarray,
+    site_xy: np.ndarray,
+    network=None,
+    limit_min: float | None = None,
+    *,
+    access_kmh: float = ACCESS_KMH,
+    access_detour: float = ACCESS_DETOUR,
+    time_factor: float = 1.0,
+    use_cache: bool = True,
+) -> Travel:
+    """Travel minutes by car from every area point to every site point, and snap distances.
+
+    Parameters
+    ----------
+    area_xy, site_xy
+        Arrays (A, 2) and (S, 2) of x, y in the network CRS (EPSG:28992 metres).
+    network
+        ``None`` for the embedded national default, a MultiDiGraph with ``travel_time``, a
+        :class:`CSRNetwork`, or a path to a network file (read straight into CSR arrays,
+        :func:`load_csr`; on a cache hit a compact file is not read beyond its fingerprint).
+    limit_min
+        Travel cap: times above it are ``inf`` (and Dijkstra stops early).
+    access_kmh, access_detour
+        Access leg between a point and its snapped node: distance x detour at this speed.
+    time_factor
+        Multiplies the network travel times (speed calibration; 1 = as in the graph).
+    use_cache
+        Read/write the on-disk matrix cache (:func:`matrix_cache_dir`).
+    """
+    a = _as_xy(area_xy)
+    s = _as_xy(site_xy)
+    net, fp, _ = _resolve(network)
+    profile = {"access_kmh": float(access_kmh), "access_detour": float(access_detour),
+               "time_factor": float(time_factor),
+               "limit_min": None if limit_min is None else float(limit_min)}
+    path = None
+    if use_cache:
+        path = matrix_cache_dir() / f"{_cache_key(fp, a, s, profile)}.npz"
+        if path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    out = Travel(z["minutes"], z["area_snap_m"], z["site_snap_m"])
+                if out.minutes.shape == (len(a), len(s)):
+                    return out
+            except (OSError, ValueError, KeyError):
+                pass
+    if net is None:
+        net = _csr_of(network)
+    out = _compute(net, a, s, limit_min, access_kmh, access_detour, time_factor)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
+            np.savez(tmp, minutes=out.minutes, area_snap_m=out.area_snap_m,
+                     site_snap_m=out.site_snap_m)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+    return out
+
+
 def area_site_minutes(
     area_xy: np.ndarray,
     site_xy: np.ndarray,
@@ -204,64 +303,29 @@ def area_site_minutes(
 ) -> np.ndarray:
     """Travel minutes by car from every area point to every site point.
 
-    Parameters
-    ----------
-    area_xy, site_xy
-        Arrays (A, 2) and (S, 2) of x, y in the network CRS (EPSG:28992 metres).
-    network
-        ``None`` for the embedded national default, a MultiDiGraph with ``travel_time``, a
-        :class:`CSRNetwork`, or a path to a network file (:func:`geo.network.load_network`).
-    limit_min
-        Travel cap: times above it are ``inf`` (and Dijkstra stops early).
-    access_kmh, access_detour
-        Access leg between a point and its snapped node: distance x detour at this speed.
-    time_factor
-        Multiplies the network travel times (speed calibration; 1 = as in the graph).
-    use_cache
-        Read/write the on-disk matrix cache (:func:`matrix_cache_dir`).
+    Same parameters as :func:`area_site_travel`.
 
     Returns
     -------
     numpy.ndarray
         (A, S) float64 minutes; ``inf`` where unreachable or above ``limit_min``.
     """
-    a = _as_xy(area_xy)
-    s = _as_xy(site_xy)
-    net, fp, _ = _resolve(network)
-    profile = {"access_kmh": float(access_kmh), "access_detour": float(access_detour),
-               "time_factor": float(time_factor),
-               "limit_min": None if limit_min is None else float(limit_min)}
-    path = None
-    if use_cache:
-        path = matrix_cache_dir() / f"{_cache_key(fp, a, s, profile)}.npy"
-        if path.exists():
-            try:
-                out = np.load(path, allow_pickle=False)
-                if out.shape == (len(a), len(s)):
-                    return out
-            except (OSError, ValueError):
-                pass
-    if net is None:
-        net = _csr_of(network)
-    out = _compute(net, a, s, limit_min, access_kmh, access_detour, time_factor)
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
-            np.save(tmp, out)
-            os.replace(tmp, path)
-        except OSError:
-            pass
-    return out
+    return area_site_travel(
+        area_xy, site_xy, network, limit_min, access_kmh=access_kmh,
+        access_detour=access_detour, time_factor=time_factor, use_cache=use_cache,
+    ).minutes
 
 
-def _compute(net: CSRNetwork, a, s, limit_min, access_kmh, access_detour, time_factor):
+def _compute(net: CSRNetwork, a, s, limit_min, access_kmh, access_detour,
+             time_factor) -> Travel:
     A, S = len(a), len(s)
     out = np.full((A, S), np.inf)
     if A == 0 or S == 0:
-        return out
-    an, aacc = net.snap(a, access_kmh, access_detour)
-    sn, sacc = net.snap(s, access_kmh, access_detour)
+        return Travel(out, np.zeros(A), np.zeros(S))
+    ad, an = net.tree.query(a)
+    sd, sn = net.tree.query(s)
+    to_s = access_detour / (access_kmh / 3.6)
+    aacc, sacc = ad * to_s, sd * to_s
     uniq, inv = np.unique(sn, return_inverse=True)
     lim = np.inf if limit_min is None else float(limit_min) * 60.0 / time_factor
     chunk = max(1, int(_CHUNK_BYTES // (8 * max(net.n_nodes, 1))))
@@ -269,10 +333,11 @@ def _compute(net: CSRNetwork, a, s, limit_min, access_kmh, access_detour, time_f
     for i in range(0, len(uniq), chunk):
         d = dijkstra(net.reverse, directed=True, indices=uniq[i : i + chunk], limit=lim)
         net_s[i : i + chunk] = d[:, an]
+        del d
     out = (net_s[inv].T * time_factor + aacc[:, None] + sacc[None, :]) / 60.0
     if limit_min is not None:
         out[out > limit_min] = np.inf
-    return out
+    return Travel(out, ad, sd)
 
 
 def od_matrix_networkx(

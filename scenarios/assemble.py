@@ -72,14 +72,41 @@ def travel_minutes(
         return _pivot(
             dataset.travel_times, "area_id", "site_id", "minutes", area_ids, site_ids, np.inf
         )
-    from herschik.geo.traveltime import area_site_minutes
+    from herschik.geo.coverage import check_snap
+    from herschik.geo.dataset import DataError
+    from herschik.geo.network import is_osm_file
+    from herschik.geo.traveltime import area_site_travel
 
     areas = dataset.areas.set_index("area_id").loc[list(area_ids)]
     sites = dataset.sites.set_index("site_id").loc[list(site_ids)]
-    graph = open_network(network) if isinstance(network, (str, Path)) else network
-    return area_site_minutes(
-        areas[["x", "y"]].to_numpy(float), sites[["x", "y"]].to_numpy(float), network=graph
-    )
+    graph = network
+    if isinstance(network, (str, Path)):
+        # compact files go by path: read straight into arrays, or not at all on a cache hit
+        if not Path(network).is_file():
+            raise DataError(str(network), None, None, "network file not found")
+        graph = open_network(network) if is_osm_file(network) else Path(network)
+    try:
+        travel = area_site_travel(
+            areas[["x", "y"]].to_numpy(float), sites[["x", "y"]].to_numpy(float), network=graph
+        )
+    except (ValueError, OSError, KeyError) as error:
+        if isinstance(error, DataError) or not isinstance(graph, Path):
+            raise
+        raise DataError(
+            str(network), None, None, f"not a readable road network ({error})"
+        ) from None
+    source = network_label(network) if network is not None else "default road network"
+    check_snap("area", _labels(areas), travel.area_snap_m, source)
+    check_snap("site", _labels(sites), travel.site_snap_m, source)
+    return travel.minutes
+
+
+def _labels(table: pd.DataFrame) -> list[str]:
+    """``id name`` per row of an areas or sites table (indexed by id), for messages."""
+    name_col = next((c for c in ("area_name", "site_name", "name") if c in table.columns), None)
+    if name_col is None:
+        return [str(i) for i in table.index]
+    return [f"{i} {n}" for i, n in zip(table.index, table[name_col].astype(str))]
 
 
 def _check_reachable(

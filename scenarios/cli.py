@@ -195,11 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--plot", action="store_true", help="draw trade-off plots per region")
     _common(sweep)
 
-    network = sub.add_parser("network", help="build a road network from OpenStreetMap data")
+    network = sub.add_parser("network", help="build or validate a road network")
     network_sub = network.add_subparsers(dest="network_command", required=True, metavar="ACTION")
-    build = network_sub.add_parser("build", help="OSM extract -> compact network file")
+    build = network_sub.add_parser(
+        "build", help="OSM extract -> compact network file (streamed, bounded memory)"
+    )
     source = build.add_mutually_exclusive_group(required=True)
-    source.add_argument("--osm", metavar="FILE", type=Path, help=".osm, .osm.bz2 or .osm.pbf")
+    source.add_argument("--osm", metavar="FILE", type=Path, help=".osm.pbf, .osm or .osm.bz2")
     source.add_argument(
         "--download",
         metavar="PLACE",
@@ -207,6 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--out", required=True, metavar="FILE", type=Path)
     _common(build)
+    validate = network_sub.add_parser(
+        "validate",
+        help="compare a network with the RIVM Utrecht matrix and the inter-city trips "
+        "(exit 0 within the thresholds of docs/VALIDATION.md, 1 outside them)",
+    )
+    validate.add_argument(
+        "--rivm",
+        metavar="DIR",
+        type=Path,
+        help="folder rivm_ravu_utrecht with the full RIVM matrix (default: committed sample)",
+    )
+    validate.add_argument("--json", action="store_true", help="print the results as JSON")
+    _common(validate)
 
     app = sub.add_parser(
         "app",
@@ -503,24 +518,60 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_network(args: argparse.Namespace) -> int:
+    if args.network_command == "validate":
+        return _network_validate(args)
+    from herschik.geo.dataset import DataError
     from herschik.geo.network import download_network, save_network
+    from herschik.scenarios.atomic import write_binary
 
+    if args.out.exists() and not args.out.is_file():
+        raise UsageError(f"--out {args.out}: exists and is not a regular file")
     if args.download:
-        graph = download_network(args.download)
+        net = download_network(args.download)
+        nodes, edges = net.number_of_nodes(), net.number_of_edges()
+        facts = ""
     else:
         if not args.osm.is_file():
             raise UsageError(f"--osm {args.osm}: file not found")
-        from herschik.scenarios.assemble import open_network
+        from herschik.geo.osm import read_osm
 
-        graph = open_network(args.osm)
-    save_network(graph, args.out)
-    print(
-        f"wrote network with {graph.number_of_nodes()} nodes and "
-        f"{graph.number_of_edges()} edges to {args.out}"
-    )
+        try:
+            net = read_osm(args.osm)
+        except ValueError as error:
+            raise DataError(str(args.osm), None, None, str(error).split(": ", 1)[-1]) from None
+        nodes, edges = net.n_nodes, net.n_edges
+        facts = (
+            f" ({net.length.sum() / 2000:,.0f} km of road, "
+            f"{net.meta['nodes_outside_largest_component']} nodes outside the largest "
+            f"strongly connected component dropped, "
+            f"{net.meta['turn_restrictions_ignored']} turn restrictions not applied)"
+        )
+    write_binary(args.out, lambda handle: save_network(net, handle))
+    print(f"wrote network with {nodes} nodes and {edges} edges to {args.out}{facts}")
     return EXIT_OK
 
 
+def _network_validate(args: argparse.Namespace) -> int:
+    import json
+
+    from herschik.geo.dataset import DataError
+    from herschik.geo.validation import validate_network
+
+    if args.network is not None and not Path(args.network).is_file():
+        raise UsageError(f"--network {args.network}: file not found")
+    try:
+        if args.rivm is not None and not (args.rivm / "demand_nodes.txt").is_file():
+            raise UsageError(f"--rivm {args.rivm}: no demand_nodes.txt in that folder")
+        report = validate_network(args.network, args.rivm)
+    except DataError:
+        raise
+    except (ValueError, OSError) as error:
+        raise DataError(str(args.network), None, None, str(error)) from None
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(report["text"])
+    return EXIT_OK if report["passed"] else 1
 def cmd_app(args: argparse.Namespace) -> int:
     from herschik.scenarios.app.server import serve
     from herschik.scenarios.app.session import AppState

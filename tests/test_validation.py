@@ -1,9 +1,13 @@
-"""Validation of the national default network (numbers reported in docs/VALIDATION.md).
+"""Validation of a road network (numbers reported in docs/VALIDATION.md), via geo/validation.py.
+
+Runs on the embedded default network, or on any network file named by the environment
+variable ``HERSCHIK_VALIDATE_NETWORK`` (``HERSCHIK_VALIDATE_NETWORK=nl.npz pytest
+tests/test_validation.py -s``; the same checks as ``herschik network validate``):
 
 (a) RIVM 2009 ambulance driving-time matrix, region Utrecht (217 PC4 points): one fitted
     speed factor, median absolute percentage error, Spearman rank correlation. Uses the full
     matrix from ../shared when present, and always the committed 600-pair subsample.
-(b) >= 20 inter-city car trips over all 12 provinces (tests/data/validation_intercity.csv).
+(b) >= 20 inter-city car trips over all 12 provinces (geo/data/validation/).
 (c) effective (crow-fly) speeds by distance band.
 (d) every district centroid and every hospital site reaches a site (islands via ferries).
 
@@ -12,26 +16,22 @@ Run ``pytest tests/test_validation.py -s`` to print the numbers.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from herschik.geo import validation as val
 from herschik.geo.skeleton import read_districts
 from herschik.geo.traveltime import area_site_minutes
-from pyproj import Transformer
 from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parent / "data"
 RAW = ROOT.parent / "shared" / "data" / "raw"
-_TO_RD = Transformer.from_crs("EPSG:4326", "EPSG:28992", always_xy=True)
-
-#: Thresholds asserted (what the network reaches, see docs/VALIDATION.md).
-RIVM_MDAPE_MAX = 0.15
-RIVM_SPEARMAN_MIN = 0.90
-INTERCITY_MDAPE_MAX = 0.12
-INTERCITY_ABS_MAX = 0.50
+#: The network under validation: a file from the environment, else the embedded default.
+NETWORK = os.environ.get("HERSCHIK_VALIDATE_NETWORK") or None
+T = val.THRESHOLDS
 
 #: The eight university medical centres (PROVENANCE spot checks), WGS84 lat, lon.
 UMCS = {
@@ -43,63 +43,7 @@ UMCS = {
 
 
 def rd(lat, lon) -> np.ndarray:
-    x, y = _TO_RD.transform(np.asarray(lon, float), np.asarray(lat, float))
-    return np.c_[x, y]
-
-
-def fit_metrics(model: np.ndarray, truth: np.ndarray) -> dict:
-    """One multiplicative factor (median ratio), then MdAPE and Spearman."""
-    factor = float(np.median(truth / model))
-    ape = np.abs(factor * model - truth) / truth
-    return {
-        "factor": factor,
-        "mdape": float(np.median(ape)),
-        "p90_ape": float(np.percentile(ape, 90)),
-        "spearman": float(spearmanr(model, truth)[0]),
-        "n": int(len(truth)),
-    }
-
-
-def rivm_full() -> tuple[np.ndarray, np.ndarray] | None:
-    d = RAW / "rivm_ravu_utrecht"
-    if not (d / "demand_nodes.txt").exists():
-        return None
-    nodes = np.loadtxt(d / "demand_nodes.txt", skiprows=1)
-    txt = (d / "rijtijden_ravu_rivm2009.txt").read_text().strip().strip(",")
-    T = np.array([int(v) for v in txt.split(",")], dtype=float).reshape(len(nodes), -1)
-    return nodes[:, 2:4], T / 60.0
-
-
-def rivm_full_metrics() -> dict | None:
-    r = rivm_full()
-    if r is None:
-        return None
-    xy, T = r
-    M = area_site_minutes(xy, xy)
-    off = ~np.eye(len(xy), dtype=bool)
-    return fit_metrics(M[off], T[off])
-
-
-def rivm_sample_metrics() -> dict:
-    p = pd.read_csv(DATA / "rivm_utrecht_pairs.csv", comment="#")
-    a = p[["from_x", "from_y"]].to_numpy(float)
-    b = p[["to_x", "to_y"]].to_numpy(float)
-    ua, ia = np.unique(a, axis=0, return_inverse=True)
-    ub, ib = np.unique(b, axis=0, return_inverse=True)
-    M = area_site_minutes(ua, ub)
-    return fit_metrics(M[ia.ravel(), ib.ravel()], p["seconds"].to_numpy(float) / 60.0)
-
-
-def intercity_table() -> pd.DataFrame:
-    ic = pd.read_csv(DATA / "validation_intercity.csv", comment="#")
-    a, b = rd(ic.from_lat, ic.from_lon), rd(ic.to_lat, ic.to_lon)
-    ua, ia = np.unique(a, axis=0, return_inverse=True)
-    ub, ib = np.unique(b, axis=0, return_inverse=True)
-    M = area_site_minutes(ua, ub)
-    ic["model_min"] = M[ia.ravel(), ib.ravel()].round(1)
-    ic["error"] = ((ic.model_min - ic.car_min) / ic.car_min).round(3)
-    ic["crow_km"] = (np.hypot(*(a - b).T) / 1000).round(1)
-    return ic
+    return val._rd(lat, lon)
 
 
 def speed_bands(n_pairs: int = 20000, seed: int = 0) -> pd.DataFrame:
@@ -109,7 +53,7 @@ def speed_bands(n_pairs: int = 20000, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     src = rng.choice(len(xy), 400, replace=False)
     dst = rng.choice(len(xy), 50, replace=False)
-    M = area_site_minutes(xy[src], xy[dst])
+    M = area_site_minutes(xy[src], xy[dst], NETWORK)
     dist = np.hypot(xy[src, None, 0] - xy[None, dst, 0], xy[src, None, 1] - xy[None, dst, 1])
     ok = np.isfinite(M) & (dist > 0)
     km, mins = dist[ok] / 1000, M[ok]
@@ -128,33 +72,37 @@ def speed_bands(n_pairs: int = 20000, seed: int = 0) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- tests
 def test_rivm_utrecht_full_matrix():
-    m = rivm_full_metrics()
-    if m is None:
+    if not (RAW / "rivm_ravu_utrecht" / "demand_nodes.txt").exists():
         pytest.skip("../shared/data/raw/rivm_ravu_utrecht not available; see the sample test")
+    m = val.rivm_check(NETWORK, RAW / "rivm_ravu_utrecht")
     print("RIVM full:", m)
-    assert m["mdape"] <= RIVM_MDAPE_MAX
-    assert m["spearman"] >= RIVM_SPEARMAN_MIN
-    assert 0.7 <= m["factor"] <= 1.1
+    assert m["reference"].startswith("full matrix") and m["pairs"] == 217 * 216
+    assert m["applicable"] and m["pairs_covered"] == m["pairs"]
+    assert m["mdape"] <= T["rivm_mdape_max"]
+    assert m["spearman"] >= T["rivm_spearman_min"]
+    assert T["rivm_factor_min"] <= m["factor"] <= T["rivm_factor_max"]
 
 
 def test_rivm_utrecht_committed_sample():
-    m = rivm_sample_metrics()
+    m = val.rivm_check(NETWORK)
     print("RIVM sample:", m)
-    assert m["n"] == 600
-    assert m["mdape"] <= RIVM_MDAPE_MAX
-    assert m["spearman"] >= RIVM_SPEARMAN_MIN - 0.02
+    assert m["pairs"] == 600 and m["pairs_covered"] == 600
+    assert m["mdape"] <= T["rivm_mdape_max"]
+    assert m["spearman"] >= T["rivm_spearman_min"] - 0.02
 
 
 def test_intercity_pairs():
-    ic = intercity_table()
+    ic = val.intercity_table(NETWORK)
     print(ic[["from_city", "to_city", "road_km", "car_min", "model_min", "error"]])
     provinces = set(ic.from_province) | set(ic.to_province)
     assert len(ic) >= 20 and len(provinces) == 12
-    assert np.isfinite(ic.model_min).all()
-    assert ic.error.abs().median() <= INTERCITY_MDAPE_MAX
-    assert ic.error.abs().max() <= INTERCITY_ABS_MAX
-    assert abs(ic.error.median()) <= 0.10  # no systematic bias beyond 10 %
-    assert spearmanr(ic.model_min, ic.car_min)[0] >= 0.95
+    assert ic.covered.all() and np.isfinite(ic.model_min).all()
+    assert ic.error.abs().median() <= T["intercity_mdape_max"]
+    assert ic.error.abs().max() <= T["intercity_abs_max"]
+    assert abs(ic.error.median()) <= T["intercity_bias_max"]  # no systematic bias
+    assert spearmanr(ic.model_min, ic.car_min)[0] >= T["intercity_spearman_min"]
+    check = val.intercity_check(NETWORK)
+    assert check["passed"] and check["pairs_covered"] == len(ic)
 
 
 def test_effective_speed_by_distance_band():
@@ -170,20 +118,45 @@ def test_every_district_and_hospital_reaches_a_site():
     d = read_districts()
     areas = np.array([[r["x"], r["y"]] for r in d])
     sites = rd(*np.array(list(UMCS.values())).T)
-    M = area_site_minutes(areas, sites)
+    M = area_site_minutes(areas, sites, NETWORK)
     assert np.isfinite(M).all(), "a district cannot reach any site"
     nearest = M.min(axis=1)
     # Wadden islands (ferries) are the slowest; the mainland is within 2.5 h of a UMC
     island = np.array([bool(r["island"]) for r in d])
     assert nearest[~island].max() <= 150
     assert nearest[island].max() <= 300
+    cov = val.coverage_check(NETWORK)
+    assert cov["passed"] and cov["districts_covered"] == 3340 and cov["sites_covered"] == 111
     h = RAW / "rivm_mapnl" / "ziekenhuizen_2016.csv"
-    if h.exists():
-        hs = pd.read_csv(h)
-        hxy = rd(hs.lat, hs.lon)
-        H = area_site_minutes(areas, hxy)
-        assert np.isfinite(H).all()
-        assert np.isfinite(area_site_minutes(hxy, sites)).all()
-        near = H.min(axis=1)
-        print(f"nearest hospital: median {np.median(near):.1f}, "
-              f"p99 {np.percentile(near, 99):.1f}, max {near.max():.1f} min")
+    if not h.exists():
+        pytest.skip("../shared/data/raw/rivm_mapnl not available for the 2016 hospitals")
+    hs = pd.read_csv(h)
+    hxy = rd(hs.lat, hs.lon)
+    H = area_site_minutes(areas, hxy, NETWORK)
+    assert np.isfinite(H).all()
+    assert np.isfinite(area_site_minutes(hxy, sites, NETWORK)).all()
+    near = H.min(axis=1)
+    print(f"nearest hospital: median {np.median(near):.1f}, "
+          f"p99 {np.percentile(near, 99):.1f}, max {near.max():.1f} min")
+
+
+def test_validate_network_passes_for_the_network_under_test():
+    report = val.validate_network(NETWORK)
+    print(report["text"])
+    assert report["passed"], report["text"]
+
+
+def test_validation_of_a_network_that_covers_nothing_does_not_pass(tmp_path):
+    """A regional extract far from Utrecht: the reference checks do not apply, no pass."""
+    from herschik.geo.network import save_network
+    from herschik.geo.osm import read_osm
+    from herschik.scenarios.cli import main
+
+    sample = RAW / "osm_samples" / "amsterdam.osm.pbf"
+    net = save_network(read_osm(sample), tmp_path / "ams.npz")
+    report = val.validate_network(net)
+    assert not report["passed"]
+    assert not report["rivm"]["applicable"] and report["rivm"]["pairs_covered"] == 0
+    assert 0 < report["coverage"]["districts_covered"] < 200
+    assert "NOT PASSED" in report["text"]
+    assert main(["network", "validate", "--network", str(net)]) == 1
