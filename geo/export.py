@@ -47,9 +47,11 @@ SITE_VOLUME_COLUMNS = [
     "volume_before", "volume_after", "kept_before", "kept_after",
 ]
 ASSIGNMENT_COLUMNS = [
-    "region_id", "area_id", "intervention_id", "site_id", "patients", "travel_min",
-    "travel_min_before", "extra_min",
+    "region_id", "area_id", "area_name", "intervention_id", "site_id", "site_name", "patients",
+    "travel_min", "travel_min_before", "extra_min",
 ]
+#: names added beside the codes (older result folders lack them: read as empty)
+NAME_COLUMNS = ("area_name", "site_name")
 SITES_LAYER_COLUMNS = SITE_VOLUME_COLUMNS + [
     "gained", "lost", "volume_change", "organisation", "site_type",
 ]
@@ -98,9 +100,16 @@ def normalise_site_volumes(site_volumes: pd.DataFrame) -> pd.DataFrame:
 
 
 def normalise_assignments(assignments: pd.DataFrame) -> pd.DataFrame:
-    """Contract ``assignments`` with string ids and float numbers."""
+    """Contract ``assignments`` with string ids and float numbers (names empty if absent)."""
+    assignments = assignments.copy()
+    for col in NAME_COLUMNS:
+        if col not in assignments.columns:
+            position = list(ASSIGNMENT_COLUMNS).index(col)
+            assignments.insert(min(position, len(assignments.columns)), col, "")
     _require(assignments, ASSIGNMENT_COLUMNS, "assignments")
     asg = _str_ids(assignments, ["region_id", "area_id", "intervention_id", "site_id"])
+    for col in NAME_COLUMNS:
+        asg[col] = asg[col].fillna("").astype(str)
     for col in ("patients", "travel_min", "travel_min_before", "extra_min"):
         asg[col] = pd.to_numeric(asg[col], errors="coerce").astype(float)
     return asg.reset_index(drop=True)

@@ -44,6 +44,9 @@ class BackendResult:
     warnings: list[str] = field(default_factory=list)
     #: stopped by the ``interrupt`` event (not by a time limit)
     interrupted: bool = False
+    #: the solver's proven bound on the objective (a lower bound: every model minimises);
+    #: equal to ``objective`` for an LP, ``None`` when the solver reported none
+    bound: float | None = None
 
 
 def _trivial(arrays: MipArrays, solver: str) -> BackendResult | None:
@@ -57,7 +60,8 @@ def _trivial(arrays: MipArrays, solver: str) -> BackendResult | None:
         return None
     ok = bool(np.all(arrays.row_lower <= 1e-9) and np.all(arrays.row_upper >= -1e-9))
     if ok:
-        return BackendResult("optimal", float(arrays.offset), np.zeros(0), 0.0, 0.0, solver)
+        return BackendResult("optimal", float(arrays.offset), np.zeros(0), 0.0, 0.0, solver,
+                             bound=float(arrays.offset))
     return BackendResult("infeasible", solver=solver, message="empty model with unmet rows")
 
 
@@ -101,8 +105,10 @@ def solve_highs(
     h.setOptionValue("random_seed", 0)
     if time_limit is not None:
         h.setOptionValue("time_limit", float(time_limit))
-    if threads is not None:
-        h.setOptionValue("threads", int(threads))
+    # One thread unless asked otherwise: HiGHS' scheduler is global to the process and a
+    # Highs run with another thread count than the first one fails (model status "Not Set"),
+    # which made is_feasible() undecided after a default-threads solve in the same process.
+    h.setOptionValue("threads", int(threads or 1))
     if presolve is not None:
         h.setOptionValue("presolve", "on" if presolve else "off")
     for name, value in (options or {}).items():
@@ -149,10 +155,20 @@ def solve_highs(
     info = h.getInfo()
     ms = highspy.HighsModelStatus
     has_primal = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    objective = float(info.objective_function_value)
+    # the real gap and bound: "optimal" for HiGHS means "within mip_rel_gap", which a user's
+    # --mip-gap may set far above 0 (solve.py decides what it calls proven optimal)
+    if integral:
+        bound = float(info.mip_dual_bound)
+        gap = float(info.mip_gap)
+        if not math.isfinite(gap):
+            gap = _relative_gap(objective, bound)
+    else:
+        bound, gap = objective, 0.0
     if model_status == ms.kOptimal:
         x = np.array(h.getSolution().col_value)
-        return BackendResult("optimal", float(info.objective_function_value), x, 0.0, seconds,
-                             "highs")
+        return BackendResult("optimal", objective, x, max(gap, 0.0), seconds, "highs",
+                             bound=bound)
     if model_status in (ms.kInfeasible, ms.kUnboundedOrInfeasible):
         return BackendResult("infeasible", seconds=seconds, solver="highs",
                              message=h.modelStatusToString(model_status))
@@ -162,12 +178,10 @@ def solve_highs(
     )
     if limit_hit and has_primal:
         x = np.array(h.getSolution().col_value)
-        gap = float(info.mip_gap) if integral else 0.0
-        if not math.isfinite(gap):
-            gap = _relative_gap(info.objective_function_value, info.mip_dual_bound)
-        return BackendResult("feasible", float(info.objective_function_value), x, gap, seconds,
+        return BackendResult("feasible", objective, x, gap, seconds,
                              "highs", message=h.modelStatusToString(model_status),
-                             interrupted=model_status == ms.kInterrupt)
+                             interrupted=model_status == ms.kInterrupt,
+                             bound=bound if math.isfinite(bound) else None)
     if limit_hit:
         return BackendResult("no_solution", seconds=seconds, solver="highs",
                              message=h.modelStatusToString(model_status),
@@ -182,8 +196,13 @@ def solve_pulp(
     time_limit: float | None = None,
     mip_gap: float = 1e-4,
     threads: int | None = None,
+    preprocess: bool = True,
 ) -> BackendResult:
-    """Build a PuLP model from the arrays and solve it with CBC (``PULP_CBC_CMD``)."""
+    """Build a PuLP model from the arrays and solve it with CBC (``PULP_CBC_CMD``).
+
+    ``preprocess=False`` turns CBC's integer preprocessing off: it wrongly declared the
+    planner objective's phase 2 (a ceiling row on the unnecessary moves) infeasible on a tiny
+    single-sourcing case (tests/test_bruteforce.py, cbc planner seed 3)."""
     trivial = _trivial(arrays, solver)
     if trivial is not None:
         return trivial
@@ -230,7 +249,8 @@ def solve_pulp(
             # CBC that is installed everywhere PuLP is
             warnings.simplefilter("ignore", DeprecationWarning)
             cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=mip_gap,
-                                    threads=threads, logPath=log_path)
+                                    threads=threads, logPath=log_path,
+                                    options=[] if preprocess else ["preprocess off"])
             prob.solve(cmd)
         with open(log_path, encoding="utf-8", errors="replace") as handle:
             log = handle.read()
@@ -251,15 +271,21 @@ def solve_pulp(
     x = np.array([v.varValue if v.varValue is not None else 0.0 for v in xs], dtype=float)
     objective = float(arrays.c @ x + arrays.offset)
     stopped = re.search(r"Result - Stopped on (time|iteration|node|solution)", log)
+    bound_match = re.search(r"Lower bound:\s*([-+0-9.eE]+)", log)
+    gap_match = re.search(r"Gap:\s*([-+0-9.eE]+)", log)
+    # CBC's bound is of the model without PuLP's constant; the objective here includes it
+    bound = float(bound_match.group(1)) + float(arrays.offset) if bound_match else None
+    if gap_match:
+        mip = float(gap_match.group(1))
+    elif bound is not None:
+        mip = _relative_gap(objective, bound)
+    else:
+        mip = float("nan")
     if sol_status == pulp.LpSolutionIntegerFeasible or stopped:
-        bound = re.search(r"Lower bound:\s*([-+0-9.eE]+)", log)
-        gap = re.search(r"Gap:\s*([-+0-9.eE]+)", log)
-        if gap:
-            mip = float(gap.group(1))
-        elif bound:
-            mip = _relative_gap(objective, float(bound.group(1)))
-        else:
-            mip = float("nan")
         return BackendResult("feasible", objective, x, mip, seconds, "cbc",
-                             message="stopped on limit")
-    return BackendResult("optimal", objective, x, 0.0, seconds, "cbc")
+                             message="stopped on limit", bound=bound)
+    # "Optimal" from CBC means within gapRel; without a reported gap it closed the tree
+    if not math.isfinite(mip):
+        mip, bound = 0.0, objective
+    return BackendResult("optimal", objective, x, mip, seconds, "cbc",
+                         bound=objective if bound is None else bound)

@@ -100,6 +100,11 @@ def diagnose(instance: Instance, params: SolveParams,
     tids = instance.treatment_ids
     sids = instance.site_ids
     aids = instance.area_ids
+    tlabel = {tid: instance.treatment_label(t) for t, tid in enumerate(tids)}
+    slabel = {sid: instance.site_label(s) for s, sid in enumerate(sids)}
+    alabel = {aid: instance.area_label(a) for a, aid in enumerate(aids)}
+    coupled_all = list(tsel)
+    alone = _infeasible_alone(instance, params, tsel)
     cand = candidate_matrix(instance, params)
     cap = capacity_matrix(instance, params)
     required = required_matrix(instance, params)
@@ -110,8 +115,21 @@ def diagnose(instance: Instance, params: SolveParams,
     reach = np.einsum("ast,at->st", allowed.astype(float), demand)  # reachable demand per (s,t)
     usable = np.minimum(reach, cap)  # what a site could treat at most
 
-    details: dict[str, Any] = {"infeasible_treatments": [tids[t] for t in tsel]}
     reasons: list[str] = []
+    if alone is not None:
+        # a coupled model (max_loss_share, bundles) failed as a whole: name only the treatments
+        # that are infeasible on their own; if none is, the coupling itself is the reason
+        if alone:
+            tsel = alone
+    together = ""
+    if alone is not None and not alone:
+        names = ", ".join(tlabel[tids[t]] for t in coupled_all[:MAX_LISTED])
+        together = ("every treatment is feasible on its own, but the constraints that couple "
+                    f"them ({_coupling(params)}) cannot be met together for {names}")
+    details: dict[str, Any] = {"infeasible_treatments": [tids[t] for t in tsel]}
+    if alone is not None:
+        details["coupled_treatments"] = [tids[t] for t in coupled_all]
+        details["infeasible_only_together"] = not alone
 
     unreachable: dict[str, Any] = {}
     no_viable_site: dict[str, Any] = {}
@@ -126,7 +144,7 @@ def diagnose(instance: Instance, params: SolveParams,
         if no_site.any():
             cand_travel = np.where(cand[None, :, t], travel, np.inf)
             nearest = cand_travel.min(axis=1) if cand[:, t].any() else np.full(len(aids), np.inf)
-            listed = [{"area_id": aids[a],
+            listed = [{"area_id": aids[a], "area_name": instance.area_name(a),
                        "nearest_site_minutes": (round(float(nearest[a]), 1)
                                                 if math.isfinite(nearest[a]) else None)}
                       for a in np.nonzero(no_site)[0][:MAX_LISTED]]
@@ -179,17 +197,18 @@ def diagnose(instance: Instance, params: SolveParams,
     if forced:
         details["forced_keep_conflicts"] = forced
         f0 = forced[0]
-        reasons.append(f"{f0['intervention_id']} at {f0['site_id']} is {f0['problem']}")
+        reasons.append(f"{tlabel.get(f0['intervention_id'], f0['intervention_id'])} at "
+                       f"{slabel.get(f0['site_id'], f0['site_id'])} is {f0['problem']}")
     if no_viable_site:
         details["no_site_reaches_norm"] = no_viable_site
         tid, info = next(iter(no_viable_site.items()))
         if info["site_id"] is not None:
             reasons.append(
-                f"{tid}: required {_fmt(info['required'])}/yr at every site but the largest "
-                f"reachable demand is {_fmt(info['largest_reachable_volume'])} at site "
-                f"{info['site_id']}")
+                f"{tlabel[tid]}: required {_fmt(info['required'])}/yr at every site but the "
+                f"largest reachable demand is {_fmt(info['largest_reachable_volume'])} at "
+                f"{slabel[info['site_id']]}")
         else:
-            reasons.append(f"{tid}: no site may provide it (all candidates closed)")
+            reasons.append(f"{tlabel[tid]}: no site may provide it (all candidates closed)")
     if unreachable:
         details["areas_out_of_reach"] = unreachable
         tid, info = next(iter(unreachable.items()))
@@ -199,18 +218,18 @@ def diagnose(instance: Instance, params: SolveParams,
         if params.max_extra_travel is not None:
             limit.append(f"{_fmt(params.max_extra_travel)} extra min")
         within = f" within {' / '.join(limit)}" if limit else ""
-        reasons.append(f"{tid}: {info['n_areas']} area(s) cannot reach any site that may "
-                       f"provide it{within} (e.g. {info['areas'][0]['area_id']})")
+        reasons.append(f"{tlabel[tid]}: {info['n_areas']} area(s) cannot reach any site that "
+                       f"may provide it{within} (e.g. {alabel[info['areas'][0]['area_id']]})")
     if areas_without_viable:
         details["areas_without_viable_site"] = areas_without_viable
         tid, info = next(iter(areas_without_viable.items()))
-        reasons.append(f"{tid}: {info['n_areas']} area(s) can only reach sites that cannot "
-                       f"reach the required volume (e.g. {info['areas'][0]})")
+        reasons.append(f"{tlabel[tid]}: {info['n_areas']} area(s) can only reach sites that "
+                       f"cannot reach the required volume (e.g. {alabel[info['areas'][0]]})")
     if capacity_short:
         details["capacity_shortfall"] = capacity_short
         tid, info = next(iter(capacity_short.items()))
-        reasons.append(f"{tid}: demand {_fmt(info['demand'])}/yr exceeds the capacity of the "
-                       f"sites able to provide it ({_fmt(info['capacity'])})")
+        reasons.append(f"{tlabel[tid]}: demand {_fmt(info['demand'])}/yr exceeds the capacity "
+                       f"of the sites able to provide it ({_fmt(info['capacity'])})")
 
     # bundles: a site candidate for only part of a bundle loses all of it
     bundle_notes = _bundle_conflicts(instance, params, cand, fkeep)
@@ -228,7 +247,7 @@ def diagnose(instance: Instance, params: SolveParams,
                 {"site_id": sids[s], "must_keep": round(float(need[s]), 3),
                  "at_most": round(float(most[s]), 3)} for s in short[:MAX_LISTED]]
             s = short[0]
-            reasons.append(f"site {sids[s]} must keep {_fmt(need[s])} patients/yr "
+            reasons.append(f"{slabel[sids[s]]} must keep {_fmt(need[s])} patients/yr "
                            f"(max_loss_share {params.max_loss_share:g}) but at most "
                            f"{_fmt(most[s])} can reach it")
         elif not reasons:
@@ -247,8 +266,10 @@ def diagnose(instance: Instance, params: SolveParams,
         if travel_fix is not _SKIPPED:
             details["smallest_feasible_max_travel"] = travel_fix
 
+    if together:
+        reasons.append(together)
     if not reasons:
-        names = ", ".join(tids[t] for t in tsel)
+        names = ", ".join(tlabel[tids[t]] for t in tsel)
         reasons.append(f"the norms, travel limits and other constraints of {names} cannot all "
                        "be met at once (no single site or area explains it)")
     sentence = "The scenario is infeasible: " + reasons[0] + "."
@@ -265,16 +286,37 @@ def diagnose(instance: Instance, params: SolveParams,
     return {"reason": sentence, **details}
 
 
+def _coupling(params: SolveParams) -> str:
+    parts = []
+    if params.max_loss_share is not None and params.max_loss_share < 1.0:
+        parts.append(f"max_loss_share {params.max_loss_share:g}")
+    if params.bundles:
+        parts.append("bundles " + "; ".join("+".join(b) for b in params.bundles))
+    return ", ".join(parts) or "none"
+
+
+def _infeasible_alone(instance: Instance, params: SolveParams, tsel: list[int]
+                      ) -> list[int] | None:
+    """In a coupled model, the treatments infeasible on their own (without max_loss_share and
+    bundles); ``None`` when the treatments were not coupled (nothing to separate)."""
+    coupled = (params.max_loss_share is not None and params.max_loss_share < 1.0) or any(
+        len(set(b) & set(instance.treatment_ids[t] for t in tsel)) > 1 for b in params.bundles)
+    if len(tsel) < 2 or not coupled:
+        return None
+    free = params.model_copy(update={"max_loss_share": None, "bundles": []})
+    return [t for t in tsel if is_feasible(instance, free, [t]) is False]
+
+
 def _bundle_conflicts(instance: Instance, params: SolveParams, cand: np.ndarray,
                       fkeep: np.ndarray) -> list[str]:
     index = {tid: i for i, tid in enumerate(instance.treatment_ids)}
     notes = []
     for bundle in params.bundles:
         members = [index[t] for t in bundle if t in index]
-        for s, site in enumerate(instance.sites):
+        for s in range(len(instance.sites)):
             if fkeep[s, members].any() and not cand[s, members].all():
                 missing = [instance.treatment_ids[t] for t in members if not cand[s, t]]
-                notes.append(f"site {site.id} is forced to keep part of bundle "
+                notes.append(f"{instance.site_label(s)} is forced to keep part of bundle "
                              f"{'+'.join(bundle)} but may not provide {', '.join(missing)}")
     return notes
 

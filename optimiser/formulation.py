@@ -158,6 +158,14 @@ class MipArrays:
     #: structural contradictions found while building (e.g. a pair forced both open and closed);
     #: a model with conflicts is infeasible and the back-ends report so without solving
     conflicts: list[str] = field(default_factory=list)
+    #: the planner objective's unnecessary moves as ``moves_c @ v + moves_offset`` (patients);
+    #: ``None`` when the model has no stay columns
+    moves_c: np.ndarray | None = None
+    moves_offset: float = 0.0
+    #: per stay column: its x column, and the y column its baseline flow counts on in the
+    #: unnecessary moves (-1: counted always, a self-sufficient site or one without a norm)
+    stay_x: np.ndarray | None = None
+    stay_y: np.ndarray | None = None
 
     @property
     def n_cols(self) -> int:
@@ -352,12 +360,75 @@ def _allowed_for(instance: Instance, params: SolveParams, cand: np.ndarray, t: i
     return ok
 
 
+OBJECTIVE_TERMS = ("travel", "moved", "providers", "planner")
+
+
 def objective_weights(params: SolveParams) -> dict[str, float]:
-    """Weights of travel / moved / providers; a single objective is weight 1 on itself."""
+    """Weights of travel / moved / providers / planner; a single objective is weight 1 on itself.
+
+    ``planner`` weighs the unnecessary moves (see :func:`unnecessary_moves`); the lexicographic
+    ``planner`` objective solves it first and travel second (solve.py), like ``providers``.
+    """
     if params.objective_weights:
-        return {k: float(params.objective_weights.get(k, 0.0))
-                for k in ("travel", "moved", "providers")}
-    return {k: (1.0 if k == params.objective else 0.0) for k in ("travel", "moved", "providers")}
+        return {k: float(params.objective_weights.get(k, 0.0)) for k in OBJECTIVE_TERMS}
+    return {k: (1.0 if k == params.objective else 0.0) for k in OBJECTIVE_TERMS}
+
+
+def effective_required(instance: Instance, params: SolveParams) -> np.ndarray:
+    """required[s, t] as the model uses it: norms of shortfall treatments waived to 0 under
+    ``small_region_rule = "one_provider"``; ``nan`` where no norm applies."""
+    required = required_matrix(instance, params)
+    if params.small_region_rule == "one_provider":
+        waived = shortfall_treatments(instance)
+        required[:, waived] = np.where(np.isnan(required[:, waived]), np.nan, 0.0)
+    return required
+
+
+def self_sufficient_matrix(instance: Instance, params: SolveParams) -> np.ndarray:
+    """ok[s, t]: site s could keep treatment t with its own patients of today.
+
+    True where t has a norm at s, s is a candidate, and today's patients of s that may still go
+    there (within the travel limits) reach the required volume within the site's capacity.
+    Closing such a site is never *needed* for the norms, so the ``planner`` objective counts its
+    patients' moves as unnecessary even if it closes (see :func:`unnecessary_moves`).
+    """
+    cand = candidate_matrix(instance, params)
+    cap = capacity_matrix(instance, params)
+    required = effective_required(instance, params)
+    base_travel = instance.baseline_travel() if params.max_extra_travel is not None else None
+    limit = travel_limit(instance, params)
+    own = np.zeros_like(required)
+    for t in range(len(instance.treatments)):
+        ok = _allowed_for(instance, params, cand, t, base_travel, limit)
+        own[:, t] = (instance.baseline_flow[:, :, t] * ok).sum(axis=0)
+    with np.errstate(invalid="ignore"):
+        enough = (np.minimum(own, cap) >= required - 1e-9) & ~np.isnan(required)
+    return enough & cand
+
+
+def unnecessary_moves(instance: Instance, params: SolveParams, flow: np.ndarray,
+                      keep: np.ndarray, treatments: list[int] | None = None) -> float:
+    """The ``planner`` objective's first term, patients per year, from decoded flows.
+
+    Σ over today's flows b[a,s,t] that may still go to s (allowed pair) and whose site keeps t,
+    has no keep decision (no norm there) or is self-sufficient (:func:`self_sufficient_matrix`),
+    of b - min(flow, b): today's patients who no longer go to a hospital that keeps (or could
+    keep on its own) the treatment. Patients of a hospital that closes because it cannot reach
+    the norm on its own are displaced, not counted.
+    """
+    tsel = list(range(len(instance.treatments))) if treatments is None else list(treatments)
+    cand = candidate_matrix(instance, params)
+    required = effective_required(instance, params)
+    own_ok = self_sufficient_matrix(instance, params)
+    base_travel = instance.baseline_travel() if params.max_extra_travel is not None else None
+    limit = travel_limit(instance, params)
+    total = 0.0
+    for t in tsel:
+        ok = _allowed_for(instance, params, cand, t, base_travel, limit)
+        counted = keep[:, t] | np.isnan(required[:, t]) | own_ok[:, t]
+        b = instance.baseline_flow[:, :, t] * (ok & counted[None, :])
+        total += float((b - np.minimum(flow[:, :, t], b)).sum())
+    return total
 
 
 def _nearest_flow_columns(area: np.ndarray, treat: np.ndarray, minutes: np.ndarray
@@ -414,7 +485,7 @@ def build_arrays(
     ]
     base_travel = instance.baseline_travel() if params.max_extra_travel is not None else None
     weights = objective_weights(params)
-    use_stay = weights["moved"] != 0.0
+    use_stay = weights["moved"] != 0.0 or weights["planner"] != 0.0
     single = params.single_sourcing
 
     # ---- x columns: per treatment, vectorised over (a, s) ----------------------------------
@@ -645,6 +716,24 @@ def build_arrays(
             c[:n_x] += weights["moved"] * TIE_BREAK_TOTAL / scale * x_travel
     if weights["providers"]:
         c[y_start:y_start + n_y] -= weights["providers"]
+    moves_c: np.ndarray | None = None
+    moves_offset = 0.0
+    stay_y: np.ndarray | None = None
+    if use_stay:
+        # unnecessary moves = Σ b·[site keeps or has no keep decision or is self-sufficient]
+        #                     - Σ stay   (stay <= min(b, flow); see unnecessary_moves)
+        moves_c = np.zeros(n_cols)
+        moves_c[stay_start:] = -1.0
+        own_ok = self_sufficient_matrix(instance, params)
+        s_site, s_treat = x_site[stay_x], x_treat[stay_x]
+        ycol = y_col[s_site, s_treat]
+        on_y = (ycol >= 0) & ~own_ok[s_site, s_treat]
+        np.add.at(moves_c, ycol[on_y], stay_ub[on_y])
+        moves_offset = float(stay_ub[~on_y].sum())
+        stay_y = np.where(on_y, ycol, -1)
+        if weights["planner"]:
+            c += weights["planner"] * moves_c
+            offset += weights["planner"] * moves_offset
 
     integrality = np.zeros(n_cols, dtype=np.int32)
     integrality[y_start:y_start + n_y] = 1
@@ -679,6 +768,10 @@ def build_arrays(
         candidate=cand,
         linking=linking,
         conflicts=conflicts,
+        moves_c=moves_c,
+        moves_offset=moves_offset,
+        stay_x=stay_x,
+        stay_y=stay_y,
     )
 
 

@@ -85,6 +85,8 @@ class Instance:
     process_norms: tuple[ProcessNorm, ...] = ()
     #: free-form provenance, e.g. {"baseline": "illustrative", "network": "default"}
     meta: dict[str, str] = field(default_factory=dict)
+    #: area names aligned with ``area_ids`` (empty: unnamed), for tables and messages
+    area_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n_areas, n_sites, n_treat = len(self.area_ids), len(self.sites), len(self.treatments)
@@ -163,4 +165,22 @@ class Instance:
             baseline_flow=self.baseline_flow,
             process_norms=self.process_norms,
             meta=dict(self.meta),
+            area_names=self.area_names,
         )
+
+    # --- labels for tables and messages ------------------------------------------------------
+    def area_name(self, a: int) -> str:
+        return self.area_names[a] if len(self.area_names) == len(self.area_ids) else ""
+
+    def area_label(self, a: int) -> str:
+        """``"Name (id)"``, or the id when the area has no name."""
+        name = self.area_name(a)
+        return f"{name} ({self.area_ids[a]})" if name else self.area_ids[a]
+
+    def site_label(self, s: int) -> str:
+        site = self.sites[s]
+        return f"{site.name} ({site.id})" if site.name else site.id
+
+    def treatment_label(self, t: int) -> str:
+        treatment = self.treatments[t]
+        return f"{treatment.name} ({treatment.id})" if treatment.name else treatment.id

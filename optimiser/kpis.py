@@ -14,6 +14,25 @@ Definitions (all per year, patient-weighted, from ``instance``, ``solution`` and
   flows by extra, the smallest extra e whose cumulative patients reach 90% of all patients.
 * ``max_extra_min`` / ``max_travel_min_after``: max over flows > FLOW_MIN patients.
 * ``providers_before[t]``: sites with baseline volume > 0; ``providers_after[t]``: keep[:, t].
+* ``providers_lost[t]`` / ``providers_gained[t]``: sites that provide t before and not after /
+  after and not before (the one definition of a lost provider; console, report and
+  hospital_changes.csv use these flags).
+
+Displaced patients (docs/OUTPUTS.md has the planner's wording):
+
+* ``patients_displaced``: Σ baseline_flow[a, s, t] over sites s that stop t (provide it today,
+  not after): today's patients whose hospital stops the treatment.
+* ``displaced_share``: patients_displaced / patients.
+* ``patients_moved_optional``: Σ over sites that keep t of baseline_flow - min(flow,
+  baseline_flow): moved although their hospital keeps the treatment. With demand as today,
+  patients_moved = patients_displaced + patients_moved_optional.
+* extra minutes of a displaced patient of area a whose site s stops t: the patient-weighted mean
+  travel of the area's *newly arriving* flows (flow - min(flow, baseline_flow) over all sites,
+  the destinations of the area's moved patients) minus travel[a, s] (the trip they made
+  today). ``displaced_mean_extra_min`` / ``displaced_p90_extra_min`` (lower inverted CDF, as
+  p90_extra_min) / ``displaced_max_extra_min`` are over all displaced patients, weighted by
+  patients; 0 when nobody is displaced.
+* ``per_treatment[t]``: the same figures per treatment, with providers before/after/lost/gained.
 
 For an infeasible solution the "after" KPIs are ``None``.
 """
@@ -82,6 +101,10 @@ def compute_kpis(instance: Instance, solution: Solution, params: SolveParams) ->
         "providers_before": providers_before,
         "providers_after": None,
         "shared_care": None,
+        **{key: None for key in DISPLACED_KPIS},
+        "providers_lost": None,
+        "providers_gained": None,
+        "per_treatment": None,
     }
     if solution.flow is None or solution.keep is None:
         return kpis
@@ -108,7 +131,92 @@ def compute_kpis(instance: Instance, solution: Solution, params: SolveParams) ->
                             for t, tid in enumerate(instance.treatment_ids)},
         "shared_care": shared_care(instance, flow, params),
     })
+    kpis.update(displacement_kpis(instance, flow, keep))
     return kpis
+
+
+#: KPIs of displaced patients (run level), in the order tables show them.
+DISPLACED_KPIS: tuple[str, ...] = (
+    "patients_displaced",
+    "displaced_share",
+    "displaced_mean_extra_min",
+    "displaced_p90_extra_min",
+    "displaced_max_extra_min",
+    "patients_moved_optional",
+)
+
+
+def _displaced_extras(instance: Instance, flow: np.ndarray, keep: np.ndarray, t: int
+                      ) -> tuple[np.ndarray, np.ndarray, float]:
+    """(extra minutes, patients) of the displaced patients of treatment t, one entry per
+    (area, closed site) pair, and the optional moves of t."""
+    travel = np.where(np.isfinite(instance.travel_min), instance.travel_min, 0.0)
+    bf = instance.baseline_flow[:, :, t]
+    f = flow[:, :, t]
+    stay = np.minimum(f, bf)
+    arriving = f - stay
+    n_new = arriving.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        new_mean = np.where(n_new > FLOW_MIN, (arriving * travel).sum(axis=1)
+                            / np.where(n_new > FLOW_MIN, n_new, 1.0), np.nan)
+    stopped = (instance.baseline_volume[:, t] > 0) & ~keep[:, t]
+    kept = keep[:, t]
+    optional = float((bf[:, kept] - stay[:, kept]).sum())
+    a_idx, s_idx = np.nonzero((bf > FLOW_MIN) & stopped[None, :])
+    weights = bf[a_idx, s_idx]
+    extra = np.nan_to_num(new_mean[a_idx] - travel[a_idx, s_idx], nan=0.0)
+    return extra, weights, optional
+
+
+def _displaced_figures(extra: np.ndarray, weights: np.ndarray, optional: float,
+                       patients: float) -> dict[str, float | None]:
+    displaced = float(weights.sum())
+    return {
+        "patients_displaced": _round(displaced),
+        "displaced_share": _round(displaced / patients if patients > 0 else 0.0),
+        "displaced_mean_extra_min": _round(float((weights * extra).sum()) / displaced
+                                           if displaced > 0 else 0.0),
+        "displaced_p90_extra_min": _round(weighted_quantile_lower(extra, weights, 0.9)),
+        "displaced_max_extra_min": _round(float(extra.max()) if extra.size else 0.0),
+        "patients_moved_optional": _round(max(optional, 0.0)),
+    }
+
+
+def displacement_kpis(instance: Instance, flow: np.ndarray, keep: np.ndarray) -> dict[str, Any]:
+    """Displaced-patient KPIs, providers lost/gained and ``per_treatment`` (module docstring)."""
+    extras, weights, optional = [], [], 0.0
+    per_treatment: dict[str, Any] = {}
+    lost: dict[str, int] = {}
+    gained: dict[str, int] = {}
+    bf = instance.baseline_flow
+    for t, tid in enumerate(instance.treatment_ids):
+        extra, w, opt = _displaced_extras(instance, flow, keep, t)
+        extras.append(extra)
+        weights.append(w)
+        optional += opt
+        before = instance.baseline_volume[:, t] > 0
+        after = keep[:, t]
+        lost[tid] = int((before & ~after).sum())
+        gained[tid] = int((after & ~before).sum())
+        patients_t = float(instance.demand[:, t].sum())
+        moved_t = float(patients_t - np.minimum(flow[:, :, t], bf[:, :, t]).sum())
+        per_treatment[tid] = {
+            "patients": _round(patients_t),
+            "patients_moved": _round(moved_t),
+            **_displaced_figures(extra, w, opt, patients_t),
+            "providers_before": int(before.sum()),
+            "providers_after": int(after.sum()),
+            "providers_lost": lost[tid],
+            "providers_gained": gained[tid],
+        }
+    out: dict[str, Any] = _displaced_figures(
+        np.concatenate(extras) if extras else np.zeros(0),
+        np.concatenate(weights) if weights else np.zeros(0), optional,
+        float(instance.demand.sum()))
+    out["providers_lost"] = lost
+    out["providers_gained"] = gained
+    out["per_treatment"] = per_treatment
+    return out
 
 
 def shared_care(instance: Instance, flow: np.ndarray, params: SolveParams) -> dict[str, float]:

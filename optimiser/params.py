@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-ObjectiveName = Literal["travel", "moved", "providers"]
+ObjectiveName = Literal["planner", "travel", "moved", "providers"]
 SolverName = Literal["highs", "cbc"]
 
 
@@ -70,9 +70,15 @@ class SolveParams(BaseModel):
         "reach it: 'one_provider' concentrates it at one hospital (norm not met, flagged); "
         "'fail' makes the scenario infeasible",
     )
-    objective: ObjectiveName = "travel"
+    objective: ObjectiveName = Field(
+        "planner",
+        description="planner (default): fewest unnecessary moves, then least travel "
+        "(docs/OBJECTIVES.md); travel: least patient-minutes; moved: fewest patients changing "
+        "hospital; providers: most kept providers, then least travel",
+    )
     objective_weights: dict[ObjectiveName, float] | None = Field(
-        None, description="weighted mix, e.g. {travel: 1, moved: 10}; overrides objective"
+        None, description="weighted mix, e.g. {travel: 1, moved: 10}; overrides objective "
+        "('planner' weighs the unnecessary moves, patients per year)"
     )
     solver: SolverName = "highs"
     time_limit: float | None = Field(None, gt=0, description="seconds per solve")

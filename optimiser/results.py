@@ -25,9 +25,17 @@ SITE_VOLUME_COLUMNS = [
     "volume_before", "volume_after", "kept_before", "kept_after",
 ]
 ASSIGNMENT_COLUMNS = [
-    "region_id", "area_id", "intervention_id", "site_id", "patients", "travel_min",
-    "travel_min_before", "extra_min",
+    "region_id", "area_id", "area_name", "intervention_id", "site_id", "site_name", "patients",
+    "travel_min", "travel_min_before", "extra_min",
 ]
+HOSPITAL_CHANGE_COLUMNS = [
+    "region_id", "site_id", "site_name", "intervention_id", "intervention_name", "norm",
+    "required_min", "volume_before", "volume_after", "volume_change", "status",
+]
+#: status of a (site, treatment) row of hospital_changes.csv
+HOSPITAL_STATUSES = ("kept", "lost", "gained", "below_norm", "unchanged_no_norm")
+#: a kept site this many patients below its required volume is "below_norm" (solver noise aside)
+BELOW_NORM_TOL = 1e-6
 
 #: assignments below this many patients per year are solver noise, not an assignment
 MIN_PATIENTS = 1e-9
@@ -39,7 +47,8 @@ def _r(value: float) -> float:
 
 def site_volumes_table(instance: Instance, solution: Solution, params: SolveParams
                        ) -> pd.DataFrame:
-    """One row per site and treatment that has a norm (at that site), sorted by ids.
+    """One row per site and treatment, sorted by ids (contract extension: treatments without
+    a volume norm are included too, with ``norm`` and ``required_min`` empty).
 
     ``volume_after`` and ``kept_after`` are empty (NaN / None) when the solve was infeasible.
     """
@@ -49,15 +58,14 @@ def site_volumes_table(instance: Instance, solution: Solution, params: SolvePara
     records = []
     for s, site in enumerate(instance.sites):
         for t, tid in enumerate(instance.treatment_ids):
-            if np.isnan(norms[s, t]):
-                continue
+            no_norm = bool(np.isnan(norms[s, t]))
             records.append({
                 "region_id": site.region_id,
                 "site_id": site.id,
                 "site_name": site.name,
                 "intervention_id": tid,
-                "norm": _r(norms[s, t]),
-                "required_min": _r(required[s, t]),
+                "norm": None if no_norm else _r(norms[s, t]),
+                "required_min": None if no_norm else _r(required[s, t]),
                 "volume_before": _r(instance.baseline_volume[s, t]),
                 "volume_after": _r(volume_after[s, t]) if volume_after is not None else None,
                 "kept_before": bool(instance.baseline_volume[s, t] > 0),
@@ -89,18 +97,97 @@ def assignments_table(instance: Instance, solution: Solution) -> pd.DataFrame:
     treat_ids = np.array(instance.treatment_ids, dtype=object)
     travel = instance.travel_min[a_idx, s_idx]
     before = base[a_idx, t_idx]
+    area_names = np.array([instance.area_name(a) for a in range(len(instance.area_ids))],
+                          dtype=object)
+    site_names = np.array([site.name for site in instance.sites], dtype=object)
     frame = pd.DataFrame({
         "region_id": (area_regions[a_idx] if area_regions is not None else site_regions[s_idx]),
         "area_id": area_ids[a_idx],
+        "area_name": area_names[a_idx],
         "intervention_id": treat_ids[t_idx],
         "site_id": site_ids[s_idx],
+        "site_name": site_names[s_idx],
         "patients": np.round(flow[a_idx, s_idx, t_idx], DECIMALS) + 0.0,
         "travel_min": np.round(travel, DECIMALS) + 0.0,
         "travel_min_before": np.round(before, DECIMALS) + 0.0,
         "extra_min": np.round(travel - before, DECIMALS) + 0.0,
     }, columns=ASSIGNMENT_COLUMNS)
+    # flows that round to 0 at DECIMALS are solver noise, not an assignment
+    frame = frame[frame["patients"] > 0]
     frame = frame.sort_values(["area_id", "intervention_id", "site_id"], kind="stable")
     return frame.reset_index(drop=True)
+
+
+def hospital_status(provided_before: bool, provided_after: bool, has_norm: bool,
+                    volume_after: float, required: float) -> str:
+    """One word for a (site, treatment): kept / lost / gained / below_norm / unchanged_no_norm.
+
+    below_norm: provides it after with fewer patients than the required minimum (only the
+    small-region rule allows that; the norm is then not met). unchanged_no_norm: the treatment
+    has no norm at the site and the site provides it before and after.
+    """
+    if provided_after and has_norm and volume_after < required - BELOW_NORM_TOL:
+        return "below_norm"
+    if provided_before and provided_after:
+        return "kept" if has_norm else "unchanged_no_norm"
+    return "lost" if provided_before else "gained"
+
+
+def hospital_changes_table(instance: Instance, solution: Solution, params: SolveParams
+                           ) -> pd.DataFrame:
+    """hospital_changes.csv: one row per site x treatment the site provides before or after.
+
+    Derived from :func:`site_volumes_table` (kept_before = baseline volume > 0, kept_after =
+    Solution.keep: the same flags as the KPIs providers_lost / providers_gained), so the two
+    files cannot disagree. For an infeasible solve ``volume_after``, ``volume_change`` and
+    ``status`` are empty and the rows are today's providers.
+    """
+    names = {t.id: t.name for t in instance.treatments}
+    return hospital_changes_from_site_volumes(site_volumes_table(instance, solution, params),
+                                              names)
+
+
+def hospital_changes_from_site_volumes(site_volumes: pd.DataFrame,
+                                       treatment_names: dict[str, str] | None = None
+                                       ) -> pd.DataFrame:
+    """The hospital_changes rows of a site_volumes table (also for result folders on disk)."""
+    names = treatment_names or {}
+    records = []
+    for r in site_volumes.itertuples(index=False):
+        before = _truthy(r.kept_before)
+        feasible = r.kept_after is not None and not (isinstance(r.kept_after, float)
+                                                     and math.isnan(r.kept_after))
+        after = _truthy(r.kept_after) if feasible else False
+        if not (before or after):
+            continue
+        has_norm = r.norm is not None and not (isinstance(r.norm, float) and math.isnan(r.norm))
+        volume_before = float(r.volume_before)
+        volume_after = float(r.volume_after) if feasible else None
+        records.append({
+            "region_id": r.region_id,
+            "site_id": r.site_id,
+            "site_name": r.site_name,
+            "intervention_id": r.intervention_id,
+            "intervention_name": names.get(str(r.intervention_id), ""),
+            "norm": float(r.norm) if has_norm else None,
+            "required_min": float(r.required_min) if has_norm else None,
+            "volume_before": volume_before,
+            "volume_after": volume_after,
+            "volume_change": (_r(volume_after - volume_before) if volume_after is not None
+                              else None),
+            "status": (hospital_status(before, after, has_norm, volume_after or 0.0,
+                                       float(r.required_min) if has_norm else 0.0)
+                       if feasible else None),
+        })
+    frame = pd.DataFrame.from_records(records, columns=HOSPITAL_CHANGE_COLUMNS)
+    frame = frame.sort_values(["site_id", "intervention_id"], kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value) if value is not None else False
 
 
 def _area_regions(instance: Instance) -> np.ndarray | None:
@@ -147,6 +234,7 @@ def summary_dict(instance: Instance, solution: Solution, params: SolveParams,
         "status": solution.status,
         "objective": solution.objective,
         "mip_gap": solution.mip_gap,
+        "mip_bound": solution.mip_bound,
         "build_seconds": round(solution.build_seconds, 3),
         "solve_seconds": round(solution.solve_seconds, 3),
         "solver": solution.solver,

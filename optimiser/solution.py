@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-Status = Literal["optimal", "feasible", "infeasible"]
+Status = Literal["optimal", "feasible", "infeasible", "time_limit_no_solution"]
 
 
 @dataclass
@@ -16,13 +16,18 @@ class Solution:
 
     ``keep[s, t]`` is True when site ``s`` provides treatment ``t`` after reallocation;
     ``flow[a, s, t]`` patients per year of area ``a`` treated at ``s``. For an infeasible
-    scenario both are ``None`` and ``diagnosis`` explains why.
+    scenario both are ``None`` and ``diagnosis`` explains why; likewise for
+    ``time_limit_no_solution`` (the time limit ran out before any feasible solution was found:
+    feasibility undecided).
     """
 
     status: Status
     solver: str
     objective: float | None = None
+    #: worst relative gap of the sub-problems (the solver's real gap, not a tolerance)
     mip_gap: float | None = None
+    #: the solver's proven bound on the objective: the sum of the sub-problems' dual bounds
+    mip_bound: float | None = None
     build_seconds: float = 0.0
     solve_seconds: float = 0.0
     keep: np.ndarray | None = None

@@ -17,7 +17,9 @@ the units a planner expects and no solver tie-break noise:
   Σ_{a,t} (demand - Σ_s min(flow, baseline_flow));
 * ``providers`` number of kept (site, treatment) pairs of treatments with a norm (phase 1 of the
   lexicographic objective; the travel of phase 2 is in ``Solution.subproblems[i]["travel"]``);
-* weighted mix  w_travel·travel + w_moved·moved - w_providers·providers.
+* ``planner``   unnecessary moves, patients per year (phase 1 of the lexicographic objective,
+  formulation.unnecessary_moves; phase 2 minimises travel, in ``subproblems[i]["travel"]``);
+* weighted mix  w_travel·travel + w_moved·moved - w_providers·providers + w_planner·unnecessary.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from .backends import BackendResult, solve_highs, solve_pulp
 from .decomposition import treatment_components
@@ -39,10 +42,12 @@ from .formulation import (
     MipArrays,
     build_arrays,
     candidate_matrix,
+    force_masks,
     objective_weights,
     providers_vector,
     shortfall_treatments,
     travel_vector,
+    unnecessary_moves,
 )
 from .instance import Instance
 from .params import SolveParams
@@ -70,6 +75,13 @@ HIGHS_MIP_OPTIONS: dict[str, bool] = {
 #: every infeasible treatment and none that is not. "not_decided": that check hit the time limit.
 NOT_OPTIMISED = "feasible_not_optimised"
 NOT_DECIDED = "not_decided"
+#: A sub-problem is reported "optimal" only when the solver's real relative gap is at most this
+#: (the default ``mip_gap``); a larger ``--mip-gap`` that stops earlier gives "feasible" with the
+#: gap and bound the solver reached, never "optimal".
+PROVEN_OPTIMAL_GAP = 1e-4
+#: Status of a solve (and of a sub-problem) that hit the time limit before any feasible solution
+#: was found: feasibility is undecided, so it is never reported as infeasible.
+TIME_LIMIT_NO_SOLUTION = "time_limit_no_solution"
 #: flows below this (patients per year) are solver noise and set to 0
 FLOW_EPS = 1e-7
 #: a site "provides" a treatment without a norm when it treats more than this many patients/yr
@@ -91,8 +103,8 @@ class _ComponentResult:
 
 
 def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
-                 start: np.ndarray | None = None, stop: threading.Event | None = None
-                 ) -> tuple[BackendResult, list[str]]:
+                 start: np.ndarray | None = None, stop: threading.Event | None = None,
+                 cbc_preprocess: bool = True) -> tuple[BackendResult, list[str]]:
     """Solve with the chosen back-end; fall back from HiGHS to CBC when highspy is unusable.
 
     HiGHS stops early when ``stop`` is set (CBC runs to the end)."""
@@ -109,13 +121,22 @@ def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
             notes.append(f"HiGHS failed ({exc!r}); solved with CBC instead")
             result = None
         if result is not None and result.status != "error":
-            return result, notes
+            return _proven(result), notes
         if result is not None:
             notes.append(f"HiGHS returned an error ({result.message}); solved with CBC instead")
-    result = solve_pulp(arrays, "cbc", params.time_limit, params.mip_gap, threads)
+    result = solve_pulp(arrays, "cbc", params.time_limit, params.mip_gap, threads,
+                        preprocess=cbc_preprocess)
     if result.status == "error":
         raise RuntimeError(f"CBC failed on a sub-problem: {result.message}")
-    return result, notes
+    return _proven(result), notes
+
+
+def _proven(result: BackendResult) -> BackendResult:
+    """``optimal`` only within PROVEN_OPTIMAL_GAP; a looser requested gap gives ``feasible``."""
+    if result.status == "optimal" and (result.mip_gap or 0.0) > PROVEN_OPTIMAL_GAP:
+        result.status = "feasible"
+        result.message = result.message or "stopped at the requested mip_gap"
+    return result
 
 
 def _worse(a: str, b: str) -> str:
@@ -157,6 +178,7 @@ def _solve_component(instance: Instance, params: SolveParams, treatments: list[i
     """Build and solve one component. ``stop`` is shared by the components of one solve: set
     when one proves infeasible, it makes the others only check feasibility (NOT_OPTIMISED)."""
     t0 = time.perf_counter()
+    params = _component_params(instance, params, treatments)
     arrays = build_arrays(instance, params, treatments)
     build = time.perf_counter() - t0
     if stop is not None and stop.is_set():
@@ -177,36 +199,174 @@ def _solve_component(instance: Instance, params: SolveParams, treatments: list[i
     return result
 
 
+def _component_params(instance: Instance, params: SolveParams, treatments: list[int]
+                      ) -> SolveParams:
+    """Treatments without any volume norm keep today's flows whatever the objective: with no
+    norm to reach, nothing justifies moving their patients, so a component of such treatments
+    only is solved with the ``planner`` objective (fewest moves, then least travel)."""
+    norms = instance.norm_matrix()[:, treatments]
+    if params.objective == "planner" and params.objective_weights is None:
+        return params
+    if norms.size and np.all(np.isnan(norms)):
+        return params.model_copy(update={"objective": "planner", "objective_weights": None})
+    return params
+
+
+#: Slack of the phase-2 row "unnecessary moves <= phase-1 optimum" (patients per year): solver
+#: tolerance only, so that phase 1's own solution stays feasible for phase 2.
+MOVES_SLACK_ABS = 1e-7
+MOVES_SLACK_REL = 1e-9
+
+
+#: phase-1 optimum at or below this (patients) is "no unnecessary move": phase 2 then uses the
+#: equivalent, much tighter per-flow form (_zero_moves_model) instead of one dense row
+ZERO_MOVES = 1e-9
+#: row / bound tolerance of the greedy planner start (patients)
+GREEDY_TOL = 1e-7
+
+
+def _planner_greedy(arrays: MipArrays, instance: Instance) -> np.ndarray | None:
+    """Column values of the plan "every self-sufficient hospital keeps the treatment and its
+    patients, every other one closes, displaced patients go to the nearest open site", or
+    None when that plan breaks a row of the model (capacity, force_keep, bundles, the
+    one-provider rule, single sourcing, a travel limit). It has no unnecessary move."""
+    if arrays.moves_c is None or arrays.stay_x is None or arrays.stay_y is None:
+        return None
+    if np.any(arrays.integrality[arrays.x_slice()]):  # single sourcing: shares, not flows
+        return None
+    values = np.zeros(arrays.n_cols)
+    y_open = np.zeros(arrays.n_y, dtype=bool)
+    counted_y = arrays.stay_y[arrays.stay_y >= 0] - arrays.y_start
+    # self-sufficient sites: y columns that no stay counts on (their b is counted always)
+    y_open[:] = True
+    y_open[np.unique(counted_y)] = False
+    values[arrays.y_slice()] = y_open.astype(float)
+    n_sites, n_treat = instance.baseline_volume.shape
+    site_open = np.ones((n_sites, n_treat), dtype=bool)  # sites without a y are open
+    site_open[arrays.y_site, arrays.y_treat] = y_open
+    x_open = site_open[arrays.x_site, arrays.x_treat]
+    flow = np.zeros(arrays.n_x)
+    b = arrays.col_upper[arrays.stay_start:arrays.stay_start + arrays.stay_x.shape[0]]
+    kept_stay = x_open[arrays.stay_x]
+    flow[arrays.stay_x[kept_stay]] = b[kept_stay]
+    demand = instance.demand[arrays.x_area, arrays.x_treat]
+    group = arrays.x_area * n_treat + arrays.x_treat
+    assigned = np.zeros(instance.demand.size)
+    np.add.at(assigned, group, flow)
+    rest = instance.demand.ravel() - assigned
+    minutes = np.where(x_open, instance.travel_min[arrays.x_area, arrays.x_site], np.inf)
+    order = np.lexsort((np.arange(arrays.n_x), minutes, group))
+    first = np.ones(order.shape[0], dtype=bool)
+    first[1:] = group[order][1:] != group[order][:-1]
+    nearest = order[first]
+    nearest = nearest[np.isfinite(minutes[nearest])]
+    flow[nearest] += np.maximum(rest[group[nearest]], 0.0)
+    flow = np.minimum(flow, demand)
+    values[arrays.x_slice()] = flow
+    values[arrays.stay_start:arrays.stay_start + b.shape[0]] = np.minimum(
+        flow[arrays.stay_x], b)
+    activity = arrays.A @ values
+    tol = GREEDY_TOL * np.maximum(1.0, np.abs(activity))
+    if np.any(activity < arrays.row_lower - tol) or np.any(activity > arrays.row_upper + tol):
+        return None
+    if np.any(values < arrays.col_lower - GREEDY_TOL) or np.any(
+            values > arrays.col_upper + GREEDY_TOL):
+        return None
+    if float(arrays.moves_c @ values + arrays.moves_offset) > ZERO_MOVES:
+        return None
+    return values
+
+
+def _zero_moves_model(arrays: MipArrays) -> MipArrays:
+    """Phase 2 when phase 1 found no unnecessary move: U = 0 exactly when every counted
+    baseline flow stays, i.e. flow >= b at self-sufficient / norm-free sites (a column bound)
+    and flow - b·y >= 0 where b counts on a keep decision (one row per such flow). Same
+    feasible set as U <= 0 (U >= 0 always), but tight per flow instead of one dense row."""
+    assert arrays.stay_x is not None and arrays.stay_y is not None
+    out = arrays.with_objective(arrays.c, arrays.offset)
+    out.col_lower = arrays.col_lower.copy()
+    b = arrays.col_upper[arrays.stay_start:arrays.stay_start + arrays.stay_x.shape[0]]
+    always = arrays.stay_y < 0
+    scale = arrays.x_scale[arrays.stay_x]
+    cols = arrays.stay_x[always]
+    out.col_lower[cols] = np.minimum(np.maximum(
+        out.col_lower[cols], b[always] / np.where(scale[always] > 0, scale[always], 1.0)),
+        arrays.col_upper[cols])
+    on_y = np.nonzero(~always)[0]
+    k = on_y.shape[0]
+
+    rows = sp.csr_matrix(
+        (np.concatenate([scale[on_y], -b[on_y]]),
+         (np.concatenate([np.arange(k), np.arange(k)]),
+          np.concatenate([arrays.stay_x[on_y], arrays.stay_y[on_y]]))),
+        shape=(k, arrays.n_cols))
+    out.A = sp.vstack([arrays.A, rows], format="csr")
+    out.row_lower = np.concatenate([arrays.row_lower, np.zeros(k)])
+    out.row_upper = np.concatenate([arrays.row_upper, np.full(k, np.inf)])
+    out.row_families = dict(arrays.row_families)
+    out.row_families["stay_full"] = (arrays.n_rows, arrays.n_rows + k)
+    return out
+
+
 def _optimise_component(instance: Instance, params: SolveParams, treatments: list[int],
                         threads: int | None, start: Solution | None,
                         stop: threading.Event | None, arrays: MipArrays, build: float
                         ) -> _ComponentResult:
     lexicographic = params.objective_weights is None and params.objective == "providers"
+    planner = (params.objective_weights is None and params.objective == "planner"
+               and arrays.moves_c is not None)
     notes: list[str] = []
     info: dict[str, Any] = {}
-    if lexicographic and arrays.n_y:
-        # Phase 1: maximise kept pairs. Phase 2: keep at least that many, minimise travel. Two
-        # solves rather than one big-M weight: a weight safe for every instance would have to
-        # exceed the total patient-minutes (~1e7 nationally) and wreck the numerics.
-        res1, n1 = _run_backend(arrays, params, threads, stop=stop)
+    if planner and arrays.moves_c is not None:
+        # Phase 1: fewest unnecessary moves. Phase 2: no more than that, least travel. Two
+        # solves, as for providers: an exact single weight would have to exceed the travel
+        # change any one moved patient can cause across keep sets, which is unbounded.
+        arrays = arrays.with_objective(arrays.moves_c, arrays.moves_offset)
+    if (lexicographic and arrays.n_y) or planner:
+        # providers: phase 1 maximises kept pairs, phase 2 keeps at least that many and
+        # minimises travel (a big-M weight safe for every instance would have to exceed the
+        # total patient-minutes, ~1e7 nationally, and wreck the numerics).
+        greedy = _planner_greedy(arrays, instance) if planner else None
+        if greedy is not None:
+            # "close every hospital below its norm, displaced patients to the nearest one that
+            # keeps it" has no unnecessary move: it proves phase 1 (U >= 0) without a solve
+            res1, n1 = BackendResult("optimal", 0.0, greedy, 0.0, 0.0, params.solver), []
+            info["phase1"] = "greedy"
+        else:
+            warm = _start_vector(arrays, instance, start) if planner else None
+            res1, n1 = _run_backend(arrays, params, threads, start=warm, stop=stop)
         notes += n1
         solve_s = res1.seconds
         info["interrupted"] = res1.interrupted
         if res1.status in ("optimal", "feasible"):
-            best = int(round(-float(res1.objective)))
-            info["providers_phase1"] = best
             t1 = time.perf_counter()
-            phase2 = arrays.with_extra_row(providers_vector(arrays), best - 0.5, np.inf,
-                                           "providers_floor")
+            if planner:
+                moves = float(arrays.moves_c @ res1.x + arrays.moves_offset)
+                info["unnecessary_moves_phase1"] = round(max(moves, 0.0), 6)
+                if moves <= ZERO_MOVES:
+                    phase2 = _zero_moves_model(arrays)
+                else:
+                    slack = MOVES_SLACK_ABS + MOVES_SLACK_REL * abs(moves)
+                    phase2 = arrays.with_extra_row(arrays.moves_c, -np.inf,
+                                                   moves - arrays.moves_offset + slack,
+                                                   "moves_ceiling")
+            else:
+                best = int(round(-float(res1.objective)))
+                info["providers_phase1"] = best
+                phase2 = arrays.with_extra_row(providers_vector(arrays), best - 0.5, np.inf,
+                                               "providers_floor")
             phase2 = phase2.with_objective(travel_vector(phase2, instance))
             build += time.perf_counter() - t1
             # phase 1's solution keeps `best` providers, so it is feasible for phase 2: start
             # there (measured: phase 2 ~7 % faster on zuidwest; never worse under a time limit)
-            res2, n2 = _run_backend(phase2, params, threads, start=res1.x, stop=stop)
+            res2, n2 = _run_backend(phase2, params, threads, start=res1.x, stop=stop,
+                                    cbc_preprocess=not planner)
             notes += n2
             solve_s += res2.seconds
             info["interrupted"] = res1.interrupted or res2.interrupted
             status = _worse(res1.status, res2.status)
+            # bound of the reported objective (providers, maximised): phase 1's -bound
+            info["bound"] = None if res1.bound is None else -float(res1.bound)
             if res2.status in ("optimal", "feasible"):
                 gap = max(res1.mip_gap or 0.0, res2.mip_gap or 0.0)
                 return _ComponentResult(treatments, status, res2.x, phase2, gap, build, solve_s,
@@ -222,6 +382,7 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
                           stop)
     notes += n
     info["interrupted"] = res.interrupted
+    info["bound"] = res.bound
     x = res.x if res.status in ("optimal", "feasible") else None
     return _ComponentResult(treatments, res.status, x, arrays, res.mip_gap, build, res.seconds,
                             res.solver, info, notes)
@@ -239,11 +400,37 @@ def _objective_value(instance: Instance, params: SolveParams, flow: np.ndarray,
     norms = instance.norm_matrix()[:, tt]
     providers = float((keep[:, tt] & ~np.isnan(norms)).sum())
     w = objective_weights(params)
+    unnecessary = (unnecessary_moves(instance, params, flow, keep, treatments)
+                   if params.objective == "planner" or w["planner"] else 0.0)
     if params.objective_weights is None:
-        value = {"travel": minutes, "moved": moved, "providers": providers}[params.objective]
+        value = {"travel": minutes, "moved": moved, "providers": providers,
+                 "planner": unnecessary}[params.objective]
     else:
-        value = w["travel"] * minutes + w["moved"] * moved - w["providers"] * providers
-    return {"travel": minutes, "moved": moved, "providers": providers, "objective": value}
+        value = (w["travel"] * minutes + w["moved"] * moved - w["providers"] * providers
+                 + w["planner"] * unnecessary)
+    return {"travel": minutes, "moved": moved, "providers": providers,
+            "unnecessary_moves": unnecessary, "objective": value}
+
+
+def _move_tolerance_flows(flow: np.ndarray, keep: np.ndarray, norms: np.ndarray, t: int,
+                          forced: np.ndarray) -> None:
+    """Hand flows to closed sites (keep decision 0) to the area's largest other flow.
+
+    A binary within HiGHS' integrality tolerance (1e-6) times a linking bound of ~1e3 patients
+    leaves ~1e-4 patients at a closed site; they belong to the area's main site. A site "kept"
+    without patients (possible where the norm is waived to 0) does not provide the treatment
+    unless it is forced to keep it."""
+    normed = ~np.isnan(norms[:, t])
+    empty = keep[:, t] & normed & (flow[:, :, t].sum(axis=0) <= PROVIDES_MIN) & ~forced[:, t]
+    keep[empty, t] = False
+    closed = ~keep[:, t] & normed
+    stray = flow[:, closed, t].sum(axis=1)
+    if not np.any(stray > 0):
+        return
+    flow[:, closed, t] = 0.0
+    areas = np.nonzero(stray > 0)[0]
+    main = np.argmax(flow[areas, :, t], axis=1)
+    flow[areas, main, t] += stray[areas]
 
 
 def _size_estimate(instance: Instance, candidate: np.ndarray, treatments: list[int]) -> int:
@@ -317,6 +504,17 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
     a plain-words ``diagnosis``. Raises ``RuntimeError`` only if both solvers fail.
     """
     n_areas, n_sites, n_treat = instance.shape
+    comps, explanation, results = solve_components(instance, params, start, max_workers)
+    return assemble(instance, params, comps, explanation, results)
+
+
+def solve_components(instance: Instance, params: SolveParams, start: Solution | None = None,
+                     max_workers: int | None = None, early_stop: bool = True
+                     ) -> tuple[list[list[int]], str, list[_ComponentResult]]:
+    """The components, their explanation and their results in component order (see solve).
+
+    ``early_stop=False`` optimises every component even when one is infeasible (a what-if
+    session re-uses them later)."""
     comps, explanation = treatment_components(instance, params)
     n_comp = len(comps)
     cores = params.threads or os.cpu_count() or 1
@@ -327,7 +525,7 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
     # digit), and results must not depend on the machine's core count.
     threads = 1
     # One infeasible sub-problem makes the scenario infeasible: the others then stop optimising.
-    stop = threading.Event() if n_comp > 1 else None
+    stop = threading.Event() if n_comp > 1 and early_stop else None
 
     def run(i: int) -> _ComponentResult:
         return _solve_component(instance, params, comps[i], threads, start, stop)
@@ -340,7 +538,14 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
         results = [by_size[i] for i in range(n_comp)]
     else:
         results = [run(i) for i in range(n_comp)]
+    return comps, explanation, results
 
+
+def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], explanation: str,
+             results: list[_ComponentResult]) -> Solution:
+    """One Solution from the sub-problem results (in component order): flows, keeps, status,
+    gap and bound, diagnosis. Shared by :func:`solve` and :mod:`optimiser.whatif`."""
+    n_areas, n_sites, n_treat = instance.shape
     solution_warnings: list[str] = []
     for r in results:
         for note in r.warnings:
@@ -355,15 +560,17 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
     subproblems: list[dict[str, Any]] = []
     status = "optimal"
     infeasible_treatments: list[str] = []
+    unsolved_treatments: list[str] = []
     no_solution = False
     norms = instance.norm_matrix()
+    forced_keep = force_masks(instance, params)[0]
     for r in results:
         entry: dict[str, Any] = {
             "treatments": [instance.treatment_ids[t] for t in r.treatments],
             "n_vars": r.arrays.n_cols,
             "n_rows": r.arrays.n_rows,
             "n_binaries": int(np.count_nonzero(r.arrays.integrality)),
-            "status": r.status if r.status != "no_solution" else "time_limit_no_solution",
+            "status": r.status if r.status != "no_solution" else TIME_LIMIT_NO_SOLUTION,
             "gap": None if r.gap is None else float(r.gap),
             "build_seconds": round(r.build_seconds, 4),
             "solve_seconds": round(r.solve_seconds, 4),
@@ -374,9 +581,13 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
             status = "infeasible"
             subproblems.append(entry)
             continue
+        if r.x is None and r.status == "no_solution":
+            # the time limit ran out before any solution: undecided, not infeasible
+            unsolved_treatments += [instance.treatment_ids[t] for t in r.treatments]
+            no_solution = True
+            subproblems.append(entry)
+            continue
         if r.x is None:
-            if r.status == "no_solution":
-                no_solution = True
             infeasible_treatments += [instance.treatment_ids[t] for t in r.treatments]
             status = "infeasible"
             subproblems.append(entry)
@@ -392,6 +603,7 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
         yv = np.asarray(r.x)[a.y_slice()] > 0.5
         keep[a.y_site[yv], a.y_treat[yv]] = True
         for t in r.treatments:
+            _move_tolerance_flows(flow, keep, norms, t, forced_keep)
             if np.all(np.isnan(norms[:, t])):
                 keep[:, t] = flow[:, :, t].sum(axis=0) > PROVIDES_MIN
             else:
@@ -413,24 +625,36 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
             diagnosis = {"reason": "The scenario has no feasible solution (the diagnosis "
                                    f"itself failed: {exc!r}).",
                          "infeasible_treatments": infeasible_treatments}
-        if no_solution:
+        if no_solution:  # other treatments are undecided, but one infeasible one decides
             diagnosis = dict(diagnosis)
             diagnosis["time_limit_reached"] = True
-            diagnosis["reason"] = (
-                f"No feasible solution was found within the time limit of {params.time_limit} s "
-                "for " + ", ".join(infeasible_treatments) + "; the scenario may still be "
-                "feasible with a longer time limit. " + str(diagnosis.get("reason", "")))
+            diagnosis["unsolved_treatments"] = unsolved_treatments
         return Solution(status="infeasible", solver=solver_used, objective=None, mip_gap=None,
                         build_seconds=build_s, solve_seconds=solve_s, keep=None, flow=None,
                         diagnosis=diagnosis, subproblems=subproblems, decomposition=explanation,
                         warnings=solution_warnings)
 
+    if no_solution:
+        diagnosis = {
+            "reason": (
+                f"No feasible solution was found within the time limit of {params.time_limit} s "
+                f"for {', '.join(unsolved_treatments)}. This does not mean the scenario is "
+                "infeasible: it was not decided. Solve again with a longer --time-limit (or "
+                "none)."),
+            "time_limit_reached": True,
+            "unsolved_treatments": unsolved_treatments,
+        }
+        return Solution(status=TIME_LIMIT_NO_SOLUTION, solver=solver_used, objective=None,
+                        mip_gap=None, build_seconds=build_s, solve_seconds=solve_s, keep=None,
+                        flow=None, diagnosis=diagnosis, subproblems=subproblems,
+                        decomposition=explanation, warnings=solution_warnings)
+
     if params.small_region_rule == "one_provider":
         for t in shortfall_treatments(instance):
             total = float(instance.demand[:, t].sum())
-            kept = [instance.site_ids[s] for s in np.nonzero(keep[:, t])[0]]
+            kept = [instance.site_label(s) for s in np.nonzero(keep[:, t])[0]]
             solution_warnings.append(
-                f"{instance.treatment_ids[t]}: the whole demand of {instance.region_id} "
+                f"{instance.treatment_label(t)}: the whole demand of {instance.region_id} "
                 f"({total:.1f} patients/yr) is below the norm "
                 f"({np.nanmin(norms[:, t]):g}), so no hospital can reach it; concentrated at "
                 f"{', '.join(kept) or 'no site'} with the norm NOT met — this needs an "
@@ -439,7 +663,13 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
     objective = _objective_value(instance, params, flow, keep, list(range(n_treat)))["objective"]
     gaps = [e["gap"] for e in subproblems if e["gap"] is not None]
     mip_gap = float(max(gaps)) if gaps else 0.0
+    bounds = [e.get("bound") for e in subproblems]
+    # sub-problems are independent, so their bounds add up (solver objective units: for
+    # ``moved`` that includes the tie-break, for ``providers`` it is an upper bound)
+    mip_bound = (float(sum(bounds)) if bounds and all(b is not None for b in bounds)
+                 else None)
     return Solution(status=status, solver=solver_used, objective=objective, mip_gap=mip_gap,
+                    mip_bound=mip_bound,
                     build_seconds=build_s, solve_seconds=solve_s, keep=keep, flow=flow,
                     diagnosis=None, subproblems=subproblems, decomposition=explanation,
                     warnings=solution_warnings)

@@ -91,7 +91,10 @@ def verify(
         return ["feasible solution without flow or keep arrays"]
     if flow.shape != (n_areas, n_sites, n_treat) or keep.shape != (n_sites, n_treat):
         return [f"wrong shapes: flow {flow.shape}, keep {keep.shape}"]
-    area_ids, site_ids, treatment_ids = instance.area_ids, instance.site_ids, instance.treatment_ids
+    treatment_ids = instance.treatment_ids
+    # names beside the codes in every message ("Name (code)")
+    area_ids = [instance.area_label(a) for a in range(n_areas)]
+    site_ids = [instance.site_label(s) for s in range(n_sites)]
 
     if np.any(flow < -TOL):
         problems.append(f"negative flow, minimum {flow.min():.6g}")
@@ -159,7 +162,8 @@ def verify(
                     problems.append(
                         f"{name}: keep={bool(keep[s, t])} but volume {volume[s, t]:.4f}"
                     )
-            elif keep[s, t] and volume[s, t] < required[s, t] - TOL:
+            # relative: HiGHS meets the volume rows to ~1e-7 relative over many flows
+            elif keep[s, t] and volume[s, t] < required[s, t] - TOL * max(1.0, required[s, t]):
                 problems.append(
                     f"{name}: kept with {volume[s, t]:.4f} patients, below the required "
                     f"{required[s, t]:.4f}"
@@ -251,6 +255,106 @@ def _check_kpis(
         reported = {k: int(v) for k, v in (kpis.get(key) or {}).items()}
         if reported != value:
             problems.append(f"KPI {key} reported {reported} but recomputed {value}")
+    if "patients_displaced" in kpis:
+        problems.extend(_check_displaced(kpis, instance, flow, travel))
+    return problems
+
+
+def _lower_quantile(values: list[float], weights: list[float], q: float) -> float:
+    """Smallest value whose cumulative weight reaches q of the total (written afresh here)."""
+    pairs = sorted(zip(values, weights, strict=True), key=lambda p: p[0])
+    total = sum(weights)
+    if not pairs or total <= 0:
+        return 0.0
+    running = 0.0
+    for value, weight in pairs:
+        running += weight
+        if running >= q * total * (1 - 1e-12):
+            return value
+    return pairs[-1][0]
+
+
+def _check_displaced(kpis: dict[str, Any], instance: Instance, flow: np.ndarray,
+                     travel: np.ndarray) -> list[str]:
+    """Displaced patients, their extra travel, optional moves and providers lost / gained,
+    recomputed patient group by patient group (loops, not the vectorised KPI code)."""
+    problems: list[str] = []
+    n_areas, n_sites, _ = instance.shape
+    provides_after = flow.sum(axis=0) > TOL
+    run_extra: list[float] = []
+    run_weight: list[float] = []
+    run_optional = 0.0
+    expected_per: dict[str, dict[str, float]] = {}
+    for t, tid in enumerate(instance.treatment_ids):
+        before = instance.baseline_volume[:, t] > 0
+        stops = [s for s in range(n_sites) if before[s] and not provides_after[s, t]]
+        extras: list[float] = []
+        weights: list[float] = []
+        optional = 0.0
+        keeps = provides_after[:, t] & ~np.isin(np.arange(n_sites), stops)
+        for a in range(n_areas):
+            today = instance.baseline_flow[a, :, t]
+            after = flow[a, :, t]
+            if not today.any() and not after.any():
+                continue
+            arriving = after - np.minimum(after, today)  # patients new at each site
+            new_patients = float(arriving.sum())
+            new_minutes = float((arriving * travel[a]).sum())
+            optional += float((today - np.minimum(after, today))[keeps].sum())
+            destination = new_minutes / new_patients if new_patients > 1e-9 else None
+            for s in stops:
+                if today[s] > 1e-9:
+                    extras.append(0.0 if destination is None else destination - travel[a, s])
+                    weights.append(float(today[s]))
+        displaced = sum(weights)
+        patients_t = float(instance.demand[:, t].sum())
+        expected_per[tid] = {
+            "patients_displaced": displaced,
+            "displaced_share": displaced / patients_t if patients_t > 0 else 0.0,
+            "displaced_mean_extra_min": (sum(e * w for e, w in zip(extras, weights, strict=True))
+                                         / displaced if displaced > 0 else 0.0),
+            "displaced_max_extra_min": max(extras) if extras else 0.0,
+            "displaced_p90_extra_min": _lower_quantile(extras, weights, 0.9),
+            "patients_moved_optional": optional,
+            "providers_lost": float(len(stops)),
+            "providers_gained": float(sum(1 for s in range(n_sites)
+                                          if provides_after[s, t] and not before[s])),
+        }
+        run_extra += extras
+        run_weight += weights
+        run_optional += optional
+    displaced = sum(run_weight)
+    patients = float(instance.demand.sum())
+    expected = {
+        "patients_displaced": displaced,
+        "displaced_share": displaced / patients if patients > 0 else 0.0,
+        "displaced_mean_extra_min": (sum(e * w for e, w in zip(run_extra, run_weight,
+                                                                 strict=True)) / displaced
+                                     if displaced > 0 else 0.0),
+        "displaced_max_extra_min": max(run_extra) if run_extra else 0.0,
+        "displaced_p90_extra_min": _lower_quantile(run_extra, run_weight, 0.9),
+        "patients_moved_optional": run_optional,
+    }
+    for key, value in expected.items():
+        reported = kpis.get(key)
+        if reported is None or not _close(reported, value, 1e-3):
+            problems.append(f"KPI {key} reported {reported} but recomputed {value:.6f}")
+    per = kpis.get("per_treatment") or {}
+    for tid, values in expected_per.items():
+        got = per.get(tid)
+        if got is None:
+            problems.append(f"KPI per_treatment.{tid} missing")
+            continue
+        for key, value in values.items():
+            if key in ("providers_lost", "providers_gained"):
+                reported = (kpis.get(key) or {}).get(tid)
+                if reported is None or int(reported) != int(value) or \
+                        int(got.get(key, -1)) != int(value):
+                    problems.append(f"KPI {key}.{tid} reported {reported} but recomputed "
+                                    f"{int(value)}")
+            elif got.get(key) is None or not _close(got[key], value, 1e-3):
+                problems.append(f"KPI per_treatment.{tid}.{key} reported {got.get(key)} but "
+                                f"recomputed {value:.6f}")
     return problems
 
 

@@ -252,4 +252,5 @@ def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instanc
             else network_label(network),
             "dataset": str(dataset.name),
         },
+        area_names=tuple(str(n) for n in areas["area_name"]) if "area_name" in areas else (),
     )

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_INFEASIBLE, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+#: the time limit ran out before any feasible solution was found (feasibility undecided)
+EXIT_TIME_LIMIT_NO_SOLUTION = 4
 EXAMPLE = "example"
 
 
@@ -117,10 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     solve.add_argument(
         "--objective",
-        choices=["travel", "moved", "providers"],
-        help="travel: least patient-minutes; moved: fewest patients changing "
-        "hospital; providers: keep as many providers as possible, then least "
-        "travel",
+        choices=["planner", "travel", "moved", "providers"],
+        help="planner (default): first fewest unnecessary moves U = sum over today's flows "
+        "b[a,s,t] to a hospital that keeps t (or could keep it with its own patients) of "
+        "b - min(flow, b), then least patient-minutes (only displaced patients move, to the "
+        "nearest hospital that keeps the treatment; docs/OBJECTIVES.md); travel: least "
+        "patient-minutes; moved: fewest patients changing hospital; providers: keep as many "
+        "providers as possible, then least travel. Treatments without a norm always keep "
+        "today's flows",
     )
     solve.add_argument(
         "--max-loss-share",
@@ -193,7 +199,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786"
     )
     sweep.add_argument("--plot", action="store_true", help="draw trade-off plots per region")
+    sweep.add_argument("--gpkg", action="store_true",
+                       help="also write results.gpkg in every run folder (off: faster)")
     _common(sweep)
+
+    compare = sub.add_parser(
+        "compare", help="differences between two result folders (KPIs, hospital changes)")
+    compare.add_argument("run_a", metavar="RUN_A", type=Path, help="first result folder")
+    compare.add_argument("run_b", metavar="RUN_B", type=Path,
+                         help="second result folder (differences are B - A)")
+    compare.add_argument("--out", metavar="DIR", type=Path, default=None,
+                         help="also write kpi_differences.csv, treatment_differences.csv and "
+                         "hospital_differences.csv to DIR")
+    compare.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
     network = sub.add_parser("network", help="build or validate a road network")
     network_sub = network.add_subparsers(dest="network_command", required=True, metavar="ACTION")
@@ -367,16 +385,26 @@ def _solve_params(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
     return scenario.params, scenario.as_dict(), scenario
 
 
-def _print_result(summary: dict[str, Any], out: Path) -> None:
+def _print_result(summary: dict[str, Any], out: Path,
+                  names: dict[str, str] | None = None) -> None:
     from rich.table import Table
 
+    names = names or {}
     console = _console()
     status = summary["status"]
     console.print(
         f"[bold]{summary['region_id']}[/bold]: {status} "
-        f"(solver {summary['solver']}, gap {summary.get('mip_gap')}, "
+        f"(objective {summary.get('scenario', {}).get('objective')}, "
+        f"solver {summary['solver']}, gap {summary.get('mip_gap')}, "
         f"build {summary['build_seconds']:.2f} s, solve {summary['solve_seconds']:.2f} s)"
     )
+    for warning in summary.get("warnings") or []:
+        console.print(f"[yellow]Warning:[/yellow] {warning}")
+    if status == "time_limit_no_solution":
+        diagnosis = summary.get("diagnosis") or {}
+        console.print(f"[red]No solution within the time limit:[/red] "
+                      f"{diagnosis.get('reason', '')}")
+        return
     if status == "infeasible":
         diagnosis = summary.get("diagnosis") or {}
         console.print(f"[red]Infeasible:[/red] {diagnosis.get('reason', 'no reason given')}")
@@ -386,29 +414,88 @@ def _print_result(summary: dict[str, Any], out: Path) -> None:
         console.print(f"diagnosis written to {out / 'summary.json'}")
         return
     kpis = summary["kpis"]
-    table = Table(title="Key figures")
+    table = Table(title="Key figures (definitions: docs/OUTPUTS.md)")
     table.add_column("KPI")
     table.add_column("value", justify="right")
-    from herschik.optimiser.kpis import SCALAR_KPIS
+    from herschik.optimiser.kpis import DISPLACED_KPIS, SCALAR_KPIS
 
-    for key in SCALAR_KPIS:
-        table.add_row(key, f"{kpis[key]:,.1f}")
+    for key in (*DISPLACED_KPIS, *(k for k in SCALAR_KPIS if k not in DISPLACED_KPIS)):
+        if kpis.get(key) is None:
+            continue
+        value = kpis[key]
+        table.add_row(key, f"{value:.1%}" if key.endswith("share") else f"{value:,.1f}")
     console.print(table)
-    providers = Table(title="Providers per treatment")
-    providers.add_column("treatment")
-    providers.add_column("before", justify="right")
-    providers.add_column("after", justify="right")
+    per = kpis.get("per_treatment") or {}
+    providers = Table(title="Per treatment: providers and displaced patients")
+    for column in ("treatment", "name", "before", "after", "lost", "gained", "displaced /yr",
+                   "mean extra min", "max extra min", "optional moves"):
+        providers.add_column(column, justify="left" if column in ("treatment", "name")
+                             else "right")
+    lost = kpis.get("providers_lost") or {}
+    gained = kpis.get("providers_gained") or {}
     for treatment, before in kpis["providers_before"].items():
-        providers.add_row(treatment, str(before), str(kpis["providers_after"].get(treatment, 0)))
+        p = per.get(treatment) or {}
+        providers.add_row(
+            treatment, names.get(treatment, ""), str(before),
+            str(kpis["providers_after"].get(treatment, 0)), str(lost.get(treatment, "")),
+            str(gained.get(treatment, "")), _num(p.get("patients_displaced")),
+            _num(p.get("displaced_mean_extra_min")), _num(p.get("displaced_max_extra_min")),
+            _num(p.get("patients_moved_optional")))
     console.print(providers)
-    for warning in summary.get("warnings") or []:
-        console.print(f"[yellow]Warning:[/yellow] {warning}")
     if summary.get("baseline") == "illustrative":
         console.print("Note: the baseline volumes are illustrative (see DATA.md).")
     violations = summary.get("verification", {}).get("violations") or []
     if violations:
         console.print(f"[red]Verifier found {len(violations)} problem(s):[/red] {violations[0]}")
     console.print(f"results written to {out}")
+
+
+def _num(value: Any) -> str:
+    return "" if value is None else f"{value:,.1f}"
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from herschik.scenarios.compare import CompareError, compare_runs, write_comparison
+    from rich.table import Table
+
+    try:
+        tables = compare_runs(args.run_a, args.run_b)
+    except CompareError as error:
+        raise UsageError(str(error)) from None
+    console = _console()
+    kpi = Table(title=f"KPIs: A = {args.run_a}, B = {args.run_b}")
+    for column in ("kpi", "A", "B", "B - A"):
+        kpi.add_column(column, justify="left" if column == "kpi" else "right")
+    for row in tables["kpi_differences"].itertuples(index=False):
+        kpi.add_row(str(row.kpi), _cell(row.run_a), _cell(row.run_b), _cell(row.difference))
+    console.print(kpi)
+    hosp = tables["hospital_differences"]
+    if hosp.empty:
+        console.print("No hospital differs in status or volume after.")
+    else:
+        table = Table(title=f"Hospital changes that differ ({len(hosp)})")
+        for column in ("site", "name", "treatment", "status A", "status B", "volume A",
+                       "volume B", "B - A"):
+            table.add_column(column)
+        for r in hosp.itertuples(index=False):
+            table.add_row(str(r.site_id), str(r.site_name), str(r.intervention_id),
+                          str(r.status_a), str(r.status_b), _cell(r.volume_after_a),
+                          _cell(r.volume_after_b), _cell(r.volume_difference))
+        console.print(table)
+    if args.out is not None:
+        if args.out.exists() and not args.out.is_dir():
+            raise UsageError(f"--out {args.out}: exists and is not a folder")
+        for path in write_comparison(tables, args.out):
+            console.print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
@@ -455,8 +542,10 @@ def cmd_solve(args: argparse.Namespace) -> int:
         )
     except FileExistsError as error:
         raise UsageError(f"--out {error}") from None
-    _print_result(summary, args.out)
-    return EXIT_INFEASIBLE if summary["status"] == "infeasible" else EXIT_OK
+    _print_result(summary, args.out, dict(zip(dataset.treatments["intervention_id"],
+                                              dataset.treatments["name"], strict=True)))
+    return {"infeasible": EXIT_INFEASIBLE,
+            "time_limit_no_solution": EXIT_TIME_LIMIT_NO_SOLUTION}.get(summary["status"], EXIT_OK)
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -493,7 +582,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from herschik.scenarios.sweep import run_sweep
+    from herschik.scenarios.sweep import DEFAULT_OUTPUTS, run_sweep
 
     regions = "all" if args.regions == "all" else [r for r in args.regions.split(",") if r]
     if args.executor == "dask" and not args.scheduler:
@@ -510,6 +599,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if args.data is not None
         else ("municipalities" if args.areas == "municipalities" else None),
         network=args.network,
+        **({"outputs": {**DEFAULT_OUTPUTS, "gpkg": True}} if args.gpkg else {}),
     )
     counts = runs["status"].value_counts().to_dict() if len(runs) else {}
     print(f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
@@ -617,6 +707,7 @@ COMMANDS = {
     "matrix": cmd_matrix,
     "sweep": cmd_sweep,
     "network": cmd_network,
+    "compare": cmd_compare,
     "app": cmd_app,
 }
 

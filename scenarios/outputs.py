@@ -6,8 +6,8 @@ file via a temporary name and :func:`os.replace`:
 
 * ``results.gpkg`` — layers ``sites``, ``areas``, ``flows`` in EPSG:28992 (``gpkg=True``);
 * ``geojson/{sites,areas,flows}.geojson`` — the same layers in EPSG:4326 (``geojson=True``);
-* ``results.xlsx`` — sheets ``summary``, ``kpis``, ``site_volumes``, ``assignments``
-  (``xlsx=True``);
+* ``results.xlsx`` — sheets ``summary``, ``kpis``, ``site_volumes``, ``assignments``,
+  ``hospital_changes``, ``per_treatment`` (``xlsx=True``);
 * ``maps/overview.png`` and ``maps/<intervention_id>.png`` (``maps=True``);
 * ``report.html`` — self-contained, maps embedded (``report=True``).
 
@@ -48,23 +48,34 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, json.dumps(value, default=str))]
 
 
+def per_treatment_table(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """``kpis.per_treatment`` of a summary as one row per treatment (empty if absent)."""
+    per = (summary.get("kpis") or {}).get("per_treatment") or {}
+    rows = [{"intervention_id": tid, **values} for tid, values in per.items()]
+    return pd.DataFrame(rows)
+
+
 def write_results_xlsx(
     path: str | Path,
     summary: Mapping[str, Any],
     site_volumes: pd.DataFrame,
     assignments: pd.DataFrame,
+    hospital_changes: pd.DataFrame | None = None,
 ) -> Path:
-    """Excel workbook with sheets ``summary``, ``kpis``, ``site_volumes``, ``assignments``.
+    """Excel workbook with sheets ``summary``, ``kpis``, ``site_volumes``, ``assignments``,
+    ``hospital_changes`` (when given) and ``per_treatment``.
 
     ``summary`` and ``kpis`` are two-column sheets (``key, value`` / ``kpi, value``) with
-    nested entries flattened to dotted keys (``scenario.margin``, ``providers_after.<id>``);
-    the other two sheets are the contract tables unchanged.
+    nested entries flattened to dotted keys (``scenario.margin``, ``providers_after.<id>``;
+    ``kpis`` leaves ``per_treatment`` to its own sheet, one row per treatment with the
+    displaced-patient figures); the other sheets are the result tables unchanged.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     top = {k: v for k, v in summary.items() if k != "kpis"}
     summary_rows = pd.DataFrame(_flatten(top), columns=["key", "value"])
-    kpi_rows = pd.DataFrame(_flatten(summary.get("kpis") or {}), columns=["kpi", "value"])
+    kpis = {k: v for k, v in (summary.get("kpis") or {}).items() if k != "per_treatment"}
+    kpi_rows = pd.DataFrame(_flatten(kpis), columns=["kpi", "value"])
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
         with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
@@ -72,6 +83,10 @@ def write_results_xlsx(
             kpi_rows.to_excel(writer, sheet_name="kpis", index=False)
             site_volumes.to_excel(writer, sheet_name="site_volumes", index=False)
             assignments.to_excel(writer, sheet_name="assignments", index=False)
+            if hospital_changes is not None:
+                hospital_changes.to_excel(writer, sheet_name="hospital_changes", index=False)
+            per_treatment_table(summary).to_excel(writer, sheet_name="per_treatment",
+                                                  index=False)
             for sheet in writer.sheets.values():
                 sheet.freeze_panes = "A2"
         os.replace(tmp, path)
@@ -110,6 +125,7 @@ def write_run_outputs(
     maps: bool = True,
     report: bool = True,
     map_treatments: Iterable[str] | None = None,
+    hospital_changes: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Write the planner outputs of one run into ``run_dir``; returns the paths written.
 
@@ -128,6 +144,10 @@ def write_run_outputs(
     # An infeasible run has no "after": its site_volumes (if any) carry only the baseline.
     has_results = summary.get("status") != "infeasible" and bool(len(sv) or len(asg))
     names = _treatment_names(dataset)
+    if hospital_changes is None:
+        from herschik.optimiser.results import hospital_changes_from_site_volumes
+
+        hospital_changes = hospital_changes_from_site_volumes(site_volumes, names)
     region_id = str(summary.get("region_id", ""))
     notes: list[str] = []
     written: list[Path] = []
@@ -153,7 +173,7 @@ def write_run_outputs(
                                              areas_gdf))
     if xlsx:
         written.append(write_results_xlsx(run_dir / "results.xlsx", summary, site_volumes,
-                                          assignments))
+                                          assignments, hospital_changes))
     map_pngs: dict[str, Path] = {}
     if maps and areas_gdf is not None:
         map_pngs = write_maps(run_dir / "maps", summary, sv, asg, dataset.sites, areas_gdf,
@@ -162,5 +182,6 @@ def write_run_outputs(
     if report:
         written.append(write_report(run_dir / "report.html", summary, sv, asg, map_pngs,
                                     treatment_names=names,
-                                    region_name=_region_name(dataset, region_id), notes=notes))
+                                    region_name=_region_name(dataset, region_id), notes=notes,
+                                    hospital_changes=hospital_changes))
     return written

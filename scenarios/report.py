@@ -1,9 +1,12 @@
 """Self-contained ``report.html`` of one run: no scripts, no network, images inlined.
 
-Sections (stable headings, tested): h1 ``herschik report — <region_id>``; h2 ``Key figures``,
-``Providers per treatment``, ``Hospitals that gain and lose``, ``Extra travel``, ``Maps``,
-``Scenario``, ``Caveats``. Every text from the data is escaped with :func:`html.escape`. The
-output is deterministic (no timestamps), so two identical runs give identical reports.
+Sections (stable headings, tested): h1 ``herschik report — <region_id>``, then the diagnosis
+and warnings (first, before any figure); h2 ``Key figures`` (with definitions and the
+displaced patients per treatment), ``Hospital changes``, ``Providers per treatment``, ``Extra
+travel``, ``Maps``, ``Solve``, ``Scenario``, ``Caveats``. Key figures carry
+``data-kpi="<summary.json key>"`` so that tests (and scripts) can read them back. Every text
+from the data is escaped with :func:`html.escape`. The output is deterministic (no
+timestamps), so two identical runs give identical reports.
 """
 
 from __future__ import annotations
@@ -23,8 +26,34 @@ import pandas as pd
 from herschik.geo.export import normalise_assignments, normalise_site_volumes
 from matplotlib.figure import Figure
 
-SECTIONS = ("Key figures", "Providers per treatment", "Hospitals that gain and lose",
-            "Extra travel", "Maps", "Scenario", "Caveats")
+SECTIONS = ("Key figures", "Hospital changes", "Providers per treatment", "Extra travel",
+            "Maps", "Solve", "Scenario", "Caveats")
+
+#: KPI rows of the key-figures table: (key, label, unit, definition). The definitions are those
+#: of docs/OUTPUTS.md, shown next to every number.
+KPI_ROWS: tuple[tuple[str, str, str, str], ...] = (
+    ("patients", "Patients per year", "patients/yr", "all patients of the treatments"),
+    ("patients_displaced", "Patients displaced", "patients/yr",
+     "today's patients whose hospital stops the treatment"),
+    ("displaced_share", "Share displaced", "%", "patients displaced / patients"),
+    ("displaced_mean_extra_min", "Mean extra travel of displaced patients", "min",
+     "their travel after minus their trip today, patient-weighted"),
+    ("displaced_p90_extra_min", "90th percentile extra travel of displaced patients", "min",
+     "90% of displaced patients travel at most this much longer"),
+    ("displaced_max_extra_min", "Largest extra travel of a displaced patient", "min", ""),
+    ("patients_moved_optional", "Optional moves", "patients/yr",
+     "patients moved although their hospital keeps the treatment"),
+    ("patients_moved", "Patients treated elsewhere", "patients/yr",
+     "displaced + optional moves (+ growth)"),
+    ("mean_travel_min_before", "Mean travel before", "min", "all patients, today"),
+    ("mean_travel_min_after", "Mean travel after", "min", "all patients, after"),
+    ("mean_extra_min", "Mean extra travel (all patients)", "min",
+     "mean travel after minus before over all patients, also those who stay"),
+    ("p90_extra_min", "90th percentile extra travel (all patients)", "min",
+     "per flow: travel after minus the area's mean travel today"),
+    ("max_extra_min", "Largest extra travel (any flow)", "min", ""),
+    ("max_travel_min_after", "Longest travel after", "min", ""),
+)
 
 CSS = """
 :root { --ink:#1d2733; --muted:#5b6875; --line:#d9dee4; --band:#f4f6f8; --accent:#08306b; }
@@ -142,8 +171,8 @@ def _png_data_uri(data: bytes) -> str:
 
 
 # ----------------------------------------------------------------------------- sections
-def _key_figures(summary: Mapping[str, Any]) -> str:
-    k = summary.get("kpis") or {}
+def _top_alerts(summary: Mapping[str, Any]) -> str:
+    """Diagnosis and warnings, first thing on the page (before any figure)."""
     out = []
     status = str(summary.get("status", "unknown"))
     diagnosis = summary.get("diagnosis")
@@ -151,44 +180,87 @@ def _key_figures(summary: Mapping[str, Any]) -> str:
         reason = diagnosis.get("reason") if isinstance(diagnosis, Mapping) else diagnosis
         out.append(f'<div class="alert"><strong>The scenario is {esc(status)}.</strong> '
                    f"{esc(reason)}</div>")
+    warnings = summary.get("warnings") or []
+    violations = (summary.get("verification") or {}).get("violations") or []
+    if warnings or violations:
+        items = [f"<li>{esc(w)}</li>" for w in warnings]
+        items += [f'<li class="warn">Verifier: {esc(v)}</li>' for v in violations]
+        out.append('<div class="alert warnings"><strong>Warnings</strong><ul>'
+                   + "".join(items) + "</ul></div>")
+    return "".join(out)
+
+
+def _kpi_value(key: str, value: Any) -> str:
+    if key.endswith("share") and isinstance(value, (int, float)):
+        return f"{value:.1%}"
+    return fmt(value)
+
+
+def _key_figures(summary: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    k = summary.get("kpis") or {}
+    out = []
     if k:
-        patients = k.get("patients")
-        moved = k.get("patients_moved")
-        share = (moved / patients) if patients and moved is not None else None
         before = k.get("providers_before") or {}
         after = k.get("providers_after") or {}
-        rows = [
-            ("Patients per year", fmt(patients), ""),
-            ("Patients treated elsewhere", fmt(moved),
-             f"{share:.1%} of patients" if share is not None else ""),
-            ("Mean travel before", fmt(k.get("mean_travel_min_before")), "min by car"),
-            ("Mean travel after", fmt(k.get("mean_travel_min_after")), "min by car"),
-            ("Mean extra travel", fmt(k.get("mean_extra_min")), "min per patient"),
-            ("90th percentile extra travel", fmt(k.get("p90_extra_min")), "min per patient"),
-            ("Largest extra travel", fmt(k.get("max_extra_min")), "min"),
-            ("Longest travel after", fmt(k.get("max_travel_min_after")), "min"),
-            ("Providers (sum over treatments)",
-             f"{fmt(sum(before.values()))} → {fmt(sum(after.values()))}",
-             f"{len(after) or len(before)} treatments"),
-        ]
-        known = {"patients", "patients_moved", "mean_travel_min_before",
-                 "mean_travel_min_after", "mean_extra_min", "p90_extra_min", "max_extra_min",
-                 "max_travel_min_after", "providers_before", "providers_after", "shared_care"}
+        lost = k.get("providers_lost")
+        gained = k.get("providers_gained")
+        rows = [(label, _Html(f'<span data-kpi="{esc(key)}">{esc(_kpi_value(key, k[key]))}'
+                              "</span>"), unit, definition)
+                for key, label, unit, definition in KPI_ROWS if key in k]
+        rows.append(("Providers (sum over treatments)",
+                     f"{fmt(sum(before.values()))} → {fmt(sum(after.values()))}",
+                     f"{len(after) or len(before)} treatments", ""))
+        if isinstance(lost, Mapping) and isinstance(gained, Mapping):
+            rows.append(("Providers lost / gained",
+                         _Html(f'<span data-kpi="providers_lost">{sum(lost.values())}</span> / '
+                               f'<span data-kpi="providers_gained">{sum(gained.values())}'
+                               "</span>"),
+                         "site x treatment", "provides it today and not after / after only"))
+        known = {key for key, *_ in KPI_ROWS} | {
+            "providers_before", "providers_after", "providers_lost", "providers_gained",
+            "shared_care", "per_treatment"}
         for key, value in k.items():
             if key not in known and not isinstance(value, (dict, list)):
-                rows.append((key.replace("_", " "), fmt(value), ""))
+                rows.append((key.replace("_", " "), fmt(value), "", ""))
         shared = k.get("shared_care")
         if isinstance(shared, Mapping):
             for key, value in shared.items():
-                text = fmt(value)
-                if key.endswith("share") and isinstance(value, (int, float)):
-                    text = f"{value:.1%}"
-                rows.append((f"Shared care: {key.replace('_', ' ')}", text, ""))
-        out.append(_table(["Figure", "Value", "Unit / note"], rows, cls="kpis",
-                          numeric=[False, True, False]))
+                rows.append((f"Shared care: {key.replace('_', ' ')}", _kpi_value(key, value),
+                             "", ""))
+        out.append(_table(["Figure", "Value", "Unit", "Definition"], rows, cls="kpis",
+                          numeric=[False, True, False, False]))
+        per = k.get("per_treatment")
+        if isinstance(per, Mapping) and per:
+            out.append("<h3>Displaced patients per treatment</h3>")
+            prow = []
+            for tid in treatment_order(per, names):
+                v = per[tid]
+                label = f"{names[tid]} ({tid})" if names.get(tid) else tid
+                prow.append((label, v.get("patients"),
+                             v.get("patients_displaced"),
+                             _Html(esc(_kpi_value("displaced_share", v.get("displaced_share")))),
+                             v.get("displaced_mean_extra_min"), v.get("displaced_p90_extra_min"),
+                             v.get("displaced_max_extra_min"), v.get("patients_moved_optional"),
+                             f"{v.get('providers_before')} → {v.get('providers_after')}"))
+            out.append(_table(
+                ["Treatment", "Patients /yr", "Displaced /yr", "Share", "Extra min: mean",
+                 "p90", "max", "Optional moves /yr", "Providers"],
+                prow, cls="displaced",
+                numeric=[False, True, True, True, True, True, True, True, True]))
+            out.append('<p class="note">Extra minutes of the displaced patients (their travel '
+                       "after minus their trip today); providers before → after.</p>")
     else:
         out.append('<p class="note">No key figures: no reallocation was computed.</p>')
+    diagnosis = summary.get("diagnosis")
+    if isinstance(diagnosis, Mapping) and len(diagnosis) > 1:
+        out.append("<h3>Diagnosis</h3>")
+        out.append(_diagnosis(diagnosis))
+    return "".join(out)
 
+
+def _solve(summary: Mapping[str, Any]) -> str:
+    out = []
+    status = str(summary.get("status", "unknown"))
     gap = summary.get("mip_gap")
     solve_rows = [
         ("Status", _badge(status)),
@@ -199,7 +271,6 @@ def _key_figures(summary: Mapping[str, Any]) -> str:
         ("Solve time", f"{fmt(summary.get('solve_seconds'), 2)} s"),
         ("Decomposition", fmt(summary.get("decomposition") or "—")),
     ]
-    out.append("<h3>Solve</h3>")
     out.append(_table(["Item", "Value"], solve_rows, cls="solve"))
     subproblems = summary.get("subproblems") or []
     if subproblems:
@@ -211,13 +282,6 @@ def _key_figures(summary: Mapping[str, Any]) -> str:
                        for sub in subproblems if sub.get(c) is not None) for c in cols]
         out.append("<h3>Sub-problems</h3>")
         out.append(_table(cols, rows, cls="subproblems", numeric=numeric))
-    if isinstance(diagnosis, Mapping) and len(diagnosis) > 1:
-        out.append("<h3>Diagnosis</h3>")
-        out.append(_diagnosis(diagnosis))
-    warnings = summary.get("warnings") or []
-    if warnings:
-        out.append("<h3>Warnings</h3><ul>" + "".join(f"<li>{esc(w)}</li>" for w in warnings)
-                   + "</ul>")
     return "".join(out)
 
 
@@ -300,6 +364,14 @@ def treatment_order(ids: Iterable[str], names: Mapping[str, str]) -> list[str]:
     return known + sorted(ids - set(known))
 
 
+def _norm_text(part: pd.DataFrame) -> str:
+    """The norm(s) of a treatment: one number, the tiers (``200 / 80 / 50``) or ``none``."""
+    norms = sorted({float(n) for n in part["norm"].dropna()}, reverse=True)
+    if not norms:
+        return "none"
+    return " / ".join(fmt(n, 0) if float(n).is_integer() else fmt(n) for n in norms)
+
+
 def _providers(sv: pd.DataFrame, asg: pd.DataFrame, scenario: Mapping[str, Any],
                names: Mapping[str, str]) -> str:
     if sv.empty:
@@ -310,10 +382,10 @@ def _providers(sv: pd.DataFrame, asg: pd.DataFrame, scenario: Mapping[str, Any],
     groups = {t: part for t, part in sv.groupby("intervention_id", sort=False)}
     order = treatment_order(groups, names)
     for t, part in ((t, groups[t]) for t in order):
-        kept = part[part["kept_after"]]
-        margins = (kept["volume_after"] / kept["norm"] - 1 if len(kept)
-                   else pd.Series([], dtype=float))
-        overview.append((t, names.get(t, ""), part["norm"].iloc[0],
+        # margin achieved against each site's own norm (tiered norms differ per site)
+        kept = part[part["kept_after"] & part["norm"].notna() & (part["norm"] > 0)]
+        margins = kept["volume_after"] / kept["norm"] - 1
+        overview.append((t, names.get(t, ""), _norm_text(part),
                          int(part["kept_before"].sum()), int(part["kept_after"].sum()),
                          int((part["kept_before"] & ~part["kept_after"]).sum()),
                          int((part["kept_after"] & ~part["kept_before"]).sum()),
@@ -324,15 +396,20 @@ def _providers(sv: pd.DataFrame, asg: pd.DataFrame, scenario: Mapping[str, Any],
                       overview, cls="providers-overview",
                       numeric=[False, False, True, True, True, True, True, True, True]))
     for t, part in ((t, groups[t]) for t in order):
-        norm = float(part["norm"].iloc[0])
-        req = float(part["required_min"].iloc[0])
         label = f"{names[t]} ({t})" if t in names else t
         out.append(f'<h3 id="t-{esc(t)}">{esc(label)}</h3>')
-        out.append(f'<p class="note">Norm {esc(fmt(norm))} patients per year; required minimum '
-                   f"{esc(fmt(req))} (margin {esc(f'{_margin_for(scenario, t):.0%}')}); "
-                   f"providers {int(part['kept_before'].sum())} → "
-                   f"{int(part['kept_after'].sum())}. Margin achieved = volume after / norm − 1."
-                   "</p>")
+        norm_text = _norm_text(part)
+        tiered = " / " in norm_text
+        if norm_text == "none":
+            rule = ("No volume norm: its providers and patients stay as today unless the "
+                    "scenario closes or caps a site.")
+        else:
+            by_role = " (by hospital role; each site is measured against its own)"
+            rule = (f"Norm {norm_text} patients per year{by_role if tiered else ''}"
+                    f"; required minimum = norm × (1 + margin {_margin_for(scenario, t):.0%}).")
+        out.append(f'<p class="note">{esc(rule)} Providers {int(part["kept_before"].sum())} → '
+                   f"{int(part['kept_after'].sum())}. Margin achieved = volume after / the "
+                   "site's norm − 1.</p>")
         shown = part[part["kept_before"] | part["kept_after"] | (part["volume_before"] > 0)
                      | (part["volume_after"] > 0)].copy()
         shown["status"] = [_status(b, a) for b, a in
@@ -342,19 +419,50 @@ def _providers(sv: pd.DataFrame, asg: pd.DataFrame, scenario: Mapping[str, Any],
                                   ascending=[True, False, True])
         rows = []
         for r in shown.itertuples(index=False):
-            margin = (r.volume_after / norm - 1) if r.kept_after and norm > 0 else None
-            short = r.kept_after and r.volume_after < r.required_min - 1e-6
+            has_norm = isinstance(r.norm, float) and math.isfinite(r.norm) and r.norm > 0
+            margin = (r.volume_after / r.norm - 1) if r.kept_after and has_norm else None
+            short = (r.kept_after and has_norm
+                     and r.volume_after < r.required_min - 1e-6)
             margin_html = esc(pct(margin)) if margin is not None else "—"
             if short:
                 margin_html = (f'<span class="warn" title="below the required minimum">'
                                f"{margin_html} ⚠</span>")
-            rows.append((r.site_id, r.site_name, r.volume_before, r.volume_after,
+            rows.append((r.site_id, r.site_name, r.norm if has_norm else "none",
+                         r.volume_before, r.volume_after,
                          r.volume_after - r.volume_before, r.kept_before, r.kept_after,
                          _badge(r.status), _Html(margin_html)))
-        out.append(_table(["Site", "Name", "Volume before", "Volume after", "Change",
+        out.append(_table(["Site", "Name", "Norm", "Volume before", "Volume after", "Change",
                            "Provider before", "Provider after", "Status", "Margin achieved"],
                           rows, cls="providers",
-                          numeric=[False, False, True, True, True, False, False, False, True]))
+                          numeric=[False, False, True, True, True, True, False, False, False,
+                                   True]))
+    return "".join(out)
+
+
+def _hospital_changes(hc: pd.DataFrame | None, sv: pd.DataFrame,
+                      names: Mapping[str, str]) -> str:
+    """What each hospital keeps, loses and gains (hospital_changes.csv), then the summary."""
+    if hc is None or hc.empty or hc["status"].isna().all():
+        return '<p class="note">No reallocation was computed.</p>'
+    out = [_gain_lose(sv, names)]
+    changed = hc[hc["status"] != "unchanged_no_norm"]
+    order = {"lost": 0, "gained": 1, "below_norm": 2, "kept": 3}
+    changed = changed.assign(_o=changed["status"].map(order)).sort_values(
+        ["site_id", "_o", "intervention_id"])
+    rows = [(r.site_id, r.site_name, r.intervention_id, r.intervention_name or
+             names.get(r.intervention_id, ""),
+             r.norm if isinstance(r.norm, float) and math.isfinite(r.norm) else "none",
+             r.volume_before, r.volume_after, r.volume_change, _badge(r.status))
+            for r in changed.itertuples(index=False)]
+    out.append("<h3>Every hospital and treatment with a norm</h3>")
+    out.append('<p class="note">From hospital_changes.csv: one row per hospital and treatment it '
+               "provides before or after. lost = provides it today and not after; gained = "
+               "after only; below_norm = kept below the required minimum (small-region rule). "
+               f"{int((hc['status'] == 'unchanged_no_norm').sum())} row(s) of treatments "
+               "without a norm are unchanged and not listed.</p>")
+    out.append(_table(["Site", "Name", "Treatment", "Treatment name", "Norm", "Volume before",
+                       "Volume after", "Change", "Status"], rows, cls="hospital-changes",
+                      numeric=[False, False, False, False, True, True, True, True, False]))
     return "".join(out)
 
 
@@ -380,7 +488,7 @@ def _gain_lose(sv: pd.DataFrame, names: Mapping[str, str]) -> str:
              r.lost if isinstance(r.lost, str) else "—", r.before, r.after, r.change)
             for r in changed.itertuples(index=False)]
     intro = (f'<p class="note">{len(gained)} treatment(s) gained and {len(lost)} lost, over '
-             f"{len(changed)} hospital(s); volumes are summed over the treatments with a norm "
+             f"{len(changed)} hospital(s); volumes are summed over all treatments "
              "(patients per year).</p>")
     return intro + _table(["Site", "Name", "Treatments gained", "Treatments lost",
                            "Volume before", "Volume after", "Change"], rows, cls="gain-lose",
@@ -419,9 +527,10 @@ def extra_travel_histogram_png(assignments: pd.DataFrame, dpi: int = 100) -> byt
     return buf.getvalue()
 
 
-def _extra_travel(asg: pd.DataFrame) -> str:
+def _extra_travel(asg: pd.DataFrame, kpis: Mapping[str, Any] | None = None) -> str:
     if asg.empty:
         return '<p class="note">No reallocation was computed.</p>'
+    kpis = kpis or {}
     extra = asg["extra_min"].to_numpy(float)
     w = asg["patients"].to_numpy(float)
     total = w.sum()
@@ -436,13 +545,21 @@ def _extra_travel(asg: pd.DataFrame) -> str:
         if p > 0 or label.startswith(("unchanged", "0–10")):
             rows.append((label, p, _Html(esc(f"{p / total:.1%}" if total else "—"))))
     img = _png_data_uri(extra_travel_histogram_png(asg))
+    # the summary's KPIs where present, so that report and summary.json show one number
     stats = [("Median", weighted_quantile(extra, w, 0.5)),
-             ("90th percentile", weighted_quantile(extra, w, 0.9)),
-             ("Maximum", float(extra.max())),
-             ("Patient-weighted mean", float((w * extra).sum() / total) if total else None)]
+             ("90th percentile", kpis.get("p90_extra_min", weighted_quantile(extra, w, 0.9))),
+             ("Maximum", kpis.get("max_extra_min", float(extra.max()))),
+             ("Patient-weighted mean", kpis.get(
+                 "mean_extra_min", float((w * extra).sum() / total) if total else None))]
+    if "displaced_mean_extra_min" in kpis:
+        stats += [("Displaced patients: mean", kpis.get("displaced_mean_extra_min")),
+                  ("Displaced patients: 90th percentile", kpis.get("displaced_p90_extra_min")),
+                  ("Displaced patients: maximum", kpis.get("displaced_max_extra_min"))]
     return (
         '<p class="note">Extra minutes = travel after minus the area\'s mean travel before, '
-        "per patient, weighted by patients per year (from assignments.csv).</p>"
+        "per patient, weighted by patients per year (from assignments.csv; patients who stay "
+        "at a hospital of a split area show its difference to the area mean). The displaced "
+        "patients' figures compare each with their own trip today.</p>"
         f'<figure><img alt="Histogram of extra travel minutes, patient-weighted" src="{img}">'
         "<figcaption>Patients per year by extra travel time (blue: shorter, grey: unchanged, "
         "orange: longer).</figcaption></figure>"
@@ -531,6 +648,7 @@ def render_report(
     treatment_names: Mapping[str, str] | None = None,
     region_name: str | None = None,
     notes: Sequence[str] = (),
+    hospital_changes: pd.DataFrame | None = None,
 ) -> str:
     """The report as an HTML string (see :func:`write_report`)."""
     sv = normalise_site_volumes(site_volumes)
@@ -545,13 +663,19 @@ def render_report(
                                  f"solver {summary.get('solver', '—')}") if x)
     infeasible = status == "infeasible"
     none = '<p class="note">No reallocation was computed (the scenario is infeasible).</p>'
+    if hospital_changes is None and not sv.empty:
+        from herschik.optimiser.results import hospital_changes_from_site_volumes
+
+        hospital_changes = hospital_changes_from_site_volumes(sv, names)
     bodies = {
-        "Key figures": _key_figures(summary),
+        "Key figures": _key_figures(summary, names),
+        "Hospital changes": none if infeasible else _hospital_changes(hospital_changes, sv,
+                                                                      names),
         "Providers per treatment": (_providers_today(sv, names) if infeasible
                                     else _providers(sv, asg, scenario, names)),
-        "Hospitals that gain and lose": none if infeasible else _gain_lose(sv, names),
-        "Extra travel": none if infeasible else _extra_travel(asg),
+        "Extra travel": none if infeasible else _extra_travel(asg, summary.get("kpis")),
         "Maps": _maps(map_pngs or {}, names),
+        "Solve": _solve(summary),
         "Scenario": _scenario(summary),
         "Caveats": _caveats(summary, notes),
     }
@@ -564,7 +688,7 @@ def render_report(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"
         f"<h1>{esc(title)}</h1><p class=\"sub\">{esc(sub)}</p>"
-        f"{sections}"
+        f"{_top_alerts(summary)}{sections}"
         f"<footer>Written by herschik (result contract {esc(summary.get('contract', '—'))}). "
         "Self-contained: this file needs no network.</footer>"
         "</main></body></html>\n")
@@ -580,6 +704,7 @@ def write_report(
     treatment_names: Mapping[str, str] | None = None,
     region_name: str | None = None,
     notes: Sequence[str] = (),
+    hospital_changes: pd.DataFrame | None = None,
 ) -> Path:
     """Write the self-contained ``report.html`` of one run (atomically) and return its path.
 
@@ -591,7 +716,8 @@ def write_report(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = render_report(summary, site_volumes, assignments, map_pngs,
-                         treatment_names=treatment_names, region_name=region_name, notes=notes)
+                         treatment_names=treatment_names, region_name=region_name, notes=notes,
+                         hospital_changes=hospital_changes)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
         tmp.write_text(text, encoding="utf-8")

@@ -16,7 +16,12 @@ import pandas as pd
 from herschik.optimiser.instance import Instance
 from herschik.optimiser.kpis import compute_kpis
 from herschik.optimiser.params import SolveParams
-from herschik.optimiser.results import assignments_table, site_volumes_table, summary_dict
+from herschik.optimiser.results import (
+    assignments_table,
+    hospital_changes_from_site_volumes,
+    site_volumes_table,
+    summary_dict,
+)
 from herschik.optimiser.solution import Solution
 from herschik.optimiser.solve import solve
 from herschik.optimiser.verify import verify
@@ -53,6 +58,7 @@ def regional_start(
             baseline_flow=instance.baseline_flow[np.ix_(a_idx, s_idx)],
             process_norms=instance.process_norms,
             meta=dict(instance.meta),
+            area_names=tuple(instance.area_name(a) for a in a_idx),
         )
         solution = solve(sub, params)
         if not solution.feasible:
@@ -66,8 +72,8 @@ def regional_start(
 class RunResult:
     """One verified solve: the solution, its KPIs, the verifier's verdict and the tables.
 
-    ``summary``, ``site_volumes`` and ``assignments`` are exactly what :meth:`write` puts into
-    ``summary.json``, ``site_volumes.csv`` and ``assignments.csv``.
+    ``summary``, ``site_volumes``, ``assignments`` and ``hospital_changes`` are exactly what
+    :meth:`write` puts into ``summary.json`` and the CSVs of the same names.
     """
 
     instance: Instance
@@ -78,10 +84,13 @@ class RunResult:
     summary: dict[str, Any]
     site_volumes: pd.DataFrame
     assignments: pd.DataFrame
+    #: hospital_changes.csv (derived from site_volumes: one site x treatment per row)
+    hospital_changes: pd.DataFrame | None = None
 
     @property
     def status(self) -> str:
-        """``optimal``, ``feasible`` or ``infeasible`` (as in summary.json)."""
+        """``optimal``, ``feasible``, ``infeasible`` or ``time_limit_no_solution`` (as in
+        summary.json)."""
         return str(self.summary["status"])
 
     @property
@@ -106,11 +115,13 @@ class RunResult:
         with staged_dir(out_dir) as staging:
             write_csv(staging / "site_volumes.csv", self.site_volumes)
             write_csv(staging / "assignments.csv", self.assignments)
+            if self.hospital_changes is not None:
+                write_csv(staging / "hospital_changes.csv", self.hospital_changes)
             if dataset is not None and outputs is not None and any(outputs.values()):
                 from herschik.scenarios.outputs import write_run_outputs
 
                 write_run_outputs(staging, self.summary, self.site_volumes, self.assignments,
-                                  dataset, **outputs)
+                                  dataset, hospital_changes=self.hospital_changes, **outputs)
             # summary.json last: its presence marks a complete folder for resumable sweeps.
             write_json(staging / "summary.json", self.summary)
         return out_dir
@@ -135,6 +146,8 @@ def solve_verified(
     kpis = compute_kpis(instance, solution, params) if solution.feasible else None
     site_volumes = site_volumes_table(instance, solution, params)
     assignments = assignments_table(instance, solution)
+    hospital_changes = hospital_changes_from_site_volumes(
+        site_volumes, {t.id: t.name for t in instance.treatments})
     summary = summary_dict(instance, solution, params, kpis)
     if scenario_info:
         summary["scenario"] = {**summary["scenario"], **scenario_info}
@@ -144,7 +157,7 @@ def solve_verified(
     summary["verification"] = {"verifier": "herschik.optimiser.verify", "violations": violations}
     return RunResult(instance=instance, params=params, solution=solution, kpis=kpis,
                      violations=violations, summary=summary, site_volumes=site_volumes,
-                     assignments=assignments)
+                     assignments=assignments, hospital_changes=hospital_changes)
 
 
 def run_solve(

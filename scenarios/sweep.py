@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from herschik.optimiser.kpis import SCALAR_KPIS
+from herschik.optimiser.kpis import DISPLACED_KPIS, SCALAR_KPIS
 from herschik.scenarios.scenario_file import ResolvedScenario, ScenarioError, load_scenario
 
 __all__ = [
@@ -51,8 +51,9 @@ __all__ = [
 
 #: Planner outputs written per sweep run (keys of ``run_solve(outputs=...)``). Maps and the
 #: HTML report are per-run extras too slow for hundreds of runs; ``herschik solve`` writes them.
+#: results.gpkg only on request (``sweep --gpkg``): it was most of a run's ~0.5 s of writing.
 DEFAULT_OUTPUTS: dict[str, bool] = {
-    "gpkg": True,
+    "gpkg": False,
     "geojson": False,
     "xlsx": False,
     "maps": False,
@@ -79,7 +80,7 @@ PARAM_COLUMNS: dict[str, str] = {
 }
 
 #: Scalar KPIs of summary.json, in this order (others found in summaries follow, sorted).
-KPI_COLUMNS: tuple[str, ...] = SCALAR_KPIS
+KPI_COLUMNS: tuple[str, ...] = SCALAR_KPIS + DISPLACED_KPIS
 
 #: Wall-clock columns: they differ between otherwise identical runs.
 TIMING_COLUMNS: tuple[str, ...] = ("build_seconds", "solve_seconds")
@@ -310,7 +311,7 @@ def _row(
         row[key] = _scalar(kpis.get(key))
     for key in sorted(kpis):
         value = kpis[key]
-        if key in KPI_COLUMNS or key.startswith("providers_"):
+        if key in KPI_COLUMNS or key.startswith("providers_") or key == "per_treatment":
             continue
         if isinstance(value, (int, float, bool, str)):
             row[key] = _scalar(value)
@@ -318,7 +319,7 @@ def _row(
             for sub, item in value.items():
                 if isinstance(item, (int, float, bool, str)):
                     row[f"{key}_{sub}"] = _scalar(item)
-    for side in ("before", "after"):
+    for side in ("before", "after", "lost", "gained"):
         counts = kpis.get(f"providers_{side}")
         row[f"providers_{side}_total"] = (
             int(sum(counts.values())) if isinstance(counts, dict) else None

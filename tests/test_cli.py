@@ -30,8 +30,10 @@ SITE_VOLUME_COLUMNS = [
 ASSIGNMENT_COLUMNS = [
     "region_id",
     "area_id",
+    "area_name",
     "intervention_id",
     "site_id",
+    "site_name",
     "patients",
     "travel_min",
     "travel_min_before",
@@ -89,12 +91,18 @@ def test_solve_example_writes_contract_files(example_run: tuple[int, Path]) -> N
     assignments = pd.read_csv(out / "assignments.csv")
     assert list(site_volumes.columns) == SITE_VOLUME_COLUMNS
     assert list(assignments.columns) == ASSIGNMENT_COLUMNS
-    # 6 sites x 18 treatments with a volume norm
-    assert len(site_volumes) == 6 * 18
+    # 6 sites x 19 treatments (18 with a volume norm, lung_systemic without: norm empty)
+    assert len(site_volumes) == 6 * 19
+    no_norm = site_volumes[site_volumes["norm"].isna()]
+    assert set(no_norm["intervention_id"]) == {"lung_systemic"}
+    assert no_norm["required_min"].isna().all()
+    assert (assignments["area_name"].astype(str).str.len() > 0).all()
+    assert (assignments["site_name"].astype(str).str.len() > 0).all()
     assert (assignments["patients"] > 0).all()
     assert (assignments["travel_min"] <= 90 + 1e-9).all()
     kept = site_volumes[site_volumes["kept_after"]]
-    assert (kept["volume_after"] >= kept["required_min"] - 1e-4).all()
+    normed = kept[kept["norm"].notna()]
+    assert (normed["volume_after"] >= normed["required_min"] - 1e-4).all()
     assert site_volumes["required_min"].round(6).equals((site_volumes["norm"] * 1.1).round(6))
     assert not list(out.parent.glob(".example.staging-*"))
 
@@ -200,7 +208,8 @@ def test_cbc_gives_the_same_objective(tmp_path: Path) -> None:
             == 0
         )
         objectives.append(json.loads((out / "summary.json").read_text())["objective"])
-    assert objectives[0] == pytest.approx(objectives[1], rel=1e-3)
+    # planner: unnecessary moves (patients), ~0 up to solver tolerance with both solvers
+    assert objectives[0] == pytest.approx(objectives[1], rel=1e-3, abs=1e-4)
 
 
 def test_regions_json_and_example_matrix(

@@ -23,7 +23,7 @@ from herschik.geo.dataset import EXAMPLE_DIR
 from herschik.scenarios.cli import main
 
 HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
-OBJECTIVES = ("travel", "moved", "providers")
+OBJECTIVES = ("planner", "travel", "moved", "providers")
 RESULT_CSVS = ("site_volumes.csv", "assignments.csv")
 
 

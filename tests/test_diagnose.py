@@ -103,3 +103,21 @@ def test_remote_areas_may_reach_their_nearest_provider(region: Instance) -> None
             assert not np.any(used & (region.travel_min > limit + 1e-6))
     else:
         assert "areas_out_of_reach" not in lenient.diagnosis
+
+
+def test_coupled_infeasible_scenario_names_only_the_treatment_infeasible_on_its_own(
+        region: Instance) -> None:
+    """Regression (issue 14): max_loss_share joins every treatment into one model; the
+    diagnosis used to list all of them although only one is infeasible by itself."""
+    bad = region.treatment_ids[1]
+    params = SolveParams(max_loss_share=0.95, margin_by_treatment={bad: 50.0})
+    sol = solve(region, params)
+    assert sol.status == "infeasible"
+    diag = sol.diagnosis
+    assert diag["infeasible_treatments"] == [bad]
+    assert diag["coupled_treatments"] == list(region.treatment_ids)
+    assert diag["infeasible_only_together"] is False
+    assert region.treatments[1].name in diag["reason"]  # names beside codes
+    for other in region.treatment_ids:
+        if other != bad:
+            assert f"({other})" not in diag["reason"]

@@ -98,6 +98,7 @@ def make_result(region_id: str = "midden") -> tuple[dict, pd.DataFrame, pd.DataF
     xy = sites.set_index("site_id")[["x", "y"]]
 
     asg_rows, sv_rows = [], []
+    site_name = dict(zip(sites["site_id"], sites["site_name"], strict=True))
     for t, (norm, before, after) in TREATMENTS.items():
         vol_before: dict[str, float] = {s: 0.0 for s in sites["site_id"]}
         vol_after: dict[str, float] = {s: 0.0 for s in sites["site_id"]}
@@ -115,8 +116,8 @@ def make_result(region_id: str = "midden") -> tuple[dict, pd.DataFrame, pd.DataF
                 split = [(sa, round(patients * 0.7, 3)), (other, round(patients * 0.3, 3))]
             for s, p in split:
                 vol_after[s] += p
-                asg_rows.append((region_id, a.area_id, t, s, p, ta[s], tb[sb],
-                                 round(ta[s] - tb[sb], 3)))
+                asg_rows.append((region_id, a.area_id, a.area_name, t, s, site_name[s], p,
+                                 ta[s], tb[sb], round(ta[s] - tb[sb], 3)))
         for s, name in zip(sites["site_id"], sites["site_name"], strict=True):
             sv_rows.append((region_id, s, name, t, norm, norm * 1.1, round(vol_before[s], 3),
                             round(vol_after[s], 3), s in before, s in after))

@@ -179,5 +179,6 @@ def test_missing_or_failing_highs_falls_back_to_cbc(
     solution = solve_module.solve(instance, params)
     assert solution.status == "optimal" and solution.solver == "cbc"
     assert any("CBC instead" in warning for warning in solution.warnings)
-    assert solution.objective == pytest.approx(reference.objective, rel=1e-4)
+    # default objective planner: unnecessary moves, ~0 patients up to solver tolerance
+    assert solution.objective == pytest.approx(reference.objective, rel=1e-4, abs=1e-4)
     assert verify(solution, instance, params) == []

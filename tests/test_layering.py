@@ -81,3 +81,21 @@ def test_no_import_cycles_between_modules() -> None:
     graph.remove_edges_from([(a, b) for a, b in list(graph.edges) if a.startswith(b + ".")
                              and b in PACKAGES.values()])
     assert list(nx.simple_cycles(graph)) == []
+
+
+def test_no_bare_folder_imports() -> None:
+    """Only the herschik namespace is importable once installed; a bare ``geo`` import would
+    work in a checkout and fail for users."""
+    bare = ("geo", "optimiser", "scenarios")
+    offenders = []
+    for folder in (*PACKAGES, "tests", "benchmarks", "tools"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                    names = [node.module]
+                offenders += [f"{path.relative_to(ROOT)}: {name}" for name in names
+                              if name.split(".")[0] in bare]
+    assert offenders == []

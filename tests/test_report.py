@@ -106,10 +106,11 @@ def test_report_structure(run_dir: Path) -> None:
     assert s.headings[0] == ("h1", "herschik report — midden")
     assert [t for h, t in s.headings if h == "h2"] == H2
     h3 = [t for h, t in s.headings if h == "h3"]
-    assert "Oesophagus resection (oesophagus)" in h3 and "Solve" in h3
+    assert "Oesophagus resection (oesophagus)" in h3
+    assert _tables(s, "solve")  # solver internals in their own section, after the results
 
     kpis = _tables(s, "kpis")[0]
-    assert kpis["headers"] == ["Figure", "Value", "Unit / note"]
+    assert kpis["headers"] == ["Figure", "Value", "Unit", "Definition"]
     assert kpis["rows"][0][:2] == ["Patients per year", f"{summary['kpis']['patients']:,.1f}"]
     overview = _tables(s, "providers-overview")[0]
     assert [r[0] for r in overview["rows"]] == ["oesophagus", "pancreas", "rectum"]

@@ -407,7 +407,7 @@ def test_shipped_scenarios_load(file: str, n_runs: int) -> None:
 
 def test_shipped_values() -> None:
     [tranche1] = load_scenario(SHIPPED / "tranche1.toml").expand()
-    assert tranche1.params.margin == 0 and tranche1.params.objective == "travel"
+    assert tranche1.params.margin == 0 and tranche1.params.objective == "planner"
     margins = [r.params.margin for r in load_scenario(SHIPPED / "tranche1-margin.toml").expand()]
     assert margins == [0.10, 0.25]
     sweep = load_scenario(SHIPPED / "tranche1-sweep.toml").expand()

@@ -27,7 +27,7 @@ def scenarios(draw):
                               tiered=draw(st.booleans()))
     kw = {
         "margin": draw(st.sampled_from([0.0, 0.1, 0.3, 1.0, 3.0])),
-        "objective": draw(st.sampled_from(["travel", "moved", "providers"])),
+        "objective": draw(st.sampled_from(["planner", "travel", "moved", "providers"])),
         "single_sourcing": draw(st.booleans()),
         "allow_new_providers": draw(st.booleans()),
     }
@@ -164,3 +164,56 @@ def test_sub_problems_are_handed_out_from_both_ends() -> None:
 
     with pytest.raises(ValueError, match="boom"):
         _run_from_both_ends([0, 1, 2, 3, 4, 5], 2, failing, None)
+
+
+@SETTINGS
+@given(scenarios(), st.sampled_from(["travel", "moved", "providers"]))
+def test_planner_has_fewest_unnecessary_moves_and_least_travel_among_them(case, other) -> None:
+    """Planner is lexicographic: no feasible plan (e.g. another objective's optimum) has fewer
+    unnecessary moves, and one with as few has no less travel. Displaced patients are those
+    of stopped providers only, and moved = displaced + optional when demand is today's."""
+    from herschik.optimiser.formulation import unnecessary_moves
+
+    inst, params = case
+    planner = params.model_copy(update={"objective": "planner", "mip_gap": 0.0})
+    sol = solve(inst, planner)
+    alt = solve(inst, planner.model_copy(update={"objective": other}))
+    assert sol.feasible == alt.feasible
+    if not sol.feasible:
+        return
+    mine = unnecessary_moves(inst, planner, sol.flow, sol.keep)
+    theirs = unnecessary_moves(inst, planner, alt.flow, alt.keep)
+    assert mine <= theirs + 1e-5
+    travel = np.where(np.isfinite(inst.travel_min), inst.travel_min, 0.0)
+    if abs(mine - theirs) <= 1e-7:
+        assert (np.einsum("ast,as->", sol.flow, travel)
+                <= np.einsum("ast,as->", alt.flow, travel) + 1e-4)
+    kpis = compute_kpis(inst, sol, planner)
+    assert verify_module.verify(sol, inst, planner, kpis) == []
+    assert kpis["patients_moved"] == pytest.approx(
+        kpis["patients_displaced"] + kpis["patients_moved_optional"], abs=1e-4)
+
+
+@SETTINGS
+@given(scenarios())
+def test_planner_shortcuts_give_the_same_optimum(case) -> None:
+    """The greedy phase-1 proof and the per-flow phase-2 form (solve._planner_greedy,
+    solve._zero_moves_model) are exact: the plain two-phase solve finds the same optimum."""
+    from herschik.optimiser import solve as solve_module
+
+    inst, params = case
+    params = params.model_copy(update={"objective": "planner", "mip_gap": 0.0})
+    fast = solve(inst, params)
+    original = (solve_module._planner_greedy, solve_module.ZERO_MOVES)
+    try:
+        solve_module._planner_greedy = lambda arrays, instance: None
+        solve_module.ZERO_MOVES = -1.0
+        plain = solve(inst, params)
+    finally:
+        solve_module._planner_greedy, solve_module.ZERO_MOVES = original
+    assert fast.status == plain.status
+    if fast.feasible:
+        travel = np.where(np.isfinite(inst.travel_min), inst.travel_min, 0.0)
+        assert fast.objective == pytest.approx(plain.objective, abs=1e-5)
+        assert np.einsum("ast,as->", fast.flow, travel) == pytest.approx(
+            np.einsum("ast,as->", plain.flow, travel), rel=1e-6, abs=1e-3)

@@ -105,7 +105,7 @@ def test_runs_table_has_every_combination(first: tuple[Path, pd.DataFrame]) -> N
         assert summary["scenario"]["name"] == row.scenario
         assert summary["status"] == row.status
         assert (folder / "site_volumes.csv").exists() and (folder / "assignments.csv").exists()
-        assert (folder / "results.gpkg").exists()
+        assert not (folder / "results.gpkg").exists()  # only with --gpkg
     # nothing half-written left behind
     assert not [p for p in out.rglob(".*")]
 
@@ -252,3 +252,30 @@ def test_bad_input(scenario_file: Path, tmp_path: Path) -> None:
     bad.write_text('closures = ["NOT-A-SITE"]\n', encoding="utf-8")
     with pytest.raises(ScenarioError, match="closures: unknown site"):
         run_sweep(bad, tmp_path / "x", dataset_source="example", progress=False)
+
+
+def test_cli_sweep_gpkg_on_request(scenario_file: Path, tmp_path: Path) -> None:
+    from herschik.scenarios.cli import main
+
+    from herschik import geo
+
+    example = Path(geo.__file__).parent / "data" / "example"
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(scenario_file), "--out", str(out), "--regions", "example",
+                 "--data", str(example), "--workers", "1", "--gpkg"]) == 0
+    folders = [p for p in (out / "runs").iterdir() if p.is_dir()]
+    assert folders and all((p / "results.gpkg").exists() for p in folders)
+
+
+def test_runs_table_has_the_displaced_patient_kpis(first: tuple[Path, pd.DataFrame]) -> None:
+    """Issue 14: the displaced-patient figures are in runs.csv, equal to each summary.json."""
+    from herschik.optimiser.kpis import DISPLACED_KPIS
+
+    out, runs = first
+    for column in (*DISPLACED_KPIS, "providers_lost_total", "providers_gained_total"):
+        assert column in runs.columns, column
+    for row in runs.itertuples(index=False):
+        kpis = json.loads((out / row.run_dir / "summary.json").read_text())["kpis"]
+        for key in DISPLACED_KPIS:
+            assert getattr(row, key) == pytest.approx(kpis[key])
+        assert row.providers_lost_total == sum(kpis["providers_lost"].values())

@@ -27,7 +27,8 @@ def test_regional_start_is_feasible_and_does_not_change_the_optimum(example) -> 
     cold = solve(instance, params)
     warm = solve(instance, params, start=start)
     assert cold.status == warm.status == "optimal"
-    assert warm.objective == pytest.approx(cold.objective, rel=1e-6)
+    # default objective planner: unnecessary moves, ~0 patients up to solver tolerance
+    assert warm.objective == pytest.approx(cold.objective, rel=1e-6, abs=1e-4)
     assert np.allclose(warm.flow.sum(axis=1), instance.demand)
 
 

@@ -1,0 +1,174 @@
+"""``herschik compare RUN_A RUN_B``: what differs between two result folders.
+
+Reads each folder's ``summary.json`` and ``hospital_changes.csv`` (derived from
+``site_volumes.csv`` for folders written before that file existed) and returns three tables:
+
+* ``kpi_differences``: one row per scalar KPI present in either run — ``kpi, run_a, run_b,
+  difference`` (b − a; empty when one side lacks the KPI or the run is infeasible);
+* ``treatment_differences``: one row per treatment — providers after, providers lost, patients
+  displaced and their mean extra travel in each run, and the differences;
+* ``hospital_differences``: one row per (site, treatment) whose status or volume after differs
+  (by at least ``VOLUME_TOLERANCE`` patients per year) — ``site_id, site_name,
+  intervention_id, status_a, status_b, volume_after_a, volume_after_b, volume_difference``.
+
+:func:`write_comparison` writes them as CSVs (atomically) into ``--out DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from herschik.optimiser.kpis import DISPLACED_KPIS, SCALAR_KPIS
+from herschik.optimiser.results import HOSPITAL_CHANGE_COLUMNS, hospital_changes_from_site_volumes
+
+#: volume differences below this (patients per year) are rounding, not a change
+VOLUME_TOLERANCE = 0.05
+KPI_ORDER: tuple[str, ...] = DISPLACED_KPIS + tuple(k for k in SCALAR_KPIS
+                                                    if k not in DISPLACED_KPIS)
+
+
+class CompareError(ValueError):
+    """A folder is not a result folder (exit 2 in the CLI)."""
+
+
+@dataclass
+class RunFolder:
+    path: Path
+    summary: dict[str, Any]
+    hospital_changes: pd.DataFrame
+
+
+def load_run(path: str | Path) -> RunFolder:
+    """A result folder's summary and hospital changes; CompareError if it is not one."""
+    path = Path(path)
+    summary_path = path / "summary.json"
+    if not summary_path.is_file():
+        raise CompareError(f"{path}: not a result folder (no summary.json)")
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise CompareError(f"{summary_path}: not valid JSON ({error.msg}, line {error.lineno})"
+                           ) from None
+    changes_path = path / "hospital_changes.csv"
+    if changes_path.is_file():
+        changes = pd.read_csv(changes_path, dtype={"site_id": str, "intervention_id": str})
+    elif (path / "site_volumes.csv").is_file():
+        sv = pd.read_csv(path / "site_volumes.csv", dtype={"site_id": str, "intervention_id": str})
+        sv = sv.astype({"kept_after": object}).where(sv.notna(), None)
+        changes = hospital_changes_from_site_volumes(sv)
+    else:
+        raise CompareError(f"{path}: neither hospital_changes.csv nor site_volumes.csv")
+    missing = [c for c in ("site_id", "intervention_id", "status", "volume_after")
+               if c not in changes.columns]
+    if missing:
+        raise CompareError(f"{changes_path}: missing columns {missing}")
+    for col in HOSPITAL_CHANGE_COLUMNS:
+        if col not in changes.columns:
+            changes[col] = None
+    return RunFolder(path, summary, changes)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)) and math.isfinite(float(value)):
+        return float(value)
+    return None
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(b - a, 6)
+
+
+def kpi_differences(a: RunFolder, b: RunFolder) -> pd.DataFrame:
+    ka, kb = a.summary.get("kpis") or {}, b.summary.get("kpis") or {}
+    keys = [k for k in KPI_ORDER if k in ka or k in kb]
+    keys += sorted(k for k in set(ka) | set(kb) if k not in keys
+                   and (_number(ka.get(k)) is not None or _number(kb.get(k)) is not None))
+    rows = []
+    for key in ("status", "objective"):
+        va, vb = a.summary.get(key), b.summary.get(key)
+        rows.append({"kpi": key, "run_a": va, "run_b": vb,
+                     "difference": _diff(_number(va), _number(vb))})
+    for side in ("providers_after", "providers_lost"):
+        sa, sb = ka.get(side), kb.get(side)
+        va = float(sum(sa.values())) if isinstance(sa, dict) else None
+        vb = float(sum(sb.values())) if isinstance(sb, dict) else None
+        rows.append({"kpi": f"{side}_total", "run_a": va, "run_b": vb,
+                     "difference": _diff(va, vb)})
+    for key in keys:
+        va, vb = _number(ka.get(key)), _number(kb.get(key))
+        rows.append({"kpi": key, "run_a": va, "run_b": vb, "difference": _diff(va, vb)})
+    return pd.DataFrame(rows, columns=["kpi", "run_a", "run_b", "difference"])
+
+
+def treatment_differences(a: RunFolder, b: RunFolder) -> pd.DataFrame:
+    pa = (a.summary.get("kpis") or {}).get("per_treatment") or {}
+    pb = (b.summary.get("kpis") or {}).get("per_treatment") or {}
+    fields = ("providers_after", "providers_lost", "patients_displaced",
+              "displaced_mean_extra_min", "patients_moved_optional")
+    rows = []
+    for tid in list(pa) + [t for t in pb if t not in pa]:
+        row: dict[str, Any] = {"intervention_id": tid}
+        for f in fields:
+            va, vb = _number((pa.get(tid) or {}).get(f)), _number((pb.get(tid) or {}).get(f))
+            row[f"{f}_a"], row[f"{f}_b"], row[f"{f}_difference"] = va, vb, _diff(va, vb)
+        rows.append(row)
+    columns = ["intervention_id"] + [f"{f}_{s}" for f in fields
+                                     for s in ("a", "b", "difference")]
+    return pd.DataFrame(rows, columns=columns)
+
+
+HOSPITAL_DIFFERENCE_COLUMNS = [
+    "site_id", "site_name", "intervention_id", "intervention_name", "status_a", "status_b",
+    "volume_after_a", "volume_after_b", "volume_difference",
+]
+
+
+def hospital_differences(a: RunFolder, b: RunFolder) -> pd.DataFrame:
+    keys = ["site_id", "intervention_id"]
+    cols = keys + ["site_name", "intervention_name", "status", "volume_after"]
+    merged = a.hospital_changes[cols].merge(b.hospital_changes[cols], on=keys, how="outer",
+                                            suffixes=("_a", "_b"))
+    merged["site_name"] = merged["site_name_a"].fillna(merged["site_name_b"])
+    merged["intervention_name"] = merged["intervention_name_a"].fillna(
+        merged["intervention_name_b"])
+    # a row absent on one side: the site does not provide the treatment there
+    for side in ("a", "b"):
+        merged[f"status_{side}"] = merged[f"status_{side}"].fillna("not_provided")
+        merged[f"volume_after_{side}"] = pd.to_numeric(merged[f"volume_after_{side}"],
+                                                       errors="coerce").fillna(0.0)
+    merged["volume_difference"] = (merged["volume_after_b"] - merged["volume_after_a"]).round(6)
+    changed = merged[(merged["status_a"] != merged["status_b"])
+                     | (merged["volume_difference"].abs() >= VOLUME_TOLERANCE)]
+    changed = changed.sort_values(keys, kind="stable")
+    return changed[HOSPITAL_DIFFERENCE_COLUMNS].reset_index(drop=True)
+
+
+def compare_runs(run_a: str | Path, run_b: str | Path) -> dict[str, pd.DataFrame]:
+    """The three difference tables (module docstring) of two result folders."""
+    a, b = load_run(run_a), load_run(run_b)
+    return {
+        "kpi_differences": kpi_differences(a, b),
+        "treatment_differences": treatment_differences(a, b),
+        "hospital_differences": hospital_differences(a, b),
+    }
+
+
+def write_comparison(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:
+    """Write each table as ``<name>.csv`` into ``out_dir`` (atomically); the paths written."""
+    from herschik.scenarios.atomic import write_csv
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, table in tables.items():
+        path = out / f"{name}.csv"
+        write_csv(path, table)
+        paths.append(path)
+    return paths
