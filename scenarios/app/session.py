@@ -32,6 +32,7 @@ from herschik.optimiser.formulation import required_matrix
 from herschik.optimiser.instance import Instance
 from herschik.optimiser.kpis import SCALAR_KPIS
 from herschik.optimiser.params import SiteTreatment, SolveParams
+from herschik.optimiser.results import hospital_status
 from herschik.scenarios.run import TIMING_FIELDS, RunResult, solve_verified
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -129,27 +130,12 @@ def _round(value: float, digits: int = 2) -> float | None:
     return round(value, digits) + 0.0 if math.isfinite(value) else None
 
 
-def _status_rule(provided_before: bool, provided_after: bool, has_norm: bool,
-                 volume_after: float, required: float) -> str:
-    """kept / lost / gained / below_norm / unchanged_no_norm, as hospital_changes.csv says."""
-    if provided_after and has_norm and volume_after < required - 1e-6:
-        return "below_norm"
-    if provided_before and provided_after:
-        return "kept" if has_norm else "unchanged_no_norm"
-    return "lost" if provided_before else "gained"
-
-
-try:  # the one definition, where the optimiser has it (branch `planner`)
-    from herschik.optimiser.results import hospital_status as _hospital_status
-except ImportError:  # pragma: no cover - before that merge
-    _hospital_status = _status_rule
-
-
 def hospital_rows(instance: Instance, run: RunResult, params: SolveParams) -> list[dict[str, Any]]:
     """One row per site x treatment the site provides before or after (or that is forced).
 
     Provided before = baseline volume > 0, after = ``Solution.keep`` (the flags of
-    site_volumes.csv and of the provider KPIs); statuses as in hospital_changes.csv.
+    site_volumes.csv and of the provider KPIs); the status is hospital_changes.csv's
+    (:func:`herschik.optimiser.results.hospital_status`).
     """
     solution = run.solution
     norms = instance.norm_matrix()
@@ -173,7 +159,7 @@ def hospital_rows(instance: Instance, run: RunResult, params: SolveParams) -> li
                 continue
             has_norm = not np.isnan(norms[s, t])
             status = (
-                _hospital_status(provides_before, provides_after, has_norm, float(after[s, t]),
+                hospital_status(provides_before, provides_after, has_norm, float(after[s, t]),
                                  float(required[s, t]) if has_norm else 0.0)
                 if provides_before or provides_after
                 else None  # forced closed, not provided today: nothing changes
