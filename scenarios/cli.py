@@ -253,6 +253,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("--json", action="store_true", help="print the results as JSON")
     _common(validate)
+
+    app = sub.add_parser(
+        "app",
+        help="a what-if planner in the browser (local web app)",
+        description="Serve the what-if planner on this machine: a map of a region, scenario "
+        "controls, force keep/close per hospital and treatment, plans to compare and export. "
+        "The app defaults to --areas municipalities (re-solves within about a second).",
+    )
+    app.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        default=Path("herschik-plans"),
+        help="folder for exported plans (default ./herschik-plans); the app picks the "
+        "sub-folder names, the browser never names a path",
+    )
+    app.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    app.add_argument(
+        "--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)"
+    )
+    app.add_argument("--region", metavar="ID", help="region shown first")
+    _common(app)
+    app.set_defaults(areas="municipalities")
     return parser
 
 
@@ -677,6 +700,42 @@ def _network_validate(args: argparse.Namespace) -> int:
     else:
         print(report["text"])
     return EXIT_OK if report["passed"] else 1
+def cmd_app(args: argparse.Namespace) -> int:
+    from herschik.scenarios.app.server import serve
+    from herschik.scenarios.app.session import AppState
+
+    dataset = _load(args)
+    regions = list(dataset.regions["region_id"])
+    if args.region is not None and args.region not in regions:
+        raise UsageError(
+            f"--region {args.region}: unknown region; choose from {', '.join(regions)}"
+        )
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out}: exists and is not a folder")
+    if args.network is not None and not args.network.is_file():
+        raise UsageError(f"--network {args.network}: file not found")
+    # the flags that make `herschik solve` load the same data, for exported plans
+    source = ["--data", str(args.data.resolve())] if args.data is not None else [
+        "--areas", args.areas]
+    if args.network is not None:
+        source += ["--network", str(args.network.resolve())]
+    state = AppState(
+        dataset,
+        out_dir=args.out.resolve(),
+        network=args.network.resolve() if args.network is not None else None,
+        source_args=source,
+        areas_label="" if args.data is not None else args.areas,
+        first_region=args.region or regions[0],
+    )
+    try:
+        serve(state, host=args.host, port=args.port)
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) is how the app is meant to stop
+        print("herschik app: stopped", file=sys.stderr)
+    except OSError as error:
+        raise UsageError(
+            f"--host {args.host} --port {args.port}: cannot listen ({error})"
+        ) from None
+    return EXIT_OK
 
 
 COMMANDS = {
@@ -687,6 +746,7 @@ COMMANDS = {
     "sweep": cmd_sweep,
     "network": cmd_network,
     "compare": cmd_compare,
+    "app": cmd_app,
 }
 
 
