@@ -133,6 +133,8 @@ def test_plan_in_the_browser_then_export_and_resolve_with_the_cli(
             marker = page.locator(f"#map path.site-marker[data-site-id='{site}']")
             assert marker.get_attribute("data-status") == "kept"
             displaced_before = _kpi(page, "patients_displaced")
+            kpis_before = page.inner_text("#kpis tbody")
+            providers_before = int(_kpi(page, "providers_after"))
             fills_before = _area_fills(page)
             marker.hover()
             tooltip = page.locator(".leaflet-tooltip").first
@@ -150,6 +152,9 @@ def test_plan_in_the_browser_then_export_and_resolve_with_the_cli(
                             for status in ("kept", "gained", "below_norm"))
             assert int(_kpi(page, "providers_after")) == providing
             assert _kpi(page, "patients_displaced") != displaced_before
+            # the other providers may take over (another keeps it instead): never more providers
+            assert int(_kpi(page, "providers_after")) <= providers_before
+            assert page.inner_text("#kpis tbody") != kpis_before
             assert _area_fills(page) != fills_before  # its areas now go elsewhere
             row = page.locator(f"#hospitals tbody tr[data-site-id='{site}']")
             assert row.get_attribute("data-status") == "lost"

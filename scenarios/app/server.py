@@ -221,10 +221,14 @@ def serve(state: AppState, *, host: str = "127.0.0.1", port: int = 8765) -> None
             file=sys.stderr,
         )
     app = create_app(state, allowed_hosts=allowed)
-    threading.Thread(target=state.warm, name="herschik-app-warm", daemon=True).start()
+    warm = threading.Thread(target=state.warm, name="herschik-app-warm", daemon=True)
+    warm.start()
     config = uvicorn.Config(app, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     shown = f"[{host.strip('[]')}]" if family == socket.AF_INET6 else host
     print(f"herschik app: open http://{shown}:{bound_port}/ in a browser (Ctrl-C stops it)",
           flush=True)
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    finally:
+        warm.join(timeout=120)  # never exit in the middle of a solve (HiGHS would abort)
