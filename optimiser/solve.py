@@ -178,7 +178,7 @@ def _solve_component(instance: Instance, params: SolveParams, treatments: list[i
     """Build and solve one component. ``stop`` is shared by the components of one solve: set
     when one proves infeasible, it makes the others only check feasibility (NOT_OPTIMISED)."""
     t0 = time.perf_counter()
-    run_objective = params.objective if params.objective_weights is None else None
+    run_objective = params.objective
     params = _component_params(instance, params, treatments)
     arrays = build_arrays(instance, params, treatments)
     build = time.perf_counter() - t0
@@ -186,11 +186,12 @@ def _solve_component(instance: Instance, params: SolveParams, treatments: list[i
         return _feasibility_only(instance, params, treatments, arrays, build, threads)
     result = _optimise_component(instance, params, treatments, threads, start, stop, arrays,
                                  build)
-    travel_bound = result.info.pop("travel_bound", None)
-    if run_objective in ("travel", "providers") and params.objective == "planner":
-        # a norm-free component solved with planner inside a travel / providers run: its
-        # reported objective is travel (providers: 0 kept pairs)
-        result.info["bound"] = travel_bound if run_objective == "travel" else 0.0
+    if params.objective != run_objective:
+        # solved as planner (no norm: today's flows) but reported in the run's objective,
+        # travel: phase 2's bound is the bound of that
+        result.info["bound"] = (result.info.get("bound_phase2") if run_objective == "travel"
+                                else None)
+    result.info.pop("bound_phase2", None)
     if stop is not None:
         if result.status == "infeasible":
             stop.set()
@@ -336,7 +337,8 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
         if greedy is not None:
             # "close every hospital below its norm, displaced patients to the nearest one that
             # keeps it" has no unnecessary move: it proves phase 1 (U >= 0) without a solve
-            res1, n1 = BackendResult("optimal", 0.0, greedy, 0.0, 0.0, params.solver), []
+            res1, n1 = BackendResult("optimal", 0.0, greedy, 0.0, 0.0, params.solver,
+                                     bound=0.0), []
             info["phase1"] = "greedy"
         else:
             warm = _start_vector(arrays, instance, start) if planner else None
@@ -370,16 +372,14 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
             notes += n2
             solve_s += res2.seconds
             info["interrupted"] = res1.interrupted or res2.interrupted
+            info["bound_phase2"] = res2.bound
             status = _worse(res1.status, res2.status)
-            if planner:
-                # bound of the reported objective (unnecessary moves, minimised; U >= 0 always,
-                # so the greedy proof's bound is 0), and of phase 2's travel for components
-                # switched to planner inside a travel run (see _solve_component)
-                info["bound"] = 0.0 if res1.bound is None else max(0.0, float(res1.bound))
-                info["travel_bound"] = res2.bound
+            # bound of the reported objective, phase 1's: unnecessary moves (minimised) for
+            # planner, providers (maximised, so the negated bound) for providers
+            if res1.bound is None:
+                info["bound"] = None
             else:
-                # bound of the reported objective (providers, maximised): phase 1's -bound
-                info["bound"] = None if res1.bound is None else -float(res1.bound)
+                info["bound"] = float(res1.bound) if planner else -float(res1.bound)
             if res2.status in ("optimal", "feasible"):
                 gap = max(res1.mip_gap or 0.0, res2.mip_gap or 0.0)
                 return _ComponentResult(treatments, status, res2.x, phase2, gap, build, solve_s,
