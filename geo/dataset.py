@@ -29,6 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from herschik.atomic import write_text
+from herschik.errors import DataError
+
 #: Folder of the embedded datasets (package data).
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_DIR = DATA_DIR / "default"
@@ -96,33 +99,6 @@ _NEEDS_ROWS = ("regions.csv", "sites.csv", "areas.csv", "treatments.csv")
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
-
-
-class DataError(Exception):
-    """A problem in a user dataset, located by file, 1-based data row and field.
-
-    ``str(error)`` is one line, e.g. ``sites.csv row 12, field x: not a number ('abc')``.
-    """
-
-    def __init__(
-        self, file: str, row: int | None, field: str | None, message: str
-    ) -> None:
-        self.file = file
-        self.row = row
-        self.field = field
-        self.message = message
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.row is not None:
-            where += f" row {self.row}"
-        if self.field is not None:
-            where += ("," if self.row is not None else "") + f" field {self.field}"
-        return f"{where}: {self.message}"
-
-    def __reduce__(self) -> tuple[Any, ...]:  # picklable across process pools
-        return (DataError, (self.file, self.row, self.field, self.message))
 
 
 def parse_tier_norms(text: str) -> dict[str, float] | None:
@@ -453,6 +429,100 @@ def _check_ref(file: str, frame: pd.DataFrame, field: str, known: pd.Series,
     _first_bad(file, field, bad, frame[field], lambda v: f"unknown id {v!r} (not in {target})")
 
 
+#: Characters an id may not contain: ids name files (maps, plots), so no path can hide in one.
+_ID_FORBIDDEN = ("/", "\\", "\x00", "\n", "\r", "\t")
+#: Region ids with a meaning on the command line.
+_RESERVED_REGION_IDS = ("all",)
+
+
+def _check_ids(file: str, frame: pd.DataFrame, field: str) -> None:
+    """Ids never become paths unsanitised: no separators, control characters or leading dot."""
+    values = frame[field].astype(str)
+    bad = values.map(
+        lambda v: not v.strip() or v.startswith(".") or any(c in v for c in _ID_FORBIDDEN)
+    ).to_numpy(dtype=bool)
+    _first_bad(file, field, bad, values,
+               lambda v: f"id {v!r} may not be empty, start with '.' or contain '/', '\\' or "
+               "control characters")
+
+
+#: A point counts as on land in the Netherlands within this distance (m) of the embedded CBS
+#: municipality polygons (which leave out the sea and the IJsselmeer); it allows for coastal
+#: hospitals and simplified coastlines.
+LAND_TOLERANCE_M = 2_000.0
+#: A site must lie within this distance (m) of an origin area of its own region.
+REGION_TOLERANCE_M = 30_000.0
+_EXAMPLES = 3
+
+
+@functools.lru_cache(maxsize=1)
+def _land_tree() -> Any:
+    import pyogrio
+    import shapely
+
+    table = pyogrio.read_dataframe(MUNICIPALITIES_DIR / "areas.gpkg", columns=[])
+    return shapely.STRtree(np.asarray(table.geometry.values))
+
+
+def _examples(ids: pd.Series, x: pd.Series, y: pd.Series, mask: np.ndarray) -> str:
+    picked = [f"{i} ({a:.0f}, {b:.0f})" for i, a, b in
+              zip(ids[mask][:_EXAMPLES], x[mask][:_EXAMPLES], y[mask][:_EXAMPLES])]
+    return ", ".join(picked)
+
+
+def check_geography(sites: pd.DataFrame, areas: pd.DataFrame, *, on_land: bool = True) -> None:
+    """Raise DataError unless every site and area lies on land in the Netherlands and every
+    site lies in or near its stated region (within :data:`REGION_TOLERANCE_M` of one of the
+    region's areas). The message gives the count and the first few examples.
+
+    A bounding box lets through a site in the North Sea or an area in the IJsselmeer (hours of
+    ferry travel in the network) and a hospital of one region placed in another.
+    ``on_land=False`` (a dataset marked ``"synthetic": true``) checks only the regions.
+    """
+    import shapely
+    from scipy.spatial import cKDTree
+
+    tree = _land_tree() if on_land else None
+    for file, frame, key in (("sites.csv", sites, "site_id"), ("areas.csv", areas, "area_id")):
+        if tree is None:
+            break
+        points = shapely.points(frame["x"].to_numpy(float), frame["y"].to_numpy(float))
+        hit = tree.query(points, predicate="dwithin", distance=LAND_TOLERANCE_M)[0]
+        off = ~np.isin(np.arange(len(frame)), hit)
+        if off.any():
+            first = int(np.argmax(off))
+            raise DataError(
+                file, first + 1, "x,y",
+                f"{int(off.sum())} of {len(frame)} points lie more than "
+                f"{LAND_TOLERANCE_M / 1000:g} km from land in the Netherlands (CBS municipality "
+                f"polygons), e.g. {_examples(frame[key], frame['x'], frame['y'], off)}",
+            )
+    far = np.zeros(len(sites), dtype=bool)
+    site_regions = sites["region_id"].astype(str).to_numpy()
+    area_regions = areas["region_id"].astype(str).to_numpy()
+    for region in np.unique(site_regions):
+        in_region = area_regions == region
+        if not in_region.any():
+            continue
+        kd = cKDTree(np.column_stack([areas["x"].to_numpy(float)[in_region],
+                                      areas["y"].to_numpy(float)[in_region]]))
+        here = site_regions == region
+        distance, _ = kd.query(np.column_stack([sites["x"].to_numpy(float)[here],
+                                                sites["y"].to_numpy(float)[here]]))
+        far[here] = distance > REGION_TOLERANCE_M
+    if far.any():
+        first = int(np.argmax(far))
+        raise DataError(
+            "sites.csv", first + 1, "region_id",
+            f"{int(far.sum())} of {len(sites)} sites lie more than "
+            f"{REGION_TOLERANCE_M / 1000:g} km from every area of their stated region, e.g. "
+            + ", ".join(
+                f"{i} in {r}" for i, r in zip(sites["site_id"][far][:_EXAMPLES],
+                                              sites["region_id"][far][:_EXAMPLES])
+            ),
+        )
+
+
 def _load_folder(folder: Path) -> Dataset:
     meta = _read_meta(folder)
     regions = _read_table(folder, "regions.csv")
@@ -465,6 +535,15 @@ def _load_folder(folder: Path) -> Dataset:
     assert regions is not None and sites is not None and areas is not None
     assert treatments is not None and demand is not None and baseline is not None
 
+    for file, frame, field in (
+        ("regions.csv", regions, "region_id"), ("sites.csv", sites, "site_id"),
+        ("areas.csv", areas, "area_id"), ("treatments.csv", treatments, "intervention_id"),
+        ("treatments.csv", treatments, "group_id"),
+    ):
+        _check_ids(file, frame, field)
+    _first_bad("regions.csv", "region_id",
+               regions["region_id"].astype(str).isin(_RESERVED_REGION_IDS).to_numpy(),
+               regions["region_id"], lambda v: f"{v!r} is reserved (--region all)")
     _check_unique("regions.csv", regions, ["region_id"])
     _check_unique("sites.csv", sites, ["site_id"])
     _check_unique("areas.csv", areas, ["area_id"])
@@ -495,6 +574,7 @@ def _load_folder(folder: Path) -> Dataset:
                    frame["intervention_id"],
                    lambda v: f"{v!r} is a process norm (kind process): it has no patients")
     _check_balance(regions, sites, areas, demand, baseline)
+    check_geography(sites, areas, on_land=meta.get("synthetic") is not True)
 
     geometries = _read_geometries(folder, areas)
     name = str(meta.get("name") or folder.name)
@@ -534,6 +614,8 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     if meta["baseline"] not in BASELINE_KINDS:
         raise DataError("dataset.json", None, "baseline",
                         f"must be one of {', '.join(BASELINE_KINDS)} (got {meta['baseline']!r})")
+    if not isinstance(meta.get("synthetic", False), bool):
+        raise DataError("dataset.json", None, "synthetic", "must be true or false")
     crs = meta.get("crs", CRS)
     if str(crs).upper() != CRS:
         raise DataError("dataset.json", None, "crs", f"must be {CRS} (got {crs!r})")
@@ -748,7 +830,7 @@ def export_dataset(dataset: Dataset, out_dir: str | Path) -> Path:
     os.chmod(staging, 0o755)  # mkdtemp makes it private; the dataset is ordinary data
     try:
         for file, text in dataset_files(dataset).items():
-            (staging / file).write_text(text, encoding="utf-8", newline="")
+            write_text(staging / file, text)
         if dataset.area_geometries is not None:
             write_area_geometries(dataset.area_geometries, staging / "areas.gpkg")
         if not out.exists():

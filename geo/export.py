@@ -21,7 +21,6 @@ reader never sees a half-written file. The GeoPackage is byte-for-byte reproduci
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +32,8 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
+
+from herschik.atomic import atomic_path
 
 CRS_RD = "EPSG:28992"
 CRS_WGS84 = "EPSG:4326"
@@ -306,10 +307,6 @@ def _geometry_type(layer: str, gdf: gpd.GeoDataFrame) -> str:
     return "MultiPolygon" if "MultiPolygon" in kinds else "Polygon"
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.tmp-{os.getpid()}-{threading.get_ident()}{path.suffix}")
-
-
 def _write_layer(gdf: gpd.GeoDataFrame, path: Path, layer: str, **kwargs: Any) -> None:
     # Mixed Polygon/MultiPolygon layers are promoted so that QGIS sees one geometry type.
     geometry_type = _geometry_type(layer, gdf)
@@ -323,16 +320,9 @@ def _write_layer(gdf: gpd.GeoDataFrame, path: Path, layer: str, **kwargs: Any) -
 def write_layers_gpkg(path: str | Path, layers: dict[str, gpd.GeoDataFrame]) -> Path:
     """Write prepared layers into one GeoPackage, atomically (temp file, then os.replace)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    tmp.unlink(missing_ok=True)
-    try:
-        with _pinned_gdal_date():
-            for name, gdf in layers.items():
-                _write_layer(gdf, tmp, name, driver="GPKG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, _pinned_gdal_date():
+        for name, gdf in layers.items():
+            _write_layer(gdf, tmp, name, driver="GPKG")
     return path
 
 
@@ -369,13 +359,8 @@ def write_results_geojson(
     written = []
     for name, gdf in build_layers(site_volumes, assignments, sites, areas_gdf).items():
         path = directory / f"{name}.geojson"
-        tmp = _tmp_name(path)
-        tmp.unlink(missing_ok=True)
-        try:
+        with atomic_path(path) as tmp:
             _write_layer(gdf.to_crs(CRS_WGS84), tmp, name, driver="GeoJSON",
                          layer_options={"RFC7946": "YES"})
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         written.append(path)
     return written

@@ -32,6 +32,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.path import Path as MplPath
 
+from herschik.atomic import atomic_path
+
 DPI = 110
 FIGSIZE = (8.4, 7.0)
 CMAP = "YlOrRd"
@@ -260,10 +262,8 @@ def _render(
     fig.suptitle(title, x=0.02, y=0.975, ha="left", fontsize=12, fontweight="bold")
     fig.text(0.02, 0.915, subtitle, ha="left", fontsize=8.5, color="#333333")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
     return path
 
 
@@ -271,6 +271,17 @@ def _site_table(sv: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
     keep = [c for c in ("site_id", "x", "y") if c in sites.columns]
     pts = sites[keep].assign(site_id=sites["site_id"].astype(str)).drop_duplicates("site_id")
     return sv.merge(pts, on="site_id", how="inner")
+
+
+def _extra_per_area(summary_rows: pd.DataFrame) -> pd.Series:
+    """Patient-weighted extra minutes per area id (one value per area).
+
+    An area can appear in several rows: in a national run its patients may go to sites of
+    several regions, and the rows are keyed by region too.
+    """
+    weighted = summary_rows.assign(_w=summary_rows["patients"] * summary_rows["extra_min"])
+    per_area = weighted.groupby("area_id").agg(w=("_w", "sum"), p=("patients", "sum"))
+    return per_area["w"] / per_area["p"]
 
 
 def _category(before: pd.Series, after: pd.Series) -> np.ndarray:
@@ -321,9 +332,7 @@ def write_maps(
     written: dict[str, Path] = {}
 
     if overview and len(sv):
-        per_area = areas_summary.assign(_w=areas_summary["patients"] * areas_summary["extra_min"])
-        per_area = per_area.groupby("area_id").agg(w=("_w", "sum"), p=("patients", "sum"))
-        extra = per_area["w"] / per_area["p"]
+        extra = _extra_per_area(areas_summary)
         grouped = site_xy.groupby("site_id", sort=True)
         agg = grouped.agg(x=("x", "first"), y=("y", "first"), name=("site_name", "first"),
                           size_volume=("volume_after", "sum"),
@@ -349,8 +358,7 @@ def write_maps(
         part = part.assign(size_volume=part["volume_after"],
                            category=_category(part["kept_before"], part["kept_after"]),
                            label=part["site_name"])
-        extra = areas_summary[areas_summary["intervention_id"] == treatment]
-        extra = extra.set_index("area_id")["extra_min"]
+        extra = _extra_per_area(areas_summary[areas_summary["intervention_id"] == treatment])
         label = names.get(treatment)
         title = f"{region} — {label} ({treatment})" if label else f"{region} — {treatment}"
         norm = part["norm"].dropna()

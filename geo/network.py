@@ -241,16 +241,11 @@ def save_network(G, target) -> Path | None:
     if not isinstance(target, str | os.PathLike):
         np.savez_compressed(target, **arrays)
         return None
+    from herschik.atomic import atomic_path
+
     path = Path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
     return path
 
 

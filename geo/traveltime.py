@@ -279,12 +279,12 @@ def area_site_travel(
         net = _csr_of(network)
     out = _compute(net, a, s, limit_min, access_kmh, access_detour, time_factor)
     if path is not None:
+        from herschik.atomic import atomic_path
+
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-            np.savez(tmp, minutes=out.minutes, area_snap_m=out.area_snap_m,
-                     site_snap_m=out.site_snap_m)
-            os.replace(tmp, path)
+            with atomic_path(path, flag="matrix cache") as tmp:
+                np.savez(tmp, minutes=out.minutes, area_snap_m=out.area_snap_m,
+                         site_snap_m=out.site_snap_m)
         except OSError:
             pass
     return out

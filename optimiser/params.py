@@ -17,7 +17,7 @@ SolverName = Literal["highs", "cbc"]
 class SiteTreatment(BaseModel):
     """A (site, treatment) pair; ``intervention_id = "*"`` means every treatment of the site."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     site_id: str
     intervention_id: str = "*"
 
@@ -25,16 +25,20 @@ class SiteTreatment(BaseModel):
 class CapacityCap(BaseModel):
     """At most ``max_patients`` per year at a site for a treatment ("*" = each treatment)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     site_id: str
     intervention_id: str = "*"
     max_patients: float = Field(ge=0)
 
 
 class SolveParams(BaseModel):
-    """Every parameter of one solve. Units: minutes, patients per year, shares in [0, 1]."""
+    """Every parameter of one solve. Units: minutes, patients per year, shares in [0, 1].
 
-    model_config = ConfigDict(extra="forbid")
+    Strict and finite: ``true`` is not a number, ``"0.1"`` is not a float, and infinities or
+    NaN are refused (a missing limit is ``None``).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     margin: float = Field(0.0, ge=0, description="required volume = norm x (1 + margin)")
     margin_by_treatment: dict[str, float] = Field(default_factory=dict)
@@ -95,6 +99,14 @@ class SolveParams(BaseModel):
         for treatment, margin in value.items():
             if margin < 0:
                 raise ValueError(f"margin for {treatment} must be >= 0, got {margin}")
+        return value
+
+    @field_validator("objective_weights")
+    @classmethod
+    def _weights_non_negative(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for name, weight in (value or {}).items():
+            if weight < 0:  # a negative weight would maximise that term
+                raise ValueError(f"weight of {name} must be >= 0, got {weight}")
         return value
 
     @model_validator(mode="after")

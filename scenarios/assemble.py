@@ -60,8 +60,10 @@ def open_network(path: str | Path) -> Any:
         raise DataError(str(path), None, None, "network file not found")
     try:
         return load_network(path)
-    except (ValueError, OSError, KeyError, ElementTree.ParseError) as error:
-        raise DataError(str(path), None, None, f"not a readable road network ({error})") from None
+    except (ValueError, OSError, KeyError, IndexError, TypeError, ElementTree.ParseError) as error:
+        # whatever a parser raises on a malformed file is the file's problem (exit 2), not a bug
+        message = " ".join(str(error).split())[:200] or type(error).__name__
+        raise DataError(str(path), None, None, f"not a readable road network ({message})") from None
 
 
 def travel_minutes(

@@ -14,14 +14,27 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_INFEASIBLE, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
-#: the time limit ran out before any feasible solution was found (feasibility undecided)
-EXIT_TIME_LIMIT_NO_SOLUTION = 4
+from herschik.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_BROKEN_PIPE,
+    EXIT_INFEASIBLE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TIME_LIMIT_NO_SOLUTION,
+    EnvironmentProblem,
+    UnknownRegionError,
+    UsageError,
+    exit_code_for,
+    one_line,
+)
+
+__all__ = [
+    "EXIT_BAD_INPUT", "EXIT_INFEASIBLE", "EXIT_INTERNAL", "EXIT_OK",
+    "EXIT_TIME_LIMIT_NO_SOLUTION", "UsageError", "main",
+]
+
 EXAMPLE = "example"
-
-
-class UsageError(Exception):
-    """A bad flag combination or argument: exit 2 with a one-line message."""
 
 
 # --- parser -------------------------------------------------------------------------------
@@ -240,6 +253,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("--json", action="store_true", help="print the results as JSON")
     _common(validate)
+
+    app = sub.add_parser(
+        "app",
+        help="a what-if planner in the browser (local web app)",
+        description="Serve the what-if planner on this machine: a map of a region, scenario "
+        "controls, force keep/close per hospital and treatment, plans to compare and export. "
+        "The app defaults to --areas municipalities (re-solves within about a second).",
+    )
+    app.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        default=Path("herschik-plans"),
+        help="folder for exported plans (default ./herschik-plans); the app picks the "
+        "sub-folder names, the browser never names a path",
+    )
+    app.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    app.add_argument(
+        "--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)"
+    )
+    app.add_argument("--region", metavar="ID", help="region shown first")
+    _common(app)
+    app.set_defaults(areas="municipalities")
     return parser
 
 
@@ -476,23 +512,35 @@ def _cell(value: Any) -> str:
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from herschik.scenarios.assemble import build_instance
-    from herschik.scenarios.run import run_solve, scenario_instance
+    from herschik.scenarios.atomic import check_output_dir, output_lock
 
     params, scenario_info, scenario = _solve_params(args)
     dataset = _load(args, args.region)
     regions = list(dataset.regions["region_id"])
     if args.region != "all" and args.region not in regions:
-        raise UsageError(
+        raise UnknownRegionError(
             f"--region {args.region}: unknown region; choose from {', '.join(regions)} or all"
         )
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {args.out}: exists and is not a folder")
+    # --out is checked, and held against a second writer, before any solving starts.
+    check_output_dir(args.out)
+    with output_lock(args.out):
+        return _solve_into(args, params, scenario_info, scenario, dataset)
+
+
+def _solve_into(
+    args: argparse.Namespace, params: Any, scenario_info: dict[str, Any], scenario: Any,
+    dataset: Any,
+) -> int:
+    from herschik.scenarios.assemble import build_instance
+    from herschik.scenarios.run import run_solve, scenario_instance
+
+    warnings: list[str] = []
     if scenario is None:
         instance = build_instance(dataset, args.region, network=args.network)
     else:
         instance, params, scenario_info = scenario_instance(dataset, args.region, scenario,
                                                             args.network)
+        warnings = scenario.outside(instance)
     outputs = {
         "gpkg": True,
         "geojson": args.geojson,
@@ -507,18 +555,16 @@ def cmd_solve(args: argparse.Namespace) -> int:
         # seed the joint model with the seven regional optima (a feasible joint solution)
         area_regions = dict(zip(dataset.areas["area_id"], dataset.areas["region_id"]))
         start = regional_start(instance, area_regions, params)
-    try:
-        summary = run_solve(
-            instance,
-            params,
-            args.out,
-            dataset=dataset,
-            scenario_info=scenario_info,
-            outputs=outputs,
-            start=start,
-        )
-    except FileExistsError as error:
-        raise UsageError(f"--out {error}") from None
+    summary = run_solve(
+        instance,
+        params,
+        args.out,
+        dataset=dataset,
+        scenario_info=scenario_info,
+        outputs=outputs,
+        start=start,
+        warnings=warnings,
+    )
     _print_result(summary, args.out, dict(zip(dataset.treatments["intervention_id"],
                                               dataset.treatments["name"], strict=True)))
     return {"infeasible": EXIT_INFEASIBLE,
@@ -529,11 +575,12 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
     from herschik.scenarios.assemble import travel_minutes
-    from herschik.scenarios.atomic import write_csv
+    from herschik.scenarios.atomic import check_output_file, write_csv
 
+    check_output_file(args.out)  # before any work: never a device, FIFO or folder
     dataset = _load(args, args.region)
     if args.region not in set(dataset.regions["region_id"]):
-        raise UsageError(f"--region {args.region}: unknown region")
+        raise UnknownRegionError(f"--region {args.region}: unknown region")
     areas = dataset.areas[dataset.areas["region_id"] == args.region]
     # Sites "in or near" the region: its own, plus others within 25 km of one of its areas.
     sites = dataset.sites
@@ -581,6 +628,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     counts = runs["status"].value_counts().to_dict() if len(runs) else {}
     print(f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     print(f"wrote {args.out / 'runs.csv'}")
+    failed = int(counts.get("error", 0))
+    if failed:
+        codes = runs.attrs.get("error_exit_codes") or [EXIT_INTERNAL]
+        print(
+            f"herschik: error: {failed} of {len(runs)} runs failed (status error; the message "
+            f"is in column error of {args.out / 'runs.csv'})",
+            file=sys.stderr,
+        )
+        return max(codes)
     return EXIT_OK
 
 
@@ -589,12 +645,17 @@ def cmd_network(args: argparse.Namespace) -> int:
         return _network_validate(args)
     from herschik.geo.dataset import DataError
     from herschik.geo.network import download_network, save_network
-    from herschik.scenarios.atomic import write_binary
+    from herschik.scenarios.atomic import check_output_file, write_binary
 
-    if args.out.exists() and not args.out.is_file():
-        raise UsageError(f"--out {args.out}: exists and is not a regular file")
+    check_output_file(args.out)  # before any work: never a device, FIFO or folder
     if args.download:
-        net = download_network(args.download)
+        try:
+            net = download_network(args.download)
+        except OSError as error:  # requests' errors are OSErrors: no internet, DNS, refused
+            raise EnvironmentProblem(
+                f"--download {args.download}: cannot download from OpenStreetMap "
+                f"({one_line(error)}); this needs internet, or use --osm FILE"
+            ) from None
         nodes, edges = net.number_of_nodes(), net.number_of_edges()
         facts = ""
     else:
@@ -639,6 +700,42 @@ def _network_validate(args: argparse.Namespace) -> int:
     else:
         print(report["text"])
     return EXIT_OK if report["passed"] else 1
+def cmd_app(args: argparse.Namespace) -> int:
+    from herschik.scenarios.app.server import serve
+    from herschik.scenarios.app.session import AppState
+
+    dataset = _load(args)
+    regions = list(dataset.regions["region_id"])
+    if args.region is not None and args.region not in regions:
+        raise UsageError(
+            f"--region {args.region}: unknown region; choose from {', '.join(regions)}"
+        )
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out}: exists and is not a folder")
+    if args.network is not None and not args.network.is_file():
+        raise UsageError(f"--network {args.network}: file not found")
+    # the flags that make `herschik solve` load the same data, for exported plans
+    source = ["--data", str(args.data.resolve())] if args.data is not None else [
+        "--areas", args.areas]
+    if args.network is not None:
+        source += ["--network", str(args.network.resolve())]
+    state = AppState(
+        dataset,
+        out_dir=args.out.resolve(),
+        network=args.network.resolve() if args.network is not None else None,
+        source_args=source,
+        areas_label="" if args.data is not None else args.areas,
+        first_region=args.region or regions[0],
+    )
+    try:
+        serve(state, host=args.host, port=args.port)
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) is how the app is meant to stop
+        print("herschik app: stopped", file=sys.stderr)
+    except OSError as error:
+        raise UsageError(
+            f"--host {args.host} --port {args.port}: cannot listen ({error})"
+        ) from None
+    return EXIT_OK
 
 
 COMMANDS = {
@@ -649,15 +746,21 @@ COMMANDS = {
     "sweep": cmd_sweep,
     "network": cmd_network,
     "compare": cmd_compare,
+    "app": cmd_app,
 }
 
 
 def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
+    return one_line(error)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``herschik`` command; returns the exit code."""
+    """Entry point of the ``herschik`` command; returns the exit code.
+
+    Exit codes are decided in one place, :func:`herschik.errors.exit_code_for`: 2 for bad
+    input and the environment's problems (one line on stderr), 3 for bugs; 130 when stopped by
+    SIGINT or SIGTERM; a closed output pipe ends quietly (141, like a tool killed by SIGPIPE).
+    """
     try:
         args = build_parser().parse_args(argv)
     except UsageError as error:
@@ -666,15 +769,22 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so staged result folders are removed, never left torn.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print("herschik: interrupted", file=sys.stderr)
-        return 130
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+        return code
+    except KeyboardInterrupt as interrupt:
+        print(f"herschik: {one_line(interrupt) if str(interrupt) else 'interrupted'}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except Exception as error:  # noqa: BLE001 - every failure becomes a one-line message
         if getattr(args, "debug", False):
             traceback.print_exc()
-        if _is_bad_input(error):
-            print(f"herschik: error: {_bad_input_message(error)}", file=sys.stderr)
+        code = exit_code_for(error)
+        if code == EXIT_BAD_INPUT:
+            print(f"herschik: error: {_one_line(error)}", file=sys.stderr)
             return EXIT_BAD_INPUT
         print(
             f"herschik: internal error: {type(error).__name__}: {_one_line(error)} "
@@ -684,42 +794,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not complain."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
-
-
-def _is_bad_input(error: BaseException) -> bool:
-    from herschik.geo.dataset import DataError
-    from pydantic import ValidationError
-
-    known: tuple[type[BaseException], ...] = (
-        UsageError,
-        DataError,
-        ValidationError,
-        FileNotFoundError,
-        FileExistsError,
-        IsADirectoryError,
-        NotADirectoryError,
-        PermissionError,
-    )
-    try:
-        from herschik.scenarios.scenario_file import ScenarioError
-
-        known += (ScenarioError,)
-    except ImportError:
-        pass
-    return isinstance(error, known)
-
-
-def _bad_input_message(error: BaseException) -> str:
-    """One line naming file, row and field where the error knows them."""
-    from pydantic import ValidationError
-
-    if isinstance(error, ValidationError):
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return f"{where}: {first.get('msg')}"
-    return _one_line(error)
 
 
 if __name__ == "__main__":

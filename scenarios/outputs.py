@@ -20,7 +20,6 @@ are, and explain the diagnosis.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -76,22 +75,18 @@ def write_results_xlsx(
     summary_rows = pd.DataFrame(_flatten(top), columns=["key", "value"])
     kpis = {k: v for k, v in (summary.get("kpis") or {}).items() if k != "per_treatment"}
     kpi_rows = pd.DataFrame(_flatten(kpis), columns=["kpi", "value"])
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-            summary_rows.to_excel(writer, sheet_name="summary", index=False)
-            kpi_rows.to_excel(writer, sheet_name="kpis", index=False)
-            site_volumes.to_excel(writer, sheet_name="site_volumes", index=False)
-            assignments.to_excel(writer, sheet_name="assignments", index=False)
-            if hospital_changes is not None:
-                hospital_changes.to_excel(writer, sheet_name="hospital_changes", index=False)
-            per_treatment_table(summary).to_excel(writer, sheet_name="per_treatment",
-                                                  index=False)
-            for sheet in writer.sheets.values():
-                sheet.freeze_panes = "A2"
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from herschik.atomic import atomic_path
+
+    with atomic_path(path) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+        summary_rows.to_excel(writer, sheet_name="summary", index=False)
+        kpi_rows.to_excel(writer, sheet_name="kpis", index=False)
+        site_volumes.to_excel(writer, sheet_name="site_volumes", index=False)
+        assignments.to_excel(writer, sheet_name="assignments", index=False)
+        if hospital_changes is not None:
+            hospital_changes.to_excel(writer, sheet_name="hospital_changes", index=False)
+        per_treatment_table(summary).to_excel(writer, sheet_name="per_treatment", index=False)
+        for sheet in writer.sheets.values():
+            sheet.freeze_panes = "A2"
     return path
 
 

@@ -16,7 +16,6 @@ import html
 import io
 import json
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -718,10 +717,7 @@ def write_report(
     text = render_report(summary, site_volumes, assignments, map_pngs,
                          treatment_names=treatment_names, region_name=region_name, notes=notes,
                          hospital_changes=hospital_changes)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from herschik.atomic import write_text
+
+    write_text(path, text)
     return path

@@ -104,15 +104,17 @@ class RunResult:
         *,
         dataset: Any = None,
         outputs: dict[str, bool] | None = None,
+        lock: bool = True,
     ) -> Path:
         """Write the run folder ``out_dir`` as ``herschik solve`` does (staged, then renamed).
 
         ``outputs`` switches the planner outputs (keys gpkg, geojson, xlsx, maps, report); they
         need ``dataset`` for geometries. Without them only the contract CSVs and summary.json
-        are written.
+        are written. ``lock=False`` when the caller already holds a lock covering ``out_dir``
+        (the runs of a sweep, under the sweep's lock).
         """
         out_dir = Path(out_dir)
-        with staged_dir(out_dir) as staging:
+        with staged_dir(out_dir, lock=lock) as staging:
             write_csv(staging / "site_volumes.csv", self.site_volumes)
             write_csv(staging / "assignments.csv", self.assignments)
             if self.hospital_changes is not None:
@@ -134,13 +136,16 @@ def solve_verified(
     scenario_info: dict[str, Any] | None = None,
     start: Solution | None = None,
     max_workers: int | None = None,
+    warnings: list[str] | None = None,
 ) -> RunResult:
     """Solve ``instance`` under ``params``, compute the KPIs and re-check all with the verifier.
 
     The one run orchestration behind the CLI, sweeps and the library (``herschik.solve``).
     ``scenario_info`` (scenario name, growth, norm multipliers, ...) is merged into
     ``summary["scenario"]``; ``start`` is a warm start (see :func:`regional_start`);
-    ``max_workers`` caps the threads of the solve (see :func:`optimiser.solve.solve`).
+    ``max_workers`` caps the threads of the solve (see :func:`optimiser.solve.solve`);
+    ``warnings`` (e.g. scenario entries for sites of other regions) go first in
+    ``summary["warnings"]``.
     """
     solution = solve(instance, params, start=start, max_workers=max_workers)
     kpis = compute_kpis(instance, solution, params) if solution.feasible else None
@@ -151,6 +156,8 @@ def solve_verified(
     summary = summary_dict(instance, solution, params, kpis)
     if scenario_info:
         summary["scenario"] = {**summary["scenario"], **scenario_info}
+    if warnings:
+        summary["warnings"] = [*warnings, *(summary.get("warnings") or [])]
     if start is not None:
         summary["warm_start"] = start.solver
     violations = verify(solution, instance, params, kpis)
@@ -170,11 +177,13 @@ def run_solve(
     outputs: dict[str, bool] | None = None,
     start: Solution | None = None,
     max_workers: int | None = None,
+    lock: bool = True,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     """:func:`solve_verified`, then :meth:`RunResult.write` to ``out_dir``; the summary dict."""
     result = solve_verified(instance, params, scenario_info=scenario_info, start=start,
-                            max_workers=max_workers)
-    result.write(out_dir, dataset=dataset, outputs=outputs)
+                            max_workers=max_workers, warnings=warnings)
+    result.write(out_dir, dataset=dataset, outputs=outputs, lock=lock)
     return result.summary
 
 

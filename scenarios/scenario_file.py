@@ -40,7 +40,9 @@ from typing import Any
 import numpy as np
 from herschik.optimiser.instance import Instance, Treatment
 from herschik.optimiser.params import SiteTreatment, SolveParams
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from herschik.errors import ScenarioError
 
 try:  # Python 3.11+
     import tomllib
@@ -63,49 +65,75 @@ NONE_WORDS = frozenset({"none", "null"})
 _FILE_KEYS = ("extends", "grid", "description")
 
 
-class ScenarioError(ValueError):
-    """A scenario file (or override) is invalid. ``str()`` is one line: ``file: field: message``."""
-
-    def __init__(self, file: str | Path, field: str, message: str) -> None:
-        self.file = str(file)
-        self.field = field
-        self.message = message
-        super().__init__(f"{self.file}: {field}: {message}")
-
-
 # --- the schema ------------------------------------------------------------------------------
+
+
+#: Ranges of the scenario settings: a norm at most this many times today's, a yearly growth
+#: in (-100 %, +100 %], and growth that at most multiplies demand by this factor.
+MAX_NORM_MULTIPLIER = 100.0
+MAX_GROWTH_PCT = 100.0
+MAX_DEMAND_FACTOR = 1000.0
+#: Largest grid a scenario file may expand to (runs per region), checked before expanding.
+MAX_GRID_RUNS = 10_000
+#: Largest scenario file read (bytes); a device or FIFO as ``extends`` is refused unread.
+MAX_SCENARIO_BYTES = 1 << 20
+
+_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class TreatmentOverride(BaseModel):
     """Per-treatment settings (``[treatments.<id>]``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     margin: float | None = Field(None, ge=0)
-    norm_multiplier: float | None = Field(None, gt=0)
-    growth_pct_per_year: float | None = Field(None, gt=-100)
+    norm_multiplier: float | None = Field(None, gt=0, le=MAX_NORM_MULTIPLIER)
+    growth_pct_per_year: float | None = Field(None, gt=-100, le=MAX_GROWTH_PCT)
 
 
 class GroupOverride(BaseModel):
     """Per-group settings (``[groups.<group_id>]``); margins are set per treatment."""
 
-    model_config = ConfigDict(extra="forbid")
-    norm_multiplier: float | None = Field(None, gt=0)
-    growth_pct_per_year: float | None = Field(None, gt=-100)
+    model_config = _STRICT
+    norm_multiplier: float | None = Field(None, gt=0, le=MAX_NORM_MULTIPLIER)
+    growth_pct_per_year: float | None = Field(None, gt=-100, le=MAX_GROWTH_PCT)
 
 
 class ScenarioModel(SolveParams):
     """One resolved point of a scenario file: every SolveParams field plus scenario settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     name: str = Field("scenario", min_length=1)
     base_year: int = Field(2025, ge=1900, le=2200)
     target_year: int | None = Field(None, ge=1900, le=2200)
-    growth_pct_per_year: float = Field(0.0, gt=-100)
-    norm_multiplier: float = Field(1.0, gt=0)
+    growth_pct_per_year: float = Field(0.0, gt=-100, le=MAX_GROWTH_PCT)
+    norm_multiplier: float = Field(1.0, gt=0, le=MAX_NORM_MULTIPLIER)
     closures: list[str] = Field(default_factory=list)
     treatments: dict[str, TreatmentOverride] = Field(default_factory=dict)
     groups: dict[str, GroupOverride] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _growth_plausible(self) -> ScenarioModel:
+        if self.target_year is None:
+            return self
+        years = self.target_year - self.base_year
+        if years < 0:  # growth "back" to an earlier year would shrink demand silently
+            raise ValueError(
+                f"target_year {self.target_year} is before base_year {self.base_year}"
+            )
+        rates = [self.growth_pct_per_year] + [
+            o.growth_pct_per_year
+            for o in (*self.treatments.values(), *self.groups.values())
+            if o.growth_pct_per_year is not None
+        ]
+        for rate in rates:
+            factor = math.exp(years * math.log1p(rate / 100.0))
+            if not 1.0 / MAX_DEMAND_FACTOR <= factor <= MAX_DEMAND_FACTOR:
+                raise ValueError(
+                    f"growth of {rate:g} %/yr over {years} years multiplies demand by "
+                    f"{factor:.3g}; at most {MAX_DEMAND_FACTOR:g} (or 1/{MAX_DEMAND_FACTOR:g})"
+                )
+        return self
 
 
 _SOLVE_FIELDS: tuple[str, ...] = tuple(SolveParams.model_fields)
@@ -381,6 +409,51 @@ class ResolvedScenario:
                         "closures",
                         f"unknown site {site!r}{_suggest(site, known_sites)}",
                     )
+        known_treatments = None if treatment_ids is None else set(treatment_ids)
+        known_sites = None if site_ids is None else set(site_ids)
+        for key, index, kind, name in self._referenced_ids():
+            known = known_sites if kind == "site" else known_treatments
+            if known is None or name == "*" or name in known:
+                continue
+            raise ScenarioError(
+                self.source or self.base_name,
+                f"{key}[{index}]",
+                f"unknown {kind} {name!r}{_suggest(name, known)}",
+            )
+
+    def _referenced_ids(self) -> list[tuple[str, int, str, str]]:
+        """(key, entry index, "site" | "treatment", id) of every id in the solve parameters.
+
+        Closures are left out (they are reported under their own key).
+        """
+        closures = set(self.closures)
+        refs: list[tuple[str, int, str, str]] = []
+        for key in ("force_close", "force_keep", "capacity"):
+            for index, entry in enumerate(getattr(self.params, key)):
+                if key == "force_close" and entry.intervention_id == "*" and (
+                    entry.site_id in closures
+                ):
+                    continue
+                refs.append((key, index, "site", entry.site_id))
+                refs.append((key, index, "treatment", entry.intervention_id))
+        for index, bundle in enumerate(self.params.bundles):
+            for treatment in bundle:
+                refs.append(("bundles", index, "treatment", treatment))
+        return refs
+
+    def outside(self, instance: Instance) -> list[str]:
+        """Warnings for sites named by this scenario that exist but lie outside ``instance``
+        (another region): they do not act here, and the planner should know."""
+        present = set(instance.site_ids)
+        named = dict.fromkeys(
+            [("closures", s) for s in self.closures]
+            + [(k, n) for k, _, kind, n in self._referenced_ids() if kind == "site" and n != "*"]
+        )
+        return [
+            f"{key}: site {site!r} is not in region {instance.region_id}; ignored here"
+            for key, site in named
+            if site not in present
+        ]
 
     # --- identity -------------------------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:
@@ -559,9 +632,26 @@ def _validate(
         raise ScenarioError(file, field, message) from None
 
 
+def _read_bounded(path: Path, display: str) -> str:
+    """The file's text; a device, FIFO or folder is refused before opening, a huge file after
+    :data:`MAX_SCENARIO_BYTES` (``extends = "/dev/zero"`` must not read forever)."""
+    import stat
+
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise ScenarioError(display, "(file)", "not a regular file (a folder, device or FIFO)")
+    with path.open("rb") as handle:
+        data = handle.read(MAX_SCENARIO_BYTES + 1)
+    if len(data) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(
+            display, "(file)", f"larger than {MAX_SCENARIO_BYTES // 1024} KiB; not a scenario file"
+        )
+    return data.decode("utf-8")
+
+
 def _read_toml(path: Path, display: str, referrer: tuple[str, str] | None) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_bounded(path, display)
     except FileNotFoundError:
         if referrer is not None:
             raise ScenarioError(referrer[0], referrer[1], f"file not found: {display}") from None
@@ -668,6 +758,11 @@ def _make_spec(
     grid_raw = merged.pop("grid", None) or {}
     grid_file = provenance.get(("grid",), display)
     grid = _check_grid(grid_raw, grid_file)
+    n_runs = math.prod(len(values) for values in grid.values())
+    if n_runs > MAX_GRID_RUNS:  # refused before a single combination is built
+        raise ScenarioError(
+            grid_file, "grid", f"expands to {n_runs:,} runs per region; at most {MAX_GRID_RUNS:,}"
+        )
     description = str(merged.pop("description", "") or "")
     name = merged.get("name") or stem
     if not isinstance(name, str):

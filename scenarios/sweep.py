@@ -27,7 +27,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -252,9 +251,14 @@ def run_task(task: SweepTask) -> dict[str, Any]:
             scenario_info=scenario_info,
             outputs=task.outputs,
             max_workers=task.solve_workers,
+            warnings=task.scenario.outside(base),
+            lock=False,  # the sweep's lock on its --out folder covers every run folder
         )
     except Exception as error:  # noqa: BLE001 - one failed run must not stop the sweep
+        from herschik.errors import exit_code_for
+
         record["error"] = f"{type(error).__name__}: {' '.join(str(error).split())}"
+        record["exit_code"] = exit_code_for(error)
     record["wall_seconds"] = time.perf_counter() - start
     return record
 
@@ -263,7 +267,11 @@ def run_task(task: SweepTask) -> dict[str, Any]:
 
 
 def _read_summary(run_dir: Path) -> dict[str, Any] | None:
-    """The run's summary if the folder is complete, else None."""
+    """The run's summary if the folder is complete (every file its marker lists), else None."""
+    from herschik.scenarios.atomic import folder_is_complete
+
+    if not folder_is_complete(run_dir):
+        return None
     path = run_dir / _COMPLETE
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
@@ -361,33 +369,58 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def _write_tables(frame: pd.DataFrame, out_dir: Path) -> None:
     from herschik.scenarios.atomic import write_csv
 
+    from herschik.atomic import atomic_path
+
     write_csv(out_dir / "runs.csv", frame)
-    fd, tmp = tempfile.mkstemp(prefix=".runs.parquet.", suffix=".tmp", dir=out_dir)
-    os.close(fd)
-    try:
-        table = frame.copy()
-        for column in table.columns:
-            if table[column].dtype == object:  # mixed objects: store as text (None stays null)
-                table[column] = table[column].map(
-                    lambda v: v if v is None or isinstance(v, str) else str(v)
-                )
+    table = frame.copy()
+    for column in table.columns:
+        if table[column].dtype == object:  # mixed objects: store as text (None stays null)
+            table[column] = table[column].map(
+                lambda v: v if v is None or isinstance(v, str) else str(v)
+            )
+    with atomic_path(out_dir / "runs.parquet") as tmp:
         table.to_parquet(tmp, index=False)
-        os.replace(tmp, out_dir / "runs.parquet")
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 # --- executors -------------------------------------------------------------------------------
 
 
-def _worker_init() -> None:
-    """Pool workers die at once on SIGINT/SIGTERM (the parent handles the interrupt)."""
+def _die_with_parent(parent: int) -> None:
+    """End this worker when its parent dies (even by ``kill -9``), so that no orphan solves on.
+
+    Linux: the kernel sends SIGKILL on the parent's death (``PR_SET_PDEATHSIG``). Everywhere:
+    a daemon thread polls the parent id (a C solver holding the GIL delays it, the kernel's
+    signal does not wait).
+    """
+    import ctypes
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the kernel was told
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="herschik-parent-watch", daemon=True).start()
+
+
+def _worker_init(parent: int | None = None) -> None:
+    """Pool workers die at once on SIGINT/SIGTERM (the parent handles the interrupt) and
+    when the parent dies."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if parent is not None:
+        _die_with_parent(parent)
 
 
 def _start_method(workers: int, n_tasks: int) -> str | None:
@@ -424,7 +457,10 @@ def _run_local(
 
     context = multiprocessing.get_context(method)
     pool = ProcessPoolExecutor(
-        max_workers=min(workers, len(tasks)), mp_context=context, initializer=_worker_init
+        max_workers=min(workers, len(tasks)),
+        mp_context=context,
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
     )
     try:
         futures: dict[Future[dict[str, Any]], SweepTask] = {
@@ -436,11 +472,16 @@ def _run_local(
         # Interrupted: drop the queued runs and stop the running ones now (a solver does not
         # return to Python before its time limit). Finished folders stay; a killed run leaves
         # only a hidden staging folder, which the next sweep removes before re-running it.
+        processes = dict(getattr(pool, "_processes", None) or {})  # shutdown() forgets them
         pool.shutdown(wait=False, cancel_futures=True)
-        processes = getattr(pool, "_processes", None) or {}
         for process in list(processes.values()):
             with contextlib.suppress(Exception):
                 process.terminate()
+        for process in list(processes.values()):  # gone before the parent reports and exits
+            with contextlib.suppress(Exception):
+                process.join(timeout=5)
+                if process.is_alive():
+                    process.kill()
         raise
     pool.shutdown(wait=True)
 
@@ -473,7 +514,14 @@ def _run_dask(
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as error:
+            from herschik.errors import EnvironmentProblem, one_line
+
+            raise EnvironmentProblem(
+                f"--scheduler {scheduler}: cannot reach the Dask scheduler ({one_line(error)})"
+            ) from None
     try:
         futures = client.map(run_task, list(tasks), pure=False)
         by_key = {future.key: task for future, task in zip(futures, tasks, strict=True)}
@@ -486,6 +534,17 @@ def _run_dask(
 
 
 # --- the sweep -------------------------------------------------------------------------------
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep stopped by SIGINT/SIGTERM after writing runs.csv for the runs that finished."""
+
+    def __init__(self, finished: int, total: int, runs_csv: Path) -> None:
+        self.finished, self.total, self.runs_csv = finished, total, runs_csv
+        super().__init__(
+            f"sweep interrupted: {finished} of {total} runs finished, recorded in {runs_csv}; "
+            "run the same command again to resume"
+        )
 
 
 def _region_ids(dataset: Any, regions: str | Iterable[str]) -> list[str]:
@@ -549,6 +608,31 @@ def run_sweep(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir} exists and is not a folder")
+    from herschik.scenarios.atomic import output_lock
+
+    # One writer per sweep folder: a second sweep into it fails at once (exit 2) instead of
+    # removing the first one's live staging folders.
+    with output_lock(out_dir):
+        return _run_sweep_locked(
+            spec, runs, out_dir, regions, workers, executor, scheduler, plot, dataset_source,
+            network, progress, outputs,
+        )
+
+
+def _run_sweep_locked(
+    spec: Any,
+    runs: list[ResolvedScenario],
+    out_dir: Path,
+    regions: str | Sequence[str],
+    workers: int | None,
+    executor: str,
+    scheduler: str | None,
+    plot: bool,
+    dataset_source: str | Path | None,
+    network: str | Path | None,
+    progress: bool,
+    outputs: dict[str, bool] | None,
+) -> pd.DataFrame:
     runs_dir = out_dir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
 
@@ -595,6 +679,7 @@ def run_sweep(
         )
 
     timings: list[dict[str, Any]] = []
+    error_codes: list[int] = []
     if todo:
         method = _start_method(n_workers, len(todo)) if executor == "local" else "dask"
         # Build each needed region's instance once here: in-process and forked workers reuse it.
@@ -618,6 +703,7 @@ def run_sweep(
             summaries[record["run_id"]] = record["summary"]
             if record["error"]:
                 errors[record["run_id"]] = record["error"]
+                error_codes.append(int(record.get("exit_code") or 3))
                 bar.write(f"run {record['run_id']} failed: {record['error']}", file=sys.stderr)
             timings.append(
                 {k: record.get(k) for k in ("run_id", "instance_seconds", "wall_seconds", "pid")}
@@ -629,6 +715,22 @@ def run_sweep(
                 _run_dask(todo, scheduler, n_workers, on_done)
             else:
                 _run_local(todo, n_workers, method, on_done)
+        except KeyboardInterrupt:
+            # SIGINT/SIGTERM: the workers are stopped; record what finished, then stop.
+            bar.close()
+            for task in tasks:  # runs that finished while the parent was not yet told
+                if summaries.get(task.run_id) is None and task.run_id not in errors:
+                    summary = _read_summary(Path(task.run_dir))
+                    if summary is not None:
+                        summaries[task.run_id] = summary
+                    else:
+                        summaries.pop(task.run_id, None)
+            done = [t for t in tasks if t.run_id in summaries]
+            frame = _frame(
+                [_row(t, summaries[t.run_id], errors.get(t.run_id), out_dir) for t in done]
+            )
+            _write_tables(frame, out_dir)
+            raise SweepInterrupted(len(done), len(tasks), out_dir / "runs.csv") from None
         finally:
             bar.close()
 
@@ -646,6 +748,8 @@ def run_sweep(
             "plots": [str(p) for p in plots],
             "timings": timings,
             "fingerprint": fingerprint,
+            # exit code class of each failed run (2 input/environment, 3 bug)
+            "error_exit_codes": error_codes,
         }
     )
     return frame

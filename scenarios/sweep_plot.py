@@ -9,14 +9,12 @@ beside the axes says which scenario each number is.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from herschik.geo.maps import slug
 
 __all__ = ["pareto_front", "plot_sweep"]
 
@@ -48,16 +46,10 @@ def _short_label(row: pd.Series) -> str:
 
 
 def _save_png(fig: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")  # type: ignore[attr-defined]
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    from herschik.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")  # type: ignore[attr-defined]
 
 
 def _plot_region(region: str, runs: pd.DataFrame, path: Path) -> None:
@@ -148,7 +140,7 @@ def plot_sweep(runs_df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     if runs_df.empty:
         return paths
     for region, runs in runs_df.groupby("region_id", sort=True):
-        path = out_dir / "plots" / f"sweep_{region}.png"
+        path = out_dir / "plots" / f"sweep_{slug(str(region))}.png"  # an id is never a path
         _plot_region(str(region), runs, path)
         paths.append(path)
     return paths

@@ -110,7 +110,7 @@ def _runs_without_timings(out: Path) -> pd.DataFrame:
 
 
 def test_sweep_is_identical_across_worker_counts(tmp_path: Path) -> None:
-    sweep = pytest.importorskip("scenarios.sweep")
+    from herschik.scenarios import sweep
     scenario = tmp_path / "grid.toml"
     scenario.write_text(
         'name = "determinism"\nmax_travel = 90\n[grid]\nmargin = [0.0, 0.2]\n',

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from herschik.scenarios.atomic import folder_is_complete
 from herschik.scenarios.cli import main
 
 HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
@@ -35,20 +36,33 @@ def _wait_for_staging(out: Path, timeout: float = 60.0) -> bool:
     return False
 
 
+def _wait_for_lock(out: Path, timeout: float = 60.0) -> bool:
+    """True once the solve holds its output lock (it has parsed its flags and started)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (out.parent / f".{out.name}.lock").exists():
+            return True
+        time.sleep(0.005)
+    return False
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_killed_solve_leaves_no_torn_folder_and_rerun_completes(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
     out = tmp_path / "run"
     process = _start_solve(out)
-    started = _wait_for_staging(out)
+    # The output lock exists from before the solve until the folder is in place, so the
+    # signal always reaches a run in progress.
+    assert _wait_for_lock(out), "the solve never started"
     process.send_signal(sig)
     process.wait(timeout=60)
-    if started:
-        # The folder is complete or absent: never a result folder without its summary.
-        assert not out.exists() or (out / "summary.json").exists()
-    if sig == signal.SIGTERM and started:
+    # The folder is complete or absent: never a result folder without all its files.
+    assert not out.exists() or folder_is_complete(out)
+    if sig == signal.SIGTERM:
+        assert process.returncode == 130 or folder_is_complete(out)
         assert not list(tmp_path.glob(".run.staging-*")), "SIGTERM must clean its staging"
+        assert not (tmp_path / ".run.lock").exists(), "SIGTERM must release its lock"
     assert (
         main(
             [

@@ -140,17 +140,18 @@ def test_max_loss_share_is_honoured_and_couples_everything(region: Instance) -> 
 
 
 def test_capacity_and_force_keep(region: Instance) -> None:
-    params = SolveParams(capacity_factor=1.3, capacity=[{"site_id": "S00", "max_patients": 5}],
+    # feasible, and both caps bind: S00 would treat 12 patients of T00 and 6 of T01 without them
+    params = SolveParams(capacity_factor=1.6, capacity=[{"site_id": "S00", "max_patients": 5}],
                          force_keep=[{"site_id": "S01", "intervention_id": "T00"}])
+    free = solve(region, SolveParams())
+    assert free.feasible and free.flow.sum(axis=0)[0].max() > 5 + 1e-6
     sol = solve(region, params)
-    if sol.feasible:
-        vol = sol.flow.sum(axis=0)
-        assert np.all(vol <= 1.3 * region.baseline_volume + 1e-6)
-        assert np.all(vol[0] <= 5 + 1e-6)
-        assert sol.keep[1, 0]
-        assert _verify(sol, region, params) == []
-    else:
-        assert sol.diagnosis["reason"]
+    assert sol.feasible, sol.diagnosis
+    vol = sol.flow.sum(axis=0)
+    assert np.all(vol <= 1.6 * region.baseline_volume + 1e-6)
+    assert np.all(vol[0] <= 5 + 1e-6) and vol[0].max() == pytest.approx(5.0, abs=1e-6)
+    assert sol.keep[1, 0]
+    assert _verify(sol, region, params) == []
 
 
 @pytest.mark.parametrize("objective", ["planner", "travel", "moved", "providers"])

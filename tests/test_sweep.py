@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from herschik.scenarios.atomic import MARKER
 from herschik.scenarios.scenario_file import ScenarioError
 from herschik.scenarios.sweep import TIMING_COLUMNS, run_sweep
 from herschik.scenarios.sweep_plot import pareto_front, plot_sweep
@@ -107,7 +108,7 @@ def test_runs_table_has_every_combination(first: tuple[Path, pd.DataFrame]) -> N
         assert (folder / "site_volumes.csv").exists() and (folder / "assignments.csv").exists()
         assert not (folder / "results.gpkg").exists()  # only with --gpkg
     # nothing half-written left behind
-    assert not [p for p in out.rglob(".*")]
+    assert not [p for p in out.rglob(".*") if p.name != MARKER]
 
 
 def test_second_identical_sweep_solves_nothing(
@@ -183,7 +184,7 @@ def test_partial_and_leftover_folders_are_rerun_cleanly(
     assert set(after) == set(runs["run_id"])
     assert {k for k in after if after[k] != before.get(k)} == {killed, staged}
     assert not (out / "runs" / killed / "junk.tmp").exists()
-    assert not leftover.exists() and not [p for p in out.rglob(".*")]
+    assert not leftover.exists() and not [p for p in out.rglob(".*") if p.name != MARKER]
     pd.testing.assert_frame_equal(comparable(resumed), comparable(runs))
     assert len(pd.read_csv(out / "runs.csv")) == 4  # no duplicates
 

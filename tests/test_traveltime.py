@@ -110,7 +110,7 @@ def test_cache_hit_is_equal_and_skips_the_computation(monkeypatch):
         raise AssertionError("cache miss")
 
     with monkeypatch.context() as mp:
-        mp.setattr(tt, "_compute", boom)
+        mp.setattr(tt, "_compute", boom)  # a cache miss would raise: the hit is proven
         m2 = tt.area_site_minutes(a, s, network=G)
     assert np.array_equal(m1, m2)
     # another limit is another key

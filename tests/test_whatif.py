@@ -172,7 +172,12 @@ def test_old_optimum_is_kept_only_under_the_same_objective(region) -> None:
     from herschik.optimiser.formulation import build_arrays
     from herschik.optimiser.whatif import same_objective_on_subset
 
-    base = SolveParams(objective="travel")  # travel costs do not depend on the limits
+    # planner: which hospitals could keep a treatment on their own depends on the margin, so
+    # the objective changes with it and a session re-solves
+    planner = SolveParams(objective="planner")
+    assert not same_objective_on_subset(build_arrays(region, planner, [0]), build_arrays(
+        region, planner.model_copy(update={"margin": 0.3}), [0]))
+    base = SolveParams(objective="travel")
     old = build_arrays(region, base, [0])
     assert same_objective_on_subset(old, build_arrays(region, base.model_copy(
         update={"margin": 0.3}), [0]))

@@ -331,6 +331,8 @@ def build_example(out_dir: Path = EXAMPLE_DIR) -> None:
             "demand, baseline volumes and travel times are illustrative, not real hospitals."
         ),
         "crs": "EPSG:28992",
+        # invented places (one area lies in the Markermeer): no check that points are on land
+        "synthetic": True,
     }
     (out_dir / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
     pd.DataFrame([{"region_id": REGION_ID, "region_name": "Example region (synthetic)"}]).to_csv(

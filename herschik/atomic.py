@@ -1,0 +1,311 @@
+"""The one atomic writer: every file and result folder herschik writes is complete or absent.
+
+* :func:`atomic_path` yields a hidden temporary name beside the target for writers that take a
+  path (matplotlib, pyogrio, pyarrow, numpy); on success the file is fsynced, given the
+  permissions of an ordinary new file (``0666 & ~umask``, i.e. 0644 under the usual umask) and
+  renamed over the target, and the folder entry is fsynced. :func:`write_bytes`,
+  :func:`write_text`, :func:`write_json` and :func:`write_csv` are built on it.
+* Targets that are not regular files (``/dev/full``, a FIFO, a folder) are refused with
+  :class:`~herschik.errors.OutputError`, never replaced.
+* :func:`staged_dir` writes a result folder beside its final place and swaps it in whole. It
+  replaces only folders that herschik wrote (they hold the marker file :data:`MARKER`) or empty
+  ones, and holds :func:`output_lock` so that a second process writing the same folder fails
+  at once instead of deleting the first one's staging folder.
+
+Imports nothing of the project (beyond :mod:`herschik.errors`), so geo/ and scenarios/ share it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from herschik.errors import OutputError
+
+__all__ = [
+    "MARKER",
+    "atomic_path",
+    "check_output_dir",
+    "check_output_file",
+    "folder_is_complete",
+    "output_lock",
+    "staged_dir",
+    "write_binary",
+    "write_bytes",
+    "write_csv",
+    "write_json",
+    "write_text",
+]
+
+#: File inside every result folder herschik writes: who wrote it and which files it holds.
+MARKER = ".herschik-run.json"
+_STAGING = ".staging-"
+_OLD = ".old-"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # some filesystems cannot open or fsync a folder
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def check_output_file(path: str | Path, flag: str = "--out") -> Path:
+    """``path`` as a Path if it is a new path or a regular file; else raise OutputError."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if path.parent.exists() and not path.parent.is_dir():
+            raise OutputError(f"{flag} {path}: {path.parent} is not a folder") from None
+        return path
+    if stat.S_ISDIR(mode):
+        raise OutputError(f"{flag} {path}: is a folder, expected a file name")
+    if not stat.S_ISREG(mode):
+        raise OutputError(f"{flag} {path}: exists and is not a regular file (device or FIFO)")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, flag: str = "--out") -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix); on success it replaces ``path``.
+
+    The temporary name keeps the target's suffix, so writers that pick a format by extension
+    (GeoPackage, PNG, Parquet) work. On an exception the temporary file is removed.
+    """
+    path = check_output_file(path, flag)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp{path.suffix}")
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_bytes(path: str | Path, data: bytes, flag: str = "--out") -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path, flag) as tmp, open(tmp, "xb") as handle:
+        handle.write(data)
+
+
+def write_binary(path: str | Path, write: Callable[[BinaryIO], None], flag: str = "--out") -> None:
+    """Call ``write(handle)`` on a temporary file beside ``path``, then move it into place.
+
+    For binary outputs written by a library function (e.g. ``geo.network.save_network``).
+    """
+    with atomic_path(path, flag) as tmp, open(tmp, "xb") as handle:
+        write(handle)
+
+
+def write_text(path: str | Path, text: str, flag: str = "--out") -> None:
+    """Write ``text`` (UTF-8, line ends as given) to ``path`` atomically."""
+    write_bytes(path, text.encode("utf-8"), flag)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_json(path: str | Path, data: Any, flag: str = "--out") -> None:
+    """Valid JSON written atomically: NaN and infinities (not JSON) become ``null``."""
+    text = json.dumps(_finite(data), indent=2, ensure_ascii=False, allow_nan=False)
+    write_text(path, text + "\n", flag)
+
+
+def write_csv(path: str | Path, frame: Any, flag: str = "--out") -> None:
+    """CSV with a fixed float format and ``\\n`` line ends, so equal tables give equal bytes."""
+    write_text(path, frame.to_csv(index=False, lineterminator="\n", float_format="%.6f"), flag)
+
+
+# --- locks ------------------------------------------------------------------------------------
+
+_HELD: dict[str, int] = {}
+
+
+def _lock_file(target: Path) -> Path:
+    return target.parent / f".{target.name}.lock"
+
+
+@contextlib.contextmanager
+def output_lock(target: str | Path, flag: str = "--out") -> Iterator[None]:
+    """Hold an exclusive lock on ``target`` (a result folder or file) while writing it.
+
+    The lock is ``fcntl.flock`` on a file beside the target (``.<name>.lock``), so it works
+    before the target exists and survives the folder being swapped; the kernel drops it when
+    the process dies, and the file is removed on release. A second process fails at once with
+    :class:`OutputError` (exit 2). Re-entrant within one process.
+    """
+    import fcntl
+
+    target = Path(target).absolute()
+    key = str(target)
+    if _HELD.get(key):
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = _lock_file(target)
+    fd: int | None = None
+    locked = False
+    try:  # one try from the open on: a signal at any point still releases and removes the file
+        while not locked:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise OutputError(
+                    f"{flag} {target}: another herschik process is writing it "
+                    f"(lock {lock_path.name}); wait for it or choose another folder"
+                ) from None
+            # The holder before us may have removed the file after we opened it: lock the
+            # file that is at the path now, not an unlinked one.
+            try:
+                locked = os.path.samestat(os.fstat(fd), os.stat(lock_path))
+            except FileNotFoundError:
+                locked = False
+            if not locked:
+                os.close(fd)
+                fd = None
+        assert fd is not None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        _HELD[key] = 1
+        yield
+    finally:
+        _HELD.pop(key, None)
+        if locked:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock_path)
+        if fd is not None:
+            os.close(fd)
+
+
+# --- result folders -----------------------------------------------------------------------------
+
+
+def _read_marker(folder: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("written_by") == "herschik" else None
+
+
+def folder_is_complete(folder: str | Path) -> bool:
+    """True if ``folder`` is a result folder herschik finished: its marker lists every file
+    with its size, and all are there with those sizes."""
+    folder = Path(folder)
+    marker = _read_marker(folder)
+    if marker is None or not isinstance(marker.get("files"), dict):
+        return False
+    for name, size in marker["files"].items():
+        try:
+            if (folder / name).stat().st_size != size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def check_output_dir(final: str | Path, flag: str = "--out") -> Path:
+    """Raise OutputError unless ``final`` is new, an empty folder, or a folder herschik wrote."""
+    final = Path(final)
+    if not final.exists() and not final.is_symlink():
+        if final.parent.exists() and not final.parent.is_dir():
+            raise OutputError(f"{flag} {final}: {final.parent} is not a folder")
+        return final
+    if not final.is_dir():
+        raise OutputError(f"{flag} {final}: exists and is not a folder")
+    if any(final.iterdir()) and _read_marker(final) is None:
+        # Never swap away a folder that is not ours (--out . or a folder of the user's files).
+        raise OutputError(
+            f"{flag} {final}: the folder exists and was not written by herschik (no {MARKER}); "
+            "choose a new or empty folder"
+        )
+    return final
+
+
+def _write_marker(staging: Path) -> None:
+    files = {}
+    for path in sorted(staging.rglob("*")):
+        if path.is_file() and path.name != MARKER:
+            files[path.relative_to(staging).as_posix()] = path.stat().st_size
+    from herschik import __version__
+
+    write_json(staging / MARKER, {"written_by": "herschik", "version": __version__,
+                                  "files": files})
+
+
+@contextlib.contextmanager
+def staged_dir(final: str | Path, flag: str = "--out", *, lock: bool = True) -> Iterator[Path]:
+    """Yield a temporary folder beside ``final``; on success it replaces ``final`` as a whole.
+
+    ``final`` must be new, empty, or a folder herschik wrote (:func:`check_output_dir`). While
+    the folder is written, :func:`output_lock` is held, so a second writer fails at once. On an
+    exception (or a kill) only the hidden temporary folder is left, which the next run removes;
+    ``final`` keeps its previous complete content until the rename. The marker file, listing
+    every file written, is added last. ``lock=False`` when the caller holds a lock that covers
+    ``final`` in another process (the runs of a sweep, under the sweep's lock).
+    """
+    final = Path(final)
+    with output_lock(final, flag) if lock else contextlib.nullcontext():
+        check_output_dir(final, flag)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        # Safe under the lock: no other process is writing beside this folder.
+        for stale in final.parent.glob(f".{final.name}{_STAGING}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        for stale in final.parent.glob(f".{final.name}{_OLD}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}{_STAGING}", dir=final.parent))
+        os.chmod(staging, 0o777 & ~_umask())
+        try:
+            yield staging
+            _write_marker(staging)
+            _fsync_dir(staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        old = None
+        if final.exists():
+            old = final.parent / f".{final.name}{_OLD}{os.getpid()}"
+            os.replace(final, old)
+        os.replace(staging, final)
+        _fsync_dir(final.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

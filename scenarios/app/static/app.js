@@ -1,0 +1,540 @@
+/* herschik what-if planner: the page. Plain JavaScript and Leaflet (vendored), no build step.
+ *
+ * Every scenario change posts the settings to /api/solve; the server solves with the same
+ * verified solve as `herschik solve` and answers with a plan (map colours, KPIs, hospital
+ * table) or, when the change is infeasible, a plain-words diagnosis with the nearest feasible
+ * settings. An infeasible change leaves the plan on screen as it was.
+ */
+"use strict";
+
+const S = {
+  meta: null, region: null, layers: null, plan: null, previous: null,
+  treatment: "all", colourBy: "extra", force: new Map(), busy: false, pending: null,
+  solves: 0, plans: [],
+};
+const $ = (id) => document.getElementById(id);
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g,
+  (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+const fmt = (v, d = 1) => (v === null || v === undefined || Number.isNaN(v)) ? "–"
+  : Number(v).toLocaleString("en-GB", { maximumFractionDigits: d, minimumFractionDigits: d });
+const fmtUnit = (v, unit) => unit === "share" ? fmt(100 * v, 1) + " %"
+  : unit === "providers" ? fmt(v, 0) : unit === "min" ? fmt(v, 1) + " min" : fmt(v, 1);
+const STATUS_WORDS = {
+  kept: "kept", lost: "lost", gained: "gained", below_norm: "below norm",
+  unchanged_no_norm: "no norm", loses_some: "loses some", mixed: "loses and gains",
+};
+const STATUS_COLOURS = {
+  kept: "#2c7bb6", lost: "#d7191c", gained: "#1a9641", below_norm: "#e66101",
+  unchanged_no_norm: "#888888", loses_some: "#f4a582", mixed: "#7b3294",
+};
+const EXTRA_BINS = [[1, "#ffffcc"], [5, "#ffeda0"], [10, "#fed976"], [20, "#feb24c"],
+  [30, "#fd8d3c"], [45, "#f03b20"], [Infinity, "#bd0026"]];
+// pastel area colours (ColorBrewer Set3 + Pastel1), apart from the saturated hospital statuses
+const PALETTE = ["#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69",
+  "#fccde5", "#d9d9d9", "#bc80bd", "#ccebc5", "#ffed6f", "#fbb4ae", "#b3cde3", "#decbe4",
+  "#fed9a6", "#e5d8bd", "#fddaec", "#f2f2f2", "#cbd5e8", "#f4cae4", "#e6f5c9", "#fff2ae"];
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  let body = null;
+  try { body = await response.json(); } catch (e) { body = { error: response.statusText }; }
+  if (!response.ok) throw new Error(body && body.error ? body.error : response.statusText);
+  return body;
+}
+const postJSON = (path, data) => api(path, {
+  method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(data),
+});
+
+function setStatus(text, busy = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("busy", busy);
+  document.body.dataset.busy = String(busy);
+}
+
+// --- map ---------------------------------------------------------------------------------
+const map = L.map("map", { zoomControl: true, zoomSnap: 0.25, attributionControl: false });
+let areaLayer = null;
+const siteLayer = L.layerGroup().addTo(map);
+const legend = L.control({ position: "bottomright" });
+legend.onAdd = () => { const div = L.DomUtil.create("div", "legend"); div.id = "legend"; return div; };
+legend.addTo(map);
+
+function siteName(i) { return S.layers ? S.layers.sites[i].site_name : ""; }
+function treatmentName(id) {
+  if (id === "*") return "all treatments";
+  const t = S.meta.treatments.find((x) => x.id === id);
+  return t ? t.name : id;
+}
+function view() {
+  if (!S.plan) return null;
+  return S.treatment === "all" ? S.plan.areas.all : S.plan.areas.treatments[S.treatment];
+}
+
+function areaStyle(feature) {
+  const i = feature.properties.i;
+  const v = view();
+  let fill = "#eeeeee";
+  if (v && v.patients[i] > 0) {
+    if (S.colourBy === "dest") {
+      fill = v.dest[i] >= 0 ? PALETTE[v.dest[i] % PALETTE.length] : "#eeeeee";
+    } else {
+      const e = Math.max(0, v.extra[i] ?? 0);
+      fill = EXTRA_BINS.find(([limit]) => e < limit)[1];
+    }
+  }
+  return { color: "#555", weight: 0.6, fillColor: fill, fillOpacity: 0.75 };
+}
+
+function areaText(i) {
+  const f = S.layers.areas.features[i].properties;
+  const v = view();
+  if (!v) return esc(f.area_name);
+  const scope = S.treatment === "all" ? "all treatments" : treatmentName(S.treatment);
+  if (!(v.patients[i] > 0)) return `<b>${esc(f.area_name)}</b><br>no patients (${esc(scope)})`;
+  const dest = v.dest[i] >= 0 ? siteName(v.dest[i]) : "–";
+  const before = v.dest_before[i] >= 0 ? siteName(v.dest_before[i]) : "–";
+  return `<b>${esc(f.area_name)}</b> <span class="hint">${esc(f.area_id)}</span><br>` +
+    `${esc(scope)}: ${fmt(v.patients[i])} patients/yr<br>` +
+    `mostly to <b>${esc(dest)}</b>${dest !== before ? ` (today: ${esc(before)})` : ""}<br>` +
+    `changing hospital: ${fmt(v.moved[i])}; extra travel ${fmt(v.extra[i])} min`;
+}
+
+function drawAreas() {
+  if (areaLayer) map.removeLayer(areaLayer);
+  areaLayer = L.geoJSON(S.layers.areas, {
+    style: areaStyle,
+    onEachFeature: (feature, layer) => {
+      const i = feature.properties.i;
+      layer.bindTooltip(() => areaText(i), { sticky: true });
+      layer.bindPopup(() => areaText(i));
+    },
+  }).addTo(map);
+  map.fitBounds(S.layers.bounds);
+}
+
+function siteRows(i) {
+  return S.plan.hospitals.filter((r) => r.site_index === i &&
+    (S.treatment === "all" || r.intervention_id === S.treatment));
+}
+
+function siteSummary(i) {
+  const rows = siteRows(i);
+  if (!rows.length) return null;
+  const before = rows.reduce((a, r) => a + r.volume_before, 0);
+  const after = rows.reduce((a, r) => a + r.volume_after, 0);
+  if (S.treatment !== "all") return { status: rows[0].status, before, after, rows };
+  const n = (s) => rows.filter((r) => r.status === s).length;
+  const providing = rows.some((r) => r.volume_after > 1e-9 || ["kept", "gained", "below_norm"]
+    .includes(r.status));
+  let status = "kept";
+  if (!providing && before > 0) status = "lost";
+  else if (n("lost") && n("gained")) status = "mixed";
+  else if (n("lost")) status = "loses_some";
+  else if (n("gained")) status = "gained";
+  else if (n("below_norm")) status = "below_norm";
+  return { status, before, after, rows };
+}
+
+function siteText(i, withButtons) {
+  const summary = siteSummary(i);
+  const site = S.layers.sites[i];
+  let html = `<div class="popup"><b>${esc(site.site_name)}</b><br>`;
+  if (!summary) return html + "does not provide this treatment</div>";
+  html += `${STATUS_WORDS[summary.status] || summary.status}: ${fmt(summary.before)} → ` +
+    `${fmt(summary.after)} patients/yr`;
+  if (!withButtons) return html + "</div>";
+  html += "<table>";
+  for (const r of summary.rows) {
+    const key = `${r.site_id}|${r.intervention_id}`;
+    const forced = S.force.get(key) || "";
+    html += `<tr><td>${esc(r.intervention_name)}</td><td>${fmt(r.volume_before)} → ` +
+      `${fmt(r.volume_after)}</td><td>${esc(STATUS_WORDS[r.status] || "")}</td><td>` +
+      ["keep", "close", ""].map((f) => `<button data-force="${f}" data-site="${esc(r.site_id)}" ` +
+        `data-treatment="${esc(r.intervention_id)}" ${forced === f ? "disabled" : ""}>` +
+        `${f || "free"}</button>`).join("") + "</td></tr>";
+  }
+  const whole = S.force.get(`${site.site_id}|*`);
+  html += "</table>" + (whole
+    ? `<button data-force="" data-site="${esc(site.site_id)}" data-treatment="*">` +
+      "reopen the whole hospital</button>"
+    : `<button data-force="close" data-site="${esc(site.site_id)}" data-treatment="*" ` +
+      `data-testid="close-hospital">close the whole hospital (all treatments)</button>`);
+  return html + "</div>";
+}
+
+function drawSites() {
+  siteLayer.clearLayers();
+  if (!S.plan) return;
+  const summaries = S.layers.sites.map((_, i) => siteSummary(i));
+  const vmax = Math.max(1, ...summaries.filter(Boolean).map((s) => Math.max(s.before, s.after)));
+  S.layers.sites.forEach((site, i) => {
+    const summary = summaries[i];
+    const status = summary ? summary.status : "none";
+    const volume = summary ? (status === "lost" ? summary.before : summary.after) : 0;
+    const marker = L.circleMarker([site.lat, site.lon], {
+      radius: summary ? 4 + 14 * Math.sqrt(volume / vmax) : 3,
+      color: status === "lost" ? STATUS_COLOURS.lost : (summary ? "#222" : "#999"),
+      weight: status === "lost" ? 3 : 1, dashArray: status === "lost" ? "4 3" : null,
+      fillColor: STATUS_COLOURS[status] || "#ffffff",
+      fillOpacity: status === "lost" ? 0.55 : (summary ? 0.9 : 0.4),
+      className: `site-marker status-${status}`,
+    });
+    marker.bindTooltip(() => siteText(i, false));
+    marker.bindPopup(() => siteText(i, true), { maxWidth: 460 });
+    marker.addTo(siteLayer);
+    const el = marker.getElement();
+    if (el) { el.setAttribute("data-site-id", site.site_id); el.setAttribute("data-status", status); }
+  });
+}
+
+function drawLegend() {
+  const div = $("legend");
+  if (!div) return;
+  let html = "<b>Hospitals</b><br>";
+  for (const s of (S.treatment === "all" ? ["kept", "loses_some", "lost", "gained", "mixed"]
+    : ["kept", "lost", "gained", "below_norm", "unchanged_no_norm"])) {
+    html += `<i style="background:${STATUS_COLOURS[s]}"></i>${STATUS_WORDS[s]}<br>`;
+  }
+  html += "<span class='hint'>size: patients/yr after (lost: before)</span><br>";
+  if (S.colourBy === "extra") {
+    html += "<b>Areas: extra travel (min)</b><br>";
+    let lo = 0;
+    for (const [limit, colour] of EXTRA_BINS) {
+      html += `<i style="background:${colour}"></i>${lo}${limit === Infinity ? "+" : "–" + limit}<br>`;
+      lo = limit;
+    }
+  } else {
+    html += "<b>Areas: their main hospital</b><br>";
+    const v = view();
+    const used = v ? [...new Set(v.dest.filter((d, i) => d >= 0 && v.patients[i] > 0))] : [];
+    for (const d of used.sort((a, b) => siteName(a).localeCompare(siteName(b)))) {
+      html += `<i style="background:${PALETTE[d % PALETTE.length]}"></i>${esc(siteName(d))}<br>`;
+    }
+  }
+  div.innerHTML = html;
+}
+
+function redraw() {
+  const started = performance.now();
+  if (areaLayer) areaLayer.setStyle(areaStyle);
+  drawSites();
+  drawLegend();
+  drawKpis();
+  drawHospitals();
+  document.body.dataset.redrawMs = String(Math.round(performance.now() - started));
+}
+
+// --- panels ------------------------------------------------------------------------------
+function kpiRowsOf(plan) {
+  if (!plan) return [];
+  return S.treatment === "all" ? plan.kpi_rows.all : plan.kpi_rows.treatments[S.treatment] || [];
+}
+
+function drawKpis() {
+  const rows = kpiRowsOf(S.plan);
+  const previous = new Map(kpiRowsOf(S.previous).map((r) => [r.key, r.value]));
+  $("kpi-scope").textContent = S.treatment === "all" ? "(all treatments)"
+    : `(${treatmentName(S.treatment)})`;
+  $("kpis").querySelector("tbody").innerHTML = rows.map((r) => {
+    const was = previous.has(r.key) ? previous.get(r.key) : null;
+    const changed = was !== null && Math.abs(was - r.value) > 1e-6;
+    return `<tr data-kpi="${esc(r.key)}"><td>${esc(r.label)}</td>` +
+      `<td class="value ${changed ? "changed" : ""}">${fmtUnit(r.value, r.unit)}</td>` +
+      `<td class="hint">${was === null ? "" : fmtUnit(was, r.unit)}</td></tr>`;
+  }).join("");
+  const p = S.plan;
+  const violations = (p.verification && p.verification.violations) || [];
+  $("verification").textContent = `${p.name}: ${p.status}, solved in ${fmt(p.seconds, 2)} s; ` +
+    (violations.length ? `verifier found ${violations.length} problem(s): ${violations[0]}`
+      : "independent verifier: every constraint holds");
+  $("warnings").innerHTML = (p.warnings || []).map((w) => `<li>${esc(w)}</li>`).join("");
+}
+
+function drawHospitals() {
+  const onlyChanges = $("only-changes").checked;
+  const rows = S.plan.hospitals.filter((r) => (S.treatment === "all" ||
+    r.intervention_id === S.treatment) &&
+    (!onlyChanges || ["lost", "gained", "below_norm"].includes(r.status)))
+    .sort((a, b) => a.site_name.localeCompare(b.site_name) ||
+      a.intervention_name.localeCompare(b.intervention_name));
+  $("hospitals").querySelector("tbody").innerHTML = rows.map((r) => {
+    const key = `${r.site_id}|${r.intervention_id}`;
+    const whole = S.force.get(`${r.site_id}|*`);
+    const forced = S.force.get(key) || "";
+    const options = whole ? `<option selected>${whole} (whole hospital)</option>`
+      : ["", "keep", "close"].map((f) =>
+        `<option value="${f}" ${f === forced ? "selected" : ""}>${f || "free"}</option>`).join("");
+    return `<tr class="${forced || whole ? "forced" : ""}" data-site-id="${esc(r.site_id)}" ` +
+      `data-treatment="${esc(r.intervention_id)}" data-status="${esc(r.status || "")}">` +
+      `<td>${esc(r.site_name)}</td><td>${esc(r.intervention_name)}</td>` +
+      `<td>${fmt(r.norm, 0)}</td><td>${fmt(r.required_min, 1)}</td>` +
+      `<td>${fmt(r.volume_before)}</td><td>${fmt(r.volume_after)}</td>` +
+      `<td>${r.volume_change > 0 ? "+" : ""}${fmt(r.volume_change)}</td>` +
+      `<td>${r.status ? `<span class="status status-${r.status}">` +
+        `${STATUS_WORDS[r.status]}</span>` : ""}</td>` +
+      `<td><select class="force" ${whole ? "disabled" : ""} data-site="${esc(r.site_id)}" ` +
+      `data-treatment="${esc(r.intervention_id)}">${options}</select></td></tr>`;
+  }).join("");
+}
+
+function drawForced() {
+  const items = [...S.force.entries()].map(([key, what]) => {
+    const [site, treatment] = key.split("|");
+    const row = S.plan && S.plan.hospitals.find((r) => r.site_id === site);
+    const name = row ? row.site_name : site;
+    return `<li>${what} <b>${esc(treatmentName(treatment))}</b> at ${esc(name)} ` +
+      `<button data-unforce="${esc(key)}" title="remove">✕</button></li>`;
+  });
+  $("forced").innerHTML = items.length ? items.join("")
+    : '<li class="hint">None: click a hospital on the map or use the table below.</li>';
+}
+
+async function refreshPlans() {
+  S.plans = (await api("/api/plans")).plans;
+  const rows = S.plans.slice().reverse();
+  $("plans").querySelector("tbody").innerHTML = rows.map((p, n) =>
+    `<tr data-plan-id="${p.id}"><td><input type="radio" name="cmp-a" value="${p.id}" ` +
+    `${n === 1 ? "checked" : ""}></td><td><input type="radio" name="cmp-b" value="${p.id}" ` +
+    `${n === 0 ? "checked" : ""}></td><td>${esc(p.name)}${S.plan && S.plan.id === p.id
+      ? " (on screen)" : ""}</td><td>${esc(p.description)}</td><td>${fmt(p.patients_moved)}</td>` +
+    `<td>${fmt(p.patients_displaced)}</td><td>${fmt(p.mean_extra_min)}</td>` +
+    `<td>${p.providers_before} → ${p.providers_after}</td>` +
+    `<td><button data-show="${p.id}">show</button> ` +
+    `<button data-export="${p.id}" data-testid="export-${p.id}">export</button></td></tr>`).join("");
+}
+
+// --- controls ----------------------------------------------------------------------------
+function numberOrNull(id) {
+  const text = $(id).value.trim();
+  return text === "" ? null : Number(text);
+}
+
+function readSettings() {
+  const force_keep = [], force_close = [];
+  for (const [key, what] of S.force) {
+    const [site_id, intervention_id] = key.split("|");
+    (what === "keep" ? force_keep : force_close).push({ site_id, intervention_id });
+  }
+  return {
+    region_id: S.region, margin: numberOrNull("margin") ?? 0,
+    max_travel: numberOrNull("max_travel"), max_extra_travel: numberOrNull("max_extra_travel"),
+    max_loss_share: numberOrNull("max_loss_share"), objective: $("objective").value || null,
+    force_keep, force_close,
+  };
+}
+
+function writeSettings(settings) {
+  $("margin").value = settings.margin ?? 0;
+  for (const id of ["max_travel", "max_extra_travel", "max_loss_share"]) {
+    $(id).value = settings[id] === null || settings[id] === undefined ? "" : settings[id];
+  }
+  $("objective").value = settings.objective || S.meta.defaults.objective;
+  S.force = new Map();
+  for (const p of settings.force_keep || []) S.force.set(`${p.site_id}|${p.intervention_id}`, "keep");
+  for (const p of settings.force_close || []) S.force.set(`${p.site_id}|${p.intervention_id}`, "close");
+  drawForced();
+}
+
+function showInfeasible(info) {
+  const box = $("infeasible");
+  box.hidden = false;
+  box.innerHTML = `<h3>That change is infeasible</h3>` +
+    `<p class="hint">Asked for: ${esc(info.requested_text)}</p><p>${esc(info.reason)}</p>` +
+    (info.reasons && info.reasons.length > 1
+      ? `<ul>${info.reasons.slice(1).map((r) => `<li>${esc(r)}</li>`).join("")}</ul>` : "") +
+    `<p class="hint">The plan on screen is unchanged. Nearest feasible settings:</p>` +
+    info.suggestions.map((s, n) => `<button data-suggestion="${n}">${esc(s.text)}</button>`)
+      .join("") + `<button data-dismiss="1">Dismiss</button>`;
+  box._suggestions = info.suggestions;
+}
+
+async function solve(settings) {
+  if (S.busy) { S.pending = settings; return; }
+  S.busy = true;
+  $("error").hidden = true;
+  setStatus("Solving…", true);
+  try {
+    const result = await postJSON("/api/solve", {
+      settings, base_plan_id: S.plan && S.plan.region_id === settings.region_id ? S.plan.id : null,
+    });
+    S.solves += 1;
+    document.body.dataset.solves = String(S.solves);
+    if (settings.region_id !== S.region) {
+      // another region was chosen meanwhile: this answer is not for the map on screen
+    } else if (result.status === "infeasible") {
+      showInfeasible(result.infeasible);
+      if (S.plan) writeSettings(S.plan.settings);
+      setStatus(`Infeasible (${fmt(result.seconds, 2)} s): previous plan kept`);
+    } else {
+      $("infeasible").hidden = true;
+      S.previous = S.plan && S.plan.region_id === result.plan.region_id ? S.plan : null;
+      S.plan = result.plan;
+      document.body.dataset.planId = String(S.plan.id);
+      writeSettings(S.plan.settings);
+      redraw();
+      setStatus(`${S.plan.name}: ${S.plan.status} in ${fmt(S.plan.seconds, 2)} s`);
+      await refreshPlans();
+    }
+  } catch (error) {
+    $("error").hidden = false;
+    $("error").textContent = `Could not solve: ${error.message}`;
+    if (S.plan) writeSettings(S.plan.settings);
+    setStatus("Error");
+  } finally {
+    S.busy = false;
+    if (S.pending) { const next = S.pending; S.pending = null; solve(next); }
+  }
+}
+
+async function loadRegion(region, settings = null) {
+  S.region = region;
+  $("region").value = region;
+  setStatus(`Loading ${region}…`, true);
+  S.layers = await api(`/api/regions/${encodeURIComponent(region)}/map`);
+  S.plan = null;
+  S.previous = null;
+  $("infeasible").hidden = true;
+  siteLayer.clearLayers();
+  drawAreas();
+  const start = settings || { region_id: region, ...S.meta.defaults, force_keep: [], force_close: [] };
+  writeSettings(start);
+  await solve(readSettings());
+}
+
+async function showPlan(id) {
+  const plan = await api(`/api/plans/${id}`);
+  if (plan.region_id !== S.region) {
+    S.region = plan.region_id;
+    $("region").value = plan.region_id;
+    S.layers = await api(`/api/regions/${encodeURIComponent(plan.region_id)}/map`);
+    drawAreas();
+  }
+  S.previous = S.plan && S.plan.region_id === plan.region_id ? S.plan : null;
+  S.plan = plan;
+  document.body.dataset.planId = String(plan.id);
+  writeSettings(plan.settings);
+  redraw();
+  await refreshPlans();
+  setStatus(`${plan.name} on screen`);
+}
+
+function setForce(site, treatment, what) {
+  const key = `${site}|${treatment}`;
+  if (what) S.force.set(key, what); else S.force.delete(key);
+  drawForced();
+  solve(readSettings());
+}
+
+async function compare() {
+  const a = document.querySelector("input[name=cmp-a]:checked");
+  const b = document.querySelector("input[name=cmp-b]:checked");
+  if (!a || !b) return;
+  const c = await api(`/api/compare?a=${a.value}&b=${b.value}`);
+  const value = (v) => Array.isArray(v) ? (v.length ? v.map(esc).join("<br>") : "–")
+    : (v === null ? "none" : esc(v));
+  let html = `<h3>${esc(c.a.name)} (A) vs ${esc(c.b.name)} (B)</h3><table class="data">` +
+    `<tr><th>setting</th><th>A</th><th>B</th></tr>` +
+    c.settings.map((s) => `<tr><td>${esc(s.key)}</td><td>${value(s.a)}</td>` +
+      `<td>${value(s.b)}</td></tr>`).join("") + "</table>";
+  html += `<h3>Key figures</h3><table class="data" data-testid="compare-kpis"><tr><th></th>` +
+    `<th>A</th><th>B</th><th>B − A</th></tr>` + c.kpis.map((k) =>
+      `<tr data-kpi="${esc(k.key)}"><td>${esc(k.label)}</td><td>${fmtUnit(k.a, k.unit)}</td>` +
+      `<td>${fmtUnit(k.b, k.unit)}</td><td>${k.diff === null ? "" : fmtUnit(k.diff, k.unit)}` +
+      `</td></tr>`).join("") + "</table>";
+  html += `<h3>Hospitals whose outcome differs (${c.hospitals.length})</h3>` +
+    `<table class="data" data-testid="compare-hospitals"><tr><th>hospital</th><th>treatment</th>` +
+    `<th>today</th><th>A</th><th>B</th></tr>` + c.hospitals.map((h) =>
+      `<tr><td>${esc(h.site_name)}</td><td>${esc(h.intervention_name)}</td>` +
+      `<td>${fmt(h.volume_before)}</td><td>${esc(STATUS_WORDS[h.a_status] || "–")} ` +
+      `${fmt(h.a_volume)}</td><td>${esc(STATUS_WORDS[h.b_status] || "–")} ${fmt(h.b_volume)}` +
+      `</td></tr>`).join("") + "</table>";
+  $("comparison").innerHTML = html;
+}
+
+async function exportPlan(id) {
+  const box = $("export-result");
+  box.textContent = `Exporting plan ${id}: running herschik solve on its scenario file…`;
+  try {
+    const r = await postJSON(`/api/plans/${id}/export`, {});
+    box.innerHTML = `<b>Exported to <code data-testid="export-folder">${esc(r.folder)}</code>` +
+      `</b> (in the app's --out folder), ${r.files.length} files, ${fmt(r.seconds, 1)} s. ` +
+      (r.same_as_app ? `<span data-testid="export-same">The command line gives the same ` +
+        `result as the app.</span>` : `<span data-testid="export-differs">The command line ` +
+        `result differs from the app in: ${esc(r.differences.join(", "))}</span>`) +
+      `<br>Re-run: <code>cd ${esc(r.folder)} && ${esc(r.command)}</code>`;
+  } catch (error) {
+    box.textContent = `Export failed: ${error.message}`;
+  }
+}
+
+// --- events ------------------------------------------------------------------------------
+for (const id of ["margin", "max_travel", "max_extra_travel", "max_loss_share", "objective"]) {
+  $(id).addEventListener("change", () => solve(readSettings()));
+}
+$("region").addEventListener("change", () => loadRegion($("region").value));
+$("treatment").addEventListener("change", () => { S.treatment = $("treatment").value; redraw(); });
+$("colour-by").addEventListener("change", () => { S.colourBy = $("colour-by").value; redraw(); });
+$("only-changes").addEventListener("change", () => { if (S.plan) drawHospitals(); });
+$("reset").addEventListener("click", () => {
+  writeSettings({ region_id: S.region, ...S.meta.defaults, force_keep: [], force_close: [] });
+  solve(readSettings());
+});
+$("hospitals").addEventListener("change", (event) => {
+  const el = event.target;
+  if (el.classList.contains("force")) setForce(el.dataset.site, el.dataset.treatment, el.value);
+});
+$("forced").addEventListener("click", (event) => {
+  const key = event.target.dataset.unforce;
+  if (key) { S.force.delete(key); drawForced(); solve(readSettings()); }
+});
+$("map").addEventListener("click", (event) => {
+  const el = event.target;
+  if (el.dataset && el.dataset.force !== undefined && el.dataset.site) {
+    map.closePopup();
+    setForce(el.dataset.site, el.dataset.treatment, el.dataset.force);
+  }
+});
+$("infeasible").addEventListener("click", (event) => {
+  const box = $("infeasible");
+  if (event.target.dataset.dismiss) { box.hidden = true; return; }
+  const n = event.target.dataset.suggestion;
+  if (n !== undefined) {
+    const settings = box._suggestions[Number(n)].settings;
+    writeSettings(settings);
+    solve(readSettings());
+  }
+});
+$("plans").addEventListener("click", (event) => {
+  if (event.target.dataset.show) showPlan(Number(event.target.dataset.show));
+  if (event.target.dataset.export) exportPlan(Number(event.target.dataset.export));
+});
+$("compare").addEventListener("click", compare);
+for (const tab of document.querySelectorAll(".tab")) {
+  tab.addEventListener("click", () => {
+    for (const t of document.querySelectorAll(".tab")) t.classList.toggle("active", t === tab);
+    for (const pane of document.querySelectorAll(".tabpane")) {
+      pane.hidden = pane.id !== `tab-${tab.dataset.tab}`;
+    }
+  });
+}
+
+async function start() {
+  S.meta = await api("/api/meta");
+  $("region").innerHTML = S.meta.regions.map((r) =>
+    `<option value="${esc(r.id)}">${esc(r.name)} (${r.areas} areas, ${r.sites} hospitals)` +
+    `</option>`).join("");
+  $("treatment").innerHTML = '<option value="all">all treatments</option>' +
+    S.meta.treatments.map((t) => `<option value="${esc(t.id)}">${esc(t.name)}</option>`).join("");
+  const objectiveWords = {
+    planner: "planner: move only who must, then least travel",
+    travel: "least total travel", moved: "fewest patients moved",
+    providers: "most providers kept, then least travel",
+  };
+  $("objective").innerHTML = S.meta.objectives.map((o) =>
+    `<option value="${esc(o)}">${esc(objectiveWords[o] || o)}</option>`).join("");
+  $("baseline-note").textContent = S.meta.baseline === "illustrative"
+    ? "The baseline volumes of the embedded data are illustrative (see DATA.md)." : "";
+  await loadRegion(S.meta.first_region);
+}
+start().catch((error) => { setStatus("Error"); $("error").hidden = false;
+  $("error").textContent = error.message; });

@@ -1,0 +1,544 @@
+"""`herschik app`: the JSON API on the embedded municipality dataset (Starlette TestClient).
+
+The app must solve exactly as `herschik solve` does, say in plain words why a change is
+infeasible and what nearest setting is feasible, export what the CLI writes, and never let the
+browser name a file or path on the server.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import socket
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+from herschik.geo.dataset import NL_LONLAT, load_dataset
+from herschik.optimiser.params import SolveParams
+from herschik.scenarios.app.server import SolveRequest, create_app
+from herschik.scenarios.app.session import (
+    AppState,
+    ForcedPair,
+    PlanSettings,
+    kpi_rows,
+    new_folder,
+    plain_words,
+)
+from herschik.scenarios.assemble import build_instance
+from herschik.scenarios.run import run_solve
+from herschik.scenarios.scenario_file import load_scenario
+from starlette.testclient import TestClient
+
+REGION = "midden"
+
+
+@pytest.fixture(scope="module")
+def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("app-out")
+
+
+@pytest.fixture(scope="module")
+def state(out_dir: Path) -> AppState:
+    return AppState(
+        load_dataset("municipalities"),
+        out_dir=out_dir,
+        source_args=["--areas", "municipalities"],
+        areas_label="municipalities",
+        first_region=REGION,
+    )
+
+
+@pytest.fixture(scope="module")
+def client(state: AppState) -> TestClient:
+    return TestClient(create_app(state, allowed_hosts=["testserver"]))
+
+
+def _solve(client: TestClient, base: int | None = None, **settings: typing.Any) -> dict:
+    response = client.post(
+        "/api/solve", json={"settings": {"region_id": REGION, **settings}, "base_plan_id": base}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.fixture(scope="module")
+def default_plan(client: TestClient) -> dict:
+    result = _solve(client)
+    assert result["status"] in ("optimal", "feasible")
+    return result["plan"]
+
+
+def _row(plan: dict, status: str, with_norm: bool = True) -> dict:
+    return next(
+        r
+        for r in plan["hospitals"]
+        if r["status"] == status and (r["norm"] is not None) == with_norm
+    )
+
+
+# --- reference data --------------------------------------------------------------------------
+def test_meta_lists_regions_treatments_and_the_solvers_objectives(client: TestClient) -> None:
+    meta = client.get("/api/meta").json()
+    assert [r["id"] for r in meta["regions"]][:1] == ["noordoost"]
+    assert len(meta["regions"]) == 7 and meta["first_region"] == REGION
+    assert meta["objectives"] == list(
+        typing.get_args(SolveParams.model_fields["objective"].annotation)
+    )
+    defaults = SolveParams()
+    assert meta["defaults"]["objective"] == defaults.objective
+    assert meta["defaults"]["margin"] == defaults.margin
+    assert {t["id"] for t in meta["treatments"]} >= {"kidney_local", "og_resection"}
+
+
+def test_region_map_has_every_area_polygon_in_instance_order_in_wgs84(
+    client: TestClient, state: AppState
+) -> None:
+    layers = client.get(f"/api/regions/{REGION}/map").json()
+    instance = state.instance(REGION)
+    features = layers["areas"]["features"]
+    assert [f["properties"]["area_id"] for f in features] == list(instance.area_ids)
+    assert [f["properties"]["i"] for f in features] == list(range(len(instance.area_ids)))
+    assert {f["geometry"]["type"] for f in features} <= {"Polygon", "MultiPolygon"}
+    west, south, east, north = NL_LONLAT
+    for feature in features:
+        ring = feature["geometry"]["coordinates"][0]
+        ring = ring[0] if feature["geometry"]["type"] == "MultiPolygon" else ring
+        assert len(ring) >= 4
+        for lon, lat in ring:
+            assert west < lon < east and south < lat < north
+    assert [s["site_id"] for s in layers["sites"]] == list(instance.site_ids)
+    assert all(west < s["lon"] < east and south < s["lat"] < north for s in layers["sites"])
+    assert any("Utrecht" in f["properties"]["area_name"] for f in features)
+
+
+# --- solving -----------------------------------------------------------------------------------
+def test_a_plan_is_the_cli_solve_verified(
+    default_plan: dict, state: AppState, tmp_path: Path
+) -> None:
+    """Same KPIs and site volumes as run_solve (what `herschik solve` writes), verifier clean."""
+    instance = build_instance(state.dataset, REGION)
+    summary = run_solve(instance, SolveParams(), tmp_path / "cli")
+    assert default_plan["kpis"] == summary["kpis"]
+    assert default_plan["verification"]["violations"] == []
+    written = {
+        (r["site_id"], r["intervention_id"]): r
+        for r in csv.DictReader((tmp_path / "cli" / "site_volumes.csv").open())
+    }
+    rows = {(r["site_id"], r["intervention_id"]): r for r in default_plan["hospitals"]}
+    for key, cli in written.items():
+        if cli["kept_before"] == "True" or cli["kept_after"] == "True":
+            assert key in rows, key  # every provider before or after is in the table
+    for key, row in rows.items():
+        cli = written.get(key)
+        if cli is None:  # site_volumes.csv lists treatments with a norm (all, after `planner`)
+            assert row["norm"] is None
+            continue
+        assert row["volume_after"] == pytest.approx(float(cli["volume_after"]), abs=1e-6)
+        assert (row["status"] != "lost") == (cli["kept_after"] == "True")
+    # the map colours are the plan's flows: patients per area add up to the region's demand
+    assert sum(default_plan["areas"]["all"]["patients"]) == pytest.approx(
+        summary["kpis"]["patients"], rel=1e-4
+    )
+
+
+def test_kpi_rows_show_displaced_patients_when_the_solve_reports_them(default_plan: dict) -> None:
+    keys = [r["key"] for r in default_plan["kpi_rows"]["all"]]
+    assert {"patients", "patients_moved", "providers_before", "providers_after"} <= set(keys)
+    assert ("patients_displaced" in keys) == ("patients_displaced" in default_plan["kpis"])
+    by_key = {r["key"]: r["value"] for r in default_plan["kpi_rows"]["all"]}
+    assert by_key["providers_after"] == sum(default_plan["kpis"]["providers_after"].values())
+
+
+def test_force_close_loses_the_treatment_and_updates_kpis(
+    client: TestClient, default_plan: dict
+) -> None:
+    row = _row(default_plan, "kept")
+    site, treatment = row["site_id"], row["intervention_id"]
+    plan = _solve(
+        client, default_plan["id"],
+        force_close=[{"site_id": site, "intervention_id": treatment}],
+    )["plan"]
+    changed = next(
+        r for r in plan["hospitals"] if (r["site_id"], r["intervention_id"]) == (site, treatment)
+    )
+    assert changed["status"] == "lost" and changed["volume_after"] == 0
+    assert changed["forced"] == "close"
+    before = default_plan["kpis"]["providers_after"][treatment]
+    assert plan["kpis"]["providers_after"][treatment] == before - 1
+    assert plan["verification"]["violations"] == []
+    # the displaced patients' areas now travel elsewhere for that treatment
+    index = [s["site_id"] for s in client.get(f"/api/regions/{REGION}/map").json()["sites"]]
+    assert index.index(site) not in plan["areas"]["treatments"][treatment]["dest"]
+
+
+def test_force_keep_keeps_a_hospital_that_would_lose_it(
+    client: TestClient, default_plan: dict
+) -> None:
+    row = _row(default_plan, "lost")
+    plan = _solve(
+        client, default_plan["id"],
+        force_keep=[{"site_id": row["site_id"], "intervention_id": row["intervention_id"]}],
+    )["plan"]
+    kept = next(
+        r for r in plan["hospitals"]
+        if (r["site_id"], r["intervention_id"]) == (row["site_id"], row["intervention_id"])
+    )
+    assert kept["status"] == "kept" and kept["forced"] == "keep"
+    assert kept["volume_after"] >= kept["required_min"] - 1e-6
+
+
+def test_same_settings_give_the_same_plan(client: TestClient, default_plan: dict) -> None:
+    again = _solve(client)
+    assert again["plan"]["id"] == default_plan["id"]
+
+
+def test_infeasible_margin_explains_and_suggests_a_feasible_margin(
+    client: TestClient, default_plan: dict
+) -> None:
+    n_plans = len(client.get("/api/plans").json()["plans"])
+    result = _solve(client, default_plan["id"], margin=3.0)
+    assert result["status"] == "infeasible" and "plan" not in result
+    info = result["infeasible"]
+    assert info["reason"].startswith("The scenario is infeasible")
+    assert "_" not in info["reason"].split(":")[1]  # treatment ids replaced by their names
+    margin_fix = next(s for s in info["suggestions"] if "margin" in s["text"])
+    assert margin_fix["settings"]["margin"] < 3.0
+    assert any(s["settings"] == PlanSettings(region_id=REGION, objective=default_plan[
+        "settings"]["objective"]).model_dump() for s in info["suggestions"])
+    # nothing was added to the plans; applying the suggestion is feasible
+    assert len(client.get("/api/plans").json()["plans"]) == n_plans
+    fixed = client.post("/api/solve", json={"settings": margin_fix["settings"]}).json()
+    assert fixed["status"] in ("optimal", "feasible")
+
+
+def test_nearest_feasible_extra_travel_limit_is_the_tightest_one(
+    client: TestClient, default_plan: dict
+) -> None:
+    result = _solve(client, default_plan["id"], max_extra_travel=0.0)
+    assert result["status"] == "infeasible"
+    fix = next(s for s in result["infeasible"]["suggestions"] if "extra-travel" in s["text"])
+    limit = fix["settings"]["max_extra_travel"]
+    assert limit > 0
+    assert _solve(client, max_extra_travel=limit)["status"] in ("optimal", "feasible")
+    assert _solve(client, max_extra_travel=limit - 1)["status"] == "infeasible"
+
+
+def test_infeasible_forced_keep_suggests_dropping_it(
+    client: TestClient, default_plan: dict
+) -> None:
+    row = _row(default_plan, "kept")
+    pair = {"site_id": row["site_id"], "intervention_id": row["intervention_id"]}
+    result = _solve(client, default_plan["id"], force_keep=[pair], force_close=[pair])
+    assert result["status"] == "infeasible"
+    texts = [s["text"] for s in result["infeasible"]["suggestions"]]
+    assert any(t.startswith("Stop forcing: keeping") and row["site_name"] in t for t in texts)
+
+
+def test_plans_and_compare(client: TestClient, default_plan: dict) -> None:
+    row = _row(default_plan, "kept")
+    other = _solve(client, default_plan["id"], margin=0.05, force_close=[
+        {"site_id": row["site_id"], "intervention_id": row["intervention_id"]}])["plan"]
+    plans = client.get("/api/plans").json()["plans"]
+    assert {default_plan["id"], other["id"]} <= {p["id"] for p in plans}
+    full = client.get(f"/api/plans/{other['id']}").json()
+    assert full["kpis"] == other["kpis"]
+    comparison = client.get(f"/api/compare?a={default_plan['id']}&b={other['id']}").json()
+    margin = next(s for s in comparison["settings"] if s["key"] == "margin")
+    assert (margin["a"], margin["b"]) == (0.0, 0.05)
+    moved = next(k for k in comparison["kpis"] if k["key"] == "patients_moved")
+    assert moved["diff"] == pytest.approx(moved["b"] - moved["a"])
+    changed = {(h["site_id"], h["intervention_id"]): h for h in comparison["hospitals"]}
+    closed = changed[(row["site_id"], row["intervention_id"])]
+    assert (closed["a_status"], closed["b_status"]) == ("kept", "lost")
+
+
+def test_export_writes_the_toml_and_the_cli_result(
+    client: TestClient, default_plan: dict, out_dir: Path
+) -> None:
+    row = _row(default_plan, "kept")
+    plan = _solve(client, default_plan["id"], max_travel=90, force_close=[
+        {"site_id": row["site_id"], "intervention_id": row["intervention_id"]}])["plan"]
+    exported = client.post(f"/api/plans/{plan['id']}/export").json()
+    folder = out_dir / exported["folder"]
+    assert folder.parent == out_dir and folder.is_dir()
+    assert exported["exit_code"] == 0 and exported["same_as_app"], exported["differences"]
+    for name in ("plan.toml", "result/summary.json", "result/site_volumes.csv",
+                 "result/assignments.csv", "result/results.gpkg", "result/report.html"):
+        assert name in exported["files"]
+    scenario = load_scenario(folder / "plan.toml").expand()[0]
+    assert scenario.params == PlanSettings(**plan["settings"]).solve_params()
+    summary = json.loads((folder / "result" / "summary.json").read_text())
+    assert summary["kpis"] == plan["kpis"]
+    assert "--areas municipalities" in exported["command"]
+
+
+def test_export_folders_are_never_reused(tmp_path: Path) -> None:
+    first = new_folder(tmp_path, "plan-001-midden")
+    (first / "plan.toml").write_text("x")
+    second = new_folder(tmp_path, "plan-001-midden")
+    assert (first.name, second.name) == ("plan-001-midden", "plan-001-midden-2")
+    assert (first / "plan.toml").read_text() == "x"
+
+
+# --- what the browser may not do ------------------------------------------------------------
+ROUTES = {
+    ("/", "GET"), ("/api/meta", "GET"), ("/api/regions/{region_id}/map", "GET"),
+    ("/api/solve", "POST"), ("/api/plans", "GET"), ("/api/plans/{plan_id:int}", "GET"),
+    ("/api/compare", "GET"), ("/api/plans/{plan_id:int}/export", "POST"), ("/static", None),
+}
+
+
+def test_the_routes_are_the_reviewed_ones(state: AppState) -> None:
+    """A new route must be added here, and to the path checks below, before it can ship."""
+    app = create_app(state)
+    found = set()
+    for route in app.routes:
+        methods = sorted((getattr(route, "methods", None) or {"-"}) - {"HEAD"})
+        found.add((route.path, methods[0] if methods != ["-"] else None))
+    assert found == ROUTES
+
+
+def test_request_models_have_no_path_like_field() -> None:
+    words = ("path", "file", "dir", "folder", "out", "dest", "name")
+    for model in (SolveRequest, PlanSettings, ForcedPair):
+        assert model.model_config.get("extra") == "forbid"
+        for field in model.model_fields:
+            assert not any(w in field for w in words), (model.__name__, field)
+
+
+def test_no_endpoint_accepts_a_path(
+    client: TestClient, default_plan: dict, tmp_path: Path, out_dir: Path
+) -> None:
+    evil = tmp_path / "evil"
+    plan_id = default_plan["id"]
+    for url in ("/", "/api/meta", f"/api/regions/{REGION}/map", "/api/plans",
+                f"/api/plans/{plan_id}", f"/api/compare?a={plan_id}&b={plan_id}"):
+        sep = "&" if "?" in url else "?"
+        for key in ("path", "out", "file", "folder", "data"):
+            response = client.get(f"{url}{sep}{key}={evil}")
+            assert response.status_code == 422, (url, key)
+    settings = {"region_id": REGION}
+    for body in (
+        {"settings": settings, "out": str(evil)},
+        {"settings": {**settings, "out": str(evil)}},
+        {"settings": {**settings, "data": str(evil)}},
+        {"settings": {**settings, "network": str(evil)}},
+        {"settings": {**settings, "force_close": [
+            {"site_id": "x", "intervention_id": "*", "path": str(evil)}]}},
+        {"settings": {**settings, "region_id": "../../etc"}},
+        {"settings": {**settings, "force_close": [
+            {"site_id": "../../etc/passwd", "intervention_id": "*"}]}},
+    ):
+        response = client.post("/api/solve", json=body)
+        assert response.status_code in (400, 422), body
+    for body in ({"folder": str(evil)}, {"out": str(evil)}, {"path": "x"}):
+        response = client.post(f"/api/plans/{plan_id}/export", json=body)
+        assert response.status_code == 422
+    response = client.post(f"/api/plans/{plan_id}/export?out={evil}")
+    assert response.status_code == 422
+    for url in ("/api/regions/..%2F..%2Fetc/map", "/api/regions/%2Fetc%2Fpasswd/map",
+                "/static/../session.py", "/static/%2e%2e/session.py", "/api/plans/..%2F1"):
+        assert client.get(url).status_code in (400, 404), url
+    assert not evil.exists()
+    assert all(p.parent == out_dir for p in out_dir.iterdir())
+
+
+def test_bad_requests_are_one_line_errors(client: TestClient, default_plan: dict) -> None:
+    cases = [
+        (client.post("/api/solve", json={"settings": {"region_id": "atlantis"}}), 400,
+         "unknown region"),
+        (client.post("/api/solve", json={"settings": {"region_id": REGION, "force_close": [
+            {"site_id": "Z100101", "intervention_id": "*"}]}}), 400, "not a hospital of region"),
+        (client.post("/api/solve", json={"settings": {"region_id": REGION, "margin": -1}}), 422,
+         "margin"),
+        (client.post("/api/solve", json={"settings": {"region_id": REGION,
+                                                      "objective": "cheapest"}}), 422,
+         "unknown objective"),
+        (client.post("/api/solve", content=b'{"settings": {"region_id": "midden"}}',
+                     headers={"content-type": "text/plain"}), 400, "application/json"),
+        (client.post("/api/solve", content=b"{not json",
+                     headers={"content-type": "application/json"}), 400, "not JSON"),
+        (client.get("/api/plans/99999"), 404, "no plan"),
+        (client.get("/api/compare?a=1"), 422, "two plan ids"),
+        (client.get("/api/regions/atlantis/map"), 400, "unknown region"),
+    ]
+    for response, status, words in cases:
+        assert response.status_code == status, response.text
+        error = response.json()["error"]
+        assert words in error and "\n" not in error
+
+
+def test_foreign_host_header_is_refused(state: AppState) -> None:
+    client = TestClient(create_app(state, allowed_hosts=["127.0.0.1", "localhost"]),
+                        base_url="http://127.0.0.1")
+    assert client.get("/api/meta").status_code == 200
+    assert client.get("/api/meta", headers={"host": "evil.example"}).status_code == 400
+
+
+def test_page_and_vendored_leaflet_are_served(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "/static/vendor/leaflet/leaflet.js" in page.text
+    assert "http" not in page.text.replace("http-equiv", "")  # nothing fetched from elsewhere
+    leaflet = client.get("/static/vendor/leaflet/leaflet.js")
+    assert leaflet.status_code == 200 and "Leaflet 1.9.4" in leaflet.text[:300]
+    assert client.get("/static/vendor/leaflet/leaflet.css").status_code == 200
+    assert client.get("/static/app.js").status_code == 200
+
+
+def test_plain_words_replaces_whole_ids_only() -> None:
+    names = {"og_resection": "Oesophageal resections", "Z1": "Ede", "Z10": "Arnhem"}
+    assert plain_words("og_resection at Z10 and Z1, not Z100", names) == (
+        "Oesophageal resections at Arnhem and Ede, not Z100")
+
+
+# --- the command ---------------------------------------------------------------------------
+def _app(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "herschik.scenarios.cli", "app", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_app_refuses_an_unknown_region_in_one_line(tmp_path: Path) -> None:
+    run = _app("--region", "atlantis", "--out", str(tmp_path))
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "--region atlantis" in run.stderr
+
+
+def test_cli_app_refuses_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        run = _app("--port", str(busy.getsockname()[1]), "--out", str(tmp_path))
+    assert run.returncode == 2 and "cannot listen" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_kpi_rows_read_the_displaced_keys_and_per_treatment_numbers() -> None:
+    """The planner's KPI keys (SHARED_NAMES) are shown when present, per treatment too."""
+    kpis = {
+        "patients": 100.0, "patients_moved": 12.0, "patients_displaced": 10.0,
+        "displaced_share": 0.1, "displaced_mean_extra_min": 7.5, "displaced_p90_extra_min": 12.0,
+        "displaced_max_extra_min": 20.0, "patients_moved_optional": 2.0,
+        "providers_before": {"a": 3, "b": 2}, "providers_after": {"a": 2, "b": 2},
+        "providers_lost": {"a": 1, "b": 0}, "providers_gained": {"a": 0, "b": 0},
+        "per_treatment": {"a": {"patients": 60.0, "patients_displaced": 10.0,
+                                "displaced_share": 1 / 6, "displaced_mean_extra_min": 7.5,
+                                "providers_before": 3, "providers_after": 2}},
+    }
+    rows = {r["key"]: r["value"] for r in kpi_rows(kpis)}
+    assert rows["patients_displaced"] == 10.0 and rows["displaced_p90_extra_min"] == 12.0
+    assert rows["providers_before"] == 5 and rows["providers_after"] == 4
+    assert rows["providers_lost"] == 1 and rows["providers_gained"] == 0
+    per_a = {r["key"]: r["value"] for r in kpi_rows(kpis, "a")}
+    assert per_a["patients"] == 60.0 and per_a["patients_displaced"] == 10.0
+    assert (per_a["providers_before"], per_a["providers_after"], per_a["providers_lost"]) == (
+        3, 2, 1)
+    assert "patients_moved" not in per_a  # a region-wide number is not shown as the treatment's
+    per_b = {r["key"]: r["value"] for r in kpi_rows(kpis, "b")}
+    assert per_b == {"providers_before": 2, "providers_after": 2, "providers_lost": 0,
+                     "providers_gained": 0}
+    before_merge = {r["key"] for r in kpi_rows({"patients": 1.0, "patients_moved": 0.0})}
+    assert before_merge == {"patients", "patients_moved"}
+
+
+def test_a_user_dataset_with_data_exports_through_the_cli_with_data(tmp_path: Path) -> None:
+    """`herschik app --data DIR`: plans on the user's tables, export re-solved with --data."""
+    from herschik.geo.dataset import export_dataset
+
+    data = tmp_path / "data"
+    export_dataset(load_dataset("example"), data)
+    state = AppState(load_dataset(data), out_dir=tmp_path / "out",
+                     source_args=["--data", str(data)])
+    client = TestClient(create_app(state))
+    meta = client.get("/api/meta").json()
+    assert [r["id"] for r in meta["regions"]] == ["example"]
+    result = client.post("/api/solve", json={"settings": {"region_id": "example",
+                                                          "margin": 0.1}}).json()
+    assert result["status"] in ("optimal", "feasible")
+    exported = client.post(f"/api/plans/{result['plan']['id']}/export").json()
+    assert exported["same_as_app"], exported["differences"]
+    assert exported["command"].endswith(f"--data {data}")
+
+
+def test_vendored_leaflet_is_the_npm_release_unmodified() -> None:
+    import hashlib
+
+    from herschik.scenarios.app.server import STATIC_DIR
+
+    folder = STATIC_DIR / "vendor" / "leaflet"
+    sums = [line.split() for line in (folder / "VERSION").read_text().splitlines()
+            if line.endswith((".js", ".css"))]
+    assert {name for _, name in sums} == {"leaflet.js", "leaflet.css"}
+    for digest, name in sums:
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
+    assert "BSD 2-Clause" in (folder / "LICENSE").read_text()
+
+
+def test_cli_app_serves_on_loopback_guards_the_host_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    import re
+    import signal
+    import time
+    import urllib.error
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "herschik.scenarios.cli", "app", "--port", "0", "--out",
+         str(tmp_path / "plans"), "--region", "west"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
+        assert match, proc.stderr.read() if proc.poll() is not None else "no address printed"
+        url = match.group(0)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "api/meta", timeout=5) as response:
+                    assert json.load(response)["first_region"] == "west"
+                break
+            except urllib.error.URLError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.2)
+        foreign = urllib.request.Request(url + "api/meta", headers={"Host": "evil.example"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(foreign, timeout=5)
+        assert refused.value.code == 400
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert "stopped" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_closing_a_whole_hospital_loses_all_its_treatments(
+    client: TestClient, default_plan: dict
+) -> None:
+    site = _row(default_plan, "kept")["site_id"]
+    result = _solve(client, default_plan["id"],
+                    force_close=[{"site_id": site, "intervention_id": "*"}])
+    assert result["status"] in ("optimal", "feasible")
+    rows = [r for r in result["plan"]["hospitals"] if r["site_id"] == site]
+    assert rows and all(r["forced"] == "close" and r["volume_after"] == 0 for r in rows)
+    assert {r["status"] for r in rows if r["volume_before"] > 0} == {"lost"}
+    assert "all treatments" in client.get("/api/compare", params={
+        "a": default_plan["id"], "b": result["plan"]["id"]}).json()["settings"][-1]["b"][0]
+
+
+def test_nearest_margin_by_bisection_agrees_with_the_diagnosis(
+    client: TestClient, state: AppState, default_plan: dict
+) -> None:
+    """The app's own bisection (used when the diagnosis has no value in time) finds the margin
+    the diagnosis finds, to its 0.01 rounding (the diagnosis rounds down)."""
+    result = _solve(client, default_plan["id"], margin=3.0)
+    diagnosed = result["infeasible"]["diagnosis"]["smallest_feasible_margin"]
+    instance = state.instance(REGION)
+    params = PlanSettings(region_id=REGION, margin=3.0).solve_params()
+    everything = list(range(len(instance.treatments)))
+    nearest = state._nearest_limit(instance, params, everything, "margin", 3.0, 0.0, 2)
+    assert diagnosed <= nearest <= diagnosed + 0.01 + 1e-9
+    assert _solve(client, margin=nearest)["status"] in ("optimal", "feasible")
+    assert _solve(client, margin=round(nearest + 0.01, 2))["status"] == "infeasible"

@@ -1,0 +1,226 @@
+"""`herschik app` end to end in a real headless browser (Playwright driving Debian's Chromium).
+
+The server is the README's command (`herschik app`, here on a free port). The test loads a
+region, forces a closure, sees the map and the key figures change, tries an infeasible change
+(the diagnosis shows, the plan stays), compares two plans, exports one, and re-solves the
+exported TOML with the command line to the same result files.
+
+Needs ``/usr/bin/chromium`` (Debian package ``chromium``; ``.ci/run`` installs it). Locally it
+is skipped when Chromium is absent; with ``CI`` set it fails instead. Playwright never downloads
+a browser here (no ``playwright install``): it launches the system Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from herschik.scenarios.app.session import comparable_summary
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+REGION = "midden"
+TREATMENT = "kidney_local"
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing under CI: install the Debian package chromium")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); required under CI")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """`herschik app --port 0 --out DIR --region midden`; yields (url, out dir)."""
+    out = tmp_path_factory.mktemp("plans")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "herschik.scenarios.cli", "app", "--port", "0", "--out", str(out),
+         "--region", REGION],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert match, f"no address printed: {line!r} {proc.stderr.read() if proc.poll() else ''}"
+        url = match.group(0)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "api/meta", timeout=5) as response:
+                    assert response.status == 200
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "server did not start"
+                time.sleep(0.2)
+        yield url, out
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _plan_id(page) -> str:
+    return page.evaluate("document.body.dataset.planId")
+
+
+def _wait_new_plan(page, old: str) -> str:
+    page.wait_for_function(
+        "old => document.body.dataset.planId !== old && document.body.dataset.busy === 'false'",
+        arg=old, timeout=TIMEOUT_MS,
+    )
+    return _plan_id(page)
+
+
+def _kpi(page, key: str) -> str:
+    return page.locator(f"#kpis tr[data-kpi='{key}'] td.value").inner_text()
+
+
+def _area_fills(page) -> list[str]:
+    return page.eval_on_selector_all(
+        "#map path.leaflet-interactive:not(.site-marker)",
+        "els => els.map(e => e.getAttribute('fill'))",
+    )
+
+
+def test_plan_in_the_browser_then_export_and_resolve_with_the_cli(
+    chromium_path: str, app_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    url, out = app_server
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            requests: list[str] = []
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(url)
+
+            # --- load a region: the default plan is drawn --------------------------------
+            page.wait_for_function("document.body.dataset.planId !== ''", timeout=TIMEOUT_MS)
+            first = _plan_id(page)
+            assert page.input_value("#region") == REGION
+            n_areas = page.locator("#map path.leaflet-interactive:not(.site-marker)").count()
+            assert n_areas >= 30  # every municipality of Midden-Nederland is a polygon
+            assert page.locator("#map path.site-marker").count() == 11
+            assert "every constraint holds" in page.inner_text("#verification")
+
+            # --- one treatment, colour areas by destination ------------------------------
+            page.select_option("#treatment", TREATMENT)
+            page.select_option("#colour-by", "dest")
+            kept_row = page.locator("#hospitals tbody tr[data-status='kept']").first
+            site = kept_row.get_attribute("data-site-id")
+            marker = page.locator(f"#map path.site-marker[data-site-id='{site}']")
+            assert marker.get_attribute("data-status") == "kept"
+            providers_before = _kpi(page, "providers_after")
+            fills_before = _area_fills(page)
+            marker.hover()
+            tooltip = page.locator(".leaflet-tooltip").first
+            tooltip.wait_for(timeout=TIMEOUT_MS)
+            assert "kept" in tooltip.inner_text() and "patients/yr" in tooltip.inner_text()
+
+            # --- force a closure: map, KPIs and table change -------------------------------
+            kept_row.locator("select.force").select_option("close")
+            closed = _wait_new_plan(page, first)
+            marker = page.locator(f"#map path.site-marker[data-site-id='{site}']")
+            assert marker.get_attribute("data-status") == "lost"
+            assert int(_kpi(page, "providers_after")) == int(providers_before) - 1
+            assert _area_fills(page) != fills_before  # its areas now go elsewhere
+            row = page.locator(f"#hospitals tbody tr[data-site-id='{site}']")
+            assert row.get_attribute("data-status") == "lost"
+            assert "close" in page.inner_text("#forced")
+            page.check("#only-changes")
+            statuses = page.eval_on_selector_all(
+                "#hospitals tbody tr", "rows => rows.map(r => r.dataset.status)")
+            assert "lost" in statuses and set(statuses) <= {"lost", "gained", "below_norm"}
+            page.uncheck("#only-changes")
+
+            # --- an infeasible change: diagnosis in words, previous plan stays ------------
+            page.fill("#margin", "3")
+            page.press("#margin", "Enter")
+            banner = page.locator("#infeasible")
+            banner.wait_for(state="visible", timeout=TIMEOUT_MS)
+            text = banner.inner_text()
+            assert "infeasible" in text and "margin" in text.lower()
+            assert _plan_id(page) == closed
+            assert page.input_value("#margin") == "0"  # controls show the plan on screen
+            assert marker.get_attribute("data-status") == "lost"
+            banner.locator("button", has_text="Lower the margin").click()
+            margin_plan = _wait_new_plan(page, closed)
+            assert banner.is_hidden()
+            assert float(page.input_value("#margin")) > 0
+
+            # --- compare the closure plan with the first one ------------------------------
+            page.click("[data-testid=plans-tab]")
+            page.check(f"#plans input[name=cmp-a][value='{first}']")
+            page.check(f"#plans input[name=cmp-b][value='{closed}']")
+            page.click("#compare")
+            hospitals = page.locator("[data-testid=compare-hospitals]")
+            hospitals.wait_for(timeout=TIMEOUT_MS)
+            assert "lost" in hospitals.inner_text()
+            assert page.locator("[data-testid=compare-kpis] tr[data-kpi]").count() >= 5
+
+            # --- export the closure plan ------------------------------------------------
+            page.click(f"[data-testid=export-{closed}]")
+            page.locator("[data-testid=export-folder]").wait_for(timeout=300_000)
+            assert page.locator("[data-testid=export-same]").is_visible()
+            folder = out / page.inner_text("[data-testid=export-folder]")
+            assert margin_plan != closed
+
+            # --- another region: its own map and plan ----------------------------------
+            page.select_option("#treatment", "all")
+            page.select_option("#region", "west")
+            _wait_new_plan(page, margin_plan)
+            assert page.locator("#map path.site-marker").count() == 13
+            area = page.locator("#map path.leaflet-interactive:not(.site-marker)").nth(3)
+            area.dispatch_event("click")  # its centre may lie under a hospital marker
+            popup = page.locator(".leaflet-popup-content")
+            popup.wait_for(timeout=TIMEOUT_MS)
+            assert "patients/yr" in popup.inner_text() and "all treatments" in popup.inner_text()
+        finally:
+            browser.close()
+    assert errors == []
+    # offline: the page fetched nothing but from the app itself (no tiles, no CDN)
+    assert requests and all(r.startswith(url) or r.startswith("data:") for r in requests), [
+        r for r in requests if not r.startswith(url)]
+
+    # --- the exported TOML, re-solved by the command line, gives the same result ---------
+    toml = (folder / "plan.toml").read_text()
+    assert site in toml and TREATMENT in toml
+    again = tmp_path / "again"
+    run = subprocess.run(
+        [sys.executable, "-m", "herschik.scenarios.cli", "solve", "--region", REGION,
+         "--scenario", "plan.toml", "--out", str(again), "--areas", "municipalities"],
+        cwd=folder, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    result = folder / "result"
+    assert sorted(p.relative_to(result) for p in result.rglob("*")) == sorted(
+        p.relative_to(again) for p in again.rglob("*"))
+    for name in ("site_volumes.csv", "assignments.csv"):
+        assert (result / name).read_bytes() == (again / name).read_bytes(), name
+    exported = json.loads((result / "summary.json").read_text())
+    resolved = json.loads((again / "summary.json").read_text())
+    assert comparable_summary(exported) == comparable_summary(resolved)
+    assert exported["scenario"]["force_close"] == [
+        {"site_id": site, "intervention_id": TREATMENT}]
