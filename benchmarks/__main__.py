@@ -472,7 +472,7 @@ def render(results: dict[str, Any]) -> str:
                   "configuration, back to back in one process, HiGHS single-threaded, default "
                   f"scenario, {st.get('repeats')} repeats (median). Linking `aggregated` = "
                   "Σ_a x ≤ U·y only; `nearest` = plus x ≤ d·y for each area's nearest site "
-                  "(optimiser/formulation.py, LINKING_NOTE). Heuristics = HiGHS' root RENS, "
+                  "(docs/decisions/linking.md). Heuristics = HiGHS' root RENS, "
                   "RINS and reduced-cost heuristics (optimiser/solve.py, HIGHS_MIP_OPTIONS). "
                   f"Old default: {st.get('old_default')}; new default: {st.get('new_default')}. "
                   "Cells: solve seconds summed over the 19 sub-problems (speed-up over the old "

@@ -6,7 +6,7 @@ every region of the embedded default data and every treatment (the sub-problems 
 one process, HiGHS single-threaded, default scenario (``SolveParams()``):
 
 * ``linking``: ``aggregated`` (Σ_a x <= U·y only) or ``nearest`` (plus x <= d·y for each
-  area's nearest site; the default), see ``optimiser.formulation.LINKING_NOTE``;
+  area's nearest site; the default), see docs/decisions/linking.md;
 * ``heuristics``: HiGHS' root RENS/RINS/reduced-cost heuristics ``on`` (HiGHS' default) or
   ``off`` (``optimiser.solve.HIGHS_MIP_OPTIONS``, the default).
 

@@ -23,7 +23,7 @@ flows, see below), ``capacity`` (treatments without a norm),
 ``bundle`` (y equal across a bundle), ``loss_share`` (max_loss_share), ``stay`` and
 ``providers_floor`` (phase 2 of the lexicographic ``providers`` objective).
 
-Linking (measured, numbers and reasoning in ``LINKING_NOTE``): the default ``nearest`` is the
+Linking (measured: docs/decisions/linking.md): the default ``nearest`` is the
 aggregated per-site row Σ_a x <= U·y plus the per-pair row x[a,s,t] <= d[a,t]·y[s,t] for each
 area's nearest candidate site only (one row per area and treatment); ``aggregated`` drops
 those rows, ``per_pair`` has them for every flow (~14x more rows). All three give the same
@@ -39,67 +39,6 @@ import scipy.sparse as sp
 
 from .instance import Instance
 from .params import SolveParams
-
-#: Measurements behind the choice of the aggregated linking form.
-LINKING_NOTE = """
-Aggregated (Σ_a x[a,s,t] <= U·y[s,t], x <= d as a column bound) vs per-pair (x <= d·y per flow
-variable), HiGHS 1.15 via highspy, threads=1, one MIP per treatment, objective travel, margin
-0.1, tests/conftest_optimiser.synthetic_instance (areas around towns with populations, travel =
-distance x 1.3 at 70 km/h + 5 min, demand ~ population, norm = 0.8 x median site volume), on a
-2-core machine with other jobs running (so +-30% noise). Same optimum everywhere.
-
-  instance                 form        presolve  rows   total s  median s  max s
-  400 areas x 14 sites x6  aggregated  on         428    21.9     2.3       9.1
-                           aggregated  off        428    24.6     4.1       7.7
-                           per-pair    on        6014    33.5     1.7      21.3
-                           per-pair    off       6014    16.9     1.8       9.5
-  500 areas x 16 sites x8  aggregated  on         526    69.7     8.2      12.6
-                           aggregated  off        526    60.0     7.1      11.1
-                           per-pair    on        7013    36.1     3.2      11.6
-                           per-pair    off       7013    19.1     1.6       6.8
-
-Per-pair rows with presolve off won on total time on both instances (16.9 vs 21.9 s and
-19.1 vs 69.7 s): their tighter LP relaxation (y >= x/d for every flow) needs far fewer
-branch-and-bound nodes, which outweighs the ~14x larger node LPs; HiGHS' presolve, which
-spends long on these transportation-like structures (it took 48 s on a baseline LP that solves
-in 0.8 s without it), is what made them look slow in the issue's probe. So per-pair is the
-default and solve.py runs HiGHS with presolve off. The aggregated form stays available
-(build_arrays(..., linking="aggregated")) and is tested to give the same optimum; re-measure on
-the real national data (benchmarks issue).
-
-Re-measured on the real national default (district areas, road-network travel times), region
-noordoost (706 areas, 16 sites), the three hardest treatments, same run, 40 s limit, machine
-heavily loaded:
-
-  treatment        form        presolve  rows    result
-  kidney_systemic  aggregated  off         736   optimal in 25.2 s
-                   per-pair    off       11984   gap 1.6% at 40 s
-  og_systemic      aggregated  off/on      736   optimal in 13.9 / 13.5 s
-                   per-pair    off/on    11984   gap 0.8% at 40 s
-  pancreas_ercp    aggregated  off/on      732   optimal in 10.3 / 10.6 s
-                   per-pair    off/on    10574   gap 0.5% at 40 s
-
-On the real data the aggregated form wins clearly (the synthetic instances above were not
-representative: real regions have many more small areas per site).
-
-Why the aggregated LP is weak, and the ``nearest`` middle way (2026-11-22, HiGHS with the root
-RENS/RINS heuristics off as solve.HIGHS_MIP_OPTIONS sets, threads=1, each treatment alone, same
-run, summed over the 19 treatments): with Σ_a x <= U·y and U ~ the whole regional demand, the
-LP keeps every area at its nearest site and sets y = volume/U, tiny, so the min-volume rows are
-slack: noordoost kidney_systemic root LP 6076 vs optimum 8409 (28 % gap). Per-pair rows for
-every flow close that to 2 % (root LP 8236) but make every node LP ~2.5x larger; adding them
-only for each area's nearest site (one row per area) gives root LP 8043 (4 % gap) at ~2x the
-rows. Summed solve seconds per region, aggregated -> nearest (benchmarks/RESULTS.md "Solver
-settings", 3 repeats, medians):
-
-  noordoost 16.0 -> 12.2   noord_holland_flevoland 1.75 -> 1.27   zuidwest 4.12 -> 2.52
-  zuidoost   1.03 -> 0.76  oost 0.59 -> 0.48   midden 0.36 -> 0.29   west 0.25 -> 0.16
-
-Per-pair rows for the two nearest sites, or separated in a root cut loop until the LP
-violates none, were slower (a one-off probe, noordoost summed, same run: aggregated 13.7 s,
-nearest 10.8 s, two nearest 21.2 s, cut loop 21.5 s). So ``nearest`` is the default;
-``python -m benchmarks --only settings`` re-measures aggregated vs nearest side by side.
-"""
 
 LINKINGS = ("nearest", "aggregated", "per_pair")
 
@@ -461,7 +400,7 @@ def build_arrays(
     (maximise kept pairs, i.e. minimise -Σy; solve.py runs phase 2), or the weighted mix.
     ``linking`` is ``"nearest"`` (default: Σ_a x <= U·y plus x <= d·y for each area's nearest
     site), ``"aggregated"`` (Σ_a x <= U·y only) or ``"per_pair"`` (x <= d·y for every flow);
-    see LINKING_NOTE for the measurements behind the default.
+    see docs/decisions/linking.md for the measurements behind the default.
     """
     if linking not in LINKINGS:
         raise ValueError(f"unknown linking {linking!r}")
@@ -593,7 +532,7 @@ def build_arrays(
         cap_rows_needed = np.zeros(0, dtype=np.int64)
         # nearest: also flow <= d*y for each (area, treatment)'s nearest site with a keep
         # decision. Valid (implied once y is integer); cuts off the LP point that keeps every
-        # area at its nearest site with a tiny fractional y there (see LINKING_NOTE).
+        # area at its nearest site with a tiny fractional y there (docs/decisions/linking.md).
         pair_x = (_nearest_flow_columns(x_area[xi], x_treat[xi], travel[x_area[xi], x_site[xi]])
                   if linking == "nearest" else np.zeros(0, dtype=np.int64))
         pair_x = xi[pair_x]

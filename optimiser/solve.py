@@ -54,7 +54,7 @@ from .params import SolveParams
 from .solution import Solution
 
 #: HiGHS presolve for the sub-MIPs: off. With the aggregated linking it made no difference on
-#: the real data (formulation.LINKING_NOTE), and it is very slow on the transportation-like
+#: the real data (docs/decisions/linking.md), and it is very slow on the transportation-like
 #: LPs of large instances (48 s vs 0.8 s measured on a national baseline LP).
 HIGHS_PRESOLVE = False
 #: HiGHS' root sub-MIP heuristics (RENS, RINS) and root reduced-cost heuristic: off. On these
