@@ -182,12 +182,23 @@ def test_plan_in_the_browser_then_export_and_resolve_with_the_cli(
 
             # --- compare the closure plan with the first one ------------------------------
             page.click("[data-testid=plans-tab]")
+            page.locator(f"#plans tr[data-plan-id='{margin_plan}']").wait_for(timeout=TIMEOUT_MS)
             page.check(f"#plans input[name=cmp-a][value='{first}']")
             page.check(f"#plans input[name=cmp-b][value='{closed}']")
             page.click("#compare")
             hospitals = page.locator("[data-testid=compare-hospitals]")
             hospitals.wait_for(timeout=TIMEOUT_MS)
+            # the comparison is drawn when its request returns: wait for it
+            page.wait_for_function(
+                "document.querySelector('[data-testid=compare-hospitals]')"
+                ".innerText.includes('lost')", timeout=TIMEOUT_MS)
             assert "lost" in hospitals.inner_text()
+            # a refresh of the plan list (after every new plan) keeps the compare choice
+            page.evaluate("refreshPlans()")
+            page.wait_for_function(
+                f"document.querySelector(\"#plans input[name=cmp-a][value='{first}']\").checked"
+                f" && document.querySelector(\"#plans input[name=cmp-b][value='{closed}']\")"
+                ".checked", timeout=TIMEOUT_MS)
             assert page.locator("[data-testid=compare-kpis] tr[data-kpi]").count() >= 5
 
             # --- export the closure plan ------------------------------------------------

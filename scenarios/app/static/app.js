@@ -292,10 +292,18 @@ function drawForced() {
 async function refreshPlans() {
   S.plans = (await api("/api/plans")).plans;
   const rows = S.plans.slice().reverse();
-  $("plans").querySelector("tbody").innerHTML = rows.map((p, n) =>
+  // keep the planner's compare choice across refreshes; default: the two newest plans
+  const chosen = (name, n) => {
+    const current = document.querySelector(`input[name=${name}]:checked`);
+    const id = current && rows.some((p) => String(p.id) === current.value) ? current.value
+      : (rows[n] ? String(rows[n].id) : null);
+    return id;
+  };
+  const chosenA = chosen("cmp-a", 1), chosenB = chosen("cmp-b", 0);
+  $("plans").querySelector("tbody").innerHTML = rows.map((p) =>
     `<tr data-plan-id="${p.id}"><td><input type="radio" name="cmp-a" value="${p.id}" ` +
-    `${n === 1 ? "checked" : ""}></td><td><input type="radio" name="cmp-b" value="${p.id}" ` +
-    `${n === 0 ? "checked" : ""}></td><td>${esc(p.name)}${S.plan && S.plan.id === p.id
+    `${String(p.id) === chosenA ? "checked" : ""}></td><td><input type="radio" name="cmp-b" ` +
+    `value="${p.id}" ${String(p.id) === chosenB ? "checked" : ""}></td><td>${esc(p.name)}${S.plan && S.plan.id === p.id
       ? " (on screen)" : ""}</td><td>${esc(p.description)}</td><td>${fmt(p.patients_moved)}</td>` +
     `<td>${fmt(p.patients_displaced)}</td><td>${fmt(p.mean_extra_min)}</td>` +
     `<td>${p.providers_before} → ${p.providers_after}</td>` +
