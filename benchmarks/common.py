@@ -51,8 +51,8 @@ def rnd(value: Any, digits: int = 3) -> Any:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` atomically (one implementation for the project: scenarios.atomic)."""
-    from herschik.scenarios.atomic import write_text
+    """Write ``text`` atomically (one implementation for the project: herschik.atomic)."""
+    from herschik.atomic import write_text
 
     write_text(path, text)
 

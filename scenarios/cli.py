@@ -512,7 +512,7 @@ def _cell(value: Any) -> str:
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from herschik.scenarios.atomic import check_output_dir, output_lock
+    from herschik.atomic import check_output_dir, output_lock
 
     params, scenario_info, scenario = _solve_params(args)
     dataset = _load(args, args.region)
@@ -575,7 +575,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
     from herschik.scenarios.assemble import travel_minutes
-    from herschik.scenarios.atomic import check_output_file, write_csv
+
+    from herschik.atomic import check_output_file, write_csv
 
     check_output_file(args.out)  # before any work: never a device, FIFO or folder
     dataset = _load(args, args.region)
@@ -645,7 +646,8 @@ def cmd_network(args: argparse.Namespace) -> int:
         return _network_validate(args)
     from herschik.geo.dataset import DataError
     from herschik.geo.network import download_network, save_network
-    from herschik.scenarios.atomic import check_output_file, write_binary
+
+    from herschik.atomic import check_output_file, write_binary
 
     check_output_file(args.out)  # before any work: never a device, FIFO or folder
     if args.download:

@@ -162,7 +162,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path) -> dict[str, pd.DataFrame
 
 def write_comparison(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:
     """Write each table as ``<name>.csv`` into ``out_dir`` (atomically); the paths written."""
-    from herschik.scenarios.atomic import write_csv
+    from herschik.atomic import write_csv
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

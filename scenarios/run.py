@@ -25,7 +25,8 @@ from herschik.optimiser.results import (
 from herschik.optimiser.solution import Solution
 from herschik.optimiser.solve import solve
 from herschik.optimiser.verify import verify
-from herschik.scenarios.atomic import staged_dir, write_csv, write_json
+
+from herschik.atomic import staged_dir, write_csv, write_json
 
 #: Fields of summary.json that hold wall-clock timings (excluded from determinism checks).
 TIMING_FIELDS = ("build_seconds", "solve_seconds")

@@ -268,7 +268,7 @@ def run_task(task: SweepTask) -> dict[str, Any]:
 
 def _read_summary(run_dir: Path) -> dict[str, Any] | None:
     """The run's summary if the folder is complete (every file its marker lists), else None."""
-    from herschik.scenarios.atomic import folder_is_complete
+    from herschik.atomic import folder_is_complete
 
     if not folder_is_complete(run_dir):
         return None
@@ -367,9 +367,7 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _write_tables(frame: pd.DataFrame, out_dir: Path) -> None:
-    from herschik.scenarios.atomic import write_csv
-
-    from herschik.atomic import atomic_path
+    from herschik.atomic import atomic_path, write_csv
 
     write_csv(out_dir / "runs.csv", frame)
     table = frame.copy()
@@ -608,7 +606,7 @@ def run_sweep(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir} exists and is not a folder")
-    from herschik.scenarios.atomic import output_lock
+    from herschik.atomic import output_lock
 
     # One writer per sweep folder: a second sweep into it fails at once (exit 2) instead of
     # removing the first one's live staging folders.

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from herschik.scenarios.atomic import folder_is_complete
 from herschik.scenarios.cli import main
+
+from herschik.atomic import folder_is_complete
 
 HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from herschik.scenarios.atomic import MARKER, folder_is_complete, output_lock
 from herschik.scenarios.cli import main
+
+from herschik.atomic import MARKER, folder_is_complete, output_lock
 
 HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
 EXAMPLE_DATA = Path(__file__).resolve().parents[1] / "geo" / "data" / "example"

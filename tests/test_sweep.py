@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from herschik.scenarios.atomic import MARKER
 from herschik.scenarios.scenario_file import ScenarioError
 from herschik.scenarios.sweep import TIMING_COLUMNS, run_sweep
 from herschik.scenarios.sweep_plot import pareto_front, plot_sweep
+
+from herschik.atomic import MARKER
 
 GRID = """\
 # test grid: 2 x 2 = 4 runs on the example region
