@@ -142,10 +142,15 @@ def section_whatif(args, env) -> dict[str, Any]:
     return out
 
 
+def _row_key(row: dict[str, Any]) -> tuple[str, str]:
+    # rows measured before the objective column existed ran under the old default, travel
+    return row["region"], row.get("objective", "travel")
+
+
 def merge_regions(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """Replace the rows of ``old`` re-measured in ``new`` (``--regions``), keep the others."""
-    fresh = {r["region"]: r for r in new["regions"]}
-    rows = [fresh.pop(r["region"], r) for r in old.get("regions", [])] + list(fresh.values())
+    fresh = {_row_key(r): r for r in new["regions"]}
+    rows = [fresh.pop(_row_key(r), r) for r in old.get("regions", [])] + list(fresh.values())
     merged = dict(old)
     merged["regions"] = rows
     merged["goal_met"] = all(r.get("goal_region_met") for r in rows) if rows else False
@@ -170,7 +175,8 @@ def run_sections(args, previous: dict[str, Any] | None = None) -> dict[str, Any]
         else:
             results["regions"] = bench_regions.run(
                 args.repeats, regions=args.regions, time_limit=args.time_limit,
-                wall_cap=args.wall_cap, env=env, log=_log, cbc_repeats=args.cbc_repeats)
+                wall_cap=args.wall_cap, env=env, log=_log, cbc_repeats=args.cbc_repeats,
+                objectives=tuple(args.objectives))
             if args.regions and previous.get("regions"):
                 results["regions"] = merge_regions(previous["regions"], results["regions"])
     if "national" in wanted:
@@ -289,8 +295,9 @@ def render(results: dict[str, Any]) -> str:
         lines += ["## Regions (HiGHS vs CBC, same instance, same run)", "",
                   f"Repeats: HiGHS {reg.get('repeats')}, CBC "
                   f"{reg.get('cbc_repeats', reg.get('repeats'))}; default scenario "
-                  "(`SolveParams()`: margin 0, "
-                  "objective travel); per-sub-problem time limit "
+                  "(`SolveParams()`: margin 0) under the objective of the row (rows without "
+                  "one: travel, the default when they were measured); per-sub-problem time "
+                  "limit "
                   f"{_f(first_region.get('time_limit_per_subproblem'), 0)} s. "
                   "HiGHS model build = `build_arrays`; CBC `PuLP model` = building the PuLP "
                   "`LpProblem` from the same arrays (inside the CBC solve time), `CBC call` = "
@@ -298,12 +305,13 @@ def render(results: dict[str, Any]) -> str:
                   "sub-problems, which run two at a time, so they can exceed the wall time. "
                   "Sizes summed over the "
                   "per-treatment sub-problems.", "",
-                  "| region | areas × sites × treatments | instance build s | HiGHS model build s "
+                  "| region | objective | areas × sites × treatments | instance build s | "
+                  "HiGHS model build s "
                   "| HiGHS solve() s | HiGHS status | HiGHS gap | CBC solve() s | CBC status | "
                   "CBC gap | PuLP model s (Σ) | CBC call s (Σ) | CBC/HiGHS | sub-problems | "
                   "variables | constraints | binaries | peak MB HiGHS | peak MB CBC | "
-                  "≤ 1 s optimal | code |",
-                  "|" + "---|" * 21]
+                  "≤ 1 s optimal | slowest sub-problems (HiGHS s) | code |",
+                  "|" + "---|" * 23]
         for r in reg["regions"]:  # goals judged against today's targets (issue 16)
             wall = r.get("highs", {}).get("solve_wall_seconds")
             r["goal_region_met"] = bool(r.get("highs", {}).get("status") == "optimal"
@@ -314,17 +322,22 @@ def render(results: dict[str, Any]) -> str:
             h, c = r.get("highs", {}), r.get("cbc", {})
             base = h if h.get("shape") else c
             shape = "×".join(str(x) for x in base.get("shape") or []) or "–"
+            slowest = sorted((h.get("subproblem_seconds") or {}).items(),
+                             key=lambda kv: -kv[1])[:3]
             lines.append(
-                f"| {r['region']} | {shape} | {_f(base.get('instance_seconds'))} | "
+                f"| {r['region']} | {r.get('objective', 'travel')} | {shape} | "
+                f"{_f(base.get('instance_seconds'))} | "
                 f"{_f(h.get('build_seconds'), 3)} | {_solver_cells(h)} | {_solver_cells(c)} | "
                 f"{_f(c.get('pulp_model_seconds'))} | {_f(c.get('cbc_call_seconds'))} | "
                 f"{_f(r.get('cbc_over_highs'), 1)}× | {_f(base.get('n_subproblems'))} | "
                 f"{_f(base.get('n_vars'))} | {_f(base.get('n_rows'))} | "
                 f"{_f(base.get('n_binaries'))} | {_f(h.get('peak_total_mb'), 0)} | "
                 f"{_f(c.get('peak_total_mb'), 0)} | {_met(r.get('goal_region_met'))} | "
+                f"{', '.join(f'{k} {v:.2f}' for k, v in slowest) or '–'} | "
                 f"{','.join(h.get('code_fingerprints') or c.get('code_fingerprints') or ['–'])} |")
             peak_all += [x.get("peak_total_mb") for x in (h, c) if x.get("peak_total_mb")]
-        slow = [f"{r['region']} ({_f(r.get('highs', {}).get('solve_wall_seconds'), 1)} s, "
+        slow = [f"{r['region']} {r.get('objective', 'travel')} "
+                f"({_f(r.get('highs', {}).get('solve_wall_seconds'), 1)} s, "
                 f"{r.get('highs', {}).get('status')})"
                 for r in reg["regions"] if not r.get("goal_region_met")]
         goals.append(("every region proven optimal in ≤ 1 s (HiGHS)", _met(reg.get("goal_met")),
@@ -591,6 +604,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--regions", default=None,
                    help="re-measure only these regions (comma-separated) and merge them into "
                         "the existing results.json")
+    p.add_argument("--objectives", default="planner,travel",
+                   help="regions: one row per region and objective (comma-separated)")
     p.add_argument("--cbc-repeats", type=int, default=None,
                    help="CBC runs per region (default: --repeats)")
     p.add_argument("--scaling-repeats", type=int, default=None,
@@ -621,6 +636,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     if args.regions:
         args.regions = [r.strip() for r in args.regions.split(",") if r.strip()]
+    args.objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
     bad = [s for s in args.only if s not in SECTIONS]
     if bad:
         p.error(f"unknown section(s) {bad}; choose from {','.join(SECTIONS)}")

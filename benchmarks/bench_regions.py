@@ -45,7 +45,7 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     last = ok[-1]
     for key in ("shape", "patients", "n_subproblems", "n_vars", "n_rows", "n_binaries",
                 "subproblem_status", "objective", "slowest_subproblem", "solver", "warnings",
-                "code_fingerprint"):
+                "code_fingerprint", "subproblem_seconds", "phase1"):
         out[key] = last.get(key)
     out["peak_rss_mb"] = max(r.get("peak_rss_mb", 0.0) for r in ok)
     out["peak_total_mb"] = max(r.get("peak_total_mb", 0.0) for r in ok)
@@ -57,11 +57,12 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def measure(source: str | None, region: str, repeats: int, time_limit: float | None,
             wall_cap: float | None, solvers: tuple[str, ...] = SOLVERS,
             env: dict[str, str] | None = None, log=print,
-            cbc_repeats: int | None = None) -> dict[str, Any]:
+            cbc_repeats: int | None = None, objective: str | None = None) -> dict[str, Any]:
     """Both solvers on one region, interleaved per repeat; medians and per-repeat ratios.
 
     ``cbc_repeats`` (default ``repeats``) lets CBC, the slow back-end, run fewer times; the
-    ratio is then taken over the repeats in which both ran.
+    ratio is then taken over the repeats in which both ran. ``objective`` (default: the
+    default of ``SolveParams``) is the objective of every solve.
     """
     cbc_repeats = repeats if cbc_repeats is None else min(cbc_repeats, repeats)
     runs: dict[str, list[dict[str, Any]]] = {s: [] for s in solvers}
@@ -72,20 +73,23 @@ def measure(source: str | None, region: str, repeats: int, time_limit: float | N
             if solver == "cbc" and i >= cbc_repeats:
                 continue
             params: dict[str, Any] = {"solver": solver}
+            if objective is not None:
+                params["objective"] = objective
             if time_limit is not None:
                 params["time_limit"] = time_limit
             res = run_child("solve", {"source": source, "region": region, "params": params},
                             wall_cap, env=env)
             this[solver] = res
             runs[solver].append(res)
-            log(f"  {region:<24} {solver:<5} repeat {i + 1}: {res.get('status')} "
+            log(f"  {region:<24} {objective or 'default':<8} {solver:<5} repeat {i + 1}: {res.get('status')} "
                 f"solve() {res.get('solve_wall_seconds', float('nan')):.2f} s "
                 f"(child {res.get('child_wall_seconds', float('nan')):.1f} s)")
         h, c = this.get("highs", {}), this.get("cbc", {})
         if h.get("solve_wall_seconds") and c.get("solve_wall_seconds"):
             # a ratio also when one solver hit the time limit (status shown beside it)
             ratios.append(c["solve_wall_seconds"] / h["solve_wall_seconds"])
-    out: dict[str, Any] = {"region": region, "time_limit_per_subproblem": time_limit,
+    out: dict[str, Any] = {"region": region, "objective": objective or _default_objective(),
+                           "time_limit_per_subproblem": time_limit,
                            "wall_cap_seconds": wall_cap}
     for solver in solvers:
         out[solver] = _summarise(runs[solver])
@@ -98,17 +102,26 @@ def measure(source: str | None, region: str, repeats: int, time_limit: float | N
     return out
 
 
+def _default_objective() -> str:
+    from herschik.optimiser.params import SolveParams
+
+    return str(SolveParams().objective)
+
+
 def run(repeats: int = 3, *, source: str | None = None, regions: list[str] | None = None,
         time_limit: float | None = 60.0, wall_cap: float | None = 900.0,
         env: dict[str, str] | None = None, log=print,
-        cbc_repeats: int | None = None) -> dict[str, Any]:
-    """All regions of ``source`` (default: the seven regions of the national default)."""
+        cbc_repeats: int | None = None,
+        objectives: tuple[str | None, ...] = (None,)) -> dict[str, Any]:
+    """All regions of ``source`` (default: the seven regions of the national default), once
+    per objective of ``objectives`` (``None``: the default objective); one row per pair."""
     if regions is None:
         from .common import load_source
 
         regions = list(load_source(source).region_ids())
     rows = [measure(source, r, repeats, time_limit, wall_cap, env=env, log=log,
-                    cbc_repeats=cbc_repeats) for r in regions]
+                    cbc_repeats=cbc_repeats, objective=objective)
+            for r in regions for objective in objectives]
     return {"repeats": repeats,
             "cbc_repeats": repeats if cbc_repeats is None else cbc_repeats,
             "source": source or "default", "regions": rows,

@@ -333,6 +333,8 @@ def task_solve(spec: dict[str, Any]) -> dict[str, Any]:
         "max_subproblem_solve_seconds": max((s["solve_seconds"] for s in subs), default=0.0),
         "slowest_subproblem": max(subs, key=lambda s: s["solve_seconds"])["treatments"]
         if subs else None,
+        "subproblem_seconds": {",".join(s["treatments"]): s["solve_seconds"] for s in subs},
+        "phase1": {",".join(s["treatments"]): s["phase1"] for s in subs if "phase1" in s},
         "warnings": sol.warnings[:3],
         "code_fingerprint": code_fingerprint(),
     }
