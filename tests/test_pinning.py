@@ -1,0 +1,116 @@
+"""The exact reduction of the planner's phase 2 (optimiser/pinning.py) against the full model.
+
+Random small instances (hypothesis, derandomised): the bounds the reduction derives hold at the
+full model's optimum, the reduced model's optimum maps back to a feasible point of the full
+model with the same objective, and a planner solve with and without the reduction agrees.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from herschik.optimiser import solve as solve_module
+from herschik.optimiser.backends import solve_highs
+from herschik.optimiser.formulation import build_arrays, travel_vector
+from herschik.optimiser.params import SolveParams
+from herschik.optimiser.pinning import pin_bounds, reduce_phase2
+from herschik.optimiser.synthetic import synthetic_instance
+from herschik.optimiser.verify import verify
+from herschik.optimiser.whatif import feasible_in
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+SETTINGS = settings(max_examples=40, derandomize=True, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def planner_cases(draw):
+    seed = draw(st.integers(0, 10_000))
+    inst = synthetic_instance(draw(st.integers(6, 30)), draw(st.integers(2, 7)),
+                              draw(st.integers(1, 3)), seed=seed, region_km=70,
+                              tiered=draw(st.booleans()))
+    kw = {"margin": draw(st.sampled_from([0.0, 0.1, 0.3, 1.0])),
+          "allow_new_providers": draw(st.booleans())}
+    if draw(st.booleans()):
+        kw["max_travel"] = draw(st.floats(15, 80))
+    if draw(st.booleans()):
+        kw["max_extra_travel"] = draw(st.floats(0, 30))
+    if draw(st.booleans()):
+        kw["capacity_factor"] = draw(st.floats(1.0, 2.5))
+    if draw(st.booleans()):
+        kw["force_keep"] = [{"site_id": inst.site_ids[draw(st.integers(0, len(inst.sites) - 1))],
+                             "intervention_id": inst.treatment_ids[0]}]
+    return inst, SolveParams(**kw)
+
+
+def _phase2_models(inst, params):
+    """(phase-2 model with U* = 0, phase-1 model) of every treatment where the greedy plan
+    proves U* = 0, as solve._optimise_component builds them."""
+    for t in range(len(inst.treatments)):
+        arrays = build_arrays(inst, params, [t])
+        if arrays.moves_c is None or not arrays.n_y:
+            continue
+        phase1 = arrays.with_objective(arrays.moves_c, arrays.moves_offset)
+        greedy = solve_module._planner_greedy(phase1, inst)
+        if greedy is None:
+            continue
+        phase2 = solve_module._zero_moves_model(phase1)
+        yield phase2.with_objective(travel_vector(phase2, inst)), greedy
+
+
+@SETTINGS
+@given(planner_cases())
+def test_reduced_phase2_has_the_full_optimum(case) -> None:
+    inst, params = case
+    for phase2, greedy in _phase2_models(inst, params):
+        full = solve_highs(phase2, mip_gap=0.0)
+        reduction = reduce_phase2(phase2, inst.demand)
+        assert reduction is not None  # greedy is feasible, so the bounds cannot contradict
+        lower, upper = pin_bounds(phase2, inst.demand)
+        tol = 1e-6 * np.maximum(1.0, np.abs(full.x))
+        # the derived bounds are implications: the full model's optimum satisfies them
+        assert np.all(full.x >= lower - tol) and np.all(full.x <= upper + tol)
+        reduced = solve_highs(reduction.model, mip_gap=0.0, start=reduction.restrict(greedy))
+        assert reduced.status == full.status == "optimal"
+        back = reduction.expand(reduced.x)
+        assert feasible_in(phase2, back)
+        assert float(phase2.c @ back + phase2.offset) == pytest.approx(full.objective,
+                                                                       rel=1e-7, abs=1e-6)
+        assert reduced.objective == pytest.approx(full.objective, rel=1e-7, abs=1e-6)
+
+
+@SETTINGS
+@given(planner_cases())
+def test_planner_solve_is_the_same_with_and_without_the_reduction(case) -> None:
+    inst, params = case
+    params = params.model_copy(update={"mip_gap": 0.0})
+    reduced = solve_module.solve(inst, params)
+    original = solve_module.PIN_PHASE2
+    try:
+        solve_module.PIN_PHASE2 = False
+        plain = solve_module.solve(inst, params)
+    finally:
+        solve_module.PIN_PHASE2 = original
+    assert reduced.status == plain.status
+    if reduced.feasible:
+        assert verify(reduced, inst, params) == []
+        travel = np.where(np.isfinite(inst.travel_min), inst.travel_min, 0.0)
+        assert reduced.objective == pytest.approx(plain.objective, abs=1e-5)
+        assert np.einsum("ast,as->", reduced.flow, travel) == pytest.approx(
+            np.einsum("ast,as->", plain.flow, travel), rel=1e-6, abs=1e-3)
+
+
+def test_the_reduction_shrinks_the_real_phase2_models() -> None:
+    """On the embedded example every hard treatment's phase 2 loses most flow columns (the
+    patients of hospitals that keep the treatment stay), so the reduction is really used."""
+    from herschik.geo.dataset import load_dataset
+    from herschik.scenarios.assemble import build_instance
+
+    inst = build_instance(load_dataset("example"), "example")
+    params = SolveParams()
+    sizes = [(phase2.n_x, reduce_phase2(phase2, inst.demand)) for phase2, _ in
+             _phase2_models(inst, params)]
+    assert sizes
+    assert all(red is not None for _, red in sizes)
+    assert sum(red.model.n_x for _, red in sizes) < 0.7 * sum(n for n, _ in sizes)
