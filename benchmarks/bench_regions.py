@@ -81,7 +81,8 @@ def measure(source: str | None, region: str, repeats: int, time_limit: float | N
                             wall_cap, env=env)
             this[solver] = res
             runs[solver].append(res)
-            log(f"  {region:<24} {objective or 'default':<8} {solver:<5} repeat {i + 1}: {res.get('status')} "
+            log(f"  {region:<24} {objective or 'default':<8} {solver:<5} repeat {i + 1}: "
+                f"{res.get('status')} "
                 f"solve() {res.get('solve_wall_seconds', float('nan')):.2f} s "
                 f"(child {res.get('child_wall_seconds', float('nan')):.1f} s)")
         h, c = this.get("highs", {}), this.get("cbc", {})
