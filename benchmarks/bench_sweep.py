@@ -24,10 +24,18 @@ from typing import Any
 GOAL_SECONDS = 300.0  # issue 16 (was 600 s)
 
 
-def scenario_text(n_scenarios: int) -> str:
-    """A scenario file whose grid has ``ceil(n / 10) * 10`` points."""
+def grid_margins(n_scenarios: int) -> list[float]:
+    """The margins of the benchmark grid of ``n_scenarios`` (rounded up to x10) points."""
     n_margins = max(1, math.ceil(n_scenarios / 10))
-    margins = [round(0.3 * i / max(1, n_margins - 1), 4) for i in range(n_margins)]
+    return [round(0.3 * i / max(1, n_margins - 1), 4) for i in range(n_margins)]
+
+
+def scenario_text(n_scenarios: int, margin_indices: list[int] | None = None) -> str:
+    """A scenario file whose grid has ``ceil(n / 10) * 10`` points (or only the grid points of
+    the margins at ``margin_indices``: a sub-sample of whole margin layers)."""
+    margins = grid_margins(n_scenarios)
+    if margin_indices is not None:
+        margins = [margins[i] for i in margin_indices]
     return (
         '# benchmark grid (generated)\nname = "bench"\ntime_limit = 60\n[grid]\n'
         f"margin = {json.dumps(margins)}\n"
@@ -54,13 +62,18 @@ def run(
     dataset_source: str | Path | None = None,
     out_dir: str | Path | None = None,
     outputs: dict[str, bool] | None = None,
+    margin_indices: list[int] | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark sweep from scratch; return the timing report (a JSON-ready dict)."""
+    """Run the benchmark sweep from scratch; return the timing report (a JSON-ready dict).
+
+    ``margin_indices``: only those margin layers of the grid (an honest sub-sample: every
+    travel limit and objective of each chosen margin); the report then adds
+    ``extrapolated_wall_seconds`` = wall x (all margins / chosen margins)."""
     from herschik.scenarios.sweep import run_sweep
 
     with tempfile.TemporaryDirectory(prefix="herschik-bench-") as tmp:
         scenario = Path(tmp) / "bench.toml"
-        scenario.write_text(scenario_text(n_scenarios), encoding="utf-8")
+        scenario.write_text(scenario_text(n_scenarios, margin_indices), encoding="utf-8")
         out = Path(out_dir) if out_dir is not None else Path(tmp) / "out"
 
         def timed_sweep(progress: bool) -> tuple[Any, float]:
@@ -98,6 +111,12 @@ def run(
         "resume_seconds": round(resume, 2),
         "resume_solved": again.attrs.get("solved"),
     }
+    if margin_indices is not None:
+        layers = len(grid_margins(n_scenarios))
+        report["sample_margins"] = [grid_margins(n_scenarios)[i] for i in margin_indices]
+        report["extrapolated_wall_seconds"] = round(wall * layers / len(margin_indices), 1)
+        report["extrapolation"] = (f"wall x {layers}/{len(margin_indices)} (whole margin "
+                                   "layers sampled evenly; not a measurement)")
     return report
 
 
@@ -142,3 +161,52 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def run_chain_side_by_side(region: str, objective: str = "travel",
+                           margins: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3),
+                           travels: tuple[float | None, ...] = (None, 90.0, 75.0, 60.0, 45.0),
+                           source: str | None = None) -> dict[str, Any]:
+    """Exact reuse between neighbouring grid points, measured against fresh solves.
+
+    For each travel limit (loosest first) one ``WhatIf`` session starts at the lowest margin
+    and raises it step by step (each step a restriction of the previous point, so a still
+    feasible optimum is kept and an infeasible sub-problem stays infeasible); right after each
+    step the same point is solved fresh with ``solve()``. Same process, back to back; the
+    statuses and objectives must agree. Solve seconds only (no files written)."""
+    from herschik.optimiser.params import SolveParams
+    from herschik.optimiser.solve import solve
+    from herschik.optimiser.whatif import WhatIf
+    from herschik.scenarios.assemble import build_instance
+
+    from .common import code_fingerprint, load_source
+
+    instance = build_instance(load_source(source), region)
+    points: list[dict[str, Any]] = []
+    for travel in travels:
+        params = SolveParams(objective=objective, margin=margins[0], max_travel=travel,
+                             time_limit=60.0)
+        started = time.perf_counter()
+        session = WhatIf(instance, params, max_workers=1)
+        chained = [(margins[0], session.solution, time.perf_counter() - started)]
+        for margin in margins[1:]:
+            started = time.perf_counter()
+            sol = session.set_margin(margin)
+            chained.append((margin, sol, time.perf_counter() - started))
+        for margin, sol, seconds in chained:
+            started = time.perf_counter()
+            fresh = solve(instance, params.model_copy(update={"margin": margin}), max_workers=1)
+            fresh_s = time.perf_counter() - started
+            same = fresh.status == sol.status and (
+                not fresh.feasible or math.isclose(fresh.objective, sol.objective,
+                                                   rel_tol=1e-6, abs_tol=1e-6))
+            points.append({"margin": margin, "max_travel": travel, "status": sol.status,
+                           "chain_seconds": round(seconds, 3), "fresh_seconds": round(fresh_s, 3),
+                           "same_status_and_objective": same})
+    chain = sum(p["chain_seconds"] for p in points)
+    fresh = sum(p["fresh_seconds"] for p in points)
+    return {"region": region, "objective": objective, "points": points,
+            "chain_seconds": round(chain, 2), "fresh_seconds": round(fresh, 2),
+            "fresh_over_chain": round(fresh / chain, 2) if chain > 0 else None,
+            "all_same": all(p["same_status_and_objective"] for p in points),
+            "code_fingerprint": code_fingerprint()}

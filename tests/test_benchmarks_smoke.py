@@ -44,3 +44,18 @@ def test_smoke_refuses_committed_folder() -> None:
     )
     assert proc.returncode == 2
     assert "never overwrites" in proc.stderr or "must not write" in proc.stderr
+
+
+def test_region_rows_merge_per_region_and_objective() -> None:
+    """A --regions re-measurement replaces only the rows of the same region and objective;
+    rows measured before rows had an objective count as travel (the default back then)."""
+    from benchmarks.__main__ import merge_regions
+
+    old = {"regions": [{"region": "west", "v": 1}, {"region": "west", "objective": "planner",
+                                                     "v": 2},
+                       {"region": "oost", "objective": "planner", "v": 3}]}
+    new = {"regions": [{"region": "west", "objective": "travel", "v": 4,
+                        "goal_region_met": True}]}
+    rows = merge_regions(old, new)["regions"]
+    assert [(r["region"], r.get("objective"), r["v"]) for r in rows] == [
+        ("west", "travel", 4), ("west", "planner", 2), ("oost", "planner", 3)]
