@@ -27,7 +27,7 @@ from . import bench_regions, bench_scaling
 from .common import machine_info, run_child, write_atomic
 
 SECTIONS = ("regions", "national", "matrix", "sweep", "scaling", "settings", "network",
-            "whatif", "sweep_gpkg")
+            "whatif", "sweep_gpkg", "pinning")
 PACKAGE_DIR = Path(__file__).resolve().parent
 GOAL_MATRIX_COLD_S = 20.0
 GOAL_MATRIX_RATIO = 20.0
@@ -147,6 +147,20 @@ def _row_key(row: dict[str, Any]) -> tuple[str, str]:
     return row["region"], row.get("objective", "travel")
 
 
+def section_pinning(args, env) -> dict[str, Any]:
+    """Planner phase 2 reduced vs full (benchmarks/bench_pinning.py), in one child process."""
+    spec = {"module": "benchmarks.bench_pinning", "function": "run",
+            "kwargs": {"repeats": args.repeats}}
+    if args.smoke:
+        spec["kwargs"].update({"regions": ["example"], "source": "example"})
+    elif args.regions:
+        spec["kwargs"]["regions"] = args.regions
+    res = run_child("call", spec, args.settings_wall_cap, env)
+    if res.get("status") != "ok":
+        return {"status": "not measured", "reason": res.get("error")}
+    return {**res["result"], "status": "ok"}
+
+
 def merge_regions(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """Replace the rows of ``old`` re-measured in ``new`` (``--regions``), keep the others."""
     fresh = {_row_key(r): r for r in new["regions"]}
@@ -214,6 +228,9 @@ def run_sections(args, previous: dict[str, Any] | None = None) -> dict[str, Any]
     if "whatif" in wanted:
         _log("== whatif")
         results["whatif"] = section_whatif(args, env)
+    if "pinning" in wanted:
+        _log("== pinning")
+        results["pinning"] = section_pinning(args, env)
     if "scaling" in wanted:
         _log("== scaling")
         if args.smoke:
@@ -568,6 +585,12 @@ def render(results: dict[str, Any]) -> str:
                       _met(wi["steps_within_goal"] == wi["steps"]),
                       f"{wi['steps_within_goal']} of {wi['steps']} steps within 0.5 s; "
                       "the others re-solve a hard sub-MIP (see the table)"))
+
+    pin = results.get("pinning")
+    if pin and pin.get("status") == "ok":
+        from .bench_pinning import render as render_pinning
+
+        lines += render_pinning(pin)
 
     if peak_all:
         peak = max(peak_all)
