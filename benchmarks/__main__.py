@@ -200,7 +200,8 @@ def run_sections(args, previous: dict[str, Any] | None = None) -> dict[str, Any]
         else:
             results["national"] = bench_regions.run_national(
                 args.national_repeats, time_limit=args.national_time_limit,
-                wall_cap=args.national_wall_cap, env=env, log=_log)
+                wall_cap=args.national_wall_cap, env=env, log=_log,
+                solvers=tuple(args.national_solvers.split(",")))
     if "matrix" in wanted:
         _log("== matrix")
         results["matrix"] = section_matrix(args, env)
@@ -639,6 +640,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="seconds per sub-problem solve of the national joint model")
     p.add_argument("--national-wall-cap", type=float, default=900.0)
     p.add_argument("--national-repeats", type=int, default=1)
+    p.add_argument("--national-solvers", default="highs,cbc",
+                   help="solvers of the national joint solve (comma-separated)")
     p.add_argument("--matrix-wall-cap", type=float, default=1800.0)
     p.add_argument("--sweep-scenarios", type=int, default=100)
     p.add_argument("--sweep-gpkg-scenarios", type=int, default=10,

@@ -132,9 +132,10 @@ def run(repeats: int = 3, *, source: str | None = None, regions: list[str] | Non
 
 def run_national(repeats: int = 1, *, time_limit: float | None = 300.0,
                  wall_cap: float | None = 900.0, env: dict[str, str] | None = None,
-                 log=print) -> dict[str, Any]:
-    """The joint national solve (``--region all``), HiGHS and CBC, same run."""
-    out = measure(None, "all", repeats, time_limit, wall_cap, env=env, log=log)
+                 log=print, solvers: tuple[str, ...] = SOLVERS) -> dict[str, Any]:
+    """The joint national solve (``--region all``), HiGHS and CBC (``solvers``), same run."""
+    out = measure(None, "all", repeats, time_limit, wall_cap, solvers=solvers, env=env,
+                  log=log)
     h = out.get("highs", {})
     wall = h.get("solve_wall_seconds")
     out["goal_seconds"] = GOAL_NATIONAL_SECONDS
