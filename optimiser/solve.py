@@ -80,6 +80,9 @@ NOT_DECIDED = "not_decided"
 #: (the default ``mip_gap``); a larger ``--mip-gap`` that stops earlier gives "feasible" with the
 #: gap and bound the solver reached, never "optimal".
 PROVEN_OPTIMAL_GAP = 1e-4
+#: ... and, for an optimum below 1 in absolute value, an absolute gap of at most this (HiGHS'
+#: default mip_abs_gap)
+PROVEN_OPTIMAL_ABS = 1e-6
 #: Status of a solve (and of a sub-problem) that hit the time limit before any feasible solution
 #: was found: feasibility is undecided, so it is never reported as infeasible.
 TIME_LIMIT_NO_SOLUTION = "time_limit_no_solution"
@@ -134,7 +137,14 @@ def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
 
 
 def _proven(result: BackendResult) -> BackendResult:
-    """``optimal`` only within PROVEN_OPTIMAL_GAP; a looser requested gap gives ``feasible``."""
+    """``optimal`` only within PROVEN_OPTIMAL_GAP; a looser requested gap gives ``feasible``.
+
+    An optimum of ~0 (e.g. no unnecessary move) has a meaningless relative gap (HiGHS reports
+    1.0 for 0 against a bound of 0): there the absolute gap PROVEN_OPTIMAL_ABS decides."""
+    if (result.status == "optimal" and result.objective is not None
+            and result.bound is not None and abs(result.objective) < 1.0
+            and abs(result.objective - result.bound) <= PROVEN_OPTIMAL_ABS):
+        result.mip_gap = 0.0
     if result.status == "optimal" and (result.mip_gap or 0.0) > PROVEN_OPTIMAL_GAP:
         result.status = "feasible"
         result.message = result.message or "stopped at the requested mip_gap"
@@ -232,8 +242,8 @@ MOVES_SLACK_REL = 1e-9
 ZERO_MOVES = 1e-9
 #: row / bound tolerance of the greedy planner start (patients)
 GREEDY_TOL = 1e-7
-#: phase 2 with no unnecessary move is solved on the exactly reduced model of
-#: optimiser/pinning.py (only displaced patients' flows and the keeps stay free)
+#: planner: first solve the zero-moves model on its exact reduction (optimiser/pinning.py;
+#: only displaced patients' flows and the keeps stay free); see _planner_without_moves
 PIN_PHASE2 = True
 #: HiGHS presolve on that reduced model: it is small, so presolve (bound-like singleton rows,
 #: dominated columns) pays there, unlike on the full transportation-like models
@@ -323,6 +333,30 @@ def _zero_moves_model(arrays: MipArrays) -> MipArrays:
     return out
 
 
+def _planner_without_moves(arrays: MipArrays, instance: Instance, params: SolveParams,
+                           threads: int | None, stop: threading.Event | None,
+                           start: np.ndarray | None
+                           ) -> tuple[BackendResult, MipArrays, list[str]] | None:
+    """Both planner phases in one solve when a plan without unnecessary moves exists.
+
+    ``arrays`` has phase 1's objective. Phase 2 under U* = 0 is the zero-moves model; if it
+    is feasible, U* = 0 (U >= 0 in every plan) and its least-travel optimum is phase 2's, so
+    it is solved directly, on its exact reduction (optimiser/pinning.py). None when the
+    reduction does not apply or that model has no plan (then U* > 0, or the component is
+    infeasible) or was stopped: the plain two phases decide."""
+    phase2 = _zero_moves_model(arrays)
+    phase2 = phase2.with_objective(travel_vector(phase2, instance))
+    reduced = reduce_phase2(phase2, instance.demand)
+    if reduced is None:
+        return None
+    res, notes = _run_backend(reduced.model, params, threads, start=reduced.restrict(start),
+                              stop=stop, cbc_preprocess=False, presolve=PIN_PRESOLVE)
+    if res.status not in ("optimal", "feasible") or res.x is None or res.interrupted:
+        return None
+    res.x = reduced.expand(res.x)
+    return res, phase2, notes
+
+
 def _optimise_component(instance: Instance, params: SolveParams, treatments: list[int],
                         threads: int | None, start: Solution | None,
                         stop: threading.Event | None, arrays: MipArrays, build: float
@@ -342,6 +376,22 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
         # minimises travel (a big-M weight safe for every instance would have to exceed the
         # total patient-minutes, ~1e7 nationally, and wreck the numerics).
         greedy = _planner_greedy(arrays, instance) if planner else None
+        direct = (_planner_without_moves(arrays, instance, params, threads, stop,
+                                         greedy if greedy is not None
+                                         else _start_vector(arrays, instance, start))
+                  if planner and PIN_PHASE2 else None)
+        if direct is not None:
+            res2, phase2, notes = direct
+            info["phase1"] = "greedy" if greedy is not None else "zero_moves"
+            info["interrupted"] = res2.interrupted
+            proof = greedy if greedy is not None else res2.x
+            moves = float(arrays.moves_c @ proof + arrays.moves_offset)
+            info["unnecessary_moves_phase1"] = round(max(moves, 0.0), 6)
+            info["bound_phase2"] = res2.bound
+            info["bound"] = 0.0
+            return _ComponentResult(treatments, res2.status, res2.x, phase2,
+                                    res2.mip_gap or 0.0, build, res2.seconds, res2.solver,
+                                    info, notes)
         if greedy is not None:
             # "close every hospital below its norm, displaced patients to the nearest one that
             # keeps it" has no unnecessary move: it proves phase 1 (U >= 0) without a solve
@@ -372,20 +422,11 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
                 phase2 = arrays.with_extra_row(providers_vector(arrays), best - 0.5, np.inf,
                                                "providers_floor")
             phase2 = phase2.with_objective(travel_vector(phase2, instance))
-            reduced = (reduce_phase2(phase2, instance.demand)
-                       if PIN_PHASE2 and planner and moves <= ZERO_MOVES else None)
             build += time.perf_counter() - t1
             # phase 1's solution keeps `best` providers, so it is feasible for phase 2: start
             # there (measured: phase 2 ~7 % faster on zuidwest; never worse under a time limit)
-            if reduced is not None:
-                res2, n2 = _run_backend(reduced.model, params, threads,
-                                        start=reduced.restrict(res1.x), stop=stop,
-                                        cbc_preprocess=False, presolve=PIN_PRESOLVE)
-                if res2.x is not None:
-                    res2.x = reduced.expand(res2.x)
-            else:
-                res2, n2 = _run_backend(phase2, params, threads, start=res1.x, stop=stop,
-                                        cbc_preprocess=not planner)
+            res2, n2 = _run_backend(phase2, params, threads, start=res1.x, stop=stop,
+                                    cbc_preprocess=not planner)
             notes += n2
             solve_s += res2.seconds
             info["interrupted"] = res1.interrupted or res2.interrupted

@@ -114,3 +114,16 @@ def test_the_reduction_shrinks_the_real_phase2_models() -> None:
     assert sizes
     assert all(red is not None for _, red in sizes)
     assert sum(red.model.n_x for _, red in sizes) < 0.7 * sum(n for n, _ in sizes)
+
+
+def test_a_zero_optimum_with_a_zero_bound_is_proven_optimal() -> None:
+    """Regression: a phase-1 optimum of 0 unnecessary moves with bound 0 came back from HiGHS
+    with a relative gap of 1.0 and was reported "feasible" (not proven) by the plain path."""
+    from herschik.optimiser.backends import BackendResult
+
+    proven = solve_module._proven(BackendResult("optimal", 0.0, np.zeros(1), 1.0, bound=0.0))
+    assert proven.status == "optimal" and proven.mip_gap == 0.0
+    loose = solve_module._proven(BackendResult("optimal", 0.0, np.zeros(1), 1.0, bound=-0.5))
+    assert loose.status == "feasible"
+    large = solve_module._proven(BackendResult("optimal", 100.0, np.zeros(1), 0.01, bound=99.0))
+    assert large.status == "feasible"

@@ -198,20 +198,24 @@ def test_planner_has_fewest_unnecessary_moves_and_least_travel_among_them(case, 
 @SETTINGS
 @given(scenarios())
 def test_planner_shortcuts_give_the_same_optimum(case) -> None:
-    """The greedy phase-1 proof and the per-flow phase-2 form (solve._planner_greedy,
-    solve._zero_moves_model) are exact: the plain two-phase solve finds the same optimum."""
+    """The greedy phase-1 proof, the per-flow phase-2 form and the direct solve of its exact
+    reduction (solve._planner_greedy, solve._zero_moves_model, solve._planner_without_moves)
+    are exact: the plain two-phase solve finds the same optimum."""
     from herschik.optimiser import solve as solve_module
 
     inst, params = case
     params = params.model_copy(update={"objective": "planner", "mip_gap": 0.0})
     fast = solve(inst, params)
-    original = (solve_module._planner_greedy, solve_module.ZERO_MOVES)
+    original = (solve_module._planner_greedy, solve_module.ZERO_MOVES,
+                solve_module.PIN_PHASE2)
     try:
         solve_module._planner_greedy = lambda arrays, instance: None
         solve_module.ZERO_MOVES = -1.0
+        solve_module.PIN_PHASE2 = False
         plain = solve(inst, params)
     finally:
-        solve_module._planner_greedy, solve_module.ZERO_MOVES = original
+        (solve_module._planner_greedy, solve_module.ZERO_MOVES,
+         solve_module.PIN_PHASE2) = original
     assert fast.status == plain.status
     if fast.feasible:
         travel = np.where(np.isfinite(inst.travel_min), inst.travel_min, 0.0)
