@@ -173,77 +173,75 @@ def merge_regions(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _section_regions(args, env, previous) -> dict[str, Any]:
+    if args.smoke:
+        return bench_regions.run(
+            1, source="example", regions=["example"], time_limit=args.time_limit,
+            wall_cap=args.wall_cap, env=env, log=_log)
+    out = bench_regions.run(
+        args.repeats, regions=args.regions, time_limit=args.time_limit,
+        wall_cap=args.wall_cap, env=env, log=_log, cbc_repeats=args.cbc_repeats,
+        objectives=tuple(args.objectives))
+    if args.regions and previous.get("regions"):
+        out = merge_regions(previous["regions"], out)
+    return out
+
+
+def _section_national(args, env, previous) -> dict[str, Any]:
+    if args.smoke:
+        return {"status": "skipped", "reason": "smoke mode"}
+    return bench_regions.run_national(
+        args.national_repeats, time_limit=args.national_time_limit,
+        wall_cap=args.national_wall_cap, env=env, log=_log,
+        solvers=tuple(args.national_solvers.split(",")))
+
+
+def _section_sweep_gpkg(args, env, previous) -> dict[str, Any]:
+    if args.smoke:
+        return {"status": "skipped", "reason": "smoke mode"}
+    res = run_child("call", {"module": "benchmarks.bench_sweep",
+                             "function": "run_gpkg_side_by_side",
+                             "kwargs": {"n_scenarios": args.sweep_gpkg_scenarios}},
+                    args.sweep_wall_cap, env)
+    return ({**res["result"], "status": "ok"} if res.get("status") == "ok" else
+            {"status": "not measured", "reason": res.get("error")})
+
+
+def _section_scaling(args, env, previous) -> dict[str, Any]:
+    if args.smoke:
+        return bench_scaling.run(
+            1, region="example", site_region="example", splits=(2,), site_counts=(3, 6),
+            source="example", municipalities=False, time_limit=args.time_limit,
+            wall_cap=args.wall_cap, env=env, log=_log)
+    return bench_scaling.run(
+        args.scaling_repeats or args.repeats, time_limit=args.time_limit,
+        wall_cap=args.scaling_wall_cap or args.wall_cap, env=env,
+        log=_log)
+
+
 def run_sections(args, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     previous = previous or {}
     env = {}
     if args.cache_dir:
         env["HERSCHIK_CACHE_DIR"] = args.cache_dir
+    # the order in which sections run
+    runners = {
+        "regions": _section_regions,
+        "national": _section_national,
+        "matrix": lambda a, e, p: section_matrix(a, e),
+        "sweep": lambda a, e, p: section_sweep(a, e),
+        "settings": lambda a, e, p: section_settings(a, e),
+        "network": lambda a, e, p: section_network(a, e),
+        "sweep_gpkg": _section_sweep_gpkg,
+        "whatif": lambda a, e, p: section_whatif(a, e),
+        "pinning": lambda a, e, p: section_pinning(a, e),
+        "scaling": _section_scaling,
+    }
     results: dict[str, Any] = {}
-    wanted = args.only
-    if "regions" in wanted:
-        _log("== regions")
-        if args.smoke:
-            results["regions"] = bench_regions.run(
-                1, source="example", regions=["example"], time_limit=args.time_limit,
-                wall_cap=args.wall_cap, env=env, log=_log)
-        else:
-            results["regions"] = bench_regions.run(
-                args.repeats, regions=args.regions, time_limit=args.time_limit,
-                wall_cap=args.wall_cap, env=env, log=_log, cbc_repeats=args.cbc_repeats,
-                objectives=tuple(args.objectives))
-            if args.regions and previous.get("regions"):
-                results["regions"] = merge_regions(previous["regions"], results["regions"])
-    if "national" in wanted:
-        _log("== national")
-        if args.smoke:
-            results["national"] = {"status": "skipped", "reason": "smoke mode"}
-        else:
-            results["national"] = bench_regions.run_national(
-                args.national_repeats, time_limit=args.national_time_limit,
-                wall_cap=args.national_wall_cap, env=env, log=_log,
-                solvers=tuple(args.national_solvers.split(",")))
-    if "matrix" in wanted:
-        _log("== matrix")
-        results["matrix"] = section_matrix(args, env)
-    if "sweep" in wanted:
-        _log("== sweep")
-        results["sweep"] = section_sweep(args, env)
-    if "settings" in wanted:
-        _log("== settings")
-        results["settings"] = section_settings(args, env)
-    if "network" in wanted:
-        _log("== network")
-        results["network"] = section_network(args, env)
-    if "sweep_gpkg" in wanted:
-        _log("== sweep_gpkg")
-        if args.smoke:
-            results["sweep_gpkg"] = {"status": "skipped", "reason": "smoke mode"}
-        else:
-            res = run_child("call", {"module": "benchmarks.bench_sweep",
-                                     "function": "run_gpkg_side_by_side",
-                                     "kwargs": {"n_scenarios": args.sweep_gpkg_scenarios}},
-                            args.sweep_wall_cap, env)
-            results["sweep_gpkg"] = ({**res["result"], "status": "ok"}
-                                     if res.get("status") == "ok" else
-                                     {"status": "not measured", "reason": res.get("error")})
-    if "whatif" in wanted:
-        _log("== whatif")
-        results["whatif"] = section_whatif(args, env)
-    if "pinning" in wanted:
-        _log("== pinning")
-        results["pinning"] = section_pinning(args, env)
-    if "scaling" in wanted:
-        _log("== scaling")
-        if args.smoke:
-            results["scaling"] = bench_scaling.run(
-                1, region="example", site_region="example", splits=(2,), site_counts=(3, 6),
-                source="example", municipalities=False, time_limit=args.time_limit,
-                wall_cap=args.wall_cap, env=env, log=_log)
-        else:
-            results["scaling"] = bench_scaling.run(
-                args.scaling_repeats or args.repeats, time_limit=args.time_limit,
-                wall_cap=args.scaling_wall_cap or args.wall_cap, env=env,
-                log=_log)
+    for name, runner in runners.items():
+        if name in args.only:
+            _log(f"== {name}")
+            results[name] = runner(args, env, previous)
     return results
 
 
@@ -284,29 +282,8 @@ def _solver_cells(entry: dict[str, Any]) -> str:
             f"{_gap(entry.get('mip_gap'))}")
 
 
-def render(results: dict[str, Any]) -> str:
-    m = results.get("machine", {})
-    lines = ["# Benchmark results", "",
-             f"Generated by `{results.get('command', 'python -m benchmarks')}` on "
-             f"{m.get('date', '?')}. Every solve runs in its own child process (peak memory "
-             "per measurement = that process's max RSS + the CBC process it started). Timings "
-             "are medians over the repeats; CBC/HiGHS ratios are taken per repeat (both solvers "
-             "back to back on the same instance) and their median reported. `solve()` = wall "
-             "time of `optimiser.solve.solve` (model build + solve; dataset loading and instance "
-             "assembly excluded and listed separately).", "",
-             "## Machine", "",
-             "| | |", "|---|---|"]
-    for key in ("cpu", "cores", "cores_usable", "ram_gb", "os", "python", "git_commit",
-                "git_modified_files", "load_average_at_start"):
-        lines.append(f"| {key} | {m.get(key)} |")
-    for dist, ver in (m.get("versions") or {}).items():
-        lines.append(f"| {dist} | {ver} |")
-    lines += ["", "The machine is shared with other jobs (see the load average): absolute "
-              "times are noisy, ratios within a run less so.", ""]
-
-    goals: list[tuple[str, str, str]] = []
-    peak_all: list[float] = []
-
+def _render_regions(results: dict[str, Any], lines: list[str], goals: list,
+                    peak_all: list[float]) -> None:
     reg = results.get("regions")
     if reg:
         first_region = reg["regions"][0] if reg["regions"] else {}
@@ -368,6 +345,9 @@ def render(results: dict[str, Any]) -> str:
         if reg.get("remeasured"):
             lines += [f"Re-measured later with `--regions`: {', '.join(reg['remeasured'])}.", ""]
 
+
+def _render_national(results: dict[str, Any], lines: list[str], goals: list,
+                     peak_all: list[float]) -> None:
     nat = results.get("national")
     if nat:
         lines += ["## National joint solve (`--region all`)", ""]
@@ -402,6 +382,9 @@ def render(results: dict[str, Any]) -> str:
                           f"{_f(nat.get('time_limit_per_subproblem'), 0)} s per sub-problem; "
                           f"CBC {_status(nat.get('cbc', {}))}"))
 
+
+def _render_matrix(results: dict[str, Any], lines: list[str], goals: list,
+                   peak_all: list[float]) -> None:
     mat = results.get("matrix")
     if mat:
         lines += ["## Travel-time matrices (`benchmarks/bench_matrix.py`)", ""]
@@ -441,6 +424,9 @@ def render(results: dict[str, Any]) -> str:
                           f"national {_f(nps.get('ratio'), 1)}×, synthetic "
                           f"{_f(sps.get('ratio'), 1)}×"))
 
+
+def _render_sweep(results: dict[str, Any], lines: list[str], goals: list,
+                  peak_all: list[float]) -> None:
     sw = results.get("sweep")
     if sw:
         lines += ["## Sweep (`benchmarks/bench_sweep.py`)", ""]
@@ -473,6 +459,9 @@ def render(results: dict[str, Any]) -> str:
                           f"{sw.get('runs_expected', '?')} runs in "
                           f"{sw.get('wall_seconds_at_stop', '?')} s"))
 
+
+def _render_scaling(results: dict[str, Any], lines: list[str], goals: list,
+                    peak_all: list[float]) -> None:
     sc = results.get("scaling")
     if sc:
         lines += ["## Scaling (HiGHS)", "",
@@ -495,6 +484,9 @@ def render(results: dict[str, Any]) -> str:
                     peak_all.append(p["peak_total_mb"])
             lines.append("")
 
+
+def _render_settings(results: dict[str, Any], lines: list[str], goals: list,
+                     peak_all: list[float]) -> None:
     st = results.get("settings")
     if st and st.get("status") == "ok":
         names = list(st["configs"])
@@ -527,12 +519,19 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", "Every configuration reached the same optimum on every sub-problem."
                   if not bad else f"**Optima differ** between configurations: {bad}", ""]
 
+
+def _render_network(results: dict[str, Any], lines: list[str], goals: list,
+                    peak_all: list[float]) -> None:
     if results.get("network"):
         from .bench_network import render as render_network
 
         net_lines, net_goals = render_network(results["network"])
         lines += net_lines
         goals += net_goals
+
+
+def _render_sweep_gpkg(results: dict[str, Any], lines: list[str], goals: list,
+                       peak_all: list[float]) -> None:
     sg = results.get("sweep_gpkg")
     if sg and sg.get("status") == "ok":
         lines += ["## Sweep with and without results.gpkg (`bench_sweep.run_gpkg_side_by_side`)",
@@ -549,6 +548,9 @@ def render(results: dict[str, Any]) -> str:
                   f"{_f(sg['solve_seconds_total_gpkg'])} |",
                   f"| run status | {sg['status_no_gpkg']} | {sg['status_gpkg']} |", ""]
 
+
+def _render_whatif(results: dict[str, Any], lines: list[str], goals: list,
+                   peak_all: list[float]) -> None:
     wi = results.get("whatif")
     if wi and wi.get("status") == "ok":
         lines += ["## What-if re-solves (`benchmarks/bench_whatif.py`)", "",
@@ -587,11 +589,49 @@ def render(results: dict[str, Any]) -> str:
                       f"{wi['steps_within_goal']} of {wi['steps']} steps within 0.5 s; "
                       "the others re-solve a hard sub-MIP (see the table)"))
 
+
+def _render_pinning(results: dict[str, Any], lines: list[str], goals: list,
+                    peak_all: list[float]) -> None:
     pin = results.get("pinning")
     if pin and pin.get("status") == "ok":
         from .bench_pinning import render as render_pinning
 
         lines += render_pinning(pin)
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results.get("machine", {})
+    lines = ["# Benchmark results", "",
+             f"Generated by `{results.get('command', 'python -m benchmarks')}` on "
+             f"{m.get('date', '?')}. Every solve runs in its own child process (peak memory "
+             "per measurement = that process's max RSS + the CBC process it started). Timings "
+             "are medians over the repeats; CBC/HiGHS ratios are taken per repeat (both solvers "
+             "back to back on the same instance) and their median reported. `solve()` = wall "
+             "time of `optimiser.solve.solve` (model build + solve; dataset loading and instance "
+             "assembly excluded and listed separately).", "",
+             "## Machine", "",
+             "| | |", "|---|---|"]
+    for key in ("cpu", "cores", "cores_usable", "ram_gb", "os", "python", "git_commit",
+                "git_modified_files", "load_average_at_start"):
+        lines.append(f"| {key} | {m.get(key)} |")
+    for dist, ver in (m.get("versions") or {}).items():
+        lines.append(f"| {dist} | {ver} |")
+    lines += ["", "The machine is shared with other jobs (see the load average): absolute "
+              "times are noisy, ratios within a run less so.", ""]
+
+    goals: list[tuple[str, str, str]] = []
+    peak_all: list[float] = []
+
+    _render_regions(results, lines, goals, peak_all)
+    _render_national(results, lines, goals, peak_all)
+    _render_matrix(results, lines, goals, peak_all)
+    _render_sweep(results, lines, goals, peak_all)
+    _render_scaling(results, lines, goals, peak_all)
+    _render_settings(results, lines, goals, peak_all)
+    _render_network(results, lines, goals, peak_all)
+    _render_sweep_gpkg(results, lines, goals, peak_all)
+    _render_whatif(results, lines, goals, peak_all)
+    _render_pinning(results, lines, goals, peak_all)
 
     if peak_all:
         peak = max(peak_all)
