@@ -21,7 +21,7 @@ from herschik.errors import (
 def cmd_solve(args: argparse.Namespace) -> int:
     from herschik.atomic import check_output_dir, output_lock
 
-    params, scenario_info, scenario = _solve_params(args)
+    params, scenario_info, scenario = solve_params_from_args(args)
     dataset = load_args_dataset(args, args.region)
     regions = list(dataset.regions["region_id"])
     if args.region != "all" and args.region not in regions:
@@ -79,7 +79,7 @@ def _solve_into(
 
 
 
-def _solve_params(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
+def solve_params_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
     """(SolveParams, scenario_info, resolved scenario or None) from --scenario plus flags."""
     from herschik.optimiser.params import SolveParams
 
