@@ -76,7 +76,7 @@ def cmd_regions(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     dataset = load_args_dataset(args)
     if args.data_command == "export":
-        from herschik.geo.dataset import export_dataset
+        from herschik.geo.dataset_export import export_dataset
 
         export_dataset(dataset, args.out)
         print(f"wrote dataset '{dataset.name}' to {args.out}")
@@ -220,10 +220,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_network(args: argparse.Namespace) -> int:
     if args.network_command == "validate":
         return _network_validate(args)
-    from herschik.geo.dataset import DataError
     from herschik.geo.network import download_network, save_network
 
     from herschik.atomic import check_output_file, write_binary
+    from herschik.errors import DataError
 
     check_output_file(args.out)  # before any work: never a device, FIFO or folder
     if args.download:
@@ -260,8 +260,9 @@ def cmd_network(args: argparse.Namespace) -> int:
 def _network_validate(args: argparse.Namespace) -> int:
     import json
 
-    from herschik.geo.dataset import DataError
     from herschik.geo.validation import validate_network
+
+    from herschik.errors import DataError
 
     if args.network is not None and not Path(args.network).is_file():
         raise UsageError(f"--network {args.network}: file not found")

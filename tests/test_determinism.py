@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from herschik.geo.dataset import EXAMPLE_DIR
+from herschik.geo.schema import EXAMPLE_DIR
 from herschik.scenarios.cli import main
 
 HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
