@@ -28,11 +28,11 @@ from herschik.geo.dataset import load_dataset
 from herschik.geo.schema import EXAMPLE_DIR
 from herschik.optimiser.params import SolveParams
 from herschik.scenarios.cli import main
-from herschik.scenarios.scenario_file import ScenarioError, load_scenario, scenario_from_dict
+from herschik.scenarios.scenario_file import load_scenario, scenario_from_dict
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from herschik.errors import DataError
+from herschik.errors import DataError, ScenarioError
 
 #: ``HERSCHIK_FUZZ_EXAMPLES=5000`` (and ``HERSCHIK_FUZZ_RANDOM=1``) for a long bug hunt.
 FUZZ = settings(
