@@ -20,7 +20,7 @@ from herschik.optimiser.kpis import DISPLACED_KPIS
 from herschik.optimiser.params import SolveParams
 from herschik.scenarios.assemble import build_instance
 from herschik.scenarios.compare import compare_runs
-from herschik.scenarios.report import pct
+from herschik.scenarios.report_format import pct
 from herschik.scenarios.run import run_solve
 from test_report import _tables, parse
 
