@@ -11,6 +11,7 @@ per-treatment bests.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -24,17 +25,9 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 TOL = 1e-5
 
 
-def _reference_treatment(inst: Instance, params: SolveParams, t: int, objective: str
-                         ) -> tuple[float, float] | None:
-    """Best (primary, travel) for treatment t over all keep sets; None if infeasible.
-
-    primary: travel -> patient-minutes; moved -> moved patients; providers -> -(kept sites);
-    planner -> unnecessary moves (then travel).
-    """
-    n_a, n_s = len(inst.area_ids), len(inst.sites)
+def _candidate_sites(inst: Instance, params: SolveParams, t: int) -> tuple[list[int], list[int]]:
+    """Sites that may provide treatment t, and those forced to keep it."""
     tid = inst.treatment_ids[t]
-    d = inst.demand[:, t]
-    areas = [a for a in range(n_a) if d[a] > 0]
     closed = {(f.site_id, f.intervention_id) for f in params.force_close}
     forced = {(f.site_id, f.intervention_id) for f in params.force_keep}
     sites = []
@@ -43,17 +36,23 @@ def _reference_treatment(inst: Instance, params: SolveParams, t: int, objective:
             continue
         if inst.baseline_volume[s, t] > 0 or params.allow_new_providers or (site.id, tid) in forced:
             sites.append(s)
-    must = [s for s in range(n_s) if (inst.sites[s].id, tid) in forced]
-    if any(s not in sites for s in must):
-        return None
-    margin = params.margin_for(tid)
-    norm_of = [inst.treatments[t].norm_for(site.role) for site in inst.sites]
+    must = [s for s in range(len(inst.sites)) if (inst.sites[s].id, tid) in forced]
+    return sites, must
+
+
+def _baseline_travel(inst: Instance, t: int) -> np.ndarray:
+    """Each area's patient-weighted mean travel today (NaN without patients)."""
     bf = inst.baseline_flow[:, :, t]
-    base = np.full(n_a, np.nan)
-    for a in range(n_a):
+    base = np.full(len(inst.area_ids), np.nan)
+    for a in range(len(inst.area_ids)):
         if bf[a].sum() > 0:
             base[a] = (bf[a] * np.where(np.isfinite(inst.travel_min[a]), inst.travel_min[a], 0)
                        ).sum() / bf[a].sum()
+    return base
+
+
+def _capacity(inst: Instance, params: SolveParams, t: int) -> Callable[[int], float]:
+    tid = inst.treatment_ids[t]
 
     def cap(s: int) -> float:
         c = np.inf
@@ -64,7 +63,13 @@ def _reference_treatment(inst: Instance, params: SolveParams, t: int, objective:
                 c = min(c, item.max_patients)
         return c
 
-    providers_today = [s for s in range(n_s) if inst.baseline_volume[s, t] > 0]
+    return cap
+
+
+def _reachable(inst: Instance, params: SolveParams, t: int
+               ) -> Callable[[int, int], bool]:
+    base = _baseline_travel(inst, t)
+    providers_today = [s for s in range(len(inst.sites)) if inst.baseline_volume[s, t] > 0]
 
     def ok(a: int, s: int) -> bool:
         m = inst.travel_min[a, s]
@@ -79,6 +84,33 @@ def _reference_treatment(inst: Instance, params: SolveParams, t: int, objective:
             if m - base[a] > params.max_extra_travel + 1e-9:
                 return False
         return True
+
+    return ok
+
+
+def _better(cand: tuple[float, float], best: tuple[float, float] | None, objective: str) -> bool:
+    tie = 1e-6 if objective == "planner" else 1e-7
+    return best is None or cand[0] < best[0] - tie or (
+        abs(cand[0] - best[0]) <= tie and cand[1] < best[1])
+
+
+def _reference_treatment(inst: Instance, params: SolveParams, t: int, objective: str
+                         ) -> tuple[float, float] | None:
+    """Best (primary, travel) for treatment t over all keep sets; None if infeasible.
+
+    primary: travel -> patient-minutes; moved -> moved patients; providers -> -(kept sites);
+    planner -> unnecessary moves (then travel).
+    """
+    tid = inst.treatment_ids[t]
+    d = inst.demand[:, t]
+    areas = [a for a in range(len(inst.area_ids)) if d[a] > 0]
+    sites, must = _candidate_sites(inst, params, t)
+    if any(s not in sites for s in must):
+        return None
+    margin = params.margin_for(tid)
+    norm_of = [inst.treatments[t].norm_for(site.role) for site in inst.sites]
+    bf = inst.baseline_flow[:, :, t]
+    cap, ok = _capacity(inst, params, t), _reachable(inst, params, t)
 
     # small-region rule: whole demand below every site's norm -> at most one provider, no norm
     norms = [n for n in norm_of if n is not None]
@@ -106,16 +138,12 @@ def _reference_treatment(inst: Instance, params: SolveParams, t: int, objective:
         for subset in itertools.combinations(normed, r):
             if any(s not in subset and s in normed for s in must):
                 continue
-            open_sites = list(subset) + free
-            val = _flow_problem(inst, params, t, areas, open_sites, ok, cap, norm_of, margin,
-                                objective, own_ok - set(subset))
+            val = _flow_problem(inst, params, t, areas, list(subset) + free, ok, cap, norm_of,
+                                margin, objective, own_ok - set(subset))
             if val is None:
                 continue
-            primary = -float(len(subset)) if objective == "providers" else val[0]
-            cand = (primary, val[1])
-            tie = 1e-6 if objective == "planner" else 1e-7
-            if best is None or cand[0] < best[0] - tie or (
-                    abs(cand[0] - best[0]) <= tie and cand[1] < best[1]):
+            cand = (-float(len(subset)) if objective == "providers" else val[0], val[1])
+            if _better(cand, best, objective):
                 best = cand
     return best
 
