@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from herschik.scenarios.cli_commands import load_args_dataset, make_console
-from herschik.scenarios.param_flags import dotted_overrides, param_overrides
+from herschik.scenarios.param_flags import dotted_overrides, param_overrides, unknown_id
 
 from herschik.errors import (
     EXIT_INFEASIBLE,
@@ -28,6 +28,10 @@ def cmd_solve(args: argparse.Namespace) -> int:
         raise UnknownRegionError(
             f"--region {args.region}: unknown region; choose from {', '.join(regions)} or all"
         )
+    problem = unknown_id(param_overrides(args), dataset.sites["site_id"].astype(str),
+                         dataset.treatments["intervention_id"].astype(str))
+    if problem is not None:  # a mistyped id must not be ignored silently
+        raise UsageError(problem)
     # --out is checked, and held against a second writer, before any solving starts.
     check_output_dir(args.out)
     with output_lock(args.out):

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, Union
 
 from herschik.optimiser.params import SolveParams
@@ -245,3 +246,33 @@ def dotted_overrides(overrides: dict[str, Any], model: type[BaseModel] = SolvePa
             out[name] = value
     return out
 
+
+
+def unknown_id(
+    overrides: dict[str, Any], site_ids: Iterable[str], treatment_ids: Iterable[str],
+    model: type[BaseModel] = SolveParams,
+) -> str | None:
+    """The first site or treatment id given by a flag that the dataset lacks, as a message naming
+    the flag; None if all are known. Record fields ``site_id`` / ``intervention_id``, the keys of
+    dict flags and the items of list flags name treatments or sites; ``"*"`` means every one."""
+    sites, treatments = set(site_ids), set(treatment_ids)
+    for spec in param_flags(model):
+        value = overrides.get(spec.field)
+        if value is None:
+            continue
+        named: list[tuple[str, str]] = []  # (kind, id)
+        if spec.kind == "records":
+            named = [(kind, str(entry[key])) for entry in value
+                     for key, kind in (("site_id", "site"), ("intervention_id", "treatment"))
+                     if key in entry]
+        elif spec.kind == "mapping" and spec.metavar and spec.metavar.startswith("TREATMENT="):
+            named = [("treatment", str(key)) for key in value]
+        elif spec.kind == "lists":
+            named = [("treatment", str(item)) for items in value for item in items]
+        for kind, name in named:
+            known = sites if kind == "site" else treatments
+            if name != "*" and name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                return f"{spec.flag}: unknown {kind} {name!r}{hint}"
+    return None

@@ -125,3 +125,31 @@ def test_derived_flags_reach_the_solve(tmp_path: Path) -> None:
     volumes = pd.read_csv(out / "site_volumes.csv")
     north = volumes[volumes["site_id"] == "EX-NORTH"]
     assert len(north) and not north["kept_after"].any()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--force-close", "EX-NORHT"], "--force-close: unknown site 'EX-NORHT' (did you mean"),
+    (["--force-keep", "EX-NORTH:hn_flp"], "--force-keep: unknown treatment 'hn_flp'"),
+    (["--capacity", "EX-UMC:nope:40"], "--capacity: unknown treatment 'nope'"),
+    (["--margin-by-treatment", "hn_flp=0.1"], "--margin-by-treatment: unknown treatment"),
+    (["--bundles", "hn_flap,nope"], "--bundles: unknown treatment 'nope'"),
+])
+def test_an_unknown_id_in_a_flag_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """Regression: a mistyped site or treatment in a derived flag was ignored silently."""
+    code = main(["solve", "--region", "example", "--out", str(tmp_path / "x"), *argv])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_ids_of_a_new_dict_field_are_found() -> None:
+    from herschik.scenarios.param_flags import unknown_id
+
+    overrides = {"max_providers": {"*": 2, "pancreas_resection": 1, "pancreas_resectoin": 3}}
+    assert unknown_id(overrides, [], ["pancreas_resection"], _WithMaxProviders) == (
+        "--max-providers: unknown treatment 'pancreas_resectoin' "
+        "(did you mean 'pancreas_resection'?)")
+    assert unknown_id({"max_providers": {"*": 2}}, [], [], _WithMaxProviders) is None
