@@ -55,6 +55,8 @@ class ParamFlag:
     help: str
     parse: Callable[[str], Any] | None
     choices: tuple[str, ...] | None = None
+    #: a dict flag's keys: treatment ids (None) or the Literal's choices
+    key_choices: tuple[str, ...] | None = None
 
     @property
     def dest(self) -> str:
@@ -147,6 +149,7 @@ def _help(name: str, info: FieldInfo, kind: Kind) -> str:
     if extra.get("example"):
         text += f"; e.g. {extra['example']}"
     default = info.get_default(call_default_factory=True)
+    # a description that already names its default keeps its own words
     if kind == "scalar" and default is not None and "default" not in text:
         text += f" (default {format(default, 'g') if isinstance(default, float) else default})"
     if kind == "mapping":
@@ -163,10 +166,11 @@ def _flag_for(name: str, info: FieldInfo) -> ParamFlag:
     choices = _literal_choices(annotation)
     kind: Kind
     parse: Callable[[str], Any] | None
+    key_choices = None
     if annotation is bool:
         kind, metavar, parse = "switch", None, None
     elif origin is dict:
-        kind = "mapping"
+        kind, key_choices = "mapping", _literal_choices(_strip_optional(args[0]))
         metavar, parse = _mapping_flag(_strip_optional(args[0]), _strip_optional(args[1]), flag)
     elif origin is list and isinstance(args[0], type) and issubclass(args[0], BaseModel):
         kind = "records"
@@ -188,7 +192,8 @@ def _flag_for(name: str, info: FieldInfo) -> ParamFlag:
     extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
     metavar = str(extra.get("metavar", metavar)) if metavar is not None else None
     return ParamFlag(field=name, flag=flag, kind=kind, metavar=metavar,
-                     help=_help(name, info, kind), parse=parse, choices=choices)
+                     help=_help(name, info, kind), parse=parse, choices=choices,
+                     key_choices=key_choices)
 
 
 def param_flags(model: type[BaseModel] = SolveParams) -> list[ParamFlag]:
@@ -254,7 +259,8 @@ def unknown_id(
 ) -> str | None:
     """The first site or treatment id given by a flag that the dataset lacks, as a message naming
     the flag; None if all are known. Record fields ``site_id`` / ``intervention_id``, the keys of
-    dict flags and the items of list flags name treatments or sites; ``"*"`` means every one."""
+    dict flags and the items of list flags name sites or treatments (``"*"``: every treatment).
+    """
     sites, treatments = set(site_ids), set(treatment_ids)
     for spec in param_flags(model):
         value = overrides.get(spec.field)
@@ -265,13 +271,13 @@ def unknown_id(
             named = [(kind, str(entry[key])) for entry in value
                      for key, kind in (("site_id", "site"), ("intervention_id", "treatment"))
                      if key in entry]
-        elif spec.kind == "mapping" and spec.metavar and spec.metavar.startswith("TREATMENT="):
+        elif spec.kind == "mapping" and spec.key_choices is None:
             named = [("treatment", str(key)) for key in value]
         elif spec.kind == "lists":
             named = [("treatment", str(item)) for items in value for item in items]
         for kind, name in named:
             known = sites if kind == "site" else treatments
-            if name != "*" and name not in known:
+            if name not in known and not (kind == "treatment" and name == "*"):
                 close = difflib.get_close_matches(name, sorted(known), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 return f"{spec.flag}: unknown {kind} {name!r}{hint}"

@@ -133,6 +133,7 @@ def test_derived_flags_reach_the_solve(tmp_path: Path) -> None:
     (["--capacity", "EX-UMC:nope:40"], "--capacity: unknown treatment 'nope'"),
     (["--margin-by-treatment", "hn_flp=0.1"], "--margin-by-treatment: unknown treatment"),
     (["--bundles", "hn_flap,nope"], "--bundles: unknown treatment 'nope'"),
+    (["--force-close", "*:hn_flap"], "--force-close: unknown site '*'"),
 ])
 def test_an_unknown_id_in_a_flag_is_bad_input(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
