@@ -96,7 +96,8 @@ class SolveParams(BaseModel):
         "planner",
         description="planner (default): fewest unnecessary moves, then least travel "
         "(docs/OBJECTIVES.md); travel: least patient-minutes; moved: fewest patients changing "
-        "hospital; providers: most kept providers, then least travel",
+        "hospital; providers: most kept providers, then least travel. Treatments without a "
+        "norm always keep today's flows",
     )
     objective_weights: dict[ObjectiveName, float] | None = Field(
         None, description="weighted mix, e.g. {travel: 1, moved: 10}; overrides objective "
