@@ -3,7 +3,7 @@
 (a) the dataset loader on random mutations of the example tables: ``load_dataset`` succeeds or
     raises :class:`herschik.errors.DataError`;
 (b) the scenario parser on random TOML-ish text and random mappings of known keys: a valid
-    spec or :class:`scenarios.scenario_file.ScenarioError`;
+    spec or :class:`herschik.errors.ScenarioError`;
 (c) the command line on random argument lists: ``main`` returns an exit code (argparse's own
     ``SystemExit`` for usage errors and ``--help`` is accepted) and never reports an internal
     error.
