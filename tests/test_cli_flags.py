@@ -32,6 +32,10 @@ def test_every_parameter_has_a_solve_flag() -> None:
     assert missing == []
 
 
+def test_every_parameter_has_a_description_for_its_help() -> None:
+    assert [name for name, info in SolveParams.model_fields.items() if not info.description] == []
+
+
 def test_the_contract_flags_keep_their_form() -> None:
     usage = " ".join(_solve_parser().format_usage().split())
     for form in ("[--margin F]", "[--max-travel MIN]", "[--objective {planner,travel,moved,"
