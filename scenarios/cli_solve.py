@@ -82,7 +82,6 @@ def _solve_into(
             "time_limit_no_solution": EXIT_TIME_LIMIT_NO_SOLUTION}.get(summary["status"], EXIT_OK)
 
 
-
 def solve_params_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
     """(SolveParams, scenario_info, resolved scenario or None) from --scenario plus flags."""
     from herschik.optimiser.params import SolveParams
