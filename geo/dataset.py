@@ -146,7 +146,6 @@ class Dataset:
         )
 
 
-
 def load_dataset(source: str | Path | None = None) -> Dataset:
     """Load and validate a dataset.
 

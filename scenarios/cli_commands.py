@@ -39,7 +39,6 @@ def make_console() -> Any:
     return Console(highlight=False)
 
 
-
 def cmd_regions(args: argparse.Namespace) -> int:
     dataset = load_args_dataset(args)
     demand = dataset.demand.merge(dataset.areas[["area_id", "region_id"]], on="area_id")

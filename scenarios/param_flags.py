@@ -252,7 +252,6 @@ def dotted_overrides(overrides: dict[str, Any], model: type[BaseModel] = SolvePa
     return out
 
 
-
 def unknown_id(
     overrides: dict[str, Any], site_ids: Iterable[str], treatment_ids: Iterable[str],
     model: type[BaseModel] = SolveParams,

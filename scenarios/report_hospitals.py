@@ -12,7 +12,6 @@ from herschik.scenarios.report_format import Html, badge, esc, fmt, html_table, 
 _STATUS_ORDER = {"kept": 0, "gained": 1, "lost": 2, "—": 3}
 
 
-
 def providers_today_section(sv: pd.DataFrame, names: Mapping[str, str]) -> str:
     """Infeasible run: today's providers per treatment, as context for the diagnosis."""
     note = ('<p class="note">No reallocation was computed (the scenario is infeasible). '

@@ -17,7 +17,6 @@ from herschik.scenarios.scenario_resolved import ResolvedScenario
 _COMPLETE = "summary.json"
 
 
-
 # --- per-process caches (workers keep datasets and instances between tasks) --------------------
 
 _DATASETS: dict[str, Any] = {}
