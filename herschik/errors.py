@@ -3,7 +3,8 @@
 Every problem that is the user's or the environment's (bad data, a bad scenario, a bad flag,
 an unknown region, an unusable output path, a full disk, no network) is a
 :class:`HerschikError` (or an ``OSError``) and exits 2 with one line; everything else is a
-bug and exits 3. :func:`exit_code_for` is the only place that decides.
+bug and exits 3. :func:`exit_code_for` is the only place that decides (for a finished solve,
+``herschik.optimiser.status.exit_code_for_status`` maps its status to 0, 1 or 4).
 
 This module imports nothing of the project, so every layer (geo, optimiser, scenarios) can
 raise these errors.

@@ -13,6 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
+from .tolerances import FLOW_EPS, REDUCED_COST_TOL
+
 
 def reconstruct_baseline_flows(
     demand: np.ndarray,
@@ -113,9 +115,9 @@ def _transport(supply: np.ndarray, volume: np.ndarray, cost: np.ndarray, name: s
             raise ValueError(f"treatment {name}: baseline LP failed ({res.message})")
         duals = res.eqlin.marginals
         reduced = finite_cost - duals[:n_a, None] - duals[None, n_a:]
-        entering = reachable & ~active & (reduced < -1e-9 * (1.0 + np.abs(finite_cost)))
+        entering = reachable & ~active & (reduced < -REDUCED_COST_TOL * (1.0 + np.abs(finite_cost)))
         if not entering.any():
-            x = np.where(res.x > 1e-9, res.x, 0.0)
+            x = np.where(res.x > FLOW_EPS, res.x, 0.0)
             keep = x > 0
             return x[keep], ai[keep], si[keep]
         active |= entering

@@ -16,6 +16,8 @@ from .formulation import required_matrix
 from .instance import Instance
 from .params import SolveParams
 from .solution import Solution
+from .tolerances import BELOW_NORM_TOL
+from .tolerances import FLOW_EPS as MIN_PATIENTS
 
 DECIMALS = 6
 CONTRACT_VERSION = 1
@@ -34,11 +36,6 @@ HOSPITAL_CHANGE_COLUMNS = [
 ]
 #: status of a (site, treatment) row of hospital_changes.csv
 HOSPITAL_STATUSES = ("kept", "lost", "gained", "below_norm", "unchanged_no_norm")
-#: a kept site this many patients below its required volume is "below_norm" (solver noise aside)
-BELOW_NORM_TOL = 1e-6
-
-#: assignments below this many patients per year are solver noise, not an assignment
-MIN_PATIENTS = 1e-9
 
 
 def _r(value: float) -> float:
@@ -231,7 +228,7 @@ def summary_dict(instance: Instance, solution: Solution, params: SolveParams,
         "contract": CONTRACT_VERSION,
         "region_id": instance.region_id,
         "scenario": params.model_dump(mode="json"),
-        "status": solution.status,
+        "status": solution.status.value,
         "objective": solution.objective,
         "mip_gap": solution.mip_gap,
         "mip_bound": solution.mip_bound,

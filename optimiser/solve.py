@@ -52,6 +52,16 @@ from .formulation import (
 from .instance import Instance
 from .params import SolveParams
 from .solution import Solution
+from .status import SolveStatus
+from .tolerances import (
+    GREEDY_TOL,
+    KEEP_THRESHOLD,
+    MOVES_SLACK_ABS,
+    MOVES_SLACK_REL,
+    PROVIDES_MIN,
+    SOLVER_FLOW_NOISE,
+    ZERO_MOVES,
+)
 
 #: HiGHS presolve for the sub-MIPs: off. With the aggregated linking it made no difference on
 #: the real data (docs/decisions/linking.md), and it is very slow on the transportation-like
@@ -73,25 +83,21 @@ HIGHS_MIP_OPTIONS: dict[str, bool] = {
 #: the scenario is infeasible whatever this one's optimum, so it was only checked for
 #: feasibility (an incumbent, or a zero-objective solve), so that the diagnosis still lists
 #: every infeasible treatment and none that is not. "not_decided": that check hit the time limit.
-NOT_OPTIMISED = "feasible_not_optimised"
-NOT_DECIDED = "not_decided"
+NOT_OPTIMISED = SolveStatus.FEASIBLE_NOT_OPTIMISED
+NOT_DECIDED = SolveStatus.NOT_DECIDED
 #: A sub-problem is reported "optimal" only when the solver's real relative gap is at most this
 #: (the default ``mip_gap``); a larger ``--mip-gap`` that stops earlier gives "feasible" with the
 #: gap and bound the solver reached, never "optimal".
 PROVEN_OPTIMAL_GAP = 1e-4
 #: Status of a solve (and of a sub-problem) that hit the time limit before any feasible solution
 #: was found: feasibility is undecided, so it is never reported as infeasible.
-TIME_LIMIT_NO_SOLUTION = "time_limit_no_solution"
-#: flows below this (patients per year) are solver noise and set to 0
-FLOW_EPS = 1e-7
-#: a site "provides" a treatment without a norm when it treats more than this many patients/yr
-PROVIDES_MIN = 1e-5
+TIME_LIMIT_NO_SOLUTION = SolveStatus.TIME_LIMIT_NO_SOLUTION
 
 
 @dataclass
 class _ComponentResult:
     treatments: list[int]
-    status: str
+    status: SolveStatus
     x: np.ndarray | None
     arrays: MipArrays
     gap: float | None
@@ -120,27 +126,28 @@ def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
         except Exception as exc:  # noqa: BLE001 - any HiGHS failure: try CBC rather than crash
             notes.append(f"HiGHS failed ({exc!r}); solved with CBC instead")
             result = None
-        if result is not None and result.status != "error":
+        if result is not None and result.status != SolveStatus.ERROR:
             return _proven(result), notes
         if result is not None:
             notes.append(f"HiGHS returned an error ({result.message}); solved with CBC instead")
     result = solve_pulp(arrays, "cbc", params.time_limit, params.mip_gap, threads,
                         preprocess=cbc_preprocess)
-    if result.status == "error":
+    if result.status == SolveStatus.ERROR:
         raise RuntimeError(f"CBC failed on a sub-problem: {result.message}")
     return _proven(result), notes
 
 
 def _proven(result: BackendResult) -> BackendResult:
     """``optimal`` only within PROVEN_OPTIMAL_GAP; a looser requested gap gives ``feasible``."""
-    if result.status == "optimal" and (result.mip_gap or 0.0) > PROVEN_OPTIMAL_GAP:
-        result.status = "feasible"
+    if result.status == SolveStatus.OPTIMAL and (result.mip_gap or 0.0) > PROVEN_OPTIMAL_GAP:
+        result.status = SolveStatus.FEASIBLE
         result.message = result.message or "stopped at the requested mip_gap"
     return result
 
 
-def _worse(a: str, b: str) -> str:
-    order = {"optimal": 0, "feasible": 1, "no_solution": 2, "infeasible": 3}
+def _worse(a: SolveStatus, b: SolveStatus) -> SolveStatus:
+    order = {SolveStatus.OPTIMAL: 0, SolveStatus.FEASIBLE: 1,
+             SolveStatus.TIME_LIMIT_NO_SOLUTION: 2, SolveStatus.INFEASIBLE: 3}
     return a if order.get(a, 3) >= order.get(b, 3) else b
 
 
@@ -166,8 +173,8 @@ def _feasibility_only(instance: Instance, params: SolveParams, treatments: list[
     """Only decide feasibility (zero objective, any incumbent will do): see NOT_OPTIMISED."""
     check = arrays.with_objective(np.zeros(arrays.n_cols))
     res, notes = _run_backend(check, params.model_copy(update={"mip_gap": 1.0}), threads)
-    status = {"infeasible": "infeasible", "optimal": NOT_OPTIMISED,
-              "feasible": NOT_OPTIMISED}.get(res.status, NOT_DECIDED)
+    status = {SolveStatus.INFEASIBLE: SolveStatus.INFEASIBLE, SolveStatus.OPTIMAL: NOT_OPTIMISED,
+              SolveStatus.FEASIBLE: NOT_OPTIMISED}.get(res.status, NOT_DECIDED)
     return _ComponentResult(treatments, status, None, arrays, None, build, spent + res.seconds,
                             res.solver, {}, notes)
 
@@ -193,7 +200,7 @@ def _solve_component(instance: Instance, params: SolveParams, treatments: list[i
                                 else None)
     result.info.pop("bound_phase2", None)
     if stop is not None:
-        if result.status == "infeasible":
+        if result.status == SolveStatus.INFEASIBLE:
             stop.set()
         elif result.info.pop("interrupted", False):
             if result.x is not None:  # an incumbent: feasible, not optimised
@@ -217,19 +224,6 @@ def _component_params(instance: Instance, params: SolveParams, treatments: list[
     if norms.size and np.all(np.isnan(norms)):
         return params.model_copy(update={"objective": "planner", "objective_weights": None})
     return params
-
-
-#: Slack of the phase-2 row "unnecessary moves <= phase-1 optimum" (patients per year): solver
-#: tolerance only, so that phase 1's own solution stays feasible for phase 2.
-MOVES_SLACK_ABS = 1e-7
-MOVES_SLACK_REL = 1e-9
-
-
-#: phase-1 optimum at or below this (patients) is "no unnecessary move": phase 2 then uses the
-#: equivalent, much tighter per-flow form (_zero_moves_model) instead of one dense row
-ZERO_MOVES = 1e-9
-#: row / bound tolerance of the greedy planner start (patients)
-GREEDY_TOL = 1e-7
 
 
 def _planner_greedy(arrays: MipArrays, instance: Instance) -> np.ndarray | None:
@@ -337,8 +331,9 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
         if greedy is not None:
             # "close every hospital below its norm, displaced patients to the nearest one that
             # keeps it" has no unnecessary move: it proves phase 1 (U >= 0) without a solve
-            res1, n1 = BackendResult("optimal", 0.0, greedy, 0.0, 0.0, params.solver,
-                                     bound=0.0), []
+            res1 = BackendResult(SolveStatus.OPTIMAL, 0.0, greedy, 0.0, 0.0, params.solver,
+                                 bound=0.0)
+            n1: list[str] = []
             info["phase1"] = "greedy"
         else:
             warm = _start_vector(arrays, instance, start) if planner else None
@@ -346,7 +341,7 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
         notes += n1
         solve_s = res1.seconds
         info["interrupted"] = res1.interrupted
-        if res1.status in ("optimal", "feasible"):
+        if res1.status.solved:
             t1 = time.perf_counter()
             if planner:
                 moves = float(arrays.moves_c @ res1.x + arrays.moves_offset)
@@ -380,7 +375,7 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
                 info["bound"] = None
             else:
                 info["bound"] = float(res1.bound) if planner else -float(res1.bound)
-            if res2.status in ("optimal", "feasible"):
+            if res2.status.solved:
                 gap = max(res1.mip_gap or 0.0, res2.mip_gap or 0.0)
                 return _ComponentResult(treatments, status, res2.x, phase2, gap, build, solve_s,
                                         res2.solver, info, notes)
@@ -396,7 +391,7 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
     notes += n
     info["interrupted"] = res.interrupted
     info["bound"] = res.bound
-    x = res.x if res.status in ("optimal", "feasible") else None
+    x = res.x if res.status.solved else None
     return _ComponentResult(treatments, res.status, x, arrays, res.mip_gap, build, res.seconds,
                             res.solver, info, notes)
 
@@ -554,6 +549,27 @@ def solve_components(instance: Instance, params: SolveParams, start: Solution | 
     return comps, explanation, results
 
 
+def _infeasible_diagnosis(instance: Instance, params: SolveParams,
+                          infeasible_treatments: list[str],
+                          unsolved_treatments: list[str] | None) -> dict[str, Any]:
+    """The diagnosis of an infeasible solve; ``unsolved_treatments``: those whose sub-problem
+    hit the time limit without a solution (undecided, but one infeasible one decides)."""
+    from .diagnose import diagnose
+
+    try:
+        diagnosis = diagnose(instance, params, infeasible_treatments)
+    except Exception as exc:  # noqa: BLE001 - a diagnosis bug must not hide the status
+        _warnings.warn(f"diagnose failed: {exc!r}", stacklevel=3)
+        diagnosis = {"reason": "The scenario has no feasible solution (the diagnosis "
+                               f"itself failed: {exc!r}).",
+                     "infeasible_treatments": infeasible_treatments}
+    if unsolved_treatments is not None:
+        diagnosis = dict(diagnosis)
+        diagnosis["time_limit_reached"] = True
+        diagnosis["unsolved_treatments"] = unsolved_treatments
+    return diagnosis
+
+
 def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], explanation: str,
              results: list[_ComponentResult]) -> Solution:
     """One Solution from the sub-problem results (in component order): flows, keeps, status,
@@ -571,7 +587,7 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
     flow = np.zeros((n_areas, n_sites, n_treat))
     keep = np.zeros((n_sites, n_treat), dtype=bool)
     subproblems: list[dict[str, Any]] = []
-    status = "optimal"
+    status = SolveStatus.OPTIMAL
     infeasible_treatments: list[str] = []
     unsolved_treatments: list[str] = []
     no_solution = False
@@ -583,7 +599,7 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
             "n_vars": r.arrays.n_cols,
             "n_rows": r.arrays.n_rows,
             "n_binaries": int(np.count_nonzero(r.arrays.integrality)),
-            "status": r.status if r.status != "no_solution" else TIME_LIMIT_NO_SOLUTION,
+            "status": str(r.status),
             "gap": None if r.gap is None else float(r.gap),
             "build_seconds": round(r.build_seconds, 4),
             "solve_seconds": round(r.solve_seconds, 4),
@@ -591,10 +607,10 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
         }
         entry.update(r.info)
         if r.status in (NOT_OPTIMISED, NOT_DECIDED):  # only when another one is infeasible
-            status = "infeasible"
+            status = SolveStatus.INFEASIBLE
             subproblems.append(entry)
             continue
-        if r.x is None and r.status == "no_solution":
+        if r.x is None and r.status == TIME_LIMIT_NO_SOLUTION:
             # the time limit ran out before any solution: undecided, not infeasible
             unsolved_treatments += [instance.treatment_ids[t] for t in r.treatments]
             no_solution = True
@@ -602,18 +618,18 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
             continue
         if r.x is None:
             infeasible_treatments += [instance.treatment_ids[t] for t in r.treatments]
-            status = "infeasible"
+            status = SolveStatus.INFEASIBLE
             subproblems.append(entry)
             continue
-        if status != "infeasible" and r.status == "feasible":
-            status = "feasible"
+        if status != SolveStatus.INFEASIBLE and r.status == SolveStatus.FEASIBLE:
+            status = SolveStatus.FEASIBLE
         a = r.arrays
         values = a.flows(r.x)
-        values = np.where(values < FLOW_EPS, 0.0, values)
+        values = np.where(values < SOLVER_FLOW_NOISE, 0.0, values)
         # the bound is d: clip solver tolerance overshoot so flows never exceed demand
         values = np.minimum(values, instance.demand[a.x_area, a.x_treat])
         np.add.at(flow, (a.x_area, a.x_site, a.x_treat), values)
-        yv = np.asarray(r.x)[a.y_slice()] > 0.5
+        yv = np.asarray(r.x)[a.y_slice()] > KEEP_THRESHOLD
         keep[a.y_site[yv], a.y_treat[yv]] = True
         for t in r.treatments:
             _move_tolerance_flows(flow, keep, norms, t, forced_keep)
@@ -628,24 +644,13 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
         entry["travel"] = round(vals["travel"], 6)
         subproblems.append(entry)
 
-    if status == "infeasible":
-        from .diagnose import diagnose
-
-        try:
-            diagnosis = diagnose(instance, params, infeasible_treatments)
-        except Exception as exc:  # noqa: BLE001 - a diagnosis bug must not hide the status
-            _warnings.warn(f"diagnose failed: {exc!r}", stacklevel=2)
-            diagnosis = {"reason": "The scenario has no feasible solution (the diagnosis "
-                                   f"itself failed: {exc!r}).",
-                         "infeasible_treatments": infeasible_treatments}
-        if no_solution:  # other treatments are undecided, but one infeasible one decides
-            diagnosis = dict(diagnosis)
-            diagnosis["time_limit_reached"] = True
-            diagnosis["unsolved_treatments"] = unsolved_treatments
-        return Solution(status="infeasible", solver=solver_used, objective=None, mip_gap=None,
-                        build_seconds=build_s, solve_seconds=solve_s, keep=None, flow=None,
-                        diagnosis=diagnosis, subproblems=subproblems, decomposition=explanation,
-                        warnings=solution_warnings)
+    if status == SolveStatus.INFEASIBLE:
+        diagnosis = _infeasible_diagnosis(instance, params, infeasible_treatments,
+                                          unsolved_treatments if no_solution else None)
+        return Solution(status=SolveStatus.INFEASIBLE, solver=solver_used, objective=None,
+                        mip_gap=None, build_seconds=build_s, solve_seconds=solve_s, keep=None,
+                        flow=None, diagnosis=diagnosis, subproblems=subproblems,
+                        decomposition=explanation, warnings=solution_warnings)
 
     if no_solution:
         diagnosis = {

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from herschik.geo.export import normalise_assignments, normalise_site_volumes
+from herschik.optimiser.kpis import weighted_quantile
 from matplotlib.figure import Figure
 
 SECTIONS = ("Key figures", "Hospital changes", "Providers per treatment", "Extra travel",
@@ -492,15 +493,6 @@ def _gain_lose(sv: pd.DataFrame, names: Mapping[str, str]) -> str:
     return intro + _table(["Site", "Name", "Treatments gained", "Treatments lost",
                            "Volume before", "Volume after", "Change"], rows, cls="gain-lose",
                           numeric=[False, False, False, False, True, True, True])
-
-
-def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
-    """Patient-weighted quantile (lower interpolation on the weighted CDF)."""
-    if len(values) == 0 or weights.sum() <= 0:
-        return float("nan")
-    order = np.argsort(values, kind="stable")
-    cdf = np.cumsum(weights[order]) / weights.sum()
-    return float(values[order][min(np.searchsorted(cdf, q - 1e-12), len(values) - 1)])
 
 
 def extra_travel_histogram_png(assignments: pd.DataFrame, dpi: int = 100) -> bytes:
