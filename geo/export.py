@@ -34,6 +34,14 @@ import pyogrio
 import shapely
 
 from herschik.atomic import atomic_path
+from herschik.columns import (
+    ASSIGNMENT_COLUMNS,
+    ASSIGNMENTS,
+    NAME_COLUMNS,
+    SITE_VOLUME_COLUMNS,
+    SITE_VOLUMES,
+    of_kind,
+)
 
 CRS_RD = "EPSG:28992"
 CRS_WGS84 = "EPSG:4326"
@@ -43,16 +51,7 @@ FALLBACK_BUFFER_M = 750.0
 _FIXED_DATE = "2000-01-01T00:00:00.000Z"
 _GDAL_LOCK = threading.Lock()
 
-SITE_VOLUME_COLUMNS = [
-    "region_id", "site_id", "site_name", "intervention_id", "norm", "required_min",
-    "volume_before", "volume_after", "kept_before", "kept_after",
-]
-ASSIGNMENT_COLUMNS = [
-    "region_id", "area_id", "area_name", "intervention_id", "site_id", "site_name", "patients",
-    "travel_min", "travel_min_before", "extra_min",
-]
-#: names added beside the codes (older result folders lack them: read as empty)
-NAME_COLUMNS = ("area_name", "site_name")
+# the contract tables' columns (herschik.columns) plus the layers' own
 SITES_LAYER_COLUMNS = SITE_VOLUME_COLUMNS + [
     "gained", "lost", "volume_change", "organisation", "site_type",
 ]
@@ -92,10 +91,10 @@ def _str_ids(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def normalise_site_volumes(site_volumes: pd.DataFrame) -> pd.DataFrame:
     """Contract ``site_volumes`` with string ids, float volumes and real booleans."""
     _require(site_volumes, SITE_VOLUME_COLUMNS, "site_volumes")
-    sv = _str_ids(site_volumes, ["region_id", "site_id", "intervention_id"])
-    for col in ("norm", "required_min", "volume_before", "volume_after"):
+    sv = _str_ids(site_volumes, of_kind(SITE_VOLUMES, "id"))
+    for col in of_kind(SITE_VOLUMES, "number"):
         sv[col] = pd.to_numeric(sv[col], errors="coerce").astype(float)
-    for col in ("kept_before", "kept_after"):
+    for col in of_kind(SITE_VOLUMES, "flag"):
         sv[col] = _as_bool(sv[col])
     return sv.reset_index(drop=True)
 
@@ -108,10 +107,10 @@ def normalise_assignments(assignments: pd.DataFrame) -> pd.DataFrame:
             position = list(ASSIGNMENT_COLUMNS).index(col)
             assignments.insert(min(position, len(assignments.columns)), col, "")
     _require(assignments, ASSIGNMENT_COLUMNS, "assignments")
-    asg = _str_ids(assignments, ["region_id", "area_id", "intervention_id", "site_id"])
+    asg = _str_ids(assignments, of_kind(ASSIGNMENTS, "id"))
     for col in NAME_COLUMNS:
         asg[col] = asg[col].fillna("").astype(str)
-    for col in ("patients", "travel_min", "travel_min_before", "extra_min"):
+    for col in of_kind(ASSIGNMENTS, "number"):
         asg[col] = pd.to_numeric(asg[col], errors="coerce").astype(float)
     return asg.reset_index(drop=True)
 

@@ -344,6 +344,7 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
         if res1.status.solved:
             t1 = time.perf_counter()
             if planner:
+                assert arrays.moves_c is not None  # planner: the model has a moves vector
                 moves = float(arrays.moves_c @ res1.x + arrays.moves_offset)
                 info["unnecessary_moves_phase1"] = round(max(moves, 0.0), 6)
                 if moves <= ZERO_MOVES:
@@ -354,6 +355,7 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
                                                    moves - arrays.moves_offset + slack,
                                                    "moves_ceiling")
             else:
+                assert res1.objective is not None  # solved: it has an objective
                 best = int(round(-float(res1.objective)))
                 info["providers_phase1"] = best
                 phase2 = arrays.with_extra_row(providers_vector(arrays), best - 0.5, np.inf,
@@ -670,7 +672,7 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
     if params.small_region_rule == "one_provider":
         for t in shortfall_treatments(instance):
             total = float(instance.demand[:, t].sum())
-            kept = [instance.site_label(s) for s in np.nonzero(keep[:, t])[0]]
+            kept = [instance.site_label(int(s)) for s in np.nonzero(keep[:, t])[0]]
             solution_warnings.append(
                 f"{instance.treatment_label(t)}: the whole demand of {instance.region_id} "
                 f"({total:.1f} patients/yr) is below the norm "
@@ -684,8 +686,8 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
     bounds = [e.get("bound") for e in subproblems]
     # sub-problems are independent, so their bounds add up (solver objective units: for
     # ``moved`` that includes the tie-break, for ``providers`` it is an upper bound)
-    mip_bound = (float(sum(bounds)) if bounds and all(b is not None for b in bounds)
-                 else None)
+    mip_bound = (float(sum(b for b in bounds if b is not None))
+                 if bounds and all(b is not None for b in bounds) else None)
     return Solution(status=status, solver=solver_used, objective=objective, mip_gap=mip_gap,
                     mip_bound=mip_bound,
                     build_seconds=build_s, solve_seconds=solve_s, keep=keep, flow=flow,

@@ -12,11 +12,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from herschik.optimiser.instance import Instance
-from herschik.optimiser.kpis import weighted_quantile
-from herschik.optimiser.params import SolveParams
-from herschik.optimiser.solution import Solution
-from herschik.optimiser.tolerances import (
+
+from .instance import Instance
+from .kpis import weighted_quantile
+from .params import SolveParams
+from .solution import Solution
+from .status import SolveStatus
+from .tolerances import (
     FLOW_EPS,
     KPI_TOL,
     TRAVEL_TOL_MIN,
@@ -256,13 +258,13 @@ def _check_kpis(
         tid: int((flow[:, :, t].sum(axis=0) > TOL).sum())
         for t, tid in enumerate(instance.treatment_ids)
     }
-    for key, value in (
+    for key, counts in (
         ("providers_before", providers_before),
         ("providers_after", providers_after),
     ):
         reported = {k: int(v) for k, v in (kpis.get(key) or {}).items()}
-        if reported != value:
-            problems.append(f"KPI {key} reported {reported} but recomputed {value}")
+        if reported != counts:
+            problems.append(f"KPI {key} reported {reported} but recomputed {counts}")
     if "patients_displaced" in kpis:
         problems.extend(_check_displaced(kpis, instance, flow, travel))
     return problems
@@ -383,4 +385,4 @@ def solution_from_tables(
         if isinstance(kept, str):
             kept = kept.strip().lower() == "true"
         keep[s_index[row.site_id], t_index[row.intervention_id]] = bool(kept)
-    return Solution(status="feasible", solver="tables", keep=keep, flow=flow)
+    return Solution(status=SolveStatus.FEASIBLE, solver="tables", keep=keep, flow=flow)
