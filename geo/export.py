@@ -143,7 +143,7 @@ def areas_geodataframe(
         has = np.array([g is not None and not shapely.is_empty(g) for g in found], dtype=bool)
         geometry[has] = found[has]
     n_fallback = int((~has).sum())
-    if n_fallback:  # buffer only the areas without a polygon (buffering all cost 0.1 s a run)
+    if n_fallback:  # buffer only the areas without a polygon (buffering all is slow)
         xy = base.loc[~has, ["x", "y"]].to_numpy(float)
         circles = shapely.buffer(shapely.points(xy[:, 0], xy[:, 1]), buffer_m, quad_segs=8)
         geometry[~has] = np.asarray(circles, dtype=object)

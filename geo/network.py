@@ -295,8 +295,8 @@ def read_network_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def file_fingerprint(path: str | Path) -> str | None:
-    """SHA-256 of a compact network file's bytes (the matrix cache key of a network file;
-    about 0.3 s per 100 MB), or ``None`` if the file cannot be read."""
+    """SHA-256 of a compact network file's bytes (the matrix cache key of a network file), or
+    ``None`` if the file cannot be read."""
     h = hashlib.sha256(b"herschik-network-file")
     try:
         with open(path, "rb") as f:

@@ -63,17 +63,11 @@ from .tolerances import (
     ZERO_MOVES,
 )
 
-#: HiGHS presolve for the sub-MIPs: off. With the aggregated linking it made no difference on
-#: the real data (docs/decisions/linking.md), and it is very slow on the transportation-like
-#: LPs of large instances (48 s vs 0.8 s measured on a national baseline LP).
+#: HiGHS presolve for the sub-MIPs: off; it does not help here and is very slow on large
+#: transportation-like LPs (docs/decisions/solver-settings.md).
 HIGHS_PRESOLVE = False
-#: HiGHS' root sub-MIP heuristics (RENS, RINS) and root reduced-cost heuristic: off. On these
-#: models the dual bound, not the incumbent, limits the search, and those heuristics spent up to
-#: 5 s of a 12 s solve at the root. Measured per treatment on all seven regions (default
-#: scenario, threads=1, same run, 3 repeats; benchmarks/RESULTS.md "Solver settings"): the
-#: summed solve time fell 1.7-3.5x (noordoost 33.1 -> 16.0 s, zuidwest 10.7 -> 4.1 s,
-#: noord_holland_flevoland 6.1 -> 1.8 s), same optima. Feasibility jump, shifting and ZI
-#: rounding stay on.
+#: HiGHS' root sub-MIP heuristics (RENS, RINS) and root reduced-cost heuristic: off; the dual
+#: bound, not the incumbent, limits the search (docs/decisions/solver-settings.md).
 HIGHS_MIP_OPTIONS: dict[str, bool] = {
     "mip_heuristic_run_rens": False,
     "mip_heuristic_run_rins": False,
@@ -362,8 +356,8 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
                                                "providers_floor")
             phase2 = phase2.with_objective(travel_vector(phase2, instance))
             build += time.perf_counter() - t1
-            # phase 1's solution keeps `best` providers, so it is feasible for phase 2: start
-            # there (measured: phase 2 ~7 % faster on zuidwest; never worse under a time limit)
+            # phase 1's solution is feasible for phase 2: start there
+            # (docs/decisions/solver-settings.md)
             res2, n2 = _run_backend(phase2, params, threads, start=res1.x, stop=stop,
                                     cbc_preprocess=not planner)
             notes += n2
@@ -529,10 +523,8 @@ def solve_components(instance: Instance, params: SolveParams, start: Solution | 
     n_comp = len(comps)
     cores = params.threads or os.cpu_count() or 1
     workers = max(1, min(cores, n_comp, max_workers or cores))
-    # HiGHS always runs single-threaded: parallelism comes from solving sub-problems side by
-    # side. Letting HiGHS use several threads on one model made it return a different (equally
-    # optimal) solution than with one thread (measured: moved objective differed in the 9th
-    # digit), and results must not depend on the machine's core count.
+    # HiGHS always runs single-threaded, parallelism comes from solving sub-problems side by
+    # side: results must not depend on the core count (docs/decisions/solver-settings.md).
     threads = 1
     # One infeasible sub-problem makes the scenario infeasible: the others then stop optimising.
     stop = threading.Event() if n_comp > 1 and early_stop else None
