@@ -109,7 +109,7 @@ def exit_code_for(error: BaseException) -> int:
     try:
         from pydantic import ValidationError
     except ImportError:  # pragma: no cover - pydantic is a dependency
-        ValidationError = ()  # type: ignore[assignment,misc]  # noqa: N806
+        ValidationError = ()  # type: ignore[assignment,misc]
     if isinstance(error, ValidationError):
         return EXIT_BAD_INPUT
     if isinstance(error, (ConnectionError, TimeoutError)):
@@ -126,7 +126,7 @@ def one_line(error: BaseException) -> str:
     try:
         from pydantic import ValidationError
     except ImportError:  # pragma: no cover
-        ValidationError = ()  # type: ignore[assignment,misc]  # noqa: N806
+        ValidationError = ()  # type: ignore[assignment,misc]
     if isinstance(error, ValidationError):
         first = error.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from .formulation import MipArrays
 from .status import SolveStatus
-from .tolerances import EMPTY_ROW_TOL, EQUALITY_TOL
+from .tolerances import EMPTY_ROW_TOL, EQUALITY_TOL, GAP_DENOMINATOR_MIN
 
 INF = 1e30  # HiGHS treats |bound| >= 1e20 as infinite
 
@@ -75,7 +75,7 @@ def _relative_gap(objective: float, bound: float) -> float:
     """Relative gap as HiGHS defines it: |obj - bound| / max(|obj|, tiny)."""
     if not (math.isfinite(objective) and math.isfinite(bound)):
         return float("inf")
-    return abs(objective - bound) / max(abs(objective), 1e-9)
+    return abs(objective - bound) / max(abs(objective), GAP_DENOMINATOR_MIN)
 
 
 def _set_highs_options(h: Any, highspy: Any, time_limit: float | None, mip_gap: float,

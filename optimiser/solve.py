@@ -58,6 +58,7 @@ from .tolerances import (
     KEEP_THRESHOLD,
     MOVES_SLACK_ABS,
     MOVES_SLACK_REL,
+    PROVEN_OPTIMAL_GAP,
     PROVIDES_MIN,
     SOLVER_FLOW_NOISE,
     ZERO_MOVES,
@@ -79,10 +80,6 @@ HIGHS_MIP_OPTIONS: dict[str, bool] = {
 #: every infeasible treatment and none that is not. "not_decided": that check hit the time limit.
 NOT_OPTIMISED = SolveStatus.FEASIBLE_NOT_OPTIMISED
 NOT_DECIDED = SolveStatus.NOT_DECIDED
-#: A sub-problem is reported "optimal" only when the solver's real relative gap is at most this
-#: (the default ``mip_gap``); a larger ``--mip-gap`` that stops earlier gives "feasible" with the
-#: gap and bound the solver reached, never "optimal".
-PROVEN_OPTIMAL_GAP = 1e-4
 #: Status of a solve (and of a sub-problem) that hit the time limit before any feasible solution
 #: was found: feasibility is undecided, so it is never reported as infeasible.
 TIME_LIMIT_NO_SOLUTION = SolveStatus.TIME_LIMIT_NO_SOLUTION
@@ -117,7 +114,7 @@ def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
         except ImportError as exc:  # highspy missing
             notes.append(f"highspy unavailable ({exc}); solved with CBC instead")
             result = None
-        except Exception as exc:  # noqa: BLE001 - any HiGHS failure: try CBC rather than crash
+        except Exception as exc:  # any HiGHS failure: try CBC rather than crash
             notes.append(f"HiGHS failed ({exc!r}); solved with CBC instead")
             result = None
         if result is not None and result.status != SolveStatus.ERROR:
@@ -469,7 +466,7 @@ def _run_from_both_ends(ascending: list[int], workers: int,
                 i = queue.pop() if from_largest else queue.popleft()
             try:
                 results[i] = run(i)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            except BaseException as exc:  # re-raised in the calling thread
                 with lock:
                     errors.append(exc)
                 return
@@ -552,7 +549,7 @@ def _infeasible_diagnosis(instance: Instance, params: SolveParams,
 
     try:
         diagnosis = diagnose(instance, params, infeasible_treatments)
-    except Exception as exc:  # noqa: BLE001 - a diagnosis bug must not hide the status
+    except Exception as exc:  # a diagnosis bug must not hide the status
         _warnings.warn(f"diagnose failed: {exc!r}", stacklevel=3)
         diagnosis = {"reason": "The scenario has no feasible solution (the diagnosis "
                                f"itself failed: {exc!r}).",

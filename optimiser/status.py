@@ -17,7 +17,7 @@ __all__ = ["SolveStatus", "exit_code_for_status"]
 class SolveStatus(str, Enum):
     """What a solve (``Solution.status``), a sub-problem or a back-end reports."""
 
-    #: proven optimal within the default relative gap (solve.PROVEN_OPTIMAL_GAP)
+    #: proven optimal within the default relative gap (tolerances.PROVEN_OPTIMAL_GAP)
     OPTIMAL = "optimal"
     #: a feasible plan, not proven optimal (a time or gap limit stopped the search)
     FEASIBLE = "feasible"

@@ -8,6 +8,13 @@ docs/decisions/.
 
 from __future__ import annotations
 
+# --- statuses ---------------------------------------------------------------------------------
+#: a sub-problem is reported "optimal" only when the solver's real relative gap is at most this
+#: (the default ``mip_gap``); a larger ``--mip-gap`` that stops earlier gives "feasible"
+PROVEN_OPTIMAL_GAP = 1e-4
+#: the relative gap's denominator is at least this, as HiGHS defines it (an objective of 0)
+GAP_DENOMINATOR_MIN = 1e-9
+
 # --- when a flow counts -----------------------------------------------------------------------
 #: a solver's flow column below this is its feasibility noise (HiGHS and CBC work to ~1e-7)
 #: and is set to 0 when a solution is decoded; no decoded flow lies in (FLOW_EPS, this)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from herschik.geo.export import normalise_assignments, normalise_site_volumes
 from herschik.optimiser.kpis import weighted_quantile
+from herschik.optimiser.tolerances import BELOW_NORM_TOL
 from matplotlib.figure import Figure
 
 SECTIONS = ("Key figures", "Hospital changes", "Providers per treatment", "Extra travel",
@@ -422,7 +423,7 @@ def _providers(sv: pd.DataFrame, asg: pd.DataFrame, scenario: Mapping[str, Any],
             has_norm = isinstance(r.norm, float) and math.isfinite(r.norm) and r.norm > 0
             margin = (r.volume_after / r.norm - 1) if r.kept_after and has_norm else None
             short = (r.kept_after and has_norm
-                     and r.volume_after < r.required_min - 1e-6)
+                     and r.volume_after < r.required_min - BELOW_NORM_TOL)
             margin_html = esc(pct(margin)) if margin is not None else "—"
             if short:
                 margin_html = (f'<span class="warn" title="below the required minimum">'

@@ -254,7 +254,7 @@ def run_task(task: SweepTask) -> dict[str, Any]:
             warnings=task.scenario.outside(base),
             lock=False,  # the sweep's lock on its --out folder covers every run folder
         )
-    except Exception as error:  # noqa: BLE001 - one failed run must not stop the sweep
+    except Exception as error:  # one failed run must not stop the sweep
         from herschik.errors import exit_code_for
 
         record["error"] = f"{type(error).__name__}: {' '.join(str(error).split())}"
@@ -487,7 +487,7 @@ def _run_local(
 def _result(future: Any, task: SweepTask) -> dict[str, Any]:
     try:
         return future.result()
-    except Exception as error:  # noqa: BLE001 - a crashed worker: record, carry on
+    except Exception as error:  # a crashed worker: record, carry on
         return {
             "run_id": task.run_id,
             "summary": None,
