@@ -35,11 +35,15 @@ import shapely
 
 from herschik.atomic import atomic_path
 from herschik.columns import (
+    AREAS_LAYER,
+    AREAS_LAYER_COLUMNS,
     ASSIGNMENT_COLUMNS,
     ASSIGNMENTS,
+    FLOWS_LAYER_COLUMNS,
     NAME_COLUMNS,
     SITE_VOLUME_COLUMNS,
     SITE_VOLUMES,
+    SITES_LAYER_COLUMNS,
     of_kind,
 )
 
@@ -51,15 +55,7 @@ FALLBACK_BUFFER_M = 750.0
 _FIXED_DATE = "2000-01-01T00:00:00.000Z"
 _GDAL_LOCK = threading.Lock()
 
-# the contract tables' columns (herschik.columns) plus the layers' own
-SITES_LAYER_COLUMNS = SITE_VOLUME_COLUMNS + [
-    "gained", "lost", "volume_change", "organisation", "site_type",
-]
-AREAS_LAYER_COLUMNS = [
-    "region_id", "area_id", "area_name", "intervention_id", "site_id", "site_name",
-    "site_share", "n_sites", "patients", "travel_min_before", "travel_min_after", "extra_min",
-]
-FLOWS_LAYER_COLUMNS = ASSIGNMENT_COLUMNS
+# the tables' and layers' columns are defined in herschik.columns
 LAYERS = ("sites", "areas", "flows")
 
 
@@ -185,13 +181,12 @@ def area_summary(assignments: pd.DataFrame) -> pd.DataFrame:
     The main site is the one with the largest flow (ties: the smallest ``site_id``);
     ``site_share`` is its share of the area's patients; travel minutes are patient-weighted.
     """
-    cols = ["region_id", "area_id", "intervention_id", "site_id", "site_share", "n_sites",
-            "patients", "travel_min_before", "travel_min_after", "extra_min"]
+    cols = [c.name for c in AREAS_LAYER if c.kind != "name"]  # names are added by areas_layer
+    ids = of_kind(AREAS_LAYER, "id")
     asg = normalise_assignments(assignments)
     asg = asg[asg["patients"] > 0]
     if asg.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object if c in cols[:4] else float)
-                             for c in cols})
+        return pd.DataFrame({c: pd.Series(dtype=object if c in ids else float) for c in cols})
     keys = ["region_id", "area_id", "intervention_id"]
     asg = asg.assign(_w_after=asg["patients"] * asg["travel_min"],
                      _w_before=asg["patients"] * asg["travel_min_before"])

@@ -1,4 +1,4 @@
-"""The columns of the result tables, defined once.
+"""The columns of the result tables and GIS layers, defined once.
 
 ``optimiser.results`` builds ``site_volumes``, ``assignments`` and ``hospital_changes`` with
 these columns in this order; ``geo.export`` (which must not import the optimiser) reads the
@@ -14,11 +14,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "AREAS_LAYER",
+    "AREAS_LAYER_COLUMNS",
     "ASSIGNMENTS",
     "ASSIGNMENT_COLUMNS",
+    "FLOWS_LAYER",
+    "FLOWS_LAYER_COLUMNS",
     "HOSPITAL_CHANGES",
     "HOSPITAL_CHANGE_COLUMNS",
     "NAME_COLUMNS",
+    "SITES_LAYER",
+    "SITES_LAYER_COLUMNS",
     "SITE_VOLUMES",
     "SITE_VOLUME_COLUMNS",
     "Column",
@@ -77,6 +83,33 @@ HOSPITAL_CHANGES: tuple[Column, ...] = (
 )
 
 
+#: GeoPackage / GeoJSON layers (geo.export): ``sites`` is a site_volumes row with its changes
+SITES_LAYER: tuple[Column, ...] = SITE_VOLUMES + (
+    Column("gained", "flag"),
+    Column("lost", "flag"),
+    Column("volume_change", "number"),
+    Column("organisation", "name"),
+    Column("site_type", "word"),
+)
+#: one (area, treatment) with patients: its main site and patient-weighted travel
+AREAS_LAYER: tuple[Column, ...] = (
+    Column("region_id", "id"),
+    Column("area_id", "id"),
+    Column("area_name", "name"),
+    Column("intervention_id", "id"),
+    Column("site_id", "id"),
+    Column("site_name", "name"),
+    Column("site_share", "number"),
+    Column("n_sites", "number"),
+    Column("patients", "number"),
+    Column("travel_min_before", "number"),
+    Column("travel_min_after", "number"),
+    Column("extra_min", "number"),
+)
+#: one line per assignments row
+FLOWS_LAYER: tuple[Column, ...] = ASSIGNMENTS
+
+
 def of_kind(table: tuple[Column, ...], kind: Kind) -> list[str]:
     """The names of ``table``'s columns of ``kind``, in table order."""
     return [column.name for column in table if column.kind == kind]
@@ -85,5 +118,8 @@ def of_kind(table: tuple[Column, ...], kind: Kind) -> list[str]:
 SITE_VOLUME_COLUMNS: list[str] = [column.name for column in SITE_VOLUMES]
 ASSIGNMENT_COLUMNS: list[str] = [column.name for column in ASSIGNMENTS]
 HOSPITAL_CHANGE_COLUMNS: list[str] = [column.name for column in HOSPITAL_CHANGES]
+SITES_LAYER_COLUMNS: list[str] = [column.name for column in SITES_LAYER]
+AREAS_LAYER_COLUMNS: list[str] = [column.name for column in AREAS_LAYER]
+FLOWS_LAYER_COLUMNS: list[str] = ASSIGNMENT_COLUMNS
 #: the names beside the codes in assignments (older result folders lack them: read as empty)
 NAME_COLUMNS: tuple[str, ...] = tuple(of_kind(ASSIGNMENTS, "name"))

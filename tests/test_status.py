@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from herschik.errors import EXIT_INFEASIBLE, EXIT_OK, EXIT_TIME_LIMIT_NO_SOLUTION
 from herschik.optimiser.params import SolveParams
 from herschik.optimiser.results import summary_dict
 from herschik.optimiser.solution import Solution
@@ -18,13 +17,15 @@ from herschik.optimiser.solve import solve
 from herschik.optimiser.status import SolveStatus, exit_code_for_status
 from herschik.optimiser.synthetic import synthetic_instance
 
+from herschik.errors import EXIT_INFEASIBLE, EXIT_OK, EXIT_TIME_LIMIT_NO_SOLUTION
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("status", list(SolveStatus))
 def test_a_status_reads_as_its_string_everywhere(status: SolveStatus) -> None:
     assert status == status.value
-    assert str(status) == f"{status}" == "%s" % status == status.value
+    assert str(status) == f"{status}" == f"{status}" == status.value
     assert f"{status:>25}" == f"{status.value:>25}"
     assert json.dumps({"status": status}) == json.dumps({"status": status.value})
     assert pd.DataFrame({"status": [status]}).to_csv(index=False) == f"status\n{status.value}\n"
