@@ -90,10 +90,10 @@ class RunResult:
     hospital_changes: pd.DataFrame | None = None
 
     @property
-    def status(self) -> str:
+    def status(self) -> SolveStatus:
         """``optimal``, ``feasible``, ``infeasible`` or ``time_limit_no_solution`` (as in
-        summary.json)."""
-        return str(self.summary["status"])
+        summary.json; a :class:`SolveStatus`, equal to those strings)."""
+        return SolveStatus(self.summary["status"])
 
     @property
     def feasible(self) -> bool:

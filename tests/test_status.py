@@ -83,3 +83,11 @@ def test_no_free_status_strings_in_the_optimiser() -> None:
             if used.search(code):
                 offenders.append(f"{path.name}:{number}: {line.strip()}")
     assert offenders == []
+
+
+def test_the_front_door_names_the_status() -> None:
+    import herschik
+
+    result = herschik.solve(synthetic_instance(30, 4, 2, seed=1), margin=0.1)
+    assert herschik.SolveStatus is SolveStatus
+    assert result.status is SolveStatus.OPTIMAL and result.status == "optimal"
