@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from herschik.geo.export import normalise_assignments, normalise_site_volumes
 from herschik.optimiser.kpis import weighted_quantile
+from herschik.optimiser.status import SolveStatus
 from herschik.optimiser.tolerances import BELOW_NORM_TOL
 from matplotlib.figure import Figure
 
@@ -623,7 +624,7 @@ def _caveats(summary: Mapping[str, Any], notes: Sequence[str]) -> str:
                  "reconstructed baseline (the shortest-travel assignment that reproduces "
                  "today's volumes); travel after is the optimised assignment. Volumes are "
                  "patients per year; norms are minimum volumes per site.")
-    if summary.get("status") == "infeasible":
+    if summary.get("status") == SolveStatus.INFEASIBLE:
         items.append("The scenario is infeasible: there is no reallocation that meets every "
                      "constraint. See the diagnosis under Key figures for the reason and the "
                      "nearest feasible settings.")
@@ -653,7 +654,7 @@ def render_report(
     sub = " · ".join(x for x in (region_name, f"status {status}",
                                  f"objective {scenario.get('objective', '—')}",
                                  f"solver {summary.get('solver', '—')}") if x)
-    infeasible = status == "infeasible"
+    infeasible = status == SolveStatus.INFEASIBLE
     none = '<p class="note">No reallocation was computed (the scenario is infeasible).</p>'
     if hospital_changes is None and not sv.empty:
         from herschik.optimiser.results import hospital_changes_from_site_volumes
