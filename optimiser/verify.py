@@ -21,6 +21,7 @@ from .status import SolveStatus
 from .tolerances import (
     FLOW_EPS,
     KPI_TOL,
+    PROVIDES_MIN,
     TRAVEL_TOL_MIN,
     VERIFY_EXTRA_TRAVEL_TOL_MIN,
     VERIFY_TOL,
@@ -168,7 +169,7 @@ def verify(
         for t in range(n_treat):
             name = f"site {site_ids[s]}, {treatment_ids[t]}"
             if np.isnan(required[s, t]):
-                if bool(keep[s, t]) != bool(volume[s, t] > TOL):
+                if bool(keep[s, t]) != bool(volume[s, t] > PROVIDES_MIN):
                     problems.append(
                         f"{name}: keep={bool(keep[s, t])} but volume {volume[s, t]:.4f}"
                     )
@@ -255,7 +256,7 @@ def _check_kpis(
         for t, tid in enumerate(instance.treatment_ids)
     }
     providers_after = {
-        tid: int((flow[:, :, t].sum(axis=0) > TOL).sum())
+        tid: int((flow[:, :, t].sum(axis=0) > PROVIDES_MIN).sum())
         for t, tid in enumerate(instance.treatment_ids)
     }
     for key, counts in (
@@ -285,7 +286,7 @@ def _check_displaced(kpis: dict[str, Any], instance: Instance, flow: np.ndarray,
     recomputed patient group by patient group (loops, not the vectorised KPI code)."""
     problems: list[str] = []
     n_areas, n_sites, _ = instance.shape
-    provides_after = flow.sum(axis=0) > TOL
+    provides_after = flow.sum(axis=0) > PROVIDES_MIN
     run_extra: list[float] = []
     run_weight: list[float] = []
     run_optional = 0.0
@@ -379,7 +380,7 @@ def solution_from_tables(
         flow[a_index[row.area_id], s_index[row.site_id], t_index[row.intervention_id]] += float(
             row.patients
         )
-    keep = flow.sum(axis=0) > TOL
+    keep = flow.sum(axis=0) > PROVIDES_MIN
     for row in site_volumes.itertuples(index=False):
         kept = row.kept_after
         if isinstance(kept, str):
