@@ -15,6 +15,7 @@ example region only, one repeat, small scaling, no matrix / sweep / national, an
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import sys
@@ -73,8 +74,8 @@ def section_sweep(args, env) -> dict[str, Any]:
     if args.smoke:
         return {"status": "skipped", "reason": "smoke mode"}
     try:
-        from . import bench_sweep  # noqa: F401
-    except Exception as exc:  # noqa: BLE001
+        importlib.import_module(".bench_sweep", __package__)  # usable here, else not measured
+    except Exception as exc:
         return {"status": "not measured", "reason": f"benchmarks.bench_sweep unusable: {exc!r}"}
     with tempfile.TemporaryDirectory(prefix="herschik-bench-sweep-") as tmp:
         start = time.perf_counter()
@@ -173,21 +174,32 @@ def merge_regions(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _section_regions(args, env, previous) -> dict[str, Any]:
+def section_regions(args, env: dict[str, str], previous: dict[str, Any]) -> dict[str, Any]:
     if args.smoke:
         return bench_regions.run(
             1, source="example", regions=["example"], time_limit=args.time_limit,
             wall_cap=args.wall_cap, env=env, log=_log)
-    out = bench_regions.run(
+    result = bench_regions.run(
         args.repeats, regions=args.regions, time_limit=args.time_limit,
         wall_cap=args.wall_cap, env=env, log=_log, cbc_repeats=args.cbc_repeats,
         objectives=tuple(args.objectives))
     if args.regions and previous.get("regions"):
-        out = merge_regions(previous["regions"], out)
-    return out
+        result = merge_regions(previous["regions"], result)
+    return result
 
 
-def _section_national(args, env, previous) -> dict[str, Any]:
+def section_scaling(args, env: dict[str, str]) -> dict[str, Any]:
+    if args.smoke:
+        return bench_scaling.run(
+            1, region="example", site_region="example", splits=(2,), site_counts=(3, 6),
+            source="example", municipalities=False, time_limit=args.time_limit,
+            wall_cap=args.wall_cap, env=env, log=_log)
+    return bench_scaling.run(
+        args.scaling_repeats or args.repeats, time_limit=args.time_limit,
+        wall_cap=args.scaling_wall_cap or args.wall_cap, env=env, log=_log)
+
+
+def _section_national(args, env: dict[str, str]) -> dict[str, Any]:
     if args.smoke:
         return {"status": "skipped", "reason": "smoke mode"}
     return bench_regions.run_national(
@@ -196,7 +208,7 @@ def _section_national(args, env, previous) -> dict[str, Any]:
         solvers=tuple(args.national_solvers.split(",")))
 
 
-def _section_sweep_gpkg(args, env, previous) -> dict[str, Any]:
+def _section_sweep_gpkg(args, env: dict[str, str]) -> dict[str, Any]:
     if args.smoke:
         return {"status": "skipped", "reason": "smoke mode"}
     res = run_child("call", {"module": "benchmarks.bench_sweep",
@@ -207,41 +219,29 @@ def _section_sweep_gpkg(args, env, previous) -> dict[str, Any]:
             {"status": "not measured", "reason": res.get("error")})
 
 
-def _section_scaling(args, env, previous) -> dict[str, Any]:
-    if args.smoke:
-        return bench_scaling.run(
-            1, region="example", site_region="example", splits=(2,), site_counts=(3, 6),
-            source="example", municipalities=False, time_limit=args.time_limit,
-            wall_cap=args.wall_cap, env=env, log=_log)
-    return bench_scaling.run(
-        args.scaling_repeats or args.repeats, time_limit=args.time_limit,
-        wall_cap=args.scaling_wall_cap or args.wall_cap, env=env,
-        log=_log)
-
-
 def run_sections(args, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     previous = previous or {}
     env = {}
     if args.cache_dir:
         env["HERSCHIK_CACHE_DIR"] = args.cache_dir
-    # the order in which sections run
+    # the sections in the order they run
     runners = {
-        "regions": _section_regions,
-        "national": _section_national,
-        "matrix": lambda a, e, p: section_matrix(a, e),
-        "sweep": lambda a, e, p: section_sweep(a, e),
-        "settings": lambda a, e, p: section_settings(a, e),
-        "network": lambda a, e, p: section_network(a, e),
-        "sweep_gpkg": _section_sweep_gpkg,
-        "whatif": lambda a, e, p: section_whatif(a, e),
-        "pinning": lambda a, e, p: section_pinning(a, e),
-        "scaling": _section_scaling,
+        "regions": lambda: section_regions(args, env, previous),
+        "national": lambda: _section_national(args, env),
+        "matrix": lambda: section_matrix(args, env),
+        "sweep": lambda: section_sweep(args, env),
+        "settings": lambda: section_settings(args, env),
+        "network": lambda: section_network(args, env),
+        "sweep_gpkg": lambda: _section_sweep_gpkg(args, env),
+        "whatif": lambda: section_whatif(args, env),
+        "pinning": lambda: section_pinning(args, env),
+        "scaling": lambda: section_scaling(args, env),
     }
     results: dict[str, Any] = {}
     for name, runner in runners.items():
         if name in args.only:
             _log(f"== {name}")
-            results[name] = runner(args, env, previous)
+            results[name] = runner()
     return results
 
 
@@ -282,8 +282,9 @@ def _solver_cells(entry: dict[str, Any]) -> str:
             f"{_gap(entry.get('mip_gap'))}")
 
 
-def _render_regions(results: dict[str, Any], lines: list[str], goals: list,
-                    peak_all: list[float]) -> None:
+def _render_regions(results: dict[str, Any], goals: list[tuple[str, str, str]],
+                    peak_all: list[float]) -> list[str]:
+    lines: list[str] = []
     reg = results.get("regions")
     if reg:
         first_region = reg["regions"][0] if reg["regions"] else {}
@@ -344,10 +345,12 @@ def _render_regions(results: dict[str, Any], lines: list[str], goals: list,
                   ""]
         if reg.get("remeasured"):
             lines += [f"Re-measured later with `--regions`: {', '.join(reg['remeasured'])}.", ""]
+    return lines
 
 
-def _render_national(results: dict[str, Any], lines: list[str], goals: list,
-                     peak_all: list[float]) -> None:
+def _render_national(results: dict[str, Any], goals: list[tuple[str, str, str]],
+                     peak_all: list[float]) -> list[str]:
+    lines: list[str] = []
     nat = results.get("national")
     if nat:
         lines += ["## National joint solve (`--region all`)", ""]
@@ -381,10 +384,12 @@ def _render_national(results: dict[str, Any], lines: list[str], goals: list,
                           f"{_f(nat.get('highs', {}).get('solve_wall_seconds'))} s with "
                           f"{_f(nat.get('time_limit_per_subproblem'), 0)} s per sub-problem; "
                           f"CBC {_status(nat.get('cbc', {}))}"))
+    return lines
 
 
-def _render_matrix(results: dict[str, Any], lines: list[str], goals: list,
-                   peak_all: list[float]) -> None:
+def _render_matrix(results: dict[str, Any], goals: list[tuple[str, str, str]],
+                   peak_all: list[float]) -> list[str]:
+    lines: list[str] = []
     mat = results.get("matrix")
     if mat:
         lines += ["## Travel-time matrices (`benchmarks/bench_matrix.py`)", ""]
@@ -423,10 +428,12 @@ def _render_matrix(results: dict[str, Any], lines: list[str], goals: list,
             goals.append(("scipy ≥ 20× networkx per source", _met(mat.get("goal_ratio_met")),
                           f"national {_f(nps.get('ratio'), 1)}×, synthetic "
                           f"{_f(sps.get('ratio'), 1)}×"))
+    return lines
 
 
-def _render_sweep(results: dict[str, Any], lines: list[str], goals: list,
-                  peak_all: list[float]) -> None:
+def _render_sweep(results: dict[str, Any], goals: list[tuple[str, str, str]],
+                  peak_all: list[float]) -> list[str]:
+    lines: list[str] = []
     sw = results.get("sweep")
     if sw:
         lines += ["## Sweep (`benchmarks/bench_sweep.py`)", ""]
@@ -458,10 +465,12 @@ def _render_sweep(results: dict[str, Any], lines: list[str], goals: list,
                           f"{sw.get('status')}: {sw.get('runs_finished', '?')} of "
                           f"{sw.get('runs_expected', '?')} runs in "
                           f"{sw.get('wall_seconds_at_stop', '?')} s"))
+    return lines
 
 
-def _render_scaling(results: dict[str, Any], lines: list[str], goals: list,
-                    peak_all: list[float]) -> None:
+def _render_scaling(results: dict[str, Any], goals: list[tuple[str, str, str]],
+                    peak_all: list[float]) -> list[str]:
+    lines: list[str] = []
     sc = results.get("scaling")
     if sc:
         lines += ["## Scaling (HiGHS)", "",
@@ -483,10 +492,12 @@ def _render_scaling(results: dict[str, Any], lines: list[str], goals: list,
                 if p.get("peak_total_mb"):
                     peak_all.append(p["peak_total_mb"])
             lines.append("")
+    return lines
 
 
-def _render_settings(results: dict[str, Any], lines: list[str], goals: list,
-                     peak_all: list[float]) -> None:
+def _render_settings(results: dict[str, Any], goals: list[tuple[str, str, str]],
+                     peak_all: list[float]) -> list[str]:
+    lines: list[str] = []
     st = results.get("settings")
     if st and st.get("status") == "ok":
         names = list(st["configs"])
@@ -518,20 +529,24 @@ def _render_settings(results: dict[str, Any], lines: list[str], goals: list,
                if v.get("objective_mismatch")}
         lines += ["", "Every configuration reached the same optimum on every sub-problem."
                   if not bad else f"**Optima differ** between configurations: {bad}", ""]
+    return lines
 
 
-def _render_network(results: dict[str, Any], lines: list[str], goals: list,
-                    peak_all: list[float]) -> None:
+def _render_network(results: dict[str, Any], goals: list[tuple[str, str, str]],
+                    peak_all: list[float]) -> list[str]:
+    lines: list[str] = []
     if results.get("network"):
         from .bench_network import render as render_network
 
         net_lines, net_goals = render_network(results["network"])
         lines += net_lines
         goals += net_goals
+    return lines
 
 
-def _render_sweep_gpkg(results: dict[str, Any], lines: list[str], goals: list,
-                       peak_all: list[float]) -> None:
+def _render_sweep_gpkg(results: dict[str, Any], goals: list[tuple[str, str, str]],
+                       peak_all: list[float]) -> list[str]:
+    lines: list[str] = []
     sg = results.get("sweep_gpkg")
     if sg and sg.get("status") == "ok":
         lines += ["## Sweep with and without results.gpkg (`bench_sweep.run_gpkg_side_by_side`)",
@@ -547,10 +562,12 @@ def _render_sweep_gpkg(results: dict[str, Any], lines: list[str], goals: list,
                   f"| solve s (Σ) | {_f(sg['solve_seconds_total_no_gpkg'])} | "
                   f"{_f(sg['solve_seconds_total_gpkg'])} |",
                   f"| run status | {sg['status_no_gpkg']} | {sg['status_gpkg']} |", ""]
+    return lines
 
 
-def _render_whatif(results: dict[str, Any], lines: list[str], goals: list,
-                   peak_all: list[float]) -> None:
+def _render_whatif(results: dict[str, Any], goals: list[tuple[str, str, str]],
+                   peak_all: list[float]) -> list[str]:
+    lines: list[str] = []
     wi = results.get("whatif")
     if wi and wi.get("status") == "ok":
         lines += ["## What-if re-solves (`benchmarks/bench_whatif.py`)", "",
@@ -588,15 +605,32 @@ def _render_whatif(results: dict[str, Any], lines: list[str], goals: list,
                       _met(wi["steps_within_goal"] == wi["steps"]),
                       f"{wi['steps_within_goal']} of {wi['steps']} steps within 0.5 s; "
                       "the others re-solve a hard sub-MIP (see the table)"))
+    return lines
 
 
-def _render_pinning(results: dict[str, Any], lines: list[str], goals: list,
-                    peak_all: list[float]) -> None:
+#: The report's sections in page order; each adds its goals and peak memories.
+def _render_pinning(results: dict[str, Any], goals: list[tuple[str, str, str]],
+                    peak_all: list[float]) -> list[str]:
     pin = results.get("pinning")
-    if pin and pin.get("status") == "ok":
-        from .bench_pinning import render as render_pinning
+    if not pin or pin.get("status") != "ok":
+        return []
+    from .bench_pinning import render as render_pinning
 
-        lines += render_pinning(pin)
+    return render_pinning(pin)
+
+
+_RENDER_SECTIONS = (
+    _render_regions,
+    _render_national,
+    _render_matrix,
+    _render_sweep,
+    _render_scaling,
+    _render_settings,
+    _render_network,
+    _render_sweep_gpkg,
+    _render_whatif,
+    _render_pinning,
+)
 
 
 def render(results: dict[str, Any]) -> str:
@@ -622,16 +656,9 @@ def render(results: dict[str, Any]) -> str:
     goals: list[tuple[str, str, str]] = []
     peak_all: list[float] = []
 
-    _render_regions(results, lines, goals, peak_all)
-    _render_national(results, lines, goals, peak_all)
-    _render_matrix(results, lines, goals, peak_all)
-    _render_sweep(results, lines, goals, peak_all)
-    _render_scaling(results, lines, goals, peak_all)
-    _render_settings(results, lines, goals, peak_all)
-    _render_network(results, lines, goals, peak_all)
-    _render_sweep_gpkg(results, lines, goals, peak_all)
-    _render_whatif(results, lines, goals, peak_all)
-    _render_pinning(results, lines, goals, peak_all)
+    for section in _RENDER_SECTIONS:
+        lines += section(results, goals, peak_all)
+
 
     if peak_all:
         peak = max(peak_all)
