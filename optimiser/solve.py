@@ -336,7 +336,8 @@ def _planner_without_moves(arrays: MipArrays, instance: Instance, params: SolveP
         return None
     res, notes = _run_backend(reduced.model, params, threads, start=reduced.restrict(start),
                               stop=stop, cbc_preprocess=False, presolve=PIN_PRESOLVE)
-    if res.status not in ("optimal", "feasible") or res.x is None or res.interrupted:
+    if (res.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE) or res.x is None
+            or res.interrupted):
         return None
     res.x = reduced.expand(res.x)
     return res, phase2, notes
