@@ -113,10 +113,11 @@ def reduce_phase2(phase2: MipArrays, demand: np.ndarray) -> Reduction | None:
     if phase2.x_start != 0 or phase2.y_start != phase2.n_x:
         return None
     stay_rows = phase2.row_families.get("stay", (0, 0))
-    csc = sp.csc_matrix(phase2.A)
-    stay_part = csc[:, phase2.stay_start:].tocoo()
-    if stay_part.nnz and (stay_part.row.min() < stay_rows[0]
-                          or stay_part.row.max() >= stay_rows[1]):
+    csr = sp.csr_matrix(phase2.A)
+    row_of_entry = np.repeat(np.arange(phase2.n_rows), np.diff(csr.indptr))
+    stay_entry_rows = row_of_entry[csr.indices >= phase2.stay_start]
+    if stay_entry_rows.size and (stay_entry_rows.min() < stay_rows[0]
+                                 or stay_entry_rows.max() >= stay_rows[1]):
         return None
     if np.any(phase2.c[phase2.stay_start:] != 0.0):
         return None
@@ -132,8 +133,7 @@ def reduce_phase2(phase2: MipArrays, demand: np.ndarray) -> Reduction | None:
     values[free] = 0.0
     keep_rows = np.ones(phase2.n_rows, dtype=bool)
     keep_rows[stay_rows[0]:stay_rows[1]] = False
-    csr = csc.tocsr()
-    shift = csr[:, :n_x] @ values[:n_x]
+    shift = csr @ values  # only the fixed flows are non-zero in ``values`` here
     sub = csr[:, free]
     empty = np.diff(sub.indptr) == 0
     row_lo, row_hi = phase2.row_lower - shift, phase2.row_upper - shift
