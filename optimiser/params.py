@@ -64,6 +64,11 @@ class SolveParams(BaseModel):
     max_loss_share: float | None = Field(
         None, ge=0, le=1, description="no site loses more than this share of its total volume"
     )
+    max_providers: dict[str, int] = Field(
+        default_factory=dict,
+        description="at most P hospitals in the region keep this treatment "
+        "(intervention_id -> P; '*' = every treatment)",
+    )
     single_sourcing: bool = False
     allow_new_providers: bool = Field(
         False, description="may a site start a treatment it does not provide today"
@@ -101,6 +106,14 @@ class SolveParams(BaseModel):
                 raise ValueError(f"margin for {treatment} must be >= 0, got {margin}")
         return value
 
+    @field_validator("max_providers")
+    @classmethod
+    def _providers_positive(cls, value: dict[str, int]) -> dict[str, int]:
+        for treatment, most in value.items():
+            if most < 1:  # every patient is treated in the region, so by one provider at least
+                raise ValueError(f"max_providers for {treatment} must be >= 1, got {most}")
+        return value
+
     @field_validator("objective_weights")
     @classmethod
     def _weights_non_negative(cls, value: dict[str, float] | None) -> dict[str, float] | None:
@@ -117,3 +130,8 @@ class SolveParams(BaseModel):
 
     def margin_for(self, treatment_id: str) -> float:
         return float(self.margin_by_treatment.get(treatment_id, self.margin))
+
+    def max_providers_for(self, treatment_id: str) -> int | None:
+        """The cap on providers of a treatment (its own entry, else '*'); ``None``: no cap."""
+        most = self.max_providers.get(treatment_id, self.max_providers.get("*"))
+        return None if most is None else int(most)
