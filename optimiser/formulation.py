@@ -308,7 +308,8 @@ def objective_weights(params: SolveParams) -> dict[str, float]:
     ``planner`` objective solves it first and travel second (solve.py), like ``providers``.
     """
     if params.objective_weights:
-        return {k: float(params.objective_weights.get(k, 0.0)) for k in OBJECTIVE_NAMES}
+        given: dict[str, float] = {str(k): v for k, v in params.objective_weights.items()}
+        return {k: float(given.get(k, 0.0)) for k in OBJECTIVE_NAMES}
     return {k: (1.0 if k == params.objective else 0.0) for k in OBJECTIVE_NAMES}
 
 

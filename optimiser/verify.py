@@ -96,13 +96,13 @@ def _check_kpis(kpis: dict[str, Any], instance: Instance, flow: np.ndarray) -> l
         tid: int((flow[:, :, t].sum(axis=0) > TOL).sum())
         for t, tid in enumerate(instance.treatment_ids)
     }
-    for key, value in (
+    for key, counts in (
         ("providers_before", providers_before),
         ("providers_after", providers_after),
     ):
         reported = {k: int(v) for k, v in (kpis.get(key) or {}).items()}
-        if reported != value:
-            problems.append(f"KPI {key} reported {reported} but recomputed {value}")
+        if reported != counts:
+            problems.append(f"KPI {key} reported {reported} but recomputed {counts}")
     if "patients_displaced" in kpis:
         problems.extend(_check_displaced(kpis, instance, flow, travel))
     return problems

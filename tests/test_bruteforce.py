@@ -86,6 +86,9 @@ def _reference_treatment(inst: Instance, params: SolveParams, t: int, objective:
     if params.small_region_rule == "one_provider" and norms and 0 < d.sum() < min(norms):
         norm_of = [None if n is None else 0.0 for n in norm_of]
         max_open = 1
+    most = params.max_providers.get(tid, params.max_providers.get("*"))
+    if most is not None:  # at most `most` of the sites with a norm keep the treatment
+        max_open = most if max_open is None else min(max_open, most)
     normed = [s for s in sites if norm_of[s] is not None]
     free = [s for s in sites if norm_of[s] is None]  # always open (no norm at that site)
     if not normed and objective != "planner":
@@ -323,8 +326,47 @@ def _compare(inst: Instance, sol, ref: tuple[float, float], objective: str) -> N
     elif objective == "travel":
         assert sol.objective == pytest.approx(ref[0], rel=1e-6, abs=1e-5)
     elif objective == "moved":
-        # the tie-break term can cost at most 1e-4 patients (formulation.TIE_BREAK_TOTAL)
+        # the tie-break term can cost at most 1e-4 patients (rows.objective.TIE_BREAK_TOTAL)
         assert sol.objective == pytest.approx(ref[0], rel=1e-6, abs=2e-4)
     else:
         assert sol.objective == pytest.approx(-ref[0], abs=1e-9)  # kept pairs
         assert mip_travel == pytest.approx(ref[1], rel=1e-6, abs=1e-5)
+
+
+def _capped(seed: int) -> tuple[Instance, SolveParams]:
+    """A tiny instance with a cap on providers that binds for some treatments: P of 1 or 2 on
+    one treatment (or on every treatment, '*')."""
+    inst, params = _tiny(seed)
+    rng = np.random.default_rng(1000 + seed)
+    key = "*" if rng.random() < 0.4 else inst.treatment_ids[int(rng.integers(len(inst.treatments)))]
+    return inst, params.model_copy(update={"max_providers": {key: int(rng.integers(1, 3))}})
+
+
+@pytest.mark.parametrize("seed", SEEDS[:16])
+@pytest.mark.parametrize("objective", ["planner", "travel", "providers"])
+def test_max_providers_matches_bruteforce(seed: int, objective: str) -> None:
+    from herschik.optimiser.verify import verify
+
+    inst, params = _capped(seed)
+    params = params.model_copy(update={"objective": objective})
+    ref = _reference(inst, params, objective)
+    sol = solve(inst, params)
+    if ref is None:
+        assert sol.status == "infeasible", f"reference infeasible, MIP {sol.status}"
+        assert sol.diagnosis and sol.diagnosis["reason"]
+        return
+    assert sol.status == "optimal", f"reference feasible ({ref}), MIP {sol.status}"
+    _compare(inst, sol, ref, objective)
+    assert verify(sol, inst, params) == []
+
+
+def test_max_providers_bruteforce_cases_bind() -> None:
+    """The capped cases above are not vacuous: the cap changes the optimum or feasibility of
+    several of them."""
+    changed = 0
+    for seed in SEEDS[:16]:
+        inst, params = _capped(seed)
+        free = params.model_copy(update={"max_providers": {}})
+        if _reference(inst, params, "travel") != _reference(inst, free, "travel"):
+            changed += 1
+    assert changed >= 4

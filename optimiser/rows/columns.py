@@ -219,9 +219,9 @@ def reason_forced_keep(ctx: DiagnosisContext) -> Finding | None:
     if not forced:
         return None
     first = forced[0]
-    s = sids.index(first["site_id"])
-    t = tids.index(first["intervention_id"])
-    return Finding(f"{ctx.tlabel(t)} at {ctx.slabel(s)} is {first['problem']}",
+    site = sids.index(first["site_id"])
+    treatment = tids.index(first["intervention_id"])
+    return Finding(f"{ctx.tlabel(treatment)} at {ctx.slabel(site)} is {first['problem']}",
                    "forced_keep_conflicts", forced)
 
 
