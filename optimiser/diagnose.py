@@ -1,8 +1,9 @@
 """Plain-words reasons why a scenario is infeasible, and what would make it feasible.
 
-:func:`diagnose` runs cheap structural checks first (array arithmetic on the same candidate /
-reachability / capacity rules as the formulation, so they cannot disagree with the model) and
-then, within a small time budget, bisections that re-solve the infeasible treatments only:
+:func:`diagnose` runs the row families' reasons first (optimiser/rows, in rank order: array
+arithmetic on the same candidate / reachability / capacity rules as the formulation, so they
+cannot disagree with the model; the ``max_providers`` reason also re-solves without the cap)
+and then, within a small time budget, bisections that re-solve the infeasible treatments only:
 
 * ``smallest_feasible_margin``: the largest margin (<= the requested one, rounded *down* to 0.01)
   at which the scenario becomes feasible, i.e. the smallest cut in the margin that is needed;
