@@ -184,6 +184,7 @@ class ResolvedScenario:
         checks = (
             ("treatments", self.model.treatments, treatment_ids),
             ("margin_by_treatment", self.params.margin_by_treatment, treatment_ids),
+            ("max_providers", [t for t in self.params.max_providers if t != "*"], treatment_ids),
             ("groups", self.model.groups, group_ids),
         )
         for key, named, known in checks:

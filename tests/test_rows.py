@@ -289,3 +289,15 @@ def test_scenario_file_reads_max_providers() -> None:
     spec = scenario_from_dict({"name": "cap", "max_providers": {"pancreas_resection": 2}})
     (run,) = spec.expand()
     assert run.params.max_providers == {"pancreas_resection": 2}
+
+
+def test_scenario_file_refuses_an_unknown_treatment_in_max_providers() -> None:
+    """Regression: an unknown id in max_providers was silently ignored (a planner's typo left
+    the treatment uncapped); '*' is not an id and stays allowed."""
+    from herschik.scenarios.scenario_file import ScenarioError, scenario_from_dict
+
+    (run,) = scenario_from_dict({"name": "cap", "max_providers": {"nope": 2}}).expand()
+    with pytest.raises(ScenarioError, match=r"max_providers\.nope: unknown id"):
+        run.check(treatment_ids=["pancreas_resection"])
+    (run,) = scenario_from_dict({"name": "cap", "max_providers": {"*": 2}}).expand()
+    run.check(treatment_ids=["pancreas_resection"])
