@@ -13,6 +13,11 @@ from ..instance import Instance
 
 #: Absolute tolerance in patients (the LP solvers work to ~1e-7 relative).
 TOL = 1e-5
+#: minutes: a trip equal to the travel limit up to rounding is within it
+TRAVEL_TOL_MIN = 1e-9
+#: minutes: the max_extra_travel check (its baseline travel is recomputed here, in another
+#: order than the model's, so it allows a little more rounding)
+EXTRA_TRAVEL_TOL_MIN = 1e-6
 
 
 def named_pairs(items: list[Any], instance: Instance) -> set[tuple[int, int]]:

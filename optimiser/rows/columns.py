@@ -28,7 +28,7 @@ from .base import (
     concat_int,
     fmt,
 )
-from .checking import TOL, named_pairs
+from .checking import EXTRA_TRAVEL_TOL_MIN, TOL, TRAVEL_TOL_MIN, named_pairs
 
 
 # --- builders ---------------------------------------------------------------------------------
@@ -110,11 +110,11 @@ def _flow_problems(ctx: CheckContext, a: int, s: int, t: int, baseline_travel: n
     if not np.isfinite(minutes):
         out.append(f"{where}: no route but {ctx.flow[a, s, t]:.4f} patients")
     allowed = _travel_allowed(ctx, a, t)
-    if allowed is not None and minutes > allowed + 1e-9:
+    if allowed is not None and minutes > allowed + TRAVEL_TOL_MIN:
         out.append(f"{where}: {minutes:.1f} min exceeds the travel limit {allowed}")
     if params.max_extra_travel is not None and np.isfinite(baseline_travel[a, t]):
         extra = minutes - baseline_travel[a, t]
-        if extra > params.max_extra_travel + 1e-6:
+        if extra > params.max_extra_travel + EXTRA_TRAVEL_TOL_MIN:
             out.append(f"{where}: {extra:.1f} extra min exceeds max_extra_travel "
                        f"{params.max_extra_travel}")
     provided_before = instance.baseline_volume[s, t] > 0
