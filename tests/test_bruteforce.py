@@ -75,6 +75,19 @@ def test_max_providers_matches_bruteforce(brute_force, seed: int, objective: str
     assert verify(sol, inst, params) == []
 
 
+@pytest.mark.parametrize("seed", SEEDS[:6])
+def test_max_providers_matches_bruteforce_cbc(brute_force, seed: int) -> None:
+    inst, params = _capped(brute_force, seed)
+    params = params.model_copy(update={"objective": "travel", "solver": "cbc"})
+    ref = brute_force.reference(inst, params, "travel")
+    sol = solve(inst, params)
+    if ref is None:
+        assert sol.status == "infeasible"
+        return
+    assert sol.status == "optimal" and sol.solver == "cbc"
+    brute_force.compare(inst, sol, ref, "travel")
+
+
 def test_max_providers_bruteforce_cases_bind(brute_force) -> None:
     """The capped cases above are not vacuous: the cap changes the optimum or the feasibility
     of several of them."""

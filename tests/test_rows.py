@@ -233,6 +233,18 @@ def test_max_providers_caps_the_kept_hospitals(region: Instance, solved: Solutio
         assert np.array_equal(capped.keep[:, u], solved.keep[:, u])
 
 
+def test_what_if_applies_a_cap_like_a_fresh_solve(region: Instance, solved: Solution) -> None:
+    from herschik.optimiser.whatif import WhatIf
+
+    tid = region.treatment_ids[0]
+    session = WhatIf(region, SolveParams())
+    capped = session.apply(max_providers={tid: int(solved.keep[:, 0].sum()) - 1})
+    fresh = solve(region, session.params)
+    assert np.array_equal(capped.keep, fresh.keep)
+    assert capped.objective == pytest.approx(fresh.objective, abs=1e-6)
+    assert verify(capped, region, session.params) == []
+
+
 def test_verifier_catches_a_violated_cap(region: Instance, solved: Solution) -> None:
     tid = region.treatment_ids[0]
     kept = int(solved.keep[:, 0].sum())
