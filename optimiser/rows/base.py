@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -247,7 +247,7 @@ class Family:
     """
 
     name: str
-    kind: str  # "columns" or "rows"
+    kind: Literal["columns", "rows"]
     params: tuple[str, ...]
     build: Callable[[Build], None] | None
     check: Callable[[CheckContext], list[str]] | None
