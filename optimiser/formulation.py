@@ -25,8 +25,8 @@ Rows, in this order (``rows.ROW_FAMILIES``): ``demand`` (every patient is treate
 ``link_pair`` (x <= d·y for some or all flows), ``capacity`` (treatments without a norm, and
 keep pairs under per-pair linking), ``bundle`` (y equal across a bundle), ``one_provider``
 (Σ_s y <= 1 where the small-region rule waives a norm), ``loss_share`` (max_loss_share),
-``stay`` (stay <= flow), ``max_providers`` (Σ_s y <= P); solve.py appends ``providers_floor``
-and ``stay_full`` for the second phase of a lexicographic objective.
+``stay`` (stay <= flow), ``max_providers`` (Σ_s y <= P); solve.py appends ``providers_floor``,
+``moves_ceiling`` or ``stay_full`` for the second phase of a lexicographic objective.
 
 Linking (measured: docs/decisions/linking.md): the default ``nearest`` is the
 aggregated per-site row Σ_a x <= U·y plus the per-pair row x[a,s,t] <= d[a,t]·y[s,t] for each

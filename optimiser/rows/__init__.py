@@ -24,7 +24,7 @@ FAMILIES: tuple[Family, ...] = (
 )
 
 #: rows that solve.py appends for the second phase of a lexicographic objective
-PHASE_ROWS: tuple[str, ...] = ("providers_floor", "stay_full")
+PHASE_ROWS: tuple[str, ...] = ("providers_floor", "moves_ceiling", "stay_full")
 
 #: every row family name, in row order (the phase rows last)
 ROW_FAMILIES: tuple[str, ...] = tuple(
