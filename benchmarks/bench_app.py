@@ -48,14 +48,15 @@ def measure(areas: str, regions: list[str] | None) -> list[dict[str, Any]]:
     rows = []
     for region in regions or list(state.regions):
 
-        def solve(**settings: Any) -> dict[str, Any]:
+        def solve(region: str = region, **settings: Any) -> dict[str, Any]:
             response = client.post(
-                "/api/solve", json={"settings": {"region_id": region, **settings}}  # noqa: B023
+                "/api/solve", json={"settings": {"region_id": region, **settings}}
             )
             response.raise_for_status()
             return response.json()
 
-        map_s, layers = _timed(lambda: client.get(f"/api/regions/{region}/map").json())  # noqa: B023
+        map_s, layers = _timed(lambda region=region: client.get(
+            f"/api/regions/{region}/map").json())
         first_s, first = _timed(solve)
         plan = first["plan"]
         kept = next(r for r in plan["hospitals"] if r["status"] == "kept" and r["norm"])

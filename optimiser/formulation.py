@@ -46,6 +46,7 @@ from .instance import Instance
 from .params import SolveParams
 from .rows import FAMILIES, OBJECTIVE_TERMS
 from .rows.base import Build
+from .tolerances import TRAVEL_TOL_MIN
 
 LINKINGS = ("nearest", "aggregated", "per_pair")
 
@@ -281,12 +282,12 @@ class PairRule:
         ok = (np.isfinite(travel) & self.candidate[None, :, t]
               & (self.instance.demand[:, t] > 0)[:, None])
         if self.limit is not None:
-            ok &= travel <= self.limit[:, t][:, None] + 1e-9
+            ok &= travel <= self.limit[:, t][:, None] + TRAVEL_TOL_MIN
         extra_limit = self.params.max_extra_travel
         if extra_limit is not None and self.base_travel is not None:
             with np.errstate(invalid="ignore"):
                 extra = travel - self.base_travel[:, t][:, None]
-            ok &= np.isnan(extra) | (extra <= extra_limit + 1e-9)
+            ok &= np.isnan(extra) | (extra <= extra_limit + TRAVEL_TOL_MIN)
         return ok
 
     def allowed_all(self) -> np.ndarray:

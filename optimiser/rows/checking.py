@@ -10,14 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from ..instance import Instance
+from ..tolerances import PROVIDES_MIN, TRAVEL_TOL_MIN, VERIFY_EXTRA_TRAVEL_TOL_MIN, VERIFY_TOL
 
-#: Absolute tolerance in patients (the LP solvers work to ~1e-7 relative).
-TOL = 1e-5
-#: minutes: a trip equal to the travel limit up to rounding is within it
-TRAVEL_TOL_MIN = 1e-9
-#: minutes: the max_extra_travel check (its baseline travel is recomputed here, in another
-#: order than the model's, so it allows a little more rounding)
-EXTRA_TRAVEL_TOL_MIN = 1e-6
+#: Absolute tolerance in patients of every recomputed constraint (tolerances.VERIFY_TOL)
+TOL = VERIFY_TOL
+#: minutes: the max_extra_travel check (tolerances.VERIFY_EXTRA_TRAVEL_TOL_MIN)
+EXTRA_TRAVEL_TOL_MIN = VERIFY_EXTRA_TRAVEL_TOL_MIN
+
+__all__ = ["EXTRA_TRAVEL_TOL_MIN", "PROVIDES_MIN", "TOL", "TRAVEL_TOL_MIN", "named_pairs",
+           "norm_at"]
 
 
 def named_pairs(items: list[Any], instance: Instance) -> set[tuple[int, int]]:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..params import SolveParams
 from .base import Build, CheckContext, DiagnosisContext, Family, Finding, Reason
-from .checking import TOL, norm_at
+from .checking import PROVIDES_MIN, norm_at
 
 
 def build_max_providers(b: Build) -> None:
@@ -40,7 +40,7 @@ def check_max_providers(ctx: CheckContext) -> list[str]:
             continue
         providers = [s for s in range(len(ctx.instance.sites))
                      if norm_at(ctx.instance, s, t) is not None
-                     and (ctx.keep[s, t] or volume[s, t] > TOL)]
+                     and (ctx.keep[s, t] or volume[s, t] > PROVIDES_MIN)]
         if len(providers) > most:
             names = ", ".join(ctx.site_labels[s] for s in providers)
             problems.append(f"{tid}: {len(providers)} hospitals keep it ({names}), more than "

@@ -25,7 +25,7 @@ from .base import (
     Reason,
     fmt,
 )
-from .checking import TOL, norm_at
+from .checking import PROVIDES_MIN, TOL, norm_at
 
 
 # --- builders ---------------------------------------------------------------------------------
@@ -163,7 +163,7 @@ def check_link(ctx: CheckContext) -> list[str]:
         for t in range(n_treat):
             name = f"site {ctx.site_labels[s]}, {ctx.treatment_ids[t]}"
             if np.isnan(required[s, t]):
-                if bool(ctx.keep[s, t]) != bool(volume[s, t] > TOL):
+                if bool(ctx.keep[s, t]) != bool(volume[s, t] > PROVIDES_MIN):
                     problems.append(f"{name}: keep={bool(ctx.keep[s, t])} but volume "
                                     f"{volume[s, t]:.4f}")
             elif not ctx.keep[s, t] and volume[s, t] > TOL:
