@@ -127,6 +127,8 @@ class SolveParams(BaseModel):
     @classmethod
     def _margins_non_negative(cls, value: dict[str, float]) -> dict[str, float]:
         for treatment, margin in value.items():
+            if treatment == "*":
+                raise ValueError("'*' is not a treatment: use margin for every treatment")
             if margin < 0:
                 raise ValueError(f"margin for {treatment} must be >= 0, got {margin}")
         return value

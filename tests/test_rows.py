@@ -313,3 +313,22 @@ def test_scenario_file_refuses_an_unknown_treatment_in_max_providers() -> None:
         run.check(treatment_ids=["pancreas_resection"])
     (run,) = scenario_from_dict({"name": "cap", "max_providers": {"*": 2}}).expand()
     run.check(treatment_ids=["pancreas_resection"])
+
+
+def test_every_treatment_keyed_parameter_is_checked_without_a_by_hand_line() -> None:
+    """The scenario check derives the treatment-keyed parameters from SolveParams (as the CLI's
+    flags are), so a new dict field needs no line in scenarios/; '*' is every treatment where a
+    field means it and refused by the field where it does not (margin_by_treatment)."""
+    from herschik.scenarios.param_flags import param_flags
+    from herschik.scenarios.scenario_file import ScenarioError, scenario_from_dict
+    from pydantic import ValidationError
+
+    keyed = {spec.field for spec in param_flags()
+             if spec.kind == "mapping" and spec.key_choices is None}
+    assert {"margin_by_treatment", "max_providers"} <= keyed
+    for field, value in (("margin_by_treatment", 0.1), ("max_providers", 2)):
+        (run,) = scenario_from_dict({"name": "typo", field: {"nope": value}}).expand()
+        with pytest.raises(ScenarioError, match=rf"{field}\.nope: unknown id"):
+            run.check(treatment_ids=["pancreas_resection"])
+    with pytest.raises(ValidationError, match="'\\*' is not a treatment"):
+        SolveParams(margin_by_treatment={"*": 0.1})
