@@ -371,6 +371,7 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
             info["phase1"] = "greedy" if greedy is not None else "zero_moves"
             info["interrupted"] = res2.interrupted
             proof = greedy if greedy is not None else res2.x
+            assert arrays.moves_c is not None and proof is not None  # planner, solved
             moves = float(arrays.moves_c @ proof + arrays.moves_offset)
             info["unnecessary_moves_phase1"] = round(max(moves, 0.0), 6)
             info["bound_phase2"] = res2.bound
