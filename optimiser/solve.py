@@ -321,26 +321,26 @@ def _zero_moves_model(arrays: MipArrays) -> MipArrays:
 def _planner_without_moves(arrays: MipArrays, instance: Instance, params: SolveParams,
                            threads: int | None, stop: threading.Event | None,
                            start: np.ndarray | None
-                           ) -> tuple[BackendResult, MipArrays, list[str]] | None:
+                           ) -> tuple[tuple[BackendResult, MipArrays, list[str]] | None, float]:
     """Both planner phases in one solve when a plan without unnecessary moves exists.
 
     ``arrays`` has phase 1's objective. Phase 2 under U* = 0 is the zero-moves model; if it
     is feasible, U* = 0 (U >= 0 in every plan) and its least-travel optimum is phase 2's, so
     it is solved directly, on its exact reduction (optimiser/pinning.py). None when the
     reduction does not apply or that model has no plan (then U* > 0, or the component is
-    infeasible) or was stopped: the plain two phases decide."""
+    infeasible) or was stopped: the plain two phases decide. Also the solver seconds spent."""
     phase2 = _zero_moves_model(arrays)
     phase2 = phase2.with_objective(travel_vector(phase2, instance))
     reduced = reduce_phase2(phase2, instance.demand)
     if reduced is None:
-        return None
+        return None, 0.0
     res, notes = _run_backend(reduced.model, params, threads, start=reduced.restrict(start),
                               stop=stop, cbc_preprocess=False, presolve=PIN_PRESOLVE)
     if (res.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE) or res.x is None
             or res.interrupted):
-        return None
+        return None, res.seconds
     res.x = reduced.expand(res.x)
-    return res, phase2, notes
+    return (res, phase2, notes), res.seconds
 
 
 def _optimise_component(instance: Instance, params: SolveParams, treatments: list[int],
@@ -362,10 +362,10 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
         # minimises travel (a big-M weight safe for every instance would have to exceed the
         # total patient-minutes, ~1e7 nationally, and wreck the numerics).
         greedy = _planner_greedy(arrays, instance) if planner else None
-        direct = (_planner_without_moves(arrays, instance, params, threads, stop,
-                                         greedy if greedy is not None
-                                         else _start_vector(arrays, instance, start))
-                  if planner and PIN_PHASE2 else None)
+        direct, attempt_s = (_planner_without_moves(arrays, instance, params, threads, stop,
+                                                    greedy if greedy is not None
+                                                    else _start_vector(arrays, instance, start))
+                             if planner and PIN_PHASE2 else (None, 0.0))
         if direct is not None:
             res2, phase2, notes = direct
             info["phase1"] = "greedy" if greedy is not None else "zero_moves"
@@ -390,7 +390,7 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
             warm = _start_vector(arrays, instance, start) if planner else None
             res1, n1 = _run_backend(arrays, params, threads, start=warm, stop=stop)
         notes += n1
-        solve_s = res1.seconds
+        solve_s = res1.seconds + attempt_s  # a failed direct attempt counts too
         info["interrupted"] = res1.interrupted
         if res1.status.solved:
             t1 = time.perf_counter()
