@@ -62,6 +62,10 @@ FEASIBILITY_TOL = 1e-6
 #: decided sub-problem results a session remembers by model (a step back is then free)
 CACHE_SIZE = 512
 
+#: SolveParams fields that change how a sub-problem is solved, not its model: a session that
+#: must give a fresh solve's answer re-solves everything when one of them changes
+SOLVE_SETTINGS = ("solver", "time_limit", "mip_gap", "threads", "objective", "objective_weights")
+
 #: SolveParams fields that a restriction check understands; any other change is "not known
 #: to be a restriction" and re-solves the changed sub-problems
 _MONOTONE_FIELDS = {"force_keep", "force_close", "margin", "margin_by_treatment", "max_travel"}
@@ -223,18 +227,25 @@ class WhatIf:
     ``WhatIf(instance, params)`` solves once (or adopts ``solution`` with its sub-problem
     results when given by :func:`WhatIf.from_solve`); each change returns the new
     :class:`Solution` and becomes the session's current plan.
+
+    ``same_as_fresh=True``: every answer is the one a fresh :func:`optimiser.solve.solve` of
+    the same parameters gives, to the last digit (the browser app shows only such plans). The
+    session then re-uses a sub-problem's result only for an identical model (``unchanged``,
+    ``cached``) or an infeasible restriction, and solves every other one as ``solve`` does
+    (no kept optimum, no warm start: among tied optima either could pick another plan).
     """
 
     def __init__(self, instance: Instance, params: SolveParams,
-                 max_workers: int | None = None) -> None:
+                 max_workers: int | None = None, *, same_as_fresh: bool = False) -> None:
         self.instance = instance
         self.max_workers = max_workers
+        self.same_as_fresh = same_as_fresh
         self._params = params
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, _ComponentResult] = OrderedDict()
         started = time.perf_counter()
         self._comps, self._explanation, self._results = solve_components(
-            instance, params, max_workers=max_workers, early_stop=False)
+            instance, params, max_workers=max_workers, early_stop=same_as_fresh)
         # the model each result answers (phase 1 of ``providers``, whose result holds phase 2)
         self._models = [build_arrays(instance, params, comp) for comp in self._comps]
         for arrays, result in zip(self._models, self._results, strict=True):
@@ -293,6 +304,10 @@ class WhatIf:
         new = SolveParams.model_validate({**self._params.model_dump(), **changes})
         return self._step(new)
 
+    def set_params(self, params: SolveParams) -> Solution:
+        """Go to ``params`` (any number of changes at once), re-solved from the current plan."""
+        return self._step(SolveParams.model_validate(params.model_dump()))
+
     # --- the step -----------------------------------------------------------------------------
     def _label(self, comp: list[int]) -> str:
         return ",".join(self.instance.treatment_ids[t] for t in comp)
@@ -308,6 +323,11 @@ class WhatIf:
         instance, old = self.instance, self._params
         comps, explanation = treatment_components(instance, new)
         coupling_changed = comps != self._comps  # bundles / loss share: nothing to compare
+        if self.same_as_fresh and any(getattr(old, k) != getattr(new, k)
+                                      for k in SOLVE_SETTINGS):
+            coupling_changed = True  # another solve procedure: no earlier result applies
+            with self._lock:
+                self._cache.clear()
         restriction = not coupling_changed and is_restriction(instance, old, new)
         affected = None if coupling_changed else affected_treatments(instance, old, new)
         stop = threading.Event() if len(comps) > 1 else None
@@ -373,6 +393,10 @@ class WhatIf:
             if stop is not None:
                 stop.set()
             return "still_infeasible", result, arrays
+        if self.same_as_fresh:  # as optimiser.solve.solve does it: no start, no shortcut
+            result = _solve_component(instance, new, comp, 1, None, stop)
+            self._remember(arrays, result)
+            return "resolved", result, arrays
         plan = self._solution if self._solution.feasible else None
         start = _start_vector(arrays, instance, plan) if plan is not None else None
         start_ok = feasible_in(arrays, start)

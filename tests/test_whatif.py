@@ -192,3 +192,79 @@ def test_old_optimum_is_kept_only_under_the_same_objective(region) -> None:
     old_moved = build_arrays(region, moved, [0])
     new_moved = build_arrays(region, moved.model_copy(update={"max_travel": tighter}), [0])
     assert not same_objective_on_subset(old_moved, new_moved)
+
+
+# --- same_as_fresh: the app's sessions --------------------------------------------------------
+def _same_solution(got, fresh) -> None:
+    """Identical plans, to the last bit: what the app needs for byte-identical CSVs."""
+    assert got.status == fresh.status
+    assert got.objective == fresh.objective
+    if fresh.feasible:
+        assert np.array_equal(got.flow, fresh.flow)
+        assert np.array_equal(got.keep, fresh.keep)
+        strip = [{k: v for k, v in e.items() if "seconds" not in k} for e in fresh.subproblems]
+        assert [{k: v for k, v in e.items() if "seconds" not in k}
+                for e in got.subproblems] == strip
+    else:
+        assert got.diagnosis["infeasible_treatments"] == fresh.diagnosis["infeasible_treatments"]
+
+
+def test_same_as_fresh_steps_equal_fresh_solves_bit_for_bit(region) -> None:
+    session = WhatIf(region, SolveParams(), same_as_fresh=True)
+    _same_solution(session.solution, solve(region, SolveParams()))
+    t_id = region.treatment_ids[0]
+    kept, closed = _kept_and_closed(session.solution, region, 0)
+    session.force_keep(kept, t_id)  # a restriction: the plain session keeps the old optimum
+    assert session.last_step.count("kept_optimum") == 0
+    assert session.last_step.count("resolved") == 1
+    assert session.last_step.count("unchanged") == len(region.treatments) - 1
+    _same_solution(session.solution, solve(region, session.params))
+    session.force_close(kept, t_id)
+    _same_solution(session.solution, solve(region, session.params))
+    session.release(kept, t_id)
+    assert session.last_step.count("cached") == 1 and session.last_step.count("resolved") == 0
+    _same_solution(session.solution, solve(region, session.params))
+    for change in ({"margin": 0.2}, {"max_travel": float(np.quantile(region.travel_min, 0.6))},
+                   {"margin": 0.0, "max_travel": None}, {"margin": 50.0}):
+        session.set_params(session.params.model_copy(update=change))
+        _same_solution(session.solution, solve(region, session.params))
+    # back to the defaults: every sub-problem's model was solved before
+    session.set_params(SolveParams())
+    assert session.last_step.count("cached") == len(region.treatments)
+    _same_solution(session.solution, solve(region, SolveParams()))
+
+
+def test_same_as_fresh_solves_again_when_the_solve_settings_change(region) -> None:
+    """The model alone does not decide the answer: another solver or gap may pick another
+    plan, so a session that promises a fresh solve's answer re-uses nothing then."""
+    session = WhatIf(region, SolveParams(), same_as_fresh=True)
+    session.apply(mip_gap=0.05)
+    assert session.last_step.count("resolved") == len(region.treatments)
+    session.apply(mip_gap=1e-4)
+    assert session.last_step.count("resolved") == len(region.treatments)
+    _same_solution(session.solution, solve(region, SolveParams()))
+    plain = WhatIf(region, SolveParams())
+    plain.apply(mip_gap=0.05)  # the plain session keeps optimal results: still optimal
+    assert plain.last_step.count("unchanged") == len(region.treatments)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 23), objective=st.sampled_from(["travel", "moved", "planner"]),
+       steps=st.lists(st.tuples(st.sampled_from(STEPS), st.integers(0, 10),
+                                st.floats(0.0, 0.6)), min_size=1, max_size=4))
+def test_same_as_fresh_random_steps_equal_fresh_solves(seed: int, objective: str, steps) -> None:
+    inst, params = _tiny(seed)
+    params = params.model_copy(update={"objective": objective})
+    session = WhatIf(inst, params, max_workers=1, same_as_fresh=True)
+    for kind, pick, value in steps:
+        site = inst.site_ids[pick % len(inst.sites)]
+        treatment = inst.treatment_ids[pick % len(inst.treatments)]
+        if kind in ("force_keep", "force_close", "release"):
+            getattr(session, kind)(site, treatment)
+        elif kind == "margin":
+            session.set_margin(round(value, 2))
+        else:
+            session.set_max_travel(None if value < 0.1 else float(np.quantile(
+                inst.travel_min[np.isfinite(inst.travel_min)], 0.4 + value)))
+        assert session.last_step.count("kept_optimum") == 0
+        _same_solution(session.solution, solve(inst, session.params))
