@@ -318,7 +318,9 @@ def reuse_info(instance: Instance, step: StepReport, first: bool) -> dict[str, A
     elif reused == 0:
         text = f"solved all {total} treatments again (the change touches every one)"
     else:
-        text = f"re-used {reused} of {total} treatments, solved {counts['resolved']} again"
+        text = f"re-used {reused} of {total} treatments"
+        if counts["resolved"]:
+            text += f", solved {counts['resolved']} again"
         if counts["cached"]:
             text += f" ({counts['cached']} re-used from earlier plans of this session)"
     return {
@@ -327,6 +329,9 @@ def reuse_info(instance: Instance, step: StepReport, first: bool) -> dict[str, A
         "counts": counts,
         "reused": reused,
         "actions": treatments,
+        "details": [f"{instance.treatment_label(t)}: {REUSE_WORDS.get(action, action)}"
+                    for t, action in ((t, treatments.get(tid, "")) for t, tid in
+                                      enumerate(instance.treatment_ids))],
         "seconds": round(step.seconds, 3),
         "first": first,
         "text": text,

@@ -248,6 +248,19 @@ function drawKpis() {
     (violations.length ? `verifier found ${violations.length} problem(s): ${violations[0]}`
       : "independent verifier: every constraint holds");
   $("warnings").innerHTML = (p.warnings || []).map((w) => `<li>${esc(w)}</li>`).join("");
+  drawReuse(p.reuse);
+}
+
+// How the plan was obtained: which treatments' results were re-used (model unchanged) and
+// which were solved; either way the plan is the one a fresh `herschik solve` gives.
+function drawReuse(reuse) {
+  const box = $("reuse");
+  if (!reuse) { box.textContent = ""; box.title = ""; delete box.dataset.reused; return; }
+  box.dataset.reused = String(reuse.reused);
+  box.dataset.solved = String(reuse.counts.resolved);
+  box.textContent = `How: ${reuse.text} in ${fmt(reuse.seconds, 2)} s` +
+    (reuse.first ? "." : "; the same plan as a fresh solve of these settings.");
+  box.title = reuse.details.join("\n");
 }
 
 function drawHospitals() {
