@@ -233,13 +233,16 @@ class WhatIf:
     session then re-uses a sub-problem's result only for an identical model (``unchanged``,
     ``cached``) or an infeasible restriction, and solves every other one as ``solve`` does
     (no kept optimum, no warm start: among tied optima either could pick another plan).
+    ``cache_size``: how many decided sub-problem results (with their models) it remembers.
     """
 
     def __init__(self, instance: Instance, params: SolveParams,
-                 max_workers: int | None = None, *, same_as_fresh: bool = False) -> None:
+                 max_workers: int | None = None, *, same_as_fresh: bool = False,
+                 cache_size: int = CACHE_SIZE) -> None:
         self.instance = instance
         self.max_workers = max_workers
         self.same_as_fresh = same_as_fresh
+        self.cache_size = cache_size
         self._params = params
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, _ComponentResult] = OrderedDict()
@@ -369,7 +372,7 @@ class WhatIf:
             with self._lock:
                 self._cache[_fingerprint(arrays)] = result
                 self._cache.move_to_end(_fingerprint(arrays))
-                while len(self._cache) > CACHE_SIZE:
+                while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
 
     def _step_component(self, comp: list[int],

@@ -268,3 +268,13 @@ def test_same_as_fresh_random_steps_equal_fresh_solves(seed: int, objective: str
                 inst.travel_min[np.isfinite(inst.travel_min)], 0.4 + value)))
         assert session.last_step.count("kept_optimum") == 0
         _same_solution(session.solution, solve(inst, session.params))
+
+
+def test_the_cache_keeps_at_most_cache_size_results(region) -> None:
+    session = WhatIf(region, SolveParams(), same_as_fresh=True, cache_size=4)
+    for margin in (0.1, 0.2):
+        session.set_margin(margin)
+    assert len(session._cache) == 4
+    session.set_margin(0.0)  # the first plan's models were dropped: solved again
+    assert session.last_step.count("cached") < len(region.treatments)
+    _same_solution(session.solution, solve(region, SolveParams()))

@@ -51,6 +51,9 @@ MAX_PLANS = 200
 NEAREST_BUDGET_S = 5.0
 #: patients per year below which a flow is solver noise (as in optimiser.results)
 MIN_PATIENTS = 1e-9
+#: sub-problem results each region's what-if session remembers (a model with its result is
+#: about a megabyte at district level; older ones are dropped first)
+SESSION_CACHE = 256
 #: hospital statuses (the names of hospital_changes.csv, see SHARED_NAMES)
 STATUSES = ("kept", "lost", "gained", "below_norm", "unchanged_no_norm")
 _ID = r"^[A-Za-z0-9_.:\-* ]{1,100}$"
@@ -575,7 +578,8 @@ class AppState:
         first = session is None
         try:
             if session is None:
-                session = WhatIf(instance, params, same_as_fresh=True)
+                session = WhatIf(instance, params, same_as_fresh=True,
+                                 cache_size=SESSION_CACHE)
                 self._sessions[region_id] = session
             else:
                 session.set_params(params)

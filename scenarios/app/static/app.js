@@ -480,8 +480,9 @@ async function exportPlan(id) {
     box.innerHTML = `<b>Exported to <code data-testid="export-folder">${esc(r.folder)}</code>` +
       `</b> (in the app's --out folder), ${r.files.length} files, ${fmt(r.seconds, 1)} s. ` +
       (r.same_as_app ? `<span data-testid="export-same">The command line gives the same ` +
-        `result as the app.</span>` : `<span data-testid="export-differs">The command line ` +
-        `result differs from the app in: ${esc(r.differences.join(", "))}</span>`) +
+        `result as the app (KPIs equal, CSVs identical byte for byte).</span>`
+        : `<span data-testid="export-differs">The command line result differs from the ` +
+          `app in: ${esc(r.differences.join(", "))}</span>`) +
       `<br>Re-run: <code>cd ${esc(r.folder)} && ${esc(r.command)}</code>`;
   } catch (error) {
     box.textContent = `Export failed: ${error.message}`;
