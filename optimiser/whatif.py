@@ -335,6 +335,10 @@ class WhatIf:
         affected = None if coupling_changed else affected_treatments(instance, old, new)
         stop = threading.Event() if len(comps) > 1 else None
         steps: dict[int, tuple[str, _ComponentResult, MipArrays]] = {}
+        if stop is not None and affected is not None and any(
+                not affected & set(comp) and self._results[i].status == "infeasible"
+                for i, comp in enumerate(comps)):
+            stop.set()  # an untouched sub-problem stays infeasible: so does the scenario
 
         def run(i: int) -> _ComponentResult:
             if affected is not None and not affected & set(comps[i]):
@@ -385,10 +389,14 @@ class WhatIf:
             result, previous_model = before
             if result.status not in (NOT_OPTIMISED, NOT_DECIDED) and _same_model(
                     arrays, previous_model):
+                if result.status == "infeasible" and stop is not None:
+                    stop.set()
                 return "unchanged", result, arrays
         with self._lock:
             cached = self._cache.get(_fingerprint(arrays))
         if cached is not None:
+            if cached.status == "infeasible" and stop is not None:
+                stop.set()  # the scenario is infeasible: the others only check feasibility
             return "cached", cached, arrays
         if before is not None and restriction and before[0].status == "infeasible":
             result = _ComponentResult(comp, "infeasible", None, arrays, None, 0.0, 0.0,

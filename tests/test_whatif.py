@@ -278,3 +278,21 @@ def test_the_cache_keeps_at_most_cache_size_results(region) -> None:
     session.set_margin(0.0)  # the first plan's models were dropped: solved again
     assert session.last_step.count("cached") < len(region.treatments)
     _same_solution(session.solution, solve(region, SolveParams()))
+
+
+def test_an_untouched_infeasible_sub_problem_stops_the_others_early(region) -> None:
+    """Once one treatment is infeasible the scenario is; a change to another treatment must
+    not optimise that one to the end (a fresh solve only checks its feasibility)."""
+    from herschik.optimiser.solve import NOT_OPTIMISED
+
+    session = WhatIf(region, SolveParams(), same_as_fresh=True)
+    kept, _ = _kept_and_closed(session.solution, region, 0)
+    pair = [{"site_id": kept, "intervention_id": region.treatment_ids[0]}]
+    session.apply(force_keep=pair, force_close=pair)  # keep and close: infeasible
+    assert session.solution.status == "infeasible"
+    session.set_margin(0.1, region.treatment_ids[1])
+    assert session.solution.status == "infeasible"
+    assert session.last_step.actions[region.treatment_ids[0]] == "unchanged"
+    by_treatment = {e["treatments"][0]: e for e in session.solution.subproblems}
+    assert by_treatment[region.treatment_ids[1]]["status"] == NOT_OPTIMISED
+    assert session.solution.diagnosis["infeasible_treatments"] == [region.treatment_ids[0]]
