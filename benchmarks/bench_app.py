@@ -13,9 +13,10 @@ Per region, on the embedded default:
 
 * ``load``: first view of a region: map layers + the default plan;
 * ``re-solve``: a planner's sequence of single changes, each to the plan on screen: force-close
-  a kept hospital x treatment, margin 0.1, 60-minute travel limit, force-keep a lost hospital x
-  treatment, release the closure, margin back to 0 (medians, max, median of the per-step ratio
-  before/after; plans of both states compared: same KPIs and hospital volumes);
+  a kept hospital x treatment, margin 0.1, a travel limit at the plan's longest trip (rounded
+  up: feasible, but a new model for every treatment with a longer pair), force-keep a lost
+  hospital x treatment, release the closure, margin back to 0 (medians, max, median of the
+  per-step ratio before/after; plans of both states compared: same KPIs and hospital volumes);
 * ``infeasible``: margin 3 (infeasible everywhere): solve, diagnosis, nearest feasible settings.
 
 Prints a Markdown table (with the machine's load average per region); the numbers are recorded
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -45,13 +47,17 @@ def _pair(row: dict[str, Any]) -> dict[str, str]:
     return {"site_id": row["site_id"], "intervention_id": row["intervention_id"]}
 
 
+#: placeholder of the travel step: the longest trip of the plan on screen, rounded up
+TRAVEL_OF_PLAN = -1.0
+
+
 def planner_steps(plan: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The cumulative settings of the benchmark's change sequence, from the default plan."""
     kept = next(r for r in plan["hospitals"] if r["status"] == "kept" and r["norm"])
     lost = next((r for r in plan["hospitals"] if r["status"] == "lost"), None)
     closed = {"force_close": [_pair(kept)]}
     steps = [("close", closed), ("margin 0.1", {**closed, "margin": 0.1}),
-             ("travel 60", {**closed, "margin": 0.1, "max_travel": 60})]
+             ("travel", {**closed, "margin": 0.1, "max_travel": TRAVEL_OF_PLAN})]
     last = steps[-1][1]
     if lost is not None:
         last = {**last, "force_keep": [_pair(lost)]}
@@ -92,12 +98,20 @@ def measure_region(region: str, clients: dict[str, Any], areas: str) -> dict[str
         load[mode] = map_s + first_s
     times: dict[str, list[float]] = {"before": [], "after": []}
     statuses, reuse, same = [], [], True
-    for n, (_, settings) in enumerate(planner_steps(first["after"]["plan"])):
+    on_screen = first["after"]["plan"]
+    steps = planner_steps(on_screen)
+    for n, (_, step) in enumerate(steps):
+        settings = dict(step)
+        if settings.get("max_travel") == TRAVEL_OF_PLAN:
+            settings["max_travel"] = math.ceil(on_screen["kpis"]["max_travel_min_after"])
+            steps[n + 1:] = [(name, {**s, "max_travel": settings["max_travel"]})
+                             for name, s in steps[n + 1:]]
         results = {}
         for mode in (("before", "after") if n % 2 == 0 else ("after", "before")):
             seconds, results[mode] = solve(mode, settings)
             times[mode].append(seconds)
         statuses.append(results["after"]["status"])
+        on_screen = results["after"].get("plan") or on_screen
         same = same and _same_plan(results["before"], results["after"])
         info = (results["after"].get("plan") or results["after"]).get("reuse") or {}
         reuse.append(f"{info.get('reused', '?')}/{info.get('treatments', '?')}")
@@ -113,6 +127,8 @@ def measure_region(region: str, clients: dict[str, Any], areas: str) -> dict[str
         "max_s": {m: max(v) for m, v in times.items()},
         "median_ratio": statistics.median(ratios) if ratios else None,
         "statuses": statuses, "reused": reuse, "same_plans": same,
+        "steps": [name for name, _ in steps],
+        "travel_limit": next((s["max_travel"] for _, s in steps if "max_travel" in s), None),
         "infeasible_s": infeasible,
         "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
     }
