@@ -296,3 +296,21 @@ def test_an_untouched_infeasible_sub_problem_stops_the_others_early(region) -> N
     by_treatment = {e["treatments"][0]: e for e in session.solution.subproblems}
     assert by_treatment[region.treatment_ids[1]]["status"] == NOT_OPTIMISED
     assert session.solution.diagnosis["infeasible_treatments"] == [region.treatment_ids[0]]
+
+
+def test_verified_result_of_a_session_step_is_solve_verified(region, tmp_path) -> None:
+    """scenarios.run.verified_result on a same_as_fresh step writes what solve_verified
+    writes (the app's plans), and keeps solve_verified's summary key order."""
+    from herschik.scenarios.run import solve_verified, verified_result
+
+    session = WhatIf(region, SolveParams(), same_as_fresh=True)
+    session.set_margin(0.15)
+    mine = verified_result(region, session.params, session.solution)
+    fresh = solve_verified(region, session.params)
+    assert mine.violations == [] == fresh.violations
+    a, b = mine.write(tmp_path / "a", lock=False), fresh.write(tmp_path / "b", lock=False)
+    for name in ("site_volumes.csv", "assignments.csv", "hospital_changes.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    started = solve_verified(region, session.params, start=fresh.solution)
+    assert list(started.summary)[-2:] == ["warm_start", "verification"]
+    assert list(mine.summary) == [k for k in started.summary if k != "warm_start"]
