@@ -13,10 +13,11 @@ Per region, on the embedded default:
 
 * ``load``: first view of a region: map layers + the default plan;
 * ``re-solve``: a planner's sequence of single changes, each to the plan on screen: force-close
-  a kept hospital x treatment, margin 0.1, a travel limit at the plan's longest trip (rounded
-  up: feasible, but a new model for every treatment with a longer pair), force-keep a lost
-  hospital x treatment, release the closure, margin back to 0 (medians, max, median of the
-  per-step ratio before/after; plans of both states compared: same KPIs and hospital volumes);
+  a kept hospital x treatment (of a treatment with another provider), margin 0.1, a travel
+  limit at the plan's longest trip (rounded up: feasible, but a new model for every treatment
+  with a longer pair), force-keep a lost hospital x treatment, release the closure, margin
+  back to 0 (medians, max, median of the per-step ratio before/after; plans of both states
+  compared: same KPIs and hospital volumes);
 * ``infeasible``: margin 3 (infeasible everywhere): solve, diagnosis, nearest feasible settings.
 
 Prints a Markdown table (with the machine's load average per region); the numbers are recorded
@@ -53,7 +54,14 @@ TRAVEL_OF_PLAN = -1.0
 
 def planner_steps(plan: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The cumulative settings of the benchmark's change sequence, from the default plan."""
-    kept = next(r for r in plan["hospitals"] if r["status"] == "kept" and r["norm"])
+    providers: dict[str, int] = {}
+    for r in plan["hospitals"]:
+        if r["status"] in ("kept", "gained", "below_norm"):
+            providers[r["intervention_id"]] = providers.get(r["intervention_id"], 0) + 1
+    # a closure another provider can absorb (closing a sole provider is infeasible)
+    kept = next((r for r in plan["hospitals"] if r["status"] == "kept" and r["norm"]
+                 and providers[r["intervention_id"]] >= 2),
+                next(r for r in plan["hospitals"] if r["status"] == "kept" and r["norm"]))
     lost = next((r for r in plan["hospitals"] if r["status"] == "lost"), None)
     closed = {"force_close": [_pair(kept)]}
     steps = [("close", closed), ("margin 0.1", {**closed, "margin": 0.1}),
@@ -104,6 +112,7 @@ def measure_region(region: str, clients: dict[str, Any], areas: str) -> dict[str
         settings = dict(step)
         if settings.get("max_travel") == TRAVEL_OF_PLAN:
             settings["max_travel"] = math.ceil(on_screen["kpis"]["max_travel_min_after"])
+            steps[n] = (steps[n][0], settings)
             steps[n + 1:] = [(name, {**s, "max_travel": settings["max_travel"]})
                              for name, s in steps[n + 1:]]
         results = {}
