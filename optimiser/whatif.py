@@ -85,6 +85,11 @@ class StepReport:
         return sum(1 for a in self.actions.values() if a == action)
 
 
+def _settings_key(params: SolveParams) -> str:
+    """The SOLVE_SETTINGS of ``params`` as a cache-key suffix."""
+    return "|" + repr([getattr(params, k) for k in SOLVE_SETTINGS])
+
+
 def _same_model(a: MipArrays, b: MipArrays) -> bool:
     """Identical arrays (columns, rows, bounds, objective): the same MIP."""
     if a.n_cols != b.n_cols or a.n_rows != b.n_rows or a.conflicts != b.conflicts:
@@ -243,6 +248,7 @@ class WhatIf:
         self.max_workers = max_workers
         self.same_as_fresh = same_as_fresh
         self.cache_size = cache_size
+        self._settings = _settings_key(params)
         self._params = params
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, _ComponentResult] = OrderedDict()
@@ -329,8 +335,7 @@ class WhatIf:
         if self.same_as_fresh and any(getattr(old, k) != getattr(new, k)
                                       for k in SOLVE_SETTINGS):
             coupling_changed = True  # another solve procedure: no earlier result applies
-            with self._lock:
-                self._cache.clear()
+        self._settings = _settings_key(new)  # results of this step are cached under it
         restriction = not coupling_changed and is_restriction(instance, old, new)
         affected = None if coupling_changed else affected_treatments(instance, old, new)
         stop = threading.Event() if len(comps) > 1 else None
@@ -370,12 +375,18 @@ class WhatIf:
                                      for i in range(len(comps))})
         return self._solution
 
+    def _cache_key(self, arrays: MipArrays) -> str:
+        """The model's fingerprint; with ``same_as_fresh`` also the solve settings (the same
+        model solved with another gap or objective procedure may give another plan)."""
+        return _fingerprint(arrays) + (self._settings if self.same_as_fresh else "")
+
     def _remember(self, arrays: MipArrays, result: _ComponentResult) -> None:
         """Cache a decided result by its model: the same model later gets the same answer."""
         if result.status in ("optimal", "infeasible"):
             with self._lock:
-                self._cache[_fingerprint(arrays)] = result
-                self._cache.move_to_end(_fingerprint(arrays))
+                key = self._cache_key(arrays)
+                self._cache[key] = result
+                self._cache.move_to_end(key)
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
 
@@ -393,7 +404,7 @@ class WhatIf:
                     stop.set()
                 return "unchanged", result, arrays
         with self._lock:
-            cached = self._cache.get(_fingerprint(arrays))
+            cached = self._cache.get(self._cache_key(arrays))
         if cached is not None:
             if cached.status == "infeasible" and stop is not None:
                 stop.set()  # the scenario is infeasible: the others only check feasibility

@@ -240,9 +240,13 @@ def test_same_as_fresh_solves_again_when_the_solve_settings_change(region) -> No
     session = WhatIf(region, SolveParams(), same_as_fresh=True)
     session.apply(mip_gap=0.05)
     assert session.last_step.count("resolved") == len(region.treatments)
-    session.apply(mip_gap=1e-4)
-    assert session.last_step.count("resolved") == len(region.treatments)
+    session.apply(mip_gap=1e-4)  # back: each model was solved with these settings before
+    assert session.last_step.count("cached") == len(region.treatments)
     _same_solution(session.solution, solve(region, SolveParams()))
+    for objective in ("travel", "planner", "travel"):  # an A/B of objectives costs one solve
+        session.apply(objective=objective)
+        _same_solution(session.solution, solve(region, session.params))
+    assert session.last_step.count("cached") == len(region.treatments)
     plain = WhatIf(region, SolveParams())
     plain.apply(mip_gap=0.05)  # the plain session keeps optimal results: still optimal
     assert plain.last_step.count("unchanged") == len(region.treatments)
