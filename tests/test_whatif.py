@@ -253,7 +253,8 @@ def test_same_as_fresh_solves_again_when_the_solve_settings_change(region) -> No
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 23), objective=st.sampled_from(["travel", "moved", "planner"]),
+@given(seed=st.integers(0, 23),
+       objective=st.sampled_from(["travel", "moved", "planner", "providers"]),
        steps=st.lists(st.tuples(st.sampled_from(STEPS), st.integers(0, 10),
                                 st.floats(0.0, 0.6)), min_size=1, max_size=4))
 def test_same_as_fresh_random_steps_equal_fresh_solves(seed: int, objective: str, steps) -> None:
