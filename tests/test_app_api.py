@@ -617,3 +617,23 @@ def test_nearest_margin_by_bisection_agrees_with_the_diagnosis(
     assert diagnosed <= nearest <= diagnosed + 0.01 + 1e-9
     assert _solve(client, margin=nearest)["status"] in ("optimal", "feasible")
     assert _solve(client, margin=round(nearest + 0.01, 2))["status"] == "infeasible"
+
+
+def test_reuse_info_counts_treatments_of_bundled_sub_problems(state: AppState) -> None:
+    """A sub-problem of several (bundled) treatments counts each; the words match the counts."""
+    from herschik.optimiser.whatif import StepReport
+    from herschik.scenarios.app.session import reuse_info
+
+    instance = state.instance(REGION)
+    ids = list(instance.treatment_ids)
+    actions = {",".join(ids[:2]): "resolved", ids[2]: "still_infeasible",
+               **{t: "cached" for t in ids[3:5]}, **{t: "unchanged" for t in ids[5:]}}
+    info = reuse_info(instance, StepReport(0.25, actions), first=False)
+    assert info["counts"] == {"unchanged": len(ids) - 5, "cached": 2, "resolved": 2,
+                              "still_infeasible": 1}
+    assert info["text"] == (f"re-used {len(ids) - 3} of {len(ids)} treatments, solved 2 again, "
+                            "1 infeasible as before (2 re-used from earlier plans of this "
+                            "session)")
+    assert len(info["details"]) == len(ids) and info["details"][0].endswith(": solved")
+    every = reuse_info(instance, StepReport(1.0, {t: "resolved" for t in ids}), first=False)
+    assert every["text"] == f"solved all {len(ids)} treatments again (the change touches every one)"

@@ -318,12 +318,14 @@ def reuse_info(instance: Instance, step: StepReport, first: bool) -> dict[str, A
     total = len(instance.treatments)
     if first:
         text = f"solved all {total} treatments (first plan of this region in this session)"
-    elif reused == 0:
+    elif counts["resolved"] == total:
         text = f"solved all {total} treatments again (the change touches every one)"
     else:
         text = f"re-used {reused} of {total} treatments"
         if counts["resolved"]:
             text += f", solved {counts['resolved']} again"
+        if counts["still_infeasible"]:
+            text += f", {counts['still_infeasible']} infeasible as before"
         if counts["cached"]:
             text += f" ({counts['cached']} re-used from earlier plans of this session)"
     return {
