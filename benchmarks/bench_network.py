@@ -109,6 +109,42 @@ class _Builder:
                 "drivable_nodes": int(len(np.unique(np.concatenate(self.drivable))))}
 
 
+def _street_tags(rng: np.random.Generator, name: str, row: int, main: int) -> dict[str, str]:
+    """Tags of one town street: the main road or a residential street (speed zones, oneways)."""
+    if row == main:
+        tags = {"highway": "tertiary", "name": f"{name} Hoofdweg"}
+        if rng.random() < 0.5:
+            tags["maxspeed"] = "50"
+        else:
+            tags["source:maxspeed"] = "NL:urban"
+        return tags
+    tags = {"highway": "residential", "name": f"{name} straat {row}"}
+    r = rng.random()
+    if r < 0.55:
+        tags["maxspeed"] = "30"
+        tags["zone:maxspeed"] = "NL:30"
+    elif r < 0.7:
+        tags["maxspeed"] = "NL:urban"
+    elif r < 0.75:
+        tags["highway"] = "living_street"
+    if rng.random() < 0.12:
+        tags["oneway"] = "yes" if rng.random() < 0.8 else "-1"
+    return tags
+
+
+def _rural_tags(rng: np.random.Generator, i: int, j: int) -> dict[str, str]:
+    r = rng.random()
+    if r < 0.3:
+        return {"highway": "secondary", "maxspeed": "80", "ref": f"N{i}{j}"}
+    if r < 0.55:
+        return {"highway": "tertiary", "maxspeed": "60", "zone:maxspeed": "NL:60"}
+    if r < 0.85:
+        return {"highway": "unclassified", "maxspeed": "NL:rural"}
+    if r < 0.95:
+        return {"highway": "unclassified"}
+    return {"highway": "unclassified", "motor_vehicle": "agricultural"}
+
+
 def _town(b: _Builder, rng: np.random.Generator, cx: float, cy: float, side: int,
           name: str) -> dict[str, np.ndarray]:
     """A street grid of ``side`` x ``side`` junctions around (cx, cy); returns edge node ids."""
@@ -128,25 +164,7 @@ def _town(b: _Builder, rng: np.random.Generator, cx: float, cy: float, side: int
                 shape = b.line(pts[j], pts[j + 1], BLOCK / (SHAPE_PER_BLOCK + 1) + 1e-6)
                 refs.extend(b.nodes(shape).tolist())
                 refs.append(ids[j + 1])
-            if row == main:
-                tags = {"highway": "tertiary", "name": f"{name} Hoofdweg"}
-                if rng.random() < 0.5:
-                    tags["maxspeed"] = "50"
-                else:
-                    tags["source:maxspeed"] = "NL:urban"
-            else:
-                tags = {"highway": "residential", "name": f"{name} straat {row}"}
-                r = rng.random()
-                if r < 0.55:
-                    tags["maxspeed"] = "30"
-                    tags["zone:maxspeed"] = "NL:30"
-                elif r < 0.7:
-                    tags["maxspeed"] = "NL:urban"
-                elif r < 0.75:
-                    tags["highway"] = "living_street"
-                if rng.random() < 0.12:
-                    tags["oneway"] = "yes" if rng.random() < 0.8 else "-1"
-            b.way(np.array(refs), tags, drivable=True)
+            b.way(np.array(refs), _street_tags(rng, name, row, main), drivable=True)
     if rng.random() < 0.5 and side >= 4:  # a roundabout-ish loop in the centre
         c = junction[main, main]
         ring = b.nodes(np.c_[gx[main] + 15 * np.cos(np.linspace(0, 2 * np.pi, 7)[:-1]),
@@ -202,6 +220,37 @@ def _node_xy(b: _Builder, nid: int) -> np.ndarray:
     raise KeyError(nid)
 
 
+def _ramps(b: _Builder, fwd: np.ndarray, bwd: np.ndarray, along: np.ndarray,
+           junctions: list[dict], xy_cache: dict[int, np.ndarray], axis: int) -> None:
+    """Ramps from both carriageways to the town next to every motorway node near a lattice
+    centre, and emergency crossovers."""
+    # ramps to the town next to every motorway node near a lattice centre
+    step = max(1, int(CELL // 400.0))
+    for q in range(step // 2, len(fwd), step):
+        town = junctions[min(q // step, len(junctions) - 1)]
+        node = int(town["n"] if axis == 0 else town["e"])
+        nxy = xy_cache[node]
+        for carriage, sign in ((fwd, 1), (bwd, -1)):
+            lo, hi = max(q - 1, 0), min(q + 1, len(fwd) - 1)
+            off_pts = b.nodes(b.line(along[lo], nxy, 200.0))
+            on_pts = b.nodes(b.line(nxy, along[hi], 200.0))
+            if sign == 1:
+                b.way(np.r_[carriage[lo], off_pts, node],
+                      {"highway": "motorway_link", "oneway": "yes"}, drivable=True)
+                b.way(np.r_[node, on_pts, carriage[hi]],
+                      {"highway": "motorway_link", "oneway": "yes"}, drivable=True)
+            else:
+                b.way(np.r_[carriage[hi], off_pts[::-1], node],
+                      {"highway": "motorway_link"}, drivable=True)
+                b.way(np.r_[node, on_pts[::-1], carriage[lo]],
+                      {"highway": "motorway_link"}, drivable=True)
+        # an emergency crossover between the carriageways (never a U-turn)
+        if q + 3 < len(fwd):
+            b.way(np.array([fwd[q + 3], bwd[q + 3]]),
+                  {"highway": "service", "service": "emergency_access",
+                   "access": "no"})
+
+
 def write_synthetic_country(path: str | Path, scale: float = 1.0, seed: int = 0,
                             cells: tuple[int, int] | list[int] | None = None) -> dict:
     """Write the synthetic country PBF; ``scale`` multiplies the town sizes (1.0 gives
@@ -235,18 +284,7 @@ def write_synthetic_country(path: str | Path, scale: float = 1.0, seed: int = 0,
             shape = b.line(xy_cache[a], xy_cache[c], 150.0)
             shape = shape + rng.normal(0, 20, shape.shape)
             refs = np.r_[a, b.nodes(shape), c]
-            r = rng.random()
-            if r < 0.3:
-                tags = {"highway": "secondary", "maxspeed": "80", "ref": f"N{i}{j}"}
-            elif r < 0.55:
-                tags = {"highway": "tertiary", "maxspeed": "60", "zone:maxspeed": "NL:60"}
-            elif r < 0.85:
-                tags = {"highway": "unclassified", "maxspeed": "NL:rural"}
-            elif r < 0.95:
-                tags = {"highway": "unclassified"}
-            else:
-                tags = {"highway": "unclassified", "motor_vehicle": "agricultural"}
-            b.way(refs, tags, drivable=True)
+            b.way(refs, _rural_tags(rng, i, j), drivable=True)
             # a cycle path and a farm track alongside
             side_path = b.nodes(shape[::4] + np.array([8.0, 8.0]))
             if len(side_path) >= 2:
@@ -272,31 +310,7 @@ def write_synthetic_country(path: str | Path, scale: float = 1.0, seed: int = 0,
                         "oneway": "yes"}, drivable=True)
             b.way(bwd[::-1], {"highway": "motorway", "ref": m_ref, "maxspeed": speed},
                   drivable=True)
-            # ramps to the town next to every motorway node near a lattice centre
-            step = max(1, int(CELL // 400.0))
-            for q in range(step // 2, len(fwd), step):
-                town = junctions[min(q // step, len(junctions) - 1)]
-                node = int(town["n"] if axis == 0 else town["e"])
-                nxy = xy_cache[node]
-                for carriage, sign in ((fwd, 1), (bwd, -1)):
-                    lo, hi = max(q - 1, 0), min(q + 1, len(fwd) - 1)
-                    off_pts = b.nodes(b.line(along[lo], nxy, 200.0))
-                    on_pts = b.nodes(b.line(nxy, along[hi], 200.0))
-                    if sign == 1:
-                        b.way(np.r_[carriage[lo], off_pts, node],
-                              {"highway": "motorway_link", "oneway": "yes"}, drivable=True)
-                        b.way(np.r_[node, on_pts, carriage[hi]],
-                              {"highway": "motorway_link", "oneway": "yes"}, drivable=True)
-                    else:
-                        b.way(np.r_[carriage[hi], off_pts[::-1], node],
-                              {"highway": "motorway_link"}, drivable=True)
-                        b.way(np.r_[node, on_pts[::-1], carriage[lo]],
-                              {"highway": "motorway_link"}, drivable=True)
-                # an emergency crossover between the carriageways (never a U-turn)
-                if q + 3 < len(fwd):
-                    b.way(np.array([fwd[q + 3], bwd[q + 3]]),
-                          {"highway": "service", "service": "emergency_access",
-                           "access": "no"})
+            _ramps(b, fwd, bwd, along, junctions, xy_cache, axis)
     # ferries: car ferries with a tagged duration, foot ferries
     for k in range(12):
         ti, tj = int(rng.integers(nx_ - 1)), int(rng.integers(ny_))

@@ -10,14 +10,15 @@ Two checks, run for every network (the embedded default, a built OSM network, an
   within :data:`MAX_SNAP_M` of a network node. A network of another part of the world, or
   one with scaled coordinates, fails for (nearly) every point.
 
-Both raise :class:`CoverageError` (a :class:`geo.dataset.DataError`, so the CLI exits 2 with
+Both raise :class:`CoverageError` (a :class:`herschik.errors.DataError`, so the CLI exits 2 with
 one line) with counts and the first names.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from herschik.geo.dataset import DataError
+
+from herschik.errors import DataError
 
 #: Largest allowed distance (m) from an area or site point to its nearest network node. A
 #: district centroid or hospital lies within a few hundred metres of a drivable road in the

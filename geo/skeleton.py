@@ -40,6 +40,7 @@ import csv
 import hashlib
 import math
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -304,7 +305,16 @@ def build_default_network(
         pid[p] = n
         G.add_node(n, x=a["x"], y=a["y"], place_id=p, kind="place")
 
-    # local roads between neighbouring districts
+    _add_local_roads(G, districts, did)
+    _add_skeleton_roads(G, roads, places, pid)
+    _add_ferries(G, ferries, places, pid)
+    _add_access_roads(G, districts, places, pid)
+    return G
+
+
+def _add_local_roads(G: nx.MultiDiGraph, districts: list[dict[str, Any]],
+                     did: dict[str, int]) -> None:
+    """Local roads between neighbouring districts."""
     for i, d in enumerate(districts):
         for nb in d["neighbours"]:
             j = did[nb]
@@ -317,7 +327,9 @@ def build_default_network(
             _add_two_way(G, i, j, highway="unclassified", maxspeed=round(min(vi, vj)),
                          length=dist, travel_time=tt, kind="district")
 
-    # skeleton roads
+
+def _add_skeleton_roads(G: nx.MultiDiGraph, roads: list[dict[str, Any]],
+                        places: dict[str, dict[str, Any]], pid: dict[str, int]) -> None:
     for r in roads:
         for a, b in zip(r["via"][:-1], r["via"][1:], strict=True):
             for p in (a, b):
@@ -329,7 +341,9 @@ def build_default_network(
                          length=dist, travel_time=dist / (r["maxspeed"] / 3.6),
                          kind="skeleton", ref=r["road"])
 
-    # ferries
+
+def _add_ferries(G: nx.MultiDiGraph, ferries: list[dict[str, Any]],
+                 places: dict[str, dict[str, Any]], pid: dict[str, int]) -> None:
     for f in ferries:
         a, b = places[f["from_place"]], places[f["to_place"]]
         dist = math.hypot(a["x"] - b["x"], a["y"] - b["y"])
@@ -338,7 +352,10 @@ def build_default_network(
                      maxspeed=round(dist / tt * 3.6, 1), length=dist, travel_time=tt,
                      kind="ferry", ref=f["ferry"])
 
-    # access: skeleton places <-> nearby district centroids of the same island
+
+def _add_access_roads(G: nx.MultiDiGraph, districts: list[dict[str, Any]],
+                      places: dict[str, dict[str, Any]], pid: dict[str, int]) -> None:
+    """Access: skeleton places <-> nearby district centroids of the same island."""
     dxy = np.array([[d["x"], d["y"]] for d in districts])
     disl = np.array([d["island"] for d in districts])
     for isl in sorted(set(disl)):
@@ -358,4 +375,3 @@ def build_default_network(
                 v = _local_speed(dj["urbanity"])
                 _add_two_way(G, pid[p], int(idx[j]), highway="tertiary", maxspeed=v,
                              length=dist, travel_time=dist / (v / 3.6), kind="access")
-    return G

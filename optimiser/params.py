@@ -40,9 +40,16 @@ class SolveParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    margin: float = Field(0.0, ge=0, description="required volume = norm x (1 + margin)")
-    margin_by_treatment: dict[str, float] = Field(default_factory=dict)
-    max_travel: float | None = Field(None, gt=0, description="absolute limit, minutes by car")
+    # json_schema_extra: the CLI's metavar and help example (scenarios/param_flags.py)
+    margin: float = Field(0.0, ge=0, description="required volume = norm x (1 + margin)",
+                          json_schema_extra={"example": "0.1 for a 10% margin"})
+    margin_by_treatment: dict[str, float] = Field(
+        default_factory=dict, description="margin of one treatment, instead of margin"
+    )
+    max_travel: float | None = Field(
+        None, gt=0, description="maximum car travel time in minutes from area to treating site",
+        json_schema_extra={"metavar": "MIN"},
+    )
     remote_areas: Literal["nearest_provider", "strict"] = Field(
         "nearest_provider",
         description="areas whose nearest current provider is already beyond max_travel "
@@ -50,21 +57,32 @@ class SolveParams(BaseModel):
         "provider; 'strict' applies max_travel to them too (often infeasible)",
     )
     max_extra_travel: float | None = Field(
-        None, ge=0, description="limit on travel minutes over the area's baseline mean travel"
+        None, ge=0, description="limit on travel minutes over the area's baseline mean travel",
+        json_schema_extra={"metavar": "MIN"},
     )
     capacity_factor: float | None = Field(
         None, gt=0, description="cap per site and treatment = factor x baseline volume"
     )
-    capacity: list[CapacityCap] = Field(default_factory=list)
-    force_keep: list[SiteTreatment] = Field(default_factory=list)
-    force_close: list[SiteTreatment] = Field(default_factory=list)
+    capacity: list[CapacityCap] = Field(
+        default_factory=list, description="at most MAX_PATIENTS per year at a site for a "
+        "treatment ('*' = each treatment)"
+    )
+    force_keep: list[SiteTreatment] = Field(
+        default_factory=list, description="the site keeps the treatment ('*' = every one)"
+    )
+    force_close: list[SiteTreatment] = Field(
+        default_factory=list, description="the site stops the treatment ('*' = every one)"
+    )
     bundles: list[list[str]] = Field(
         default_factory=list, description="treatments a site keeps or loses together"
     )
     max_loss_share: float | None = Field(
-        None, ge=0, le=1, description="no site loses more than this share of its total volume"
+        None, ge=0, le=1, description="no site loses more than this share (0-1) of its total "
+        "volume", json_schema_extra={"metavar": "SHARE"},
     )
-    single_sourcing: bool = False
+    single_sourcing: bool = Field(
+        False, description="each area sends all patients of a treatment to one site"
+    )
     allow_new_providers: bool = Field(
         False, description="may a site start a treatment it does not provide today"
     )
@@ -78,20 +96,27 @@ class SolveParams(BaseModel):
         "planner",
         description="planner (default): fewest unnecessary moves, then least travel "
         "(docs/OBJECTIVES.md); travel: least patient-minutes; moved: fewest patients changing "
-        "hospital; providers: most kept providers, then least travel",
+        "hospital; providers: most kept providers, then least travel. Treatments without a "
+        "norm always keep today's flows",
     )
     objective_weights: dict[ObjectiveName, float] | None = Field(
         None, description="weighted mix, e.g. {travel: 1, moved: 10}; overrides objective "
         "('planner' weighs the unnecessary moves, patients per year)"
     )
-    solver: SolverName = "highs"
-    time_limit: float | None = Field(None, gt=0, description="seconds per solve")
-    mip_gap: float = Field(1e-4, ge=0, description="relative gap at which to stop")
-    threads: int | None = Field(None, ge=1)
+    solver: SolverName = Field("highs", description="MIP solver")
+    time_limit: float | None = Field(
+        None, gt=0, description="time limit in seconds per sub-problem; the best solution found "
+        "is returned with its gap", json_schema_extra={"metavar": "S"},
+    )
+    mip_gap: float = Field(1e-4, ge=0, description="relative optimality gap at which to stop",
+                           json_schema_extra={"metavar": "G"})
+    threads: int | None = Field(None, ge=1, description="solver threads (default: its own)")
     # Shared-care KPI: visits a patient makes for the treatment, and how many of them a
     # shared-care model keeps at the nearest hospital instead of the treating centre.
-    visits_per_patient: float = Field(6.0, ge=0)
-    shared_care_local_visits: float = Field(4.0, ge=0)
+    visits_per_patient: float = Field(6.0, ge=0, description="visits per patient (shared-care KPI)")
+    shared_care_local_visits: float = Field(
+        4.0, ge=0, description="of those, visits kept at the nearest hospital (shared-care KPI)"
+    )
 
     @field_validator("margin_by_treatment")
     @classmethod

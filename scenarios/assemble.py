@@ -52,8 +52,9 @@ def open_network(path: str | Path) -> Any:
     """Load a network file (herschik .npz or an OSM extract); bad files raise DataError."""
     import xml.etree.ElementTree as ElementTree
 
-    from herschik.geo.dataset import DataError
     from herschik.geo.network import load_network
+
+    from herschik.errors import DataError
 
     path = Path(path)
     if not path.is_file():
@@ -75,9 +76,10 @@ def travel_minutes(
             dataset.travel_times, "area_id", "site_id", "minutes", area_ids, site_ids, np.inf
         )
     from herschik.geo.coverage import check_snap
-    from herschik.geo.dataset import DataError
     from herschik.geo.network import is_osm_file
     from herschik.geo.traveltime import area_site_travel
+
+    from herschik.errors import DataError
 
     areas = dataset.areas.set_index("area_id").loc[list(area_ids)]
     sites = dataset.sites.set_index("site_id").loc[list(site_ids)]
@@ -119,7 +121,7 @@ def _check_reachable(
     demand: np.ndarray,
 ) -> None:
     """Refuse a network (or matrix) on which an area with patients, or a site, has no route."""
-    from herschik.geo.dataset import DataError
+    from herschik.errors import DataError
 
     source = "travel_times.csv" if dataset.travel_times is not None else "road network"
     reachable = np.isfinite(travel)
@@ -216,7 +218,7 @@ def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instanc
                 treatment_ids=treatment_ids,
             )
         except ValueError as error:
-            from herschik.geo.dataset import DataError
+            from herschik.errors import DataError
 
             source = "travel_times.csv" if dataset.travel_times is not None else "road network"
             raise DataError(

@@ -18,9 +18,11 @@ A scenario file holds every :class:`optimiser.params.SolveParams` field at top l
 
 The string ``"none"`` stands for "no value" anywhere (TOML has no null).
 
-``load_scenario(path) -> ScenarioSpec``; ``ScenarioSpec.expand() -> list[ResolvedScenario]``;
-a :class:`ResolvedScenario` carries the :class:`SolveParams` of one run, applies growth and
-norm multipliers to an :class:`~optimiser.instance.Instance` and names its run with a stable hash.
+``load_scenario(path) -> ScenarioSpec``; ``ScenarioSpec.expand() -> list[ResolvedScenario]``.
+This module reads files (``extends`` chains, grids); the model is in scenario_schema.py; a
+:class:`ResolvedScenario` (scenario_resolved.py) carries the :class:`SolveParams` of one run,
+applies growth and norm multipliers to an :class:`~optimiser.instance.Instance` and names its
+run with a stable hash.
 Every problem raises :class:`ScenarioError` naming the file and the key.
 """
 
@@ -28,19 +30,30 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
-import hashlib
 import itertools
-import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from herschik.optimiser.instance import Instance, Treatment
 from herschik.optimiser.params import SiteTreatment, SolveParams
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from herschik.scenarios.scenario_resolved import ResolvedScenario
+from herschik.scenarios.scenario_schema import (
+    _ALL_KEYS,
+    _SCENARIO_FIELDS,
+    _SOLVE_FIELDS,
+    MAX_GRID_RUNS,
+    MAX_SCENARIO_BYTES,
+    ScenarioModel,
+    _deep_merge,
+    _format_value,
+    _leaf_paths,
+    _loc_text,
+    _none_words,
+    _set_dotted,
+    _suggest,
+)
+from pydantic import BaseModel, ValidationError
 
 from herschik.errors import ScenarioError
 
@@ -48,481 +61,12 @@ try:  # Python 3.11+
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
-
 __all__ = [
-    "ResolvedScenario",
-    "ScenarioError",
     "ScenarioSpec",
     "load_scenario",
     "scenario_from_dict",
     "with_overrides",
 ]
-
-#: Bump when the meaning of a resolved scenario changes, so that old run ids are not reused.
-SCENARIO_FORMAT = 1
-NONE_WORDS = frozenset({"none", "null"})
-#: Keys that describe a file rather than a run (never part of a run's parameters or hash).
-_FILE_KEYS = ("extends", "grid", "description")
-
-
-# --- the schema ------------------------------------------------------------------------------
-
-
-#: Ranges of the scenario settings: a norm at most this many times today's, a yearly growth
-#: in (-100 %, +100 %], and growth that at most multiplies demand by this factor.
-MAX_NORM_MULTIPLIER = 100.0
-MAX_GROWTH_PCT = 100.0
-MAX_DEMAND_FACTOR = 1000.0
-#: Largest grid a scenario file may expand to (runs per region), checked before expanding.
-MAX_GRID_RUNS = 10_000
-#: Largest scenario file read (bytes); a device or FIFO as ``extends`` is refused unread.
-MAX_SCENARIO_BYTES = 1 << 20
-
-_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
-
-class TreatmentOverride(BaseModel):
-    """Per-treatment settings (``[treatments.<id>]``)."""
-
-    model_config = _STRICT
-    margin: float | None = Field(None, ge=0)
-    norm_multiplier: float | None = Field(None, gt=0, le=MAX_NORM_MULTIPLIER)
-    growth_pct_per_year: float | None = Field(None, gt=-100, le=MAX_GROWTH_PCT)
-
-
-class GroupOverride(BaseModel):
-    """Per-group settings (``[groups.<group_id>]``); margins are set per treatment."""
-
-    model_config = _STRICT
-    norm_multiplier: float | None = Field(None, gt=0, le=MAX_NORM_MULTIPLIER)
-    growth_pct_per_year: float | None = Field(None, gt=-100, le=MAX_GROWTH_PCT)
-
-
-class ScenarioModel(SolveParams):
-    """One resolved point of a scenario file: every SolveParams field plus scenario settings."""
-
-    model_config = _STRICT
-
-    name: str = Field("scenario", min_length=1)
-    base_year: int = Field(2025, ge=1900, le=2200)
-    target_year: int | None = Field(None, ge=1900, le=2200)
-    growth_pct_per_year: float = Field(0.0, gt=-100, le=MAX_GROWTH_PCT)
-    norm_multiplier: float = Field(1.0, gt=0, le=MAX_NORM_MULTIPLIER)
-    closures: list[str] = Field(default_factory=list)
-    treatments: dict[str, TreatmentOverride] = Field(default_factory=dict)
-    groups: dict[str, GroupOverride] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _growth_plausible(self) -> ScenarioModel:
-        if self.target_year is None:
-            return self
-        years = self.target_year - self.base_year
-        if years < 0:  # growth "back" to an earlier year would shrink demand silently
-            raise ValueError(
-                f"target_year {self.target_year} is before base_year {self.base_year}"
-            )
-        rates = [self.growth_pct_per_year] + [
-            o.growth_pct_per_year
-            for o in (*self.treatments.values(), *self.groups.values())
-            if o.growth_pct_per_year is not None
-        ]
-        for rate in rates:
-            factor = math.exp(years * math.log1p(rate / 100.0))
-            if not 1.0 / MAX_DEMAND_FACTOR <= factor <= MAX_DEMAND_FACTOR:
-                raise ValueError(
-                    f"growth of {rate:g} %/yr over {years} years multiplies demand by "
-                    f"{factor:.3g}; at most {MAX_DEMAND_FACTOR:g} (or 1/{MAX_DEMAND_FACTOR:g})"
-                )
-        return self
-
-
-_SOLVE_FIELDS: tuple[str, ...] = tuple(SolveParams.model_fields)
-_SCENARIO_FIELDS: tuple[str, ...] = tuple(ScenarioModel.model_fields)
-_ALL_KEYS: tuple[str, ...] = _SCENARIO_FIELDS + _FILE_KEYS
-
-
-# --- helpers ---------------------------------------------------------------------------------
-
-
-def _none_words(value: Any, key: str = "") -> Any:
-    """Replace the string ``"none"`` by ``None`` (recursively), except in free-text fields."""
-    if key in ("name", "description", "closures", "extends"):
-        return value
-    if isinstance(value, str) and value.strip().lower() in NONE_WORDS:
-        return None
-    if isinstance(value, dict):
-        return {k: _none_words(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_none_words(v) for v in value]
-    return value
-
-
-def _deep_merge(base: dict[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
-    """Tables merge recursively; the child's scalars and arrays replace the base's."""
-    merged = copy.deepcopy(base)
-    for key, value in child.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def _leaf_paths(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterable[tuple[str, ...]]:
-    for key, value in data.items():
-        path = (*prefix, str(key))
-        yield path
-        if isinstance(value, Mapping):
-            yield from _leaf_paths(value, path)
-
-
-def _loc_text(loc: Sequence[Any]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += ("." if text else "") + str(part)
-    return text
-
-
-def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[parts[-1]] = value
-
-
-def _json_ready(value: Any) -> Any:
-    """Make a value JSON-serialisable and stable (floats that are integral stay floats)."""
-    if isinstance(value, BaseModel):
-        return _json_ready(value.model_dump(mode="json"))
-    if isinstance(value, Mapping):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _suggest(key: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _format_value(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, float):
-        return format(value, "g")
-    return str(value)
-
-
-# --- resolved runs ---------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class ResolvedScenario:
-    """One run of a scenario: solve parameters and what to change in the instance.
-
-    ``params`` are the :class:`SolveParams` of the run; closures are already in
-    ``params.force_close`` (site, ``"*"``). ``grid_point`` holds this run's values of the grid
-    keys (empty when the file has no grid); ``index`` its position in the expansion.
-    """
-
-    name: str
-    base_name: str
-    index: int
-    grid_point: dict[str, Any]
-    params: SolveParams
-    model: ScenarioModel
-    description: str = ""
-    source: str = ""
-    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    # --- scenario settings ----------------------------------------------------------------
-    @property
-    def base_year(self) -> int:
-        return self.model.base_year
-
-    @property
-    def target_year(self) -> int | None:
-        return self.model.target_year
-
-    @property
-    def years(self) -> int:
-        """Years of growth (0 when no target year is set)."""
-        return 0 if self.target_year is None else self.target_year - self.base_year
-
-    @property
-    def closures(self) -> tuple[str, ...]:
-        return tuple(self.model.closures)
-
-    @property
-    def growth(self) -> dict[str, Any]:
-        """Growth settings: default yearly %, per group, per treatment, base and target year."""
-        return {
-            "base_year": self.base_year,
-            "target_year": self.target_year,
-            "growth_pct_per_year": self.model.growth_pct_per_year,
-            "by_group": {
-                g: o.growth_pct_per_year
-                for g, o in sorted(self.model.groups.items())
-                if o.growth_pct_per_year is not None
-            },
-            "by_treatment": {
-                t: o.growth_pct_per_year
-                for t, o in sorted(self.model.treatments.items())
-                if o.growth_pct_per_year is not None
-            },
-        }
-
-    @property
-    def norm_multipliers(self) -> dict[str, Any]:
-        """Norm multiplier settings: global, per group and per treatment."""
-        return {
-            "norm_multiplier": self.model.norm_multiplier,
-            "by_group": {
-                g: o.norm_multiplier
-                for g, o in sorted(self.model.groups.items())
-                if o.norm_multiplier is not None
-            },
-            "by_treatment": {
-                t: o.norm_multiplier
-                for t, o in sorted(self.model.treatments.items())
-                if o.norm_multiplier is not None
-            },
-        }
-
-    def growth_pct_for(self, treatment: Treatment) -> float:
-        """Yearly demand growth (%) of a treatment: treatment, else group, else global."""
-        own = self.model.treatments.get(treatment.id)
-        if own is not None and own.growth_pct_per_year is not None:
-            return float(own.growth_pct_per_year)
-        group = self.model.groups.get(treatment.group_id)
-        if group is not None and group.growth_pct_per_year is not None:
-            return float(group.growth_pct_per_year)
-        return float(self.model.growth_pct_per_year)
-
-    def growth_factor_for(self, treatment: Treatment) -> float:
-        """Demand factor of a treatment: (1 + g/100) ^ (target_year - base_year)."""
-        return (1.0 + self.growth_pct_for(treatment) / 100.0) ** self.years
-
-    def norm_multiplier_for(self, treatment: Treatment) -> float:
-        """Norm factor of a treatment: treatment, else group, else global multiplier."""
-        own = self.model.treatments.get(treatment.id)
-        if own is not None and own.norm_multiplier is not None:
-            return float(own.norm_multiplier)
-        group = self.model.groups.get(treatment.group_id)
-        if group is not None and group.norm_multiplier is not None:
-            return float(group.norm_multiplier)
-        return float(self.model.norm_multiplier)
-
-    # --- applying -------------------------------------------------------------------------
-    def apply(self, instance: Instance) -> Instance:
-        """The instance of this run: demand grown to the target year, norms multiplied.
-
-        The baseline (today's flows and volumes) is left as it is. Closures are not applied
-        here: they are ``force_close`` entries of :attr:`params` (see :meth:`params_for`).
-        """
-        factors = [self.growth_factor_for(t) for t in instance.treatments]
-        multipliers = [self.norm_multiplier_for(t) for t in instance.treatments]
-        if all(f == 1.0 for f in factors) and all(m == 1.0 for m in multipliers):
-            return instance
-        treatments = tuple(
-            t if m == 1.0 else _scaled_treatment(t, m)
-            for t, m in zip(instance.treatments, multipliers, strict=True)
-        )
-        demand = instance.demand * np.asarray(factors, dtype=float)[None, :]
-        return dataclasses.replace(
-            instance, treatments=treatments, demand=demand, meta=dict(instance.meta)
-        )
-
-    def params_for(self, instance: Instance) -> SolveParams:
-        """:attr:`params` restricted to the instance: closures of sites outside it are dropped.
-
-        A closure names one hospital; in a sweep over regions it matters only in its own region.
-        Other force_close / force_keep entries are passed on unchanged.
-        """
-        present = set(instance.site_ids)
-        closed = set(self.closures) - present
-        if not closed:
-            return self.params
-        force_close = [
-            entry
-            for entry in self.params.force_close
-            if not (entry.site_id in closed and entry.intervention_id == "*")
-        ]
-        return self.params.model_copy(update={"force_close": force_close})
-
-    def applied(self, instance: Instance) -> dict[str, Any]:
-        """What :meth:`apply` changes for this instance: factors that differ from 1."""
-        return {
-            "years_of_growth": self.years,
-            "demand_factor": {
-                t.id: round(f, 6)
-                for t in instance.treatments
-                if (f := self.growth_factor_for(t)) != 1.0
-            },
-            "norm_multiplier": {
-                t.id: m for t in instance.treatments if (m := self.norm_multiplier_for(t)) != 1.0
-            },
-            "closures": sorted(set(self.closures) & set(instance.site_ids)),
-        }
-
-    def check(
-        self,
-        *,
-        treatment_ids: Iterable[str] | None = None,
-        group_ids: Iterable[str] | None = None,
-        site_ids: Iterable[str] | None = None,
-    ) -> None:
-        """Raise :class:`ScenarioError` for treatment, group or site ids that a dataset lacks."""
-        checks = (
-            ("treatments", self.model.treatments, treatment_ids),
-            ("margin_by_treatment", self.params.margin_by_treatment, treatment_ids),
-            ("groups", self.model.groups, group_ids),
-        )
-        for key, named, known in checks:
-            if known is None:
-                continue
-            known = set(known)
-            for name in named:
-                if name not in known:
-                    raise ScenarioError(
-                        self.source or self.base_name,
-                        f"{key}.{name}",
-                        f"unknown id{_suggest(name, known)}",
-                    )
-        if site_ids is not None:
-            known_sites = set(site_ids)
-            for site in self.closures:
-                if site not in known_sites:
-                    raise ScenarioError(
-                        self.source or self.base_name,
-                        "closures",
-                        f"unknown site {site!r}{_suggest(site, known_sites)}",
-                    )
-        known_treatments = None if treatment_ids is None else set(treatment_ids)
-        known_sites = None if site_ids is None else set(site_ids)
-        for key, index, kind, name in self._referenced_ids():
-            known = known_sites if kind == "site" else known_treatments
-            if known is None or name == "*" or name in known:
-                continue
-            raise ScenarioError(
-                self.source or self.base_name,
-                f"{key}[{index}]",
-                f"unknown {kind} {name!r}{_suggest(name, known)}",
-            )
-
-    def _referenced_ids(self) -> list[tuple[str, int, str, str]]:
-        """(key, entry index, "site" | "treatment", id) of every id in the solve parameters.
-
-        Closures are left out (they are reported under their own key).
-        """
-        closures = set(self.closures)
-        refs: list[tuple[str, int, str, str]] = []
-        for key in ("force_close", "force_keep", "capacity"):
-            for index, entry in enumerate(getattr(self.params, key)):
-                if key == "force_close" and entry.intervention_id == "*" and (
-                    entry.site_id in closures
-                ):
-                    continue
-                refs.append((key, index, "site", entry.site_id))
-                refs.append((key, index, "treatment", entry.intervention_id))
-        for index, bundle in enumerate(self.params.bundles):
-            for treatment in bundle:
-                refs.append(("bundles", index, "treatment", treatment))
-        return refs
-
-    def outside(self, instance: Instance) -> list[str]:
-        """Warnings for sites named by this scenario that exist but lie outside ``instance``
-        (another region): they do not act here, and the planner should know."""
-        present = set(instance.site_ids)
-        named = dict.fromkeys(
-            [("closures", s) for s in self.closures]
-            + [(k, n) for k, _, kind, n in self._referenced_ids() if kind == "site" and n != "*"]
-        )
-        return [
-            f"{key}: site {site!r} is not in region {instance.region_id}; ignored here"
-            for key, site in named
-            if site not in present
-        ]
-
-    # --- identity -------------------------------------------------------------------------
-    def as_dict(self) -> dict[str, Any]:
-        """Every resolved parameter of this run, JSON-ready (for summary.json and hashing).
-
-        Flat: the SolveParams fields (closures included in ``force_close``) next to ``name``,
-        ``scenario`` (the file's name), ``grid`` (this run's grid values), ``overrides``,
-        growth (``base_year``, ``target_year``, ``growth_pct_per_year``), ``norm_multiplier``,
-        ``closures`` and the ``treatments`` / ``groups`` tables.
-        """
-        data = self.model.model_dump(mode="json")
-        data.pop("name", None)
-        return _json_ready(
-            {
-                "name": self.name,
-                "scenario": self.base_name,
-                "grid": self.grid_point,
-                "overrides": self.overrides,
-                **self.params.model_dump(mode="json"),
-                "base_year": data["base_year"],
-                "target_year": data["target_year"],
-                "growth_pct_per_year": data["growth_pct_per_year"],
-                "norm_multiplier": data["norm_multiplier"],
-                "closures": data["closures"],
-                "treatments": data["treatments"],
-                "groups": data["groups"],
-            }
-        )
-
-    def scenario_info(self, instance: Instance | None = None) -> dict[str, Any]:
-        """What goes to ``summary["scenario"]``: :meth:`as_dict` plus the applied factors."""
-        info = self.as_dict()
-        info["description"] = self.description
-        info["source"] = self.source
-        if instance is not None:
-            info["applied"] = self.applied(instance)
-        return info
-
-    def run_id(self, data_fingerprint: str, region_id: str) -> str:
-        """Short stable id (12 hex of sha256) of this run on these data and this region."""
-        payload = json.dumps(
-            {
-                "format": SCENARIO_FORMAT,
-                "scenario": self.as_dict(),
-                "data": data_fingerprint,
-                "region": region_id,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-            allow_nan=False,
-        )
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:12]
-
-    def label(self) -> str:
-        """Short text of the grid point, e.g. ``margin=0.1 max_travel=none objective=travel``."""
-        if not self.grid_point:
-            return self.name
-        return " ".join(f"{k}={_format_value(v)}" for k, v in self.grid_point.items())
-
-
-def _scaled_treatment(treatment: Treatment, factor: float) -> Treatment:
-    norm = None if treatment.norm is None else float(treatment.norm) * factor
-    tiers = (
-        None
-        if treatment.tier_norms is None
-        else {role: float(value) * factor for role, value in treatment.tier_norms.items()}
-    )
-    return dataclasses.replace(treatment, norm=norm, tier_norms=tiers)
-
 
 # --- the file as a whole ---------------------------------------------------------------------
 

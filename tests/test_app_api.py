@@ -16,7 +16,8 @@ import typing
 from pathlib import Path
 
 import pytest
-from herschik.geo.dataset import NL_LONLAT, load_dataset
+from herschik.geo.dataset import load_dataset
+from herschik.geo.schema import NL_LONLAT
 from herschik.optimiser.params import SolveParams
 from herschik.scenarios.app.server import SolveRequest, create_app
 from herschik.scenarios.app.session import (
@@ -520,7 +521,7 @@ def test_kpi_rows_read_the_displaced_keys_and_per_treatment_numbers() -> None:
 
 def test_a_user_dataset_with_data_exports_through_the_cli_with_data(tmp_path: Path) -> None:
     """`herschik app --data DIR`: plans on the user's tables, export re-solved with --data."""
-    from herschik.geo.dataset import export_dataset
+    from herschik.geo.dataset_export import export_dataset
 
     data = tmp_path / "data"
     export_dataset(load_dataset("example"), data)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from herschik.geo.coverage import MAX_SNAP_M, CoverageError, check_edge_times, check_snap
-from herschik.geo.dataset import DataError
+
+from herschik.errors import DataError
 
 
 def test_check_snap_counts_and_names_furthest_first():

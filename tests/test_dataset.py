@@ -10,7 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from herschik.geo.dataset import DEFAULT_DIR, EXAMPLE_DIR, DataError, export_dataset, load_dataset
+from herschik.geo.dataset import load_dataset
+from herschik.geo.dataset_export import export_dataset
+from herschik.geo.schema import DEFAULT_DIR, EXAMPLE_DIR
+
+from herschik.errors import DataError
 
 REGIONS = ["noordoost", "noord_holland_flevoland", "oost", "midden", "west", "zuidwest",
            "zuidoost"]

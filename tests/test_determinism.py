@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from herschik.geo.dataset import EXAMPLE_DIR
+from herschik.geo.schema import EXAMPLE_DIR
 from herschik.scenarios.cli import main
 
 HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
@@ -101,7 +101,7 @@ def test_data_export_is_byte_identical(tmp_path: Path) -> None:
 
 # --- sweeps: workers=1 vs workers=2 ------------------------------------------------------------
 def _runs_without_timings(out: Path) -> pd.DataFrame:
-    from herschik.scenarios.sweep import TIMING_COLUMNS
+    from herschik.scenarios.sweep_table import TIMING_COLUMNS
 
     text = (out / "runs.csv").read_text(encoding="utf-8")
     frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)

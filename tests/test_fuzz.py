@@ -1,9 +1,9 @@
 """Fuzzing with hypothesis: no input may produce anything but the documented error.
 
 (a) the dataset loader on random mutations of the example tables: ``load_dataset`` succeeds or
-    raises :class:`geo.dataset.DataError`;
+    raises :class:`herschik.errors.DataError`;
 (b) the scenario parser on random TOML-ish text and random mappings of known keys: a valid
-    spec or :class:`scenarios.scenario_file.ScenarioError`;
+    spec or :class:`herschik.errors.ScenarioError`;
 (c) the command line on random argument lists: ``main`` returns an exit code (argparse's own
     ``SystemExit`` for usage errors and ``--help`` is accepted) and never reports an internal
     error.
@@ -24,12 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from herschik.geo.dataset import EXAMPLE_DIR, DataError, load_dataset
+from herschik.geo.dataset import load_dataset
+from herschik.geo.schema import EXAMPLE_DIR
 from herschik.optimiser.params import SolveParams
 from herschik.scenarios.cli import main
-from herschik.scenarios.scenario_file import ScenarioError, load_scenario, scenario_from_dict
+from herschik.scenarios.scenario_file import load_scenario, scenario_from_dict
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+
+from herschik.errors import DataError, ScenarioError
 
 #: ``HERSCHIK_FUZZ_EXAMPLES=5000`` (and ``HERSCHIK_FUZZ_RANDOM=1``) for a long bug hunt.
 FUZZ = settings(

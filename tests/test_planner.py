@@ -20,9 +20,8 @@ from herschik.optimiser.kpis import DISPLACED_KPIS
 from herschik.optimiser.params import SolveParams
 from herschik.scenarios.assemble import build_instance
 from herschik.scenarios.compare import compare_runs
-from herschik.scenarios.report import pct
+from herschik.scenarios.report_format import pct
 from herschik.scenarios.run import run_solve
-from test_report import _tables, parse
 
 REGIONS = ("noordoost", "noord_holland_flevoland", "oost", "midden", "west", "zuidwest",
            "zuidoost")
@@ -100,14 +99,15 @@ def _num(text: str) -> float:
 
 
 @pytest.mark.parametrize("region", REGIONS)
-def test_report_numbers_agree_with_site_volumes_and_summary(runs: dict[str, Path],
-                                                            region: str) -> None:
+def test_report_numbers_agree_with_site_volumes_and_summary(
+    parse_report, report_tables, runs: dict[str, Path], region: str
+) -> None:
     run = runs[region]
     summary = _summary(run)
     k = summary["kpis"]
     sv = pd.read_csv(run / "site_volumes.csv", dtype={"site_id": str})
     html_text = (run / "report.html").read_text(encoding="utf-8")
-    s = parse(html_text)
+    s = parse_report(html_text)
     h2 = [t for h, t in s.headings if h == "h2"]
     assert h2[:2] == ["Key figures", "Hospital changes"]
     # warnings come before any figure
@@ -126,7 +126,7 @@ def test_report_numbers_agree_with_site_volumes_and_summary(runs: dict[str, Path
     start = html_text.index(marker) + len(marker)
     assert int(html_text[start:html_text.index("<", start)]) == sum(k["providers_lost"].values())
     # providers overview: one row per treatment (norm or not), counts = site_volumes = KPIs
-    overview = _tables(s, "providers-overview")[0]
+    overview = report_tables(s, "providers-overview")[0]
     assert len(overview["rows"]) == sv["intervention_id"].nunique()
     for row in overview["rows"]:
         tid = row[0]
@@ -141,7 +141,7 @@ def test_report_numbers_agree_with_site_volumes_and_summary(runs: dict[str, Path
         if part["norm"].isna().all():
             assert row[2] == "none"
     # every site row of every treatment: volumes and the margin against the site's own norm
-    for table in _tables(s, "providers"):
+    for table in report_tables(s, "providers"):
         for row in table["rows"]:
             site_id, norm_text, before, after, status, margin = (row[0], row[2], row[3], row[4],
                                                                  row[8], row[9])
@@ -157,7 +157,9 @@ def test_report_numbers_agree_with_site_volumes_and_summary(runs: dict[str, Path
                 assert margin.split()[0] == pct(r["volume_after"] / r["norm"] - 1)
 
 
-def test_head_and_neck_tier_norms_are_per_site(runs: dict[str, Path]) -> None:
+def test_head_and_neck_tier_norms_are_per_site(
+    parse_report, report_tables, runs: dict[str, Path]
+) -> None:
     """Regression (issue 14): the report measured every head-and-neck site against the first
     site's tier norm (midden hn_new: detail said 'norm 80 ... +304 %' for the HHOC centre)."""
     checked = 0
@@ -166,13 +168,13 @@ def test_head_and_neck_tier_norms_are_per_site(runs: dict[str, Path]) -> None:
         sv = pd.read_csv(run / "site_volumes.csv", dtype={"site_id": str})
         hn = sv[sv["intervention_id"] == "hn_new"].set_index("site_id")
         assert hn["norm"].nunique() > 1  # tiered: HHOC 200, PP 80, PPR 50
-        s = parse((run / "report.html").read_text(encoding="utf-8"))
-        rows = _tables(s, "providers-overview")[0]["rows"]
+        s = parse_report((run / "report.html").read_text(encoding="utf-8"))
+        rows = report_tables(s, "providers-overview")[0]["rows"]
         overview = {r[0]: r for r in rows}
         assert overview["hn_new"][2] == " / ".join(
             f"{n:g}" for n in sorted(hn["norm"].unique(), reverse=True))
         # one detail table per treatment, in the overview's order
-        table = _tables(s, "providers")[[r[0] for r in rows].index("hn_new")]
+        table = report_tables(s, "providers")[[r[0] for r in rows].index("hn_new")]
         assert {r[0] for r in table["rows"]} <= set(hn.index)
         kept = hn[hn["kept_after"].astype(bool)]
         smallest = (kept["volume_after"] / kept["norm"] - 1).min()
@@ -236,19 +238,12 @@ def test_compare_two_runs(runs: dict[str, Path], dataset, tmp_path: Path) -> Non
     assert main(["compare", str(runs["midden"]), str(tmp_path / "nothing")]) == 2
 
 
-def test_rendered_report_in_chromium_shows_the_summary_numbers(runs: dict[str, Path],
-                                                               tmp_path: Path) -> None:
+def test_rendered_report_in_chromium_shows_the_summary_numbers(
+    parse_report, report_tables, chromium, runs: dict[str, Path]
+) -> None:
     """The DOM as headless Chromium renders it (not only the file) carries the same figures."""
-    import os
-
-    from test_report import CHROMIUM, _chromium
-
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing under CI: install the Debian package chromium")
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); required under CI")
     run = runs["zuidoost"]
-    dom = _chromium(["--dump-dom", (run / "report.html").as_uri()], tmp_path)
+    dom = chromium(["--dump-dom", (run / "report.html").as_uri()])
     assert dom.returncode == 0, dom.stderr
     k = _summary(run)["kpis"]
     for key in ("patients_displaced", "displaced_mean_extra_min", "displaced_max_extra_min",
@@ -257,9 +252,9 @@ def test_rendered_report_in_chromium_shows_the_summary_numbers(runs: dict[str, P
         start = dom.stdout.index(marker) + len(marker)
         assert _num(dom.stdout[start:dom.stdout.index("<", start)]) == pytest.approx(
             k[key], abs=0.051)
-    s = parse(dom.stdout)
+    s = parse_report(dom.stdout)
     changes = pd.read_csv(run / "hospital_changes.csv", dtype={"site_id": str})
-    shown = _tables(s, "hospital-changes")[0]["rows"]
+    shown = report_tables(s, "hospital-changes")[0]["rows"]
     expected = changes[changes["status"] != "unchanged_no_norm"]
     assert len(shown) == len(expected)
     assert sorted(r[-1] for r in shown) == sorted(expected["status"])

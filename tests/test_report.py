@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -22,100 +19,35 @@ from herschik.geo.maps import write_maps
 from herschik.scenarios.outputs import write_run_outputs
 from herschik.scenarios.report import SECTIONS, render_report, write_report
 from PIL import Image
-from test_export import make_result
 
-CHROMIUM = "/usr/bin/chromium"
 H2 = list(SECTIONS)
 
 
-class _Structure(HTMLParser):
-    """Headings, tables (class, header cells, body rows) and images of an HTML page."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.headings: list[tuple[str, str]] = []
-        self.tables: list[dict] = []
-        self.images: list[str] = []
-        self.links: list[str] = []
-        self.scripts = 0
-        self._heading: str | None = None
-        self._text: list[str] = []
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        a = dict(attrs)
-        if tag in ("h1", "h2", "h3"):
-            self._heading, self._text = tag, []
-        elif tag == "table":
-            self.tables.append({"class": a.get("class", ""), "headers": [], "rows": []})
-        elif tag == "tr" and self.tables:
-            self.tables[-1]["rows"].append([])
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag == "img":
-            self.images.append(a.get("src", ""))
-        elif tag == "script":
-            self.scripts += 1
-        if tag in ("link", "a", "iframe", "source") and (a.get("href") or a.get("src")):
-            self.links.append(a.get("href") or a.get("src"))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "tr" and self.tables and not self.tables[-1]["rows"][-1]:
-            self.tables[-1]["rows"].pop()  # the header row
-        if tag == self._heading:
-            self.headings.append((tag, "".join(self._text).strip()))
-            self._heading = None
-        elif tag in ("td", "th") and self._cell is not None:
-            text = "".join(self._cell).strip()
-            table = self.tables[-1]
-            if tag == "th" and not table["rows"][-1] and len(table["rows"]) == 1:
-                table["headers"].append(text)
-            else:
-                table["rows"][-1].append(text)
-            self._cell = None
-
-    def handle_data(self, data: str) -> None:
-        if self._heading:
-            self._text.append(data)
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def parse(html_text: str) -> _Structure:
-    parser = _Structure()
-    parser.feed(html_text)
-    return parser
-
-
-def _tables(s: _Structure, cls: str) -> list[dict]:
-    return [t for t in s.tables if t["class"] == cls]
-
-
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run_dir(make_result, tmp_path_factory: pytest.TempPathFactory) -> Path:
     summary, sv, asg, ds = make_result()
     out = tmp_path_factory.mktemp("run")
     write_run_outputs(out, summary, sv, asg, ds, gpkg=False)
     return out
 
 
-def test_report_structure(run_dir: Path) -> None:
+def test_report_structure(make_result, parse_report, report_tables, run_dir: Path) -> None:
     summary, sv, asg, _ = make_result()
     html_text = (run_dir / "report.html").read_text(encoding="utf-8")
-    s = parse(html_text)
+    s = parse_report(html_text)
     assert s.headings[0] == ("h1", "herschik report — midden")
     assert [t for h, t in s.headings if h == "h2"] == H2
     h3 = [t for h, t in s.headings if h == "h3"]
     assert "Oesophagus resection (oesophagus)" in h3
-    assert _tables(s, "solve")  # solver internals in their own section, after the results
+    assert report_tables(s, "solve")  # solver internals in their own section, after the results
 
-    kpis = _tables(s, "kpis")[0]
+    kpis = report_tables(s, "kpis")[0]
     assert kpis["headers"] == ["Figure", "Value", "Unit", "Definition"]
     assert kpis["rows"][0][:2] == ["Patients per year", f"{summary['kpis']['patients']:,.1f}"]
-    overview = _tables(s, "providers-overview")[0]
+    overview = report_tables(s, "providers-overview")[0]
     assert [r[0] for r in overview["rows"]] == ["oesophagus", "pancreas", "rectum"]
     assert [r[3:5] for r in overview["rows"]] == [["4", "2"], ["3", "2"], ["2", "3"]]
-    per_treatment = _tables(s, "providers")
+    per_treatment = report_tables(s, "providers")
     assert len(per_treatment) == 3
     oes = per_treatment[0]
     assert oes["headers"][-1] == "Margin achieved"
@@ -124,13 +56,13 @@ def test_report_structure(run_dir: Path) -> None:
     vol = float(sv.loc[sel, "volume_after"].iloc[0])
     assert umc[-2] == "kept" and umc[-1] == f"{vol / 8.0 - 1:+.0%}"
     assert {r[0]: r[-2] for r in oes["rows"]}["S3"] == "lost"
-    gain_lose = _tables(s, "gain-lose")[0]
+    gain_lose = report_tables(s, "gain-lose")[0]
     by_site = {r[0]: r for r in gain_lose["rows"]}
     assert by_site["S6"][2] == "rectum" and by_site["S3"][3] == "oesophagus, pancreas"
-    bands = _tables(s, "extra-bands")[0]
+    bands = report_tables(s, "extra-bands")[0]
     total = sum(float(r[1].replace(",", "")) for r in bands["rows"])
     assert total == pytest.approx(asg["patients"].sum(), abs=0.5)
-    scenario = {r[0]: r[1] for r in _tables(s, "scenario")[0]["rows"]}
+    scenario = {r[0]: r[1] for r in report_tables(s, "scenario")[0]["rows"]}
     assert scenario["margin"] == "0.1" and scenario["baseline"] == "illustrative"
 
     # histogram + overview + 3 treatment maps, all inlined PNGs that decode
@@ -146,7 +78,9 @@ def test_report_structure(run_dir: Path) -> None:
     assert "Shared care" in caveats
 
 
-def test_report_escapes_text_and_is_deterministic(tmp_path: Path) -> None:
+def test_report_escapes_text_and_is_deterministic(
+    make_result, parse_report, tmp_path: Path
+) -> None:
     summary, sv, asg, _ = make_result()
     sv = sv.copy()
     sv.loc[sv.site_id == "S2", "site_name"] = "<script>alert('x')</script> & Co"
@@ -157,14 +91,14 @@ def test_report_escapes_text_and_is_deterministic(tmp_path: Path) -> None:
     assert a == b
     assert "<script>" not in a and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; Co" in a
     assert "&lt;b&gt;bold&lt;/b&gt;" in a and "Rectum &lt;i&gt;&amp;&lt;/i&gt; anus" in a
-    s = parse(a)
+    s = parse_report(a)
     assert [t for h, t in s.headings if h == "h2"] == H2
     path = write_report(tmp_path / "r.html", summary, sv, asg, {}, treatment_names=names)
     assert path.read_text(encoding="utf-8") == a
     assert [p.name for p in tmp_path.iterdir()] == ["r.html"]
 
 
-def test_report_infeasible(tmp_path: Path) -> None:
+def test_report_infeasible(make_result, parse_report, report_tables, tmp_path: Path) -> None:
     summary, sv, asg, _ = make_result()
     summary = dict(summary, status="infeasible", objective=None, mip_gap=None, kpis={},
                    subproblems=[], baseline="user", network="roads.npz",
@@ -172,16 +106,16 @@ def test_report_infeasible(tmp_path: Path) -> None:
                               "smallest_feasible_margin": 0.05})
     path = write_report(tmp_path / "report.html", summary, sv.iloc[0:0], asg.iloc[0:0], {})
     html_text = path.read_text(encoding="utf-8")
-    s = parse(html_text)
+    s = parse_report(html_text)
     assert [t for h, t in s.headings if h == "h2"] == H2
     assert "S3 cannot reach the norm: 8.4 &lt; 22.0" in html_text
-    diag = {r[0]: r[1] for r in _tables(s, "diagnosis")[0]["rows"]}
+    diag = {r[0]: r[1] for r in report_tables(s, "diagnosis")[0]["rows"]}
     assert diag["smallest_feasible_margin"] == "0.05"
     assert "infeasible" in html_text and "Illustrative baseline" not in html_text
     assert "roads.npz" in html_text and not s.images
 
 
-def test_maps_selection_and_speed(tmp_path: Path) -> None:
+def test_maps_selection_and_speed(make_result, tmp_path: Path) -> None:
 
     summary, sv, asg, ds = make_result()
     gdf = areas_geodataframe(ds.areas, ds.area_geometries)
@@ -195,25 +129,14 @@ def test_maps_selection_and_speed(tmp_path: Path) -> None:
     assert again["rectum"].read_bytes() == maps["rectum"].read_bytes()  # deterministic
 
 
-def _chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
-    profile = tmp / f"profile-{len(list(tmp.iterdir()))}"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-           "--no-first-run", "--disable-background-networking", "--disable-component-update",
-           "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND",
-           f"--user-data-dir={profile}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=False)
-
-
-def test_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing under CI: install the Debian package chromium")
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); required under CI")
+def test_report_renders_in_headless_chromium(
+    parse_report, chromium, run_dir: Path, tmp_path: Path
+) -> None:
     url = (run_dir / "report.html").resolve().as_uri()
 
-    dom = _chromium(["--dump-dom", url], tmp_path)
+    dom = chromium(["--dump-dom", url])
     assert dom.returncode == 0, dom.stderr[-2000:]
-    s = parse(dom.stdout)
+    s = parse_report(dom.stdout)
     assert s.headings[0] == ("h1", "herschik report — midden")
     assert [t for h, t in s.headings if h == "h2"] == H2
     classes = [t["class"] for t in s.tables]
@@ -224,7 +147,7 @@ def test_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> N
 
     # The first screen (headings, key figures, tables) must not be blank.
     shot = tmp_path / "report.png"
-    result = _chromium([f"--screenshot={shot}", "--window-size=1280,2000", url], tmp_path)
+    result = chromium([f"--screenshot={shot}", "--window-size=1280,2000", url])
     assert result.returncode == 0 and shot.exists(), result.stderr[-2000:]
     img = np.asarray(Image.open(shot).convert("RGB")).astype(float)
     assert img.shape[:2] == (2000, 1280)
@@ -233,7 +156,7 @@ def test_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> N
 
     # The whole page: the embedded maps (YlOrRd areas) and histogram really are drawn.
     full = tmp_path / "full.png"
-    result = _chromium([f"--screenshot={full}", "--window-size=1280,9000", url], tmp_path)
+    result = chromium([f"--screenshot={full}", "--window-size=1280,9000", url])
     assert result.returncode == 0 and full.exists(), result.stderr[-2000:]
     rgb = np.asarray(Image.open(full).convert("RGB")).astype(int)
     r, b = rgb[..., 0], rgb[..., 2]

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from herschik.geo.dataset import EXAMPLE_DIR, load_dataset
+from herschik.geo.dataset import load_dataset
+from herschik.geo.schema import EXAMPLE_DIR
 from herschik.scenarios.cli import main
 
 HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]

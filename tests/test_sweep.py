@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from herschik.scenarios.scenario_file import ScenarioError
-from herschik.scenarios.sweep import TIMING_COLUMNS, run_sweep
+from herschik.scenarios.sweep import run_sweep
 from herschik.scenarios.sweep_plot import pareto_front, plot_sweep
+from herschik.scenarios.sweep_table import TIMING_COLUMNS
 
 from herschik.atomic import MARKER
+from herschik.errors import ScenarioError
 
 GRID = """\
 # test grid: 2 x 2 = 4 runs on the example region
@@ -160,11 +161,11 @@ def test_partial_and_leftover_folders_are_rerun_cleanly(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import herschik.scenarios.sweep as sweep_module
+    import herschik.scenarios.sweep_executors as executors
 
     # as after an in-process solve: workers are spawned and build their own instances
-    monkeypatch.setattr(sweep_module, "_SOLVED_HERE", True)
-    assert sweep_module._start_method(2, 2) == "spawn"
+    monkeypatch.setattr(executors, "_SOLVED_HERE", True)
+    assert executors.start_method(2, 2) == "spawn"
     source, runs = first
     out = tmp_path / "resume"
     shutil.copytree(source, out)

@@ -1,6 +1,6 @@
 """What-if sessions (optimiser/whatif.py): every step is as optimal as a fresh solve.
 
-Each step is checked against brute force (tests/test_bruteforce.py's reference, which
+Each step is checked against brute force (the ``brute_force`` fixture of tests/conftest.py, which
 enumerates every keep combination) on tiny instances, against a fresh
 :func:`optimiser.solve.solve` on a realistic one, and against the independent verifier; and
 the shortcuts are checked to be taken (and only where they are exact).
@@ -18,7 +18,6 @@ from herschik.optimiser.verify import verify
 from herschik.optimiser.whatif import WhatIf, feasible_in, is_restriction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_bruteforce import _compare, _reference, _tiny
 
 
 def _check_against_fresh(session: WhatIf) -> None:
@@ -140,8 +139,10 @@ STEPS = ("force_keep", "force_close", "release", "margin", "max_travel")
 @given(seed=st.integers(0, 23), objective=st.sampled_from(["travel", "moved", "providers"]),
        steps=st.lists(st.tuples(st.sampled_from(STEPS), st.integers(0, 10),
                                 st.floats(0.0, 0.6)), min_size=1, max_size=4))
-def test_random_step_sequences_match_bruteforce(seed: int, objective: str, steps) -> None:
-    inst, params = _tiny(seed)
+def test_random_step_sequences_match_bruteforce(
+    brute_force, seed: int, objective: str, steps
+) -> None:
+    inst, params = brute_force.tiny(seed)
     params = params.model_copy(update={"objective": objective})
     session = WhatIf(inst, params, max_workers=1)
     for kind, pick, value in steps:
@@ -159,13 +160,13 @@ def test_random_step_sequences_match_bruteforce(seed: int, objective: str, steps
             session.set_max_travel(None if value < 0.1 else
                                    float(np.quantile(inst.travel_min[np.isfinite(
                                        inst.travel_min)], 0.4 + value)))
-        ref = _reference(inst, session.params, objective)
+        ref = brute_force.reference(inst, session.params, objective)
         got = session.solution
         if ref is None:
             assert got.status == "infeasible"
             continue
         assert got.status == "optimal", (kind, session.last_step.actions)
-        _compare(inst, got, ref, objective)
+        brute_force.compare(inst, got, ref, objective)
 
 
 def test_old_optimum_is_kept_only_under_the_same_objective(region) -> None:

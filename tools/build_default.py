@@ -28,13 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from herschik.geo.dataset import (
-    CRS,
-    Dataset,
-    export_dataset,
-    format_tier_norms,
-    parse_tier_norms,
-)
+from herschik.geo.dataset import Dataset
+from herschik.geo.dataset_export import export_dataset
+from herschik.geo.schema import CRS, format_tier_norms, parse_tier_norms
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "geo" / "data"
 REGION_TABLE = DATA_DIR / "municipality_regions.csv"

@@ -1,0 +1,95 @@
+"""Writing a :class:`Dataset` back in the documented format (atomically)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from herschik.geo.dataset import Dataset
+from herschik.geo.schema import CRS, SCHEMA
+
+from herschik.atomic import write_text
+from herschik.errors import DataError
+
+
+def _csv_text(frame: pd.DataFrame) -> str:
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == bool:
+            out[column] = np.where(out[column], "true", "false")
+    # Default float formatting is repr (shortest round-tripping), so export -> load is exact;
+    # the builder rounds values beforehand, so the files stay short and deterministic.
+    return out.to_csv(index=False, lineterminator="\n")
+
+
+def dataset_files(dataset: Dataset) -> dict[str, str]:
+    """The CSV / JSON text of every table of ``dataset`` (file name -> text)."""
+    meta = dict(dataset.meta)
+    meta.setdefault("name", dataset.name)
+    meta.setdefault("crs", CRS)
+    treatments = dataset.treatments.copy()
+    files = {
+        "dataset.json": json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
+        "regions.csv": _csv_text(dataset.regions[[c for c, _ in SCHEMA["regions.csv"]]]),
+        "sites.csv": _csv_text(dataset.sites[[c for c, _ in SCHEMA["sites.csv"]]]),
+        "areas.csv": _csv_text(dataset.areas[[c for c, _ in SCHEMA["areas.csv"]]]),
+        "treatments.csv": _csv_text(treatments[[c for c, _ in SCHEMA["treatments.csv"]]]),
+        "demand.csv": _csv_text(dataset.demand[[c for c, _ in SCHEMA["demand.csv"]]]),
+        "baseline_volumes.csv": _csv_text(
+            dataset.baseline_volumes[[c for c, _ in SCHEMA["baseline_volumes.csv"]]]
+        ),
+    }
+    if dataset.travel_times is not None:
+        files["travel_times.csv"] = _csv_text(
+            dataset.travel_times[[c for c, _ in SCHEMA["travel_times.csv"]]]
+        )
+    return files
+
+
+def write_area_geometries(frame: Any, path: Path) -> None:
+    """Write area polygons as layer ``areas`` (area_id, geometry) in EPSG:28992."""
+    frame = frame[["area_id", "geometry"]].copy()
+    if frame.crs is None:
+        frame = frame.set_crs(CRS)
+    elif str(frame.crs).upper() != CRS:
+        frame = frame.to_crs(CRS)
+    frame.to_file(path, layer="areas", driver="GPKG", engine="pyogrio")
+
+
+def export_dataset(dataset: Dataset, out_dir: str | Path) -> Path:
+    """Write ``dataset`` in the documented format to ``out_dir`` (atomically) and return it.
+
+    All files are first written into a temporary folder beside ``out_dir``; then either that
+    folder is renamed to ``out_dir`` (if it did not exist) or the files are moved in one by
+    one with ``os.replace``. Files of the format that the dataset lacks (``travel_times.csv``,
+    ``areas.gpkg``) are removed from an existing ``out_dir`` so it loads back as exported.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError(str(out), None, None, "exists and is not a folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; the dataset is ordinary data
+    try:
+        for file, text in dataset_files(dataset).items():
+            write_text(staging / file, text)
+        if dataset.area_geometries is not None:
+            write_area_geometries(dataset.area_geometries, staging / "areas.gpkg")
+        if not out.exists():
+            os.replace(staging, out)
+            return out
+        written = {p.name for p in staging.iterdir()}
+        for path in sorted(staging.iterdir()):
+            os.replace(path, out / path.name)
+        for optional in ("travel_times.csv", "areas.gpkg"):
+            if optional not in written and (out / optional).exists():
+                (out / optional).unlink()
+        return out
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,202 @@
+"""Reading one CSV table of a dataset folder: decoding, parsing, column types and the per-table
+checks (unique keys, references, ids). Every problem is a :class:`DataError` naming the file,
+the 1-based data row and the field; checks are vectorised and report the first bad row."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from herschik.geo.schema import RD_X_RANGE, RD_Y_RANGE, SCHEMA
+
+from herschik.errors import DataError
+
+#: Largest whole number an int column accepts (exact in float64, fits in int64).
+_MAX_INT = 2.0**53
+
+#: Tables that must have at least one data row.
+_NEEDS_ROWS = ("regions.csv", "sites.csv", "areas.csv", "treatments.csv")
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+def decode_text(file: str, data: bytes) -> str:
+    """UTF-8 text of a file (a leading BOM dropped); a DataError names the row of a bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start].split(b"\n")
+        line = len(before)  # 1-based line of the bad byte
+        # Data rows are counted like the parsed table: header excluded, blank lines skipped.
+        row = sum(1 for text in before[1:-1] if text.strip(b"\r")) + 1 if line > 1 else None
+        byte = data[exc.start : exc.start + 1].hex()
+        where = "in the header" if row is None else "in this row"
+        raise DataError(
+            file, row, None,
+            f"not UTF-8 text (byte 0x{byte} {where}); save the file as UTF-8",
+        ) from None
+
+
+def _parse_csv(file: str, text: str) -> tuple[list[str], list[list[str]]]:
+    """Header and data rows of CSV text; every row must have as many fields as the header.
+
+    Blank lines are skipped (they are not counted as rows).
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[list[str]] = []
+    try:
+        header = next((r for r in reader if r), None)
+        if header is None:
+            raise DataError(file, None, None, "file is empty (no header row)")
+        for fields in reader:
+            if not fields:
+                continue
+            rows.append(fields)
+            if len(fields) != len(header):
+                raise DataError(
+                    file, len(rows), None,
+                    f"has {len(fields)} fields but the header has {len(header)}",
+                )
+    except csv.Error as exc:
+        raise DataError(file, len(rows) + 1, None, f"malformed CSV ({exc})") from None
+    return header, rows
+
+
+def read_table(folder: Path, file: str, required: bool = True) -> pd.DataFrame | None:
+    """Read one CSV as strings and convert its columns per ``SCHEMA`` (raising DataError).
+
+    Accepts a UTF-8 byte-order mark and Windows line ends; anything not UTF-8, a row with a
+    different number of fields than the header, duplicate or unnamed columns are refused.
+    """
+    path = folder / file
+    if not path.exists():
+        if required:
+            raise DataError(file, None, None, "file is missing")
+        return None
+    if not path.is_file():
+        raise DataError(file, None, None, "not a file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(file, None, None, f"cannot read ({exc.strerror or exc})") from None
+    header, rows = _parse_csv(file, decode_text(file, data))
+    header = [name.strip() for name in header]
+    spec = SCHEMA[file]
+    expected = [name for name, _ in spec]
+    for pos, name in enumerate(header):
+        if not name:
+            raise DataError(file, None, None, f"column {pos + 1} of the header has no name")
+        if name in header[:pos]:
+            raise DataError(file, None, name, "duplicate column")
+    for name in expected:
+        if name not in header:
+            raise DataError(file, None, name, "missing column")
+    extra = [c for c in header if c not in expected]
+    if extra:
+        raise DataError(file, None, extra[0], "unexpected column (expected: "
+                        + ", ".join(expected) + ")")
+    if file in _NEEDS_ROWS and not rows:
+        raise DataError(file, None, None, "no data rows (only a header)")
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in header]
+    raw = {name: pd.Series(values, dtype=object) for name, values in zip(header, columns,
+                                                                          strict=True)}
+    out = pd.DataFrame(index=pd.RangeIndex(len(rows)))
+    for name, kind in spec:
+        out[name] = _convert(file, name, kind, raw[name].astype(str))
+    return out
+
+
+def first_bad(file: str, field: str, mask: np.ndarray, values: pd.Series,
+               message: Callable[[str], str]) -> None:
+    """Raise DataError for the first True in ``mask`` (row numbers are 1-based data rows)."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.any():
+        pos = int(np.argmax(mask))
+        raise DataError(file, pos + 1, field, message(str(values.iloc[pos])))
+
+
+def _convert(file: str, field: str, kind: str, col: pd.Series) -> pd.Series:
+    text = col.str.strip()
+    if kind == "id":
+        first_bad(file, field, (text == "").to_numpy(), text, lambda v: "missing value")
+        return text
+    if kind == "str":
+        return text
+    if kind.startswith("enum:"):
+        allowed = kind[5:].split("|")
+        first_bad(file, field, ~text.isin(allowed).to_numpy(), text,
+                   lambda v: f"must be one of {', '.join(allowed)} (got {v!r})")
+        return text
+    if kind == "bool":
+        low = text.str.lower()
+        first_bad(file, field, ~low.isin(_TRUE | _FALSE).to_numpy(), text,
+                   lambda v: f"must be true or false (got {v!r})")
+        return low.isin(_TRUE)
+    # numbers
+    optional = kind == "optfloat"
+    empty = (text == "").to_numpy()
+    if not optional:
+        first_bad(file, field, empty, text, lambda v: "missing value")
+    numbers = pd.to_numeric(text.where(~empty, None), errors="coerce").astype(float)
+    values = numbers.to_numpy()
+    failed = np.isnan(values) & ~empty
+    if failed.any():
+        nan_text = failed & text.str.lower().isin(["nan", "na", "n/a", "null", "none"]).to_numpy()
+        first_bad(file, field, nan_text, text, lambda v: f"missing value (NaN: {v!r})")
+        first_bad(file, field, failed, text, lambda v: f"not a number ({v!r})")
+    first_bad(file, field, np.isinf(values), text, lambda v: f"not a finite number ({v!r})")
+    if kind == "int":
+        first_bad(file, field, ~np.isnan(values) & (values != np.round(values)), text,
+                   lambda v: f"not a whole number ({v!r})")
+        first_bad(file, field, np.abs(values) > _MAX_INT, text,
+                   lambda v: f"too large for a whole number ({v})")
+    if kind in ("xcoord", "ycoord"):
+        low, high = RD_X_RANGE if kind == "xcoord" else RD_Y_RANGE
+        first_bad(file, field, (values < low) | (values > high), text,
+                   lambda v: f"outside the Netherlands (RD New {field} must be in "
+                             f"{low:.0f}..{high:.0f}; got {v})")
+        return numbers
+    first_bad(file, field, values < 0, text, lambda v: f"negative number ({v})")
+    if kind == "int":
+        return numbers.astype(np.int64)
+    return numbers
+
+
+def check_unique(file: str, frame: pd.DataFrame, keys: list[str]) -> None:
+    dup = frame.duplicated(subset=keys, keep="first").to_numpy()
+    if dup.any():
+        pos = int(np.argmax(dup))
+        value = ", ".join(str(frame[k].iloc[pos]) for k in keys)
+        raise DataError(file, pos + 1, keys[-1] if len(keys) == 1 else ",".join(keys),
+                        f"duplicate id ({value})")
+
+
+def check_ref(file: str, frame: pd.DataFrame, field: str, known: pd.Series,
+               target: str) -> None:
+    bad = pd.Index(known.to_numpy(dtype=object)).get_indexer(
+        frame[field].to_numpy(dtype=object)) < 0
+    first_bad(file, field, bad, frame[field], lambda v: f"unknown id {v!r} (not in {target})")
+
+
+#: Characters an id may not contain: ids name files (maps, plots), so no path can hide in one.
+_ID_FORBIDDEN = ("/", "\\", "\x00", "\n", "\r", "\t")
+#: Region ids with a meaning on the command line.
+RESERVED_REGION_IDS = ("all",)
+
+
+def check_ids(file: str, frame: pd.DataFrame, field: str) -> None:
+    """Ids never become paths unsanitised: no separators, control characters or leading dot."""
+    values = frame[field].astype(str)
+    bad = values.map(
+        lambda v: not v.strip() or v.startswith(".") or any(c in v for c in _ID_FORBIDDEN)
+    ).to_numpy(dtype=bool)
+    first_bad(file, field, bad, values,
+               lambda v: f"id {v!r} may not be empty, start with '.' or contain '/', '\\' or "
+               "control characters")
+
+

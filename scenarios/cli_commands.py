@@ -1,0 +1,318 @@
+"""The ``herschik`` commands other than ``solve`` (regions, data, matrix, sweep, compare,
+network, app), and the dataset loading they share."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from herschik.errors import (
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EnvironmentProblem,
+    UnknownRegionError,
+    UsageError,
+    one_line,
+)
+
+EXAMPLE = "example"
+
+
+def load_args_dataset(args: argparse.Namespace, region: str | None = None) -> Any:
+    from herschik.geo.dataset import load_dataset
+
+    if args.data is not None:
+        if not args.data.is_dir():
+            raise UsageError(f"--data {args.data}: not a folder")
+        return load_dataset(args.data)
+    if region == EXAMPLE:
+        return load_dataset(EXAMPLE)
+    return load_dataset("municipalities" if args.areas == "municipalities" else None)
+
+
+def make_console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def cmd_regions(args: argparse.Namespace) -> int:
+    dataset = load_args_dataset(args)
+    demand = dataset.demand.merge(dataset.areas[["area_id", "region_id"]], on="area_id")
+    rows = []
+    for region in dataset.regions.itertuples(index=False):
+        rows.append(
+            {
+                "region_id": region.region_id,
+                "region_name": region.region_name,
+                "areas": int((dataset.areas["region_id"] == region.region_id).sum()),
+                "sites": int((dataset.sites["region_id"] == region.region_id).sum()),
+                "patients_per_year": round(
+                    float(demand.loc[demand["region_id"] == region.region_id, "patients"].sum()), 1
+                ),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table(title=f"Regions of dataset '{dataset.name}'")
+    for column in ("region_id", "region_name", "areas", "sites", "patients_per_year"):
+        table.add_column(column, justify="right" if column in ("areas", "sites") else "left")
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in row))
+    console = make_console()
+    console.print(table)
+    if args.data is None:
+        console.print("Also built in: region 'example' (synthetic, for tests and demos).")
+    return EXIT_OK
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    dataset = load_args_dataset(args)
+    if args.data_command == "export":
+        from herschik.geo.dataset_export import export_dataset
+
+        export_dataset(dataset, args.out)
+        print(f"wrote dataset '{dataset.name}' to {args.out}")
+        return EXIT_OK
+    table = dataset.summary()
+    table["volume"] = table["volume"].round(4)
+    if args.json:
+        print(json.dumps(table.to_dict(orient="records"), indent=2))
+        return EXIT_OK
+    from rich.table import Table
+
+    rich_table = Table(title=f"Baseline of dataset '{dataset.name}' per region and treatment")
+    for column in table.columns:
+        rich_table.add_column(column)
+    for row in table.itertuples(index=False):
+        rich_table.add_row(*(str(v) for v in row))
+    console = make_console()
+    console.print(rich_table)
+    if dataset.baseline_kind == "illustrative":
+        console.print(
+            "[bold]Baseline volumes are ILLUSTRATIVE[/bold]: calibrated to the tranche-1 provider "
+            "counts, not real hospital volumes (see DATA.md)."
+        )
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from herschik.scenarios.compare import CompareError, compare_runs, write_comparison
+    from rich.table import Table
+
+    try:
+        tables = compare_runs(args.run_a, args.run_b)
+    except CompareError as error:
+        raise UsageError(str(error)) from None
+    console = make_console()
+    kpi = Table(title=f"KPIs: A = {args.run_a}, B = {args.run_b}")
+    for column in ("kpi", "A", "B", "B - A"):
+        kpi.add_column(column, justify="left" if column == "kpi" else "right")
+    for row in tables["kpi_differences"].itertuples(index=False):
+        kpi.add_row(str(row.kpi), _cell(row.run_a), _cell(row.run_b), _cell(row.difference))
+    console.print(kpi)
+    hosp = tables["hospital_differences"]
+    if hosp.empty:
+        console.print("No hospital differs in status or volume after.")
+    else:
+        table = Table(title=f"Hospital changes that differ ({len(hosp)})")
+        for column in ("site", "name", "treatment", "status A", "status B", "volume A",
+                       "volume B", "B - A"):
+            table.add_column(column)
+        for r in hosp.itertuples(index=False):
+            table.add_row(str(r.site_id), str(r.site_name), str(r.intervention_id),
+                          str(r.status_a), str(r.status_b), _cell(r.volume_after_a),
+                          _cell(r.volume_after_b), _cell(r.volume_difference))
+        console.print(table)
+    if args.out is not None:
+        if args.out.exists() and not args.out.is_dir():
+            raise UsageError(f"--out {args.out}: exists and is not a folder")
+        for path in write_comparison(tables, args.out):
+            console.print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+    from herschik.scenarios.assemble import travel_minutes
+
+    from herschik.atomic import check_output_file, write_csv
+
+    check_output_file(args.out)  # before any work: never a device, FIFO or folder
+    dataset = load_args_dataset(args, args.region)
+    if args.region not in set(dataset.regions["region_id"]):
+        raise UnknownRegionError(f"--region {args.region}: unknown region")
+    areas = dataset.areas[dataset.areas["region_id"] == args.region]
+    # Sites "in or near" the region: its own, plus others within 25 km of one of its areas.
+    sites = dataset.sites
+    dx = sites["x"].to_numpy()[None, :] - areas["x"].to_numpy()[:, None]
+    dy = sites["y"].to_numpy()[None, :] - areas["y"].to_numpy()[:, None]
+    near = (np.hypot(dx, dy) <= 25_000).any(axis=0) | (sites["region_id"] == args.region)
+    site_ids = list(sites.loc[near.to_numpy() if hasattr(near, "to_numpy") else near, "site_id"])
+    minutes = travel_minutes(dataset, list(areas["area_id"]), site_ids, args.network)
+    a_idx, s_idx = np.meshgrid(np.arange(len(areas)), np.arange(len(site_ids)), indexing="ij")
+    table = pd.DataFrame(
+        {
+            "area_id": areas["area_id"].to_numpy()[a_idx.ravel()],
+            "site_id": np.asarray(site_ids)[s_idx.ravel()],
+            "minutes": np.round(minutes.ravel(), 2),
+        }
+    )
+    write_csv(args.out, table)
+    print(
+        f"wrote {len(table)} travel times ({len(areas)} areas x {len(site_ids)} sites) "
+        f"to {args.out}"
+    )
+    return EXIT_OK
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from herschik.scenarios.sweep import DEFAULT_OUTPUTS, run_sweep
+
+    regions = "all" if args.regions == "all" else [r for r in args.regions.split(",") if r]
+    if args.executor == "dask" and not args.scheduler:
+        raise UsageError("--executor dask needs --scheduler ADDRESS")
+    runs = run_sweep(
+        args.file,
+        args.out,
+        regions=regions,
+        workers=args.workers,
+        executor=args.executor,
+        scheduler=args.scheduler,
+        plot=args.plot,
+        dataset_source=args.data
+        if args.data is not None
+        else ("municipalities" if args.areas == "municipalities" else None),
+        network=args.network,
+        **({"outputs": {**DEFAULT_OUTPUTS, "gpkg": True}} if args.gpkg else {}),
+    )
+    counts = runs["status"].value_counts().to_dict() if len(runs) else {}
+    print(f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    print(f"wrote {args.out / 'runs.csv'}")
+    failed = int(counts.get("error", 0))
+    if failed:
+        codes = runs.attrs.get("error_exit_codes") or [EXIT_INTERNAL]
+        print(
+            f"herschik: error: {failed} of {len(runs)} runs failed (status error; the message "
+            f"is in column error of {args.out / 'runs.csv'})",
+            file=sys.stderr,
+        )
+        return max(codes)
+    return EXIT_OK
+
+
+def cmd_network(args: argparse.Namespace) -> int:
+    if args.network_command == "validate":
+        return _network_validate(args)
+    from herschik.geo.network import download_network, save_network
+
+    from herschik.atomic import check_output_file, write_binary
+    from herschik.errors import DataError
+
+    check_output_file(args.out)  # before any work: never a device, FIFO or folder
+    if args.download:
+        try:
+            net = download_network(args.download)
+        except OSError as error:  # requests' errors are OSErrors: no internet, DNS, refused
+            raise EnvironmentProblem(
+                f"--download {args.download}: cannot download from OpenStreetMap "
+                f"({one_line(error)}); this needs internet, or use --osm FILE"
+            ) from None
+        nodes, edges = net.number_of_nodes(), net.number_of_edges()
+        facts = ""
+    else:
+        if not args.osm.is_file():
+            raise UsageError(f"--osm {args.osm}: file not found")
+        from herschik.geo.osm import read_osm
+
+        try:
+            net = read_osm(args.osm)
+        except ValueError as error:
+            raise DataError(str(args.osm), None, None, str(error).split(": ", 1)[-1]) from None
+        nodes, edges = net.n_nodes, net.n_edges
+        facts = (
+            f" ({net.length.sum() / 2000:,.0f} km of road, "
+            f"{net.meta['nodes_outside_largest_component']} nodes outside the largest "
+            f"strongly connected component dropped, "
+            f"{net.meta['turn_restrictions_ignored']} turn restrictions not applied)"
+        )
+    write_binary(args.out, lambda handle: save_network(net, handle))
+    print(f"wrote network with {nodes} nodes and {edges} edges to {args.out}{facts}")
+    return EXIT_OK
+
+
+def _network_validate(args: argparse.Namespace) -> int:
+    import json
+
+    from herschik.geo.validation import validate_network
+
+    from herschik.errors import DataError
+
+    if args.network is not None and not Path(args.network).is_file():
+        raise UsageError(f"--network {args.network}: file not found")
+    try:
+        if args.rivm is not None and not (args.rivm / "demand_nodes.txt").is_file():
+            raise UsageError(f"--rivm {args.rivm}: no demand_nodes.txt in that folder")
+        report = validate_network(args.network, args.rivm)
+    except DataError:
+        raise
+    except (ValueError, OSError) as error:
+        raise DataError(str(args.network), None, None, str(error)) from None
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(report["text"])
+    return EXIT_OK if report["passed"] else 1
+def cmd_app(args: argparse.Namespace) -> int:
+    from herschik.scenarios.app.server import serve
+    from herschik.scenarios.app.session import AppState
+
+    dataset = load_args_dataset(args)
+    regions = list(dataset.regions["region_id"])
+    if args.region is not None and args.region not in regions:
+        raise UsageError(
+            f"--region {args.region}: unknown region; choose from {', '.join(regions)}"
+        )
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out}: exists and is not a folder")
+    if args.network is not None and not args.network.is_file():
+        raise UsageError(f"--network {args.network}: file not found")
+    # the flags that make `herschik solve` load the same data, for exported plans
+    source = ["--data", str(args.data.resolve())] if args.data is not None else [
+        "--areas", args.areas]
+    if args.network is not None:
+        source += ["--network", str(args.network.resolve())]
+    state = AppState(
+        dataset,
+        out_dir=args.out.resolve(),
+        network=args.network.resolve() if args.network is not None else None,
+        source_args=source,
+        areas_label="" if args.data is not None else args.areas,
+        first_region=args.region or regions[0],
+    )
+    try:
+        serve(state, host=args.host, port=args.port)
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) is how the app is meant to stop
+        print("herschik app: stopped", file=sys.stderr)
+    except OSError as error:
+        raise UsageError(
+            f"--host {args.host} --port {args.port}: cannot listen ({error})"
+        ) from None
+    return EXIT_OK
+
+

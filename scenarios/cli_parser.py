@@ -1,0 +1,184 @@
+"""The ``herschik`` argument parser: subcommands and their flags (see ../shared/CONTRACT.md).
+
+The ``solve`` parameter flags are derived from :class:`SolveParams` (scenarios/param_flags.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from herschik.scenarios.param_flags import add_param_flags
+
+from herschik.errors import UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (exit 2) instead of the usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="a dataset folder in the documented format (docs/DATA_FORMAT.md) instead of the "
+        "embedded national default",
+    )
+    parser.add_argument(
+        "--network",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help="a road network built with `herschik network build` instead of the embedded one",
+    )
+    parser.add_argument(
+        "--areas",
+        choices=["districts", "municipalities"],
+        default="districts",
+        help="origin areas of the embedded default: CBS districts (3,340, default) or "
+        "municipalities (345, coarser and faster)",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="herschik",
+        description="Plan the reallocation of complex hospital care: which hospitals keep which "
+        "treatment, and where patients go, so that every provider clears its volume norm.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    regions = sub.add_parser("regions", help="list the regions with areas, sites, patients/yr")
+    regions.add_argument("--json", action="store_true", help="machine-readable output")
+    _common(regions)
+
+    data = sub.add_parser("data", help="inspect or export the loaded dataset")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    summary = data_sub.add_parser(
+        "summary", help="providers, providers below norm and volume per region and treatment"
+    )
+    summary.add_argument("--json", action="store_true", help="machine-readable output")
+    _common(summary)
+    export = data_sub.add_parser("export", help="write the dataset in the user format")
+    export.add_argument("--out", metavar="DIR", type=Path, required=True)
+    _common(export)
+
+    solve = sub.add_parser("solve", help="solve one region (or all jointly) and write results")
+    solve.add_argument(
+        "--region",
+        required=True,
+        metavar="ID",
+        help="region id (see `herschik regions`), 'all' for a joint national solve, or "
+        "'example' for the built-in synthetic example region",
+    )
+    solve.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        type=Path,
+        help="result folder (created or replaced as a whole)",
+    )
+    solve.add_argument(
+        "--scenario", metavar="FILE", type=Path, help="scenario TOML file (flags below override it)"
+    )
+    add_param_flags(solve)  # every SolveParams field, in scenarios/param_flags.py
+    solve.add_argument("--geojson", action="store_true", help="also write GeoJSON (EPSG:4326)")
+    solve.add_argument("--xlsx", action="store_true", help="also write an Excel workbook")
+    solve.add_argument("--no-maps", action="store_true", help="skip the PNG maps")
+    solve.add_argument("--no-report", action="store_true", help="skip report.html")
+    _common(solve)
+
+    matrix = sub.add_parser("matrix", help="car travel minutes from a region's areas to sites")
+    matrix.add_argument("--region", required=True, metavar="ID")
+    matrix.add_argument("--out", required=True, metavar="FILE.csv", type=Path)
+    _common(matrix)
+
+    sweep = sub.add_parser("sweep", help="run a scenario grid over regions (resumable)")
+    sweep.add_argument("file", metavar="FILE", type=Path, help="scenario TOML file with a grid")
+    sweep.add_argument("--out", required=True, metavar="DIR", type=Path)
+    sweep.add_argument("--regions", default="all", metavar="all|ID,ID")
+    sweep.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="parallel processes (default: number of cores)",
+    )
+    sweep.add_argument("--executor", choices=["local", "dask"], default="local")
+    sweep.add_argument(
+        "--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786"
+    )
+    sweep.add_argument("--plot", action="store_true", help="draw trade-off plots per region")
+    sweep.add_argument("--gpkg", action="store_true",
+                       help="also write results.gpkg in every run folder (off: faster)")
+    _common(sweep)
+
+    compare = sub.add_parser(
+        "compare", help="differences between two result folders (KPIs, hospital changes)")
+    compare.add_argument("run_a", metavar="RUN_A", type=Path, help="first result folder")
+    compare.add_argument("run_b", metavar="RUN_B", type=Path,
+                         help="second result folder (differences are B - A)")
+    compare.add_argument("--out", metavar="DIR", type=Path, default=None,
+                         help="also write kpi_differences.csv, treatment_differences.csv and "
+                         "hospital_differences.csv to DIR")
+    compare.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+    network = sub.add_parser("network", help="build or validate a road network")
+    network_sub = network.add_subparsers(dest="network_command", required=True, metavar="ACTION")
+    build = network_sub.add_parser(
+        "build", help="OSM extract -> compact network file (streamed, bounded memory)"
+    )
+    source = build.add_mutually_exclusive_group(required=True)
+    source.add_argument("--osm", metavar="FILE", type=Path, help=".osm.pbf, .osm or .osm.bz2")
+    source.add_argument(
+        "--download",
+        metavar="PLACE",
+        help="opt-in: query OpenStreetMap online for PLACE (needs internet)",
+    )
+    build.add_argument("--out", required=True, metavar="FILE", type=Path)
+    _common(build)
+    validate = network_sub.add_parser(
+        "validate",
+        help="compare a network with the RIVM Utrecht matrix and the inter-city trips "
+        "(exit 0 within the thresholds of docs/VALIDATION.md, 1 outside them)",
+    )
+    validate.add_argument(
+        "--rivm",
+        metavar="DIR",
+        type=Path,
+        help="folder rivm_ravu_utrecht with the full RIVM matrix (default: committed sample)",
+    )
+    validate.add_argument("--json", action="store_true", help="print the results as JSON")
+    _common(validate)
+
+    app = sub.add_parser(
+        "app",
+        help="a what-if planner in the browser (local web app)",
+        description="Serve the what-if planner on this machine: a map of a region, scenario "
+        "controls, force keep/close per hospital and treatment, plans to compare and export. "
+        "The app defaults to --areas municipalities (re-solves within about a second).",
+    )
+    app.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        default=Path("herschik-plans"),
+        help="folder for exported plans (default ./herschik-plans); the app picks the "
+        "sub-folder names, the browser never names a path",
+    )
+    app.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    app.add_argument(
+        "--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)"
+    )
+    app.add_argument("--region", metavar="ID", help="region shown first")
+    _common(app)
+    app.set_defaults(areas="municipalities")
+    return parser
+
+

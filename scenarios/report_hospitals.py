@@ -1,0 +1,182 @@
+"""Report sections per hospital and treatment: providers today and after, hospital changes,
+gains and losses."""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+from herschik.scenarios.report_format import Html, badge, esc, fmt, html_table, pct
+
+_STATUS_ORDER = {"kept": 0, "gained": 1, "lost": 2, "—": 3}
+
+
+def providers_today_section(sv: pd.DataFrame, names: Mapping[str, str]) -> str:
+    """Infeasible run: today's providers per treatment, as context for the diagnosis."""
+    note = ('<p class="note">No reallocation was computed (the scenario is infeasible). '
+            "Today's providers per treatment, for reference:</p>")
+    if sv.empty:
+        return '<p class="note">No reallocation was computed (the scenario is infeasible).</p>'
+
+    groups = {t: part for t, part in sv.groupby("intervention_id", sort=False)}
+    rows = []
+    for t in treatment_order(groups, names):
+        part = groups[t]
+        today = part[part["kept_before"]]
+        rows.append((t, names.get(t, ""), part["norm"].iloc[0], part["required_min"].iloc[0],
+                     len(today), int((today["volume_before"] >= today["required_min"]).sum()),
+                     float(part["volume_before"].sum())))
+    return note + html_table(["Treatment", "Name", "Norm /yr", "Required minimum /yr",
+                          "Providers today", "Of which at the required minimum",
+                          "Patients /yr"], rows, cls="providers-today",
+                         numeric=[False, False, True, True, True, True, True])
+
+
+def _status(before: bool, after: bool) -> str:
+    return "kept" if before and after else "gained" if after else "lost" if before else "—"
+
+
+def _margin_for(scenario: Mapping[str, Any], treatment: str) -> float:
+    by = scenario.get("margin_by_treatment") or {}
+    return float(by.get(treatment, scenario.get("margin", 0.0) or 0.0))
+
+
+def treatment_order(ids: Iterable[str], names: Mapping[str, str]) -> list[str]:
+    """Treatments in the dataset's order (that of ``names``), unknown ones sorted after."""
+    ids = set(ids)
+    known = [t for t in names if t in ids]
+    return known + sorted(ids - set(known))
+
+
+def _norm_text(part: pd.DataFrame) -> str:
+    """The norm(s) of a treatment: one number, the tiers (``200 / 80 / 50``) or ``none``."""
+    norms = sorted({float(n) for n in part["norm"].dropna()}, reverse=True)
+    if not norms:
+        return "none"
+    return " / ".join(fmt(n, 0) if float(n).is_integer() else fmt(n) for n in norms)
+
+
+def providers_section(sv: pd.DataFrame, asg: pd.DataFrame, scenario: Mapping[str, Any],
+               names: Mapping[str, str]) -> str:
+    if sv.empty:
+        return '<p class="note">No provider table: no reallocation was computed.</p>'
+    out = []
+    overview = []
+    patients = asg.groupby("intervention_id")["patients"].sum()
+    groups = {t: part for t, part in sv.groupby("intervention_id", sort=False)}
+    order = treatment_order(groups, names)
+    for t, part in ((t, groups[t]) for t in order):
+        # margin achieved against each site's own norm (tiered norms differ per site)
+        kept = part[part["kept_after"] & part["norm"].notna() & (part["norm"] > 0)]
+        margins = kept["volume_after"] / kept["norm"] - 1
+        overview.append((t, names.get(t, ""), _norm_text(part),
+                         int(part["kept_before"].sum()), int(part["kept_after"].sum()),
+                         int((part["kept_before"] & ~part["kept_after"]).sum()),
+                         int((part["kept_after"] & ~part["kept_before"]).sum()),
+                         float(patients.get(t, 0.0)),
+                         Html(esc(pct(float(margins.min())) if len(margins) else "—"))))
+    out.append(html_table(["Treatment", "Name", "Norm /yr", "Providers before", "Providers after",
+                       "Lost", "Gained", "Patients /yr", "Smallest margin achieved"],
+                      overview, cls="providers-overview",
+                      numeric=[False, False, True, True, True, True, True, True, True]))
+    for t, part in ((t, groups[t]) for t in order):
+        label = f"{names[t]} ({t})" if t in names else t
+        out.append(f'<h3 id="t-{esc(t)}">{esc(label)}</h3>')
+        norm_text = _norm_text(part)
+        tiered = " / " in norm_text
+        if norm_text == "none":
+            rule = ("No volume norm: its providers and patients stay as today unless the "
+                    "scenario closes or caps a site.")
+        else:
+            by_role = " (by hospital role; each site is measured against its own)"
+            rule = (f"Norm {norm_text} patients per year{by_role if tiered else ''}"
+                    f"; required minimum = norm × (1 + margin {_margin_for(scenario, t):.0%}).")
+        out.append(f'<p class="note">{esc(rule)} Providers {int(part["kept_before"].sum())} → '
+                   f"{int(part['kept_after'].sum())}. Margin achieved = volume after / the "
+                   "site's norm − 1.</p>")
+        shown = part[part["kept_before"] | part["kept_after"] | (part["volume_before"] > 0)
+                     | (part["volume_after"] > 0)].copy()
+        shown["status"] = [_status(b, a) for b, a in
+                           zip(shown["kept_before"], shown["kept_after"], strict=True)]
+        shown["_order"] = shown["status"].map(_STATUS_ORDER)
+        shown = shown.sort_values(["_order", "volume_after", "site_id"],
+                                  ascending=[True, False, True])
+        rows = []
+        for r in shown.itertuples(index=False):
+            has_norm = isinstance(r.norm, float) and math.isfinite(r.norm) and r.norm > 0
+            margin = (r.volume_after / r.norm - 1) if r.kept_after and has_norm else None
+            short = (r.kept_after and has_norm
+                     and r.volume_after < r.required_min - 1e-6)
+            margin_html = esc(pct(margin)) if margin is not None else "—"
+            if short:
+                margin_html = (f'<span class="warn" title="below the required minimum">'
+                               f"{margin_html} ⚠</span>")
+            rows.append((r.site_id, r.site_name, r.norm if has_norm else "none",
+                         r.volume_before, r.volume_after,
+                         r.volume_after - r.volume_before, r.kept_before, r.kept_after,
+                         badge(r.status), Html(margin_html)))
+        out.append(html_table(["Site", "Name", "Norm", "Volume before", "Volume after", "Change",
+                           "Provider before", "Provider after", "Status", "Margin achieved"],
+                          rows, cls="providers",
+                          numeric=[False, False, True, True, True, True, False, False, False,
+                                   True]))
+    return "".join(out)
+
+
+def hospital_changes_section(hc: pd.DataFrame | None, sv: pd.DataFrame,
+                      names: Mapping[str, str]) -> str:
+    """What each hospital keeps, loses and gains (hospital_changes.csv), then the summary."""
+    if hc is None or hc.empty or hc["status"].isna().all():
+        return '<p class="note">No reallocation was computed.</p>'
+    out = [_gain_lose(sv, names)]
+    changed = hc[hc["status"] != "unchanged_no_norm"]
+    order = {"lost": 0, "gained": 1, "below_norm": 2, "kept": 3}
+    changed = changed.assign(_o=changed["status"].map(order)).sort_values(
+        ["site_id", "_o", "intervention_id"])
+    rows = [(r.site_id, r.site_name, r.intervention_id, r.intervention_name or
+             names.get(r.intervention_id, ""),
+             r.norm if isinstance(r.norm, float) and math.isfinite(r.norm) else "none",
+             r.volume_before, r.volume_after, r.volume_change, badge(r.status))
+            for r in changed.itertuples(index=False)]
+    out.append("<h3>Every hospital and treatment with a norm</h3>")
+    out.append('<p class="note">From hospital_changes.csv: one row per hospital and treatment it '
+               "provides before or after. lost = provides it today and not after; gained = "
+               "after only; below_norm = kept below the required minimum (small-region rule). "
+               f"{int((hc['status'] == 'unchanged_no_norm').sum())} row(s) of treatments "
+               "without a norm are unchanged and not listed.</p>")
+    out.append(html_table(["Site", "Name", "Treatment", "Treatment name", "Norm", "Volume before",
+                       "Volume after", "Change", "Status"], rows, cls="hospital-changes",
+                      numeric=[False, False, False, False, True, True, True, True, False]))
+    return "".join(out)
+
+
+def _gain_lose(sv: pd.DataFrame, names: Mapping[str, str]) -> str:
+    if sv.empty:
+        return '<p class="note">No reallocation was computed.</p>'
+    gained = sv[sv["kept_after"] & ~sv["kept_before"]]
+    lost = sv[sv["kept_before"] & ~sv["kept_after"]]
+    per_site = sv.groupby("site_id", sort=True).agg(
+        site_name=("site_name", "first"), before=("volume_before", "sum"),
+        after=("volume_after", "sum"))
+    per_site["change"] = per_site["after"] - per_site["before"]
+    per_site["gained"] = gained.groupby("site_id")["intervention_id"].agg(
+        lambda s: ", ".join(sorted(s)))
+    per_site["lost"] = lost.groupby("site_id")["intervention_id"].agg(
+        lambda s: ", ".join(sorted(s)))
+    changed = per_site[per_site["gained"].notna() | per_site["lost"].notna()
+                       | (per_site["change"].abs() >= 0.5)].copy()
+    if changed.empty:
+        return '<p class="note">No hospital gains or loses a treatment.</p>'
+    changed = changed.reset_index().sort_values(["change", "site_id"], ascending=[False, True])
+    rows = [(r.site_id, r.site_name, r.gained if isinstance(r.gained, str) else "—",
+             r.lost if isinstance(r.lost, str) else "—", r.before, r.after, r.change)
+            for r in changed.itertuples(index=False)]
+    intro = (f'<p class="note">{len(gained)} treatment(s) gained and {len(lost)} lost, over '
+             f"{len(changed)} hospital(s); volumes are summed over all treatments "
+             "(patients per year).</p>")
+    return intro + html_table(["Site", "Name", "Treatments gained", "Treatments lost",
+                           "Volume before", "Volume after", "Change"], rows, cls="gain-lose",
+                          numeric=[False, False, False, False, True, True, True])
+
+

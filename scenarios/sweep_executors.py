@@ -1,0 +1,168 @@
+"""Where a sweep's tasks run: in-process, a local process pool (fork or spawn, workers that die
+with their parent) or a Dask cluster."""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from typing import Any
+
+from herschik.scenarios.sweep_task import SweepTask, run_task
+
+#: True once this process has solved a run itself (see ``_start_method``).
+_SOLVED_HERE = False
+
+# --- executors -------------------------------------------------------------------------------
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker when its parent dies (even by ``kill -9``), so that no orphan solves on.
+
+    Linux: the kernel sends SIGKILL on the parent's death (``PR_SET_PDEATHSIG``). Everywhere:
+    a daemon thread polls the parent id (a C solver holding the GIL delays it, the kernel's
+    signal does not wait).
+    """
+    import ctypes
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the kernel was told
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="herschik-parent-watch", daemon=True).start()
+
+
+def _worker_init(parent: int | None = None) -> None:
+    """Pool workers die at once on SIGINT/SIGTERM (the parent handles the interrupt) and
+    when the parent dies."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if parent is not None:
+        _die_with_parent(parent)
+
+
+def start_method(workers: int, n_tasks: int) -> str | None:
+    """How the local pool starts workers: None (in-process), "fork" or "spawn".
+
+    ``fork`` lets workers inherit the parent's dataset and instances (built once, before the
+    pool starts). It is only safe while this process has not run a solver itself: HiGHS keeps
+    a global thread pool that a forked child would inherit without its threads. After an
+    in-process solve (``workers=1`` earlier in the same process) workers are spawned and build
+    their own instances.
+    """
+    if workers <= 1 or n_tasks <= 1:
+        return None
+    import multiprocessing
+
+    if "fork" in multiprocessing.get_all_start_methods() and not _SOLVED_HERE:
+        return "fork"
+    return "spawn"
+
+
+def run_local(
+    tasks: Sequence[SweepTask],
+    workers: int,
+    method: str | None,
+    on_done: Callable[[dict[str, Any]], None],
+) -> None:
+    global _SOLVED_HERE
+    if method is None:
+        _SOLVED_HERE = True
+        for task in tasks:
+            on_done(run_task(task))
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context(method)
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(tasks)),
+        mp_context=context,
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
+    )
+    try:
+        futures: dict[Future[dict[str, Any]], SweepTask] = {
+            pool.submit(run_task, task): task for task in tasks
+        }
+        for future in as_completed(futures):
+            on_done(_result(future, futures[future]))
+    except BaseException:
+        # Interrupted: drop the queued runs and stop the running ones now (a solver does not
+        # return to Python before its time limit). Finished folders stay; a killed run leaves
+        # only a hidden staging folder, which the next sweep removes before re-running it.
+        processes = dict(getattr(pool, "_processes", None) or {})  # shutdown() forgets them
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in list(processes.values()):
+            with contextlib.suppress(Exception):
+                process.terminate()
+        for process in list(processes.values()):  # gone before the parent reports and exits
+            with contextlib.suppress(Exception):
+                process.join(timeout=5)
+                if process.is_alive():
+                    process.kill()
+        raise
+    pool.shutdown(wait=True)
+
+
+def _result(future: Any, task: SweepTask) -> dict[str, Any]:
+    try:
+        return future.result()
+    except Exception as error:  # noqa: BLE001 - a crashed worker: record, carry on
+        return {
+            "run_id": task.run_id,
+            "summary": None,
+            "error": f"{type(error).__name__}: {' '.join(str(error).split())}",
+            "instance_seconds": 0.0,
+            "wall_seconds": 0.0,
+            "pid": None,
+        }
+
+
+def run_dask(
+    tasks: Sequence[SweepTask],
+    scheduler: str | None,
+    workers: int,
+    on_done: Callable[[dict[str, Any]], None],
+) -> None:
+    from dask.distributed import Client, LocalCluster
+    from dask.distributed import as_completed as dask_completed
+
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as error:
+            from herschik.errors import EnvironmentProblem, one_line
+
+            raise EnvironmentProblem(
+                f"--scheduler {scheduler}: cannot reach the Dask scheduler ({one_line(error)})"
+            ) from None
+    try:
+        futures = client.map(run_task, list(tasks), pure=False)
+        by_key = {future.key: task for future, task in zip(futures, tasks, strict=True)}
+        for future in dask_completed(futures):
+            on_done(_result(future, by_key[future.key]))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
