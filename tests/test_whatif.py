@@ -258,8 +258,10 @@ def test_same_as_fresh_solves_again_when_the_solve_settings_change(region) -> No
        objective=st.sampled_from(["travel", "moved", "planner", "providers"]),
        steps=st.lists(st.tuples(st.sampled_from(STEPS), st.integers(0, 10),
                                 st.floats(0.0, 0.6)), min_size=1, max_size=4))
-def test_same_as_fresh_random_steps_equal_fresh_solves(seed: int, objective: str, steps) -> None:
-    inst, params = _tiny(seed)
+def test_same_as_fresh_random_steps_equal_fresh_solves(
+    brute_force, seed: int, objective: str, steps
+) -> None:
+    inst, params = brute_force.tiny(seed)
     params = params.model_copy(update={"objective": objective})
     session = WhatIf(inst, params, max_workers=1, same_as_fresh=True)
     for kind, pick, value in steps:
