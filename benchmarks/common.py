@@ -191,13 +191,13 @@ def _instrument() -> _Clock:
 
         clock.wrap(pulp.LpProblem, "solve", "pulp_solve_call")  # MPS write + CBC + read back
         clock.wrap(pulp.LpProblem, "writeMPS", "pulp_write_mps")
-    except Exception:  # noqa: BLE001 - instrumentation is best effort
+    except Exception:  # instrumentation is best effort
         pass
     try:
         import highspy
 
         clock.wrap(highspy.Highs, "run", "highs_run")
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     return clock
 

@@ -34,6 +34,18 @@ import pyogrio
 import shapely
 
 from herschik.atomic import atomic_path
+from herschik.columns import (
+    AREAS_LAYER,
+    AREAS_LAYER_COLUMNS,
+    ASSIGNMENT_COLUMNS,
+    ASSIGNMENTS,
+    FLOWS_LAYER_COLUMNS,
+    NAME_COLUMNS,
+    SITE_VOLUME_COLUMNS,
+    SITE_VOLUMES,
+    SITES_LAYER_COLUMNS,
+    of_kind,
+)
 
 CRS_RD = "EPSG:28992"
 CRS_WGS84 = "EPSG:4326"
@@ -43,24 +55,7 @@ FALLBACK_BUFFER_M = 750.0
 _FIXED_DATE = "2000-01-01T00:00:00.000Z"
 _GDAL_LOCK = threading.Lock()
 
-SITE_VOLUME_COLUMNS = [
-    "region_id", "site_id", "site_name", "intervention_id", "norm", "required_min",
-    "volume_before", "volume_after", "kept_before", "kept_after",
-]
-ASSIGNMENT_COLUMNS = [
-    "region_id", "area_id", "area_name", "intervention_id", "site_id", "site_name", "patients",
-    "travel_min", "travel_min_before", "extra_min",
-]
-#: names added beside the codes (older result folders lack them: read as empty)
-NAME_COLUMNS = ("area_name", "site_name")
-SITES_LAYER_COLUMNS = SITE_VOLUME_COLUMNS + [
-    "gained", "lost", "volume_change", "organisation", "site_type",
-]
-AREAS_LAYER_COLUMNS = [
-    "region_id", "area_id", "area_name", "intervention_id", "site_id", "site_name",
-    "site_share", "n_sites", "patients", "travel_min_before", "travel_min_after", "extra_min",
-]
-FLOWS_LAYER_COLUMNS = ASSIGNMENT_COLUMNS
+# the tables' and layers' columns are defined in herschik.columns
 LAYERS = ("sites", "areas", "flows")
 
 
@@ -92,10 +87,10 @@ def _str_ids(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def normalise_site_volumes(site_volumes: pd.DataFrame) -> pd.DataFrame:
     """Contract ``site_volumes`` with string ids, float volumes and real booleans."""
     _require(site_volumes, SITE_VOLUME_COLUMNS, "site_volumes")
-    sv = _str_ids(site_volumes, ["region_id", "site_id", "intervention_id"])
-    for col in ("norm", "required_min", "volume_before", "volume_after"):
+    sv = _str_ids(site_volumes, of_kind(SITE_VOLUMES, "id"))
+    for col in of_kind(SITE_VOLUMES, "number"):
         sv[col] = pd.to_numeric(sv[col], errors="coerce").astype(float)
-    for col in ("kept_before", "kept_after"):
+    for col in of_kind(SITE_VOLUMES, "flag"):
         sv[col] = _as_bool(sv[col])
     return sv.reset_index(drop=True)
 
@@ -108,10 +103,10 @@ def normalise_assignments(assignments: pd.DataFrame) -> pd.DataFrame:
             position = list(ASSIGNMENT_COLUMNS).index(col)
             assignments.insert(min(position, len(assignments.columns)), col, "")
     _require(assignments, ASSIGNMENT_COLUMNS, "assignments")
-    asg = _str_ids(assignments, ["region_id", "area_id", "intervention_id", "site_id"])
+    asg = _str_ids(assignments, of_kind(ASSIGNMENTS, "id"))
     for col in NAME_COLUMNS:
         asg[col] = asg[col].fillna("").astype(str)
-    for col in ("patients", "travel_min", "travel_min_before", "extra_min"):
+    for col in of_kind(ASSIGNMENTS, "number"):
         asg[col] = pd.to_numeric(asg[col], errors="coerce").astype(float)
     return asg.reset_index(drop=True)
 
@@ -144,7 +139,7 @@ def areas_geodataframe(
         has = np.array([g is not None and not shapely.is_empty(g) for g in found], dtype=bool)
         geometry[has] = found[has]
     n_fallback = int((~has).sum())
-    if n_fallback:  # buffer only the areas without a polygon (buffering all cost 0.1 s a run)
+    if n_fallback:  # buffer only the areas without a polygon (buffering all is slow)
         xy = base.loc[~has, ["x", "y"]].to_numpy(float)
         circles = shapely.buffer(shapely.points(xy[:, 0], xy[:, 1]), buffer_m, quad_segs=8)
         geometry[~has] = np.asarray(circles, dtype=object)
@@ -186,13 +181,12 @@ def area_summary(assignments: pd.DataFrame) -> pd.DataFrame:
     The main site is the one with the largest flow (ties: the smallest ``site_id``);
     ``site_share`` is its share of the area's patients; travel minutes are patient-weighted.
     """
-    cols = ["region_id", "area_id", "intervention_id", "site_id", "site_share", "n_sites",
-            "patients", "travel_min_before", "travel_min_after", "extra_min"]
+    cols = [c.name for c in AREAS_LAYER if c.kind != "name"]  # names are added by areas_layer
+    ids = of_kind(AREAS_LAYER, "id")
     asg = normalise_assignments(assignments)
     asg = asg[asg["patients"] > 0]
     if asg.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object if c in cols[:4] else float)
-                             for c in cols})
+        return pd.DataFrame({c: pd.Series(dtype=object if c in ids else float) for c in cols})
     keys = ["region_id", "area_id", "intervention_id"]
     asg = asg.assign(_w_after=asg["patients"] * asg["travel_min"],
                      _w_before=asg["patients"] * asg["travel_min_before"])

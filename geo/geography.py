@@ -102,7 +102,7 @@ def read_geometries(folder: Path, areas: pd.DataFrame) -> Any:
     file = "areas.gpkg"
     try:
         layers = [name for name, _ in pyogrio.list_layers(path)]
-    except Exception as exc:  # noqa: BLE001 - any driver error means an unreadable file
+    except Exception as exc:  # any driver error means an unreadable file
         raise DataError(file, None, None, f"cannot read GeoPackage ({exc})") from exc
     if not layers:
         raise DataError(file, None, None, "GeoPackage has no layers")
@@ -113,10 +113,10 @@ def read_geometries(folder: Path, areas: pd.DataFrame) -> Any:
         layer = layers[0]
     try:
         frame = gpd.read_file(path, layer=layer, engine="pyogrio", use_arrow=True)
-    except Exception:  # noqa: BLE001 - arrow is optional; fall back to the plain reader
+    except Exception:  # arrow is optional; fall back to the plain reader
         try:
             frame = gpd.read_file(path, layer=layer, engine="pyogrio")
-        except Exception as exc:  # noqa: BLE001 - any driver error means an unreadable file
+        except Exception as exc:  # any driver error means an unreadable file
             message = " ".join(str(exc).split())
             raise DataError(file, None, None, f"cannot read layer {layer!r} ({message})") from None
     if "area_id" not in frame.columns:
@@ -128,13 +128,13 @@ def read_geometries(folder: Path, areas: pd.DataFrame) -> Any:
                         f"reference system (expected {CRS})")
     try:
         crs = ProjCRS.from_user_input(frame.crs)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise DataError(file, None, "geometry", f"unknown CRS ({exc})") from exc
     if not crs.equals(ProjCRS.from_epsg(28992), ignore_axis_order=True):
         _check_reprojectable(file, crs)
         try:
             frame = frame.to_crs(CRS)
-        except Exception as exc:  # noqa: BLE001 - pyproj cannot transform this CRS
+        except Exception as exc:  # pyproj cannot transform this CRS
             message = " ".join(str(exc).split())
             raise DataError(file, None, "geometry", f"cannot reproject from CRS {crs.name!r} "
                             f"to {CRS} ({message})") from None

@@ -267,7 +267,7 @@ def read_network_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     try:
         z = np.load(path, allow_pickle=False)
         meta = json.loads(str(z["meta"]))
-    except Exception as e:  # noqa: BLE001 - any unreadable file is a bad network file
+    except Exception as e:  # any unreadable file is a bad network file
         raise ValueError(f"{path}: not a herschik network file ({e})") from e
     if not isinstance(meta, dict) or meta.get("format") != "herschik-network":
         raise ValueError(f"{path}: not a herschik network file")
@@ -275,7 +275,7 @@ def read_network_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
             "highway_names")
     try:
         arrays = {k: z[k] for k in z.files if k != "meta"}
-    except Exception as e:  # noqa: BLE001 - truncated / corrupt member
+    except Exception as e:  # truncated / corrupt member
         raise ValueError(f"{path}: not a readable herschik network file ({e})") from e
     missing = [k for k in need if k not in arrays]
     if missing:
@@ -295,8 +295,8 @@ def read_network_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def file_fingerprint(path: str | Path) -> str | None:
-    """SHA-256 of a compact network file's bytes (the matrix cache key of a network file;
-    about 0.3 s per 100 MB), or ``None`` if the file cannot be read."""
+    """SHA-256 of a compact network file's bytes (the matrix cache key of a network file), or
+    ``None`` if the file cannot be read."""
     h = hashlib.sha256(b"herschik-network-file")
     try:
         with open(path, "rb") as f:

@@ -278,7 +278,7 @@ def _local_speed(urbanity: str) -> float:
 def build_default_network(
     roads_dir: Path = ROADS_DIR, districts_csv: Path = DISTRICTS_CSV
 ) -> nx.MultiDiGraph:
-    """Build the embedded national network from the committed tables (deterministic, ~1 s).
+    """Build the embedded national network from the committed tables (deterministic).
 
     Node ids: ``0..D-1`` are the districts in ``districts.csv`` order, ``D..`` the skeleton
     places in ``places.csv`` order (attribute ``place_id`` / ``district_id`` names them).

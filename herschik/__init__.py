@@ -31,6 +31,7 @@ _LAZY = {
     "build_instance": ("herschik.scenarios.assemble", "build_instance"),
     "Instance": ("herschik.optimiser.instance", "Instance"),
     "SolveParams": ("herschik.optimiser.params", "SolveParams"),
+    "SolveStatus": ("herschik.optimiser.status", "SolveStatus"),
     "RunResult": ("herschik.scenarios.run", "RunResult"),
     "load_scenario": ("herschik.scenarios.scenario_file", "load_scenario"),
 }
@@ -40,6 +41,7 @@ __all__ = [
     "Instance",
     "RunResult",
     "SolveParams",
+    "SolveStatus",
     "__version__",
     "build_instance",
     "load_dataset",
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     from herschik.geo.dataset import Dataset, load_dataset
     from herschik.optimiser.instance import Instance
     from herschik.optimiser.params import SolveParams
+    from herschik.optimiser.status import SolveStatus
     from herschik.scenarios.assemble import build_instance
     from herschik.scenarios.run import RunResult
     from herschik.scenarios.scenario_file import load_scenario

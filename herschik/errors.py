@@ -3,7 +3,8 @@
 Every problem that is the user's or the environment's (bad data, a bad scenario, a bad flag,
 an unknown region, an unusable output path, a full disk, no network) is a
 :class:`HerschikError` (or an ``OSError``) and exits 2 with one line; everything else is a
-bug and exits 3. :func:`exit_code_for` is the only place that decides.
+bug and exits 3. :func:`exit_code_for` is the only place that decides (for a finished solve,
+``herschik.optimiser.status.exit_code_for_status`` maps its status to 0, 1 or 4).
 
 This module imports nothing of the project, so every layer (geo, optimiser, scenarios) can
 raise these errors.
@@ -108,7 +109,7 @@ def exit_code_for(error: BaseException) -> int:
     try:
         from pydantic import ValidationError
     except ImportError:  # pragma: no cover - pydantic is a dependency
-        ValidationError = ()  # type: ignore[assignment,misc]  # noqa: N806
+        ValidationError = ()  # type: ignore[assignment,misc]
     if isinstance(error, ValidationError):
         return EXIT_BAD_INPUT
     if isinstance(error, (ConnectionError, TimeoutError)):
@@ -125,7 +126,7 @@ def one_line(error: BaseException) -> str:
     try:
         from pydantic import ValidationError
     except ImportError:  # pragma: no cover
-        ValidationError = ()  # type: ignore[assignment,misc]  # noqa: N806
+        ValidationError = ()  # type: ignore[assignment,misc]
     if isinstance(error, ValidationError):
         first = error.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))

@@ -5,9 +5,9 @@
 * :func:`solve_pulp` builds a PuLP ``LpProblem`` from the *same* arrays (rows as
   ``LpAffineExpression`` from (variable, coefficient) pairs) and solves with ``PULP_CBC_CMD``.
 
-Both return a :class:`BackendResult`; status is one of ``optimal``, ``feasible`` (a limit was
-hit with an incumbent), ``infeasible``, ``no_solution`` (a limit was hit without one) or
-``error``.
+Both return a :class:`BackendResult`; its status (a :class:`~optimiser.status.SolveStatus`)
+is ``OPTIMAL``, ``FEASIBLE`` (a limit was hit with an incumbent), ``INFEASIBLE``,
+``TIME_LIMIT_NO_SOLUTION`` (a limit was hit without one) or ``ERROR``.
 """
 
 from __future__ import annotations
@@ -21,11 +21,14 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from .formulation import MipArrays
+from .status import SolveStatus
+from .tolerances import EMPTY_ROW_TOL, EQUALITY_TOL, GAP_DENOMINATOR_MIN
 
 INF = 1e30  # HiGHS treats |bound| >= 1e20 as infinite
 
@@ -34,7 +37,7 @@ INF = 1e30  # HiGHS treats |bound| >= 1e20 as infinite
 class BackendResult:
     """Outcome of one solver call on a MipArrays."""
 
-    status: str
+    status: SolveStatus
     objective: float | None = None
     x: np.ndarray | None = None
     mip_gap: float | None = None
@@ -55,49 +58,29 @@ def _trivial(arrays: MipArrays, solver: str) -> BackendResult | None:
     Without columns the model is feasible iff every row range contains 0.
     """
     if arrays.conflicts:
-        return BackendResult("infeasible", solver=solver, message="; ".join(arrays.conflicts))
+        return BackendResult(SolveStatus.INFEASIBLE, solver=solver,
+                             message="; ".join(arrays.conflicts))
     if arrays.n_cols:
         return None
-    ok = bool(np.all(arrays.row_lower <= 1e-9) and np.all(arrays.row_upper >= -1e-9))
+    ok = bool(np.all(arrays.row_lower <= EMPTY_ROW_TOL)
+              and np.all(arrays.row_upper >= -EMPTY_ROW_TOL))
     if ok:
-        return BackendResult("optimal", float(arrays.offset), np.zeros(0), 0.0, 0.0, solver,
-                             bound=float(arrays.offset))
-    return BackendResult("infeasible", solver=solver, message="empty model with unmet rows")
+        return BackendResult(SolveStatus.OPTIMAL, float(arrays.offset), np.zeros(0), 0.0, 0.0,
+                             solver, bound=float(arrays.offset))
+    return BackendResult(SolveStatus.INFEASIBLE, solver=solver,
+                         message="empty model with unmet rows")
 
 
 def _relative_gap(objective: float, bound: float) -> float:
     """Relative gap as HiGHS defines it: |obj - bound| / max(|obj|, tiny)."""
     if not (math.isfinite(objective) and math.isfinite(bound)):
         return float("inf")
-    return abs(objective - bound) / max(abs(objective), 1e-9)
+    return abs(objective - bound) / max(abs(objective), GAP_DENOMINATOR_MIN)
 
 
-def solve_highs(
-    arrays: MipArrays,
-    time_limit: float | None = None,
-    mip_gap: float = 1e-4,
-    threads: int | None = None,
-    presolve: bool | None = None,
-    start: np.ndarray | None = None,
-    options: Mapping[str, bool | int | float | str] | None = None,
-    interrupt: threading.Event | None = None,
-) -> BackendResult:
-    """Solve with HiGHS through highspy's array API. Output is silenced.
-
-    ``interrupt``: when this event is set (by another thread) the branch and bound stops at
-    its next check; the result is then ``feasible`` (incumbent, ``message`` "Interrupted by
-    user") or ``no_solution``.
-
-    ``presolve=None`` keeps HiGHS' default (on); see solve.py for when it is switched off.
-    ``options`` are further HiGHS options by name (solve.py passes ``HIGHS_MIP_OPTIONS``).
-    """
-    trivial = _trivial(arrays, "highs")
-    if trivial is not None:
-        return trivial
-    import highspy  # imported lazily: solve() falls back to CBC when it is missing
-
-    started = time.perf_counter()
-    h = highspy.Highs()
+def _set_highs_options(h: Any, highspy: Any, time_limit: float | None, mip_gap: float,
+                       threads: int | None, presolve: bool | None,
+                       options: Mapping[str, bool | int | float | str] | None) -> None:
     h.setOptionValue("output_flag", False)
     h.setOptionValue("log_to_console", False)
     h.setOptionValue("mip_rel_gap", float(mip_gap))
@@ -114,6 +97,35 @@ def solve_highs(
     for name, value in (options or {}).items():
         if h.setOptionValue(name, value) == highspy.HighsStatus.kError:
             raise ValueError(f"HiGHS rejected option {name}={value!r}")
+
+
+def solve_highs(
+    arrays: MipArrays,
+    time_limit: float | None = None,
+    mip_gap: float = 1e-4,
+    threads: int | None = None,
+    presolve: bool | None = None,
+    start: np.ndarray | None = None,
+    options: Mapping[str, bool | int | float | str] | None = None,
+    interrupt: threading.Event | None = None,
+) -> BackendResult:
+    """Solve with HiGHS through highspy's array API. Output is silenced.
+
+    ``interrupt``: when this event is set (by another thread) the branch and bound stops at
+    its next check; the result is then ``feasible`` (incumbent, ``message`` "Interrupted by
+    user") or ``TIME_LIMIT_NO_SOLUTION``.
+
+    ``presolve=None`` keeps HiGHS' default (on); see solve.py for when it is switched off.
+    ``options`` are further HiGHS options by name (solve.py passes ``HIGHS_MIP_OPTIONS``).
+    """
+    trivial = _trivial(arrays, "highs")
+    if trivial is not None:
+        return trivial
+    import highspy  # imported lazily: solve() falls back to CBC when it is missing
+
+    started = time.perf_counter()
+    h = highspy.Highs()
+    _set_highs_options(h, highspy, time_limit, mip_gap, threads, presolve, options)
     csc = sp.csc_matrix(arrays.A)
     csc.sort_indices()
     integral = bool(np.any(arrays.integrality))
@@ -135,7 +147,7 @@ def solve_highs(
         arrays.integrality.astype(np.int32),
     )
     if status == highspy.HighsStatus.kError:
-        return BackendResult("error", solver="highs", message="passModel failed",
+        return BackendResult(SolveStatus.ERROR, solver="highs", message="passModel failed",
                              seconds=time.perf_counter() - started)
     if start is not None:
         # a known feasible point (e.g. the regional solutions for a national solve): HiGHS
@@ -150,7 +162,11 @@ def solve_highs(
 
         h.cbMipInterrupt += on_mip_check
     h.run()
-    seconds = time.perf_counter() - started
+    return _highs_outcome(h, highspy, integral, time.perf_counter() - started)
+
+
+def _highs_outcome(h: Any, highspy: Any, integral: bool, seconds: float) -> BackendResult:
+    """The BackendResult of a finished HiGHS run: status, solution, gap and bound."""
     model_status = h.getModelStatus()
     info = h.getInfo()
     ms = highspy.HighsModelStatus
@@ -165,29 +181,28 @@ def solve_highs(
             gap = _relative_gap(objective, bound)
     else:
         bound, gap = objective, 0.0
+    message = h.modelStatusToString(model_status)
     if model_status == ms.kOptimal:
         x = np.array(h.getSolution().col_value)
-        return BackendResult("optimal", objective, x, max(gap, 0.0), seconds, "highs",
+        return BackendResult(SolveStatus.OPTIMAL, objective, x, max(gap, 0.0), seconds, "highs",
                              bound=bound)
     if model_status in (ms.kInfeasible, ms.kUnboundedOrInfeasible):
-        return BackendResult("infeasible", seconds=seconds, solver="highs",
-                             message=h.modelStatusToString(model_status))
+        return BackendResult(SolveStatus.INFEASIBLE, seconds=seconds, solver="highs",
+                             message=message)
     limit_hit = model_status in (
         ms.kTimeLimit, ms.kIterationLimit, ms.kSolutionLimit, ms.kInterrupt, ms.kObjectiveBound,
         ms.kObjectiveTarget,
     )
-    if limit_hit and has_primal:
+    if not limit_hit:
+        return BackendResult(SolveStatus.ERROR, seconds=seconds, solver="highs", message=message)
+    interrupted = model_status == ms.kInterrupt
+    if has_primal:
         x = np.array(h.getSolution().col_value)
-        return BackendResult("feasible", objective, x, gap, seconds,
-                             "highs", message=h.modelStatusToString(model_status),
-                             interrupted=model_status == ms.kInterrupt,
+        return BackendResult(SolveStatus.FEASIBLE, objective, x, gap, seconds,
+                             "highs", message=message, interrupted=interrupted,
                              bound=bound if math.isfinite(bound) else None)
-    if limit_hit:
-        return BackendResult("no_solution", seconds=seconds, solver="highs",
-                             message=h.modelStatusToString(model_status),
-                             interrupted=model_status == ms.kInterrupt)
-    return BackendResult("error", seconds=seconds, solver="highs",
-                         message=h.modelStatusToString(model_status))
+    return BackendResult(SolveStatus.TIME_LIMIT_NO_SOLUTION, seconds=seconds, solver="highs",
+                         message=message, interrupted=interrupted)
 
 
 def solve_pulp(
@@ -211,6 +226,30 @@ def solve_pulp(
     if solver != "cbc":
         raise ValueError(f"solve_pulp supports solver='cbc', got {solver!r}")
     start = time.perf_counter()
+    prob, xs = _pulp_problem(arrays, pulp)
+    fd, log_path = tempfile.mkstemp(suffix=".log", prefix="herschik_cbc_")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            # PULP_CBC_CMD (the CBC bundled with PuLP) is deprecated for PuLP 4 but is the one
+            # CBC that is installed everywhere PuLP is
+            warnings.simplefilter("ignore", DeprecationWarning)
+            cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=mip_gap,
+                                    threads=threads, logPath=log_path,
+                                    options=[] if preprocess else ["preprocess off"])
+            prob.solve(cmd)
+        with open(log_path, encoding="utf-8", errors="replace") as handle:
+            log = handle.read()
+    finally:
+        try:
+            os.remove(log_path)
+        except OSError:
+            pass
+    return _cbc_outcome(prob, xs, arrays, log, time.perf_counter() - start, pulp)
+
+
+def _pulp_problem(arrays: MipArrays, pulp: Any) -> tuple[Any, list[Any]]:
+    """The PuLP problem of ``arrays`` and its variables (one per column, in column order)."""
     prob = pulp.LpProblem("herschik", pulp.LpMinimize)
     # PuLP >= 3.3 attaches variables to the problem (LpVariable(...) is deprecated there)
     new_var = getattr(prob, "add_variable", None) or pulp.LpVariable
@@ -234,40 +273,29 @@ def solve_pulp(
             [(xs[j], float(v)) for j, v in zip(csr.indices[lo_i:hi_i], csr.data[lo_i:hi_i],
                                                strict=True)])
         lo, hi = float(arrays.row_lower[i]), float(arrays.row_upper[i])
-        if math.isfinite(lo) and math.isfinite(hi) and abs(hi - lo) <= 1e-12:
+        if math.isfinite(lo) and math.isfinite(hi) and abs(hi - lo) <= EQUALITY_TOL:
             prob.addConstraint(pulp.LpConstraint(expr, pulp.LpConstraintEQ, f"r{i}", lo))
             continue
         if math.isfinite(lo):
             prob.addConstraint(pulp.LpConstraint(expr, pulp.LpConstraintGE, f"r{i}_lo", lo))
         if math.isfinite(hi):
             prob.addConstraint(pulp.LpConstraint(expr, pulp.LpConstraintLE, f"r{i}_hi", hi))
-    fd, log_path = tempfile.mkstemp(suffix=".log", prefix="herschik_cbc_")
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            # PULP_CBC_CMD (the CBC bundled with PuLP) is deprecated for PuLP 4 but is the one
-            # CBC that is installed everywhere PuLP is
-            warnings.simplefilter("ignore", DeprecationWarning)
-            cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=mip_gap,
-                                    threads=threads, logPath=log_path,
-                                    options=[] if preprocess else ["preprocess off"])
-            prob.solve(cmd)
-        with open(log_path, encoding="utf-8", errors="replace") as handle:
-            log = handle.read()
-    finally:
-        try:
-            os.remove(log_path)
-        except OSError:
-            pass
-    seconds = time.perf_counter() - start
+    return prob, xs
+
+
+def _cbc_outcome(prob: Any, xs: list[Any], arrays: MipArrays, log: str, seconds: float,
+                 pulp: Any) -> BackendResult:
+    """The BackendResult of a finished CBC run, with the gap and bound read from its log."""
     status = pulp.LpStatus.get(prob.status, "Undefined")
     sol_status = prob.sol_status
     if status == "Infeasible" or (status == "Undefined" and "infeasible" in log.lower()):
-        return BackendResult("infeasible", seconds=seconds, solver="cbc", message=status)
+        return BackendResult(SolveStatus.INFEASIBLE, seconds=seconds, solver="cbc",
+                             message=status)
     if status == "Not Solved":
-        return BackendResult("no_solution", seconds=seconds, solver="cbc", message=status)
+        return BackendResult(SolveStatus.TIME_LIMIT_NO_SOLUTION, seconds=seconds, solver="cbc",
+                             message=status)
     if status != "Optimal":
-        return BackendResult("error", seconds=seconds, solver="cbc", message=status)
+        return BackendResult(SolveStatus.ERROR, seconds=seconds, solver="cbc", message=status)
     x = np.array([v.varValue if v.varValue is not None else 0.0 for v in xs], dtype=float)
     objective = float(arrays.c @ x + arrays.offset)
     stopped = re.search(r"Result - Stopped on (time|iteration|node|solution)", log)
@@ -282,10 +310,10 @@ def solve_pulp(
     else:
         mip = float("nan")
     if sol_status == pulp.LpSolutionIntegerFeasible or stopped:
-        return BackendResult("feasible", objective, x, mip, seconds, "cbc",
+        return BackendResult(SolveStatus.FEASIBLE, objective, x, mip, seconds, "cbc",
                              message="stopped on limit", bound=bound)
     # "Optimal" from CBC means within gapRel; without a reported gap it closed the tree
     if not math.isfinite(mip):
         mip, bound = 0.0, objective
-    return BackendResult("optimal", objective, x, mip, seconds, "cbc",
+    return BackendResult(SolveStatus.OPTIMAL, objective, x, mip, seconds, "cbc",
                          bound=objective if bound is None else bound)

@@ -13,6 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
+from .tolerances import FLOW_EPS, REDUCED_COST_TOL
+
 
 def reconstruct_baseline_flows(
     demand: np.ndarray,
@@ -66,12 +68,11 @@ def _transport(supply: np.ndarray, volume: np.ndarray, cost: np.ndarray, name: s
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Min-cost transportation supply -> volume (balanced), exact, by column generation.
 
-    The full LP has areas x sites columns (~270k per treatment nationally) and takes ~5 s in
-    HiGHS even without presolve (48 s with). Almost all of the optimal flow goes to near sites,
+    The full LP has areas x sites columns and is slow nationally, even without presolve
+    (docs/decisions/solver-settings.md). Almost all of the optimal flow goes to near sites,
     so we solve a restricted LP over each area's nearest sites and each site's nearest areas,
     price out every other pair with the duals (reduced cost c - u_a - v_s), add those with
-    negative reduced cost and repeat. The result is optimal for the full problem (LP duality),
-    in well under a second.
+    negative reduced cost and repeat. The result is optimal for the full problem (LP duality).
     Returns (flow, area index, site index) of the columns with flow > 0.
     """
     n_a, n_s = cost.shape
@@ -95,8 +96,8 @@ def _transport(supply: np.ndarray, volume: np.ndarray, cost: np.ndarray, name: s
         rows = np.concatenate([ai, n_a + si])
         cols = np.concatenate([np.arange(n_var), np.arange(n_var)])
         a_eq = sp.csr_matrix((np.ones(2 * n_var), (rows, cols)), shape=(n_a + n_s, n_var))
-        # presolve off: HiGHS' presolve is pathologically slow on transportation LPs (measured
-        # on 3,340 areas x 80 sites: 48 s with presolve, 0.8 s without, same optimum)
+        # presolve off: HiGHS' presolve is pathologically slow on transportation LPs
+        # (docs/decisions/solver-settings.md)
         res = linprog(finite_cost[ai, si], A_eq=a_eq, b_eq=b_eq, bounds=(0, None),
                       method="highs", options={"presolve": False})
         if res.status == 2 or res.x is None:
@@ -113,9 +114,9 @@ def _transport(supply: np.ndarray, volume: np.ndarray, cost: np.ndarray, name: s
             raise ValueError(f"treatment {name}: baseline LP failed ({res.message})")
         duals = res.eqlin.marginals
         reduced = finite_cost - duals[:n_a, None] - duals[None, n_a:]
-        entering = reachable & ~active & (reduced < -1e-9 * (1.0 + np.abs(finite_cost)))
+        entering = reachable & ~active & (reduced < -REDUCED_COST_TOL * (1.0 + np.abs(finite_cost)))
         if not entering.any():
-            x = np.where(res.x > 1e-9, res.x, 0.0)
+            x = np.where(res.x > FLOW_EPS, res.x, 0.0)
             keep = x > 0
             return x[keep], ai[keep], si[keep]
         active |= entering

@@ -38,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .instance import Instance
-from .params import SolveParams
+from .params import ObjectiveName, SolveParams
 
 LINKINGS = ("nearest", "aggregated", "per_pair")
 
@@ -299,7 +299,7 @@ def _allowed_for(instance: Instance, params: SolveParams, cand: np.ndarray, t: i
     return ok
 
 
-OBJECTIVE_TERMS = ("travel", "moved", "providers", "planner")
+OBJECTIVE_TERMS: tuple[ObjectiveName, ...] = ("travel", "moved", "providers", "planner")
 
 
 def objective_weights(params: SolveParams) -> dict[str, float]:
@@ -586,12 +586,12 @@ def build_arrays(
             if not present:
                 continue
             if len(present) < len(normed):
-                for c in present:
-                    y_upper[c - y_start] = 0.0
+                for col in present:
+                    y_upper[col - y_start] = 0.0
                 continue
-            for c in present[1:]:
+            for col in present[1:]:
                 b_r += [n_b, n_b]
-                b_c += [present[0], c]
+                b_c += [present[0], col]
                 b_v += [1.0, -1.0]
                 n_b += 1
     add_family("bundle", np.array(b_r, dtype=np.int64), np.array(b_c, dtype=np.int64),

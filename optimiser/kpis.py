@@ -39,16 +39,18 @@ For an infeasible solution the "after" KPIs are ``None``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .instance import Instance
 from .params import SolveParams
 from .solution import Solution
+from .tolerances import FLOW_EPS as FLOW_MIN
+from .tolerances import QUANTILE_REL_TOL
 
-#: flows at or below this many patients per year do not count as "going somewhere"
-FLOW_MIN = 1e-9
 #: The scalar KPIs of the contract, in the order tables and terminal output show them.
 SCALAR_KPIS: tuple[str, ...] = (
     "patients",
@@ -62,15 +64,26 @@ SCALAR_KPIS: tuple[str, ...] = (
 )
 
 
-def weighted_quantile_lower(values: np.ndarray, weights: np.ndarray, q: float) -> float:
-    """Smallest value whose cumulative weight reaches ``q`` of the total (inverted CDF)."""
+def weighted_quantile(values: ArrayLike, weights: ArrayLike, q: float, *,
+                      empty: float = math.nan) -> float:
+    """The lower weighted quantile: the smallest value whose cumulative weight reaches ``q`` of
+    the total (the inverted CDF; with unit weights ``np.quantile(method="inverted_cdf")``).
+
+    The one weighted quantile of the project (KPIs, the verifier, the report). ``weights`` are
+    non-negative. Without values, or with zero total weight, the quantile is undefined and
+    ``empty`` is returned (NaN unless the caller names a value: the KPIs say 0, "nobody").
+    The threshold is ``q`` of the total less a relative ``QUANTILE_REL_TOL``, so that a
+    cumulative weight equal to it up to rounding reaches it.
+    """
     values = np.asarray(values, dtype=float)
     weights = np.asarray(weights, dtype=float)
+    if values.shape != weights.shape:
+        raise ValueError(f"values {values.shape} and weights {weights.shape} differ in shape")
     if values.size == 0 or weights.sum() <= 0:
-        return 0.0
+        return float(empty)
     order = np.argsort(values, kind="stable")
     cum = np.cumsum(weights[order])
-    idx = int(np.searchsorted(cum, q * cum[-1] * (1 - 1e-12), side="left"))
+    idx = int(np.searchsorted(cum, q * cum[-1] * (1 - QUANTILE_REL_TOL), side="left"))
     return float(values[order][min(idx, values.size - 1)])
 
 
@@ -124,7 +137,7 @@ def compute_kpis(instance: Instance, solution: Solution, params: SolveParams) ->
         "patients_moved": _round(moved),
         "mean_travel_min_after": _round(after),
         "mean_extra_min": _round(float((w * extra).sum()) / wsum if wsum > 0 else 0.0),
-        "p90_extra_min": _round(weighted_quantile_lower(extra, w, 0.9)),
+        "p90_extra_min": _round(weighted_quantile(extra, w, 0.9, empty=0.0)),
         "max_extra_min": _round(float(extra.max()) if extra.size else 0.0),
         "max_travel_min_after": _round(float(minutes.max()) if minutes.size else 0.0),
         "providers_after": {tid: int(keep[:, t].sum())
@@ -176,7 +189,7 @@ def _displaced_figures(extra: np.ndarray, weights: np.ndarray, optional: float,
         "displaced_share": _round(displaced / patients if patients > 0 else 0.0),
         "displaced_mean_extra_min": _round(float((weights * extra).sum()) / displaced
                                            if displaced > 0 else 0.0),
-        "displaced_p90_extra_min": _round(weighted_quantile_lower(extra, weights, 0.9)),
+        "displaced_p90_extra_min": _round(weighted_quantile(extra, weights, 0.9, empty=0.0)),
         "displaced_max_extra_min": _round(float(extra.max()) if extra.size else 0.0),
         "patients_moved_optional": _round(max(optional, 0.0)),
     }

@@ -12,33 +12,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from herschik.columns import ASSIGNMENT_COLUMNS, HOSPITAL_CHANGE_COLUMNS, SITE_VOLUME_COLUMNS
+
 from .formulation import required_matrix
 from .instance import Instance
 from .params import SolveParams
 from .solution import Solution
+from .tolerances import BELOW_NORM_TOL
+from .tolerances import FLOW_EPS as MIN_PATIENTS
 
 DECIMALS = 6
 CONTRACT_VERSION = 1
 
-SITE_VOLUME_COLUMNS = [
-    "region_id", "site_id", "site_name", "intervention_id", "norm", "required_min",
-    "volume_before", "volume_after", "kept_before", "kept_after",
-]
-ASSIGNMENT_COLUMNS = [
-    "region_id", "area_id", "area_name", "intervention_id", "site_id", "site_name", "patients",
-    "travel_min", "travel_min_before", "extra_min",
-]
-HOSPITAL_CHANGE_COLUMNS = [
-    "region_id", "site_id", "site_name", "intervention_id", "intervention_name", "norm",
-    "required_min", "volume_before", "volume_after", "volume_change", "status",
-]
+# the tables' columns are defined once, in herschik.columns (geo.export reads them too)
 #: status of a (site, treatment) row of hospital_changes.csv
 HOSPITAL_STATUSES = ("kept", "lost", "gained", "below_norm", "unchanged_no_norm")
-#: a kept site this many patients below its required volume is "below_norm" (solver noise aside)
-BELOW_NORM_TOL = 1e-6
-
-#: assignments below this many patients per year are solver noise, not an assignment
-MIN_PATIENTS = 1e-9
 
 
 def _r(value: float) -> float:
@@ -231,7 +219,7 @@ def summary_dict(instance: Instance, solution: Solution, params: SolveParams,
         "contract": CONTRACT_VERSION,
         "region_id": instance.region_id,
         "scenario": params.model_dump(mode="json"),
-        "status": solution.status,
+        "status": solution.status.value,
         "objective": solution.objective,
         "mip_gap": solution.mip_gap,
         "mip_bound": solution.mip_bound,

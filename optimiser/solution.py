@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-Status = Literal["optimal", "feasible", "infeasible", "time_limit_no_solution"]
+from .status import SolveStatus
 
 
 @dataclass
@@ -21,7 +21,8 @@ class Solution:
     feasibility undecided).
     """
 
-    status: Status
+    #: OPTIMAL, FEASIBLE, INFEASIBLE or TIME_LIMIT_NO_SOLUTION (a plain string is converted)
+    status: SolveStatus
     solver: str
     objective: float | None = None
     #: worst relative gap of the sub-problems (the solver's real gap, not a tolerance)
@@ -39,6 +40,9 @@ class Solution:
     decomposition: str = ""
     warnings: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.status = SolveStatus(self.status)
+
     @property
     def feasible(self) -> bool:
-        return self.status in ("optimal", "feasible")
+        return self.status.solved

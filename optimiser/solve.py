@@ -52,18 +52,23 @@ from .formulation import (
 from .instance import Instance
 from .params import SolveParams
 from .solution import Solution
+from .status import SolveStatus
+from .tolerances import (
+    GREEDY_TOL,
+    KEEP_THRESHOLD,
+    MOVES_SLACK_ABS,
+    MOVES_SLACK_REL,
+    PROVEN_OPTIMAL_GAP,
+    PROVIDES_MIN,
+    SOLVER_FLOW_NOISE,
+    ZERO_MOVES,
+)
 
-#: HiGHS presolve for the sub-MIPs: off. With the aggregated linking it made no difference on
-#: the real data (docs/decisions/linking.md), and it is very slow on the transportation-like
-#: LPs of large instances (48 s vs 0.8 s measured on a national baseline LP).
+#: HiGHS presolve for the sub-MIPs: off; it does not help here and is very slow on large
+#: transportation-like LPs (docs/decisions/solver-settings.md).
 HIGHS_PRESOLVE = False
-#: HiGHS' root sub-MIP heuristics (RENS, RINS) and root reduced-cost heuristic: off. On these
-#: models the dual bound, not the incumbent, limits the search, and those heuristics spent up to
-#: 5 s of a 12 s solve at the root. Measured per treatment on all seven regions (default
-#: scenario, threads=1, same run, 3 repeats; benchmarks/RESULTS.md "Solver settings"): the
-#: summed solve time fell 1.7-3.5x (noordoost 33.1 -> 16.0 s, zuidwest 10.7 -> 4.1 s,
-#: noord_holland_flevoland 6.1 -> 1.8 s), same optima. Feasibility jump, shifting and ZI
-#: rounding stay on.
+#: HiGHS' root sub-MIP heuristics (RENS, RINS) and root reduced-cost heuristic: off; the dual
+#: bound, not the incumbent, limits the search (docs/decisions/solver-settings.md).
 HIGHS_MIP_OPTIONS: dict[str, bool] = {
     "mip_heuristic_run_rens": False,
     "mip_heuristic_run_rins": False,
@@ -73,25 +78,17 @@ HIGHS_MIP_OPTIONS: dict[str, bool] = {
 #: the scenario is infeasible whatever this one's optimum, so it was only checked for
 #: feasibility (an incumbent, or a zero-objective solve), so that the diagnosis still lists
 #: every infeasible treatment and none that is not. "not_decided": that check hit the time limit.
-NOT_OPTIMISED = "feasible_not_optimised"
-NOT_DECIDED = "not_decided"
-#: A sub-problem is reported "optimal" only when the solver's real relative gap is at most this
-#: (the default ``mip_gap``); a larger ``--mip-gap`` that stops earlier gives "feasible" with the
-#: gap and bound the solver reached, never "optimal".
-PROVEN_OPTIMAL_GAP = 1e-4
+NOT_OPTIMISED = SolveStatus.FEASIBLE_NOT_OPTIMISED
+NOT_DECIDED = SolveStatus.NOT_DECIDED
 #: Status of a solve (and of a sub-problem) that hit the time limit before any feasible solution
 #: was found: feasibility is undecided, so it is never reported as infeasible.
-TIME_LIMIT_NO_SOLUTION = "time_limit_no_solution"
-#: flows below this (patients per year) are solver noise and set to 0
-FLOW_EPS = 1e-7
-#: a site "provides" a treatment without a norm when it treats more than this many patients/yr
-PROVIDES_MIN = 1e-5
+TIME_LIMIT_NO_SOLUTION = SolveStatus.TIME_LIMIT_NO_SOLUTION
 
 
 @dataclass
 class _ComponentResult:
     treatments: list[int]
-    status: str
+    status: SolveStatus
     x: np.ndarray | None
     arrays: MipArrays
     gap: float | None
@@ -117,30 +114,31 @@ def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
         except ImportError as exc:  # highspy missing
             notes.append(f"highspy unavailable ({exc}); solved with CBC instead")
             result = None
-        except Exception as exc:  # noqa: BLE001 - any HiGHS failure: try CBC rather than crash
+        except Exception as exc:  # any HiGHS failure: try CBC rather than crash
             notes.append(f"HiGHS failed ({exc!r}); solved with CBC instead")
             result = None
-        if result is not None and result.status != "error":
+        if result is not None and result.status != SolveStatus.ERROR:
             return _proven(result), notes
         if result is not None:
             notes.append(f"HiGHS returned an error ({result.message}); solved with CBC instead")
     result = solve_pulp(arrays, "cbc", params.time_limit, params.mip_gap, threads,
                         preprocess=cbc_preprocess)
-    if result.status == "error":
+    if result.status == SolveStatus.ERROR:
         raise RuntimeError(f"CBC failed on a sub-problem: {result.message}")
     return _proven(result), notes
 
 
 def _proven(result: BackendResult) -> BackendResult:
     """``optimal`` only within PROVEN_OPTIMAL_GAP; a looser requested gap gives ``feasible``."""
-    if result.status == "optimal" and (result.mip_gap or 0.0) > PROVEN_OPTIMAL_GAP:
-        result.status = "feasible"
+    if result.status == SolveStatus.OPTIMAL and (result.mip_gap or 0.0) > PROVEN_OPTIMAL_GAP:
+        result.status = SolveStatus.FEASIBLE
         result.message = result.message or "stopped at the requested mip_gap"
     return result
 
 
-def _worse(a: str, b: str) -> str:
-    order = {"optimal": 0, "feasible": 1, "no_solution": 2, "infeasible": 3}
+def _worse(a: SolveStatus, b: SolveStatus) -> SolveStatus:
+    order = {SolveStatus.OPTIMAL: 0, SolveStatus.FEASIBLE: 1,
+             SolveStatus.TIME_LIMIT_NO_SOLUTION: 2, SolveStatus.INFEASIBLE: 3}
     return a if order.get(a, 3) >= order.get(b, 3) else b
 
 
@@ -166,8 +164,8 @@ def _feasibility_only(instance: Instance, params: SolveParams, treatments: list[
     """Only decide feasibility (zero objective, any incumbent will do): see NOT_OPTIMISED."""
     check = arrays.with_objective(np.zeros(arrays.n_cols))
     res, notes = _run_backend(check, params.model_copy(update={"mip_gap": 1.0}), threads)
-    status = {"infeasible": "infeasible", "optimal": NOT_OPTIMISED,
-              "feasible": NOT_OPTIMISED}.get(res.status, NOT_DECIDED)
+    status = {SolveStatus.INFEASIBLE: SolveStatus.INFEASIBLE, SolveStatus.OPTIMAL: NOT_OPTIMISED,
+              SolveStatus.FEASIBLE: NOT_OPTIMISED}.get(res.status, NOT_DECIDED)
     return _ComponentResult(treatments, status, None, arrays, None, build, spent + res.seconds,
                             res.solver, {}, notes)
 
@@ -193,7 +191,7 @@ def _solve_component(instance: Instance, params: SolveParams, treatments: list[i
                                 else None)
     result.info.pop("bound_phase2", None)
     if stop is not None:
-        if result.status == "infeasible":
+        if result.status == SolveStatus.INFEASIBLE:
             stop.set()
         elif result.info.pop("interrupted", False):
             if result.x is not None:  # an incumbent: feasible, not optimised
@@ -217,19 +215,6 @@ def _component_params(instance: Instance, params: SolveParams, treatments: list[
     if norms.size and np.all(np.isnan(norms)):
         return params.model_copy(update={"objective": "planner", "objective_weights": None})
     return params
-
-
-#: Slack of the phase-2 row "unnecessary moves <= phase-1 optimum" (patients per year): solver
-#: tolerance only, so that phase 1's own solution stays feasible for phase 2.
-MOVES_SLACK_ABS = 1e-7
-MOVES_SLACK_REL = 1e-9
-
-
-#: phase-1 optimum at or below this (patients) is "no unnecessary move": phase 2 then uses the
-#: equivalent, much tighter per-flow form (_zero_moves_model) instead of one dense row
-ZERO_MOVES = 1e-9
-#: row / bound tolerance of the greedy planner start (patients)
-GREEDY_TOL = 1e-7
 
 
 def _planner_greedy(arrays: MipArrays, instance: Instance) -> np.ndarray | None:
@@ -337,8 +322,9 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
         if greedy is not None:
             # "close every hospital below its norm, displaced patients to the nearest one that
             # keeps it" has no unnecessary move: it proves phase 1 (U >= 0) without a solve
-            res1, n1 = BackendResult("optimal", 0.0, greedy, 0.0, 0.0, params.solver,
-                                     bound=0.0), []
+            res1 = BackendResult(SolveStatus.OPTIMAL, 0.0, greedy, 0.0, 0.0, params.solver,
+                                 bound=0.0)
+            n1: list[str] = []
             info["phase1"] = "greedy"
         else:
             warm = _start_vector(arrays, instance, start) if planner else None
@@ -346,9 +332,10 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
         notes += n1
         solve_s = res1.seconds
         info["interrupted"] = res1.interrupted
-        if res1.status in ("optimal", "feasible"):
+        if res1.status.solved:
             t1 = time.perf_counter()
             if planner:
+                assert arrays.moves_c is not None  # planner: the model has a moves vector
                 moves = float(arrays.moves_c @ res1.x + arrays.moves_offset)
                 info["unnecessary_moves_phase1"] = round(max(moves, 0.0), 6)
                 if moves <= ZERO_MOVES:
@@ -359,14 +346,15 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
                                                    moves - arrays.moves_offset + slack,
                                                    "moves_ceiling")
             else:
+                assert res1.objective is not None  # solved: it has an objective
                 best = int(round(-float(res1.objective)))
                 info["providers_phase1"] = best
                 phase2 = arrays.with_extra_row(providers_vector(arrays), best - 0.5, np.inf,
                                                "providers_floor")
             phase2 = phase2.with_objective(travel_vector(phase2, instance))
             build += time.perf_counter() - t1
-            # phase 1's solution keeps `best` providers, so it is feasible for phase 2: start
-            # there (measured: phase 2 ~7 % faster on zuidwest; never worse under a time limit)
+            # phase 1's solution is feasible for phase 2: start there
+            # (docs/decisions/solver-settings.md)
             res2, n2 = _run_backend(phase2, params, threads, start=res1.x, stop=stop,
                                     cbc_preprocess=not planner)
             notes += n2
@@ -380,7 +368,7 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
                 info["bound"] = None
             else:
                 info["bound"] = float(res1.bound) if planner else -float(res1.bound)
-            if res2.status in ("optimal", "feasible"):
+            if res2.status.solved:
                 gap = max(res1.mip_gap or 0.0, res2.mip_gap or 0.0)
                 return _ComponentResult(treatments, status, res2.x, phase2, gap, build, solve_s,
                                         res2.solver, info, notes)
@@ -396,7 +384,7 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
     notes += n
     info["interrupted"] = res.interrupted
     info["bound"] = res.bound
-    x = res.x if res.status in ("optimal", "feasible") else None
+    x = res.x if res.status.solved else None
     return _ComponentResult(treatments, res.status, x, arrays, res.mip_gap, build, res.seconds,
                             res.solver, info, notes)
 
@@ -478,7 +466,7 @@ def _run_from_both_ends(ascending: list[int], workers: int,
                 i = queue.pop() if from_largest else queue.popleft()
             try:
                 results[i] = run(i)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            except BaseException as exc:  # re-raised in the calling thread
                 with lock:
                     errors.append(exc)
                 return
@@ -532,10 +520,8 @@ def solve_components(instance: Instance, params: SolveParams, start: Solution | 
     n_comp = len(comps)
     cores = params.threads or os.cpu_count() or 1
     workers = max(1, min(cores, n_comp, max_workers or cores))
-    # HiGHS always runs single-threaded: parallelism comes from solving sub-problems side by
-    # side. Letting HiGHS use several threads on one model made it return a different (equally
-    # optimal) solution than with one thread (measured: moved objective differed in the 9th
-    # digit), and results must not depend on the machine's core count.
+    # HiGHS always runs single-threaded, parallelism comes from solving sub-problems side by
+    # side: results must not depend on the core count (docs/decisions/solver-settings.md).
     threads = 1
     # One infeasible sub-problem makes the scenario infeasible: the others then stop optimising.
     stop = threading.Event() if n_comp > 1 and early_stop else None
@@ -552,6 +538,27 @@ def solve_components(instance: Instance, params: SolveParams, start: Solution | 
     else:
         results = [run(i) for i in range(n_comp)]
     return comps, explanation, results
+
+
+def _infeasible_diagnosis(instance: Instance, params: SolveParams,
+                          infeasible_treatments: list[str],
+                          unsolved_treatments: list[str] | None) -> dict[str, Any]:
+    """The diagnosis of an infeasible solve; ``unsolved_treatments``: those whose sub-problem
+    hit the time limit without a solution (undecided, but one infeasible one decides)."""
+    from .diagnose import diagnose
+
+    try:
+        diagnosis = diagnose(instance, params, infeasible_treatments)
+    except Exception as exc:  # a diagnosis bug must not hide the status
+        _warnings.warn(f"diagnose failed: {exc!r}", stacklevel=3)
+        diagnosis = {"reason": "The scenario has no feasible solution (the diagnosis "
+                               f"itself failed: {exc!r}).",
+                     "infeasible_treatments": infeasible_treatments}
+    if unsolved_treatments is not None:
+        diagnosis = dict(diagnosis)
+        diagnosis["time_limit_reached"] = True
+        diagnosis["unsolved_treatments"] = unsolved_treatments
+    return diagnosis
 
 
 def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], explanation: str,
@@ -571,7 +578,7 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
     flow = np.zeros((n_areas, n_sites, n_treat))
     keep = np.zeros((n_sites, n_treat), dtype=bool)
     subproblems: list[dict[str, Any]] = []
-    status = "optimal"
+    status = SolveStatus.OPTIMAL
     infeasible_treatments: list[str] = []
     unsolved_treatments: list[str] = []
     no_solution = False
@@ -583,7 +590,7 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
             "n_vars": r.arrays.n_cols,
             "n_rows": r.arrays.n_rows,
             "n_binaries": int(np.count_nonzero(r.arrays.integrality)),
-            "status": r.status if r.status != "no_solution" else TIME_LIMIT_NO_SOLUTION,
+            "status": str(r.status),
             "gap": None if r.gap is None else float(r.gap),
             "build_seconds": round(r.build_seconds, 4),
             "solve_seconds": round(r.solve_seconds, 4),
@@ -591,10 +598,10 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
         }
         entry.update(r.info)
         if r.status in (NOT_OPTIMISED, NOT_DECIDED):  # only when another one is infeasible
-            status = "infeasible"
+            status = SolveStatus.INFEASIBLE
             subproblems.append(entry)
             continue
-        if r.x is None and r.status == "no_solution":
+        if r.x is None and r.status == TIME_LIMIT_NO_SOLUTION:
             # the time limit ran out before any solution: undecided, not infeasible
             unsolved_treatments += [instance.treatment_ids[t] for t in r.treatments]
             no_solution = True
@@ -602,18 +609,18 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
             continue
         if r.x is None:
             infeasible_treatments += [instance.treatment_ids[t] for t in r.treatments]
-            status = "infeasible"
+            status = SolveStatus.INFEASIBLE
             subproblems.append(entry)
             continue
-        if status != "infeasible" and r.status == "feasible":
-            status = "feasible"
+        if status != SolveStatus.INFEASIBLE and r.status == SolveStatus.FEASIBLE:
+            status = SolveStatus.FEASIBLE
         a = r.arrays
         values = a.flows(r.x)
-        values = np.where(values < FLOW_EPS, 0.0, values)
+        values = np.where(values < SOLVER_FLOW_NOISE, 0.0, values)
         # the bound is d: clip solver tolerance overshoot so flows never exceed demand
         values = np.minimum(values, instance.demand[a.x_area, a.x_treat])
         np.add.at(flow, (a.x_area, a.x_site, a.x_treat), values)
-        yv = np.asarray(r.x)[a.y_slice()] > 0.5
+        yv = np.asarray(r.x)[a.y_slice()] > KEEP_THRESHOLD
         keep[a.y_site[yv], a.y_treat[yv]] = True
         for t in r.treatments:
             _move_tolerance_flows(flow, keep, norms, t, forced_keep)
@@ -628,24 +635,13 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
         entry["travel"] = round(vals["travel"], 6)
         subproblems.append(entry)
 
-    if status == "infeasible":
-        from .diagnose import diagnose
-
-        try:
-            diagnosis = diagnose(instance, params, infeasible_treatments)
-        except Exception as exc:  # noqa: BLE001 - a diagnosis bug must not hide the status
-            _warnings.warn(f"diagnose failed: {exc!r}", stacklevel=2)
-            diagnosis = {"reason": "The scenario has no feasible solution (the diagnosis "
-                                   f"itself failed: {exc!r}).",
-                         "infeasible_treatments": infeasible_treatments}
-        if no_solution:  # other treatments are undecided, but one infeasible one decides
-            diagnosis = dict(diagnosis)
-            diagnosis["time_limit_reached"] = True
-            diagnosis["unsolved_treatments"] = unsolved_treatments
-        return Solution(status="infeasible", solver=solver_used, objective=None, mip_gap=None,
-                        build_seconds=build_s, solve_seconds=solve_s, keep=None, flow=None,
-                        diagnosis=diagnosis, subproblems=subproblems, decomposition=explanation,
-                        warnings=solution_warnings)
+    if status == SolveStatus.INFEASIBLE:
+        diagnosis = _infeasible_diagnosis(instance, params, infeasible_treatments,
+                                          unsolved_treatments if no_solution else None)
+        return Solution(status=SolveStatus.INFEASIBLE, solver=solver_used, objective=None,
+                        mip_gap=None, build_seconds=build_s, solve_seconds=solve_s, keep=None,
+                        flow=None, diagnosis=diagnosis, subproblems=subproblems,
+                        decomposition=explanation, warnings=solution_warnings)
 
     if no_solution:
         diagnosis = {
@@ -665,7 +661,7 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
     if params.small_region_rule == "one_provider":
         for t in shortfall_treatments(instance):
             total = float(instance.demand[:, t].sum())
-            kept = [instance.site_label(s) for s in np.nonzero(keep[:, t])[0]]
+            kept = [instance.site_label(int(s)) for s in np.nonzero(keep[:, t])[0]]
             solution_warnings.append(
                 f"{instance.treatment_label(t)}: the whole demand of {instance.region_id} "
                 f"({total:.1f} patients/yr) is below the norm "
@@ -679,8 +675,8 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
     bounds = [e.get("bound") for e in subproblems]
     # sub-problems are independent, so their bounds add up (solver objective units: for
     # ``moved`` that includes the tie-break, for ``providers`` it is an upper bound)
-    mip_bound = (float(sum(bounds)) if bounds and all(b is not None for b in bounds)
-                 else None)
+    mip_bound = (float(sum(b for b in bounds if b is not None))
+                 if bounds and all(b is not None for b in bounds) else None)
     return Solution(status=status, solver=solver_used, objective=objective, mip_gap=mip_gap,
                     mip_bound=mip_bound,
                     build_seconds=build_s, solve_seconds=solve_s, keep=keep, flow=flow,

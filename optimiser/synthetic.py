@@ -10,8 +10,9 @@ volumes allow, with some sites drawing more than their nearest share).
 from __future__ import annotations
 
 import numpy as np
-from herschik.optimiser.baseline import reconstruct_baseline_flows
-from herschik.optimiser.instance import Instance, Site, Treatment
+
+from .baseline import reconstruct_baseline_flows
+from .instance import Instance, Site, Treatment
 
 
 def synthetic_instance(
@@ -71,8 +72,9 @@ def synthetic_instance(
     treatments = []
     for t in range(n_treatments):
         tier = None
-        if tiered and t == 0 and norms[t] is not None:
-            tier = {"HHOC": norms[t] * 1.5, "PP": norms[t], "PPR": norms[t] * 0.6}
+        norm = norms[t]
+        if tiered and t == 0 and norm is not None:
+            tier = {"HHOC": norm * 1.5, "PP": norm, "PPR": norm * 0.6}
         treatments.append(Treatment(id=f"T{t:02d}", group_id="G", name=f"treatment {t}",
                                     norm=norms[t], tier_norms=tier))
     return Instance(

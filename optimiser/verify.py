@@ -12,12 +12,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from herschik.optimiser.instance import Instance
-from herschik.optimiser.params import SolveParams
-from herschik.optimiser.solution import Solution
 
-#: Absolute tolerance in patients (the LP solvers work to ~1e-7 relative).
-TOL = 1e-5
+from .instance import Instance
+from .kpis import weighted_quantile
+from .params import SolveParams
+from .solution import Solution
+from .status import SolveStatus
+from .tolerances import (
+    FLOW_EPS,
+    KPI_TOL,
+    PROVIDES_MIN,
+    TRAVEL_TOL_MIN,
+    VERIFY_EXTRA_TRAVEL_TOL_MIN,
+    VERIFY_TOL,
+)
+
+#: Absolute tolerance in patients (tolerances.VERIFY_TOL)
+TOL = VERIFY_TOL
 
 
 def _pairs(items: list[Any], instance: Instance) -> set[tuple[int, int]]:
@@ -121,11 +132,11 @@ def verify(
                 providers = np.nonzero(instance.baseline_volume[:, t] > 0)[0]
                 if len(providers):
                     allowed = max(allowed, float(np.min(instance.travel_min[a, providers])))
-            if minutes > allowed + 1e-9:
+            if minutes > allowed + TRAVEL_TOL_MIN:
                 problems.append(f"{where}: {minutes:.1f} min exceeds the travel limit {allowed}")
         if params.max_extra_travel is not None and np.isfinite(baseline_travel[a, t]):
             extra = minutes - baseline_travel[a, t]
-            if extra > params.max_extra_travel + 1e-6:
+            if extra > params.max_extra_travel + VERIFY_EXTRA_TRAVEL_TOL_MIN:
                 problems.append(
                     f"{where}: {extra:.1f} extra min exceeds max_extra_travel "
                     f"{params.max_extra_travel}"
@@ -158,7 +169,7 @@ def verify(
         for t in range(n_treat):
             name = f"site {site_ids[s]}, {treatment_ids[t]}"
             if np.isnan(required[s, t]):
-                if bool(keep[s, t]) != bool(volume[s, t] > TOL):
+                if bool(keep[s, t]) != bool(volume[s, t] > PROVIDES_MIN):
                     problems.append(
                         f"{name}: keep={bool(keep[s, t])} but volume {volume[s, t]:.4f}"
                     )
@@ -211,7 +222,7 @@ def verify(
     return problems
 
 
-def _close(a: float, b: float, tol: float = 1e-3) -> bool:
+def _close(a: float, b: float, tol: float = KPI_TOL) -> bool:
     return abs(float(a) - float(b)) <= tol * max(1.0, abs(float(b)))
 
 
@@ -245,33 +256,28 @@ def _check_kpis(
         for t, tid in enumerate(instance.treatment_ids)
     }
     providers_after = {
-        tid: int((flow[:, :, t].sum(axis=0) > TOL).sum())
+        tid: int((flow[:, :, t].sum(axis=0) > PROVIDES_MIN).sum())
         for t, tid in enumerate(instance.treatment_ids)
     }
-    for key, value in (
+    for key, counts in (
         ("providers_before", providers_before),
         ("providers_after", providers_after),
     ):
         reported = {k: int(v) for k, v in (kpis.get(key) or {}).items()}
-        if reported != value:
-            problems.append(f"KPI {key} reported {reported} but recomputed {value}")
+        if reported != counts:
+            problems.append(f"KPI {key} reported {reported} but recomputed {counts}")
     if "patients_displaced" in kpis:
         problems.extend(_check_displaced(kpis, instance, flow, travel))
     return problems
 
 
 def _lower_quantile(values: list[float], weights: list[float], q: float) -> float:
-    """Smallest value whose cumulative weight reaches q of the total (written afresh here)."""
-    pairs = sorted(zip(values, weights, strict=True), key=lambda p: p[0])
-    total = sum(weights)
-    if not pairs or total <= 0:
-        return 0.0
-    running = 0.0
-    for value, weight in pairs:
-        running += weight
-        if running >= q * total * (1 - 1e-12):
-            return value
-    return pairs[-1][0]
+    """The KPIs' p90 of the recomputed figures (0 for nobody, as the KPIs define it).
+
+    The one quantile function the verifier shares with the KPI code: it is tiny, tested on its
+    own against numpy (tests/test_quantile.py), and the verifier's independence lies in
+    recomputing the values and weights it is given, which it does here from the inputs."""
+    return weighted_quantile(values, weights, q, empty=0.0)
 
 
 def _check_displaced(kpis: dict[str, Any], instance: Instance, flow: np.ndarray,
@@ -280,7 +286,7 @@ def _check_displaced(kpis: dict[str, Any], instance: Instance, flow: np.ndarray,
     recomputed patient group by patient group (loops, not the vectorised KPI code)."""
     problems: list[str] = []
     n_areas, n_sites, _ = instance.shape
-    provides_after = flow.sum(axis=0) > TOL
+    provides_after = flow.sum(axis=0) > PROVIDES_MIN
     run_extra: list[float] = []
     run_weight: list[float] = []
     run_optional = 0.0
@@ -301,9 +307,9 @@ def _check_displaced(kpis: dict[str, Any], instance: Instance, flow: np.ndarray,
             new_patients = float(arriving.sum())
             new_minutes = float((arriving * travel[a]).sum())
             optional += float((today - np.minimum(after, today))[keeps].sum())
-            destination = new_minutes / new_patients if new_patients > 1e-9 else None
+            destination = new_minutes / new_patients if new_patients > FLOW_EPS else None
             for s in stops:
-                if today[s] > 1e-9:
+                if today[s] > FLOW_EPS:
                     extras.append(0.0 if destination is None else destination - travel[a, s])
                     weights.append(float(today[s]))
         displaced = sum(weights)
@@ -337,7 +343,7 @@ def _check_displaced(kpis: dict[str, Any], instance: Instance, flow: np.ndarray,
     }
     for key, value in expected.items():
         reported = kpis.get(key)
-        if reported is None or not _close(reported, value, 1e-3):
+        if reported is None or not _close(reported, value, KPI_TOL):
             problems.append(f"KPI {key} reported {reported} but recomputed {value:.6f}")
     per = kpis.get("per_treatment") or {}
     for tid, values in expected_per.items():
@@ -352,7 +358,7 @@ def _check_displaced(kpis: dict[str, Any], instance: Instance, flow: np.ndarray,
                         int(got.get(key, -1)) != int(value):
                     problems.append(f"KPI {key}.{tid} reported {reported} but recomputed "
                                     f"{int(value)}")
-            elif got.get(key) is None or not _close(got[key], value, 1e-3):
+            elif got.get(key) is None or not _close(got[key], value, KPI_TOL):
                 problems.append(f"KPI per_treatment.{tid}.{key} reported {got.get(key)} but "
                                 f"recomputed {value:.6f}")
     return problems
@@ -374,10 +380,10 @@ def solution_from_tables(
         flow[a_index[row.area_id], s_index[row.site_id], t_index[row.intervention_id]] += float(
             row.patients
         )
-    keep = flow.sum(axis=0) > TOL
+    keep = flow.sum(axis=0) > PROVIDES_MIN
     for row in site_volumes.itertuples(index=False):
         kept = row.kept_after
         if isinstance(kept, str):
             kept = kept.strip().lower() == "true"
         keep[s_index[row.site_id], t_index[row.intervention_id]] = bool(kept)
-    return Solution(status="feasible", solver="tables", keep=keep, flow=flow)
+    return Solution(status=SolveStatus.FEASIBLE, solver="tables", keep=keep, flow=flow)

@@ -54,10 +54,8 @@ from .solve import (
     solve_components,
     treatment_components,
 )
-
-#: feasibility tolerance of the previous plan in a new model (patients per year, absolute,
-#: scaled by the row's right-hand side); the solver's own feasibility tolerance is 1e-7
-FEASIBILITY_TOL = 1e-6
+from .status import SolveStatus
+from .tolerances import FEASIBILITY_TOL, INTEGRALITY_TOL, SAME_OBJECTIVE_RTOL
 
 #: decided sub-problem results a session remembers by model (a step back is then free)
 CACHE_SIZE = 512
@@ -126,7 +124,7 @@ def feasible_in(arrays: MipArrays, values: np.ndarray | None) -> bool:
     if np.any(values < arrays.col_lower - tol_c) or np.any(values > arrays.col_upper + tol_c):
         return False
     ints = arrays.integrality > 0
-    if np.any(np.abs(values[ints] - np.round(values[ints])) > 1e-6):
+    if np.any(np.abs(values[ints] - np.round(values[ints])) > INTEGRALITY_TOL):
         return False
     activity = arrays.A @ values
     lo_tol = FEASIBILITY_TOL * np.maximum(1.0, np.abs(np.where(
@@ -176,7 +174,7 @@ def same_objective_on_subset(old: MipArrays, new: MipArrays) -> bool:
             return False
         c_old = old.c[s_old + order[pos]]
         c_new = new.c[s_new + np.arange(k_new.shape[0])]
-        if not np.allclose(c_old, c_new, rtol=1e-12, atol=0.0):
+        if not np.allclose(c_old, c_new, rtol=SAME_OBJECTIVE_RTOL, atol=0.0):
             return False
     return True
 
@@ -341,16 +339,16 @@ class WhatIf:
         stop = threading.Event() if len(comps) > 1 else None
         steps: dict[int, tuple[str, _ComponentResult, MipArrays]] = {}
         if stop is not None and affected is not None and any(
-                not affected & set(comp) and self._results[i].status == "infeasible"
+                not affected & set(comp) and self._results[i].status == SolveStatus.INFEASIBLE
                 for i, comp in enumerate(comps)):
             stop.set()  # an untouched sub-problem stays infeasible: so does the scenario
 
         def run(i: int) -> _ComponentResult:
             if affected is not None and not affected & set(comps[i]):
-                before = self._results[i]
-                if before.status not in (NOT_OPTIMISED, NOT_DECIDED):
-                    steps[i] = ("unchanged", before, self._models[i])
-                    return before
+                unaffected = self._results[i]
+                if unaffected.status not in (NOT_OPTIMISED, NOT_DECIDED):
+                    steps[i] = ("unchanged", unaffected, self._models[i])
+                    return unaffected
             before = None if coupling_changed else (self._results[i], self._models[i])
             steps[i] = self._step_component(comps[i], before, new, restriction, stop)
             return steps[i][1]
@@ -382,7 +380,7 @@ class WhatIf:
 
     def _remember(self, arrays: MipArrays, result: _ComponentResult) -> None:
         """Cache a decided result by its model: the same model later gets the same answer."""
-        if result.status in ("optimal", "infeasible"):
+        if result.status in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE):
             with self._lock:
                 key = self._cache_key(arrays)
                 self._cache[key] = result
@@ -400,17 +398,17 @@ class WhatIf:
             result, previous_model = before
             if result.status not in (NOT_OPTIMISED, NOT_DECIDED) and _same_model(
                     arrays, previous_model):
-                if result.status == "infeasible" and stop is not None:
+                if result.status == SolveStatus.INFEASIBLE and stop is not None:
                     stop.set()
                 return "unchanged", result, arrays
         with self._lock:
             cached = self._cache.get(self._cache_key(arrays))
         if cached is not None:
-            if cached.status == "infeasible" and stop is not None:
+            if cached.status == SolveStatus.INFEASIBLE and stop is not None:
                 stop.set()  # the scenario is infeasible: the others only check feasibility
             return "cached", cached, arrays
-        if before is not None and restriction and before[0].status == "infeasible":
-            result = _ComponentResult(comp, "infeasible", None, arrays, None, 0.0, 0.0,
+        if before is not None and restriction and before[0].status == SolveStatus.INFEASIBLE:
+            result = _ComponentResult(comp, SolveStatus.INFEASIBLE, None, arrays, None, 0.0, 0.0,
                                       before[0].solver, {}, [])
             if stop is not None:
                 stop.set()
@@ -422,11 +420,11 @@ class WhatIf:
         plan = self._solution if self._solution.feasible else None
         start = _start_vector(arrays, instance, plan) if plan is not None else None
         start_ok = feasible_in(arrays, start)
-        if (before is not None and restriction and before[0].status == "optimal" and start_ok
-                and same_objective_on_subset(before[1], arrays)):
+        if (before is not None and restriction and before[0].status == SolveStatus.OPTIMAL
+                and start_ok and same_objective_on_subset(before[1], arrays)):
             # optimal on a superset of the new feasible set and feasible here: optimal here
             old = before[0]
-            result = _ComponentResult(comp, "optimal", start, arrays, old.gap, 0.0, 0.0,
+            result = _ComponentResult(comp, SolveStatus.OPTIMAL, start, arrays, old.gap, 0.0, 0.0,
                                       old.solver, dict(old.info), list(old.warnings))
             self._remember(arrays, result)
             return "kept_optimum", result, arrays

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
-    except Exception as error:  # noqa: BLE001 - every failure becomes a one-line message
+    except Exception as error:  # every failure becomes a one-line message
         if getattr(args, "debug", False):
             traceback.print_exc()
         code = exit_code_for(error)

@@ -6,13 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from herschik.optimiser.status import SolveStatus, exit_code_for_status
 from herschik.scenarios.cli_commands import load_args_dataset, make_console
 from herschik.scenarios.param_flags import dotted_overrides, param_overrides, unknown_id
 
 from herschik.errors import (
-    EXIT_INFEASIBLE,
-    EXIT_OK,
-    EXIT_TIME_LIMIT_NO_SOLUTION,
     UnknownRegionError,
     UsageError,
 )
@@ -78,8 +76,7 @@ def _solve_into(
     )
     _print_result(summary, args.out, dict(zip(dataset.treatments["intervention_id"],
                                               dataset.treatments["name"], strict=True)))
-    return {"infeasible": EXIT_INFEASIBLE,
-            "time_limit_no_solution": EXIT_TIME_LIMIT_NO_SOLUTION}.get(summary["status"], EXIT_OK)
+    return exit_code_for_status(summary["status"])
 
 
 def solve_params_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
@@ -116,12 +113,12 @@ def _print_result(summary: dict[str, Any], out: Path,
     )
     for warning in summary.get("warnings") or []:
         console.print(f"[yellow]Warning:[/yellow] {warning}")
-    if status == "time_limit_no_solution":
+    if status == SolveStatus.TIME_LIMIT_NO_SOLUTION:
         diagnosis = summary.get("diagnosis") or {}
         console.print(f"[red]No solution within the time limit:[/red] "
                       f"{diagnosis.get('reason', '')}")
         return
-    if status == "infeasible":
+    if status == SolveStatus.INFEASIBLE:
         diagnosis = summary.get("diagnosis") or {}
         console.print(f"[red]Infeasible:[/red] {diagnosis.get('reason', 'no reason given')}")
         for key in ("smallest_feasible_margin", "smallest_feasible_max_travel"):

@@ -33,6 +33,7 @@ from herschik.geo.export import (
     write_results_geojson,
     write_results_gpkg,
 )
+from herschik.optimiser.status import SolveStatus
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -137,7 +138,7 @@ def write_run_outputs(
     sv = normalise_site_volumes(site_volumes)
     asg = normalise_assignments(assignments)
     # An infeasible run has no "after": its site_volumes (if any) carry only the baseline.
-    has_results = summary.get("status") != "infeasible" and bool(len(sv) or len(asg))
+    has_results = summary.get("status") != SolveStatus.INFEASIBLE and bool(len(sv) or len(asg))
     names = _treatment_names(dataset)
     if hospital_changes is None:
         from herschik.optimiser.results import hospital_changes_from_site_volumes

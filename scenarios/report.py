@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 from herschik.geo.export import normalise_assignments, normalise_site_volumes
+from herschik.optimiser.status import SolveStatus
 from herschik.scenarios.report_figures import (
     caveats_section,
     key_figures_section,
@@ -100,7 +101,7 @@ def render_report(
     sub = " · ".join(x for x in (region_name, f"status {status}",
                                  f"objective {scenario.get('objective', '—')}",
                                  f"solver {summary.get('solver', '—')}") if x)
-    infeasible = status == "infeasible"
+    infeasible = status == SolveStatus.INFEASIBLE
     none = '<p class="note">No reallocation was computed (the scenario is infeasible).</p>'
     if hospital_changes is None and not sv.empty:
         from herschik.optimiser.results import hospital_changes_from_site_volumes

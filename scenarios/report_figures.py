@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from herschik.optimiser.status import SolveStatus
 from herschik.scenarios.report_format import Html, badge, esc, fmt, fmt_exact, html_table
 from herschik.scenarios.report_hospitals import treatment_order
 
@@ -238,7 +239,7 @@ def caveats_section(summary: Mapping[str, Any], notes: Sequence[str]) -> str:
                  "reconstructed baseline (the shortest-travel assignment that reproduces "
                  "today's volumes); travel after is the optimised assignment. Volumes are "
                  "patients per year; norms are minimum volumes per site.")
-    if summary.get("status") == "infeasible":
+    if summary.get("status") == SolveStatus.INFEASIBLE:
         items.append("The scenario is infeasible: there is no reallocation that meets every "
                      "constraint. See the diagnosis under Key figures for the reason and the "
                      "nearest feasible settings.")

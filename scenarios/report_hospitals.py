@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
+from herschik.optimiser.tolerances import BELOW_NORM_TOL
 from herschik.scenarios.report_format import Html, badge, esc, fmt, html_table, pct
 
 _STATUS_ORDER = {"kept": 0, "gained": 1, "lost": 2, "—": 3}
@@ -107,7 +108,7 @@ def providers_section(sv: pd.DataFrame, asg: pd.DataFrame, scenario: Mapping[str
             has_norm = isinstance(r.norm, float) and math.isfinite(r.norm) and r.norm > 0
             margin = (r.volume_after / r.norm - 1) if r.kept_after and has_norm else None
             short = (r.kept_after and has_norm
-                     and r.volume_after < r.required_min - 1e-6)
+                     and r.volume_after < r.required_min - BELOW_NORM_TOL)
             margin_html = esc(pct(margin)) if margin is not None else "—"
             if short:
                 margin_html = (f'<span class="warn" title="below the required minimum">'

@@ -9,17 +9,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from herschik.optimiser.kpis import weighted_quantile
 from herschik.scenarios.report_format import Html, esc, html_table, png_data_uri
 from matplotlib.figure import Figure
-
-
-def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
-    """Patient-weighted quantile (lower interpolation on the weighted CDF)."""
-    if len(values) == 0 or weights.sum() <= 0:
-        return float("nan")
-    order = np.argsort(values, kind="stable")
-    cdf = np.cumsum(weights[order]) / weights.sum()
-    return float(values[order][min(np.searchsorted(cdf, q - 1e-12), len(values) - 1)])
 
 
 def extra_travel_histogram_png(assignments: pd.DataFrame, dpi: int = 100) -> bytes:

@@ -24,6 +24,7 @@ from herschik.optimiser.results import (
 )
 from herschik.optimiser.solution import Solution
 from herschik.optimiser.solve import solve
+from herschik.optimiser.status import SolveStatus
 from herschik.optimiser.verify import verify
 
 from herschik.atomic import staged_dir, write_csv, write_json
@@ -66,7 +67,7 @@ def regional_start(
             return None
         flow[np.ix_(a_idx, s_idx)] = solution.flow
         keep[s_idx] = solution.keep
-    return Solution(status="feasible", solver="regions", keep=keep, flow=flow)
+    return Solution(status=SolveStatus.FEASIBLE, solver="regions", keep=keep, flow=flow)
 
 
 @dataclass
@@ -89,10 +90,10 @@ class RunResult:
     hospital_changes: pd.DataFrame | None = None
 
     @property
-    def status(self) -> str:
+    def status(self) -> SolveStatus:
         """``optimal``, ``feasible``, ``infeasible`` or ``time_limit_no_solution`` (as in
-        summary.json)."""
-        return str(self.summary["status"])
+        summary.json; a :class:`SolveStatus`, equal to those strings)."""
+        return SolveStatus(self.summary["status"])
 
     @property
     def feasible(self) -> bool:

@@ -43,7 +43,7 @@ __all__ = ["DEFAULT_OUTPUTS", "SweepInterrupted", "run_sweep"]
 
 #: Planner outputs written per sweep run (keys of ``run_solve(outputs=...)``). Maps and the
 #: HTML report are per-run extras too slow for hundreds of runs; ``herschik solve`` writes them.
-#: results.gpkg only on request (``sweep --gpkg``): it was most of a run's ~0.5 s of writing.
+#: results.gpkg only on request (``sweep --gpkg``): it was most of a run's writing time.
 DEFAULT_OUTPUTS: dict[str, bool] = {
     "gpkg": False,
     "geojson": False,

@@ -122,7 +122,7 @@ def run_local(
 def _result(future: Any, task: SweepTask) -> dict[str, Any]:
     try:
         return future.result()
-    except Exception as error:  # noqa: BLE001 - a crashed worker: record, carry on
+    except Exception as error:  # a crashed worker: record, carry on
         return {
             "run_id": task.run_id,
             "summary": None,

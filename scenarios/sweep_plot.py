@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from herschik.geo.maps import slug
+from herschik.optimiser.status import SolveStatus
 
 __all__ = ["pareto_front", "plot_sweep"]
 
-_SOLVED = ("optimal", "feasible")
+_SOLVED = (SolveStatus.OPTIMAL.value, SolveStatus.FEASIBLE.value)
 
 
 def pareto_front(providers: np.ndarray, extra: np.ndarray) -> np.ndarray:

@@ -130,7 +130,7 @@ def run_task(task: SweepTask) -> dict[str, Any]:
             warnings=task.scenario.outside(base),
             lock=False,  # the sweep's lock on its --out folder covers every run folder
         )
-    except Exception as error:  # noqa: BLE001 - one failed run must not stop the sweep
+    except Exception as error:  # one failed run must not stop the sweep
         from herschik.errors import exit_code_for
 
         record["error"] = f"{type(error).__name__}: {' '.join(str(error).split())}"

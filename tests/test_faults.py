@@ -168,7 +168,7 @@ def test_killed_sweep_resumes_without_duplicates(tmp_path: Path, sig: signal.Sig
     assert not list((out / "runs").glob(".*")), "staging folders left after the resumed sweep"
 
 
-def _example_instance():  # noqa: ANN202 - test helper
+def _example_instance():
     from herschik.geo.dataset import load_dataset
     from herschik.scenarios.assemble import build_instance
 

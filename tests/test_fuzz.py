@@ -207,7 +207,8 @@ def toml_text(draw: st.DrawFn) -> str:
         if shape == "pair":
             lines.append(f"{draw(TOML_KEY)} = {draw(TOML_SCALAR)}")
         elif shape == "table":
-            lines.append(f"[{draw(st.sampled_from(['treatments.hn_new', 'groups.head_neck', 'grid', 'treatments', 'x']))}]")  # noqa: E501
+            tables = ["treatments.hn_new", "groups.head_neck", "grid", "treatments", "x"]
+            lines.append(f"[{draw(st.sampled_from(tables))}]")
         elif shape == "grid":
             key = draw(st.sampled_from(SCENARIO_KEYS))
             values = draw(st.lists(TOML_SCALAR, max_size=3))

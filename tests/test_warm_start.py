@@ -13,13 +13,13 @@ from herschik.scenarios.run import regional_start
 
 
 @pytest.fixture(scope="module")
-def example():  # noqa: ANN201 - test fixture
+def example():
     dataset = load_dataset("example")
     areas = dict(zip(dataset.areas["area_id"], dataset.areas["region_id"]))
     return build_instance(dataset, "all"), areas
 
 
-def test_regional_start_is_feasible_and_does_not_change_the_optimum(example) -> None:  # noqa: ANN001
+def test_regional_start_is_feasible_and_does_not_change_the_optimum(example) -> None:
     instance, areas = example
     params = SolveParams(margin=0.1)
     start = regional_start(instance, areas, params)
@@ -32,6 +32,6 @@ def test_regional_start_is_feasible_and_does_not_change_the_optimum(example) -> 
     assert np.allclose(warm.flow.sum(axis=1), instance.demand)
 
 
-def test_no_start_when_a_region_is_infeasible(example) -> None:  # noqa: ANN001
+def test_no_start_when_a_region_is_infeasible(example) -> None:
     instance, areas = example
     assert regional_start(instance, areas, SolveParams(margin=20.0)) is None

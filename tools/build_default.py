@@ -501,7 +501,8 @@ def national_totals(treatments: pd.DataFrame, facts: RegionalFacts,
                     total += implied[region]
                 else:
                     total += max(per_share * float(share[region]), TYPICAL * norm)
-            how = (f"derived: listed regions {', '.join(f'{r} {p}/{b}' for r, (p, b) in sorted(listed.items()))}"  # noqa: E501
+            counts = ", ".join(f"{r} {p}/{b}" for r, (p, b) in sorted(listed.items()))
+            how = (f"derived: listed regions {counts}"
                    f" (providers/below) x ({TYPICAL:g} x norm for providers meeting the norm, "
                    f"0.5 x norm below it); unlisted regions by population share, at least one "
                    f"provider at {TYPICAL:g} x norm")

@@ -15,7 +15,7 @@ import shapely
 from herschik.geo.export import areas_geodataframe
 from herschik.optimiser.instance import Instance
 
-#: Douglas-Peucker tolerance in metres (EPSG:28992): invisible at region zoom, ~5x smaller files
+#: Douglas-Peucker tolerance in metres (EPSG:28992): invisible at region zoom, much smaller files
 SIMPLIFY_M = 60.0
 #: decimals of longitude/latitude kept (1e-5 degrees ~ 1 m)
 DECIMALS = 5

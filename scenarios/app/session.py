@@ -509,7 +509,7 @@ class AppState:
         try:
             self.region_map(self.first_region)
             self.solve(PlanSettings(region_id=self.first_region))
-        except Exception as error:  # noqa: BLE001 - the page will show the same error again
+        except Exception as error:  # the page will show the same error again
             print(f"herschik app: could not prepare {self.first_region}: {error}", file=sys.stderr)
 
     # --- solving ----------------------------------------------------------------------------
