@@ -7,27 +7,32 @@ treatments into a :class:`MipArrays` (``min c.x + offset`` s.t. ``row_lower <= A
 arrays to highspy (``passModel`` with CSC arrays) or to PuLP/CBC, so there are never two
 hand-written models that could drift apart.
 
-Variables (one block per family, in this order):
+The model is a registry of families (:mod:`optimiser.rows`; how to add one:
+docs/ARCHITECTURE.md). This module holds the rules the families share, computed once per
+model: candidates (:func:`candidate_matrix`), capacities, required volumes, travel limits and
+the one feasibility rule of a flow (:class:`PairRule`); :func:`build_arrays` iterates the
+registry. Column blocks, in this order:
 
-* ``x``  flow of area ``a`` to site ``s`` for treatment ``t``. Only created for pairs with
-  demand > 0, ``s`` a candidate for ``t`` and within ``max_travel`` / ``max_extra_travel``
-  (sparse). Continuous in ``[0, d[a,t]]``, patients per year. With ``single_sourcing`` the column
-  is a binary *share* ``z`` and the flow is ``d[a,t] * z`` (``flow_scale`` holds ``d`` then).
-* ``y``  binary keep of site ``s`` for a treatment ``t`` that has a volume norm.
-* ``stay`` patients of ``a`` that stay at their baseline site ``s`` (``moved`` objective only):
-  ``0 <= stay <= baseline_flow``, ``stay <= flow``.
+* ``x`` (``flows``) flow of area ``a`` to site ``s`` for treatment ``t``, only for allowed
+  pairs (sparse). Continuous in ``[0, d[a,t]]``, patients per year; with ``single_sourcing`` a
+  binary *share* ``z`` with flow ``d[a,t] * z`` (``x_scale`` holds ``d`` then).
+* ``y`` (``keeps``) binary keep of site ``s`` for a treatment ``t`` that has a volume norm.
+* ``stay`` (``stays``) patients of ``a`` that stay at their baseline site ``s`` (``moved`` and
+  ``planner`` objectives): ``0 <= stay <= baseline_flow``, ``stay <= flow``.
 
-Rows: ``demand`` (every patient is treated), ``min_volume`` ((1+m)·N·y <= Σx), ``link``
-(Σx <= U·y, U = min(capacity, reachable demand)), ``link_pair`` (x <= d·y for some or all
-flows, see below), ``capacity`` (treatments without a norm),
-``bundle`` (y equal across a bundle), ``loss_share`` (max_loss_share), ``stay`` and
-``providers_floor`` (phase 2 of the lexicographic ``providers`` objective).
+Rows, in this order (``rows.ROW_FAMILIES``): ``demand`` (every patient is treated),
+``min_volume`` ((1+m)·N·y <= Σx), ``link`` (Σx <= U·y, U = min(capacity, reachable demand)),
+``link_pair`` (x <= d·y for some or all flows), ``capacity`` (treatments without a norm, and
+keep pairs under per-pair linking), ``bundle`` (y equal across a bundle), ``one_provider``
+(Σ_s y <= 1 where the small-region rule waives a norm), ``loss_share`` (max_loss_share),
+``stay`` (stay <= flow), ``max_providers`` (Σ_s y <= P); solve.py appends ``providers_floor``,
+``moves_ceiling`` or ``stay_full`` for the second phase of a lexicographic objective.
 
 Linking (measured: docs/decisions/linking.md): the default ``nearest`` is the
 aggregated per-site row Σ_a x <= U·y plus the per-pair row x[a,s,t] <= d[a,t]·y[s,t] for each
 area's nearest candidate site only (one row per area and treatment); ``aggregated`` drops
-those rows, ``per_pair`` has them for every flow (~14x more rows). All three give the same
-optimum (tested) and carry the aggregated min-volume row.
+those rows, ``per_pair`` has them for every flow. All three give the same optimum (tested) and
+carry the aggregated min-volume row.
 """
 
 from __future__ import annotations
@@ -38,27 +43,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from .instance import Instance
-from .params import ObjectiveName, SolveParams
+from .params import SolveParams
+from .rows import FAMILIES, OBJECTIVE_TERMS
+from .rows.base import Build
+from .tolerances import TRAVEL_TOL_MIN
 
 LINKINGS = ("nearest", "aggregated", "per_pair")
-
-ROW_FAMILIES = (
-    "demand",
-    "min_volume",
-    "link",
-    "link_pair",
-    "capacity",
-    "bundle",
-    "loss_share",
-    "stay",
-    "providers_floor",
-)
-
-#: Weight of the travel tie-break in the ``moved`` objective, per patient-minute, relative to one
-#: moved patient. It is scaled by 1 / (total demand x max travel) so that the whole tie-break term
-#: is below TIE_BREAK_TOTAL patients: it only picks the shortest travel among (near-)optimal
-#: reallocations and cannot change the number of moved patients by more than that.
-TIE_BREAK_TOTAL = 1e-4
 
 
 @dataclass
@@ -89,7 +79,7 @@ class MipArrays:
     stay_area: np.ndarray
     stay_site: np.ndarray
     stay_treat: np.ndarray
-    #: (start, stop) row range per family in ROW_FAMILIES
+    #: (start, stop) row range per family (optimiser.rows.ROW_FAMILIES)
     row_families: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: candidate[s, t] for the treatments of this model (all treatments' shape, False elsewhere)
     candidate: np.ndarray | None = None
@@ -261,45 +251,55 @@ def shortfall_treatments(instance: Instance) -> list[int]:
     return out
 
 
-def reachable_matrix(instance: Instance, params: SolveParams, cand: np.ndarray | None = None
-                     ) -> np.ndarray:
-    """reach[a, s, t]-free summary: allowed (a, s) pairs per treatment as a boolean (A, S, T).
+@dataclass
+class PairRule:
+    """The feasibility rule of a flow, in one place: may area a send patients of t to site s?
 
-    A pair is allowed when the area has demand, the site is a candidate and the travel limits
-    hold. Used by the formulation and by the diagnosis (same rule, one place).
+    A pair is allowed when the area has demand, the site is a candidate, a route exists and the
+    travel limits hold (``travel_limit``; ``max_extra_travel`` over the area's baseline mean
+    travel, where it has baseline patients). The formulation creates x columns only for allowed
+    pairs; the diagnosis and the planner objective read the same rule.
     """
-    if cand is None:
-        cand = candidate_matrix(instance, params)
-    travel = instance.travel_min
-    ok_as = np.isfinite(travel)
-    allowed = ok_as[:, :, None] & cand[None, :, :] & (instance.demand > 0)[:, None, :]
-    limit = travel_limit(instance, params)
-    if limit is not None:
-        allowed &= travel[:, :, None] <= limit[:, None, :] + 1e-9
-    if params.max_extra_travel is not None:
-        base = instance.baseline_travel()  # (A, T), nan = no baseline patients
-        with np.errstate(invalid="ignore"):
-            extra = travel[:, :, None] - base[:, None, :]
-        extra_ok = np.isnan(extra) | (extra <= params.max_extra_travel + 1e-9)
-        allowed &= extra_ok
-    return allowed
+
+    instance: Instance
+    params: SolveParams
+    candidate: np.ndarray
+    limit: np.ndarray | None
+    base_travel: np.ndarray | None
+
+    @classmethod
+    def of(cls, instance: Instance, params: SolveParams, cand: np.ndarray | None = None
+           ) -> PairRule:
+        """The rule of ``params`` (``cand``: the candidate matrix, if already computed)."""
+        if cand is None:
+            cand = candidate_matrix(instance, params)
+        base = instance.baseline_travel() if params.max_extra_travel is not None else None
+        return cls(instance, params, cand, travel_limit(instance, params), base)
+
+    def allowed(self, t: int) -> np.ndarray:
+        """Allowed (A, S) pairs of treatment t."""
+        travel = self.instance.travel_min
+        ok = (np.isfinite(travel) & self.candidate[None, :, t]
+              & (self.instance.demand[:, t] > 0)[:, None])
+        if self.limit is not None:
+            ok &= travel <= self.limit[:, t][:, None] + TRAVEL_TOL_MIN
+        extra_limit = self.params.max_extra_travel
+        if extra_limit is not None and self.base_travel is not None:
+            with np.errstate(invalid="ignore"):
+                extra = travel - self.base_travel[:, t][:, None]
+            ok &= np.isnan(extra) | (extra <= extra_limit + TRAVEL_TOL_MIN)
+        return ok
+
+    def allowed_all(self) -> np.ndarray:
+        """Allowed pairs of every treatment as a boolean (A, S, T)."""
+        n_areas, n_sites, n_treat = self.instance.shape
+        if n_treat == 0:
+            return np.zeros((n_areas, n_sites, 0), dtype=bool)
+        return np.stack([self.allowed(t) for t in range(n_treat)], axis=2)
 
 
-def _allowed_for(instance: Instance, params: SolveParams, cand: np.ndarray, t: int,
-                 base_travel: np.ndarray | None, limit: np.ndarray | None = None) -> np.ndarray:
-    """Allowed (A, S) pairs of one treatment (memory-light version of reachable_matrix)."""
-    travel = instance.travel_min
-    ok = np.isfinite(travel) & cand[None, :, t] & (instance.demand[:, t] > 0)[:, None]
-    if limit is not None:
-        ok &= travel <= limit[:, t][:, None] + 1e-9
-    if params.max_extra_travel is not None and base_travel is not None:
-        with np.errstate(invalid="ignore"):
-            extra = travel - base_travel[:, t][:, None]
-        ok &= np.isnan(extra) | (extra <= params.max_extra_travel + 1e-9)
-    return ok
-
-
-OBJECTIVE_TERMS: tuple[ObjectiveName, ...] = ("travel", "moved", "providers", "planner")
+#: the objective terms a weight can be given to (optimiser/rows/objective.py)
+OBJECTIVE_NAMES: tuple[str, ...] = tuple(term.name for term in OBJECTIVE_TERMS)
 
 
 def objective_weights(params: SolveParams) -> dict[str, float]:
@@ -309,8 +309,9 @@ def objective_weights(params: SolveParams) -> dict[str, float]:
     ``planner`` objective solves it first and travel second (solve.py), like ``providers``.
     """
     if params.objective_weights:
-        return {k: float(params.objective_weights.get(k, 0.0)) for k in OBJECTIVE_TERMS}
-    return {k: (1.0 if k == params.objective else 0.0) for k in OBJECTIVE_TERMS}
+        given: dict[str, float] = {str(k): v for k, v in params.objective_weights.items()}
+        return {k: float(given.get(k, 0.0)) for k in OBJECTIVE_NAMES}
+    return {k: (1.0 if k == params.objective else 0.0) for k in OBJECTIVE_NAMES}
 
 
 def effective_required(instance: Instance, params: SolveParams) -> np.ndarray:
@@ -334,11 +335,10 @@ def self_sufficient_matrix(instance: Instance, params: SolveParams) -> np.ndarra
     cand = candidate_matrix(instance, params)
     cap = capacity_matrix(instance, params)
     required = effective_required(instance, params)
-    base_travel = instance.baseline_travel() if params.max_extra_travel is not None else None
-    limit = travel_limit(instance, params)
+    rule = PairRule.of(instance, params, cand)
     own = np.zeros_like(required)
     for t in range(len(instance.treatments)):
-        ok = _allowed_for(instance, params, cand, t, base_travel, limit)
+        ok = rule.allowed(t)
         own[:, t] = (instance.baseline_flow[:, :, t] * ok).sum(axis=0)
     with np.errstate(invalid="ignore"):
         enough = (np.minimum(own, cap) >= required - 1e-9) & ~np.isnan(required)
@@ -359,33 +359,60 @@ def unnecessary_moves(instance: Instance, params: SolveParams, flow: np.ndarray,
     cand = candidate_matrix(instance, params)
     required = effective_required(instance, params)
     own_ok = self_sufficient_matrix(instance, params)
-    base_travel = instance.baseline_travel() if params.max_extra_travel is not None else None
-    limit = travel_limit(instance, params)
+    rule = PairRule.of(instance, params, cand)
     total = 0.0
     for t in tsel:
-        ok = _allowed_for(instance, params, cand, t, base_travel, limit)
+        ok = rule.allowed(t)
         counted = keep[:, t] | np.isnan(required[:, t]) | own_ok[:, t]
         b = instance.baseline_flow[:, :, t] * (ok & counted[None, :])
         total += float((b - np.minimum(flow[:, :, t], b)).sum())
     return total
 
 
-def _nearest_flow_columns(area: np.ndarray, treat: np.ndarray, minutes: np.ndarray
-                          ) -> np.ndarray:
-    """Positions of the shortest-travel column of every (area, treatment) group.
-
-    Ties go to the first column (columns are in site order), so the choice is deterministic.
-    """
-    if area.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((np.arange(area.shape[0]), minutes, area, treat))
-    key_a, key_t = area[order], treat[order]
-    first = np.ones(order.shape[0], dtype=bool)
-    first[1:] = (key_a[1:] != key_a[:-1]) | (key_t[1:] != key_t[:-1])
-    return np.sort(order[first])
-
-
 # --- the builder ------------------------------------------------------------------------------
+def _start_build(instance: Instance, params: SolveParams, tsel: tuple[int, ...], linking: str
+                 ) -> Build:
+    """The shared rules every family reads, computed once per model."""
+    cand = candidate_matrix(instance, params)
+    required = required_matrix(instance, params)
+    waived = (
+        sorted(set(shortfall_treatments(instance)) & set(tsel))
+        if params.small_region_rule == "one_provider" else []
+    )
+    required[:, waived] = np.where(np.isnan(required[:, waived]), np.nan, 0.0)
+    fkeep, fclose = force_masks(instance, params)
+    return Build(
+        instance=instance, params=params, treatments=tsel, linking=linking, candidate=cand,
+        capacity=capacity_matrix(instance, params), required=required, waived=waived,
+        force_keep=fkeep, force_close=fclose, allowed=PairRule.of(instance, params, cand).allowed,
+        weights=objective_weights(params),
+        self_sufficient=lambda: self_sufficient_matrix(instance, params),
+    )
+
+
+def _arrays(b: Build, matrix: sp.csr_matrix) -> MipArrays:
+    single = b.params.single_sourcing
+    integrality = np.zeros(b.n_cols, dtype=np.int32)
+    integrality[b.y_start:b.y_start + b.n_y] = 1
+    if single:
+        integrality[:b.n_x] = 1
+    return MipArrays(
+        c=b.c, A=matrix,
+        row_lower=np.concatenate(b.lower).astype(float),
+        row_upper=np.concatenate(b.upper).astype(float),
+        col_lower=np.concatenate([np.zeros(b.n_x), b.y_lower, np.zeros(b.n_stay)]),
+        col_upper=np.concatenate([np.ones(b.n_x) if single else b.x_d, b.y_upper, b.stay_ub]),
+        integrality=integrality, offset=b.offset, treatments=b.treatments,
+        x_start=0, x_area=b.x_area, x_site=b.x_site, x_treat=b.x_treat, x_scale=b.x_scale,
+        y_start=b.y_start, y_site=b.y_site, y_treat=b.y_treat,
+        stay_start=b.stay_start, stay_area=b.x_area[b.stay_x], stay_site=b.x_site[b.stay_x],
+        stay_treat=b.x_treat[b.stay_x],
+        row_families=b.families, candidate=b.candidate, linking=b.linking,
+        conflicts=b.conflicts, moves_c=b.moves_c, moves_offset=b.moves_offset,
+        stay_x=b.stay_x, stay_y=b.stay_y,
+    )
+
+
 def build_arrays(
     instance: Instance,
     params: SolveParams,
@@ -395,7 +422,9 @@ def build_arrays(
 ) -> MipArrays:
     """Build the MIP of ``treatment_indices`` (default: all) as sparse arrays.
 
-    The objective emitted is the *primary* one of ``params``: travel (patient-minutes), moved
+    Every family of :data:`~optimiser.rows.FAMILIES` adds its columns, then its rows, in
+    registry order; then every term of :data:`~optimiser.rows.OBJECTIVE_TERMS` its costs. The
+    objective emitted is the *primary* one of ``params``: travel (patient-minutes), moved
     (patients leaving their baseline site, + a tiny travel tie-break), ``providers`` phase 1
     (maximise kept pairs, i.e. minimise -Σy; solve.py runs phase 2), or the weighted mix.
     ``linking`` is ``"nearest"`` (default: Σ_a x <= U·y plus x <= d·y for each area's nearest
@@ -404,314 +433,22 @@ def build_arrays(
     """
     if linking not in LINKINGS:
         raise ValueError(f"unknown linking {linking!r}")
-    n_areas, n_sites, n_treat = instance.shape
+    n_treat = len(instance.treatments)
     tsel = tuple(range(n_treat)) if treatment_indices is None else tuple(
         sorted(int(t) for t in treatment_indices))
-    demand = instance.demand
-    travel = instance.travel_min
-    cand = candidate_matrix(instance, params)
-    cap = capacity_matrix(instance, params)
-    required = required_matrix(instance, params)
-    waived = (
-        sorted(set(shortfall_treatments(instance)) & set(tsel))
-        if params.small_region_rule == "one_provider" else []
+    build = _start_build(instance, params, tsel, linking)
+    for entry in FAMILIES:
+        if entry.build is not None:
+            entry.build(build)
+    matrix = sp.csr_matrix(
+        (np.concatenate(build.vals), (np.concatenate(build.rows), np.concatenate(build.cols))),
+        shape=(build.n_rows, build.n_cols),
     )
-    required[:, waived] = np.where(np.isnan(required[:, waived]), np.nan, 0.0)
-    fkeep, fclose = force_masks(instance, params)
-    conflicts = [
-        f"{instance.site_ids[s]} is forced to keep and to close {instance.treatment_ids[t]}"
-        for t in tsel for s in np.nonzero(fkeep[:, t] & fclose[:, t])[0]
-    ]
-    base_travel = instance.baseline_travel() if params.max_extra_travel is not None else None
-    weights = objective_weights(params)
-    use_stay = weights["moved"] != 0.0 or weights["planner"] != 0.0
-    single = params.single_sourcing
-
-    # ---- x columns: per treatment, vectorised over (a, s) ----------------------------------
-    xa_parts, xs_parts, xt_parts = [], [], []
-    limit = travel_limit(instance, params)
-    for t in tsel:
-        ok = _allowed_for(instance, params, cand, t, base_travel, limit)
-        a_idx, s_idx = np.nonzero(ok)
-        xa_parts.append(a_idx)
-        xs_parts.append(s_idx)
-        xt_parts.append(np.full(a_idx.shape[0], t, dtype=np.int64))
-    x_area = np.concatenate(xa_parts) if xa_parts else np.zeros(0, dtype=np.int64)
-    x_site = np.concatenate(xs_parts) if xs_parts else np.zeros(0, dtype=np.int64)
-    x_treat = np.concatenate(xt_parts) if xt_parts else np.zeros(0, dtype=np.int64)
-    x_d = demand[x_area, x_treat]
-    n_x = x_area.shape[0]
-    x_scale = x_d.copy() if single else np.ones(n_x)
-
-    # reachable demand per (s, t) (U of the linking row)
-    reach = np.zeros((n_sites, n_treat))
-    np.add.at(reach, (x_site, x_treat), x_d)
-
-    # ---- y columns: candidates of treatments with a norm -----------------------------------
-    has_norm = ~np.isnan(required)
-    y_mask = np.zeros((n_sites, n_treat), dtype=bool)
-    y_mask[:, list(tsel)] = (cand & has_norm)[:, list(tsel)]
-    # Order y by (treatment, site) for readability/determinism.
-    yt, ys = np.nonzero(y_mask.T)
-    y_site, y_treat = ys.astype(np.int64), yt.astype(np.int64)
-    n_y = y_site.shape[0]
-    y_col = np.full((n_sites, n_treat), -1, dtype=np.int64)
-    y_start = n_x
-    y_col[y_site, y_treat] = y_start + np.arange(n_y)
-    y_lower = fkeep[y_site, y_treat].astype(float)
-    y_upper = np.ones(n_y)
-
-    # ---- stay columns ----------------------------------------------------------------------
-    stay_start = n_x + n_y
-    if use_stay:
-        bf = instance.baseline_flow[x_area, x_site, x_treat]
-        sel = np.nonzero(bf > 0)[0]
-        stay_x = sel  # x column index each stay belongs to
-        stay_ub = bf[sel]
-    else:
-        stay_x = np.zeros(0, dtype=np.int64)
-        stay_ub = np.zeros(0)
-    n_stay = stay_x.shape[0]
-    n_cols = n_x + n_y + n_stay
-
-    # ---- rows as COO triplets --------------------------------------------------------------
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    vals: list[np.ndarray] = []
-    lo_parts: list[np.ndarray] = []
-    hi_parts: list[np.ndarray] = []
-    families: dict[str, tuple[int, int]] = {}
-    n_rows = 0
-
-    def add_family(name: str, r: np.ndarray, cidx: np.ndarray, v: np.ndarray,
-                   lo: np.ndarray, hi: np.ndarray) -> None:
-        nonlocal n_rows
-        rows.append(r + n_rows)
-        cols.append(cidx)
-        vals.append(v)
-        lo_parts.append(lo)
-        hi_parts.append(hi)
-        families[name] = (n_rows, n_rows + lo.shape[0])
-        n_rows += lo.shape[0]
-
-    # demand: Σ_s scale*x = d (single sourcing: Σ_s z = 1)
-    d_a_parts = [np.nonzero(demand[:, t] > 0)[0] for t in tsel]
-    d_a = np.concatenate(d_a_parts) if d_a_parts else np.zeros(0, dtype=np.int64)
-    d_t_parts = [np.full(p.shape[0], t, dtype=np.int64)
-                 for p, t in zip(d_a_parts, tsel, strict=True)]
-    d_t = np.concatenate(d_t_parts) if d_t_parts else np.zeros(0, dtype=np.int64)
-    d_row = np.full((n_areas, n_treat), -1, dtype=np.int64)
-    d_row[d_a, d_t] = np.arange(d_a.shape[0])
-    rhs = np.ones(d_a.shape[0]) if single else demand[d_a, d_t]
-    add_family("demand", d_row[x_area, x_treat], np.arange(n_x), np.ones(n_x), rhs, rhs.copy())
-
-    # min volume: Σ_a flow - req*y >= 0 (one row per y)
-    v_row = np.full((n_sites, n_treat), -1, dtype=np.int64)
-    v_row[y_site, y_treat] = np.arange(n_y)
-    x_has_y = y_col[x_site, x_treat] >= 0
-    xi = np.nonzero(x_has_y)[0]
-    req_y = required[y_site, y_treat]
-    add_family(
-        "min_volume",
-        np.concatenate([v_row[x_site[xi], x_treat[xi]], np.arange(n_y)]),
-        np.concatenate([xi, y_col[y_site, y_treat]]),
-        np.concatenate([x_scale[xi], -req_y]),
-        np.zeros(n_y), np.full(n_y, np.inf),
-    )
-
-    # link: aggregated Σ_a flow - U*y <= 0, or per pair flow - d*y <= 0
-    big_u = np.minimum(cap[y_site, y_treat], reach[y_site, y_treat])
-    if linking in ("aggregated", "nearest"):
-        add_family(
-            "link",
-            np.concatenate([v_row[x_site[xi], x_treat[xi]], np.arange(n_y)]),
-            np.concatenate([xi, y_col[y_site, y_treat]]),
-            np.concatenate([x_scale[xi], -big_u]),
-            np.full(n_y, -np.inf), np.zeros(n_y),
-        )
-        cap_rows_needed = np.zeros(0, dtype=np.int64)
-        # nearest: also flow <= d*y for each (area, treatment)'s nearest site with a keep
-        # decision. Valid (implied once y is integer); cuts off the LP point that keeps every
-        # area at its nearest site with a tiny fractional y there (docs/decisions/linking.md).
-        pair_x = (_nearest_flow_columns(x_area[xi], x_treat[xi], travel[x_area[xi], x_site[xi]])
-                  if linking == "nearest" else np.zeros(0, dtype=np.int64))
-        pair_x = xi[pair_x]
-    else:
-        pair_x = xi
-        # per-pair linking does not carry the capacity: add Σx <= cap for capped y pairs
-        cap_rows_needed = np.nonzero(np.isfinite(cap[y_site, y_treat]))[0]
-    k = pair_x.shape[0]
-    add_family(
-        "link_pair",
-        np.concatenate([np.arange(k), np.arange(k)]),
-        np.concatenate([pair_x, y_col[x_site[pair_x], x_treat[pair_x]]]),
-        np.concatenate([x_scale[pair_x], -x_d[pair_x]]),
-        np.full(k, -np.inf), np.zeros(k),
-    )
-
-    # capacity: treatments without a norm (Σx <= cap) + capped y pairs under per-pair linking
-    cap_pairs_s: list[np.ndarray] = []
-    cap_pairs_t: list[np.ndarray] = []
-    nn_mask = np.zeros((n_sites, n_treat), dtype=bool)
-    nn_mask[:, list(tsel)] = (cand & ~has_norm & np.isfinite(cap))[:, list(tsel)]
-    nn_s, nn_t = np.nonzero(nn_mask)
-    cap_pairs_s.append(nn_s)
-    cap_pairs_t.append(nn_t)
-    cap_pairs_s.append(y_site[cap_rows_needed])
-    cap_pairs_t.append(y_treat[cap_rows_needed])
-    cs = np.concatenate(cap_pairs_s).astype(np.int64)
-    ct = np.concatenate(cap_pairs_t).astype(np.int64)
-    c_row = np.full((n_sites, n_treat), -1, dtype=np.int64)
-    c_row[cs, ct] = np.arange(cs.shape[0])
-    xr = c_row[x_site, x_treat]
-    xc = np.nonzero(xr >= 0)[0]
-    add_family("capacity", xr[xc], xc, x_scale[xc], np.full(cs.shape[0], -np.inf),
-               cap[cs, ct])
-
-    # bundles: y[s, t1] = y[s, tk]; a site that is candidate for only part of a bundle keeps none
-    # of it (the y it has are fixed to 0), because a bundle is kept or lost as a whole.
-    treat_index = {tid: i for i, tid in enumerate(instance.treatment_ids)}
-    b_r, b_c, b_v = [], [], []
-    n_b = 0
-    for bundle in params.bundles:
-        members = sorted({treat_index[t] for t in bundle if t in treat_index} & set(tsel))
-        if len(members) < 2:
-            continue
-        for s in range(n_sites):
-            # bundles act on the keep decisions of the members that have a norm at this site
-            normed = [t for t in members if has_norm[s, t]]
-            if len(normed) < 2:
-                continue
-            present = [int(y_col[s, t]) for t in normed if y_col[s, t] >= 0]
-            if not present:
-                continue
-            if len(present) < len(normed):
-                for col in present:
-                    y_upper[col - y_start] = 0.0
-                continue
-            for col in present[1:]:
-                b_r += [n_b, n_b]
-                b_c += [present[0], col]
-                b_v += [1.0, -1.0]
-                n_b += 1
-    add_family("bundle", np.array(b_r, dtype=np.int64), np.array(b_c, dtype=np.int64),
-               np.array(b_v, dtype=float), np.zeros(n_b), np.zeros(n_b))
-
-    # waived norms (whole demand below the norm): at most one provider, Σ_s y[s, t] <= 1
-    w_cols = [y_col[:, t][y_col[:, t] >= 0] for t in waived]
-    add_family(
-        "one_provider",
-        np.concatenate([np.full(c.shape[0], i, dtype=np.int64) for i, c in enumerate(w_cols)])
-        if w_cols else np.zeros(0, dtype=np.int64),
-        np.concatenate(w_cols) if w_cols else np.zeros(0, dtype=np.int64),
-        np.ones(sum(c.shape[0] for c in w_cols)),
-        np.full(len(w_cols), -np.inf), np.ones(len(w_cols)),
-    )
-
-    # max_loss_share: Σ_t Σ_a flow[a,s,t] >= (1 - share) B_s, B_s over all treatments
-    if params.max_loss_share is not None and params.max_loss_share < 1.0:
-        b_tot = instance.baseline_volume.sum(axis=1)
-        sites_l = np.nonzero(b_tot > 0)[0]
-        l_row = np.full(n_sites, -1, dtype=np.int64)
-        l_row[sites_l] = np.arange(sites_l.shape[0])
-        xr = l_row[x_site]
-        xc = np.nonzero(xr >= 0)[0]
-        lo = (1.0 - params.max_loss_share) * b_tot[sites_l]
-        add_family("loss_share", xr[xc], xc, x_scale[xc], lo, np.full(lo.shape[0], np.inf))
-    else:
-        add_family("loss_share", np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
-                   np.zeros(0), np.zeros(0), np.zeros(0))
-
-    # stay <= flow:  stay - scale*x <= 0
-    add_family(
-        "stay",
-        np.concatenate([np.arange(n_stay), np.arange(n_stay)]),
-        np.concatenate([stay_start + np.arange(n_stay), stay_x]),
-        np.concatenate([np.ones(n_stay), -x_scale[stay_x]]),
-        np.full(n_stay, -np.inf), np.zeros(n_stay),
-    )
-
-    A = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(n_rows, n_cols),
-    )
-    A.sum_duplicates()
-
-    # ---- objective -------------------------------------------------------------------------
-    c = np.zeros(n_cols)
-    offset = 0.0
-    x_travel = travel[x_area, x_site] * x_scale  # finite: only reachable pairs exist
-    if weights["travel"]:
-        c[:n_x] += weights["travel"] * x_travel
-    if weights["moved"]:
-        total = float(demand[:, list(tsel)].sum()) if tsel else 0.0
-        offset += weights["moved"] * total
-        c[stay_start:] -= weights["moved"]
-        if not weights["travel"] and n_x:
-            # tiny tie-break: prefer less travel among equally-moved solutions. The whole term
-            # is at most TIE_BREAK_TOTAL patients (total patient-minutes <= total x max travel).
-            max_minutes = float(travel[x_area, x_site].max())
-            scale = max(total * max_minutes, 1.0)
-            c[:n_x] += weights["moved"] * TIE_BREAK_TOTAL / scale * x_travel
-    if weights["providers"]:
-        c[y_start:y_start + n_y] -= weights["providers"]
-    moves_c: np.ndarray | None = None
-    moves_offset = 0.0
-    stay_y: np.ndarray | None = None
-    if use_stay:
-        # unnecessary moves = Σ b·[site keeps or has no keep decision or is self-sufficient]
-        #                     - Σ stay   (stay <= min(b, flow); see unnecessary_moves)
-        moves_c = np.zeros(n_cols)
-        moves_c[stay_start:] = -1.0
-        own_ok = self_sufficient_matrix(instance, params)
-        s_site, s_treat = x_site[stay_x], x_treat[stay_x]
-        ycol = y_col[s_site, s_treat]
-        on_y = (ycol >= 0) & ~own_ok[s_site, s_treat]
-        np.add.at(moves_c, ycol[on_y], stay_ub[on_y])
-        moves_offset = float(stay_ub[~on_y].sum())
-        stay_y = np.where(on_y, ycol, -1)
-        if weights["planner"]:
-            c += weights["planner"] * moves_c
-            offset += weights["planner"] * moves_offset
-
-    integrality = np.zeros(n_cols, dtype=np.int32)
-    integrality[y_start:y_start + n_y] = 1
-    col_lower = np.concatenate([np.zeros(n_x), y_lower, np.zeros(n_stay)])
-    col_upper = np.concatenate([np.ones(n_x) if single else x_d, y_upper, stay_ub])
-    if single:
-        integrality[:n_x] = 1
-
-    return MipArrays(
-        c=c,
-        A=A,
-        row_lower=np.concatenate(lo_parts).astype(float),
-        row_upper=np.concatenate(hi_parts).astype(float),
-        col_lower=col_lower,
-        col_upper=col_upper,
-        integrality=integrality,
-        offset=offset,
-        treatments=tsel,
-        x_start=0,
-        x_area=x_area,
-        x_site=x_site,
-        x_treat=x_treat,
-        x_scale=x_scale,
-        y_start=y_start,
-        y_site=y_site,
-        y_treat=y_treat,
-        stay_start=stay_start,
-        stay_area=x_area[stay_x],
-        stay_site=x_site[stay_x],
-        stay_treat=x_treat[stay_x],
-        row_families=families,
-        candidate=cand,
-        linking=linking,
-        conflicts=conflicts,
-        moves_c=moves_c,
-        moves_offset=moves_offset,
-        stay_x=stay_x,
-        stay_y=stay_y,
-    )
+    matrix.sum_duplicates()
+    build.c = np.zeros(build.n_cols)
+    for term in OBJECTIVE_TERMS:
+        term.add(build, build.weights[term.name])
+    return _arrays(build, matrix)
 
 
 def travel_vector(arrays: MipArrays, instance: Instance) -> np.ndarray:

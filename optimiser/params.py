@@ -83,6 +83,11 @@ class SolveParams(BaseModel):
     single_sourcing: bool = Field(
         False, description="each area sends all patients of a treatment to one site"
     )
+    max_providers: dict[str, int] = Field(
+        default_factory=dict,
+        description="at most P hospitals in the region keep this treatment "
+        "(intervention_id -> P; '*' = every treatment)",
+    )
     allow_new_providers: bool = Field(
         False, description="may a site start a treatment it does not provide today"
     )
@@ -122,8 +127,18 @@ class SolveParams(BaseModel):
     @classmethod
     def _margins_non_negative(cls, value: dict[str, float]) -> dict[str, float]:
         for treatment, margin in value.items():
+            if treatment == "*":
+                raise ValueError("'*' is not a treatment: use margin for every treatment")
             if margin < 0:
                 raise ValueError(f"margin for {treatment} must be >= 0, got {margin}")
+        return value
+
+    @field_validator("max_providers")
+    @classmethod
+    def _providers_positive(cls, value: dict[str, int]) -> dict[str, int]:
+        for treatment, most in value.items():
+            if most < 1:  # every patient is treated in the region, so by one provider at least
+                raise ValueError(f"max_providers for {treatment} must be >= 1, got {most}")
         return value
 
     @field_validator("objective_weights")
@@ -142,3 +157,8 @@ class SolveParams(BaseModel):
 
     def margin_for(self, treatment_id: str) -> float:
         return float(self.margin_by_treatment.get(treatment_id, self.margin))
+
+    def max_providers_for(self, treatment_id: str) -> int | None:
+        """The cap on providers of a treatment (its own entry, else '*'); ``None``: no cap."""
+        most = self.max_providers.get(treatment_id, self.max_providers.get("*"))
+        return None if most is None else int(most)

@@ -1,9 +1,12 @@
 """Independent re-check of a solution against the raw inputs.
 
-This module deliberately shares no code with the model builder (``formulation.py``) or the KPI
-code (``kpis.py``): every constraint and KPI is recomputed here from the instance arrays and the
-scenario parameters, so that a bug in the model shows up as a violation instead of being
-repeated. Tests run it on every solve; the CLI runs it on every result it writes.
+This module deliberately shares no code with the model builder (``formulation.py``, the
+families' builders) or the KPI code (``kpis.py``): every constraint and KPI is recomputed from
+the instance arrays and the scenario parameters, so that a bug in the model shows up as a
+violation instead of being repeated. Each row family's check (optimiser/rows, beside its
+builder, using only optimiser/rows/checking.py) recomputes its constraint; this module runs
+them and re-checks the KPIs. Tests run it on every solve; the CLI runs it on every result it
+writes.
 """
 
 from __future__ import annotations
@@ -16,70 +19,14 @@ import pandas as pd
 from .instance import Instance
 from .kpis import weighted_quantile
 from .params import SolveParams
+from .rows import FAMILIES
+from .rows.base import CheckContext
 from .solution import Solution
 from .status import SolveStatus
-from .tolerances import (
-    FLOW_EPS,
-    KPI_TOL,
-    PROVIDES_MIN,
-    TRAVEL_TOL_MIN,
-    VERIFY_EXTRA_TRAVEL_TOL_MIN,
-    VERIFY_TOL,
-)
+from .tolerances import FLOW_EPS, KPI_TOL, PROVIDES_MIN, VERIFY_TOL
 
 #: Absolute tolerance in patients (tolerances.VERIFY_TOL)
 TOL = VERIFY_TOL
-
-
-def _pairs(items: list[Any], instance: Instance) -> set[tuple[int, int]]:
-    """(site index, treatment index) pairs named by SiteTreatment-like items ("*" = all)."""
-    sites = {site_id: s for s, site_id in enumerate(instance.site_ids)}
-    treatments = {treatment_id: t for t, treatment_id in enumerate(instance.treatment_ids)}
-    pairs: set[tuple[int, int]] = set()
-    for item in items:
-        s = sites.get(item.site_id)
-        if s is None:
-            continue
-        if item.intervention_id == "*":
-            pairs.update((s, t) for t in range(len(treatments)))
-        elif item.intervention_id in treatments:
-            pairs.add((s, treatments[item.intervention_id]))
-    return pairs
-
-
-def _required_volume(instance: Instance, params: SolveParams) -> np.ndarray:
-    """norm x (1 + margin) per (site, treatment); nan where no norm."""
-    required = np.full((len(instance.sites), len(instance.treatments)), np.nan)
-    for t, treatment in enumerate(instance.treatments):
-        margin = params.margin_by_treatment.get(treatment.id, params.margin)
-        for s, site in enumerate(instance.sites):
-            tiers = dict(treatment.tier_norms or {})
-            norm = tiers.get(site.role, treatment.norm)
-            if norm is not None:
-                required[s, t] = float(norm) * (1.0 + float(margin))
-    return required
-
-
-def _capacity(instance: Instance, params: SolveParams) -> np.ndarray:
-    cap = np.full((len(instance.sites), len(instance.treatments)), np.inf)
-    if params.capacity_factor is not None:
-        cap = np.minimum(cap, params.capacity_factor * instance.baseline_volume)
-    for item in params.capacity:
-        for s, t in _pairs([item], instance):
-            cap[s, t] = min(cap[s, t], item.max_patients)
-    return cap
-
-
-def _mean_baseline_travel(instance: Instance) -> np.ndarray:
-    patients = instance.baseline_flow.sum(axis=1)
-    total = np.zeros_like(patients)
-    for s in range(len(instance.sites)):
-        minutes = instance.travel_min[:, s]
-        used = instance.baseline_flow[:, s, :] > 0
-        total += np.where(used, instance.baseline_flow[:, s, :] * minutes[:, None], 0.0)
-    out = np.full_like(patients, np.nan)
-    np.divide(total, patients, out=out, where=patients > 0)
-    return out
 
 
 def verify(
@@ -88,137 +35,35 @@ def verify(
     params: SolveParams,
     kpis: dict[str, Any] | None = None,
 ) -> list[str]:
-    """Every violated constraint or wrong KPI, in words; an empty list when all holds."""
+    """Every violated constraint or wrong KPI, in words; an empty list when all holds.
+
+    The constraints are checked family by family (each family's check in optimiser.rows, in
+    registry order), the KPIs here.
+    """
     if not solution.feasible:
         return (
             []
             if solution.diagnosis and solution.diagnosis.get("reason")
             else ["infeasible solution without a diagnosis reason"]
         )
-    problems: list[str] = []
     n_areas, n_sites, n_treat = instance.shape
     flow, keep = solution.flow, solution.keep
     if flow is None or keep is None:
         return ["feasible solution without flow or keep arrays"]
     if flow.shape != (n_areas, n_sites, n_treat) or keep.shape != (n_sites, n_treat):
         return [f"wrong shapes: flow {flow.shape}, keep {keep.shape}"]
-    treatment_ids = instance.treatment_ids
     # names beside the codes in every message ("Name (code)")
-    area_ids = [instance.area_label(a) for a in range(n_areas)]
-    site_ids = [instance.site_label(s) for s in range(n_sites)]
-
-    if np.any(flow < -TOL):
-        problems.append(f"negative flow, minimum {flow.min():.6g}")
-    received = flow.sum(axis=1)
-    gap = np.abs(received - instance.demand)
-    for a, t in zip(*np.nonzero(gap > TOL * np.maximum(1.0, instance.demand))):
-        problems.append(
-            f"demand of area {area_ids[a]} for {treatment_ids[t]} is {instance.demand[a, t]:.4f} "
-            f"but {received[a, t]:.4f} is assigned"
-        )
-
-    forced_keep = _pairs(params.force_keep, instance)
-    forced_close = _pairs(params.force_close, instance)
-    baseline_travel = _mean_baseline_travel(instance)
-    for a, s, t in zip(*np.nonzero(flow > TOL)):
-        where = f"area {area_ids[a]} -> site {site_ids[s]} for {treatment_ids[t]}"
-        minutes = instance.travel_min[a, s]
-        if not np.isfinite(minutes):
-            problems.append(f"{where}: no route but {flow[a, s, t]:.4f} patients")
-        if params.max_travel is not None:
-            allowed = params.max_travel
-            if params.remote_areas == "nearest_provider":
-                # remote areas may go as far as their nearest current provider
-                providers = np.nonzero(instance.baseline_volume[:, t] > 0)[0]
-                if len(providers):
-                    allowed = max(allowed, float(np.min(instance.travel_min[a, providers])))
-            if minutes > allowed + TRAVEL_TOL_MIN:
-                problems.append(f"{where}: {minutes:.1f} min exceeds the travel limit {allowed}")
-        if params.max_extra_travel is not None and np.isfinite(baseline_travel[a, t]):
-            extra = minutes - baseline_travel[a, t]
-            if extra > params.max_extra_travel + VERIFY_EXTRA_TRAVEL_TOL_MIN:
-                problems.append(
-                    f"{where}: {extra:.1f} extra min exceeds max_extra_travel "
-                    f"{params.max_extra_travel}"
-                )
-        provided_before = instance.baseline_volume[s, t] > 0
-        if not (provided_before or params.allow_new_providers or (s, t) in forced_keep):
-            problems.append(f"{where}: site did not provide it and new providers are not allowed")
-        if (s, t) in forced_close:
-            problems.append(f"{where}: site is forced to close this treatment")
-
-    volume = flow.sum(axis=0)
-    required = _required_volume(instance, params)
-    if params.small_region_rule == "one_provider":
-        # A treatment whose whole demand is below every site's norm cannot meet it anywhere:
-        # the rule allows one provider below the norm instead of declaring infeasibility.
-        for t in range(n_treat):
-            if np.all(np.isnan(required[:, t])):
-                continue
-            lowest = np.nanmin(required[:, t] / (1.0 + params.margin_for(treatment_ids[t])))
-            total = instance.demand[:, t].sum()
-            if np.isfinite(lowest) and 0 < total < lowest:
-                required[:, t] = np.where(np.isnan(required[:, t]), np.nan, 0.0)
-                if int(np.count_nonzero(keep[:, t])) > 1:
-                    problems.append(
-                        f"{treatment_ids[t]}: demand below every norm, but "
-                        f"{int(np.count_nonzero(keep[:, t]))} providers are kept (at most 1)"
-                    )
-    capacity = _capacity(instance, params)
-    for s in range(n_sites):
-        for t in range(n_treat):
-            name = f"site {site_ids[s]}, {treatment_ids[t]}"
-            if np.isnan(required[s, t]):
-                if bool(keep[s, t]) != bool(volume[s, t] > PROVIDES_MIN):
-                    problems.append(
-                        f"{name}: keep={bool(keep[s, t])} but volume {volume[s, t]:.4f}"
-                    )
-            # relative: HiGHS meets the volume rows to ~1e-7 relative over many flows
-            elif keep[s, t] and volume[s, t] < required[s, t] - TOL * max(1.0, required[s, t]):
-                problems.append(
-                    f"{name}: kept with {volume[s, t]:.4f} patients, below the required "
-                    f"{required[s, t]:.4f}"
-                )
-            elif not keep[s, t] and volume[s, t] > TOL:
-                problems.append(f"{name}: not kept but treats {volume[s, t]:.4f} patients")
-            if volume[s, t] > capacity[s, t] + TOL:
-                problems.append(
-                    f"{name}: {volume[s, t]:.4f} patients exceed capacity {capacity[s, t]:.4f}"
-                )
-            if (s, t) in forced_keep and not keep[s, t]:
-                problems.append(f"{name}: forced to keep but not kept")
-            if (s, t) in forced_close and keep[s, t]:
-                problems.append(f"{name}: forced to close but kept")
-
-    index = {treatment_id: t for t, treatment_id in enumerate(treatment_ids)}
-    for bundle in params.bundles:
-        members = [index[tid] for tid in bundle if tid in index]
-        for s in range(n_sites):
-            states = {bool(keep[s, t]) for t in members}
-            if len(states) > 1:
-                problems.append(f"site {site_ids[s]}: bundle {bundle} kept only in part")
-
-    if params.max_loss_share is not None:
-        before = instance.baseline_volume.sum(axis=1)
-        after = volume.sum(axis=1)
-        for s in np.nonzero(before > 0)[0]:
-            lost = before[s] - after[s]
-            if lost > params.max_loss_share * before[s] + TOL * max(1.0, before[s]):
-                problems.append(
-                    f"site {site_ids[s]} loses {lost:.2f} of {before[s]:.2f} patients, more than "
-                    f"max_loss_share {params.max_loss_share}"
-                )
-
-    if params.single_sourcing:
-        used = (flow > TOL).sum(axis=1)
-        for a, t in zip(*np.nonzero((instance.demand > TOL) & (used != 1))):
-            problems.append(
-                f"single sourcing: area {area_ids[a]} sends {treatment_ids[t]} "
-                f"to {used[a, t]} sites"
-            )
-
+    ctx = CheckContext(
+        instance=instance, params=params, flow=flow, keep=np.asarray(keep).astype(bool),
+        area_labels=[instance.area_label(a) for a in range(n_areas)],
+        site_labels=[instance.site_label(s) for s in range(n_sites)],
+    )
+    problems: list[str] = []
+    for family in FAMILIES:
+        if family.check is not None:
+            problems.extend(family.check(ctx))
     if kpis is not None:
-        problems.extend(_check_kpis(kpis, instance, flow, baseline_travel))
+        problems.extend(_check_kpis(kpis, instance, flow))
     return problems
 
 
@@ -226,9 +71,7 @@ def _close(a: float, b: float, tol: float = KPI_TOL) -> bool:
     return abs(float(a) - float(b)) <= tol * max(1.0, abs(float(b)))
 
 
-def _check_kpis(
-    kpis: dict[str, Any], instance: Instance, flow: np.ndarray, baseline_travel: np.ndarray
-) -> list[str]:
+def _check_kpis(kpis: dict[str, Any], instance: Instance, flow: np.ndarray) -> list[str]:
     problems: list[str] = []
     travel = np.where(np.isfinite(instance.travel_min), instance.travel_min, 0.0)
     patients = float(instance.demand.sum())

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from herschik.optimiser.instance import Instance, Treatment
 from herschik.optimiser.params import SolveParams
+from herschik.scenarios.param_flags import param_flags
 from herschik.scenarios.scenario_schema import (
     SCENARIO_FORMAT,
     ScenarioModel,
@@ -181,9 +182,16 @@ class ResolvedScenario:
         site_ids: Iterable[str] | None = None,
     ) -> None:
         """Raise :class:`ScenarioError` for treatment, group or site ids that a dataset lacks."""
+        # every treatment-keyed parameter (derived from SolveParams, as the CLI's flags are);
+        # '*' means every treatment
+        keyed = tuple(
+            (spec.field, [t for t in getattr(self.params, spec.field) if t != "*"], treatment_ids)
+            for spec in param_flags()
+            if spec.kind == "mapping" and spec.key_choices is None
+        )
         checks = (
             ("treatments", self.model.treatments, treatment_ids),
-            ("margin_by_treatment", self.params.margin_by_treatment, treatment_ids),
+            *keyed,
             ("groups", self.model.groups, group_ids),
         )
         for key, named, known in checks:

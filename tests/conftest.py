@@ -356,6 +356,15 @@ def _better(cand: tuple[float, float], best: tuple[float, float] | None, objecti
         abs(cand[0] - best[0]) <= tie and cand[1] < best[1])
 
 
+def _provider_cap(params: SolveParams, tid: str, max_open: int | None) -> int | None:
+    """At most this many sites with a norm keep the treatment (max_providers, its own entry
+    beating '*'), besides the small-region rule's one; ``None``: no cap."""
+    most = params.max_providers.get(tid, params.max_providers.get("*"))
+    if most is None:
+        return max_open
+    return most if max_open is None else min(max_open, most)
+
+
 def _reference_treatment(inst: Instance, params: SolveParams, t: int, objective: str
                          ) -> tuple[float, float] | None:
     """Best (primary, travel) for treatment t over all keep sets; None if infeasible.
@@ -380,6 +389,7 @@ def _reference_treatment(inst: Instance, params: SolveParams, t: int, objective:
     if params.small_region_rule == "one_provider" and norms and 0 < d.sum() < min(norms):
         norm_of = [None if n is None else 0.0 for n in norm_of]
         max_open = 1
+    max_open = _provider_cap(params, tid, max_open)
     normed = [s for s in sites if norm_of[s] is not None]
     free = [s for s in sites if norm_of[s] is None]  # always open (no norm at that site)
     if not normed and objective != "planner":
@@ -583,7 +593,7 @@ def _compare(inst: Instance, sol, ref: tuple[float, float], objective: str) -> N
     elif objective == "travel":
         assert sol.objective == pytest.approx(ref[0], rel=1e-6, abs=1e-5)
     elif objective == "moved":
-        # the tie-break term can cost at most 1e-4 patients (formulation.TIE_BREAK_TOTAL)
+        # the tie-break term can cost at most 1e-4 patients (rows.objective.TIE_BREAK_TOTAL)
         assert sol.objective == pytest.approx(ref[0], rel=1e-6, abs=2e-4)
     else:
         assert sol.objective == pytest.approx(-ref[0], abs=1e-9)  # kept pairs

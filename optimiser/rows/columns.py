@@ -1,0 +1,244 @@
+"""The column blocks: flows (x), keep decisions (y) and stays, with what they enforce.
+
+* ``flows``: one column per allowed (area, site, treatment) pair (``formulation.PairRule``:
+  demand > 0, a candidate site, within ``max_travel`` / ``max_extra_travel``), so candidates,
+  closures and travel limits hold by construction. Continuous in ``[0, d]``; with
+  ``single_sourcing`` a binary share ``z`` with flow ``d·z``.
+* ``keeps``: a binary per candidate (site, treatment) with a norm, ordered by (treatment, site);
+  ``force_keep`` fixes it to 1. A pair both forced open and closed is a conflict (infeasible).
+* ``stays``: patients of an area who stay at their baseline site (moved / planner objectives),
+  ``0 <= stay <= baseline_flow``; the ``stay`` rows keep them below the flow.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .base import (
+    MAX_LISTED,
+    Build,
+    CheckContext,
+    DiagnosisContext,
+    Family,
+    Finding,
+    Reason,
+    concat_int,
+    fmt,
+)
+from .checking import EXTRA_TRAVEL_TOL_MIN, TOL, TRAVEL_TOL_MIN, named_pairs
+
+
+# --- builders ---------------------------------------------------------------------------------
+def build_flows(b: Build) -> None:
+    """x columns, per treatment, vectorised over (area, site)."""
+    pairs = [np.nonzero(b.allowed(t)) for t in b.treatments]
+    b.x_area = concat_int([a for a, _ in pairs])
+    b.x_site = concat_int([s for _, s in pairs])
+    b.x_treat = concat_int([np.full(a.shape[0], t, dtype=np.int64)
+                            for (a, _), t in zip(pairs, b.treatments, strict=True)])
+    b.x_d = b.instance.demand[b.x_area, b.x_treat]
+    b.x_scale = b.x_d.copy() if b.params.single_sourcing else np.ones(b.n_x)
+
+
+def build_keeps(b: Build) -> None:
+    """y columns: candidates of treatments with a norm, ordered by (treatment, site)."""
+    n_sites, n_treat = b.candidate.shape
+    tsel = list(b.treatments)
+    y_mask = np.zeros((n_sites, n_treat), dtype=bool)
+    y_mask[:, tsel] = (b.candidate & b.has_norm)[:, tsel]
+    yt, ys = np.nonzero(y_mask.T)
+    b.y_site, b.y_treat = ys.astype(np.int64), yt.astype(np.int64)
+    b.y_col = np.full((n_sites, n_treat), -1, dtype=np.int64)
+    b.y_start = b.n_x
+    b.y_col[b.y_site, b.y_treat] = b.y_start + np.arange(b.n_y)
+    b.y_lower = b.force_keep[b.y_site, b.y_treat].astype(float)
+    b.y_upper = np.ones(b.n_y)
+    b.conflicts = [
+        f"{b.instance.site_ids[s]} is forced to keep and to close {b.instance.treatment_ids[t]}"
+        for t in b.treatments for s in np.nonzero(b.force_keep[:, t] & b.force_close[:, t])[0]
+    ]
+
+
+def build_stays(b: Build) -> None:
+    """stay columns of the flows that carry baseline patients (moved / planner objectives)."""
+    b.stay_start = b.n_x + b.n_y
+    if b.use_stay:
+        baseline = b.instance.baseline_flow[b.x_area, b.x_site, b.x_treat]
+        b.stay_x = np.nonzero(baseline > 0)[0]  # x column index each stay belongs to
+        b.stay_ub = baseline[b.stay_x]
+    else:
+        b.stay_x = np.zeros(0, dtype=np.int64)
+        b.stay_ub = np.zeros(0)
+
+
+# --- checks (independent of the builders) -----------------------------------------------------
+def _mean_baseline_travel(ctx: CheckContext) -> np.ndarray:
+    instance = ctx.instance
+    patients = instance.baseline_flow.sum(axis=1)
+    total = np.zeros_like(patients)
+    for s in range(len(instance.sites)):
+        minutes = instance.travel_min[:, s]
+        used = instance.baseline_flow[:, s, :] > 0
+        total += np.where(used, instance.baseline_flow[:, s, :] * minutes[:, None], 0.0)
+    out = np.full_like(patients, np.nan)
+    np.divide(total, patients, out=out, where=patients > 0)
+    return out
+
+
+def _travel_allowed(ctx: CheckContext, a: int, t: int) -> float | None:
+    """The travel limit of area a for treatment t (remote areas: their nearest provider)."""
+    params, instance = ctx.params, ctx.instance
+    if params.max_travel is None:
+        return None
+    allowed = params.max_travel
+    if params.remote_areas == "nearest_provider":
+        providers = np.nonzero(instance.baseline_volume[:, t] > 0)[0]
+        if len(providers):
+            allowed = max(allowed, float(np.min(instance.travel_min[a, providers])))
+    return allowed
+
+
+def _flow_problems(ctx: CheckContext, a: int, s: int, t: int, baseline_travel: np.ndarray,
+                   pairs: dict[str, set[tuple[int, int]]]) -> list[str]:
+    params, instance = ctx.params, ctx.instance
+    where = f"area {ctx.area_labels[a]} -> site {ctx.site_labels[s]} for {ctx.treatment_ids[t]}"
+    minutes = instance.travel_min[a, s]
+    out = []
+    if not np.isfinite(minutes):
+        out.append(f"{where}: no route but {ctx.flow[a, s, t]:.4f} patients")
+    allowed = _travel_allowed(ctx, a, t)
+    if allowed is not None and minutes > allowed + TRAVEL_TOL_MIN:
+        out.append(f"{where}: {minutes:.1f} min exceeds the travel limit {allowed}")
+    if params.max_extra_travel is not None and np.isfinite(baseline_travel[a, t]):
+        extra = minutes - baseline_travel[a, t]
+        if extra > params.max_extra_travel + EXTRA_TRAVEL_TOL_MIN:
+            out.append(f"{where}: {extra:.1f} extra min exceeds max_extra_travel "
+                       f"{params.max_extra_travel}")
+    provided_before = instance.baseline_volume[s, t] > 0
+    if not (provided_before or params.allow_new_providers or (s, t) in pairs["keep"]):
+        out.append(f"{where}: site did not provide it and new providers are not allowed")
+    if (s, t) in pairs["close"]:
+        out.append(f"{where}: site is forced to close this treatment")
+    return out
+
+
+def check_flows(ctx: CheckContext) -> list[str]:
+    """Flows are non-negative, routed, within the travel limits, at sites that may provide the
+    treatment; single sourcing: one site per area and treatment."""
+    flow = ctx.flow
+    problems = []
+    if np.any(flow < -TOL):
+        problems.append(f"negative flow, minimum {flow.min():.6g}")
+    pairs = {"keep": named_pairs(ctx.params.force_keep, ctx.instance),
+             "close": named_pairs(ctx.params.force_close, ctx.instance)}
+    baseline_travel = _mean_baseline_travel(ctx)
+    for a, s, t in zip(*np.nonzero(flow > TOL), strict=True):
+        problems += _flow_problems(ctx, a, s, t, baseline_travel, pairs)
+    if ctx.params.single_sourcing:
+        used = (flow > TOL).sum(axis=1)
+        for a, t in zip(*np.nonzero((ctx.instance.demand > TOL) & (used != 1)), strict=True):
+            problems.append(f"single sourcing: area {ctx.area_labels[a]} sends "
+                            f"{ctx.treatment_ids[t]} to {used[a, t]} sites")
+    return problems
+
+
+def check_keeps(ctx: CheckContext) -> list[str]:
+    """Forced keeps are kept, forced closures are not."""
+    forced_keep = named_pairs(ctx.params.force_keep, ctx.instance)
+    forced_close = named_pairs(ctx.params.force_close, ctx.instance)
+    problems = []
+    for s, t in sorted(forced_keep | forced_close):
+        name = f"site {ctx.site_labels[s]}, {ctx.treatment_ids[t]}"
+        if (s, t) in forced_keep and not ctx.keep[s, t]:
+            problems.append(f"{name}: forced to keep but not kept")
+        if (s, t) in forced_close and ctx.keep[s, t]:
+            problems.append(f"{name}: forced to close but kept")
+    return problems
+
+
+# --- diagnosis reasons ------------------------------------------------------------------------
+def _area_out_of_reach(ctx: DiagnosisContext, t: int) -> dict[str, Any] | None:
+    instance = ctx.instance
+    no_site = ctx.no_site[:, t]
+    if not no_site.any():
+        return None
+    cand = ctx.candidate[:, t]
+    cand_travel = np.where(cand[None, :], instance.travel_min, np.inf)
+    nearest = (cand_travel.min(axis=1) if cand.any()
+               else np.full(len(instance.area_ids), np.inf))
+    listed = [{"area_id": instance.area_ids[a], "area_name": instance.area_name(a),
+               "nearest_site_minutes": (round(float(nearest[a]), 1)
+                                        if math.isfinite(nearest[a]) else None)}
+              for a in np.nonzero(no_site)[0][:MAX_LISTED]]
+    return {"n_areas": int(no_site.sum()),
+            "patients": round(float(instance.demand[no_site, t].sum()), 3),
+            "areas": listed}
+
+
+def reason_out_of_reach(ctx: DiagnosisContext) -> Finding | None:
+    """Areas with no candidate site within the travel limits."""
+    found = {ctx.instance.treatment_ids[t]: info for t in ctx.treatments
+             if (info := _area_out_of_reach(ctx, t)) is not None}
+    if not found:
+        return None
+    tid, info = next(iter(found.items()))
+    params = ctx.params
+    limit = []
+    if params.max_travel is not None:
+        limit.append(f"{fmt(params.max_travel)} min")
+    if params.max_extra_travel is not None:
+        limit.append(f"{fmt(params.max_extra_travel)} extra min")
+    within = f" within {' / '.join(limit)}" if limit else ""
+    a = ctx.instance.area_ids.index(info["areas"][0]["area_id"])
+    t = ctx.instance.treatment_ids.index(tid)
+    return Finding(f"{ctx.tlabel(t)}: {info['n_areas']} area(s) cannot reach any site that "
+                   f"may provide it{within} (e.g. {ctx.instance.area_label(a)})",
+                   "areas_out_of_reach", found)
+
+
+def reason_forced_keep(ctx: DiagnosisContext) -> Finding | None:
+    """Forced keeps that cannot be honoured (also closed, or below the norm in any case)."""
+    tids, sids = ctx.instance.treatment_ids, ctx.instance.site_ids
+    forced: list[dict[str, Any]] = []
+    for t in ctx.treatments:
+        for s in np.nonzero(ctx.force_keep[:, t])[0]:
+            usable, required = ctx.usable[s, t], ctx.required[s, t]
+            if ctx.force_close[s, t]:
+                forced.append({"site_id": sids[s], "intervention_id": tids[t],
+                               "problem": "forced to keep and forced to close"})
+            elif not np.isnan(required) and usable < required - 1e-9:
+                forced.append({"site_id": sids[s], "intervention_id": tids[t],
+                               "problem": (f"forced to keep but at most {fmt(usable)} "
+                                           f"patients can reach it, below the required "
+                                           f"{fmt(required)}"),
+                               "reachable": round(float(usable), 3),
+                               "required": round(float(required), 3)})
+    if not forced:
+        return None
+    first = forced[0]
+    site = sids.index(first["site_id"])
+    treatment = tids.index(first["intervention_id"])
+    return Finding(f"{ctx.tlabel(treatment)} at {ctx.slabel(site)} is {first['problem']}",
+                   "forced_keep_conflicts", forced)
+
+
+FLOWS = Family(
+    "flows", "columns",
+    ("max_travel", "remote_areas", "max_extra_travel", "allow_new_providers", "force_keep",
+     "force_close", "single_sourcing"),
+    build_flows, check_flows, (Reason(30, reason_out_of_reach),),
+    doc="x: a column per allowed (area, site, treatment) pair; candidates and travel limits "
+        "hold by construction",
+)
+KEEPS = Family(
+    "keeps", "columns", ("force_keep", "force_close"), build_keeps, check_keeps,
+    (Reason(10, reason_forced_keep),),
+    doc="y: a binary keep per candidate (site, treatment) with a norm; force_keep fixes it",
+)
+STAYS = Family(
+    "stays", "columns", ("objective", "objective_weights"), build_stays, None,
+    doc="stay columns of the moved / planner objectives (bookkeeping, not a constraint)",
+)
