@@ -60,6 +60,10 @@ from .tolerances import FEASIBILITY_TOL, INTEGRALITY_TOL, SAME_OBJECTIVE_RTOL
 #: decided sub-problem results a session remembers by model (a step back is then free)
 CACHE_SIZE = 512
 
+#: SolveParams fields that change how a sub-problem is solved, not its model: a session that
+#: must give a fresh solve's answer re-solves everything when one of them changes
+SOLVE_SETTINGS = ("solver", "time_limit", "mip_gap", "threads", "objective", "objective_weights")
+
 #: SolveParams fields that a restriction check understands; any other change is "not known
 #: to be a restriction" and re-solves the changed sub-problems
 _MONOTONE_FIELDS = {"force_keep", "force_close", "margin", "margin_by_treatment", "max_travel"}
@@ -77,6 +81,11 @@ class StepReport:
 
     def count(self, action: str) -> int:
         return sum(1 for a in self.actions.values() if a == action)
+
+
+def _settings_key(params: SolveParams) -> str:
+    """The SOLVE_SETTINGS of ``params`` as a cache-key suffix."""
+    return "|" + repr([getattr(params, k) for k in SOLVE_SETTINGS])
 
 
 def _same_model(a: MipArrays, b: MipArrays) -> bool:
@@ -221,18 +230,29 @@ class WhatIf:
     ``WhatIf(instance, params)`` solves once (or adopts ``solution`` with its sub-problem
     results when given by :func:`WhatIf.from_solve`); each change returns the new
     :class:`Solution` and becomes the session's current plan.
+
+    ``same_as_fresh=True``: every answer is the one a fresh :func:`optimiser.solve.solve` of
+    the same parameters gives, to the last digit (the browser app shows only such plans). The
+    session then re-uses a sub-problem's result only for an identical model (``unchanged``,
+    ``cached``) or an infeasible restriction, and solves every other one as ``solve`` does
+    (no kept optimum, no warm start: among tied optima either could pick another plan).
+    ``cache_size``: how many decided sub-problem results (with their models) it remembers.
     """
 
     def __init__(self, instance: Instance, params: SolveParams,
-                 max_workers: int | None = None) -> None:
+                 max_workers: int | None = None, *, same_as_fresh: bool = False,
+                 cache_size: int = CACHE_SIZE) -> None:
         self.instance = instance
         self.max_workers = max_workers
+        self.same_as_fresh = same_as_fresh
+        self.cache_size = cache_size
+        self._settings = _settings_key(params)
         self._params = params
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, _ComponentResult] = OrderedDict()
         started = time.perf_counter()
         self._comps, self._explanation, self._results = solve_components(
-            instance, params, max_workers=max_workers, early_stop=False)
+            instance, params, max_workers=max_workers, early_stop=same_as_fresh)
         # the model each result answers (phase 1 of ``providers``, whose result holds phase 2)
         self._models = [build_arrays(instance, params, comp) for comp in self._comps]
         for arrays, result in zip(self._models, self._results, strict=True):
@@ -291,6 +311,10 @@ class WhatIf:
         new = SolveParams.model_validate({**self._params.model_dump(), **changes})
         return self._step(new)
 
+    def set_params(self, params: SolveParams) -> Solution:
+        """Go to ``params`` (any number of changes at once), re-solved from the current plan."""
+        return self._step(SolveParams.model_validate(params.model_dump()))
+
     # --- the step -----------------------------------------------------------------------------
     def _label(self, comp: list[int]) -> str:
         return ",".join(self.instance.treatment_ids[t] for t in comp)
@@ -306,10 +330,18 @@ class WhatIf:
         instance, old = self.instance, self._params
         comps, explanation = treatment_components(instance, new)
         coupling_changed = comps != self._comps  # bundles / loss share: nothing to compare
+        if self.same_as_fresh and any(getattr(old, k) != getattr(new, k)
+                                      for k in SOLVE_SETTINGS):
+            coupling_changed = True  # another solve procedure: no earlier result applies
+        self._settings = _settings_key(new)  # results of this step are cached under it
         restriction = not coupling_changed and is_restriction(instance, old, new)
         affected = None if coupling_changed else affected_treatments(instance, old, new)
         stop = threading.Event() if len(comps) > 1 else None
         steps: dict[int, tuple[str, _ComponentResult, MipArrays]] = {}
+        if stop is not None and affected is not None and any(
+                not affected & set(comp) and self._results[i].status == SolveStatus.INFEASIBLE
+                for i, comp in enumerate(comps)):
+            stop.set()  # an untouched sub-problem stays infeasible: so does the scenario
 
         def run(i: int) -> _ComponentResult:
             if affected is not None and not affected & set(comps[i]):
@@ -341,13 +373,19 @@ class WhatIf:
                                      for i in range(len(comps))})
         return self._solution
 
+    def _cache_key(self, arrays: MipArrays) -> str:
+        """The model's fingerprint; with ``same_as_fresh`` also the solve settings (the same
+        model solved with another gap or objective procedure may give another plan)."""
+        return _fingerprint(arrays) + (self._settings if self.same_as_fresh else "")
+
     def _remember(self, arrays: MipArrays, result: _ComponentResult) -> None:
         """Cache a decided result by its model: the same model later gets the same answer."""
         if result.status in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE):
             with self._lock:
-                self._cache[_fingerprint(arrays)] = result
-                self._cache.move_to_end(_fingerprint(arrays))
-                while len(self._cache) > CACHE_SIZE:
+                key = self._cache_key(arrays)
+                self._cache[key] = result
+                self._cache.move_to_end(key)
+                while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
 
     def _step_component(self, comp: list[int],
@@ -360,10 +398,14 @@ class WhatIf:
             result, previous_model = before
             if result.status not in (NOT_OPTIMISED, NOT_DECIDED) and _same_model(
                     arrays, previous_model):
+                if result.status == SolveStatus.INFEASIBLE and stop is not None:
+                    stop.set()
                 return "unchanged", result, arrays
         with self._lock:
-            cached = self._cache.get(_fingerprint(arrays))
+            cached = self._cache.get(self._cache_key(arrays))
         if cached is not None:
+            if cached.status == SolveStatus.INFEASIBLE and stop is not None:
+                stop.set()  # the scenario is infeasible: the others only check feasibility
             return "cached", cached, arrays
         if before is not None and restriction and before[0].status == SolveStatus.INFEASIBLE:
             result = _ComponentResult(comp, SolveStatus.INFEASIBLE, None, arrays, None, 0.0, 0.0,
@@ -371,6 +413,10 @@ class WhatIf:
             if stop is not None:
                 stop.set()
             return "still_infeasible", result, arrays
+        if self.same_as_fresh:  # as optimiser.solve.solve does it: no start, no shortcut
+            result = _solve_component(instance, new, comp, 1, None, stop)
+            self._remember(arrays, result)
+            return "resolved", result, arrays
         plan = self._solution if self._solution.feasible else None
         start = _start_vector(arrays, instance, plan) if plan is not None else None
         start_ok = feasible_in(arrays, start)

@@ -150,6 +150,24 @@ def solve_verified(
     ``summary["warnings"]``.
     """
     solution = solve(instance, params, start=start, max_workers=max_workers)
+    return verified_result(instance, params, solution, scenario_info=scenario_info,
+                           warnings=warnings,
+                           warm_start=start.solver if start is not None else None)
+
+
+def verified_result(
+    instance: Instance,
+    params: SolveParams,
+    solution: Solution,
+    *,
+    scenario_info: dict[str, Any] | None = None,
+    warnings: list[str] | None = None,
+    warm_start: str | None = None,
+) -> RunResult:
+    """KPIs, contract tables and the verifier's verdict of a ``solution`` already solved (by
+    :func:`optimiser.solve.solve` or a :class:`optimiser.whatif.WhatIf` step): what
+    :func:`solve_verified` does after its solve, so the same solution gives the same tables.
+    ``warm_start`` names the solver of the start solution (``summary["warm_start"]``)."""
     kpis = compute_kpis(instance, solution, params) if solution.feasible else None
     site_volumes = site_volumes_table(instance, solution, params)
     assignments = assignments_table(instance, solution)
@@ -160,8 +178,8 @@ def solve_verified(
         summary["scenario"] = {**summary["scenario"], **scenario_info}
     if warnings:
         summary["warnings"] = [*warnings, *(summary.get("warnings") or [])]
-    if start is not None:
-        summary["warm_start"] = start.solver
+    if warm_start is not None:
+        summary["warm_start"] = warm_start
     violations = verify(solution, instance, params, kpis)
     summary["verification"] = {"verifier": "herschik.optimiser.verify", "violations": violations}
     return RunResult(instance=instance, params=params, solution=solution, kpis=kpis,

@@ -24,12 +24,14 @@ from herschik.scenarios.app.session import (
     AppState,
     ForcedPair,
     PlanSettings,
+    comparable_summary,
     kpi_rows,
     new_folder,
     plain_words,
+    same_result,
 )
 from herschik.scenarios.assemble import build_instance
-from herschik.scenarios.run import run_solve
+from herschik.scenarios.run import run_solve, solve_verified
 from herschik.scenarios.scenario_file import load_scenario
 from starlette.testclient import TestClient
 
@@ -274,6 +276,79 @@ def test_export_writes_the_toml_and_the_cli_result(
     summary = json.loads((folder / "result" / "summary.json").read_text())
     assert summary["kpis"] == plan["kpis"]
     assert "--areas municipalities" in exported["command"]
+
+
+def _pair(row: dict) -> dict:
+    return {"site_id": row["site_id"], "intervention_id": row["intervention_id"]}
+
+
+def _csv_bytes(run: typing.Any, folder: Path) -> dict[str, bytes]:
+    written = run.write(folder, lock=False)
+    return {p.name: p.read_bytes() for p in sorted(written.glob("*.csv"))}
+
+
+def test_what_if_steps_reuse_unchanged_treatments_and_equal_the_cli_byte_for_byte(
+    state: AppState, tmp_path: Path
+) -> None:
+    """Several changes in a row through the app's what-if session: each plan re-uses the
+    treatments the change left alone, and equals a fresh verified solve of its settings to the
+    byte; the last one, exported, equals `herschik solve` of the exported TOML to the byte."""
+    fresh_state = AppState(state.dataset, out_dir=tmp_path / "out",
+                           source_args=["--areas", "municipalities"], first_region=REGION)
+    client = TestClient(create_app(fresh_state, allowed_hosts=["testserver"]))
+    instance = fresh_state.instance(REGION)
+    total = len(instance.treatments)
+    first = _solve(client)["plan"]
+    assert first["reuse"]["first"] and first["reuse"]["counts"]["resolved"] == total
+    kept, lost = _row(first, "kept"), _row(first, "lost")
+    steps = [
+        ({"force_close": [_pair(kept)]}, {kept["intervention_id"]}),
+        ({"force_close": [_pair(kept)], "margin": 0.05}, None),
+        ({"margin": 0.05}, {kept["intervention_id"]}),
+        ({"margin": 0.05, "force_keep": [_pair(lost)]}, {lost["intervention_id"]}),
+        ({"force_keep": [_pair(lost)]}, None),  # back to margin 0: all but one cached
+        ({"force_keep": [_pair(lost)], "max_travel": 120}, None),
+    ]
+    plan = first
+    for n, (settings, touched) in enumerate(steps):
+        plan = _solve(client, plan["id"], **settings)["plan"]
+        reuse = plan["reuse"]
+        assert not reuse["first"] and set(reuse["actions"]) == set(instance.treatment_ids)
+        assert sum(reuse["counts"].values()) == total
+        assert reuse["counts"]["still_infeasible"] == 0
+        if touched is not None:  # a forced pair enters its own treatment's model only
+            assert {t for t, a in reuse["actions"].items() if a == "resolved"} <= touched
+            assert reuse["reused"] >= total - len(touched)
+            assert f"re-used {reuse['reused']} of {total} treatments" in reuse["text"]
+        if n == 4:  # every treatment but the forced one has its model of the first plan
+            assert reuse["reused"] >= total - 1 and reuse["counts"]["cached"] >= 1
+        assert plan["verification"]["violations"] == []
+        fresh = solve_verified(instance, PlanSettings(**plan["settings"]).solve_params())
+        run = fresh_state.plan(plan["id"]).run
+        assert _csv_bytes(run, tmp_path / f"app-{n}") == _csv_bytes(fresh, tmp_path / f"cli-{n}")
+        assert comparable_summary(run.summary) == comparable_summary(fresh.summary)
+    exported = client.post(f"/api/plans/{plan['id']}/export").json()
+    assert exported["exit_code"] == 0 and exported["same_as_app"], exported["differences"]
+    result = tmp_path / "out" / exported["folder"] / "result"
+    mine = _csv_bytes(fresh_state.plan(plan["id"]).run, tmp_path / "app-last")
+    assert set(mine) == {"assignments.csv", "hospital_changes.csv", "site_volumes.csv"}
+    for name, content in mine.items():
+        assert (result / name).read_bytes() == content, name
+
+
+def test_export_check_compares_the_csvs_byte_for_byte(
+    state: AppState, default_plan: dict, tmp_path: Path
+) -> None:
+    """A CLI result that differs from the app's plan in one digit is reported, not passed."""
+    plan = state.plan(default_plan["id"])
+    result = plan.run.write(tmp_path / "result", lock=False)
+    assert same_result(plan, result) == (True, [])
+    table = (result / "assignments.csv").read_text()
+    last = table.rstrip("\n").rsplit(",", 1)
+    digit = last[1][-1]
+    (result / "assignments.csv").write_text(
+        last[0] + "," + last[1][:-1] + ("1" if digit != "1" else "2") + "\n")
+    assert same_result(plan, result) == (False, ["assignments.csv"])
 
 
 def test_export_folders_are_never_reused(tmp_path: Path) -> None:
@@ -543,3 +618,23 @@ def test_nearest_margin_by_bisection_agrees_with_the_diagnosis(
     assert diagnosed <= nearest <= diagnosed + 0.01 + 1e-9
     assert _solve(client, margin=nearest)["status"] in ("optimal", "feasible")
     assert _solve(client, margin=round(nearest + 0.01, 2))["status"] == "infeasible"
+
+
+def test_reuse_info_counts_treatments_of_bundled_sub_problems(state: AppState) -> None:
+    """A sub-problem of several (bundled) treatments counts each; the words match the counts."""
+    from herschik.optimiser.whatif import StepReport
+    from herschik.scenarios.app.session import reuse_info
+
+    instance = state.instance(REGION)
+    ids = list(instance.treatment_ids)
+    actions = {",".join(ids[:2]): "resolved", ids[2]: "still_infeasible",
+               **{t: "cached" for t in ids[3:5]}, **{t: "unchanged" for t in ids[5:]}}
+    info = reuse_info(instance, StepReport(0.25, actions), first=False)
+    assert info["counts"] == {"unchanged": len(ids) - 5, "cached": 2, "resolved": 2,
+                              "still_infeasible": 1}
+    assert info["text"] == (f"re-used {len(ids) - 3} of {len(ids)} treatments, solved 2 again, "
+                            "1 infeasible as before (2 re-used from earlier plans of this "
+                            "session)")
+    assert len(info["details"]) == len(ids) and info["details"][0].endswith(": solved")
+    every = reuse_info(instance, StepReport(1.0, {t: "resolved" for t in ids}), first=False)
+    assert every["text"] == f"solved all {len(ids)} treatments again (the change touches every one)"

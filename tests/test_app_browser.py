@@ -159,6 +159,14 @@ def test_plan_in_the_browser_then_export_and_resolve_with_the_cli(
             row = page.locator(f"#hospitals tbody tr[data-site-id='{site}']")
             assert row.get_attribute("data-status") == "lost"
             assert "close" in page.inner_text("#forced")
+            # how the plan was obtained: one treatment solved again, the others re-used
+            reuse = page.inner_text("[data-testid=reuse]")
+            match = re.search(r"re-used (\d+) of (\d+) treatments, solved (\d+) again", reuse)
+            assert match, reuse
+            reused, total, solved = map(int, match.groups())
+            assert reused + solved == total and 1 <= solved < total
+            assert "same plan as a fresh solve" in reuse
+            assert TREATMENT in page.get_attribute("[data-testid=reuse]", "title")
             page.check("#only-changes")
             statuses = page.eval_on_selector_all(
                 "#hospitals tbody tr", "rows => rows.map(r => r.dataset.status)")

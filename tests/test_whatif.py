@@ -193,3 +193,132 @@ def test_old_optimum_is_kept_only_under_the_same_objective(region) -> None:
     old_moved = build_arrays(region, moved, [0])
     new_moved = build_arrays(region, moved.model_copy(update={"max_travel": tighter}), [0])
     assert not same_objective_on_subset(old_moved, new_moved)
+
+
+# --- same_as_fresh: the app's sessions --------------------------------------------------------
+def _same_solution(got, fresh) -> None:
+    """Identical plans, to the last bit: what the app needs for byte-identical CSVs."""
+    assert got.status == fresh.status
+    assert got.objective == fresh.objective
+    if fresh.feasible:
+        assert np.array_equal(got.flow, fresh.flow)
+        assert np.array_equal(got.keep, fresh.keep)
+        strip = [{k: v for k, v in e.items() if "seconds" not in k} for e in fresh.subproblems]
+        assert [{k: v for k, v in e.items() if "seconds" not in k}
+                for e in got.subproblems] == strip
+    else:
+        assert got.diagnosis["infeasible_treatments"] == fresh.diagnosis["infeasible_treatments"]
+
+
+def test_same_as_fresh_steps_equal_fresh_solves_bit_for_bit(region) -> None:
+    session = WhatIf(region, SolveParams(), same_as_fresh=True)
+    _same_solution(session.solution, solve(region, SolveParams()))
+    t_id = region.treatment_ids[0]
+    kept, closed = _kept_and_closed(session.solution, region, 0)
+    session.force_keep(kept, t_id)  # a restriction: the plain session keeps the old optimum
+    assert session.last_step.count("kept_optimum") == 0
+    assert session.last_step.count("resolved") == 1
+    assert session.last_step.count("unchanged") == len(region.treatments) - 1
+    _same_solution(session.solution, solve(region, session.params))
+    session.force_close(kept, t_id)
+    _same_solution(session.solution, solve(region, session.params))
+    session.release(kept, t_id)
+    assert session.last_step.count("cached") == 1 and session.last_step.count("resolved") == 0
+    _same_solution(session.solution, solve(region, session.params))
+    for change in ({"margin": 0.2}, {"max_travel": float(np.quantile(region.travel_min, 0.6))},
+                   {"margin": 0.0, "max_travel": None}, {"margin": 50.0}):
+        session.set_params(session.params.model_copy(update=change))
+        _same_solution(session.solution, solve(region, session.params))
+    # back to the defaults: every sub-problem's model was solved before
+    session.set_params(SolveParams())
+    assert session.last_step.count("cached") == len(region.treatments)
+    _same_solution(session.solution, solve(region, SolveParams()))
+
+
+def test_same_as_fresh_solves_again_when_the_solve_settings_change(region) -> None:
+    """The model alone does not decide the answer: another solver or gap may pick another
+    plan, so a session that promises a fresh solve's answer re-uses nothing then."""
+    session = WhatIf(region, SolveParams(), same_as_fresh=True)
+    session.apply(mip_gap=0.05)
+    assert session.last_step.count("resolved") == len(region.treatments)
+    session.apply(mip_gap=1e-4)  # back: each model was solved with these settings before
+    assert session.last_step.count("cached") == len(region.treatments)
+    _same_solution(session.solution, solve(region, SolveParams()))
+    for objective in ("travel", "planner", "travel"):  # an A/B of objectives costs one solve
+        session.apply(objective=objective)
+        _same_solution(session.solution, solve(region, session.params))
+    assert session.last_step.count("cached") == len(region.treatments)
+    plain = WhatIf(region, SolveParams())
+    plain.apply(mip_gap=0.05)  # the plain session keeps optimal results: still optimal
+    assert plain.last_step.count("unchanged") == len(region.treatments)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 23),
+       objective=st.sampled_from(["travel", "moved", "planner", "providers"]),
+       steps=st.lists(st.tuples(st.sampled_from(STEPS), st.integers(0, 10),
+                                st.floats(0.0, 0.6)), min_size=1, max_size=4))
+def test_same_as_fresh_random_steps_equal_fresh_solves(
+    brute_force, seed: int, objective: str, steps
+) -> None:
+    inst, params = brute_force.tiny(seed)
+    params = params.model_copy(update={"objective": objective})
+    session = WhatIf(inst, params, max_workers=1, same_as_fresh=True)
+    for kind, pick, value in steps:
+        site = inst.site_ids[pick % len(inst.sites)]
+        treatment = inst.treatment_ids[pick % len(inst.treatments)]
+        if kind in ("force_keep", "force_close", "release"):
+            getattr(session, kind)(site, treatment)
+        elif kind == "margin":
+            session.set_margin(round(value, 2))
+        else:
+            session.set_max_travel(None if value < 0.1 else float(np.quantile(
+                inst.travel_min[np.isfinite(inst.travel_min)], 0.4 + value)))
+        assert session.last_step.count("kept_optimum") == 0
+        _same_solution(session.solution, solve(inst, session.params))
+
+
+def test_the_cache_keeps_at_most_cache_size_results(region) -> None:
+    session = WhatIf(region, SolveParams(), same_as_fresh=True, cache_size=4)
+    for margin in (0.1, 0.2):
+        session.set_margin(margin)
+    assert len(session._cache) == 4
+    session.set_margin(0.0)  # the first plan's models were dropped: solved again
+    assert session.last_step.count("cached") < len(region.treatments)
+    _same_solution(session.solution, solve(region, SolveParams()))
+
+
+def test_an_untouched_infeasible_sub_problem_stops_the_others_early(region) -> None:
+    """Once one treatment is infeasible the scenario is; a change to another treatment must
+    not optimise that one to the end (a fresh solve only checks its feasibility)."""
+    from herschik.optimiser.solve import NOT_OPTIMISED
+
+    session = WhatIf(region, SolveParams(), same_as_fresh=True)
+    kept, _ = _kept_and_closed(session.solution, region, 0)
+    pair = [{"site_id": kept, "intervention_id": region.treatment_ids[0]}]
+    session.apply(force_keep=pair, force_close=pair)  # keep and close: infeasible
+    assert session.solution.status == "infeasible"
+    session.set_margin(0.1, region.treatment_ids[1])
+    assert session.solution.status == "infeasible"
+    assert session.last_step.actions[region.treatment_ids[0]] == "unchanged"
+    by_treatment = {e["treatments"][0]: e for e in session.solution.subproblems}
+    assert by_treatment[region.treatment_ids[1]]["status"] == NOT_OPTIMISED
+    assert session.solution.diagnosis["infeasible_treatments"] == [region.treatment_ids[0]]
+
+
+def test_verified_result_of_a_session_step_is_solve_verified(region, tmp_path) -> None:
+    """scenarios.run.verified_result on a same_as_fresh step writes what solve_verified
+    writes (the app's plans), and keeps solve_verified's summary key order."""
+    from herschik.scenarios.run import solve_verified, verified_result
+
+    session = WhatIf(region, SolveParams(), same_as_fresh=True)
+    session.set_margin(0.15)
+    mine = verified_result(region, session.params, session.solution)
+    fresh = solve_verified(region, session.params)
+    assert mine.violations == [] == fresh.violations
+    a, b = mine.write(tmp_path / "a", lock=False), fresh.write(tmp_path / "b", lock=False)
+    for name in ("site_volumes.csv", "assignments.csv", "hospital_changes.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    started = solve_verified(region, session.params, start=fresh.solution)
+    assert list(started.summary)[-2:] == ["warm_start", "verification"]
+    assert list(mine.summary) == [k for k in started.summary if k != "warm_start"]

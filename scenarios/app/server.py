@@ -22,6 +22,8 @@ loopback (against DNS rebinding).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import ipaddress
 import json
 import socket
@@ -90,27 +92,57 @@ def _validation_message(error: ValidationError) -> str:
     return f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
 
 
-def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> Starlette:
-    """The ASGI app over ``state``; ``allowed_hosts`` restricts the Host header (None: any)."""
+def _query_checked(handler: Any, allowed: tuple[str, ...] = ()) -> Any:
+    """``handler`` behind the query-parameter check; sync handlers stay sync (Starlette runs
+    them in its thread pool, so a region build never blocks the event loop)."""
+    if inspect.iscoroutinefunction(handler):
+
+        @functools.wraps(handler)
+        async def checked_async(request: Request) -> Response:
+            refused = _refuse_query(request, allowed)
+            return refused if refused is not None else await handler(request)
+
+        return checked_async
+
+    @functools.wraps(handler)
+    def checked(request: Request) -> Response:
+        refused = _refuse_query(request, allowed)
+        return refused if refused is not None else handler(request)
+
+    return checked
+
+
+async def _on_input_error(request: Request, exc: Exception) -> Response:
+    return _error(400, str(exc))
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ValidationError)
+    return _error(422, _validation_message(exc))
+
+
+async def _on_unknown_plan(request: Request, exc: Exception) -> Response:
+    return _error(404, f"no plan {exc.args[0] if exc.args else ''}")
+
+
+async def _on_internal_error(request: Request, exc: Exception) -> Response:
+    print(f"herschik app: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return _error(500, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _routes(state: AppState) -> list[Route | Mount]:
+    """The reviewed routes (tests/test_app_api.py lists them) over ``state``."""
 
     async def index(request: Request) -> Response:
-        if (refused := _refuse_query(request)) is not None:
-            return refused
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     def meta(request: Request) -> Response:
-        if (refused := _refuse_query(request)) is not None:
-            return refused
         return JSONResponse(state.meta())
 
     def region_map(request: Request) -> Response:
-        if (refused := _refuse_query(request)) is not None:
-            return refused
         return JSONResponse(state.region_map(request.path_params["region_id"]))
 
     async def solve(request: Request) -> Response:
-        if (refused := _refuse_query(request)) is not None:
-            return refused
         body = await _json_body(request, required=True)
         solve_request = SolveRequest.model_validate(body)
         result = await run_in_threadpool(
@@ -119,18 +151,12 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         return JSONResponse(result)
 
     def plans(request: Request) -> Response:
-        if (refused := _refuse_query(request)) is not None:
-            return refused
         return JSONResponse({"plans": state.plans()})
 
     def plan(request: Request) -> Response:
-        if (refused := _refuse_query(request)) is not None:
-            return refused
         return JSONResponse(state.plan_payload(state.plan(request.path_params["plan_id"])))
 
     def compare(request: Request) -> Response:
-        if (refused := _refuse_query(request, ("a", "b"))) is not None:
-            return refused
         try:
             a, b = int(request.query_params["a"]), int(request.query_params["b"])
         except (KeyError, ValueError):
@@ -138,50 +164,38 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         return JSONResponse(state.compare(a, b))
 
     async def export(request: Request) -> Response:
-        if (refused := _refuse_query(request)) is not None:
-            return refused
         body = await _json_body(request, required=False)
         if body not in (None, {}):
             return _error(422, "export takes no parameters: the server chooses the folder")
         result = await run_in_threadpool(state.export, request.path_params["plan_id"])
         return JSONResponse(result)
 
-    async def on_input_error(request: Request, exc: Exception) -> Response:
-        return _error(400, str(exc))
-
-    async def on_validation_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ValidationError)
-        return _error(422, _validation_message(exc))
-
-    async def on_unknown_plan(request: Request, exc: Exception) -> Response:
-        return _error(404, f"no plan {exc.args[0] if exc.args else ''}")
-
-    async def on_internal_error(request: Request, exc: Exception) -> Response:
-        print(f"herschik app: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return _error(500, f"internal error: {type(exc).__name__}: {exc}")
-
-    routes = [
-        Route("/", index),
-        Route("/api/meta", meta),
-        Route("/api/regions/{region_id}/map", region_map),
-        Route("/api/solve", solve, methods=["POST"]),
-        Route("/api/plans", plans),
-        Route("/api/plans/{plan_id:int}", plan),
-        Route("/api/compare", compare),
-        Route("/api/plans/{plan_id:int}/export", export, methods=["POST"]),
+    return [
+        Route("/", _query_checked(index)),
+        Route("/api/meta", _query_checked(meta)),
+        Route("/api/regions/{region_id}/map", _query_checked(region_map)),
+        Route("/api/solve", _query_checked(solve), methods=["POST"]),
+        Route("/api/plans", _query_checked(plans)),
+        Route("/api/plans/{plan_id:int}", _query_checked(plan)),
+        Route("/api/compare", _query_checked(compare, ("a", "b"))),
+        Route("/api/plans/{plan_id:int}/export", _query_checked(export), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
+
+
+def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> Starlette:
+    """The ASGI app over ``state``; ``allowed_hosts`` restricts the Host header (None: any)."""
     middleware = []
     if allowed_hosts is not None:
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
     return Starlette(
-        routes=routes,
+        routes=_routes(state),
         middleware=middleware,
         exception_handlers={
-            AppInputError: on_input_error,
-            ValidationError: on_validation_error,
-            UnknownPlan: on_unknown_plan,
-            Exception: on_internal_error,
+            AppInputError: _on_input_error,
+            ValidationError: _on_validation_error,
+            UnknownPlan: _on_unknown_plan,
+            Exception: _on_internal_error,
         },
     )
 

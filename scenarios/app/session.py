@@ -1,7 +1,11 @@
 """The state behind ``herschik app``: one dataset, cached region instances, the plans solved.
 
-Every plan is solved by :func:`herschik.scenarios.run.solve_verified` (solve, KPIs, contract
-tables, independent verifier): the same path as ``herschik solve``. A plan is exported by
+Every plan is solved as ``herschik solve`` solves it: the solve, then KPIs, contract tables and
+the independent verifier (:func:`herschik.scenarios.run.verified_result`, the second half of
+:func:`~herschik.scenarios.run.solve_verified`). The solve goes through one what-if session
+per region (:class:`herschik.optimiser.whatif.WhatIf` with ``same_as_fresh``): a change re-uses
+every treatment's result whose model it leaves identical and solves the others as a fresh solve
+does, so the plan is the CLI's to the last digit, only sooner. A plan is exported by
 writing its settings as a scenario TOML and running ``herschik solve --scenario`` on it in a
 child process, so the exported result folder *is* what the CLI writes for that file.
 
@@ -33,7 +37,8 @@ from herschik.optimiser.instance import Instance
 from herschik.optimiser.kpis import SCALAR_KPIS
 from herschik.optimiser.params import SiteTreatment, SolveParams
 from herschik.optimiser.results import hospital_status
-from herschik.scenarios.run import TIMING_FIELDS, RunResult, solve_verified
+from herschik.optimiser.whatif import StepReport, WhatIf
+from herschik.scenarios.run import TIMING_FIELDS, RunResult, solve_verified, verified_result
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: the objectives SolveParams accepts, read from its type (never hard-coded here)
@@ -46,6 +51,9 @@ MAX_PLANS = 200
 NEAREST_BUDGET_S = 5.0
 #: patients per year below which a flow is solver noise (as in optimiser.results)
 MIN_PATIENTS = 1e-9
+#: sub-problem results each region's what-if session remembers (a model with its result is
+#: about a megabyte at district level; older ones are dropped first)
+SESSION_CACHE = 256
 #: hospital statuses (the names of hospital_changes.csv, see SHARED_NAMES)
 STATUSES = ("kept", "lost", "gained", "below_norm", "unchanged_no_norm")
 _ID = r"^[A-Za-z0-9_.:\-* ]{1,100}$"
@@ -123,6 +131,8 @@ class Plan:
     seconds: float
     hospitals: list[dict[str, Any]]
     areas: dict[str, Any]
+    #: how the plan was obtained (see :func:`reuse_info`); None: solved from scratch
+    reuse: dict[str, Any] | None = None
 
 
 def _round(value: float, digits: int = 2) -> float | None:
@@ -283,6 +293,56 @@ def kpi_rows(kpis: dict[str, Any], treatment_id: str | None = None) -> list[dict
     return rows
 
 
+#: what a what-if step did with a treatment's sub-problem, in the page's words
+REUSE_WORDS = {
+    "unchanged": "re-used (its model did not change)",
+    "cached": "re-used (solved earlier in this session with the same model)",
+    "resolved": "solved",
+    "still_infeasible": "infeasible (a restriction of an infeasible one)",
+}
+
+
+def reuse_info(instance: Instance, step: StepReport, first: bool) -> dict[str, Any]:
+    """How a plan was obtained: per treatment whether its sub-problem was re-used or solved.
+
+    Counts are treatments (a sub-problem holds one, or several when bundled); ``seconds`` is
+    the what-if step (model checks and solves), without KPIs and verifier."""
+    treatments: dict[str, str] = {}
+    for label, action in step.actions.items():
+        for tid in label.split(","):
+            treatments[tid] = action
+    counts = dict.fromkeys(REUSE_WORDS, 0)
+    for action in treatments.values():
+        counts[action] = counts.get(action, 0) + 1
+    reused = counts["unchanged"] + counts["cached"]
+    total = len(instance.treatments)
+    if first:
+        text = f"solved all {total} treatments (first plan of this region in this session)"
+    elif counts["resolved"] == total:
+        text = f"solved all {total} treatments again (the change touches every one)"
+    else:
+        text = f"re-used {reused} of {total} treatments"
+        if counts["resolved"]:
+            text += f", solved {counts['resolved']} again"
+        if counts["still_infeasible"]:
+            text += f", {counts['still_infeasible']} infeasible as before"
+        if counts["cached"]:
+            text += f" ({counts['cached']} re-used from earlier plans of this session)"
+    return {
+        "treatments": total,
+        "subproblems": len(step.actions),
+        "counts": counts,
+        "reused": reused,
+        "actions": treatments,
+        "details": [f"{instance.treatment_label(t)}: {REUSE_WORDS.get(action, action)}"
+                    for t, action in ((t, treatments.get(tid, "")) for t, tid in
+                                      enumerate(instance.treatment_ids))],
+        "seconds": round(step.seconds, 3),
+        "first": first,
+        "text": text,
+    }
+
+
 # --- the scenario file of a plan ----------------------------------------------------------
 def _toml_value(value: Any) -> str:
     if value is None:
@@ -353,9 +413,11 @@ class AppState:
         source_args: list[str] | None = None,
         areas_label: str = "",
         first_region: str | None = None,
+        whatif: bool = True,
     ) -> None:
         """``source_args`` are the CLI flags that load the same data (``--data``, ``--areas``,
-        ``--network``), passed on to ``herschik solve`` when a plan is exported."""
+        ``--network``), passed on to ``herschik solve`` when a plan is exported.
+        ``whatif=False`` solves every change from scratch (for the before/after benchmark)."""
         self.dataset = dataset
         self.network = network
         self.out_dir = Path(out_dir)
@@ -371,6 +433,9 @@ class AppState:
         self._instances: dict[str, Instance] = {}
         self._maps: dict[str, dict[str, Any]] = {}
         self._plans: OrderedDict[int, Plan] = OrderedDict()
+        self.whatif = whatif
+        #: one what-if session per region (the area level is the app's, one per process)
+        self._sessions: dict[str, WhatIf] = {}
         self._next_id = 1
         self._solve_lock = threading.Lock()
         self._build_lock = threading.Lock()
@@ -474,12 +539,13 @@ class AppState:
                     return {"status": existing.run.summary["status"],
                             "plan": self.plan_payload(existing), "same_as_plan": existing.id}
             started = time.perf_counter()
-            run = solve_verified(instance, params)
+            run, reuse = self._solve_run(settings.region_id, instance, params)
             seconds = time.perf_counter() - started
             if not run.solution.feasible:
                 return {
                     "status": "infeasible",
                     "seconds": round(seconds, 3),
+                    "reuse": reuse,
                     "infeasible": self._infeasible(
                         settings, instance, params, run, self._base(settings, base_plan_id)
                     ),
@@ -493,6 +559,7 @@ class AppState:
                 seconds=seconds,
                 hospitals=hospital_rows(instance, run, params),
                 areas=area_view(instance, run),
+                reuse=reuse,
             )
             self._next_id += 1
             with self._plans_lock:
@@ -500,6 +567,29 @@ class AppState:
                 while len(self._plans) > MAX_PLANS:
                     self._plans.popitem(last=False)
         return {"status": run.summary["status"], "plan": self.plan_payload(plan)}
+
+    def _solve_run(self, region_id: str, instance: Instance, params: SolveParams
+                   ) -> tuple[RunResult, dict[str, Any] | None]:
+        """The verified run of ``params`` and how it was obtained (call under _solve_lock).
+
+        Through the region's what-if session (created by the region's first solve): the same
+        solution as :func:`solve_verified` gives, re-using what the change left unchanged."""
+        if not self.whatif:
+            return solve_verified(instance, params), None
+        session = self._sessions.get(region_id)
+        first = session is None
+        try:
+            if session is None:
+                session = WhatIf(instance, params, same_as_fresh=True,
+                                 cache_size=SESSION_CACHE)
+                self._sessions[region_id] = session
+            else:
+                session.set_params(params)
+        except BaseException:
+            self._sessions.pop(region_id, None)  # a half-done step: start afresh next time
+            raise
+        run = verified_result(instance, params, session.solution)
+        return run, reuse_info(instance, session.last_step, first)
 
     def _base(self, settings: PlanSettings, base_plan_id: int | None) -> Plan | None:
         with self._plans_lock:
@@ -702,6 +792,7 @@ class AppState:
             },
             "hospitals": plan.hospitals,
             "areas": plan.areas,
+            "reuse": plan.reuse,
         }
 
     def compare(self, a: int, b: int) -> dict[str, Any]:
@@ -810,7 +901,8 @@ def new_folder(parent: Path, stem: str) -> Path:
 
 
 def same_result(plan: Plan, result: Path) -> tuple[bool, list[str]]:
-    """Does the CLI's result folder hold the plan's KPIs, status and site volumes?"""
+    """Does the CLI's result folder hold the plan's KPIs and status, and its CSVs byte for
+    byte (the app's tables written by the CLI's own writer)?"""
     summary = json.loads((result / "summary.json").read_text(encoding="utf-8"))
     differences = []
     mine = plan.run.summary
@@ -824,6 +916,15 @@ def same_result(plan: Plan, result: Path) -> tuple[bool, list[str]]:
         plan.run.site_volumes["volume_after"].to_numpy(float), atol=1e-6,
     ):
         differences.append("site_volumes.csv")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        mine_dir = plan.run.write(Path(tmp) / "app", lock=False)
+        for name in sorted(p.name for p in mine_dir.glob("*.csv")):
+            theirs = result / name
+            if not theirs.is_file() or theirs.read_bytes() != (mine_dir / name).read_bytes():
+                if name not in differences:
+                    differences.append(name)
     return not differences, differences
 
 

@@ -248,6 +248,19 @@ function drawKpis() {
     (violations.length ? `verifier found ${violations.length} problem(s): ${violations[0]}`
       : "independent verifier: every constraint holds");
   $("warnings").innerHTML = (p.warnings || []).map((w) => `<li>${esc(w)}</li>`).join("");
+  drawReuse(p.reuse);
+}
+
+// How the plan was obtained: which treatments' results were re-used (model unchanged) and
+// which were solved; either way the plan is the one a fresh `herschik solve` gives.
+function drawReuse(reuse) {
+  const box = $("reuse");
+  if (!reuse) { box.textContent = ""; box.title = ""; delete box.dataset.reused; return; }
+  box.dataset.reused = String(reuse.reused);
+  box.dataset.solved = String(reuse.counts.resolved);
+  box.textContent = `How: ${reuse.text} in ${fmt(reuse.seconds, 2)} s` +
+    (reuse.first ? "." : "; the same plan as a fresh solve of these settings.");
+  box.title = reuse.details.join("\n");
 }
 
 function drawHospitals() {
@@ -467,8 +480,9 @@ async function exportPlan(id) {
     box.innerHTML = `<b>Exported to <code data-testid="export-folder">${esc(r.folder)}</code>` +
       `</b> (in the app's --out folder), ${r.files.length} files, ${fmt(r.seconds, 1)} s. ` +
       (r.same_as_app ? `<span data-testid="export-same">The command line gives the same ` +
-        `result as the app.</span>` : `<span data-testid="export-differs">The command line ` +
-        `result differs from the app in: ${esc(r.differences.join(", "))}</span>`) +
+        `result as the app (KPIs equal, CSVs identical byte for byte).</span>`
+        : `<span data-testid="export-differs">The command line result differs from the ` +
+          `app in: ${esc(r.differences.join(", "))}</span>`) +
       `<br>Re-run: <code>cd ${esc(r.folder)} && ${esc(r.command)}</code>`;
   } catch (error) {
     box.textContent = `Export failed: ${error.message}`;
