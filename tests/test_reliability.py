@@ -203,7 +203,8 @@ def _start_sweep(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
 def _wait_for_first_run(out: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(folder_is_complete(p) for p in out.glob("runs/*")):
+        # hidden folders are a run's staging copy (complete before its rename, gone if killed)
+        if any(folder_is_complete(p) for p in out.glob("runs/*") if not p.name.startswith(".")):
             return
         time.sleep(0.05)
     raise AssertionError("no run finished")
@@ -239,7 +240,8 @@ def test_sweep_stops_promptly_on_a_signal_and_records_finished_runs(
     assert stopped_after < 30, f"took {stopped_after:.1f} s to stop"
     assert "sweep interrupted" in stderr
     runs = pd.read_csv(out / "runs.csv")
-    finished = [p for p in (out / "runs").iterdir() if folder_is_complete(p)]
+    finished = [p for p in (out / "runs").iterdir()
+                if folder_is_complete(p) and not p.name.startswith(".")]
     assert 1 <= len(runs) < 16 and len(runs) == len(finished)
     assert set(runs["run_dir"]) == {f"runs/{p.name}" for p in finished}
     time.sleep(0.5)
