@@ -34,6 +34,7 @@ from .instance import Instance
 from .params import SolveParams
 from .rows import reasons as family_reasons
 from .rows.base import MAX_LISTED, DiagnosisContext
+from .tolerances import MARGIN_TOL, ROUNDING_TOL
 
 #: wall-clock budget of the bisections (the structural checks are always done); the reasons
 #: that re-solve (max_providers) have a budget of their own
@@ -121,7 +122,7 @@ def _sentence(instance: Instance, params: SolveParams, tsel: list[int],
     sentence = "The scenario is infeasible: " + reasons[0] + "."
     hints = []
     m = details.get("smallest_feasible_margin")
-    if isinstance(m, float) and m < _max_margin(instance, params, tsel) - 1e-12:
+    if isinstance(m, float) and m < _max_margin(instance, params, tsel) - MARGIN_TOL:
         hints.append(f"a margin of at most {m:.2f} would be feasible")
     mt = details.get("smallest_feasible_max_travel")
     if isinstance(mt, float):
@@ -238,7 +239,7 @@ def _smallest_feasible_margin(instance: Instance, params: SolveParams, treatment
             lo = mid
         else:
             hi = mid
-    return math.floor(lo * 100 + 1e-9) / 100
+    return math.floor(lo * 100 + ROUNDING_TOL) / 100
 
 
 def _smallest_feasible_max_travel(instance: Instance, params: SolveParams,

@@ -46,7 +46,7 @@ from .instance import Instance
 from .params import SolveParams
 from .rows import FAMILIES, OBJECTIVE_TERMS
 from .rows.base import Build
-from .tolerances import TRAVEL_TOL_MIN
+from .tolerances import REACHES_REQUIRED_TOL, TRAVEL_TOL_MIN
 
 LINKINGS = ("nearest", "aggregated", "per_pair")
 
@@ -341,7 +341,7 @@ def self_sufficient_matrix(instance: Instance, params: SolveParams) -> np.ndarra
         ok = rule.allowed(t)
         own[:, t] = (instance.baseline_flow[:, :, t] * ok).sum(axis=0)
     with np.errstate(invalid="ignore"):
-        enough = (np.minimum(own, cap) >= required - 1e-9) & ~np.isnan(required)
+        enough = (np.minimum(own, cap) >= required - REACHES_REQUIRED_TOL) & ~np.isnan(required)
     return enough & cand
 
 

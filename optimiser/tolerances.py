@@ -34,6 +34,15 @@ PROVIDES_MIN = 1e-5
 TRAVEL_TOL_MIN = 1e-9
 #: a kept site this many patients below its required volume is "below_norm" (solver noise aside)
 BELOW_NORM_TOL = 1e-6
+#: a site's own usable patients reach its required volume up to rounding (self-sufficient,
+#: may keep the treatment alone)
+REACHES_REQUIRED_TOL = 1e-9
+#: a shortfall (patients) that a diagnosis reason reports is larger than this (rounding aside)
+DIAGNOSIS_TOL = 1e-6
+#: floating-point noise of a value that is rounded down or shown as a whole number
+ROUNDING_TOL = 1e-9
+#: a margin equals another up to floating-point rounding (diagnosis of the largest margin)
+MARGIN_TOL = 1e-12
 #: a binary keep column above this is "kept" (the solver returns 0/1 up to its tolerance)
 KEEP_THRESHOLD = 0.5
 

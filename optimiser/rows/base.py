@@ -20,6 +20,7 @@ import numpy as np
 
 from ..instance import Instance
 from ..params import SolveParams
+from ..tolerances import REACHES_REQUIRED_TOL, ROUNDING_TOL
 
 _EMPTY_INT = np.zeros(0, dtype=np.int64)
 
@@ -197,7 +198,7 @@ class DiagnosisContext:
     def viable(self) -> np.ndarray:
         """(S, T): a candidate that has no norm or can reach it with the demand in reach."""
         normed = ~np.isnan(self.required)
-        return self.candidate & (~normed | (self.usable >= self.required - 1e-9))
+        return self.candidate & (~normed | (self.usable >= self.required - REACHES_REQUIRED_TOL))
 
     @cached_property
     def no_site(self) -> np.ndarray:
@@ -217,7 +218,7 @@ MAX_LISTED = 20
 
 def fmt(x: float) -> str:
     """A number for a diagnosis sentence: whole numbers without decimals."""
-    return f"{x:.0f}" if abs(x - round(x)) < 1e-9 else f"{x:.1f}"
+    return f"{x:.0f}" if abs(x - round(x)) < ROUNDING_TOL else f"{x:.1f}"
 
 
 @dataclass(frozen=True)

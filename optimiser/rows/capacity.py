@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..tolerances import DIAGNOSIS_TOL
 from .base import Build, CheckContext, DiagnosisContext, Family, Finding, Reason, fmt
 from .checking import TOL, named_pairs
 
@@ -54,7 +55,7 @@ def reason_capacity(ctx: DiagnosisContext) -> Finding | None:
     for t in ctx.treatments:
         total_cap = float(np.where(ctx.viable[:, t], ctx.usable[:, t], 0.0).sum())
         total_demand = float(ctx.instance.demand[:, t].sum())
-        if total_demand > total_cap + 1e-6 and not ctx.no_site[:, t].any():
+        if total_demand > total_cap + DIAGNOSIS_TOL and not ctx.no_site[:, t].any():
             found[t] = {"demand": round(total_demand, 3), "capacity": round(total_cap, 3)}
     if not found:
         return None

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..tolerances import REACHES_REQUIRED_TOL
 from .base import (
     MAX_LISTED,
     Build,
@@ -209,7 +210,7 @@ def reason_forced_keep(ctx: DiagnosisContext) -> Finding | None:
             if ctx.force_close[s, t]:
                 forced.append({"site_id": sids[s], "intervention_id": tids[t],
                                "problem": "forced to keep and forced to close"})
-            elif not np.isnan(required) and usable < required - 1e-9:
+            elif not np.isnan(required) and usable < required - REACHES_REQUIRED_TOL:
                 forced.append({"site_id": sids[s], "intervention_id": tids[t],
                                "problem": (f"forced to keep but at most {fmt(usable)} "
                                            f"patients can reach it, below the required "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..tolerances import DIAGNOSIS_TOL
 from .base import (
     MAX_LISTED,
     Build,
@@ -119,7 +120,7 @@ def reason_loss_share(ctx: DiagnosisContext) -> Finding | None:
     b_tot = ctx.instance.baseline_volume.sum(axis=1)
     need = (1.0 - share) * b_tot
     most = ctx.usable.sum(axis=1)
-    short = np.nonzero((b_tot > 0) & (most < need - 1e-6))[0]
+    short = np.nonzero((b_tot > 0) & (most < need - DIAGNOSIS_TOL))[0]
     if not short.size:
         if ctx.reasons:
             return None
