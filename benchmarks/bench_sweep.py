@@ -24,23 +24,30 @@ from typing import Any
 GOAL_SECONDS = 300.0  # issue 16 (was 600 s)
 
 
-def grid_margins(n_scenarios: int) -> list[float]:
-    """The margins of the benchmark grid of ``n_scenarios`` (rounded up to x10) points."""
-    n_margins = max(1, math.ceil(n_scenarios / 10))
+#: the grid's objectives: the issue's original grid; ``("planner",)`` is the default objective
+GRID_OBJECTIVES: tuple[str, ...] = ("travel", "providers")
+TRAVEL_LIMITS = '[45, 60, 75, 90, "none"]'
+
+
+def grid_margins(n_scenarios: int, objectives: tuple[str, ...] = GRID_OBJECTIVES) -> list[float]:
+    """The margins of the benchmark grid of ``n_scenarios`` points (rounded up to a multiple of
+    5 travel limits x the objectives)."""
+    n_margins = max(1, math.ceil(n_scenarios / (5 * len(objectives))))
     return [round(0.3 * i / max(1, n_margins - 1), 4) for i in range(n_margins)]
 
 
-def scenario_text(n_scenarios: int, margin_indices: list[int] | None = None) -> str:
-    """A scenario file whose grid has ``ceil(n / 10) * 10`` points (or only the grid points of
+def scenario_text(n_scenarios: int, margin_indices: list[int] | None = None,
+                  objectives: tuple[str, ...] = GRID_OBJECTIVES) -> str:
+    """A scenario file whose grid has ``n`` points (rounded up; or only the grid points of
     the margins at ``margin_indices``: a sub-sample of whole margin layers)."""
-    margins = grid_margins(n_scenarios)
+    margins = grid_margins(n_scenarios, objectives)
     if margin_indices is not None:
         margins = [margins[i] for i in margin_indices]
     return (
         '# benchmark grid (generated)\nname = "bench"\ntime_limit = 60\n[grid]\n'
         f"margin = {json.dumps(margins)}\n"
-        'max_travel = [45, 60, 75, 90, "none"]\n'
-        'objective = ["travel", "providers"]\n'
+        f"max_travel = {TRAVEL_LIMITS}\n"
+        f"objective = {json.dumps(list(objectives))}\n"
     )
 
 
@@ -63,6 +70,7 @@ def run(
     out_dir: str | Path | None = None,
     outputs: dict[str, bool] | None = None,
     margin_indices: list[int] | None = None,
+    objectives: tuple[str, ...] = GRID_OBJECTIVES,
 ) -> dict[str, Any]:
     """Run the benchmark sweep from scratch; return the timing report (a JSON-ready dict).
 
@@ -73,7 +81,8 @@ def run(
 
     with tempfile.TemporaryDirectory(prefix="herschik-bench-") as tmp:
         scenario = Path(tmp) / "bench.toml"
-        scenario.write_text(scenario_text(n_scenarios, margin_indices), encoding="utf-8")
+        scenario.write_text(scenario_text(n_scenarios, margin_indices, tuple(objectives)),
+                            encoding="utf-8")
         out = Path(out_dir) if out_dir is not None else Path(tmp) / "out"
 
         def timed_sweep(progress: bool) -> tuple[Any, float]:
@@ -111,9 +120,11 @@ def run(
         "resume_seconds": round(resume, 2),
         "resume_solved": again.attrs.get("solved"),
     }
+    report["objectives"] = list(objectives)
     if margin_indices is not None:
-        layers = len(grid_margins(n_scenarios))
-        report["sample_margins"] = [grid_margins(n_scenarios)[i] for i in margin_indices]
+        layers = len(grid_margins(n_scenarios, tuple(objectives)))
+        report["sample_margins"] = [grid_margins(n_scenarios, tuple(objectives))[i]
+                                    for i in margin_indices]
         report["extrapolated_wall_seconds"] = round(wall * layers / len(margin_indices), 1)
         report["extrapolation"] = (f"wall x {layers}/{len(margin_indices)} (whole margin "
                                    "layers sampled evenly; not a measurement)")
