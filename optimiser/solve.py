@@ -99,6 +99,8 @@ class _ComponentResult:
     solver: str
     info: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: (columns, rows, binaries) of the component's full model, whichever model was solved
+    model_size: tuple[int, int, int] | None = None
 
 
 def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
@@ -190,6 +192,17 @@ def _solve_component(instance: Instance, params: SolveParams, treatments: list[i
     params = _component_params(instance, params, treatments)
     arrays = build_arrays(instance, params, treatments)
     build = time.perf_counter() - t0
+    result = _solve_built_component(instance, params, treatments, threads, start, stop, arrays,
+                                    build, run_objective)
+    result.model_size = (arrays.n_cols, arrays.n_rows,
+                         int(np.count_nonzero(arrays.integrality)))
+    return result
+
+
+def _solve_built_component(instance: Instance, params: SolveParams, treatments: list[int],
+                           threads: int | None, start: Solution | None,
+                           stop: threading.Event | None, arrays: MipArrays, build: float,
+                           run_objective: str) -> _ComponentResult:
     if stop is not None and stop.is_set():
         return _feasibility_only(instance, params, treatments, arrays, build, threads)
     result = _optimise_component(instance, params, treatments, threads, start, stop, arrays,
@@ -621,6 +634,25 @@ def _infeasible_diagnosis(instance: Instance, params: SolveParams,
     return diagnosis
 
 
+#: what a sub-problem entry of an infeasible scenario keeps (besides timings): how far the others
+#: got before one proved infeasible depends on thread timing, so none of it is reported
+_NOT_OPTIMISED_KEYS = ("treatments", "n_vars", "n_rows", "n_binaries", "status", "gap",
+                       "build_seconds", "solve_seconds", "solver")
+
+
+def _not_optimised(entry: dict[str, Any],
+                   model_size: tuple[int, int, int] | None) -> dict[str, Any]:
+    """A feasible sub-problem of an infeasible scenario, reported the same whether it was
+    optimised before another one proved infeasible or only checked for feasibility after
+    (sizes of its full model: the planner's phase 2 solves a smaller one)."""
+    if entry["status"] not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE, NOT_OPTIMISED):
+        return entry
+    kept = {key: entry[key] for key in _NOT_OPTIMISED_KEYS if key in entry}
+    if model_size is not None:
+        kept["n_vars"], kept["n_rows"], kept["n_binaries"] = model_size
+    return {**kept, "status": str(NOT_OPTIMISED), "gap": None}
+
+
 def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], explanation: str,
              results: list[_ComponentResult]) -> Solution:
     """One Solution from the sub-problem results (in component order): flows, keeps, status,
@@ -696,6 +728,8 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
         subproblems.append(entry)
 
     if status == SolveStatus.INFEASIBLE:
+        subproblems = [_not_optimised(entry, r.model_size)
+                       for entry, r in zip(subproblems, results, strict=True)]
         diagnosis = _infeasible_diagnosis(instance, params, infeasible_treatments,
                                           unsolved_treatments if no_solution else None)
         return Solution(status=SolveStatus.INFEASIBLE, solver=solver_used, objective=None,

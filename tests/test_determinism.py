@@ -128,3 +128,33 @@ def test_sweep_is_identical_across_worker_counts(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(frames[1], frames[2])
     for run_dir in frames[1]["run_dir"]:
         assert_same_run(tmp_path / "w1" / run_dir, tmp_path / "w2" / run_dir)
+
+
+def _without_timings(entries: list[dict]) -> list[dict]:
+    return [{k: v for k, v in e.items() if not k.endswith("_seconds")} for e in entries]
+
+
+@pytest.mark.parametrize("objective", ["planner", "travel"])
+def test_an_infeasible_scenario_reports_the_others_the_same_however_far_they_got(
+        objective: str) -> None:
+    """Regression: when one sub-problem proves infeasible the others stop, so whether another
+    one was reported 'optimal' (with its objective) or 'feasible_not_optimised' depended on
+    thread timing. Both extremes are forced here: every component optimised to the end, and
+    one at a time with the early stop (after the infeasible one, only feasibility checks)."""
+    from herschik.optimiser.params import SolveParams
+    from herschik.optimiser.solve import assemble, solve_components
+    from herschik.optimiser.synthetic import synthetic_instance
+
+    instance = synthetic_instance(40, 5, 3, seed=3)
+    params = SolveParams(objective=objective,
+                         margin_by_treatment={instance.treatment_ids[0]: 20.0})
+    reports = []
+    for early_stop in (False, True):
+        comps, explanation, results = solve_components(instance, params, max_workers=1,
+                                                       early_stop=early_stop)
+        solution = assemble(instance, params, comps, explanation, results)
+        assert solution.status == "infeasible"
+        reports.append(_without_timings(solution.subproblems))
+    statuses = [e["status"] for e in reports[0]]
+    assert statuses[0] == "infeasible" and set(statuses[1:]) == {"feasible_not_optimised"}
+    assert reports[0] == reports[1]
