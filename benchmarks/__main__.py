@@ -446,7 +446,10 @@ def _render_sweep(results: dict[str, Any], goals: list[tuple[str, str, str]],
         goal = "100 × 7 sweep ≤ 5 min" + (" (default objective)" if key != "sweep" else "")
         lines += [f"## Sweep (`benchmarks/bench_sweep.py`), objectives {objectives}", "",
                   "Grid: margin 0-0.3 × max_travel {45, 60, 75, 90, none} × the objectives "
-                  "above, 100 scenarios × 7 regions, district level, sweep default outputs.", ""]
+                  "above, 100 scenarios × 7 regions, district level, sweep default outputs. "
+                  f"Code {sw.get('code_fingerprint', '–')}, measured {sw.get('measured_at')}, "
+                  f"load average (1, 5, 15 min) at the end {sw.get('load_average_at_end', '–')}.",
+                  ""]
         if sw.get("status") == "ok":
             lines += ["| measurement | value |", "|---|---|"]
             for key in ("runs", "scenarios", "workers", "wall_seconds", "runs_per_minute",

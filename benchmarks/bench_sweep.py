@@ -121,6 +121,10 @@ def run(
         "resume_solved": again.attrs.get("solved"),
     }
     report["objectives"] = list(objectives)
+    from .common import code_fingerprint
+
+    report["code_fingerprint"] = code_fingerprint()
+    report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     if margin_indices is not None:
         layers = len(grid_margins(n_scenarios, tuple(objectives)))
         report["sample_margins"] = [grid_margins(n_scenarios, tuple(objectives))[i]
