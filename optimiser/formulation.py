@@ -45,14 +45,14 @@ import scipy.sparse as sp
 from .instance import Instance
 from .params import SolveParams
 from .rows import FAMILIES, OBJECTIVE_TERMS
-from .rows.base import Build
+from .rows.base import Build, ColumnCounts
 from .tolerances import REACHES_REQUIRED_TOL, TRAVEL_TOL_MIN
 
 LINKINGS = ("nearest", "aggregated", "per_pair")
 
 
 @dataclass
-class MipArrays:
+class MipArrays(ColumnCounts):
     """A MIP in array form: ``min c @ v + offset`` s.t. rows and bounds; decode maps included."""
 
     c: np.ndarray
@@ -103,14 +103,6 @@ class MipArrays:
     @property
     def n_rows(self) -> int:
         return int(self.A.shape[0])
-
-    @property
-    def n_x(self) -> int:
-        return int(self.x_area.shape[0])
-
-    @property
-    def n_y(self) -> int:
-        return int(self.y_site.shape[0])
 
     def x_slice(self) -> slice:
         return slice(self.x_start, self.x_start + self.n_x)

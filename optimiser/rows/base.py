@@ -30,8 +30,24 @@ def concat_int(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts) if parts else _EMPTY_INT.copy()
 
 
+class ColumnCounts:
+    """Column counts of a model with flow columns ``x_area`` and keep columns ``y_site``
+    (shared by the builder's context and the finished MipArrays)."""
+
+    x_area: np.ndarray
+    y_site: np.ndarray
+
+    @property
+    def n_x(self) -> int:
+        return int(self.x_area.shape[0])
+
+    @property
+    def n_y(self) -> int:
+        return int(self.y_site.shape[0])
+
+
 @dataclass
-class Build:
+class Build(ColumnCounts):
     """The model while it is built: the shared rules, the column blocks and the rows so far.
 
     ``formulation.build_arrays`` fills the rules, the families add the columns (in the order
@@ -88,14 +104,6 @@ class Build:
     @property
     def shape(self) -> tuple[int, int, int]:
         return self.instance.shape
-
-    @property
-    def n_x(self) -> int:
-        return int(self.x_area.shape[0])
-
-    @property
-    def n_y(self) -> int:
-        return int(self.y_site.shape[0])
 
     @property
     def n_stay(self) -> int:
