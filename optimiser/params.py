@@ -87,6 +87,7 @@ class SolveParams(BaseModel):
         default_factory=dict,
         description="at most P hospitals in the region keep this treatment "
         "(intervention_id -> P; '*' = every treatment)",
+        json_schema_extra={"metavar": "TREATMENT=P"},
     )
     allow_new_providers: bool = Field(
         False, description="may a site start a treatment it does not provide today"
