@@ -37,6 +37,7 @@ carry the aggregated min-volume row.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -316,24 +317,35 @@ def effective_required(instance: Instance, params: SolveParams) -> np.ndarray:
     return required
 
 
-def self_sufficient_matrix(instance: Instance, params: SolveParams) -> np.ndarray:
+def self_sufficient_matrix(instance: Instance, params: SolveParams,
+                           treatments: Sequence[int] | None = None) -> np.ndarray:
     """ok[s, t]: site s could keep treatment t with its own patients of today.
 
     True where t has a norm at s, s is a candidate, and today's patients of s that may still go
     there (within the travel limits) reach the required volume within the site's capacity.
     Closing such a site is never *needed* for the norms, so the ``planner`` objective counts its
     patients' moves as unnecessary even if it closes (see :func:`unnecessary_moves`).
+    Only the columns of ``treatments`` (default: all) are computed; the others are False.
     """
     cand = candidate_matrix(instance, params)
+    return _self_sufficient(instance, params, cand, effective_required(instance, params),
+                            PairRule.of(instance, params, cand), _treatment_list(instance,
+                                                                                 treatments))
+
+
+def _treatment_list(instance: Instance, treatments: Sequence[int] | None) -> list[int]:
+    return list(range(len(instance.treatments))) if treatments is None else list(treatments)
+
+
+def _self_sufficient(instance: Instance, params: SolveParams, cand: np.ndarray,
+                     required: np.ndarray, rule: PairRule, tsel: list[int]) -> np.ndarray:
     cap = capacity_matrix(instance, params)
-    required = effective_required(instance, params)
-    rule = PairRule.of(instance, params, cand)
-    own = np.zeros_like(required)
-    for t in range(len(instance.treatments)):
-        ok = rule.allowed(t)
-        own[:, t] = (instance.baseline_flow[:, :, t] * ok).sum(axis=0)
-    with np.errstate(invalid="ignore"):
-        enough = (np.minimum(own, cap) >= required - REACHES_REQUIRED_TOL) & ~np.isnan(required)
+    enough = np.zeros_like(cand, dtype=bool)
+    for t in tsel:
+        own = (instance.baseline_flow[:, :, t] * rule.allowed(t)).sum(axis=0)
+        with np.errstate(invalid="ignore"):
+            enough[:, t] = ((np.minimum(own, cap[:, t]) >= required[:, t] - REACHES_REQUIRED_TOL)
+                            & ~np.isnan(required[:, t]))
     return enough & cand
 
 
@@ -347,11 +359,11 @@ def unnecessary_moves(instance: Instance, params: SolveParams, flow: np.ndarray,
     keep on its own) the treatment. Patients of a hospital that closes because it cannot reach
     the norm on its own are displaced, not counted.
     """
-    tsel = list(range(len(instance.treatments))) if treatments is None else list(treatments)
+    tsel = _treatment_list(instance, treatments)
     cand = candidate_matrix(instance, params)
     required = effective_required(instance, params)
-    own_ok = self_sufficient_matrix(instance, params)
     rule = PairRule.of(instance, params, cand)
+    own_ok = _self_sufficient(instance, params, cand, required, rule, tsel)
     total = 0.0
     for t in tsel:
         ok = rule.allowed(t)
@@ -378,7 +390,7 @@ def _start_build(instance: Instance, params: SolveParams, tsel: tuple[int, ...],
         capacity=capacity_matrix(instance, params), required=required, waived=waived,
         force_keep=fkeep, force_close=fclose, allowed=PairRule.of(instance, params, cand).allowed,
         weights=objective_weights(params),
-        self_sufficient=lambda: self_sufficient_matrix(instance, params),
+        self_sufficient=lambda: self_sufficient_matrix(instance, params, tsel),
     )
 
 
