@@ -19,34 +19,36 @@ from herschik.optimiser.verify import verify
 SEEDS = list(range(24))
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("objective", ["planner", "travel", "moved", "providers"])
-def test_mip_matches_bruteforce_highs(brute_force, seed: int, objective: str) -> None:
-    inst, params = brute_force.tiny(seed)
-    params = params.model_copy(update={"objective": objective})
+def _assert_matches_bruteforce(brute_force, inst, params, objective: str):
+    """Solve with the MIP and compare with the brute-force reference: the same feasibility,
+    a diagnosis when infeasible, the same optimum when feasible; the solution (or None)."""
     ref = brute_force.reference(inst, params, objective)
     sol = solve(inst, params)
     if ref is None:
         assert sol.status == "infeasible", f"reference infeasible, MIP {sol.status}"
         assert sol.diagnosis and sol.diagnosis["reason"]
-        return
+        return None
     assert sol.status == "optimal", f"reference feasible ({ref}), MIP {sol.status}"
+    assert sol.solver == params.solver
     brute_force.compare(inst, sol, ref, objective)
+    return sol
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("objective", ["planner", "travel", "moved", "providers"])
+def test_mip_matches_bruteforce_highs(brute_force, seed: int, objective: str) -> None:
+    inst, params = brute_force.tiny(seed)
+    _assert_matches_bruteforce(brute_force, inst,
+                               params.model_copy(update={"objective": objective}), objective)
 
 
 @pytest.mark.parametrize("seed", SEEDS[:8])
 @pytest.mark.parametrize("objective", ["planner", "travel", "moved", "providers"])
 def test_mip_matches_bruteforce_cbc(brute_force, seed: int, objective: str) -> None:
     inst, params = brute_force.tiny(seed)
-    params = params.model_copy(update={"objective": objective, "solver": "cbc"})
-    ref = brute_force.reference(inst, params, objective)
-    sol = solve(inst, params)
-    if ref is None:
-        assert sol.status == "infeasible"
-        return
-    assert sol.status == "optimal"
-    assert sol.solver == "cbc"
-    brute_force.compare(inst, sol, ref, objective)
+    _assert_matches_bruteforce(
+        brute_force, inst, params.model_copy(update={"objective": objective, "solver": "cbc"}),
+        objective)
 
 
 def _capped(brute_force, seed: int):
@@ -64,28 +66,17 @@ def _capped(brute_force, seed: int):
 def test_max_providers_matches_bruteforce(brute_force, seed: int, objective: str) -> None:
     inst, params = _capped(brute_force, seed)
     params = params.model_copy(update={"objective": objective})
-    ref = brute_force.reference(inst, params, objective)
-    sol = solve(inst, params)
-    if ref is None:
-        assert sol.status == "infeasible", f"reference infeasible, MIP {sol.status}"
-        assert sol.diagnosis and sol.diagnosis["reason"]
-        return
-    assert sol.status == "optimal", f"reference feasible ({ref}), MIP {sol.status}"
-    brute_force.compare(inst, sol, ref, objective)
-    assert verify(sol, inst, params) == []
+    sol = _assert_matches_bruteforce(brute_force, inst, params, objective)
+    if sol is not None:
+        assert verify(sol, inst, params) == []
 
 
 @pytest.mark.parametrize("seed", SEEDS[:6])
 def test_max_providers_matches_bruteforce_cbc(brute_force, seed: int) -> None:
     inst, params = _capped(brute_force, seed)
-    params = params.model_copy(update={"objective": "travel", "solver": "cbc"})
-    ref = brute_force.reference(inst, params, "travel")
-    sol = solve(inst, params)
-    if ref is None:
-        assert sol.status == "infeasible"
-        return
-    assert sol.status == "optimal" and sol.solver == "cbc"
-    brute_force.compare(inst, sol, ref, "travel")
+    _assert_matches_bruteforce(
+        brute_force, inst, params.model_copy(update={"objective": "travel", "solver": "cbc"}),
+        "travel")
 
 
 def test_max_providers_bruteforce_cases_bind(brute_force) -> None:
