@@ -135,10 +135,14 @@ def test_feasible_in_rejects_violations(region) -> None:
 STEPS = ("force_keep", "force_close", "release", "margin", "max_travel")
 
 
+#: random what-if sequences: (step kind, which pair, margin or travel value), 1-4 steps
+STEP_SEQUENCES = st.lists(st.tuples(st.sampled_from(STEPS), st.integers(0, 10),
+                                    st.floats(0.0, 0.6)), min_size=1, max_size=4)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 23), objective=st.sampled_from(["travel", "moved", "providers"]),
-       steps=st.lists(st.tuples(st.sampled_from(STEPS), st.integers(0, 10),
-                                st.floats(0.0, 0.6)), min_size=1, max_size=4))
+       steps=STEP_SEQUENCES)
 def test_random_step_sequences_match_bruteforce(
     brute_force, seed: int, objective: str, steps
 ) -> None:
@@ -256,8 +260,7 @@ def test_same_as_fresh_solves_again_when_the_solve_settings_change(region) -> No
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 23),
        objective=st.sampled_from(["travel", "moved", "planner", "providers"]),
-       steps=st.lists(st.tuples(st.sampled_from(STEPS), st.integers(0, 10),
-                                st.floats(0.0, 0.6)), min_size=1, max_size=4))
+       steps=STEP_SEQUENCES)
 def test_same_as_fresh_random_steps_equal_fresh_solves(
     brute_force, seed: int, objective: str, steps
 ) -> None:
