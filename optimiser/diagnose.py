@@ -22,6 +22,7 @@ import numpy as np
 
 from .backends import solve_highs, solve_pulp
 from .decomposition import treatment_components
+from .feasibility import keep_set_feasible
 from .formulation import (
     PairRule,
     build_arrays,
@@ -60,12 +61,16 @@ def is_feasible(instance: Instance, params: SolveParams, treatments: list[int],
                 time_limit: float | None = CHECK_TIME_LIMIT_S) -> bool | None:
     """Does the model of ``treatments`` have a feasible solution? ``None`` if undecided in time.
 
-    Solves the formulation with a zero objective (pure feasibility), which is much faster than
-    optimising.
+    Decided by the keep-set test (optimiser/feasibility.py) where it covers the model, else by
+    solving the formulation with a zero objective (pure feasibility, much faster than
+    optimising).
     """
     arrays = build_arrays(instance, params.model_copy(update={"objective": "travel",
                                                               "objective_weights": None}),
                           treatments)
+    decided = keep_set_feasible(arrays)
+    if decided is not None:
+        return decided
     arrays = arrays.with_objective(np.zeros(arrays.n_cols))
     try:
         res = solve_highs(arrays, time_limit=time_limit, mip_gap=1.0, threads=1)

@@ -38,6 +38,7 @@ import scipy.sparse as sp
 
 from .backends import BackendResult, solve_highs, solve_pulp
 from .decomposition import treatment_components
+from .feasibility import keep_set_feasible
 from .formulation import (
     MipArrays,
     build_arrays,
@@ -82,6 +83,9 @@ HIGHS_MIP_OPTIONS: dict[str, bool] = {
 #: every infeasible treatment and none that is not. "not_decided": that check hit the time limit.
 NOT_OPTIMISED = SolveStatus.FEASIBLE_NOT_OPTIMISED
 NOT_DECIDED = SolveStatus.NOT_DECIDED
+#: ``decided_by`` of a sub-problem whose feasibility the keep-set test decided without a solver
+#: (optimiser/feasibility.py)
+DECIDED_BY_KEEP_SETS = "keep_sets"
 #: Status of a solve (and of a sub-problem) that hit the time limit before any feasible solution
 #: was found: feasibility is undecided, so it is never reported as infeasible.
 TIME_LIMIT_NO_SOLUTION = SolveStatus.TIME_LIMIT_NO_SOLUTION
@@ -174,6 +178,13 @@ def _feasibility_only(instance: Instance, params: SolveParams, treatments: list[
                       arrays: MipArrays, build: float, threads: int | None,
                       spent: float = 0.0) -> _ComponentResult:
     """Only decide feasibility (zero objective, any incumbent will do): see NOT_OPTIMISED."""
+    t0 = time.perf_counter()
+    decided = keep_set_feasible(arrays)
+    if decided is not None:
+        status = NOT_OPTIMISED if decided else SolveStatus.INFEASIBLE
+        return _ComponentResult(treatments, status, None, arrays, None, build,
+                                spent + time.perf_counter() - t0, params.solver,
+                                {"decided_by": DECIDED_BY_KEEP_SETS}, [])
     check = arrays.with_objective(np.zeros(arrays.n_cols))
     res, notes = _run_backend(check, params.model_copy(update={"mip_gap": 1.0}), threads)
     status = {SolveStatus.INFEASIBLE: SolveStatus.INFEASIBLE, SolveStatus.OPTIMAL: NOT_OPTIMISED,
@@ -205,6 +216,14 @@ def _solve_built_component(instance: Instance, params: SolveParams, treatments: 
                            run_objective: str) -> _ComponentResult:
     if stop is not None and stop.is_set():
         return _feasibility_only(instance, params, treatments, arrays, build, threads)
+    t0 = time.perf_counter()
+    if keep_set_feasible(arrays) is False:
+        # proven infeasible without a MIP; the other sub-problems stop optimising
+        if stop is not None:
+            stop.set()
+        return _ComponentResult(treatments, SolveStatus.INFEASIBLE, None, arrays, None, build,
+                                time.perf_counter() - t0, params.solver,
+                                {"decided_by": DECIDED_BY_KEEP_SETS}, [])
     result = _optimise_component(instance, params, treatments, threads, start, stop, arrays,
                                  build)
     if params.objective != run_objective:

@@ -89,3 +89,9 @@ SAME_OBJECTIVE_RTOL = 1e-12
 #: relative slack of a weighted quantile's threshold, so that a cumulative weight equal to
 #: q x total up to floating-point rounding reaches it
 QUANTILE_REL_TOL = 1e-12
+
+# --- exact feasibility from keep sets (optimiser/feasibility.py) ------------------------------
+#: relative slack of Hall's condition "required volume <= reachable demand": a keep set that
+#: passes with it but not without it (or the reverse) is left to the solver, so the test never
+#: decides a case that the solvers' own tolerance (~1e-7) could decide the other way
+KEEP_SET_TOL = 1e-6

@@ -1,0 +1,249 @@
+"""Exact feasibility of a sub-problem from its keep sets, without a MIP (Hall's condition).
+
+A model whose only constraints are the demand rows, the volume norms (``min_volume`` with its
+non-binding ``link`` rows), forced keeps / closures and caps on the number of providers asks:
+is there a set ``S`` of kept sites such that every area can send all its patients to sites of
+``S`` it may use, and every site of ``S`` gets at least its required volume ``R``? Sites have no
+upper bound on their volume, so by the supply-demand theorem (Gale 1957; Hall's marriage
+condition with weights) such flows exist iff
+
+* every area can use some site of ``S`` (or a site without a keep decision), and
+* every subset ``Q`` of ``S`` satisfies ``R(Q) <= demand of the areas that can use a site of Q``
+  (the volume ``Q`` needs can only come from those areas; the rest of any area's patients then
+  go to any open site it may use, which only raises volumes).
+
+The second condition depends on ``Q`` alone, so the sets that pass it for every subset form a
+family closed under taking subsets: :func:`keep_set_feasible` evaluates both conditions for all
+``2^k`` keep sets of a treatment at once with subset-sum (zeta) transforms, in ``O(k 2^k)``
+array operations. It reads the built model (:class:`~optimiser.formulation.MipArrays`), so it
+decides exactly the model the solver would get, and answers ``None`` (solve it) for any model
+with other rows: capacities, bundles, loss shares, single sourcing, pinned flows, too many keep
+decisions, or a keep set that lies on the tolerance edge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .formulation import MipArrays
+from .tolerances import KEEP_SET_TOL
+
+#: at most this many open-able keep decisions per treatment (the arrays have 2^k entries)
+MAX_KEEP_DECISIONS = 20
+#: row families that this test decides; any other family with rows makes it answer None
+DECIDED_FAMILIES = ("demand", "min_volume", "link", "link_pair", "one_provider",
+                    "max_providers", "stay")
+#: families whose rows cap the number of kept sites of a treatment (Σ y <= P)
+CARDINALITY_FAMILIES = ("one_provider", "max_providers")
+
+
+def keep_set_feasible(arrays: MipArrays) -> bool | None:
+    """Whether the model has a feasible solution: ``True`` / ``False`` decided exactly by the
+    keep-set test above, ``None`` when the model has rows the test does not cover."""
+    if arrays.conflicts:
+        return False
+    parsed = _parse(arrays)
+    if parsed is None:
+        return None
+    d0, d1 = _rows(arrays, "demand")
+    if np.unique(parsed.demand_row).shape[0] < d1 - d0:
+        return False  # an area with patients and no site it may use
+    verdicts = []
+    for t in arrays.treatments:
+        verdict = _treatment_feasible(parsed, t, arrays)
+        if verdict is False:
+            return False
+        verdicts.append(verdict)
+    return None if any(v is None for v in verdicts) else True
+
+
+class _Parsed:
+    """The model read back as areas, keep decisions and caps (one-treatment pieces)."""
+
+    def __init__(self, demand_row: np.ndarray, demand: np.ndarray, x_y: np.ndarray,
+                 required: np.ndarray, caps: list[tuple[np.ndarray, float]]) -> None:
+        self.demand_row = demand_row  # demand row (area) of each x column
+        self.demand = demand  # patients of each demand row
+        self.x_y = x_y  # keep decision (y index) of each x column, -1 without one
+        self.required = required  # required volume of each keep decision
+        self.caps = caps  # (y indices, P): at most P of them kept
+
+
+def _rows(arrays: MipArrays, family: str) -> tuple[int, int]:
+    return arrays.row_families.get(family, (0, 0))
+
+
+def _one_entry_per_column(block: sp.csc_matrix) -> np.ndarray | None:
+    """Row of the single entry of each column (-1 for an empty column); None if some column
+    has two."""
+    counts = np.diff(block.indptr)
+    if np.any(counts > 1):
+        return None
+    out = np.full(block.shape[1], -1, dtype=np.int64)
+    out[counts == 1] = block.indices
+    return out
+
+
+def _structure_ok(arrays: MipArrays) -> bool:
+    """Only decided families have rows; flows continuous, unscaled and bounded by demand only;
+    keeps binary."""
+    for family, (start, stop) in arrays.row_families.items():
+        if stop > start and family not in DECIDED_FAMILIES:
+            return False
+    if np.any(arrays.integrality[arrays.x_slice()]) or np.any(arrays.x_scale != 1.0):
+        return False
+    y_lo, y_hi = arrays.col_lower[arrays.y_slice()], arrays.col_upper[arrays.y_slice()]
+    return bool(np.all(np.isin(y_lo, (0.0, 1.0))) and np.all(np.isin(y_hi, (0.0, 1.0)))
+                and np.all(arrays.col_lower[arrays.x_slice()] == 0.0))
+
+
+def _parse(arrays: MipArrays) -> _Parsed | None:
+    if not _structure_ok(arrays):
+        return None
+    csc = sp.csc_matrix(arrays.A)
+    d0, d1 = _rows(arrays, "demand")
+    demand = arrays.row_upper[d0:d1]
+    if np.any(arrays.row_lower[d0:d1] != demand):
+        return None
+    demand_row = _one_entry_per_column(csc[d0:d1, arrays.x_slice()])
+    if demand_row is None or np.any(demand_row < 0):
+        return None
+    # a flow bounded below its area's demand is pinned or capped: not this test's model
+    if np.any(arrays.col_upper[arrays.x_slice()] < demand[demand_row]):
+        return None
+    m0, m1 = _rows(arrays, "min_volume")
+    if (m1 - m0 != arrays.n_y or np.any(arrays.row_lower[m0:m1] != 0.0)
+            or np.any(arrays.row_upper[m0:m1] != np.inf)):
+        return None
+    volume = csc[m0:m1]
+    x_y = _one_entry_per_column(volume[:, arrays.x_slice()])
+    if x_y is None:
+        return None
+    required = -volume[:, arrays.y_slice()].diagonal()
+    if not _links_slack(arrays, csc, x_y, demand[demand_row]):
+        return None
+    caps = _caps(arrays, csc)
+    if caps is None:
+        return None
+    return _Parsed(demand_row, demand, x_y, required, caps)
+
+
+def _links_slack(arrays: MipArrays, csc: sp.csc_matrix, x_y: np.ndarray,
+                 x_demand: np.ndarray) -> bool:
+    """The ``link`` rows Σ flow <= U·y only close a site (U at least all it can receive): a
+    smaller U is a capacity, which this test does not model."""
+    l0, l1 = _rows(arrays, "link")
+    if l1 == l0:
+        return True
+    if l1 - l0 != arrays.n_y:
+        return False
+    bound = -csc[l0:l1, arrays.y_slice()].diagonal()
+    reach = np.zeros(arrays.n_y)
+    with_y = x_y >= 0
+    np.add.at(reach, x_y[with_y], x_demand[with_y])
+    return bool(np.all(bound >= reach * (1.0 - KEEP_SET_TOL)))
+
+
+def _caps(arrays: MipArrays, csc: sp.csc_matrix) -> list[tuple[np.ndarray, float]] | None:
+    rows = sp.csr_matrix(csc)
+    caps = []
+    for family in CARDINALITY_FAMILIES:
+        start, stop = _rows(arrays, family)
+        for r in range(start, stop):
+            cols = rows.indices[rows.indptr[r]:rows.indptr[r + 1]]
+            vals = rows.data[rows.indptr[r]:rows.indptr[r + 1]]
+            ys = cols - arrays.y_start
+            if (np.any(ys < 0) or np.any(ys >= arrays.n_y) or np.any(vals != 1.0)
+                    or arrays.row_lower[r] > 0):
+                return None
+            caps.append((ys, float(arrays.row_upper[r])))
+    return caps
+
+
+# --- the test over all keep sets of one treatment ----------------------------------------------
+def _subset_sums(values: np.ndarray) -> np.ndarray:
+    """out[M] = Σ_{N ⊆ M} values[N] over bit masks (the zeta transform), in place on a copy."""
+    out = values.copy()
+    half = 1
+    while half < out.shape[0]:
+        view = out.reshape(-1, 2, half)
+        view[:, 1, :] += view[:, 0, :]
+        half *= 2
+    return out
+
+
+def _all_subsets_hold(good: np.ndarray) -> np.ndarray:
+    """out[M] = all(good[N] for N ⊆ M)."""
+    out = good.copy()
+    half = 1
+    while half < out.shape[0]:
+        view = out.reshape(-1, 2, half)
+        view[:, 1, :] &= view[:, 0, :]
+        half *= 2
+    return out
+
+
+def _set_sums(weights: np.ndarray) -> np.ndarray:
+    """out[M] = Σ_{b in M} weights[b]."""
+    out = np.zeros(1)
+    for w in weights:
+        out = np.concatenate([out, out + w])
+    return out
+
+
+def _treatment_feasible(parsed: _Parsed, t: int, arrays: MipArrays) -> bool | None:
+    ys = np.nonzero(arrays.y_treat == t)[0]
+    y_lo = arrays.col_lower[arrays.y_slice()][ys]
+    y_hi = arrays.col_upper[arrays.y_slice()][ys]
+    openable = ys[y_hi == 1.0]
+    if openable.shape[0] > MAX_KEEP_DECISIONS:
+        return None
+    if np.any((y_lo == 1.0) & (y_hi == 0.0)):
+        return False
+    k = openable.shape[0]
+    if ys.shape[0] == 0:
+        return True  # no keep decision: every area has a site it may use (checked above)
+    bit = np.full(arrays.n_y, -1, dtype=np.int64)
+    bit[openable] = np.arange(k)
+    x_t = np.nonzero(arrays.x_treat == t)[0]
+    rows = np.unique(parsed.demand_row[x_t])
+    local = np.searchsorted(rows, parsed.demand_row[x_t])
+    x_bit = bit[np.maximum(parsed.x_y[x_t], 0)]
+    usable = (parsed.x_y[x_t] >= 0) & (x_bit >= 0)
+    area_mask = np.zeros(rows.shape[0], dtype=np.int64)
+    np.bitwise_or.at(area_mask, local[usable], np.left_shift(1, x_bit[usable]))
+    always_open = np.zeros(rows.shape[0], dtype=bool)
+    always_open[local[parsed.x_y[x_t] < 0]] = True
+    d = parsed.demand[rows]
+
+    n = 1 << k
+    full = n - 1
+    never_reach = _subset_sums(np.bincount(area_mask, weights=d, minlength=n))
+    reach = d.sum() - never_reach[full ^ np.arange(n)]
+    must_cover = ~always_open & (d > 0)
+    uncovered = _subset_sums(np.bincount(area_mask[must_cover], minlength=n).astype(float))
+    covered = uncovered[full ^ np.arange(n)] == 0
+    need = _set_sums(parsed.required[openable])
+    ok = covered & _meets_cardinality(parsed, bit, k, n)
+    forced = int(np.sum(np.left_shift(1, bit[ys[y_lo == 1.0]]))) if np.any(y_lo == 1.0) else 0
+    ok &= (np.arange(n) & forced) == forced
+    slack = KEEP_SET_TOL * np.maximum(1.0, need)
+    nothing_needed = need <= 0.0  # e.g. the empty set, or waived norms
+    strict = np.any(ok & _all_subsets_hold(nothing_needed | (need <= reach - slack)))
+    lenient = np.any(ok & _all_subsets_hold(nothing_needed | (need <= reach + slack)))
+    if strict == lenient:
+        return bool(strict)
+    return None  # a keep set on the tolerance edge: let the solver decide
+
+
+def _meets_cardinality(parsed: _Parsed, bit: np.ndarray, k: int, n: int) -> np.ndarray:
+    ok = np.ones(n, dtype=bool)
+    for ys, most in parsed.caps:
+        bits = bit[ys]
+        if np.all(bits < 0) and ys.shape[0]:
+            continue  # the cap is on another treatment's keeps (or closed ones)
+        weights = np.zeros(k)
+        weights[bits[bits >= 0]] = 1.0
+        ok &= _set_sums(weights) <= most + KEEP_SET_TOL
+    return ok
