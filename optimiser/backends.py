@@ -165,6 +165,38 @@ def solve_highs(
     return _highs_outcome(h, highspy, integral, time.perf_counter() - started)
 
 
+def solve_lp_highs(cost: np.ndarray, matrix: sp.csc_matrix, row_lower: np.ndarray,
+                   row_upper: np.ndarray) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """min cost @ x s.t. row_lower <= matrix @ x <= row_upper, x >= 0, with HiGHS' simplex:
+    (objective, x, row duals), or ``None`` unless solved to optimality (or highspy missing)."""
+    try:
+        import highspy
+    except ImportError:
+        return None
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("log_to_console", False)
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("random_seed", 0)
+    csc = sp.csc_matrix(matrix)
+    csc.sort_indices()
+    n_cols = int(csc.shape[1])
+    h.passModel(
+        n_cols, int(csc.shape[0]), int(csc.nnz), 1, 1, 0.0,
+        np.ascontiguousarray(cost, dtype=np.float64), np.zeros(n_cols), np.full(n_cols, INF),
+        np.clip(row_lower, -INF, INF).astype(np.float64),
+        np.clip(row_upper, -INF, INF).astype(np.float64),
+        csc.indptr.astype(np.int32), csc.indices.astype(np.int32),
+        csc.data.astype(np.float64), np.zeros(n_cols, dtype=np.int32),
+    )
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    solution = h.getSolution()
+    return (float(h.getInfo().objective_function_value), np.array(solution.col_value),
+            np.array(solution.row_dual))
+
+
 def _highs_outcome(h: Any, highspy: Any, integral: bool, seconds: float) -> BackendResult:
     """The BackendResult of a finished HiGHS run: status, solution, gap and bound."""
     model_status = h.getModelStatus()

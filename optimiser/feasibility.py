@@ -23,6 +23,8 @@ decisions, or a keep set that lies on the tolerance edge.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -33,9 +35,10 @@ from .tolerances import KEEP_SET_TOL
 MAX_KEEP_DECISIONS = 20
 #: row families that this test decides; any other family with rows makes it answer None
 DECIDED_FAMILIES = ("demand", "min_volume", "link", "link_pair", "one_provider",
-                    "max_providers", "stay")
-#: families whose rows cap the number of kept sites of a treatment (Σ y <= P)
-CARDINALITY_FAMILIES = ("one_provider", "max_providers")
+                    "max_providers", "providers_floor", "stay")
+#: families whose rows bound the number of kept sites of a treatment (lo <= Σ y <= P; the
+#: floor is the second phase of the providers objective)
+CARDINALITY_FAMILIES = ("one_provider", "max_providers", "providers_floor")
 
 
 def keep_set_feasible(arrays: MipArrays) -> bool | None:
@@ -62,12 +65,12 @@ class _Parsed:
     """The model read back as areas, keep decisions and caps (one-treatment pieces)."""
 
     def __init__(self, demand_row: np.ndarray, demand: np.ndarray, x_y: np.ndarray,
-                 required: np.ndarray, caps: list[tuple[np.ndarray, float]]) -> None:
+                 required: np.ndarray, caps: list[tuple[np.ndarray, float, float]]) -> None:
         self.demand_row = demand_row  # demand row (area) of each x column
         self.demand = demand  # patients of each demand row
         self.x_y = x_y  # keep decision (y index) of each x column, -1 without one
         self.required = required  # required volume of each keep decision
-        self.caps = caps  # (y indices, P): at most P of them kept
+        self.caps = caps  # (y indices, lo, P): at least lo, at most P of them kept
 
 
 def _rows(arrays: MipArrays, family: str) -> tuple[int, int]:
@@ -145,7 +148,8 @@ def _links_slack(arrays: MipArrays, csc: sp.csc_matrix, x_y: np.ndarray,
     return bool(np.all(bound >= reach * (1.0 - KEEP_SET_TOL)))
 
 
-def _caps(arrays: MipArrays, csc: sp.csc_matrix) -> list[tuple[np.ndarray, float]] | None:
+def _caps(arrays: MipArrays, csc: sp.csc_matrix
+          ) -> list[tuple[np.ndarray, float, float]] | None:
     rows = sp.csr_matrix(csc)
     caps = []
     for family in CARDINALITY_FAMILIES:
@@ -154,15 +158,14 @@ def _caps(arrays: MipArrays, csc: sp.csc_matrix) -> list[tuple[np.ndarray, float
             cols = rows.indices[rows.indptr[r]:rows.indptr[r + 1]]
             vals = rows.data[rows.indptr[r]:rows.indptr[r + 1]]
             ys = cols - arrays.y_start
-            if (np.any(ys < 0) or np.any(ys >= arrays.n_y) or np.any(vals != 1.0)
-                    or arrays.row_lower[r] > 0):
+            if np.any(ys < 0) or np.any(ys >= arrays.n_y) or np.any(vals != 1.0):
                 return None
-            caps.append((ys, float(arrays.row_upper[r])))
+            caps.append((ys, float(arrays.row_lower[r]), float(arrays.row_upper[r])))
     return caps
 
 
 # --- the test over all keep sets of one treatment ----------------------------------------------
-def _subset_sums(values: np.ndarray) -> np.ndarray:
+def subset_sums(values: np.ndarray) -> np.ndarray:
     """out[M] = Σ_{N ⊆ M} values[N] over bit masks (the zeta transform), in place on a copy."""
     out = values.copy()
     half = 1
@@ -184,7 +187,7 @@ def _all_subsets_hold(good: np.ndarray) -> np.ndarray:
     return out
 
 
-def _set_sums(weights: np.ndarray) -> np.ndarray:
+def weight_sums(weights: np.ndarray) -> np.ndarray:
     """out[M] = Σ_{b in M} weights[b]."""
     out = np.zeros(1)
     for w in weights:
@@ -192,58 +195,93 @@ def _set_sums(weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def _treatment_feasible(parsed: _Parsed, t: int, arrays: MipArrays) -> bool | None:
+@dataclass
+class TreatmentKeepSets:
+    """One treatment of a model as keep sets: its open-able keep decisions are the bits of a
+    set mask (bit b = y column ``openable[b]``), and ``allowed[S]`` says whether keep set S
+    passes every test above (:mod:`optimiser.keepset_search` optimises over them)."""
+
+    treatment: int
+    openable: np.ndarray  # y indices of the bits
+    required: np.ndarray  # required volume per bit
+    demand: np.ndarray  # patients per area (demand row) of the treatment
+    x_columns: np.ndarray  # the treatment's x columns
+    x_area: np.ndarray  # their area (position in ``demand``)
+    x_bit: np.ndarray  # their bit; -1: a site without keep decision, -2: a closed site
+    allowed: np.ndarray  # bool per set mask
+
+    @property
+    def n_bits(self) -> int:
+        return int(self.openable.shape[0])
+
+
+def treatment_keep_sets(arrays: MipArrays, t: int, parsed: _Parsed | None = None
+                        ) -> TreatmentKeepSets | None:
+    """The keep sets of treatment ``t`` of a model this test covers; ``None`` otherwise, or
+    when some keep set lies on the tolerance edge of Hall's condition."""
+    parsed = _parse(arrays) if parsed is None else parsed
+    if parsed is None:
+        return None
     ys = np.nonzero(arrays.y_treat == t)[0]
     y_lo = arrays.col_lower[arrays.y_slice()][ys]
     y_hi = arrays.col_upper[arrays.y_slice()][ys]
     openable = ys[y_hi == 1.0]
     if openable.shape[0] > MAX_KEEP_DECISIONS:
         return None
-    if np.any((y_lo == 1.0) & (y_hi == 0.0)):
-        return False
     k = openable.shape[0]
-    if ys.shape[0] == 0:
-        return True  # no keep decision: every area has a site it may use (checked above)
-    bit = np.full(arrays.n_y, -1, dtype=np.int64)
+    bit = np.full(arrays.n_y, -2, dtype=np.int64)
     bit[openable] = np.arange(k)
     x_t = np.nonzero(arrays.x_treat == t)[0]
     rows = np.unique(parsed.demand_row[x_t])
     local = np.searchsorted(rows, parsed.demand_row[x_t])
-    x_bit = bit[np.maximum(parsed.x_y[x_t], 0)]
-    usable = (parsed.x_y[x_t] >= 0) & (x_bit >= 0)
+    x_y = parsed.x_y[x_t]
+    x_bit = np.full(x_t.shape[0], -1, dtype=np.int64)
+    x_bit[x_y >= 0] = bit[x_y[x_y >= 0]]
+    usable = x_bit >= 0
     area_mask = np.zeros(rows.shape[0], dtype=np.int64)
     np.bitwise_or.at(area_mask, local[usable], np.left_shift(1, x_bit[usable]))
     always_open = np.zeros(rows.shape[0], dtype=bool)
-    always_open[local[parsed.x_y[x_t] < 0]] = True
+    always_open[local[x_bit == -1]] = True
     d = parsed.demand[rows]
 
     n = 1 << k
     full = n - 1
-    never_reach = _subset_sums(np.bincount(area_mask, weights=d, minlength=n))
+    never_reach = subset_sums(np.bincount(area_mask, weights=d, minlength=n))
     reach = d.sum() - never_reach[full ^ np.arange(n)]
     must_cover = ~always_open & (d > 0)
-    uncovered = _subset_sums(np.bincount(area_mask[must_cover], minlength=n).astype(float))
-    covered = uncovered[full ^ np.arange(n)] == 0
-    need = _set_sums(parsed.required[openable])
-    ok = covered & _meets_cardinality(parsed, bit, k, n)
-    forced = int(np.sum(np.left_shift(1, bit[ys[y_lo == 1.0]]))) if np.any(y_lo == 1.0) else 0
+    uncovered = subset_sums(np.bincount(area_mask[must_cover], minlength=n).astype(float))
+    ok = uncovered[full ^ np.arange(n)] == 0
+    ok &= _meets_cardinality(parsed, arrays, t, bit, k, n)
+    if np.any((y_lo == 1.0) & (y_hi == 0.0)):
+        ok[:] = False  # forced open and closed
+    forced = int(np.sum(np.left_shift(1, bit[ys[(y_lo == 1.0) & (y_hi == 1.0)]])))
     ok &= (np.arange(n) & forced) == forced
+    need = weight_sums(parsed.required[openable])
     slack = KEEP_SET_TOL * np.maximum(1.0, need)
     nothing_needed = need <= 0.0  # e.g. the empty set, or waived norms
-    strict = np.any(ok & _all_subsets_hold(nothing_needed | (need <= reach - slack)))
-    lenient = np.any(ok & _all_subsets_hold(nothing_needed | (need <= reach + slack)))
-    if strict == lenient:
-        return bool(strict)
-    return None  # a keep set on the tolerance edge: let the solver decide
+    strict = ok & _all_subsets_hold(nothing_needed | (need <= reach - slack))
+    lenient = ok & _all_subsets_hold(nothing_needed | (need <= reach + slack))
+    if not np.array_equal(strict, lenient):
+        return None  # a keep set on the tolerance edge: let the solver decide
+    return TreatmentKeepSets(t, openable, parsed.required[openable], d, x_t, local, x_bit,
+                             strict)
 
 
-def _meets_cardinality(parsed: _Parsed, bit: np.ndarray, k: int, n: int) -> np.ndarray:
+def _treatment_feasible(parsed: _Parsed, t: int, arrays: MipArrays) -> bool | None:
+    sets = treatment_keep_sets(arrays, t, parsed)
+    return None if sets is None else bool(np.any(sets.allowed))
+
+
+def _meets_cardinality(parsed: _Parsed, arrays: MipArrays, t: int, bit: np.ndarray, k: int,
+                       n: int) -> np.ndarray:
+    """lo <= |S ∩ group| <= P for each cardinality row on treatment ``t``'s keeps."""
     ok = np.ones(n, dtype=bool)
-    for ys, most in parsed.caps:
+    for ys, lo, most in parsed.caps:
+        if not np.any(arrays.y_treat[ys] == t):
+            continue  # a row on another treatment's keeps
         bits = bit[ys]
-        if np.all(bits < 0) and ys.shape[0]:
-            continue  # the cap is on another treatment's keeps (or closed ones)
         weights = np.zeros(k)
         weights[bits[bits >= 0]] = 1.0
-        ok &= _set_sums(weights) <= most + KEEP_SET_TOL
+        count = weight_sums(weights)
+        ok &= (count <= most + KEEP_SET_TOL) & (count >= lo - KEEP_SET_TOL)
     return ok

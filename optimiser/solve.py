@@ -51,6 +51,7 @@ from .formulation import (
     unnecessary_moves,
 )
 from .instance import Instance
+from .keepset_search import KEEP_SET_SEARCH, solve_by_keep_sets
 from .params import SolveParams
 from .pinning import reduce_phase2
 from .solution import Solution
@@ -83,9 +84,11 @@ HIGHS_MIP_OPTIONS: dict[str, bool] = {
 #: every infeasible treatment and none that is not. "not_decided": that check hit the time limit.
 NOT_OPTIMISED = SolveStatus.FEASIBLE_NOT_OPTIMISED
 NOT_DECIDED = SolveStatus.NOT_DECIDED
-#: ``decided_by`` of a sub-problem whose feasibility the keep-set test decided without a solver
-#: (optimiser/feasibility.py)
-DECIDED_BY_KEEP_SETS = "keep_sets"
+#: ``algorithm`` of a sub-problem that the keep-set algorithms decided or solved instead of the
+#: MIP solver's branch and bound (optimiser/feasibility.py, optimiser/keepset_search.py)
+ALGORITHM_KEEP_SETS = KEEP_SET_SEARCH
+#: HiGHS runs: one-treatment models that the keep-set search covers are solved by it
+SEARCH_KEEP_SETS = True
 #: Status of a solve (and of a sub-problem) that hit the time limit before any feasible solution
 #: was found: feasibility is undecided, so it is never reported as infeasible.
 TIME_LIMIT_NO_SOLUTION = SolveStatus.TIME_LIMIT_NO_SOLUTION
@@ -115,6 +118,10 @@ def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
 
     HiGHS stops early when ``stop`` is set (CBC runs to the end)."""
     notes: list[str] = []
+    if params.solver == "highs" and SEARCH_KEEP_SETS:
+        searched = solve_by_keep_sets(arrays, params.mip_gap, params.time_limit, stop)
+        if searched is not None:
+            return _proven(searched), notes
     if params.solver == "highs":
         try:
             result = solve_highs(arrays, params.time_limit, params.mip_gap, threads, start=start,
@@ -184,7 +191,7 @@ def _feasibility_only(instance: Instance, params: SolveParams, treatments: list[
         status = NOT_OPTIMISED if decided else SolveStatus.INFEASIBLE
         return _ComponentResult(treatments, status, None, arrays, None, build,
                                 spent + time.perf_counter() - t0, params.solver,
-                                {"decided_by": DECIDED_BY_KEEP_SETS}, [])
+                                {"algorithm": ALGORITHM_KEEP_SETS}, [])
     check = arrays.with_objective(np.zeros(arrays.n_cols))
     res, notes = _run_backend(check, params.model_copy(update={"mip_gap": 1.0}), threads)
     status = {SolveStatus.INFEASIBLE: SolveStatus.INFEASIBLE, SolveStatus.OPTIMAL: NOT_OPTIMISED,
@@ -223,7 +230,7 @@ def _solve_built_component(instance: Instance, params: SolveParams, treatments: 
             stop.set()
         return _ComponentResult(treatments, SolveStatus.INFEASIBLE, None, arrays, None, build,
                                 time.perf_counter() - t0, params.solver,
-                                {"decided_by": DECIDED_BY_KEEP_SETS}, [])
+                                {"algorithm": ALGORITHM_KEEP_SETS}, [])
     result = _optimise_component(instance, params, treatments, threads, start, stop, arrays,
                                  build)
     if params.objective != run_objective:
@@ -451,6 +458,7 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
                                     cbc_preprocess=not planner)
             notes += n2
             solve_s += res2.seconds
+            _note_algorithm(info, res1, res2)
             info["interrupted"] = res1.interrupted or res2.interrupted
             info["bound_phase2"] = res2.bound
             status = _worse(res1.status, res2.status)
@@ -476,9 +484,16 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
     notes += n
     info["interrupted"] = res.interrupted
     info["bound"] = res.bound
+    _note_algorithm(info, res)
     x = res.x if res.status.solved else None
     return _ComponentResult(treatments, res.status, x, arrays, res.mip_gap, build, res.seconds,
                             res.solver, info, notes)
+
+
+def _note_algorithm(info: dict[str, Any], *results: BackendResult) -> None:
+    """Name the keep-set search in the sub-problem's entry when it solved every phase."""
+    if results and all(r.message == KEEP_SET_SEARCH for r in results):
+        info["algorithm"] = ALGORITHM_KEEP_SETS
 
 
 def _objective_value(instance: Instance, params: SolveParams, flow: np.ndarray,

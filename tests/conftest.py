@@ -606,3 +606,11 @@ def brute_force() -> types.SimpleNamespace:
     """``tiny(seed) -> (instance, params)``, ``reference(instance, params, objective)`` (None if
     infeasible) and ``compare(instance, solution, reference, objective)``."""
     return types.SimpleNamespace(tiny=_tiny, reference=_reference, compare=_compare)
+
+
+@pytest.fixture(scope="session")
+def noordoost_instance() -> Instance:
+    """Noordoost on the embedded districts dataset (the region with the hardest sub-problems)."""
+    import herschik
+
+    return herschik.build_instance(herschik.load_dataset(None), "noordoost")

@@ -16,17 +16,10 @@ from herschik.optimiser.backends import solve_highs
 from herschik.optimiser.feasibility import keep_set_feasible
 from herschik.optimiser.formulation import build_arrays
 from herschik.optimiser.params import SolveParams
-from herschik.optimiser.solve import DECIDED_BY_KEEP_SETS, solve
+from herschik.optimiser.solve import ALGORITHM_KEEP_SETS, solve
 from herschik.optimiser.synthetic import synthetic_instance
 
 SEEDS = list(range(40))
-
-
-@pytest.fixture(scope="module")
-def noordoost_instance():
-    import herschik
-
-    return herschik.build_instance(herschik.load_dataset(None), "noordoost")
 
 
 def _uncovered(params: SolveParams) -> bool:
@@ -180,7 +173,7 @@ def test_infeasible_scenario_reported_the_same_without_the_test(noordoost_instan
     params = SolveParams(max_travel=75.0)
     with_test = solve(noordoost_instance, params)
     assert with_test.status == "infeasible"
-    decided = [e for e in with_test.subproblems if e.get("decided_by") == DECIDED_BY_KEEP_SETS]
+    decided = [e for e in with_test.subproblems if e.get("algorithm") == ALGORITHM_KEEP_SETS]
     assert [e["treatments"] for e in decided if e["status"] == "infeasible"] == [
         ["og_resection"]]
     _without_keep_sets(monkeypatch)

@@ -1,0 +1,256 @@
+"""Exact optimisation over keep sets: a dedicated algorithm for one-treatment sub-problems.
+
+For a treatment whose model :mod:`optimiser.feasibility` covers (demand, norms, forced pairs,
+provider caps and floors; no capacity, coupling or single sourcing) and whose objective is
+linear in the flows and keeps (``travel``, both phases of ``providers``), the optimum is
+
+    min over allowed keep sets S of  f(S) = cost_y(S) + T(S),
+
+where T(S) is the transportation LP "every area sends its patients to sites of S it may use,
+every site of S receives at least its required volume R". Its dual has one price v_j >= 0 per
+site, and for *any* prices v every keep set satisfies the weak-duality bound
+
+    T(S) >= L_v(S) = Σ_a d_a · min_{j in S} (c_aj - v_j) + Σ_{j in S} R_j v_j.
+
+L_v of all 2^k keep sets at once costs one histogram and one subset-sum transform: sort each
+area's options by c - v; its cheapest option in S is the first of that order in S, so
+``min_j`` telescopes into a sum over the prefixes of the order that miss S. The search keeps
+LB(S) = the best such bound per set and repeats: take the allowed set with the lowest LB; the
+first time, raise its bound by coordinate ascent on its own prices (cheap, no LP); the second
+time, solve its transportation LP (its exact value and dual prices, an incumbent). Every price
+vector found is a cut for all sets. It stops when no set's bound is below the incumbent by more
+than the requested gap: the incumbent is then optimal within that gap, as a MIP solver's
+would be. Deterministic (ties go to the smallest set mask).
+
+Models it does not cover, or a search that needs more than ``MAX_LP_SOLVES`` LPs, return
+``None``: the MIP solver then solves them as before.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .backends import BackendResult, solve_lp_highs
+from .feasibility import TreatmentKeepSets, subset_sums, treatment_keep_sets, weight_sums
+from .formulation import MipArrays
+from .status import SolveStatus
+from .tolerances import GAP_DENOMINATOR_MIN
+
+#: the search hands a model to the MIP solver after this many transportation LPs
+MAX_LP_SOLVES = 200
+#: rounds of coordinate ascent on a keep set's prices before its bound is used
+ASCENT_ROUNDS = 3
+#: ``BackendResult.message`` and the sub-problem's ``algorithm`` of a search result
+KEEP_SET_SEARCH = "keep_sets"
+
+
+@dataclass
+class _Options:
+    """Each area's options: cost per patient to each bit's site (inf: may not use it), and to
+    its cheapest site without a keep decision (inf: none), with the x columns they are."""
+
+    cost: np.ndarray  # (areas, bits)
+    column: np.ndarray  # (areas, bits) x column or -1
+    open_cost: np.ndarray  # (areas,)
+    open_column: np.ndarray  # (areas,) x column or -1
+
+
+def _options(arrays: MipArrays, sets: TreatmentKeepSets) -> _Options:
+    n_areas, k = sets.demand.shape[0], sets.n_bits
+    c = arrays.c[sets.x_columns]
+    cost = np.full((n_areas, k), np.inf)
+    column = np.full((n_areas, k), -1, dtype=np.int64)
+    real = sets.x_bit >= 0
+    cost[sets.x_area[real], sets.x_bit[real]] = c[real]
+    column[sets.x_area[real], sets.x_bit[real]] = sets.x_columns[real]
+    open_cost = np.full(n_areas, np.inf)
+    open_column = np.full(n_areas, -1, dtype=np.int64)
+    for i in np.nonzero(sets.x_bit == -1)[0]:  # sites without a keep decision: the cheapest
+        a = sets.x_area[i]
+        if c[i] < open_cost[a]:
+            open_cost[a], open_column[a] = c[i], sets.x_columns[i]
+    return _Options(cost, column, open_cost, open_column)
+
+
+def _members(mask: int, k: int) -> np.ndarray:
+    return np.nonzero((mask >> np.arange(k)) & 1)[0]
+
+
+class _Search:
+    """The state of one search: bounds per keep set, the incumbent, the prices found."""
+
+    def __init__(self, arrays: MipArrays, sets: TreatmentKeepSets, options: _Options) -> None:
+        self.arrays, self.sets, self.opt = arrays, sets, options
+        self.k = sets.n_bits
+        self.n = 1 << self.k
+        self.key_cost = weight_sums(arrays.c[arrays.y_start + sets.openable])
+        self.bound = np.where(sets.allowed, self.lagrangian(np.zeros(self.k)), np.inf)
+        self.ascended: set[int] = set()
+        self.best_value = np.inf
+        self.best: tuple[int, np.ndarray] | None = None
+        self.best_prices = np.zeros(self.k)
+        self.lp_solves = 0
+
+    def lagrangian(self, prices: np.ndarray) -> np.ndarray:
+        """L_v(S) + cost_y(S) for every keep set S (inf where some area has no option)."""
+        d = self.sets.demand
+        w = np.concatenate([self.opt.cost - prices[None, :], self.opt.open_cost[:, None]],
+                           axis=1)
+        order = np.argsort(w, axis=1, kind="stable")
+        ws = np.take_along_axis(w, order, axis=1)
+        base = d @ ws[:, 0]
+        with np.errstate(invalid="ignore"):
+            step = np.diff(ws, axis=1)
+        bits = np.where(order < self.k, np.left_shift(1, np.minimum(order, 62)), 0)
+        prefix = np.cumsum(bits, axis=1)[:, :-1]
+        # a prefix that holds the always-open option is never missed by S
+        counted = np.isfinite(step) & (np.cumsum(order == self.k, axis=1)[:, :-1] == 0)
+        weight = (d[:, None] * np.where(counted, step, 0.0))[counted]
+        missed = subset_sums(np.bincount(prefix[counted], weights=weight, minlength=self.n))
+        return (base + missed[(self.n - 1) ^ np.arange(self.n)]
+                + weight_sums(self.sets.required * prices) + self.key_cost)
+
+    def _cheapest_other(self, members: np.ndarray, prices: np.ndarray) -> np.ndarray:
+        if members.shape[0] == 0:
+            return self.opt.open_cost.copy()
+        inner = np.min(self.opt.cost[:, members] - prices[members][None, :], axis=1)
+        return np.minimum(inner, self.opt.open_cost)
+
+    def _price_to_fill(self, gain: np.ndarray, required: float) -> float:
+        """The price at which the areas with gain below it bring ``required`` patients."""
+        if required <= 0:
+            return 0.0
+        order = np.argsort(gain, kind="stable")
+        filled = np.cumsum(self.sets.demand[order])
+        at = int(np.searchsorted(filled, required))
+        if at >= order.shape[0] or not np.isfinite(gain[order[at]]):
+            return 0.0
+        return max(0.0, float(gain[order[at]]))
+
+    def ascend(self, mask: int, prices: np.ndarray) -> np.ndarray:
+        """Coordinate ascent of L_v(mask) over the prices of its sites (each step exact)."""
+        prices = prices.copy()
+        members = _members(mask, self.k)
+        for _ in range(ASCENT_ROUNDS):
+            for j in members:
+                rest = members[members != j]
+                with np.errstate(invalid="ignore"):
+                    gain = self.opt.cost[:, j] - self._cheapest_other(rest, prices)
+                prices[j] = self._price_to_fill(np.where(np.isnan(gain), np.inf, gain),
+                                                float(self.sets.required[j]))
+        return prices
+
+    def extend(self, mask: int, prices: np.ndarray) -> np.ndarray:
+        """Prices of the sites outside ``mask``: each one's best against the sites inside."""
+        out = prices.copy()
+        cheapest = self._cheapest_other(_members(mask, self.k), prices)
+        for j in range(self.k):
+            if not (mask >> j) & 1:
+                with np.errstate(invalid="ignore"):
+                    gain = self.opt.cost[:, j] - cheapest
+                out[j] = self._price_to_fill(np.where(np.isnan(gain), np.inf, gain),
+                                             float(self.sets.required[j]))
+        return out
+
+    def cut(self, mask: int, prices: np.ndarray) -> None:
+        new = self.lagrangian(self.extend(mask, prices))
+        self.bound = np.maximum(self.bound, np.where(self.sets.allowed, new, np.inf))
+
+    def transport(self, mask: int) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """T(mask) + cost_y(mask) exactly: value, x column values, site prices."""
+        self.lp_solves += 1
+        members = _members(mask, self.k)
+        sub = self.opt.cost[:, members]
+        area, pos = np.nonzero(np.isfinite(sub))
+        open_area = np.nonzero(np.isfinite(self.opt.open_cost))[0]
+        n_areas, m = self.sets.demand.shape[0], members.shape[0]
+        n_cols = area.shape[0] + open_area.shape[0]
+        rows = np.concatenate([area, open_area, n_areas + pos])
+        cols = np.concatenate([np.arange(n_cols), np.arange(area.shape[0])])
+        matrix = sp.csc_matrix((np.ones(rows.shape[0]), (rows, cols)),
+                               shape=(n_areas + m, n_cols))
+        cost = np.concatenate([sub[area, pos], self.opt.open_cost[open_area]])
+        lower = np.concatenate([self.sets.demand, self.sets.required[members]])
+        upper = np.concatenate([self.sets.demand, np.full(m, np.inf)])
+        solved = solve_lp_highs(cost, matrix, lower, upper)
+        if solved is None:
+            return None
+        value, flows, duals = solved
+        x = np.zeros(self.arrays.n_cols)
+        x[self.opt.column[area, members[pos]]] = flows[:area.shape[0]]
+        x[self.opt.open_column[open_area]] = flows[area.shape[0]:]
+        x[self.arrays.y_start + self.sets.openable[members]] = 1.0
+        prices = np.zeros(self.k)
+        prices[members] = np.maximum(duals[n_areas:], 0.0)
+        return value + float(self.key_cost[mask]), x, prices
+
+
+def solve_by_keep_sets(arrays: MipArrays, mip_gap: float, time_limit: float | None = None,
+                       interrupt: threading.Event | None = None) -> BackendResult | None:
+    """The search above on ``arrays``; ``None`` when the model is not one it covers."""
+    started = time.perf_counter()
+    if (len(arrays.treatments) != 1 or arrays.n_x == 0 or arrays.n_cols != arrays.n_x + arrays.n_y
+            or not np.all(np.isfinite(arrays.c))):
+        return None
+    if arrays.conflicts:
+        return BackendResult(SolveStatus.INFEASIBLE, solver="highs", message=KEEP_SET_SEARCH)
+    sets = treatment_keep_sets(arrays, arrays.treatments[0])
+    if sets is None:
+        return None
+    if not np.any(sets.allowed):
+        return BackendResult(SolveStatus.INFEASIBLE, seconds=time.perf_counter() - started,
+                             solver="highs", message=KEEP_SET_SEARCH)
+    search = _Search(arrays, sets, _options(arrays, sets))
+    while True:
+        mask = int(np.argmin(search.bound))
+        lowest = float(search.bound[mask])
+        if search.best is not None:
+            objective = search.best_value + arrays.offset
+            if lowest >= search.best_value - mip_gap * max(abs(objective), GAP_DENOMINATOR_MIN):
+                break
+        stopped = (interrupt is not None and interrupt.is_set()) or (
+            time_limit is not None and time.perf_counter() - started > time_limit)
+        if stopped:
+            return _stopped(search, arrays, lowest, started, interrupt)
+        if mask not in search.ascended:
+            search.ascended.add(mask)
+            start = (search.extend(search.best[0], search.best_prices)
+                     if search.best is not None else np.zeros(search.k))
+            search.cut(mask, search.ascend(mask, start))
+            continue
+        if search.lp_solves >= MAX_LP_SOLVES:
+            return None
+        exact = search.transport(mask)
+        if exact is None:
+            return None  # the LP failed: leave the model to the MIP solver
+        value, x, prices = exact
+        if value < search.best_value:
+            search.best_value, search.best, search.best_prices = value, (mask, x), prices
+        search.cut(mask, prices)
+        search.bound[mask] = max(search.bound[mask], value)  # its exact value
+    assert search.best is not None  # the loop ends on an incumbent
+    bound = float(search.bound.min()) + arrays.offset
+    objective = search.best_value + arrays.offset
+    gap = max(objective - bound, 0.0) / max(abs(objective), GAP_DENOMINATOR_MIN)
+    return BackendResult(SolveStatus.OPTIMAL, objective, search.best[1], gap,
+                         time.perf_counter() - started, "highs", message=KEEP_SET_SEARCH,
+                         bound=min(bound, objective))
+
+
+def _stopped(search: _Search, arrays: MipArrays, lowest: float, started: float,
+             interrupt: threading.Event | None) -> BackendResult:
+    interrupted = interrupt is not None and interrupt.is_set()
+    seconds = time.perf_counter() - started
+    if search.best is None:
+        return BackendResult(SolveStatus.TIME_LIMIT_NO_SOLUTION, seconds=seconds,
+                             solver="highs", message=KEEP_SET_SEARCH, interrupted=interrupted)
+    objective = search.best_value + arrays.offset
+    bound = lowest + arrays.offset
+    gap = max(objective - bound, 0.0) / max(abs(objective), GAP_DENOMINATOR_MIN)
+    return BackendResult(SolveStatus.FEASIBLE, objective, search.best[1], gap, seconds, "highs",
+                         message=KEEP_SET_SEARCH, interrupted=interrupted, bound=bound)

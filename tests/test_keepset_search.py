@@ -1,0 +1,151 @@
+"""The keep-set search (optimiser/keepset_search.py) against HiGHS' branch and bound and brute
+force: the same optimum on every model it covers, a verified plan, and the MIP solver for the
+models it does not cover."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from herschik.optimiser import keepset_search
+from herschik.optimiser import solve as solve_module
+from herschik.optimiser.backends import solve_highs
+from herschik.optimiser.formulation import build_arrays
+from herschik.optimiser.keepset_search import KEEP_SET_SEARCH, solve_by_keep_sets
+from herschik.optimiser.params import SolveParams
+from herschik.optimiser.solve import HIGHS_MIP_OPTIONS, solve
+from herschik.optimiser.synthetic import synthetic_instance
+from herschik.optimiser.verify import verify
+
+SEEDS = list(range(30))
+
+
+def _instance(seed: int) -> tuple:
+    """8-16 candidate sites, binding norms, travel limits, forced pairs and provider caps."""
+    rng = np.random.default_rng(700 + seed)
+    inst = synthetic_instance(n_areas=int(rng.integers(60, 140)), n_sites=int(rng.integers(8, 17)),
+                              n_treatments=3, seed=seed, tiered=bool(rng.random() < 0.3))
+    kw: dict = {"margin": float(rng.choice([0.0, 0.2, 0.5])), "mip_gap": 1e-9,
+                "allow_new_providers": bool(rng.random() < 0.3)}
+    if rng.random() < 0.5:
+        kw["max_travel"] = float(np.round(np.quantile(inst.travel_min, rng.uniform(0.4, 0.8)), 1))
+    if rng.random() < 0.3:
+        kw["max_providers"] = {inst.treatment_ids[0]: int(rng.integers(2, 5))}
+    sites = rng.permutation(len(inst.sites))
+    if rng.random() < 0.4:
+        kw["force_keep"] = [{"site_id": inst.site_ids[sites[0]],
+                             "intervention_id": inst.treatment_ids[1]}]
+    if rng.random() < 0.3:
+        kw["force_close"] = [{"site_id": inst.site_ids[sites[1]]}]
+    return inst, SolveParams(**kw)
+
+
+def _without_search(monkeypatch) -> None:
+    monkeypatch.setattr(solve_module, "SEARCH_KEEP_SETS", False)
+
+
+@pytest.mark.parametrize("objective", ["travel", "providers"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_same_optimum_as_branch_and_bound(seed: int, objective: str, monkeypatch) -> None:
+    inst, params = _instance(seed)
+    params = params.model_copy(update={"objective": objective})
+    searched = solve(inst, params)
+    _without_search(monkeypatch)
+    reference = solve(inst, params)
+    assert searched.status == reference.status
+    if reference.status != "optimal":
+        return
+    assert searched.objective == pytest.approx(reference.objective, rel=1e-7, abs=1e-6)
+    assert verify(searched, inst, params) == []
+    for entry in searched.subproblems:
+        assert entry["gap"] <= 1e-9
+
+
+def test_the_search_solves_most_of_those_models() -> None:
+    """Not vacuous: the models above go through the search, and some of them have many keep
+    decisions."""
+    used = widest = 0
+    for seed in SEEDS:
+        inst, params = _instance(seed)
+        sol = solve(inst, params.model_copy(update={"objective": "travel"}))
+        for entry in sol.subproblems:
+            if entry.get("algorithm") == KEEP_SET_SEARCH:
+                used += 1
+                widest = max(widest, entry["n_binaries"])
+    assert used >= 60
+    assert widest >= 12
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_bruteforce_instances_go_through_the_search(brute_force, seed: int) -> None:
+    """The brute-force comparisons (tests/test_bruteforce.py) check the search's optimum for
+    travel and providers; here: that they do run it where the model allows."""
+    inst, params = brute_force.tiny(seed)
+    params = params.model_copy(update={"objective": "travel"})
+    sol = solve(inst, params)
+    reference = brute_force.reference(inst, params, "travel")
+    if reference is None:
+        assert sol.status == "infeasible"
+        return
+    brute_force.compare(inst, sol, reference, "travel")
+    covered = params.capacity_factor is None and not params.single_sourcing
+    normed = [e for e in sol.subproblems if e["n_binaries"] > 0]
+    if covered:
+        assert all(e.get("algorithm") == KEEP_SET_SEARCH for e in normed)
+
+
+def test_real_region_same_optimum(noordoost_instance, monkeypatch) -> None:
+    inst = noordoost_instance
+    t = inst.treatment_ids.index("kidney_local")
+    arrays = build_arrays(inst, SolveParams(objective="travel", margin=0.2), [t])
+    searched = solve_by_keep_sets(arrays, 1e-9)
+    assert searched is not None and searched.status == "optimal"
+    reference = solve_highs(arrays, mip_gap=1e-9, threads=1, presolve=False,
+                            options=HIGHS_MIP_OPTIONS)
+    assert searched.objective == pytest.approx(reference.objective, rel=1e-9)
+    assert searched.bound <= searched.objective
+
+
+def test_models_it_does_not_cover_go_to_the_mip_solver() -> None:
+    inst = synthetic_instance(n_areas=40, n_sites=5, n_treatments=2, seed=3)
+    for params, treatments in (
+        (SolveParams(), [0]),  # planner: stay columns
+        (SolveParams(objective="moved"), [0]),
+        (SolveParams(objective="travel", capacity_factor=1.1), [0]),
+        (SolveParams(objective="travel", single_sourcing=True), [0]),
+        (SolveParams(objective="travel", bundles=[list(inst.treatment_ids)]), [0, 1]),
+    ):
+        assert solve_by_keep_sets(build_arrays(inst, params, treatments), 1e-4) is None
+
+
+def test_a_search_that_needs_too_many_lps_hands_over(monkeypatch) -> None:
+    inst, params = _instance(3)
+    params = params.model_copy(update={"objective": "travel"})
+    expected = solve(inst, params)
+    monkeypatch.setattr(keepset_search, "MAX_LP_SOLVES", 0)
+    arrays = build_arrays(inst, params, [0])
+    assert solve_by_keep_sets(arrays, 1e-9) is None
+    handed = solve(inst, params)
+    assert handed.objective == pytest.approx(expected.objective, rel=1e-7)
+    assert not any(e.get("algorithm") == KEEP_SET_SEARCH for e in handed.subproblems)
+
+
+def test_an_interrupt_stops_the_search() -> None:
+    inst, params = _instance(5)
+    arrays = build_arrays(inst, params.model_copy(update={"objective": "travel"}), [0])
+    stop = threading.Event()
+    stop.set()
+    result = solve_by_keep_sets(arrays, 1e-9, interrupt=stop)
+    assert result is not None
+    assert result.interrupted
+    assert result.status in ("feasible", "time_limit_no_solution")
+
+
+def test_infeasible_models_are_reported_infeasible() -> None:
+    inst = synthetic_instance(n_areas=40, n_sites=5, n_treatments=1, seed=3)
+    total = float(inst.demand[:, 0].sum())
+    inst = synthetic_instance(n_areas=40, n_sites=5, n_treatments=1, seed=3, norms=[total])
+    arrays = build_arrays(inst, SolveParams(objective="travel", margin=0.5))
+    result = solve_by_keep_sets(arrays, 1e-4)
+    assert result is not None and result.status == "infeasible"
