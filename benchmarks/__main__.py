@@ -307,13 +307,21 @@ def _render_regions(results: dict[str, Any], goals: list[tuple[str, str, str]],
                   "sub-problems, which run two at a time, so they can exceed the wall time. "
                   "Sizes summed over the "
                   "per-treatment sub-problems.", "",
+                  "`HiGHS` is the default path: the keep-set search (optimiser/"
+                  "keepset_search.py) on the sub-problems it covers (`keep-set sub-problems`), "
+                  "HiGHS' branch and bound on the others; `HiGHS B&B only` the same run with "
+                  "the search off (every sub-problem by HiGHS' branch and bound, the path "
+                  "before it); rows without those columns were measured before the search.",
+                  "",
                   "| region | objective | areas × sites × treatments | instance build s | "
                   "HiGHS model build s "
-                  "| HiGHS solve() s | HiGHS status | HiGHS gap | CBC solve() s | CBC status | "
+                  "| HiGHS solve() s | HiGHS status | HiGHS gap | keep-set sub-problems | "
+                  "HiGHS B&B only solve() s | B&B only status | B&B/HiGHS | "
+                  "CBC solve() s | CBC status | "
                   "CBC gap | PuLP model s (Σ) | CBC call s (Σ) | CBC/HiGHS | sub-problems | "
                   "variables | constraints | binaries | peak MB HiGHS | peak MB CBC | "
                   "≤ 1 s optimal | slowest sub-problems (HiGHS s) | code |",
-                  "|" + "---|" * 23]
+                  "|" + "---|" * 27]
         for r in reg["regions"]:  # goals judged against today's targets (issue 16)
             wall = r.get("highs", {}).get("solve_wall_seconds")
             r["goal_region_met"] = bool(r.get("highs", {}).get("status") == "optimal"
@@ -321,7 +329,7 @@ def _render_regions(results: dict[str, Any], goals: list[tuple[str, str, str]],
                                         and wall <= bench_regions.GOAL_REGION_SECONDS)
         reg["goal_met"] = all(r["goal_region_met"] for r in reg["regions"])
         for r in reg["regions"]:
-            h, c = r.get("highs", {}), r.get("cbc", {})
+            h, c, bb = r.get("highs", {}), r.get("cbc", {}), r.get("highs_bb", {})
             base = h if h.get("shape") else c
             shape = "×".join(str(x) for x in base.get("shape") or []) or "–"
             slowest = sorted((h.get("subproblem_seconds") or {}).items(),
@@ -329,7 +337,11 @@ def _render_regions(results: dict[str, Any], goals: list[tuple[str, str, str]],
             lines.append(
                 f"| {r['region']} | {r.get('objective', 'travel')} | {shape} | "
                 f"{_f(base.get('instance_seconds'))} | "
-                f"{_f(h.get('build_seconds'), 3)} | {_solver_cells(h)} | {_solver_cells(c)} | "
+                f"{_f(h.get('build_seconds'), 3)} | {_solver_cells(h)} | "
+                f"{_f(h.get('keep_set_subproblems'))} | "
+                f"{_f(bb.get('solve_wall_seconds'))} | {_status(bb) if bb else '–'} | "
+                f"{_f(r.get('bb_over_highs'), 1)}{'×' if r.get('bb_over_highs') else ''} | "
+                f"{_solver_cells(c)} | "
                 f"{_f(c.get('pulp_model_seconds'))} | {_f(c.get('cbc_call_seconds'))} | "
                 f"{_f(r.get('cbc_over_highs'), 1)}× | {_f(base.get('n_subproblems'))} | "
                 f"{_f(base.get('n_vars'))} | {_f(base.get('n_rows'))} | "

@@ -16,7 +16,10 @@ from typing import Any
 
 from .common import median, run_child
 
-SOLVERS = ("highs", "cbc")
+#: "highs" is today's default path (the keep-set search where it covers a model, else HiGHS'
+#: branch and bound); "highs_bb" the same with the search off (HiGHS' branch and bound for
+#: every model, the path before it); "cbc" CBC
+SOLVERS = ("highs", "highs_bb", "cbc")
 #: goals of the issue
 GOAL_REGION_SECONDS = 1.0  # issue 16 (was 2 s)
 GOAL_NATIONAL_SECONDS = 60.0
@@ -45,7 +48,7 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     last = ok[-1]
     for key in ("shape", "patients", "n_subproblems", "n_vars", "n_rows", "n_binaries",
                 "subproblem_status", "objective", "slowest_subproblem", "solver", "warnings",
-                "code_fingerprint", "subproblem_seconds", "phase1"):
+                "code_fingerprint", "subproblem_seconds", "phase1", "keep_set_subproblems"):
         out[key] = last.get(key)
     out["peak_rss_mb"] = max(r.get("peak_rss_mb", 0.0) for r in ok)
     out["peak_total_mb"] = max(r.get("peak_total_mb", 0.0) for r in ok)
@@ -67,18 +70,21 @@ def measure(source: str | None, region: str, repeats: int, time_limit: float | N
     cbc_repeats = repeats if cbc_repeats is None else min(cbc_repeats, repeats)
     runs: dict[str, list[dict[str, Any]]] = {s: [] for s in solvers}
     ratios: list[float] = []
+    bb_ratios: list[float] = []
     for i in range(repeats):
         this: dict[str, dict[str, Any]] = {}
         for solver in solvers:
             if solver == "cbc" and i >= cbc_repeats:
                 continue
-            params: dict[str, Any] = {"solver": solver}
+            params: dict[str, Any] = {"solver": "highs" if solver == "highs_bb" else solver}
             if objective is not None:
                 params["objective"] = objective
             if time_limit is not None:
                 params["time_limit"] = time_limit
-            res = run_child("solve", {"source": source, "region": region, "params": params},
-                            wall_cap, env=env)
+            spec: dict[str, Any] = {"source": source, "region": region, "params": params}
+            if solver == "highs_bb":
+                spec["keep_set_search"] = False
+            res = run_child("solve", spec, wall_cap, env=env)
             this[solver] = res
             runs[solver].append(res)
             log(f"  {region:<24} {objective or 'default':<8} {solver:<5} repeat {i + 1}: "
@@ -89,6 +95,9 @@ def measure(source: str | None, region: str, repeats: int, time_limit: float | N
         if h.get("solve_wall_seconds") and c.get("solve_wall_seconds"):
             # a ratio also when one solver hit the time limit (status shown beside it)
             ratios.append(c["solve_wall_seconds"] / h["solve_wall_seconds"])
+        bb = this.get("highs_bb", {})
+        if h.get("solve_wall_seconds") and bb.get("solve_wall_seconds"):
+            bb_ratios.append(bb["solve_wall_seconds"] / h["solve_wall_seconds"])
     out: dict[str, Any] = {"region": region, "objective": objective or _default_objective(),
                            "time_limit_per_subproblem": time_limit,
                            "wall_cap_seconds": wall_cap}
@@ -96,6 +105,8 @@ def measure(source: str | None, region: str, repeats: int, time_limit: float | N
         out[solver] = _summarise(runs[solver])
     out["cbc_over_highs"] = median(ratios)
     out["cbc_over_highs_samples"] = ratios
+    out["bb_over_highs"] = median(bb_ratios)
+    out["bb_over_highs_samples"] = bb_ratios
     h = out.get("highs", {})
     wall = h.get("solve_wall_seconds")
     out["goal_region_met"] = bool(h.get("status") == "optimal" and wall is not None

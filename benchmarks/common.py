@@ -297,6 +297,10 @@ def task_solve(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("sites"):
         instance = subset_sites(instance, int(spec["sites"]), int(spec.get("seed", 0)))
     params = SolveParams(**spec.get("params", {}))
+    if spec.get("keep_set_search") is False:  # the path before the keep-set search
+        from herschik.optimiser import solve as solve_module
+
+        solve_module.SEARCH_KEEP_SETS = False
     start, start_s = None, 0.0
     if spec["region"] == "all" and params.solver == "highs":
         # as `herschik solve --region all` does: seed HiGHS with the regional solutions
@@ -330,6 +334,7 @@ def task_solve(spec: dict[str, Any]) -> dict[str, Any]:
         "n_rows": int(sum(s["n_rows"] for s in subs)),
         "n_binaries": int(sum(s.get("n_binaries", 0) for s in subs)),
         "subproblem_status": statuses,
+        "keep_set_subproblems": sum(1 for s in subs if s.get("algorithm") == "keep_sets"),
         "max_subproblem_solve_seconds": max((s["solve_seconds"] for s in subs), default=0.0),
         "slowest_subproblem": max(subs, key=lambda s: s["solve_seconds"])["treatments"]
         if subs else None,
