@@ -46,6 +46,8 @@ def keep_set_feasible(arrays: MipArrays) -> bool | None:
     keep-set test above, ``None`` when the model has rows the test does not cover."""
     if arrays.conflicts:
         return False
+    if not any(_openable_count(arrays, t) <= MAX_KEEP_DECISIONS for t in arrays.treatments):
+        return None  # before reading the model back (a national model is large)
     parsed = _parse(arrays)
     if parsed is None:
         return None
@@ -59,6 +61,11 @@ def keep_set_feasible(arrays: MipArrays) -> bool | None:
             return False
         verdicts.append(verdict)
     return None if any(v is None for v in verdicts) else True
+
+
+def _openable_count(arrays: MipArrays, t: int) -> int:
+    return int(np.count_nonzero((arrays.y_treat == t)
+                                & (arrays.col_upper[arrays.y_slice()] == 1.0)))
 
 
 class _Parsed:
@@ -219,6 +226,8 @@ def treatment_keep_sets(arrays: MipArrays, t: int, parsed: _Parsed | None = None
                         ) -> TreatmentKeepSets | None:
     """The keep sets of treatment ``t`` of a model this test covers; ``None`` otherwise, or
     when some keep set lies on the tolerance edge of Hall's condition."""
+    if _openable_count(arrays, t) > MAX_KEEP_DECISIONS:
+        return None
     parsed = _parse(arrays) if parsed is None else parsed
     if parsed is None:
         return None
