@@ -104,8 +104,62 @@ def _structure_ok(arrays: MipArrays) -> bool:
     if np.any(arrays.integrality[arrays.x_slice()]) or np.any(arrays.x_scale != 1.0):
         return False
     y_lo, y_hi = arrays.col_lower[arrays.y_slice()], arrays.col_upper[arrays.y_slice()]
+    stays = slice(arrays.stay_start, arrays.n_cols)
     return bool(np.all(np.isin(y_lo, (0.0, 1.0))) and np.all(np.isin(y_hi, (0.0, 1.0)))
-                and np.all(arrays.col_lower[arrays.x_slice()] == 0.0))
+                and np.all(arrays.col_lower[arrays.x_slice()] == 0.0)
+                and np.all(arrays.col_lower[stays] == 0.0)
+                and np.all(arrays.integrality[stays] == 0))
+
+
+def _bounds_are(arrays: MipArrays, family: str, lower: float, upper: float) -> bool:
+    """Every row of ``family`` has exactly these bounds (not shifted by pinned columns)."""
+    start, stop = _rows(arrays, family)
+    return bool(np.all(arrays.row_lower[start:stop] == lower)
+                and np.all(arrays.row_upper[start:stop] == upper))
+
+
+def _block_is(block: sp.csc_matrix, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray
+              ) -> bool:
+    """The block holds exactly the entries (rows, cols, vals)."""
+    expected = sp.csc_matrix((vals, (rows, cols)), shape=block.shape)
+    return (block != expected).nnz == 0
+
+
+def _pairs_and_stays_ok(arrays: MipArrays, csc: sp.csc_matrix, x_y: np.ndarray,
+                        x_demand: np.ndarray) -> bool:
+    """``link_pair`` rows are flow <= D·y with D at least the flow's demand and y its site's;
+    ``stay`` rows are stay <= flow of the stay's own column: neither restricts more than
+    "a closed site gets nothing"."""
+    if not (_bounds_are(arrays, "link", -np.inf, 0.0)
+            and _bounds_are(arrays, "link_pair", -np.inf, 0.0)
+            and _bounds_are(arrays, "stay", -np.inf, 0.0)):
+        return False
+    p0, p1 = _rows(arrays, "link_pair")
+    if p1 > p0:
+        pair = sp.csr_matrix(csc[p0:p1])
+        xs = [pair.indices[pair.indptr[r]:pair.indptr[r + 1]] for r in range(p1 - p0)]
+        if any(cols.shape[0] != 2 for cols in xs):
+            return False
+        cols = np.array(xs)
+        x_col, y_col = cols.min(axis=1), cols.max(axis=1)
+        if np.any(x_col >= arrays.n_x) or np.any(x_y[x_col] != y_col - arrays.y_start):
+            return False
+        coef = pair[np.arange(p1 - p0), y_col].A1
+        if np.any(pair[np.arange(p1 - p0), x_col].A1 != 1.0):
+            return False
+        if np.any(-coef < x_demand[x_col] * (1.0 - KEEP_SET_TOL)):
+            return False
+    s0, s1 = _rows(arrays, "stay")
+    n_stay = arrays.n_cols - arrays.stay_start
+    if s1 - s0 != n_stay or (n_stay and arrays.stay_x is None):
+        return False
+    if n_stay:
+        assert arrays.stay_x is not None
+        r = np.arange(n_stay)
+        return _block_is(csc[s0:s1], np.concatenate([r, r]),
+                         np.concatenate([arrays.stay_start + r, arrays.stay_x]),
+                         np.concatenate([np.ones(n_stay), -np.ones(n_stay)]))
+    return True
 
 
 def _parse(arrays: MipArrays) -> _Parsed | None:
@@ -128,10 +182,16 @@ def _parse(arrays: MipArrays) -> _Parsed | None:
         return None
     volume = csc[m0:m1]
     x_y = _one_entry_per_column(volume[:, arrays.x_slice()])
-    if x_y is None:
+    if x_y is None or np.any(volume[:, arrays.x_slice()].data != 1.0):
         return None
-    required = -volume[:, arrays.y_slice()].diagonal()
-    if not _links_slack(arrays, csc, x_y, demand[demand_row]):
+    y_block = volume[:, arrays.y_slice()]
+    required = -y_block.diagonal()
+    off_diagonal = sp.csc_matrix(y_block - sp.diags(-required))
+    off_diagonal.eliminate_zeros()
+    if off_diagonal.nnz or volume[:, arrays.stay_start:].nnz:
+        return None
+    if not (_links_slack(arrays, csc, x_y, demand[demand_row])
+            and _pairs_and_stays_ok(arrays, csc, x_y, demand[demand_row])):
         return None
     caps = _caps(arrays, csc)
     if caps is None:
@@ -252,6 +312,8 @@ def treatment_keep_sets(arrays: MipArrays, t: int, parsed: _Parsed | None = None
     always_open = np.zeros(rows.shape[0], dtype=bool)
     always_open[local[x_bit == -1]] = True
     d = parsed.demand[rows]
+    d0, d1 = _rows(arrays, "demand")
+    unserved = len(arrays.treatments) == 1 and rows.shape[0] < d1 - d0
 
     n = 1 << k
     full = n - 1
@@ -259,7 +321,8 @@ def treatment_keep_sets(arrays: MipArrays, t: int, parsed: _Parsed | None = None
     reach = d.sum() - never_reach[full ^ np.arange(n)]
     must_cover = ~always_open & (d > 0)
     uncovered = subset_sums(np.bincount(area_mask[must_cover], minlength=n).astype(float))
-    ok = uncovered[full ^ np.arange(n)] == 0
+    # every area must be served; one with patients and no site it may use never is
+    ok = (uncovered[full ^ np.arange(n)] == 0) & (not unserved)
     ok &= _meets_cardinality(parsed, arrays, t, bit, k, n)
     if np.any((y_lo == 1.0) & (y_hi == 0.0)):
         ok[:] = False  # forced open and closed

@@ -39,7 +39,7 @@ from .backends import BackendResult, solve_lp_highs
 from .feasibility import TreatmentKeepSets, subset_sums, treatment_keep_sets, weight_sums
 from .formulation import MipArrays
 from .status import SolveStatus
-from .tolerances import GAP_DENOMINATOR_MIN
+from .tolerances import GAP_DENOMINATOR_MIN, KEEP_SET_TOL, PROVEN_OPTIMAL_ABS
 
 #: the search hands a model to the MIP solver after this many transportation LPs
 MAX_LP_SOLVES = 200
@@ -51,30 +51,81 @@ KEEP_SET_SEARCH = "keep_sets"
 
 @dataclass
 class _Options:
-    """Each area's options: cost per patient to each bit's site (inf: may not use it), and to
-    its cheapest site without a keep decision (inf: none), with the x columns they are."""
+    """What the search assigns: units of patients (each area; with stay columns, each area's
+    patients per baseline site and the rest) and each unit's options: cost per patient to each
+    bit's site (inf: may not go there) and to its cheapest site without a keep decision, with
+    the x column and the stay column (-1: none) a patient going there adds to."""
 
-    cost: np.ndarray  # (areas, bits)
-    column: np.ndarray  # (areas, bits) x column or -1
-    open_cost: np.ndarray  # (areas,)
-    open_column: np.ndarray  # (areas,) x column or -1
+    demand: np.ndarray  # (units,)
+    cost: np.ndarray  # (units, bits)
+    column: np.ndarray  # (units, bits) x column or -1
+    stay: np.ndarray  # (units, bits) stay column or -1
+    open_cost: np.ndarray  # (units,)
+    open_column: np.ndarray  # (units,)
+    open_stay: np.ndarray  # (units,)
 
 
-def _options(arrays: MipArrays, sets: TreatmentKeepSets) -> _Options:
-    n_areas, k = sets.demand.shape[0], sets.n_bits
-    c = arrays.c[sets.x_columns]
-    cost = np.full((n_areas, k), np.inf)
-    column = np.full((n_areas, k), -1, dtype=np.int64)
-    real = sets.x_bit >= 0
-    cost[sets.x_area[real], sets.x_bit[real]] = c[real]
-    column[sets.x_area[real], sets.x_bit[real]] = sets.x_columns[real]
-    open_cost = np.full(n_areas, np.inf)
-    open_column = np.full(n_areas, -1, dtype=np.int64)
-    for i in np.nonzero(sets.x_bit == -1)[0]:  # sites without a keep decision: the cheapest
-        a = sets.x_area[i]
-        if c[i] < open_cost[a]:
-            open_cost[a], open_column[a] = c[i], sets.x_columns[i]
-    return _Options(cost, column, open_cost, open_column)
+def _units(arrays: MipArrays, sets: TreatmentKeepSets) -> tuple[np.ndarray, np.ndarray,
+                                                                  np.ndarray] | None:
+    """(area of each unit, its patients, its stay column or -1); None when the baseline
+    patients of an area exceed its demand (stays then do not split it into units)."""
+    n_areas = sets.demand.shape[0]
+    if arrays.n_cols == arrays.n_x + arrays.n_y:
+        return np.arange(n_areas), sets.demand.copy(), np.full(n_areas, -1, dtype=np.int64)
+    assert arrays.stay_x is not None  # a model with stay columns has their x columns
+    area_of_x = np.full(arrays.n_x, -1, dtype=np.int64)
+    area_of_x[sets.x_columns] = sets.x_area
+    stay_area = area_of_x[arrays.stay_x]
+    if np.any(stay_area < 0):
+        return None
+    stay_cols = arrays.stay_start + np.arange(arrays.n_cols - arrays.stay_start)
+    stay_patients = arrays.col_upper[stay_cols]
+    staying = np.bincount(stay_area, weights=stay_patients, minlength=n_areas)
+    rest = sets.demand - staying
+    if np.any(rest < -KEEP_SET_TOL * np.maximum(1.0, sets.demand)):
+        return None
+    with_rest = np.nonzero(rest > KEEP_SET_TOL * np.maximum(1.0, sets.demand))[0]
+    area = np.concatenate([stay_area, with_rest])
+    demand = np.concatenate([stay_patients, rest[with_rest]])
+    stay = np.concatenate([stay_cols, np.full(with_rest.shape[0], -1, dtype=np.int64)])
+    return area, demand, stay
+
+
+def _options(arrays: MipArrays, sets: TreatmentKeepSets) -> _Options | None:
+    units = _units(arrays, sets)
+    if units is None:
+        return None
+    unit_area, demand, unit_stay = units
+    n_units, k = demand.shape[0], sets.n_bits
+    # every (unit, x column of its area): its cost, and whether the unit stays there
+    by_area = np.argsort(sets.x_area, kind="stable")
+    first = np.searchsorted(sets.x_area[by_area], np.arange(sets.demand.shape[0] + 1))
+    counts = np.diff(first)[unit_area]
+    unit = np.repeat(np.arange(n_units), counts)
+    entry = by_area[np.concatenate([np.arange(first[a], first[a + 1]) for a in unit_area])
+                    if n_units else np.zeros(0, dtype=np.int64)]
+    xcol = sets.x_columns[entry]
+    stays_here = np.zeros(unit.shape[0], dtype=bool)
+    if arrays.stay_x is not None and np.any(unit_stay >= 0):
+        own_x = np.full(n_units, -1, dtype=np.int64)
+        has = unit_stay >= 0
+        own_x[has] = arrays.stay_x[unit_stay[has] - arrays.stay_start]
+        stays_here = xcol == own_x[unit]
+    stay_col = np.where(stays_here, unit_stay[unit], -1)
+    cost = arrays.c[xcol] + np.where(stays_here, arrays.c[np.maximum(stay_col, 0)], 0.0)
+    bit = sets.x_bit[entry]
+    out = _Options(demand, np.full((n_units, k), np.inf), np.full((n_units, k), -1, np.int64),
+                   np.full((n_units, k), -1, np.int64), np.full(n_units, np.inf),
+                   np.full(n_units, -1, np.int64), np.full(n_units, -1, np.int64))
+    real = bit >= 0
+    out.cost[unit[real], bit[real]] = cost[real]
+    out.column[unit[real], bit[real]] = xcol[real]
+    out.stay[unit[real], bit[real]] = stay_col[real]
+    for e in np.nonzero(bit == -1)[0]:  # sites without a keep decision: the cheapest
+        u = unit[e]
+        if cost[e] < out.open_cost[u]:
+            out.open_cost[u], out.open_column[u], out.open_stay[u] = cost[e], xcol[e], stay_col[e]
+    return out
 
 
 def _members(mask: int, k: int) -> np.ndarray:
@@ -98,7 +149,7 @@ class _Search:
 
     def lagrangian(self, prices: np.ndarray) -> np.ndarray:
         """L_v(S) + cost_y(S) for every keep set S (inf where some area has no option)."""
-        d = self.sets.demand
+        d = self.opt.demand
         w = np.concatenate([self.opt.cost - prices[None, :], self.opt.open_cost[:, None]],
                            axis=1)
         order = np.argsort(w, axis=1, kind="stable")
@@ -126,7 +177,7 @@ class _Search:
         if required <= 0:
             return 0.0
         order = np.argsort(gain, kind="stable")
-        filled = np.cumsum(self.sets.demand[order])
+        filled = np.cumsum(self.opt.demand[order])
         at = int(np.searchsorted(filled, required))
         if at >= order.shape[0] or not np.isfinite(gain[order[at]]):
             return 0.0
@@ -168,22 +219,27 @@ class _Search:
         sub = self.opt.cost[:, members]
         area, pos = np.nonzero(np.isfinite(sub))
         open_area = np.nonzero(np.isfinite(self.opt.open_cost))[0]
-        n_areas, m = self.sets.demand.shape[0], members.shape[0]
+        n_areas, m = self.opt.demand.shape[0], members.shape[0]
         n_cols = area.shape[0] + open_area.shape[0]
         rows = np.concatenate([area, open_area, n_areas + pos])
         cols = np.concatenate([np.arange(n_cols), np.arange(area.shape[0])])
         matrix = sp.csc_matrix((np.ones(rows.shape[0]), (rows, cols)),
                                shape=(n_areas + m, n_cols))
         cost = np.concatenate([sub[area, pos], self.opt.open_cost[open_area]])
-        lower = np.concatenate([self.sets.demand, self.sets.required[members]])
-        upper = np.concatenate([self.sets.demand, np.full(m, np.inf)])
+        lower = np.concatenate([self.opt.demand, self.sets.required[members]])
+        upper = np.concatenate([self.opt.demand, np.full(m, np.inf)])
         solved = solve_lp_highs(cost, matrix, lower, upper)
         if solved is None:
             return None
         value, flows, duals = solved
         x = np.zeros(self.arrays.n_cols)
-        x[self.opt.column[area, members[pos]]] = flows[:area.shape[0]]
-        x[self.opt.open_column[open_area]] = flows[area.shape[0]:]
+        to_bits, to_open = flows[:area.shape[0]], flows[area.shape[0]:]
+        np.add.at(x, self.opt.column[area, members[pos]], to_bits)
+        np.add.at(x, self.opt.open_column[open_area], to_open)
+        stays = self.opt.stay[area, members[pos]]
+        np.add.at(x, stays[stays >= 0], to_bits[stays >= 0])
+        open_stays = self.opt.open_stay[open_area]
+        np.add.at(x, open_stays[open_stays >= 0], to_open[open_stays >= 0])
         x[self.arrays.y_start + self.sets.openable[members]] = 1.0
         prices = np.zeros(self.k)
         prices[members] = np.maximum(duals[n_areas:], 0.0)
@@ -194,8 +250,7 @@ def solve_by_keep_sets(arrays: MipArrays, mip_gap: float, time_limit: float | No
                        interrupt: threading.Event | None = None) -> BackendResult | None:
     """The search above on ``arrays``; ``None`` when the model is not one it covers."""
     started = time.perf_counter()
-    if (len(arrays.treatments) != 1 or arrays.n_x == 0 or arrays.n_cols != arrays.n_x + arrays.n_y
-            or not np.all(np.isfinite(arrays.c))):
+    if len(arrays.treatments) != 1 or arrays.n_x == 0 or not np.all(np.isfinite(arrays.c)):
         return None
     if arrays.conflicts:
         return BackendResult(SolveStatus.INFEASIBLE, solver="highs", message=KEEP_SET_SEARCH)
@@ -205,14 +260,16 @@ def solve_by_keep_sets(arrays: MipArrays, mip_gap: float, time_limit: float | No
     if not np.any(sets.allowed):
         return BackendResult(SolveStatus.INFEASIBLE, seconds=time.perf_counter() - started,
                              solver="highs", message=KEEP_SET_SEARCH)
-    search = _Search(arrays, sets, _options(arrays, sets))
+    options = _options(arrays, sets)
+    if options is None:
+        return None
+    search = _Search(arrays, sets, options)
     while True:
         mask = int(np.argmin(search.bound))
         lowest = float(search.bound[mask])
-        if search.best is not None:
-            objective = search.best_value + arrays.offset
-            if lowest >= search.best_value - mip_gap * max(abs(objective), GAP_DENOMINATOR_MIN):
-                break
+        if search.best is not None and lowest >= search.best_value - _allowed_gap(
+                search.best_value + arrays.offset, mip_gap):
+            break
         stopped = (interrupt is not None and interrupt.is_set()) or (
             time_limit is not None and time.perf_counter() - started > time_limit)
         if stopped:
@@ -240,6 +297,12 @@ def solve_by_keep_sets(arrays: MipArrays, mip_gap: float, time_limit: float | No
     return BackendResult(SolveStatus.OPTIMAL, objective, search.best[1], gap,
                          time.perf_counter() - started, "highs", message=KEEP_SET_SEARCH,
                          bound=min(bound, objective))
+
+
+def _allowed_gap(objective: float, mip_gap: float) -> float:
+    """How far below the incumbent a bound may stay: the relative gap, or near an objective
+    of 0 (where a relative gap means nothing) HiGHS' absolute one, as solve._proven judges."""
+    return max(mip_gap * max(abs(objective), GAP_DENOMINATOR_MIN), PROVEN_OPTIMAL_ABS)
 
 
 def _stopped(search: _Search, arrays: MipArrays, lowest: float, started: float,

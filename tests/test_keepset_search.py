@@ -45,7 +45,7 @@ def _without_search(monkeypatch) -> None:
     monkeypatch.setattr(solve_module, "SEARCH_KEEP_SETS", False)
 
 
-@pytest.mark.parametrize("objective", ["travel", "providers"])
+@pytest.mark.parametrize("objective", ["travel", "providers", "moved", "planner"])
 @pytest.mark.parametrize("seed", SEEDS)
 def test_same_optimum_as_branch_and_bound(seed: int, objective: str, monkeypatch) -> None:
     inst, params = _instance(seed)
@@ -60,6 +60,40 @@ def test_same_optimum_as_branch_and_bound(seed: int, objective: str, monkeypatch
     assert verify(searched, inst, params) == []
     for entry in searched.subproblems:
         assert entry["gap"] <= 1e-9
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_planner_phase_one_model_same_optimum(seed: int) -> None:
+    """The planner's first phase (fewest unnecessary moves; stay columns, so the search
+    splits each area's patients by baseline site) against HiGHS on the same model."""
+    inst, params = _instance(seed)
+    for t in range(len(inst.treatments)):
+        arrays = build_arrays(inst, params, [t])
+        if arrays.moves_c is None or arrays.n_y == 0:
+            continue
+        moves = arrays.with_objective(arrays.moves_c, arrays.moves_offset)
+        searched = solve_by_keep_sets(moves, 1e-9)
+        assert searched is not None
+        reference = solve_highs(moves, mip_gap=1e-9, threads=1, presolve=False,
+                                options=HIGHS_MIP_OPTIONS)
+        assert searched.status == reference.status
+        if reference.status == "optimal":
+            assert searched.objective == pytest.approx(reference.objective, abs=1e-6)
+            stays = searched.x[moves.stay_start:]
+            flows = searched.x[moves.x_slice()]
+            assert np.all(stays <= flows[moves.stay_x] + 1e-9)  # a stay is part of its flow
+
+
+def test_more_baseline_patients_than_demand_go_to_the_mip_solver() -> None:
+    """Demand below today's volume: the stays do not split an area into units."""
+    import dataclasses
+
+    inst = synthetic_instance(n_areas=40, n_sites=5, n_treatments=1, seed=3)
+    shrunk = dataclasses.replace(inst, demand=inst.demand * 0.8)
+    arrays = build_arrays(shrunk, SolveParams(objective="moved"), [0])
+    assert solve_by_keep_sets(arrays, 1e-4) is None
+    assert solve_by_keep_sets(build_arrays(inst, SolveParams(objective="moved"), [0]),
+                              1e-4) is not None
 
 
 def test_the_search_solves_most_of_those_models() -> None:
@@ -110,8 +144,6 @@ def test_real_region_same_optimum(noordoost_instance, monkeypatch) -> None:
 def test_models_it_does_not_cover_go_to_the_mip_solver() -> None:
     inst = synthetic_instance(n_areas=40, n_sites=5, n_treatments=2, seed=3)
     for params, treatments in (
-        (SolveParams(), [0]),  # planner: stay columns
-        (SolveParams(objective="moved"), [0]),
         (SolveParams(objective="travel", capacity_factor=1.1), [0]),
         (SolveParams(objective="travel", single_sourcing=True), [0]),
         (SolveParams(objective="travel", bundles=[list(inst.treatment_ids)]), [0, 1]),
@@ -140,6 +172,18 @@ def test_an_interrupt_stops_the_search() -> None:
     assert result is not None
     assert result.interrupted
     assert result.status in ("feasible", "time_limit_no_solution")
+
+
+def test_an_area_without_any_site_makes_the_search_infeasible() -> None:
+    """Regression: an area whose patients may go nowhere (strict travel limit) has no flow
+    column; the search used to ignore it and return a plan that leaves it untreated."""
+    inst = synthetic_instance(n_areas=40, n_sites=5, n_treatments=1, seed=3)
+    limit = float(np.sort(inst.travel_min.min(axis=1))[-2])  # the farthest area: no site
+    params = SolveParams(objective="travel", max_travel=limit, remote_areas="strict")
+    arrays = build_arrays(inst, params, [0])
+    assert solve_highs(arrays, mip_gap=1e-9, threads=1).status == "infeasible"
+    result = solve_by_keep_sets(arrays, 1e-9)
+    assert result is not None and result.status == "infeasible"
 
 
 def test_infeasible_models_are_reported_infeasible() -> None:
