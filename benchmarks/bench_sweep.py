@@ -135,6 +135,36 @@ def run(
     return report
 
 
+def run_search_side_by_side(n_scenarios: int = 100, margin_indices: list[int] | None = None,
+                            regions: str | list[str] = "all",
+                            workers: int | None = None) -> dict[str, Any]:
+    """The same sweep (sampled margin layers of both grids: the issue's travel / providers and
+    the planner default) with the keep-set search off (HiGHS' branch and bound for every
+    model, the path before it) and on (today's default), back to back in one process; the
+    workers are forked, so they inherit the switch."""
+    from herschik.optimiser import solve as solve_module
+
+    margin_indices = [0, 4, 9] if margin_indices is None else margin_indices
+    out: dict[str, Any] = {"margin_indices": margin_indices}
+    for objectives in (GRID_OBJECTIVES, ("planner",)):
+        layers = len(grid_margins(n_scenarios, objectives))
+        chosen = [i for i in margin_indices if i < layers]
+        row: dict[str, Any] = {}
+        for label, search in (("branch_and_bound", False), ("keep_set_search", True)):
+            solve_module.SEARCH_KEEP_SETS = search
+            try:
+                row[label] = run(n_scenarios, regions, workers=workers,
+                                 margin_indices=chosen, objectives=objectives)
+            finally:
+                solve_module.SEARCH_KEEP_SETS = True
+        bb, ks = row["branch_and_bound"]["wall_seconds"], row["keep_set_search"]["wall_seconds"]
+        row["bb_over_search"] = round(bb / ks, 2) if ks else None
+        row["same_statuses"] = (row["branch_and_bound"]["status"]
+                                == row["keep_set_search"]["status"])
+        out["+".join(objectives)] = row
+    return out
+
+
 def run_gpkg_side_by_side(n_scenarios: int = 10, regions: str | list[str] = "all",
                           workers: int | None = None) -> dict[str, Any]:
     """The same sweep twice in one run: default outputs (no results.gpkg) and with results.gpkg

@@ -2,18 +2,21 @@
 
 For a treatment whose model :mod:`optimiser.feasibility` covers (demand, norms, forced pairs,
 provider caps and floors; no capacity, coupling or single sourcing) and whose objective is
-linear in the flows and keeps (``travel``, both phases of ``providers``), the optimum is
+linear in the flows, stays and keeps (``travel``, ``moved``, both phases of ``providers``, the
+planner's first phase), the optimum is
 
     min over allowed keep sets S of  f(S) = cost_y(S) + T(S),
 
-where T(S) is the transportation LP "every area sends its patients to sites of S it may use,
-every site of S receives at least its required volume R". Its dual has one price v_j >= 0 per
+where T(S) is the transportation LP "every unit of patients goes to sites of S it may use,
+every site of S receives at least its required volume R". A unit is an area, or, in a model
+with stay columns, an area's patients of one baseline site (going there is a stay: the stay
+column's cost counts) and the rest of its patients. Its dual has one price v_j >= 0 per
 site, and for *any* prices v every keep set satisfies the weak-duality bound
 
-    T(S) >= L_v(S) = Σ_a d_a · min_{j in S} (c_aj - v_j) + Σ_{j in S} R_j v_j.
+    T(S) >= L_v(S) = Σ_u d_u · min_{j in S} (c_uj - v_j) + Σ_{j in S} R_j v_j.
 
 L_v of all 2^k keep sets at once costs one histogram and one subset-sum transform: sort each
-area's options by c - v; its cheapest option in S is the first of that order in S, so
+unit's options by c - v; its cheapest option in S is the first of that order in S, so
 ``min_j`` telescopes into a sum over the prefixes of the order that miss S. The search keeps
 LB(S) = the best such bound per set and repeats: take the allowed set with the lowest LB; the
 first time, raise its bound by coordinate ascent on its own prices (cheap, no LP); the second
