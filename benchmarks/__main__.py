@@ -213,15 +213,25 @@ def _section_national(args, env: dict[str, str]) -> dict[str, Any]:
         solvers=tuple(args.national_solvers.split(",")))
 
 
-def _section_sweep_gpkg(args, env: dict[str, str]) -> dict[str, Any]:
+def _side_by_side_section(args, env: dict[str, str], function: str,
+                          kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A side-by-side sweep of benchmarks.bench_sweep in a child process."""
     if args.smoke:
         return {"status": "skipped", "reason": "smoke mode"}
-    res = run_child("call", {"module": "benchmarks.bench_sweep",
-                             "function": "run_gpkg_side_by_side",
-                             "kwargs": {"n_scenarios": args.sweep_gpkg_scenarios}},
-                    args.sweep_wall_cap, env)
+    res = run_child("call", {"module": "benchmarks.bench_sweep", "function": function,
+                             "kwargs": kwargs}, args.sweep_wall_cap, env)
     return ({**res["result"], "status": "ok"} if res.get("status") == "ok" else
             {"status": "not measured", "reason": res.get("error")})
+
+
+def _section_sweep_gpkg(args, env: dict[str, str]) -> dict[str, Any]:
+    return _side_by_side_section(args, env, "run_gpkg_side_by_side",
+                                 {"n_scenarios": args.sweep_gpkg_scenarios})
+
+
+def _section_sweep_search(args, env: dict[str, str]) -> dict[str, Any]:
+    return _side_by_side_section(args, env, "run_search_side_by_side",
+                                 {"n_scenarios": args.sweep_scenarios})
 
 
 def run_sections(args, previous: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -556,17 +566,6 @@ def _render_settings(results: dict[str, Any], goals: list[tuple[str, str, str]],
         lines += ["", "Every configuration reached the same optimum on every sub-problem."
                   if not bad else f"**Optima differ** between configurations: {bad}", ""]
     return lines
-
-
-def _section_sweep_search(args, env: dict[str, str]) -> dict[str, Any]:
-    if args.smoke:
-        return {"status": "skipped", "reason": "smoke mode"}
-    res = run_child("call", {"module": "benchmarks.bench_sweep",
-                             "function": "run_search_side_by_side",
-                             "kwargs": {"n_scenarios": args.sweep_scenarios}},
-                    args.sweep_wall_cap, env)
-    return ({**res["result"], "status": "ok"} if res.get("status") == "ok" else
-            {"status": "not measured", "reason": res.get("error")})
 
 
 def _render_sweep_search(results: dict[str, Any], goals: list[tuple[str, str, str]],

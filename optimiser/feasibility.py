@@ -232,26 +232,25 @@ def _caps(arrays: MipArrays, csc: sp.csc_matrix
 
 
 # --- the test over all keep sets of one treatment ----------------------------------------------
-def subset_sums(values: np.ndarray) -> np.ndarray:
-    """out[M] = Σ_{N ⊆ M} values[N] over bit masks (the zeta transform), in place on a copy."""
+def _over_subsets(values: np.ndarray, combine: np.ufunc) -> np.ndarray:
+    """out[M] = combine over N ⊆ M of values[N], for bit masks M (the zeta transform)."""
     out = values.copy()
     half = 1
     while half < out.shape[0]:
         view = out.reshape(-1, 2, half)
-        view[:, 1, :] += view[:, 0, :]
+        combine(view[:, 1, :], view[:, 0, :], out=view[:, 1, :])
         half *= 2
     return out
+
+
+def subset_sums(values: np.ndarray) -> np.ndarray:
+    """out[M] = Σ_{N ⊆ M} values[N]."""
+    return _over_subsets(values, np.add)
 
 
 def _all_subsets_hold(good: np.ndarray) -> np.ndarray:
     """out[M] = all(good[N] for N ⊆ M)."""
-    out = good.copy()
-    half = 1
-    while half < out.shape[0]:
-        view = out.reshape(-1, 2, half)
-        view[:, 1, :] &= view[:, 0, :]
-        half *= 2
-    return out
+    return _over_subsets(good, np.logical_and)
 
 
 def weight_sums(weights: np.ndarray) -> np.ndarray:
