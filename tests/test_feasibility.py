@@ -192,3 +192,27 @@ def test_solve_and_diagnosis_same_without_the_test(brute_force, seed: int, monke
     assert with_test.status == without.status
     assert with_test.diagnosis == without.diagnosis
     assert with_test.objective == without.objective
+
+
+def test_a_row_family_it_does_not_know_is_left_to_the_solver() -> None:
+    """A model with rows of any family outside DECIDED_FAMILIES (here the planner's phase-2
+    moves ceiling, a row over flows and stays) is not decided by keep sets."""
+    inst = synthetic_instance(n_areas=40, n_sites=5, n_treatments=1, seed=3)
+    arrays = build_arrays(inst, SolveParams(), [0])
+    assert arrays.moves_c is not None
+    assert keep_set_feasible(arrays) is not None
+    ceiling = arrays.with_extra_row(arrays.moves_c, -np.inf, 0.0, "moves_ceiling")
+    assert keep_set_feasible(ceiling) is None
+
+
+def test_shifted_row_bounds_are_left_to_the_solver() -> None:
+    """Rows of a known family whose bounds were moved (as the exact phase-2 reduction does
+    for pinned flows) are not the rows this test models."""
+    inst = synthetic_instance(n_areas=40, n_sites=5, n_treatments=1, seed=3)
+    arrays = build_arrays(inst, SolveParams(objective="travel"), [0])
+    assert keep_set_feasible(arrays) is not None
+    m0, _ = arrays.row_families["min_volume"]
+    shifted = arrays.with_objective(arrays.c, arrays.offset)
+    shifted.row_lower = arrays.row_lower.copy()
+    shifted.row_lower[m0] = -1.0
+    assert keep_set_feasible(shifted) is None
