@@ -4,6 +4,7 @@ models it does not cover."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -17,6 +18,8 @@ from herschik.optimiser.params import SolveParams
 from herschik.optimiser.solve import HIGHS_MIP_OPTIONS, solve
 from herschik.optimiser.synthetic import synthetic_instance
 from herschik.optimiser.verify import verify
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 SEEDS = list(range(30))
 
@@ -86,8 +89,6 @@ def test_planner_phase_one_model_same_optimum(seed: int) -> None:
 
 def test_more_baseline_patients_than_demand_go_to_the_mip_solver() -> None:
     """Demand below today's volume: the stays do not split an area into units."""
-    import dataclasses
-
     inst = synthetic_instance(n_areas=40, n_sites=5, n_treatments=1, seed=3)
     shrunk = dataclasses.replace(inst, demand=inst.demand * 0.8)
     arrays = build_arrays(shrunk, SolveParams(objective="moved"), [0])
@@ -193,3 +194,79 @@ def test_infeasible_models_are_reported_infeasible() -> None:
     arrays = build_arrays(inst, SolveParams(objective="travel", margin=0.5))
     result = solve_by_keep_sets(arrays, 1e-4)
     assert result is not None and result.status == "infeasible"
+
+
+def _small_search(seed: int, objective: str = "travel", mixed: bool = False):
+    """A search on a small instance; ``mixed``: only the HHOC hospitals have a norm (a tiered
+    norm without a base norm), the others keep the treatment without a keep decision."""
+    inst = synthetic_instance(n_areas=30, n_sites=6, n_treatments=1, seed=seed)
+    if mixed:
+        norm = inst.treatments[0].norm
+        tiered = dataclasses.replace(inst.treatments[0], norm=None,
+                                     tier_norms={"HHOC": norm})
+        inst = dataclasses.replace(inst, treatments=(tiered,))
+    arrays = build_arrays(inst, SolveParams(objective=objective, margin=0.2), [0])
+    if objective == "planner":
+        assert arrays.moves_c is not None
+        arrays = arrays.with_objective(arrays.moves_c, arrays.moves_offset)
+    sets = keepset_search.treatment_keep_sets(arrays, 0)
+    assert sets is not None
+    options = keepset_search._options(arrays, sets)
+    assert options is not None
+    return keepset_search._Search(arrays, sets, options)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 50), objective=st.sampled_from(["travel", "planner"]),
+       price_seed=st.integers(0, 10_000), mixed=st.booleans())
+def test_bound_of_all_sets_is_the_per_set_lagrangian(seed: int, objective: str,
+                                                      price_seed: int, mixed: bool) -> None:
+    """The prefix / subset-sum evaluation of L_v equals, for every keep set, the direct
+    Σ_u d_u min_{j in S} (c_uj - v_j) + Σ_{j in S} R_j v_j + cost_y(S) (sites without a keep
+    decision: always open, no price)."""
+    search = _small_search(seed, objective, mixed)
+    if mixed:
+        assert np.any(np.isfinite(search.opt.open_cost))
+    prices = np.random.default_rng(price_seed).uniform(0, 30, search.k)
+    fast = search.lagrangian(prices)
+    opt = search.opt
+    for mask in range(search.n):
+        members = keepset_search._members(mask, search.k)
+        options = np.concatenate([opt.cost[:, members] - prices[members][None, :],
+                                  opt.open_cost[:, None]], axis=1)
+        cheapest = options.min(axis=1)
+        if not np.all(np.isfinite(cheapest)):
+            assert not search.sets.allowed[mask]
+            continue
+        direct = (opt.demand @ cheapest + search.sets.required[members] @ prices[members]
+                  + search.key_cost[mask])
+        assert fast[mask] == pytest.approx(direct, rel=1e-9, abs=1e-7)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_every_bound_is_below_the_sets_exact_value(seed: int) -> None:
+    """Weak duality, set by set: after the search's own cuts, no allowed set's bound exceeds
+    its transportation LP value (the bounds may prune only sets that are really worse)."""
+    search = _small_search(seed)
+    prices = np.random.default_rng(seed).uniform(0, 20, search.k)
+    search.cut(int(np.argmax(search.sets.allowed)), prices)
+    for mask in np.nonzero(search.sets.allowed)[0]:
+        exact = search.transport(int(mask))
+        assert exact is not None
+        assert search.bound[mask] <= exact[0] + 1e-7 * max(1.0, abs(exact[0]))
+
+
+@pytest.mark.parametrize("objective", ["travel", "planner", "moved"])
+@pytest.mark.parametrize("seed", range(6))
+def test_sites_without_keep_decision_same_optimum(seed: int, objective: str) -> None:
+    """Hospitals without a norm of their own (always open) as options beside the keep
+    decisions: the same optimum as HiGHS' branch and bound."""
+    search = _small_search(seed, objective, mixed=True)
+    arrays = search.arrays
+    searched = solve_by_keep_sets(arrays, 1e-9)
+    assert searched is not None
+    reference = solve_highs(arrays, mip_gap=1e-9, threads=1, presolve=False,
+                            options=HIGHS_MIP_OPTIONS)
+    assert searched.status == reference.status
+    if reference.status == "optimal":
+        assert searched.objective == pytest.approx(reference.objective, rel=1e-8, abs=1e-6)
