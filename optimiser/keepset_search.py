@@ -87,7 +87,15 @@ def _units(arrays: MipArrays, sets: TreatmentKeepSets) -> tuple[np.ndarray, np.n
     rest = sets.demand - staying
     if np.any(rest < -KEEP_SET_TOL * np.maximum(1.0, sets.demand)):
         return None
-    with_rest = np.nonzero(rest > KEEP_SET_TOL * np.maximum(1.0, sets.demand))[0]
+    first_stay = np.full(n_areas, -1, dtype=np.int64)
+    first_stay[stay_area[::-1]] = np.arange(stay_area.shape[0])[::-1]
+    has_stay = first_stay >= 0
+    big = rest > KEEP_SET_TOL * np.maximum(1.0, sets.demand)
+    with_rest = np.nonzero(big | (~has_stay & (rest > 0.0)))[0]
+    # a rounding-size rest goes to the area's first stay unit, so units add up to the demand
+    tiny = np.nonzero(has_stay & ~big & (rest != 0.0))[0]
+    stay_patients = stay_patients.copy()
+    stay_patients[first_stay[tiny]] += rest[tiny]
     area = np.concatenate([stay_area, with_rest])
     demand = np.concatenate([stay_patients, rest[with_rest]])
     stay = np.concatenate([stay_cols, np.full(with_rest.shape[0], -1, dtype=np.int64)])

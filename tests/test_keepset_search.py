@@ -44,6 +44,18 @@ def _instance(seed: int) -> tuple:
     return inst, SolveParams(**kw)
 
 
+def _assert_same_optimum_as_highs(arrays):
+    """The search and HiGHS' branch and bound on one model: same status and optimum."""
+    searched = solve_by_keep_sets(arrays, 1e-9)
+    assert searched is not None
+    reference = solve_highs(arrays, mip_gap=1e-9, threads=1, presolve=False,
+                            options=HIGHS_MIP_OPTIONS)
+    assert searched.status == reference.status
+    if reference.status == "optimal":
+        assert searched.objective == pytest.approx(reference.objective, rel=1e-8, abs=1e-6)
+    return searched
+
+
 def _without_search(monkeypatch) -> None:
     monkeypatch.setattr(solve_module, "SEARCH_KEEP_SETS", False)
 
@@ -75,13 +87,8 @@ def test_planner_phase_one_model_same_optimum(seed: int) -> None:
         if arrays.moves_c is None or arrays.n_y == 0:
             continue
         moves = arrays.with_objective(arrays.moves_c, arrays.moves_offset)
-        searched = solve_by_keep_sets(moves, 1e-9)
-        assert searched is not None
-        reference = solve_highs(moves, mip_gap=1e-9, threads=1, presolve=False,
-                                options=HIGHS_MIP_OPTIONS)
-        assert searched.status == reference.status
-        if reference.status == "optimal":
-            assert searched.objective == pytest.approx(reference.objective, abs=1e-6)
+        searched = _assert_same_optimum_as_highs(moves)
+        if searched.status == "optimal":
             stays = searched.x[moves.stay_start:]
             flows = searched.x[moves.x_slice()]
             assert np.all(stays <= flows[moves.stay_x] + 1e-9)  # a stay is part of its flow
@@ -261,12 +268,26 @@ def test_every_bound_is_below_the_sets_exact_value(seed: int) -> None:
 def test_sites_without_keep_decision_same_optimum(seed: int, objective: str) -> None:
     """Hospitals without a norm of their own (always open) as options beside the keep
     decisions: the same optimum as HiGHS' branch and bound."""
-    search = _small_search(seed, objective, mixed=True)
-    arrays = search.arrays
-    searched = solve_by_keep_sets(arrays, 1e-9)
-    assert searched is not None
-    reference = solve_highs(arrays, mip_gap=1e-9, threads=1, presolve=False,
-                            options=HIGHS_MIP_OPTIONS)
-    assert searched.status == reference.status
-    if reference.status == "optimal":
-        assert searched.objective == pytest.approx(reference.objective, rel=1e-8, abs=1e-6)
+    _assert_same_optimum_as_highs(_small_search(seed, objective, mixed=True).arrays)
+
+
+@pytest.mark.parametrize("factor", [1.0, 1.0 + 1e-9, 1.0 - 1e-9, 1.5])
+def test_units_add_up_to_each_areas_demand(factor: float) -> None:
+    """Stay units (baseline patients per site) plus the rest equal the area's demand, also
+    when the demand differs from today's volume by rounding only, so the plan meets the
+    demand rows exactly."""
+    inst = synthetic_instance(n_areas=40, n_sites=5, n_treatments=1, seed=4)
+    inst = dataclasses.replace(inst, demand=inst.demand * factor)
+    arrays = build_arrays(inst, SolveParams(objective="moved"), [0])
+    sets = keepset_search.treatment_keep_sets(arrays, 0)
+    assert sets is not None
+    units = keepset_search._units(arrays, sets)
+    assert units is not None
+    area, demand, _ = units
+    totals = np.bincount(area, weights=demand, minlength=sets.demand.shape[0])
+    np.testing.assert_allclose(totals, sets.demand, rtol=1e-14, atol=1e-15)
+    result = solve_by_keep_sets(arrays, 1e-9)
+    assert result is not None and result.status == "optimal"
+    d0, d1 = arrays.row_families["demand"]
+    served = (arrays.A @ result.x)[d0:d1]
+    np.testing.assert_allclose(served, arrays.row_upper[d0:d1], rtol=1e-9, atol=1e-9)
