@@ -672,7 +672,6 @@ def _render_whatif(results: dict[str, Any], goals: list[tuple[str, str, str]],
     return lines
 
 
-#: The report's sections in page order; each adds its goals and peak memories.
 def _render_pinning(results: dict[str, Any], goals: list[tuple[str, str, str]],
                     peak_all: list[float]) -> list[str]:
     pin = results.get("pinning")
@@ -683,6 +682,7 @@ def _render_pinning(results: dict[str, Any], goals: list[tuple[str, str, str]],
     return render_pinning(pin)
 
 
+#: The report's sections in page order; each adds its goals and peak memories.
 _RENDER_SECTIONS = (
     _render_regions,
     _render_national,

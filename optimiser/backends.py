@@ -126,26 +126,10 @@ def solve_highs(
     started = time.perf_counter()
     h = highspy.Highs()
     _set_highs_options(h, highspy, time_limit, mip_gap, threads, presolve, options)
-    csc = sp.csc_matrix(arrays.A)
-    csc.sort_indices()
     integral = bool(np.any(arrays.integrality))
-    status = h.passModel(
-        int(arrays.n_cols),
-        int(arrays.n_rows),
-        int(csc.nnz),
-        1,  # column-wise
-        1,  # minimise
-        float(arrays.offset),
-        np.ascontiguousarray(arrays.c, dtype=np.float64),
-        np.clip(arrays.col_lower, -INF, INF).astype(np.float64),
-        np.clip(arrays.col_upper, -INF, INF).astype(np.float64),
-        np.clip(arrays.row_lower, -INF, INF).astype(np.float64),
-        np.clip(arrays.row_upper, -INF, INF).astype(np.float64),
-        csc.indptr.astype(np.int32),
-        csc.indices.astype(np.int32),
-        csc.data.astype(np.float64),
-        arrays.integrality.astype(np.int32),
-    )
+    status = _pass_model(h, arrays.c, float(arrays.offset), arrays.A, arrays.col_lower,
+                         arrays.col_upper, arrays.row_lower, arrays.row_upper,
+                         arrays.integrality)
     if status == highspy.HighsStatus.kError:
         return BackendResult(SolveStatus.ERROR, solver="highs", message="passModel failed",
                              seconds=time.perf_counter() - started)
@@ -165,6 +149,31 @@ def solve_highs(
     return _highs_outcome(h, highspy, integral, time.perf_counter() - started)
 
 
+def _pass_model(h: Any, cost: np.ndarray, offset: float, matrix: sp.spmatrix,
+                col_lower: np.ndarray, col_upper: np.ndarray, row_lower: np.ndarray,
+                row_upper: np.ndarray, integrality: np.ndarray) -> Any:
+    """``h.passModel`` of min cost @ x + offset s.t. the bounds (|bound| >= INF: none)."""
+    csc = sp.csc_matrix(matrix)
+    csc.sort_indices()
+    return h.passModel(
+        int(csc.shape[1]),
+        int(csc.shape[0]),
+        int(csc.nnz),
+        1,  # column-wise
+        1,  # minimise
+        offset,
+        np.ascontiguousarray(cost, dtype=np.float64),
+        np.clip(col_lower, -INF, INF).astype(np.float64),
+        np.clip(col_upper, -INF, INF).astype(np.float64),
+        np.clip(row_lower, -INF, INF).astype(np.float64),
+        np.clip(row_upper, -INF, INF).astype(np.float64),
+        csc.indptr.astype(np.int32),
+        csc.indices.astype(np.int32),
+        csc.data.astype(np.float64),
+        np.asarray(integrality).astype(np.int32),
+    )
+
+
 def solve_lp_highs(cost: np.ndarray, matrix: sp.csc_matrix, row_lower: np.ndarray,
                    row_upper: np.ndarray) -> tuple[float, np.ndarray, np.ndarray] | None:
     """min cost @ x s.t. row_lower <= matrix @ x <= row_upper, x >= 0, with HiGHS' simplex:
@@ -174,21 +183,10 @@ def solve_lp_highs(cost: np.ndarray, matrix: sp.csc_matrix, row_lower: np.ndarra
     except ImportError:
         return None
     h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("log_to_console", False)
-    h.setOptionValue("threads", 1)
-    h.setOptionValue("random_seed", 0)
-    csc = sp.csc_matrix(matrix)
-    csc.sort_indices()
-    n_cols = int(csc.shape[1])
-    h.passModel(
-        n_cols, int(csc.shape[0]), int(csc.nnz), 1, 1, 0.0,
-        np.ascontiguousarray(cost, dtype=np.float64), np.zeros(n_cols), np.full(n_cols, INF),
-        np.clip(row_lower, -INF, INF).astype(np.float64),
-        np.clip(row_upper, -INF, INF).astype(np.float64),
-        csc.indptr.astype(np.int32), csc.indices.astype(np.int32),
-        csc.data.astype(np.float64), np.zeros(n_cols, dtype=np.int32),
-    )
+    _set_highs_options(h, highspy, None, 0.0, 1, None, None)
+    n_cols = int(matrix.shape[1])
+    _pass_model(h, cost, 0.0, matrix, np.zeros(n_cols), np.full(n_cols, INF), row_lower,
+                row_upper, np.zeros(n_cols))
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None

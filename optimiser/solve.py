@@ -84,9 +84,6 @@ HIGHS_MIP_OPTIONS: dict[str, bool] = {
 #: every infeasible treatment and none that is not. "not_decided": that check hit the time limit.
 NOT_OPTIMISED = SolveStatus.FEASIBLE_NOT_OPTIMISED
 NOT_DECIDED = SolveStatus.NOT_DECIDED
-#: ``algorithm`` of a sub-problem that the keep-set algorithms decided or solved instead of the
-#: MIP solver's branch and bound (optimiser/feasibility.py, optimiser/keepset_search.py)
-ALGORITHM_KEEP_SETS = KEEP_SET_SEARCH
 #: HiGHS runs: one-treatment models that the keep-set search covers are solved by it
 SEARCH_KEEP_SETS = True
 #: Status of a solve (and of a sub-problem) that hit the time limit before any feasible solution
@@ -119,9 +116,13 @@ def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
     HiGHS stops early when ``stop`` is set (CBC runs to the end)."""
     notes: list[str] = []
     if params.solver == "highs" and SEARCH_KEEP_SETS:
+        # decides infeasible models too; where it does not cover a model, neither does the test
         searched = solve_by_keep_sets(arrays, params.mip_gap, params.time_limit, stop)
         if searched is not None:
             return _proven(searched), notes
+    elif keep_set_feasible(arrays) is False:
+        return BackendResult(SolveStatus.INFEASIBLE, solver=params.solver,
+                             message=KEEP_SET_SEARCH), notes
     if params.solver == "highs":
         try:
             result = solve_highs(arrays, params.time_limit, params.mip_gap, threads, start=start,
@@ -191,7 +192,7 @@ def _feasibility_only(instance: Instance, params: SolveParams, treatments: list[
         status = NOT_OPTIMISED if decided else SolveStatus.INFEASIBLE
         return _ComponentResult(treatments, status, None, arrays, None, build,
                                 spent + time.perf_counter() - t0, params.solver,
-                                {"algorithm": ALGORITHM_KEEP_SETS}, [])
+                                {"algorithm": KEEP_SET_SEARCH}, [])
     check = arrays.with_objective(np.zeros(arrays.n_cols))
     res, notes = _run_backend(check, params.model_copy(update={"mip_gap": 1.0}), threads)
     status = {SolveStatus.INFEASIBLE: SolveStatus.INFEASIBLE, SolveStatus.OPTIMAL: NOT_OPTIMISED,
@@ -223,14 +224,6 @@ def _solve_built_component(instance: Instance, params: SolveParams, treatments: 
                            run_objective: str) -> _ComponentResult:
     if stop is not None and stop.is_set():
         return _feasibility_only(instance, params, treatments, arrays, build, threads)
-    t0 = time.perf_counter()
-    if keep_set_feasible(arrays) is False:
-        # proven infeasible without a MIP; the other sub-problems stop optimising
-        if stop is not None:
-            stop.set()
-        return _ComponentResult(treatments, SolveStatus.INFEASIBLE, None, arrays, None, build,
-                                time.perf_counter() - t0, params.solver,
-                                {"algorithm": ALGORITHM_KEEP_SETS}, [])
     result = _optimise_component(instance, params, treatments, threads, start, stop, arrays,
                                  build)
     if params.objective != run_objective:
@@ -391,6 +384,13 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
                and arrays.moves_c is not None)
     notes: list[str] = []
     info: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    if planner and keep_set_feasible(arrays) is False:
+        # proven infeasible before the greedy plan and the zero-moves attempt (the other
+        # objectives meet the keep-set test in _run_backend)
+        return _ComponentResult(treatments, SolveStatus.INFEASIBLE, None, arrays, None, build,
+                                time.perf_counter() - t0, params.solver,
+                                {"algorithm": KEEP_SET_SEARCH}, [])
     if planner and arrays.moves_c is not None:
         # Phase 1: fewest unnecessary moves. Phase 2: no more than that, least travel. Two
         # solves, as for providers: an exact single weight would have to exceed the travel
@@ -493,7 +493,7 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
 def _note_algorithm(info: dict[str, Any], *results: BackendResult) -> None:
     """Name the keep-set search in the sub-problem's entry when it solved every phase."""
     if results and all(r.message == KEEP_SET_SEARCH for r in results):
-        info["algorithm"] = ALGORITHM_KEEP_SETS
+        info["algorithm"] = KEEP_SET_SEARCH
 
 
 def _objective_value(instance: Instance, params: SolveParams, flow: np.ndarray,

@@ -15,8 +15,9 @@ from herschik.optimiser import solve as solve_module
 from herschik.optimiser.backends import solve_highs
 from herschik.optimiser.feasibility import keep_set_feasible
 from herschik.optimiser.formulation import build_arrays
+from herschik.optimiser.keepset_search import KEEP_SET_SEARCH
 from herschik.optimiser.params import SolveParams
-from herschik.optimiser.solve import ALGORITHM_KEEP_SETS, solve
+from herschik.optimiser.solve import solve
 from herschik.optimiser.synthetic import synthetic_instance
 
 SEEDS = list(range(40))
@@ -173,7 +174,7 @@ def test_infeasible_scenario_reported_the_same_without_the_test(noordoost_instan
     params = SolveParams(max_travel=75.0)
     with_test = solve(noordoost_instance, params)
     assert with_test.status == "infeasible"
-    decided = [e for e in with_test.subproblems if e.get("algorithm") == ALGORITHM_KEEP_SETS]
+    decided = [e for e in with_test.subproblems if e.get("algorithm") == KEEP_SET_SEARCH]
     assert [e["treatments"] for e in decided if e["status"] == "infeasible"] == [
         ["og_resection"]]
     _without_keep_sets(monkeypatch)
