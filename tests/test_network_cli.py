@@ -20,7 +20,7 @@ from herschik.scenarios.cli import main
 from scipy.spatial import cKDTree
 
 ROOT = Path(__file__).resolve().parents[1]
-OSM_DIR = ROOT.parent / "shared" / "data" / "raw" / "osm_samples"
+OSM_DIR = ROOT / "tests" / "data" / "osm_samples"  # copied in, see its README.md
 AMSTERDAM = OSM_DIR / "amsterdam.osm.pbf"
 OAKLAND = OSM_DIR / "West-Oakland.osm.bz2"
 REGION = "noord_holland_flevoland"

@@ -152,7 +152,7 @@ def test_validation_of_a_network_that_covers_nothing_does_not_pass(tmp_path):
     from herschik.geo.osm import read_osm
     from herschik.scenarios.cli import main
 
-    sample = RAW / "osm_samples" / "amsterdam.osm.pbf"
+    sample = ROOT / "tests" / "data" / "osm_samples" / "amsterdam.osm.pbf"
     net = save_network(read_osm(sample), tmp_path / "ams.npz")
     report = val.validate_network(net)
     assert not report["passed"]
