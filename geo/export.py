@@ -1,7 +1,7 @@
 """GIS export of one run's results: ``results.gpkg`` (EPSG:28992) and GeoJSON (EPSG:4326).
 
 The layers are built from the contract tables (``site_volumes``, ``assignments``; see
-``../shared/CONTRACT.md``) plus the dataset's site points and area polygons:
+``docs/CLI.md``) plus the dataset's site points and area polygons:
 
 * ``sites`` (Point) — one feature per ``site_volumes`` row, with every contract column and
   ``gained`` (kept after, not before), ``lost`` (kept before, not after), ``volume_change``

@@ -3,7 +3,7 @@
 ``optimiser.results`` builds ``site_volumes``, ``assignments`` and ``hospital_changes`` with
 these columns in this order; ``geo.export`` (which must not import the optimiser) reads the
 same tables back into GIS layers and converts each column by its ``kind``. Descriptions are
-in docs/OUTPUTS.md and ../shared/CONTRACT.md.
+in docs/OUTPUTS.md and docs/CLI.md.
 
 This module imports nothing of the project, so every layer can use it.
 """

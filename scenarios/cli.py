@@ -1,4 +1,4 @@
-"""The ``herschik`` command line (see ../shared/CONTRACT.md and the README).
+"""The ``herschik`` command line (reference: docs/CLI.md).
 
 Exit codes: 0 solved (optimal or feasible within the limit), 1 infeasible scenario (the
 diagnosis is printed and written to summary.json), 2 bad input or usage (one line on stderr).

@@ -1,4 +1,4 @@
-"""The ``herschik`` argument parser: subcommands and their flags (see ../shared/CONTRACT.md).
+"""The ``herschik`` argument parser: subcommands and their flags (reference: docs/CLI.md).
 
 The ``solve`` parameter flags are derived from :class:`SolveParams` (scenarios/param_flags.py).
 """

@@ -1,4 +1,4 @@
-"""End to end: the `herschik` command on the built-in example region, per ../shared/CONTRACT.md."""
+"""End to end: the `herschik` command on the built-in example region, per docs/CLI.md."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ cannot hide a layering break.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import networkx as nx
@@ -101,11 +102,65 @@ def test_no_bare_folder_imports() -> None:
     assert offenders == []
 
 
+TREE_FOLDERS = ("herschik", "optimiser", "geo", "scenarios", "tools", "benchmarks")
+
+
+def _architecture_text() -> str:
+    return (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+
+
+def _architecture_tree(text: str) -> list[str]:
+    """The module paths that docs/ARCHITECTURE.md's tree lists, one entry per line.
+
+    An entry is a line whose first word is a file (``name.py``) or a folder (``name/``), indented
+    at most two spaces deeper than its folder; deeper lines continue a description and never
+    count, so a module named only in another module's description is not listed.
+    """
+    tree = re.search(r"^```\n(.*?)^```", text, flags=re.S | re.M)
+    assert tree, "docs/ARCHITECTURE.md has no module tree"
+    entries: list[str] = []
+    folders: list[tuple[int, str]] = []  # (indent, folder name) of the open folders
+    for line in tree.group(1).splitlines():
+        indent = len(line) - len(line.lstrip(" "))
+        first = line.split()[0] if line.strip() else ""
+        if not first.endswith((".py", "/")) or indent > (folders[-1][0] + 2 if folders else 0):
+            continue
+        while folders and folders[-1][0] >= indent:
+            folders.pop()
+        path = "/".join([name.rstrip("/") for _, name in folders] + [first.rstrip("/")])
+        if first.endswith("/"):
+            folders.append((indent, first))
+        else:
+            entries.append(path)
+    return entries
+
+
 def test_architecture_lists_every_module() -> None:
-    """docs/ARCHITECTURE.md stays true: every installed module is named in it."""
-    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
-    missing = [str(path.relative_to(ROOT))
-               for folder in ("herschik", "optimiser", "geo", "scenarios")
-               for path in sorted((ROOT / folder).rglob("*.py"))
-               if path.name != "__init__.py" and path.stem not in text]
-    assert missing == []
+    """docs/ARCHITECTURE.md stays true: every installed module has its own entry in the tree
+    (its whole path, not a substring of some other text), and every entry exists."""
+    listed = _architecture_tree(_architecture_text())
+    modules = [str(path.relative_to(ROOT)) for folder in ("herschik", "optimiser", "geo",
+                                                          "scenarios")
+               for path in sorted((ROOT / folder).rglob("*.py")) if path.name != "__init__.py"]
+    assert [m for m in modules if m not in listed] == [], "modules without an entry"
+    assert [e for e in listed if not (ROOT / e).is_file()] == [], "entries of no module"
+    assert len(listed) == len(set(listed)), "a module listed twice"
+
+
+def test_architecture_entry_deleted_fails() -> None:
+    """Deleting any one module's entry from the tree makes that module missing, even where
+    another entry's description still mentions it by name."""
+    text = _architecture_text()
+    listed = _architecture_tree(text)
+    assert all(entry.startswith(TREE_FOLDERS) for entry in listed)
+    lines = text.splitlines(keepends=True)
+    fences = [number for number, line in enumerate(lines) if line.startswith("```")]
+    still_found = []
+    for number in range(fences[0] + 1, fences[1]):
+        line = lines[number]
+        if not line.strip() or not line.split()[0].endswith(".py"):
+            continue
+        shortened = _architecture_tree("".join(lines[:number] + lines[number + 1:]))
+        if len(shortened) != len(listed) - 1:
+            still_found.append(line.strip())
+    assert still_found == []
