@@ -175,15 +175,17 @@ def _pass_model(h: Any, cost: np.ndarray, offset: float, matrix: sp.spmatrix,
 
 
 def solve_lp_highs(cost: np.ndarray, matrix: sp.csc_matrix, row_lower: np.ndarray,
-                   row_upper: np.ndarray) -> tuple[float, np.ndarray, np.ndarray] | None:
+                   row_upper: np.ndarray, presolve: bool | None = None
+                   ) -> tuple[float, np.ndarray, np.ndarray] | None:
     """min cost @ x s.t. row_lower <= matrix @ x <= row_upper, x >= 0, with HiGHS' simplex:
-    (objective, x, row duals), or ``None`` unless solved to optimality (or highspy missing)."""
+    (objective, x, row duals), or ``None`` unless solved to optimality (or highspy missing).
+    ``presolve=None`` keeps HiGHS' default (on)."""
     try:
         import highspy
     except ImportError:
         return None
     h = highspy.Highs()
-    _set_highs_options(h, highspy, None, 0.0, 1, None, None)
+    _set_highs_options(h, highspy, None, 0.0, 1, presolve, None)
     n_cols = int(matrix.shape[1])
     _pass_model(h, cost, 0.0, matrix, np.zeros(n_cols), np.full(n_cols, INF), row_lower,
                 row_upper, np.zeros(n_cols))

@@ -66,6 +66,9 @@ class _Options:
     open_cost: np.ndarray  # (units,)
     open_column: np.ndarray  # (units,)
     open_stay: np.ndarray  # (units,)
+    #: every (unit, x column, stay column or -1) of a site without a keep decision
+    open_entries: tuple[np.ndarray, np.ndarray, np.ndarray] = (
+        np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
 def _units(arrays: MipArrays, sets: TreatmentKeepSets) -> tuple[np.ndarray, np.ndarray,
@@ -102,7 +105,10 @@ def _units(arrays: MipArrays, sets: TreatmentKeepSets) -> tuple[np.ndarray, np.n
     return area, demand, stay
 
 
-def _options(arrays: MipArrays, sets: TreatmentKeepSets) -> _Options | None:
+def _options(arrays: MipArrays, sets: TreatmentKeepSets, c: np.ndarray | None = None
+             ) -> _Options | None:
+    """The option table of ``arrays`` with costs from ``c`` (default: its objective)."""
+    c = arrays.c if c is None else c
     units = _units(arrays, sets)
     if units is None:
         return None
@@ -123,11 +129,13 @@ def _options(arrays: MipArrays, sets: TreatmentKeepSets) -> _Options | None:
         own_x[has] = arrays.stay_x[unit_stay[has] - arrays.stay_start]
         stays_here = xcol == own_x[unit]
     stay_col = np.where(stays_here, unit_stay[unit], -1)
-    cost = arrays.c[xcol] + np.where(stays_here, arrays.c[np.maximum(stay_col, 0)], 0.0)
+    cost = c[xcol] + np.where(stays_here, c[np.maximum(stay_col, 0)], 0.0)
     bit = sets.x_bit[entry]
     out = _Options(demand, np.full((n_units, k), np.inf), np.full((n_units, k), -1, np.int64),
                    np.full((n_units, k), -1, np.int64), np.full(n_units, np.inf),
                    np.full(n_units, -1, np.int64), np.full(n_units, -1, np.int64))
+    always = bit == -1
+    out.open_entries = (unit[always], xcol[always], stay_col[always])
     real = bit >= 0
     out.cost[unit[real], bit[real]] = cost[real]
     out.column[unit[real], bit[real]] = xcol[real]
@@ -143,20 +151,16 @@ def _members(mask: int, k: int) -> np.ndarray:
     return np.nonzero((mask >> np.arange(k)) & 1)[0]
 
 
-class _Search:
-    """The state of one search: bounds per keep set, the incumbent, the prices found."""
+class _Prices:
+    """Lagrangian bounds of every keep set for one option cost table: L_v(S) + cost_y(S),
+    and the price moves (coordinate ascent, extension) that raise them."""
 
-    def __init__(self, arrays: MipArrays, sets: TreatmentKeepSets, options: _Options) -> None:
-        self.arrays, self.sets, self.opt = arrays, sets, options
+    def __init__(self, sets: TreatmentKeepSets, options: _Options, key_cost: np.ndarray
+                 ) -> None:
+        self.sets, self.opt = sets, options
         self.k = sets.n_bits
         self.n = 1 << self.k
-        self.key_cost = weight_sums(arrays.c[arrays.y_start + sets.openable])
-        self.bound = np.where(sets.allowed, self.lagrangian(np.zeros(self.k)), np.inf)
-        self.ascended: set[int] = set()
-        self.best_value = np.inf
-        self.best: tuple[int, np.ndarray] | None = None
-        self.best_prices = np.zeros(self.k)
-        self.lp_solves = 0
+        self.key_cost = key_cost
 
     def lagrangian(self, prices: np.ndarray) -> np.ndarray:
         """L_v(S) + cost_y(S) for every keep set S (inf where some area has no option)."""
@@ -218,6 +222,21 @@ class _Search:
                 out[j] = self._price_to_fill(np.where(np.isnan(gain), np.inf, gain),
                                              float(self.sets.required[j]))
         return out
+
+
+
+class _Search(_Prices):
+    """The state of one search: bounds per keep set, the incumbent, the prices found."""
+
+    def __init__(self, arrays: MipArrays, sets: TreatmentKeepSets, options: _Options) -> None:
+        super().__init__(sets, options, weight_sums(arrays.c[arrays.y_start + sets.openable]))
+        self.arrays = arrays
+        self.bound = np.where(sets.allowed, self.lagrangian(np.zeros(self.k)), np.inf)
+        self.ascended: set[int] = set()
+        self.best_value = np.inf
+        self.best: tuple[int, np.ndarray] | None = None
+        self.best_prices = np.zeros(self.k)
+        self.lp_solves = 0
 
     def cut(self, mask: int, prices: np.ndarray) -> None:
         new = self.lagrangian(self.extend(mask, prices))

@@ -38,7 +38,7 @@ import scipy.sparse as sp
 
 from .backends import BackendResult, solve_highs, solve_pulp
 from .decomposition import treatment_components
-from .feasibility import keep_set_feasible
+from .feasibility import keep_set_feasible, treatment_keep_sets
 from .formulation import (
     MipArrays,
     build_arrays,
@@ -51,6 +51,7 @@ from .formulation import (
     unnecessary_moves,
 )
 from .instance import Instance
+from .keepset_phase2 import solve_phase2_by_keep_sets
 from .keepset_search import KEEP_SET_SEARCH, solve_by_keep_sets
 from .params import SolveParams
 from .pinning import reduce_phase2
@@ -375,6 +376,50 @@ def _planner_without_moves(arrays: MipArrays, instance: Instance, params: SolveP
     return (res, phase2, notes), res.seconds
 
 
+def _planner_by_keep_sets(arrays: MipArrays, instance: Instance, params: SolveParams,
+                          treatments: list[int], build: float, greedy: np.ndarray | None,
+                          stop: threading.Event | None) -> _ComponentResult | None:
+    """Both planner phases by the keep-set searches (optimiser/keepset_phase2.py), or None
+    when they do not cover the model (the MIP path then solves it). ``arrays`` has phase 1's
+    objective; ``greedy`` proves U* = 0 when it is a plan."""
+    if len(treatments) != 1 or treatment_keep_sets(arrays, arrays.treatments[0]) is None:
+        return None
+    assert arrays.moves_c is not None
+    info: dict[str, Any] = {}
+    if greedy is not None:
+        res1 = BackendResult(SolveStatus.OPTIMAL, 0.0, greedy, 0.0, 0.0, params.solver,
+                             bound=0.0, message=KEEP_SET_SEARCH)
+        info["phase1"] = "greedy"
+    else:
+        found = solve_by_keep_sets(arrays, params.mip_gap, params.time_limit, stop)
+        if found is None or found.status == SolveStatus.INFEASIBLE:
+            return None  # infeasible: the MIP path diagnoses it as before
+        res1 = _proven(found)
+        if not res1.status.solved or res1.interrupted:
+            return None
+    assert res1.x is not None
+    moves = float(arrays.moves_c @ res1.x + arrays.moves_offset)
+    zero = moves <= ZERO_MOVES
+    slack = MOVES_SLACK_ABS + MOVES_SLACK_REL * abs(moves)
+    rhs = (0.0 if zero else moves) - arrays.moves_offset + slack
+    travel = travel_vector(arrays, instance)
+    res2 = solve_phase2_by_keep_sets(arrays, travel, rhs, zero, params.mip_gap,
+                                     params.time_limit, stop)
+    if res2 is None or not res2.status.solved:
+        return None
+    res2 = _proven(res2)
+    phase2 = (_zero_moves_model(arrays) if zero else
+              arrays.with_extra_row(arrays.moves_c, -np.inf, rhs, "moves_ceiling"))
+    phase2 = phase2.with_objective(travel)
+    info["unnecessary_moves_phase1"] = round(max(moves, 0.0), 6)
+    info["algorithm"] = KEEP_SET_SEARCH
+    info["bound_phase2"] = res2.bound
+    info["bound"] = 0.0 if zero else res1.bound
+    gap = max(res1.mip_gap or 0.0, res2.mip_gap or 0.0)
+    return _ComponentResult(treatments, _worse(res1.status, res2.status), res2.x, phase2, gap,
+                            build, res1.seconds + res2.seconds, res2.solver, info, [])
+
+
 def _optimise_component(instance: Instance, params: SolveParams, treatments: list[int],
                         threads: int | None, start: Solution | None,
                         stop: threading.Event | None, arrays: MipArrays, build: float
@@ -401,6 +446,11 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
         # minimises travel (a big-M weight safe for every instance would have to exceed the
         # total patient-minutes, ~1e7 nationally, and wreck the numerics).
         greedy = _planner_greedy(arrays, instance) if planner else None
+        if planner and params.solver == "highs" and SEARCH_KEEP_SETS:
+            searched = _planner_by_keep_sets(arrays, instance, params, treatments, build,
+                                             greedy, stop)
+            if searched is not None:
+                return searched
         direct, attempt_s = (_planner_without_moves(arrays, instance, params, threads, stop,
                                                     greedy if greedy is not None
                                                     else _start_vector(arrays, instance, start))
