@@ -1,7 +1,8 @@
 """The planner's reduced phase 2 (optimiser/pinning.py) side by side with the full phase 2.
 
 For every region, in one process: ``solve()`` under the default objective with the reduction
-off (``solve.PIN_PHASE2 = False``, the path before it) and on, alternating per repeat, so the
+off (``Algorithms(pin_phase2=False)``, the path before it) and on, both with the keep-set
+search off (the reduction serves HiGHS' branch and bound), alternating per repeat, so the
 ratio off/on is taken within each repeat and its median reported. Both must be proven optimal
 with the same objective and the same travel. ``python -m benchmarks.bench_pinning`` prints
 the JSON. Not a unit test.
@@ -32,23 +33,20 @@ def run_region(region: str, repeats: int = 3, source: str | None = None) -> dict
     sums: dict[bool, list[float]] = {False: [], True: []}
     found: dict[bool, tuple[str, float, float]] = {}
     slowest: dict[bool, dict[str, float]] = {}
-    original = solve_module.PIN_PHASE2
-    try:
-        for _ in range(repeats):
-            for pinned in (False, True):
-                solve_module.PIN_PHASE2 = pinned
-                started = time.perf_counter()
-                sol = solve_module.solve(instance, params)
-                walls[pinned].append(time.perf_counter() - started)
-                sums[pinned].append(sum(s["solve_seconds"] for s in sol.subproblems))
-                found[pinned] = (sol.status, float(sol.objective or 0.0),
-                                 float(np.einsum("ast,as->", sol.flow, travel))
-                                 if sol.flow is not None else math.nan)
-                slowest[pinned] = {",".join(s["treatments"]): s["solve_seconds"]
-                                   for s in sorted(sol.subproblems,
-                                                   key=lambda s: -s["solve_seconds"])[:3]}
-    finally:
-        solve_module.PIN_PHASE2 = original
+    # the reduction serves the MIP path: measured with the keep-set search off
+    for _ in range(repeats):
+        for pinned in (False, True):
+            algorithms = solve_module.Algorithms(keep_set_search=False, pin_phase2=pinned)
+            started = time.perf_counter()
+            sol = solve_module.solve(instance, params, algorithms=algorithms)
+            walls[pinned].append(time.perf_counter() - started)
+            sums[pinned].append(sum(s["solve_seconds"] for s in sol.subproblems))
+            found[pinned] = (sol.status, float(sol.objective or 0.0),
+                             float(np.einsum("ast,as->", sol.flow, travel))
+                             if sol.flow is not None else math.nan)
+            slowest[pinned] = {",".join(s["treatments"]): s["solve_seconds"]
+                               for s in sorted(sol.subproblems,
+                                               key=lambda s: -s["solve_seconds"])[:3]}
     ratios = [a / b for a, b in zip(walls[False], walls[True], strict=True) if b > 0]
     same = (found[False][0] == found[True][0] == "optimal"
             and math.isclose(found[False][1], found[True][1], abs_tol=1e-6)

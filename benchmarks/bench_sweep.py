@@ -151,12 +151,13 @@ def run_search_side_by_side(n_scenarios: int = 100, margin_indices: list[int] | 
         chosen = [i for i in margin_indices if i < layers]
         row: dict[str, Any] = {}
         for label, search in (("branch_and_bound", False), ("keep_set_search", True)):
-            solve_module.SEARCH_KEEP_SETS = search
+            solve_module.DEFAULT_ALGORITHMS = (solve_module.Algorithms() if search
+                                               else solve_module.BRANCH_AND_BOUND_ONLY)
             try:
                 row[label] = run(n_scenarios, regions, workers=workers,
                                  margin_indices=chosen, objectives=objectives)
             finally:
-                solve_module.SEARCH_KEEP_SETS = True
+                solve_module.DEFAULT_ALGORITHMS = solve_module.Algorithms()
         bb, ks = row["branch_and_bound"]["wall_seconds"], row["keep_set_search"]["wall_seconds"]
         row["bb_over_search"] = round(bb / ks, 2) if ks else None
         row["same_statuses"] = (row["branch_and_bound"]["status"]

@@ -300,7 +300,7 @@ def task_solve(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("keep_set_search") is False:  # the path before the keep-set search
         from herschik.optimiser import solve as solve_module
 
-        solve_module.SEARCH_KEEP_SETS = False
+        solve_module.DEFAULT_ALGORITHMS = solve_module.BRANCH_AND_BOUND_ONLY
     start, start_s = None, 0.0
     if spec["region"] == "all" and params.solver == "highs":
         # as `herschik solve --region all` does: seed HiGHS with the regional solutions

@@ -220,9 +220,10 @@ class _Phase2:
             return 0.0
         return max(0.0, float(np.max(stay_red[pinned] - other_red[pinned])))
 
-    def exact(self, mask: int) -> tuple[float, np.ndarray, np.ndarray] | None | bool:
-        """The phase-2 value and columns of ``mask``; False when it has none (cut made);
-        None when an LP failed or the answer sits on the tolerance edge."""
+    def exact(self, mask: int) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """The phase-2 value, columns and site prices of ``mask``; value inf when it has no
+        plan under the ceiling (a cut is made); None when an LP failed or the answer sits on
+        the tolerance edge."""
         solved = self._lp(mask, "travel", pinned=self.zero)
         if solved is None:
             least = self._lp(mask, "moves")
@@ -233,7 +234,7 @@ class _Phase2:
             if u_min <= self.rhs + MOVES_SLACK_ABS:
                 return None  # U_min within the slack but no plan under the ceiling: an edge
             self.bound[mask] = np.inf
-            return False
+            return np.inf, w, w
         value, x, v, mu = solved
         if self.zero:
             mu = self._pinned_mu(mask, v)
@@ -284,9 +285,9 @@ def solve_phase2_by_keep_sets(arrays: MipArrays, travel: np.ndarray, rhs: float,
         exact = search.exact(mask)
         if exact is None:
             return None
-        if exact is False:
-            continue
         value, x, prices = exact
+        if not np.isfinite(value):
+            continue
         if value < search.best_value:
             search.best_value, search.best, search.best_prices = value, (mask, x), prices
     assert search.best is not None

@@ -85,8 +85,29 @@ HIGHS_MIP_OPTIONS: dict[str, bool] = {
 #: every infeasible treatment and none that is not. "not_decided": that check hit the time limit.
 NOT_OPTIMISED = SolveStatus.FEASIBLE_NOT_OPTIMISED
 NOT_DECIDED = SolveStatus.NOT_DECIDED
-#: HiGHS runs: one-treatment models that the keep-set search covers are solved by it
-SEARCH_KEEP_SETS = True
+
+
+@dataclass(frozen=True)
+class Algorithms:
+    """Which algorithms a solve may use besides the MIP solver; not part of the scenario
+    (every choice gives the same optimum), for the side-by-side benchmarks and the tests.
+
+    ``keep_set_search``: one-treatment models the exact keep-set searches cover are solved by
+    them (optimiser/keepset_search.py, both planner phases: optimiser/keepset_phase2.py);
+    ``hall_test``: the keep-set feasibility test (optimiser/feasibility.py) decides
+    infeasible models before any solver; ``pin_phase2``: the planner's zero-moves model is
+    solved on its exact reduction (optimiser/pinning.py)."""
+
+    keep_set_search: bool = True
+    hall_test: bool = True
+    pin_phase2: bool = True
+
+
+#: every algorithm on: what ``solve`` uses when it is given none (a benchmark process that
+#: measures another choice across the CLI or a sweep sets this once, before it solves)
+DEFAULT_ALGORITHMS = Algorithms()
+#: HiGHS' (or CBC's) branch and bound only: no keep-set search and no Hall test
+BRANCH_AND_BOUND_ONLY = Algorithms(keep_set_search=False, hall_test=False)
 #: Status of a solve (and of a sub-problem) that hit the time limit before any feasible solution
 #: was found: feasibility is undecided, so it is never reported as infeasible.
 TIME_LIMIT_NO_SOLUTION = SolveStatus.TIME_LIMIT_NO_SOLUTION
@@ -110,18 +131,19 @@ class _ComponentResult:
 
 def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
                  start: np.ndarray | None = None, stop: threading.Event | None = None,
-                 cbc_preprocess: bool = True, presolve: bool = HIGHS_PRESOLVE
+                 cbc_preprocess: bool = True, presolve: bool = HIGHS_PRESOLVE,
+                 algorithms: Algorithms = DEFAULT_ALGORITHMS
                  ) -> tuple[BackendResult, list[str]]:
     """Solve with the chosen back-end; fall back from HiGHS to CBC when highspy is unusable.
 
     HiGHS stops early when ``stop`` is set (CBC runs to the end)."""
     notes: list[str] = []
-    if params.solver == "highs" and SEARCH_KEEP_SETS:
+    if params.solver == "highs" and algorithms.keep_set_search:
         # decides infeasible models too; where it does not cover a model, neither does the test
         searched = solve_by_keep_sets(arrays, params.mip_gap, params.time_limit, stop)
         if searched is not None:
             return _proven(searched), notes
-    elif keep_set_feasible(arrays) is False:
+    elif algorithms.hall_test and keep_set_feasible(arrays) is False:
         return BackendResult(SolveStatus.INFEASIBLE, solver=params.solver,
                              message=KEEP_SET_SEARCH), notes
     if params.solver == "highs":
@@ -185,17 +207,19 @@ def _start_vector(arrays: MipArrays, instance: Instance, start: Solution | None
 
 def _feasibility_only(instance: Instance, params: SolveParams, treatments: list[int],
                       arrays: MipArrays, build: float, threads: int | None,
-                      spent: float = 0.0) -> _ComponentResult:
+                      spent: float = 0.0, algorithms: Algorithms = DEFAULT_ALGORITHMS
+                      ) -> _ComponentResult:
     """Only decide feasibility (zero objective, any incumbent will do): see NOT_OPTIMISED."""
     t0 = time.perf_counter()
-    decided = keep_set_feasible(arrays)
+    decided = keep_set_feasible(arrays) if algorithms.hall_test else None
     if decided is not None:
         status = NOT_OPTIMISED if decided else SolveStatus.INFEASIBLE
         return _ComponentResult(treatments, status, None, arrays, None, build,
                                 spent + time.perf_counter() - t0, params.solver,
                                 {"algorithm": KEEP_SET_SEARCH}, [])
     check = arrays.with_objective(np.zeros(arrays.n_cols))
-    res, notes = _run_backend(check, params.model_copy(update={"mip_gap": 1.0}), threads)
+    res, notes = _run_backend(check, params.model_copy(update={"mip_gap": 1.0}), threads,
+                              algorithms=algorithms)
     status = {SolveStatus.INFEASIBLE: SolveStatus.INFEASIBLE, SolveStatus.OPTIMAL: NOT_OPTIMISED,
               SolveStatus.FEASIBLE: NOT_OPTIMISED}.get(res.status, NOT_DECIDED)
     return _ComponentResult(treatments, status, None, arrays, None, build, spent + res.seconds,
@@ -204,7 +228,8 @@ def _feasibility_only(instance: Instance, params: SolveParams, treatments: list[
 
 def _solve_component(instance: Instance, params: SolveParams, treatments: list[int],
                      threads: int | None, start: Solution | None = None,
-                     stop: threading.Event | None = None) -> _ComponentResult:
+                     stop: threading.Event | None = None,
+                     algorithms: Algorithms = DEFAULT_ALGORITHMS) -> _ComponentResult:
     """Build and solve one component. ``stop`` is shared by the components of one solve: set
     when one proves infeasible, it makes the others only check feasibility (NOT_OPTIMISED)."""
     t0 = time.perf_counter()
@@ -213,7 +238,7 @@ def _solve_component(instance: Instance, params: SolveParams, treatments: list[i
     arrays = build_arrays(instance, params, treatments)
     build = time.perf_counter() - t0
     result = _solve_built_component(instance, params, treatments, threads, start, stop, arrays,
-                                    build, run_objective)
+                                    build, run_objective, algorithms)
     result.model_size = (arrays.n_cols, arrays.n_rows,
                          int(np.count_nonzero(arrays.integrality)))
     return result
@@ -222,11 +247,13 @@ def _solve_component(instance: Instance, params: SolveParams, treatments: list[i
 def _solve_built_component(instance: Instance, params: SolveParams, treatments: list[int],
                            threads: int | None, start: Solution | None,
                            stop: threading.Event | None, arrays: MipArrays, build: float,
-                           run_objective: str) -> _ComponentResult:
+                           run_objective: str, algorithms: Algorithms = DEFAULT_ALGORITHMS
+                           ) -> _ComponentResult:
     if stop is not None and stop.is_set():
-        return _feasibility_only(instance, params, treatments, arrays, build, threads)
+        return _feasibility_only(instance, params, treatments, arrays, build, threads,
+                                 algorithms=algorithms)
     result = _optimise_component(instance, params, treatments, threads, start, stop, arrays,
-                                 build)
+                                 build, algorithms)
     if params.objective != run_objective:
         # solved as planner (no norm: today's flows) but reported in the run's objective,
         # travel: phase 2's bound is the bound of that
@@ -242,7 +269,7 @@ def _solve_built_component(instance: Instance, params: SolveParams, treatments: 
                                         result.build_seconds, result.solve_seconds,
                                         result.solver, {}, result.warnings)
             return _feasibility_only(instance, params, treatments, arrays, build, threads,
-                                     result.solve_seconds)
+                                     result.solve_seconds, algorithms)
     result.info.pop("interrupted", None)
     return result
 
@@ -260,9 +287,6 @@ def _component_params(instance: Instance, params: SolveParams, treatments: list[
     return params
 
 
-#: planner: first solve the zero-moves model on its exact reduction (optimiser/pinning.py;
-#: only displaced patients' flows and the keeps stay free); see _planner_without_moves
-PIN_PHASE2 = True
 #: HiGHS presolve on that reduced model: it is small, so presolve (bound-like singleton rows,
 #: dominated columns) pays there, unlike on the full transportation-like models
 PIN_PRESOLVE = True
@@ -353,7 +377,7 @@ def _zero_moves_model(arrays: MipArrays) -> MipArrays:
 
 def _planner_without_moves(arrays: MipArrays, instance: Instance, params: SolveParams,
                            threads: int | None, stop: threading.Event | None,
-                           start: np.ndarray | None
+                           start: np.ndarray | None, algorithms: Algorithms = DEFAULT_ALGORITHMS
                            ) -> tuple[tuple[BackendResult, MipArrays, list[str]] | None, float]:
     """Both planner phases in one solve when a plan without unnecessary moves exists.
 
@@ -368,7 +392,8 @@ def _planner_without_moves(arrays: MipArrays, instance: Instance, params: SolveP
     if reduced is None:
         return None, 0.0
     res, notes = _run_backend(reduced.model, params, threads, start=reduced.restrict(start),
-                              stop=stop, cbc_preprocess=False, presolve=PIN_PRESOLVE)
+                              stop=stop, cbc_preprocess=False, presolve=PIN_PRESOLVE,
+                              algorithms=algorithms)
     if (res.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE) or res.x is None
             or res.interrupted):
         return None, res.seconds
@@ -422,15 +447,15 @@ def _planner_by_keep_sets(arrays: MipArrays, instance: Instance, params: SolvePa
 
 def _optimise_component(instance: Instance, params: SolveParams, treatments: list[int],
                         threads: int | None, start: Solution | None,
-                        stop: threading.Event | None, arrays: MipArrays, build: float
-                        ) -> _ComponentResult:
+                        stop: threading.Event | None, arrays: MipArrays, build: float,
+                        algorithms: Algorithms = DEFAULT_ALGORITHMS) -> _ComponentResult:
     lexicographic = params.objective_weights is None and params.objective == "providers"
     planner = (params.objective_weights is None and params.objective == "planner"
                and arrays.moves_c is not None)
     notes: list[str] = []
     info: dict[str, Any] = {}
     t0 = time.perf_counter()
-    if planner and keep_set_feasible(arrays) is False:
+    if planner and algorithms.hall_test and keep_set_feasible(arrays) is False:
         # proven infeasible before the greedy plan and the zero-moves attempt (the other
         # objectives meet the keep-set test in _run_backend)
         return _ComponentResult(treatments, SolveStatus.INFEASIBLE, None, arrays, None, build,
@@ -446,15 +471,16 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
         # minimises travel (a big-M weight safe for every instance would have to exceed the
         # total patient-minutes, ~1e7 nationally, and wreck the numerics).
         greedy = _planner_greedy(arrays, instance) if planner else None
-        if planner and params.solver == "highs" and SEARCH_KEEP_SETS:
+        if planner and params.solver == "highs" and algorithms.keep_set_search:
             searched = _planner_by_keep_sets(arrays, instance, params, treatments, build,
                                              greedy, stop)
             if searched is not None:
                 return searched
         direct, attempt_s = (_planner_without_moves(arrays, instance, params, threads, stop,
                                                     greedy if greedy is not None
-                                                    else _start_vector(arrays, instance, start))
-                             if planner and PIN_PHASE2 else (None, 0.0))
+                                                    else _start_vector(arrays, instance, start),
+                                                    algorithms)
+                             if planner and algorithms.pin_phase2 else (None, 0.0))
         if direct is not None:
             res2, phase2, notes = direct
             info["phase1"] = "greedy" if greedy is not None else "zero_moves"
@@ -477,7 +503,8 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
             info["phase1"] = "greedy"
         else:
             warm = _start_vector(arrays, instance, start) if planner else None
-            res1, n1 = _run_backend(arrays, params, threads, start=warm, stop=stop)
+            res1, n1 = _run_backend(arrays, params, threads, start=warm, stop=stop,
+                                    algorithms=algorithms)
         notes += n1
         solve_s = res1.seconds + attempt_s  # a failed direct attempt counts too
         info["interrupted"] = res1.interrupted
@@ -504,8 +531,21 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
             build += time.perf_counter() - t1
             # phase 1's solution is feasible for phase 2: start there
             # (docs/decisions/solver-settings.md)
+            # presolve on for the planner's phase 2: its ceiling row is as thin as the
+            # solver tolerance, and without presolve HiGHS' branch and bound pruned feasible
+            # nodes there (false optimum, or "infeasible" without a start; issue 23,
+            # tests/data/planner_phase2_small.json)
             res2, n2 = _run_backend(phase2, params, threads, start=res1.x, stop=stop,
-                                    cbc_preprocess=not planner)
+                                    cbc_preprocess=not planner,
+                                    presolve=True if planner else HIGHS_PRESOLVE,
+                                    algorithms=algorithms)
+            if planner and res2.status == SolveStatus.INFEASIBLE and params.solver == "highs":
+                # phase 1's plan meets every row of phase 2: "infeasible" is the solver's
+                # numerical failure, never an answer; CBC decides instead
+                notes.append("HiGHS called the planner's phase 2 infeasible although phase "
+                             "1's plan is feasible; solved with CBC instead")
+                res2 = _proven(solve_pulp(phase2, "cbc", params.time_limit, params.mip_gap,
+                                          threads, preprocess=False))
             notes += n2
             solve_s += res2.seconds
             _note_algorithm(info, res1, res2)
@@ -530,7 +570,7 @@ def _optimise_component(instance: Instance, params: SolveParams, treatments: lis
         # no keep decisions in this component (no norms): providers reduce to least travel
         arrays = arrays.with_objective(travel_vector(arrays, instance))
     res, n = _run_backend(arrays, params, threads, _start_vector(arrays, instance, start),
-                          stop)
+                          stop, algorithms=algorithms)
     notes += n
     info["interrupted"] = res.interrupted
     info["bound"] = res.bound
@@ -647,7 +687,8 @@ def _run_from_both_ends(ascending: list[int], workers: int,
 
 
 def solve(instance: Instance, params: SolveParams, start: Solution | None = None,
-          max_workers: int | None = None) -> Solution:
+          max_workers: int | None = None,
+          algorithms: Algorithms | None = None) -> Solution:
     """Solve the reallocation MIP of ``instance`` under ``params``.
 
     Sub-problems run side by side on ``params.threads`` (default: every core) threads, at most
@@ -662,18 +703,21 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
     a plain-words ``diagnosis``. Raises ``RuntimeError`` only if both solvers fail.
     """
     n_areas, n_sites, n_treat = instance.shape
-    comps, explanation, results = solve_components(instance, params, start, max_workers)
+    comps, explanation, results = solve_components(instance, params, start, max_workers,
+                                                   algorithms=algorithms)
     return assemble(instance, params, comps, explanation, results)
 
 
 def solve_components(instance: Instance, params: SolveParams, start: Solution | None = None,
-                     max_workers: int | None = None, early_stop: bool = True
+                     max_workers: int | None = None, early_stop: bool = True,
+                     algorithms: Algorithms | None = None
                      ) -> tuple[list[list[int]], str, list[_ComponentResult]]:
     """The components, their explanation and their results in component order (see solve).
 
     ``early_stop=False`` optimises every component even when one is infeasible (a what-if
     session re-uses them later)."""
     comps, explanation = treatment_components(instance, params)
+    chosen = DEFAULT_ALGORITHMS if algorithms is None else algorithms
     n_comp = len(comps)
     cores = params.threads or os.cpu_count() or 1
     workers = max(1, min(cores, n_comp, max_workers or cores))
@@ -684,7 +728,7 @@ def solve_components(instance: Instance, params: SolveParams, start: Solution | 
     stop = threading.Event() if n_comp > 1 and early_stop else None
 
     def run(i: int) -> _ComponentResult:
-        return _solve_component(instance, params, comps[i], threads, start, stop)
+        return _solve_component(instance, params, comps[i], threads, start, stop, chosen)
 
     if workers > 1:
         candidate = candidate_matrix(instance, params)

@@ -85,13 +85,10 @@ def test_reduced_phase2_has_the_full_optimum(case) -> None:
 def test_planner_solve_is_the_same_with_and_without_the_reduction(case) -> None:
     inst, params = case
     params = params.model_copy(update={"mip_gap": 0.0})
-    reduced = solve_module.solve(inst, params)
-    original = solve_module.PIN_PHASE2
-    try:
-        solve_module.PIN_PHASE2 = False
-        plain = solve_module.solve(inst, params)
-    finally:
-        solve_module.PIN_PHASE2 = original
+    reduced = solve_module.solve(inst, params, algorithms=solve_module.Algorithms(
+        keep_set_search=False))
+    plain = solve_module.solve(inst, params, algorithms=solve_module.Algorithms(
+        keep_set_search=False, pin_phase2=False))
     assert reduced.status == plain.status
     if reduced.feasible:
         assert verify(reduced, inst, params) == []

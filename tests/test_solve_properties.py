@@ -206,16 +206,14 @@ def test_planner_shortcuts_give_the_same_optimum(case) -> None:
     inst, params = case
     params = params.model_copy(update={"objective": "planner", "mip_gap": 0.0})
     fast = solve(inst, params)
-    original = (solve_module._planner_greedy, solve_module.ZERO_MOVES,
-                solve_module.PIN_PHASE2)
+    original = (solve_module._planner_greedy, solve_module.ZERO_MOVES)
     try:
         solve_module._planner_greedy = lambda arrays, instance: None
         solve_module.ZERO_MOVES = -1.0
-        solve_module.PIN_PHASE2 = False
-        plain = solve(inst, params)
+        plain = solve(inst, params, algorithms=solve_module.Algorithms(
+            keep_set_search=False, pin_phase2=False))
     finally:
-        (solve_module._planner_greedy, solve_module.ZERO_MOVES,
-         solve_module.PIN_PHASE2) = original
+        solve_module._planner_greedy, solve_module.ZERO_MOVES = original
     assert fast.status == plain.status
     if fast.feasible:
         travel = np.where(np.isfinite(inst.travel_min), inst.travel_min, 0.0)

@@ -1,0 +1,187 @@
+"""The planner objective's second phase (least travel among the plans with the fewest
+unnecessary moves) is exact: the keep-set search of optimiser/keepset_phase2.py and HiGHS'
+branch and bound (the path without it) against brute force, on the reproducer of issue 23
+(tests/data/planner_phase2_small.json, see tests/data/README.md) and on many random instances,
+with provider caps, margins, extra-travel limits and new providers. No run may report
+``optimal`` with a travel above the brute-force optimum."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from herschik.optimiser import solve as solve_module
+from herschik.optimiser.backends import solve_highs
+from herschik.optimiser.formulation import build_arrays, travel_vector
+from herschik.optimiser.instance import Instance, Site, Treatment
+from herschik.optimiser.keepset_phase2 import solve_phase2_by_keep_sets
+from herschik.optimiser.keepset_search import KEEP_SET_SEARCH, solve_by_keep_sets
+from herschik.optimiser.params import SolveParams
+from herschik.optimiser.solve import BRANCH_AND_BOUND_ONLY, solve
+from herschik.optimiser.synthetic import synthetic_instance
+from herschik.optimiser.tolerances import MOVES_SLACK_ABS, MOVES_SLACK_REL
+from herschik.optimiser.verify import verify
+
+CASE = Path(__file__).parent / "data" / "planner_phase2_small.json"
+ALGORITHMS = {"default": None, "branch_and_bound": BRANCH_AND_BOUND_ONLY}
+
+
+def _load_case() -> tuple[Instance, SolveParams, float]:
+    data = json.loads(CASE.read_text(encoding="utf-8"))
+    raw = data["instance"]
+    travel = np.array([[np.inf if v is None else v for v in row] for row in raw["travel_min"]])
+    inst = Instance(
+        region_id=raw["region_id"], area_ids=tuple(raw["area_ids"]),
+        sites=tuple(Site(**s) for s in raw["sites"]),
+        treatments=tuple(Treatment(**t) for t in raw["treatments"]),
+        demand=np.array(raw["demand"]), travel_min=travel,
+        baseline_volume=np.array(raw["baseline_volume"]),
+        baseline_flow=np.array(raw["baseline_flow"]), meta=dict(raw["meta"]))
+    return inst, SolveParams(**data["params"]), float(data["expected"]["T0_phase2_travel"])
+
+
+def _travel(inst: Instance, sol, t: int) -> float:
+    minutes = np.where(np.isfinite(inst.travel_min), inst.travel_min, 0.0)
+    return float(np.einsum("as,as->", sol.flow[:, :, t], minutes))
+
+
+@pytest.mark.parametrize("algorithms", list(ALGORITHMS))
+def test_reproducer_has_the_true_phase2_optimum(algorithms: str) -> None:
+    """Issue 23: phase 2 reported 3978.30 (then 3831.05 without the Hall test) as optimal
+    against a true optimum of 3626.45: HiGHS ran it without presolve and pruned feasible nodes
+    on the ceiling row, which is as thin as its tolerance."""
+    inst, params, expected = _load_case()
+    sol = solve(inst, params, algorithms=ALGORITHMS[algorithms])
+    assert sol.status == "optimal"
+    assert _travel(inst, sol, 0) == pytest.approx(expected, abs=5e-3)
+    entry = sol.subproblems[0]
+    assert entry["travel"] == pytest.approx(expected, abs=5e-3)
+    assert verify(sol, inst, params) == []
+    if algorithms == "default":
+        assert entry["algorithm"] == KEEP_SET_SEARCH
+
+
+def test_reproducer_phase2_bound_is_below_the_optimum() -> None:
+    """The search's phase-2 bound is a true bound (at most the brute-force optimum)."""
+    inst, params, expected = _load_case()
+    arrays = build_arrays(inst, params, [0])
+    assert arrays.moves_c is not None
+    phase1 = solve_by_keep_sets(arrays.with_objective(arrays.moves_c, arrays.moves_offset), 1e-9)
+    assert phase1 is not None and phase1.status == "optimal"
+    moves = float(phase1.objective)
+    rhs = moves - arrays.moves_offset + MOVES_SLACK_ABS + MOVES_SLACK_REL * moves
+    phase1_model = arrays.with_objective(arrays.moves_c, arrays.moves_offset)
+    result = solve_phase2_by_keep_sets(phase1_model, travel_vector(arrays, inst), rhs, False,
+                                       1e-9)
+    assert result is not None and result.status == "optimal"
+    assert result.objective == pytest.approx(expected, abs=5e-3)
+    assert result.bound <= result.objective + 1e-9  # the brute-force optimum, to 2 decimals
+
+
+def test_reproducer_with_cbc() -> None:
+    inst, params, expected = _load_case()
+    sol = solve(inst, params.model_copy(update={"solver": "cbc"}))
+    assert sol.status == "optimal"
+    assert _travel(inst, sol, 0) == pytest.approx(expected, abs=5e-3)
+
+
+def _random_case(seed: int) -> tuple[Instance, SolveParams]:
+    """3-6 sites, 6-14 areas, binding norms; most with a provider cap (max_providers)."""
+    rng = np.random.default_rng(9000 + seed)
+    n_sites, n_areas = int(rng.integers(3, 7)), int(rng.integers(6, 15))
+    n_treat = int(rng.integers(1, 3))
+    base = synthetic_instance(n_areas, n_sites, n_treat, seed=seed, region_km=60,
+                              norms=[None] * n_treat)
+    norms: list[float | None] = []
+    for t in range(n_treat):
+        vols = base.baseline_volume[:, t][base.baseline_volume[:, t] > 0]
+        norms.append(float(np.round(rng.uniform(0.3, 1.3) * np.median(vols), 2)))
+    inst = synthetic_instance(n_areas, n_sites, n_treat, seed=seed, region_km=60, norms=norms,
+                              tiered=bool(rng.random() < 0.2))
+    kw: dict = {"objective": "planner", "mip_gap": 1e-9}
+    if rng.random() < 0.75:
+        key = "*" if rng.random() < 0.4 else inst.treatment_ids[int(rng.integers(n_treat))]
+        kw["max_providers"] = {key: int(rng.integers(1, 4))}
+    if rng.random() < 0.4:
+        kw["margin"] = float(rng.choice([0.1, 0.2, 0.3]))
+    if rng.random() < 0.3:
+        kw["allow_new_providers"] = True
+    if rng.random() < 0.3:
+        kw["max_extra_travel"] = float(rng.uniform(5, 30))
+    return inst, SolveParams(**kw)
+
+
+@pytest.mark.parametrize("algorithms", list(ALGORITHMS))
+@pytest.mark.parametrize("seed", range(40))
+def test_random_planner_instances_match_brute_force(brute_force, seed: int,
+                                                    algorithms: str) -> None:
+    inst, params = _random_case(seed)
+    reference = brute_force.reference(inst, params, "planner")
+    sol = solve(inst, params, algorithms=ALGORITHMS[algorithms])
+    if reference is None:
+        assert sol.status == "infeasible"
+        return
+    assert sol.status == "optimal"
+    brute_force.compare(inst, sol, reference, "planner")
+    assert verify(sol, inst, params) == []
+
+
+def _phase2_inputs(seed: int):
+    """A one-treatment planner model with 6-12 keep decisions, its phase-1 optimum U* (by
+    the keep-set search) and phase 2's ceiling, travel vector and full MIP (ceiling row)."""
+    rng = np.random.default_rng(4000 + seed)
+    inst = synthetic_instance(n_areas=int(rng.integers(30, 80)),
+                              n_sites=int(rng.integers(6, 13)), n_treatments=1, seed=seed)
+    kw: dict = {"objective": "planner", "margin": float(rng.choice([0.0, 0.2, 0.4])),
+                "allow_new_providers": bool(rng.random() < 0.3)}
+    if rng.random() < 0.6:
+        kw["max_providers"] = {inst.treatment_ids[0]: int(rng.integers(1, 5))}
+    if rng.random() < 0.3:
+        kw["max_extra_travel"] = float(rng.uniform(10, 40))
+    params = SolveParams(**kw)
+    arrays = build_arrays(inst, params, [0])
+    assert arrays.moves_c is not None
+    phase1 = arrays.with_objective(arrays.moves_c, arrays.moves_offset)
+    first = solve_by_keep_sets(phase1, 1e-9)
+    if first is None or first.status != "optimal":
+        return None
+    moves = float(first.objective)
+    zero = moves <= solve_module.ZERO_MOVES
+    rhs = ((0.0 if zero else moves) - arrays.moves_offset + MOVES_SLACK_ABS
+           + MOVES_SLACK_REL * abs(moves))
+    travel = travel_vector(arrays, inst)
+    # U* = 0: phase 2 is the exact zero-moves model (every counted patient stays)
+    full = (solve_module._zero_moves_model(phase1) if zero
+            else phase1.with_extra_row(arrays.moves_c, -np.inf, rhs, "moves_ceiling"))
+    return phase1, travel, rhs, zero, full.with_objective(travel), moves
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_phase2_search_matches_highs_with_presolve(seed: int) -> None:
+    """On models too large for brute force: the search's optimum is HiGHS' (presolve on),
+    its bound is at most that optimum, and the plan meets the ceiling."""
+    inputs = _phase2_inputs(seed)
+    if inputs is None:
+        pytest.skip("phase 1 infeasible or not covered")
+    phase1, travel, rhs, zero, full, moves = inputs
+    searched = solve_phase2_by_keep_sets(phase1, travel, rhs, zero, 1e-9)
+    reference = solve_highs(full, mip_gap=1e-9, threads=1, presolve=True)
+    assert reference.status == "optimal"
+    assert searched is not None and searched.status == "optimal"
+    assert searched.objective == pytest.approx(reference.objective, rel=1e-7, abs=1e-5)
+    assert searched.bound <= reference.objective * (1 + 1e-9) + 1e-6
+    assert float(phase1.moves_c @ searched.x) <= rhs + 1e-6
+    if zero:  # exactly zero moves: every counted patient stays
+        assert float(phase1.moves_c @ searched.x + phase1.moves_offset) <= 1e-6
+
+
+def test_phase2_search_hands_over_when_interrupted() -> None:
+    inputs = _phase2_inputs(1)
+    assert inputs is not None
+    phase1, travel, rhs, zero, _, _ = inputs
+    stop = threading.Event()
+    stop.set()
+    assert solve_phase2_by_keep_sets(phase1, travel, rhs, zero, 1e-9, interrupt=stop) is None
