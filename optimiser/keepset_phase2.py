@@ -36,7 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .backends import BackendResult, solve_lp_highs
-from .feasibility import treatment_keep_sets, weight_sums
+from .feasibility import TreatmentKeepSets, treatment_keep_sets, weight_sums
 from .formulation import MipArrays
 from .keepset_search import (
     KEEP_SET_SEARCH,
@@ -54,23 +54,20 @@ from .tolerances import GAP_DENOMINATOR_MIN, MOVES_SLACK_ABS
 class _Phase2:
     """The state of one phase-2 search (see the module docstring)."""
 
-    def __init__(self, arrays: MipArrays, travel: np.ndarray, moves: np.ndarray,
+    def __init__(self, arrays: MipArrays, sets: TreatmentKeepSets,
+                 tables: tuple[_Options, _Options], travel: np.ndarray, moves: np.ndarray,
                  rhs: float, zero: bool) -> None:
-        sets = treatment_keep_sets(arrays, arrays.treatments[0])
-        assert sets is not None
         self.arrays, self.sets, self.travel, self.moves, self.rhs = arrays, sets, travel, moves, rhs
         self.k = sets.n_bits
         self.zero = zero  # U* = 0: the LP of a keep set pins every counted patient
-        table_t, table_m = _options(arrays, sets, travel), _options(arrays, sets, moves)
-        assert table_t is not None and table_m is not None
-        self.table_t, self.table_m = table_t, table_m
+        self.table_t, self.table_m = tables
         self.openable_cols = arrays.y_start + sets.openable
         self.key_t = weight_sums(travel[self.openable_cols])
         self.key_m = weight_sums(moves[self.openable_cols])
-        self.moves_view = _Prices(sets, table_m, self.key_m)
+        self.moves_view = _Prices(sets, self.table_m, self.key_m)
         self.moves_bound = self.moves_view.lagrangian(np.zeros(self.k))
         self.mu = 0.0
-        self.view = _Prices(sets, table_t, self.key_t)
+        self.view = _Prices(sets, self.table_t, self.key_t)
         self.bound = np.where(sets.allowed, self.view.lagrangian(np.zeros(self.k)), np.inf)
         self._exclude()
         self.ascended: set[int] = set()
@@ -125,14 +122,16 @@ class _Phase2:
                                       view.lagrangian(view.extend(mask, prices)))
         self._exclude()
 
-    def ascend(self, mask: int) -> None:
-        """Raise both bounds of ``mask`` by coordinate ascent (cuts for every set)."""
-        self.cut_moves(mask, self.moves_view.ascend(mask, np.zeros(self.k)))
-        if np.isfinite(self.bound[mask]):
-            view = self._view(self.mu)
-            start = (view.extend(self.best[0], self.best_prices) if self.best is not None
-                     else np.zeros(self.k))
-            self.cut(mask, view.ascend(mask, start), self.mu)
+    def ascend(self, mask: int, cutoff: float) -> None:
+        """Raise both bounds of ``mask`` by coordinate ascent (cuts for every set): first its
+        travel bound; the moves bound (which may exclude it) only while the travel bound
+        leaves it below ``cutoff`` (the incumbent less the gap)."""
+        view = self._view(self.mu)
+        start = (view.extend(self.best[0], self.best_prices) if self.best is not None
+                 else np.zeros(self.k))
+        self.cut(mask, view.ascend(mask, start), self.mu)
+        if self.bound[mask] < cutoff:
+            self.cut_moves(mask, self.moves_view.ascend(mask, np.zeros(self.k)))
 
     # --- the LP of one keep set -----------------------------------------------------------
     def _lp(self, mask: int, objective: str, pinned: bool = False
@@ -246,7 +245,8 @@ class _Phase2:
 def solve_phase2_by_keep_sets(arrays: MipArrays, travel: np.ndarray, rhs: float,
                               zero_moves: bool, mip_gap: float,
                               time_limit: float | None = None,
-                              interrupt: threading.Event | None = None
+                              interrupt: threading.Event | None = None,
+                              sets: TreatmentKeepSets | None = None
                               ) -> BackendResult | None:
     """The planner's phase 2 on ``arrays`` (the phase-1 model) by the search above.
 
@@ -258,10 +258,13 @@ def solve_phase2_by_keep_sets(arrays: MipArrays, travel: np.ndarray, rhs: float,
     if (len(arrays.treatments) != 1 or arrays.n_x == 0 or arrays.moves_c is None
             or not np.all(np.isfinite(travel)) or arrays.conflicts):
         return None
-    sets = treatment_keep_sets(arrays, arrays.treatments[0])
-    if sets is None or _options(arrays, sets) is None:
+    sets = treatment_keep_sets(arrays, arrays.treatments[0]) if sets is None else sets
+    if sets is None:
         return None
-    search = _Phase2(arrays, travel, arrays.moves_c, rhs, zero_moves)
+    table_t, table_m = _options(arrays, sets, travel), _options(arrays, sets, arrays.moves_c)
+    if table_t is None or table_m is None:
+        return None
+    search = _Phase2(arrays, sets, (table_t, table_m), travel, arrays.moves_c, rhs, zero_moves)
     while True:
         mask = int(np.argmin(search.bound))
         lowest = float(search.bound[mask])
@@ -278,7 +281,8 @@ def solve_phase2_by_keep_sets(arrays: MipArrays, travel: np.ndarray, rhs: float,
             return None
         if mask not in search.ascended:
             search.ascended.add(mask)
-            search.ascend(mask)
+            search.ascend(mask, search.best_value - _allowed_gap(search.best_value, mip_gap)
+                          if search.best is not None else np.inf)
             continue
         if search.lp_solves >= 2 * MAX_LP_SOLVES:
             return None

@@ -277,14 +277,16 @@ class _Search(_Prices):
 
 
 def solve_by_keep_sets(arrays: MipArrays, mip_gap: float, time_limit: float | None = None,
-                       interrupt: threading.Event | None = None) -> BackendResult | None:
-    """The search above on ``arrays``; ``None`` when the model is not one it covers."""
+                       interrupt: threading.Event | None = None,
+                       sets: TreatmentKeepSets | None = None) -> BackendResult | None:
+    """The search above on ``arrays``; ``None`` when the model is not one it covers.
+    ``sets``: its keep sets when the caller has them already."""
     started = time.perf_counter()
     if len(arrays.treatments) != 1 or arrays.n_x == 0 or not np.all(np.isfinite(arrays.c)):
         return None
     if arrays.conflicts:
         return BackendResult(SolveStatus.INFEASIBLE, solver="highs", message=KEEP_SET_SEARCH)
-    sets = treatment_keep_sets(arrays, arrays.treatments[0])
+    sets = treatment_keep_sets(arrays, arrays.treatments[0]) if sets is None else sets
     if sets is None:
         return None
     if not np.any(sets.allowed):

@@ -406,32 +406,55 @@ def _planner_by_keep_sets(arrays: MipArrays, instance: Instance, params: SolvePa
                           stop: threading.Event | None) -> _ComponentResult | None:
     """Both planner phases by the keep-set searches (optimiser/keepset_phase2.py), or None
     when they do not cover the model (the MIP path then solves it). ``arrays`` has phase 1's
-    objective; ``greedy`` proves U* = 0 when it is a plan."""
-    if len(treatments) != 1 or treatment_keep_sets(arrays, arrays.treatments[0]) is None:
+    objective; ``greedy`` proves U* = 0 when it is a plan. Without it, phase 2 under U* = 0
+    is searched first (as _planner_without_moves does): a plan there proves U* = 0 (U >= 0
+    always); only when there is none does phase 1 run, then phase 2 under its optimum."""
+    sets = treatment_keep_sets(arrays, arrays.treatments[0]) if len(treatments) == 1 else None
+    if sets is None:
         return None
     assert arrays.moves_c is not None
     info: dict[str, Any] = {}
-    if greedy is not None:
-        res1 = BackendResult(SolveStatus.OPTIMAL, 0.0, greedy, 0.0, 0.0, params.solver,
-                             bound=0.0, message=KEEP_SET_SEARCH)
-        info["phase1"] = "greedy"
+    travel = travel_vector(arrays, instance)
+    zero_rhs = -arrays.moves_offset + MOVES_SLACK_ABS
+    spent = 0.0
+    if greedy is None:
+        direct = solve_phase2_by_keep_sets(arrays, travel, zero_rhs, True, params.mip_gap,
+                                           params.time_limit, stop, sets)
+        if direct is None:
+            return None
+        spent = direct.seconds
+        if direct.status.solved:
+            assert direct.x is not None
+            greedy = direct.x
+            info["phase1"] = "zero_moves"
+        elif direct.status != SolveStatus.INFEASIBLE:
+            return None
     else:
-        found = solve_by_keep_sets(arrays, params.mip_gap, params.time_limit, stop)
+        info["phase1"] = "greedy"
+    if greedy is not None:
+        res1 = BackendResult(SolveStatus.OPTIMAL, 0.0, greedy, 0.0, spent, params.solver,
+                             bound=0.0, message=KEEP_SET_SEARCH)
+        res2 = direct if info["phase1"] == "zero_moves" else None
+    else:
+        found = solve_by_keep_sets(arrays, params.mip_gap, params.time_limit, stop, sets)
         if found is None or found.status == SolveStatus.INFEASIBLE:
             return None  # infeasible: the MIP path diagnoses it as before
         res1 = _proven(found)
+        res1.seconds += spent
+        res2 = None
         if not res1.status.solved or res1.interrupted:
             return None
     assert res1.x is not None
     moves = float(arrays.moves_c @ res1.x + arrays.moves_offset)
     zero = moves <= ZERO_MOVES
     slack = MOVES_SLACK_ABS + MOVES_SLACK_REL * abs(moves)
-    rhs = (0.0 if zero else moves) - arrays.moves_offset + slack
-    travel = travel_vector(arrays, instance)
-    res2 = solve_phase2_by_keep_sets(arrays, travel, rhs, zero, params.mip_gap,
-                                     params.time_limit, stop)
-    if res2 is None or not res2.status.solved:
-        return None
+    rhs = zero_rhs if zero else moves - arrays.moves_offset + slack
+    if res2 is None:
+        res2 = solve_phase2_by_keep_sets(arrays, travel, rhs, zero, params.mip_gap,
+                                         params.time_limit, stop, sets)
+        if res2 is None or not res2.status.solved:
+            return None
+        res2.seconds += res1.seconds
     res2 = _proven(res2)
     phase2 = (_zero_moves_model(arrays) if zero else
               arrays.with_extra_row(arrays.moves_c, -np.inf, rhs, "moves_ceiling"))
@@ -442,7 +465,7 @@ def _planner_by_keep_sets(arrays: MipArrays, instance: Instance, params: SolvePa
     info["bound"] = 0.0 if zero else res1.bound
     gap = max(res1.mip_gap or 0.0, res2.mip_gap or 0.0)
     return _ComponentResult(treatments, _worse(res1.status, res2.status), res2.x, phase2, gap,
-                            build, res1.seconds + res2.seconds, res2.solver, info, [])
+                            build, res2.seconds, res2.solver, info, [])
 
 
 def _optimise_component(instance: Instance, params: SolveParams, treatments: list[int],
