@@ -185,3 +185,20 @@ def test_phase2_search_hands_over_when_interrupted() -> None:
     stop = threading.Event()
     stop.set()
     assert solve_phase2_by_keep_sets(phase1, travel, rhs, zero, 1e-9, interrupt=stop) is None
+
+
+@pytest.mark.parametrize("treatment", ["kidney_local", "aaa_surgery"])
+def test_real_region_phase2_matches_branch_and_bound(noordoost_instance, treatment: str) -> None:
+    """noordoost at margin 0.2 (issue 23's slow case): the search's phase-2 travel is the
+    branch and bound's, both proven optimal, with no unnecessary move."""
+    inst = noordoost_instance
+    t = inst.treatment_ids.index(treatment)
+    params = SolveParams(margin=0.2, mip_gap=1e-9)
+    searched = solve_module._solve_component(inst, params, [t], 1)
+    reference = solve_module._solve_component(inst, params, [t], 1,
+                                              algorithms=BRANCH_AND_BOUND_ONLY)
+    assert searched.status == reference.status == "optimal"
+    assert searched.info.get("algorithm") == KEEP_SET_SEARCH
+    travel = float(searched.arrays.c @ searched.x)
+    assert travel == pytest.approx(float(reference.arrays.c @ reference.x), rel=1e-7)
+    assert searched.info["unnecessary_moves_phase1"] == 0.0
