@@ -30,15 +30,17 @@ import time
 import warnings as _warnings
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from .algorithms import BRANCH_AND_BOUND_ONLY as BRANCH_AND_BOUND_ONLY  # re-exported
+from .algorithms import DEFAULT_ALGORITHMS, Algorithms, linking_for
 from .backends import BackendResult, solve_highs, solve_pulp
 from .decomposition import treatment_components
-from .feasibility import MAX_KEEP_DECISIONS, keep_set_feasible, treatment_keep_sets
+from .feasibility import keep_set_feasible, treatment_keep_sets
 from .formulation import (
     MipArrays,
     build_arrays,
@@ -46,7 +48,6 @@ from .formulation import (
     force_masks,
     objective_weights,
     providers_vector,
-    required_matrix,
     shortfall_treatments,
     travel_vector,
     unnecessary_moves,
@@ -88,31 +89,6 @@ NOT_OPTIMISED = SolveStatus.FEASIBLE_NOT_OPTIMISED
 NOT_DECIDED = SolveStatus.NOT_DECIDED
 
 
-@dataclass(frozen=True)
-class Algorithms:
-    """Which algorithms a solve may use besides the MIP solver; not part of the scenario
-    (every choice gives the same optimum), for the side-by-side benchmarks and the tests.
-
-    ``keep_set_search``: one-treatment models the exact keep-set searches cover are solved by
-    them (optimiser/keepset_search.py, both planner phases: optimiser/keepset_phase2.py);
-    ``hall_test``: the keep-set feasibility test (optimiser/feasibility.py) decides
-    infeasible models before any solver; ``pin_phase2``: the planner's zero-moves model is
-    solved on its exact reduction (optimiser/pinning.py); ``strong_linking``: see
-    :func:`_linking_for`."""
-
-    keep_set_search: bool = True
-    hall_test: bool = True
-    pin_phase2: bool = True
-    #: per-pair linking rows (x <= d·y for every flow) for the p-median class: see
-    #: _linking_for
-    strong_linking: bool = True
-
-
-#: every algorithm on: what ``solve`` uses when it is given none (a benchmark process that
-#: measures another choice across the CLI or a sweep sets this once, before it solves)
-DEFAULT_ALGORITHMS = Algorithms()
-#: HiGHS' (or CBC's) branch and bound only: no keep-set search and no Hall test
-BRANCH_AND_BOUND_ONLY = Algorithms(keep_set_search=False, hall_test=False)
 #: Status of a solve (and of a sub-problem) that hit the time limit before any feasible solution
 #: was found: feasibility is undecided, so it is never reported as infeasible.
 TIME_LIMIT_NO_SOLUTION = SolveStatus.TIME_LIMIT_NO_SOLUTION
@@ -240,7 +216,9 @@ def _solve_component(instance: Instance, params: SolveParams, treatments: list[i
     t0 = time.perf_counter()
     run_objective = params.objective
     params = _component_params(instance, params, treatments)
-    linking = _linking_for(instance, params, treatments) if algorithms.strong_linking else None
+    linking = linking_for(instance, params, treatments) if algorithms.strong_linking else None
+    if linking:  # the p-median class: HiGHS on the strong rows beats the 2^k arrays there
+        algorithms = replace(algorithms, keep_set_search=False, hall_test=False)
     arrays = (build_arrays(instance, params, treatments, linking=linking) if linking
               else build_arrays(instance, params, treatments))
     build = time.perf_counter() - t0
@@ -279,29 +257,6 @@ def _solve_built_component(instance: Instance, params: SolveParams, treatments: 
                                      result.solve_seconds, algorithms)
     result.info.pop("interrupted", None)
     return result
-
-
-def _linking_for(instance: Instance, params: SolveParams, treatments: list[int]) -> str | None:
-    """``"per_pair"`` for the p-median class, else None (the builder's default, ``nearest``).
-
-    When every required volume of a treatment is at most its smallest area's patients, the
-    min-volume rows hardly restrict (any site with one area's patients meets its norm) and
-    the model is a p-median / facility location: there the aggregated linking's LP relaxation
-    is weak (y = volume / U) and the classic strong rows x <= d·y per flow close the gap
-    (benchmarks/bench_pmedian.py: 300 areas x 30 sites, 18 s -> 0.5 s CPU). Only for
-    treatments with more keep decisions than the keep-set search enumerates (it solves the
-    others without the rows). With real norms the per-pair rows lose (docs/decisions/
-    linking.md; national pancreas_systemic: 14.6 s optimal vs 17.7 s not closed)."""
-    candidate = candidate_matrix(instance, params)
-    required = required_matrix(instance, params)
-    for t in treatments:
-        demand = instance.demand[:, t]
-        if not np.any(demand > 0) or candidate[:, t].sum() <= MAX_KEEP_DECISIONS:
-            return None
-        normed = required[:, t][candidate[:, t] & ~np.isnan(required[:, t])]
-        if normed.size == 0 or normed.max() > demand[demand > 0].min():
-            return None
-    return "per_pair"
 
 
 def _component_params(instance: Instance, params: SolveParams, treatments: list[int]

@@ -1,6 +1,6 @@
 """The p-median class (one treatment, a tiny norm, ``max_providers``, new providers allowed,
 objective ``travel``) with more candidate sites than the keep-set search enumerates: solved
-with the strong per-pair linking rows (solve._linking_for), checked against an exhaustive
+with the strong per-pair linking rows (optimiser/algorithms.py), checked against an exhaustive
 enumeration of the p-site sets (each area to its nearest open site) and against the default
 linking."""
 
@@ -10,9 +10,10 @@ import itertools
 
 import numpy as np
 import pytest
+from herschik.optimiser.algorithms import Algorithms, linking_for
 from herschik.optimiser.instance import Instance, Site, Treatment
 from herschik.optimiser.params import SolveParams
-from herschik.optimiser.solve import Algorithms, _linking_for, solve
+from herschik.optimiser.solve import solve
 from herschik.optimiser.verify import verify
 
 
@@ -39,11 +40,11 @@ def _enumerate(inst: Instance, p: int) -> float:
 @pytest.mark.parametrize("seed", range(6))
 def test_pmedian_beyond_the_search_matches_enumeration(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    n_sites = int(rng.integers(22, 27))
+    n_sites = int(rng.integers(17, 27))
     p = int(rng.integers(2, 4))
     inst = _pmedian(int(rng.integers(40, 90)), n_sites, seed)
     params = SolveParams(objective="travel", max_providers={"T": p}, allow_new_providers=True)
-    assert _linking_for(inst, params, [0]) == "per_pair"
+    assert linking_for(inst, params, [0]) == "per_pair"
     sol = solve(inst, params)
     assert sol.status == "optimal"
     assert sol.objective == pytest.approx(_enumerate(inst, p), rel=1e-7)
@@ -57,6 +58,6 @@ def test_real_norms_keep_the_default_linking() -> None:
     """A norm above the smallest area's patients, or few candidate sites: no per-pair rows."""
     inst = _pmedian(60, 24, 1, norm=50.0)
     params = SolveParams(objective="travel", max_providers={"T": 3}, allow_new_providers=True)
-    assert _linking_for(inst, params, [0]) is None
+    assert linking_for(inst, params, [0]) is None
     small = _pmedian(60, 12, 1)
-    assert _linking_for(small, params, [0]) is None
+    assert linking_for(small, params, [0]) is None
