@@ -55,6 +55,8 @@ SITE_VOLUMES: tuple[Column, ...] = (
     Column("volume_after", "number"),
     Column("kept_before", "flag"),
     Column("kept_after", "flag"),
+    Column("p_meet_norm_1y", "number"),
+    Column("p_meet_norm_period", "number"),
 )
 ASSIGNMENTS: tuple[Column, ...] = (
     Column("region_id", "id"),
@@ -80,6 +82,8 @@ HOSPITAL_CHANGES: tuple[Column, ...] = (
     Column("volume_after", "number"),
     Column("volume_change", "number"),
     Column("status", "word"),
+    Column("p_meet_norm_1y", "number"),
+    Column("p_meet_norm_period", "number"),
 )
 
 

@@ -121,7 +121,8 @@ def _print_result(summary: dict[str, Any], out: Path,
     if status == SolveStatus.INFEASIBLE:
         diagnosis = summary.get("diagnosis") or {}
         console.print(f"[red]Infeasible:[/red] {diagnosis.get('reason', 'no reason given')}")
-        for key in ("smallest_feasible_margin", "smallest_feasible_max_travel"):
+        for key in ("smallest_feasible_margin", "largest_feasible_confidence",
+                    "smallest_feasible_max_travel"):
             if diagnosis.get(key) is not None:
                 console.print(f"  {key.replace('_', ' ')}: {diagnosis[key]}")
         console.print(f"diagnosis written to {out / 'summary.json'}")
