@@ -23,6 +23,7 @@ __all__ = [
     "HOSPITAL_CHANGES",
     "HOSPITAL_CHANGE_COLUMNS",
     "NAME_COLUMNS",
+    "ODDS_COLUMNS",
     "SITES_LAYER",
     "SITES_LAYER_COLUMNS",
     "SITE_VOLUMES",
@@ -125,5 +126,8 @@ HOSPITAL_CHANGE_COLUMNS: list[str] = [column.name for column in HOSPITAL_CHANGES
 SITES_LAYER_COLUMNS: list[str] = [column.name for column in SITES_LAYER]
 AREAS_LAYER_COLUMNS: list[str] = [column.name for column in AREAS_LAYER]
 FLOWS_LAYER_COLUMNS: list[str] = ASSIGNMENT_COLUMNS
+#: the odds of meeting the norm (site_volumes, hospital_changes); result folders written
+#: before they existed lack them: read as empty
+ODDS_COLUMNS: tuple[str, ...] = ("p_meet_norm_1y", "p_meet_norm_period")
 #: the names beside the codes in assignments (older result folders lack them: read as empty)
 NAME_COLUMNS: tuple[str, ...] = tuple(of_kind(ASSIGNMENTS, "name"))

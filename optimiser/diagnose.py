@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .backends import solve_highs, solve_pulp
+from .confidence import confidence_label
 from .decomposition import treatment_components
 from .feasibility import keep_set_feasible
 from .formulation import (
@@ -34,7 +35,6 @@ from .formulation import (
     force_masks,
     required_matrix,
 )
-from .confidence import confidence_label
 from .instance import Instance
 from .params import SolveParams
 from .rows import reasons as family_reasons
