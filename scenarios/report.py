@@ -2,10 +2,11 @@
 
 Sections (stable headings, tested): h1 ``herschik report — <region_id>``, then the diagnosis
 and warnings (first, before any figure); h2 ``Key figures`` (with definitions and the
-displaced patients per treatment), ``Hospital changes``, ``Providers per treatment``, ``Odds of
-meeting the norm`` (report_odds.py), ``Extra travel``, ``Maps``, ``Solve``, ``Scenario``, ``Caveats``. Key figures carry
-``data-kpi="<summary.json key>"`` so that tests (and scripts) can read them back. Every text
-from the data is escaped with :func:`html.escape`. The output is deterministic (no
+displaced patients per treatment), ``Hospital changes``, ``Providers per treatment``,
+``Odds of meeting the norm`` (report_odds.py), ``Extra travel``, ``Maps``, ``Solve``,
+``Scenario``, ``Caveats``. Key figures carry ``data-kpi="<summary.json key>"`` so that
+tests (and scripts) can read them back. Every text from the data is escaped with
+:func:`html.escape`. The output is deterministic (no
 timestamps), so two identical runs give identical reports.
 
 The sections are built in report_figures.py (run as a whole), report_hospitals.py (per hospital

@@ -118,15 +118,16 @@ def odds_section(changes: pd.DataFrame, scenario: Mapping[str, Any],
                      f"{f' over {years} years' if years > 1 else ' in a year'}.</p>")
     weakest = ((kpis or {}).get("norm_odds") or {}).get("weakest")
     if weakest:
+        name = esc(weakest["site_name"] or weakest["site_id"])
+        one = odds_text(weakest["p_meet_norm_1y"])
+        period = (f', <span data-kpi="weakest_p_meet_norm_period">'
+                  f'{odds_text(weakest["p_meet_norm_period"])}</span> over {years} years'
+                  if years > 1 else "")
         parts.append(
-            f'<p class="lead">Weakest kept hospital: <b>{esc(weakest["site_name"] or weakest["site_id"])}'
-            f'</b> for {esc(weakest["intervention_id"])} (expected '
-            f'{weakest["expected_volume"]:,.1f}/yr, norm {weakest["norm"]:g}): '
-            f'<span data-kpi="weakest_p_meet_norm_1y">{odds_text(weakest["p_meet_norm_1y"])}</span> '
-            "in one year"
-            + (f', <span data-kpi="weakest_p_meet_norm_period">'
-               f'{odds_text(weakest["p_meet_norm_period"])}</span> over {years} years'
-               if years > 1 else "") + ".</p>")
+            f'<p class="lead">Weakest kept hospital: <b>{name}</b> for '
+            f'{esc(weakest["intervention_id"])} (expected {weakest["expected_volume"]:,.1f}/yr, '
+            f'norm {weakest["norm"]:g}): <span data-kpi="weakest_p_meet_norm_1y">{one}</span> in '
+            f"one year{period}.</p>")
     headers = ["hospital", "treatment", "norm", "expected volume", "odds of meeting the norm "
                "(1 year)"] + ([f"odds over {years} years"] if years > 1 else []) + [
                "years below the norm"]
