@@ -16,9 +16,9 @@ hospital) pair are then independent Poisson counts with mean ``share x mu_a`` (x
 then one Poisson count per hospital and year), exactly the same distribution as drawing and
 splitting every area's patients, at a fraction of the cost (tests/test_simulate.py checks it
 against an explicit multinomial split). Vectorised over chunks of ``CHUNK_YEARS`` years.
-Deterministic for a seed: treatment ``t`` draws from its own stream (``SeedSequence(seed)``
-spawned in treatment order, scenarios/simulate.py), so one treatment's draws do not depend on
-the others.
+Deterministic for a seed: each treatment draws from its own stream (``SeedSequence([seed,
+crc32(treatment id)])``, scenarios/simulate.py), so one treatment's draws do not depend on the
+others.
 
 Pure numpy: the files (a result folder) are read by ``scenarios/simulate.py``.
 """
