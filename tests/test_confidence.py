@@ -275,3 +275,55 @@ def test_diagnosis_explains_in_confidence_terms() -> None:
     assert f"{100 * largest:.4g} %" in reason
     feasible = solve(inst, params.model_copy(update={"norm_confidence": largest}))
     assert feasible.feasible
+
+
+# --- the command line -------------------------------------------------------------------------
+def test_cli_refuses_margin_with_confidence(tmp_path, capsys) -> None:
+    from herschik.scenarios.cli import main
+
+    out = tmp_path / "both"
+    assert main(["solve", "--region", "example", "--margin", "0.1", "--norm-confidence", "0.9",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "norm_confidence replaces the margin" in err
+    assert not out.exists()
+    scenario = tmp_path / "s.toml"
+    scenario.write_text("margin = 0.1\n")
+    assert main(["solve", "--region", "example", "--scenario", str(scenario),
+                 "--norm-confidence", "0.9", "--out", str(out)]) == 2
+    assert "norm_confidence replaces the margin" in capsys.readouterr().err
+    for bad in ("1", "0", "1.5", "x"):
+        assert main(["solve", "--region", "example", "--norm-confidence", bad,
+                     "--out", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_cli_solve_by_confidence_writes_the_odds(tmp_path) -> None:
+    import json
+
+    import pandas as pd
+    from herschik.scenarios.cli import main
+
+    out = tmp_path / "c"
+    assert main(["solve", "--region", "example", "--norm-confidence", "0.85",
+                 "--norm-period-years", "2", "--no-maps", "--no-report", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["scenario"]["norm_confidence"] == 0.85
+    assert summary["verification"]["violations"] == []
+    sv = pd.read_csv(out / "site_volumes.csv")
+    normed = sv[sv["norm"].notna()]
+    for r in normed.itertuples():
+        assert r.required_min == pytest.approx(float(required_volume(r.norm, 0.85, 2)), abs=1e-6)
+    kept = normed[normed["kept_after"]]
+    odds = [poisson.sf(math.ceil(2 * n) - 1, 2 * v) for n, v in zip(kept["norm"],
+                                                                    kept["volume_after"],
+                                                                    strict=True)]
+    assert np.allclose(kept["p_meet_norm_period"], odds, atol=2e-6)
+    assert (kept["p_meet_norm_period"] >= 0.85 - 1e-6).all()
+    assert normed.loc[~normed["kept_after"], "p_meet_norm_1y"].isna().all()
+    changes = pd.read_csv(out / "hospital_changes.csv")
+    merged = changes.merge(sv, on=["site_id", "intervention_id"], suffixes=("", "_sv"))
+    assert np.allclose(merged["p_meet_norm_1y"].fillna(-1), merged["p_meet_norm_1y_sv"].fillna(-1))
+    weakest = summary["kpis"]["norm_odds"]["weakest"]
+    assert weakest["p_meet_norm_period"] == pytest.approx(kept["p_meet_norm_period"].min(),
+                                                          abs=1e-6)
