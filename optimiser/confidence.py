@@ -24,6 +24,7 @@ Pure numpy / scipy: no files, no model code (the verifier re-derives every figur
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -65,6 +66,7 @@ def p_meet_norm(volume: ArrayLike, norm: ArrayLike, period_years: int = 1) -> np
     return out
 
 
+@lru_cache(maxsize=4096)  # the same few norms are asked for by every model build
 def _required_one(norm: float, confidence: float, period_years: int) -> float:
     k = threshold_count(norm, period_years)
     if k < 1:
