@@ -39,7 +39,7 @@ from .instance import Instance
 from .params import SolveParams
 from .rows import reasons as family_reasons
 from .rows.base import MAX_LISTED, DiagnosisContext
-from .tolerances import MARGIN_TOL, ROUNDING_TOL
+from .tolerances import CONFIDENCE_BISECTION_WIDTH, MARGIN_TOL, ROUNDING_TOL
 
 #: wall-clock budget of the bisections (the structural checks are always done); the reasons
 #: that re-solve (max_providers) have a budget of their own
@@ -278,7 +278,7 @@ def _largest_feasible_confidence(instance: Instance, params: SolveParams,
     if ok0 is False:
         return None
     lo, hi = floor, current  # lo feasible, hi infeasible (the solve said so)
-    while hi - lo > 0.005:
+    while hi - lo > CONFIDENCE_BISECTION_WIDTH:
         mid = (lo + hi) / 2
         ok = _check(instance, at(mid), treatments, deadline)
         if ok is None:
