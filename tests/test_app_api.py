@@ -700,3 +700,14 @@ def test_an_unreachable_confidence_explains_and_suggests_a_lower_one(
     assert best - 0.011 <= fix["settings"]["norm_confidence"] <= best
     fixed = client.post("/api/solve", json={"settings": fix["settings"]}).json()
     assert fixed["status"] in ("optimal", "feasible")
+
+
+def test_exported_toml_keeps_the_confidence(tmp_path: Path) -> None:
+    from herschik.scenarios.app.session import scenario_toml
+    from herschik.scenarios.scenario_file import load_scenario
+
+    settings = PlanSettings(region_id=REGION, norm_confidence=0.7)
+    path = tmp_path / "plan.toml"
+    path.write_text(scenario_toml("plan", settings, settings.solve_params(), "herschik solve"))
+    [run] = load_scenario(path).expand()
+    assert run.params == settings.solve_params() and run.params.norm_confidence == 0.7
