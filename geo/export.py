@@ -41,6 +41,7 @@ from herschik.columns import (
     ASSIGNMENTS,
     FLOWS_LAYER_COLUMNS,
     NAME_COLUMNS,
+    ODDS_COLUMNS,
     SITE_VOLUME_COLUMNS,
     SITE_VOLUMES,
     SITES_LAYER_COLUMNS,
@@ -85,7 +86,11 @@ def _str_ids(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def normalise_site_volumes(site_volumes: pd.DataFrame) -> pd.DataFrame:
-    """Contract ``site_volumes`` with string ids, float volumes and real booleans."""
+    """Contract ``site_volumes`` with string ids, float volumes and real booleans (the odds
+    columns empty where an older folder lacks them)."""
+    missing_odds = [c for c in ODDS_COLUMNS if c not in site_volumes.columns]
+    if missing_odds:
+        site_volumes = site_volumes.assign(**{c: np.nan for c in missing_odds})
     _require(site_volumes, SITE_VOLUME_COLUMNS, "site_volumes")
     sv = _str_ids(site_volumes, of_kind(SITE_VOLUMES, "id"))
     for col in of_kind(SITE_VOLUMES, "number"):

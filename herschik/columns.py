@@ -23,6 +23,7 @@ __all__ = [
     "HOSPITAL_CHANGES",
     "HOSPITAL_CHANGE_COLUMNS",
     "NAME_COLUMNS",
+    "ODDS_COLUMNS",
     "SITES_LAYER",
     "SITES_LAYER_COLUMNS",
     "SITE_VOLUMES",
@@ -55,6 +56,8 @@ SITE_VOLUMES: tuple[Column, ...] = (
     Column("volume_after", "number"),
     Column("kept_before", "flag"),
     Column("kept_after", "flag"),
+    Column("p_meet_norm_1y", "number"),
+    Column("p_meet_norm_period", "number"),
 )
 ASSIGNMENTS: tuple[Column, ...] = (
     Column("region_id", "id"),
@@ -80,6 +83,8 @@ HOSPITAL_CHANGES: tuple[Column, ...] = (
     Column("volume_after", "number"),
     Column("volume_change", "number"),
     Column("status", "word"),
+    Column("p_meet_norm_1y", "number"),
+    Column("p_meet_norm_period", "number"),
 )
 
 
@@ -121,5 +126,8 @@ HOSPITAL_CHANGE_COLUMNS: list[str] = [column.name for column in HOSPITAL_CHANGES
 SITES_LAYER_COLUMNS: list[str] = [column.name for column in SITES_LAYER]
 AREAS_LAYER_COLUMNS: list[str] = [column.name for column in AREAS_LAYER]
 FLOWS_LAYER_COLUMNS: list[str] = ASSIGNMENT_COLUMNS
+#: the odds of meeting the norm (site_volumes, hospital_changes); result folders written
+#: before they existed lack them: read as empty
+ODDS_COLUMNS: tuple[str, ...] = ("p_meet_norm_1y", "p_meet_norm_period")
 #: the names beside the codes in assignments (older result folders lack them: read as empty)
 NAME_COLUMNS: tuple[str, ...] = tuple(of_kind(ASSIGNMENTS, "name"))

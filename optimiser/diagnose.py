@@ -8,6 +8,9 @@ and then, within a small time budget, bisections that re-solve the infeasible tr
 * ``smallest_feasible_margin``: the largest margin (<= the requested one, rounded *down* to 0.01)
   at which the scenario becomes feasible, i.e. the smallest cut in the margin that is needed;
   ``None`` if even margin 0 is infeasible;
+* ``largest_feasible_confidence`` (instead of the margin, under ``norm_confidence``): the
+  largest confidence (rounded *down* to 0.01) at which the scenario becomes feasible; ``None``
+  if even 0.01 is infeasible;
 * ``smallest_feasible_max_travel``: the smallest ``max_travel`` (rounded *up* to whole minutes)
   that is feasible, if a limit was set; ``None`` if even no limit is infeasible.
 """
@@ -21,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .backends import solve_highs, solve_pulp
+from .confidence import confidence_label
 from .decomposition import treatment_components
 from .feasibility import keep_set_feasible
 from .formulation import (
@@ -35,7 +39,7 @@ from .instance import Instance
 from .params import SolveParams
 from .rows import reasons as family_reasons
 from .rows.base import MAX_LISTED, DiagnosisContext
-from .tolerances import MARGIN_TOL, ROUNDING_TOL
+from .tolerances import CONFIDENCE_BISECTION_WIDTH, MARGIN_TOL, ROUNDING_TOL
 
 #: wall-clock budget of the bisections (the structural checks are always done); the reasons
 #: that re-solve (max_providers) have a budget of their own
@@ -113,9 +117,14 @@ def _bisections(instance: Instance, params: SolveParams, tsel: list[int],
     """The nearest feasible margin / max_travel, within the bisection budget."""
     deadline = time.perf_counter() + BISECTION_BUDGET_S
     coupled = _coupled(instance, params, tsel)
-    margin = _smallest_feasible_margin(instance, params, coupled, deadline)
-    if margin is not _SKIPPED:
-        details["smallest_feasible_margin"] = margin
+    if params.norm_confidence is not None:
+        confidence = _largest_feasible_confidence(instance, params, coupled, deadline)
+        if confidence is not _SKIPPED:
+            details["largest_feasible_confidence"] = confidence
+    else:
+        margin = _smallest_feasible_margin(instance, params, coupled, deadline)
+        if margin is not _SKIPPED:
+            details["smallest_feasible_margin"] = margin
     if params.max_travel is not None:
         travel_fix = _smallest_feasible_max_travel(instance, params, coupled, deadline)
         if travel_fix is not _SKIPPED:
@@ -129,6 +138,9 @@ def _sentence(instance: Instance, params: SolveParams, tsel: list[int],
     m = details.get("smallest_feasible_margin")
     if isinstance(m, float) and m < _max_margin(instance, params, tsel) - MARGIN_TOL:
         hints.append(f"a margin of at most {m:.2f} would be feasible")
+    c = details.get("largest_feasible_confidence")
+    if isinstance(c, float):
+        hints.append(f"a norm confidence of at most {confidence_label(c)} would be feasible")
     mt = details.get("smallest_feasible_max_travel")
     if isinstance(mt, float):
         hints.append(f"a max travel of {mt:.0f} min would be feasible")
@@ -236,6 +248,37 @@ def _smallest_feasible_margin(instance: Instance, params: SolveParams, treatment
         return None
     lo, hi = 0.0, current  # lo feasible, hi infeasible (the solve said so)
     while hi - lo > 0.01:
+        mid = (lo + hi) / 2
+        ok = _check(instance, at(mid), treatments, deadline)
+        if ok is None:
+            break
+        if ok:
+            lo = mid
+        else:
+            hi = mid
+    return math.floor(lo * 100 + ROUNDING_TOL) / 100
+
+
+def _largest_feasible_confidence(instance: Instance, params: SolveParams,
+                                 treatments: list[int], deadline: float
+                                 ) -> float | None | _Skipped:
+    """Largest norm confidence (down to 0.01, rounded down) below the requested one that is
+    feasible; None if even 0.01 is not (the norm itself is then out of reach)."""
+    current = float(params.norm_confidence or 0.0)
+
+    def at(c: float) -> SolveParams:
+        return params.model_copy(update={"norm_confidence": c})
+
+    floor = 0.01
+    if current <= floor:
+        return None if _check(instance, params, treatments, deadline) is False else _SKIPPED
+    ok0 = _check(instance, at(floor), treatments, deadline)
+    if ok0 is None:
+        return _SKIPPED
+    if ok0 is False:
+        return None
+    lo, hi = floor, current  # lo feasible, hi infeasible (the solve said so)
+    while hi - lo > CONFIDENCE_BISECTION_WIDTH:
         mid = (lo + hi) / 2
         ok = _check(instance, at(mid), treatments, deadline)
         if ok is None:

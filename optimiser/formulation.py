@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from .confidence import required_volume
 from .instance import Instance
 from .params import SolveParams
 from .rows import FAMILIES, OBJECTIVE_TERMS
@@ -199,8 +200,12 @@ def capacity_matrix(instance: Instance, params: SolveParams) -> np.ndarray:
 
 
 def required_matrix(instance: Instance, params: SolveParams) -> np.ndarray:
-    """required[s, t] = norm x (1 + margin_t); ``nan`` where the treatment has no norm."""
+    """required[s, t] = norm x (1 + margin_t), or under ``norm_confidence`` the smallest
+    expected volume meeting the norm with that confidence (optimiser/confidence.py, per norm:
+    tier norms included); ``nan`` where the treatment has no norm."""
     norms = instance.norm_matrix()
+    if params.norm_confidence is not None:
+        return required_volume(norms, params.norm_confidence, params.norm_period_years)
     margins = np.array([params.margin_for(tid) for tid in instance.treatment_ids])
     return norms * (1.0 + margins)[None, :]
 

@@ -34,6 +34,18 @@ Displaced patients (docs/OUTPUTS.md has the planner's wording):
   patients; 0 when nobody is displaced.
 * ``per_treatment[t]``: the same figures per treatment, with providers before/after/lost/gained.
 
+Odds of meeting the norm (optimiser/confidence.py, docs/CONFIDENCE.md):
+
+* ``norm_odds``: ``period_years`` and ``weakest``, the kept (site, treatment) with a norm whose
+  expected volume meets its norm over ``norm_period_years`` with the lowest probability (ties:
+  the lower one-year probability, then site and treatment order), with its ``site_id``,
+  ``site_name``, ``intervention_id``, ``norm``, ``expected_volume``, ``p_meet_norm_1y`` and
+  ``p_meet_norm_period``; treatments whose whole demand is below their lowest norm (the
+  small-region rule: no hospital can meet it) are left out. ``weakest`` is ``None`` when no kept
+  pair has a norm.
+* ``weakest_p_meet_norm_1y`` / ``weakest_p_meet_norm_period``: its two probabilities (scalars
+  for the sweep's runs table).
+
 For an infeasible solution the "after" KPIs are ``None``.
 """
 
@@ -45,6 +57,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .confidence import p_meet_norm
 from .instance import Instance
 from .params import SolveParams
 from .solution import Solution
@@ -118,6 +131,8 @@ def compute_kpis(instance: Instance, solution: Solution, params: SolveParams) ->
         "providers_lost": None,
         "providers_gained": None,
         "per_treatment": None,
+        **{key: None for key in NORM_ODDS_KPIS},
+        "norm_odds": None,
     }
     if solution.flow is None or solution.keep is None:
         return kpis
@@ -145,7 +160,51 @@ def compute_kpis(instance: Instance, solution: Solution, params: SolveParams) ->
         "shared_care": shared_care(instance, flow, params),
     })
     kpis.update(displacement_kpis(instance, flow, keep))
+    kpis.update(norm_odds_kpis(instance, flow, keep, params))
     return kpis
+
+
+#: the odds of the weakest kept hospital (scalars of the runs table)
+NORM_ODDS_KPIS: tuple[str, ...] = ("weakest_p_meet_norm_1y", "weakest_p_meet_norm_period")
+
+
+def unreachable_norm_treatments(instance: Instance) -> np.ndarray:
+    """(T,) True where a treatment's whole demand is below its lowest norm (no site can meet
+    it: the small-region rule's treatments)."""
+    norms = instance.norm_matrix()
+    out = np.zeros(len(instance.treatments), dtype=bool)
+    for t in range(len(instance.treatments)):
+        if np.any(~np.isnan(norms[:, t])):
+            total = float(instance.demand[:, t].sum())
+            out[t] = 0 < total < float(np.nanmin(norms[:, t]))
+    return out
+
+
+def norm_odds_kpis(instance: Instance, flow: np.ndarray, keep: np.ndarray,
+                   params: SolveParams) -> dict[str, Any]:
+    """``norm_odds`` and the weakest kept hospital's probabilities (module docstring)."""
+    years = int(params.norm_period_years)
+    norms = instance.norm_matrix()
+    volume = flow.sum(axis=0)
+    counted = keep.astype(bool) & ~np.isnan(norms) & ~unreachable_norm_treatments(instance)[None, :]
+    odds: dict[str, Any] = {"period_years": years, "weakest": None}
+    out: dict[str, Any] = {"norm_odds": odds, **{key: None for key in NORM_ODDS_KPIS}}
+    if not counted.any():
+        return out
+    s_idx, t_idx = np.nonzero(counted)
+    one = p_meet_norm(volume[s_idx, t_idx], norms[s_idx, t_idx], 1)
+    period = p_meet_norm(volume[s_idx, t_idx], norms[s_idx, t_idx], years)
+    i = int(np.lexsort((t_idx, s_idx, one, period))[0])
+    s, t = int(s_idx[i]), int(t_idx[i])
+    odds["weakest"] = {
+        "site_id": instance.site_ids[s], "site_name": instance.sites[s].name,
+        "intervention_id": instance.treatment_ids[t], "norm": float(norms[s, t]),
+        "expected_volume": _round(float(volume[s, t])),
+        "p_meet_norm_1y": _round(float(one[i])), "p_meet_norm_period": _round(float(period[i])),
+    }
+    out["weakest_p_meet_norm_1y"] = odds["weakest"]["p_meet_norm_1y"]
+    out["weakest_p_meet_norm_period"] = odds["weakest"]["p_meet_norm_period"]
+    return out
 
 
 #: KPIs of displaced patients (run level), in the order tables show them.

@@ -46,6 +46,18 @@ class SolveParams(BaseModel):
     margin_by_treatment: dict[str, float] = Field(
         default_factory=dict, description="margin of one treatment, instead of margin"
     )
+    norm_confidence: float | None = Field(
+        None, gt=0, lt=1,
+        description="plan by confidence instead of margin: a kept hospital's required "
+        "expected volume is the smallest with P(Poisson count >= norm over norm_period_years) "
+        ">= this (never below the norm); cannot be combined with margin / margin_by_treatment",
+        json_schema_extra={"metavar": "C", "example": "0.9 for 90% odds of meeting the norm"},
+    )
+    norm_period_years: int = Field(
+        1, ge=1, le=10, description="years over which a norm is assessed (the period total must "
+        "reach years x norm): the odds of meeting the norm and norm_confidence use it",
+        json_schema_extra={"metavar": "YEARS"},
+    )
     max_travel: float | None = Field(
         None, gt=0, description="maximum car travel time in minutes from area to treating site",
         json_schema_extra={"metavar": "MIN"},
@@ -149,6 +161,14 @@ class SolveParams(BaseModel):
             if weight < 0:  # a negative weight would maximise that term
                 raise ValueError(f"weight of {name} must be >= 0, got {weight}")
         return value
+
+    @model_validator(mode="after")
+    def _confidence_or_margin(self) -> SolveParams:
+        if self.norm_confidence is not None and (
+                self.margin != 0 or any(v != 0 for v in self.margin_by_treatment.values())):
+            raise ValueError("norm_confidence replaces the margin: give either norm_confidence "
+                             "or margin / margin_by_treatment, not both")
+        return self
 
     @model_validator(mode="after")
     def _shared_care_consistent(self) -> SolveParams:

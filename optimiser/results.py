@@ -14,6 +14,7 @@ import pandas as pd
 
 from herschik.columns import ASSIGNMENT_COLUMNS, HOSPITAL_CHANGE_COLUMNS, SITE_VOLUME_COLUMNS
 
+from .confidence import p_meet_norm
 from .formulation import required_matrix
 from .instance import Instance
 from .params import SolveParams
@@ -43,6 +44,12 @@ def site_volumes_table(instance: Instance, solution: Solution, params: SolvePara
     norms = instance.norm_matrix()
     required = required_matrix(instance, params)
     volume_after = solution.flow.sum(axis=0) if solution.flow is not None else None
+    odds_1y = odds_period = np.full(norms.shape, np.nan)
+    if volume_after is not None and solution.keep is not None:
+        # the odds of meeting the norm of every kept pair with a norm (optimiser/confidence.py)
+        kept_volume = np.where(solution.keep, volume_after, np.nan)
+        odds_1y = p_meet_norm(kept_volume, norms, 1)
+        odds_period = p_meet_norm(kept_volume, norms, params.norm_period_years)
     records = []
     for s, site in enumerate(instance.sites):
         for t, tid in enumerate(instance.treatment_ids):
@@ -59,10 +66,16 @@ def site_volumes_table(instance: Instance, solution: Solution, params: SolvePara
                 "kept_before": bool(instance.baseline_volume[s, t] > 0),
                 "kept_after": (bool(solution.keep[s, t]) if solution.keep is not None
                                else None),
+                "p_meet_norm_1y": _odds(odds_1y[s, t]),
+                "p_meet_norm_period": _odds(odds_period[s, t]),
             })
     frame = pd.DataFrame.from_records(records, columns=SITE_VOLUME_COLUMNS)
     frame = frame.sort_values(["site_id", "intervention_id"], kind="stable")
     return frame.reset_index(drop=True)
+
+
+def _odds(value: float) -> float | None:
+    return None if np.isnan(value) else _r(value)
 
 
 def assignments_table(instance: Instance, solution: Solution) -> pd.DataFrame:
@@ -166,10 +179,20 @@ def hospital_changes_from_site_volumes(site_volumes: pd.DataFrame,
             "status": (hospital_status(before, after, has_norm, volume_after or 0.0,
                                        float(r.required_min) if has_norm else 0.0)
                        if feasible else None),
+            # result folders written before the odds existed lack the columns: empty
+            "p_meet_norm_1y": _number_or_none(getattr(r, "p_meet_norm_1y", None)),
+            "p_meet_norm_period": _number_or_none(getattr(r, "p_meet_norm_period", None)),
         })
     frame = pd.DataFrame.from_records(records, columns=HOSPITAL_CHANGE_COLUMNS)
     frame = frame.sort_values(["site_id", "intervention_id"], kind="stable")
     return frame.reset_index(drop=True)
+
+
+def _number_or_none(value: Any) -> float | None:
+    if value is None or isinstance(value, str) and not value.strip():
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def _truthy(value: Any) -> bool:

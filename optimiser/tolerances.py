@@ -95,3 +95,9 @@ QUANTILE_REL_TOL = 1e-12
 #: passes with it but not without it (or the reverse) is left to the solver, so the test never
 #: decides a case that the solvers' own tolerance (~1e-7) could decide the other way
 KEEP_SET_TOL = 1e-6
+#: probabilities of meeting a norm (verifier vs the KPIs, which round them to 1e-6): two
+#: independent computations (scipy.special.gammainc and scipy.stats.poisson) agree far closer
+ODDS_TOL = 2e-6
+#: width at which the diagnosis' bisection for the largest feasible norm_confidence stops (the
+#: answer is then rounded down to 0.01, and stays feasible)
+CONFIDENCE_BISECTION_WIDTH = 0.005

@@ -21,9 +21,10 @@ from .kpis import weighted_quantile
 from .params import SolveParams
 from .rows import FAMILIES
 from .rows.base import CheckContext
+from .rows.checking import poisson_meet_probability
 from .solution import Solution
 from .status import SolveStatus
-from .tolerances import FLOW_EPS, KPI_TOL, PROVIDES_MIN, VERIFY_TOL
+from .tolerances import FLOW_EPS, KPI_TOL, ODDS_TOL, PROVIDES_MIN, VERIFY_TOL
 
 #: Absolute tolerance in patients (tolerances.VERIFY_TOL)
 TOL = VERIFY_TOL
@@ -64,6 +65,45 @@ def verify(
             problems.extend(family.check(ctx))
     if kpis is not None:
         problems.extend(_check_kpis(kpis, instance, flow))
+        if "norm_odds" in kpis:
+            problems.extend(_check_norm_odds(kpis, instance, params, flow, ctx.keep))
+    return problems
+
+
+def _check_norm_odds(kpis: dict[str, Any], instance: Instance, params: SolveParams,
+                     flow: np.ndarray, keep: np.ndarray) -> list[str]:
+    """The weakest kept hospital's odds, recomputed pair by pair with scipy.stats.poisson."""
+    years = int(params.norm_period_years)
+    lowest: tuple[float, float] | None = None
+    for t, treatment in enumerate(instance.treatments):
+        norms = {s: treatment.norm_for(site.role) for s, site in enumerate(instance.sites)}
+        given = [n for n in norms.values() if n is not None]
+        total = float(instance.demand[:, t].sum())
+        if not given or 0 < total < min(given):
+            continue  # no norm, or no hospital can reach it (the small-region rule)
+        for s, norm in norms.items():
+            if norm is None or not keep[s, t]:
+                continue
+            volume = float(flow[:, s, t].sum())
+            pair = (poisson_meet_probability(volume, norm, years),
+                    poisson_meet_probability(volume, norm, 1))
+            lowest = pair if lowest is None or pair < lowest else lowest
+    problems = []
+    odds = kpis.get("norm_odds") or {}
+    if odds.get("period_years") != years:
+        problems.append(f"KPI norm_odds.period_years reported {odds.get('period_years')} but "
+                        f"the scenario says {years}")
+    reported = (kpis.get("weakest_p_meet_norm_period"), kpis.get("weakest_p_meet_norm_1y"))
+    if lowest is None:
+        if reported != (None, None):
+            problems.append(f"KPI weakest odds reported {reported} but no kept hospital has a "
+                            "norm")
+        return problems
+    for key, got, value in zip(("weakest_p_meet_norm_period", "weakest_p_meet_norm_1y"),
+                               reported, lowest, strict=True):
+        # a probability, not a count: absolute tolerance (the KPIs are rounded to 1e-6)
+        if got is None or not np.isfinite(got) or abs(float(got) - value) > ODDS_TOL:
+            problems.append(f"KPI {key} reported {got} but recomputed {value:.6f}")
     return problems
 
 

@@ -20,6 +20,7 @@ from herschik.scenarios.cli_commands import (
     cmd_matrix,
     cmd_network,
     cmd_regions,
+    cmd_simulate,
     cmd_sweep,
 )
 from herschik.scenarios.cli_parser import build_parser
@@ -52,6 +53,7 @@ COMMANDS = {
     "sweep": cmd_sweep,
     "network": cmd_network,
     "compare": cmd_compare,
+    "simulate": cmd_simulate,
     "app": cmd_app,
 }
 

@@ -316,3 +316,43 @@ def cmd_app(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """``herschik simulate``: simulated years of a solved plan (scenarios/simulate.py)."""
+    import time
+
+    from herschik.scenarios.simulate import simulate_run, write_simulation
+    from rich.table import Table
+
+    started = time.perf_counter()
+    result = simulate_run(args.run_dir, args.years, args.seed, args.overdispersion)
+    elapsed = time.perf_counter() - started
+    out = args.out if args.out is not None else args.run_dir / "simulation"
+    written = write_simulation(result, out)
+    console = make_console()
+    period = result.settings["norm_period_years"]
+    table = Table(title=f"{args.years:,} simulated years (seed {args.seed}, over-dispersion "
+                        f"{args.overdispersion:g}; {elapsed:.1f} s): kept hospitals with a norm")
+    columns = ["site", "name", "treatment", "norm", "expected", "p05", "p50", "p95",
+               "years below norm", "exact odds"]
+    if period > 1:
+        columns.insert(9, f"{period}-yr periods below")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("site", "name", "treatment")
+                         else "right")
+    shown = result.table[result.table["norm"].notna()]
+    for r in shown.itertuples(index=False):
+        cells = [str(r.site_id), str(r.site_name), str(r.intervention_id), f"{r.norm:g}",
+                 f"{r.expected_volume:,.1f}", f"{r.p05:,.0f}", f"{r.p50:,.0f}",
+                 f"{r.p95:,.0f}", f"{r.share_years_below_norm:.1%}"]
+        if period > 1:
+            cells.append("" if r.share_periods_below_norm is None
+                         or r.share_periods_below_norm != r.share_periods_below_norm
+                         else f"{r.share_periods_below_norm:.1%}")
+        cells.append(f"{r.p_meet_norm_period:.1%}")
+        table.add_row(*cells)
+    console.print(table)
+    for path in written:
+        console.print(f"wrote {path}")
+    return EXIT_OK

@@ -20,6 +20,27 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
+def _positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
@@ -128,6 +149,26 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also write kpi_differences.csv, treatment_differences.csv and "
                          "hospital_differences.csv to DIR")
     compare.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+    simulate = sub.add_parser(
+        "simulate", help="draw years of random demand for a solved plan: odds of meeting the norm",
+        description="Draw N years of demand per area around a result folder's plan (Poisson, "
+        "or negative binomial with --overdispersion), route them by the plan's shares and "
+        "report per hospital the distribution of yearly volumes and the share of years below "
+        "the norm (docs/CONFIDENCE.md). Writes simulation.csv, simulation.json and a fan chart "
+        "per treatment.")
+    simulate.add_argument("run_dir", metavar="RUN_DIR", type=Path,
+                          help="result folder of a solved plan (herschik solve --out)")
+    simulate.add_argument("--years", metavar="N", type=_positive_int, default=10_000,
+                          help="simulated years (default 10000)")
+    simulate.add_argument("--seed", metavar="S", type=_non_negative_int, default=0,
+                          help="random seed (default 0); same seed -> same output")
+    simulate.add_argument("--overdispersion", metavar="PHI", type=float, default=0.0,
+                          help="extra variance per area: variance = mean + PHI x mean^2 "
+                          "(negative binomial); 0 (default) = Poisson")
+    simulate.add_argument("--out", metavar="DIR", type=Path, default=None,
+                          help="output folder (default RUN_DIR/simulation)")
+    simulate.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
     network = sub.add_parser("network", help="build or validate a road network")
     network_sub = network.add_subparsers(dest="network_command", required=True, metavar="ACTION")

@@ -121,7 +121,8 @@ def _print_result(summary: dict[str, Any], out: Path,
     if status == SolveStatus.INFEASIBLE:
         diagnosis = summary.get("diagnosis") or {}
         console.print(f"[red]Infeasible:[/red] {diagnosis.get('reason', 'no reason given')}")
-        for key in ("smallest_feasible_margin", "smallest_feasible_max_travel"):
+        for key in ("smallest_feasible_margin", "largest_feasible_confidence",
+                    "smallest_feasible_max_travel"):
             if diagnosis.get(key) is not None:
                 console.print(f"  {key.replace('_', ' ')}: {diagnosis[key]}")
         console.print(f"diagnosis written to {out / 'summary.json'}")
@@ -137,6 +138,16 @@ def _print_result(summary: dict[str, Any], out: Path,
             continue
         value = kpis[key]
         table.add_row(key, f"{value:.1%}" if key.endswith("share") else f"{value:,.1f}")
+    weakest = (kpis.get("norm_odds") or {}).get("weakest")
+    if weakest:
+        years = kpis["norm_odds"].get("period_years", 1)
+        over = (f", {weakest['p_meet_norm_period']:.1%} over {years} years" if years > 1
+                else "")
+        table.add_row("weakest kept hospital: odds of meeting the norm",
+                      f"{weakest['p_meet_norm_1y']:.1%}{over}")
+        table.add_row("  (hospital, treatment)",
+                      f"{weakest['site_name'] or weakest['site_id']}, "
+                      f"{weakest['intervention_id']}")
     console.print(table)
     per = kpis.get("per_treatment") or {}
     providers = Table(title="Per treatment: providers and displaced patients")

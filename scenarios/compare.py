@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from herschik.optimiser.kpis import DISPLACED_KPIS, SCALAR_KPIS
+from herschik.optimiser.kpis import DISPLACED_KPIS, NORM_ODDS_KPIS, SCALAR_KPIS
 from herschik.optimiser.results import HOSPITAL_CHANGE_COLUMNS, hospital_changes_from_site_volumes
 
 #: volume differences below this (patients per year) are rounding, not a change
 VOLUME_TOLERANCE = 0.05
 KPI_ORDER: tuple[str, ...] = DISPLACED_KPIS + tuple(k for k in SCALAR_KPIS
-                                                    if k not in DISPLACED_KPIS)
+                                                    if k not in DISPLACED_KPIS) + NORM_ODDS_KPIS
 
 
 class CompareError(ValueError):

@@ -2,10 +2,11 @@
 
 Sections (stable headings, tested): h1 ``herschik report — <region_id>``, then the diagnosis
 and warnings (first, before any figure); h2 ``Key figures`` (with definitions and the
-displaced patients per treatment), ``Hospital changes``, ``Providers per treatment``, ``Extra
-travel``, ``Maps``, ``Solve``, ``Scenario``, ``Caveats``. Key figures carry
-``data-kpi="<summary.json key>"`` so that tests (and scripts) can read them back. Every text
-from the data is escaped with :func:`html.escape`. The output is deterministic (no
+displaced patients per treatment), ``Hospital changes``, ``Providers per treatment``,
+``Odds of meeting the norm`` (report_odds.py), ``Extra travel``, ``Maps``, ``Solve``,
+``Scenario``, ``Caveats``. Key figures carry ``data-kpi="<summary.json key>"`` so that
+tests (and scripts) can read them back. Every text from the data is escaped with
+:func:`html.escape`. The output is deterministic (no
 timestamps), so two identical runs give identical reports.
 
 The sections are built in report_figures.py (run as a whole), report_hospitals.py (per hospital
@@ -34,10 +35,11 @@ from herschik.scenarios.report_hospitals import (
     providers_section,
     providers_today_section,
 )
+from herschik.scenarios.report_odds import odds_section
 from herschik.scenarios.report_travel import extra_travel_section, maps_section
 
-SECTIONS = ("Key figures", "Hospital changes", "Providers per treatment", "Extra travel",
-            "Maps", "Solve", "Scenario", "Caveats")
+SECTIONS = ("Key figures", "Hospital changes", "Providers per treatment",
+            "Odds of meeting the norm", "Extra travel", "Maps", "Solve", "Scenario", "Caveats")
 
 CSS = """
 :root { --ink:#1d2733; --muted:#5b6875; --line:#d9dee4; --band:#f4f6f8; --accent:#08306b; }
@@ -113,6 +115,10 @@ def render_report(
                                                                       names),
         "Providers per treatment": (providers_today_section(sv, names) if infeasible
                                     else providers_section(sv, asg, scenario, names)),
+        "Odds of meeting the norm": (none if infeasible or hospital_changes is None else
+                                     odds_section(hospital_changes, scenario,
+                                                  summary.get("kpis"))
+                                     or '<p class="note">No kept hospital has a norm.</p>'),
         "Extra travel": none if infeasible else extra_travel_section(asg, summary.get("kpis")),
         "Maps": maps_section(map_pngs or {}, names),
         "Solve": solve_section(summary),

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from herschik.optimiser.kpis import DISPLACED_KPIS, SCALAR_KPIS
+from herschik.optimiser.kpis import DISPLACED_KPIS, NORM_ODDS_KPIS, SCALAR_KPIS
 from herschik.scenarios.sweep_task import SweepTask
 
 #: Resolved scalar parameters reported per run (column name -> SolveParams/scenario field).
 PARAM_COLUMNS: dict[str, str] = {
     "margin": "margin",
+    "norm_confidence": "norm_confidence",
+    "norm_period_years": "norm_period_years",
     "max_travel": "max_travel",
     "max_extra_travel": "max_extra_travel",
     "capacity_factor": "capacity_factor",
@@ -30,7 +32,7 @@ PARAM_COLUMNS: dict[str, str] = {
 }
 
 #: Scalar KPIs of summary.json, in this order (others found in summaries follow, sorted).
-KPI_COLUMNS: tuple[str, ...] = SCALAR_KPIS + DISPLACED_KPIS
+KPI_COLUMNS: tuple[str, ...] = SCALAR_KPIS + DISPLACED_KPIS + NORM_ODDS_KPIS
 
 #: Wall-clock columns: they differ between otherwise identical runs.
 TIMING_COLUMNS: tuple[str, ...] = ("build_seconds", "solve_seconds")

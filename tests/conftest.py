@@ -34,6 +34,7 @@ from herschik.optimiser.instance import Instance
 from herschik.optimiser.params import SolveParams
 from herschik.optimiser.synthetic import synthetic_instance
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.stats import poisson
 from shapely.geometry import MultiPolygon, Polygon, box
 
 CHROMIUM = "/usr/bin/chromium"
@@ -126,8 +127,11 @@ def _make_result(region_id: str = "midden"
                 asg_rows.append((region_id, a.area_id, a.area_name, t, s, site_name[s], p,
                                  ta[s], tb[sb], round(ta[s] - tb[sb], 3)))
         for s, name in zip(sites["site_id"], sites["site_name"], strict=True):
+            # the odds of meeting the norm: Poisson around the volume after, kept sites only
+            odds = (round(float(poisson.sf(math.ceil(norm) - 1, round(vol_after[s], 3))), 6)
+                    if s in after else None)
             sv_rows.append((region_id, s, name, t, norm, norm * 1.1, round(vol_before[s], 3),
-                            round(vol_after[s], 3), s in before, s in after))
+                            round(vol_after[s], 3), s in before, s in after, odds, odds))
     site_volumes = pd.DataFrame(sv_rows, columns=SITE_VOLUME_COLUMNS)
     assignments = pd.DataFrame(asg_rows, columns=ASSIGNMENT_COLUMNS)
     w = assignments["patients"]
@@ -365,6 +369,27 @@ def _provider_cap(params: SolveParams, tid: str, max_open: int | None) -> int | 
     return most if max_open is None else min(max_open, most)
 
 
+def _reference_required(norm: float, params: SolveParams, margin: float) -> float:
+    """The reference's required volume: norm x (1 + margin), or under norm_confidence the
+    smallest expected volume meeting the norm over the period with that probability, found by
+    its own bisection on scipy.stats.poisson (not optimiser/confidence.py's inverse)."""
+    if params.norm_confidence is None or norm <= 0:
+        return norm * (1 + margin)
+    years = params.norm_period_years
+    needed = math.ceil(round(norm * years, 9))
+
+    def meets(lam: float) -> bool:
+        return bool(poisson.sf(needed - 1, lam * years) >= params.norm_confidence)
+
+    lo, hi = 0.0, norm + 10.0
+    while not meets(hi):
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if meets(mid) else (mid, hi)
+    return max(norm, hi)
+
+
 def _reference_treatment(inst: Instance, params: SolveParams, t: int, objective: str
                          ) -> tuple[float, float] | None:
     """Best (primary, travel) for treatment t over all keep sets; None if infeasible.
@@ -404,7 +429,7 @@ def _reference_treatment(inst: Instance, params: SolveParams, t: int, objective:
     # planner: sites that reach the required volume with today's own patients within the limits
     own_ok = {s for s in normed
               if min(cap(s), sum(bf[a, s] for a in areas if ok(a, s)))
-              >= norm_of[s] * (1 + margin) - 1e-9}
+              >= _reference_required(norm_of[s], params, margin) - 1e-9}
     best: tuple[float, float] | None = None
     for r in range(len(normed) + 1 if max_open is None else min(max_open, len(normed)) + 1):
         for subset in itertools.combinations(normed, r):
@@ -455,7 +480,7 @@ def _flow_problem(inst, params, t, areas, open_sites, ok, cap, norm_of, margin, 
         for k, (_, ss) in enumerate(pairs):
             if ss == s:
                 row[k] = scale[k]
-        req = 0.0 if norm_of[s] is None else norm_of[s] * (1 + margin)
+        req = 0.0 if norm_of[s] is None else _reference_required(norm_of[s], params, margin)
         rows.append(row)
         lo.append(req)
         hi.append(cap(s))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import socket
 import subprocess
 import sys
@@ -638,3 +639,75 @@ def test_reuse_info_counts_treatments_of_bundled_sub_problems(state: AppState) -
     assert len(info["details"]) == len(ids) and info["details"][0].endswith(": solved")
     every = reuse_info(instance, StepReport(1.0, {t: "resolved" for t in ids}), first=False)
     assert every["text"] == f"solved all {len(ids)} treatments again (the change touches every one)"
+
+
+# --- odds of meeting the norm (issue 25) -------------------------------------------------------
+def test_every_kept_hospital_shows_its_odds(default_plan: dict) -> None:
+    """The table and popups show each kept hospital's odds: the exact Poisson probability of
+    its volume after reaching its norm; empty where it does not keep the treatment or there is
+    no norm."""
+    from scipy.stats import poisson
+
+    rows = default_plan["hospitals"]
+    kept = [r for r in rows if r["norm"] is not None and r["status"] in ("kept", "gained")]
+    assert kept
+    for r in kept:
+        expected = poisson.sf(math.ceil(r["norm"]) - 1, r["volume_after"])
+        assert r["p_meet_norm_1y"] == pytest.approx(expected, abs=2e-6)
+        assert r["p_meet_norm_period"] == r["p_meet_norm_1y"]  # a period of one year
+    for r in rows:
+        if r["status"] == "lost" or r["norm"] is None:
+            assert r["p_meet_norm_1y"] is None
+
+
+def test_a_confidence_setting_plans_by_the_odds(client: TestClient, default_plan: dict) -> None:
+    plan = _solve(client, default_plan["id"], norm_confidence=0.7)["plan"]
+    assert plan["settings"]["norm_confidence"] == 0.7
+    assert plan["verification"]["violations"] == []
+    # the small-region rule's treatments (whole demand below the norm) cannot meet it anywhere
+    per = plan["kpis"]["per_treatment"]
+    waived = {r["intervention_id"] for r in plan["hospitals"]
+              if r["norm"] is not None and per[r["intervention_id"]]["patients"] < r["norm"]}
+    odds = [r["p_meet_norm_1y"] for r in plan["hospitals"]
+            if r["norm"] is not None and r["status"] in ("kept", "gained")
+            and r["intervention_id"] not in waived]
+    assert odds and min(odds) >= 0.7 - 1e-6
+    # as strict as a margin: never more providers than with margin 0
+    after = sum(plan["kpis"]["providers_after"].values())
+    assert after <= sum(default_plan["kpis"]["providers_after"].values())
+
+
+def test_confidence_and_margin_together_are_refused(client: TestClient) -> None:
+    response = client.post("/api/solve", json={"settings": {
+        "region_id": REGION, "margin": 0.1, "norm_confidence": 0.9}})
+    assert response.status_code == 422
+    assert "confidence replaces the margin" in response.text
+
+
+def test_an_unreachable_confidence_explains_and_suggests_a_lower_one(
+        client: TestClient, default_plan: dict) -> None:
+    """Midden has 28.1 endoscopic resections a year against a norm of 25: one hospital with all
+    of them meets it in ~74 % of years, so 80 % is out of reach; the app says so in those
+    terms and offers the largest confidence that is feasible."""
+    from scipy.stats import poisson
+
+    result = _solve(client, default_plan["id"], norm_confidence=0.8)
+    assert result["status"] == "infeasible"
+    info = result["infeasible"]
+    assert "at 80 % confidence a norm of 25 needs" in info["reason"]
+    fix = next(s for s in info["suggestions"] if "confidence" in s["text"])
+    best = poisson.sf(24, 28.1)
+    assert best - 0.011 <= fix["settings"]["norm_confidence"] <= best
+    fixed = client.post("/api/solve", json={"settings": fix["settings"]}).json()
+    assert fixed["status"] in ("optimal", "feasible")
+
+
+def test_exported_toml_keeps_the_confidence(tmp_path: Path) -> None:
+    from herschik.scenarios.app.session import scenario_toml
+    from herschik.scenarios.scenario_file import load_scenario
+
+    settings = PlanSettings(region_id=REGION, norm_confidence=0.7)
+    path = tmp_path / "plan.toml"
+    path.write_text(scenario_toml("plan", settings, settings.solve_params(), "herschik solve"))
+    [run] = load_scenario(path).expand()
+    assert run.params == settings.solve_params() and run.params.norm_confidence == 0.7

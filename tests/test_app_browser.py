@@ -253,3 +253,62 @@ def test_plan_in_the_browser_then_export_and_resolve_with_the_cli(
     assert comparable_summary(exported) == comparable_summary(resolved)
     assert exported["scenario"]["force_close"] == [
         {"site_id": site, "intervention_id": TREATMENT}]
+
+
+def test_confidence_setting_and_odds_in_the_browser(
+    chromium_path: str, app_server: tuple[str, Path]
+) -> None:
+    """Plan by confidence in the browser: the margin gives way, every kept hospital's odds in
+    the table reach the confidence, the popup shows the odds, and an unreachable confidence is
+    explained with a lower one to click (issue 25)."""
+    from playwright.sync_api import sync_playwright
+
+    url, _ = app_server
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(url)
+            page.wait_for_function("document.body.dataset.planId !== ''", timeout=TIMEOUT_MS)
+            if page.input_value("#region") != REGION:
+                old = _plan_id(page)
+                page.select_option("#region", REGION)
+                _wait_new_plan(page, old)
+            first = _plan_id(page)
+            page.fill("#margin", "0")
+            page.fill("#norm_confidence", "0.7")
+            page.press("#norm_confidence", "Enter")
+            confident = _wait_new_plan(page, first)
+            assert page.is_disabled("#margin")
+            odds = page.eval_on_selector_all(
+                "#hospitals tbody tr[data-status='kept'] td.odds, "
+                "#hospitals tbody tr[data-status='gained'] td.odds",
+                "cells => cells.map(c => c.innerText)")
+            assert odds and all(o for o in odds)
+            numbers = [99.95 if o.startswith(">") else float(o.rstrip("%")) for o in odds]
+            assert min(numbers) >= 70.0
+            assert page.locator("#hospitals tbody tr[data-status='lost'] td.odds").first \
+                .inner_text() == ""
+            # the popup of a kept hospital lists its odds beside each treatment
+            site = page.locator("#hospitals tbody tr[data-status='kept']").first \
+                .get_attribute("data-site-id")
+            page.locator(f"#map path.site-marker[data-site-id='{site}']").dispatch_event("click")
+            popup = page.locator(".leaflet-popup-content")
+            popup.wait_for(timeout=TIMEOUT_MS)
+            assert "%" in popup.inner_text()
+
+            # 80 % is out of reach for Midden's endoscopic resections: explained, fixable
+            page.fill("#norm_confidence", "0.8")
+            page.press("#norm_confidence", "Enter")
+            banner = page.locator("#infeasible")
+            banner.wait_for(state="visible", timeout=TIMEOUT_MS)
+            assert "80 % confidence" in banner.inner_text()
+            assert _plan_id(page) == confident
+            banner.locator("button", has_text="Lower the confidence").click()
+            _wait_new_plan(page, confident)
+            assert 0.7 <= float(page.input_value("#norm_confidence")) < 0.8
+        finally:
+            browser.close()
+    assert errors == []

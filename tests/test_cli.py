@@ -26,6 +26,8 @@ SITE_VOLUME_COLUMNS = [
     "volume_after",
     "kept_before",
     "kept_after",
+    "p_meet_norm_1y",
+    "p_meet_norm_period",
 ]
 ASSIGNMENT_COLUMNS = [
     "region_id",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from herschik.geo import export
 from herschik.optimiser import results
@@ -50,9 +51,14 @@ def test_tables_are_built_with_the_columns() -> None:
 
 def test_the_export_reads_by_kind() -> None:
     """A table read back from CSV (strings and numbers mixed) is converted column by kind."""
-    sv = pd.DataFrame([["R", 7, "Site", 3, "50", "55", "40.5", "60", "true", "false"]],
+    sv = pd.DataFrame([["R", 7, "Site", 3, "50", "55", "40.5", "60", "true", "false", "", ""]],
                       columns=columns.SITE_VOLUME_COLUMNS)
     out = export.normalise_site_volumes(sv)
+    assert np.isnan(out.loc[0, "p_meet_norm_1y"])
+    # a folder written before the odds existed: its site_volumes lacks those columns
+    older = export.normalise_site_volumes(sv.drop(columns=list(columns.ODDS_COLUMNS)))
+    assert list(older.columns) == columns.SITE_VOLUME_COLUMNS
+    assert older["p_meet_norm_period"].isna().all()
     for column in of_kind(SITE_VOLUMES, "id"):
         assert isinstance(out.loc[0, column], str)
     assert out.loc[0, "volume_before"] == 40.5

@@ -235,6 +235,11 @@ def test_end_to_end_example_solve(tmp_path: Path) -> None:
     assert {p.stem for p in (out / "maps").glob("*.png")} == with_patients | {"overview"}
     html_text = (out / "report.html").read_text(encoding="utf-8")
     assert "<h1>herschik report — example</h1>" in html_text
-    assert html_text.count('src="data:image/png;base64,') == len(with_patients) + 2
+    # the maps and the histogram, the odds figure and a fan chart per treatment with a kept
+    # hospital that has a norm
+    kept_normed = sv[sv["kept_after"].astype(bool) & sv["norm"].notna()]
+    fan_charts = kept_normed["intervention_id"].nunique()
+    assert html_text.count('src="data:image/png;base64,') == len(with_patients) + 2 + 1 + \
+        fan_charts
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] in ("optimal", "feasible")

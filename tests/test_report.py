@@ -65,8 +65,20 @@ def test_report_structure(make_result, parse_report, report_tables, run_dir: Pat
     scenario = {r[0]: r[1] for r in report_tables(s, "scenario")[0]["rows"]}
     assert scenario["margin"] == "0.1" and scenario["baseline"] == "illustrative"
 
-    # histogram + overview + 3 treatment maps, all inlined PNGs that decode
-    assert len(s.images) == 5
+    # the odds of meeting the norm: one row per kept hospital x treatment with a norm, its
+    # 1-year odds as in site_volumes.csv
+    odds = report_tables(s, "odds")[0]
+    kept = sv[sv["kept_after"].astype(bool)]
+    assert len(odds["rows"]) == len(kept)
+    by_pair = {(r.site_id, r.intervention_id): r.p_meet_norm_1y for r in kept.itertuples()}
+    for row in odds["rows"]:
+        site = sv.loc[sv.site_name == row[0], "site_id"].iloc[0] if (sv.site_name == row[0]).any() \
+            else row[0]
+        assert row[4] == _odds_text(by_pair[(site, row[1])])
+
+    # histogram + overview + 3 treatment maps + the odds figure + 3 fan charts (one per
+    # treatment), all inlined PNGs that decode
+    assert len(s.images) == 5 + 1 + 3
     for src in s.images:
         assert src.startswith("data:image/png;base64,")
         Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).verify()
@@ -141,9 +153,10 @@ def test_report_renders_in_headless_chromium(
     assert [t for h, t in s.headings if h == "h2"] == H2
     classes = [t["class"] for t in s.tables]
     for cls in ("kpis", "solve", "providers-overview", "providers", "gain-lose",
-                "extra-bands", "scenario"):
+                "extra-bands", "scenario", "odds"):
         assert cls in classes, cls
-    assert classes.count("providers") == 3 and len(s.images) == 5
+    # 5 as above + the odds figure + a fan chart per treatment
+    assert classes.count("providers") == 3 and len(s.images) == 5 + 1 + 3
 
     # The first screen (headings, key figures, tables) must not be blank.
     shot = tmp_path / "report.png"
@@ -161,3 +174,12 @@ def test_report_renders_in_headless_chromium(
     rgb = np.asarray(Image.open(full).convert("RGB")).astype(int)
     r, b = rgb[..., 0], rgb[..., 2]
     assert ((r > 180) & (b < 120) & (r - b > 100)).sum() > 20_000, "maps not rendered"
+
+
+def _odds_text(p: float) -> str:
+    """The report's odds format (report_odds.odds_text), written again here."""
+    if p > 0.999:
+        return "> 99.9%"
+    if p < 0.001:
+        return "< 0.1%"
+    return f"{p:.1%}"

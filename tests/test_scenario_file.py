@@ -387,6 +387,7 @@ def test_scenario_from_dict(tmp_path: Path) -> None:
         ("tranche1.toml", 1),
         ("tranche1-margin.toml", 2),
         ("tranche1-sweep.toml", 18),
+        ("tranche1-confidence.toml", 3),
         ("growth-2035.toml", 4),
         ("spreading.toml", 1),
     ],
@@ -407,6 +408,9 @@ def test_shipped_values() -> None:
     assert tranche1.params.margin == 0 and tranche1.params.objective == "planner"
     margins = [r.params.margin for r in load_scenario(SHIPPED / "tranche1-margin.toml").expand()]
     assert margins == [0.10, 0.25]
+    confident = load_scenario(SHIPPED / "tranche1-confidence.toml").expand()
+    assert [(r.params.norm_confidence, r.params.margin) for r in confident] == [
+        (0.8, 0.0), (0.9, 0.0), (0.95, 0.0)]
     sweep = load_scenario(SHIPPED / "tranche1-sweep.toml").expand()
     assert {(r.params.margin, r.params.max_travel, r.params.objective) for r in sweep} == {
         (m, t, o)
@@ -430,3 +434,16 @@ def test_cross_field_error_with_a_grid_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
     assert info.value.field == "(scenario)" and "shared_care_local_visits" in info.value.message
+
+
+def test_confidence_is_a_grid_axis_and_excludes_the_margin(tmp_path: Path) -> None:
+    """norm_confidence sweeps like margin; a point that sets both is one clear scenario error."""
+    path = write(tmp_path, "c.toml", "[grid]\nnorm_confidence = [0.8, 0.9]\n"
+                 "norm_period_years = [1, 3]\n")
+    runs = load_scenario(path).expand()
+    assert [(r.params.norm_confidence, r.params.norm_period_years) for r in runs] == [
+        (0.8, 1), (0.8, 3), (0.9, 1), (0.9, 3)]
+    assert len({r.run_id("x", "west") for r in runs}) == 4
+    both = write(tmp_path, "both.toml", "margin = 0.1\n[grid]\nnorm_confidence = [0.9]\n")
+    with pytest.raises(ScenarioError, match="norm_confidence replaces the margin"):
+        load_scenario(both).expand()

@@ -7,7 +7,10 @@ code the checks share, and none of it is used to build the model.
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+from scipy.stats import poisson
 
 from ..instance import Instance
 from ..tolerances import PROVIDES_MIN, TRAVEL_TOL_MIN, VERIFY_EXTRA_TRAVEL_TOL_MIN, VERIFY_TOL
@@ -18,7 +21,7 @@ TOL = VERIFY_TOL
 EXTRA_TRAVEL_TOL_MIN = VERIFY_EXTRA_TRAVEL_TOL_MIN
 
 __all__ = ["EXTRA_TRAVEL_TOL_MIN", "PROVIDES_MIN", "TOL", "TRAVEL_TOL_MIN", "named_pairs",
-           "norm_at"]
+           "norm_at", "poisson_meet_probability"]
 
 
 def named_pairs(items: list[Any], instance: Instance) -> set[tuple[int, int]]:
@@ -43,3 +46,12 @@ def norm_at(instance: Instance, s: int, t: int) -> float | None:
     tiers = dict(treatment.tier_norms or {})
     norm = tiers.get(instance.sites[s].role, treatment.norm)
     return None if norm is None else float(norm)
+
+
+def poisson_meet_probability(volume: float, norm: float, years: int) -> float:
+    """P(Poisson(years x volume) >= years x norm), from scipy.stats.poisson (the verifier's own
+    arithmetic; the model's is optimiser/confidence.py)."""
+    needed = math.ceil(round(norm * years, 9))  # 0.1 x 30 is 3, not 3.0000000000000004
+    if needed <= 0:
+        return 1.0
+    return float(poisson.sf(needed - 1, years * volume))

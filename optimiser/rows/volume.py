@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..confidence import confidence_label
 from .base import (
     MAX_LISTED,
     Build,
@@ -25,7 +26,7 @@ from .base import (
     Reason,
     fmt,
 )
-from .checking import PROVIDES_MIN, TOL, norm_at
+from .checking import PROVIDES_MIN, TOL, norm_at, poisson_meet_probability
 
 
 # --- builders ---------------------------------------------------------------------------------
@@ -114,24 +115,29 @@ def build_one_provider(b: Build) -> None:
 # --- checks (independent of the builders) -----------------------------------------------------
 def _checked_required(ctx: CheckContext) -> tuple[np.ndarray, list[int]]:
     """norm x (1 + margin) per (site, treatment), nan without a norm; 0 where the small-region
-    rule waives it. Returns the matrix and the waived treatments."""
+    rule waives it. Under norm_confidence the norm itself (the floor; the odds are checked by
+    :func:`_confidence_problems`). Returns the matrix and the waived treatments."""
     instance, params = ctx.instance, ctx.params
     n_sites, n_treat = len(instance.sites), len(instance.treatments)
-    required = np.full((n_sites, n_treat), np.nan)
-    for t, treatment in enumerate(instance.treatments):
-        margin = params.margin_by_treatment.get(treatment.id, params.margin)
+    norms = np.full((n_sites, n_treat), np.nan)
+    for t in range(n_treat):
         for s in range(n_sites):
             norm = norm_at(instance, s, t)
             if norm is not None:
-                required[s, t] = norm * (1.0 + float(margin))
+                norms[s, t] = norm
+    required = norms.copy()
+    if params.norm_confidence is None:
+        for t, treatment in enumerate(instance.treatments):
+            margin = params.margin_by_treatment.get(treatment.id, params.margin)
+            required[:, t] = norms[:, t] * (1.0 + float(margin))
     waived = []
     if params.small_region_rule == "one_provider":
         # a treatment whose whole demand is below every site's norm cannot meet it anywhere:
         # the rule allows one provider below the norm instead of declaring infeasibility
         for t in range(n_treat):
-            if np.all(np.isnan(required[:, t])):
+            if np.all(np.isnan(norms[:, t])):
                 continue
-            lowest = np.nanmin(required[:, t] / (1.0 + params.margin_for(ctx.treatment_ids[t])))
+            lowest = np.nanmin(norms[:, t])
             total = instance.demand[:, t].sum()
             if np.isfinite(lowest) and 0 < total < lowest:
                 required[:, t] = np.where(np.isnan(required[:, t]), np.nan, 0.0)
@@ -139,9 +145,35 @@ def _checked_required(ctx: CheckContext) -> tuple[np.ndarray, list[int]]:
     return required, waived
 
 
+def _confidence_problems(ctx: CheckContext, required: np.ndarray, waived: list[int]
+                         ) -> list[str]:
+    """Under norm_confidence: every kept pair with a norm meets it over the period with at
+    least that probability (scipy.stats.poisson, recomputed here; the volume gets the check
+    tolerance, as the plain norm check does)."""
+    confidence, years = ctx.params.norm_confidence, ctx.params.norm_period_years
+    if confidence is None:
+        return []
+    volume = ctx.volume
+    problems = []
+    for s, t in zip(*np.nonzero(ctx.keep & ~np.isnan(required)), strict=True):
+        if t in waived:
+            continue
+        norm = norm_at(ctx.instance, int(s), int(t))
+        assert norm is not None  # required is nan without a norm
+        lenient = volume[s, t] + TOL * max(1.0, volume[s, t])
+        odds = poisson_meet_probability(lenient, norm, years)
+        if not odds >= confidence:  # also catches nan
+            problems.append(f"site {ctx.site_labels[s]}, {ctx.treatment_ids[t]}: kept with "
+                            f"{volume[s, t]:.4f} expected patients, which meet the norm "
+                            f"{norm:g} over {years} year(s) with probability {odds:.4f}, "
+                            f"below the confidence {confidence:g}")
+    return problems
+
+
 def check_min_volume(ctx: CheckContext) -> list[str]:
-    """Every kept pair with a norm treats at least the required volume."""
-    required, _ = _checked_required(ctx)
+    """Every kept pair with a norm treats at least the required volume (under norm_confidence:
+    at least the norm, and meets it with that confidence)."""
+    required, waived = _checked_required(ctx)
     volume = ctx.volume
     problems = []
     for s, t in zip(*np.nonzero(ctx.keep & ~np.isnan(required)), strict=True):
@@ -150,7 +182,7 @@ def check_min_volume(ctx: CheckContext) -> list[str]:
             problems.append(f"site {ctx.site_labels[s]}, {ctx.treatment_ids[t]}: kept with "
                             f"{volume[s, t]:.4f} patients, below the required "
                             f"{required[s, t]:.4f}")
-    return problems
+    return problems + _confidence_problems(ctx, required, waived)
 
 
 def check_link(ctx: CheckContext) -> list[str]:
@@ -197,13 +229,32 @@ def _no_site_reaches(ctx: DiagnosisContext, t: int) -> dict[str, Any] | None:
             "site_id": ctx.instance.site_ids[best]}
 
 
+def _confidence_needs(ctx: DiagnosisContext, t: int) -> str:
+    """"at 90 % confidence a norm of 50 needs >= 59.3 expected patients per hospital" (each
+    distinct norm of the treatment's candidates: tier norms differ by site)."""
+    norms = ctx.instance.norm_matrix()[:, t]
+    pairs = sorted({(float(norms[s]), float(ctx.required[s, t]))
+                    for s in np.nonzero(ctx.candidate[:, t] & ~np.isnan(norms))[0]})
+    years = ctx.params.norm_period_years
+    over = f" over {years} years" if years > 1 else ""
+    needs = "; ".join(f"a norm of {fmt(n)} needs ≥ {r:.1f} expected patients per hospital"
+                      for n, r in pairs)
+    return f"at {confidence_label(float(ctx.params.norm_confidence or 0))} confidence{over} {needs}"
+
+
 def reason_no_site_reaches_norm(ctx: DiagnosisContext) -> Finding | None:
     """A norm that no candidate site can reach with the demand in its reach."""
     found = {t: info for t in ctx.treatments if (info := _no_site_reaches(ctx, t)) is not None}
     if not found:
         return None
     t, info = next(iter(found.items()))
-    if info["site_id"] is not None:
+    if info["site_id"] is not None and ctx.params.norm_confidence is not None:
+        s = ctx.instance.site_ids.index(info["site_id"])
+        sentence = (f"{ctx.tlabel(t)}: {_confidence_needs(ctx, t)}; the region has "
+                    f"{fmt(float(ctx.instance.demand[:, t].sum()))} in all and the largest "
+                    f"reachable demand is {fmt(info['largest_reachable_volume'])} at "
+                    f"{ctx.slabel(s)}")
+    elif info["site_id"] is not None:
         s = ctx.instance.site_ids.index(info["site_id"])
         sentence = (f"{ctx.tlabel(t)}: required {fmt(info['required'])}/yr at every site but "
                     f"the largest reachable demand is {fmt(info['largest_reachable_volume'])} "
@@ -242,9 +293,11 @@ def reason_areas_without_viable_site(ctx: DiagnosisContext) -> Finding | None:
 
 
 MIN_VOLUME = Family(
-    "min_volume", "rows", ("margin", "margin_by_treatment"), build_min_volume, check_min_volume,
+    "min_volume", "rows", ("margin", "margin_by_treatment", "norm_confidence", "norm_period_years"),
+    build_min_volume, check_min_volume,
     (Reason(20, reason_no_site_reaches_norm), Reason(40, reason_areas_without_viable_site)),
-    doc="a kept pair treats at least norm x (1 + margin)",
+    doc="a kept pair treats at least norm x (1 + margin), or under norm_confidence the "
+    "expected volume meeting the norm with that probability",
 )
 LINK = Family("link", "rows", (), build_link, check_link,
               doc="only kept pairs treat patients: Σ_a flow <= U·y")

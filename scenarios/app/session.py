@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from herschik.optimiser.confidence import p_meet_norm
 from herschik.optimiser.decomposition import treatment_components
 from herschik.optimiser.diagnose import is_feasible
 from herschik.optimiser.formulation import required_matrix
@@ -39,7 +40,7 @@ from herschik.optimiser.params import SiteTreatment, SolveParams
 from herschik.optimiser.results import hospital_status
 from herschik.optimiser.whatif import StepReport, WhatIf
 from herschik.scenarios.run import TIMING_FIELDS, RunResult, solve_verified, verified_result
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: the objectives SolveParams accepts, read from its type (never hard-coded here)
 OBJECTIVES: tuple[str, ...] = tuple(
@@ -82,6 +83,8 @@ class PlanSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     region_id: str = Field(pattern=_ID)
     margin: float = Field(0.0, ge=0, le=5)
+    #: plan by the odds of meeting the norm instead of the margin (docs/CONFIDENCE.md)
+    norm_confidence: float | None = Field(None, gt=0, lt=1)
     max_travel: float | None = Field(None, gt=0, le=1440)
     max_extra_travel: float | None = Field(None, ge=0, le=1440)
     max_loss_share: float | None = Field(None, ge=0, le=1)
@@ -98,6 +101,13 @@ class PlanSettings(BaseModel):
             raise ValueError(f"unknown objective {value!r}; choose from {', '.join(OBJECTIVES)}")
         return value
 
+    @model_validator(mode="after")
+    def _confidence_or_margin(self) -> PlanSettings:
+        if self.norm_confidence is not None and self.margin != 0:
+            raise ValueError("the confidence replaces the margin: set the margin to 0 to plan "
+                             "by confidence")
+        return self
+
     @field_validator("force_keep", "force_close")
     @classmethod
     def _sorted_unique(cls, value: list[ForcedPair]) -> list[ForcedPair]:
@@ -107,6 +117,7 @@ class PlanSettings(BaseModel):
         """The SolveParams of this plan: the solver's defaults plus what the planner set."""
         update: dict[str, Any] = {
             "margin": self.margin,
+            "norm_confidence": self.norm_confidence,
             "max_travel": self.max_travel,
             "max_extra_travel": self.max_extra_travel,
             "max_loss_share": self.max_loss_share,
@@ -155,6 +166,9 @@ def hospital_rows(instance: Instance, run: RunResult, params: SolveParams) -> li
     keep = solution.keep
     fkeep = {(p.site_id, p.intervention_id) for p in params.force_keep}
     fclose = {(p.site_id, p.intervention_id) for p in params.force_close}
+    kept_volume = np.where(keep, after, np.nan)
+    odds_1y = p_meet_norm(kept_volume, norms, 1)
+    odds_period = p_meet_norm(kept_volume, norms, params.norm_period_years)
     rows = []
     for s, site in enumerate(instance.sites):
         for t, treatment in enumerate(instance.treatments):
@@ -186,11 +200,18 @@ def hospital_rows(instance: Instance, run: RunResult, params: SolveParams) -> li
                     "volume_before": _round(before[s, t], 6),
                     "volume_after": _round(after[s, t], 6),
                     "volume_change": _round(after[s, t] - before[s, t], 6),
+                    # the odds of meeting the norm (site_volumes.csv's, kept pairs only)
+                    "p_meet_norm_1y": _odds(odds_1y[s, t]),
+                    "p_meet_norm_period": _odds(odds_period[s, t]),
                     "status": status,
                     "forced": forced,
                 }
             )
     return rows
+
+
+def _odds(value: float) -> float | None:
+    return None if np.isnan(value) else _round(value, 6)
 
 
 def area_view(instance: Instance, run: RunResult) -> dict[str, Any]:
@@ -363,6 +384,8 @@ def scenario_toml(name: str, settings: PlanSettings, params: SolveParams, comman
         f"name = {_toml_value(name)}",
         f"description = {_toml_value(describe(settings))}",
         f"margin = {_toml_value(params.margin)}",
+        *([f"norm_confidence = {_toml_value(params.norm_confidence)}"]
+          if params.norm_confidence is not None else []),
         f"max_travel = {_toml_value(params.max_travel)}",
         f"max_extra_travel = {_toml_value(params.max_extra_travel)}",
         f"max_loss_share = {_toml_value(params.max_loss_share)}",
@@ -385,6 +408,8 @@ def describe(settings: PlanSettings) -> str:
     parts = [settings.region_id]
     if settings.margin != defaults.margin:
         parts.append(f"margin {settings.margin:g}")
+    if settings.norm_confidence is not None:
+        parts.append(f"confidence {settings.norm_confidence:g}")
     if settings.max_travel is not None:
         parts.append(f"max travel {settings.max_travel:g} min")
     if settings.max_extra_travel is not None:
@@ -472,6 +497,7 @@ class AppState:
             "first_region": self.first_region,
             "defaults": {
                 "margin": defaults.margin,
+                "norm_confidence": defaults.norm_confidence,
                 "max_travel": defaults.max_travel,
                 "max_extra_travel": defaults.max_extra_travel,
                 "max_loss_share": defaults.max_loss_share,
@@ -631,6 +657,11 @@ class AppState:
         if isinstance(margin, (int, float)) and margin < settings.margin:
             suggest(f"Lower the margin to {margin:.2f}", margin=float(margin))
             covered.add("margin")
+        confidence = diagnosis.get("largest_feasible_confidence")
+        if isinstance(confidence, (int, float)) and settings.norm_confidence is not None \
+                and 0 < confidence < settings.norm_confidence:
+            suggest(f"Lower the confidence to {confidence:.0%}", norm_confidence=float(confidence))
+            covered.add("norm_confidence")
         travel = diagnosis.get("smallest_feasible_max_travel")
         if isinstance(travel, (int, float)) and settings.max_travel is not None:
             suggest(f"Raise the travel limit to {travel:.0f} min", max_travel=float(travel))
@@ -827,8 +858,8 @@ class AppState:
                 "b_status": sb, "b_volume": vb, "diff": _round(vb - va, 6),
             })
         settings = []
-        for key in ("region_id", "margin", "max_travel", "max_extra_travel", "max_loss_share",
-                    "objective"):
+        for key in ("region_id", "margin", "norm_confidence", "max_travel", "max_extra_travel",
+                    "max_loss_share", "objective"):
             settings.append({"key": key, "a": getattr(plan_a.settings, key),
                              "b": getattr(plan_b.settings, key)})
         for key in ("force_keep", "force_close"):

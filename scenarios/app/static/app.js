@@ -135,6 +135,14 @@ function siteSummary(i) {
   return { status, before, after, rows };
 }
 
+// the odds of meeting the norm as the report writes them: never a rounded 100 % or 0 %
+function oddsText(p) {
+  if (p === null || p === undefined) return "";
+  if (p > 0.999) return "> 99.9%";
+  if (p < 0.001) return "< 0.1%";
+  return `${(100 * p).toFixed(1)}%`;
+}
+
 function siteText(i, withButtons) {
   const summary = siteSummary(i);
   const site = S.layers.sites[i];
@@ -148,7 +156,8 @@ function siteText(i, withButtons) {
     const key = `${r.site_id}|${r.intervention_id}`;
     const forced = S.force.get(key) || "";
     html += `<tr><td>${esc(r.intervention_name)}</td><td>${fmt(r.volume_before)} → ` +
-      `${fmt(r.volume_after)}</td><td>${esc(STATUS_WORDS[r.status] || "")}</td><td>` +
+      `${fmt(r.volume_after)}</td><td>${esc(STATUS_WORDS[r.status] || "")}</td>` +
+      `<td title="odds of meeting the norm in a year">${oddsText(r.p_meet_norm_1y)}</td><td>` +
       ["keep", "close", ""].map((f) => `<button data-force="${f}" data-site="${esc(r.site_id)}" ` +
         `data-treatment="${esc(r.intervention_id)}" ${forced === f ? "disabled" : ""}>` +
         `${f || "free"}</button>`).join("") + "</td></tr>";
@@ -285,6 +294,7 @@ function drawHospitals() {
       `<td>${r.volume_change > 0 ? "+" : ""}${fmt(r.volume_change)}</td>` +
       `<td>${r.status ? `<span class="status status-${r.status}">` +
         `${STATUS_WORDS[r.status]}</span>` : ""}</td>` +
+      `<td class="odds">${oddsText(r.p_meet_norm_1y)}</td>` +
       `<td><select class="force" ${whole ? "disabled" : ""} data-site="${esc(r.site_id)}" ` +
       `data-treatment="${esc(r.intervention_id)}">${options}</select></td></tr>`;
   }).join("");
@@ -337,7 +347,9 @@ function readSettings() {
     (what === "keep" ? force_keep : force_close).push({ site_id, intervention_id });
   }
   return {
-    region_id: S.region, margin: numberOrNull("margin") ?? 0,
+    // a confidence replaces the margin (the server refuses both)
+    region_id: S.region, norm_confidence: numberOrNull("norm_confidence"),
+    margin: numberOrNull("norm_confidence") === null ? (numberOrNull("margin") ?? 0) : 0,
     max_travel: numberOrNull("max_travel"), max_extra_travel: numberOrNull("max_extra_travel"),
     max_loss_share: numberOrNull("max_loss_share"), objective: $("objective").value || null,
     force_keep, force_close,
@@ -346,6 +358,8 @@ function readSettings() {
 
 function writeSettings(settings) {
   $("margin").value = settings.margin ?? 0;
+  $("norm_confidence").value = settings.norm_confidence ?? "";
+  $("margin").disabled = settings.norm_confidence !== null && settings.norm_confidence !== undefined;
   for (const id of ["max_travel", "max_extra_travel", "max_loss_share"]) {
     $(id).value = settings[id] === null || settings[id] === undefined ? "" : settings[id];
   }
@@ -490,7 +504,8 @@ async function exportPlan(id) {
 }
 
 // --- events ------------------------------------------------------------------------------
-for (const id of ["margin", "max_travel", "max_extra_travel", "max_loss_share", "objective"]) {
+for (const id of ["margin", "norm_confidence", "max_travel", "max_extra_travel",
+  "max_loss_share", "objective"]) {
   $(id).addEventListener("change", () => solve(readSettings()));
 }
 $("region").addEventListener("change", () => loadRegion($("region").value));
