@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +11,7 @@ import pandas as pd
 from herschik.geo.dataset import Dataset
 from herschik.geo.schema import CRS, SCHEMA
 
-from herschik.atomic import write_text
-from herschik.errors import DataError
+from herschik.atomic import staged_dir, write_text
 
 
 def _csv_text(frame: pd.DataFrame) -> str:
@@ -65,31 +61,15 @@ def write_area_geometries(frame: Any, path: Path) -> None:
 def export_dataset(dataset: Dataset, out_dir: str | Path) -> Path:
     """Write ``dataset`` in the documented format to ``out_dir`` (atomically) and return it.
 
-    All files are first written into a temporary folder beside ``out_dir``; then either that
-    folder is renamed to ``out_dir`` (if it did not exist) or the files are moved in one by
-    one with ``os.replace``. Files of the format that the dataset lacks (``travel_times.csv``,
-    ``areas.gpkg``) are removed from an existing ``out_dir`` so it loads back as exported.
+    Through the guarded folder writer (:func:`herschik.atomic.staged_dir`, kind ``dataset``):
+    ``out_dir`` must be new, empty or a dataset folder herschik exported before (a folder of
+    the user's own files is refused with :class:`~herschik.errors.OutputError`, exit 2); all
+    files are written into a staging folder beside it, which then replaces it whole.
     """
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise DataError(str(out), None, None, "exists and is not a folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
-    os.chmod(staging, 0o755)  # mkdtemp makes it private; the dataset is ordinary data
-    try:
+    with staged_dir(out, kind="dataset") as staging:
         for file, text in dataset_files(dataset).items():
             write_text(staging / file, text)
         if dataset.area_geometries is not None:
             write_area_geometries(dataset.area_geometries, staging / "areas.gpkg")
-        if not out.exists():
-            os.replace(staging, out)
-            return out
-        written = {p.name for p in staging.iterdir()}
-        for path in sorted(staging.iterdir()):
-            os.replace(path, out / path.name)
-        for optional in ("travel_times.csv", "areas.gpkg"):
-            if optional not in written and (out / optional).exists():
-                (out / optional).unlink()
-        return out
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return out

@@ -7,10 +7,19 @@
   :func:`write_text`, :func:`write_json` and :func:`write_csv` are built on it.
 * Targets that are not regular files (``/dev/full``, a FIFO, a folder) are refused with
   :class:`~herschik.errors.OutputError`, never replaced.
-* :func:`staged_dir` writes a result folder beside its final place and swaps it in whole. It
-  replaces only folders that herschik wrote (they hold the marker file :data:`MARKER`) or empty
-  ones, and holds :func:`output_lock` so that a second process writing the same folder fails
-  at once instead of deleting the first one's staging folder.
+* :func:`staged_dir` is the guarded folder writer of every command that writes a folder as a
+  whole (``solve``, ``data export``, ``compare --out``, the app's export, and the planned
+  ``data import-volumes``): it writes beside the final place and swaps the folder in whole. It
+  replaces only folders that herschik wrote for the same purpose (they hold the marker file
+  :data:`MARKER` with that ``kind``) or empty ones, refuses a symbolic link, and holds
+  :func:`output_lock` so that a second process writing the same folder fails at once instead
+  of deleting the first one's staging folder.
+* :func:`open_output_dir` is the same guard for a folder that grows file by file (a resumable
+  ``sweep``): marker check, lock (the caller's), symlink refused; each file in it is written
+  with :func:`atomic_path`.
+* Files named by ``--out FILE`` (``matrix``, ``network build``) go through
+  :func:`check_output_file` (regular file or new, never a symbolic link), :func:`output_lock`
+  and :func:`atomic_path`.
 
 Imports nothing of the project (beyond :mod:`herschik.errors`), so geo/ and scenarios/ share it.
 """
@@ -37,6 +46,7 @@ __all__ = [
     "check_output_dir",
     "check_output_file",
     "folder_is_complete",
+    "open_output_dir",
     "output_lock",
     "staged_dir",
     "write_binary",
@@ -67,9 +77,20 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def _refuse_symlink(path: Path, flag: str) -> None:
+    # Replacing a link would put a real file or folder where the user keeps a link (and
+    # following it would write somewhere the command line does not name): refuse both.
+    if path.is_symlink():
+        raise OutputError(
+            f"{flag} {path}: is a symbolic link; name the real folder or file instead"
+        )
+
+
 def check_output_file(path: str | Path, flag: str = "--out") -> Path:
-    """``path`` as a Path if it is a new path or a regular file; else raise OutputError."""
+    """``path`` as a Path if it is a new path or a regular file (not a symbolic link); else
+    raise OutputError."""
     path = Path(path)
+    _refuse_symlink(path, flag)
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -243,40 +264,93 @@ def folder_is_complete(folder: str | Path) -> bool:
     return True
 
 
-def check_output_dir(final: str | Path, flag: str = "--out") -> Path:
-    """Raise OutputError unless ``final`` is new, an empty folder, or a folder herschik wrote."""
+#: What a marked folder holds; a folder is replaced only by a writer of the same kind.
+FOLDER_KINDS = ("run", "sweep", "dataset", "comparison", "app-export")
+
+
+def _marker_kind(marker: dict[str, Any]) -> str:
+    return str(marker.get("kind", "run"))  # markers written before kinds existed: run folders
+
+
+def check_output_dir(final: str | Path, flag: str = "--out", *, kind: str = "run") -> Path:
+    """Raise OutputError unless ``final`` is new, an empty folder, or a folder herschik wrote
+    as a ``kind`` folder; a symbolic link is refused too."""
     final = Path(final)
-    if not final.exists() and not final.is_symlink():
+    _refuse_symlink(final, flag)
+    if not final.exists():
         if final.parent.exists() and not final.parent.is_dir():
             raise OutputError(f"{flag} {final}: {final.parent} is not a folder")
         return final
     if not final.is_dir():
         raise OutputError(f"{flag} {final}: exists and is not a folder")
-    if any(final.iterdir()) and _read_marker(final) is None:
+    if not any(final.iterdir()):
+        return final
+    marker = _read_marker(final)
+    if marker is None:
         # Never swap away a folder that is not ours (--out . or a folder of the user's files).
         raise OutputError(
             f"{flag} {final}: the folder exists and was not written by herschik (no {MARKER}); "
             "choose a new or empty folder"
         )
+    if _marker_kind(marker) != kind:
+        # e.g. `compare A B --out A` must not replace run A by a comparison
+        raise OutputError(
+            f"{flag} {final}: the folder holds a herschik {_marker_kind(marker)} folder, not a "
+            f"{kind} folder; choose a new or empty folder"
+        )
     return final
 
 
-def _write_marker(staging: Path) -> None:
+def _marker_data(kind: str, files: dict[str, int] | None) -> dict[str, Any]:
+    from herschik import __version__
+
+    if kind not in FOLDER_KINDS:
+        raise ValueError(f"unknown folder kind {kind!r}")
+    data: dict[str, Any] = {"written_by": "herschik", "version": __version__, "kind": kind}
+    if files is not None:
+        data["files"] = files
+    return data
+
+
+def _write_marker(staging: Path, kind: str) -> None:
     files = {}
     for path in sorted(staging.rglob("*")):
         if path.is_file() and path.name != MARKER:
             files[path.relative_to(staging).as_posix()] = path.stat().st_size
-    from herschik import __version__
+    write_json(staging / MARKER, _marker_data(kind, files))
 
-    write_json(staging / MARKER, {"written_by": "herschik", "version": __version__,
-                                  "files": files})
+
+def open_output_dir(
+    final: str | Path, flag: str = "--out", *, kind: str,
+    adopt: Callable[[Path], bool] | None = None,
+) -> Path:
+    """Create (or reopen) a folder that is written file by file, e.g. a resumable sweep.
+
+    Call it while holding :func:`output_lock` on ``final``. ``final`` must be new, empty, or a
+    ``kind`` folder herschik wrote (:func:`check_output_dir`); ``adopt(final)`` may accept an
+    unmarked folder that herschik recognisably wrote before markers existed. The marker (without
+    a file list: the folder is never "complete") is written first, so an interrupted first
+    run is still recognised as ours.
+    """
+    final = Path(final)
+    _refuse_symlink(final, flag)
+    if not (final.is_dir() and _read_marker(final) is None and adopt is not None
+            and adopt(final)):
+        check_output_dir(final, flag, kind=kind)
+    final.mkdir(parents=True, exist_ok=True)
+    if _read_marker(final) is None:
+        write_json(final / MARKER, _marker_data(kind, None))
+    return final
 
 
 @contextlib.contextmanager
-def staged_dir(final: str | Path, flag: str = "--out", *, lock: bool = True) -> Iterator[Path]:
+def staged_dir(
+    final: str | Path, flag: str = "--out", *, lock: bool = True, kind: str = "run"
+) -> Iterator[Path]:
     """Yield a temporary folder beside ``final``; on success it replaces ``final`` as a whole.
 
-    ``final`` must be new, empty, or a folder herschik wrote (:func:`check_output_dir`). While
+    ``final`` must be new, empty, or a ``kind`` folder herschik wrote (:func:`check_output_dir`;
+    a symbolic link is refused). While
     the folder is written, :func:`output_lock` is held, so a second writer fails at once. On an
     exception (or a kill) only the hidden temporary folder is left, which the next run removes;
     ``final`` keeps its previous complete content until the rename. The marker file, listing
@@ -285,7 +359,7 @@ def staged_dir(final: str | Path, flag: str = "--out", *, lock: bool = True) -> 
     """
     final = Path(final)
     with output_lock(final, flag) if lock else contextlib.nullcontext():
-        check_output_dir(final, flag)
+        check_output_dir(final, flag, kind=kind)
         final.parent.mkdir(parents=True, exist_ok=True)
         # Safe under the lock: no other process is writing beside this folder.
         for stale in final.parent.glob(f".{final.name}{_STAGING}*"):
@@ -296,7 +370,7 @@ def staged_dir(final: str | Path, flag: str = "--out", *, lock: bool = True) -> 
         os.chmod(staging, 0o777 & ~_umask())
         try:
             yield staging
-            _write_marker(staging)
+            _write_marker(staging, kind)
             _fsync_dir(staging)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

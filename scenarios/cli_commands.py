@@ -106,6 +106,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from herschik.scenarios.compare import CompareError, compare_runs, write_comparison
     from rich.table import Table
 
+    from herschik.atomic import check_output_dir
+
+    if args.out is not None:  # before any work: never a folder of the user's files
+        check_output_dir(args.out, kind="comparison")
     try:
         tables = compare_runs(args.run_a, args.run_b)
     except CompareError as error:
@@ -131,8 +135,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
                           _cell(r.volume_after_b), _cell(r.volume_difference))
         console.print(table)
     if args.out is not None:
-        if args.out.exists() and not args.out.is_dir():
-            raise UsageError(f"--out {args.out}: exists and is not a folder")
         for path in write_comparison(tables, args.out):
             console.print(f"wrote {path}")
     return EXIT_OK
@@ -147,13 +149,20 @@ def _cell(value: Any) -> str:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
+    from herschik.atomic import check_output_file, output_lock
+
+    check_output_file(args.out)  # before any work: never a device, FIFO, folder or link
+    with output_lock(args.out):
+        return _matrix_into(args)
+
+
+def _matrix_into(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
     from herschik.scenarios.assemble import travel_minutes
 
-    from herschik.atomic import check_output_file, write_csv
+    from herschik.atomic import write_csv
 
-    check_output_file(args.out)  # before any work: never a device, FIFO or folder
     dataset = load_args_dataset(args, args.region)
     if args.region not in set(dataset.regions["region_id"]):
         raise UnknownRegionError(f"--region {args.region}: unknown region")
@@ -219,12 +228,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_network(args: argparse.Namespace) -> int:
     if args.network_command == "validate":
         return _network_validate(args)
+    from herschik.atomic import check_output_file, output_lock
+
+    check_output_file(args.out)  # before any work: never a device, FIFO, folder or link
+    with output_lock(args.out):
+        return _network_build_into(args)
+
+
+def _network_build_into(args: argparse.Namespace) -> int:
     from herschik.geo.network import download_network, save_network
 
-    from herschik.atomic import check_output_file, write_binary
+    from herschik.atomic import write_binary
     from herschik.errors import DataError
 
-    check_output_file(args.out)  # before any work: never a device, FIFO or folder
     if args.download:
         try:
             net = download_network(args.download)

@@ -161,14 +161,15 @@ def compare_runs(run_a: str | Path, run_b: str | Path) -> dict[str, pd.DataFrame
 
 
 def write_comparison(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:
-    """Write each table as ``<name>.csv`` into ``out_dir`` (atomically); the paths written."""
-    from herschik.atomic import write_csv
+    """Write each table as ``<name>.csv`` into the folder ``out_dir``; the paths written.
+
+    Through the guarded folder writer (kind ``comparison``): ``out_dir`` must be new, empty or
+    a comparison herschik wrote; it is replaced whole (OutputError otherwise, exit 2).
+    """
+    from herschik.atomic import staged_dir, write_csv
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, table in tables.items():
-        path = out / f"{name}.csv"
-        write_csv(path, table)
-        paths.append(path)
-    return paths
+    with staged_dir(out, kind="comparison") as staging:
+        for name, table in tables.items():
+            write_csv(staging / f"{name}.csv", table)
+    return [out / f"{name}.csv" for name in tables]

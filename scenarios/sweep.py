@@ -126,17 +126,31 @@ def run_sweep(
     spec = load_scenario(scenario_file)
     runs = spec.expand()
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsError(f"{out_dir} exists and is not a folder")
-    from herschik.atomic import output_lock
+    from herschik.atomic import open_output_dir, output_lock
 
     # One writer per sweep folder: a second sweep into it fails at once (exit 2) instead of
-    # removing the first one's live staging folders.
+    # removing the first one's live staging folders. Only a new, empty or sweep folder
+    # herschik wrote is written (never a folder of the user's files, nor a link).
     with output_lock(out_dir):
+        open_output_dir(out_dir, kind="sweep", adopt=_older_sweep)
         return _run_sweep_locked(
             spec, runs, out_dir, regions, workers, executor, scheduler, plot, dataset_source,
             network, progress, outputs,
         )
+
+
+def _older_sweep(out_dir: Path) -> bool:
+    """A sweep folder written before sweep folders had a marker: only ``runs.csv``,
+    ``runs.parquet``, ``plots/`` and a ``runs/`` folder of marked run folders."""
+    from herschik.atomic import MARKER
+
+    if out_dir.is_symlink() or not (out_dir / "runs").is_dir():
+        return False
+    names = {p.name for p in out_dir.iterdir() if not p.name.startswith(".")}
+    if not names <= {"runs", "runs.csv", "runs.parquet", "plots"}:
+        return False
+    runs = [p for p in (out_dir / "runs").iterdir() if not p.name.startswith(".")]
+    return bool(runs) and all((p / MARKER).is_file() for p in runs)
 
 
 @dataclasses.dataclass

@@ -354,6 +354,8 @@ def test_export_check_compares_the_csvs_byte_for_byte(
 
 def test_export_folders_are_never_reused(tmp_path: Path) -> None:
     first = new_folder(tmp_path, "plan-001-midden")
+    assert not first.exists()  # named, not created: the guarded writer creates it whole
+    first.mkdir()
     (first / "plan.toml").write_text("x")
     second = new_folder(tmp_path, "plan-001-midden")
     assert (first.name, second.name) == ("plan-001-midden", "plan-001-midden-2")

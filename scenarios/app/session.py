@@ -881,6 +881,8 @@ class AppState:
         to ``--out``), the files written, the CLI command and whether the CLI's KPIs and hospital
         volumes equal the plan's.
         """
+        from herschik.atomic import staged_dir, write_text
+
         plan = self.plan(plan_id)
         with self._export_lock:
             stem = f"plan-{plan.id:03d}-{plan.settings.region_id}"
@@ -888,27 +890,32 @@ class AppState:
             args = ["solve", "--region", plan.settings.region_id, "--scenario", "plan.toml",
                     "--out", "result", *self.source_args]
             command = "herschik " + " ".join(_quote(a) for a in args)
-            (folder / "plan.toml").write_text(
-                scenario_toml(stem, plan.settings, plan.params, command), encoding="utf-8"
-            )
-            started = time.perf_counter()
-            proc = subprocess.run(
-                [sys.executable, "-m", "herschik.scenarios.cli", *args],
-                cwd=folder, capture_output=True, text=True, timeout=1800, check=False,
-            )
-            seconds = time.perf_counter() - started
-        if proc.returncode not in (0, 1) or not (folder / "result" / "summary.json").is_file():
-            lines = (proc.stderr or proc.stdout).strip().splitlines()
-            raise RuntimeError(
-                f"herschik solve failed (exit {proc.returncode}): "
-                f"{lines[-1] if lines else 'no output'}"
-            )
+            # The guarded folder writer: the folder appears whole (plan.toml and a finished
+            # result/) or not at all, also when the solve fails or the app is stopped.
+            with staged_dir(folder, kind="app-export") as staging:
+                write_text(staging / "plan.toml",
+                           scenario_toml(stem, plan.settings, plan.params, command))
+                started = time.perf_counter()
+                proc = subprocess.run(
+                    [sys.executable, "-m", "herschik.scenarios.cli", *args],
+                    cwd=staging, capture_output=True, text=True, timeout=1800, check=False,
+                )
+                seconds = time.perf_counter() - started
+                if proc.returncode not in (0, 1) or not (
+                    staging / "result" / "summary.json"
+                ).is_file():
+                    lines = (proc.stderr or proc.stdout).strip().splitlines()
+                    raise RuntimeError(
+                        f"herschik solve failed (exit {proc.returncode}): "
+                        f"{lines[-1] if lines else 'no output'}"
+                    )
         result = folder / "result"
         same, differences = same_result(plan, result)
         return {
             "folder": folder.name,
             "files": sorted(
-                str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()
+                str(p.relative_to(folder)) for p in folder.rglob("*")
+                if p.is_file() and not p.name.startswith(".")
             ),
             "command": command,
             "exit_code": proc.returncode,
@@ -919,16 +926,17 @@ class AppState:
 
 
 def new_folder(parent: Path, stem: str) -> Path:
-    """Create and return ``parent/stem``, or ``stem-2``, ``stem-3``... if taken (never reused)."""
+    """``parent/stem``, or ``stem-2``, ``stem-3``... if taken (never reused); not created (the
+    caller writes it with :func:`herschik.atomic.staged_dir`, which refuses a taken name)."""
     parent.mkdir(parents=True, exist_ok=True)
     n = 1
     while True:
         folder = parent / (stem if n == 1 else f"{stem}-{n}")
-        try:
-            folder.mkdir()
+        if not folder.exists() and not folder.is_symlink() and not (
+            parent / f".{folder.name}.lock"
+        ).exists():
             return folder
-        except FileExistsError:
-            n += 1
+        n += 1
 
 
 def same_result(plan: Plan, result: Path) -> tuple[bool, list[str]]:
