@@ -13,6 +13,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 ObjectiveName = Literal["planner", "travel", "moved", "providers"]
 SolverName = Literal["highs", "cbc"]
 
+# The documented finite range of every number (README "Reliability", docs/SCENARIOS.md): wide
+# enough for any planning question, narrow enough that no product of them overflows or spans
+# more orders of magnitude than a MIP solver resolves (weights 1e20 apart made HiGHS give up).
+MAX_MARGIN = 10.0  # required volume at most 11 x the norm
+MAX_MINUTES = 1440.0  # one day of travel
+MAX_CAPACITY_FACTOR = 1000.0
+MAX_PATIENTS = 1e7  # per site and treatment per year (the Netherlands has 18 million people)
+MAX_OBJECTIVE_WEIGHT = 1e6
+MAX_TIME_LIMIT_S = 1e6  # about 11.5 days
+MAX_THREADS = 1024
+MAX_VISITS = 1000.0
+MAX_PROVIDERS = 10_000
+
 
 class SiteTreatment(BaseModel):
     """A (site, treatment) pair; ``intervention_id = "*"`` means every treatment of the site."""
@@ -28,7 +41,7 @@ class CapacityCap(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     site_id: str
     intervention_id: str = "*"
-    max_patients: float = Field(ge=0)
+    max_patients: float = Field(ge=0, le=MAX_PATIENTS)
 
 
 class SolveParams(BaseModel):
@@ -41,7 +54,8 @@ class SolveParams(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     # json_schema_extra: the CLI's metavar and help example (scenarios/param_flags.py)
-    margin: float = Field(0.0, ge=0, description="required volume = norm x (1 + margin)",
+    margin: float = Field(0.0, ge=0, le=MAX_MARGIN,
+                          description="required volume = norm x (1 + margin)",
                           json_schema_extra={"example": "0.1 for a 10% margin"})
     margin_by_treatment: dict[str, float] = Field(
         default_factory=dict, description="margin of one treatment, instead of margin"
@@ -59,7 +73,8 @@ class SolveParams(BaseModel):
         json_schema_extra={"metavar": "YEARS"},
     )
     max_travel: float | None = Field(
-        None, gt=0, description="maximum car travel time in minutes from area to treating site",
+        None, gt=0, le=MAX_MINUTES,
+        description="maximum car travel time in minutes from area to treating site",
         json_schema_extra={"metavar": "MIN"},
     )
     remote_areas: Literal["nearest_provider", "strict"] = Field(
@@ -69,11 +84,13 @@ class SolveParams(BaseModel):
         "provider; 'strict' applies max_travel to them too (often infeasible)",
     )
     max_extra_travel: float | None = Field(
-        None, ge=0, description="limit on travel minutes over the area's baseline mean travel",
+        None, ge=0, le=MAX_MINUTES,
+        description="limit on travel minutes over the area's baseline mean travel",
         json_schema_extra={"metavar": "MIN"},
     )
     capacity_factor: float | None = Field(
-        None, gt=0, description="cap per site and treatment = factor x baseline volume"
+        None, gt=0, le=MAX_CAPACITY_FACTOR,
+        description="cap per site and treatment = factor x baseline volume"
     )
     capacity: list[CapacityCap] = Field(
         default_factory=list, description="at most MAX_PATIENTS per year at a site for a "
@@ -123,17 +140,22 @@ class SolveParams(BaseModel):
     )
     solver: SolverName = Field("highs", description="MIP solver")
     time_limit: float | None = Field(
-        None, gt=0, description="time limit in seconds per sub-problem; the best solution found "
+        None, gt=0, le=MAX_TIME_LIMIT_S,
+        description="time limit in seconds per sub-problem; the best solution found "
         "is returned with its gap", json_schema_extra={"metavar": "S"},
     )
-    mip_gap: float = Field(1e-4, ge=0, description="relative optimality gap at which to stop",
+    mip_gap: float = Field(1e-4, ge=0, le=1,
+                           description="relative optimality gap at which to stop",
                            json_schema_extra={"metavar": "G"})
-    threads: int | None = Field(None, ge=1, description="solver threads (default: its own)")
+    threads: int | None = Field(None, ge=1, le=MAX_THREADS,
+                                description="solver threads (default: its own)")
     # Shared-care KPI: visits a patient makes for the treatment, and how many of them a
     # shared-care model keeps at the nearest hospital instead of the treating centre.
-    visits_per_patient: float = Field(6.0, ge=0, description="visits per patient (shared-care KPI)")
+    visits_per_patient: float = Field(6.0, ge=0, le=MAX_VISITS,
+                                      description="visits per patient (shared-care KPI)")
     shared_care_local_visits: float = Field(
-        4.0, ge=0, description="of those, visits kept at the nearest hospital (shared-care KPI)"
+        4.0, ge=0, le=MAX_VISITS,
+        description="of those, visits kept at the nearest hospital (shared-care KPI)",
     )
 
     @field_validator("margin_by_treatment")
@@ -142,24 +164,27 @@ class SolveParams(BaseModel):
         for treatment, margin in value.items():
             if treatment == "*":
                 raise ValueError("'*' is not a treatment: use margin for every treatment")
-            if margin < 0:
-                raise ValueError(f"margin for {treatment} must be >= 0, got {margin}")
+            if not 0 <= margin <= MAX_MARGIN:
+                raise ValueError(
+                    f"margin for {treatment} must be between 0 and {MAX_MARGIN:g}, got {margin}")
         return value
 
     @field_validator("max_providers")
     @classmethod
     def _providers_positive(cls, value: dict[str, int]) -> dict[str, int]:
         for treatment, most in value.items():
-            if most < 1:  # every patient is treated in the region, so by one provider at least
-                raise ValueError(f"max_providers for {treatment} must be >= 1, got {most}")
+            if not 1 <= most <= MAX_PROVIDERS:  # every patient is treated, so by one at least
+                raise ValueError(f"max_providers for {treatment} must be between 1 and "
+                                 f"{MAX_PROVIDERS}, got {most}")
         return value
 
     @field_validator("objective_weights")
     @classmethod
     def _weights_non_negative(cls, value: dict[str, float] | None) -> dict[str, float] | None:
         for name, weight in (value or {}).items():
-            if weight < 0:  # a negative weight would maximise that term
-                raise ValueError(f"weight of {name} must be >= 0, got {weight}")
+            if not 0 <= weight <= MAX_OBJECTIVE_WEIGHT:  # negative would maximise the term
+                raise ValueError(f"weight of {name} must be between 0 and "
+                                 f"{MAX_OBJECTIVE_WEIGHT:g}, got {weight}")
         return value
 
     @model_validator(mode="after")

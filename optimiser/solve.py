@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from herschik.errors import SolverError
+
 from .algorithms import BRANCH_AND_BOUND_ONLY as BRANCH_AND_BOUND_ONLY  # re-exported
 from .algorithms import DEFAULT_ALGORITHMS, Algorithms, linking_for
 from .backends import BackendResult, solve_highs, solve_pulp
@@ -127,6 +129,7 @@ def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
     elif algorithms.hall_test and keep_set_feasible(arrays) is False:
         return BackendResult(SolveStatus.INFEASIBLE, solver=params.solver,
                              message=KEEP_SET_SEARCH), notes
+    highs_undecided: str | None = None  # HiGHS ran on the model but reached no verdict
     if params.solver == "highs":
         try:
             result = solve_highs(arrays, params.time_limit, params.mip_gap, threads, start=start,
@@ -137,15 +140,27 @@ def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
             result = None
         except Exception as exc:  # any HiGHS failure: try CBC rather than crash
             notes.append(f"HiGHS failed ({exc!r}); solved with CBC instead")
+            highs_undecided = repr(exc)
             result = None
         if result is not None and result.status != SolveStatus.ERROR:
             return _proven(result), notes
         if result is not None:
             notes.append(f"HiGHS returned an error ({result.message}); solved with CBC instead")
+            highs_undecided = f"status {result.message!r}"
     result = solve_pulp(arrays, "cbc", params.time_limit, params.mip_gap, threads,
                         preprocess=cbc_preprocess)
     if result.status == SolveStatus.ERROR:
         raise RuntimeError(f"CBC failed on a sub-problem: {result.message}")
+    if (highs_undecided is not None and result.status == SolveStatus.INFEASIBLE
+            and keep_set_feasible(arrays) is not False):
+        # Where HiGHS gives up (e.g. "Unknown" on objective coefficients 1e20 apart) CBC's
+        # "infeasible" comes from the same numerical trouble: a plan exists (issue 27). Only
+        # a proven verdict may be reported; otherwise say that nothing was decided.
+        raise SolverError(
+            f"the solvers could not decide a sub-problem: HiGHS stopped without a verdict "
+            f"({highs_undecided}) and CBC's 'infeasible' is not confirmed by the exact "
+            "keep-set test; feasibility is undecided (numerically extreme inputs?)"
+        )
     return _proven(result), notes
 
 

@@ -41,8 +41,9 @@ def verify(
     The constraints are checked family by family (each family's check in optimiser.rows, in
     registry order), the KPIs here.
     """
+    non_finite = non_finite_inputs(instance, params)
     if not solution.feasible:
-        return (
+        return non_finite + (
             []
             if solution.diagnosis and solution.diagnosis.get("reason")
             else ["infeasible solution without a diagnosis reason"]
@@ -53,17 +54,20 @@ def verify(
         return ["feasible solution without flow or keep arrays"]
     if flow.shape != (n_areas, n_sites, n_treat) or keep.shape != (n_sites, n_treat):
         return [f"wrong shapes: flow {flow.shape}, keep {keep.shape}"]
+    if not np.isfinite(flow).all():
+        return [*non_finite, f"{int((~np.isfinite(flow)).sum())} flows are not finite numbers"]
     # names beside the codes in every message ("Name (code)")
     ctx = CheckContext(
         instance=instance, params=params, flow=flow, keep=np.asarray(keep).astype(bool),
         area_labels=[instance.area_label(a) for a in range(n_areas)],
         site_labels=[instance.site_label(s) for s in range(n_sites)],
     )
-    problems: list[str] = []
+    problems: list[str] = list(non_finite)
     for family in FAMILIES:
         if family.check is not None:
             problems.extend(family.check(ctx))
     if kpis is not None:
+        problems.extend(_non_finite_kpis(kpis))
         problems.extend(_check_kpis(kpis, instance, flow))
         if "norm_odds" in kpis:
             problems.extend(_check_norm_odds(kpis, instance, params, flow, ctx.keep))
@@ -105,6 +109,54 @@ def _check_norm_odds(kpis: dict[str, Any], instance: Instance, params: SolvePara
         if got is None or not np.isfinite(got) or abs(float(got) - value) > ODDS_TOL:
             problems.append(f"KPI {key} reported {got} but recomputed {value:.6f}")
     return problems
+
+
+def non_finite_inputs(instance: Instance, params: SolveParams) -> list[str]:
+    """Every input number that is not finite, in words (issue 27: a comparison with NaN or
+    infinity is always false, so checks built on comparisons would pass such a plan).
+
+    Travel times may be infinite (no route); demand, the baseline, the norms, every number of
+    the parameters and every required volume norm x (1 + margin) must be finite.
+    """
+    problems = []
+    for name in ("demand", "baseline_flow", "baseline_volume"):
+        values = np.asarray(getattr(instance, name), dtype=float)
+        if not np.isfinite(values).all():
+            problems.append(f"instance {name}: {int((~np.isfinite(values)).sum())} values are "
+                            "not finite")
+    if np.isnan(np.asarray(instance.travel_min, dtype=float)).any():
+        problems.append("instance travel_min: NaN travel times")
+    for key, value in _numbers(params.model_dump()):
+        if not np.isfinite(value):
+            problems.append(f"parameter {key} = {value} is not finite")
+    for treatment in instance.treatments:
+        margin = float(params.margin_by_treatment.get(treatment.id, params.margin))
+        norms = [treatment.norm, *(treatment.tier_norms or {}).values()]
+        for norm in (n for n in norms if n is not None):
+            with np.errstate(over="ignore", invalid="ignore"):
+                required = np.float64(norm) * (1.0 + np.float64(margin))
+            if not np.isfinite(required):
+                problems.append(f"{treatment.id}: required volume norm {norm} x (1 + margin "
+                                f"{margin:g}) is not finite")
+    return problems
+
+
+def _numbers(value: Any, key: str = "") -> list[tuple[str, float]]:
+    """(dotted key, number) of every int or float inside a dumped model."""
+    if isinstance(value, bool) or value is None:
+        return []
+    if isinstance(value, (int, float)):
+        return [(key, float(value))]
+    if isinstance(value, dict):
+        return [n for k, v in value.items() for n in _numbers(v, f"{key}.{k}" if key else str(k))]
+    if isinstance(value, (list, tuple)):
+        return [n for i, v in enumerate(value) for n in _numbers(v, f"{key}[{i}]")]
+    return []
+
+
+def _non_finite_kpis(kpis: dict[str, Any]) -> list[str]:
+    return [f"KPI {key} = {value} is not finite" for key, value in _numbers(kpis)
+            if not np.isfinite(value)]
 
 
 def _close(a: float, b: float, tol: float = KPI_TOL) -> bool:

@@ -42,7 +42,9 @@ from herschik.scenarios.scenario_schema import (
     _ALL_KEYS,
     _SCENARIO_FIELDS,
     _SOLVE_FIELDS,
+    MAX_EXTENDS_DEPTH,
     MAX_GRID_RUNS,
+    MAX_NESTING,
     MAX_SCENARIO_BYTES,
     ScenarioModel,
     _deep_merge,
@@ -203,9 +205,28 @@ def _read_toml(path: Path, display: str, referrer: tuple[str, str] | None) -> di
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(display, "(file)", f"cannot read: {exc}") from None
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(display, "(toml)", str(exc)) from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ScenarioError(display, "(toml)", f"nested more than {MAX_NESTING} levels deep"
+                            ) from None
+    if _nesting(data) > MAX_NESTING:
+        raise ScenarioError(display, "(toml)", f"nested more than {MAX_NESTING} levels deep")
+    return data
+
+
+def _nesting(value: Any) -> int:
+    """How deep tables and arrays nest in ``value`` (counted without recursion)."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            todo.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            todo.extend((v, depth + 1) for v in item)
+    return deepest
 
 
 def _display(path: Path) -> str:
@@ -224,6 +245,10 @@ def _load_chain(
     if resolved in stack:
         cycle = " -> ".join(_display(p) for p in (*stack, resolved))
         raise ScenarioError(display, "extends", f"cycle: {cycle}")
+    if len(stack) >= MAX_EXTENDS_DEPTH:
+        first = _display(stack[0]) if stack else display
+        raise ScenarioError(first, "extends", f"a chain of more than {MAX_EXTENDS_DEPTH} files "
+                            f"(stopped at {display})")
     data = _none_words(_read_toml(path, display, referrer))
     for key in data:
         if key not in _ALL_KEYS:
@@ -264,6 +289,9 @@ def _check_grid(grid: dict[str, Any], file: str) -> dict[str, list[Any]]:
             values = [values]
         if not values:
             raise ScenarioError(file, f"grid.{key}", "needs at least one value")
+        if len(values) > MAX_GRID_RUNS:  # before the (quadratic) repeat check
+            raise ScenarioError(file, f"grid.{key}", f"{len(values):,} values; at most "
+                                f"{MAX_GRID_RUNS:,} runs per region")
         seen: list[Any] = []
         for value in values:
             if value in seen:

@@ -31,6 +31,9 @@ MAX_DEMAND_FACTOR = 1000.0
 MAX_GRID_RUNS = 10_000
 #: Largest scenario file read (bytes); a device or FIFO as ``extends`` is refused unread.
 MAX_SCENARIO_BYTES = 1 << 20
+#: Deepest nesting of tables and arrays in a scenario file, and longest ``extends`` chain.
+MAX_NESTING = 16
+MAX_EXTENDS_DEPTH = 32
 
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 

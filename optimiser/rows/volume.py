@@ -177,6 +177,10 @@ def check_min_volume(ctx: CheckContext) -> list[str]:
     volume = ctx.volume
     problems = []
     for s, t in zip(*np.nonzero(ctx.keep & ~np.isnan(required)), strict=True):
+        if not np.isfinite(required[s, t]):  # every comparison with it would be false
+            problems.append(f"site {ctx.site_labels[s]}, {ctx.treatment_ids[t]}: required "
+                            f"volume {required[s, t]} is not finite")
+            continue
         # relative: HiGHS meets the volume rows to ~1e-7 relative over many flows
         if volume[s, t] < required[s, t] - TOL * max(1.0, required[s, t]):
             problems.append(f"site {ctx.site_labels[s]}, {ctx.treatment_ids[t]}: kept with "
