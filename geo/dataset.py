@@ -39,10 +39,14 @@ from herschik.geo.tables import (
     check_unique,
     decode_text,
     first_bad,
+    read_data_bytes,
     read_table,
 )
 
 from herschik.errors import DataError
+
+#: dataset.json is a few lines of metadata
+MAX_META_BYTES = 1 << 20
 
 
 @dataclass
@@ -248,10 +252,11 @@ def _load_folder(folder: Path) -> Dataset:
 
 def _read_meta(folder: Path) -> dict[str, Any]:
     path = folder / "dataset.json"
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise DataError("dataset.json", None, None, "file is missing")
     try:
-        meta = json.loads(decode_text("dataset.json", path.read_bytes()))
+        meta = json.loads(decode_text("dataset.json", read_data_bytes(path, "dataset.json",
+                                                                       MAX_META_BYTES)))
     except OSError as exc:
         raise DataError("dataset.json", None, None,
                         f"cannot read ({exc.strerror or exc})") from None

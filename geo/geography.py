@@ -93,8 +93,11 @@ def check_geography(sites: pd.DataFrame, areas: pd.DataFrame, *, on_land: bool =
 
 def read_geometries(folder: Path, areas: pd.DataFrame) -> Any:
     path = folder / "areas.gpkg"
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None
+    from herschik.geo.tables import check_data_file
+
+    check_data_file(path, "areas.gpkg")  # a FIFO would hang GDAL's open
     import geopandas as gpd
     import pyogrio
     from pyproj import CRS as ProjCRS

@@ -65,6 +65,20 @@ SCHEMA: dict[str, list[tuple[str, str]]] = {
     "travel_times.csv": [("area_id", "id"), ("site_id", "id"), ("minutes", "float")],
 }
 
+#: Upper end of the documented range of every number column (the lower end is 0): finite
+#: bounds so that no sum over the country overflows or dwarfs the rest (issue 27).
+VALUE_LIMITS: dict[tuple[str, str], float] = {
+    ("areas.csv", "population"): 1e8,
+    ("areas.csv", "pop_65plus"): 1e8,
+    ("treatments.csv", "norm"): 1e5,
+    ("demand.csv", "patients"): 1e6,
+    ("baseline_volumes.csv", "volume"): 1e6,
+    ("travel_times.csv", "minutes"): 1440.0,
+}
+#: Longest id (ids name files: maps, plots, run folders) and the tier norm's upper end.
+MAX_ID_LENGTH = 100
+MAX_TIER_NORM = 1e5
+
 
 def parse_tier_norms(text: str) -> dict[str, float] | None:
     """Parse ``"HHOC:200;PP:80;PPR:50"`` into ``{"HHOC": 200.0, ...}``; empty -> ``None``.
@@ -84,8 +98,8 @@ def parse_tier_norms(text: str) -> dict[str, float] | None:
         if not sep or role not in HN_ROLES:
             raise ValueError(f"bad tier entry {part!r} (expected ROLE:NUMBER, ROLE in {HN_ROLES})")
         number = float(value)
-        if not math.isfinite(number) or number < 0:
-            raise ValueError(f"bad tier norm {part!r}")
+        if not math.isfinite(number) or not 0 <= number <= MAX_TIER_NORM:
+            raise ValueError(f"bad tier norm {part!r} (a number from 0 to {MAX_TIER_NORM:g})")
         out[role] = number
     return out or None
 

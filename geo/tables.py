@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from herschik.geo.schema import RD_X_RANGE, RD_Y_RANGE, SCHEMA
+from herschik.geo.schema import MAX_ID_LENGTH, RD_X_RANGE, RD_Y_RANGE, SCHEMA, VALUE_LIMITS
 
 from herschik.errors import DataError
 
@@ -67,6 +68,45 @@ def _parse_csv(file: str, text: str) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+#: Largest file of a dataset folder read (bytes): the national district tables are ~2 MB, a
+#: full travel-time matrix of districts x hospitals ~60 MB.
+MAX_DATA_FILE_BYTES = 1 << 30
+
+
+def check_data_file(path: Path, file: str, max_bytes: int = MAX_DATA_FILE_BYTES) -> int:
+    """The size of ``path`` if it is a regular file (a link to one is fine) of at most
+    ``max_bytes``; else DataError. Checked before opening: a FIFO would block the open forever
+    and ``/dev/zero`` would be read until memory runs out (issue 27)."""
+    import stat
+
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise DataError(file, None, None, f"cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise DataError(file, None, None, "not a regular file (a folder, device, FIFO or a "
+                        "link to one)")
+    if info.st_size > max_bytes:
+        raise DataError(file, None, None, f"{info.st_size:,} bytes; larger than the "
+                        f"{max_bytes:,} a dataset file may have")
+    return int(info.st_size)
+
+
+def read_data_bytes(path: Path, file: str, max_bytes: int = MAX_DATA_FILE_BYTES) -> bytes:
+    """The bytes of a dataset file (:func:`check_data_file`), never more than ``max_bytes``
+    even if the file grows while it is read."""
+    check_data_file(path, file, max_bytes)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise DataError(file, None, None, f"cannot read ({exc.strerror or exc})") from None
+    if len(data) > max_bytes:
+        raise DataError(file, None, None, f"larger than the {max_bytes:,} bytes a dataset "
+                        "file may have")
+    return data
+
+
 def read_table(folder: Path, file: str, required: bool = True) -> pd.DataFrame | None:
     """Read one CSV as strings and convert its columns per ``SCHEMA`` (raising DataError).
 
@@ -74,16 +114,11 @@ def read_table(folder: Path, file: str, required: bool = True) -> pd.DataFrame |
     different number of fields than the header, duplicate or unnamed columns are refused.
     """
     path = folder / file
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         if required:
             raise DataError(file, None, None, "file is missing")
         return None
-    if not path.is_file():
-        raise DataError(file, None, None, "not a file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(file, None, None, f"cannot read ({exc.strerror or exc})") from None
+    data = read_data_bytes(path, file)
     header, rows = _parse_csv(file, decode_text(file, data))
     header = [name.strip() for name in header]
     spec = SCHEMA[file]
@@ -162,6 +197,10 @@ def _convert(file: str, field: str, kind: str, col: pd.Series) -> pd.Series:
                              f"{low:.0f}..{high:.0f}; got {v})")
         return numbers
     first_bad(file, field, values < 0, text, lambda v: f"negative number ({v})")
+    limit = VALUE_LIMITS.get((file, field))
+    if limit is not None:
+        first_bad(file, field, values > limit, text,
+                  lambda v: f"{v} is above the plausible maximum {limit:g}")
     if kind == "int":
         return numbers.astype(np.int64)
     return numbers
@@ -189,14 +228,20 @@ _ID_FORBIDDEN = ("/", "\\", "\x00", "\n", "\r", "\t")
 RESERVED_REGION_IDS = ("all",)
 
 
+def _bad_id(value: str) -> bool:
+    return (not value.strip() or value.startswith(".") or any(c in value for c in _ID_FORBIDDEN)
+            or any(unicodedata.category(c) in ("Cc", "Cf") for c in value))
+
+
 def check_ids(file: str, frame: pd.DataFrame, field: str) -> None:
-    """Ids never become paths unsanitised: no separators, control characters or leading dot."""
+    """Ids never become paths unsanitised: no separators, control characters (ESC, the
+    invisible format characters) or leading dot, and at most MAX_ID_LENGTH characters (a file
+    name of a map or run must fit the file system's 255 bytes)."""
     values = frame[field].astype(str)
-    bad = values.map(
-        lambda v: not v.strip() or v.startswith(".") or any(c in v for c in _ID_FORBIDDEN)
-    ).to_numpy(dtype=bool)
-    first_bad(file, field, bad, values,
+    first_bad(file, field, values.map(_bad_id).to_numpy(dtype=bool), values,
                lambda v: f"id {v!r} may not be empty, start with '.' or contain '/', '\\' or "
                "control characters")
+    first_bad(file, field, (values.str.len() > MAX_ID_LENGTH).to_numpy(dtype=bool), values,
+               lambda v: f"id of {len(v)} characters; at most {MAX_ID_LENGTH}")
 
 
