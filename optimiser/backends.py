@@ -32,6 +32,11 @@ from .tolerances import EMPTY_ROW_TOL, EQUALITY_TOL, GAP_DENOMINATOR_MIN
 
 INF = 1e30  # HiGHS treats |bound| >= 1e20 as infinite
 
+#: Set when the process is asked to stop (SIGINT/SIGTERM, see solve.solve_components): every
+#: running HiGHS branch and bound ends at its next check, and solve_highs then raises
+#: KeyboardInterrupt, so the caller unwinds with nothing half-written.
+INTERRUPT = threading.Event()
+
 
 @dataclass
 class BackendResult:
@@ -139,14 +144,63 @@ def solve_highs(
         hint = highspy.HighsSolution()
         hint.col_value = [float(v) for v in start]
         h.setSolution(hint)
-    if interrupt is not None and hasattr(h, "cbMipInterrupt"):  # highspy >= 1.8; else no stop
+    if hasattr(h, "cbMipInterrupt"):  # highspy >= 1.8; else no stop
         def on_mip_check(event) -> None:  # runs on HiGHS' thread; must be cheap
-            if interrupt.is_set():
+            try:
+                if INTERRUPT.is_set() or (interrupt is not None and interrupt.is_set()):
+                    event.interrupt()
+            except BaseException:  # noqa: B036
+                # A signal handler's KeyboardInterrupt (callback on the main thread) must not
+                # unwind through HiGHS' C++ frames (std::terminate, exit 134): stop it cleanly
+                # and raise after run() returns.
+                INTERRUPT.set()
                 event.interrupt()
 
         h.cbMipInterrupt += on_mip_check
-    h.run()
+    run_highs(h)
+    if INTERRUPT.is_set():
+        # Free the solver here, on its own thread: kept alive by the traceback until the
+        # interpreter shuts down, its destructor aborted the process (std::terminate).
+        del h
+        raise KeyboardInterrupt("interrupted")
     return _highs_outcome(h, highspy, integral, time.perf_counter() - started)
+
+
+def run_highs(h: Any) -> None:
+    """``h.run()``, off the main thread when called on it.
+
+    Python runs signal handlers on the main thread only. A SIGINT/SIGTERM whose
+    KeyboardInterrupt surfaced inside HiGHS (through its callback), or that let the interpreter
+    exit while HiGHS ran, aborted the process ("terminate called without an active exception",
+    exit 134). Here the main thread only waits: on a signal it sets INTERRUPT, waits until
+    HiGHS has stopped at its next check, and re-raises, so the CLI exits 130 cleanly.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        h.run()
+        return
+    helper = threading.Thread(target=h.run, name="herschik-highs", daemon=True)
+    helper.start()
+    try:
+        helper.join()
+    except BaseException:
+        INTERRUPT.set()
+        while helper.is_alive():
+            try:
+                helper.join()
+            except KeyboardInterrupt:  # a second signal: still wait for HiGHS to stop
+                continue
+        raise
+
+
+def release_solver_threads() -> None:
+    """Stop HiGHS' worker threads (blocking), before a process exits after an interrupt: a
+    process that exits while they exist aborts in C++ (std::terminate, exit 134)."""
+    import sys
+
+    highspy = sys.modules.get("highspy")
+    reset = getattr(getattr(highspy, "Highs", None), "resetGlobalScheduler", None)
+    if reset is not None:
+        reset(True)
 
 
 def _pass_model(h: Any, cost: np.ndarray, offset: float, matrix: sp.spmatrix,
@@ -189,7 +243,7 @@ def solve_lp_highs(cost: np.ndarray, matrix: sp.csc_matrix, row_lower: np.ndarra
     n_cols = int(matrix.shape[1])
     _pass_model(h, cost, 0.0, matrix, np.zeros(n_cols), np.full(n_cols, INF), row_lower,
                 row_upper, np.zeros(n_cols))
-    h.run()
+    run_highs(h)
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
     solution = h.getSolution()

@@ -16,7 +16,7 @@ SolverName = Literal["highs", "cbc"]
 # The documented finite range of every number (README "Reliability", docs/SCENARIOS.md): wide
 # enough for any planning question, narrow enough that no product of them overflows or spans
 # more orders of magnitude than a MIP solver resolves (weights 1e20 apart made HiGHS give up).
-MAX_MARGIN = 10.0  # required volume at most 11 x the norm
+MAX_MARGIN = 100.0  # required volume at most 101 x the norm
 MAX_MINUTES = 1440.0  # one day of travel
 MAX_CAPACITY_FACTOR = 1000.0
 MAX_PATIENTS = 1e7  # per site and treatment per year (the Netherlands has 18 million people)

@@ -40,7 +40,7 @@ from herschik.errors import SolverError
 
 from .algorithms import BRANCH_AND_BOUND_ONLY as BRANCH_AND_BOUND_ONLY  # re-exported
 from .algorithms import DEFAULT_ALGORITHMS, Algorithms, linking_for
-from .backends import BackendResult, solve_highs, solve_pulp
+from .backends import INTERRUPT, BackendResult, solve_highs, solve_pulp
 from .decomposition import treatment_components
 from .feasibility import keep_set_feasible, treatment_keep_sets
 from .formulation import (
@@ -123,7 +123,8 @@ def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
     notes: list[str] = []
     if params.solver == "highs" and algorithms.keep_set_search:
         # decides infeasible models too; where it does not cover a model, neither does the test
-        searched = solve_by_keep_sets(arrays, params.mip_gap, params.time_limit, stop)
+        searched = solve_by_keep_sets(arrays, params.mip_gap, params.time_limit,
+                                      stop if stop is not None else INTERRUPT)
         if searched is not None:
             return _proven(searched), notes
     elif algorithms.hall_test and keep_set_feasible(arrays) is False:
@@ -703,6 +704,13 @@ def _run_from_both_ends(ascending: list[int], workers: int,
             queue.clear()
         if stop is not None:
             stop.set()
+        INTERRUPT.set()
+        for thread in threads:  # never leave while HiGHS runs (it would abort the process)
+            while thread.is_alive():
+                try:
+                    thread.join()
+                except KeyboardInterrupt:
+                    continue
         raise
     if errors:
         raise errors[0]
@@ -751,6 +759,8 @@ def solve_components(instance: Instance, params: SolveParams, start: Solution | 
     stop = threading.Event() if n_comp > 1 and early_stop else None
 
     def run(i: int) -> _ComponentResult:
+        if INTERRUPT.is_set():
+            raise KeyboardInterrupt("interrupted")
         return _solve_component(instance, params, comps[i], threads, start, stop, chosen)
 
     if workers > 1:

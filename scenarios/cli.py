@@ -68,7 +68,30 @@ def main(argv: list[str] | None = None) -> int:
     Exit codes are decided in one place, :func:`herschik.errors.exit_code_for`: 2 for bad
     input and the environment's problems (one line on stderr), 3 for bugs; 130 when stopped by
     SIGINT or SIGTERM; a closed output pipe ends quietly (141, like a tool killed by SIGPIPE).
+
+    As the program's entry point (``argv`` None), a run whose HiGHS solve was interrupted ends
+    with ``os._exit(130)`` once everything is unwound and flushed: HiGHS' C++ threads abort a
+    normal interpreter shutdown after an interrupted solve (std::terminate, exit 134).
     """
+    code = _main(argv)
+    if argv is None and code == EXIT_INTERRUPTED and _solver_was_interrupted():
+        import os
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(EXIT_INTERRUPTED)
+    return code
+
+
+def _solver_was_interrupted() -> bool:
+    backends = sys.modules.get("herschik.optimiser.backends")
+    return backends is not None and backends.INTERRUPT.is_set()
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except UsageError as error:
@@ -81,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
         return code
     except KeyboardInterrupt as interrupt:
+        _release_solver_threads()
         print(f"herschik: {one_line(interrupt) if str(interrupt) else 'interrupted'}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -112,6 +136,13 @@ def _silence_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError):
         pass
+
+
+def _release_solver_threads() -> None:
+    if "herschik.optimiser.backends" in sys.modules:  # a solve ran in this process
+        from herschik.optimiser.backends import release_solver_threads
+
+        release_solver_threads()
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

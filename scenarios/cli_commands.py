@@ -11,6 +11,7 @@ from typing import Any
 
 from herschik.errors import (
     EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EnvironmentProblem,
     UnknownRegionError,
@@ -323,8 +324,11 @@ def cmd_app(args: argparse.Namespace) -> int:
     )
     try:
         serve(state, host=args.host, port=args.port)
-    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) is how the app is meant to stop
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: uvicorn has finished the requests in flight (an export's folder
+        # is complete or absent), then re-raised the signal; exit 130 like every command.
         print("herschik app: stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except OSError as error:
         raise UsageError(
             f"--host {args.host} --port {args.port}: cannot listen ({error})"

@@ -37,7 +37,7 @@ def _err(capsys: pytest.CaptureFixture[str]) -> str:
     [
         (["--margin-by-treatment", "carotid_intervention=1e307"], "margin_by_treatment"),
         (["--margin", "1e307"], "margin"),
-        (["--margin", "11"], "margin"),
+        (["--margin", "101"], "margin"),
         (["--objective-weights", "travel=1e20"], "objective_weights"),
         (["--max-travel", "1e9"], "max_travel"),
         (["--max-extra-travel", "2000"], "max_extra_travel"),
