@@ -295,10 +295,15 @@ def _network_validate(args: argparse.Namespace) -> int:
     else:
         print(report["text"])
     return EXIT_OK if report["passed"] else 1
+
+
 def cmd_app(args: argparse.Namespace) -> int:
-    from herschik.scenarios.app.server import serve
+    from herschik.scenarios.app.server import MIN_PASSWORD_LENGTH, is_loopback, serve
     from herschik.scenarios.app.session import AppState
 
+    if not is_loopback(args.host) and len(args.token or "") < MIN_PASSWORD_LENGTH:
+        raise UsageError(f"--host {args.host} makes the app reachable from other machines: "
+                         f"give --token PASSWORD (at least {MIN_PASSWORD_LENGTH} characters)")
     dataset = load_args_dataset(args)
     regions = list(dataset.regions["region_id"])
     if args.region is not None and args.region not in regions:
@@ -323,7 +328,7 @@ def cmd_app(args: argparse.Namespace) -> int:
         first_region=args.region or regions[0],
     )
     try:
-        serve(state, host=args.host, port=args.port)
+        serve(state, host=args.host, port=args.port, password=args.token)
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM: uvicorn has finished the requests in flight (an export's folder
         # is complete or absent), then re-raised the signal; exit 130 like every command.

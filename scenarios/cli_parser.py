@@ -213,7 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for exported plans (default ./herschik-plans); the app picks the "
         "sub-folder names, the browser never names a path",
     )
-    app.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    app.add_argument("--host", default="127.0.0.1",
+                     help="address to bind (default 127.0.0.1); any other address makes the app "
+                     "reachable from other machines and needs --token")
+    app.add_argument(
+        "--token", metavar="PASSWORD",
+        help="password every request must carry (HTTP Basic authentication, any user name; "
+        "at least 16 characters); required with a --host other than loopback",
+    )
     app.add_argument(
         "--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)"
     )

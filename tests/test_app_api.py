@@ -20,7 +20,14 @@ import pytest
 from herschik.geo.dataset import load_dataset
 from herschik.geo.schema import NL_LONLAT
 from herschik.optimiser.params import SolveParams
-from herschik.scenarios.app.server import SolveRequest, create_app
+from herschik.scenarios.app.server import (
+    MAX_BODY_BYTES,
+    MAX_EXPORTS_PER_MINUTE,
+    TOKEN_HEADER,
+    SolveRequest,
+    allowed_hosts_for,
+    create_app,
+)
 from herschik.scenarios.app.session import (
     AppState,
     ForcedPair,
@@ -57,7 +64,9 @@ def state(out_dir: Path) -> AppState:
 
 @pytest.fixture(scope="module")
 def client(state: AppState) -> TestClient:
-    return TestClient(create_app(state, allowed_hosts=["testserver"]))
+    # the page's session token on every request, as app.js sends it
+    return TestClient(create_app(state, allowed_hosts=["testserver"]),
+                      headers={TOKEN_HEADER: state.token})
 
 
 def _solve(client: TestClient, base: int | None = None, **settings: typing.Any) -> dict:
@@ -265,7 +274,7 @@ def test_export_writes_the_toml_and_the_cli_result(
     row = _row(default_plan, "kept")
     plan = _solve(client, default_plan["id"], max_travel=90, force_close=[
         {"site_id": row["site_id"], "intervention_id": row["intervention_id"]}])["plan"]
-    exported = client.post(f"/api/plans/{plan['id']}/export").json()
+    exported = client.post(f"/api/plans/{plan['id']}/export", json={}).json()
     folder = out_dir / exported["folder"]
     assert folder.parent == out_dir and folder.is_dir()
     assert exported["exit_code"] == 0 and exported["same_as_app"], exported["differences"]
@@ -296,7 +305,8 @@ def test_what_if_steps_reuse_unchanged_treatments_and_equal_the_cli_byte_for_byt
     byte; the last one, exported, equals `herschik solve` of the exported TOML to the byte."""
     fresh_state = AppState(state.dataset, out_dir=tmp_path / "out",
                            source_args=["--areas", "municipalities"], first_region=REGION)
-    client = TestClient(create_app(fresh_state, allowed_hosts=["testserver"]))
+    client = TestClient(create_app(fresh_state, allowed_hosts=["testserver"]),
+                        headers={TOKEN_HEADER: fresh_state.token})
     instance = fresh_state.instance(REGION)
     total = len(instance.treatments)
     first = _solve(client)["plan"]
@@ -328,7 +338,7 @@ def test_what_if_steps_reuse_unchanged_treatments_and_equal_the_cli_byte_for_byt
         run = fresh_state.plan(plan["id"]).run
         assert _csv_bytes(run, tmp_path / f"app-{n}") == _csv_bytes(fresh, tmp_path / f"cli-{n}")
         assert comparable_summary(run.summary) == comparable_summary(fresh.summary)
-    exported = client.post(f"/api/plans/{plan['id']}/export").json()
+    exported = client.post(f"/api/plans/{plan['id']}/export", json={}).json()
     assert exported["exit_code"] == 0 and exported["same_as_app"], exported["differences"]
     result = tmp_path / "out" / exported["folder"] / "result"
     mine = _csv_bytes(fresh_state.plan(plan["id"]).run, tmp_path / "app-last")
@@ -530,13 +540,13 @@ def test_a_user_dataset_with_data_exports_through_the_cli_with_data(tmp_path: Pa
     export_dataset(load_dataset("example"), data)
     state = AppState(load_dataset(data), out_dir=tmp_path / "out",
                      source_args=["--data", str(data)])
-    client = TestClient(create_app(state))
+    client = TestClient(create_app(state), headers={TOKEN_HEADER: state.token})
     meta = client.get("/api/meta").json()
     assert [r["id"] for r in meta["regions"]] == ["example"]
     result = client.post("/api/solve", json={"settings": {"region_id": "example",
                                                           "margin": 0.1}}).json()
     assert result["status"] in ("optimal", "feasible")
-    exported = client.post(f"/api/plans/{result['plan']['id']}/export").json()
+    exported = client.post(f"/api/plans/{result['plan']['id']}/export", json={}).json()
     assert exported["same_as_app"], exported["differences"]
     assert exported["command"].endswith(f"--data {data}")
 
@@ -585,7 +595,7 @@ def test_cli_app_serves_on_loopback_guards_the_host_and_stops_on_ctrl_c(tmp_path
             urllib.request.urlopen(foreign, timeout=5)
         assert refused.value.code == 400
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=30) == 130  # stopped by a signal, as every command (issue 27)
         assert "stopped" in proc.stderr.read()
     finally:
         if proc.poll() is None:
@@ -713,3 +723,122 @@ def test_exported_toml_keeps_the_confidence(tmp_path: Path) -> None:
     path.write_text(scenario_toml("plan", settings, settings.solve_params(), "herschik solve"))
     [run] = load_scenario(path).expand()
     assert run.params == settings.solve_params() and run.params.norm_confidence == 0.7
+
+
+# --- another web page cannot drive the app (issue 27 #5) ------------------------------------
+
+
+def test_the_page_carries_the_session_token(client: TestClient, state: AppState) -> None:
+    page = client.get("/")
+    assert f'<meta name="herschik-token" content="{state.token}">' in page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert len(state.token) >= 40
+
+
+@pytest.mark.faults
+def test_state_changing_requests_need_the_token_and_json(
+    state: AppState, default_plan: dict, out_dir: Path
+) -> None:
+    bare = TestClient(create_app(state, allowed_hosts=["testserver"]))
+    before = sorted(p.name for p in out_dir.iterdir())
+    plan_id = default_plan["id"]
+    settings = {"settings": {"region_id": REGION}}
+    # what a cross-site <form method=post> sends: no token, a form content type, an empty body
+    for headers in ({}, {"content-type": "application/x-www-form-urlencoded"},
+                    {"content-type": "text/plain"}, {"content-type": "application/json"},
+                    {TOKEN_HEADER: "guessed", "content-type": "application/json"}):
+        for url, body in ((f"/api/plans/{plan_id}/export", b""), ("/api/solve", b"")):
+            response = bare.post(url, content=body, headers=headers)
+            assert response.status_code == 403, (url, headers, response.text)
+    # the token, but no JSON content type: refused also for an empty body
+    for content_type in (None, "text/plain", "application/x-www-form-urlencoded"):
+        headers = {TOKEN_HEADER: state.token}
+        if content_type:
+            headers["content-type"] = content_type
+        response = bare.post(f"/api/plans/{plan_id}/export", content=b"", headers=headers)
+        assert response.status_code == 400 and "application/json" in response.json()["error"]
+    assert bare.post("/api/solve", json=settings,
+                     headers={TOKEN_HEADER: state.token}).status_code == 200
+    assert sorted(p.name for p in out_dir.iterdir()) == before  # nothing exported
+
+
+@pytest.mark.faults
+def test_body_limit_is_enforced_while_reading(client: TestClient) -> None:
+    import asyncio
+
+    from herschik.scenarios.app.server import TooLarge, _read_limited
+    from starlette.requests import Request
+
+    chunk = b" " * 65536
+    received: list[int] = []
+
+    async def receive() -> dict[str, typing.Any]:  # 640 MB if it were read whole
+        received.append(1)
+        return {"type": "http.request", "body": chunk, "more_body": len(received) < 10_000}
+
+    request = Request({"type": "http", "method": "POST", "headers": []}, receive)
+    with pytest.raises(TooLarge):
+        asyncio.run(_read_limited(request))
+    assert len(received) * len(chunk) <= MAX_BODY_BYTES + len(chunk)  # stopped at the limit
+    response = client.post("/api/solve", content=b" " * (MAX_BODY_BYTES + 1),
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "bytes" in response.json()["error"]
+
+
+@pytest.mark.faults
+def test_deeply_nested_json_is_a_400(client: TestClient) -> None:
+    for depth in (50, 100_000):
+        body = b'{"settings": ' + b"[" * depth + b"]" * depth + b"}"
+        response = client.post("/api/solve", content=body,
+                               headers={"content-type": "application/json"})
+        assert response.status_code == 400, depth
+        assert "nested" in response.json()["error"]
+
+
+@pytest.mark.faults
+def test_exports_are_rate_limited(
+    state: AppState, default_plan: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(state, "export", lambda plan_id: calls.append(plan_id) or {"ok": True})
+    limited = TestClient(create_app(state, allowed_hosts=["testserver"]),
+                         headers={TOKEN_HEADER: state.token})
+    url = f"/api/plans/{default_plan['id']}/export"
+    codes = [limited.post(url, json={}).status_code for _ in range(MAX_EXPORTS_PER_MINUTE + 2)]
+    assert codes == [200] * MAX_EXPORTS_PER_MINUTE + [429, 429]
+    assert len(calls) == MAX_EXPORTS_PER_MINUTE
+
+
+def test_password_is_required_of_every_request_when_remote(state: AppState) -> None:
+    import base64
+
+    app = create_app(state, allowed_hosts=["testserver"], password="a-long-enough-secret")
+    anonymous = TestClient(app)
+    assert anonymous.get("/api/meta").status_code == 401
+    assert anonymous.get("/").headers["www-authenticate"].startswith("Basic")
+    wrong = base64.b64encode(b"planner:wrong").decode()
+    assert anonymous.get("/api/meta", headers={"authorization": f"Basic {wrong}"}
+                         ).status_code == 401
+    right = base64.b64encode(b"planner:a-long-enough-secret").decode()
+    assert anonymous.get("/api/meta", headers={"authorization": f"Basic {right}"}
+                         ).status_code == 200
+
+
+def test_remote_host_keeps_a_host_allow_list() -> None:
+    hosts = allowed_hosts_for("0.0.0.0")
+    assert "127.0.0.1" in hosts and "localhost" in hosts
+    assert "0.0.0.0" not in hosts and "*" not in hosts
+    assert "192.0.2.7" in allowed_hosts_for("192.0.2.7")
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("token", [None, "short"])
+def test_remote_host_without_a_token_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], token: str | None
+) -> None:
+    from herschik.scenarios.cli import main
+
+    argv = ["app", "--host", "0.0.0.0", "--port", "0", "--out", str(tmp_path / "plans")]
+    assert main(argv + (["--token", token] if token else [])) == 2
+    err = capsys.readouterr().err
+    assert "--token" in err and len(err.strip().splitlines()) == 1

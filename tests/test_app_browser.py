@@ -12,6 +12,7 @@ a browser here (no ``playwright install``): it launches the system Chromium.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -312,3 +313,87 @@ def test_confidence_setting_and_odds_in_the_browser(
         finally:
             browser.close()
     assert errors == []
+
+
+EVIL_PAGE = """<!doctype html><html><body>
+<form id="form" method="post" action="{app}api/plans/1/export"></form>
+<script>
+const results = [];
+// a script of another origin: JSON needs a CORS preflight, which the app never grants
+fetch("{app}api/solve", {{method: "POST", headers: {{"Content-Type": "application/json",
+  "X-Herschik-Token": "guess"}}, body: JSON.stringify({{settings: {{region_id: "example"}}}})}})
+  .then(r => results.push("json:" + r.status), () => results.push("json:blocked"))
+// a "simple" request needs no preflight and reaches the app: it must refuse it
+fetch("{app}api/plans/1/export", {{method: "POST", mode: "no-cors", body: ""}})
+  .then(() => results.push("simple:sent"), () => results.push("simple:blocked"))
+  .then(() => {{ document.title = results.join(","); setTimeout(() => form.submit(), 100); }});
+</script></body></html>"""
+
+
+def test_a_page_of_another_origin_cannot_drive_the_app(
+    chromium_path: str, tmp_path: Path
+) -> None:
+    """Issue 27: a cross-site form POST to /export ran a full solve and wrote a folder per
+    submit. Now every POST needs the page's session token and a JSON content type."""
+    import http.server
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    example = Path(__file__).resolve().parents[1] / "geo" / "data" / "example"
+    out = tmp_path / "plans"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "herschik.scenarios.cli", "app", "--port", "0", "--out", str(out),
+         "--data", str(example)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    evil_dir = tmp_path / "evil"
+    evil_dir.mkdir()
+    server = None
+    try:
+        match = re.search(r"http://127\.0\.0\.1:\d+/", proc.stdout.readline())
+        assert match, proc.stderr.read() if proc.poll() is not None else "no address"
+        app = match.group(0)
+        deadline = time.monotonic() + 120
+        while True:  # the app's own first plan (plan 1) is there
+            try:
+                with urllib.request.urlopen(app + "api/plans", timeout=5) as response:
+                    if json.load(response)["plans"]:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "app did not start"
+            time.sleep(0.2)
+        (evil_dir / "evil.html").write_text(EVIL_PAGE.format(app=app))
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                    directory=str(evil_dir))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        evil = f"http://localhost:{server.server_address[1]}/evil.html"
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium_path,
+                                                 args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                responses: list[tuple[str, int]] = []
+                page.on("response", lambda r: responses.append((r.url, r.status)))
+                page.goto(evil)
+                page.wait_for_url(f"{app}api/plans/1/export", timeout=TIMEOUT_MS)
+                page.wait_for_load_state()
+                assert "session token" in page.content()  # the form's POST was refused
+            finally:
+                browser.close()
+        exports = [s for u, s in responses if u.endswith("/export")]
+        assert exports and set(exports) == {403}, responses
+        with urllib.request.urlopen(app + "api/plans", timeout=5) as response:
+            assert len(json.load(response)["plans"]) == 1  # no plan solved for the page
+        assert not out.exists() or not any(out.iterdir())  # nothing exported
+    finally:
+        if server is not None:
+            server.shutdown()
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -15,20 +15,37 @@ Routes (all JSON except the page and its static files):
 
 No route takes a file name or path: request bodies are validated with ``extra="forbid"``
 models of ids and numbers, unknown query parameters are refused, and exports go below the
-app's ``--out`` folder only. POSTs must be ``application/json`` (a plain HTML form of another
-web page cannot trigger them), and the Host header must name this machine when bound to
-loopback (against DNS rebinding).
+app's ``--out`` folder only.
+
+Another web page must not drive the app (issue 27). Every state-changing request (POST)
+
+* carries the session token in the header ``X-Herschik-Token`` (403 otherwise): a random token
+  made when the app starts and written into the page it serves (``<meta
+  name="herschik-token">``); a page of another origin cannot read it;
+* is ``application/json``, even with an empty body (a plain HTML form cannot send that, and a
+  script of another origin cannot without a CORS preflight, which is never granted);
+* has a body of at most :data:`MAX_BODY_BYTES`, counted while it is read (413), JSON nested at
+  most :data:`MAX_JSON_DEPTH` deep (400);
+* exports at most :data:`MAX_EXPORTS_PER_MINUTE` plans a minute (429).
+
+The Host header must name this machine (against DNS rebinding). Bound to an address other than
+loopback, the app also asks every request for the ``--token`` given on the command line (HTTP
+Basic authentication, any user name; the browser asks once).
 """
 
 from __future__ import annotations
 
+import base64
+import collections
 import functools
+import hmac
 import inspect
 import ipaddress
 import json
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +55,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -48,6 +65,25 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1"]
 #: largest request body accepted (a plan's settings are a few kB)
 MAX_BODY_BYTES = 1_000_000
+#: deepest JSON nesting accepted (a plan's settings nest 3 deep)
+MAX_JSON_DEPTH = 20
+#: exports (each a full `herschik solve` writing a folder) per rolling minute
+MAX_EXPORTS_PER_MINUTE = 6
+#: the header that carries the session token on every POST
+TOKEN_HEADER = "x-herschik-token"
+_TOKEN_META = '<meta name="herschik-token" content="{token}">'
+
+
+class Forbidden(Exception):
+    """A request without the session token (HTTP 403)."""
+
+
+class TooLarge(Exception):
+    """A request body over MAX_BODY_BYTES (HTTP 413)."""
+
+
+class TooMany(Exception):
+    """Too many exports in the last minute (HTTP 429)."""
 
 
 class SolveRequest(BaseModel):
@@ -69,21 +105,78 @@ def _refuse_query(request: Request, allowed: tuple[str, ...] = ()) -> JSONRespon
     return None
 
 
-async def _json_body(request: Request, *, required: bool) -> Any:
+def _check_token(request: Request, token: str) -> None:
+    sent = request.headers.get(TOKEN_HEADER, "")
+    if not hmac.compare_digest(sent.encode(), token.encode()):
+        raise Forbidden("missing or wrong session token (reload the page)")
+
+
+async def _read_limited(request: Request) -> bytes:
+    """The body, refused as soon as it passes MAX_BODY_BYTES (never read whole first)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise TooLarge(f"request body over {MAX_BODY_BYTES:,} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise TooLarge(f"request body over {MAX_BODY_BYTES:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _depth(value: Any) -> int:
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            todo.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict)
+                                                 else item))
+    return deepest
+
+
+async def _json_body(request: Request, *, required: bool, token: str) -> Any:
+    """The JSON body of a state-changing request, after the token and content-type checks."""
+    _check_token(request, token)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise AppInputError("request body too large")
+    if content_type != "application/json":  # also for an empty body: a form cannot send it
+        raise AppInputError("the request must be application/json")
+    body = await _read_limited(request)
     if not body.strip():
         if required:
             raise AppInputError("a JSON body is required")
         return None
-    if content_type != "application/json":
-        raise AppInputError("the body must be application/json")
     try:
-        return json.loads(body)
+        data = json.loads(body)
+    except RecursionError:
+        raise AppInputError(f"the body is JSON nested more than {MAX_JSON_DEPTH} deep"
+                            ) from None
     except ValueError as error:
         raise AppInputError(f"the body is not JSON: {error}") from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise AppInputError(f"the body is JSON nested more than {MAX_JSON_DEPTH} deep")
+    return data
+
+
+class _RateLimit:
+    """At most ``limit`` events in any rolling ``seconds`` (thread-safe)."""
+
+    def __init__(self, limit: int, seconds: float = 60.0) -> None:
+        self.limit, self.seconds = limit, seconds
+        self._times: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+
+    def take(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            while self._times and now - self._times[0] >= self.seconds:
+                self._times.popleft()
+            if len(self._times) >= self.limit:
+                wait = self.seconds - (now - self._times[0])
+                raise TooMany(f"at most {self.limit} exports a minute; try again in "
+                              f"{wait:.0f} s")
+            self._times.append(now)
 
 
 def _validation_message(error: ValidationError) -> str:
@@ -125,16 +218,32 @@ async def _on_unknown_plan(request: Request, exc: Exception) -> Response:
     return _error(404, f"no plan {exc.args[0] if exc.args else ''}")
 
 
+async def _on_forbidden(request: Request, exc: Exception) -> Response:
+    return _error(403, str(exc))
+
+
+async def _on_too_large(request: Request, exc: Exception) -> Response:
+    return _error(413, str(exc))
+
+
+async def _on_too_many(request: Request, exc: Exception) -> Response:
+    return _error(429, str(exc))
+
+
 async def _on_internal_error(request: Request, exc: Exception) -> Response:
     print(f"herschik app: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
     return _error(500, f"internal error: {type(exc).__name__}: {exc}")
 
 
-def _routes(state: AppState) -> list[Route | Mount]:
+def _routes(state: AppState, token: str) -> list[Route | Mount]:
     """The reviewed routes (tests/test_app_api.py lists them) over ``state``."""
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8").replace(
+        "<!--herschik-token-->", _TOKEN_META.format(token=token), 1)
+    exports = _RateLimit(MAX_EXPORTS_PER_MINUTE)
 
     async def index(request: Request) -> Response:
-        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+        # never cached: the token is of this app process only
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     def meta(request: Request) -> Response:
         return JSONResponse(state.meta())
@@ -143,7 +252,7 @@ def _routes(state: AppState) -> list[Route | Mount]:
         return JSONResponse(state.region_map(request.path_params["region_id"]))
 
     async def solve(request: Request) -> Response:
-        body = await _json_body(request, required=True)
+        body = await _json_body(request, required=True, token=token)
         solve_request = SolveRequest.model_validate(body)
         result = await run_in_threadpool(
             state.solve, solve_request.settings, solve_request.base_plan_id
@@ -164,9 +273,10 @@ def _routes(state: AppState) -> list[Route | Mount]:
         return JSONResponse(state.compare(a, b))
 
     async def export(request: Request) -> Response:
-        body = await _json_body(request, required=False)
+        body = await _json_body(request, required=False, token=token)
         if body not in (None, {}):
             return _error(422, "export takes no parameters: the server chooses the folder")
+        exports.take()
         result = await run_in_threadpool(state.export, request.path_params["plan_id"])
         return JSONResponse(result)
 
@@ -183,15 +293,54 @@ def _routes(state: AppState) -> list[Route | Mount]:
     ]
 
 
-def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> Starlette:
-    """The ASGI app over ``state``; ``allowed_hosts`` restricts the Host header (None: any)."""
+class _BasicAuth:
+    """Every request must carry ``password`` by HTTP Basic authentication (any user name)."""
+
+    def __init__(self, app: Any, password: str) -> None:
+        self.app, self.password = app, password.encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or self._authorised(scope):
+            await self.app(scope, receive, send)
+            return
+        response = JSONResponse({"error": "this herschik app needs its --token as password"},
+                                status_code=401,
+                                headers={"WWW-Authenticate": 'Basic realm="herschik"'})
+        await response(scope, receive, send)
+
+    def _authorised(self, scope: Any) -> bool:
+        header = dict(scope.get("headers") or []).get(b"authorization", b"")
+        scheme, _, encoded = header.partition(b" ")
+        if scheme.lower() != b"basic":
+            return False
+        try:
+            _, _, password = base64.b64decode(encoded, validate=True).partition(b":")
+        except ValueError:
+            return False
+        return hmac.compare_digest(password, self.password)
+
+
+def create_app(
+    state: AppState, *, allowed_hosts: list[str] | None = None, token: str | None = None,
+    password: str | None = None,
+) -> Starlette:
+    """The ASGI app over ``state``; ``allowed_hosts`` restricts the Host header (None: any).
+
+    ``token``: the session token POSTs must carry (default: ``state.token``); ``password``:
+    required of every request by HTTP Basic authentication (the app's ``--token``).
+    """
     middleware = []
     if allowed_hosts is not None:
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
+    if password is not None:
+        middleware.append(Middleware(_BasicAuth, password=password))
     return Starlette(
-        routes=_routes(state),
+        routes=_routes(state, token or state.token),
         middleware=middleware,
         exception_handlers={
+            Forbidden: _on_forbidden,
+            TooLarge: _on_too_large,
+            TooMany: _on_too_many,
             AppInputError: _on_input_error,
             ValidationError: _on_validation_error,
             UnknownPlan: _on_unknown_plan,
@@ -210,11 +359,35 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(state: AppState, *, host: str = "127.0.0.1", port: int = 8765) -> None:
+#: shortest --token accepted for an app reachable from other machines
+MIN_PASSWORD_LENGTH = 16
+
+
+def allowed_hosts_for(host: str) -> list[str]:
+    """Host header values the app accepts when bound to ``host``: loopback names, and for
+    another address that address, this machine's names and its addresses."""
+    allowed = [*LOOPBACK_HOSTS]
+    if is_loopback(host):
+        return allowed
+    names = {host.strip("[]"), socket.gethostname(), socket.getfqdn()}
+    try:
+        names.update(socket.gethostbyname_ex(socket.gethostname())[2])
+    except OSError:
+        pass
+    unspecified = {"0.0.0.0", "::", ""}
+    return allowed + sorted(n for n in names if n and n not in unspecified)
+
+
+def serve(state: AppState, *, host: str = "127.0.0.1", port: int = 8765,
+          password: str | None = None) -> None:
     """Bind ``host:port`` (0: any free port), print the address, serve until interrupted.
 
-    Raises ``OSError`` when the address cannot be bound (e.g. the port is in use).
+    An address other than loopback needs ``password`` (the ``--token``; ValueError without
+    one). Raises ``OSError`` when the address cannot be bound (e.g. the port is in use).
     """
+    if not is_loopback(host) and (password is None or len(password) < MIN_PASSWORD_LENGTH):
+        raise ValueError(f"--host {host} makes the app reachable from other machines: give "
+                         f"--token PASSWORD (at least {MIN_PASSWORD_LENGTH} characters)")
     import uvicorn
 
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
@@ -226,15 +399,15 @@ def serve(state: AppState, *, host: str = "127.0.0.1", port: int = 8765) -> None
         sock.close()
         raise
     bound_port = sock.getsockname()[1]
-    allowed = None
-    if is_loopback(host):
-        allowed = [*LOOPBACK_HOSTS]
-    else:
+    allowed = allowed_hosts_for(host)
+    if not is_loopback(host):
         print(
-            f"herschik app: warning: listening on {host}, reachable from other machines",
+            f"herschik app: warning: listening on {host}, reachable from other machines; "
+            "every request needs the --token as password (plain HTTP: use a trusted network)",
             file=sys.stderr,
         )
-    app = create_app(state, allowed_hosts=allowed)
+    app = create_app(state, allowed_hosts=allowed,
+                     password=None if is_loopback(host) else password)
     warm = threading.Thread(target=state.warm, name="herschik-app-warm", daemon=True)
     warm.start()
     config = uvicorn.Config(app, log_level="warning", access_log=False)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import secrets
 import subprocess
 import sys
 import threading
@@ -466,6 +467,8 @@ class AppState:
         self._build_lock = threading.Lock()
         self._export_lock = threading.Lock()
         self._plans_lock = threading.Lock()
+        #: the session token that every state-changing request must carry (server.py)
+        self.token = secrets.token_urlsafe(32)
 
     # --- reference data -------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:

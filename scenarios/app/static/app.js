@@ -41,8 +41,12 @@ async function api(path, options = {}) {
   if (!response.ok) throw new Error(body && body.error ? body.error : response.statusText);
   return body;
 }
+// the session token the server wrote into the page: every state-changing request carries it
+const TOKEN = (document.querySelector('meta[name="herschik-token"]') || {}).content || "";
 const postJSON = (path, data) => api(path, {
-  method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(data),
+  method: "POST",
+  headers: { "Content-Type": "application/json", "X-Herschik-Token": TOKEN },
+  body: JSON.stringify(data),
 });
 
 function setStatus(text, busy = false) {
