@@ -367,16 +367,25 @@ def default_network() -> nx.MultiDiGraph:
 
     fp = skeleton.inputs_fingerprint()
     path = cache_dir() / "network" / f"default-{fp[:16]}.npz"
+    digest_path = path.with_suffix(".sha256")
     G = None
-    if path.exists():
-        try:
+    try:
+        # Trusted only when the file's SHA-256 is the one written beside it: a corrupt,
+        # truncated or edited entry is rebuilt, never used and never fatal (issue 27).
+        if path.is_file() and digest_path.is_file() and hashlib.sha256(
+            path.read_bytes()
+        ).hexdigest() == digest_path.read_text(encoding="ascii").strip():
             G = load_network(path)
-        except ValueError:
-            G = None
+    except Exception:  # zip, npy and OS errors alike: an unusable entry
+        G = None
     if G is None:
         G = skeleton.build_default_network()
         try:
             save_network(G, path)
+            from herschik.atomic import write_text
+
+            write_text(digest_path, hashlib.sha256(path.read_bytes()).hexdigest() + "\n",
+                       flag="network cache")
         except OSError:
             pass
     G.graph["name"] = "default"

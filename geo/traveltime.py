@@ -265,16 +265,12 @@ def area_site_travel(
                "time_factor": float(time_factor),
                "limit_min": None if limit_min is None else float(limit_min)}
     path = None
+    key = _cache_key(fp, a, s, profile)
     if use_cache:
-        path = matrix_cache_dir() / f"{_cache_key(fp, a, s, profile)}.npz"
-        if path.exists():
-            try:
-                with np.load(path, allow_pickle=False) as z:
-                    out = Travel(z["minutes"], z["area_snap_m"], z["site_snap_m"])
-                if out.minutes.shape == (len(a), len(s)):
-                    return out
-            except (OSError, ValueError, KeyError):
-                pass
+        path = matrix_cache_dir() / f"{key}.npz"
+        cached = _read_cache_entry(path, key, (len(a), len(s)))
+        if cached is not None:
+            return cached
     if net is None:
         net = _csr_of(network)
     out = _compute(net, a, s, limit_min, access_kmh, access_detour, time_factor)
@@ -284,9 +280,51 @@ def area_site_travel(
         try:
             with atomic_path(path, flag="matrix cache") as tmp:
                 np.savez(tmp, minutes=out.minutes, area_snap_m=out.area_snap_m,
-                         site_snap_m=out.site_snap_m)
+                         site_snap_m=out.site_snap_m, key=np.array(key),
+                         digest=np.array(_travel_digest(out)))
         except OSError:
             pass
+    return out
+
+
+def _travel_digest(travel: Travel) -> str:
+    """SHA-256 of a matrix's contents (shapes, dtypes and bytes of its three arrays)."""
+    digest = hashlib.sha256()
+    for array in (travel.minutes, travel.area_snap_m, travel.site_snap_m):
+        array = np.ascontiguousarray(array, dtype=np.float64)
+        digest.update(repr(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+#: The largest cache entry read (a national districts x hospitals matrix is ~25 MB).
+MAX_CACHE_ENTRY_BYTES = 1 << 30
+
+
+def _read_cache_entry(path: Path, key: str, shape: tuple[int, int]) -> Travel | None:
+    """The cached matrix if the entry is intact: a regular file that names this key and whose
+    arrays hash to its digest, with plausible values. Anything else (corrupt, truncated,
+    edited, written by an older version) is ignored and rebuilt, never trusted or fatal."""
+    import stat
+
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CACHE_ENTRY_BYTES:
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            out = Travel(np.asarray(z["minutes"], dtype=np.float64),
+                         np.asarray(z["area_snap_m"], dtype=np.float64),
+                         np.asarray(z["site_snap_m"], dtype=np.float64))
+            stored_key, stored_digest = str(z["key"]), str(z["digest"])
+    except Exception:  # zip, npy and OS errors alike: an unusable entry
+        return None
+    if stored_key != key or out.minutes.shape != shape or stored_digest != _travel_digest(out):
+        return None
+    finite = np.isfinite(out.minutes)
+    if np.isnan(out.minutes).any() or (out.minutes[finite] < 0).any():
+        return None
+    if not (np.isfinite(out.area_snap_m).all() and np.isfinite(out.site_snap_m).all()):
+        return None
     return out
 
 

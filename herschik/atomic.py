@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from herschik.errors import OutputError
+from herschik.errors import EnvironmentProblem, HerschikError, OutputError
 
 __all__ = [
     "MARKER",
@@ -123,11 +123,36 @@ def atomic_path(path: str | Path, flag: str = "--out") -> Iterator[Path]:
             os.close(fd)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             os.unlink(tmp)
+        problem = _environment_failure(error, path.parent)
+        if problem is not None:
+            raise EnvironmentProblem(f"{path}: {problem}") from error
         raise
     _fsync_dir(path.parent)
+
+
+#: What writer libraries say when the disk is full or read-only without raising an OSError
+#: (GDAL via pyogrio raises DataSourceError / FeatureError, SQLite "database or disk is full").
+_DISK_WORDS = ("no space left", "disk is full", "disk full", "read-only file system",
+               "quota exceeded", "input/output error")
+
+
+def _environment_failure(error: BaseException, folder: Path) -> str | None:
+    """Why a writer failed, when it is the disk's fault and the writer said so in words (an
+    OSError is the environment's anyway, see errors.exit_code_for); else None."""
+    if isinstance(error, (OSError, KeyboardInterrupt, SystemExit)) or isinstance(
+        error, HerschikError
+    ):
+        return None
+    text = " ".join(str(error).split()).lower()
+    if any(word in text for word in _DISK_WORDS):
+        return f"cannot write: {' '.join(str(error).split())[:200]}"
+    with contextlib.suppress(OSError):
+        if os.statvfs(folder).f_bavail == 0:
+            return f"cannot write: the disk is full ({type(error).__name__})"
+    return None
 
 
 def write_bytes(path: str | Path, data: bytes, flag: str = "--out") -> None:

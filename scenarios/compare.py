@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from herschik.optimiser.kpis import DISPLACED_KPIS, NORM_ODDS_KPIS, SCALAR_KPIS
 from herschik.optimiser.results import HOSPITAL_CHANGE_COLUMNS, hospital_changes_from_site_volumes
@@ -46,31 +47,91 @@ class RunFolder:
 def load_run(path: str | Path) -> RunFolder:
     """A result folder's summary and hospital changes; CompareError if it is not one."""
     path = Path(path)
+    if not path.is_dir():
+        raise CompareError(f"{path}: not a folder")
     summary_path = path / "summary.json"
-    if not summary_path.is_file():
+    if not summary_path.is_file():  # also a FIFO or device: never opened
         raise CompareError(f"{path}: not a result folder (no summary.json)")
-    try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise CompareError(f"{summary_path}: not valid JSON ({error.msg}, line {error.lineno})"
-                           ) from None
+    summary = _read_summary(summary_path)
     changes_path = path / "hospital_changes.csv"
     if changes_path.is_file():
-        changes = pd.read_csv(changes_path, dtype={"site_id": str, "intervention_id": str})
+        changes = _read_csv(changes_path)
     elif (path / "site_volumes.csv").is_file():
-        sv = pd.read_csv(path / "site_volumes.csv", dtype={"site_id": str, "intervention_id": str})
+        changes_path = path / "site_volumes.csv"
+        sv = _read_csv(changes_path)
+        if "kept_after" not in sv.columns:
+            raise CompareError(f"{changes_path}: missing column kept_after")
         sv = sv.astype({"kept_after": object}).where(sv.notna(), None)
-        changes = hospital_changes_from_site_volumes(sv)
+        try:
+            changes = hospital_changes_from_site_volumes(sv)
+        except (KeyError, ValueError, TypeError) as error:
+            raise CompareError(f"{changes_path}: not a site_volumes.csv of herschik "
+                               f"({type(error).__name__}: {error})") from None
     else:
         raise CompareError(f"{path}: neither hospital_changes.csv nor site_volumes.csv")
     missing = [c for c in ("site_id", "intervention_id", "status", "volume_after")
                if c not in changes.columns]
     if missing:
         raise CompareError(f"{changes_path}: missing columns {missing}")
+    volumes = pd.to_numeric(changes["volume_after"], errors="coerce")
+    bad = changes["volume_after"].notna() & ~np.isfinite(volumes.fillna(np.inf))
+    if bad.any():
+        row = int(np.argmax(bad.to_numpy()))
+        raise CompareError(f"{changes_path} row {row + 1}, field volume_after: not a finite "
+                           f"number ({changes['volume_after'].iloc[row]!r})")
     for col in HOSPITAL_CHANGE_COLUMNS:
         if col not in changes.columns:
             changes[col] = None
     return RunFolder(path, summary, changes)
+
+
+#: largest summary.json / CSV of a result folder read (a national run's are a few MB)
+MAX_RESULT_FILE_BYTES = 256 << 20
+
+
+def _bounded(path: Path) -> None:
+    size = path.stat().st_size
+    if size > MAX_RESULT_FILE_BYTES:
+        raise CompareError(f"{path}: {size:,} bytes; not a result file of herschik")
+
+
+def _read_summary(path: Path) -> dict[str, Any]:
+    """summary.json as a dict whose kpis (and per_treatment) are objects; else CompareError."""
+    _bounded(path)
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise CompareError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})"
+                           ) from None
+    except (UnicodeDecodeError, RecursionError) as error:
+        raise CompareError(f"{path}: not a summary.json of herschik ({type(error).__name__})"
+                           ) from None
+    if not isinstance(summary, dict):
+        raise CompareError(f"{path}: must be a JSON object")
+    kpis = summary.get("kpis")
+    if kpis is not None and not isinstance(kpis, dict):
+        raise CompareError(f"{path}: field kpis must be an object")
+    for key in ("per_treatment", "providers_after", "providers_lost"):
+        if kpis and kpis.get(key) is not None and not isinstance(kpis.get(key), dict):
+            raise CompareError(f"{path}: field kpis.{key} must be an object")
+    for entry in ((kpis or {}).get("per_treatment") or {}).values():
+        if not isinstance(entry, dict):
+            raise CompareError(f"{path}: field kpis.per_treatment must hold objects")
+    for key in ("providers_after", "providers_lost"):
+        values = ((kpis or {}).get(key) or {}).values()
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+            raise CompareError(f"{path}: field kpis.{key} must hold numbers")
+    return summary
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    _bounded(path)
+    try:
+        return pd.read_csv(path, dtype={"site_id": str, "intervention_id": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+            ValueError) as error:
+        message = " ".join(str(error).split())[:200]
+        raise CompareError(f"{path}: not a CSV table of herschik ({message})") from None
 
 
 def _number(value: Any) -> float | None:
