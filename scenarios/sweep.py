@@ -33,11 +33,11 @@ import pandas as pd
 from herschik.scenarios.data_identity import data_fingerprint
 from herschik.scenarios.scenario_file import load_scenario
 from herschik.scenarios.scenario_resolved import ResolvedScenario
-from herschik.scenarios.sweep_executors import run_dask, run_local, start_method
+from herschik.scenarios.sweep_executors import DaskLost, run_dask, run_local, start_method
 from herschik.scenarios.sweep_table import run_row, runs_frame, write_runs_tables
 from herschik.scenarios.sweep_task import SweepTask, cached_dataset, cached_instance, read_summary
 
-from herschik.errors import ScenarioError
+from herschik.errors import EnvironmentProblem, ScenarioError
 
 __all__ = ["DEFAULT_OUTPUTS", "SweepInterrupted", "run_sweep"]
 
@@ -236,6 +236,13 @@ def _execute(
         done = ledger.recover(tasks)
         write_runs_tables(ledger.frame(done, out_dir), out_dir)
         raise SweepInterrupted(len(done), len(tasks), out_dir / "runs.csv") from None
+    except DaskLost as lost:
+        # The cluster, not the runs: record what finished and stop with exit 2 (resumable).
+        bar.close()
+        done = ledger.recover(tasks)
+        write_runs_tables(ledger.frame(done, out_dir), out_dir)
+        raise EnvironmentProblem(f"{lost} ({len(done)} of {len(tasks)} runs in "
+                                 f"{out_dir / 'runs.csv'})") from None
     finally:
         bar.close()
 

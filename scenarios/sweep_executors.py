@@ -139,9 +139,15 @@ def run_dask(
     workers: int,
     on_done: Callable[[dict[str, Any]], None],
 ) -> None:
-    from dask.distributed import Client, LocalCluster
-    from dask.distributed import as_completed as dask_completed
+    import logging
 
+    from dask.distributed import Client, LocalCluster
+
+    # A lost scheduler or worker is reported once, as one line (DaskLost); distributed's own
+    # reconnect tracebacks on stderr would bury it.
+    for name in ["distributed", *logging.root.manager.loggerDict]:
+        if name.startswith("distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
@@ -158,11 +164,79 @@ def run_dask(
     try:
         futures = client.map(run_task, list(tasks), pure=False)
         by_key = {future.key: task for future, task in zip(futures, tasks, strict=True)}
-        for future in dask_completed(futures):
-            on_done(_result(future, by_key[future.key]))
+        _collect(client, futures, lambda future: on_done(_dask_result(future,
+                                                                      by_key[future.key])),
+                 scheduler or "the local Dask cluster")
     finally:
-        client.close()
+        with contextlib.suppress(Exception):  # a lost scheduler cannot be closed politely
+            client.close(timeout=5)
         if cluster is not None:
             cluster.close()
+
+
+#: seconds between checks that the scheduler and its workers are there
+DASK_POLL_SECONDS = 2.0
+
+
+def dask_workers_timeout() -> float:
+    """Seconds a sweep waits without any Dask worker before it gives up (exit 2):
+    ``$HERSCHIK_DASK_WORKERS_TIMEOUT``, default 120."""
+    return float(os.environ.get("HERSCHIK_DASK_WORKERS_TIMEOUT", "120"))
+
+
+class DaskLost(Exception):
+    """The Dask scheduler or all its workers went away (an EnvironmentProblem in sweep.py)."""
+
+
+def _collect(client: Any, futures: list[Any], done: Callable[[Any], None], where: str) -> None:
+    """Hand every finished future to ``done``; raise DaskLost when the scheduler is gone or
+    no worker has been there for :func:`dask_workers_timeout` seconds (never hang)."""
+    from dask.distributed import wait
+
+    pending = set(futures)
+    without_workers: float | None = None
+    while pending:
+        try:
+            finished, pending = wait(list(pending), timeout=DASK_POLL_SECONDS,
+                                     return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            finished = set()
+        except Exception as error:  # e.g. FuturesCancelledError: scheduler-connection-lost
+            raise DaskLost(f"lost the Dask scheduler ({where}): {type(error).__name__}; "
+                           "finished runs are kept, run the sweep again to resume") from None
+        for future in finished:
+            done(future)
+        if not pending:
+            return
+        try:
+            workers = len(client.nthreads())  # a request to the scheduler: fails if it is gone
+        except Exception as error:  # comm errors, timeouts, a closed client alike
+            raise DaskLost(f"lost the Dask scheduler ({where}): {type(error).__name__}; "
+                           "finished runs are kept, run the sweep again to resume") from None
+        if workers:
+            without_workers = None
+        elif without_workers is None:
+            without_workers = time.monotonic()
+        elif time.monotonic() - without_workers > dask_workers_timeout():
+            raise DaskLost(f"no Dask worker at {where} for {dask_workers_timeout():.0f} s; "
+                           "finished runs are kept, run the sweep again to resume")
+
+
+def _dask_result(future: Any, task: SweepTask) -> dict[str, Any]:
+    """The run's record; DaskLost when the future died with the scheduler, not the run."""
+    if future.status == "cancelled":
+        raise DaskLost("lost the Dask scheduler: its runs were cancelled; finished runs are "
+                       "kept, run the sweep again to resume")
+    try:
+        return future.result()
+    except BaseException as error:  # noqa: B036 - asyncio's CancelledError is a BaseException
+        if type(error).__name__ in ("CancelledError", "FutureCancelledError",
+                                    "CommClosedError", "KilledWorker"):
+            raise DaskLost(f"the Dask cluster failed ({type(error).__name__}: "
+                           f"{' '.join(str(error).split())[:200]}); finished runs are kept, "
+                           "run the sweep again to resume") from None
+        if not isinstance(error, Exception):
+            raise
+        return _result(future, task)
 
 
