@@ -3,7 +3,8 @@
 Two checks, run for every network (the embedded default, a built OSM network, any file):
 
 * :func:`check_edge_times` (when a network file is read): every edge time is finite and
-  positive, implied speeds are at most :data:`MAX_KMH` (:data:`MAX_FERRY_KMH` on ferries)
+  positive, implied speeds are at most :data:`MAX_KMH` (:data:`MAX_FERRY_KMH` on ferries) and
+  at least the lower bound of the edge's road class (:data:`MIN_KMH_BY_CLASS`)
   and no edge inside the RD New domain is shorter than the straight line between its ends
   (coordinates scaled or swapped after the lengths were computed).
 * :func:`check_snap` (when areas and sites are put on the network): every area and site lies
@@ -28,6 +29,13 @@ MAX_SNAP_M = 5_000.0
 #: Highest plausible implied speed (km/h) of a road edge, and of a ferry edge.
 MAX_KMH = 200.0
 MAX_FERRY_KMH = 80.0
+#: Lowest plausible implied speed (km/h) per road class (edges over 50 m): a motorway or trunk
+#: road is driven at walking pace by no planner's network; other roads (5 km/h parking lanes
+#: exist) and ferries (waiting included) only have to move at all. Issue 27: a network with
+#: every edge 1000 x slower was accepted.
+MIN_KMH_BY_CLASS = {"motorway": 30.0, "trunk": 15.0, "motorway_link": 5.0, "trunk_link": 5.0,
+                    "primary": 5.0, "secondary": 5.0, "ferry": 1.0}
+MIN_KMH = 2.0
 #: Extent (m) of EPSG:28992 (RD New) where its distances are true to scale.
 RD_DOMAIN = (-7_000.0, 289_000.0, 300_000.0, 629_000.0)
 #: How many names an error message lists.
@@ -87,11 +95,24 @@ def check_edge_times(arrays: dict[str, np.ndarray], source: str = "network") -> 
     length = np.asarray(length, dtype=np.float64)
     known = np.isfinite(length)
     ferry = np.zeros(m, bool)
+    min_kmh = np.full(m, MIN_KMH)
     if "highway" in arrays and "highway_names" in arrays:
         names = [str(h) for h in np.asarray(arrays["highway_names"]).tolist()]
         if "ferry" in names:
             ferry = np.asarray(arrays["highway"]) == names.index("ferry")
+        by_code = np.array([MIN_KMH_BY_CLASS.get(n, MIN_KMH) for n in names] or [MIN_KMH])
+        codes = np.asarray(arrays["highway"], dtype=np.int64)
+        min_kmh = by_code[np.clip(codes, 0, len(by_code) - 1)]
     kmh = np.where(known, length / tt * 3.6, 0.0)
+    slow = known & (length > 50) & (kmh < min_kmh)
+    if slow.any():
+        n = int(slow.sum())
+        raise CoverageError(
+            source, "travel_time",
+            f"{n} of {m} edges imply an implausibly low speed for their road class (below "
+            f"{MIN_KMH_BY_CLASS['motorway']:g} km/h on motorways, {MIN_KMH:g} km/h on any road; "
+            f"times in minutes instead of seconds?), e.g. {_examples(edge_names(slow))}",
+            n, edge_names(slow))
     fast = (kmh > np.where(ferry, MAX_FERRY_KMH, MAX_KMH)) & (length > 50)
     if fast.any():
         n = int(fast.sum())

@@ -213,3 +213,35 @@ def _text(checks: dict[str, dict[str, Any]], passed: bool) -> str:
                  f"covered districts reach no covered site: {_verdict(c)}")
     lines.append("network validation: " + ("PASSED" if passed else "NOT PASSED"))
     return "\n".join(lines)
+
+
+#: Bounds of the median ratio network / route-planner time over the inter-city trips that a
+#: network covers, for :func:`check_intercity_times`. A network that passes `network validate`
+#: is within a few percent; a wrong time unit or speed table is off by a factor of 3 or more.
+INTERCITY_RATIO_RANGE = (0.5, 2.0)
+#: fewest covered inter-city trips for the whole-network check to apply
+MIN_INTERCITY_CHECK_PAIRS = 3
+
+
+def check_intercity_times(network: Any, source: str) -> None:
+    """Refuse (CoverageError, exit 2) a network whose times between the cities it covers are
+    far from known car times (median ratio outside :data:`INTERCITY_RATIO_RANGE`): every edge
+    may look plausible while the whole is not (issue 27). A network covering fewer than
+    :data:`MIN_INTERCITY_CHECK_PAIRS` trips is not judged."""
+    from herschik.geo.coverage import CoverageError
+
+    ic = intercity_table(network)
+    use = ic[ic.covered & np.isfinite(ic.model_min) & (ic.model_min > 0)]
+    if len(use) < MIN_INTERCITY_CHECK_PAIRS:
+        return
+    ratio = use.model_min.to_numpy(float) / use.car_min.to_numpy(float)
+    median = float(np.median(ratio))
+    low, high = INTERCITY_RATIO_RANGE
+    if not low <= median <= high:
+        worst = use.iloc[int(np.argmax(np.abs(np.log(ratio))))]
+        raise CoverageError(
+            source, "travel_time",
+            f"times between the {len(use)} city pairs it covers are {median:.2f} x the known "
+            f"car times (allowed {low:g}-{high:g}), e.g. {worst.from_city}-{worst.to_city} "
+            f"{worst.model_min:g} min instead of about {worst.car_min:g}",
+            len(use), [f"{r.from_city}-{r.to_city}" for r in use.itertuples()])

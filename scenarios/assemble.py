@@ -102,6 +102,10 @@ def travel_minutes(
     source = network_label(network) if network is not None else "default road network"
     check_snap("area", _labels(areas), travel.area_snap_m, source)
     check_snap("site", _labels(sites), travel.site_snap_m, source)
+    if network is not None:  # a user's network: its times as a whole, against known trips
+        from herschik.geo.validation import check_intercity_times
+
+        check_intercity_times(graph, source)
     return travel.minutes
 
 
