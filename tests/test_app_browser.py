@@ -330,6 +330,7 @@ fetch("{app}api/plans/1/export", {{method: "POST", mode: "no-cors", body: ""}})
 </script></body></html>"""
 
 
+@pytest.mark.faults
 def test_a_page_of_another_origin_cannot_drive_the_app(
     chromium_path: str, tmp_path: Path
 ) -> None:
