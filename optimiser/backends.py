@@ -243,7 +243,10 @@ def solve_lp_highs(cost: np.ndarray, matrix: sp.csc_matrix, row_lower: np.ndarra
     n_cols = int(matrix.shape[1])
     _pass_model(h, cost, 0.0, matrix, np.zeros(n_cols), np.full(n_cols, INF), row_lower,
                 row_upper, np.zeros(n_cols))
-    run_highs(h)
+    # On the calling thread: no Python callback runs inside an LP, so a signal's
+    # KeyboardInterrupt is raised after run() returns (LPs take milliseconds), and a helper
+    # thread per LP would cost the keep-set search, which solves many
+    h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
     solution = h.getSolution()
