@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from herschik.optimiser.algorithms import Algorithms
 from herschik.optimiser.params import SolveParams
 from herschik.optimiser.solve import solve
 from herschik.optimiser.status import SolveStatus
@@ -138,14 +139,15 @@ def test_fallback_keeps_a_proven_infeasible_verdict(monkeypatch: pytest.MonkeyPa
         return BackendResult(SolveStatus.ERROR, solver="highs", message="Unknown")
 
     monkeypatch.setattr(solve_module, "solve_highs", gives_up)
-    monkeypatch.setattr(solve_module, "SEARCH_KEEP_SETS", False)
+    # the MIP path only: the keep-set search would decide without HiGHS; the Hall test stays on
+    mip_only = Algorithms(keep_set_search=False)
     instance = synthetic_instance(n_areas=30, n_sites=5, n_treatments=2, seed=0)
     params = SolveParams(margin=10.0, small_region_rule="fail")
-    assert solve(instance, params).status == SolveStatus.INFEASIBLE
+    assert solve(instance, params, algorithms=mip_only).status == SolveStatus.INFEASIBLE
     with pytest.raises(SolverError):  # feasible, but no verdict is proven: say so
         monkeypatch.setattr(solve_module, "solve_pulp", lambda *a, **k: BackendResult(
             SolveStatus.INFEASIBLE, solver="cbc", message="Infeasible"))
-        solve(instance, SolveParams())
+        solve(instance, SolveParams(), algorithms=mip_only)
 
 
 # --- scenario files: grids and nesting are bounded before any work -------------------------------
