@@ -49,6 +49,10 @@ def dataset_files(dataset: Dataset) -> dict[str, str]:
         files["travel_times.csv"] = _csv_text(
             dataset.travel_times[[c for c, _ in SCHEMA["travel_times.csv"]]]
         )
+    if dataset.baseline_flows is not None:
+        files["baseline_flows.csv"] = _csv_text(
+            dataset.baseline_flows[[c for c, _ in SCHEMA["baseline_flows.csv"]]]
+        )
     return files
 
 
@@ -87,7 +91,7 @@ def export_dataset(dataset: Dataset, out_dir: str | Path) -> Path:
         written = {p.name for p in staging.iterdir()}
         for path in sorted(staging.iterdir()):
             os.replace(path, out / path.name)
-        for optional in ("travel_times.csv", "areas.gpkg"):
+        for optional in ("travel_times.csv", "areas.gpkg", "baseline_flows.csv"):
             if optional not in written and (out / optional).exists():
                 (out / optional).unlink()
         return out

@@ -63,6 +63,8 @@ SCHEMA: dict[str, list[tuple[str, str]]] = {
     "demand.csv": [("area_id", "id"), ("intervention_id", "id"), ("patients", "float")],
     "baseline_volumes.csv": [("site_id", "id"), ("intervention_id", "id"), ("volume", "float")],
     "travel_times.csv": [("area_id", "id"), ("site_id", "id"), ("minutes", "float")],
+    "baseline_flows.csv": [("area_id", "id"), ("site_id", "id"), ("intervention_id", "id"),
+                           ("patients", "float")],
 }
 
 
