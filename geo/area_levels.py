@@ -15,16 +15,16 @@ and 769 volumes over the seven regions, issue 22).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pandas as pd
-from herschik.geo.dataset import Dataset
 
 from herschik.errors import DataError
 
 
-def coarsen_dataset(fine: Dataset, coarse_areas: pd.DataFrame, coarse_geometries: Any,
-                    key: str, meta: dict[str, Any] | None = None) -> Dataset:
+def coarsen_dataset(fine: Any, coarse_areas: pd.DataFrame, coarse_geometries: Any,
+                    key: str, meta: dict[str, Any] | None = None) -> Any:
     """``fine`` on the areas of ``coarse_areas``; fine area ``a`` belongs to the coarse area
     whose ``area_id`` equals ``fine.areas[key]`` of ``a`` (e.g. ``key="municipality_code"``).
 
@@ -55,7 +55,9 @@ def coarsen_dataset(fine: Dataset, coarse_areas: pd.DataFrame, coarse_geometries
     if fine.baseline_flows is not None:
         flows = _sum_by(fine.baseline_flows, to_coarse,
                         ["area_id", "site_id", "intervention_id"], "patients")
-    return Dataset(
+    # dataclasses.replace keeps the fine dataset's class (geo/dataset.py imports this module)
+    return dataclasses.replace(
+        fine,
         name=str((meta or {}).get("name", fine.name)),
         meta=dict(fine.meta, **(meta or {})),
         regions=fine.regions.copy(),
