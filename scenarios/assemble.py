@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from herschik.geo.dataset import baseline_source_line
 from herschik.optimiser.baseline import reconstruct_baseline_flows
 from herschik.optimiser.instance import Instance, ProcessNorm, Site, Treatment
 
@@ -271,6 +272,7 @@ def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instanc
         process_norms=process_norms(dataset),
         meta={
             "baseline": dataset.baseline_kind,
+            "baseline_source": baseline_source_line(getattr(dataset, "meta", {}) or {}),
             "network": "travel_times.csv"
             if dataset.travel_times is not None and network is None
             else network_label(network),

@@ -72,7 +72,38 @@ def cmd_regions(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _outside_share(text: str) -> str | float:
+    if text == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 0.9:
+        raise UsageError(f"--outside-share {text}: expected auto or a fraction from 0 to 0.9")
+    return value
+
+
+def cmd_import_volumes(args: argparse.Namespace) -> int:
+    from herschik.scenarios.import_volumes import import_volumes, print_import, write_import
+
+    from herschik.atomic import check_output_dir
+
+    outside = _outside_share(args.outside_share)
+    if args.decay is not None and not 0.0 <= args.decay <= 1.0:
+        raise UsageError(f"--decay {args.decay}: expected 0 to 1 per minute")
+    check_output_dir(args.out)  # refuse a folder herschik did not write before any work
+    base = load_args_dataset(args)
+    result = import_volumes(args.file, base, network=args.network, outside=outside,
+                            decay=args.decay)
+    write_import(result, args.out)
+    print_import(result, args.out, make_console())
+    return EXIT_OK
+
+
 def cmd_data(args: argparse.Namespace) -> int:
+    if args.data_command == "import-volumes":
+        return cmd_import_volumes(args)
     dataset = load_args_dataset(args)
     if args.data_command == "export":
         from herschik.geo.dataset_export import export_dataset
@@ -87,12 +118,13 @@ def cmd_data(args: argparse.Namespace) -> int:
         return EXIT_OK
     from rich.table import Table
 
+    console = make_console()
+    console.print(dataset.baseline_source, markup=False)
     rich_table = Table(title=f"Baseline of dataset '{dataset.name}' per region and treatment")
     for column in table.columns:
         rich_table.add_column(column)
     for row in table.itertuples(index=False):
         rich_table.add_row(*(str(v) for v in row))
-    console = make_console()
     console.print(rich_table)
     if dataset.baseline_kind == "illustrative":
         console.print(
