@@ -91,13 +91,17 @@ class Matcher:
         self.codes = codes or {}
         self.variant_owner: list[str] = []
         self.variants: list[str] = []
-        exact: dict[str, set[str]] = {}
-        for ident, _, variants in candidates:
-            for variant in {normalise(v) for v in variants if str(v).strip()}:
+        # exact hits in two tiers: a candidate's own name before the derived variants
+        # (organisation + town, aliases), which a site of the same organisation can share
+        own: dict[str, set[str]] = {}
+        derived: dict[str, set[str]] = {}
+        for ident, display, variants in candidates:
+            own.setdefault(normalise(display), set()).add(ident)
+            for variant in sorted({normalise(v) for v in variants if str(v).strip()}):
                 self.variants.append(variant)
                 self.variant_owner.append(ident)
-                exact.setdefault(variant, set()).add(ident)
-        self.exact = exact
+                derived.setdefault(variant, set()).add(ident)
+        self.exact_tiers = (own, derived)
         self._cache: dict[str, Match] = {}
 
     def match(self, query: str, file: str, row: int) -> Match:
@@ -119,11 +123,12 @@ class Matcher:
             ident = self.codes[text]
             return Match(query, ident, self.names[ident], "agb", 100.0)
         key = normalise(text)
-        owners = sorted(self.exact.get(key, ()))
-        if len(owners) == 1:
-            return Match(query, owners[0], self.names[owners[0]], "exact", 100.0)
-        if len(owners) > 1:
-            self._ambiguous(query, owners, file, row)
+        for tier in self.exact_tiers:
+            owners = sorted(tier.get(key, ()))
+            if len(owners) == 1:
+                return Match(query, owners[0], self.names[owners[0]], "exact", 100.0)
+            if len(owners) > 1:
+                self._ambiguous(query, owners, file, row)
         best: dict[str, float] = {}
         scored = process.extract(key, self.variants, scorer=fuzz.token_set_ratio,
                                  limit=None, score_cutoff=0)

@@ -4,8 +4,9 @@
 found by Furness iteration (iterative proportional fitting) so that every area's patients sum to
 its demand ``O`` and every hospital's to its volume ``D``. The distance decay ``beta`` (per
 minute) is fitted by maximum likelihood of the observed hospital volumes under the origin
-constrained model with equal attractiveness: the decay that best explains how patients spread
-over the providers given where they live (docs/decisions/volume-import.md). A doubly
+constrained model in which hospitals of one group (UMC, cancer centre, general hospital) are
+equally attractive: the decay that best explains how patients spread over the providers given
+where they live (docs/decisions/volume-import.md). A doubly
 constrained model reproduces the volumes at any ``beta``, so the volumes cannot identify it
 there; the origin constrained fit is the standard way to get it from totals alone.
 
@@ -34,6 +35,8 @@ class Block:
     demand: np.ndarray
     volume: np.ndarray
     minutes: np.ndarray
+    #: per site, the index of its attractiveness group (e.g. UMC / general); None: one group
+    group: np.ndarray | None = None
 
 
 def _kernel(minutes: np.ndarray, beta: float) -> np.ndarray:
@@ -80,47 +83,73 @@ def balance(demand: np.ndarray, volume: np.ndarray, minutes: np.ndarray, beta: f
     return flows
 
 
-def origin_constrained_volumes(block: Block, beta: float) -> np.ndarray:
-    """Hospital totals when every area spreads its demand over the providers by decay only."""
+def origin_constrained_volumes(block: Block, beta: float,
+                               attractiveness: np.ndarray | None = None) -> np.ndarray:
+    """Hospital totals when every area spreads its demand over the providers by decay and
+    group attractiveness only (``attractiveness[g]`` of group g; default all 1)."""
     providers = block.volume > 0
     kernel = _kernel(block.minutes[:, providers], beta)
+    if attractiveness is not None and block.group is not None:
+        kernel = kernel * attractiveness[block.group[providers]][None, :]
     share = kernel / np.maximum(kernel.sum(axis=1, keepdims=True), 1e-300)
     out = np.zeros(block.volume.size)
     out[providers] = block.demand @ share
     return out
 
 
-def misfit(blocks: Sequence[Block], beta: float) -> float:
+def misfit(blocks: Sequence[Block], beta: float,
+           attractiveness: np.ndarray | None = None) -> float:
     """Kullback-Leibler divergence (patients) of the observed volumes from the origin
     constrained prediction, summed over blocks: minus the log-likelihood up to a constant."""
     total = 0.0
     for block in blocks:
-        predicted = origin_constrained_volumes(block, beta)
+        predicted = origin_constrained_volumes(block, beta, attractiveness)
         seen = block.volume > 0
         total += float(np.sum(block.volume[seen]
                               * np.log(block.volume[seen] / np.maximum(predicted[seen], 1e-300))))
     return total
 
 
-def misallocated_share(blocks: Sequence[Block], beta: float) -> float:
+def misallocated_share(blocks: Sequence[Block], beta: float,
+                       attractiveness: np.ndarray | None = None) -> float:
     """Share of patients the origin constrained model puts at another hospital than observed."""
-    moved = sum(0.5 * float(np.abs(origin_constrained_volumes(b, beta) - b.volume).sum())
-                for b in blocks)
+    moved = sum(0.5 * float(np.abs(origin_constrained_volumes(b, beta, attractiveness)
+                                   - b.volume).sum()) for b in blocks)
     total = sum(float(b.volume.sum()) for b in blocks)
     return moved / total if total else 0.0
 
 
-def fit_decay(blocks: Sequence[Block]) -> float:
-    """The decay (per minute) maximising the likelihood of the observed volumes (bounded
-    Brent search over :data:`DECAY_BOUNDS`, deterministic)."""
-    from scipy.optimize import minimize_scalar
+@dataclass(frozen=True)
+class DecayFit:
+    """The fitted decay (per minute) and the attractiveness of each site group (group 0 = 1)."""
+
+    beta: float
+    attractiveness: np.ndarray
+
+
+def fit_decay(blocks: Sequence[Block], n_groups: int = 1) -> DecayFit:
+    """Decay and group attractiveness maximising the likelihood of the observed volumes.
+
+    Sites of one group (e.g. all general hospitals) are taken as equally attractive, so the
+    differences in their volumes are explained by where patients live: that identifies the
+    decay. Bounded L-BFGS-B from a fixed start, deterministic.
+    """
+    from scipy.optimize import minimize
 
     usable = [b for b in blocks if (b.volume > 0).sum() > 1 and b.demand.sum() > 0]
-    if not usable:
-        return 0.1  # one provider per block: every decay fits; the value does not matter
-    result = minimize_scalar(lambda beta: misfit(usable, beta), bounds=DECAY_BOUNDS,
-                             method="bounded", options={"xatol": 1e-5})
-    return float(result.x)
+    if not usable:  # one provider per block: every decay fits; the value does not matter
+        return DecayFit(0.1, np.ones(n_groups))
+
+    def objective(x: np.ndarray) -> float:
+        weights = np.exp(np.concatenate([[0.0], x[1:]]))
+        return misfit(usable, float(x[0]), weights)
+
+    start = np.concatenate([[0.05], np.zeros(n_groups - 1)])
+    bounds = [DECAY_BOUNDS] + [(-5.0, 5.0)] * (n_groups - 1)
+    result = minimize(objective, start, method="L-BFGS-B", bounds=bounds,
+                      options={"ftol": 1e-12, "gtol": 1e-8, "maxiter": 500})
+    x = result.x
+    return DecayFit(float(x[0]), np.exp(np.concatenate([[0.0], x[1:]])))
 
 
 def nearest_share(flows: np.ndarray, minutes: np.ndarray, volume: np.ndarray) -> float:

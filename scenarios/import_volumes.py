@@ -44,6 +44,8 @@ from herschik.errors import DataError
 
 #: demand weight of a person aged 65+ relative to one under 65 (as tools/build_default.py)
 W65 = 4.0
+#: a fitted decay below this (per minute; half weight beyond ~70 min) is reported as weak
+WEAK_DECAY = 0.01
 #: flows below this (patients/yr) are dropped; each site's rest goes to its largest flow
 MIN_FLOW = 1e-3
 
@@ -213,8 +215,14 @@ def import_volumes(path: str | Path, base: Any, network: Any = None,
     matches = _match_rows(table, base)
     volumes = _mean_volumes(matches)
     plans, covered = _plans(base, volumes, network, outside)
-    blocks = [Block(p.residents, p.volume - p.outside, p.minutes) for p in plans]
-    beta = fit_decay(blocks) if decay is None else float(decay)
+    groups = sorted(set(base.sites["site_type"]), key=lambda g: (g != "general", g))
+    group_of = base.sites.set_index("site_id")["site_type"].map(
+        {g: i for i, g in enumerate(groups)})
+    blocks = [Block(p.residents, p.volume - p.outside, p.minutes,
+                    group_of.reindex(p.site_ids).to_numpy(int)) for p in plans]
+    fitted = fit_decay(blocks, len(groups)) if decay is None else None
+    beta = fitted.beta if fitted is not None else float(decay)  # type: ignore[arg-type]
+    weights = fitted.attractiveness if fitted is not None else None
 
     flow_rows: list[pd.DataFrame] = []
     demand_rows: list[pd.DataFrame] = []
@@ -257,13 +265,21 @@ def import_volumes(path: str | Path, base: Any, network: Any = None,
         "decay_per_minute": round(beta, 6),
         "decay_fitted": decay is None,
         "half_weight_minutes": round(float(np.log(2) / beta), 1) if beta > 0 else None,
+        "attractiveness": None if weights is None else {
+            g: round(float(w), 4) for g, w in zip(groups, weights, strict=True)},
         "misallocated_share_no_decay": round(misallocated_share(blocks, 0.0), 4),
-        "misallocated_share_fitted_decay": round(misallocated_share(blocks, beta), 4),
+        "misallocated_share_fitted_decay": round(misallocated_share(blocks, beta, weights), 4),
         "nearest_provider_share_min_travel": round(near_lp / weight_sum, 4) if weight_sum else None,
         "nearest_provider_share_fitted": round(near_fit / weight_sum, 4) if weight_sum else None,
         "mean_travel_min_min_travel": round(travel_lp / weight_sum, 2) if weight_sum else None,
         "mean_travel_min_fitted": round(travel_fit / weight_sum, 2) if weight_sum else None,
     }
+    if beta < WEAK_DECAY:
+        fit["warning"] = (
+            f"the fitted distance decay is {beta:.4f}/min: the table's volumes barely depend on "
+            "where patients live, so today's flows spread over the whole region (mean travel "
+            f"{fit['mean_travel_min_fitted']} min against {fit['mean_travel_min_min_travel']} "
+            "min for the shortest-travel reconstruction); if you know better, pass --decay")
     report = _report(table, path, base, matches, volumes, covered, dataset, fit, outside)
     return ImportResult(dataset=dataset, report=report, matches=_match_table(matches, base),
                         volumes=volumes)
@@ -427,6 +443,8 @@ def print_import(result: ImportResult, out: Path, console: Any) -> None:
         f"provider: {fit['nearest_provider_share_fitted']:.0%} (min-travel reconstruction "
         f"{fit['nearest_provider_share_min_travel']:.0%}); every hospital volume reproduced "
         f"(largest difference {fit['max_volume_error']:.4f})")
+    if fit.get("warning"):
+        console.print(f"[yellow]Warning:[/yellow] {fit['warning']}")
     from_table = sum(1 for s in report["sources"] if not s["source"].startswith("base"))
     console.print(f"{from_table} region x treatment pairs from the table, "
                   f"{len(report['sources']) - from_table} from the base dataset")
