@@ -119,7 +119,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = make_console()
-    console.print(dataset.baseline_source, markup=False)
+    console.print(dataset.baseline_source, markup=False, soft_wrap=True)
     rich_table = Table(title=f"Baseline of dataset '{dataset.name}' per region and treatment")
     for column in table.columns:
         rich_table.add_column(column)

@@ -420,7 +420,7 @@ def print_import(result: ImportResult, out: Path, console: Any) -> None:
     from rich.table import Table
 
     report = result.report
-    console.print(baseline_source_line(result.dataset.meta))
+    console.print(baseline_source_line(result.dataset.meta), markup=False, soft_wrap=True)
     matches = report["matches"]
     console.print(
         f"{matches['rows']} rows: " + ", ".join(
