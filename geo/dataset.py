@@ -248,6 +248,11 @@ def _load_folder(folder: Path) -> Dataset:
                regions["region_id"], lambda v: f"{v!r} is reserved (--region all)")
     check_unique("regions.csv", regions, ["region_id"])
     check_unique("sites.csv", sites, ["site_id"])
+    if "agb" in sites.columns:
+        coded = sites[sites["agb"] != ""]
+        dup = coded["agb"].duplicated().to_numpy()
+        first_bad("sites.csv", "agb", np.isin(sites.index, coded.index[dup]), sites["agb"],
+                  lambda v: f"AGB code {v} is given to two sites")
     check_unique("areas.csv", areas, ["area_id"])
     check_unique("treatments.csv", treatments, ["intervention_id"])
     check_unique("demand.csv", demand, ["area_id", "intervention_id"])

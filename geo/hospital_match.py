@@ -119,9 +119,15 @@ class Matcher:
         if text.lower() in self.id_lookup:
             ident = self.id_lookup[text.lower()]
             return Match(query, ident, self.names[ident], "id", 100.0)
-        if text in self.codes:
-            ident = self.codes[text]
-            return Match(query, ident, self.names[ident], "agb", 100.0)
+        if text.isdigit():
+            # AGB codes: Excel drops leading zeros, so compare without them
+            ident = self.codes.get(text.lstrip("0"))
+            if ident is not None:
+                return Match(query, ident, self.names[ident], "agb", 100.0)
+            if len(text) >= 6:
+                where = ("is not in sites.csv" if self.codes else
+                         "cannot be matched: the dataset's sites.csv has no agb column")
+                raise DataError(file, row, self.field, f"AGB code {text} {where}")
         key = normalise(text)
         for tier in self.exact_tiers:
             owners = sorted(tier.get(key, ()))
@@ -194,8 +200,8 @@ def hospital_matcher(sites: pd.DataFrame) -> Matcher:
         candidates.append((str(site.site_id), name, variants))
     codes = {}
     if "agb" in sites.columns:
-        codes = {str(a).strip(): str(s) for s, a in zip(sites["site_id"], sites["agb"],
-                                                         strict=True) if str(a).strip()}
+        codes = {str(a).strip().lstrip("0"): str(s) for s, a in zip(
+            sites["site_id"], sites["agb"], strict=True) if str(a).strip()}
     return Matcher("hospital", "hospital", candidates, codes)
 
 

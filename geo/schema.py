@@ -68,6 +68,13 @@ SCHEMA: dict[str, list[tuple[str, str]]] = {
 }
 
 
+#: Optional columns per file (read and written when present): a site's AGB code (Vektis
+#: "Algemeen GegevensBeheer" code of the hospital location), which volume tables may name.
+OPTIONAL_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "sites.csv": [("agb", "str")],
+}
+
+
 def parse_tier_norms(text: str) -> dict[str, float] | None:
     """Parse ``"HHOC:200;PP:80;PPR:50"`` into ``{"HHOC": 200.0, ...}``; empty -> ``None``.
 

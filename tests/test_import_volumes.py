@@ -378,3 +378,26 @@ def test_every_site_and_treatment_name_resolves_to_itself(base) -> None:
     treatments = treatment_matcher(base.treatments)
     for row in base.assigned_treatments().itertuples(index=False):
         assert treatments.match(row.name, "t.csv", 1).target == row.intervention_id
+
+
+def test_hospitals_by_agb_code_when_the_sites_table_has_them(tmp_path: Path) -> None:
+    from herschik.geo.dataset_export import export_dataset
+
+    base = load_dataset("example")
+    sites = base.sites.copy()
+    sites["agb"] = [f"0{6000000 + i}" for i in range(len(sites))]  # leading zero, as AGB codes
+    base.sites = sites
+    folder = export_dataset(base, tmp_path / "base")
+    assert load_dataset(folder).sites["agb"].iloc[0] == "06000000"
+    first, second = sites["site_id"].iloc[0], sites["site_id"].iloc[1]
+    treatment = base.assigned_treatments()["intervention_id"].iloc[0]
+    table = _write(tmp_path / "agb.csv", "agb;behandeling;aantal\n"  # Excel dropped the zero
+                   f"6000000;{treatment};30\n06000001;{treatment};12\n")
+    out = tmp_path / "o"
+    assert main(["data", "import-volumes", str(table), "--out", str(out),
+                 "--data", str(folder)]) == 0
+    matches = pd.read_csv(out / "import_matches.csv")
+    assert list(matches["site_id"]) == [first, second]
+    assert set(matches["hospital_match"]) == {"agb"}
+    with pytest.raises(DataError, match="no agb column"):
+        hospital_matcher(load_dataset("example").sites).match("06000000", "t.csv", 1)
