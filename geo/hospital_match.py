@@ -89,6 +89,8 @@ class Matcher:
         self.names = {c[0]: c[1] for c in candidates}
         self.id_lookup = {c[0].lower(): c[0] for c in candidates}
         self.codes = codes or {}
+        #: names (normalised) that are known but cannot be imported, with the reason
+        self.refused: dict[str, str] = {}
         self.variant_owner: list[str] = []
         self.variants: list[str] = []
         # exact hits in two tiers: a candidate's own name before the derived variants
@@ -116,6 +118,8 @@ class Matcher:
         from rapidfuzz import fuzz, process
 
         text = query.strip()
+        if normalise(text) in self.refused:
+            raise DataError(file, row, self.field, f"{query!r} {self.refused[normalise(text)]}")
         if text.lower() in self.id_lookup:
             ident = self.id_lookup[text.lower()]
             return Match(query, ident, self.names[ident], "id", 100.0)
@@ -147,8 +151,10 @@ class Matcher:
         top, top_score = ranking[0]
         if top_score < MIN_SCORE:
             nearest = "; ".join(f"{self.names[i]} ({i})" for i, _ in ranking[:3])
+            scope = (" (only treatments with norm data in treatments.csv can be imported)"
+                     if self.what == "treatment" else "")
             raise DataError(file, row, self.field,
-                            f"unknown {self.what} {query!r}; nearest: {nearest}")
+                            f"unknown {self.what} {query!r}{scope}; nearest: {nearest}")
         ties = [i for i, s in ranking if s >= top_score - TIE_MARGIN and s >= MIN_SCORE]
         if len(ties) > 1:
             self._ambiguous(query, ties, file, row)
@@ -213,9 +219,16 @@ def treatment_matcher(treatments: pd.DataFrame) -> Matcher:
         for row in table.itertuples(index=False):
             dutch.setdefault(row.intervention_id, []).append(row.name_nl)
     candidates = []
+    refused = {}
     for row in treatments.itertuples(index=False):
         if row.kind == "process":
+            for name in (row.intervention_id, row.name):
+                refused[normalise(name)] = ("is a process norm (a share of patients treated in "
+                                            "time), not a volume norm: it has no volumes to "
+                                            "import")
             continue
         candidates.append((str(row.intervention_id), str(row.name),
                            [str(row.name), *dutch.get(row.intervention_id, [])]))
-    return Matcher("treatment", "treatment", candidates)
+    matcher = Matcher("treatment", "treatment", candidates)
+    matcher.refused = refused
+    return matcher

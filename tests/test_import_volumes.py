@@ -244,7 +244,8 @@ def test_treatments_by_id_english_or_dutch_name(base) -> None:
     ("UMC Utrecht;lung_resection;-3\n", 1, "patients", "negative"),
     ("UMC Utrecht;lung_resection;veel\n", 1, "patients", "not a number"),
     ("UMC Utrecht;lung_resection;4\nUMCU;lung_resection;5\n", 2, "hospital", "duplicate"),
-    ("UMC Utrecht;carotid_1week;4\n", 1, "treatment", "unknown treatment"),
+    ("UMC Utrecht;carotid_1week;4\n", 1, "treatment", "process norm"),
+    ("UMC Utrecht;Heupvervanging;4\n", 1, "treatment", "unknown treatment"),
     ("Kliniek Nergens;lung_resection;4\n", 1, "hospital", "nearest"),
     ("Isala;lung_resection;4\n", 1, "hospital", "ambiguous"),
 ])
