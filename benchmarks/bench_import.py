@@ -38,11 +38,14 @@ def national_table(path: Path, seed: int = 7) -> int:
 
 
 def run(repeats: int = 1) -> dict[str, Any]:
+    import os
+
     from herschik.geo.dataset import load_dataset
     from herschik.scenarios import import_volumes as module
 
     from .common import code_fingerprint
 
+    load = [round(x, 2) for x in os.getloadavg()]
     clock: dict[str, float] = {}
 
     def timed(name: str, func: Any) -> Any:
@@ -100,7 +103,8 @@ def run(repeats: int = 1) -> dict[str, Any]:
         "nearest_share_fitted": report["fit"]["nearest_provider_share_fitted"],
         "nearest_share_min_travel": report["fit"]["nearest_provider_share_min_travel"],
         "largest_volume_difference": worst,
-        "code_fingerprint": code_fingerprint(),
+        "code_fingerprint": code_fingerprint(), "load_average_at_start": load,
+        "cores": os.cpu_count(),
     }
 
 
@@ -112,7 +116,11 @@ def render(result: dict[str, Any]) -> tuple[list[str], list[tuple[str, str, str]
         f"`herschik data import-volumes` of a national table ({r['rows']} rows: every hospital "
         "x treatment of the default, two years, names, '<10' for small counts) on the district "
         f"default; median of {r['repeats']} run(s), one process; code {r['code_fingerprint']}, "
-        f"measured {r.get('measured_at')}. The machine was shared with other jobs.", "",
+        f"measured {r.get('measured_at')} on {r.get('cores')} cores at load average "
+        f"{r.get('load_average_at_start')}: the machine was shared with other jobs (about seven "
+        "parallel sessions), so absolute times are inflated. The national table's volumes are "
+        "the illustrative default's, which hardly depend on catchments: the fitted decay is "
+        "~0 (the import warns), so the fitted flows spread over each region.", "",
         "| total s | read + match s | travel + demand s | decay fit s | flows s | write + "
         "reload s | flow rows | flows MB | decay /min | at nearest (fitted / min-travel) | "
         "largest volume difference | peak MB |",
