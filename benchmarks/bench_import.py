@@ -121,7 +121,8 @@ def render(result: dict[str, Any]) -> tuple[list[str], list[tuple[str, str, str]
         "parallel sessions), so absolute times are inflated. The national table's volumes are "
         "the illustrative default's, which hardly depend on catchments: the fitted decay is "
         "~0 (the import warns), so the fitted flows spread over each region.", "",
-        "| total s | read + match s | travel + demand s | decay fit s | flows s | write + "
+        "| total s | read + match s | travel + demand s | decay fit s | flows + min-travel "
+        "comparison s | write + "
         "reload s | flow rows | flows MB | decay /min | at nearest (fitted / min-travel) | "
         "largest volume difference | peak MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
