@@ -724,6 +724,17 @@ def build_demand_and_baseline(
     return demand, baseline, totals, log
 
 
+MUNICIPALITY_DESCRIPTION = (
+    "The Netherlands on 345 CBS municipalities (2022, population 17,590,672): the district da"
+    "taset (geo/data/default) with its districts summed per municipality. Sites, treatments a"
+    "nd the status quo (baseline volumes) are the district dataset's own, so today's provider"
+    "s and volumes are the same at both area levels; this folder holds only the municipality "
+    "areas. The baseline volumes are ILLUSTRATIVE (generated, seeded): they reproduce the per"
+    "-region provider and below-norm counts of the tranche-1 report, not real hospital volume"
+    "s."
+)
+
+
 def write_municipality_level(out: Path, areas: pd.DataFrame, geometries: object,
                              meta: dict) -> None:
     """areas.csv, areas.gpkg and dataset.json of the derived municipality level."""
@@ -788,10 +799,9 @@ def build(raw: Path, facts: Path, out: Path, municipalities_out: Path | None = N
         # dataset (geo/area_levels.py), so the status quo is one fact at both levels (issue 22;
         # generating a second illustrative baseline here made "today" depend on the level).
         m_areas, m_geoms = build_municipality_areas(munis, regions, areas)
-        m_meta = json.loads((municipalities_out / "dataset.json").read_text(encoding="utf-8")) \
-            if (municipalities_out / "dataset.json").exists() else dict(
-                meta, name="netherlands-2022-municipalities", derived_from="default",
-                area_key="municipality_code")
+        m_meta = dict(meta, name="netherlands-2022-municipalities",
+                      description=MUNICIPALITY_DESCRIPTION, derived_from="default",
+                      area_key="municipality_code")
         write_municipality_level(municipalities_out, m_areas, m_geoms, m_meta)
     return dataset
 
