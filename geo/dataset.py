@@ -302,6 +302,11 @@ def _load_folder(folder: Path) -> Dataset:
     )
 
 
+def read_meta(folder: str | Path) -> dict[str, Any]:
+    """A dataset folder's ``dataset.json``, checked (DataError naming the file and key)."""
+    return _read_meta(Path(folder))
+
+
 def _read_meta(folder: Path) -> dict[str, Any]:
     path = folder / "dataset.json"
     if not path.exists():

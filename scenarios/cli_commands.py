@@ -33,6 +33,19 @@ def load_args_dataset(args: argparse.Namespace, region: str | None = None) -> An
     return load_dataset("municipalities" if args.areas == "municipalities" else None)
 
 
+def baseline_source_of(args: argparse.Namespace) -> str:
+    """The baseline source line of the data the flags name, from dataset.json alone."""
+    from herschik.geo.dataset import baseline_source_line, read_meta
+    from herschik.geo.schema import DEFAULT_DIR, MUNICIPALITIES_DIR
+
+    if args.data is not None:
+        if not args.data.is_dir():
+            raise UsageError(f"--data {args.data}: not a folder")
+        return baseline_source_line(read_meta(args.data))
+    return baseline_source_line(read_meta(
+        MUNICIPALITIES_DIR if args.areas == "municipalities" else DEFAULT_DIR))
+
+
 def make_console() -> Any:
     from rich.console import Console
 
@@ -219,6 +232,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     regions = "all" if args.regions == "all" else [r for r in args.regions.split(",") if r]
     if args.executor == "dask" and not args.scheduler:
         raise UsageError("--executor dask needs --scheduler ADDRESS")
+    print(baseline_source_of(args), flush=True)  # the first line: which world the runs describe
     runs = run_sweep(
         args.file,
         args.out,
@@ -315,6 +329,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     from herschik.scenarios.app.session import AppState
 
     dataset = load_args_dataset(args)
+    print(dataset.baseline_source, flush=True)  # the first line: which world the app shows
     regions = list(dataset.regions["region_id"])
     if args.region is not None and args.region not in regions:
         raise UsageError(
