@@ -402,3 +402,13 @@ def test_hospitals_by_agb_code_when_the_sites_table_has_them(tmp_path: Path) -> 
     assert set(matches["hospital_match"]) == {"agb"}
     with pytest.raises(DataError, match="no agb column"):
         hospital_matcher(load_dataset("example").sites).match("06000000", "t.csv", 1)
+
+
+def test_app_header_names_the_imported_table(imported: Path, tmp_path: Path) -> None:
+    from herschik.scenarios.app.session import AppState
+
+    state = AppState(load_dataset(imported), out_dir=tmp_path, source_args=["--data",
+                     str(imported)], areas_label="", first_region="midden")
+    source = state.meta()["baseline_source"]
+    assert SAMPLE.name in source
+    assert hashlib.sha256(SAMPLE.read_bytes()).hexdigest()[:12] in source
