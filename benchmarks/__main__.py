@@ -2,7 +2,7 @@
 
     python -m benchmarks [--repeats 3]
                          [--only regions,national,matrix,sweep,scaling,settings,network,
-                                 whatif,sweep_gpkg,pinning,sweep_default]
+                                 whatif,sweep_gpkg,pinning,sweep_default,import]
                          [--smoke] [--out benchmarks]
 
 Writes ``OUT/results.json`` (machine-readable) and ``OUT/RESULTS.md`` (a table per benchmark,
@@ -29,7 +29,7 @@ from .common import machine_info, run_child, write_atomic
 
 SECTIONS = ("regions", "national", "matrix", "sweep", "sweep_default", "scaling", "settings",
             "network",
-            "whatif", "sweep_gpkg", "sweep_search", "pinning")
+            "whatif", "sweep_gpkg", "sweep_search", "pinning", "import")
 PACKAGE_DIR = Path(__file__).resolve().parent
 GOAL_MATRIX_COLD_S = 20.0
 GOAL_MATRIX_RATIO = 20.0
@@ -167,6 +167,17 @@ def section_pinning(args, env) -> dict[str, Any]:
     return {**res["result"], "status": "ok"}
 
 
+def section_import(args, env) -> dict[str, Any]:
+    """National volume import (benchmarks/bench_import.py), in one child process."""
+    if args.smoke:
+        return {"status": "skipped", "reason": "smoke mode"}
+    res = run_child("call", {"module": "benchmarks.bench_import", "function": "run",
+                             "kwargs": {"repeats": args.repeats}}, args.wall_cap, env)
+    if res.get("status") != "ok":
+        return {"status": "not measured", "reason": res.get("error")}
+    return {**res["result"], "status": "ok", "peak_total_mb": res.get("peak_total_mb")}
+
+
 def merge_regions(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """Replace the rows of ``old`` re-measured in ``new`` (``--regions``), keep the others."""
     fresh = {_row_key(r): r for r in new["regions"]}
@@ -253,6 +264,7 @@ def run_sections(args, previous: dict[str, Any] | None = None) -> dict[str, Any]
         "whatif": lambda: section_whatif(args, env),
         "pinning": lambda: section_pinning(args, env),
         "scaling": lambda: section_scaling(args, env),
+        "import": lambda: section_import(args, env),
     }
     results: dict[str, Any] = {}
     for name, runner in runners.items():
@@ -682,6 +694,20 @@ def _render_pinning(results: dict[str, Any], goals: list[tuple[str, str, str]],
     return render_pinning(pin)
 
 
+def _render_import(results: dict[str, Any], goals: list[tuple[str, str, str]],
+                   peak_all: list[float]) -> list[str]:
+    imp = results.get("import")
+    if not imp or imp.get("status") != "ok":
+        return []
+    from .bench_import import render as render_import
+
+    lines, import_goals = render_import(imp)
+    goals += import_goals
+    if imp.get("peak_total_mb"):
+        peak_all.append(float(imp["peak_total_mb"]))
+    return lines
+
+
 #: The report's sections in page order; each adds its goals and peak memories.
 _RENDER_SECTIONS = (
     _render_regions,
@@ -696,6 +722,7 @@ _RENDER_SECTIONS = (
     _render_sweep_search,
     _render_whatif,
     _render_pinning,
+    _render_import,
 )
 
 

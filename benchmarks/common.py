@@ -207,7 +207,7 @@ def load_source(source: str | None):
     from herschik.geo.dataset import load_dataset
 
     if source == "municipalities":
-        return load_dataset(MUNICIPALITIES_DIR)
+        return load_dataset("municipalities")
     return load_dataset(source)
 
 

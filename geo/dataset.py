@@ -63,6 +63,9 @@ class Dataset:
     demand: pd.DataFrame
     baseline_volumes: pd.DataFrame
     travel_times: pd.DataFrame | None = None
+    #: today's area -> site flows when the data bring them (``herschik data import-volumes``);
+    #: else they are reconstructed from the volumes (optimiser/baseline.py)
+    baseline_flows: pd.DataFrame | None = None
 
     @property
     def baseline_kind(self) -> str:
@@ -147,7 +150,13 @@ class Dataset:
             demand=self.demand.copy(),
             baseline_volumes=self.baseline_volumes.copy(),
             travel_times=None if self.travel_times is None else self.travel_times.copy(),
+            baseline_flows=None if self.baseline_flows is None else self.baseline_flows.copy(),
         )
+
+    @property
+    def baseline_source(self) -> str:
+        """Where today's volumes come from, in one line (the first line of every output)."""
+        return baseline_source_line(self.meta)
 
 
 def load_dataset(source: str | Path | None = None) -> Dataset:
@@ -164,8 +173,10 @@ def load_dataset(source: str | Path | None = None) -> Dataset:
     if isinstance(source, str) and source == "example":
         return _load_embedded(str(EXAMPLE_DIR)).copy()
     if isinstance(source, str) and source == "municipalities":
-        return _load_embedded(str(MUNICIPALITIES_DIR)).copy()
+        return _load_municipalities().copy()
     folder = Path(source)
+    if folder.resolve() == MUNICIPALITIES_DIR.resolve():
+        return _load_municipalities().copy()
     if not folder.is_dir():
         raise DataError(str(folder), None, None, "not a dataset folder (no such directory)")
     return _load_folder(folder)
@@ -176,9 +187,45 @@ def _load_embedded(folder: str) -> Dataset:
     return _load_folder(Path(folder))
 
 
+@functools.lru_cache(maxsize=1)
+def _load_municipalities() -> Dataset:
+    """The embedded country on municipalities, derived from the district dataset.
+
+    The folder holds only the municipality areas (areas.csv, areas.gpkg, dataset.json); the
+    status quo (sites, volumes) and demand are the district dataset's, so "today" is one fact
+    at both levels (geo/area_levels.py).
+    """
+    from herschik.geo.area_levels import coarsen_dataset
+
+    folder = MUNICIPALITIES_DIR
+    meta = _read_meta(folder)
+    areas = read_table(folder, "areas.csv")
+    assert areas is not None
+    check_ids("areas.csv", areas, "area_id")
+    check_unique("areas.csv", areas, ["area_id"])
+    _check_areas(areas)
+    districts = _load_embedded(str(DEFAULT_DIR))
+    check_ref("areas.csv", areas, "region_id", districts.regions["region_id"], "regions.csv")
+    geometries = read_geometries(folder, areas)
+    return coarsen_dataset(districts, areas, geometries, "municipality_code", meta=meta)
+
+
 def clear_cache() -> None:
     """Forget the cached embedded datasets (e.g. after rebuilding the default)."""
     _load_embedded.cache_clear()
+    _load_municipalities.cache_clear()
+
+
+def baseline_source_line(meta: dict[str, Any]) -> str:
+    """``"Baseline: ..."``: illustrative, an imported volume table (name, date, hash) or the
+    user's own data, from a dataset's ``dataset.json``."""
+    source = meta.get("baseline_source")
+    if isinstance(source, dict) and source.get("file"):
+        return (f"Baseline: imported volumes {source['file']} ({source.get('date', '?')}, "
+                f"sha256 {str(source.get('sha256', ''))[:12]})")
+    if meta.get("baseline") == "illustrative":
+        return "Baseline: illustrative (calibrated to published provider counts)"
+    return f"Baseline: the dataset's own volumes ({meta.get('name', 'user data')})"
 
 
 def _load_folder(folder: Path) -> Dataset:
@@ -190,6 +237,7 @@ def _load_folder(folder: Path) -> Dataset:
     demand = read_table(folder, "demand.csv")
     baseline = read_table(folder, "baseline_volumes.csv")
     travel = read_table(folder, "travel_times.csv", required=False)
+    flows = read_table(folder, "baseline_flows.csv", required=False)
     assert regions is not None and sites is not None and areas is not None
     assert treatments is not None and demand is not None and baseline is not None
 
@@ -204,6 +252,11 @@ def _load_folder(folder: Path) -> Dataset:
                regions["region_id"], lambda v: f"{v!r} is reserved (--region all)")
     check_unique("regions.csv", regions, ["region_id"])
     check_unique("sites.csv", sites, ["site_id"])
+    if "agb" in sites.columns:
+        coded = sites[sites["agb"] != ""]
+        dup = coded["agb"].duplicated().to_numpy()
+        first_bad("sites.csv", "agb", np.isin(sites.index, coded.index[dup]), sites["agb"],
+                  lambda v: f"AGB code {v} is given to two sites")
     check_unique("areas.csv", areas, ["area_id"])
     check_unique("treatments.csv", treatments, ["intervention_id"])
     check_unique("demand.csv", demand, ["area_id", "intervention_id"])
@@ -232,6 +285,8 @@ def _load_folder(folder: Path) -> Dataset:
                    frame["intervention_id"],
                    lambda v: f"{v!r} is a process norm (kind process): it has no patients")
     _check_balance(regions, sites, areas, demand, baseline)
+    if flows is not None:
+        _check_flows(flows, regions, sites, areas, demand, baseline)
     check_geography(sites, areas, on_land=meta.get("synthetic") is not True)
 
     geometries = read_geometries(folder, areas)
@@ -247,7 +302,13 @@ def _load_folder(folder: Path) -> Dataset:
         demand=demand,
         baseline_volumes=baseline,
         travel_times=travel,
+        baseline_flows=flows,
     )
+
+
+def read_meta(folder: str | Path) -> dict[str, Any]:
+    """A dataset folder's ``dataset.json``, checked (DataError naming the file and key)."""
+    return _read_meta(Path(folder))
 
 
 def _read_meta(folder: Path) -> dict[str, Any]:
@@ -338,3 +399,43 @@ def _check_balance(regions: pd.DataFrame, sites: pd.DataFrame, areas: pd.DataFra
         )
 
 
+
+
+def _check_flows(flows: pd.DataFrame, regions: pd.DataFrame, sites: pd.DataFrame,
+                 areas: pd.DataFrame, demand: pd.DataFrame, baseline: pd.DataFrame) -> None:
+    """Stored flows stay in their region and add up to the demand and the volumes.
+
+    A (region, treatment) with flows must have them all: every area's flows sum to its demand
+    and every site's to its volume (1e-3 patients/yr); other pairs are reconstructed.
+    """
+    file = "baseline_flows.csv"
+    check_unique(file, flows, ["area_id", "site_id", "intervention_id"])
+    check_ref(file, flows, "area_id", areas["area_id"], "areas.csv")
+    check_ref(file, flows, "site_id", sites["site_id"], "sites.csv")
+    check_ref(file, flows, "intervention_id", baseline["intervention_id"].drop_duplicates(),
+              "baseline_volumes.csv")
+    area_region = areas.set_index("area_id")["region_id"]
+    site_region = sites.set_index("site_id")["region_id"]
+    located = flows.assign(region_id=flows["area_id"].map(area_region),
+                           site_region=flows["site_id"].map(site_region))
+    first_bad(file, "site_id", (located["region_id"] != located["site_region"]).to_numpy(),
+              located["site_id"], lambda v: f"site {v} is in another region than the area")
+    pairs = located[["region_id", "intervention_id"]].drop_duplicates()
+    for side, table, key, value in (
+        ("area", demand.merge(areas[["area_id", "region_id"]], on="area_id"), "area_id",
+         "patients"),
+        ("site", baseline.merge(sites[["site_id", "region_id"]], on="site_id"), "site_id",
+         "volume"),
+    ):
+        wanted = table.merge(pairs, on=["region_id", "intervention_id"])
+        wanted = wanted.groupby([key, "intervention_id"])[value].sum()
+        got = located.groupby([key, "intervention_id"])["patients"].sum()
+        both = pd.concat([wanted.rename("want"), got.rename("got")], axis=1).fillna(0.0)
+        bad = (both["want"] - both["got"]).abs() > 1e-3
+        if bad.any():
+            ident, treatment = bad[bad].index[0]
+            row = both.loc[(ident, treatment)]
+            raise DataError(file, None, "patients",
+                            f"{side} {ident}, treatment {treatment}: flows sum to "
+                            f"{row['got']:.4f} but its {'demand' if side == 'area' else 'volume'}"
+                            f" is {row['want']:.4f}")

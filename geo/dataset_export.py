@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from herschik.geo.dataset import Dataset
-from herschik.geo.schema import CRS, SCHEMA
+from herschik.geo.schema import CRS, OPTIONAL_COLUMNS, SCHEMA
 
 from herschik.atomic import staged_dir, write_text
 
@@ -33,7 +33,8 @@ def dataset_files(dataset: Dataset) -> dict[str, str]:
     files = {
         "dataset.json": json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
         "regions.csv": _csv_text(dataset.regions[[c for c, _ in SCHEMA["regions.csv"]]]),
-        "sites.csv": _csv_text(dataset.sites[[c for c, _ in SCHEMA["sites.csv"]]]),
+        "sites.csv": _csv_text(dataset.sites[[c for c, _ in SCHEMA["sites.csv"]] + [
+            c for c, _ in OPTIONAL_COLUMNS["sites.csv"] if c in dataset.sites.columns]]),
         "areas.csv": _csv_text(dataset.areas[[c for c, _ in SCHEMA["areas.csv"]]]),
         "treatments.csv": _csv_text(treatments[[c for c, _ in SCHEMA["treatments.csv"]]]),
         "demand.csv": _csv_text(dataset.demand[[c for c, _ in SCHEMA["demand.csv"]]]),
@@ -44,6 +45,10 @@ def dataset_files(dataset: Dataset) -> dict[str, str]:
     if dataset.travel_times is not None:
         files["travel_times.csv"] = _csv_text(
             dataset.travel_times[[c for c, _ in SCHEMA["travel_times.csv"]]]
+        )
+    if dataset.baseline_flows is not None:
+        files["baseline_flows.csv"] = _csv_text(
+            dataset.baseline_flows[[c for c, _ in SCHEMA["baseline_flows.csv"]]]
         )
     return files
 

@@ -63,6 +63,15 @@ SCHEMA: dict[str, list[tuple[str, str]]] = {
     "demand.csv": [("area_id", "id"), ("intervention_id", "id"), ("patients", "float")],
     "baseline_volumes.csv": [("site_id", "id"), ("intervention_id", "id"), ("volume", "float")],
     "travel_times.csv": [("area_id", "id"), ("site_id", "id"), ("minutes", "float")],
+    "baseline_flows.csv": [("area_id", "id"), ("site_id", "id"), ("intervention_id", "id"),
+                           ("patients", "float")],
+}
+
+
+#: Optional columns per file (read and written when present): a site's AGB code (Vektis
+#: "Algemeen GegevensBeheer" code of the hospital location), which volume tables may name.
+OPTIONAL_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "sites.csv": [("agb", "str")],
 }
 
 #: Upper end of the documented range of every number column (the lower end is 0): finite

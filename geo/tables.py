@@ -12,7 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from herschik.geo.schema import MAX_ID_LENGTH, RD_X_RANGE, RD_Y_RANGE, SCHEMA, VALUE_LIMITS
+from herschik.geo.schema import (
+    MAX_ID_LENGTH,
+    OPTIONAL_COLUMNS,
+    RD_X_RANGE,
+    RD_Y_RANGE,
+    SCHEMA,
+    VALUE_LIMITS,
+)
 
 from herschik.errors import DataError
 
@@ -131,7 +138,8 @@ def read_table(folder: Path, file: str, required: bool = True) -> pd.DataFrame |
     for name in expected:
         if name not in header:
             raise DataError(file, None, name, "missing column")
-    extra = [c for c in header if c not in expected]
+    optional = [(n, k) for n, k in OPTIONAL_COLUMNS.get(file, []) if n in header]
+    extra = [c for c in header if c not in expected and c not in dict(optional)]
     if extra:
         raise DataError(file, None, extra[0], "unexpected column (expected: "
                         + ", ".join(expected) + ")")
@@ -141,7 +149,7 @@ def read_table(folder: Path, file: str, required: bool = True) -> pd.DataFrame |
     raw = {name: pd.Series(values, dtype=object) for name, values in zip(header, columns,
                                                                           strict=True)}
     out = pd.DataFrame(index=pd.RangeIndex(len(rows)))
-    for name, kind in spec:
+    for name, kind in [*spec, *optional]:
         out[name] = _convert(file, name, kind, raw[name].astype(str))
     return out
 

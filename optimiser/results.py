@@ -252,6 +252,12 @@ def summary_dict(instance: Instance, solution: Solution, params: SolveParams,
         "kpis": kpis,
         "diagnosis": solution.diagnosis,
         "baseline": instance.meta.get("baseline", "illustrative"),
+        # where today's volumes come from, in words (first line of every output; issue 22)
+        "baseline_source": instance.meta.get(
+            "baseline_source",
+            "Baseline: illustrative (calibrated to published provider counts)"
+            if instance.meta.get("baseline", "illustrative") == "illustrative"
+            else "Baseline: the dataset's own volumes"),
         "network": instance.meta.get("network", "default"),
         "decomposition": solution.decomposition,
         "subproblems": solution.subproblems,

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from herschik.geo.dataset import baseline_source_line
 from herschik.optimiser.baseline import reconstruct_baseline_flows
 from herschik.optimiser.instance import Instance, ProcessNorm, Site, Treatment
 
@@ -149,6 +150,21 @@ def _check_reachable(
         )
 
 
+def _stored_flows(dataset: Any, area_ids: Sequence[str], site_ids: Sequence[str],
+                  treatment_ids: Sequence[str]) -> np.ndarray:
+    """The dataset's own baseline flows (A, S, T); zeros where it has none."""
+    out = np.zeros((len(area_ids), len(site_ids), len(treatment_ids)))
+    flows = getattr(dataset, "baseline_flows", None)
+    if flows is None or not len(flows):
+        return out
+    a = pd.Index(area_ids).get_indexer(flows["area_id"])
+    s = pd.Index(site_ids).get_indexer(flows["site_id"])
+    t = pd.Index(treatment_ids).get_indexer(flows["intervention_id"])
+    keep = (a >= 0) & (s >= 0) & (t >= 0)
+    out[a[keep], s[keep], t[keep]] = flows["patients"].to_numpy(float)[keep]
+    return out
+
+
 def treatment_objects(dataset: Any) -> tuple[Treatment, ...]:
     """The dataset's treatments to assign (kind volume or none) as model treatments."""
     return tuple(
@@ -209,18 +225,23 @@ def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instanc
     baseline_flow = np.zeros((len(area_ids), len(site_ids), len(treatment_ids)))
     area_region = areas["region_id"].to_numpy()
     site_region = sites["region_id"].to_numpy()
+    stored = _stored_flows(dataset, area_ids, site_ids, treatment_ids)
     for region in sorted(set(area_region)):
         a_idx = np.nonzero(area_region == region)[0]
         s_idx = np.nonzero(site_region == region)[0]
         if len(s_idx) == 0:
             continue
+        # treatments whose flows the data bring (an import) are taken as stored; the LP
+        # reconstructs the others (it skips a treatment with neither demand nor volume)
+        given = stored[a_idx].sum(axis=(0, 1)) > 0
         try:
             block = reconstruct_baseline_flows(
-                demand[a_idx],
+                np.where(given[None, :], 0.0, demand[a_idx]),
                 travel[np.ix_(a_idx, s_idx)],
-                baseline_volume[s_idx],
+                np.where(given[None, :], 0.0, baseline_volume[s_idx]),
                 treatment_ids=treatment_ids,
             )
+            block[:, :, given] = stored[np.ix_(a_idx, s_idx, np.nonzero(given)[0])]
         except ValueError as error:
             from herschik.errors import DataError
 
@@ -255,6 +276,7 @@ def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instanc
         process_norms=process_norms(dataset),
         meta={
             "baseline": dataset.baseline_kind,
+            "baseline_source": baseline_source_line(getattr(dataset, "meta", {}) or {}),
             "network": "travel_times.csv"
             if dataset.travel_times is not None and network is None
             else network_label(network),

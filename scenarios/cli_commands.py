@@ -34,6 +34,19 @@ def load_args_dataset(args: argparse.Namespace, region: str | None = None) -> An
     return load_dataset("municipalities" if args.areas == "municipalities" else None)
 
 
+def baseline_source_of(args: argparse.Namespace) -> str:
+    """The baseline source line of the data the flags name, from dataset.json alone."""
+    from herschik.geo.dataset import baseline_source_line, read_meta
+    from herschik.geo.schema import DEFAULT_DIR, MUNICIPALITIES_DIR
+
+    if args.data is not None:
+        if not args.data.is_dir():
+            raise UsageError(f"--data {args.data}: not a folder")
+        return baseline_source_line(read_meta(args.data))
+    return baseline_source_line(read_meta(
+        MUNICIPALITIES_DIR if args.areas == "municipalities" else DEFAULT_DIR))
+
+
 def make_console() -> Any:
     from rich.console import Console
 
@@ -73,7 +86,38 @@ def cmd_regions(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _outside_share(text: str) -> str | float:
+    if text == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 0.9:
+        raise UsageError(f"--outside-share {text}: expected auto or a fraction from 0 to 0.9")
+    return value
+
+
+def cmd_import_volumes(args: argparse.Namespace) -> int:
+    from herschik.scenarios.import_volumes import import_volumes, print_import, write_import
+
+    from herschik.atomic import check_output_dir
+
+    outside = _outside_share(args.outside_share)
+    if args.decay is not None and not 0.0 <= args.decay <= 1.0:
+        raise UsageError(f"--decay {args.decay}: expected 0 to 1 per minute")
+    check_output_dir(args.out)  # refuse a folder herschik did not write before any work
+    base = load_args_dataset(args)
+    result = import_volumes(args.file, base, network=args.network, outside=outside,
+                            decay=args.decay)
+    write_import(result, args.out)
+    print_import(result, args.out, make_console())
+    return EXIT_OK
+
+
 def cmd_data(args: argparse.Namespace) -> int:
+    if args.data_command == "import-volumes":
+        return cmd_import_volumes(args)
     dataset = load_args_dataset(args)
     if args.data_command == "export":
         from herschik.geo.dataset_export import export_dataset
@@ -88,12 +132,13 @@ def cmd_data(args: argparse.Namespace) -> int:
         return EXIT_OK
     from rich.table import Table
 
+    console = make_console()
+    console.print(dataset.baseline_source, markup=False, soft_wrap=True)
     rich_table = Table(title=f"Baseline of dataset '{dataset.name}' per region and treatment")
     for column in table.columns:
         rich_table.add_column(column)
     for row in table.itertuples(index=False):
         rich_table.add_row(*(str(v) for v in row))
-    console = make_console()
     console.print(rich_table)
     if dataset.baseline_kind == "illustrative":
         console.print(
@@ -197,6 +242,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     regions = "all" if args.regions == "all" else [r for r in args.regions.split(",") if r]
     if args.executor == "dask" and not args.scheduler:
         raise UsageError("--executor dask needs --scheduler ADDRESS")
+    print(baseline_source_of(args), flush=True)  # the first line: which world the runs describe
     runs = run_sweep(
         args.file,
         args.out,
@@ -305,6 +351,7 @@ def cmd_app(args: argparse.Namespace) -> int:
         raise UsageError(f"--host {args.host} makes the app reachable from other machines: "
                          f"give --token PASSWORD (at least {MIN_PASSWORD_LENGTH} characters)")
     dataset = load_args_dataset(args)
+    print(dataset.baseline_source, flush=True)  # the first line: which world the app shows
     regions = list(dataset.regions["region_id"])
     if args.region is not None and args.region not in regions:
         raise UsageError(

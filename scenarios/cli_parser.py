@@ -89,6 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
     export = data_sub.add_parser("export", help="write the dataset in the user format")
     export.add_argument("--out", metavar="DIR", type=Path, required=True)
     _common(export)
+    imports = data_sub.add_parser(
+        "import-volumes",
+        help="build a dataset from a table of yearly volumes per hospital and treatment "
+        "(CSV or XLSX) on top of the embedded data or --data",
+    )
+    imports.add_argument("file", metavar="FILE", type=Path,
+                         help="CSV (comma or semicolon) or .xlsx with columns hospital/ziekenhuis, "
+                         "treatment/behandeling, patients/aantal [, year/jaar]")
+    imports.add_argument("--out", metavar="DIR", type=Path, required=True,
+                         help="dataset folder to write (created or replaced as a whole)")
+    imports.add_argument("--outside-share", metavar="auto|FRACTION", default="auto",
+                         help="share of each hospital's volume from outside its region (0-0.9); "
+                         "auto: estimated when the table covers every region, else 0")
+    imports.add_argument("--decay", metavar="PER_MIN", type=float, default=None,
+                         help="distance decay per minute of the flow model (default: fitted "
+                         "to the table)")
+    _common(imports)
 
     solve = sub.add_parser("solve", help="solve one region (or all jointly) and write results")
     solve.add_argument(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ def cmd_solve(args: argparse.Namespace) -> int:
         raise UnknownRegionError(
             f"--region {args.region}: unknown region; choose from {', '.join(regions)} or all"
         )
+    # the first line of the console: which world the numbers describe (issue 22)
+    make_console().print(dataset.baseline_source, markup=False, soft_wrap=True)
+    sys.stdout.flush()  # before any solver banner
     problem = unknown_id(param_overrides(args), dataset.sites["site_id"].astype(str),
                          dataset.treatments["intervention_id"].astype(str))
     if problem is not None:  # a mistyped id must not be ignored silently

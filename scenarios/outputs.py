@@ -72,7 +72,9 @@ def write_results_xlsx(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    top = {k: v for k, v in summary.items() if k != "kpis"}
+    # the first row of the first sheet says where today's volumes come from (issue 22)
+    top = {"baseline_source": summary.get("baseline_source"),
+           **{k: v for k, v in summary.items() if k not in ("kpis", "baseline_source")}}
     summary_rows = pd.DataFrame(_flatten(top), columns=["key", "value"])
     kpis = {k: v for k, v in (summary.get("kpis") or {}).items() if k != "per_treatment"}
     kpi_rows = pd.DataFrame(_flatten(kpis), columns=["kpi", "value"])

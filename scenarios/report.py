@@ -134,10 +134,19 @@ def render_report(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"
         f"<h1>{esc(title)}</h1><p class=\"sub\">{esc(sub)}</p>"
+        f"<p class=\"baseline-source\"><strong>{esc(baseline_line(summary))}</strong></p>"
         f"{top_alerts(summary)}{sections}"
         f"<footer>Written by herschik (result contract {esc(summary.get('contract', '—'))}). "
         "Self-contained: this file needs no network.</footer>"
         "</main></body></html>\n")
+
+
+def baseline_line(summary: Mapping[str, Any]) -> str:
+    """Where today's volumes come from: the report says it above the first hospital name."""
+    return str(summary.get("baseline_source") or (
+        "Baseline: illustrative (calibrated to published provider counts)"
+        if summary.get("baseline", "illustrative") == "illustrative"
+        else "Baseline: the dataset's own volumes"))
 
 
 def write_report(

@@ -236,9 +236,10 @@ def caveats_section(summary: Mapping[str, Any], notes: Sequence[str]) -> str:
                      f"to the treating centre.{detail} They are indicative, not part of the "
                      "optimisation.")
     items.append("Travel before is the patient-weighted mean travel of each area in the "
-                 "reconstructed baseline (the shortest-travel assignment that reproduces "
-                 "today's volumes); travel after is the optimised assignment. Volumes are "
-                 "patients per year; norms are minimum volumes per site.")
+                 "baseline (the shortest-travel assignment that reproduces today's volumes, "
+                 "or the fitted flows of an imported volume table); travel after is the "
+                 "optimised assignment. Volumes are patients per year; norms are minimum "
+                 "volumes per site.")
     if summary.get("status") == SolveStatus.INFEASIBLE:
         items.append("The scenario is infeasible: there is no reallocation that meets every "
                      "constraint. See the diagnosis under Key figures for the reason and the "

@@ -97,6 +97,8 @@ def test_meta_lists_regions_treatments_and_the_solvers_objectives(client: TestCl
     meta = client.get("/api/meta").json()
     assert [r["id"] for r in meta["regions"]][:1] == ["noordoost"]
     assert len(meta["regions"]) == 7 and meta["first_region"] == REGION
+    assert meta["baseline_source"] == (
+        "Baseline: illustrative (calibrated to published provider counts)")
     assert meta["objectives"] == list(
         typing.get_args(SolveParams.model_fields["objective"].annotation)
     )

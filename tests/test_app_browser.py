@@ -125,6 +125,9 @@ def test_plan_in_the_browser_then_export_and_resolve_with_the_cli(
             assert n_areas >= 30  # every municipality of Midden-Nederland is a polygon
             assert page.locator("#map path.site-marker").count() == 11
             assert "every constraint holds" in page.inner_text("#verification")
+            # the header says which world the numbers describe (issue 22)
+            assert page.inner_text("#baseline-source") == (
+                "Baseline: illustrative (calibrated to published provider counts)")
 
             # --- one treatment, colour areas by destination ------------------------------
             page.select_option("#treatment", TREATMENT)

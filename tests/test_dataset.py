@@ -378,9 +378,16 @@ def test_build_is_reproducible(tmp_path: Path) -> None:
     build = _load_tool("build_default").build
 
     out = tmp_path / "default"
-    build(RAW, FACTS, out)
+    build(RAW, FACTS, out, municipalities_out=tmp_path / "municipalities")
     for path in sorted(DEFAULT_DIR.glob("*.csv")) + [DEFAULT_DIR / "dataset.json"]:
         assert (out / path.name).read_bytes() == path.read_bytes(), path.name
+    # the municipality level stores only its areas (the status quo is the districts', issue 22)
+    municipalities = DEFAULT_DIR.parent / "default_municipalities"
+    assert sorted(p.name for p in (tmp_path / "municipalities").iterdir()) == [
+        "areas.csv", "areas.gpkg", "dataset.json"]
+    for name in ("areas.csv", "dataset.json"):
+        assert (tmp_path / "municipalities" / name).read_bytes() == (
+            municipalities / name).read_bytes(), name
     rebuilt = load_dataset(out)
     committed = load_dataset()
     assert rebuilt.area_geometries.geometry.geom_equals_exact(

@@ -257,7 +257,8 @@ def test_bad_input(scenario_file: Path, tmp_path: Path) -> None:
         run_sweep(bad, tmp_path / "x", dataset_source="example", progress=False)
 
 
-def test_cli_sweep_gpkg_on_request(scenario_file: Path, tmp_path: Path) -> None:
+def test_cli_sweep_gpkg_on_request(scenario_file: Path, tmp_path: Path,
+                                   capfd: pytest.CaptureFixture[str]) -> None:
     from herschik.scenarios.cli import main
 
     from herschik import geo
@@ -268,6 +269,8 @@ def test_cli_sweep_gpkg_on_request(scenario_file: Path, tmp_path: Path) -> None:
                  "--data", str(example), "--workers", "1", "--gpkg"]) == 0
     folders = [p for p in (out / "runs").iterdir() if p.is_dir()]
     assert folders and all((p / "results.gpkg").exists() for p in folders)
+    # the console's first line says which world the runs describe (issue 22)
+    assert capfd.readouterr().out.splitlines()[0].startswith("Baseline: ")
 
 
 def test_runs_table_has_the_displaced_patient_kpis(first: tuple[Path, pd.DataFrame]) -> None:

@@ -724,6 +724,31 @@ def build_demand_and_baseline(
     return demand, baseline, totals, log
 
 
+MUNICIPALITY_DESCRIPTION = (
+    "The Netherlands on 345 CBS municipalities (2022, population 17,590,672): the district da"
+    "taset (geo/data/default) with its districts summed per municipality. Sites, treatments a"
+    "nd the status quo (baseline volumes) are the district dataset's own, so today's provider"
+    "s and volumes are the same at both area levels; this folder holds only the municipality "
+    "areas. The baseline volumes are ILLUSTRATIVE (generated, seeded): they reproduce the per"
+    "-region provider and below-norm counts of the tranche-1 report, not real hospital volume"
+    "s."
+)
+
+
+def write_municipality_level(out: Path, areas: pd.DataFrame, geometries: object,
+                             meta: dict) -> None:
+    """areas.csv, areas.gpkg and dataset.json of the derived municipality level."""
+    from herschik.geo.dataset_export import _csv_text, write_area_geometries
+    from herschik.geo.schema import SCHEMA
+
+    from herschik.atomic import write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "areas.csv", _csv_text(areas[[c for c, _ in SCHEMA["areas.csv"]]]))
+    write_area_geometries(geometries, out / "areas.gpkg")
+    write_text(out / "dataset.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+
+
 # ------------------------------------------------------------------ main
 def build(raw: Path, facts: Path, out: Path, municipalities_out: Path | None = None,
           write_regions: bool = False, report: Path | None = None) -> Dataset:
@@ -770,17 +795,14 @@ def build(raw: Path, facts: Path, out: Path, municipalities_out: Path | None = N
         report.parent.mkdir(parents=True, exist_ok=True)
         log.to_csv(report, index=False, lineterminator="\n")
     if municipalities_out is not None:
+        # Only the municipality areas are stored: the loader derives the rest from the district
+        # dataset (geo/area_levels.py), so the status quo is one fact at both levels (issue 22;
+        # generating a second illustrative baseline here made "today" depend on the level).
         m_areas, m_geoms = build_municipality_areas(munis, regions, areas)
-        m_demand, m_base, _, _ = build_demand_and_baseline(m_areas, sites, treatments,
-                                                           facts_counts)
         m_meta = dict(meta, name="netherlands-2022-municipalities",
-                      description=meta["description"].replace(
-                          "3,340 CBS districts", "345 CBS municipalities"))
-        export_dataset(Dataset(
-            name=m_meta["name"], meta=m_meta, regions=dataset.regions, sites=sites,
-            areas=m_areas, area_geometries=m_geoms, treatments=treatments, demand=m_demand,
-            baseline_volumes=m_base, travel_times=None,
-        ), municipalities_out)
+                      description=MUNICIPALITY_DESCRIPTION, derived_from="default",
+                      area_key="municipality_code")
+        write_municipality_level(municipalities_out, m_areas, m_geoms, m_meta)
     return dataset
 
 

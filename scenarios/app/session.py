@@ -484,6 +484,7 @@ class AppState:
         return {
             "dataset": str(self.dataset.name),
             "baseline": self.dataset.baseline_kind,
+            "baseline_source": self.dataset.baseline_source,
             "areas": self.areas_label,
             "regions": [
                 {

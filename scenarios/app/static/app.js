@@ -573,6 +573,7 @@ async function start() {
   };
   $("objective").innerHTML = S.meta.objectives.map((o) =>
     `<option value="${esc(o)}">${esc(objectiveWords[o] || o)}</option>`).join("");
+  $("baseline-source").textContent = S.meta.baseline_source || "";
   $("baseline-note").textContent = S.meta.baseline === "illustrative"
     ? "The baseline volumes of the embedded data are illustrative (see DATA.md)." : "";
   await loadRegion(S.meta.first_region);
