@@ -351,7 +351,6 @@ def cmd_app(args: argparse.Namespace) -> int:
         raise UsageError(f"--host {args.host} makes the app reachable from other machines: "
                          f"give --token PASSWORD (at least {MIN_PASSWORD_LENGTH} characters)")
     dataset = load_args_dataset(args)
-    print(dataset.baseline_source, flush=True)  # the first line: which world the app shows
     regions = list(dataset.regions["region_id"])
     if args.region is not None and args.region not in regions:
         raise UsageError(
