@@ -276,9 +276,19 @@ def solve_phase2_by_keep_sets(arrays: MipArrays, travel: np.ndarray, rhs: float,
         if search.best is not None and lowest >= search.best_value - _allowed_gap(
                 search.best_value, mip_gap):
             break
-        if (interrupt is not None and interrupt.is_set()) or (
-                time_limit is not None and time.perf_counter() - started > time_limit):
-            return None
+        interrupted = interrupt is not None and interrupt.is_set()
+        if interrupted or (time_limit is not None
+                           and time.perf_counter() - started > time_limit):
+            seconds = time.perf_counter() - started
+            if search.best is None:
+                return BackendResult(SolveStatus.TIME_LIMIT_NO_SOLUTION, seconds=seconds,
+                                     solver="highs", message=KEEP_SET_SEARCH,
+                                     interrupted=interrupted)
+            gap = max(search.best_value - lowest, 0.0) / max(abs(search.best_value),
+                                                           GAP_DENOMINATOR_MIN)
+            return BackendResult(SolveStatus.FEASIBLE, search.best_value, search.best[1], gap,
+                                 seconds, "highs", message=KEEP_SET_SEARCH,
+                                 interrupted=interrupted, bound=lowest)
         if mask not in search.ascended:
             search.ascended.add(mask)
             search.ascend(mask, search.best_value - _allowed_gap(search.best_value, mip_gap)

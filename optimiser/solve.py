@@ -428,6 +428,10 @@ def _planner_by_keep_sets(arrays: MipArrays, instance: Instance, params: SolvePa
             assert direct.x is not None
             greedy = direct.x
             info["phase1"] = "zero_moves"
+        elif direct.status == SolveStatus.TIME_LIMIT_NO_SOLUTION:
+            info["interrupted"] = direct.interrupted
+            return _ComponentResult(treatments, direct.status, None, arrays, None, build,
+                                    direct.seconds, params.solver, info, [])
         elif direct.status != SolveStatus.INFEASIBLE:
             return None
     else:
@@ -453,8 +457,12 @@ def _planner_by_keep_sets(arrays: MipArrays, instance: Instance, params: SolvePa
     if res2 is None:
         res2 = solve_phase2_by_keep_sets(arrays, travel, rhs, zero, params.mip_gap,
                                          params.time_limit, stop, sets)
-        if res2 is None or not res2.status.solved:
+        if res2 is None or not (res2.status.solved or res2.interrupted):
             return None
+        if not res2.status.solved:  # interrupted before a plan: feasibility is undecided
+            info["interrupted"] = True
+            return _ComponentResult(treatments, res2.status, None, arrays, None, build,
+                                    res2.seconds + res1.seconds, params.solver, info, [])
         res2.seconds += res1.seconds
     res2 = _proven(res2)
     phase2 = (_zero_moves_model(arrays) if zero else
@@ -462,6 +470,7 @@ def _planner_by_keep_sets(arrays: MipArrays, instance: Instance, params: SolvePa
     phase2 = phase2.with_objective(travel)
     info["unnecessary_moves_phase1"] = round(max(moves, 0.0), 6)
     info["algorithm"] = KEEP_SET_SEARCH
+    info["interrupted"] = res2.interrupted
     info["bound_phase2"] = res2.bound
     info["bound"] = 0.0 if zero else res1.bound
     gap = max(res1.mip_gap or 0.0, res2.mip_gap or 0.0)

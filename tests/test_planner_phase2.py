@@ -178,13 +178,29 @@ def test_phase2_search_matches_highs_with_presolve(seed: int) -> None:
         assert float(phase1.moves_c @ searched.x + phase1.moves_offset) <= 1e-6
 
 
-def test_phase2_search_hands_over_when_interrupted() -> None:
+def test_phase2_search_stops_on_an_interrupt_or_the_time_limit() -> None:
+    """Stopped before any plan: undecided (never infeasible, never optimal)."""
     inputs = _phase2_inputs(1)
     assert inputs is not None
     phase1, travel, rhs, zero, _, _ = inputs
     stop = threading.Event()
     stop.set()
-    assert solve_phase2_by_keep_sets(phase1, travel, rhs, zero, 1e-9, interrupt=stop) is None
+    stopped = solve_phase2_by_keep_sets(phase1, travel, rhs, zero, 1e-9, interrupt=stop)
+    assert stopped is not None and stopped.interrupted
+    assert stopped.status == "time_limit_no_solution"
+    timed = solve_phase2_by_keep_sets(phase1, travel, rhs, zero, 1e-9, time_limit=0.0)
+    assert timed is not None and not timed.interrupted
+    assert timed.status == "time_limit_no_solution"
+
+
+def test_a_time_limit_in_phase2_is_not_reported_optimal() -> None:
+    """A solve whose phase-2 search runs out of time reports its incumbent as feasible with
+    the search's bound, or no solution; never optimal, never infeasible."""
+    inst, params = _random_case(3)
+    fast = solve(inst, params.model_copy(update={"time_limit": 1e-9}))
+    assert fast.status in ("feasible", "time_limit_no_solution")
+    searched = [e for e in fast.subproblems if e["n_binaries"] > 0]
+    assert searched and all(e["status"] != "optimal" for e in searched)
 
 
 @pytest.mark.parametrize("treatment", ["kidney_local", "aaa_surgery"])
