@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -241,13 +242,22 @@ def _smallest_feasible_margin(instance: Instance, params: SolveParams, treatment
         by_t = {k: min(v, m) for k, v in params.margin_by_treatment.items()}
         return params.model_copy(update={"margin": m, "margin_by_treatment": by_t})
 
-    ok0 = _check(instance, at(0.0), treatments, deadline)
+    return _largest_feasible(instance, at, 0.0, current, 0.01, treatments, deadline)
+
+
+def _largest_feasible(instance: Instance, at: Callable[[float], SolveParams], floor: float,
+                      current: float, width: float, treatments: list[int], deadline: float
+                      ) -> float | None | _Skipped:
+    """Bisection for the largest value in [floor, current) whose parameters ``at(value)`` are
+    feasible (``current`` is not: the solve said so), rounded down to 0.01; None if ``floor``
+    is infeasible too, skipped when a probe runs out of time before ``floor`` is decided."""
+    ok0 = _check(instance, at(floor), treatments, deadline)
     if ok0 is None:
         return _SKIPPED
     if ok0 is False:
         return None
-    lo, hi = 0.0, current  # lo feasible, hi infeasible (the solve said so)
-    while hi - lo > 0.01:
+    lo, hi = floor, current  # lo feasible, hi infeasible
+    while hi - lo > width:
         mid = (lo + hi) / 2
         ok = _check(instance, at(mid), treatments, deadline)
         if ok is None:
@@ -272,22 +282,8 @@ def _largest_feasible_confidence(instance: Instance, params: SolveParams,
     floor = 0.01
     if current <= floor:
         return None if _check(instance, params, treatments, deadline) is False else _SKIPPED
-    ok0 = _check(instance, at(floor), treatments, deadline)
-    if ok0 is None:
-        return _SKIPPED
-    if ok0 is False:
-        return None
-    lo, hi = floor, current  # lo feasible, hi infeasible (the solve said so)
-    while hi - lo > CONFIDENCE_BISECTION_WIDTH:
-        mid = (lo + hi) / 2
-        ok = _check(instance, at(mid), treatments, deadline)
-        if ok is None:
-            break
-        if ok:
-            lo = mid
-        else:
-            hi = mid
-    return math.floor(lo * 100 + ROUNDING_TOL) / 100
+    return _largest_feasible(instance, at, floor, current, CONFIDENCE_BISECTION_WIDTH,
+                             treatments, deadline)
 
 
 def _smallest_feasible_max_travel(instance: Instance, params: SolveParams,
