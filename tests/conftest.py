@@ -626,11 +626,30 @@ def _compare(inst: Instance, sol, ref: tuple[float, float], objective: str) -> N
 
 
 
+def _assert_matches(inst: Instance, params: SolveParams, objective: str):
+    """Solve and compare with the brute-force reference: the same feasibility, a diagnosis
+    when infeasible, the same optimum when feasible; the solution (or None)."""
+    from herschik.optimiser.solve import solve
+
+    ref = _reference(inst, params, objective)
+    sol = solve(inst, params)
+    if ref is None:
+        assert sol.status == "infeasible", f"reference infeasible, MIP {sol.status}"
+        assert sol.diagnosis and sol.diagnosis["reason"]
+        return None
+    assert sol.status == "optimal", f"reference feasible ({ref}), MIP {sol.status}"
+    assert sol.solver == params.solver
+    _compare(inst, sol, ref, objective)
+    return sol
+
+
 @pytest.fixture(scope="session")
 def brute_force() -> types.SimpleNamespace:
     """``tiny(seed) -> (instance, params)``, ``reference(instance, params, objective)`` (None if
-    infeasible) and ``compare(instance, solution, reference, objective)``."""
-    return types.SimpleNamespace(tiny=_tiny, reference=_reference, compare=_compare)
+    infeasible), ``compare(instance, solution, reference, objective)`` and
+    ``assert_matches(instance, params, objective)`` (solve, then all of the above)."""
+    return types.SimpleNamespace(tiny=_tiny, reference=_reference, compare=_compare,
+                                 assert_matches=_assert_matches)
 
 
 @pytest.fixture(scope="session")

@@ -13,32 +13,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from herschik.optimiser.solve import solve
 from herschik.optimiser.verify import verify
 
 SEEDS = list(range(24))
 
-
-def _assert_matches_bruteforce(brute_force, inst, params, objective: str):
-    """Solve with the MIP and compare with the brute-force reference: the same feasibility,
-    a diagnosis when infeasible, the same optimum when feasible; the solution (or None)."""
-    ref = brute_force.reference(inst, params, objective)
-    sol = solve(inst, params)
-    if ref is None:
-        assert sol.status == "infeasible", f"reference infeasible, MIP {sol.status}"
-        assert sol.diagnosis and sol.diagnosis["reason"]
-        return None
-    assert sol.status == "optimal", f"reference feasible ({ref}), MIP {sol.status}"
-    assert sol.solver == params.solver
-    brute_force.compare(inst, sol, ref, objective)
-    return sol
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("objective", ["planner", "travel", "moved", "providers"])
 def test_mip_matches_bruteforce_highs(brute_force, seed: int, objective: str) -> None:
     inst, params = brute_force.tiny(seed)
-    _assert_matches_bruteforce(brute_force, inst,
+    brute_force.assert_matches(inst,
                                params.model_copy(update={"objective": objective}), objective)
 
 
@@ -46,8 +31,8 @@ def test_mip_matches_bruteforce_highs(brute_force, seed: int, objective: str) ->
 @pytest.mark.parametrize("objective", ["planner", "travel", "moved", "providers"])
 def test_mip_matches_bruteforce_cbc(brute_force, seed: int, objective: str) -> None:
     inst, params = brute_force.tiny(seed)
-    _assert_matches_bruteforce(
-        brute_force, inst, params.model_copy(update={"objective": objective, "solver": "cbc"}),
+    brute_force.assert_matches(
+        inst, params.model_copy(update={"objective": objective, "solver": "cbc"}),
         objective)
 
 
@@ -66,7 +51,7 @@ def _capped(brute_force, seed: int):
 def test_max_providers_matches_bruteforce(brute_force, seed: int, objective: str) -> None:
     inst, params = _capped(brute_force, seed)
     params = params.model_copy(update={"objective": objective})
-    sol = _assert_matches_bruteforce(brute_force, inst, params, objective)
+    sol = brute_force.assert_matches(inst, params, objective)
     if sol is not None:
         assert verify(sol, inst, params) == []
 
@@ -74,8 +59,8 @@ def test_max_providers_matches_bruteforce(brute_force, seed: int, objective: str
 @pytest.mark.parametrize("seed", SEEDS[:6])
 def test_max_providers_matches_bruteforce_cbc(brute_force, seed: int) -> None:
     inst, params = _capped(brute_force, seed)
-    _assert_matches_bruteforce(
-        brute_force, inst, params.model_copy(update={"objective": "travel", "solver": "cbc"}),
+    brute_force.assert_matches(
+        inst, params.model_copy(update={"objective": "travel", "solver": "cbc"}),
         "travel")
 
 

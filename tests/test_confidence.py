@@ -32,19 +32,6 @@ from scipy.stats import poisson
 SEEDS = list(range(24))
 
 
-def _assert_matches_bruteforce(brute_force, inst, params, objective: str):
-    """The MIP and the brute-force reference agree on feasibility and optimum (as in
-    tests/test_bruteforce.py); the solution, or None when infeasible."""
-    ref = brute_force.reference(inst, params, objective)
-    sol = solve(inst, params)
-    if ref is None:
-        assert sol.status == "infeasible", f"reference infeasible, MIP {sol.status}"
-        assert sol.diagnosis and sol.diagnosis["reason"]
-        return None
-    assert sol.status == "optimal", f"reference feasible ({ref}), MIP {sol.status}"
-    brute_force.compare(inst, sol, ref, objective)
-    return sol
-
 
 # --- exact probabilities ----------------------------------------------------------------------
 def test_issue_examples() -> None:
@@ -182,7 +169,7 @@ def _confident(brute_force, seed: int):
 def test_confidence_matches_bruteforce(brute_force, seed: int, objective: str) -> None:
     inst, params = _confident(brute_force, seed)
     params = params.model_copy(update={"objective": objective})
-    sol = _assert_matches_bruteforce(brute_force, inst, params, objective)
+    sol = brute_force.assert_matches(inst, params, objective)
     if sol is not None:
         kpis = compute_kpis(inst, sol, params)
         assert verify(sol, inst, params, kpis) == []
