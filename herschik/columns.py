@@ -20,14 +20,22 @@ __all__ = [
     "ASSIGNMENT_COLUMNS",
     "FLOWS_LAYER",
     "FLOWS_LAYER_COLUMNS",
+    "LATER_ASSIGNMENT_COLUMNS",
+    "LATER_SITE_VOLUME_COLUMNS",
     "HOSPITAL_CHANGES",
+    "HOSPITAL_FLOWS",
+    "HOSPITAL_FLOWS_LAYER",
+    "HOSPITAL_FLOW_COLUMNS",
     "HOSPITAL_CHANGE_COLUMNS",
+    "MOVES",
     "NAME_COLUMNS",
     "SITES_LAYER",
     "SITES_LAYER_COLUMNS",
     "SITE_VOLUMES",
     "SITE_VOLUME_COLUMNS",
+    "LABELS",
     "Column",
+    "label",
     "of_kind",
 ]
 
@@ -55,6 +63,7 @@ SITE_VOLUMES: tuple[Column, ...] = (
     Column("volume_after", "number"),
     Column("kept_before", "flag"),
     Column("kept_after", "flag"),
+    Column("treatment_status", "word"),
 )
 ASSIGNMENTS: tuple[Column, ...] = (
     Column("region_id", "id"),
@@ -67,6 +76,30 @@ ASSIGNMENTS: tuple[Column, ...] = (
     Column("travel_min", "number"),
     Column("travel_min_before", "number"),
     Column("extra_min", "number"),
+    # the hospital of today of these patients (optimiser/transfers.py: the rows of an area and
+    # treatment add up to its flow per site after and to today's flow per site of today)
+    Column("site_id_before", "id"),
+    Column("site_name_before", "name"),
+    Column("travel_min_site_before", "number"),
+    Column("move", "word"),
+    Column("treatment_status", "word"),
+)
+#: flows.csv: patients per year from a hospital of today to another hospital after
+HOSPITAL_FLOWS: tuple[Column, ...] = (
+    Column("region_id", "id"),
+    Column("intervention_id", "id"),
+    Column("intervention_name", "name"),
+    Column("site_id_from", "id"),
+    Column("site_name_from", "name"),
+    Column("site_id_to", "id"),
+    Column("site_name_to", "name"),
+    Column("move", "word"),
+    Column("patients", "number"),
+    Column("travel_min_from", "number"),
+    Column("travel_min_to", "number"),
+    Column("mean_extra_min", "number"),
+    Column("max_extra_min", "number"),
+    Column("treatment_status", "word"),
 )
 HOSPITAL_CHANGES: tuple[Column, ...] = (
     Column("region_id", "id"),
@@ -80,6 +113,7 @@ HOSPITAL_CHANGES: tuple[Column, ...] = (
     Column("volume_after", "number"),
     Column("volume_change", "number"),
     Column("status", "word"),
+    Column("treatment_status", "word"),
 )
 
 
@@ -108,6 +142,8 @@ AREAS_LAYER: tuple[Column, ...] = (
 )
 #: one line per assignments row
 FLOWS_LAYER: tuple[Column, ...] = ASSIGNMENTS
+#: one line per flows.csv row, from the hospital of today to the hospital after
+HOSPITAL_FLOWS_LAYER: tuple[Column, ...] = HOSPITAL_FLOWS
 
 
 def of_kind(table: tuple[Column, ...], kind: Kind) -> list[str]:
@@ -121,5 +157,58 @@ HOSPITAL_CHANGE_COLUMNS: list[str] = [column.name for column in HOSPITAL_CHANGES
 SITES_LAYER_COLUMNS: list[str] = [column.name for column in SITES_LAYER]
 AREAS_LAYER_COLUMNS: list[str] = [column.name for column in AREAS_LAYER]
 FLOWS_LAYER_COLUMNS: list[str] = ASSIGNMENT_COLUMNS
+HOSPITAL_FLOW_COLUMNS: list[str] = [column.name for column in HOSPITAL_FLOWS]
 #: the names beside the codes in assignments (older result folders lack them: read as empty)
 NAME_COLUMNS: tuple[str, ...] = tuple(of_kind(ASSIGNMENTS, "name"))
+#: assignments columns that older result folders lack (read as empty)
+LATER_ASSIGNMENT_COLUMNS: tuple[str, ...] = (
+    "site_id_before", "site_name_before", "travel_min_site_before", "move", "treatment_status")
+#: site_volumes columns that older result folders lack (read as empty)
+LATER_SITE_VOLUME_COLUMNS: tuple[str, ...] = ("treatment_status",)
+#: ``move`` of an assignments / flows.csv row: the patients stay at their hospital of today;
+#: are displaced (it stops the treatment); are moved although it keeps the treatment
+#: (optional); or are new (demand growth: no hospital of today)
+MOVES: tuple[str, ...] = ("stays", "displaced", "moved_optional", "new")
+
+
+#: readable headers of the result tables' columns (workbook, report), with their units; a
+#: column without a label is shown by its name
+LABELS: dict[str, str] = {
+    "region_id": "Region",
+    "site_id": "Hospital id",
+    "site_name": "Hospital",
+    "site_id_before": "Hospital id today",
+    "site_name_before": "Hospital today",
+    "site_id_from": "From hospital id",
+    "site_name_from": "From hospital",
+    "site_id_to": "To hospital id",
+    "site_name_to": "To hospital",
+    "area_id": "Area id",
+    "area_name": "Area",
+    "intervention_id": "Treatment id",
+    "intervention_name": "Treatment",
+    "norm": "Norm (patients/yr)",
+    "required_min": "Required minimum (patients/yr)",
+    "volume_before": "Patients/yr today",
+    "volume_after": "Patients/yr after",
+    "volume_change": "Change (patients/yr)",
+    "kept_before": "Provides it today",
+    "kept_after": "Provides it after",
+    "status": "Outcome",
+    "treatment_status": "Treatment plan status",
+    "patients": "Patients/yr",
+    "travel_min": "Travel after (min)",
+    "travel_min_before": "Area's mean travel today (min)",
+    "travel_min_site_before": "Travel to hospital today (min)",
+    "travel_min_from": "Mean travel today (min)",
+    "travel_min_to": "Mean travel after (min)",
+    "extra_min": "Extra travel (min)",
+    "mean_extra_min": "Mean extra travel (min)",
+    "max_extra_min": "Largest extra travel (min)",
+    "move": "Move",
+}
+
+
+def label(column: str) -> str:
+    """The readable header of ``column`` (its name when it has none)."""
+    return LABELS.get(column, column.replace("_", " ").capitalize())

@@ -241,8 +241,10 @@ class WhatIf:
 
     def __init__(self, instance: Instance, params: SolveParams,
                  max_workers: int | None = None, *, same_as_fresh: bool = False,
-                 cache_size: int = CACHE_SIZE) -> None:
+                 cache_size: int = CACHE_SIZE, partial: bool = True) -> None:
         self.instance = instance
+        #: as solve(partial=...): an infeasible treatment does not stop the others' optimisation
+        self.partial = partial
         self.max_workers = max_workers
         self.same_as_fresh = same_as_fresh
         self.cache_size = cache_size
@@ -252,7 +254,8 @@ class WhatIf:
         self._cache: OrderedDict[str, _ComponentResult] = OrderedDict()
         started = time.perf_counter()
         self._comps, self._explanation, self._results = solve_components(
-            instance, params, max_workers=max_workers, early_stop=same_as_fresh)
+            instance, params, max_workers=max_workers,
+            early_stop=same_as_fresh and not partial)
         # the model each result answers (phase 1 of ``providers``, whose result holds phase 2)
         self._models = [build_arrays(instance, params, comp) for comp in self._comps]
         for arrays, result in zip(self._models, self._results, strict=True):
@@ -336,7 +339,7 @@ class WhatIf:
         self._settings = _settings_key(new)  # results of this step are cached under it
         restriction = not coupling_changed and is_restriction(instance, old, new)
         affected = None if coupling_changed else affected_treatments(instance, old, new)
-        stop = threading.Event() if len(comps) > 1 else None
+        stop = threading.Event() if len(comps) > 1 and not self.partial else None
         steps: dict[int, tuple[str, _ComponentResult, MipArrays]] = {}
         if stop is not None and affected is not None and any(
                 not affected & set(comp) and self._results[i].status == SolveStatus.INFEASIBLE

@@ -118,6 +118,11 @@ def _print_result(summary: dict[str, Any], out: Path,
         console.print(f"[red]No solution within the time limit:[/red] "
                       f"{diagnosis.get('reason', '')}")
         return
+    if status == SolveStatus.PARTIALLY_INFEASIBLE:
+        diagnosis = summary.get("diagnosis") or {}
+        console.print(f"[red]Partially infeasible:[/red] {diagnosis.get('reason', '')}")
+        console.print("The figures below are those of the solved treatments only; "
+                      f"diagnosis in {out / 'summary.json'}")
     if status == SolveStatus.INFEASIBLE:
         diagnosis = summary.get("diagnosis") or {}
         console.print(f"[red]Infeasible:[/red] {diagnosis.get('reason', 'no reason given')}")

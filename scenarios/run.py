@@ -18,9 +18,11 @@ from herschik.optimiser.kpis import compute_kpis
 from herschik.optimiser.params import SolveParams
 from herschik.optimiser.results import (
     assignments_table,
+    flows_table,
     hospital_changes_from_site_volumes,
     site_volumes_table,
     summary_dict,
+    treatment_statuses,
 )
 from herschik.optimiser.solution import Solution
 from herschik.optimiser.solve import solve
@@ -88,6 +90,8 @@ class RunResult:
     assignments: pd.DataFrame
     #: hospital_changes.csv (derived from site_volumes: one site x treatment per row)
     hospital_changes: pd.DataFrame | None = None
+    #: flows.csv: patients from a hospital of today to another one after (optimiser.results)
+    flows: pd.DataFrame | None = None
 
     @property
     def status(self) -> SolveStatus:
@@ -97,8 +101,14 @@ class RunResult:
 
     @property
     def feasible(self) -> bool:
-        """Whether the solve found a plan."""
+        """Whether the solve found a plan (for every treatment)."""
         return bool(self.solution.feasible)
+
+    @property
+    def has_plan(self) -> bool:
+        """Whether there is a plan for at least some treatments (feasible or partial)."""
+        return bool(self.solution.feasible
+                    or self.solution.status == SolveStatus.PARTIALLY_INFEASIBLE)
 
     def write(
         self,
@@ -121,11 +131,14 @@ class RunResult:
             write_csv(staging / "assignments.csv", self.assignments)
             if self.hospital_changes is not None:
                 write_csv(staging / "hospital_changes.csv", self.hospital_changes)
+            if self.flows is not None:
+                write_csv(staging / "flows.csv", self.flows)
             if dataset is not None and outputs is not None and any(outputs.values()):
                 from herschik.scenarios.outputs import write_run_outputs
 
                 write_run_outputs(staging, self.summary, self.site_volumes, self.assignments,
-                                  dataset, hospital_changes=self.hospital_changes, **outputs)
+                                  dataset, hospital_changes=self.hospital_changes,
+                                  flows=self.flows, **outputs)
             # summary.json last: its presence marks a complete folder for resumable sweeps.
             write_json(staging / "summary.json", self.summary)
         return out_dir
@@ -168,23 +181,47 @@ def verified_result(
     :func:`optimiser.solve.solve` or a :class:`optimiser.whatif.WhatIf` step): what
     :func:`solve_verified` does after its solve, so the same solution gives the same tables.
     ``warm_start`` names the solver of the start solution (``summary["warm_start"]``)."""
-    kpis = compute_kpis(instance, solution, params) if solution.feasible else None
+    statuses = treatment_statuses(instance, solution)
+    checked_instance, checked_solution = planned_part(instance, solution, statuses)
+    kpis = (compute_kpis(checked_instance, checked_solution, params)
+            if checked_solution.feasible else None)
     site_volumes = site_volumes_table(instance, solution, params)
     assignments = assignments_table(instance, solution)
+    flows = flows_table(instance, solution, assignments) if solution.flow is not None else None
     hospital_changes = hospital_changes_from_site_volumes(
         site_volumes, {t.id: t.name for t in instance.treatments})
     summary = summary_dict(instance, solution, params, kpis)
+    summary["treatment_status"] = statuses
     if scenario_info:
         summary["scenario"] = {**summary["scenario"], **scenario_info}
     if warnings:
         summary["warnings"] = [*warnings, *(summary.get("warnings") or [])]
     if warm_start is not None:
         summary["warm_start"] = warm_start
-    violations = verify(solution, instance, params, kpis)
+    violations = verify(checked_solution, checked_instance, params, kpis)
     summary["verification"] = {"verifier": "herschik.optimiser.verify", "violations": violations}
     return RunResult(instance=instance, params=params, solution=solution, kpis=kpis,
                      violations=violations, summary=summary, site_volumes=site_volumes,
-                     assignments=assignments, hospital_changes=hospital_changes)
+                     assignments=assignments, hospital_changes=hospital_changes, flows=flows)
+
+
+def planned_part(instance: Instance, solution: Solution, statuses: dict[str, str]
+                 ) -> tuple[Instance, Solution]:
+    """The instance and solution that KPIs and verifier judge: everything, or for a partial
+    plan (``partially_infeasible``) the solved treatments only, as a feasible solution of
+    their own instance (the treatments are independent sub-problems)."""
+    if solution.status != SolveStatus.PARTIALLY_INFEASIBLE or solution.flow is None \
+            or solution.keep is None:
+        return instance, solution
+    solved = [t for t, tid in enumerate(instance.treatment_ids)
+              if statuses[tid] in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)]
+    worst = (SolveStatus.FEASIBLE if any(statuses[instance.treatment_ids[t]]
+                                         == SolveStatus.FEASIBLE for t in solved)
+             else SolveStatus.OPTIMAL)
+    part = Solution(status=worst, solver=solution.solver, objective=solution.objective,
+                    keep=solution.keep[:, solved], flow=solution.flow[:, :, solved],
+                    subproblems=solution.subproblems, decomposition=solution.decomposition)
+    return instance.with_treatments(solved), part
 
 
 def run_solve(
