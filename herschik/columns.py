@@ -114,6 +114,14 @@ HOSPITAL_CHANGES: tuple[Column, ...] = (
     Column("volume_change", "number"),
     Column("status", "word"),
     Column("treatment_status", "word"),
+    # kept (provides it after with a norm) within 10 % above the required minimum
+    Column("fragile", "flag"),
+    # lost roles (optimiser/reasons.py): why, in words, and the exact price of keeping it
+    Column("reason", "name"),
+    Column("keep_feasible", "flag"),
+    Column("keep_cost_moves", "number"),
+    Column("keep_cost_patient_min", "number"),
+    Column("keep_moves_from", "name"),
 )
 
 
@@ -206,6 +214,12 @@ LABELS: dict[str, str] = {
     "mean_extra_min": "Mean extra travel (min)",
     "max_extra_min": "Largest extra travel (min)",
     "move": "Move",
+    "fragile": "Fragile (within 10 % of the minimum)",
+    "reason": "Why it loses the treatment",
+    "keep_feasible": "Could it be kept?",
+    "keep_cost_moves": "Keeping it: optional moves (patients/yr)",
+    "keep_cost_patient_min": "Keeping it: extra patient-minutes/yr",
+    "keep_moves_from": "Keeping it: patients/yr from",
 }
 
 

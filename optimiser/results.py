@@ -7,7 +7,7 @@ platforms; rows are sorted by their ids.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,10 +28,15 @@ from .tolerances import BELOW_NORM_TOL
 from .tolerances import FLOW_EPS as MIN_PATIENTS
 from .transfers import NO_SITE, transfers
 
+if TYPE_CHECKING:  # reasons.py imports the solver; the tables need only its records
+    from .reasons import RoleReason
+
 DECIMALS = 6
 CONTRACT_VERSION = 1
 
 # the tables' columns are defined once, in herschik.columns (geo.export reads them too)
+#: a role kept with fewer patients than this times its required minimum is ``fragile``
+FRAGILE_FACTOR = 1.1
 #: status of a (site, treatment) row of hospital_changes.csv
 HOSPITAL_STATUSES = ("kept", "lost", "gained", "below_norm", "unchanged_no_norm")
 
@@ -261,10 +266,39 @@ def hospital_changes_from_site_volumes(site_volumes: pd.DataFrame,
                                        float(r.required_min) if has_norm else 0.0)
                        if feasible else None),
             "treatment_status": _word(getattr(r, "treatment_status", None)),
+            "fragile": (feasible and after and has_norm
+                        and volume_after is not None
+                        and volume_after < FRAGILE_FACTOR * float(r.required_min)),
+            "reason": None,
+            "keep_feasible": None,
+            "keep_cost_moves": None,
+            "keep_cost_patient_min": None,
+            "keep_moves_from": None,
         })
     frame = pd.DataFrame.from_records(records, columns=HOSPITAL_CHANGE_COLUMNS)
     frame = frame.sort_values(["site_id", "intervention_id"], kind="stable")
     return frame.reset_index(drop=True)
+
+
+def with_reasons(hospital_changes: pd.DataFrame, reasons: list[RoleReason]) -> pd.DataFrame:
+    """hospital_changes with the reason columns of its lost rows filled from ``reasons``
+    (optimiser/reasons.py); rows without a reason keep them empty."""
+    frame = hospital_changes.copy()
+    by_key = {(r.site_id, r.intervention_id): r for r in reasons}
+    for column in ("reason", "keep_feasible", "keep_cost_moves", "keep_cost_patient_min",
+                   "keep_moves_from"):
+        frame[column] = frame[column].astype(object)
+    for i, key in enumerate(zip(frame["site_id"], frame["intervention_id"], strict=True)):
+        r = by_key.get(key)
+        if r is None:
+            continue
+        frame.at[i, "reason"] = r.reason
+        frame.at[i, "keep_feasible"] = r.keep_feasible
+        frame.at[i, "keep_cost_moves"] = r.keep_cost_moves
+        frame.at[i, "keep_cost_patient_min"] = r.keep_cost_patient_min
+        frame.at[i, "keep_moves_from"] = "; ".join(f"{name}: {patients:.1f}"
+                                                   for name, patients in r.keep_moves_from)
+    return frame
 
 
 def _word(value: Any) -> str | None:

@@ -23,6 +23,7 @@ from herschik.optimiser.results import (
     site_volumes_table,
     summary_dict,
     treatment_statuses,
+    with_reasons,
 )
 from herschik.optimiser.solution import Solution
 from herschik.optimiser.solve import solve
@@ -152,6 +153,7 @@ def solve_verified(
     start: Solution | None = None,
     max_workers: int | None = None,
     warnings: list[str] | None = None,
+    reasons: bool = True,
 ) -> RunResult:
     """Solve ``instance`` under ``params``, compute the KPIs and re-check all with the verifier.
 
@@ -165,7 +167,8 @@ def solve_verified(
     solution = solve(instance, params, start=start, max_workers=max_workers)
     return verified_result(instance, params, solution, scenario_info=scenario_info,
                            warnings=warnings,
-                           warm_start=start.solver if start is not None else None)
+                           warm_start=start.solver if start is not None else None,
+                           reasons=reasons)
 
 
 def verified_result(
@@ -176,11 +179,15 @@ def verified_result(
     scenario_info: dict[str, Any] | None = None,
     warnings: list[str] | None = None,
     warm_start: str | None = None,
+    reasons: bool = True,
 ) -> RunResult:
     """KPIs, contract tables and the verifier's verdict of a ``solution`` already solved (by
     :func:`optimiser.solve.solve` or a :class:`optimiser.whatif.WhatIf` step): what
     :func:`solve_verified` does after its solve, so the same solution gives the same tables.
-    ``warm_start`` names the solver of the start solution (``summary["warm_start"]``)."""
+    ``warm_start`` names the solver of the start solution (``summary["warm_start"]``);
+    ``reasons``: why each lost role is lost and the price of keeping it, by re-solving each
+    with the role forced open (optimiser/reasons.py; hospital_changes.csv's reason columns,
+    empty with False)."""
     statuses = treatment_statuses(instance, solution)
     checked_instance, checked_solution = planned_part(instance, solution, statuses)
     kpis = (compute_kpis(checked_instance, checked_solution, params)
@@ -190,6 +197,11 @@ def verified_result(
     flows = flows_table(instance, solution, assignments) if solution.flow is not None else None
     hospital_changes = hospital_changes_from_site_volumes(
         site_volumes, {t.id: t.name for t in instance.treatments})
+    if reasons and solution.flow is not None:
+        from herschik.optimiser.reasons import lost_role_reasons
+
+        hospital_changes = with_reasons(hospital_changes,
+                                        lost_role_reasons(instance, params, solution))
     summary = summary_dict(instance, solution, params, kpis)
     summary["treatment_status"] = statuses
     if scenario_info:
@@ -236,10 +248,11 @@ def run_solve(
     max_workers: int | None = None,
     lock: bool = True,
     warnings: list[str] | None = None,
+    reasons: bool = True,
 ) -> dict[str, Any]:
     """:func:`solve_verified`, then :meth:`RunResult.write` to ``out_dir``; the summary dict."""
     result = solve_verified(instance, params, scenario_info=scenario_info, start=start,
-                            max_workers=max_workers, warnings=warnings)
+                            max_workers=max_workers, warnings=warnings, reasons=reasons)
     result.write(out_dir, dataset=dataset, outputs=outputs, lock=lock)
     return result.summary
 
