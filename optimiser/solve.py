@@ -715,8 +715,8 @@ def _partial_solution(instance: Instance, params: SolveParams, results: list[_Co
     reason = str(diagnosis.get("reason", ""))
     if reason.startswith(_INFEASIBLE_PREFIX):
         reason = reason[len(_INFEASIBLE_PREFIX):].lstrip()
-    diagnosis["reason"] = (f"No plan for {', '.join(infeasible)} (the other treatments are "
-                           f"solved and written): {reason}")
+    diagnosis["reason"] = (f"No plan for {', '.join(infeasible)} (the other treatments have "
+                           f"one): {reason}")
     diagnosis["solved_treatments"] = [instance.treatment_ids[t] for t in solved]
     gaps = [e["gap"] for e in subproblems if e.get("gap") is not None]
     return Solution(
