@@ -91,7 +91,7 @@ def _str_ids(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def _add_later_columns(table: pd.DataFrame, later: tuple[str, ...], order: list[str]
                        ) -> pd.DataFrame:
     """Columns that result folders of older versions lack, added empty in their place."""
-    missing = [c for c in later if c not in table.columns]
+    missing = [c for c in dict.fromkeys(later) if c not in table.columns]
     if not missing:
         return table
     table = table.copy()

@@ -276,6 +276,8 @@ def hospital_changes_from_site_volumes(site_volumes: pd.DataFrame,
             "keep_moves_from": None,
         })
     frame = pd.DataFrame.from_records(records, columns=HOSPITAL_CHANGE_COLUMNS)
+    for column in ("keep_cost_moves", "keep_cost_patient_min"):  # empty until with_reasons
+        frame[column] = frame[column].astype(float)
     frame = frame.sort_values(["site_id", "intervention_id"], kind="stable")
     return frame.reset_index(drop=True)
 
@@ -285,8 +287,7 @@ def with_reasons(hospital_changes: pd.DataFrame, reasons: list[RoleReason]) -> p
     (optimiser/reasons.py); rows without a reason keep them empty."""
     frame = hospital_changes.copy()
     by_key = {(r.site_id, r.intervention_id): r for r in reasons}
-    for column in ("reason", "keep_feasible", "keep_cost_moves", "keep_cost_patient_min",
-                   "keep_moves_from"):
+    for column in ("reason", "keep_feasible", "keep_moves_from"):
         frame[column] = frame[column].astype(object)
     for i, key in enumerate(zip(frame["site_id"], frame["intervention_id"], strict=True)):
         r = by_key.get(key)

@@ -618,7 +618,7 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
     """
     comps, explanation, results = solve_components(instance, params, start, max_workers,
                                                    early_stop=not partial)
-    return assemble(instance, params, comps, explanation, results)
+    return assemble(instance, params, comps, explanation, results, partial=partial)
 
 
 def solve_components(instance: Instance, params: SolveParams, start: Solution | None = None,
@@ -731,9 +731,11 @@ def _partial_solution(instance: Instance, params: SolveParams, results: list[_Co
 
 
 def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], explanation: str,
-             results: list[_ComponentResult]) -> Solution:
+             results: list[_ComponentResult], partial: bool = True) -> Solution:
     """One Solution from the sub-problem results (in component order): flows, keeps, status,
-    gap and bound, diagnosis. Shared by :func:`solve` and :mod:`optimiser.whatif`."""
+    gap and bound, diagnosis. Shared by :func:`solve` and :mod:`optimiser.whatif`.
+    ``partial=False``: never a partial plan (an early-stopping solve is ``infeasible``
+    however far its other sub-problems got)."""
     n_areas, n_sites, n_treat = instance.shape
     solution_warnings: list[str] = []
     for r in results:
@@ -809,7 +811,7 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
                                           unsolved_treatments if no_solution else None)
         partial = _partial_solution(instance, params, results, flow, keep, diagnosis,
                                     list(subproblems), explanation, solution_warnings,
-                                    no_solution)
+                                    no_solution or not partial)
         subproblems = [_not_optimised(entry, r.model_size)
                        for entry, r in zip(subproblems, results, strict=True)]
         return partial or Solution(

@@ -261,7 +261,7 @@ class WhatIf:
         for arrays, result in zip(self._models, self._results, strict=True):
             self._remember(arrays, result)
         self._solution = assemble(instance, params, self._comps, self._explanation,
-                                  self._results)
+                                  self._results, partial=partial)
         self.last_step = StepReport(time.perf_counter() - started,
                                     {self._label(c): "resolved" for c in self._comps})
 
@@ -368,7 +368,8 @@ class WhatIf:
                 run(i)
         results = [steps[i][1] for i in range(len(comps))]
         models = [steps[i][2] for i in range(len(comps))]
-        self._solution = assemble(instance, new, comps, explanation, results)
+        self._solution = assemble(instance, new, comps, explanation, results,
+                                  partial=self.partial)
         self._params, self._comps, self._explanation = new, comps, explanation
         self._results, self._models = results, models
         self.last_step = StepReport(time.perf_counter() - started,

@@ -123,11 +123,14 @@ def _make_result(region_id: str = "midden"
                 split = [(sa, round(patients * 0.7, 3)), (other, round(patients * 0.3, 3))]
             for s, p in split:
                 vol_after[s] += p
+                move = ("stays" if s == sb else "moved_optional" if sb in after
+                        else "displaced")
                 asg_rows.append((region_id, a.area_id, a.area_name, t, s, site_name[s], p,
-                                 ta[s], tb[sb], round(ta[s] - tb[sb], 3)))
+                                 ta[s], tb[sb], round(ta[s] - tb[sb], 3), sb, site_name[sb],
+                                 tb[sb], move, "optimal"))
         for s, name in zip(sites["site_id"], sites["site_name"], strict=True):
             sv_rows.append((region_id, s, name, t, norm, norm * 1.1, round(vol_before[s], 3),
-                            round(vol_after[s], 3), s in before, s in after))
+                            round(vol_after[s], 3), s in before, s in after, "optimal"))
     site_volumes = pd.DataFrame(sv_rows, columns=SITE_VOLUME_COLUMNS)
     assignments = pd.DataFrame(asg_rows, columns=ASSIGNMENT_COLUMNS)
     w = assignments["patients"]
