@@ -7,7 +7,7 @@ sheet and its CSV are read the same way (:func:`read_results_xlsx`, or pandas wi
 thousands separators and one or two decimals but stored at full precision.
 
 The file is reproducible: the same tables give the same bytes (the document's timestamps and
-the zip entries' dates are fixed).
+the zip entries' dates are fixed, and the wall-clock timings of summary.json are left out).
 """
 
 from __future__ import annotations
@@ -55,6 +55,17 @@ def per_treatment_table(summary: Mapping[str, Any]) -> pd.DataFrame:
     per = (summary.get("kpis") or {}).get("per_treatment") or {}
     rows = [{"intervention_id": tid, **values} for tid, values in per.items()]
     return pd.DataFrame(rows)
+
+
+def _without_timings(value: Any) -> Any:
+    """``value`` without wall-clock fields (``*_seconds``): they differ between identical runs,
+    so the workbook leaves them to summary.json and stays byte-identical."""
+    if isinstance(value, Mapping):
+        return {k: _without_timings(v) for k, v in value.items()
+                if not str(k).endswith("seconds")}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
 
 
 def _cell(value: Any) -> Any:
@@ -140,7 +151,7 @@ def workbook_tables(
     flows: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The sheets of ``results.xlsx`` as tables, in workbook order (absent ones left out)."""
-    top = {k: v for k, v in summary.items() if k != "kpis"}
+    top = _without_timings({k: v for k, v in summary.items() if k != "kpis"})
     kpis = {k: v for k, v in (summary.get("kpis") or {}).items() if k != "per_treatment"}
     tables: dict[str, pd.DataFrame | None] = {
         "summary": pd.DataFrame(_flatten(top), columns=["key", "value"]),
