@@ -14,8 +14,9 @@ optima gives the price in the planner's units:
 * ``keep_moves_from``: the hospitals those patients would come from, with patients per year;
 * ``keep_closes``: hospitals that would lose the treatment instead.
 
-``reason`` says it in words, first whether the hospital can reach its required volume with its
-own patients of today.
+``reason`` says it in words: first whether the scenario closes it (``force_close``; keeping it
+then means undoing that, which :meth:`WhatIf.force_keep` does), then whether the hospital can
+reach its required volume with its own patients of today, then the price.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .decomposition import treatment_components
-from .formulation import required_matrix
+from .formulation import force_masks, required_matrix
 from .instance import Instance
 from .kpis import displacement_kpis
 from .params import SolveParams
@@ -52,6 +53,8 @@ class RoleReason:
     keep_moves_from: list[tuple[str, float]] = field(default_factory=list)
     keep_closes: list[str] = field(default_factory=list)
     infeasible_reason: str | None = None
+    #: the scenario closes it (force_close): the price is that of undoing the closure
+    forced_closed: bool = False
     reason: str = ""
 
 
@@ -99,7 +102,7 @@ def _price(sub: Instance, base: Solution, forced: Solution, s: int, t: int,
 
 
 def _words(r: RoleReason) -> str:
-    parts = []
+    parts = ["closed by the scenario (force_close)"] if r.forced_closed else []
     if r.own_patients < r.required - BELOW_NORM_TOL:
         parts.append(f"cannot reach the norm with its own patients ({r.own_patients:,.1f}/yr "
                      f"today, {r.required:,.1f} required)")
@@ -145,6 +148,7 @@ def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solutio
               if str(entry.get("status")) in ("optimal", "feasible")}
     if not solution.subproblems:
         solved = set(instance.treatment_ids)
+    closed = force_masks(instance, params)[1]
     comps, _ = treatment_components(instance, params)
     reasons: list[RoleReason] = []
     for comp in comps:
@@ -163,7 +167,8 @@ def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solutio
             t_sub = comp.index(t)
             tid = instance.treatment_ids[t]
             reason = RoleReason(instance.site_ids[s], tid, float(instance.baseline_volume[s, t]),
-                                float(required[s, t]), keep_feasible=False)
+                                float(required[s, t]), keep_feasible=False,
+                                forced_closed=bool(closed[s, t]))
             forced = session.force_keep(instance.site_ids[s], tid)
             if forced.feasible:
                 reason.keep_feasible = True

@@ -809,12 +809,12 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
     if status == SolveStatus.INFEASIBLE:
         diagnosis = _infeasible_diagnosis(instance, params, infeasible_treatments,
                                           unsolved_treatments if no_solution else None)
-        partial = _partial_solution(instance, params, results, flow, keep, diagnosis,
-                                    list(subproblems), explanation, solution_warnings,
-                                    no_solution or not partial)
+        partial_plan = _partial_solution(instance, params, results, flow, keep, diagnosis,
+                                         list(subproblems), explanation, solution_warnings,
+                                         no_solution or not partial)
         subproblems = [_not_optimised(entry, r.model_size)
                        for entry, r in zip(subproblems, results, strict=True)]
-        return partial or Solution(
+        return partial_plan or Solution(
             status=SolveStatus.INFEASIBLE, solver=solver_used, objective=None, mip_gap=None,
             build_seconds=build_s, solve_seconds=solve_s, keep=None, flow=None,
             diagnosis=diagnosis, subproblems=subproblems, decomposition=explanation,
