@@ -73,6 +73,7 @@ def _solve_into(
         outputs=outputs,
         start=start,
         warnings=warnings,
+        reasons=not getattr(args, "no_reasons", False),
     )
     _print_result(summary, args.out, dict(zip(dataset.treatments["intervention_id"],
                                               dataset.treatments["name"], strict=True)))

@@ -327,3 +327,15 @@ def test_compare_goes_treatment_by_treatment_and_refuses_no_plan(
     assert main(["compare", str(run), str(infeasible)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no plan to compare" in err[0]
+
+
+def test_no_reasons_leaves_the_reason_columns_empty(tmp_path: Path) -> None:
+    for flag, filled in (("--no-reasons", False), (None, True)):
+        out = tmp_path / str(flag)
+        args = ["solve", "--region", "example", "--out", str(out), "--no-maps", "--no-report"]
+        assert main(args + ([flag] if flag else [])) == 0
+        changes = _read(out, "hospital_changes.csv")
+        lost = changes["status"] == "lost"
+        assert lost.any()
+        assert changes.loc[lost, "reason"].notna().all() == filled
+        assert changes.loc[lost, "reason"].isna().all() == (not filled)
