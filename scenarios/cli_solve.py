@@ -73,11 +73,19 @@ def _solve_into(
         outputs=outputs,
         start=start,
         warnings=warnings,
-        reasons=not getattr(args, "no_reasons", False),
+        reasons=wants_reasons(args),
     )
     _print_result(summary, args.out, dict(zip(dataset.treatments["intervention_id"],
                                               dataset.treatments["name"], strict=True)))
     return exit_code_for_status(summary["status"])
+
+
+def wants_reasons(args: argparse.Namespace) -> bool:
+    """Reasons for lost roles: on for a region, off for ``--region all`` (a national re-solve
+    per lost role) unless ``--reasons``; ``--no-reasons`` always off."""
+    if getattr(args, "no_reasons", False):
+        return False
+    return bool(getattr(args, "reasons", False)) or args.region != "all"
 
 
 def solve_params_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:

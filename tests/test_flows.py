@@ -339,3 +339,18 @@ def test_no_reasons_leaves_the_reason_columns_empty(tmp_path: Path) -> None:
         assert lost.any()
         assert changes.loc[lost, "reason"].notna().all() == filled
         assert changes.loc[lost, "reason"].isna().all() == (not filled)
+
+
+def test_reasons_default_per_region_not_nationally() -> None:
+    from herschik.scenarios.cli_parser import build_parser
+    from herschik.scenarios.cli_solve import wants_reasons
+
+    parser = build_parser()
+
+    def parsed(*flags: str) -> bool:
+        return wants_reasons(parser.parse_args(["solve", "--out", "x", *flags]))
+
+    assert parsed("--region", "midden")
+    assert not parsed("--region", "midden", "--no-reasons")
+    assert not parsed("--region", "all")
+    assert parsed("--region", "all", "--reasons")
