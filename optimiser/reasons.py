@@ -31,6 +31,7 @@ from .instance import Instance
 from .kpis import displacement_kpis
 from .params import SolveParams
 from .solution import Solution
+from .status import SolveStatus
 from .tolerances import BELOW_NORM_TOL
 from .transfers import NO_SITE, transfers
 from .whatif import WhatIf
@@ -145,7 +146,7 @@ def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solutio
     required = required_matrix(instance, params)
     lost = (instance.baseline_volume > 0) & ~solution.keep & ~np.isnan(norms)
     solved = {tid for entry in solution.subproblems for tid in entry.get("treatments", ())
-              if str(entry.get("status")) in ("optimal", "feasible")}
+              if SolveStatus(entry.get("status", SolveStatus.ERROR)).solved}
     if not solution.subproblems:
         solved = set(instance.treatment_ids)
     closed = force_masks(instance, params)[1]
