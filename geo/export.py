@@ -40,8 +40,11 @@ from herschik.columns import (
     ASSIGNMENT_COLUMNS,
     ASSIGNMENTS,
     FLOWS_LAYER_COLUMNS,
+    HOSPITAL_FLOW_COLUMNS,
+    HOSPITAL_FLOWS,
+    LATER_ASSIGNMENT_COLUMNS,
+    LATER_SITE_VOLUME_COLUMNS,
     NAME_COLUMNS,
-    ODDS_COLUMNS,
     SITE_VOLUME_COLUMNS,
     SITE_VOLUMES,
     SITES_LAYER_COLUMNS,
@@ -57,7 +60,7 @@ _FIXED_DATE = "2000-01-01T00:00:00.000Z"
 _GDAL_LOCK = threading.Lock()
 
 # the tables' and layers' columns are defined in herschik.columns
-LAYERS = ("sites", "areas", "flows")
+LAYERS = ("sites", "areas", "flows", "hospital_flows")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -85,35 +88,65 @@ def _str_ids(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return df
 
 
+def _add_later_columns(table: pd.DataFrame, later: tuple[str, ...], order: list[str]
+                       ) -> pd.DataFrame:
+    """Columns that result folders of older versions lack, added empty in their place."""
+    missing = [c for c in dict.fromkeys(later) if c not in table.columns]
+    if not missing:
+        return table
+    table = table.copy()
+    for col in missing:
+        table.insert(min(order.index(col), len(table.columns)), col, None)
+    return table
+
+
+def _fill_text(df: pd.DataFrame, columns: list[str]) -> None:
+    """Text columns that may be empty: "" for missing, never the string "nan"."""
+    for col in columns:
+        if col in df.columns:
+            df[col] = df[col].map(lambda v: "" if v is None or (isinstance(v, float)
+                                                                and np.isnan(v)) else str(v))
+
+
 def normalise_site_volumes(site_volumes: pd.DataFrame) -> pd.DataFrame:
-    """Contract ``site_volumes`` with string ids, float volumes and real booleans (the odds
-    columns empty where an older folder lacks them)."""
-    missing_odds = [c for c in ODDS_COLUMNS if c not in site_volumes.columns]
-    if missing_odds:
-        site_volumes = site_volumes.assign(**{c: np.nan for c in missing_odds})
+    """Contract ``site_volumes`` with string ids, float volumes and real booleans (columns
+    that older result folders lack, e.g. the odds, read as empty)."""
+    site_volumes = _add_later_columns(site_volumes, LATER_SITE_VOLUME_COLUMNS,
+                                      SITE_VOLUME_COLUMNS)
     _require(site_volumes, SITE_VOLUME_COLUMNS, "site_volumes")
     sv = _str_ids(site_volumes, of_kind(SITE_VOLUMES, "id"))
     for col in of_kind(SITE_VOLUMES, "number"):
         sv[col] = pd.to_numeric(sv[col], errors="coerce").astype(float)
     for col in of_kind(SITE_VOLUMES, "flag"):
         sv[col] = _as_bool(sv[col])
+    _fill_text(sv, of_kind(SITE_VOLUMES, "word"))
     return sv.reset_index(drop=True)
 
 
 def normalise_assignments(assignments: pd.DataFrame) -> pd.DataFrame:
     """Contract ``assignments`` with string ids and float numbers (names empty if absent)."""
-    assignments = assignments.copy()
-    for col in NAME_COLUMNS:
-        if col not in assignments.columns:
-            position = list(ASSIGNMENT_COLUMNS).index(col)
-            assignments.insert(min(position, len(assignments.columns)), col, "")
+    assignments = _add_later_columns(assignments, (*NAME_COLUMNS, *LATER_ASSIGNMENT_COLUMNS),
+                                     ASSIGNMENT_COLUMNS)
     _require(assignments, ASSIGNMENT_COLUMNS, "assignments")
-    asg = _str_ids(assignments, of_kind(ASSIGNMENTS, "id"))
-    for col in NAME_COLUMNS:
-        asg[col] = asg[col].fillna("").astype(str)
+    asg = assignments.copy()
+    # ids and names that may be empty (no site of today for new patients)
+    _fill_text(asg, [*of_kind(ASSIGNMENTS, "id"), *NAME_COLUMNS, *of_kind(ASSIGNMENTS, "word")])
     for col in of_kind(ASSIGNMENTS, "number"):
         asg[col] = pd.to_numeric(asg[col], errors="coerce").astype(float)
     return asg.reset_index(drop=True)
+
+
+def normalise_hospital_flows(flows: pd.DataFrame | None) -> pd.DataFrame:
+    """flows.csv with string ids and float numbers (an empty table for ``None``)."""
+    if flows is None:
+        return pd.DataFrame({c.name: pd.Series(dtype=float if c.kind == "number" else object)
+                             for c in HOSPITAL_FLOWS})
+    _require(flows, HOSPITAL_FLOW_COLUMNS, "flows")
+    out = flows.copy()
+    _fill_text(out, [c.name for c in HOSPITAL_FLOWS if c.kind != "number"])
+    for col in of_kind(HOSPITAL_FLOWS, "number"):
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+    return out.reset_index(drop=True)
 
 
 def areas_geodataframe(
@@ -264,13 +297,34 @@ def flows_layer(
     return gpd.GeoDataFrame(merged[FLOWS_LAYER_COLUMNS + extra], geometry=geometry, crs=CRS_RD)
 
 
+def hospital_flows_layer(flows: pd.DataFrame | None, sites: pd.DataFrame) -> gpd.GeoDataFrame:
+    """The ``hospital_flows`` layer: one line per flows.csv row, from the hospital of today to
+    the hospital after (width: patients per year)."""
+    table = normalise_hospital_flows(flows)
+    pts = _site_points(sites)[["site_id", "x", "y"]]
+    start = table[["site_id_from"]].merge(pts, left_on="site_id_from", right_on="site_id",
+                                          how="left")
+    end = table[["site_id_to"]].merge(pts, left_on="site_id_to", right_on="site_id",
+                                      how="left")
+    for ends in (start, end):
+        missing = ends.loc[ends["x"].isna(), "site_id"].unique()
+        if len(missing):
+            raise ValueError(f"sites without coordinates in the dataset: {sorted(missing)[:5]}")
+    coords = np.stack([start[["x", "y"]].to_numpy(float), end[["x", "y"]].to_numpy(float)],
+                      axis=1)
+    geometry = shapely.linestrings(coords) if len(coords) else []
+    return gpd.GeoDataFrame(table[HOSPITAL_FLOW_COLUMNS], geometry=geometry, crs=CRS_RD)
+
+
 def build_layers(
     site_volumes: pd.DataFrame,
     assignments: pd.DataFrame,
     sites: pd.DataFrame,
     areas_gdf: gpd.GeoDataFrame,
+    flows: pd.DataFrame | None = None,
 ) -> dict[str, gpd.GeoDataFrame]:
-    """The three result layers (``sites``, ``areas``, ``flows``) in EPSG:28992."""
+    """The result layers (``sites``, ``areas``, ``flows``, ``hospital_flows``) in EPSG:28992
+    (``hospital_flows`` empty when ``flows`` is None)."""
     site_names = dict(zip(normalise_site_volumes(site_volumes)["site_id"],
                           site_volumes["site_name"].astype(str), strict=True))
     if "site_name" in sites.columns:
@@ -281,6 +335,7 @@ def build_layers(
         "sites": sites_layer(site_volumes, sites),
         "areas": areas_layer(assignments, areas_gdf, site_names),
         "flows": flows_layer(assignments, sites, areas_gdf),
+        "hospital_flows": hospital_flows_layer(flows, sites),
     }
 
 
@@ -300,7 +355,7 @@ def _pinned_gdal_date() -> Iterator[None]:
 def _geometry_type(layer: str, gdf: gpd.GeoDataFrame) -> str:
     if layer == "sites":
         return "Point"
-    if layer == "flows":
+    if layer in ("flows", "hospital_flows"):
         return "LineString"
     kinds = set(gdf.geom_type.dropna()) if len(gdf) else set()
     return "MultiPolygon" if "MultiPolygon" in kinds else "Polygon"
@@ -316,13 +371,27 @@ def _write_layer(gdf: gpd.GeoDataFrame, path: Path, layer: str, **kwargs: Any) -
     gdf.to_file(path, layer=layer, engine="pyogrio", geometry_type=geometry_type, **kwargs)
 
 
-def write_layers_gpkg(path: str | Path, layers: dict[str, gpd.GeoDataFrame]) -> Path:
-    """Write prepared layers into one GeoPackage, atomically (temp file, then os.replace)."""
+def write_layers_gpkg(path: str | Path, layers: dict[str, gpd.GeoDataFrame],
+                      styles: bool = True) -> Path:
+    """Write prepared layers into one GeoPackage, atomically (temp file, then os.replace);
+    ``styles``: with their QGIS styles in ``layer_styles`` (geo/styles.py)."""
+    from herschik.geo.styles import write_layer_styles
+
     path = Path(path)
     with atomic_path(path) as tmp, _pinned_gdal_date():
         for name, gdf in layers.items():
             _write_layer(gdf, tmp, name, driver="GPKG")
+        if styles:
+            write_layer_styles(tmp, {name: _max_patients(gdf) for name, gdf in layers.items()})
     return path
+
+
+def _max_patients(gdf: gpd.GeoDataFrame) -> float:
+    """The largest ``patients`` of a layer (line widths scale to it), 1 without any."""
+    if "patients" not in gdf.columns or not len(gdf):
+        return 1.0
+    value = float(pd.to_numeric(gdf["patients"], errors="coerce").max())
+    return value if np.isfinite(value) and value > 0 else 1.0
 
 
 def write_results_gpkg(
@@ -331,14 +400,17 @@ def write_results_gpkg(
     assignments: pd.DataFrame,
     sites: pd.DataFrame,
     areas_gdf: gpd.GeoDataFrame,
+    flows: pd.DataFrame | None = None,
 ) -> Path:
-    """Write ``results.gpkg`` (layers ``sites``, ``areas``, ``flows``; EPSG:28992).
+    """Write ``results.gpkg`` (layers ``sites``, ``areas``, ``flows``, ``hospital_flows``, and
+    their QGIS styles in ``layer_styles``; EPSG:28992).
 
     ``sites`` is the dataset's site table (``site_id, x, y`` [, ``organisation, site_type``]);
     ``areas_gdf`` a GeoDataFrame of ``area_id`` + polygon (+ ``x, y`` demand centroid,
     ``area_name``), e.g. from :func:`areas_geodataframe`. Empty tables give empty layers.
     """
-    return write_layers_gpkg(path, build_layers(site_volumes, assignments, sites, areas_gdf))
+    return write_layers_gpkg(path, build_layers(site_volumes, assignments, sites, areas_gdf,
+                                                flows))
 
 
 def write_results_geojson(
@@ -347,8 +419,10 @@ def write_results_geojson(
     assignments: pd.DataFrame,
     sites: pd.DataFrame,
     areas_gdf: gpd.GeoDataFrame,
+    flows: pd.DataFrame | None = None,
 ) -> list[Path]:
-    """Write ``sites.geojson``, ``areas.geojson``, ``flows.geojson`` (RFC 7946, EPSG:4326).
+    """Write ``sites.geojson``, ``areas.geojson``, ``flows.geojson``,
+    ``hospital_flows.geojson`` (RFC 7946, EPSG:4326).
 
     Same layers and columns as :func:`write_results_gpkg`; coordinates are WGS84 longitude /
     latitude with 7 decimals (about 1 cm), as web maps expect.
@@ -356,7 +430,7 @@ def write_results_geojson(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, gdf in build_layers(site_volumes, assignments, sites, areas_gdf).items():
+    for name, gdf in build_layers(site_volumes, assignments, sites, areas_gdf, flows).items():
         path = directory / f"{name}.geojson"
         with atomic_path(path) as tmp:
             _write_layer(gdf.to_crs(CRS_WGS84), tmp, name, driver="GeoJSON",

@@ -20,15 +20,23 @@ __all__ = [
     "ASSIGNMENT_COLUMNS",
     "FLOWS_LAYER",
     "FLOWS_LAYER_COLUMNS",
+    "LATER_ASSIGNMENT_COLUMNS",
+    "LATER_SITE_VOLUME_COLUMNS",
     "HOSPITAL_CHANGES",
+    "HOSPITAL_FLOWS",
+    "HOSPITAL_FLOWS_LAYER",
+    "HOSPITAL_FLOW_COLUMNS",
     "HOSPITAL_CHANGE_COLUMNS",
+    "MOVES",
     "NAME_COLUMNS",
     "ODDS_COLUMNS",
     "SITES_LAYER",
     "SITES_LAYER_COLUMNS",
     "SITE_VOLUMES",
     "SITE_VOLUME_COLUMNS",
+    "LABELS",
     "Column",
+    "label",
     "of_kind",
 ]
 
@@ -58,6 +66,7 @@ SITE_VOLUMES: tuple[Column, ...] = (
     Column("kept_after", "flag"),
     Column("p_meet_norm_1y", "number"),
     Column("p_meet_norm_period", "number"),
+    Column("treatment_status", "word"),
 )
 ASSIGNMENTS: tuple[Column, ...] = (
     Column("region_id", "id"),
@@ -70,6 +79,30 @@ ASSIGNMENTS: tuple[Column, ...] = (
     Column("travel_min", "number"),
     Column("travel_min_before", "number"),
     Column("extra_min", "number"),
+    # the hospital of today of these patients (optimiser/transfers.py: the rows of an area and
+    # treatment add up to its flow per site after and to today's flow per site of today)
+    Column("site_id_before", "id"),
+    Column("site_name_before", "name"),
+    Column("travel_min_site_before", "number"),
+    Column("move", "word"),
+    Column("treatment_status", "word"),
+)
+#: flows.csv: patients per year from a hospital of today to another hospital after
+HOSPITAL_FLOWS: tuple[Column, ...] = (
+    Column("region_id", "id"),
+    Column("intervention_id", "id"),
+    Column("intervention_name", "name"),
+    Column("site_id_from", "id"),
+    Column("site_name_from", "name"),
+    Column("site_id_to", "id"),
+    Column("site_name_to", "name"),
+    Column("move", "word"),
+    Column("patients", "number"),
+    Column("travel_min_from", "number"),
+    Column("travel_min_to", "number"),
+    Column("mean_extra_min", "number"),
+    Column("max_extra_min", "number"),
+    Column("treatment_status", "word"),
 )
 HOSPITAL_CHANGES: tuple[Column, ...] = (
     Column("region_id", "id"),
@@ -85,6 +118,15 @@ HOSPITAL_CHANGES: tuple[Column, ...] = (
     Column("status", "word"),
     Column("p_meet_norm_1y", "number"),
     Column("p_meet_norm_period", "number"),
+    Column("treatment_status", "word"),
+    # kept (provides it after with a norm) within 10 % above the required minimum
+    Column("fragile", "flag"),
+    # lost roles (optimiser/reasons.py): why, in words, and the exact price of keeping it
+    Column("reason", "name"),
+    Column("keep_feasible", "flag"),
+    Column("keep_cost_moves", "number"),
+    Column("keep_cost_patient_min", "number"),
+    Column("keep_moves_from", "name"),
 )
 
 
@@ -113,6 +155,8 @@ AREAS_LAYER: tuple[Column, ...] = (
 )
 #: one line per assignments row
 FLOWS_LAYER: tuple[Column, ...] = ASSIGNMENTS
+#: one line per flows.csv row, from the hospital of today to the hospital after
+HOSPITAL_FLOWS_LAYER: tuple[Column, ...] = HOSPITAL_FLOWS
 
 
 def of_kind(table: tuple[Column, ...], kind: Kind) -> list[str]:
@@ -129,5 +173,64 @@ FLOWS_LAYER_COLUMNS: list[str] = ASSIGNMENT_COLUMNS
 #: the odds of meeting the norm (site_volumes, hospital_changes); result folders written
 #: before they existed lack them: read as empty
 ODDS_COLUMNS: tuple[str, ...] = ("p_meet_norm_1y", "p_meet_norm_period")
+HOSPITAL_FLOW_COLUMNS: list[str] = [column.name for column in HOSPITAL_FLOWS]
 #: the names beside the codes in assignments (older result folders lack them: read as empty)
 NAME_COLUMNS: tuple[str, ...] = tuple(of_kind(ASSIGNMENTS, "name"))
+#: assignments columns that older result folders lack (read as empty)
+LATER_ASSIGNMENT_COLUMNS: tuple[str, ...] = (
+    "site_id_before", "site_name_before", "travel_min_site_before", "move", "treatment_status")
+#: site_volumes columns that older result folders lack (read as empty)
+LATER_SITE_VOLUME_COLUMNS: tuple[str, ...] = (*ODDS_COLUMNS, "treatment_status")
+#: ``move`` of an assignments / flows.csv row: the patients stay at their hospital of today;
+#: are displaced (it stops the treatment); are moved although it keeps the treatment
+#: (optional); or are new (demand growth: no hospital of today)
+MOVES: tuple[str, ...] = ("stays", "displaced", "moved_optional", "new")
+
+
+#: readable headers of the result tables' columns (workbook, report), with their units; a
+#: column without a label is shown by its name
+LABELS: dict[str, str] = {
+    "region_id": "Region",
+    "site_id": "Hospital id",
+    "site_name": "Hospital",
+    "site_id_before": "Hospital id today",
+    "site_name_before": "Hospital today",
+    "site_id_from": "From hospital id",
+    "site_name_from": "From hospital",
+    "site_id_to": "To hospital id",
+    "site_name_to": "To hospital",
+    "area_id": "Area id",
+    "area_name": "Area",
+    "intervention_id": "Treatment id",
+    "intervention_name": "Treatment",
+    "norm": "Norm (patients/yr)",
+    "required_min": "Required minimum (patients/yr)",
+    "volume_before": "Patients/yr today",
+    "volume_after": "Patients/yr after",
+    "volume_change": "Change (patients/yr)",
+    "kept_before": "Provides it today",
+    "kept_after": "Provides it after",
+    "status": "Outcome",
+    "treatment_status": "Treatment plan status",
+    "patients": "Patients/yr",
+    "travel_min": "Travel after (min)",
+    "travel_min_before": "Area's mean travel today (min)",
+    "travel_min_site_before": "Travel to hospital today (min)",
+    "travel_min_from": "Mean travel today (min)",
+    "travel_min_to": "Mean travel after (min)",
+    "extra_min": "Extra travel (min)",
+    "mean_extra_min": "Mean extra travel (min)",
+    "max_extra_min": "Largest extra travel (min)",
+    "move": "Move",
+    "fragile": "Fragile (within 10 % of the minimum)",
+    "reason": "Why it loses the treatment",
+    "keep_feasible": "Could it be kept?",
+    "keep_cost_moves": "Keeping it: optional moves (patients/yr)",
+    "keep_cost_patient_min": "Keeping it: extra patient-minutes/yr",
+    "keep_moves_from": "Keeping it: patients/yr from",
+}
+
+
+def label(column: str) -> str:
+    """The readable header of ``column`` (its name when it has none)."""
+    return LABELS.get(column, column.replace("_", " ").capitalize())

@@ -168,6 +168,24 @@ class Instance:
             area_names=self.area_names,
         )
 
+    def with_treatments(self, treatments: list[int]) -> Instance:
+        """A copy with only the treatments of index ``treatments`` (in that order): e.g. the
+        treatments a partial plan solved."""
+        idx = list(treatments)
+        return Instance(
+            region_id=self.region_id,
+            area_ids=self.area_ids,
+            sites=self.sites,
+            treatments=tuple(self.treatments[t] for t in idx),
+            demand=self.demand[:, idx],
+            travel_min=self.travel_min,
+            baseline_volume=self.baseline_volume[:, idx],
+            baseline_flow=self.baseline_flow[:, :, idx],
+            process_norms=self.process_norms,
+            meta=dict(self.meta),
+            area_names=self.area_names,
+        )
+
     # --- labels for tables and messages ------------------------------------------------------
     def area_name(self, a: int) -> str:
         return self.area_names[a] if len(self.area_names) == len(self.area_ids) else ""

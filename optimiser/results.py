@@ -7,25 +7,37 @@ platforms; rows are sorted by their ids.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from herschik.columns import ASSIGNMENT_COLUMNS, HOSPITAL_CHANGE_COLUMNS, SITE_VOLUME_COLUMNS
+from herschik.columns import (
+    ASSIGNMENT_COLUMNS,
+    HOSPITAL_CHANGE_COLUMNS,
+    HOSPITAL_FLOW_COLUMNS,
+    SITE_VOLUME_COLUMNS,
+)
 
 from .confidence import p_meet_norm
 from .formulation import required_matrix
 from .instance import Instance
 from .params import SolveParams
 from .solution import Solution
+from .status import SolveStatus
 from .tolerances import BELOW_NORM_TOL
 from .tolerances import FLOW_EPS as MIN_PATIENTS
+from .transfers import NO_SITE, transfers
+
+if TYPE_CHECKING:  # reasons.py imports the solver; the tables need only its records
+    from .reasons import RoleReason
 
 DECIMALS = 6
 CONTRACT_VERSION = 1
 
 # the tables' columns are defined once, in herschik.columns (geo.export reads them too)
+#: a role kept with fewer patients than this times its required minimum is ``fragile``
+FRAGILE_FACTOR = 1.1
 #: status of a (site, treatment) row of hospital_changes.csv
 HOSPITAL_STATUSES = ("kept", "lost", "gained", "below_norm", "unchanged_no_norm")
 
@@ -34,12 +46,28 @@ def _r(value: float) -> float:
     return round(float(value), DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
+def treatment_statuses(instance: Instance, solution: Solution) -> dict[str, str]:
+    """The status of each treatment's sub-problem (``optimal``, ``feasible``, ``infeasible``,
+    ...; solution.subproblems), the solve's status for treatments without an entry."""
+    statuses = {tid: str(solution.status) for tid in instance.treatment_ids}
+    for entry in solution.subproblems:
+        for tid in entry.get("treatments") or ():
+            if tid in statuses and entry.get("status") is not None:
+                statuses[tid] = str(entry["status"])
+    return statuses
+
+
+def _solved(status: str) -> bool:
+    return status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
+
+
 def site_volumes_table(instance: Instance, solution: Solution, params: SolveParams
                        ) -> pd.DataFrame:
     """One row per site and treatment, sorted by ids (contract extension: treatments without
     a volume norm are included too, with ``norm`` and ``required_min`` empty).
 
-    ``volume_after`` and ``kept_after`` are empty (NaN / None) when the solve was infeasible.
+    ``volume_after`` and ``kept_after`` are empty (NaN / None) when the solve was infeasible,
+    and for the treatments without a plan of a partial plan (``treatment_status``).
     """
     norms = instance.norm_matrix()
     required = required_matrix(instance, params)
@@ -50,10 +78,13 @@ def site_volumes_table(instance: Instance, solution: Solution, params: SolvePara
         kept_volume = np.where(solution.keep, volume_after, np.nan)
         odds_1y = p_meet_norm(kept_volume, norms, 1)
         odds_period = p_meet_norm(kept_volume, norms, params.norm_period_years)
+    statuses = treatment_statuses(instance, solution)
     records = []
     for s, site in enumerate(instance.sites):
         for t, tid in enumerate(instance.treatment_ids):
             no_norm = bool(np.isnan(norms[s, t]))
+            planned = (volume_after is not None and solution.keep is not None
+                       and _solved(statuses[tid]))
             records.append({
                 "region_id": site.region_id,
                 "site_id": site.id,
@@ -62,12 +93,12 @@ def site_volumes_table(instance: Instance, solution: Solution, params: SolvePara
                 "norm": None if no_norm else _r(norms[s, t]),
                 "required_min": None if no_norm else _r(required[s, t]),
                 "volume_before": _r(instance.baseline_volume[s, t]),
-                "volume_after": _r(volume_after[s, t]) if volume_after is not None else None,
+                "volume_after": _r(volume_after[s, t]) if planned else None,  # type: ignore[index]
                 "kept_before": bool(instance.baseline_volume[s, t] > 0),
-                "kept_after": (bool(solution.keep[s, t]) if solution.keep is not None
-                               else None),
+                "kept_after": bool(solution.keep[s, t]) if planned else None,  # type: ignore[index]
                 "p_meet_norm_1y": _odds(odds_1y[s, t]),
                 "p_meet_norm_period": _odds(odds_period[s, t]),
+                "treatment_status": statuses[tid],
             })
     frame = pd.DataFrame.from_records(records, columns=SITE_VOLUME_COLUMNS)
     frame = frame.sort_values(["site_id", "intervention_id"], kind="stable")
@@ -79,17 +110,26 @@ def _odds(value: float) -> float | None:
 
 
 def assignments_table(instance: Instance, solution: Solution) -> pd.DataFrame:
-    """One row per (area, treatment, site) with patients > 0 after reallocation, sorted by ids.
+    """One row per (area, treatment, site after, site of today) with patients > 0 after
+    reallocation, sorted by ids (optimiser/transfers.py: the rows of an area and treatment add
+    up to its flow per site after, and to today's flow per site of today).
 
     ``region_id`` is the area's region when the instance carries ``meta["area_regions"]``
     (a mapping area_id -> region_id, or a comma-separated list aligned with area_ids), else the
     treating site's region. ``travel_min_before`` is the patient-weighted mean baseline travel of
-    the area and treatment (NaN when the area had no baseline patients; extra_min is then NaN).
+    the area and treatment (NaN when the area had no baseline patients; extra_min is then NaN);
+    ``travel_min_site_before`` the trip to the row's hospital of today (empty for ``new``
+    patients of demand growth). ``move``: stays / displaced / moved_optional / new.
     """
     if solution.flow is None:
         return pd.DataFrame(columns=ASSIGNMENT_COLUMNS)
-    flow = solution.flow
-    a_idx, s_idx, t_idx = np.nonzero(flow > MIN_PATIENTS)
+    statuses = treatment_statuses(instance, solution)
+    moves = transfers(instance, solution.flow)
+    keep_after = (solution.keep if solution.keep is not None
+                  else solution.flow.sum(axis=0) > MIN_PATIENTS)
+    mask = moves.site_after != NO_SITE
+    a_idx, t_idx = moves.area[mask], moves.treatment[mask]
+    s_idx, b_idx = moves.site_after[mask], moves.site_before[mask]
     base = instance.baseline_travel()
     area_regions = _area_regions(instance)
     site_regions = np.array([site.region_id for site in instance.sites], dtype=object)
@@ -101,6 +141,12 @@ def assignments_table(instance: Instance, solution: Solution) -> pd.DataFrame:
     area_names = np.array([instance.area_name(a) for a in range(len(instance.area_ids))],
                           dtype=object)
     site_names = np.array([site.name for site in instance.sites], dtype=object)
+    has_before = b_idx != NO_SITE
+    b_safe = np.where(has_before, b_idx, 0)
+    travel_site_before = np.where(has_before, instance.travel_min[a_idx, b_safe], np.nan)
+    move = np.where(~has_before, "new", np.where(
+        b_idx == s_idx, "stays", np.where(keep_after[b_safe, t_idx], "moved_optional",
+                                          "displaced"))).astype(object)
     frame = pd.DataFrame({
         "region_id": (area_regions[a_idx] if area_regions is not None else site_regions[s_idx]),
         "area_id": area_ids[a_idx],
@@ -108,14 +154,67 @@ def assignments_table(instance: Instance, solution: Solution) -> pd.DataFrame:
         "intervention_id": treat_ids[t_idx],
         "site_id": site_ids[s_idx],
         "site_name": site_names[s_idx],
-        "patients": np.round(flow[a_idx, s_idx, t_idx], DECIMALS) + 0.0,
+        "patients": np.round(moves.patients[mask], DECIMALS) + 0.0,
         "travel_min": np.round(travel, DECIMALS) + 0.0,
         "travel_min_before": np.round(before, DECIMALS) + 0.0,
         "extra_min": np.round(travel - before, DECIMALS) + 0.0,
+        "site_id_before": np.where(has_before, site_ids[b_safe], ""),
+        "site_name_before": np.where(has_before, site_names[b_safe], ""),
+        "travel_min_site_before": np.round(travel_site_before, DECIMALS) + 0.0,
+        "move": move,
+        "treatment_status": [statuses[tid] for tid in treat_ids[t_idx]],
     }, columns=ASSIGNMENT_COLUMNS)
     # flows that round to 0 at DECIMALS are solver noise, not an assignment
     frame = frame[frame["patients"] > 0]
-    frame = frame.sort_values(["area_id", "intervention_id", "site_id"], kind="stable")
+    frame = frame.sort_values(["area_id", "intervention_id", "site_id", "site_id_before"],
+                              kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def flows_table(instance: Instance, solution: Solution,
+                assignments: pd.DataFrame | None = None) -> pd.DataFrame:
+    """flows.csv: patients per year from each hospital of today to each other hospital after,
+    per treatment (the moved rows of :func:`assignments_table`, summed over areas).
+
+    ``travel_min_from`` / ``travel_min_to``: patient-weighted mean trip of these patients to
+    the hospital of today / after; ``mean_extra_min`` their difference, ``max_extra_min`` the
+    largest difference of one area's patients. ``move``: displaced (the hospital of today stops
+    the treatment) or moved_optional (it keeps it). Sorted by treatment, from, to.
+    """
+    asg = assignments if assignments is not None else assignments_table(instance, solution)
+    moved = asg[asg["move"].isin(["displaced", "moved_optional"])]
+    if moved.empty:
+        return pd.DataFrame(columns=HOSPITAL_FLOW_COLUMNS)
+    moved = moved.assign(
+        _extra=moved["travel_min"] - moved["travel_min_site_before"],
+        _w_from=moved["patients"] * moved["travel_min_site_before"],
+        _w_to=moved["patients"] * moved["travel_min"])
+    moved = moved.assign(_w_extra=moved["patients"] * moved["_extra"])
+    keys = ["intervention_id", "site_id_before", "site_id"]
+    grouped = moved.groupby(keys, sort=True)
+    agg = grouped.agg(
+        site_name_from=("site_name_before", "first"), site_name_to=("site_name", "first"),
+        move=("move", "first"), patients=("patients", "sum"), _w_from=("_w_from", "sum"),
+        _w_to=("_w_to", "sum"), _w_extra=("_w_extra", "sum"), max_extra_min=("_extra", "max"),
+        treatment_status=("treatment_status", "first")).reset_index()
+    site_regions = {site.id: site.region_id for site in instance.sites}
+    names = {t.id: t.name for t in instance.treatments}
+    frame = pd.DataFrame({
+        "region_id": agg["site_id_before"].map(site_regions),
+        "intervention_id": agg["intervention_id"],
+        "intervention_name": agg["intervention_id"].map(names).fillna(""),
+        "site_id_from": agg["site_id_before"],
+        "site_name_from": agg["site_name_from"],
+        "site_id_to": agg["site_id"],
+        "site_name_to": agg["site_name_to"],
+        "move": agg["move"],
+        "patients": np.round(agg["patients"].to_numpy(float), DECIMALS) + 0.0,
+        "travel_min_from": np.round(agg["_w_from"] / agg["patients"], DECIMALS) + 0.0,
+        "travel_min_to": np.round(agg["_w_to"] / agg["patients"], DECIMALS) + 0.0,
+        "mean_extra_min": np.round(agg["_w_extra"] / agg["patients"], DECIMALS) + 0.0,
+        "max_extra_min": np.round(agg["max_extra_min"].to_numpy(float), DECIMALS) + 0.0,
+        "treatment_status": agg["treatment_status"],
+    }, columns=HOSPITAL_FLOW_COLUMNS)
     return frame.reset_index(drop=True)
 
 
@@ -182,8 +281,19 @@ def hospital_changes_from_site_volumes(site_volumes: pd.DataFrame,
             # result folders written before the odds existed lack the columns: empty
             "p_meet_norm_1y": _number_or_none(getattr(r, "p_meet_norm_1y", None)),
             "p_meet_norm_period": _number_or_none(getattr(r, "p_meet_norm_period", None)),
+            "treatment_status": _word(getattr(r, "treatment_status", None)),
+            "fragile": (feasible and after and has_norm
+                        and volume_after is not None
+                        and volume_after < FRAGILE_FACTOR * float(r.required_min)),
+            "reason": None,
+            "keep_feasible": None,
+            "keep_cost_moves": None,
+            "keep_cost_patient_min": None,
+            "keep_moves_from": None,
         })
     frame = pd.DataFrame.from_records(records, columns=HOSPITAL_CHANGE_COLUMNS)
+    for column in ("keep_cost_moves", "keep_cost_patient_min"):  # empty until with_reasons
+        frame[column] = frame[column].astype(float)
     frame = frame.sort_values(["site_id", "intervention_id"], kind="stable")
     return frame.reset_index(drop=True)
 
@@ -193,6 +303,30 @@ def _number_or_none(value: Any) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+def with_reasons(hospital_changes: pd.DataFrame, reasons: list[RoleReason]) -> pd.DataFrame:
+    """hospital_changes with the reason columns of its lost rows filled from ``reasons``
+    (optimiser/reasons.py); rows without a reason keep them empty."""
+    frame = hospital_changes.copy()
+    by_key = {(r.site_id, r.intervention_id): r for r in reasons}
+    for column in ("reason", "keep_feasible", "keep_moves_from"):
+        frame[column] = frame[column].astype(object)
+    for i, key in enumerate(zip(frame["site_id"], frame["intervention_id"], strict=True)):
+        r = by_key.get(key)
+        if r is None:
+            continue
+        frame.at[i, "reason"] = r.reason
+        frame.at[i, "keep_feasible"] = r.keep_feasible
+        frame.at[i, "keep_cost_moves"] = r.keep_cost_moves
+        frame.at[i, "keep_cost_patient_min"] = r.keep_cost_patient_min
+        frame.at[i, "keep_moves_from"] = "; ".join(f"{name}: {patients:.1f}"
+                                                   for name, patients in r.keep_moves_from)
+    return frame
+
+
+def _word(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value)
 
 
 def _truthy(value: Any) -> bool:

@@ -728,7 +728,7 @@ def _run_from_both_ends(ascending: list[int], workers: int,
 
 def solve(instance: Instance, params: SolveParams, start: Solution | None = None,
           max_workers: int | None = None,
-          algorithms: Algorithms | None = None) -> Solution:
+          algorithms: Algorithms | None = None, partial: bool = True) -> Solution:
     """Solve the reallocation MIP of ``instance`` under ``params``.
 
     Sub-problems run side by side on ``params.threads`` (default: every core) threads, at most
@@ -741,11 +741,16 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
 
     Never raises on an infeasible scenario: the returned Solution has status ``infeasible`` and
     a plain-words ``diagnosis``. Raises ``RuntimeError`` only if both solvers fail.
+
+    ``partial`` (default): when some treatments are infeasible, the others are still optimised
+    and the Solution is ``partially_infeasible``: flows and keeps of the solved treatments
+    (zero for the others), the diagnosis of the infeasible ones. ``partial=False``: the others
+    stop at a feasibility check once one is infeasible (faster; status ``infeasible``).
     """
-    n_areas, n_sites, n_treat = instance.shape
     comps, explanation, results = solve_components(instance, params, start, max_workers,
+                                                   early_stop=not partial,
                                                    algorithms=algorithms)
-    return assemble(instance, params, comps, explanation, results)
+    return assemble(instance, params, comps, explanation, results, partial=partial)
 
 
 def solve_components(instance: Instance, params: SolveParams, start: Solution | None = None,
@@ -823,10 +828,50 @@ def _not_optimised(entry: dict[str, Any],
     return {**kept, "status": str(NOT_OPTIMISED), "gap": None}
 
 
+#: how diagnose.py's reason of an infeasible scenario begins
+_INFEASIBLE_PREFIX = "The scenario is infeasible:"
+
+
+def _partial_solution(instance: Instance, params: SolveParams, results: list[_ComponentResult],
+                      flow: np.ndarray, keep: np.ndarray, diagnosis: dict[str, Any],
+                      subproblems: list[dict[str, Any]], explanation: str,
+                      solution_warnings: list[str], no_solution: bool) -> Solution | None:
+    """The partial plan of an infeasible scenario whose every other sub-problem was optimised
+    (solve(partial=True)): flows and keeps of the solved treatments, the diagnosis of the
+    others; None when nothing was solved, a time limit left one undecided, or some
+    sub-problem was only checked for feasibility."""
+    if no_solution or any(r.status in (NOT_OPTIMISED, NOT_DECIDED) for r in results):
+        return None
+    solved = sorted(t for r in results if r.x is not None for t in r.treatments)
+    if not solved:
+        return None
+    infeasible = [instance.treatment_ids[t] for r in results if r.x is None
+                  for t in r.treatments]
+    diagnosis = dict(diagnosis)
+    reason = str(diagnosis.get("reason", ""))
+    if reason.startswith(_INFEASIBLE_PREFIX):
+        reason = reason[len(_INFEASIBLE_PREFIX):].lstrip()
+    diagnosis["reason"] = (f"No plan for {', '.join(infeasible)} (the other treatments have "
+                           f"one): {reason}")
+    diagnosis["solved_treatments"] = [instance.treatment_ids[t] for t in solved]
+    gaps = [e["gap"] for e in subproblems if e.get("gap") is not None]
+    return Solution(
+        status=SolveStatus.PARTIALLY_INFEASIBLE,
+        solver="cbc" if any(r.solver == "cbc" for r in results) else params.solver,
+        objective=_objective_value(instance, params, flow, keep, solved)["objective"],
+        mip_gap=float(max(gaps)) if gaps else 0.0,
+        build_seconds=float(sum(r.build_seconds for r in results)),
+        solve_seconds=float(sum(r.solve_seconds for r in results)), keep=keep, flow=flow,
+        diagnosis=diagnosis, subproblems=subproblems, decomposition=explanation,
+        warnings=solution_warnings)
+
+
 def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], explanation: str,
-             results: list[_ComponentResult]) -> Solution:
+             results: list[_ComponentResult], partial: bool = True) -> Solution:
     """One Solution from the sub-problem results (in component order): flows, keeps, status,
-    gap and bound, diagnosis. Shared by :func:`solve` and :mod:`optimiser.whatif`."""
+    gap and bound, diagnosis. Shared by :func:`solve` and :mod:`optimiser.whatif`.
+    ``partial=False``: never a partial plan (an early-stopping solve is ``infeasible``
+    however far its other sub-problems got)."""
     n_areas, n_sites, n_treat = instance.shape
     solution_warnings: list[str] = []
     for r in results:
@@ -898,14 +943,18 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
         subproblems.append(entry)
 
     if status == SolveStatus.INFEASIBLE:
-        subproblems = [_not_optimised(entry, r.model_size)
-                       for entry, r in zip(subproblems, results, strict=True)]
         diagnosis = _infeasible_diagnosis(instance, params, infeasible_treatments,
                                           unsolved_treatments if no_solution else None)
-        return Solution(status=SolveStatus.INFEASIBLE, solver=solver_used, objective=None,
-                        mip_gap=None, build_seconds=build_s, solve_seconds=solve_s, keep=None,
-                        flow=None, diagnosis=diagnosis, subproblems=subproblems,
-                        decomposition=explanation, warnings=solution_warnings)
+        partial_plan = _partial_solution(instance, params, results, flow, keep, diagnosis,
+                                         list(subproblems), explanation, solution_warnings,
+                                         no_solution or not partial)
+        subproblems = [_not_optimised(entry, r.model_size)
+                       for entry, r in zip(subproblems, results, strict=True)]
+        return partial_plan or Solution(
+            status=SolveStatus.INFEASIBLE, solver=solver_used, objective=None, mip_gap=None,
+            build_seconds=build_s, solve_seconds=solve_s, keep=None, flow=None,
+            diagnosis=diagnosis, subproblems=subproblems, decomposition=explanation,
+            warnings=solution_warnings)
 
     if no_solution:
         diagnosis = {

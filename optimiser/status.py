@@ -23,6 +23,9 @@ class SolveStatus(str, Enum):
     FEASIBLE = "feasible"
     #: no plan meets every rule (the solution carries a diagnosis)
     INFEASIBLE = "infeasible"
+    #: solve only: some treatments have no plan that meets every rule (diagnosed), the
+    #: others are solved and their plan is kept (each treatment's status: Solution.subproblems)
+    PARTIALLY_INFEASIBLE = "partially_infeasible"
     #: a limit ran out before any feasible plan was found: feasibility undecided
     TIME_LIMIT_NO_SOLUTION = "time_limit_no_solution"
     #: sub-problem only: another one proved infeasible, so this one was only checked for
@@ -48,6 +51,7 @@ class SolveStatus(str, Enum):
 #: the CLI's exit code per solve status (any other status, e.g. optimal or feasible, exits 0)
 _EXIT_CODES: dict[str, int] = {
     SolveStatus.INFEASIBLE: EXIT_INFEASIBLE,
+    SolveStatus.PARTIALLY_INFEASIBLE: EXIT_INFEASIBLE,
     SolveStatus.TIME_LIMIT_NO_SOLUTION: EXIT_TIME_LIMIT_NO_SOLUTION,
 }
 

@@ -241,8 +241,10 @@ class WhatIf:
 
     def __init__(self, instance: Instance, params: SolveParams,
                  max_workers: int | None = None, *, same_as_fresh: bool = False,
-                 cache_size: int = CACHE_SIZE) -> None:
+                 cache_size: int = CACHE_SIZE, partial: bool = True) -> None:
         self.instance = instance
+        #: as solve(partial=...): an infeasible treatment does not stop the others' optimisation
+        self.partial = partial
         self.max_workers = max_workers
         self.same_as_fresh = same_as_fresh
         self.cache_size = cache_size
@@ -252,13 +254,14 @@ class WhatIf:
         self._cache: OrderedDict[str, _ComponentResult] = OrderedDict()
         started = time.perf_counter()
         self._comps, self._explanation, self._results = solve_components(
-            instance, params, max_workers=max_workers, early_stop=same_as_fresh)
+            instance, params, max_workers=max_workers,
+            early_stop=same_as_fresh and not partial)
         # the model each result answers (phase 1 of ``providers``, whose result holds phase 2)
         self._models = [build_arrays(instance, params, comp) for comp in self._comps]
         for arrays, result in zip(self._models, self._results, strict=True):
             self._remember(arrays, result)
         self._solution = assemble(instance, params, self._comps, self._explanation,
-                                  self._results)
+                                  self._results, partial=partial)
         self.last_step = StepReport(time.perf_counter() - started,
                                     {self._label(c): "resolved" for c in self._comps})
 
@@ -336,7 +339,7 @@ class WhatIf:
         self._settings = _settings_key(new)  # results of this step are cached under it
         restriction = not coupling_changed and is_restriction(instance, old, new)
         affected = None if coupling_changed else affected_treatments(instance, old, new)
-        stop = threading.Event() if len(comps) > 1 else None
+        stop = threading.Event() if len(comps) > 1 and not self.partial else None
         steps: dict[int, tuple[str, _ComponentResult, MipArrays]] = {}
         if stop is not None and affected is not None and any(
                 not affected & set(comp) and self._results[i].status == SolveStatus.INFEASIBLE
@@ -365,7 +368,8 @@ class WhatIf:
                 run(i)
         results = [steps[i][1] for i in range(len(comps))]
         models = [steps[i][2] for i in range(len(comps))]
-        self._solution = assemble(instance, new, comps, explanation, results)
+        self._solution = assemble(instance, new, comps, explanation, results,
+                                  partial=self.partial)
         self._params, self._comps, self._explanation = new, comps, explanation
         self._results, self._models = results, models
         self.last_step = StepReport(time.perf_counter() - started,

@@ -130,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--xlsx", action="store_true", help="also write an Excel workbook")
     solve.add_argument("--no-maps", action="store_true", help="skip the PNG maps")
     solve.add_argument("--no-report", action="store_true", help="skip report.html")
+    why = solve.add_mutually_exclusive_group()
+    why.add_argument("--no-reasons", action="store_true",
+                     help="skip why each lost role is lost (one exact re-solve per lost role; "
+                          "hospital_changes.csv's reason columns stay empty)")
+    why.add_argument("--reasons", action="store_true",
+                     help="say why each lost role is lost also for --region all (off there by "
+                          "default: each re-solve is a national sub-problem)")
     _common(solve)
 
     matrix = sub.add_parser("matrix", help="car travel minutes from a region's areas to sites")

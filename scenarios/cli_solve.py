@@ -77,10 +77,19 @@ def _solve_into(
         outputs=outputs,
         start=start,
         warnings=warnings,
+        reasons=wants_reasons(args),
     )
     _print_result(summary, args.out, dict(zip(dataset.treatments["intervention_id"],
                                               dataset.treatments["name"], strict=True)))
     return exit_code_for_status(summary["status"])
+
+
+def wants_reasons(args: argparse.Namespace) -> bool:
+    """Reasons for lost roles: on for a region, off for ``--region all`` (a national re-solve
+    per lost role) unless ``--reasons``; ``--no-reasons`` always off."""
+    if getattr(args, "no_reasons", False):
+        return False
+    return bool(getattr(args, "reasons", False)) or args.region != "all"
 
 
 def solve_params_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
@@ -122,6 +131,11 @@ def _print_result(summary: dict[str, Any], out: Path,
         console.print(f"[red]No solution within the time limit:[/red] "
                       f"{diagnosis.get('reason', '')}")
         return
+    if status == SolveStatus.PARTIALLY_INFEASIBLE:
+        diagnosis = summary.get("diagnosis") or {}
+        console.print(f"[red]Partially infeasible:[/red] {diagnosis.get('reason', '')}")
+        console.print("The figures below are those of the solved treatments only; "
+                      f"diagnosis in {out / 'summary.json'}")
     if status == SolveStatus.INFEASIBLE:
         diagnosis = summary.get("diagnosis") or {}
         console.print(f"[red]Infeasible:[/red] {diagnosis.get('reason', 'no reason given')}")

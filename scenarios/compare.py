@@ -12,6 +12,12 @@ Reads each folder's ``summary.json`` and ``hospital_changes.csv`` (derived from
   intervention_id, status_a, status_b, volume_after_a, volume_after_b, volume_difference``.
 
 :func:`write_comparison` writes them as CSVs (atomically) into ``--out DIR``.
+
+A run without any plan (``infeasible``, ``time_limit_no_solution``) is refused
+(:class:`CompareError`, exit 2): there is nothing to compare. Partial plans
+(``partially_infeasible``) are compared treatment by treatment: ``treatment_differences`` gives
+each treatment's status in both runs, and hospitals are compared only for the treatments
+planned in both.
 """
 
 from __future__ import annotations
@@ -82,6 +88,10 @@ def load_run(path: str | Path) -> RunFolder:
     for col in HOSPITAL_CHANGE_COLUMNS:
         if col not in changes.columns:
             changes[col] = None
+    status = summary.get("status")
+    if status in NO_PLAN:
+        raise CompareError(f"{path}: no plan to compare (status {status}; its diagnosis is in "
+                           "summary.json)")
     return RunFolder(path, summary, changes)
 
 
@@ -132,6 +142,23 @@ def _read_csv(path: Path) -> pd.DataFrame:
             ValueError) as error:
         message = " ".join(str(error).split())[:200]
         raise CompareError(f"{path}: not a CSV table of herschik ({message})") from None
+#: statuses of a run without any plan
+NO_PLAN = ("infeasible", "time_limit_no_solution")
+
+
+def planned(run: RunFolder) -> set[str] | None:
+    """The treatments with a plan in ``run`` (None: all; older folders say nothing)."""
+    statuses = run.summary.get("treatment_status")
+    if not isinstance(statuses, dict):
+        return None
+    return {t for t, status in statuses.items() if status in ("optimal", "feasible")}
+
+
+def _treatment_status(run: RunFolder, tid: str) -> str:
+    statuses = run.summary.get("treatment_status")
+    if isinstance(statuses, dict) and tid in statuses:
+        return str(statuses[tid])
+    return str(run.summary.get("status", ""))
 
 
 def _number(value: Any) -> float | None:
@@ -174,13 +201,17 @@ def treatment_differences(a: RunFolder, b: RunFolder) -> pd.DataFrame:
     fields = ("providers_after", "providers_lost", "patients_displaced",
               "displaced_mean_extra_min", "patients_moved_optional")
     rows = []
-    for tid in list(pa) + [t for t in pb if t not in pa]:
-        row: dict[str, Any] = {"intervention_id": tid}
+    ids = list(pa) + [t for t in pb if t not in pa]
+    for side in (a.summary.get("treatment_status") or {}, b.summary.get("treatment_status") or {}):
+        ids += [t for t in side if t not in ids]
+    for tid in ids:
+        row: dict[str, Any] = {"intervention_id": tid, "status_a": _treatment_status(a, tid),
+                               "status_b": _treatment_status(b, tid)}
         for f in fields:
             va, vb = _number((pa.get(tid) or {}).get(f)), _number((pb.get(tid) or {}).get(f))
             row[f"{f}_a"], row[f"{f}_b"], row[f"{f}_difference"] = va, vb, _diff(va, vb)
         rows.append(row)
-    columns = ["intervention_id"] + [f"{f}_{s}" for f in fields
+    columns = ["intervention_id", "status_a", "status_b"] + [f"{f}_{s}" for f in fields
                                      for s in ("a", "b", "difference")]
     return pd.DataFrame(rows, columns=columns)
 
@@ -194,8 +225,15 @@ HOSPITAL_DIFFERENCE_COLUMNS = [
 def hospital_differences(a: RunFolder, b: RunFolder) -> pd.DataFrame:
     keys = ["site_id", "intervention_id"]
     cols = keys + ["site_name", "intervention_name", "status", "volume_after"]
-    merged = a.hospital_changes[cols].merge(b.hospital_changes[cols], on=keys, how="outer",
-                                            suffixes=("_a", "_b"))
+    both = [planned(a), planned(b)]
+    sides = []
+    for run in (a, b):
+        changes = run.hospital_changes[cols]
+        for plan in both:  # only treatments planned in both runs are compared
+            if plan is not None:
+                changes = changes[changes["intervention_id"].astype(str).isin(plan)]
+        sides.append(changes)
+    merged = sides[0].merge(sides[1], on=keys, how="outer", suffixes=("_a", "_b"))
     merged["site_name"] = merged["site_name_a"].fillna(merged["site_name_b"])
     merged["intervention_name"] = merged["intervention_name_a"].fillna(
         merged["intervention_name_b"])

@@ -4,23 +4,24 @@
 ``site_volumes.csv`` and ``assignments.csv`` exist in the (temporary) run folder. It writes, each
 file via a temporary name and :func:`os.replace`:
 
-* ``results.gpkg`` — layers ``sites``, ``areas``, ``flows`` in EPSG:28992 (``gpkg=True``);
-* ``geojson/{sites,areas,flows}.geojson`` — the same layers in EPSG:4326 (``geojson=True``);
-* ``results.xlsx`` — sheets ``summary``, ``kpis``, ``site_volumes``, ``assignments``,
-  ``hospital_changes``, ``per_treatment`` (``xlsx=True``);
+* ``results.gpkg`` — layers ``sites``, ``areas``, ``flows``, ``hospital_flows`` in EPSG:28992
+  with their QGIS styles (``layer_styles``) (``gpkg=True``);
+* ``geojson/{sites,areas,flows,hospital_flows}.geojson`` — the same layers in EPSG:4326
+  (``geojson=True``);
+* ``results.xlsx`` — scenarios/workbook.py (``xlsx=True``);
 * ``maps/overview.png`` and ``maps/<intervention_id>.png`` (``maps=True``);
 * ``report.html`` — self-contained, maps embedded (``report=True``).
 
 An infeasible run (``summary["status"] == "infeasible"``, or both tables empty) has no
 reallocation: no GeoPackage, GeoJSON or maps are written (they would only repeat the input
 data, and "kept after" would be meaningless); the report (and the workbook, if asked for) still
-are, and explain the diagnosis.
+are, and explain the diagnosis. A partial plan (``partially_infeasible``: some treatments
+without a plan) writes everything for the treatments that have one; maps are drawn for those.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,63 +35,7 @@ from herschik.geo.export import (
     write_results_gpkg,
 )
 from herschik.optimiser.status import SolveStatus
-
-
-def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """Nested dicts -> ``[("a.b", v)]``; lists and other objects become JSON text."""
-    if isinstance(value, Mapping):
-        rows: list[tuple[str, Any]] = []
-        for key, item in value.items():
-            rows.extend(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-        return rows
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return [(prefix, value)]
-    return [(prefix, json.dumps(value, default=str))]
-
-
-def per_treatment_table(summary: Mapping[str, Any]) -> pd.DataFrame:
-    """``kpis.per_treatment`` of a summary as one row per treatment (empty if absent)."""
-    per = (summary.get("kpis") or {}).get("per_treatment") or {}
-    rows = [{"intervention_id": tid, **values} for tid, values in per.items()]
-    return pd.DataFrame(rows)
-
-
-def write_results_xlsx(
-    path: str | Path,
-    summary: Mapping[str, Any],
-    site_volumes: pd.DataFrame,
-    assignments: pd.DataFrame,
-    hospital_changes: pd.DataFrame | None = None,
-) -> Path:
-    """Excel workbook with sheets ``summary``, ``kpis``, ``site_volumes``, ``assignments``,
-    ``hospital_changes`` (when given) and ``per_treatment``.
-
-    ``summary`` and ``kpis`` are two-column sheets (``key, value`` / ``kpi, value``) with
-    nested entries flattened to dotted keys (``scenario.margin``, ``providers_after.<id>``;
-    ``kpis`` leaves ``per_treatment`` to its own sheet, one row per treatment with the
-    displaced-patient figures); the other sheets are the result tables unchanged.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # the first row of the first sheet says where today's volumes come from (issue 22)
-    top = {"baseline_source": summary.get("baseline_source"),
-           **{k: v for k, v in summary.items() if k not in ("kpis", "baseline_source")}}
-    summary_rows = pd.DataFrame(_flatten(top), columns=["key", "value"])
-    kpis = {k: v for k, v in (summary.get("kpis") or {}).items() if k != "per_treatment"}
-    kpi_rows = pd.DataFrame(_flatten(kpis), columns=["kpi", "value"])
-    from herschik.atomic import atomic_path
-
-    with atomic_path(path) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-        summary_rows.to_excel(writer, sheet_name="summary", index=False)
-        kpi_rows.to_excel(writer, sheet_name="kpis", index=False)
-        site_volumes.to_excel(writer, sheet_name="site_volumes", index=False)
-        assignments.to_excel(writer, sheet_name="assignments", index=False)
-        if hospital_changes is not None:
-            hospital_changes.to_excel(writer, sheet_name="hospital_changes", index=False)
-        per_treatment_table(summary).to_excel(writer, sheet_name="per_treatment", index=False)
-        for sheet in writer.sheets.values():
-            sheet.freeze_panes = "A2"
-    return path
+from herschik.scenarios.workbook import write_results_xlsx
 
 
 def _treatment_names(dataset: Any) -> dict[str, str]:
@@ -124,6 +69,7 @@ def write_run_outputs(
     report: bool = True,
     map_treatments: Iterable[str] | None = None,
     hospital_changes: pd.DataFrame | None = None,
+    flows: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Write the planner outputs of one run into ``run_dir``; returns the paths written.
 
@@ -142,6 +88,10 @@ def write_run_outputs(
     # An infeasible run has no "after": its site_volumes (if any) carry only the baseline.
     has_results = summary.get("status") != SolveStatus.INFEASIBLE and bool(len(sv) or len(asg))
     names = _treatment_names(dataset)
+    planned = _planned_treatments(summary)
+    if planned is not None:  # a partial plan: maps only of the treatments with a plan
+        map_treatments = [t for t in (map_treatments if map_treatments is not None
+                                      else planned) if t in planned]
     if hospital_changes is None:
         from herschik.optimiser.results import hospital_changes_from_site_volumes
 
@@ -165,13 +115,13 @@ def write_run_outputs(
 
     if gpkg and areas_gdf is not None:
         written.append(write_results_gpkg(run_dir / "results.gpkg", sv, asg, dataset.sites,
-                                          areas_gdf))
+                                          areas_gdf, flows))
     if geojson and areas_gdf is not None:
         written.extend(write_results_geojson(run_dir / "geojson", sv, asg, dataset.sites,
-                                             areas_gdf))
+                                             areas_gdf, flows))
     if xlsx:
         written.append(write_results_xlsx(run_dir / "results.xlsx", summary, site_volumes,
-                                          assignments, hospital_changes))
+                                          assignments, hospital_changes, flows))
     map_pngs: dict[str, Path] = {}
     if maps and areas_gdf is not None:
         map_pngs = write_maps(run_dir / "maps", summary, sv, asg, dataset.sites, areas_gdf,
@@ -181,5 +131,14 @@ def write_run_outputs(
         written.append(write_report(run_dir / "report.html", summary, sv, asg, map_pngs,
                                     treatment_names=names,
                                     region_name=_region_name(dataset, region_id), notes=notes,
-                                    hospital_changes=hospital_changes))
+                                    hospital_changes=hospital_changes, flows=flows))
     return written
+
+
+def _planned_treatments(summary: dict) -> list[str] | None:
+    """The treatments with a plan of a partial plan (``partially_infeasible``), else None."""
+    if summary.get("status") != SolveStatus.PARTIALLY_INFEASIBLE:
+        return None
+    statuses = summary.get("treatment_status") or {}
+    return [t for t, status in statuses.items()
+            if status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)]

@@ -29,6 +29,7 @@ from herschik.scenarios.report_figures import (
     solve_section,
     top_alerts,
 )
+from herschik.scenarios.report_flows import flows_section, reasons_section
 from herschik.scenarios.report_format import esc
 from herschik.scenarios.report_hospitals import (
     hospital_changes_section,
@@ -38,8 +39,9 @@ from herschik.scenarios.report_hospitals import (
 from herschik.scenarios.report_odds import odds_section
 from herschik.scenarios.report_travel import extra_travel_section, maps_section
 
-SECTIONS = ("Key figures", "Hospital changes", "Providers per treatment",
-            "Odds of meeting the norm", "Extra travel", "Maps", "Solve", "Scenario", "Caveats")
+SECTIONS = ("Key figures", "Hospital changes", "Why hospitals lose a treatment",
+            "Where the patients go", "Providers per treatment", "Odds of meeting the norm",
+            "Extra travel", "Maps", "Solve", "Scenario", "Caveats")
 
 CSS = """
 :root { --ink:#1d2733; --muted:#5b6875; --line:#d9dee4; --band:#f4f6f8; --accent:#08306b; }
@@ -91,6 +93,7 @@ def render_report(
     region_name: str | None = None,
     notes: Sequence[str] = (),
     hospital_changes: pd.DataFrame | None = None,
+    flows: pd.DataFrame | None = None,
 ) -> str:
     """The report as an HTML string (see :func:`write_report`)."""
     sv = normalise_site_volumes(site_volumes)
@@ -113,6 +116,9 @@ def render_report(
         "Key figures": key_figures_section(summary, names),
         "Hospital changes": none if infeasible else hospital_changes_section(hospital_changes, sv,
                                                                       names),
+        "Why hospitals lose a treatment": none if infeasible else reasons_section(
+            hospital_changes),
+        "Where the patients go": none if infeasible else flows_section(flows, names),
         "Providers per treatment": (providers_today_section(sv, names) if infeasible
                                     else providers_section(sv, asg, scenario, names)),
         "Odds of meeting the norm": (none if infeasible or hospital_changes is None else
@@ -160,6 +166,7 @@ def write_report(
     region_name: str | None = None,
     notes: Sequence[str] = (),
     hospital_changes: pd.DataFrame | None = None,
+    flows: pd.DataFrame | None = None,
 ) -> Path:
     """Write the self-contained ``report.html`` of one run (atomically) and return its path.
 
@@ -172,7 +179,7 @@ def write_report(
     path.parent.mkdir(parents=True, exist_ok=True)
     text = render_report(summary, site_volumes, assignments, map_pngs,
                          treatment_names=treatment_names, region_name=region_name, notes=notes,
-                         hospital_changes=hospital_changes)
+                         hospital_changes=hospital_changes, flows=flows)
     from herschik.atomic import write_text
 
     write_text(path, text)

@@ -18,9 +18,12 @@ from herschik.optimiser.kpis import compute_kpis
 from herschik.optimiser.params import SolveParams
 from herschik.optimiser.results import (
     assignments_table,
+    flows_table,
     hospital_changes_from_site_volumes,
     site_volumes_table,
     summary_dict,
+    treatment_statuses,
+    with_reasons,
 )
 from herschik.optimiser.solution import Solution
 from herschik.optimiser.solve import solve
@@ -88,6 +91,8 @@ class RunResult:
     assignments: pd.DataFrame
     #: hospital_changes.csv (derived from site_volumes: one site x treatment per row)
     hospital_changes: pd.DataFrame | None = None
+    #: flows.csv: patients from a hospital of today to another one after (optimiser.results)
+    flows: pd.DataFrame | None = None
 
     @property
     def status(self) -> SolveStatus:
@@ -97,8 +102,14 @@ class RunResult:
 
     @property
     def feasible(self) -> bool:
-        """Whether the solve found a plan."""
+        """Whether the solve found a plan (for every treatment)."""
         return bool(self.solution.feasible)
+
+    @property
+    def has_plan(self) -> bool:
+        """Whether there is a plan for at least some treatments (feasible or partial)."""
+        return bool(self.solution.feasible
+                    or self.solution.status == SolveStatus.PARTIALLY_INFEASIBLE)
 
     def write(
         self,
@@ -121,11 +132,14 @@ class RunResult:
             write_csv(staging / "assignments.csv", self.assignments)
             if self.hospital_changes is not None:
                 write_csv(staging / "hospital_changes.csv", self.hospital_changes)
+            if self.flows is not None:
+                write_csv(staging / "flows.csv", self.flows)
             if dataset is not None and outputs is not None and any(outputs.values()):
                 from herschik.scenarios.outputs import write_run_outputs
 
                 write_run_outputs(staging, self.summary, self.site_volumes, self.assignments,
-                                  dataset, hospital_changes=self.hospital_changes, **outputs)
+                                  dataset, hospital_changes=self.hospital_changes,
+                                  flows=self.flows, **outputs)
             # summary.json last: its presence marks a complete folder for resumable sweeps.
             write_json(staging / "summary.json", self.summary)
         return out_dir
@@ -139,6 +153,7 @@ def solve_verified(
     start: Solution | None = None,
     max_workers: int | None = None,
     warnings: list[str] | None = None,
+    reasons: bool = True,
 ) -> RunResult:
     """Solve ``instance`` under ``params``, compute the KPIs and re-check all with the verifier.
 
@@ -152,7 +167,8 @@ def solve_verified(
     solution = solve(instance, params, start=start, max_workers=max_workers)
     return verified_result(instance, params, solution, scenario_info=scenario_info,
                            warnings=warnings,
-                           warm_start=start.solver if start is not None else None)
+                           warm_start=start.solver if start is not None else None,
+                           reasons=reasons)
 
 
 def verified_result(
@@ -163,28 +179,61 @@ def verified_result(
     scenario_info: dict[str, Any] | None = None,
     warnings: list[str] | None = None,
     warm_start: str | None = None,
+    reasons: bool = True,
 ) -> RunResult:
     """KPIs, contract tables and the verifier's verdict of a ``solution`` already solved (by
     :func:`optimiser.solve.solve` or a :class:`optimiser.whatif.WhatIf` step): what
     :func:`solve_verified` does after its solve, so the same solution gives the same tables.
-    ``warm_start`` names the solver of the start solution (``summary["warm_start"]``)."""
-    kpis = compute_kpis(instance, solution, params) if solution.feasible else None
+    ``warm_start`` names the solver of the start solution (``summary["warm_start"]``);
+    ``reasons``: why each lost role is lost and the price of keeping it, by re-solving each
+    with the role forced open (optimiser/reasons.py; hospital_changes.csv's reason columns,
+    empty with False)."""
+    statuses = treatment_statuses(instance, solution)
+    checked_instance, checked_solution = planned_part(instance, solution, statuses)
+    kpis = (compute_kpis(checked_instance, checked_solution, params)
+            if checked_solution.feasible else None)
     site_volumes = site_volumes_table(instance, solution, params)
     assignments = assignments_table(instance, solution)
+    flows = flows_table(instance, solution, assignments) if solution.flow is not None else None
     hospital_changes = hospital_changes_from_site_volumes(
         site_volumes, {t.id: t.name for t in instance.treatments})
+    if reasons and solution.flow is not None:
+        from herschik.optimiser.reasons import lost_role_reasons
+
+        hospital_changes = with_reasons(hospital_changes,
+                                        lost_role_reasons(instance, params, solution))
     summary = summary_dict(instance, solution, params, kpis)
+    summary["treatment_status"] = statuses
     if scenario_info:
         summary["scenario"] = {**summary["scenario"], **scenario_info}
     if warnings:
         summary["warnings"] = [*warnings, *(summary.get("warnings") or [])]
     if warm_start is not None:
         summary["warm_start"] = warm_start
-    violations = verify(solution, instance, params, kpis)
+    violations = verify(checked_solution, checked_instance, params, kpis)
     summary["verification"] = {"verifier": "herschik.optimiser.verify", "violations": violations}
     return RunResult(instance=instance, params=params, solution=solution, kpis=kpis,
                      violations=violations, summary=summary, site_volumes=site_volumes,
-                     assignments=assignments, hospital_changes=hospital_changes)
+                     assignments=assignments, hospital_changes=hospital_changes, flows=flows)
+
+
+def planned_part(instance: Instance, solution: Solution, statuses: dict[str, str]
+                 ) -> tuple[Instance, Solution]:
+    """The instance and solution that KPIs and verifier judge: everything, or for a partial
+    plan (``partially_infeasible``) the solved treatments only, as a feasible solution of
+    their own instance (the treatments are independent sub-problems)."""
+    if solution.status != SolveStatus.PARTIALLY_INFEASIBLE or solution.flow is None \
+            or solution.keep is None:
+        return instance, solution
+    solved = [t for t, tid in enumerate(instance.treatment_ids)
+              if statuses[tid] in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)]
+    worst = (SolveStatus.FEASIBLE if any(statuses[instance.treatment_ids[t]]
+                                         == SolveStatus.FEASIBLE for t in solved)
+             else SolveStatus.OPTIMAL)
+    part = Solution(status=worst, solver=solution.solver, objective=solution.objective,
+                    keep=solution.keep[:, solved], flow=solution.flow[:, :, solved],
+                    subproblems=solution.subproblems, decomposition=solution.decomposition)
+    return instance.with_treatments(solved), part
 
 
 def run_solve(
@@ -199,10 +248,11 @@ def run_solve(
     max_workers: int | None = None,
     lock: bool = True,
     warnings: list[str] | None = None,
+    reasons: bool = True,
 ) -> dict[str, Any]:
     """:func:`solve_verified`, then :meth:`RunResult.write` to ``out_dir``; the summary dict."""
     result = solve_verified(instance, params, scenario_info=scenario_info, start=start,
-                            max_workers=max_workers, warnings=warnings)
+                            max_workers=max_workers, warnings=warnings, reasons=reasons)
     result.write(out_dir, dataset=dataset, outputs=outputs, lock=lock)
     return result.summary
 

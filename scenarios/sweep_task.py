@@ -128,6 +128,7 @@ def run_task(task: SweepTask) -> dict[str, Any]:
             outputs=task.outputs,
             max_workers=task.solve_workers,
             warnings=task.scenario.outside(base),
+            reasons=False,  # a re-solve per lost role: too slow for hundreds of runs
             lock=False,  # the sweep's lock on its --out folder covers every run folder
         )
     except Exception as error:  # one failed run must not stop the sweep

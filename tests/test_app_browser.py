@@ -163,6 +163,14 @@ def test_plan_in_the_browser_then_export_and_resolve_with_the_cli(
             row = page.locator(f"#hospitals tbody tr[data-site-id='{site}']")
             assert row.get_attribute("data-status") == "lost"
             assert "close" in page.inner_text("#forced")
+            # its popup says why it loses the treatment and where its patients go
+            marker.dispatch_event("click")
+            popup = page.locator(".leaflet-popup-content")
+            popup.wait_for(timeout=TIMEOUT_MS)
+            assert "closed by the scenario" in popup.locator("[data-testid=reason]").inner_text()
+            assert popup.locator("[data-testid=flows-out] tr").count() >= 1
+            assert "Where its patients go" in popup.inner_text()
+            page.evaluate("map.closePopup()")
             # how the plan was obtained: one treatment solved again, the others re-used
             reuse = page.inner_text("[data-testid=reuse]")
             match = re.search(r"re-used (\d+) of (\d+) treatments, solved (\d+) again", reuse)
@@ -243,7 +251,8 @@ def test_plan_in_the_browser_then_export_and_resolve_with_the_cli(
     again = tmp_path / "again"
     run = subprocess.run(
         [sys.executable, "-m", "herschik.scenarios.cli", "solve", "--region", REGION,
-         "--scenario", "plan.toml", "--out", str(again), "--areas", "municipalities"],
+         "--scenario", "plan.toml", "--out", str(again), "--areas", "municipalities",
+         "--xlsx"],
         cwd=folder, capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stderr

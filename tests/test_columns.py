@@ -20,6 +20,8 @@ from herschik.columns import (
     ASSIGNMENTS,
     FLOWS_LAYER,
     HOSPITAL_CHANGES,
+    HOSPITAL_FLOWS,
+    HOSPITAL_FLOWS_LAYER,
     SITE_VOLUMES,
     SITES_LAYER,
     of_kind,
@@ -27,8 +29,9 @@ from herschik.columns import (
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = {"site_volumes": SITE_VOLUMES, "assignments": ASSIGNMENTS,
-          "hospital_changes": HOSPITAL_CHANGES}
-LAYERS = {"sites": SITES_LAYER, "areas": AREAS_LAYER, "flows": FLOWS_LAYER}
+          "hospital_changes": HOSPITAL_CHANGES, "flows": HOSPITAL_FLOWS}
+LAYERS = {"sites": SITES_LAYER, "areas": AREAS_LAYER, "flows": FLOWS_LAYER,
+          "hospital_flows": HOSPITAL_FLOWS_LAYER}
 
 
 def test_tables_are_built_with_the_columns() -> None:
@@ -39,6 +42,7 @@ def test_tables_are_built_with_the_columns() -> None:
         "site_volumes": results.site_volumes_table(instance, solution, params),
         "assignments": results.assignments_table(instance, solution),
         "hospital_changes": results.hospital_changes_table(instance, solution, params),
+        "flows": results.flows_table(instance, solution),
     }
     for name, table in built.items():
         assert list(table.columns) == [c.name for c in TABLES[name]], name
@@ -51,24 +55,29 @@ def test_tables_are_built_with_the_columns() -> None:
 
 def test_the_export_reads_by_kind() -> None:
     """A table read back from CSV (strings and numbers mixed) is converted column by kind."""
-    sv = pd.DataFrame([["R", 7, "Site", 3, "50", "55", "40.5", "60", "true", "false", "", ""]],
-                      columns=columns.SITE_VOLUME_COLUMNS)
+    sv = pd.DataFrame([["R", 7, "Site", 3, "50", "55", "40.5", "60", "true", "false", "", "",
+                        "optimal"]], columns=columns.SITE_VOLUME_COLUMNS)
     out = export.normalise_site_volumes(sv)
     assert np.isnan(out.loc[0, "p_meet_norm_1y"])
-    # a folder written before the odds existed: its site_volumes lacks those columns
-    older = export.normalise_site_volumes(sv.drop(columns=list(columns.ODDS_COLUMNS)))
+    # as written by an older version: without the later columns (odds, treatment status),
+    # read as empty
+    older = export.normalise_site_volumes(
+        sv.drop(columns=list(columns.LATER_SITE_VOLUME_COLUMNS)))
     assert list(older.columns) == columns.SITE_VOLUME_COLUMNS
     assert older["p_meet_norm_period"].isna().all()
+    assert older.loc[0, "treatment_status"] == ""
     for column in of_kind(SITE_VOLUMES, "id"):
         assert isinstance(out.loc[0, column], str)
     assert out.loc[0, "volume_before"] == 40.5
     assert out["kept_before"].dtype == bool and out.loc[0, "kept_before"]
     asg = pd.DataFrame([["R", 1, 2, 3, "9.5", "10", "8", "2"]],
                        columns=[c for c in columns.ASSIGNMENT_COLUMNS
-                                if c not in columns.NAME_COLUMNS])
+                                if c not in columns.NAME_COLUMNS
+                                and c not in columns.LATER_ASSIGNMENT_COLUMNS])
     out = export.normalise_assignments(asg)
     assert list(out.columns) == columns.ASSIGNMENT_COLUMNS
     assert out.loc[0, "area_name"] == "" and out.loc[0, "patients"] == 9.5
+    assert out.loc[0, "site_id_before"] == "" and out.loc[0, "move"] == ""
     assert export.SITE_VOLUME_COLUMNS is columns.SITE_VOLUME_COLUMNS
     assert results.ASSIGNMENT_COLUMNS is columns.ASSIGNMENT_COLUMNS
 

@@ -152,9 +152,14 @@ def test_an_infeasible_scenario_reports_the_others_the_same_however_far_they_got
     for early_stop in (False, True):
         comps, explanation, results = solve_components(instance, params, max_workers=1,
                                                        early_stop=early_stop)
-        solution = assemble(instance, params, comps, explanation, results)
+        solution = assemble(instance, params, comps, explanation, results, partial=False)
         assert solution.status == "infeasible"
         reports.append(_without_timings(solution.subproblems))
+        if not early_stop:  # every other one optimised: with partial plans, kept as such
+            partial = assemble(instance, params, comps, explanation, results)
+            assert partial.status == "partially_infeasible"
+            assert [e["status"] for e in partial.subproblems][1:] == ["optimal"] * (
+                len(comps) - 1)
     statuses = [e["status"] for e in reports[0]]
     assert statuses[0] == "infeasible" and set(statuses[1:]) == {"feasible_not_optimised"}
     assert reports[0] == reports[1]

@@ -26,7 +26,8 @@ from herschik.geo.export import (
     write_results_geojson,
     write_results_gpkg,
 )
-from herschik.scenarios.outputs import write_results_xlsx, write_run_outputs
+from herschik.scenarios.outputs import write_run_outputs
+from herschik.scenarios.workbook import read_results_xlsx, write_results_xlsx
 from shapely.geometry import MultiPolygon
 
 
@@ -47,7 +48,9 @@ def test_gpkg_layers_equal_tables(tmp_path: Path, result) -> None:
     _, sv, asg, ds = result
     path = write_results_gpkg(tmp_path / "results.gpkg", sv, asg, ds.sites, _gdf(ds))
     layers = dict(pyogrio.list_layers(path))
-    assert layers == {"sites": "Point", "areas": "MultiPolygon", "flows": "LineString"}
+    # hospital_flows is empty without flows.csv; layer_styles is the QGIS styles table
+    assert layers == {"sites": "Point", "areas": "MultiPolygon", "flows": "LineString",
+                      "hospital_flows": "LineString", "layer_styles": None}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp file left"
 
     sites = gpd.read_file(path, layer="sites", engine="pyogrio")
@@ -135,13 +138,16 @@ def test_csv_round_trip_values(tmp_path: Path, result) -> None:
 def test_geojson_wgs84(tmp_path: Path, result) -> None:
     _, sv, asg, ds = result
     paths = write_results_geojson(tmp_path / "gj", sv, asg, ds.sites, _gdf(ds))
-    assert [p.name for p in paths] == ["sites.geojson", "areas.geojson", "flows.geojson"]
-    counts = {"sites": len(sv), "flows": len(asg),
+    assert [p.name for p in paths] == ["sites.geojson", "areas.geojson", "flows.geojson",
+                                       "hospital_flows.geojson"]
+    counts = {"sites": len(sv), "flows": len(asg), "hospital_flows": 0,
               "areas": asg.groupby(["area_id", "intervention_id"]).ngroups}
     for p in paths:
         gdf = gpd.read_file(p)
         assert gdf.crs.to_epsg() == 4326
         assert len(gdf) == counts[p.stem]
+        if not len(gdf):
+            continue
         lon, lat = shapely.get_coordinates(gdf.geometry.values).T
         assert (3.3 < lon).all() and (lon < 7.3).all() and (50.7 < lat).all() and (lat < 53.6).all()
         raw = json.loads(p.read_text())
@@ -153,8 +159,8 @@ def test_geojson_wgs84(tmp_path: Path, result) -> None:
 def test_xlsx_sheets(tmp_path: Path, result) -> None:
     summary, sv, asg, _ = result
     path = write_results_xlsx(tmp_path / "results.xlsx", summary, sv, asg)
-    sheets = pd.read_excel(path, sheet_name=None)
-    assert list(sheets)[:4] == ["summary", "kpis", "site_volumes", "assignments"]
+    sheets = read_results_xlsx(path)  # the second header row: the CSV column names
+    assert list(sheets) == ["summary", "kpis", "per_treatment", "assignments", "site_volumes"]
     assert len(sheets["site_volumes"]) == len(sv)
     assert len(sheets["assignments"]) == len(asg)
     pd.testing.assert_frame_equal(sheets["assignments"], asg, check_dtype=False)
@@ -180,7 +186,8 @@ def test_write_run_outputs_all_files(tmp_path: Path, result) -> None:
     names = sorted(str(p.relative_to(tmp_path)) for p in written)
     assert names == sorted([
         "results.gpkg", "geojson/sites.geojson", "geojson/areas.geojson",
-        "geojson/flows.geojson", "results.xlsx", "maps/overview.png", "maps/oesophagus.png",
+        "geojson/flows.geojson", "geojson/hospital_flows.geojson", "results.xlsx",
+        "maps/overview.png", "maps/oesophagus.png",
         "maps/pancreas.png", "maps/rectum.png", "report.html"])
     assert all(p.stat().st_size > 0 for p in written)
     assert not [p for p in tmp_path.rglob(".*")], "temp files left behind"
@@ -216,7 +223,7 @@ def test_end_to_end_example_solve(tmp_path: Path) -> None:
     sv = pd.read_csv(out / "site_volumes.csv", dtype=ids)
     asg = pd.read_csv(out / "assignments.csv", dtype=ids)
     layers = dict(pyogrio.list_layers(out / "results.gpkg"))
-    assert set(layers) == {"sites", "areas", "flows"}
+    assert set(layers) == {"sites", "areas", "flows", "hospital_flows", "layer_styles"}
     sites = gpd.read_file(out / "results.gpkg", layer="sites")
     flows = gpd.read_file(out / "results.gpkg", layer="flows")
     areas = gpd.read_file(out / "results.gpkg", layer="areas")
@@ -230,7 +237,8 @@ def test_end_to_end_example_solve(tmp_path: Path) -> None:
     np.testing.assert_allclose(areas["patients"].sum(), asg["patients"].sum())
     for name, n in (("sites", len(sv)), ("flows", len(asg))):
         assert len(gpd.read_file(out / "geojson" / f"{name}.geojson")) == n
-    assert len(pd.read_excel(out / "results.xlsx", sheet_name="assignments")) == len(asg)
+    assert len(pd.read_excel(out / "results.xlsx", sheet_name="assignments", header=1)
+               ) == len(asg)
     with_patients = set(asg["intervention_id"]) & set(sv["intervention_id"])
     assert {p.stem for p in (out / "maps").glob("*.png")} == with_patients | {"overview"}
     html_text = (out / "report.html").read_text(encoding="utf-8")

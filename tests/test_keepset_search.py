@@ -122,8 +122,8 @@ def test_bruteforce_instances_go_through_the_search(brute_force, seed: int) -> N
     params = params.model_copy(update={"objective": "travel"})
     sol = solve(inst, params)
     reference = brute_force.reference(inst, params, "travel")
-    if reference is None:
-        assert sol.status == "infeasible"
+    if reference is None:  # some treatment has no plan (the others may: a partial plan)
+        assert sol.status in ("infeasible", "partially_infeasible")
         return
     brute_force.compare(inst, sol, reference, "travel")
     covered = params.capacity_factor is None and not params.single_sourcing

@@ -189,8 +189,8 @@ def test_head_and_neck_tier_norms_are_per_site(
 
 
 def test_workbook_has_hospital_changes_and_displaced_figures(runs: dict[str, Path]) -> None:
-    sheets = pd.read_excel(runs["midden"] / "results.xlsx", sheet_name=None)
-    assert {"hospital_changes", "per_treatment"} <= set(sheets)
+    sheets = pd.read_excel(runs["midden"] / "results.xlsx", sheet_name=None, header=1)
+    assert {"hospital_changes", "per_treatment", "flows"} <= set(sheets)
     changes = pd.read_csv(runs["midden"] / "hospital_changes.csv")
     assert len(sheets["hospital_changes"]) == len(changes)
     kpis = dict(zip(sheets["kpis"]["kpi"], sheets["kpis"]["value"], strict=True))

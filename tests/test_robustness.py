@@ -427,6 +427,7 @@ def test_margin_no_site_can_reach_is_infeasible_with_diagnosis(tmp_path: Path) -
                  str(scenario), *FAST])
     assert code == 1
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "infeasible"
+    # treatments without a norm keep today's plan: the others have none (a partial plan)
+    assert summary["status"] == "partially_infeasible"
     assert summary["scenario"]["margin"] == 40
     assert summary["diagnosis"]["reason"]

@@ -208,6 +208,33 @@ def hospital_rows(instance: Instance, run: RunResult, params: SolveParams) -> li
                     "forced": forced,
                 }
             )
+    return with_flows_and_reasons(rows, run)
+
+
+def with_flows_and_reasons(rows: list[dict[str, Any]], run: RunResult) -> list[dict[str, Any]]:
+    """Each hospital row with ``reason`` (why a lost role is lost and the price of keeping it),
+    ``fragile`` and ``flows_out``: where its patients of today who change hospital go (the
+    rows of flows.csv from this hospital and treatment), exactly as the CLI writes them."""
+    reasons: dict[tuple[str, str], dict[str, Any]] = {}
+    if run.hospital_changes is not None:
+        for r in run.hospital_changes.itertuples(index=False):
+            reasons[(r.site_id, r.intervention_id)] = {
+                "reason": getattr(r, "reason", None) or None,
+                "fragile": bool(getattr(r, "fragile", False)),
+            }
+    flows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    if run.flows is not None:
+        for f in run.flows.itertuples(index=False):
+            flows.setdefault((f.site_id_from, f.intervention_id), []).append({
+                "site_id": f.site_id_to, "site_name": f.site_name_to, "move": f.move,
+                "patients": _round(f.patients, 6),
+                "mean_extra_min": _round(f.mean_extra_min, 6),
+                "max_extra_min": _round(f.max_extra_min, 6)})
+    for row in rows:
+        key = (row["site_id"], row["intervention_id"])
+        row.update(reasons.get(key, {"reason": None, "fragile": False}))
+        row["flows_out"] = sorted(flows.get(key, []),
+                                  key=lambda f: (-f["patients"], f["site_id"]))
     return rows
 
 
@@ -892,7 +919,7 @@ class AppState:
             stem = f"plan-{plan.id:03d}-{plan.settings.region_id}"
             folder = new_folder(self.out_dir, stem)
             args = ["solve", "--region", plan.settings.region_id, "--scenario", "plan.toml",
-                    "--out", "result", *self.source_args]
+                    "--out", "result", "--xlsx", *self.source_args]
             command = "herschik " + " ".join(_quote(a) for a in args)
             # The guarded folder writer: the folder appears whole (plan.toml and a finished
             # result/) or not at all, also when the solve fails or the app is stopped.

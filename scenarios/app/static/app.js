@@ -166,13 +166,41 @@ function siteText(i, withButtons) {
         `data-treatment="${esc(r.intervention_id)}" ${forced === f ? "disabled" : ""}>` +
         `${f || "free"}</button>`).join("") + "</td></tr>";
   }
+  html += "</table>" + siteWhy(summary.rows);
   const whole = S.force.get(`${site.site_id}|*`);
-  html += "</table>" + (whole
+  html += (whole
     ? `<button data-force="" data-site="${esc(site.site_id)}" data-treatment="*">` +
       "reopen the whole hospital</button>"
     : `<button data-force="close" data-site="${esc(site.site_id)}" data-treatment="*" ` +
       `data-testid="close-hospital">close the whole hospital (all treatments)</button>`);
   return html + "</div>";
+}
+
+// why a lost treatment is lost, fragile kept ones, and where this hospital's patients go
+// (the reason and flows.csv rows of the plan, as the CLI writes them)
+function siteWhy(rows) {
+  let html = "";
+  for (const r of rows) {
+    if (r.reason) {
+      html += `<p class="why" data-testid="reason"><b>${esc(r.intervention_name)}</b>: ` +
+        `${esc(r.reason)}</p>`;
+    }
+    if (r.fragile) {
+      html += `<p class="why fragile"><b>${esc(r.intervention_name)}</b>: fragile, within ` +
+        "10 % of its required minimum</p>";
+    }
+  }
+  const out = rows.filter((r) => (r.flows_out || []).length);
+  if (!out.length) return html;
+  html += '<b>Where its patients go</b><table class="flows" data-testid="flows-out">';
+  for (const r of out) {
+    for (const f of r.flows_out) {
+      html += `<tr><td>${esc(r.intervention_name)}</td><td>→ ${esc(f.site_name)}</td>` +
+        `<td>${fmt(f.patients)}/yr</td><td>+${fmt(f.mean_extra_min)} min ` +
+        `(max ${fmt(f.max_extra_min)})</td></tr>`;
+    }
+  }
+  return html + "</table>";
 }
 
 function drawSites() {

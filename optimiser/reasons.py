@@ -1,0 +1,182 @@
+"""Why a hospital loses a treatment, and what keeping it would cost: exact, by re-solving.
+
+For every lost role (a hospital that provides a treatment with a norm today and not in the
+plan) the plan is solved again with that role forced open, through a what-if session
+(optimiser/whatif.py, ``same_as_fresh``: each answer is a fresh solve's) of the role's
+independent sub-problem (its treatment, or the treatments coupled to it). Comparing the two
+optima gives the price in the planner's units:
+
+* ``keep_feasible``: whether any plan keeps the role (False: no plan reaches the required
+  volume there, or keeping it breaks another rule; the diagnosis says which);
+* ``keep_cost_moves``: patients per year who would have to move although their hospital keeps
+  the treatment (optional moves, the KPI ``patients_moved_optional``), over the plan's;
+* ``keep_cost_patient_min``: patient-minutes of travel per year over the plan's;
+* ``keep_moves_from``: the hospitals those patients would come from, with patients per year;
+* ``keep_closes``: hospitals that would lose the treatment instead.
+
+``reason`` says it in words: first whether the scenario closes it (``force_close``; keeping it
+then means undoing that, which :meth:`WhatIf.force_keep` does), then whether the hospital can
+reach its required volume with its own patients of today, then the price.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .decomposition import treatment_components
+from .formulation import force_masks, required_matrix
+from .instance import Instance
+from .kpis import displacement_kpis
+from .params import SolveParams
+from .solution import Solution
+from .status import SolveStatus
+from .tolerances import BELOW_NORM_TOL
+from .transfers import NO_SITE, transfers
+from .whatif import WhatIf
+
+#: hospitals named in a reason (the rest are counted)
+NAMED_SITES = 3
+
+
+@dataclass
+class RoleReason:
+    """Why one (site, treatment) is lost and what keeping it would cost (module docstring)."""
+
+    site_id: str
+    intervention_id: str
+    own_patients: float
+    required: float
+    keep_feasible: bool
+    keep_cost_moves: float | None = None
+    keep_cost_patient_min: float | None = None
+    keep_moves_from: list[tuple[str, float]] = field(default_factory=list)
+    keep_closes: list[str] = field(default_factory=list)
+    infeasible_reason: str | None = None
+    #: the scenario closes it (force_close): the price is that of undoing the closure
+    forced_closed: bool = False
+    reason: str = ""
+
+
+def params_for_treatments(params: SolveParams, treatment_ids: set[str]) -> SolveParams:
+    """``params`` for an instance of only ``treatment_ids`` (bundles of other treatments
+    dropped; other treatment-keyed settings are looked up by id and so already ignored)."""
+    bundles = [b for b in params.bundles if set(b) <= treatment_ids]
+    return params.model_copy(update={"bundles": bundles})
+
+
+def _travel(instance: Instance, flow: np.ndarray) -> float:
+    travel = np.where(np.isfinite(instance.travel_min), instance.travel_min, 0.0)
+    return float(np.einsum("ast,as->", flow, travel))
+
+
+def _optional(instance: Instance, solution: Solution) -> float:
+    assert solution.flow is not None and solution.keep is not None
+    per = displacement_kpis(instance, solution.flow, solution.keep)["per_treatment"]
+    return float(sum(v["patients_moved_optional"] or 0.0 for v in per.values()))
+
+
+def _names(instance: Instance, sites: list[int]) -> list[str]:
+    return [instance.sites[s].name or instance.sites[s].id for s in sites]
+
+
+def _price(sub: Instance, base: Solution, forced: Solution, s: int, t: int,
+           reason: RoleReason) -> None:
+    """Fill the price fields of ``reason`` from the base and the forced optimum."""
+    assert forced.flow is not None and forced.keep is not None
+    assert base.flow is not None and base.keep is not None
+    reason.keep_cost_moves = round(max(_optional(sub, forced) - _optional(sub, base), 0.0), 6)
+    reason.keep_cost_patient_min = round(_travel(sub, forced.flow) - _travel(sub, base.flow), 6)
+    moves = transfers(sub, forced.flow)
+    # optional moves: from hospitals that keep the treatment in the forced plan
+    kept = np.append(forced.keep[:, t], False)  # NO_SITE (-1) indexes the appended False
+    into = (moves.treatment == t) & (moves.site_after == s) & (moves.site_before != s) \
+        & (moves.site_before != NO_SITE) & kept[moves.site_before]
+    sources: dict[int, float] = {}
+    for before, patients in zip(moves.site_before[into], moves.patients[into], strict=True):
+        sources[int(before)] = sources.get(int(before), 0.0) + float(patients)
+    ordered = sorted(sources, key=lambda k: (-sources[k], sub.site_ids[k]))
+    reason.keep_moves_from = [(_names(sub, [k])[0], round(sources[k], 6)) for k in ordered]
+    closes = np.nonzero(base.keep[:, t] & ~forced.keep[:, t])[0]
+    reason.keep_closes = _names(sub, [int(k) for k in closes])
+
+
+def _words(r: RoleReason) -> str:
+    parts = ["closed by the scenario (force_close)"] if r.forced_closed else []
+    if r.own_patients < r.required - BELOW_NORM_TOL:
+        parts.append(f"cannot reach the norm with its own patients ({r.own_patients:,.1f}/yr "
+                     f"today, {r.required:,.1f} required)")
+    if not r.keep_feasible:
+        parts.append("no plan can keep it" + (f" ({r.infeasible_reason})"
+                                              if r.infeasible_reason else ""))
+        return "; ".join(parts)
+    moves = r.keep_cost_moves or 0.0
+    minutes = r.keep_cost_patient_min or 0.0
+    if moves <= BELOW_NORM_TOL and minutes <= BELOW_NORM_TOL and not r.keep_closes:
+        parts.append("keeping it would cost nothing extra (another optimum keeps it)")
+        return "; ".join(parts)
+    named = ", ".join(f"{name} {patients:,.1f}" for name, patients
+                      in r.keep_moves_from[:NAMED_SITES])
+    more = len(r.keep_moves_from) - NAMED_SITES
+    if more > 0:
+        named += f" and {more} more"
+    costs = []
+    if moves > BELOW_NORM_TOL:
+        costs.append(f"{moves:,.1f} optional moves" + (f" (patients/yr from {named})"
+                                                      if named else ""))
+    if minutes >= 0.5:
+        costs.append(f"{minutes:,.0f} extra patient-minutes per year")
+    elif minutes <= -0.5:
+        costs.append(f"{-minutes:,.0f} fewer patient-minutes per year")
+    cost = "keeping it would cost " + " / ".join(costs) if costs else "keeping it"
+    if r.keep_closes:
+        cost += f"{',' if costs else ''} and {', '.join(r.keep_closes)} would lose it instead"
+    parts.append(cost)
+    return "; ".join(parts)
+
+
+def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solution
+                      ) -> list[RoleReason]:
+    """A :class:`RoleReason` for every role with a norm that ``solution`` loses, sorted by
+    (site_id, intervention_id); empty without a plan."""
+    if solution.flow is None or solution.keep is None:
+        return []
+    norms = instance.norm_matrix()
+    required = required_matrix(instance, params)
+    lost = (instance.baseline_volume > 0) & ~solution.keep & ~np.isnan(norms)
+    solved = {tid for entry in solution.subproblems for tid in entry.get("treatments", ())
+              if SolveStatus(entry.get("status", SolveStatus.ERROR)).solved}
+    if not solution.subproblems:
+        solved = set(instance.treatment_ids)
+    closed = force_masks(instance, params)[1]
+    comps, _ = treatment_components(instance, params)
+    reasons: list[RoleReason] = []
+    for comp in comps:
+        roles = [(int(s), int(t)) for s, t in zip(*np.nonzero(lost[:, comp]), strict=True)]
+        roles = [(s, comp[t]) for s, t in roles if instance.treatment_ids[comp[t]] in solved]
+        if not roles:
+            continue
+        ids = {instance.treatment_ids[t] for t in comp}
+        sub = instance.with_treatments(comp)
+        session = WhatIf(sub, params_for_treatments(params, ids), max_workers=1,
+                         same_as_fresh=True)
+        base = session.solution
+        if base.flow is None:  # cannot happen for a solved component; nothing to compare
+            continue
+        for s, t in roles:
+            t_sub = comp.index(t)
+            tid = instance.treatment_ids[t]
+            reason = RoleReason(instance.site_ids[s], tid, float(instance.baseline_volume[s, t]),
+                                float(required[s, t]), keep_feasible=False,
+                                forced_closed=bool(closed[s, t]))
+            forced = session.force_keep(instance.site_ids[s], tid)
+            if forced.feasible:
+                reason.keep_feasible = True
+                _price(sub, base, forced, s, t_sub, reason)
+            else:
+                reason.infeasible_reason = str((forced.diagnosis or {}).get("reason", "")) or None
+            session.release(instance.site_ids[s], tid)
+            reason.reason = _words(reason)
+            reasons.append(reason)
+    return sorted(reasons, key=lambda r: (r.site_id, r.intervention_id))
