@@ -128,7 +128,7 @@ def status_label(status: str) -> str:
     return labels.get(status, status)
 
 
-def N_(message: str) -> str:  # noqa: N802 (gettext's name for "mark only, translate later")
+def N_(message: str) -> str:
     """Mark ``message`` for the catalog without translating it here."""
     return message
 

@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--xlsx", action="store_true", help="also write an Excel workbook")
     solve.add_argument("--no-maps", action="store_true", help="skip the PNG maps")
     solve.add_argument("--no-report", action="store_true", help="skip report.html")
+    solve.add_argument("--pdf", action="store_true",
+                       help="also write report.pdf (A4; printed by headless Chromium when "
+                       "installed, else WeasyPrint); implies the report")
     _common(solve)
 
     matrix = sub.add_parser("matrix", help="car travel minutes from a region's areas to sites")

@@ -39,6 +39,10 @@ def cmd_solve(args: argparse.Namespace) -> int:
         raise UsageError(problem)
     # --out is checked, and held against a second writer, before any solving starts.
     check_output_dir(args.out)
+    if args.pdf:  # a missing printer is known before the solve, not after it
+        from herschik.scenarios.report_pdf import pdf_engine
+
+        pdf_engine()
     with output_lock(args.out):
         return _solve_into(args, params, scenario_info, scenario, dataset)
 
@@ -63,6 +67,7 @@ def _solve_into(
         "xlsx": args.xlsx,
         "maps": not args.no_maps,
         "report": not args.no_report,
+        "pdf": args.pdf,
     }
     start = None
     if args.region == "all":

@@ -36,10 +36,16 @@ from herschik.scenarios.report_hospitals import (
     providers_today_section,
 )
 from herschik.scenarios.report_odds import odds_section
-from herschik.scenarios.report_travel import extra_travel_section, maps_section
+from herschik.scenarios.report_travel import (
+    changed_treatments,
+    extra_travel_section,
+    maps_section,
+)
 
 SECTIONS = ("Key figures", "Hospital changes", "Providers per treatment",
-            "Odds of meeting the norm", "Extra travel", "Maps", "Solve", "Scenario", "Caveats")
+            "Odds of meeting the norm", "Extra travel", "Maps", "Caveats", "Scenario", "Solve")
+#: sections of the appendix: on paper they start on a new page after the results
+APPENDIX = ("Scenario", "Solve")
 
 CSS = """
 :root { --ink:#1d2733; --muted:#5b6875; --line:#d9dee4; --band:#f4f6f8; --accent:#08306b; }
@@ -77,7 +83,35 @@ figure { margin: 12px 0 20px; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 ul.caveats li { margin-bottom: 6px; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
-@media print { h2 { break-after: avoid; } figure, table { break-inside: avoid; } }
+.maps { display:grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr));
+        gap: 0 20px; }
+.appendix-mark { margin-top: 48px; color: var(--muted); text-transform: uppercase;
+                 letter-spacing: .08em; font-size: 12px; }
+/* Paper: A4, small type, tables may run over pages (their header repeats), figures not;
+   the appendix (scenario, solver internals) starts on a new page. */
+@page { size: A4; margin: 12mm 11mm 13mm; }
+@media print {
+  body { font-size: 8.5pt; line-height: 1.3; }
+  main { max-width: none; padding: 0; }
+  h1 { font-size: 15pt; }
+  h2 { font-size: 12pt; margin: 10pt 0 4pt; break-after: avoid; }
+  h3 { font-size: 10pt; margin: 7pt 0 2pt; break-after: avoid; }
+  h4 { font-size: 9pt; margin: 5pt 0 2pt; break-after: avoid; }
+  p { margin: 2pt 0 4pt; }
+  table { font-size: 7pt; margin: 2pt 0 5pt; }
+  th, td { padding: 1pt 4pt; }
+  table.providers-overview td:nth-child(2), table.gain-lose td:nth-child(2),
+  table.providers td:nth-child(2) { min-width: 0; }
+  thead { display: table-header-group; }
+  tr, figure { break-inside: avoid; }
+  figure { margin: 3pt 0 5pt; }
+  figure img { border: 0; }
+  #extra-travel figure img { width: 62%; }
+  .maps { grid-template-columns: 1fr 1fr; gap: 0 8pt; }
+  .appendix-mark { break-before: page; margin-top: 0; }
+  .alert { padding: 4pt 8pt; margin: 6pt 0; }
+  footer { margin-top: 10pt; }
+}
 """
 
 
@@ -120,13 +154,14 @@ def render_report(
                                                   summary.get("kpis"))
                                      or '<p class="note">No kept hospital has a norm.</p>'),
         "Extra travel": none if infeasible else extra_travel_section(asg, summary.get("kpis")),
-        "Maps": maps_section(map_pngs or {}, names),
+        "Maps": maps_section(map_pngs or {}, names, changed_treatments(summary)),
         "Solve": solve_section(summary),
         "Scenario": scenario_section(summary),
         "Caveats": caveats_section(summary, notes),
     }
     sections = "".join(
-        f'<section id="{esc(h.lower().replace(" ", "-"))}"><h2>{esc(h)}</h2>{bodies[h]}</section>'
+        ('<p class="appendix-mark">Appendix</p>' if h == APPENDIX[0] else "")
+        + f'<section id="{esc(h.lower().replace(" ", "-"))}"><h2>{esc(h)}</h2>{bodies[h]}</section>'
         for h in SECTIONS)
     return (
         "<!DOCTYPE html>\n"

@@ -80,17 +80,35 @@ def extra_travel_section(asg: pd.DataFrame, kpis: Mapping[str, Any] | None = Non
         + "</div>")
 
 
-def maps_section(map_pngs: Mapping[str, Path], names: Mapping[str, str]) -> str:
+def changed_treatments(summary: Mapping[str, Any]) -> set[str] | None:
+    """Treatments where a hospital stops or starts or patients move (None: not known)."""
+    per = (summary.get("kpis") or {}).get("per_treatment")
+    if not isinstance(per, Mapping):
+        return None
+    return {t for t, v in per.items() if isinstance(v, Mapping) and (
+        v.get("providers_lost") or v.get("providers_gained") or v.get("patients_moved"))}
+
+
+def maps_section(map_pngs: Mapping[str, Path], names: Mapping[str, str],
+                 changed: set[str] | None = None) -> str:
+    """The overview map and one map per treatment that changes (``changed``; None: all).
+
+    A treatment where nothing changes has a map in maps/ but none in the report: it would
+    only show today's providers again.
+    """
     if not map_pngs:
         return '<p class="note">No maps were drawn for this run.</p>'
+    shown = {k: v for k, v in map_pngs.items()
+             if k == "overview" or changed is None or k in changed}
     out = []
-    for key, png in map_pngs.items():
+    for key, png in shown.items():
         label = "Overview: all treatments" if key == "overview" else (
             f"{names[key]} ({key})" if key in names else key)
         uri = png_data_uri(Path(png).read_bytes())
         out.append(f'<figure id="map-{esc(key)}"><img alt="Map: {esc(label)}" src="{uri}">'
                    f"<figcaption>{esc(label)}. Areas coloured by extra travel minutes; sites "
                    "sized by volume after; red crosses lose the treatment.</figcaption></figure>")
-    return "".join(out)
-
-
+    skipped = len(map_pngs) - len(shown)
+    note = (f'<p class="note">{skipped} treatment(s) without any change are not mapped here '
+            "(their maps are in the folder maps/).</p>" if skipped else "")
+    return note + '<div class="maps">' + "".join(out) + "</div>"

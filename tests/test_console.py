@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from herschik.scenarios.console_summary import summary_lines
+
 from herschik import __version__
 from herschik.i18n import use_language
-from herschik.scenarios.console_summary import summary_lines
 
 
 def _herschik(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

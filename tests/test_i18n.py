@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from herschik.i18n import (
     TREATMENT_NAMES,
     _,
