@@ -42,8 +42,11 @@ from herschik.scenarios.report_travel import (
     maps_section,
 )
 
-SECTIONS = ("Key figures", "Hospital changes", "Providers per treatment",
-            "Odds of meeting the norm", "Extra travel", "Maps", "Caveats", "Scenario", "Solve")
+from herschik.i18n import N_, _, current_language, status_label, translate_name
+
+SECTIONS = (N_("Key figures"), N_("Hospital changes"), N_("Providers per treatment"),
+            N_("Odds of meeting the norm"), N_("Extra travel"), N_("Maps"), N_("Caveats"),
+            N_("Scenario"), N_("Solve"))
 #: sections of the appendix: on paper they start on a new page after the results
 APPENDIX = ("Scenario", "Solve")
 
@@ -129,16 +132,19 @@ def render_report(
     """The report as an HTML string (see :func:`write_report`)."""
     sv = normalise_site_volumes(site_volumes)
     asg = normalise_assignments(assignments)
-    names = dict(treatment_names or {})
+    # treatment names in the report's language (the norm table's Dutch names for nl)
+    names = {t: translate_name(n) for t, n in (treatment_names or {}).items()}
     region = str(summary.get("region_id", ""))
     status = str(summary.get("status", "unknown"))
     scenario = summary.get("scenario") or {}
-    title = f"herschik report — {region}"
-    sub = " · ".join(x for x in (region_name, f"status {status}",
-                                 f"objective {scenario.get('objective', '—')}",
-                                 f"solver {summary.get('solver', '—')}") if x)
+    title = _("herschik report — {region}", region=region)
+    sub = " · ".join(x for x in (region_name, _("status {status}", status=status_label(status)),
+                                 _("objective {objective}",
+                                   objective=scenario.get("objective", "—")),
+                                 _("solver {solver}", solver=summary.get("solver", "—"))) if x)
     infeasible = status == SolveStatus.INFEASIBLE
-    none = '<p class="note">No reallocation was computed (the scenario is infeasible).</p>'
+    none = ('<p class="note">' + esc(_("No reallocation was computed (the scenario is "
+                                       "infeasible).")) + "</p>")
     if hospital_changes is None and not sv.empty:
         from herschik.optimiser.results import hospital_changes_from_site_volumes
 
@@ -159,20 +165,23 @@ def render_report(
         "Scenario": scenario_section(summary),
         "Caveats": caveats_section(summary, notes),
     }
+    # ids stay English (stable links); the headings are in the report's language
     sections = "".join(
-        ('<p class="appendix-mark">Appendix</p>' if h == APPENDIX[0] else "")
-        + f'<section id="{esc(h.lower().replace(" ", "-"))}"><h2>{esc(h)}</h2>{bodies[h]}</section>'
+        ('<p class="appendix-mark">' + esc(_("Appendix")) + "</p>" if h == APPENDIX[0] else "")
+        + f'<section id="{esc(h.lower().replace(" ", "-"))}"><h2>{esc(_(h))}</h2>'
+        f"{bodies[h]}</section>"
         for h in SECTIONS)
     return (
         "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
+        f'<html lang="{current_language()}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"
         f"<h1>{esc(title)}</h1><p class=\"sub\">{esc(sub)}</p>"
         f"<p class=\"baseline-source\"><strong>{esc(baseline_line(summary))}</strong></p>"
         f"{top_alerts(summary)}{sections}"
-        f"<footer>Written by herschik (result contract {esc(summary.get('contract', '—'))}). "
-        "Self-contained: this file needs no network.</footer>"
+        "<footer>" + esc(_("Written by herschik (result contract {contract}). "
+                           "Self-contained: this file needs no network.",
+                           contract=summary.get("contract", "—"))) + "</footer>"
         "</main></body></html>\n")
 
 

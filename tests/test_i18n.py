@@ -73,3 +73,23 @@ def test_use_language_switches_text_and_numbers() -> None:
     with pytest.raises(ValueError, match="choose from en, nl"):
         with use_language("fr"):
             pass
+
+
+def test_report_in_dutch(make_result, parse_report) -> None:
+    from herschik.scenarios.report import SECTIONS, render_report
+
+    summary, sv, asg, _dataset = make_result()
+    names = {"oesophagus": "Pancreatic cancer: resections"}  # a name the catalog knows
+    with use_language("nl"):
+        html = render_report(summary, sv, asg, {}, treatment_names=names)
+    english = render_report(summary, sv, asg, {}, treatment_names=names)
+    parsed = parse_report(html)
+    h2 = [text for level, text in parsed.headings if level == "h2"]
+    assert h2 == [translate(h, "nl") for h in SECTIONS]
+    assert h2[0] == "Kerncijfers" and all(h not in SECTIONS or h == "Scenario" for h in h2)
+    assert '<html lang="nl">' in html and '<html lang="en">' in english
+    assert 'id="key-figures"' in html  # ids stay English: links keep working
+    assert "Alvleesklierkanker: resecties (oesophagus)" in html
+    patients = summary["kpis"]["patients"]
+    assert f"{patients:,.1f}".replace(",", "X").replace(".", ",").replace("X", ".") in html
+    assert "behouden" in html and ">kept<" not in html
