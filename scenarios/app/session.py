@@ -403,12 +403,17 @@ def scenario_toml(name: str, settings: PlanSettings, params: SolveParams, comman
     return "\n".join(lines) + "\n"
 
 
+def percent(share: float) -> str:
+    """A share as the app shows it: a percentage (0.1 -> ``10%``, 0.125 -> ``12.5%``)."""
+    return f"{round(100 * share, 6):g}%"
+
+
 def describe(settings: PlanSettings) -> str:
-    """One line of what differs from the solver's defaults, e.g. ``margin 0.1, 2 closed``."""
+    """One line of what differs from the solver's defaults, e.g. ``margin 10%, 2 closed``."""
     defaults = SolveParams()
     parts = [settings.region_id]
     if settings.margin != defaults.margin:
-        parts.append(f"margin {settings.margin:g}")
+        parts.append(f"margin {percent(settings.margin)}")
     if settings.norm_confidence is not None:
         parts.append(f"confidence {settings.norm_confidence:g}")
     if settings.max_travel is not None:
@@ -416,7 +421,7 @@ def describe(settings: PlanSettings) -> str:
     if settings.max_extra_travel is not None:
         parts.append(f"max extra {settings.max_extra_travel:g} min")
     if settings.max_loss_share is not None:
-        parts.append(f"max loss {settings.max_loss_share:g}")
+        parts.append(f"max loss {percent(settings.max_loss_share)}")
     if settings.objective is not None and settings.objective != defaults.objective:
         parts.append(f"objective {settings.objective}")
     if settings.force_keep:
@@ -659,7 +664,7 @@ class AppState:
         covered = set()  # limits the diagnosis already found a feasible value for
         margin = diagnosis.get("smallest_feasible_margin")
         if isinstance(margin, (int, float)) and margin < settings.margin:
-            suggest(f"Lower the margin to {margin:.2f}", margin=float(margin))
+            suggest(f"Lower the margin to {percent(margin)}", margin=float(margin))
             covered.add("margin")
         confidence = diagnosis.get("largest_feasible_confidence")
         if isinstance(confidence, (int, float)) and settings.norm_confidence is not None \
@@ -674,10 +679,10 @@ class AppState:
             old = previous.settings
             treatments = self._treatments_to_check(instance, params, diagnosis)
             for key, label, unit, digits, larger_is_looser in (
-                ("margin", "margin", "", 2, False),
+                ("margin", "margin", "%", 2, False),
                 ("max_travel", "travel limit", " min", 0, True),
                 ("max_extra_travel", "extra-travel limit", " min", 0, True),
-                ("max_loss_share", "loss share", "", 2, True),
+                ("max_loss_share", "loss share", "%", 2, True),
             ):
                 new_value, old_value = getattr(settings, key), getattr(old, key)
                 if key in covered or new_value is None or new_value == old_value:
@@ -688,7 +693,8 @@ class AppState:
                     instance, params, treatments, key, new_value, old_value, digits
                 )
                 if nearest is not None:
-                    suggest(f"Set the {label} to {nearest:g}{unit}", **{key: nearest})
+                    shown = percent(nearest) if unit == "%" else f"{nearest:g}{unit}"
+                    suggest(f"Set the {label} to {shown}", **{key: nearest})
             for key, word in (("force_keep", "keeping"), ("force_close", "closing")):
                 added = set(getattr(settings, key)) - set(getattr(old, key))
                 if added:

@@ -10,8 +10,10 @@
 const S = {
   meta: null, region: null, layers: null, plan: null, previous: null,
   treatment: "all", colourBy: "extra", force: new Map(), busy: false, pending: null,
-  solves: 0, plans: [],
+  solves: 0, plans: [], cmpPinned: false, viewBeforePopup: null,
 };
+// hospital names on the map: drawn where they do not overlap (bigger and changed ones first)
+const LABEL_HEIGHT_PX = 14;
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g,
   (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -59,9 +61,21 @@ function setStatus(text, busy = false) {
 const map = L.map("map", { zoomControl: true, zoomSnap: 0.25, attributionControl: false });
 let areaLayer = null;
 const siteLayer = L.layerGroup().addTo(map);
-const legend = L.control({ position: "bottomright" });
-legend.onAdd = () => { const div = L.DomUtil.create("div", "legend"); div.id = "legend"; return div; };
-legend.addTo(map);
+const labelLayer = L.layerGroup().addTo(map);
+// The legend lives in a strip under the map (index.html), so it never covers data.
+
+// A popup may pan the map to fit; closing it puts the view back where the planner had it
+// (unless they moved the map themselves meanwhile).
+map.on("autopanstart", () => {
+  if (!S.viewBeforePopup) S.viewBeforePopup = { center: map.getCenter(), zoom: map.getZoom() };
+});
+map.on("dragstart", () => { S.viewBeforePopup = null; });
+map.on("popupclose", () => {
+  const before = S.viewBeforePopup;
+  S.viewBeforePopup = null;
+  if (before) map.setView(before.center, before.zoom, { animate: false });
+});
+map.on("zoomend moveend", () => placeLabels());
 
 function siteName(i) { return S.layers ? S.layers.sites[i].site_name : ""; }
 function treatmentName(id) {
@@ -197,31 +211,75 @@ function drawSites() {
     marker.addTo(siteLayer);
     const el = marker.getElement();
     if (el) { el.setAttribute("data-site-id", site.site_id); el.setAttribute("data-status", status); }
+    site._radius = marker.getRadius();
+    site._rank = (["lost", "gained", "mixed", "loses_some"].includes(status) ? 1e9 : 0) + volume;
   });
+  placeLabels();
+}
+
+function shortName(name) {
+  const short = name.replace(/\b(Ziekenhuis|Medisch Centrum|Medisch Centre|Hospital)\b/g, "")
+    .replace(/\s+/g, " ").trim();
+  return short.length >= 4 ? short : name;
+}
+
+// Hospital names beside their markers, greedily: the most important first (changed, then
+// bigger), a name only where its drawn box overlaps no other name and stays on the map.
+// Zooming in makes room for more.
+function placeLabels() {
+  labelLayer.clearLayers();
+  if (!S.layers || !S.plan) return;
+  const frame = $("map").getBoundingClientRect();
+  const placed = [];
+  const order = S.layers.sites.map((site, i) => i)
+    .sort((a, b) => (S.layers.sites[b]._rank || 0) - (S.layers.sites[a]._rank || 0));
+  for (const i of order) {
+    const site = S.layers.sites[i];
+    const label = L.marker([site.lat, site.lon], {
+      interactive: false, keyboard: false,
+      icon: L.divIcon({ className: "site-label", html: esc(shortName(site.site_name)),
+        iconSize: null, iconAnchor: [-((site._radius || 4) + 2), LABEL_HEIGHT_PX / 2] }),
+    }).addTo(labelLayer);
+    const el = label.getElement();
+    const box = el.getBoundingClientRect();
+    const inside = box.left >= frame.left && box.top >= frame.top && box.right <= frame.right &&
+      box.bottom <= frame.bottom;
+    if (!inside || placed.some((b) => b.left < box.right && box.left < b.right &&
+      b.top < box.bottom && box.top < b.bottom)) {
+      labelLayer.removeLayer(label);
+      continue;
+    }
+    el.setAttribute("data-site-id", site.site_id);
+    placed.push(box);
+  }
+  document.body.dataset.labels = String(placed.length);
 }
 
 function drawLegend() {
   const div = $("legend");
   if (!div) return;
-  let html = "<b>Hospitals</b><br>";
+  const item = (colour, text, dot = false) =>
+    `<span class="item"><i class="${dot ? "dot" : ""}" style="background:${colour}"></i>` +
+    `${text}</span>`;
+  let html = "<b>Hospitals:</b>";
   for (const s of (S.treatment === "all" ? ["kept", "loses_some", "lost", "gained", "mixed"]
     : ["kept", "lost", "gained", "below_norm", "unchanged_no_norm"])) {
-    html += `<i style="background:${STATUS_COLOURS[s]}"></i>${STATUS_WORDS[s]}<br>`;
+    html += item(STATUS_COLOURS[s], STATUS_WORDS[s], true);
   }
-  html += "<span class='hint'>size: patients/yr after (lost: before)</span><br>";
+  html += "<span class='item hint'>size: patients/yr after (lost: before)</span> ";
   if (S.colourBy === "extra") {
-    html += "<b>Areas: extra travel (min)</b><br>";
+    html += "<b>Areas, extra travel (min):</b>";
     let lo = 0;
     for (const [limit, colour] of EXTRA_BINS) {
-      html += `<i style="background:${colour}"></i>${lo}${limit === Infinity ? "+" : "–" + limit}<br>`;
+      html += item(colour, `${lo}${limit === Infinity ? "+" : "–" + limit}`);
       lo = limit;
     }
   } else {
-    html += "<b>Areas: their main hospital</b><br>";
+    html += "<b>Areas, their main hospital:</b>";
     const v = view();
     const used = v ? [...new Set(v.dest.filter((d, i) => d >= 0 && v.patients[i] > 0))] : [];
     for (const d of used.sort((a, b) => siteName(a).localeCompare(siteName(b)))) {
-      html += `<i style="background:${PALETTE[d % PALETTE.length]}"></i>${esc(siteName(d))}<br>`;
+      html += item(PALETTE[d % PALETTE.length], esc(siteName(d)));
     }
   }
   div.innerHTML = html;
@@ -319,12 +377,14 @@ function drawForced() {
 async function refreshPlans() {
   S.plans = (await api("/api/plans")).plans;
   const rows = S.plans.slice().reverse();
-  // keep the planner's compare choice across refreshes; default: the two newest plans
+  // A and B follow the two newest plans (A the older) until the planner picks one; then
+  // their choice stays across refreshes (a choice whose plan is gone falls back).
   const chosen = (name, n) => {
     const current = document.querySelector(`input[name=${name}]:checked`);
-    const id = current && rows.some((p) => String(p.id) === current.value) ? current.value
-      : (rows[n] ? String(rows[n].id) : null);
-    return id;
+    if (S.cmpPinned && current && rows.some((p) => String(p.id) === current.value)) {
+      return current.value;
+    }
+    return rows[n] ? String(rows[n].id) : null;
   };
   const chosenA = chosen("cmp-a", 1), chosenB = chosen("cmp-b", 0);
   $("plans").querySelector("tbody").innerHTML = rows.map((p) =>
@@ -336,12 +396,54 @@ async function refreshPlans() {
     `<td>${p.providers_before} → ${p.providers_after}</td>` +
     `<td><button data-show="${p.id}">show</button> ` +
     `<button data-export="${p.id}" data-testid="export-${p.id}">export</button></td></tr>`).join("");
+  drawCompareChoice();
+}
+
+function drawCompareChoice() {
+  const a = document.querySelector("input[name=cmp-a]:checked");
+  const b = document.querySelector("input[name=cmp-b]:checked");
+  const name = (el) => (S.plans.find((p) => String(p.id) === el.value) || {}).name || el.value;
+  const ok = a && b && a.value !== b.value;
+  $("compare").disabled = !ok;
+  $("compare").textContent = ok ? `Compare ${name(a)} (A) and ${name(b)} (B)`
+    : "Compare A and B";
+  $("compare-hint").textContent = !a || !b ? "A comparison needs two plans: change a setting."
+    : a.value === b.value ? "Choose two different plans for A and B."
+    : S.cmpPinned ? "Your choice of A and B stays until you reload."
+    : "A and B follow the two newest plans until you pick others.";
 }
 
 // --- controls ----------------------------------------------------------------------------
 function numberOrNull(id) {
-  const text = $(id).value.trim();
+  const text = $(id).value.trim().replace(",", ".");
   return text === "" ? null : Number(text);
+}
+
+// Percentages on screen, shares (0.1) in the settings; [id, label, lowest, highest %]
+const PERCENT_FIELDS = [["margin", "Margin over the norm", 0, 500],
+  ["max_loss_share", "Max loss per hospital", 0, 100]];
+const fromPercent = (v) => v === null ? null : Math.round(v * 1e6) / 1e8;
+const toPercent = (v) => v === null || v === undefined ? "" : String(Math.round(v * 1e8) / 1e6);
+
+// One readable line per field that is not a number in its range; none: the settings are ok.
+function inputProblems() {
+  const problems = [];
+  for (const [id, label, lo, hi] of PERCENT_FIELDS) {
+    const v = numberOrNull(id);
+    const bad = v !== null && (!Number.isFinite(v) || v < lo || v > hi);
+    $(id).classList.toggle("invalid", bad);
+    if (bad) problems.push(`${label}: enter a percentage from ${lo} to ${hi} (e.g. 10 for 10 %).`);
+  }
+  for (const [id, label] of [["max_travel", "Travel limit"], ["max_extra_travel",
+    "Extra-travel limit"]]) {
+    const v = numberOrNull(id);
+    const bad = v !== null && (!Number.isFinite(v) || v < 0);
+    $(id).classList.toggle("invalid", bad);
+    if (bad) problems.push(`${label}: enter minutes (0 or more), or leave it empty for none.`);
+  }
+  $("input-error").hidden = problems.length === 0;
+  $("input-error").textContent = problems.join(" ");
+  return problems;
 }
 
 function readSettings() {
@@ -353,20 +455,24 @@ function readSettings() {
   return {
     // a confidence replaces the margin (the server refuses both)
     region_id: S.region, norm_confidence: numberOrNull("norm_confidence"),
-    margin: numberOrNull("norm_confidence") === null ? (numberOrNull("margin") ?? 0) : 0,
+    margin: numberOrNull("norm_confidence") === null
+      ? (fromPercent(numberOrNull("margin")) ?? 0) : 0,
     max_travel: numberOrNull("max_travel"), max_extra_travel: numberOrNull("max_extra_travel"),
-    max_loss_share: numberOrNull("max_loss_share"), objective: $("objective").value || null,
+    max_loss_share: fromPercent(numberOrNull("max_loss_share")),
+    objective: $("objective").value || null,
     force_keep, force_close,
   };
 }
 
 function writeSettings(settings) {
-  $("margin").value = settings.margin ?? 0;
+  $("margin").value = toPercent(settings.margin ?? 0);
   $("norm_confidence").value = settings.norm_confidence ?? "";
   $("margin").disabled = settings.norm_confidence !== null && settings.norm_confidence !== undefined;
-  for (const id of ["max_travel", "max_extra_travel", "max_loss_share"]) {
+  $("max_loss_share").value = toPercent(settings.max_loss_share);
+  for (const id of ["max_travel", "max_extra_travel"]) {
     $(id).value = settings[id] === null || settings[id] === undefined ? "" : settings[id];
   }
+  inputProblems();
   $("objective").value = settings.objective || S.meta.defaults.objective;
   S.force = new Map();
   for (const p of settings.force_keep || []) S.force.set(`${p.site_id}|${p.intervention_id}`, "keep");
@@ -469,12 +575,13 @@ async function compare() {
   const b = document.querySelector("input[name=cmp-b]:checked");
   if (!a || !b) return;
   const c = await api(`/api/compare?a=${a.value}&b=${b.value}`);
-  const value = (v) => Array.isArray(v) ? (v.length ? v.map(esc).join("<br>") : "–")
-    : (v === null ? "none" : esc(v));
+  const value = (v, key) => Array.isArray(v) ? (v.length ? v.map(esc).join("<br>") : "–")
+    : (v === null ? "none" : PERCENT_FIELDS.some(([id]) => id === key)
+      ? `${toPercent(v)} %` : esc(v));
   let html = `<h3>${esc(c.a.name)} (A) vs ${esc(c.b.name)} (B)</h3><table class="data">` +
     `<tr><th>setting</th><th>A</th><th>B</th></tr>` +
-    c.settings.map((s) => `<tr><td>${esc(s.key)}</td><td>${value(s.a)}</td>` +
-      `<td>${value(s.b)}</td></tr>`).join("") + "</table>";
+    c.settings.map((s) => `<tr><td>${esc(s.key)}</td><td>${value(s.a, s.key)}</td>` +
+      `<td>${value(s.b, s.key)}</td></tr>`).join("") + "</table>";
   html += `<h3>Key figures</h3><table class="data" data-testid="compare-kpis"><tr><th></th>` +
     `<th>A</th><th>B</th><th>B − A</th></tr>` + c.kpis.map((k) =>
       `<tr data-kpi="${esc(k.key)}"><td>${esc(k.label)}</td><td>${fmtUnit(k.a, k.unit)}</td>` +
@@ -510,8 +617,20 @@ async function exportPlan(id) {
 // --- events ------------------------------------------------------------------------------
 for (const id of ["margin", "norm_confidence", "max_travel", "max_extra_travel",
   "max_loss_share", "objective"]) {
-  $(id).addEventListener("change", () => solve(readSettings()));
+  // a value out of range is explained beside the fields and not sent
+  $(id).addEventListener("change", () => { if (!inputProblems().length) solve(readSettings()); });
 }
+$("plans").addEventListener("change", (event) => {
+  if (event.target.name === "cmp-a" || event.target.name === "cmp-b") {
+    S.cmpPinned = true;
+    drawCompareChoice();
+  }
+});
+$("toggle-bottom").addEventListener("click", () => {
+  const collapsed = $("bottom").classList.toggle("collapsed");
+  $("toggle-bottom").textContent = collapsed ? "Show ▴" : "Hide ▾";
+  map.invalidateSize();
+});
 $("region").addEventListener("change", () => loadRegion($("region").value));
 $("treatment").addEventListener("change", () => { S.treatment = $("treatment").value; redraw(); });
 $("colour-by").addEventListener("change", () => { S.colourBy = $("colour-by").value; redraw(); });
