@@ -47,9 +47,21 @@ def check_language(lang: str) -> str:
     return lang
 
 
+_process_language: str | None = None
+
+
+def set_process_language(lang: str | None) -> str:
+    """The language of this process where no :func:`use_language` block says otherwise (the
+    command line sets it once, so that worker threads, which do not inherit context
+    variables, write in it too). None: the locale's default."""
+    global _process_language
+    _process_language = check_language(lang) if lang else None
+    return current_language()
+
+
 def current_language() -> str:
-    """The language of the running context (see :func:`use_language`)."""
-    return _LANGUAGE.get() or default_language()
+    """The language of the running context (see :func:`use_language`), else the process's."""
+    return _LANGUAGE.get() or _process_language or default_language()
 
 
 @contextlib.contextmanager

@@ -48,8 +48,8 @@ def summary_lines(
         lines.append(_("No solution within the time limit: {reason}",
                        reason=diagnosis.get("reason", "")))
     elif status == "infeasible":
-        lines.append(_("Infeasible: {reason}",
-                       reason=diagnosis.get("reason") or _("no reason given")))
+        # the reason is a whole sentence ("The scenario is infeasible: ...")
+        lines.append(str(diagnosis.get("reason") or _("no reason given")))
         if diagnosis.get("smallest_feasible_margin") is not None:
             lines.append(_("  smallest feasible margin: {value}",
                            value=format_percent(diagnosis["smallest_feasible_margin"])))

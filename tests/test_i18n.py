@@ -93,3 +93,18 @@ def test_report_in_dutch(make_result, parse_report) -> None:
     patients = summary["kpis"]["patients"]
     assert f"{patients:,.1f}".replace(",", "X").replace(".", ",").replace("X", ".") in html
     assert "behouden" in html and ">kept<" not in html
+
+
+def test_diagnosis_in_dutch_and_english() -> None:
+    import herschik
+    from herschik.optimiser.diagnose import diagnose
+
+    dataset = herschik.load_dataset("example")
+    instance = herschik.build_instance(dataset, "example")
+    params = herschik.SolveParams(margin=4.0)  # 5x every norm: no site can reach it
+    english = diagnose(instance, params)["reason"]
+    with use_language("nl"):
+        dutch = diagnose(instance, params)["reason"]
+    assert english.startswith("The scenario is infeasible: ")
+    assert dutch.startswith("Het scenario is onhaalbaar: ")
+    assert "per locatie, maar de grootste bereikbare vraag is" in dutch

@@ -3,7 +3,8 @@
     python tools/update_catalog.py          # add new messages (empty), drop unused ones
     python tools/update_catalog.py --check  # exit 1 listing messages without Dutch
 
-Messages are the first argument of ``_()`` and ``N_()`` in herschik/, scenarios/ (and the
+Messages are the first argument of ``_()`` and ``N_()`` in herschik/, optimiser/, geo/ and
+scenarios/ (and the
 app's static/i18n is filled from the same catalog at run time). Translations already in the
 catalog are kept; a message that left the code is removed.
 """
@@ -20,7 +21,7 @@ from babel.messages.pofile import read_po, write_po
 
 ROOT = Path(__file__).resolve().parents[1]
 PO = ROOT / "herschik" / "locale" / "nl.po"
-SOURCES = ("herschik", "scenarios")
+SOURCES = ("herschik", "optimiser", "geo", "scenarios")
 KEYWORDS = {"_": None, "N_": None}
 FIXED_DATE = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 HEADER = ("# Dutch text of herschik's outputs (console, report, workbook, app).\n"
