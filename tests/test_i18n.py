@@ -96,8 +96,9 @@ def test_report_in_dutch(make_result, parse_report) -> None:
 
 
 def test_diagnosis_in_dutch_and_english() -> None:
-    import herschik
     from herschik.optimiser.diagnose import diagnose
+
+    import herschik
 
     dataset = herschik.load_dataset("example")
     instance = herschik.build_instance(dataset, "example")
