@@ -525,3 +525,43 @@ def test_app_at_1280x720_labels_legend_view_margin_and_compare(
 
     shutil.copy(tmp_path / "app-1280x720.png", "/tmp/op_app_1280.png") if os.environ.get(
         "HERSCHIK_KEEP_SCREENSHOTS") else None
+
+
+def test_app_language_switch_to_dutch(chromium_path: str, app_server: tuple[str, Path]) -> None:
+    """The page's switch: Dutch controls, key figures, legend, statuses and treatment names
+    (the norm table's), from the one catalog; the choice survives a reload."""
+    from playwright.sync_api import sync_playwright
+
+    url, _ = app_server
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(url)
+            page.wait_for_function("document.body.dataset.planId !== ''", timeout=TIMEOUT_MS)
+            assert page.input_value("#lang") == "en"
+            assert "Margin over the norm (%)" in page.inner_text("#controls")
+            page.select_option("#lang", "nl")
+            page.wait_for_function("document.documentElement.lang === 'nl' && "
+                                   "document.body.dataset.planId !== ''", timeout=TIMEOUT_MS)
+            assert page.input_value("#lang") == "nl"
+            controls = page.inner_text("#controls")
+            assert "Marge boven de norm (%)" in controls and "Reistijdgrens (min)" in controls
+            assert page.inner_text("#kpis tr[data-kpi='patients'] td >> nth=0") == \
+                "Patiënten per jaar"
+            assert "behouden" in page.inner_text("[data-testid=legend]")
+            assert "aan elke voorwaarde is voldaan" in page.inner_text("#verification")
+            treatments = page.eval_on_selector_all("#treatment option",
+                                                   "els => els.map(e => e.textContent)")
+            assert "Alvleesklierkanker: resecties" in treatments
+            value = page.inner_text("#kpis tr[data-kpi='patients'] td.value")
+            assert re.fullmatch(r"\d\.\d{3},\d", value), value  # Dutch number format
+            page.reload()
+            page.wait_for_function("document.body.dataset.planId !== ''", timeout=TIMEOUT_MS)
+            assert page.input_value("#lang") == "nl"
+            assert page.inner_text("[data-testid=plans-tab]") == "Plannen & vergelijken"
+        finally:
+            browser.close()
+    assert errors == []

@@ -12,7 +12,10 @@ catalog are kept; a message that left the code is removed.
 from __future__ import annotations
 
 import datetime
+import json
+import re
 import sys
+from html import unescape
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
@@ -29,13 +32,34 @@ HEADER = ("# Dutch text of herschik's outputs (console, report, workbook, app).\
           "# in the code. Treatment names: the tranche-1 norm table (Dutch report, Nov 2025).")
 
 
+APP = ROOT / "scenarios" / "app" / "static"
+#: the page's fixed texts: <tag data-i18n ...>text</tag> and title="..." data-i18n-title
+HTML_TEXT = re.compile(r"<(\w+)\b[^>]*\bdata-i18n(?=[\s>])[^>]*>(.*?)</\1>", re.S)
+JS_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+JS_CALL = re.compile(r'\b(?:t|N_)\(\s*((?:"(?:[^"\\\n]|\\.)*"\s*\+\s*)*"(?:[^"\\\n]|\\.)*")')
+HTML_TITLE = re.compile(r'\btitle="([^"]*)"[^>]*\bdata-i18n-title\b', re.S)
+
+
 def code_messages() -> dict[str, list[tuple[str, int]]]:
-    """msgid -> [(file, line)] of every marked message in the code."""
+    """msgid -> [(file, line)] of every marked message in the code and the app's page."""
     found: dict[str, list[tuple[str, int]]] = {}
     for folder in SOURCES:
         for filename, lineno, message, _comments, _context in extract_from_dir(
                 ROOT / folder, method_map=[("**.py", "python")], keywords=KEYWORDS):
             found.setdefault(str(message), []).append((f"{folder}/{filename}", lineno))
+    # t("...") and N_("...") in the page's script: double-quoted strings, joined with "+"
+    # (Babel's JavaScript lexer loses its way in nested template literals)
+    script = (APP / "app.js").read_text(encoding="utf-8")
+    for match in JS_CALL.finditer(script):
+        text = "".join(json.loads(part) for part in JS_STRING.findall(match.group(1)))
+        lineno = script.count("\n", 0, match.start()) + 1
+        found.setdefault(text, []).append(("scenarios/app/static/app.js", lineno))
+    html = (APP / "index.html").read_text(encoding="utf-8")
+    for pattern, group in ((HTML_TEXT, 2), (HTML_TITLE, 1)):
+        for match in pattern.finditer(html):
+            text = " ".join(unescape(match.group(group)).split())  # as app.js normalises it
+            lineno = html.count("\n", 0, match.start()) + 1
+            found.setdefault(text, []).append(("scenarios/app/static/index.html", lineno))
     return found
 
 

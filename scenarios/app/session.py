@@ -43,6 +43,8 @@ from herschik.optimiser.whatif import StepReport, WhatIf
 from herschik.scenarios.run import TIMING_FIELDS, RunResult, solve_verified, verified_result
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from herschik.i18n import LANGUAGES, N_, catalog, current_language, translate_name
+
 #: the objectives SolveParams accepts, read from its type (never hard-coded here)
 OBJECTIVES: tuple[str, ...] = tuple(
     typing.get_args(SolveParams.model_fields["objective"].annotation)
@@ -257,22 +259,24 @@ def area_view(instance: Instance, run: RunResult) -> dict[str, Any]:
     return {"treatments": per_treatment, "all": all_view}
 
 
-#: plain-words labels of the KPIs, in display order; (key, label, unit)
+#: plain-words labels of the KPIs, in display order; (key, label, unit). English, marked for
+#: the catalog: the page shows them in its language.
 KPI_LABELS: tuple[tuple[str, str, str], ...] = (
-    ("patients", "Patients per year", "patients"),
-    ("patients_displaced", "Displaced: their hospital stops the treatment", "patients"),
-    ("displaced_share", "Share of patients displaced", "share"),
-    ("displaced_mean_extra_min", "Extra travel of displaced patients, mean", "min"),
-    ("displaced_p90_extra_min", "Extra travel of displaced patients, 90th percentile", "min"),
-    ("displaced_max_extra_min", "Extra travel of displaced patients, maximum", "min"),
-    ("patients_moved", "Patients changing hospital", "patients"),
-    ("patients_moved_optional", "Moved although their hospital keeps the treatment", "patients"),
-    ("mean_travel_min_before", "Travel today, mean", "min"),
-    ("mean_travel_min_after", "Travel after, mean", "min"),
-    ("mean_extra_min", "Extra travel per patient, mean", "min"),
-    ("p90_extra_min", "Extra travel per patient, 90th percentile", "min"),
-    ("max_extra_min", "Extra travel, maximum", "min"),
-    ("max_travel_min_after", "Longest travel after", "min"),
+    ("patients", N_("Patients per year"), "patients"),
+    ("patients_displaced", N_("Displaced: their hospital stops the treatment"), "patients"),
+    ("displaced_share", N_("Share of patients displaced"), "share"),
+    ("displaced_mean_extra_min", N_("Extra travel of displaced patients, mean"), "min"),
+    ("displaced_p90_extra_min", N_("Extra travel of displaced patients, 90th percentile"), "min"),
+    ("displaced_max_extra_min", N_("Extra travel of displaced patients, maximum"), "min"),
+    ("patients_moved", N_("Patients changing hospital"), "patients"),
+    ("patients_moved_optional", N_("Moved although their hospital keeps the treatment"),
+     "patients"),
+    ("mean_travel_min_before", N_("Travel today, mean"), "min"),
+    ("mean_travel_min_after", N_("Travel after, mean"), "min"),
+    ("mean_extra_min", N_("Extra travel per patient, mean"), "min"),
+    ("p90_extra_min", N_("Extra travel per patient, 90th percentile"), "min"),
+    ("max_extra_min", N_("Extra travel, maximum"), "min"),
+    ("max_travel_min_after", N_("Longest travel after"), "min"),
 )
 
 
@@ -304,10 +308,10 @@ def kpi_rows(kpis: dict[str, Any], treatment_id: str | None = None) -> list[dict
         return int(sum(table.values()))
 
     for key, label in (
-        ("providers_before", "Providers today"),
-        ("providers_after", "Providers after"),
-        ("providers_lost", "Providers that stop"),
-        ("providers_gained", "Providers that start"),
+        ("providers_before", N_("Providers today")),
+        ("providers_after", N_("Providers after")),
+        ("providers_lost", N_("Providers that stop")),
+        ("providers_gained", N_("Providers that start")),
     ):
         value = count(key)
         if value is not None:
@@ -482,7 +486,8 @@ class AppState:
 
         defaults = SolveParams()
         treatments = [
-            {"id": t.id, "name": t.name or t.id, "group_id": t.group_id, "norm": t.norm}
+            {"id": t.id, "name": translate_name(t.name) if t.name else t.id,
+             "group_id": t.group_id, "norm": t.norm}
             for t in treatment_objects(self.dataset)
         ]
         demand = self.dataset.demand.merge(self.dataset.areas[["area_id", "region_id"]])
@@ -513,6 +518,11 @@ class AppState:
                 "objective": defaults.objective,
             },
             "statuses": list(STATUSES),
+            # the page's language (cookie herschik_lang, else the app's --lang / locale) and
+            # the catalog's text for it: the page translates its fixed texts with these
+            "language": current_language(),
+            "languages": list(LANGUAGES),
+            "messages": catalog(current_language()),
         }
 
     def instance(self, region_id: str) -> Instance:
