@@ -43,7 +43,7 @@ from herschik.optimiser.whatif import StepReport, WhatIf
 from herschik.scenarios.run import TIMING_FIELDS, RunResult, solve_verified, verified_result
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from herschik.i18n import LANGUAGES, N_, catalog, current_language, translate_name
+from herschik.i18n import LANGUAGES, N_, _, catalog, current_language, translate_name
 
 #: the objectives SolveParams accepts, read from its type (never hard-coded here)
 OBJECTIVES: tuple[str, ...] = tuple(
@@ -321,10 +321,10 @@ def kpi_rows(kpis: dict[str, Any], treatment_id: str | None = None) -> list[dict
 
 #: what a what-if step did with a treatment's sub-problem, in the page's words
 REUSE_WORDS = {
-    "unchanged": "re-used (its model did not change)",
-    "cached": "re-used (solved earlier in this session with the same model)",
-    "resolved": "solved",
-    "still_infeasible": "infeasible (a restriction of an infeasible one)",
+    "unchanged": N_("re-used (its model did not change)"),
+    "cached": N_("re-used (solved earlier in this session with the same model)"),
+    "resolved": N_("solved"),
+    "still_infeasible": N_("infeasible (a restriction of an infeasible one)"),
 }
 
 
@@ -343,24 +343,28 @@ def reuse_info(instance: Instance, step: StepReport, first: bool) -> dict[str, A
     reused = counts["unchanged"] + counts["cached"]
     total = len(instance.treatments)
     if first:
-        text = f"solved all {total} treatments (first plan of this region in this session)"
+        text = _("solved all {total} treatments (first plan of this region in this session)",
+                 total=total)
     elif counts["resolved"] == total:
-        text = f"solved all {total} treatments again (the change touches every one)"
+        text = _("solved all {total} treatments again (the change touches every one)",
+                 total=total)
     else:
-        text = f"re-used {reused} of {total} treatments"
+        text = _("re-used {reused} of {total} treatments", reused=reused, total=total)
         if counts["resolved"]:
-            text += f", solved {counts['resolved']} again"
+            text += _(", solved {count} again", count=counts["resolved"])
         if counts["still_infeasible"]:
-            text += f", {counts['still_infeasible']} infeasible as before"
+            text += _(", {count} infeasible as before", count=counts["still_infeasible"])
         if counts["cached"]:
-            text += f" ({counts['cached']} re-used from earlier plans of this session)"
+            text += " " + _("({count} re-used from earlier plans of this session)",
+                            count=counts["cached"])
     return {
         "treatments": total,
         "subproblems": len(step.actions),
         "counts": counts,
         "reused": reused,
         "actions": treatments,
-        "details": [f"{instance.treatment_label(t)}: {REUSE_WORDS.get(action, action)}"
+        "details": [f"{instance.treatment_label(t)}: "
+                    f"{_(REUSE_WORDS[action]) if action in REUSE_WORDS else action}"
                     for t, action in ((t, treatments.get(tid, "")) for t, tid in
                                       enumerate(instance.treatment_ids))],
         "seconds": round(step.seconds, 3),
@@ -674,7 +678,8 @@ class AppState:
         covered = set()  # limits the diagnosis already found a feasible value for
         margin = diagnosis.get("smallest_feasible_margin")
         if isinstance(margin, (int, float)) and margin < settings.margin:
-            suggest(f"Lower the margin to {percent(margin)}", margin=float(margin))
+            suggest(_("Lower the margin to {margin}", margin=percent(margin)),
+                    margin=float(margin))
             covered.add("margin")
         confidence = diagnosis.get("largest_feasible_confidence")
         if isinstance(confidence, (int, float)) and settings.norm_confidence is not None \
@@ -683,16 +688,17 @@ class AppState:
             covered.add("norm_confidence")
         travel = diagnosis.get("smallest_feasible_max_travel")
         if isinstance(travel, (int, float)) and settings.max_travel is not None:
-            suggest(f"Raise the travel limit to {travel:.0f} min", max_travel=float(travel))
+            suggest(_("Raise the travel limit to {minutes} min", minutes=format(travel, ".0f")),
+                    max_travel=float(travel))
             covered.add("max_travel")
         if previous is not None:
             old = previous.settings
             treatments = self._treatments_to_check(instance, params, diagnosis)
             for key, label, unit, digits, larger_is_looser in (
-                ("margin", "margin", "%", 2, False),
-                ("max_travel", "travel limit", " min", 0, True),
-                ("max_extra_travel", "extra-travel limit", " min", 0, True),
-                ("max_loss_share", "loss share", "%", 2, True),
+                ("margin", N_("margin"), "%", 2, False),
+                ("max_travel", N_("travel limit"), " min", 0, True),
+                ("max_extra_travel", N_("extra-travel limit"), " min", 0, True),
+                ("max_loss_share", N_("loss share"), "%", 2, True),
             ):
                 new_value, old_value = getattr(settings, key), getattr(old, key)
                 if key in covered or new_value is None or new_value == old_value:
@@ -704,8 +710,9 @@ class AppState:
                 )
                 if nearest is not None:
                     shown = percent(nearest) if unit == "%" else f"{nearest:g}{unit}"
-                    suggest(f"Set the {label} to {shown}", **{key: nearest})
-            for key, word in (("force_keep", "keeping"), ("force_close", "closing")):
+                    suggest(_("Set the {limit} to {value}", limit=_(label), value=shown),
+                            **{key: nearest})
+            for key, word in (("force_keep", N_("keeping")), ("force_close", N_("closing"))):
                 added = set(getattr(settings, key)) - set(getattr(old, key))
                 if added:
                     kept = [p for p in getattr(settings, key) if p not in added]
@@ -714,10 +721,11 @@ class AppState:
                         continue  # dropping it alone does not help: not a feasible setting
                     what = "; ".join(self._pair_text(p, names) for p in sorted(
                         added, key=lambda p: (p.site_id, p.intervention_id)))
-                    suggest(f"Stop forcing: {word} {what}", **{key: kept})
-            suggest("Go back to the plan on screen", **old.model_dump())
+                    suggest(_("Stop forcing: {what}", what=_(word) + " " + what),
+                            **{key: kept})
+            suggest(_("Go back to the plan on screen"), **old.model_dump())
         return {
-            "reason": plain_words(str(diagnosis.get("reason", "The scenario is infeasible.")),
+            "reason": plain_words(str(diagnosis.get("reason", _("The scenario is infeasible."))),
                                   names),
             "reasons": [plain_words(str(r), names) for r in diagnosis.get("reasons", [])],
             "infeasible_treatments": [
@@ -786,9 +794,10 @@ class AppState:
 
     @staticmethod
     def _pair_text(pair: ForcedPair, names: dict[str, str]) -> str:
-        what = "all treatments" if pair.intervention_id == "*" else names.get(
+        what = _("all treatments") if pair.intervention_id == "*" else names.get(
             pair.intervention_id, pair.intervention_id)
-        return f"{what} at {names.get(pair.site_id, pair.site_id)}"
+        return _("{treatment} at {hospital}", treatment=what,
+                 hospital=names.get(pair.site_id, pair.site_id))
 
     # --- plans -------------------------------------------------------------------------------
     def plan(self, plan_id: int) -> Plan:
