@@ -122,6 +122,16 @@ def new_highs(highspy: Any) -> Any:
             os.close(devnull)
 
 
+def silence_highs_banner() -> None:
+    """Build (and drop) the process' first Highs now, so that its banner is muted while no
+    other thread writes to stdout (the app calls this before its server threads start)."""
+    try:
+        import highspy
+    except ImportError:
+        return
+    new_highs(highspy)
+
+
 def _set_highs_options(h: Any, highspy: Any, time_limit: float | None, mip_gap: float,
                        threads: int | None, presolve: bool | None,
                        options: Mapping[str, bool | int | float | str] | None) -> None:
