@@ -421,21 +421,23 @@ def describe(settings: PlanSettings) -> str:
     defaults = SolveParams()
     parts = [settings.region_id]
     if settings.margin != defaults.margin:
-        parts.append(f"margin {percent(settings.margin)}")
+        parts.append(_("margin {margin}", margin=percent(settings.margin)))
     if settings.norm_confidence is not None:
-        parts.append(f"confidence {settings.norm_confidence:g}")
+        parts.append(_("confidence {confidence}",
+                       confidence=format(settings.norm_confidence, "g")))
     if settings.max_travel is not None:
-        parts.append(f"max travel {settings.max_travel:g} min")
+        parts.append(_("max travel {minutes} min", minutes=format(settings.max_travel, "g")))
     if settings.max_extra_travel is not None:
-        parts.append(f"max extra {settings.max_extra_travel:g} min")
+        parts.append(_("max extra {minutes} min",
+                       minutes=format(settings.max_extra_travel, "g")))
     if settings.max_loss_share is not None:
-        parts.append(f"max loss {percent(settings.max_loss_share)}")
+        parts.append(_("max loss {share}", share=percent(settings.max_loss_share)))
     if settings.objective is not None and settings.objective != defaults.objective:
-        parts.append(f"objective {settings.objective}")
+        parts.append(_("objective {objective}", objective=settings.objective))
     if settings.force_keep:
-        parts.append(f"{len(settings.force_keep)} forced keep")
+        parts.append(_("{count} forced keep", count=len(settings.force_keep)))
     if settings.force_close:
-        parts.append(f"{len(settings.force_close)} forced close")
+        parts.append(_("{count} forced close", count=len(settings.force_close)))
     return ", ".join(parts)
 
 
@@ -786,7 +788,7 @@ class AppState:
 
     def _names(self, instance: Instance) -> dict[str, str]:
         names = {s.id: s.name for s in instance.sites if s.name}
-        names.update({t.id: t.name for t in instance.treatments if t.name})
+        names.update({t.id: translate_name(t.name) for t in instance.treatments if t.name})
         areas = self.dataset.areas
         region = areas[areas["region_id"] == instance.region_id]
         names.update(dict(zip(region["area_id"].astype(str), region["area_name"].astype(str))))
@@ -1011,7 +1013,9 @@ def plain_words(text: str, names: dict[str, str]) -> str:
         return text
     ids = sorted((k for k in names if k), key=len, reverse=True)
     pattern = re.compile(r"(?<![\w-])(" + "|".join(re.escape(i) for i in ids) + r")(?![\w-])")
-    return pattern.sub(lambda m: names[m.group(1)], text)
+    text = pattern.sub(lambda m: names[m.group(1)], text)
+    # "name (id)" labels became "name (name)": say the name once
+    return re.sub(r"(?<![\w-])([^()]{3,}?) \(\1\)", r"\1", text)
 
 
 def _quote(arg: str) -> str:

@@ -62,6 +62,7 @@ const postJSON = (path, data) => api(path, {
 
 function setStatus(text, busy = false) {
   $("status").textContent = text;
+  $("status").title = text; // the whole line, when the header has to cut it
   $("status").classList.toggle("busy", busy);
   document.body.dataset.busy = String(busy);
 }
