@@ -53,6 +53,9 @@ def summary_lines(
         if diagnosis.get("smallest_feasible_margin") is not None:
             lines.append(_("  smallest feasible margin: {value}",
                            value=format_percent(diagnosis["smallest_feasible_margin"])))
+        if diagnosis.get("largest_feasible_confidence") is not None:
+            lines.append(_("  largest feasible confidence: {value}",
+                           value=format_percent(diagnosis["largest_feasible_confidence"])))
         if diagnosis.get("smallest_feasible_max_travel") is not None:
             lines.append(_("  smallest feasible travel limit: {value} min",
                            value=format_number(diagnosis["smallest_feasible_max_travel"])))
@@ -96,6 +99,12 @@ def _kpi_lines(kpis: Mapping[str, Any]) -> list[str]:
                    after=format_number(kpis["mean_travel_min_after"])))
     before = sum(kpis["providers_before"].values())
     after = sum(kpis["providers_after"].values())
+    weakest = (kpis.get("norm_odds") or {}).get("weakest")
+    if weakest:  # the kept role least likely to meet its norm in a year (Poisson odds)
+        lines.append(_("Weakest kept role: {hospital}, {treatment}: {odds} odds of meeting "
+                       "the norm in a year.", hospital=weakest.get("site_name")
+                       or weakest["site_id"], treatment=weakest["intervention_id"],
+                       odds=format_percent(weakest["p_meet_norm_1y"])))
     lines.append(_("Hospital roles: {before} -> {after} ({lost} stop, {gained} start) in "
                    "{treatments} treatments.", before=before, after=after,
                    lost=sum((kpis.get("providers_lost") or {}).values()),
