@@ -88,6 +88,7 @@ ul.caveats li { margin-bottom: 6px; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 .maps { display:grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr));
         gap: 0 20px; }
+.print-only { display: none; }
 .appendix-mark { margin-top: 48px; color: var(--muted); text-transform: uppercase;
                  letter-spacing: .08em; font-size: 12px; }
 /* Paper: A4, small type, tables may run over pages (their header repeats), figures not;
@@ -112,6 +113,16 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
   #extra-travel figure img { width: 62%; }
   .maps { grid-template-columns: 1fr 1fr; gap: 0 8pt; }
   .appendix-mark { break-before: page; margin-top: 0; }
+  .screen-only { display: none; }
+  .print-only { display: block; }
+  /* the odds section's fan charts (one per treatment): three a row, after its table and
+     odds figure, which keep the full width */
+  #odds-of-meeting-the-norm { display: grid; grid-template-columns: repeat(3, 1fr);
+                              gap: 0 6pt; align-items: start; }
+  #odds-of-meeting-the-norm > :not(figure),
+  #odds-of-meeting-the-norm > figure:first-of-type { grid-column: 1 / -1; }
+  #odds-of-meeting-the-norm > figure:first-of-type img { width: auto; max-height: 105mm; }
+  #odds-of-meeting-the-norm figcaption { font-size: 6.5pt; }
   .alert { padding: 4pt 8pt; margin: 6pt 0; }
   footer { margin-top: 10pt; }
 }

@@ -155,6 +155,10 @@ def hospital_changes_section(hc: pd.DataFrame | None, sv: pd.DataFrame,
              r.norm if isinstance(r.norm, float) and math.isfinite(r.norm) else _("none"),
              r.volume_before, r.volume_after, r.volume_change, badge(r.status))
             for r in changed.itertuples(index=False)]
+    # on paper once: the same rows are printed per treatment under "Providers per treatment"
+    out.append('<p class="note print-only">' + esc(_(
+        "Every hospital and treatment: under Providers per treatment (and in "
+        "hospital_changes.csv).")) + '</p><div class="screen-only">')
     out.append(heading(3, _("Every hospital and treatment with a norm")))
     out.append('<p class="note">' + esc(_(
         "From hospital_changes.csv: one row per hospital and treatment it provides before or "
@@ -166,6 +170,7 @@ def hospital_changes_section(hc: pd.DataFrame | None, sv: pd.DataFrame,
                            _("Volume before"), _("Volume after"), _("Change"), _("Status")],
                           rows, cls="hospital-changes",
                       numeric=[False, False, False, False, True, True, True, True, False]))
+    out.append("</div>")
     return "".join(out)
 
 
