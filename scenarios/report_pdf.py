@@ -92,15 +92,11 @@ def _chromium_pdf(html_path: Path) -> bytes:
 
 
 def normalise_chromium_pdf(data: bytes) -> bytes:
-    """The same PDF with fixed dates and DOM node ids numbered by first appearance."""
+    """The same PDF with fixed dates and DOM node ids renumbered 1, 2, ... in their order."""
     data = re.sub(rb"\(D:\d{14}[^)]{0,12}\)",
                   lambda m: _FIXED_DATE[:len(m.group(0))].ljust(len(m.group(0)), b" "), data)
-    seen: dict[bytes, bytes] = {}
-
-    def renumber(match: re.Match[bytes]) -> bytes:
-        key = match.group(0)
-        if key not in seen:
-            seen[key] = b"node%0*d" % (len(key) - 4, len(seen) + 1)
-        return seen[key]
-
-    return re.sub(rb"node\d{8}", renumber, data)
+    # numbered in their own order (a monotone map keeps the name tree sorted and its limits
+    # right), so two prints whose DOM ids start elsewhere give the same bytes
+    found = sorted(set(re.findall(rb"node\d{8}", data)), key=lambda k: int(k[4:]))
+    new = {key: b"node%08d" % (n + 1) for n, key in enumerate(found)}
+    return re.sub(rb"node\d{8}", lambda m: new[m.group(0)], data)
