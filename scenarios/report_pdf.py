@@ -3,9 +3,10 @@
 Chromium (Debian's ``chromium``, the browser the app tests use) follows the report's print CSS
 (``@page size A4``) exactly as a planner's browser prints it; WeasyPrint (``pip install
 'herschik[pdf]'``) is the pure-Python fallback on machines without Chromium. Choice and
-measurements: docs/decisions/report-pdf.md. The PDF is deterministic: Chromium's creation
-dates and DOM node ids (in the tagged-PDF structure) are normalised to fixed, same-length
-values, so the byte offsets of the file stay valid.
+measurements: docs/decisions/report-pdf.md. The PDF is deterministic: Chromium prints without
+the tagged-PDF structure (its DOM node ids varied under load), and its creation dates (and any
+node ids, should a Chromium tag anyway) are normalised to fixed, same-length values, so the
+byte offsets of the file stay valid.
 """
 
 from __future__ import annotations
@@ -72,8 +73,11 @@ def _chromium_pdf(html_path: Path) -> bytes:
     assert binary is not None
     with tempfile.TemporaryDirectory(prefix="herschik-pdf-") as tmp:
         out = Path(tmp) / "report.pdf"
+        # --disable-pdf-tagging: the tagged-PDF structure carries DOM node ids whose numbering
+        # varied between prints under load (a PDF for paper needs no structure tree)
         command = [binary, "--headless", "--no-sandbox", "--disable-gpu",
                    "--no-pdf-header-footer", "--no-first-run", "--disable-extensions",
+                   "--disable-pdf-tagging",
                    f"--user-data-dir={tmp}/profile", f"--print-to-pdf={out}",
                    html_path.as_uri()]
         try:
