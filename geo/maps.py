@@ -33,6 +33,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.path import Path as MplPath
 
 from herschik.atomic import atomic_path
+from herschik.i18n import _, translate_name
 
 DPI = 110
 FIGSIZE = (8.4, 7.0)
@@ -55,11 +56,13 @@ def scenario_caption(scenario: Mapping[str, Any] | None, treatment: str | None =
     by_treatment = scenario.get("margin_by_treatment") or {}
     if treatment is not None and treatment in by_treatment:
         margin = by_treatment[treatment]
-    parts = [f"margin {float(margin):.0%}"]
+    parts = [_("margin {margin}", margin=format(float(margin), ".0%"))]
     max_travel = scenario.get("max_travel")
-    parts.append(f"max travel {float(max_travel):g} min" if max_travel else "no max travel")
+    parts.append(_("max travel {minutes} min", minutes=format(float(max_travel), "g"))
+                 if max_travel else _("no max travel"))
     if scenario.get("max_extra_travel") is not None:
-        parts.append(f"max extra {float(scenario['max_extra_travel']):g} min")
+        parts.append(_("max extra {minutes} min",
+                       minutes=format(float(scenario["max_extra_travel"]), "g")))
     return " · ".join(parts)
 
 
@@ -194,7 +197,7 @@ def _render(
     has_shorter = bool(len(finite) and (finite < -0.05).any())
     cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax,
                         extend="min" if has_shorter else "neither")
-    cbar.set_label("extra travel time by car (min per patient)", fontsize=8)
+    cbar.set_label(_("extra travel time by car (min per patient)"), fontsize=8)
     cbar.ax.tick_params(labelsize=7)
 
     sx, sy = sites["x"].to_numpy(float), sites["y"].to_numpy(float)
@@ -240,24 +243,26 @@ def _render(
     _draw_north(ax)
 
     handles = [
-        Line2D([], [], ls="", marker="o", color=KEPT, markersize=7, label="kept"),
+        Line2D([], [], ls="", marker="o", color=KEPT, markersize=7, label=_("kept")),
         Line2D([], [], ls="", marker="o", color=GAINED, markeredgecolor="black",
-               markersize=7, label="gained"),
-        Line2D([], [], ls="", marker="X", color=LOST, markersize=8, label="lost"),
+               markersize=7, label=_("gained")),
+        Line2D([], [], ls="", marker="X", color=LOST, markersize=8, label=_("lost")),
         Line2D([], [], ls="", marker="o", color=NEVER, markersize=3,
-               label="not provided"),
+               label=_("not provided")),
     ]
     for v in _size_legend_values(vol_max):
         handles.append(Line2D([], [], ls="", marker="o", markerfacecolor="none",
-                              markeredgecolor=KEPT, label=f"{v:g} patients/yr",
+                              markeredgecolor=KEPT,
+                              label=_("{count} patients/yr", count=format(v, "g")),
                               markersize=math.sqrt(float(_marker_sizes(np.array([v]),
                                                                        vol_max)[0]))))
     handles.append(Rectangle((0, 0), 1, 1, facecolor=BACKGROUND, edgecolor="#b0b0b0",
-                             label="no patients"))
+                             label=_("no patients")))
     if has_shorter:
-        handles.append(Rectangle((0, 0), 1, 1, facecolor=UNDER_COLOUR, label="shorter travel"))
+        handles.append(Rectangle((0, 0), 1, 1, facecolor=UNDER_COLOUR,
+                                 label=_("shorter travel")))
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.735, 0.45), fontsize=7,
-               frameon=False, labelspacing=0.9, borderpad=0.4, title="sites / areas",
+               frameon=False, labelspacing=0.9, borderpad=0.4, title=_("sites / areas"),
                title_fontsize=7.5, alignment="left")
     fig.suptitle(title, x=0.02, y=0.975, ha="left", fontsize=12, fontweight="bold")
     fig.text(0.02, 0.915, subtitle, ha="left", fontsize=8.5, color="#333333")
@@ -347,10 +352,11 @@ def write_maps(
         n_gained = int((sv["kept_after"] & ~sv["kept_before"]).sum())
         written["overview"] = _render(
             out_dir / "overview.png", paths, extra, agg.reset_index(),
-            f"{region} — all treatments",
-            f"{scenario_caption(scenario)} · {len(available)} treatments · "
-            f"{n_lost} provider roles lost, {n_gained} gained · "
-            "red cross: site loses at least one treatment",
+            _("{region} — all treatments", region=region),
+            _("{caption} · {count} treatments · {lost} provider roles lost, {gained} gained · "
+              "red cross: site loses at least one treatment",
+              caption=scenario_caption(scenario), count=len(available), lost=n_lost,
+              gained=n_gained),
             dpi=dpi, labels=labels, overview=True)
 
     for treatment in available:
@@ -359,12 +365,14 @@ def write_maps(
                            category=_category(part["kept_before"], part["kept_after"]),
                            label=part["site_name"])
         extra = _extra_per_area(areas_summary[areas_summary["intervention_id"] == treatment])
-        label = names.get(treatment)
+        label = translate_name(names[treatment]) if names.get(treatment) else None
         title = f"{region} — {label} ({treatment})" if label else f"{region} — {treatment}"
         norm = part["norm"].dropna()
-        norm_txt = f" · norm {float(norm.iloc[0]):g}/yr" if len(norm) else ""
-        subtitle = (f"{scenario_caption(scenario, treatment)}{norm_txt} · providers "
-                    f"{int(part['kept_before'].sum())} → {int(part['kept_after'].sum())}")
+        norm_txt = (" · " + _("norm {norm}/yr", norm=format(float(norm.iloc[0]), "g"))
+                    if len(norm) else "")
+        subtitle = (scenario_caption(scenario, treatment) + norm_txt + " · "
+                    + _("providers {before} → {after}", before=int(part["kept_before"].sum()),
+                        after=int(part["kept_after"].sum())))
         written[treatment] = _render(out_dir / f"{slug(treatment)}.png", paths, extra, part,
                                      title, subtitle, dpi=dpi, labels=labels)
     return written

@@ -12,6 +12,7 @@ is ``OPTIMAL``, ``FEASIBLE`` (a limit was hit with an incumbent), ``INFEASIBLE``
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -83,6 +84,54 @@ def _relative_gap(objective: float, bound: float) -> float:
     return abs(objective - bound) / max(abs(objective), GAP_DENOMINATOR_MIN)
 
 
+_BANNER_LOCK = threading.Lock()
+_banner_silenced = False
+
+
+def new_highs(highspy: Any) -> Any:
+    """A ``highspy.Highs()`` without HiGHS' banner on stdout.
+
+    HiGHS prints "Running HiGHS ..." from the constructor of the first Highs of a process,
+    before any option (``output_flag``) can be set, so that first construction runs with the
+    process' stdout (file descriptor 1) pointed at /dev/null; later ones print nothing.
+    """
+    global _banner_silenced
+    with _BANNER_LOCK:
+        if _banner_silenced:
+            return highspy.Highs()
+        _banner_silenced = True
+        import ctypes
+        import sys
+
+        sys.stdout.flush()
+        try:
+            saved = os.dup(1)
+        except OSError:  # no stdout at all: nothing to keep clean
+            return highspy.Highs()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            try:
+                return highspy.Highs()
+            finally:
+                with contextlib.suppress(OSError, AttributeError, TypeError):
+                    ctypes.CDLL(None).fflush(None)  # the banner leaves C's buffer while hidden
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+
+
+def silence_highs_banner() -> None:
+    """Build (and drop) the process' first Highs now, so that its banner is muted while no
+    other thread writes to stdout (the app calls this before its server threads start)."""
+    try:
+        import highspy
+    except ImportError:
+        return
+    new_highs(highspy)
+
+
 def _set_highs_options(h: Any, highspy: Any, time_limit: float | None, mip_gap: float,
                        threads: int | None, presolve: bool | None,
                        options: Mapping[str, bool | int | float | str] | None) -> None:
@@ -129,7 +178,7 @@ def solve_highs(
     import highspy  # imported lazily: solve() falls back to CBC when it is missing
 
     started = time.perf_counter()
-    h = highspy.Highs()
+    h = new_highs(highspy)
     _set_highs_options(h, highspy, time_limit, mip_gap, threads, presolve, options)
     integral = bool(np.any(arrays.integrality))
     status = _pass_model(h, arrays.c, float(arrays.offset), arrays.A, arrays.col_lower,
@@ -238,7 +287,7 @@ def solve_lp_highs(cost: np.ndarray, matrix: sp.csc_matrix, row_lower: np.ndarra
         import highspy
     except ImportError:
         return None
-    h = highspy.Highs()
+    h = new_highs(highspy)
     _set_highs_options(h, highspy, None, 0.0, 1, presolve, None)
     n_cols = int(matrix.shape[1])
     _pass_model(h, cost, 0.0, matrix, np.zeros(n_cols), np.full(n_cols, INF), row_lower,

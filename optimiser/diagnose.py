@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from herschik.i18n import _
+
 from .backends import solve_highs, solve_pulp
 from .confidence import confidence_label
 from .decomposition import treatment_components
@@ -134,17 +136,19 @@ def _bisections(instance: Instance, params: SolveParams, tsel: list[int],
 
 def _sentence(instance: Instance, params: SolveParams, tsel: list[int],
               details: dict[str, Any], reasons: list[str]) -> str:
-    sentence = "The scenario is infeasible: " + reasons[0] + "."
+    sentence = _("The scenario is infeasible: {reason}.", reason=reasons[0])
     hints = []
     m = details.get("smallest_feasible_margin")
     if isinstance(m, float) and m < _max_margin(instance, params, tsel) - MARGIN_TOL:
-        hints.append(f"a margin of at most {m:.2f} would be feasible")
+        hints.append(_("a margin of at most {margin} would be feasible", margin=format(m, ".2f")))
     c = details.get("largest_feasible_confidence")
     if isinstance(c, float):
-        hints.append(f"a norm confidence of at most {confidence_label(c)} would be feasible")
+        hints.append(_("a norm confidence of at most {confidence} would be feasible",
+                       confidence=confidence_label(c)))
     mt = details.get("smallest_feasible_max_travel")
     if isinstance(mt, float):
-        hints.append(f"a max travel of {mt:.0f} min would be feasible")
+        hints.append(_("a max travel of {minutes} min would be feasible",
+                       minutes=format(mt, ".0f")))
     if hints:
         sentence += " " + "; ".join(hints).capitalize() + "."
     return sentence
@@ -169,8 +173,9 @@ def diagnose(instance: Instance, params: SolveParams,
     together = ""
     if alone is not None and not alone:
         names = ", ".join(instance.treatment_label(t) for t in coupled_all[:MAX_LISTED])
-        together = ("every treatment is feasible on its own, but the constraints that couple "
-                    f"them ({_coupling(params)}) cannot be met together for {names}")
+        together = _("every treatment is feasible on its own, but the constraints that couple "
+                     "them ({coupling}) cannot be met together for {names}",
+                     coupling=_coupling(params), names=names)
     details: dict[str, Any] = {"infeasible_treatments": [tids[t] for t in tsel]}
     if alone is not None:
         details["coupled_treatments"] = [tids[t] for t in coupled_all]
@@ -191,8 +196,8 @@ def diagnose(instance: Instance, params: SolveParams,
         reasons.append(together)
     if not reasons:
         names = ", ".join(instance.treatment_label(t) for t in tsel)
-        reasons.append(f"the norms, travel limits and other constraints of {names} cannot all "
-                       "be met at once (no single site or area explains it)")
+        reasons.append(_("the norms, travel limits and other constraints of {names} cannot "
+                         "all be met at once (no single site or area explains it)", names=names))
     sentence = _sentence(instance, params, tsel, details, reasons)
     details["reasons"] = reasons
     return {"reason": sentence, **details}

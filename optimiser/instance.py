@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from herschik.i18n import translate_name
+
 #: Head-and-neck roles of the tiered norm (norms.csv ``applies_to_tier``).
 HEAD_NECK_ROLES: tuple[str, ...] = ("HHOC", "PP", "PPR")
 
@@ -201,4 +203,5 @@ class Instance:
 
     def treatment_label(self, t: int) -> str:
         treatment = self.treatments[t]
-        return f"{treatment.name} ({treatment.id})" if treatment.name else treatment.id
+        name = translate_name(treatment.name) if treatment.name else ""
+        return f"{name} ({treatment.id})" if name else treatment.id

@@ -38,6 +38,7 @@ from herschik.errors import (
     exit_code_for,
     one_line,
 )
+from herschik.i18n import set_process_language, use_language
 
 __all__ = [
     "EXIT_BAD_INPUT", "EXIT_INFEASIBLE", "EXIT_INTERNAL", "EXIT_OK",
@@ -100,7 +101,9 @@ def _main(argv: list[str] | None) -> int:
     # SIGTERM unwinds like Ctrl-C, so staged result folders are removed, never left torn.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        code = COMMANDS[args.command](args)
+        set_process_language(getattr(args, "lang", None))  # threads write in it too
+        with use_language(getattr(args, "lang", None)):
+            code = COMMANDS[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
         return code
     except KeyboardInterrupt as interrupt:

@@ -373,6 +373,11 @@ def cmd_app(args: argparse.Namespace) -> int:
         areas_label="" if args.data is not None else args.areas,
         first_region=args.region or regions[0],
     )
+    # HiGHS' banner is muted by pointing stdout away while the process' first Highs is built;
+    # build it here, before the server's threads start, so no line of theirs can be lost
+    from herschik.optimiser.backends import silence_highs_banner
+
+    silence_highs_banner()
     try:
         serve(state, host=args.host, port=args.port, password=args.token)
     except KeyboardInterrupt:

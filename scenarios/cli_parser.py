@@ -10,7 +10,9 @@ from pathlib import Path
 
 from herschik.scenarios.param_flags import add_param_flags
 
+from herschik import __version__
 from herschik.errors import UsageError
+from herschik.i18n import LANGUAGES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,6 +67,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "municipalities (345, coarser and faster)",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    _lang(parser)
+
+
+def _lang(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lang",
+        choices=list(LANGUAGES),
+        default=None,
+        help="language of the console, report, workbook and app: nl (Dutch) or en (English); "
+        "default: Dutch when the locale is Dutch (LANGUAGE, LC_ALL, LC_MESSAGES, LANG), "
+        "English otherwise",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Plan the reallocation of complex hospital care: which hospitals keep which "
         "treatment, and where patients go, so that every provider clears its volume norm.",
     )
+    parser.add_argument("--version", action="version", version=f"herschik {__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     regions = sub.add_parser("regions", help="list the regions with areas, sites, patients/yr")
@@ -137,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("--reasons", action="store_true",
                      help="say why each lost role is lost also for --region all (off there by "
                           "default: each re-solve is a national sub-problem)")
+    solve.add_argument("--pdf", action="store_true",
+                       help="also write report.pdf (A4; printed by headless Chromium when "
+                       "installed, else WeasyPrint); implies the report")
     _common(solve)
 
     matrix = sub.add_parser("matrix", help="car travel minutes from a region's areas to sites")
@@ -173,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also write kpi_differences.csv, treatment_differences.csv and "
                          "hospital_differences.csv to DIR")
     compare.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    _lang(compare)
 
     simulate = sub.add_parser(
         "simulate", help="draw years of random demand for a solved plan: odds of meeting the norm",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from herschik.optimiser.status import SolveStatus, exit_code_for_status
+from herschik.optimiser.status import exit_code_for_status
 from herschik.scenarios.cli_commands import load_args_dataset, make_console
 from herschik.scenarios.param_flags import dotted_overrides, param_overrides, unknown_id
 
@@ -15,11 +16,13 @@ from herschik.errors import (
     UnknownRegionError,
     UsageError,
 )
+from herschik.i18n import _
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
     from herschik.atomic import check_output_dir, output_lock
 
+    args.started = time.perf_counter()  # the console reports the command's wall seconds
     params, scenario_info, scenario = solve_params_from_args(args)
     dataset = load_args_dataset(args, args.region)
     regions = list(dataset.regions["region_id"])
@@ -36,6 +39,10 @@ def cmd_solve(args: argparse.Namespace) -> int:
         raise UsageError(problem)
     # --out is checked, and held against a second writer, before any solving starts.
     check_output_dir(args.out)
+    if args.pdf:  # a missing printer is known before the solve, not after it
+        from herschik.scenarios.report_pdf import pdf_engine
+
+        pdf_engine()
     with output_lock(args.out):
         return _solve_into(args, params, scenario_info, scenario, dataset)
 
@@ -60,6 +67,7 @@ def _solve_into(
         "xlsx": args.xlsx,
         "maps": not args.no_maps,
         "report": not args.no_report,
+        "pdf": args.pdf,
     }
     start = None
     if args.region == "all":
@@ -79,8 +87,7 @@ def _solve_into(
         warnings=warnings,
         reasons=wants_reasons(args),
     )
-    _print_result(summary, args.out, dict(zip(dataset.treatments["intervention_id"],
-                                              dataset.treatments["name"], strict=True)))
+    _print_result(summary, args.out, dataset, time.perf_counter() - args.started)
     return exit_code_for_status(summary["status"])
 
 
@@ -111,88 +118,23 @@ def solve_params_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any
     return scenario.params, scenario.as_dict(), scenario
 
 
-def _print_result(summary: dict[str, Any], out: Path,
-                  names: dict[str, str] | None = None) -> None:
-    from rich.table import Table
+def _print_result(summary: dict[str, Any], out: Path, dataset: Any,
+                  wall_seconds: float) -> None:
+    """The compact summary (scenarios/console_summary.py), at the terminal's width."""
+    import pandas as pd
+    from herschik.scenarios.console_summary import console_width, summary_lines
 
-    names = names or {}
-    console = make_console()
-    status = summary["status"]
-    console.print(
-        f"[bold]{summary['region_id']}[/bold]: {status} "
-        f"(objective {summary.get('scenario', {}).get('objective')}, "
-        f"solver {summary['solver']}, gap {summary.get('mip_gap')}, "
-        f"build {summary['build_seconds']:.2f} s, solve {summary['solve_seconds']:.2f} s)"
+    changes_path = out / "hospital_changes.csv"
+    changes = pd.read_csv(changes_path) if changes_path.is_file() else None
+    regions = dict(zip(dataset.regions["region_id"], dataset.regions["region_name"]))
+    lines = summary_lines(
+        summary,
+        region_name=regions.get(summary["region_id"], ""),
+        treatment_names=dict(zip(dataset.treatments["intervention_id"],
+                                 dataset.treatments["name"], strict=True)),
+        hospital_changes=changes,
+        wall_seconds=wall_seconds,
+        width=console_width(),
     )
-    for warning in summary.get("warnings") or []:
-        console.print(f"[yellow]Warning:[/yellow] {warning}")
-    if status == SolveStatus.TIME_LIMIT_NO_SOLUTION:
-        diagnosis = summary.get("diagnosis") or {}
-        console.print(f"[red]No solution within the time limit:[/red] "
-                      f"{diagnosis.get('reason', '')}")
-        return
-    if status == SolveStatus.PARTIALLY_INFEASIBLE:
-        diagnosis = summary.get("diagnosis") or {}
-        console.print(f"[red]Partially infeasible:[/red] {diagnosis.get('reason', '')}")
-        console.print("The figures below are those of the solved treatments only; "
-                      f"diagnosis in {out / 'summary.json'}")
-    if status == SolveStatus.INFEASIBLE:
-        diagnosis = summary.get("diagnosis") or {}
-        console.print(f"[red]Infeasible:[/red] {diagnosis.get('reason', 'no reason given')}")
-        for key in ("smallest_feasible_margin", "largest_feasible_confidence",
-                    "smallest_feasible_max_travel"):
-            if diagnosis.get(key) is not None:
-                console.print(f"  {key.replace('_', ' ')}: {diagnosis[key]}")
-        console.print(f"diagnosis written to {out / 'summary.json'}")
-        return
-    kpis = summary["kpis"]
-    table = Table(title="Key figures (definitions: docs/OUTPUTS.md)")
-    table.add_column("KPI")
-    table.add_column("value", justify="right")
-    from herschik.optimiser.kpis import DISPLACED_KPIS, SCALAR_KPIS
-
-    for key in (*DISPLACED_KPIS, *(k for k in SCALAR_KPIS if k not in DISPLACED_KPIS)):
-        if kpis.get(key) is None:
-            continue
-        value = kpis[key]
-        table.add_row(key, f"{value:.1%}" if key.endswith("share") else f"{value:,.1f}")
-    weakest = (kpis.get("norm_odds") or {}).get("weakest")
-    if weakest:
-        years = kpis["norm_odds"].get("period_years", 1)
-        over = (f", {weakest['p_meet_norm_period']:.1%} over {years} years" if years > 1
-                else "")
-        table.add_row("weakest kept hospital: odds of meeting the norm",
-                      f"{weakest['p_meet_norm_1y']:.1%}{over}")
-        table.add_row("  (hospital, treatment)",
-                      f"{weakest['site_name'] or weakest['site_id']}, "
-                      f"{weakest['intervention_id']}")
-    console.print(table)
-    per = kpis.get("per_treatment") or {}
-    providers = Table(title="Per treatment: providers and displaced patients")
-    for column in ("treatment", "name", "before", "after", "lost", "gained", "displaced /yr",
-                   "mean extra min", "max extra min", "optional moves"):
-        providers.add_column(column, justify="left" if column in ("treatment", "name")
-                             else "right")
-    lost = kpis.get("providers_lost") or {}
-    gained = kpis.get("providers_gained") or {}
-    for treatment, before in kpis["providers_before"].items():
-        p = per.get(treatment) or {}
-        providers.add_row(
-            treatment, names.get(treatment, ""), str(before),
-            str(kpis["providers_after"].get(treatment, 0)), str(lost.get(treatment, "")),
-            str(gained.get(treatment, "")), _num(p.get("patients_displaced")),
-            _num(p.get("displaced_mean_extra_min")), _num(p.get("displaced_max_extra_min")),
-            _num(p.get("patients_moved_optional")))
-    console.print(providers)
-    if summary.get("baseline") == "illustrative":
-        console.print("Note: the baseline volumes are illustrative (see DATA.md).")
-    violations = summary.get("verification", {}).get("violations") or []
-    if violations:
-        console.print(f"[red]Verifier found {len(violations)} problem(s):[/red] {violations[0]}")
-    console.print(f"results written to {out}")
-
-
-def _num(value: Any) -> str:
-    return "" if value is None else f"{value:,.1f}"
-
-
+    lines.append(_("Results written to {out}", out=out))
+    print("\n".join(lines))

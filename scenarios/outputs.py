@@ -67,6 +67,7 @@ def write_run_outputs(
     xlsx: bool = False,
     maps: bool = True,
     report: bool = True,
+    pdf: bool = False,
     map_treatments: Iterable[str] | None = None,
     hospital_changes: pd.DataFrame | None = None,
     flows: pd.DataFrame | None = None,
@@ -76,6 +77,8 @@ def write_run_outputs(
     ``dataset`` is a ``geo.dataset.Dataset`` (duck-typed: ``sites``, ``areas``,
     ``area_geometries`` (may be ``None``), optional ``treatments`` / ``regions`` for names).
     ``map_treatments`` restricts the per-treatment maps (the overview is always drawn).
+    ``pdf`` also prints the report to ``report.pdf`` (A4; scenarios/report_pdf.py); it
+    implies ``report``.
     Errors propagate: a run whose outputs cannot be written is not a finished run.
     """
     from herschik.geo.maps import write_maps
@@ -127,11 +130,16 @@ def write_run_outputs(
         map_pngs = write_maps(run_dir / "maps", summary, sv, asg, dataset.sites, areas_gdf,
                               treatments=map_treatments, treatment_names=names)
         written.extend(map_pngs.values())
-    if report:
+    if report or pdf:
         written.append(write_report(run_dir / "report.html", summary, sv, asg, map_pngs,
                                     treatment_names=names,
                                     region_name=_region_name(dataset, region_id), notes=notes,
                                     hospital_changes=hospital_changes, flows=flows))
+    if pdf:
+        from herschik.scenarios.report_pdf import write_pdf
+
+        write_pdf(run_dir / "report.html", run_dir / "report.pdf")
+        written.append(run_dir / "report.pdf")
     return written
 
 

@@ -37,11 +37,20 @@ from herschik.scenarios.report_hospitals import (
     providers_today_section,
 )
 from herschik.scenarios.report_odds import odds_section
-from herschik.scenarios.report_travel import extra_travel_section, maps_section
+from herschik.scenarios.report_travel import (
+    changed_treatments,
+    extra_travel_section,
+    maps_section,
+)
 
-SECTIONS = ("Key figures", "Hospital changes", "Why hospitals lose a treatment",
-            "Where the patients go", "Providers per treatment", "Odds of meeting the norm",
-            "Extra travel", "Maps", "Solve", "Scenario", "Caveats")
+from herschik.i18n import N_, _, current_language, status_label, translate_name
+
+SECTIONS = (N_("Key figures"), N_("Hospital changes"), N_("Why hospitals lose a treatment"),
+            N_("Where the patients go"), N_("Providers per treatment"),
+            N_("Odds of meeting the norm"), N_("Extra travel"), N_("Maps"), N_("Caveats"),
+            N_("Scenario"), N_("Solve"))
+#: sections of the appendix: on paper they start on a new page after the results
+APPENDIX = ("Scenario", "Solve")
 
 CSS = """
 :root { --ink:#1d2733; --muted:#5b6875; --line:#d9dee4; --band:#f4f6f8; --accent:#08306b; }
@@ -79,7 +88,46 @@ figure { margin: 12px 0 20px; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 ul.caveats li { margin-bottom: 6px; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
-@media print { h2 { break-after: avoid; } figure, table { break-inside: avoid; } }
+.maps { display:grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr));
+        gap: 0 20px; }
+.print-only { display: none; }
+.appendix-mark { margin-top: 48px; color: var(--muted); text-transform: uppercase;
+                 letter-spacing: .08em; font-size: 12px; }
+/* Paper: A4, small type, tables may run over pages (their header repeats), figures not;
+   the appendix (scenario, solver internals) starts on a new page. */
+@page { size: A4; margin: 12mm 11mm 13mm; }
+@media print {
+  body { font-size: 8.5pt; line-height: 1.3; }
+  main { max-width: none; padding: 0; }
+  h1 { font-size: 15pt; }
+  h2 { font-size: 12pt; margin: 10pt 0 4pt; break-after: avoid; }
+  h3 { font-size: 10pt; margin: 7pt 0 2pt; break-after: avoid; }
+  h4 { font-size: 9pt; margin: 5pt 0 2pt; break-after: avoid; }
+  p { margin: 2pt 0 4pt; }
+  table { font-size: 7pt; margin: 2pt 0 5pt; }
+  th, td { padding: 1pt 4pt; }
+  table.providers-overview td:nth-child(2), table.gain-lose td:nth-child(2),
+  table.providers td:nth-child(2) { min-width: 0; }
+  thead { display: table-header-group; }
+  tr, figure { break-inside: avoid; }
+  figure { margin: 3pt 0 5pt; }
+  figure img { border: 0; }
+  #extra-travel figure img { width: 62%; }
+  .maps { grid-template-columns: 1fr 1fr; gap: 0 8pt; }
+  .appendix-mark { break-before: page; margin-top: 0; }
+  .screen-only { display: none; }
+  .print-only { display: block; }
+  /* the odds section's fan charts (one per treatment): three a row, after its table and
+     odds figure, which keep the full width */
+  #odds-of-meeting-the-norm { display: grid; grid-template-columns: repeat(3, 1fr);
+                              gap: 0 6pt; align-items: start; }
+  #odds-of-meeting-the-norm > :not(figure),
+  #odds-of-meeting-the-norm > figure:first-of-type { grid-column: 1 / -1; }
+  #odds-of-meeting-the-norm > figure:first-of-type img { width: auto; max-height: 105mm; }
+  #odds-of-meeting-the-norm figcaption { font-size: 6.5pt; }
+  .alert { padding: 4pt 8pt; margin: 6pt 0; }
+  footer { margin-top: 10pt; }
+}
 """
 
 
@@ -98,16 +146,19 @@ def render_report(
     """The report as an HTML string (see :func:`write_report`)."""
     sv = normalise_site_volumes(site_volumes)
     asg = normalise_assignments(assignments)
-    names = dict(treatment_names or {})
+    # treatment names in the report's language (the norm table's Dutch names for nl)
+    names = {t: translate_name(n) for t, n in (treatment_names or {}).items()}
     region = str(summary.get("region_id", ""))
     status = str(summary.get("status", "unknown"))
     scenario = summary.get("scenario") or {}
-    title = f"herschik report — {region}"
-    sub = " · ".join(x for x in (region_name, f"status {status}",
-                                 f"objective {scenario.get('objective', '—')}",
-                                 f"solver {summary.get('solver', '—')}") if x)
+    title = _("herschik report — {region}", region=region)
+    sub = " · ".join(x for x in (region_name, _("status {status}", status=status_label(status)),
+                                 _("objective {objective}",
+                                   objective=scenario.get("objective", "—")),
+                                 _("solver {solver}", solver=summary.get("solver", "—"))) if x)
     infeasible = status == SolveStatus.INFEASIBLE
-    none = '<p class="note">No reallocation was computed (the scenario is infeasible).</p>'
+    none = ('<p class="note">' + esc(_("No reallocation was computed (the scenario is "
+                                       "infeasible).")) + "</p>")
     if hospital_changes is None and not sv.empty:
         from herschik.optimiser.results import hospital_changes_from_site_volumes
 
@@ -126,24 +177,28 @@ def render_report(
                                                   summary.get("kpis"))
                                      or '<p class="note">No kept hospital has a norm.</p>'),
         "Extra travel": none if infeasible else extra_travel_section(asg, summary.get("kpis")),
-        "Maps": maps_section(map_pngs or {}, names),
+        "Maps": maps_section(map_pngs or {}, names, changed_treatments(summary)),
         "Solve": solve_section(summary),
         "Scenario": scenario_section(summary),
         "Caveats": caveats_section(summary, notes),
     }
+    # ids stay English (stable links); the headings are in the report's language
     sections = "".join(
-        f'<section id="{esc(h.lower().replace(" ", "-"))}"><h2>{esc(h)}</h2>{bodies[h]}</section>'
+        ('<p class="appendix-mark">' + esc(_("Appendix")) + "</p>" if h == APPENDIX[0] else "")
+        + f'<section id="{esc(h.lower().replace(" ", "-"))}"><h2>{esc(_(h))}</h2>'
+        f"{bodies[h]}</section>"
         for h in SECTIONS)
     return (
         "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
+        f'<html lang="{current_language()}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"
         f"<h1>{esc(title)}</h1><p class=\"sub\">{esc(sub)}</p>"
         f"<p class=\"baseline-source\"><strong>{esc(baseline_line(summary))}</strong></p>"
         f"{top_alerts(summary)}{sections}"
-        f"<footer>Written by herschik (result contract {esc(summary.get('contract', '—'))}). "
-        "Self-contained: this file needs no network.</footer>"
+        "<footer>" + esc(_("Written by herschik (result contract {contract}). "
+                           "Self-contained: this file needs no network.",
+                           contract=summary.get("contract", "—"))) + "</footer>"
         "</main></body></html>\n")
 
 

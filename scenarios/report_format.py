@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from herschik.i18n import _, current_language, format_number
+
 
 def esc(value: Any) -> str:
     """HTML-escaped text of any value."""
@@ -21,13 +23,15 @@ def fmt(value: Any, digits: int = 1) -> str:
     if value is None:
         return "—"
     if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
+        return _("yes") if value else _("no")
     if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
+        return f"{int(value):,}" if current_language() == "en" else format_number(value, 0)
     if isinstance(value, (float, np.floating)):
         if not math.isfinite(float(value)):
             return "—"
-        return f"{float(value):,.{digits}f}"
+        if current_language() == "en":
+            return f"{float(value):,.{digits}f}"
+        return format_number(float(value), digits)
     if isinstance(value, (list, tuple)) and all(
             isinstance(v, (str, int, float)) for v in value):
         return ", ".join(str(v) for v in value) if value else "—"
@@ -51,6 +55,14 @@ def pct(value: float | None) -> str:
     return f"{value:+.0%}"
 
 
+def share(value: float | None, digits: int = 1) -> str:
+    """A share as a percentage in the language's format (``5.9%`` / ``5,9%``)."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    text = f"{value:.{digits}%}"
+    return text if current_language() == "en" else text.replace(".", ",")
+
+
 def html_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, cls: str,
            numeric: Sequence[bool] | None = None) -> str:
     """A table; cells are strings already escaped (use :func:`esc`) or values to format."""
@@ -68,6 +80,16 @@ def html_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, cls: st
             f'<tbody>{"".join(body)}</tbody></table>')
 
 
+def heading(level: int, text: str) -> str:
+    """An escaped heading (``<h3>...</h3>``)."""
+    return f"<h{level}>{esc(text)}</h{level}>"
+
+
+def note(text: str) -> str:
+    """An escaped note paragraph."""
+    return f'<p class="note">{esc(text)}</p>'
+
+
 class Html:
     """Marks a cell as ready-made (already escaped) HTML."""
 
@@ -76,7 +98,16 @@ class Html:
 
 
 def badge(word: str) -> Html:
-    return Html(f'<span class="status {esc(word)}">{esc(word)}</span>')
+    """A coloured status word; the class stays the English status, the text is translated."""
+    return Html(f'<span class="status {esc(word)}">{esc(status_word(word))}</span>')
+
+
+def status_word(word: str) -> str:
+    """A status of the result tables (kept, lost, ...) or of a solve in the current language."""
+    words = {"kept": _("kept"), "lost": _("lost"), "gained": _("gained"),
+             "below_norm": _("below_norm"), "unchanged_no_norm": _("unchanged_no_norm"),
+             "optimal": _("optimal"), "feasible": _("feasible"), "infeasible": _("infeasible")}
+    return words.get(word, word)
 
 
 def png_data_uri(data: bytes) -> str:

@@ -8,17 +8,20 @@ from typing import Any
 
 import pandas as pd
 from herschik.optimiser.tolerances import BELOW_NORM_TOL
-from herschik.scenarios.report_format import Html, badge, esc, fmt, html_table, pct
+from herschik.scenarios.report_format import Html, badge, esc, fmt, heading, html_table, pct
+
+from herschik.i18n import _
 
 _STATUS_ORDER = {"kept": 0, "gained": 1, "lost": 2, "—": 3}
 
 
 def providers_today_section(sv: pd.DataFrame, names: Mapping[str, str]) -> str:
     """Infeasible run: today's providers per treatment, as context for the diagnosis."""
-    note = ('<p class="note">No reallocation was computed (the scenario is infeasible). '
-            "Today's providers per treatment, for reference:</p>")
+    none = _("No reallocation was computed (the scenario is infeasible).")
+    note = ('<p class="note">' + esc(none + " " + _("Today's providers per treatment, for "
+                                                    "reference:")) + "</p>")
     if sv.empty:
-        return '<p class="note">No reallocation was computed (the scenario is infeasible).</p>'
+        return f'<p class="note">{esc(none)}</p>'
 
     groups = {t: part for t, part in sv.groupby("intervention_id", sort=False)}
     rows = []
@@ -28,10 +31,16 @@ def providers_today_section(sv: pd.DataFrame, names: Mapping[str, str]) -> str:
         rows.append((t, names.get(t, ""), part["norm"].iloc[0], part["required_min"].iloc[0],
                      len(today), int((today["volume_before"] >= today["required_min"]).sum()),
                      float(part["volume_before"].sum())))
-    return note + html_table(["Treatment", "Name", "Norm /yr", "Required minimum /yr",
-                          "Providers today", "Of which at the required minimum",
-                          "Patients /yr"], rows, cls="providers-today",
+    return note + html_table([_("Treatment"), _("Name"), _("Norm /yr"),
+                              _("Required minimum /yr"), _("Providers today"),
+                              _("Of which at the required minimum"), _("Patients /yr")],
+                             rows, cls="providers-today",
                          numeric=[False, False, True, True, True, True, True])
+
+
+def pct_plain(value: float) -> str:
+    """A whole percentage without sign (``10%``)."""
+    return f"{value:.0%}"
 
 
 def _status(before: bool, after: bool) -> str:
@@ -54,14 +63,15 @@ def _norm_text(part: pd.DataFrame) -> str:
     """The norm(s) of a treatment: one number, the tiers (``200 / 80 / 50``) or ``none``."""
     norms = sorted({float(n) for n in part["norm"].dropna()}, reverse=True)
     if not norms:
-        return "none"
+        return _("none")
     return " / ".join(fmt(n, 0) if float(n).is_integer() else fmt(n) for n in norms)
 
 
 def providers_section(sv: pd.DataFrame, asg: pd.DataFrame, scenario: Mapping[str, Any],
                names: Mapping[str, str]) -> str:
     if sv.empty:
-        return '<p class="note">No provider table: no reallocation was computed.</p>'
+        return ('<p class="note">' + esc(_("No provider table: no reallocation was "
+                                           "computed.")) + "</p>")
     out = []
     overview = []
     patients = asg.groupby("intervention_id")["patients"].sum()
@@ -77,8 +87,9 @@ def providers_section(sv: pd.DataFrame, asg: pd.DataFrame, scenario: Mapping[str
                          int((part["kept_after"] & ~part["kept_before"]).sum()),
                          float(patients.get(t, 0.0)),
                          Html(esc(pct(float(margins.min())) if len(margins) else "—"))))
-    out.append(html_table(["Treatment", "Name", "Norm /yr", "Providers before", "Providers after",
-                       "Lost", "Gained", "Patients /yr", "Smallest margin achieved"],
+    out.append(html_table([_("Treatment"), _("Name"), _("Norm /yr"), _("Providers before"),
+                           _("Providers after"), _("Lost"), _("Gained"), _("Patients /yr"),
+                           _("Smallest margin achieved")],
                       overview, cls="providers-overview",
                       numeric=[False, False, True, True, True, True, True, True, True]))
     for t, part in ((t, groups[t]) for t in order):
@@ -86,16 +97,18 @@ def providers_section(sv: pd.DataFrame, asg: pd.DataFrame, scenario: Mapping[str
         out.append(f'<h3 id="t-{esc(t)}">{esc(label)}</h3>')
         norm_text = _norm_text(part)
         tiered = " / " in norm_text
-        if norm_text == "none":
-            rule = ("No volume norm: its providers and patients stay as today unless the "
-                    "scenario closes or caps a site.")
+        if norm_text == _("none"):
+            rule = _("No volume norm: its providers and patients stay as today unless the "
+                     "scenario closes or caps a site.")
         else:
-            by_role = " (by hospital role; each site is measured against its own)"
-            rule = (f"Norm {norm_text} patients per year{by_role if tiered else ''}"
-                    f"; required minimum = norm × (1 + margin {_margin_for(scenario, t):.0%}).")
-        out.append(f'<p class="note">{esc(rule)} Providers {int(part["kept_before"].sum())} → '
-                   f"{int(part['kept_after'].sum())}. Margin achieved = volume after / the "
-                   "site's norm − 1.</p>")
+            by_role = " " + _("(by hospital role; each site is measured against its own)")
+            rule = _("Norm {norm} patients per year{by_role}; required minimum = norm × "
+                     "(1 + margin {margin}).", norm=norm_text, by_role=by_role if tiered else "",
+                     margin=pct_plain(_margin_for(scenario, t)))
+        rule += " " + _("Providers {before} → {after}. Margin achieved = volume after / the "
+                        "site's norm − 1.", before=int(part["kept_before"].sum()),
+                        after=int(part["kept_after"].sum()))
+        out.append(f'<p class="note">{esc(rule)}</p>')
         shown = part[part["kept_before"] | part["kept_after"] | (part["volume_before"] > 0)
                      | (part["volume_after"] > 0)].copy()
         shown["status"] = [_status(b, a) for b, a in
@@ -104,6 +117,7 @@ def providers_section(sv: pd.DataFrame, asg: pd.DataFrame, scenario: Mapping[str
         shown = shown.sort_values(["_order", "volume_after", "site_id"],
                                   ascending=[True, False, True])
         rows = []
+        below = _("below the required minimum")
         for r in shown.itertuples(index=False):
             has_norm = isinstance(r.norm, float) and math.isfinite(r.norm) and r.norm > 0
             margin = (r.volume_after / r.norm - 1) if r.kept_after and has_norm else None
@@ -111,14 +125,15 @@ def providers_section(sv: pd.DataFrame, asg: pd.DataFrame, scenario: Mapping[str
                      and r.volume_after < r.required_min - BELOW_NORM_TOL)
             margin_html = esc(pct(margin)) if margin is not None else "—"
             if short:
-                margin_html = (f'<span class="warn" title="below the required minimum">'
+                margin_html = (f'<span class="warn" title="{esc(below)}">'
                                f"{margin_html} ⚠</span>")
-            rows.append((r.site_id, r.site_name, r.norm if has_norm else "none",
+            rows.append((r.site_id, r.site_name, r.norm if has_norm else _("none"),
                          r.volume_before, r.volume_after,
                          r.volume_after - r.volume_before, r.kept_before, r.kept_after,
                          badge(r.status), Html(margin_html)))
-        out.append(html_table(["Site", "Name", "Norm", "Volume before", "Volume after", "Change",
-                           "Provider before", "Provider after", "Status", "Margin achieved"],
+        out.append(html_table([_("Site"), _("Name"), _("Norm"), _("Volume before"),
+                               _("Volume after"), _("Change"), _("Provider before"),
+                               _("Provider after"), _("Status"), _("Margin achieved")],
                           rows, cls="providers",
                           numeric=[False, False, True, True, True, True, False, False, False,
                                    True]))
@@ -129,32 +144,39 @@ def hospital_changes_section(hc: pd.DataFrame | None, sv: pd.DataFrame,
                       names: Mapping[str, str]) -> str:
     """What each hospital keeps, loses and gains (hospital_changes.csv), then the summary."""
     if hc is None or hc.empty or hc["status"].isna().all():
-        return '<p class="note">No reallocation was computed.</p>'
+        return '<p class="note">' + esc(_("No reallocation was computed.")) + "</p>"
     out = [_gain_lose(sv, names)]
     changed = hc[hc["status"] != "unchanged_no_norm"]
     order = {"lost": 0, "gained": 1, "below_norm": 2, "kept": 3}
     changed = changed.assign(_o=changed["status"].map(order)).sort_values(
         ["site_id", "_o", "intervention_id"])
-    rows = [(r.site_id, r.site_name, r.intervention_id, r.intervention_name or
-             names.get(r.intervention_id, ""),
-             r.norm if isinstance(r.norm, float) and math.isfinite(r.norm) else "none",
+    rows = [(r.site_id, r.site_name, r.intervention_id,
+             names.get(r.intervention_id) or r.intervention_name or "",
+             r.norm if isinstance(r.norm, float) and math.isfinite(r.norm) else _("none"),
              r.volume_before, r.volume_after, r.volume_change, badge(r.status))
             for r in changed.itertuples(index=False)]
-    out.append("<h3>Every hospital and treatment with a norm</h3>")
-    out.append('<p class="note">From hospital_changes.csv: one row per hospital and treatment it '
-               "provides before or after. lost = provides it today and not after; gained = "
-               "after only; below_norm = kept below the required minimum (small-region rule). "
-               f"{int((hc['status'] == 'unchanged_no_norm').sum())} row(s) of treatments "
-               "without a norm are unchanged and not listed.</p>")
-    out.append(html_table(["Site", "Name", "Treatment", "Treatment name", "Norm", "Volume before",
-                       "Volume after", "Change", "Status"], rows, cls="hospital-changes",
+    # on paper once: the same rows are printed per treatment under "Providers per treatment"
+    out.append('<p class="note print-only">' + esc(_(
+        "Every hospital and treatment: under Providers per treatment (and in "
+        "hospital_changes.csv).")) + '</p><div class="screen-only">')
+    out.append(heading(3, _("Every hospital and treatment with a norm")))
+    out.append('<p class="note">' + esc(_(
+        "From hospital_changes.csv: one row per hospital and treatment it provides before or "
+        "after. lost = provides it today and not after; gained = after only; below_norm = "
+        "kept below the required minimum (small-region rule). {count} row(s) of treatments "
+        "without a norm are unchanged and not listed.",
+        count=int((hc["status"] == "unchanged_no_norm").sum()))) + "</p>")
+    out.append(html_table([_("Site"), _("Name"), _("Treatment"), _("Treatment name"), _("Norm"),
+                           _("Volume before"), _("Volume after"), _("Change"), _("Status")],
+                          rows, cls="hospital-changes",
                       numeric=[False, False, False, False, True, True, True, True, False]))
+    out.append("</div>")
     return "".join(out)
 
 
 def _gain_lose(sv: pd.DataFrame, names: Mapping[str, str]) -> str:
     if sv.empty:
-        return '<p class="note">No reallocation was computed.</p>'
+        return '<p class="note">' + esc(_("No reallocation was computed.")) + "</p>"
     gained = sv[sv["kept_after"] & ~sv["kept_before"]]
     lost = sv[sv["kept_before"] & ~sv["kept_after"]]
     per_site = sv.groupby("site_id", sort=True).agg(
@@ -168,16 +190,18 @@ def _gain_lose(sv: pd.DataFrame, names: Mapping[str, str]) -> str:
     changed = per_site[per_site["gained"].notna() | per_site["lost"].notna()
                        | (per_site["change"].abs() >= 0.5)].copy()
     if changed.empty:
-        return '<p class="note">No hospital gains or loses a treatment.</p>'
+        return '<p class="note">' + esc(_("No hospital gains or loses a treatment.")) + "</p>"
     changed = changed.reset_index().sort_values(["change", "site_id"], ascending=[False, True])
     rows = [(r.site_id, r.site_name, r.gained if isinstance(r.gained, str) else "—",
              r.lost if isinstance(r.lost, str) else "—", r.before, r.after, r.change)
             for r in changed.itertuples(index=False)]
-    intro = (f'<p class="note">{len(gained)} treatment(s) gained and {len(lost)} lost, over '
-             f"{len(changed)} hospital(s); volumes are summed over all treatments "
-             "(patients per year).</p>")
-    return intro + html_table(["Site", "Name", "Treatments gained", "Treatments lost",
-                           "Volume before", "Volume after", "Change"], rows, cls="gain-lose",
+    intro = ('<p class="note">' + esc(_(
+        "{gained} treatment(s) gained and {lost} lost, over {hospitals} hospital(s); volumes "
+        "are summed over all treatments (patients per year).", gained=len(gained),
+        lost=len(lost), hospitals=len(changed))) + "</p>")
+    return intro + html_table([_("Site"), _("Name"), _("Treatments gained"),
+                               _("Treatments lost"), _("Volume before"), _("Volume after"),
+                               _("Change")], rows, cls="gain-lose",
                           numeric=[False, False, False, False, True, True, True])
 
 

@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from herschik.optimiser.kpis import weighted_quantile
-from herschik.scenarios.report_format import Html, esc, html_table, png_data_uri
+from herschik.scenarios.report_format import Html, esc, html_table, png_data_uri, share
 from matplotlib.figure import Figure
+
+from herschik.i18n import _
 
 
 def extra_travel_histogram_png(assignments: pd.DataFrame, dpi: int = 100) -> bytes:
@@ -22,13 +24,13 @@ def extra_travel_histogram_png(assignments: pd.DataFrame, dpi: int = 100) -> byt
     hi = math.ceil(max(1.0, float(extra.max()))) if len(extra) else 1
     step = next(s for s in (1, 2, 5, 10, 15, 30, 60) if (hi - lo) / s <= 30)
     edges = np.arange(lo - lo % step, hi + step, step, dtype=float)
-    counts, _ = np.histogram(extra, bins=edges, weights=weights)
+    counts, _edges = np.histogram(extra, bins=edges, weights=weights)
     fig = Figure(figsize=(7.0, 3.0), dpi=dpi)
     ax = fig.add_axes((0.09, 0.18, 0.88, 0.74))
     colours = ["#9ecae1" if e < 0 else "#fd8d3c" if e > 0 else "#bdbdbd" for e in edges[:-1]]
     ax.bar(edges[:-1], counts, width=step, align="edge", color=colours, edgecolor="white")
-    ax.set_xlabel("extra travel time by car (min per patient; after − before)")
-    ax.set_ylabel("patients per year")
+    ax.set_xlabel(_("extra travel time by car (min per patient; after − before)"))
+    ax.set_ylabel(_("patients per year"))
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(axis="y", color="#e5e5e5")
     ax.set_axisbelow(True)
@@ -39,58 +41,89 @@ def extra_travel_histogram_png(assignments: pd.DataFrame, dpi: int = 100) -> byt
 
 def extra_travel_section(asg: pd.DataFrame, kpis: Mapping[str, Any] | None = None) -> str:
     if asg.empty:
-        return '<p class="note">No reallocation was computed.</p>'
+        return '<p class="note">' + esc(_("No reallocation was computed.")) + "</p>"
     kpis = kpis or {}
     extra = asg["extra_min"].to_numpy(float)
     w = asg["patients"].to_numpy(float)
     total = w.sum()
-    bands = [("shorter than before", -np.inf, -0.05), ("unchanged (±0.05 min)", -0.05, 0.05),
-             ("0–10 min more", 0.05, 10), ("10–20 min more", 10, 20),
-             ("20–30 min more", 20, 30), ("30–45 min more", 30, 45),
-             ("45–60 min more", 45, 60), ("more than 60 min more", 60, np.inf)]
+    bands = [(_("shorter than before"), -np.inf, -0.05),
+             (_("unchanged (±0.05 min)"), -0.05, 0.05),
+             (_("{low}–{high} min more", low=0, high=10), 0.05, 10),
+             (_("{low}–{high} min more", low=10, high=20), 10, 20),
+             (_("{low}–{high} min more", low=20, high=30), 20, 30),
+             (_("{low}–{high} min more", low=30, high=45), 30, 45),
+             (_("{low}–{high} min more", low=45, high=60), 45, 60),
+             (_("more than 60 min more"), 60, np.inf)]
     rows = []
-    for label, lo, hi in bands:
+    for i, (label, lo, hi) in enumerate(bands):
         sel = (extra >= lo) & (extra < hi) if math.isfinite(hi) else extra >= lo
         p = float(w[sel].sum())
-        if p > 0 or label.startswith(("unchanged", "0–10")):
-            rows.append((label, p, Html(esc(f"{p / total:.1%}" if total else "—"))))
+        if p > 0 or i in (1, 2):  # "unchanged" and "0-10 min more" always
+            rows.append((label, p, Html(esc(share(p / total) if total else "—"))))
     img = png_data_uri(extra_travel_histogram_png(asg))
     # the summary's KPIs where present, so that report and summary.json show one number
-    stats = [("Median", weighted_quantile(extra, w, 0.5)),
-             ("90th percentile", kpis.get("p90_extra_min", weighted_quantile(extra, w, 0.9))),
-             ("Maximum", kpis.get("max_extra_min", float(extra.max()))),
-             ("Patient-weighted mean", kpis.get(
+    stats = [(_("Median"), weighted_quantile(extra, w, 0.5)),
+             (_("90th percentile"),
+              kpis.get("p90_extra_min", weighted_quantile(extra, w, 0.9))),
+             (_("Maximum"), kpis.get("max_extra_min", float(extra.max()))),
+             (_("Patient-weighted mean"), kpis.get(
                  "mean_extra_min", float((w * extra).sum() / total) if total else None))]
     if "displaced_mean_extra_min" in kpis:
-        stats += [("Displaced patients: mean", kpis.get("displaced_mean_extra_min")),
-                  ("Displaced patients: 90th percentile", kpis.get("displaced_p90_extra_min")),
-                  ("Displaced patients: maximum", kpis.get("displaced_max_extra_min"))]
+        stats += [(_("Displaced patients: mean"), kpis.get("displaced_mean_extra_min")),
+                  (_("Displaced patients: 90th percentile"),
+                   kpis.get("displaced_p90_extra_min")),
+                  (_("Displaced patients: maximum"), kpis.get("displaced_max_extra_min"))]
+    note = _("Extra minutes = travel after minus the area's mean travel before, per patient, "
+             "weighted by patients per year (from assignments.csv; patients who stay at a "
+             "hospital of a split area show its difference to the area mean). The displaced "
+             "patients' figures compare each with their own trip today.")
+    alt = _("Histogram of extra travel minutes, patient-weighted")
+    caption = _("Patients per year by extra travel time (blue: shorter, grey: unchanged, "
+                "orange: longer).")
     return (
-        '<p class="note">Extra minutes = travel after minus the area\'s mean travel before, '
-        "per patient, weighted by patients per year (from assignments.csv; patients who stay "
-        "at a hospital of a split area show its difference to the area mean). The displaced "
-        "patients' figures compare each with their own trip today.</p>"
-        f'<figure><img alt="Histogram of extra travel minutes, patient-weighted" src="{img}">'
-        "<figcaption>Patients per year by extra travel time (blue: shorter, grey: unchanged, "
-        "orange: longer).</figcaption></figure>"
+        f'<p class="note">{esc(note)}</p>'
+        f'<figure><img alt="{esc(alt)}" src="{img}"><figcaption>{esc(caption)}</figcaption>'
+        "</figure>"
         '<div class="grid">'
-        + html_table(["Extra travel", "Patients /yr", "Share"], rows, cls="extra-bands",
-                 numeric=[False, True, True])
-        + html_table(["Statistic", "Extra min"], stats, cls="extra-stats", numeric=[False, True])
+        + html_table([_("Extra travel"), _("Patients /yr"), _("Share")], rows,
+                     cls="extra-bands", numeric=[False, True, True])
+        + html_table([_("Statistic"), _("Extra min")], stats, cls="extra-stats",
+                     numeric=[False, True])
         + "</div>")
 
 
-def maps_section(map_pngs: Mapping[str, Path], names: Mapping[str, str]) -> str:
+def changed_treatments(summary: Mapping[str, Any]) -> set[str] | None:
+    """Treatments where a hospital stops or starts or patients move (None: not known)."""
+    per = (summary.get("kpis") or {}).get("per_treatment")
+    if not isinstance(per, Mapping):
+        return None
+    return {t for t, v in per.items() if isinstance(v, Mapping) and (
+        v.get("providers_lost") or v.get("providers_gained") or v.get("patients_moved"))}
+
+
+def maps_section(map_pngs: Mapping[str, Path], names: Mapping[str, str],
+                 changed: set[str] | None = None) -> str:
+    """The overview map and one map per treatment that changes (``changed``; None: all).
+
+    A treatment where nothing changes has a map in maps/ but none in the report: it would
+    only show today's providers again.
+    """
     if not map_pngs:
-        return '<p class="note">No maps were drawn for this run.</p>'
+        return '<p class="note">' + esc(_("No maps were drawn for this run.")) + "</p>"
+    shown = {k: v for k, v in map_pngs.items()
+             if k == "overview" or changed is None or k in changed}
     out = []
-    for key, png in map_pngs.items():
-        label = "Overview: all treatments" if key == "overview" else (
+    for key, png in shown.items():
+        label = _("Overview: all treatments") if key == "overview" else (
             f"{names[key]} ({key})" if key in names else key)
         uri = png_data_uri(Path(png).read_bytes())
-        out.append(f'<figure id="map-{esc(key)}"><img alt="Map: {esc(label)}" src="{uri}">'
-                   f"<figcaption>{esc(label)}. Areas coloured by extra travel minutes; sites "
-                   "sized by volume after; red crosses lose the treatment.</figcaption></figure>")
-    return "".join(out)
-
-
+        alt = _("Map: {label}", label=label)
+        caption = _("{label}. Areas coloured by extra travel minutes; sites sized by volume "
+                    "after; red crosses lose the treatment.", label=label)
+        out.append(f'<figure id="map-{esc(key)}"><img alt="{esc(alt)}" src="{uri}">'
+                   f"<figcaption>{esc(caption)}</figcaption></figure>")
+    skipped = len(map_pngs) - len(shown)
+    note = ('<p class="note">' + esc(_(
+        "{count} treatment(s) without any change are not mapped here (their maps are in the "
+        "folder maps/).", count=skipped)) + "</p>" if skipped else "")
+    return note + '<div class="maps">' + "".join(out) + "</div>"

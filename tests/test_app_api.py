@@ -864,3 +864,11 @@ def test_remote_host_without_a_token_exits_2(
     assert main(argv + (["--token", token] if token else [])) == 2
     err = capsys.readouterr().err
     assert "--token" in err and len(err.strip().splitlines()) == 1
+
+
+def test_plain_words_says_a_name_once() -> None:
+    """A "name (id)" label becomes the name, not "name (name)" (regression, issue 24)."""
+    names = {"Z107601": "Universitair Medisch Centrum Utrecht", "og_endoscopic": "Maag: ERCP"}
+    assert plain_words("at Universitair Medisch Centrum Utrecht (Z107601); Maag: ERCP "
+                       "(og_endoscopic): no", names) == (
+        "at Universitair Medisch Centrum Utrecht; Maag: ERCP: no")

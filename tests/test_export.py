@@ -243,11 +243,13 @@ def test_end_to_end_example_solve(tmp_path: Path) -> None:
     assert {p.stem for p in (out / "maps").glob("*.png")} == with_patients | {"overview"}
     html_text = (out / "report.html").read_text(encoding="utf-8")
     assert "<h1>herschik report — example</h1>" in html_text
-    # the maps and the histogram, the odds figure and a fan chart per treatment with a kept
-    # hospital that has a norm
+    summary = json.loads((out / "summary.json").read_text())
+    # the report maps only the treatments that change (+ overview map + histogram)
+    changed = {t for t, v in summary["kpis"]["per_treatment"].items()
+               if v["providers_lost"] or v["providers_gained"] or v["patients_moved"]}
+    # the odds figure and a fan chart per treatment with a kept hospital that has a norm
     kept_normed = sv[sv["kept_after"].astype(bool) & sv["norm"].notna()]
     fan_charts = kept_normed["intervention_id"].nunique()
-    assert html_text.count('src="data:image/png;base64,') == len(with_patients) + 2 + 1 + \
-        fan_charts
-    summary = json.loads((out / "summary.json").read_text())
+    assert html_text.count('src="data:image/png;base64,') == len(changed & with_patients) + 2 \
+        + 1 + fan_charts
     assert summary["status"] in ("optimal", "feasible")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from herschik.i18n import _
+
 from ..tolerances import DIAGNOSIS_TOL
 from .base import Build, CheckContext, DiagnosisContext, Family, Finding, Reason, fmt
 from .checking import TOL, named_pairs
@@ -61,8 +63,9 @@ def reason_capacity(ctx: DiagnosisContext) -> Finding | None:
         return None
     t, info = next(iter(found.items()))
     tids = ctx.instance.treatment_ids
-    return Finding(f"{ctx.tlabel(t)}: demand {fmt(info['demand'])}/yr exceeds the capacity "
-                   f"of the sites able to provide it ({fmt(info['capacity'])})",
+    return Finding(_("{treatment}: demand {demand}/yr exceeds the capacity of the sites able "
+                     "to provide it ({capacity})", treatment=ctx.tlabel(t),
+                     demand=fmt(info["demand"]), capacity=fmt(info["capacity"])),
                    "capacity_shortfall", {tids[t]: v for t, v in found.items()})
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from herschik.i18n import _
+
 from ..tolerances import REACHES_REQUIRED_TOL
 from .base import (
     MAX_LISTED,
@@ -189,14 +191,15 @@ def reason_out_of_reach(ctx: DiagnosisContext) -> Finding | None:
     params = ctx.params
     limit = []
     if params.max_travel is not None:
-        limit.append(f"{fmt(params.max_travel)} min")
+        limit.append(_("{minutes} min", minutes=fmt(params.max_travel)))
     if params.max_extra_travel is not None:
-        limit.append(f"{fmt(params.max_extra_travel)} extra min")
-    within = f" within {' / '.join(limit)}" if limit else ""
+        limit.append(_("{minutes} extra min", minutes=fmt(params.max_extra_travel)))
+    within = " " + _("within {limits}", limits=" / ".join(limit)) if limit else ""
     a = ctx.instance.area_ids.index(info["areas"][0]["area_id"])
     t = ctx.instance.treatment_ids.index(tid)
-    return Finding(f"{ctx.tlabel(t)}: {info['n_areas']} area(s) cannot reach any site that "
-                   f"may provide it{within} (e.g. {ctx.instance.area_label(a)})",
+    return Finding(_("{treatment}: {count} area(s) cannot reach any site that may provide "
+                     "it{within} (e.g. {area})", treatment=ctx.tlabel(t), count=info["n_areas"],
+                     within=within, area=ctx.instance.area_label(a)),
                    "areas_out_of_reach", found)
 
 
@@ -222,7 +225,14 @@ def reason_forced_keep(ctx: DiagnosisContext) -> Finding | None:
     first = forced[0]
     site = sids.index(first["site_id"])
     treatment = tids.index(first["intervention_id"])
-    return Finding(f"{ctx.tlabel(treatment)} at {ctx.slabel(site)} is {first['problem']}",
+    if "reachable" in first:
+        problem = _("forced to keep but at most {reachable} patients can reach it, below the "
+                    "required {required}", reachable=fmt(first["reachable"]),
+                    required=fmt(first["required"]))
+    else:
+        problem = _("forced to keep and forced to close")
+    return Finding(_("{treatment} at {site} is {problem}", treatment=ctx.tlabel(treatment),
+                     site=ctx.slabel(site), problem=problem),
                    "forced_keep_conflicts", forced)
 
 

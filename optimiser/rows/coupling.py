@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from herschik.i18n import _
+
 from ..tolerances import DIAGNOSIS_TOL
 from .base import (
     MAX_LISTED,
@@ -77,8 +79,9 @@ def reason_bundle(ctx: DiagnosisContext) -> Finding | None:
             if ctx.force_keep[s, members].any() and not ctx.candidate[s, members].all():
                 missing = [ctx.instance.treatment_ids[t] for t in members
                            if not ctx.candidate[s, t]]
-                notes.append(f"{ctx.slabel(s)} is forced to keep part of bundle "
-                             f"{'+'.join(bundle)} but may not provide {', '.join(missing)}")
+                notes.append(_("{site} is forced to keep part of bundle {bundle} but may not "
+                               "provide {missing}", site=ctx.slabel(s), bundle="+".join(bundle),
+                               missing=", ".join(missing)))
     return Finding(notes[0], "bundle_conflicts", notes) if notes else None
 
 
@@ -124,14 +127,15 @@ def reason_loss_share(ctx: DiagnosisContext) -> Finding | None:
     if not short.size:
         if ctx.reasons:
             return None
-        return Finding(f"max_loss_share {share:g} forces sites to keep volumes that, together "
-                       "with the norms, cannot all be met")
+        return Finding(_("max_loss_share {share} forces sites to keep volumes that, together "
+                         "with the norms, cannot all be met", share=format(share, "g")))
     sids = ctx.instance.site_ids
     listed = [{"site_id": sids[s], "must_keep": round(float(need[s]), 3),
                "at_most": round(float(most[s]), 3)} for s in short[:MAX_LISTED]]
     s = short[0]
-    return Finding(f"{ctx.slabel(s)} must keep {fmt(need[s])} patients/yr (max_loss_share "
-                   f"{share:g}) but at most {fmt(most[s])} can reach it",
+    return Finding(_("{site} must keep {need} patients/yr (max_loss_share {share}) but at most "
+                     "{most} can reach it", site=ctx.slabel(s), need=fmt(need[s]),
+                     share=format(share, "g"), most=fmt(most[s])),
                    "loss_share_conflicts", listed)
 
 

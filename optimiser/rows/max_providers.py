@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from herschik.i18n import _
+
 from ..params import SolveParams
 from .base import Build, CheckContext, DiagnosisContext, Family, Finding, Reason
 from .checking import PROVIDES_MIN, norm_at
@@ -91,13 +93,15 @@ def reason_max_providers(ctx: DiagnosisContext) -> Finding | None:
     t, info = next(iter(found.items()))
     most = info["max_providers"]
     if "forced_keep" in info:
-        sentence = (f"{ctx.tlabel(t)}: {info['forced_keep']} hospitals are forced to keep it "
-                    f"but max_providers allows {most}")
+        sentence = _("{treatment}: {forced} hospitals are forced to keep it but max_providers "
+                     "allows {most}", treatment=ctx.tlabel(t), forced=info["forced_keep"],
+                     most=most)
     else:
         need = info["smallest_feasible_max_providers"]
-        at_least = f"; {need} would be feasible" if need is not None else ""
-        sentence = (f"{ctx.tlabel(t)}: with at most {most} hospital(s) keeping it "
-                    f"(max_providers) the norms and travel limits cannot be met{at_least}")
+        at_least = ("; " + _("{need} would be feasible", need=need)) if need is not None else ""
+        sentence = _("{treatment}: with at most {most} hospital(s) keeping it (max_providers) "
+                     "the norms and travel limits cannot be met{at_least}",
+                     treatment=ctx.tlabel(t), most=most, at_least=at_least)
     tids = ctx.instance.treatment_ids
     return Finding(sentence, "max_providers_conflicts", {tids[t]: v for t, v in found.items()})
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from herschik.i18n import _
+
 from ..confidence import confidence_label
 from .base import (
     MAX_LISTED,
@@ -260,11 +262,13 @@ def reason_no_site_reaches_norm(ctx: DiagnosisContext) -> Finding | None:
                     f"{ctx.slabel(s)}")
     elif info["site_id"] is not None:
         s = ctx.instance.site_ids.index(info["site_id"])
-        sentence = (f"{ctx.tlabel(t)}: required {fmt(info['required'])}/yr at every site but "
-                    f"the largest reachable demand is {fmt(info['largest_reachable_volume'])} "
-                    f"at {ctx.slabel(s)}")
+        sentence = _("{treatment}: required {required}/yr at every site but the largest "
+                     "reachable demand is {largest} at {site}", treatment=ctx.tlabel(t),
+                     required=fmt(info["required"]),
+                     largest=fmt(info["largest_reachable_volume"]), site=ctx.slabel(s))
     else:
-        sentence = f"{ctx.tlabel(t)}: no site may provide it (all candidates closed)"
+        sentence = _("{treatment}: no site may provide it (all candidates closed)",
+                     treatment=ctx.tlabel(t))
     tids = ctx.instance.treatment_ids
     return Finding(sentence, "no_site_reaches_norm", {tids[t]: v for t, v in found.items()})
 
@@ -291,8 +295,9 @@ def reason_areas_without_viable_site(ctx: DiagnosisContext) -> Finding | None:
     t, info = next(iter(found.items()))
     a = ctx.instance.area_ids.index(info["areas"][0])
     tids = ctx.instance.treatment_ids
-    return Finding(f"{ctx.tlabel(t)}: {info['n_areas']} area(s) can only reach sites that "
-                   f"cannot reach the required volume (e.g. {ctx.instance.area_label(a)})",
+    return Finding(_("{treatment}: {count} area(s) can only reach sites that cannot reach "
+                     "the required volume (e.g. {area})", treatment=ctx.tlabel(t),
+                     count=info["n_areas"], area=ctx.instance.area_label(a)),
                    "areas_without_viable_site", {tids[t]: v for t, v in found.items()})
 
 

@@ -42,6 +42,7 @@ import hmac
 import inspect
 import ipaddress
 import json
+import re
 import socket
 import sys
 import threading
@@ -58,6 +59,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+
+from herschik.i18n import use_language
 
 from .session import AppInputError, AppState, PlanSettings, UnknownPlan
 
@@ -92,6 +95,10 @@ class SolveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     settings: PlanSettings
     base_plan_id: int | None = Field(None, ge=1)
+
+
+#: the page's language switch (app.js); anything else in the cookie header is ignored
+LANG_COOKIE = re.compile(rb"(?:^|;)\s*herschik_lang=(en|nl)(?:;|$)")
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -293,6 +300,26 @@ def _routes(state: AppState, token: str) -> list[Route | Mount]:
     ]
 
 
+class LanguageMiddleware:
+    """Every request in the page's language: the cookie ``herschik_lang`` that the page's
+    switch sets (``en`` or ``nl``), else the app's (``--lang``, the locale)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        lang = None
+        for name, value in scope.get("headers", ()) if scope["type"] == "http" else ():
+            if name == b"cookie":
+                match = LANG_COOKIE.search(value)
+                lang = match.group(1).decode() if match else lang
+        if lang is None:
+            await self.app(scope, receive, send)
+            return
+        with use_language(lang):
+            await self.app(scope, receive, send)
+
+
 class _BasicAuth:
     """Every request must carry ``password`` by HTTP Basic authentication (any user name)."""
 
@@ -329,7 +356,7 @@ def create_app(
     ``token``: the session token POSTs must carry (default: ``state.token``); ``password``:
     required of every request by HTTP Basic authentication (the app's ``--token``).
     """
-    middleware = []
+    middleware = [Middleware(LanguageMiddleware)]
     if allowed_hosts is not None:
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
     if password is not None:

@@ -43,6 +43,8 @@ from herschik.optimiser.whatif import StepReport, WhatIf
 from herschik.scenarios.run import TIMING_FIELDS, RunResult, solve_verified, verified_result
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from herschik.i18n import LANGUAGES, N_, _, catalog, current_language, translate_name
+
 #: the objectives SolveParams accepts, read from its type (never hard-coded here)
 OBJECTIVES: tuple[str, ...] = tuple(
     typing.get_args(SolveParams.model_fields["objective"].annotation)
@@ -284,22 +286,24 @@ def area_view(instance: Instance, run: RunResult) -> dict[str, Any]:
     return {"treatments": per_treatment, "all": all_view}
 
 
-#: plain-words labels of the KPIs, in display order; (key, label, unit)
+#: plain-words labels of the KPIs, in display order; (key, label, unit). English, marked for
+#: the catalog: the page shows them in its language.
 KPI_LABELS: tuple[tuple[str, str, str], ...] = (
-    ("patients", "Patients per year", "patients"),
-    ("patients_displaced", "Displaced: their hospital stops the treatment", "patients"),
-    ("displaced_share", "Share of patients displaced", "share"),
-    ("displaced_mean_extra_min", "Extra travel of displaced patients, mean", "min"),
-    ("displaced_p90_extra_min", "Extra travel of displaced patients, 90th percentile", "min"),
-    ("displaced_max_extra_min", "Extra travel of displaced patients, maximum", "min"),
-    ("patients_moved", "Patients changing hospital", "patients"),
-    ("patients_moved_optional", "Moved although their hospital keeps the treatment", "patients"),
-    ("mean_travel_min_before", "Travel today, mean", "min"),
-    ("mean_travel_min_after", "Travel after, mean", "min"),
-    ("mean_extra_min", "Extra travel per patient, mean", "min"),
-    ("p90_extra_min", "Extra travel per patient, 90th percentile", "min"),
-    ("max_extra_min", "Extra travel, maximum", "min"),
-    ("max_travel_min_after", "Longest travel after", "min"),
+    ("patients", N_("Patients per year"), "patients"),
+    ("patients_displaced", N_("Displaced: their hospital stops the treatment"), "patients"),
+    ("displaced_share", N_("Share of patients displaced"), "share"),
+    ("displaced_mean_extra_min", N_("Extra travel of displaced patients, mean"), "min"),
+    ("displaced_p90_extra_min", N_("Extra travel of displaced patients, 90th percentile"), "min"),
+    ("displaced_max_extra_min", N_("Extra travel of displaced patients, maximum"), "min"),
+    ("patients_moved", N_("Patients changing hospital"), "patients"),
+    ("patients_moved_optional", N_("Moved although their hospital keeps the treatment"),
+     "patients"),
+    ("mean_travel_min_before", N_("Travel today, mean"), "min"),
+    ("mean_travel_min_after", N_("Travel after, mean"), "min"),
+    ("mean_extra_min", N_("Extra travel per patient, mean"), "min"),
+    ("p90_extra_min", N_("Extra travel per patient, 90th percentile"), "min"),
+    ("max_extra_min", N_("Extra travel, maximum"), "min"),
+    ("max_travel_min_after", N_("Longest travel after"), "min"),
 )
 
 
@@ -331,10 +335,10 @@ def kpi_rows(kpis: dict[str, Any], treatment_id: str | None = None) -> list[dict
         return int(sum(table.values()))
 
     for key, label in (
-        ("providers_before", "Providers today"),
-        ("providers_after", "Providers after"),
-        ("providers_lost", "Providers that stop"),
-        ("providers_gained", "Providers that start"),
+        ("providers_before", N_("Providers today")),
+        ("providers_after", N_("Providers after")),
+        ("providers_lost", N_("Providers that stop")),
+        ("providers_gained", N_("Providers that start")),
     ):
         value = count(key)
         if value is not None:
@@ -344,10 +348,10 @@ def kpi_rows(kpis: dict[str, Any], treatment_id: str | None = None) -> list[dict
 
 #: what a what-if step did with a treatment's sub-problem, in the page's words
 REUSE_WORDS = {
-    "unchanged": "re-used (its model did not change)",
-    "cached": "re-used (solved earlier in this session with the same model)",
-    "resolved": "solved",
-    "still_infeasible": "infeasible (a restriction of an infeasible one)",
+    "unchanged": N_("re-used (its model did not change)"),
+    "cached": N_("re-used (solved earlier in this session with the same model)"),
+    "resolved": N_("solved"),
+    "still_infeasible": N_("infeasible (a restriction of an infeasible one)"),
 }
 
 
@@ -366,24 +370,28 @@ def reuse_info(instance: Instance, step: StepReport, first: bool) -> dict[str, A
     reused = counts["unchanged"] + counts["cached"]
     total = len(instance.treatments)
     if first:
-        text = f"solved all {total} treatments (first plan of this region in this session)"
+        text = _("solved all {total} treatments (first plan of this region in this session)",
+                 total=total)
     elif counts["resolved"] == total:
-        text = f"solved all {total} treatments again (the change touches every one)"
+        text = _("solved all {total} treatments again (the change touches every one)",
+                 total=total)
     else:
-        text = f"re-used {reused} of {total} treatments"
+        text = _("re-used {reused} of {total} treatments", reused=reused, total=total)
         if counts["resolved"]:
-            text += f", solved {counts['resolved']} again"
+            text += _(", solved {count} again", count=counts["resolved"])
         if counts["still_infeasible"]:
-            text += f", {counts['still_infeasible']} infeasible as before"
+            text += _(", {count} infeasible as before", count=counts["still_infeasible"])
         if counts["cached"]:
-            text += f" ({counts['cached']} re-used from earlier plans of this session)"
+            text += " " + _("({count} re-used from earlier plans of this session)",
+                            count=counts["cached"])
     return {
         "treatments": total,
         "subproblems": len(step.actions),
         "counts": counts,
         "reused": reused,
         "actions": treatments,
-        "details": [f"{instance.treatment_label(t)}: {REUSE_WORDS.get(action, action)}"
+        "details": [f"{instance.treatment_label(t)}: "
+                    f"{_(REUSE_WORDS[action]) if action in REUSE_WORDS else action}"
                     for t, action in ((t, treatments.get(tid, "")) for t, tid in
                                       enumerate(instance.treatment_ids))],
         "seconds": round(step.seconds, 3),
@@ -430,26 +438,33 @@ def scenario_toml(name: str, settings: PlanSettings, params: SolveParams, comman
     return "\n".join(lines) + "\n"
 
 
+def percent(share: float) -> str:
+    """A share as the app shows it: a percentage (0.1 -> ``10%``, 0.125 -> ``12.5%``)."""
+    return f"{round(100 * share, 6):g}%"
+
+
 def describe(settings: PlanSettings) -> str:
-    """One line of what differs from the solver's defaults, e.g. ``margin 0.1, 2 closed``."""
+    """One line of what differs from the solver's defaults, e.g. ``margin 10%, 2 closed``."""
     defaults = SolveParams()
     parts = [settings.region_id]
     if settings.margin != defaults.margin:
-        parts.append(f"margin {settings.margin:g}")
+        parts.append(_("margin {margin}", margin=percent(settings.margin)))
     if settings.norm_confidence is not None:
-        parts.append(f"confidence {settings.norm_confidence:g}")
+        parts.append(_("confidence {confidence}",
+                       confidence=format(settings.norm_confidence, "g")))
     if settings.max_travel is not None:
-        parts.append(f"max travel {settings.max_travel:g} min")
+        parts.append(_("max travel {minutes} min", minutes=format(settings.max_travel, "g")))
     if settings.max_extra_travel is not None:
-        parts.append(f"max extra {settings.max_extra_travel:g} min")
+        parts.append(_("max extra {minutes} min",
+                       minutes=format(settings.max_extra_travel, "g")))
     if settings.max_loss_share is not None:
-        parts.append(f"max loss {settings.max_loss_share:g}")
+        parts.append(_("max loss {share}", share=percent(settings.max_loss_share)))
     if settings.objective is not None and settings.objective != defaults.objective:
-        parts.append(f"objective {settings.objective}")
+        parts.append(_("objective {objective}", objective=settings.objective))
     if settings.force_keep:
-        parts.append(f"{len(settings.force_keep)} forced keep")
+        parts.append(_("{count} forced keep", count=len(settings.force_keep)))
     if settings.force_close:
-        parts.append(f"{len(settings.force_close)} forced close")
+        parts.append(_("{count} forced close", count=len(settings.force_close)))
     return ", ".join(parts)
 
 
@@ -504,7 +519,8 @@ class AppState:
 
         defaults = SolveParams()
         treatments = [
-            {"id": t.id, "name": t.name or t.id, "group_id": t.group_id, "norm": t.norm}
+            {"id": t.id, "name": translate_name(t.name) if t.name else t.id,
+             "group_id": t.group_id, "norm": t.norm}
             for t in treatment_objects(self.dataset)
         ]
         demand = self.dataset.demand.merge(self.dataset.areas[["area_id", "region_id"]])
@@ -535,6 +551,11 @@ class AppState:
                 "objective": defaults.objective,
             },
             "statuses": list(STATUSES),
+            # the page's language (cookie herschik_lang, else the app's --lang / locale) and
+            # the catalog's text for it: the page translates its fixed texts with these
+            "language": current_language(),
+            "languages": list(LANGUAGES),
+            "messages": catalog(current_language()),
         }
 
     def instance(self, region_id: str) -> Instance:
@@ -686,7 +707,8 @@ class AppState:
         covered = set()  # limits the diagnosis already found a feasible value for
         margin = diagnosis.get("smallest_feasible_margin")
         if isinstance(margin, (int, float)) and margin < settings.margin:
-            suggest(f"Lower the margin to {margin:.2f}", margin=float(margin))
+            suggest(_("Lower the margin to {margin}", margin=percent(margin)),
+                    margin=float(margin))
             covered.add("margin")
         confidence = diagnosis.get("largest_feasible_confidence")
         if isinstance(confidence, (int, float)) and settings.norm_confidence is not None \
@@ -695,16 +717,17 @@ class AppState:
             covered.add("norm_confidence")
         travel = diagnosis.get("smallest_feasible_max_travel")
         if isinstance(travel, (int, float)) and settings.max_travel is not None:
-            suggest(f"Raise the travel limit to {travel:.0f} min", max_travel=float(travel))
+            suggest(_("Raise the travel limit to {minutes} min", minutes=format(travel, ".0f")),
+                    max_travel=float(travel))
             covered.add("max_travel")
         if previous is not None:
             old = previous.settings
             treatments = self._treatments_to_check(instance, params, diagnosis)
             for key, label, unit, digits, larger_is_looser in (
-                ("margin", "margin", "", 2, False),
-                ("max_travel", "travel limit", " min", 0, True),
-                ("max_extra_travel", "extra-travel limit", " min", 0, True),
-                ("max_loss_share", "loss share", "", 2, True),
+                ("margin", N_("margin"), "%", 2, False),
+                ("max_travel", N_("travel limit"), " min", 0, True),
+                ("max_extra_travel", N_("extra-travel limit"), " min", 0, True),
+                ("max_loss_share", N_("loss share"), "%", 2, True),
             ):
                 new_value, old_value = getattr(settings, key), getattr(old, key)
                 if key in covered or new_value is None or new_value == old_value:
@@ -715,8 +738,10 @@ class AppState:
                     instance, params, treatments, key, new_value, old_value, digits
                 )
                 if nearest is not None:
-                    suggest(f"Set the {label} to {nearest:g}{unit}", **{key: nearest})
-            for key, word in (("force_keep", "keeping"), ("force_close", "closing")):
+                    shown = percent(nearest) if unit == "%" else f"{nearest:g}{unit}"
+                    suggest(_("Set the {limit} to {value}", limit=_(label), value=shown),
+                            **{key: nearest})
+            for key, word in (("force_keep", N_("keeping")), ("force_close", N_("closing"))):
                 added = set(getattr(settings, key)) - set(getattr(old, key))
                 if added:
                     kept = [p for p in getattr(settings, key) if p not in added]
@@ -725,10 +750,11 @@ class AppState:
                         continue  # dropping it alone does not help: not a feasible setting
                     what = "; ".join(self._pair_text(p, names) for p in sorted(
                         added, key=lambda p: (p.site_id, p.intervention_id)))
-                    suggest(f"Stop forcing: {word} {what}", **{key: kept})
-            suggest("Go back to the plan on screen", **old.model_dump())
+                    suggest(_("Stop forcing: {what}", what=_(word) + " " + what),
+                            **{key: kept})
+            suggest(_("Go back to the plan on screen"), **old.model_dump())
         return {
-            "reason": plain_words(str(diagnosis.get("reason", "The scenario is infeasible.")),
+            "reason": plain_words(str(diagnosis.get("reason", _("The scenario is infeasible."))),
                                   names),
             "reasons": [plain_words(str(r), names) for r in diagnosis.get("reasons", [])],
             "infeasible_treatments": [
@@ -789,7 +815,7 @@ class AppState:
 
     def _names(self, instance: Instance) -> dict[str, str]:
         names = {s.id: s.name for s in instance.sites if s.name}
-        names.update({t.id: t.name for t in instance.treatments if t.name})
+        names.update({t.id: translate_name(t.name) for t in instance.treatments if t.name})
         areas = self.dataset.areas
         region = areas[areas["region_id"] == instance.region_id]
         names.update(dict(zip(region["area_id"].astype(str), region["area_name"].astype(str))))
@@ -797,9 +823,10 @@ class AppState:
 
     @staticmethod
     def _pair_text(pair: ForcedPair, names: dict[str, str]) -> str:
-        what = "all treatments" if pair.intervention_id == "*" else names.get(
+        what = _("all treatments") if pair.intervention_id == "*" else names.get(
             pair.intervention_id, pair.intervention_id)
-        return f"{what} at {names.get(pair.site_id, pair.site_id)}"
+        return _("{treatment} at {hospital}", treatment=what,
+                 hospital=names.get(pair.site_id, pair.site_id))
 
     # --- plans -------------------------------------------------------------------------------
     def plan(self, plan_id: int) -> Plan:
@@ -1013,7 +1040,9 @@ def plain_words(text: str, names: dict[str, str]) -> str:
         return text
     ids = sorted((k for k in names if k), key=len, reverse=True)
     pattern = re.compile(r"(?<![\w-])(" + "|".join(re.escape(i) for i in ids) + r")(?![\w-])")
-    return pattern.sub(lambda m: names[m.group(1)], text)
+    text = pattern.sub(lambda m: names[m.group(1)], text)
+    # "name (id)" labels became "name (name)": say the name once
+    return re.sub(r"(?<![\w-])([^()]{3,}?) \(\1\)", r"\1", text)
 
 
 def _quote(arg: str) -> str:

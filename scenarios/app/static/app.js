@@ -10,19 +10,30 @@
 const S = {
   meta: null, region: null, layers: null, plan: null, previous: null,
   treatment: "all", colourBy: "extra", force: new Map(), busy: false, pending: null,
-  solves: 0, plans: [],
+  solves: 0, plans: [], cmpPinned: false, viewBeforePopup: null,
 };
+// hospital names on the map: drawn where they do not overlap (bigger and changed ones first)
+const LABEL_HEIGHT_PX = 14;
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g,
   (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+// The page's language: the texts come from the one catalog (herschik/locale/nl.po), sent
+// with /api/meta; a message without a translation shows as written (English).
+const t = (msg, values = {}) => ((S.meta && S.meta.messages && S.meta.messages[msg]) || msg)
+  .replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
+const numberLocale = () => (S.meta && S.meta.language === "nl" ? "nl-NL" : "en-GB");
 const fmt = (v, d = 1) => (v === null || v === undefined || Number.isNaN(v)) ? "–"
-  : Number(v).toLocaleString("en-GB", { maximumFractionDigits: d, minimumFractionDigits: d });
+  : Number(v).toLocaleString(numberLocale(),
+    { maximumFractionDigits: d, minimumFractionDigits: d });
 const fmtUnit = (v, unit) => unit === "share" ? fmt(100 * v, 1) + " %"
   : unit === "providers" ? fmt(v, 0) : unit === "min" ? fmt(v, 1) + " min" : fmt(v, 1);
+const N_ = (msg) => msg; // marks a message for the catalog; t() translates it when shown
 const STATUS_WORDS = {
-  kept: "kept", lost: "lost", gained: "gained", below_norm: "below norm",
-  unchanged_no_norm: "no norm", loses_some: "loses some", mixed: "loses and gains",
+  kept: N_("kept"), lost: N_("lost"), gained: N_("gained"), below_norm: N_("below norm"),
+  unchanged_no_norm: N_("no norm"), loses_some: N_("loses some"),
+  mixed: N_("loses and gains"),
 };
+const statusWord = (status) => t(STATUS_WORDS[status] || status || "");
 const STATUS_COLOURS = {
   kept: "#2c7bb6", lost: "#d7191c", gained: "#1a9641", below_norm: "#e66101",
   unchanged_no_norm: "#888888", loses_some: "#f4a582", mixed: "#7b3294",
@@ -51,6 +62,7 @@ const postJSON = (path, data) => api(path, {
 
 function setStatus(text, busy = false) {
   $("status").textContent = text;
+  $("status").title = text; // the whole line, when the header has to cut it
   $("status").classList.toggle("busy", busy);
   document.body.dataset.busy = String(busy);
 }
@@ -59,15 +71,27 @@ function setStatus(text, busy = false) {
 const map = L.map("map", { zoomControl: true, zoomSnap: 0.25, attributionControl: false });
 let areaLayer = null;
 const siteLayer = L.layerGroup().addTo(map);
-const legend = L.control({ position: "bottomright" });
-legend.onAdd = () => { const div = L.DomUtil.create("div", "legend"); div.id = "legend"; return div; };
-legend.addTo(map);
+const labelLayer = L.layerGroup().addTo(map);
+// The legend lives in a strip under the map (index.html), so it never covers data.
+
+// A popup may pan the map to fit; closing it puts the view back where the planner had it
+// (unless they moved the map themselves meanwhile).
+map.on("autopanstart", () => {
+  if (!S.viewBeforePopup) S.viewBeforePopup = { center: map.getCenter(), zoom: map.getZoom() };
+});
+map.on("dragstart", () => { S.viewBeforePopup = null; });
+map.on("popupclose", () => {
+  const before = S.viewBeforePopup;
+  S.viewBeforePopup = null;
+  if (before) map.setView(before.center, before.zoom, { animate: false });
+});
+map.on("zoomend moveend", () => placeLabels());
 
 function siteName(i) { return S.layers ? S.layers.sites[i].site_name : ""; }
 function treatmentName(id) {
-  if (id === "*") return "all treatments";
-  const t = S.meta.treatments.find((x) => x.id === id);
-  return t ? t.name : id;
+  if (id === "*") return t("all treatments");
+  const found = S.meta.treatments.find((x) => x.id === id);
+  return found ? found.name : id;
 }
 function view() {
   if (!S.plan) return null;
@@ -93,14 +117,18 @@ function areaText(i) {
   const f = S.layers.areas.features[i].properties;
   const v = view();
   if (!v) return esc(f.area_name);
-  const scope = S.treatment === "all" ? "all treatments" : treatmentName(S.treatment);
-  if (!(v.patients[i] > 0)) return `<b>${esc(f.area_name)}</b><br>no patients (${esc(scope)})`;
+  const scope = S.treatment === "all" ? t("all treatments") : treatmentName(S.treatment);
+  if (!(v.patients[i] > 0)) {
+    return `<b>${esc(f.area_name)}</b><br>${esc(t("no patients ({scope})", { scope }))}`;
+  }
   const dest = v.dest[i] >= 0 ? siteName(v.dest[i]) : "–";
   const before = v.dest_before[i] >= 0 ? siteName(v.dest_before[i]) : "–";
   return `<b>${esc(f.area_name)}</b> <span class="hint">${esc(f.area_id)}</span><br>` +
-    `${esc(scope)}: ${fmt(v.patients[i])} patients/yr<br>` +
-    `mostly to <b>${esc(dest)}</b>${dest !== before ? ` (today: ${esc(before)})` : ""}<br>` +
-    `changing hospital: ${fmt(v.moved[i])}; extra travel ${fmt(v.extra[i])} min`;
+    `${esc(scope)}: ${esc(t("{count} patients/yr", { count: fmt(v.patients[i]) }))}<br>` +
+    `${esc(t("mostly to"))} <b>${esc(dest)}</b>` +
+    `${dest !== before ? ` (${esc(t("today: {hospital}", { hospital: before }))})` : ""}<br>` +
+    esc(t("changing hospital: {moved}; extra travel {extra} min",
+      { moved: fmt(v.moved[i]), extra: fmt(v.extra[i]) }));
 }
 
 function drawAreas() {
@@ -151,28 +179,30 @@ function siteText(i, withButtons) {
   const summary = siteSummary(i);
   const site = S.layers.sites[i];
   let html = `<div class="popup"><b>${esc(site.site_name)}</b><br>`;
-  if (!summary) return html + "does not provide this treatment</div>";
-  html += `${STATUS_WORDS[summary.status] || summary.status}: ${fmt(summary.before)} → ` +
-    `${fmt(summary.after)} patients/yr`;
+  if (!summary) return html + esc(t("does not provide this treatment")) + "</div>";
+  html += `${esc(statusWord(summary.status))}: ${fmt(summary.before)} → ` +
+    esc(t("{count} patients/yr", { count: fmt(summary.after) }));
   if (!withButtons) return html + "</div>";
   html += "<table>";
   for (const r of summary.rows) {
     const key = `${r.site_id}|${r.intervention_id}`;
     const forced = S.force.get(key) || "";
-    html += `<tr><td>${esc(r.intervention_name)}</td><td>${fmt(r.volume_before)} → ` +
-      `${fmt(r.volume_after)}</td><td>${esc(STATUS_WORDS[r.status] || "")}</td>` +
-      `<td title="odds of meeting the norm in a year">${oddsText(r.p_meet_norm_1y)}</td><td>` +
+    html += `<tr><td>${esc(t(r.intervention_name))}</td><td>${fmt(r.volume_before)} → ` +
+      `${fmt(r.volume_after)}</td><td>${esc(statusWord(r.status))}</td>` +
+      `<td title="${esc(t("odds of meeting the norm in a year"))}">` +
+      `${oddsText(r.p_meet_norm_1y)}</td><td>` +
       ["keep", "close", ""].map((f) => `<button data-force="${f}" data-site="${esc(r.site_id)}" ` +
         `data-treatment="${esc(r.intervention_id)}" ${forced === f ? "disabled" : ""}>` +
-        `${f || "free"}</button>`).join("") + "</td></tr>";
+        `${esc(forceWord(f))}</button>`).join("") + "</td></tr>";
   }
   html += "</table>" + siteWhy(summary.rows);
   const whole = S.force.get(`${site.site_id}|*`);
   html += (whole
     ? `<button data-force="" data-site="${esc(site.site_id)}" data-treatment="*">` +
-      "reopen the whole hospital</button>"
+      `${esc(t("reopen the whole hospital"))}</button>`
     : `<button data-force="close" data-site="${esc(site.site_id)}" data-treatment="*" ` +
-      `data-testid="close-hospital">close the whole hospital (all treatments)</button>`);
+      `data-testid="close-hospital">${esc(t("close the whole hospital (all treatments)"))}` +
+      "</button>");
   return html + "</div>";
 }
 
@@ -182,26 +212,29 @@ function siteWhy(rows) {
   let html = "";
   for (const r of rows) {
     if (r.reason) {
-      html += `<p class="why" data-testid="reason"><b>${esc(r.intervention_name)}</b>: ` +
+      html += `<p class="why" data-testid="reason"><b>${esc(t(r.intervention_name))}</b>: ` +
         `${esc(r.reason)}</p>`;
     }
     if (r.fragile) {
-      html += `<p class="why fragile"><b>${esc(r.intervention_name)}</b>: fragile, within ` +
-        "10 % of its required minimum</p>";
+      html += `<p class="why fragile"><b>${esc(t(r.intervention_name))}</b>: ` +
+        `${esc(t("fragile, within 10 % of its required minimum"))}</p>`;
     }
   }
   const out = rows.filter((r) => (r.flows_out || []).length);
   if (!out.length) return html;
-  html += '<b>Where its patients go</b><table class="flows" data-testid="flows-out">';
+  html += `<b>${esc(t("Where its patients go"))}</b>` +
+    '<table class="flows" data-testid="flows-out">';
   for (const r of out) {
     for (const f of r.flows_out) {
-      html += `<tr><td>${esc(r.intervention_name)}</td><td>→ ${esc(f.site_name)}</td>` +
+      html += `<tr><td>${esc(t(r.intervention_name))}</td><td>→ ${esc(f.site_name)}</td>` +
         `<td>${fmt(f.patients)}/yr</td><td>+${fmt(f.mean_extra_min)} min ` +
         `(max ${fmt(f.max_extra_min)})</td></tr>`;
     }
   }
   return html + "</table>";
 }
+// the values of the force buttons and selects stay keep/close/"" (what the server reads)
+const forceWord = (f) => (f === "keep" ? t("keep") : f === "close" ? t("close") : t("free"));
 
 function drawSites() {
   siteLayer.clearLayers();
@@ -225,31 +258,75 @@ function drawSites() {
     marker.addTo(siteLayer);
     const el = marker.getElement();
     if (el) { el.setAttribute("data-site-id", site.site_id); el.setAttribute("data-status", status); }
+    site._radius = marker.getRadius();
+    site._rank = (["lost", "gained", "mixed", "loses_some"].includes(status) ? 1e9 : 0) + volume;
   });
+  placeLabels();
+}
+
+function shortName(name) {
+  const short = name.replace(/\b(Ziekenhuis|Medisch Centrum|Medisch Centre|Hospital)\b/g, "")
+    .replace(/\s+/g, " ").trim();
+  return short.length >= 4 ? short : name;
+}
+
+// Hospital names beside their markers, greedily: the most important first (changed, then
+// bigger), a name only where its drawn box overlaps no other name and stays on the map.
+// Zooming in makes room for more.
+function placeLabels() {
+  labelLayer.clearLayers();
+  if (!S.layers || !S.plan) return;
+  const frame = $("map").getBoundingClientRect();
+  const placed = [];
+  const order = S.layers.sites.map((site, i) => i)
+    .sort((a, b) => (S.layers.sites[b]._rank || 0) - (S.layers.sites[a]._rank || 0));
+  for (const i of order) {
+    const site = S.layers.sites[i];
+    const label = L.marker([site.lat, site.lon], {
+      interactive: false, keyboard: false,
+      icon: L.divIcon({ className: "site-label", html: esc(shortName(site.site_name)),
+        iconSize: null, iconAnchor: [-((site._radius || 4) + 2), LABEL_HEIGHT_PX / 2] }),
+    }).addTo(labelLayer);
+    const el = label.getElement();
+    const box = el.getBoundingClientRect();
+    const inside = box.left >= frame.left && box.top >= frame.top && box.right <= frame.right &&
+      box.bottom <= frame.bottom;
+    if (!inside || placed.some((b) => b.left < box.right && box.left < b.right &&
+      b.top < box.bottom && box.top < b.bottom)) {
+      labelLayer.removeLayer(label);
+      continue;
+    }
+    el.setAttribute("data-site-id", site.site_id);
+    placed.push(box);
+  }
+  document.body.dataset.labels = String(placed.length);
 }
 
 function drawLegend() {
   const div = $("legend");
   if (!div) return;
-  let html = "<b>Hospitals</b><br>";
+  const item = (colour, text, dot = false) =>
+    `<span class="item"><i class="${dot ? "dot" : ""}" style="background:${colour}"></i>` +
+    `${text}</span>`;
+  let html = `<b>${esc(t("Hospitals:"))}</b>`;
   for (const s of (S.treatment === "all" ? ["kept", "loses_some", "lost", "gained", "mixed"]
     : ["kept", "lost", "gained", "below_norm", "unchanged_no_norm"])) {
-    html += `<i style="background:${STATUS_COLOURS[s]}"></i>${STATUS_WORDS[s]}<br>`;
+    html += item(STATUS_COLOURS[s], esc(statusWord(s)), true);
   }
-  html += "<span class='hint'>size: patients/yr after (lost: before)</span><br>";
+  html += `<span class='item hint'>${esc(t("size: patients/yr after (lost: before)"))}</span> `;
   if (S.colourBy === "extra") {
-    html += "<b>Areas: extra travel (min)</b><br>";
+    html += `<b>${esc(t("Areas, extra travel (min):"))}</b>`;
     let lo = 0;
     for (const [limit, colour] of EXTRA_BINS) {
-      html += `<i style="background:${colour}"></i>${lo}${limit === Infinity ? "+" : "–" + limit}<br>`;
+      html += item(colour, `${lo}${limit === Infinity ? "+" : "–" + limit}`);
       lo = limit;
     }
   } else {
-    html += "<b>Areas: their main hospital</b><br>";
+    html += `<b>${esc(t("Areas, their main hospital:"))}</b>`;
     const v = view();
     const used = v ? [...new Set(v.dest.filter((d, i) => d >= 0 && v.patients[i] > 0))] : [];
     for (const d of used.sort((a, b) => siteName(a).localeCompare(siteName(b)))) {
-      html += `<i style="background:${PALETTE[d % PALETTE.length]}"></i>${esc(siteName(d))}<br>`;
+      html += item(PALETTE[d % PALETTE.length], esc(siteName(d)));
     }
   }
   div.innerHTML = html;
@@ -274,20 +351,22 @@ function kpiRowsOf(plan) {
 function drawKpis() {
   const rows = kpiRowsOf(S.plan);
   const previous = new Map(kpiRowsOf(S.previous).map((r) => [r.key, r.value]));
-  $("kpi-scope").textContent = S.treatment === "all" ? "(all treatments)"
-    : `(${treatmentName(S.treatment)})`;
+  $("kpi-scope").textContent = `(${S.treatment === "all" ? t("all treatments")
+    : treatmentName(S.treatment)})`;
   $("kpis").querySelector("tbody").innerHTML = rows.map((r) => {
     const was = previous.has(r.key) ? previous.get(r.key) : null;
     const changed = was !== null && Math.abs(was - r.value) > 1e-6;
-    return `<tr data-kpi="${esc(r.key)}"><td>${esc(r.label)}</td>` +
+    return `<tr data-kpi="${esc(r.key)}"><td>${esc(t(r.label))}</td>` +
       `<td class="value ${changed ? "changed" : ""}">${fmtUnit(r.value, r.unit)}</td>` +
       `<td class="hint">${was === null ? "" : fmtUnit(was, r.unit)}</td></tr>`;
   }).join("");
   const p = S.plan;
   const violations = (p.verification && p.verification.violations) || [];
-  $("verification").textContent = `${p.name}: ${p.status}, solved in ${fmt(p.seconds, 2)} s; ` +
-    (violations.length ? `verifier found ${violations.length} problem(s): ${violations[0]}`
-      : "independent verifier: every constraint holds");
+  $("verification").textContent = t("{plan}: {status}, solved in {seconds} s; ",
+    { plan: p.name, status: t(p.status), seconds: fmt(p.seconds, 2) }) +
+    (violations.length ? t("verifier found {count} problem(s): {first}",
+      { count: violations.length, first: violations[0] })
+      : t("independent verifier: every constraint holds"));
   $("warnings").innerHTML = (p.warnings || []).map((w) => `<li>${esc(w)}</li>`).join("");
   drawReuse(p.reuse);
 }
@@ -299,8 +378,9 @@ function drawReuse(reuse) {
   if (!reuse) { box.textContent = ""; box.title = ""; delete box.dataset.reused; return; }
   box.dataset.reused = String(reuse.reused);
   box.dataset.solved = String(reuse.counts.resolved);
-  box.textContent = `How: ${reuse.text} in ${fmt(reuse.seconds, 2)} s` +
-    (reuse.first ? "." : "; the same plan as a fresh solve of these settings.");
+  box.textContent = t("How: {text} in {seconds} s", { text: reuse.text,
+    seconds: fmt(reuse.seconds, 2) }) +
+    (reuse.first ? "." : t("; the same plan as a fresh solve of these settings."));
   box.title = reuse.details.join("\n");
 }
 
@@ -315,17 +395,19 @@ function drawHospitals() {
     const key = `${r.site_id}|${r.intervention_id}`;
     const whole = S.force.get(`${r.site_id}|*`);
     const forced = S.force.get(key) || "";
-    const options = whole ? `<option selected>${whole} (whole hospital)</option>`
+    const options = whole ? `<option selected>${esc(t("{force} (whole hospital)",
+      { force: forceWord(whole) }))}</option>`
       : ["", "keep", "close"].map((f) =>
-        `<option value="${f}" ${f === forced ? "selected" : ""}>${f || "free"}</option>`).join("");
+        `<option value="${f}" ${f === forced ? "selected" : ""}>${esc(forceWord(f))}</option>`)
+        .join("");
     return `<tr class="${forced || whole ? "forced" : ""}" data-site-id="${esc(r.site_id)}" ` +
       `data-treatment="${esc(r.intervention_id)}" data-status="${esc(r.status || "")}">` +
-      `<td>${esc(r.site_name)}</td><td>${esc(r.intervention_name)}</td>` +
+      `<td>${esc(r.site_name)}</td><td>${esc(t(r.intervention_name))}</td>` +
       `<td>${fmt(r.norm, 0)}</td><td>${fmt(r.required_min, 1)}</td>` +
       `<td>${fmt(r.volume_before)}</td><td>${fmt(r.volume_after)}</td>` +
       `<td>${r.volume_change > 0 ? "+" : ""}${fmt(r.volume_change)}</td>` +
       `<td>${r.status ? `<span class="status status-${r.status}">` +
-        `${STATUS_WORDS[r.status]}</span>` : ""}</td>` +
+        `${esc(statusWord(r.status))}</span>` : ""}</td>` +
       `<td class="odds">${oddsText(r.p_meet_norm_1y)}</td>` +
       `<td><select class="force" ${whole ? "disabled" : ""} data-site="${esc(r.site_id)}" ` +
       `data-treatment="${esc(r.intervention_id)}">${options}</select></td></tr>`;
@@ -337,39 +419,93 @@ function drawForced() {
     const [site, treatment] = key.split("|");
     const row = S.plan && S.plan.hospitals.find((r) => r.site_id === site);
     const name = row ? row.site_name : site;
-    return `<li>${what} <b>${esc(treatmentName(treatment))}</b> at ${esc(name)} ` +
-      `<button data-unforce="${esc(key)}" title="remove">✕</button></li>`;
+    return `<li>${esc(t("{force} {treatment} at {hospital}", { force: forceWord(what),
+      treatment: treatmentName(treatment), hospital: name }))} ` +
+      `<button data-unforce="${esc(key)}" title="${esc(t("remove"))}">✕</button></li>`;
   });
   $("forced").innerHTML = items.length ? items.join("")
-    : '<li class="hint">None: click a hospital on the map or use the table below.</li>';
+    : `<li class="hint">${esc(t("None: click a hospital on the map or use the table below."))}` +
+      "</li>";
 }
 
 async function refreshPlans() {
   S.plans = (await api("/api/plans")).plans;
   const rows = S.plans.slice().reverse();
-  // keep the planner's compare choice across refreshes; default: the two newest plans
+  // A and B follow the two newest plans (A the older) until the planner picks one; then
+  // their choice stays across refreshes (a choice whose plan is gone falls back).
   const chosen = (name, n) => {
     const current = document.querySelector(`input[name=${name}]:checked`);
-    const id = current && rows.some((p) => String(p.id) === current.value) ? current.value
-      : (rows[n] ? String(rows[n].id) : null);
-    return id;
+    if (S.cmpPinned && current && rows.some((p) => String(p.id) === current.value)) {
+      return current.value;
+    }
+    return rows[n] ? String(rows[n].id) : null;
   };
   const chosenA = chosen("cmp-a", 1), chosenB = chosen("cmp-b", 0);
   $("plans").querySelector("tbody").innerHTML = rows.map((p) =>
     `<tr data-plan-id="${p.id}"><td><input type="radio" name="cmp-a" value="${p.id}" ` +
     `${String(p.id) === chosenA ? "checked" : ""}></td><td><input type="radio" name="cmp-b" ` +
     `value="${p.id}" ${String(p.id) === chosenB ? "checked" : ""}></td><td>${esc(p.name)}${S.plan && S.plan.id === p.id
-      ? " (on screen)" : ""}</td><td>${esc(p.description)}</td><td>${fmt(p.patients_moved)}</td>` +
+      ? ` (${esc(t("on screen"))})` : ""}</td><td>${esc(p.description)}</td>` +
+    `<td>${fmt(p.patients_moved)}</td>` +
     `<td>${fmt(p.patients_displaced)}</td><td>${fmt(p.mean_extra_min)}</td>` +
     `<td>${p.providers_before} → ${p.providers_after}</td>` +
-    `<td><button data-show="${p.id}">show</button> ` +
-    `<button data-export="${p.id}" data-testid="export-${p.id}">export</button></td></tr>`).join("");
+    `<td><button data-show="${p.id}">${esc(t("show"))}</button> ` +
+    `<button data-export="${p.id}" data-testid="export-${p.id}">${esc(t("export"))}</button>` +
+    "</td></tr>").join("");
+  drawCompareChoice();
+}
+
+function drawCompareChoice() {
+  const a = document.querySelector("input[name=cmp-a]:checked");
+  const b = document.querySelector("input[name=cmp-b]:checked");
+  const name = (el) => (S.plans.find((p) => String(p.id) === el.value) || {}).name || el.value;
+  const ok = a && b && a.value !== b.value;
+  $("compare").disabled = !ok;
+  $("compare").textContent = ok ? t("Compare {a} (A) and {b} (B)", { a: name(a), b: name(b) })
+    : t("Compare A and B");
+  $("compare-hint").textContent = !a || !b ? t("A comparison needs two plans: change a setting.")
+    : a.value === b.value ? t("Choose two different plans for A and B.")
+    : S.cmpPinned ? t("Your choice of A and B stays until you reload.")
+    : t("A and B follow the two newest plans until you pick others.");
 }
 
 // --- controls ----------------------------------------------------------------------------
 function numberOrNull(id) {
-  const text = $(id).value.trim();
+  const text = $(id).value.trim().replace(",", ".");
   return text === "" ? null : Number(text);
+}
+
+// Percentages on screen, shares (0.1) in the settings; [id, label, lowest, highest %]
+const PERCENT_FIELDS = [["margin", N_("Margin over the norm"), 0, 500],
+  ["max_loss_share", N_("Max loss per hospital"), 0, 100]];
+const fromPercent = (v) => v === null ? null : Math.round(v * 1e6) / 1e8;
+const toPercent = (v) => v === null || v === undefined ? "" : String(Math.round(v * 1e8) / 1e6);
+
+// One readable line per field that is not a number in its range; none: the settings are ok.
+function inputProblems() {
+  const problems = [];
+  for (const [id, label, lo, hi] of PERCENT_FIELDS) {
+    const v = numberOrNull(id);
+    const bad = v !== null && (!Number.isFinite(v) || v < lo || v > hi);
+    $(id).classList.toggle("invalid", bad);
+    if (bad) {
+      problems.push(t("{field}: enter a percentage from {low} to {high} (e.g. 10 for 10 %).",
+        { field: t(label), low: lo, high: hi }));
+    }
+  }
+  for (const [id, label] of [["max_travel", N_("Travel limit")], ["max_extra_travel",
+    N_("Extra-travel limit")]]) {
+    const v = numberOrNull(id);
+    const bad = v !== null && (!Number.isFinite(v) || v < 0);
+    $(id).classList.toggle("invalid", bad);
+    if (bad) {
+      problems.push(t("{field}: enter minutes (0 or more), or leave it empty for none.",
+        { field: t(label) }));
+    }
+  }
+  $("input-error").hidden = problems.length === 0;
+  $("input-error").textContent = problems.join(" ");
+  return problems;
 }
 
 function readSettings() {
@@ -381,20 +517,24 @@ function readSettings() {
   return {
     // a confidence replaces the margin (the server refuses both)
     region_id: S.region, norm_confidence: numberOrNull("norm_confidence"),
-    margin: numberOrNull("norm_confidence") === null ? (numberOrNull("margin") ?? 0) : 0,
+    margin: numberOrNull("norm_confidence") === null
+      ? (fromPercent(numberOrNull("margin")) ?? 0) : 0,
     max_travel: numberOrNull("max_travel"), max_extra_travel: numberOrNull("max_extra_travel"),
-    max_loss_share: numberOrNull("max_loss_share"), objective: $("objective").value || null,
+    max_loss_share: fromPercent(numberOrNull("max_loss_share")),
+    objective: $("objective").value || null,
     force_keep, force_close,
   };
 }
 
 function writeSettings(settings) {
-  $("margin").value = settings.margin ?? 0;
+  $("margin").value = toPercent(settings.margin ?? 0);
   $("norm_confidence").value = settings.norm_confidence ?? "";
   $("margin").disabled = settings.norm_confidence !== null && settings.norm_confidence !== undefined;
-  for (const id of ["max_travel", "max_extra_travel", "max_loss_share"]) {
+  $("max_loss_share").value = toPercent(settings.max_loss_share);
+  for (const id of ["max_travel", "max_extra_travel"]) {
     $(id).value = settings[id] === null || settings[id] === undefined ? "" : settings[id];
   }
+  inputProblems();
   $("objective").value = settings.objective || S.meta.defaults.objective;
   S.force = new Map();
   for (const p of settings.force_keep || []) S.force.set(`${p.site_id}|${p.intervention_id}`, "keep");
@@ -405,13 +545,15 @@ function writeSettings(settings) {
 function showInfeasible(info) {
   const box = $("infeasible");
   box.hidden = false;
-  box.innerHTML = `<h3>That change is infeasible</h3>` +
-    `<p class="hint">Asked for: ${esc(info.requested_text)}</p><p>${esc(info.reason)}</p>` +
+  box.innerHTML = `<h3>${esc(t("That change is infeasible"))}</h3>` +
+    `<p class="hint">${esc(t("Asked for: {settings}", { settings: info.requested_text }))}</p>` +
+    `<p>${esc(info.reason)}</p>` +
     (info.reasons && info.reasons.length > 1
       ? `<ul>${info.reasons.slice(1).map((r) => `<li>${esc(r)}</li>`).join("")}</ul>` : "") +
-    `<p class="hint">The plan on screen is unchanged. Nearest feasible settings:</p>` +
+    `<p class="hint">${esc(t("The plan on screen is unchanged. Nearest feasible settings:"))}` +
+    "</p>" +
     info.suggestions.map((s, n) => `<button data-suggestion="${n}">${esc(s.text)}</button>`)
-      .join("") + `<button data-dismiss="1">Dismiss</button>`;
+      .join("") + `<button data-dismiss="1">${esc(t("Dismiss"))}</button>`;
   box._suggestions = info.suggestions;
 }
 
@@ -419,7 +561,7 @@ async function solve(settings) {
   if (S.busy) { S.pending = settings; return; }
   S.busy = true;
   $("error").hidden = true;
-  setStatus("Solving…", true);
+  setStatus(t("Solving…"), true);
   try {
     const result = await postJSON("/api/solve", {
       settings, base_plan_id: S.plan && S.plan.region_id === settings.region_id ? S.plan.id : null,
@@ -431,7 +573,8 @@ async function solve(settings) {
     } else if (result.status === "infeasible") {
       showInfeasible(result.infeasible);
       if (S.plan) writeSettings(S.plan.settings);
-      setStatus(`Infeasible (${fmt(result.seconds, 2)} s): previous plan kept`);
+      setStatus(t("Infeasible ({seconds} s): previous plan kept",
+        { seconds: fmt(result.seconds, 2) }));
     } else {
       $("infeasible").hidden = true;
       S.previous = S.plan && S.plan.region_id === result.plan.region_id ? S.plan : null;
@@ -439,14 +582,15 @@ async function solve(settings) {
       document.body.dataset.planId = String(S.plan.id);
       writeSettings(S.plan.settings);
       redraw();
-      setStatus(`${S.plan.name}: ${S.plan.status} in ${fmt(S.plan.seconds, 2)} s`);
+      setStatus(t("{plan}: {status} in {seconds} s", { plan: S.plan.name,
+        status: t(S.plan.status), seconds: fmt(S.plan.seconds, 2) }));
       await refreshPlans();
     }
   } catch (error) {
     $("error").hidden = false;
-    $("error").textContent = `Could not solve: ${error.message}`;
+    $("error").textContent = t("Could not solve: {message}", { message: error.message });
     if (S.plan) writeSettings(S.plan.settings);
-    setStatus("Error");
+    setStatus(t("Error"));
   } finally {
     S.busy = false;
     if (S.pending) { const next = S.pending; S.pending = null; solve(next); }
@@ -456,7 +600,7 @@ async function solve(settings) {
 async function loadRegion(region, settings = null) {
   S.region = region;
   $("region").value = region;
-  setStatus(`Loading ${region}…`, true);
+  setStatus(t("Loading {region}…", { region }), true);
   S.layers = await api(`/api/regions/${encodeURIComponent(region)}/map`);
   S.plan = null;
   S.previous = null;
@@ -482,7 +626,7 @@ async function showPlan(id) {
   writeSettings(plan.settings);
   redraw();
   await refreshPlans();
-  setStatus(`${plan.name} on screen`);
+  setStatus(t("{plan} on screen", { plan: plan.name }));
 }
 
 function setForce(site, treatment, what) {
@@ -497,49 +641,68 @@ async function compare() {
   const b = document.querySelector("input[name=cmp-b]:checked");
   if (!a || !b) return;
   const c = await api(`/api/compare?a=${a.value}&b=${b.value}`);
-  const value = (v) => Array.isArray(v) ? (v.length ? v.map(esc).join("<br>") : "–")
-    : (v === null ? "none" : esc(v));
+  const value = (v, key) => Array.isArray(v) ? (v.length ? v.map(esc).join("<br>") : "–")
+    : (v === null ? t("none") : PERCENT_FIELDS.some(([id]) => id === key)
+      ? `${toPercent(v)} %` : esc(v));
   let html = `<h3>${esc(c.a.name)} (A) vs ${esc(c.b.name)} (B)</h3><table class="data">` +
-    `<tr><th>setting</th><th>A</th><th>B</th></tr>` +
-    c.settings.map((s) => `<tr><td>${esc(s.key)}</td><td>${value(s.a)}</td>` +
-      `<td>${value(s.b)}</td></tr>`).join("") + "</table>";
-  html += `<h3>Key figures</h3><table class="data" data-testid="compare-kpis"><tr><th></th>` +
+    `<tr><th>${esc(t("setting"))}</th><th>A</th><th>B</th></tr>` +
+    c.settings.map((s) => `<tr><td>${esc(s.key)}</td><td>${value(s.a, s.key)}</td>` +
+      `<td>${value(s.b, s.key)}</td></tr>`).join("") + "</table>";
+  html += `<h3>${esc(t("Key figures"))}</h3>` +
+    `<table class="data" data-testid="compare-kpis"><tr><th></th>` +
     `<th>A</th><th>B</th><th>B − A</th></tr>` + c.kpis.map((k) =>
-      `<tr data-kpi="${esc(k.key)}"><td>${esc(k.label)}</td><td>${fmtUnit(k.a, k.unit)}</td>` +
+      `<tr data-kpi="${esc(k.key)}"><td>${esc(t(k.label))}</td><td>${fmtUnit(k.a, k.unit)}</td>` +
       `<td>${fmtUnit(k.b, k.unit)}</td><td>${k.diff === null ? "" : fmtUnit(k.diff, k.unit)}` +
       `</td></tr>`).join("") + "</table>";
-  html += `<h3>Hospitals whose outcome differs (${c.hospitals.length})</h3>` +
-    `<table class="data" data-testid="compare-hospitals"><tr><th>hospital</th><th>treatment</th>` +
-    `<th>today</th><th>A</th><th>B</th></tr>` + c.hospitals.map((h) =>
-      `<tr><td>${esc(h.site_name)}</td><td>${esc(h.intervention_name)}</td>` +
-      `<td>${fmt(h.volume_before)}</td><td>${esc(STATUS_WORDS[h.a_status] || "–")} ` +
-      `${fmt(h.a_volume)}</td><td>${esc(STATUS_WORDS[h.b_status] || "–")} ${fmt(h.b_volume)}` +
+  html += `<h3>${esc(t("Hospitals whose outcome differs ({count})",
+    { count: c.hospitals.length }))}</h3>` +
+    `<table class="data" data-testid="compare-hospitals"><tr><th>${esc(t("hospital"))}</th>` +
+    `<th>${esc(t("treatment"))}</th><th>${esc(t("today"))}</th><th>A</th><th>B</th></tr>` +
+    c.hospitals.map((h) =>
+      `<tr><td>${esc(h.site_name)}</td><td>${esc(t(h.intervention_name))}</td>` +
+      `<td>${fmt(h.volume_before)}</td><td>${esc(h.a_status ? statusWord(h.a_status) : "–")} ` +
+      `${fmt(h.a_volume)}</td><td>${esc(h.b_status ? statusWord(h.b_status) : "–")} ` +
+      `${fmt(h.b_volume)}` +
       `</td></tr>`).join("") + "</table>";
   $("comparison").innerHTML = html;
 }
 
 async function exportPlan(id) {
   const box = $("export-result");
-  box.textContent = `Exporting plan ${id}: running herschik solve on its scenario file…`;
+  box.textContent = t("Exporting plan {id}: running herschik solve on its scenario file…",
+    { id });
   try {
     const r = await postJSON(`/api/plans/${id}/export`, {});
-    box.innerHTML = `<b>Exported to <code data-testid="export-folder">${esc(r.folder)}</code>` +
-      `</b> (in the app's --out folder), ${r.files.length} files, ${fmt(r.seconds, 1)} s. ` +
-      (r.same_as_app ? `<span data-testid="export-same">The command line gives the same ` +
-        `result as the app (KPIs equal, CSVs identical byte for byte).</span>`
-        : `<span data-testid="export-differs">The command line result differs from the ` +
-          `app in: ${esc(r.differences.join(", "))}</span>`) +
-      `<br>Re-run: <code>cd ${esc(r.folder)} && ${esc(r.command)}</code>`;
+    box.innerHTML = `<b>${esc(t("Exported to"))} <code data-testid="export-folder">` +
+      `${esc(r.folder)}</code></b> ` + esc(t("(in the app's --out folder), {count} files, " +
+        "{seconds} s.", { count: r.files.length, seconds: fmt(r.seconds, 1) })) + " " +
+      (r.same_as_app ? `<span data-testid="export-same">${esc(t("The command line gives " +
+        "the same result as the app (KPIs equal, CSVs identical byte for byte)."))}</span>`
+        : `<span data-testid="export-differs">${esc(t("The command line result differs " +
+          "from the app in: {fields}", { fields: r.differences.join(", ") }))}</span>`) +
+      `<br>${esc(t("Re-run:"))} <code>cd ${esc(r.folder)} && ${esc(r.command)}</code>`;
   } catch (error) {
-    box.textContent = `Export failed: ${error.message}`;
+    box.textContent = t("Export failed: {message}", { message: error.message });
   }
 }
 
 // --- events ------------------------------------------------------------------------------
 for (const id of ["margin", "norm_confidence", "max_travel", "max_extra_travel",
   "max_loss_share", "objective"]) {
-  $(id).addEventListener("change", () => solve(readSettings()));
+  // a value out of range is explained beside the fields and not sent
+  $(id).addEventListener("change", () => { if (!inputProblems().length) solve(readSettings()); });
 }
+$("plans").addEventListener("change", (event) => {
+  if (event.target.name === "cmp-a" || event.target.name === "cmp-b") {
+    S.cmpPinned = true;
+    drawCompareChoice();
+  }
+});
+$("toggle-bottom").addEventListener("click", () => {
+  const collapsed = $("bottom").classList.toggle("collapsed");
+  $("toggle-bottom").textContent = collapsed ? t("Show ▴") : t("Hide ▾");
+  map.invalidateSize();
+});
 $("region").addEventListener("change", () => loadRegion($("region").value));
 $("treatment").addEventListener("change", () => { S.treatment = $("treatment").value; redraw(); });
 $("colour-by").addEventListener("change", () => { S.colourBy = $("colour-by").value; redraw(); });
@@ -587,24 +750,47 @@ for (const tab of document.querySelectorAll(".tab")) {
   });
 }
 
+// the page's fixed texts (data-i18n: the text, data-i18n-title: the tooltip) in its language
+function translatePage() {
+  document.documentElement.lang = S.meta.language;
+  for (const el of document.querySelectorAll("[data-i18n]")) {
+    el.dataset.source = el.dataset.source || el.textContent.replace(/\s+/g, " ").trim();
+    el.textContent = t(el.dataset.source);
+  }
+  for (const el of document.querySelectorAll("[data-i18n-title]")) {
+    el.dataset.sourceTitle = el.dataset.sourceTitle || el.title.replace(/\s+/g, " ").trim();
+    el.title = t(el.dataset.sourceTitle);
+  }
+}
+
+// The language switch: the choice is a cookie the server reads on every request (texts it
+// writes, such as diagnoses, follow it too); the page reloads in that language.
+$("lang").addEventListener("change", () => {
+  document.cookie = `herschik_lang=${$("lang").value}; path=/; SameSite=Strict`;
+  location.reload();
+});
+
 async function start() {
   S.meta = await api("/api/meta");
+  translatePage();
+  $("lang").value = S.meta.language;
   $("region").innerHTML = S.meta.regions.map((r) =>
-    `<option value="${esc(r.id)}">${esc(r.name)} (${r.areas} areas, ${r.sites} hospitals)` +
-    `</option>`).join("");
-  $("treatment").innerHTML = '<option value="all">all treatments</option>' +
-    S.meta.treatments.map((t) => `<option value="${esc(t.id)}">${esc(t.name)}</option>`).join("");
+    `<option value="${esc(r.id)}">${esc(r.name)} (${esc(t("{areas} areas, {sites} hospitals",
+      { areas: r.areas, sites: r.sites }))})</option>`).join("");
+  $("treatment").innerHTML = `<option value="all">${esc(t("all treatments"))}</option>` +
+    S.meta.treatments.map((x) => `<option value="${esc(x.id)}">${esc(x.name)}</option>`)
+      .join("");
   const objectiveWords = {
-    planner: "planner: move only who must, then least travel",
-    travel: "least total travel", moved: "fewest patients moved",
-    providers: "most providers kept, then least travel",
+    planner: t("planner: move only who must, then least travel"),
+    travel: t("least total travel"), moved: t("fewest patients moved"),
+    providers: t("most providers kept, then least travel"),
   };
   $("objective").innerHTML = S.meta.objectives.map((o) =>
     `<option value="${esc(o)}">${esc(objectiveWords[o] || o)}</option>`).join("");
   $("baseline-source").textContent = S.meta.baseline_source || "";
   $("baseline-note").textContent = S.meta.baseline === "illustrative"
-    ? "The baseline volumes of the embedded data are illustrative (see DATA.md)." : "";
+    ? t("The baseline volumes of the embedded data are illustrative (see DATA.md).") : "";
   await loadRegion(S.meta.first_region);
 }
-start().catch((error) => { setStatus("Error"); $("error").hidden = false;
+start().catch((error) => { setStatus(t("Error")); $("error").hidden = false;
   $("error").textContent = error.message; });
