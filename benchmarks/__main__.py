@@ -2,7 +2,8 @@
 
     python -m benchmarks [--repeats 3]
                          [--only regions,national,matrix,sweep,scaling,settings,network,
-                                 whatif,sweep_gpkg,pinning,sweep_default,import]
+                                 whatif,sweep_gpkg,pinning,sweep_default,import,e2e]
+                         [--e2e-baseline REF] [--e2e-national]
                          [--smoke] [--out benchmarks]
 
 Writes ``OUT/results.json`` (machine-readable) and ``OUT/RESULTS.md`` (a table per benchmark,
@@ -29,7 +30,7 @@ from .common import machine_info, run_child, write_atomic
 
 SECTIONS = ("regions", "national", "matrix", "sweep", "sweep_default", "scaling", "settings",
             "network",
-            "whatif", "sweep_gpkg", "sweep_search", "pinning", "import")
+            "whatif", "sweep_gpkg", "sweep_search", "pinning", "import", "e2e")
 PACKAGE_DIR = Path(__file__).resolve().parent
 GOAL_MATRIX_COLD_S = 20.0
 GOAL_MATRIX_RATIO = 20.0
@@ -245,6 +246,32 @@ def _section_sweep_search(args, env: dict[str, str]) -> dict[str, Any]:
                                  {"n_scenarios": args.sweep_scenarios})
 
 
+def section_e2e(args) -> dict[str, Any]:
+    """The real commands end to end, beside an earlier commit (benchmarks/bench_e2e.py)."""
+    from . import bench_e2e
+
+    if args.smoke:  # the example region, no baseline, no national run: only that it runs
+        out = bench_e2e.run(repeats=1, region="example")
+    else:
+        out = bench_e2e.run(repeats=args.repeats, baseline_ref=args.e2e_baseline,
+                            national=args.e2e_national)
+    out["status"] = "ok"
+    out["machine"] = machine_info()
+    return out
+
+
+def _render_e2e(results: dict[str, Any], goals: list[tuple[str, str, str]],
+                peak_all: list[float]) -> list[str]:
+    e2e = results.get("e2e")
+    if not e2e or e2e.get("status") != "ok":
+        return []
+    from .bench_e2e import render as render_e2e
+
+    lines, e2e_goals = render_e2e(e2e)
+    goals += e2e_goals
+    return lines
+
+
 def run_sections(args, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     previous = previous or {}
     env = {}
@@ -265,6 +292,7 @@ def run_sections(args, previous: dict[str, Any] | None = None) -> dict[str, Any]
         "pinning": lambda: section_pinning(args, env),
         "scaling": lambda: section_scaling(args, env),
         "import": lambda: section_import(args, env),
+        "e2e": lambda: section_e2e(args),
     }
     results: dict[str, Any] = {}
     for name, runner in runners.items():
@@ -723,6 +751,7 @@ _RENDER_SECTIONS = (
     _render_whatif,
     _render_pinning,
     _render_import,
+    _render_e2e,
 )
 
 
@@ -815,6 +844,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cache-dir", default=None,
                    help="HERSCHIK_CACHE_DIR for the children (default: a fresh temporary one, "
                         "so the first instance build is cold)")
+    p.add_argument("--e2e-baseline", default=None, metavar="REF",
+                   help="e2e: also run the commands on this earlier commit, side by side")
+    p.add_argument("--e2e-national", action="store_true",
+                   help="e2e: also time `solve --region all --out DIR` (once)")
     p.add_argument("--note", action="append", default=[], help="free text added to RESULTS.md")
     p.add_argument("--render-only", action="store_true",
                    help="only re-render OUT/RESULTS.md from OUT/results.json")

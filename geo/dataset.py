@@ -43,6 +43,7 @@ from herschik.geo.tables import (
     read_table,
 )
 
+from herschik.derived_cache import cached, entry_key, folder_digest
 from herschik.errors import DataError
 
 #: dataset.json is a few lines of metadata
@@ -137,6 +138,22 @@ class Dataset:
         out["volume"] = out["volume"].astype(float)
         return out
 
+    def region_rows(self) -> list[dict[str, Any]]:
+        """Per region: id, name, number of areas and sites, patients per year (rounded to 0.1);
+        what ``herschik regions`` lists."""
+        demand = self.demand.merge(self.areas[["area_id", "region_id"]], on="area_id")
+        return [
+            {
+                "region_id": region.region_id,
+                "region_name": region.region_name,
+                "areas": int((self.areas["region_id"] == region.region_id).sum()),
+                "sites": int((self.sites["region_id"] == region.region_id).sum()),
+                "patients_per_year": round(float(
+                    demand.loc[demand["region_id"] == region.region_id, "patients"].sum()), 1),
+            }
+            for region in self.regions.itertuples(index=False)
+        ]
+
     def copy(self) -> Dataset:
         """A deep copy (tables are mutable; the cached default is never handed out itself)."""
         return Dataset(
@@ -166,6 +183,9 @@ def load_dataset(source: str | Path | None = None) -> Dataset:
     areas), ``"municipalities"`` the same country with municipalities as origin areas,
     ``"example"`` the embedded example region, anything else a folder in the documented
     format. The embedded datasets are cached in-process; each call returns an independent copy.
+    A dataset that validated once is kept in the derived-data cache (:mod:`herschik.derived_cache`,
+    keyed by the bytes of its files and herschik's code), so the next process reads it back
+    instead of parsing and validating the CSVs again.
     Raises :class:`DataError` on any problem with the input.
     """
     if source is None:
@@ -179,16 +199,41 @@ def load_dataset(source: str | Path | None = None) -> Dataset:
         return _load_municipalities().copy()
     if not folder.is_dir():
         raise DataError(str(folder), None, None, "not a dataset folder (no such directory)")
-    return _load_folder(folder)
+    return _load_cached(folder)
 
 
 @functools.lru_cache(maxsize=4)
 def _load_embedded(folder: str) -> Dataset:
-    return _load_folder(Path(folder))
+    return _load_cached(Path(folder))
+
+
+def source_digest(folder: Path) -> str | None:
+    """The identity of a dataset folder (its files' bytes), None when it cannot be read."""
+    try:
+        return folder_digest(folder)
+    except OSError:
+        return None
+
+
+def _load_cached(folder: Path) -> Dataset:
+    digest = source_digest(folder)
+    if digest is None:  # unreadable: the loader names the file and the problem
+        return _load_folder(folder)
+    return cached(entry_key("dataset", [digest]), lambda: _load_folder(folder))
 
 
 @functools.lru_cache(maxsize=1)
 def _load_municipalities() -> Dataset:
+    """The embedded country on municipalities (derived from the district dataset), kept in the
+    derived-data cache under the bytes of both folders."""
+    digests = [source_digest(MUNICIPALITIES_DIR), source_digest(DEFAULT_DIR)]
+    if None in digests:
+        return _build_municipalities()
+    return cached(entry_key("dataset-municipalities", [str(d) for d in digests]),
+                  _build_municipalities)
+
+
+def _build_municipalities() -> Dataset:
     """The embedded country on municipalities, derived from the district dataset.
 
     The folder holds only the municipality areas (areas.csv, areas.gpkg, dataset.json); the

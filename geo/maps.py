@@ -1,4 +1,4 @@
-"""Static PNG maps of one run's results (matplotlib, Agg; no pyplot, no global state).
+"""Static PNG maps of one run's results: what each map shows, and which maps must be drawn.
 
 For each treatment with a norm and patients, :func:`write_maps` draws the region's areas coloured
 by the patient-weighted extra travel minutes (sequential colormap; areas whose travel got
@@ -6,15 +6,21 @@ by the patient-weighted extra travel minutes (sequential colormap; areas whose t
 reallocation — kept (filled blue), gained (filled green), lost (red cross), never provided (small
 grey dot) — a legend, a scale bar in km (RD New is in metres), a north arrow and a title with the
 region, treatment and the scenario's margin / travel limits. An ``overview`` map does the same
-over all treatments. Polygons are simplified to the drawing resolution and converted to
-matplotlib paths once per call, so a map of ~700 areas takes well under a second.
+over all treatments. Polygons are simplified to the drawing resolution once per call.
+
+Each map's PNG bytes are kept in the derived-data cache (:mod:`herschik.derived_cache`) under a
+key made of everything drawn, so a map whose content did not change is copied, not drawn:
+matplotlib (:mod:`herschik.geo.map_drawing`) is loaded only when a map must be drawn.
 """
 
 from __future__ import annotations
 
-import math
+import functools
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +29,14 @@ import numpy as np
 import pandas as pd
 import shapely
 from herschik.geo.export import area_summary, normalise_assignments, normalise_site_volumes
-from matplotlib import colormaps, patheffects
-from matplotlib.cm import ScalarMappable
-from matplotlib.collections import PathCollection
-from matplotlib.colors import Normalize, to_rgba
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Rectangle
-from matplotlib.path import Path as MplPath
 
-from herschik.atomic import atomic_path
-from herschik.i18n import _, translate_name
+from herschik.atomic import write_bytes
+from herschik.derived_cache import entry_key, read_entry, write_entry
+from herschik.i18n import _, current_language, translate_name
 
 DPI = 110
-FIGSIZE = (8.4, 7.0)
-CMAP = "YlOrRd"
-UNDER_COLOUR = "#9ecae1"  # areas whose travel became shorter
-BACKGROUND = "#ececec"  # areas without patients of the treatment
-KEPT, GAINED, LOST, NEVER = "#08306b", "#1a9850", "#d7191c", "#9e9e9e"
-_NICE_KM = (0.5, 1, 2, 5, 10, 20, 25, 50, 100, 200)
+#: The libraries whose versions decide a map's pixels and PNG bytes (part of its cache key).
+_DRAWING_LIBRARIES = ("matplotlib", "pillow")
 
 
 def slug(text: str) -> str:
@@ -67,8 +62,8 @@ def scenario_caption(scenario: Mapping[str, Any] | None, treatment: str | None =
 
 
 # ----------------------------------------------------------------------------- geometry
-class _AreaPaths:
-    """Area polygons of the map extent as simplified matplotlib paths (built once)."""
+class AreaGeometry:
+    """Area polygons of the map extent, simplified to the drawing resolution (built once)."""
 
     def __init__(self, areas_gdf: gpd.GeoDataFrame, region_ids: set[str] | None) -> None:
         gdf = areas_gdf
@@ -82,94 +77,32 @@ class _AreaPaths:
                                   else (0.0, 0.0, 1.0, 1.0))
         self.bounds = (float(xmin), float(ymin), float(xmax), float(ymax))
         tolerance = max(xmax - xmin, ymax - ymin) / 1500.0
-        simple = shapely.simplify(np.asarray(geoms), tolerance, preserve_topology=True)
-        self.paths = [self._to_path(g) for g in simple]
-        self.index = {a: i for i, a in enumerate(self.ids)}
+        self.simple = shapely.simplify(np.asarray(geoms), tolerance, preserve_topology=True)
 
-    @staticmethod
-    def _to_path(geom: Any) -> MplPath:
-        if geom is None or geom.is_empty:
-            return MplPath(np.zeros((1, 2)))
-        polys = getattr(geom, "geoms", [geom])
-        rings = []
-        for poly in polys:
-            if poly.geom_type != "Polygon":
-                continue
-            rings.append(MplPath(np.asarray(poly.exterior.coords)[:, :2], closed=True))
-            rings.extend(MplPath(np.asarray(r.coords)[:, :2], closed=True)
-                         for r in poly.interiors)
-        return MplPath.make_compound_path(*rings) if rings else MplPath(np.zeros((1, 2)))
-
-    def draw(self, ax: Any, colours: np.ndarray) -> None:
-        # A PathCollection without offsets draws the paths in data coordinates; it avoids
-        # creating one Patch artist per area (the slow part of geopandas' plot()).
-        ax.add_collection(PathCollection(self.paths, facecolors=colours, edgecolors="white",
-                                         linewidths=0.25, zorder=1), autolim=False)
+    @functools.cached_property
+    def digest(self) -> str:
+        """SHA-256 of the area ids and their simplified polygons (part of a map's cache key)."""
+        digest = hashlib.sha256("\n".join(self.ids).encode())
+        for wkb in shapely.to_wkb(self.simple):
+            digest.update(b"|" + (wkb or b""))
+        return digest.hexdigest()
 
 
-# ----------------------------------------------------------------------------- drawing parts
-def _nice_length_km(width_m: float) -> float:
-    target = width_m / 5000.0
-    return min(_NICE_KM, key=lambda k: abs(math.log(k / target)) if target > 0 else k)
-
-
-def draw_scale_bar(ax: Any, xlim: tuple[float, float], ylim: tuple[float, float]) -> float:
-    """Two-segment black/white scale bar in km at the lower left; returns its length in km."""
-    width, height = xlim[1] - xlim[0], ylim[1] - ylim[0]
-    km = _nice_length_km(width)
-    length = km * 1000.0
-    x0, y0, bar_h = xlim[0] + 0.04 * width, ylim[0] + 0.04 * height, 0.012 * height
-    for i, colour in enumerate(("black", "white")):
-        ax.add_patch(Rectangle((x0 + i * length / 2, y0), length / 2, bar_h, facecolor=colour,
-                               edgecolor="black", linewidth=0.8, zorder=6))
-    for frac, label in ((0.0, "0"), (0.5, f"{km / 2:g}"), (1.0, f"{km:g} km")):
-        ax.text(x0 + frac * length, y0 + bar_h * 1.6, label, ha="center", va="bottom",
-                fontsize=7, zorder=6,
-                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.6, "pad": 0.5})
-    return km
-
-
-def _draw_north(ax: Any) -> None:
-    ax.annotate("N", xy=(0.96, 0.97), xytext=(0.96, 0.89), xycoords="axes fraction",
-                ha="center", va="center", fontsize=9, fontweight="bold", zorder=6,
-                arrowprops={"arrowstyle": "-|>", "color": "black", "lw": 1.2})
-
-
-def _marker_sizes(volume: np.ndarray, vmax: float) -> np.ndarray:
-    vmax = vmax if vmax > 0 else 1.0
-    return 18.0 + 320.0 * np.clip(volume, 0, None) / vmax
-
-
-def _size_legend_values(vmax: float) -> list[float]:
-    if vmax <= 0:
-        return []
-    exp = 10 ** math.floor(math.log10(vmax))
-    top = max(v * exp for v in (1, 2, 5, 10) if v * exp <= vmax)
-    return sorted({top, top / 2, top / 5} - {0})[-3:]
-
-
-def _extent(paths: _AreaPaths, sx: np.ndarray, sy: np.ndarray,
-            box_ratio: float) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Data limits around areas and sites, widened to the axes' width/height ratio."""
-    xmin, ymin, xmax, ymax = paths.bounds
-    if len(sx):
-        xmin, xmax = min(xmin, float(sx.min())), max(xmax, float(sx.max()))
-        ymin, ymax = min(ymin, float(sy.min())), max(ymax, float(sy.max()))
-    pad = 0.04 * max(xmax - xmin, ymax - ymin, 1000.0)
-    xmin, xmax, ymin, ymax = xmin - pad, xmax + pad, ymin - 2.0 * pad, ymax + pad
-    width, height = xmax - xmin, ymax - ymin
-    if width / height < box_ratio:
-        grow = (height * box_ratio - width) / 2
-        xmin, xmax = xmin - grow, xmax + grow
-    else:
-        grow = width / box_ratio - height
-        ymin, ymax = ymin - grow / 2, ymax + grow / 2
-    return (xmin, xmax), (ymin, ymax)
+@functools.lru_cache(maxsize=1)
+def drawing_versions() -> tuple[str, ...]:
+    """The matplotlib and Pillow versions (they decide a chart's pixels and PNG bytes)."""
+    versions = []
+    for library in _DRAWING_LIBRARIES:
+        try:
+            versions.append(f"{library}=={metadata.version(library)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{library} absent")
+    return tuple(versions)
 
 
 def _render(
     path: Path,
-    paths: _AreaPaths,
+    paths: AreaGeometry,
     area_extra: pd.Series,
     sites: pd.DataFrame,
     title: str,
@@ -179,97 +112,47 @@ def _render(
     labels: bool,
     overview: bool = False,
 ) -> Path:
-    """Draw one map. ``sites``: x, y, size_volume, category (kept|gained|lost|never), name."""
-    fig = Figure(figsize=FIGSIZE, dpi=dpi)
-    ax_box = (0.01, 0.02, 0.71, 0.84)
-    ax = fig.add_axes(ax_box)
-    cax = fig.add_axes((0.775, 0.49, 0.022, 0.36))
+    """Write one map as PNG. ``sites``: x, y, size_volume, category (kept|gained|lost|never),
+    label.
 
+    The PNG's bytes are kept in the derived-data cache under a key made of everything drawn
+    (polygons, colour values, sites, titles, resolution) and the matplotlib and Pillow versions
+    that draw and encode it: a map whose content did not change is not drawn again.
+    """
     values = area_extra.reindex(paths.ids).to_numpy(float)
-    finite = values[np.isfinite(values)]
-    vmax = max(5.0, float(np.ceil(finite.max()))) if len(finite) else 5.0
-    cmap = colormaps[CMAP].with_extremes(under=UNDER_COLOUR)
-    norm = Normalize(vmin=0.0, vmax=vmax)
-    colours = cmap(norm(np.clip(np.nan_to_num(values, nan=0.0), 0.0, None)))
-    colours[values < -0.05] = to_rgba(UNDER_COLOUR)
-    colours[~np.isfinite(values)] = to_rgba(BACKGROUND)
-    paths.draw(ax, colours)
-    has_shorter = bool(len(finite) and (finite < -0.05).any())
-    cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax,
-                        extend="min" if has_shorter else "neither")
-    cbar.set_label(_("extra travel time by car (min per patient)"), fontsize=8)
-    cbar.ax.tick_params(labelsize=7)
+    key = _map_key(paths, values, sites, title, subtitle, dpi=dpi, labels=labels,
+                   overview=overview)
+    png = read_entry(key)
+    if png is None:
+        # matplotlib is loaded only for a map that must be drawn (a cache miss)
+        from herschik.geo.map_drawing import map_png
 
-    sx, sy = sites["x"].to_numpy(float), sites["y"].to_numpy(float)
-    vol_max = float(sites["size_volume"].max()) if len(sites) else 0.0
-    sizes = _marker_sizes(sites["size_volume"].to_numpy(float), vol_max)
-    cat = sites["category"].to_numpy() if len(sites) else np.array([])
-    style = {
-        "never": {"s": 9, "c": NEVER, "marker": "o", "linewidths": 0, "zorder": 3},
-        "kept": {"c": KEPT, "marker": "o", "edgecolors": "white", "linewidths": 0.7,
-                 "alpha": 0.9, "zorder": 4},
-        "gained": {"c": GAINED, "marker": "o", "edgecolors": "black", "linewidths": 0.9,
-                   "alpha": 0.95, "zorder": 4},
-        "lost": {"s": 70, "c": LOST, "marker": "X", "edgecolors": "white", "linewidths": 0.5,
-                 "zorder": 5},
-    }
-    for name, kw in style.items():
-        sel = cat == name
-        if name == "kept" and overview:  # a site losing one treatment may keep others
-            sel = sel | ((cat == "lost") & (sites["size_volume"].to_numpy(float) > 0))
-        if not sel.any():
-            continue
-        kw = dict(kw)
-        if "s" not in kw:
-            kw["s"] = sizes[sel]
-        ax.scatter(sx[sel], sy[sel], **kw)
-    if labels and len(sites):
-        radius = np.sqrt(np.where(cat == "lost", 70.0, sizes)) / 2
-        for k, row in enumerate(sites.itertuples(index=False)):
-            if cat[k] == "never":
-                continue
-            off = float(radius[k]) * 0.75 + 1.5
-            ax.annotate(str(row.label), (row.x, row.y), xytext=(off, off),
-                        textcoords="offset points", fontsize=6, zorder=7, color="#111111",
-                        path_effects=[patheffects.withStroke(linewidth=2, foreground="white")])
-
-    box_ratio = (ax_box[2] * FIGSIZE[0]) / (ax_box[3] * FIGSIZE[1])
-    xlim, ylim = _extent(paths, sx, sy, box_ratio)
-    ax.set_xlim(*xlim)
-    ax.set_ylim(*ylim)
-    ax.set_aspect("equal", adjustable="box")
-    ax.set_axis_off()
-    draw_scale_bar(ax, xlim, ylim)
-    _draw_north(ax)
-
-    handles = [
-        Line2D([], [], ls="", marker="o", color=KEPT, markersize=7, label=_("kept")),
-        Line2D([], [], ls="", marker="o", color=GAINED, markeredgecolor="black",
-               markersize=7, label=_("gained")),
-        Line2D([], [], ls="", marker="X", color=LOST, markersize=8, label=_("lost")),
-        Line2D([], [], ls="", marker="o", color=NEVER, markersize=3,
-               label=_("not provided")),
-    ]
-    for v in _size_legend_values(vol_max):
-        handles.append(Line2D([], [], ls="", marker="o", markerfacecolor="none",
-                              markeredgecolor=KEPT,
-                              label=_("{count} patients/yr", count=format(v, "g")),
-                              markersize=math.sqrt(float(_marker_sizes(np.array([v]),
-                                                                       vol_max)[0]))))
-    handles.append(Rectangle((0, 0), 1, 1, facecolor=BACKGROUND, edgecolor="#b0b0b0",
-                             label=_("no patients")))
-    if has_shorter:
-        handles.append(Rectangle((0, 0), 1, 1, facecolor=UNDER_COLOUR,
-                                 label=_("shorter travel")))
-    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.735, 0.45), fontsize=7,
-               frameon=False, labelspacing=0.9, borderpad=0.4, title=_("sites / areas"),
-               title_fontsize=7.5, alignment="left")
-    fig.suptitle(title, x=0.02, y=0.975, ha="left", fontsize=12, fontweight="bold")
-    fig.text(0.02, 0.915, subtitle, ha="left", fontsize=8.5, color="#333333")
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
+        png = map_png(paths, values, sites, title, subtitle, dpi=dpi, labels=labels,
+                      overview=overview)
+        write_entry(key, png)
+    write_bytes(path, png)
     return path
+
+
+def _map_key(paths: AreaGeometry, values: np.ndarray, sites: pd.DataFrame, title: str,
+             subtitle: str, *, dpi: int, labels: bool, overview: bool) -> str:
+    columns = [c for c in ("x", "y", "size_volume", "category", "label") if c in sites.columns]
+    table = {c: [_plain(v) for v in sites[c].tolist()] for c in columns}
+    # the legend and colour bar are drawn in the output language (herschik.i18n)
+    drawn = json.dumps({"title": title, "subtitle": subtitle, "dpi": dpi, "labels": labels,
+                        "language": current_language(),
+                        "overview": overview, "sites": table}, sort_keys=True)
+    values_digest = hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()
+    return entry_key("map", [*drawing_versions(), paths.digest, values_digest, drawn])
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-exact form of a table cell (floats by their bits, so no rounding hides a change)."""
+    if isinstance(value, float):
+        return float(value).hex()
+    if isinstance(value, (bool, int, str)) or value is None:
+        return value
+    return repr(value)
 
 
 def _site_table(sv: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
@@ -278,14 +161,16 @@ def _site_table(sv: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
     return sv.merge(pts, on="site_id", how="inner")
 
 
-def _extra_per_area(summary_rows: pd.DataFrame) -> pd.Series:
-    """Patient-weighted extra minutes per area id (one value per area).
+def _extra_per_area(summary_rows: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.Series:
+    """Patient-weighted extra minutes per area id (one value per area), or per ``by`` + area.
 
     An area can appear in several rows: in a national run its patients may go to sites of
-    several regions, and the rows are keyed by region too.
+    several regions, and the rows are keyed by region too. One grouping by treatment and area
+    gives every treatment's values at once, equal to grouping each treatment's rows alone
+    (the same rows, summed in the same order).
     """
     weighted = summary_rows.assign(_w=summary_rows["patients"] * summary_rows["extra_min"])
-    per_area = weighted.groupby("area_id").agg(w=("_w", "sum"), p=("patients", "sum"))
+    per_area = weighted.groupby([*by, "area_id"]).agg(w=("_w", "sum"), p=("patients", "sum"))
     return per_area["w"] / per_area["p"]
 
 
@@ -324,7 +209,7 @@ def write_maps(
     region_ids = set(sv["region_id"]) | set(asg["region_id"])
     if region and region != "all":
         region_ids.add(region)
-    paths = _AreaPaths(areas_gdf, region_ids or None)
+    paths = AreaGeometry(areas_gdf, region_ids or None)
     areas_summary = area_summary(asg)
 
     with_patients = set(sv["intervention_id"]) & set(asg["intervention_id"])
@@ -359,12 +244,13 @@ def write_maps(
               gained=n_gained),
             dpi=dpi, labels=labels, overview=True)
 
+    extra_by_treatment = _extra_per_area(areas_summary, by=("intervention_id",))
     for treatment in available:
         part = site_xy[site_xy["intervention_id"] == treatment].sort_values("site_id")
         part = part.assign(size_volume=part["volume_after"],
                            category=_category(part["kept_before"], part["kept_after"]),
                            label=part["site_name"])
-        extra = _extra_per_area(areas_summary[areas_summary["intervention_id"] == treatment])
+        extra = extra_by_treatment.xs(treatment, level="intervention_id")
         label = translate_name(names[treatment]) if names.get(treatment) else None
         title = f"{region} — {label} ({treatment})" if label else f"{region} — {treatment}"
         norm = part["norm"].dropna()

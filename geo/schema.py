@@ -11,6 +11,16 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_DIR = DATA_DIR / "default"
 EXAMPLE_DIR = DATA_DIR / "example"
 MUNICIPALITIES_DIR = DATA_DIR / "default_municipalities"
+#: The embedded datasets by the name that ``load_dataset`` takes (None: the national default).
+EMBEDDED_DIRS = {None: DEFAULT_DIR, "example": EXAMPLE_DIR, "municipalities": MUNICIPALITIES_DIR}
+
+
+def dataset_folder(source: str | Path | None = None) -> Path:
+    """The folder that ``geo.dataset.load_dataset(source)`` reads: an embedded dataset by name
+    (``None``, ``"example"``, ``"municipalities"``) or the folder given."""
+    if source is None or (isinstance(source, str) and source in EMBEDDED_DIRS):
+        return EMBEDDED_DIRS[source]
+    return Path(source)
 
 #: Bounding box of the Netherlands in RD New (EPSG:28992), metres.
 RD_X_RANGE = (0.0, 300_000.0)

@@ -284,3 +284,4 @@ def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instanc
         },
         area_names=tuple(str(n) for n in areas["area_name"]) if "area_name" in areas else (),
     )
+

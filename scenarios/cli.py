@@ -2,8 +2,9 @@
 
 Exit codes: 0 solved (optimal or feasible within the limit), 1 infeasible scenario (the
 diagnosis is printed and written to summary.json), 2 bad input or usage (one line on stderr).
-The parser lives in cli_parser.py, ``solve`` in cli_solve.py, the other commands in
-cli_commands.py; this module maps every failure to its exit code, once.
+The parser and the table of commands live in cli_parser.py, ``regions`` in cli_dataset.py,
+``solve`` in cli_solve.py, the other commands in cli_commands.py; a command's module is
+imported only when it runs. This module maps every failure to its exit code, once.
 """
 
 from __future__ import annotations
@@ -13,18 +14,7 @@ import sys
 import traceback
 from typing import Any
 
-from herschik.scenarios.cli_commands import (
-    cmd_app,
-    cmd_compare,
-    cmd_data,
-    cmd_matrix,
-    cmd_network,
-    cmd_regions,
-    cmd_simulate,
-    cmd_sweep,
-)
-from herschik.scenarios.cli_parser import build_parser
-from herschik.scenarios.cli_solve import cmd_solve
+from herschik.scenarios.cli_parser import COMMANDS, build_parser, command_in, command_module
 
 from herschik.errors import (
     EXIT_BAD_INPUT,
@@ -46,19 +36,6 @@ __all__ = [
 ]
 
 
-COMMANDS = {
-    "regions": cmd_regions,
-    "data": cmd_data,
-    "solve": cmd_solve,
-    "matrix": cmd_matrix,
-    "sweep": cmd_sweep,
-    "network": cmd_network,
-    "compare": cmd_compare,
-    "simulate": cmd_simulate,
-    "app": cmd_app,
-}
-
-
 def _one_line(error: BaseException) -> str:
     return one_line(error)
 
@@ -70,12 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     input and the environment's problems (one line on stderr), 3 for bugs; 130 when stopped by
     SIGINT or SIGTERM; a closed output pipe ends quietly (141, like a tool killed by SIGPIPE).
 
-    As the program's entry point (``argv`` None), a run whose HiGHS solve was interrupted ends
-    with ``os._exit(130)`` once everything is unwound and flushed: HiGHS' C++ threads abort a
+    As the program's entry point (``argv`` None), an interrupted run ends with
+    ``os._exit(130)`` once everything is unwound and flushed: HiGHS' C++ threads abort a
     normal interpreter shutdown after an interrupted solve (std::terminate, exit 134).
     """
     code = _main(argv)
-    if argv is None and code == EXIT_INTERRUPTED and _solver_was_interrupted():
+    # Any interrupt of the program, not only one inside HiGHS: a signal that lands between
+    # solver calls also leaves solver threads running, and the interpreter's shutdown then
+    # re-raises KeyboardInterrupt (exit -2) or aborts (tests/test_faults.py).
+    if argv is None and code == EXIT_INTERRUPTED:
         import os
 
         for stream in (sys.stdout, sys.stderr):
@@ -87,14 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _solver_was_interrupted() -> bool:
-    backends = sys.modules.get("herschik.optimiser.backends")
-    return backends is not None and backends.INTERRUPT.is_set()
-
-
 def _main(argv: list[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(command_in(argv)).parse_args(argv)
     except UsageError as error:
         print(f"herschik: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -103,7 +79,7 @@ def _main(argv: list[str] | None) -> int:
     try:
         set_process_language(getattr(args, "lang", None))  # threads write in it too
         with use_language(getattr(args, "lang", None)):
-            code = COMMANDS[args.command](args)
+            code = getattr(command_module(args.command), COMMANDS[args.command][1])(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
         return code
     except KeyboardInterrupt as interrupt:

@@ -1,5 +1,5 @@
-"""The ``herschik`` commands other than ``solve`` (regions, data, matrix, sweep, compare,
-network, app), and the dataset loading they share."""
+"""The ``herschik`` commands other than ``solve`` and ``regions`` (data, matrix, sweep, compare,
+network, app), and the dataset loading they share with ``solve``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from herschik.geo.dataset import Dataset, load_dataset
+from herschik.scenarios.cli_dataset import dataset_source, make_console
 
 from herschik.errors import (
     EXIT_INTERNAL,
@@ -19,19 +22,10 @@ from herschik.errors import (
     one_line,
 )
 
-EXAMPLE = "example"
 
-
-def load_args_dataset(args: argparse.Namespace, region: str | None = None) -> Any:
-    from herschik.geo.dataset import load_dataset
-
-    if args.data is not None:
-        if not args.data.is_dir():
-            raise UsageError(f"--data {args.data}: not a folder")
-        return load_dataset(args.data)
-    if region == EXAMPLE:
-        return load_dataset(EXAMPLE)
-    return load_dataset("municipalities" if args.areas == "municipalities" else None)
+def load_args_dataset(args: argparse.Namespace, region: str | None = None) -> Dataset:
+    """The dataset that ``--data`` / ``--areas`` (or ``--region example``) name, validated."""
+    return load_dataset(dataset_source(args, region))
 
 
 def baseline_source_of(args: argparse.Namespace) -> str:
@@ -45,45 +39,6 @@ def baseline_source_of(args: argparse.Namespace) -> str:
         return baseline_source_line(read_meta(args.data))
     return baseline_source_line(read_meta(
         MUNICIPALITIES_DIR if args.areas == "municipalities" else DEFAULT_DIR))
-
-
-def make_console() -> Any:
-    from rich.console import Console
-
-    return Console(highlight=False)
-
-
-def cmd_regions(args: argparse.Namespace) -> int:
-    dataset = load_args_dataset(args)
-    demand = dataset.demand.merge(dataset.areas[["area_id", "region_id"]], on="area_id")
-    rows = []
-    for region in dataset.regions.itertuples(index=False):
-        rows.append(
-            {
-                "region_id": region.region_id,
-                "region_name": region.region_name,
-                "areas": int((dataset.areas["region_id"] == region.region_id).sum()),
-                "sites": int((dataset.sites["region_id"] == region.region_id).sum()),
-                "patients_per_year": round(
-                    float(demand.loc[demand["region_id"] == region.region_id, "patients"].sum()), 1
-                ),
-            }
-        )
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return EXIT_OK
-    from rich.table import Table
-
-    table = Table(title=f"Regions of dataset '{dataset.name}'")
-    for column in ("region_id", "region_name", "areas", "sites", "patients_per_year"):
-        table.add_column(column, justify="right" if column in ("areas", "sites") else "left")
-    for row in rows:
-        table.add_row(*(str(row[c]) for c in row))
-    console = make_console()
-    console.print(table)
-    if args.data is None:
-        console.print("Also built in: region 'example' (synthetic, for tests and demos).")
-    return EXIT_OK
 
 
 def _outside_share(text: str) -> str | float:

@@ -1,18 +1,47 @@
-"""The ``herschik`` argument parser: subcommands and their flags (reference: docs/CLI.md).
+"""The ``herschik`` argument parser: subcommands and their flags (reference: docs/CLI.md),
+and :data:`COMMANDS`, the module and function that run each subcommand.
 
-The ``solve`` parameter flags are derived from :class:`SolveParams` (scenarios/param_flags.py).
+The ``solve`` parameter flags are derived from :class:`SolveParams` (scenarios/param_flags.py,
+which loads pydantic); they are added only when the parser is built for ``solve`` (or for every
+command), so that ``herschik --help`` and ``herschik regions`` never import the solver stack.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 from pathlib import Path
-
-from herschik.scenarios.param_flags import add_param_flags
+from types import ModuleType
 
 from herschik import __version__
 from herschik.errors import UsageError
 from herschik.i18n import LANGUAGES
+
+#: subcommand -> (module, function): each command's module is imported only when it runs, so a
+#: light command does not pay for the libraries of the heavy ones.
+COMMANDS = {
+    "regions": ("herschik.scenarios.cli_dataset", "cmd_regions"),
+    "data": ("herschik.scenarios.cli_commands", "cmd_data"),
+    "solve": ("herschik.scenarios.cli_solve", "cmd_solve"),
+    "matrix": ("herschik.scenarios.cli_commands", "cmd_matrix"),
+    "sweep": ("herschik.scenarios.cli_commands", "cmd_sweep"),
+    "network": ("herschik.scenarios.cli_commands", "cmd_network"),
+    "compare": ("herschik.scenarios.cli_commands", "cmd_compare"),
+    "simulate": ("herschik.scenarios.cli_commands", "cmd_simulate"),
+    "app": ("herschik.scenarios.cli_commands", "cmd_app"),
+}
+#: ``build_parser(EVERY_COMMAND)``: the complete parser (documentation, tests).
+EVERY_COMMAND = None
+
+
+def command_module(command: str) -> ModuleType:
+    """The module that runs ``command`` (imported on first use)."""
+    return importlib.import_module(COMMANDS[command][0])
+
+
+def command_in(argv: list[str]) -> str:
+    """The subcommand named by ``argv`` (its first word), or ``""`` when there is none."""
+    return argv[0] if argv and argv[0] in COMMANDS else ""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,7 +110,9 @@ def _lang(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = EVERY_COMMAND) -> argparse.ArgumentParser:
+    """The parser; ``command`` (a subcommand, or ``""`` for none) skips the flags that only
+    other subcommands need and that are costly to build (solve's parameter flags)."""
     parser = _Parser(
         prog="herschik",
         description="Plan the reallocation of complex hospital care: which hospitals keep which "
@@ -141,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument(
         "--scenario", metavar="FILE", type=Path, help="scenario TOML file (flags below override it)"
     )
-    add_param_flags(solve)  # every SolveParams field, in scenarios/param_flags.py
+    if command in (EVERY_COMMAND, "solve"):
+        # every SolveParams field (scenarios/param_flags.py, through cli_solve)
+        command_module("solve").add_param_flags(solve)
     solve.add_argument("--geojson", action="store_true", help="also write GeoJSON (EPSG:4326)")
     solve.add_argument("--xlsx", action="store_true", help="also write an Excel workbook")
     solve.add_argument("--no-maps", action="store_true", help="skip the PNG maps")

@@ -10,13 +10,21 @@ from typing import Any
 
 from herschik.optimiser.status import exit_code_for_status
 from herschik.scenarios.cli_commands import load_args_dataset, make_console
-from herschik.scenarios.param_flags import dotted_overrides, param_overrides, unknown_id
+from herschik.scenarios.cli_dataset import dataset_source, source_identity
+from herschik.scenarios.param_flags import (
+    add_param_flags,
+    dotted_overrides,
+    param_overrides,
+    unknown_id,
+)
 
 from herschik.errors import (
     UnknownRegionError,
     UsageError,
 )
 from herschik.i18n import _
+
+__all__ = ["add_param_flags", "cmd_solve", "solve_params_from_args"]
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
@@ -51,15 +59,18 @@ def _solve_into(
     args: argparse.Namespace, params: Any, scenario_info: dict[str, Any], scenario: Any,
     dataset: Any,
 ) -> int:
-    from herschik.scenarios.assemble import build_instance
+    from herschik.scenarios.instance_cache import cached_build_instance
     from herschik.scenarios.run import run_solve, scenario_instance
 
     warnings: list[str] = []
+    # the files the dataset was just loaded from, unchanged: the key of the instance cache
+    identity = source_identity(dataset_source(args, args.region))
     if scenario is None:
-        instance = build_instance(dataset, args.region, network=args.network)
+        instance = cached_build_instance(dataset, args.region, args.network,
+                                         source_digest=identity)
     else:
         instance, params, scenario_info = scenario_instance(dataset, args.region, scenario,
-                                                            args.network)
+                                                            args.network, source_digest=identity)
         warnings = scenario.outside(instance)
     outputs = {
         "gpkg": True,

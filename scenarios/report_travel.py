@@ -1,7 +1,7 @@
 """Report sections on travel: the extra-travel histogram and table, and the inlined maps."""
 from __future__ import annotations
 
-import io
+import hashlib
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -9,15 +9,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from herschik.geo.maps import drawing_versions
 from herschik.optimiser.kpis import weighted_quantile
 from herschik.scenarios.report_format import Html, esc, html_table, png_data_uri, share
-from matplotlib.figure import Figure
 
-from herschik.i18n import _
+from herschik.derived_cache import entry_key, read_entry, write_entry
+from herschik.i18n import _, current_language
 
 
 def extra_travel_histogram_png(assignments: pd.DataFrame, dpi: int = 100) -> bytes:
-    """Patient-weighted histogram of ``extra_min`` as PNG bytes."""
+    """Patient-weighted histogram of ``extra_min`` as PNG bytes.
+
+    Kept in the derived-data cache under its bars, labels and the drawing libraries' versions
+    (like the maps): matplotlib is loaded only when the chart must be drawn.
+    """
     extra = assignments["extra_min"].to_numpy(float)
     weights = assignments["patients"].to_numpy(float)
     lo = math.floor(min(0.0, float(extra.min()))) if len(extra) else 0
@@ -25,18 +30,18 @@ def extra_travel_histogram_png(assignments: pd.DataFrame, dpi: int = 100) -> byt
     step = next(s for s in (1, 2, 5, 10, 15, 30, 60) if (hi - lo) / s <= 30)
     edges = np.arange(lo - lo % step, hi + step, step, dtype=float)
     counts, _edges = np.histogram(extra, bins=edges, weights=weights)
-    fig = Figure(figsize=(7.0, 3.0), dpi=dpi)
-    ax = fig.add_axes((0.09, 0.18, 0.88, 0.74))
-    colours = ["#9ecae1" if e < 0 else "#fd8d3c" if e > 0 else "#bdbdbd" for e in edges[:-1]]
-    ax.bar(edges[:-1], counts, width=step, align="edge", color=colours, edgecolor="white")
-    ax.set_xlabel(_("extra travel time by car (min per patient; after − before)"))
-    ax.set_ylabel(_("patients per year"))
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.grid(axis="y", color="#e5e5e5")
-    ax.set_axisbelow(True)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-    return buf.getvalue()
+    digest = hashlib.sha256(np.ascontiguousarray(edges).tobytes()
+                            + np.ascontiguousarray(counts, dtype=float).tobytes()).hexdigest()
+    # the axis labels are drawn in the output language (herschik.i18n)
+    key = entry_key("histogram", [*drawing_versions(), digest, str(step), str(dpi),
+                                  current_language()])
+    png = read_entry(key)
+    if png is None:
+        from herschik.scenarios.report_charts import histogram_png  # only on a cache miss
+
+        png = histogram_png(edges, counts, step, dpi)
+        write_entry(key, png)
+    return png
 
 
 def extra_travel_section(asg: pd.DataFrame, kpis: Mapping[str, Any] | None = None) -> str:

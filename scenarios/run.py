@@ -273,11 +273,14 @@ def apply_scenario(
 
 
 def scenario_instance(
-    dataset: Any, region_id: str, scenario: Any = None, network: Any = None
+    dataset: Any, region_id: str, scenario: Any = None, network: Any = None, *,
+    source_digest: str | None = None,
 ) -> tuple[Instance, SolveParams, dict[str, Any]]:
     """:func:`apply_scenario` on the instance of one region, after checking the scenario's ids
-    against the dataset."""
-    from herschik.scenarios.assemble import build_instance
+    against the dataset. ``source_digest``: the identity of the unchanged files ``dataset``
+    was loaded from, to take the instance from the derived-data cache
+    (:func:`herschik.scenarios.instance_cache.cached_build_instance`)."""
+    from herschik.scenarios.instance_cache import cached_build_instance
 
     if scenario is not None:
         scenario.check(
@@ -285,4 +288,5 @@ def scenario_instance(
             group_ids=list(dataset.treatments["group_id"]),
             site_ids=list(dataset.sites["site_id"]),
         )
-    return apply_scenario(build_instance(dataset, region_id, network=network), scenario)
+    instance = cached_build_instance(dataset, region_id, network, source_digest=source_digest)
+    return apply_scenario(instance, scenario)

@@ -84,6 +84,26 @@ def test_killed_solve_leaves_no_torn_folder_and_rerun_completes(
     assert not list(tmp_path.glob(".run.*")), "re-run must remove stale staging folders"
 
 
+def test_sigterm_while_the_solver_threads_run_exits_130(tmp_path: Path) -> None:
+    """Regression: a SIGTERM that stopped the main thread while solver threads were inside
+    HiGHS left the interpreter's shutdown to them: the process died by SIGABRT ("terminate
+    called without an active exception", exit -6) or an escaped KeyboardInterrupt (-2) instead
+    of exit 130 (seen in about half of these attempts before the fix)."""
+    codes = []
+    for attempt in range(8):
+        out = tmp_path / f"run{attempt}"
+        process = _start_solve(out)
+        assert _wait_for_lock(out), "the solve never started"
+        time.sleep(0.2 * attempt)  # from the data loading into the solve and the outputs
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+        codes.append(process.returncode)
+        assert process.returncode == 130 or (process.returncode == 0
+                                             and folder_is_complete(out)), err.decode()[-500:]
+        assert not out.exists() or folder_is_complete(out)
+    assert 130 in codes
+
+
 def test_solve_runs_with_sockets_blocked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise OSError("network access attempted during a default run")

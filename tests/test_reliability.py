@@ -462,6 +462,7 @@ def test_foreign_folder_with_a_summary_is_not_replaced(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import herschik.scenarios.assemble
+    import herschik.scenarios.instance_cache
 
     out = tmp_path / "mine"
     out.mkdir()
@@ -472,6 +473,8 @@ def test_foreign_folder_with_a_summary_is_not_replaced(
         raise AssertionError("solved before --out was checked")
 
     monkeypatch.setattr(herschik.scenarios.assemble, "build_instance", must_not_run)
+    # a cached instance would skip build_instance: the cache must not be reached either
+    monkeypatch.setattr(herschik.scenarios.instance_cache, "cached_build_instance", must_not_run)
     assert _solve_example(out) == 2
     assert "not written by herschik" in _err_line(capsys)
     assert (out / "thesis.docx").read_text() == "years of work"

@@ -1,0 +1,217 @@
+"""The on-disk cache of what herschik derives from the data (validated datasets, region
+instances, the regions table, rendered maps), so that a command does not redo it every run.
+
+Every entry is keyed by the identity of what it was derived from: the bytes of the input files
+(:func:`folder_digest`), the bytes of herschik's own source code and the versions of the
+libraries whose objects it stores (:func:`code_digest`), plus what the caller adds (a region,
+a network file's digest, ...). Change any of them and the key changes; nothing is ever
+invalidated by hand.
+
+An entry is ``MAGIC``, the SHA-256 of the payload, a newline and the payload; it is written
+atomically (:mod:`herschik.atomic`) and its checksum is verified on every read. A missing,
+truncated, corrupt or unreadable entry is rebuilt and rewritten, never trusted and never fatal;
+a cache that cannot be written (read-only home, full disk) only costs the rebuild.
+
+The folder is ``$HERSCHIK_CACHE_DIR``, else ``$XDG_CACHE_HOME/herschik``, else
+``~/.cache/herschik``; ``HERSCHIK_CACHE=off`` turns the derived-data cache off (everything is
+rebuilt, nothing written). The folder is kept under ``$HERSCHIK_CACHE_MAX_MB`` megabytes
+(default 1024): after its first write a process removes the least recently used entries
+(a hit refreshes an entry's time) until the rest fill at most 80% of it. Imports nothing
+heavy: ``herschik regions`` reads it before pandas is loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib.util
+import os
+import pickle
+from collections.abc import Callable, Iterable
+from importlib import metadata
+from pathlib import Path
+from typing import TypeVar
+
+from herschik.atomic import write_bytes
+from herschik.errors import OutputError
+
+__all__ = [
+    "cache_dir",
+    "cache_enabled",
+    "cached",
+    "code_digest",
+    "entry_key",
+    "file_digest",
+    "folder_digest",
+    "prune",
+    "read_entry",
+    "write_entry",
+]
+
+T = TypeVar("T")
+
+MAGIC = b"HERSCHIK-DERIVED-CACHE 1\n"
+DEFAULT_MAX_MB = 1024.0
+#: Libraries whose objects are pickled into entries (a new version rebuilds them).
+_PICKLED_LIBRARIES = ("numpy", "pandas", "geopandas", "shapely")
+_DIGEST_HEX = 64
+
+
+def cache_dir() -> Path:
+    """The on-disk cache: ``$HERSCHIK_CACHE_DIR``, else ``$XDG_CACHE_HOME/herschik``, else
+    ``~/.cache/herschik``."""
+    env = os.environ.get("HERSCHIK_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "herschik"
+
+
+def cache_enabled() -> bool:
+    """False when ``HERSCHIK_CACHE`` is ``off`` / ``0`` / ``no`` (rebuild everything)."""
+    return os.environ.get("HERSCHIK_CACHE", "").strip().lower() not in ("off", "0", "no")
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """SHA-256 of herschik's source files and of the pickled libraries' versions.
+
+    Derived data depend on the code that derived them; hashing the sources (about 80 files,
+    a few milliseconds) is sturdier than a version number that a checkout does not bump.
+    """
+    digest = hashlib.sha256(b"herschik-code")
+    for package in ("herschik", "herschik.geo", "herschik.optimiser", "herschik.scenarios"):
+        spec = importlib.util.find_spec(package)
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            for path in sorted(Path(folder).rglob("*.py")):
+                digest.update(f"{package}/{path.relative_to(folder).as_posix()}\n".encode())
+                digest.update(path.read_bytes())
+    for library in _PICKLED_LIBRARIES:
+        try:
+            version = metadata.version(library)
+        except metadata.PackageNotFoundError:
+            version = "absent"
+        digest.update(f"{library}=={version}\n".encode())
+    return digest.hexdigest()
+
+
+def folder_digest(folder: str | Path) -> str:
+    """SHA-256 over the names and bytes of the regular files directly inside ``folder``.
+
+    The identity of a dataset folder: any edit, added or removed file changes it.
+    """
+    folder = Path(folder)
+    digest = hashlib.sha256(b"herschik-folder")
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            digest.update(f"{path.name}\n".encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of one file's bytes (read in blocks: a national network file is large)."""
+    digest = hashlib.sha256(b"herschik-file")
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def entry_key(kind: str, parts: Iterable[str]) -> str:
+    """The key of an entry: ``kind`` plus the SHA-256 of the code digest and ``parts``."""
+    digest = hashlib.sha256(code_digest().encode())
+    for part in parts:
+        digest.update(b"\0" + str(part).encode())
+    return f"{kind}/{digest.hexdigest()}"
+
+
+def _path(key: str) -> Path:
+    return cache_dir() / "derived" / f"{key}.bin"
+
+
+def read_entry(key: str) -> bytes | None:
+    """The payload stored under ``key``, or None when absent or failing its checksum."""
+    if not cache_enabled():
+        return None
+    try:
+        data = _path(key).read_bytes()
+    except OSError:
+        return None
+    head = len(MAGIC)
+    if not data.startswith(MAGIC) or len(data) < head + _DIGEST_HEX + 1:
+        return None
+    stored = data[head:head + _DIGEST_HEX]
+    payload = data[head + _DIGEST_HEX + 1:]
+    if hashlib.sha256(payload).hexdigest().encode() != stored:
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(_path(key))  # recently used: kept longest by the size limit
+    return payload
+
+
+def write_entry(key: str, payload: bytes) -> None:
+    """Store ``payload`` under ``key`` (atomically); a cache that cannot be written is skipped."""
+    if not cache_enabled():
+        return
+    blob = MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    try:
+        write_bytes(_path(key), blob, flag="cache")
+    except (OSError, OutputError):
+        return
+    if not _PRUNED:
+        _PRUNED.append(True)
+        prune()
+
+
+_PRUNED: list[bool] = []  # pruned once per process (a listing of the folder)
+
+
+def _max_bytes() -> float:
+    try:
+        return float(os.environ.get("HERSCHIK_CACHE_MAX_MB", DEFAULT_MAX_MB)) * 1e6
+    except ValueError:
+        return DEFAULT_MAX_MB * 1e6
+
+
+def prune(max_bytes: float | None = None) -> int:
+    """Remove least recently used entries while the derived cache exceeds ``max_bytes``
+    (default ``$HERSCHIK_CACHE_MAX_MB``), down to 80% of it; returns the entries removed."""
+    limit = _max_bytes() if max_bytes is None else max_bytes
+    entries = []
+    for path in (cache_dir() / "derived").glob("*/*.bin"):
+        with contextlib.suppress(OSError):
+            info = path.stat()
+            entries.append((info.st_mtime, info.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    if total <= limit:
+        return 0
+    removed = 0
+    for _, size, path in sorted(entries, key=lambda entry: entry[0]):
+        if total <= 0.8 * limit:
+            break
+        with contextlib.suppress(OSError):
+            path.unlink()
+            total -= size
+            removed += 1
+    return removed
+
+
+def cached(key: str, build: Callable[[], T]) -> T:
+    """The object stored under ``key`` (pickled), or ``build()`` stored there and returned.
+
+    An entry that fails its checksum or cannot be unpickled is rebuilt and overwritten. The
+    cache folder is the user's own (like ``~/.cache`` for any tool), so its pickles are trusted
+    once their checksum matches.
+    """
+    payload = read_entry(key)
+    if payload is not None:
+        try:
+            return pickle.loads(payload)
+        except Exception:  # a corrupt or incompatible entry: rebuild it, never fail on it
+            pass
+    value = build()
+    write_entry(key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    return value
+

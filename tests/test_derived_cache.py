@@ -1,0 +1,305 @@
+"""The derived-data cache (herschik/derived_cache.py) and what is kept in it: validated
+datasets, region instances, the regions table, maps and the report's histogram.
+
+An entry is keyed by the bytes of its inputs and herschik's code, verified on read, and a
+damaged entry is rebuilt, never trusted and never fatal. What a cache hit returns must equal
+what the build gives, byte for byte for the PNGs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from herschik.geo.dataset import load_dataset
+from herschik.geo.export import areas_geodataframe
+from herschik.geo.schema import EXAMPLE_DIR
+from herschik.scenarios.instance_cache import cached_build_instance
+from herschik.scenarios.run import solve_verified
+
+import herschik.derived_cache as derived_cache
+from herschik.derived_cache import cached, entry_key, folder_digest
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("HERSCHIK_CACHE_DIR", str(folder))
+    monkeypatch.delenv("HERSCHIK_CACHE", raising=False)
+    return folder
+
+
+def entries(cache: Path, kind: str) -> list[Path]:
+    return sorted((cache / "derived" / kind).glob("*.bin"))
+
+
+# --- the entry format -----------------------------------------------------------------------
+
+
+def test_a_hit_returns_what_was_built_without_building(own_cache: Path) -> None:
+    key = entry_key("test", ["a"])
+    assert cached(key, lambda: {"x": [1.5, 2]}) == {"x": [1.5, 2]}
+
+    def must_not_build() -> dict:
+        raise AssertionError("built although cached")
+
+    assert cached(key, must_not_build) == {"x": [1.5, 2]}
+    assert len(entries(own_cache, "test")) == 1
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "not_a_pickle", "no_magic"])
+def test_a_damaged_entry_is_rebuilt_and_rewritten(own_cache: Path, damage: str) -> None:
+    key = entry_key("test", ["damaged", damage])
+    cached(key, lambda: "first")
+    (path,) = entries(own_cache, "test")
+    data = path.read_bytes()
+    if damage == "flip":
+        data = data[:-3] + bytes([data[-3] ^ 0x40]) + data[-2:]
+    elif damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "empty":
+        data = b""
+    elif damage == "not_a_pickle":  # a valid checksum over bytes that do not unpickle
+        import hashlib
+
+        payload = b"not a pickle"
+        data = derived_cache.MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    else:
+        data = data[len(derived_cache.MAGIC):]
+    path.write_bytes(data)
+    assert cached(key, lambda: "rebuilt") == "rebuilt"
+    assert cached(key, lambda: "not again") == "rebuilt"  # the rewritten entry is good
+
+
+def test_unwritable_cache_only_costs_the_rebuild(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("HERSCHIK_CACHE_DIR", str(blocker / "cache"))
+    key = entry_key("test", ["unwritable"])
+    assert cached(key, lambda: 1) == 1
+    assert cached(key, lambda: 2) == 2  # nothing was stored, nothing failed
+
+
+def test_cache_off_builds_every_time(own_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERSCHIK_CACHE", "off")
+    key = entry_key("test", ["off"])
+    assert cached(key, lambda: 1) == 1
+    assert cached(key, lambda: 2) == 2
+    assert not (own_cache / "derived").exists()
+
+
+def test_the_least_recently_used_entries_go_beyond_the_size_limit(own_cache: Path) -> None:
+    import os
+
+    keys = [entry_key("test", ["lru", str(i)]) for i in range(5)]
+    for age, key in enumerate(keys):
+        derived_cache.write_entry(key, bytes(1000))
+        os.utime(derived_cache._path(key), (1000.0 + age, 1000.0 + age))
+    assert derived_cache.read_entry(keys[0]) is not None  # used now: the newest
+    assert derived_cache.prune(max_bytes=3500) == 3  # down to 80%: two entries stay
+    assert [derived_cache.read_entry(k) is not None for k in keys] == \
+        [True, False, False, False, True]
+    assert derived_cache.prune(max_bytes=1e9) == 0
+
+
+def test_keys_follow_the_inputs_and_the_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert entry_key("k", ["a", "b"]) == entry_key("k", ["a", "b"])
+    assert entry_key("k", ["a", "b"]) != entry_key("k", ["ab"])
+    assert entry_key("k", ["a"]) != entry_key("j", ["a"])
+    before = entry_key("k", ["a"])
+    monkeypatch.setattr(derived_cache, "code_digest", lambda: "other code")
+    assert entry_key("k", ["a"]) != before
+
+
+# --- datasets ---------------------------------------------------------------------------------
+
+
+def test_dataset_from_the_cache_equals_the_parsed_one_and_follows_edits(
+    tmp_path: Path, own_cache: Path
+) -> None:
+    folder = tmp_path / "data"
+    shutil.copytree(EXAMPLE_DIR, folder)
+    first = load_dataset(folder)
+    assert len(entries(own_cache, "dataset")) == 1
+    again = load_dataset(folder)  # from the cache
+    for name in ("regions", "sites", "areas", "treatments", "demand", "baseline_volumes",
+                 "travel_times"):
+        pd.testing.assert_frame_equal(getattr(first, name), getattr(again, name))
+    assert list(first.area_geometries.geometry.to_wkb()) == \
+        list(again.area_geometries.geometry.to_wkb())
+    assert first.area_geometries.crs == again.area_geometries.crs
+    assert first.meta == again.meta and first.name == again.name
+
+    regions = (folder / "regions.csv").read_text(encoding="utf-8")
+    region_id = first.regions["region_id"].iloc[0]
+    (folder / "regions.csv").write_text(regions.replace(
+        str(first.regions["region_name"].iloc[0]), "Renamed region"), encoding="utf-8")
+    edited = load_dataset(folder)
+    assert edited.regions.set_index("region_id").loc[region_id, "region_name"] == \
+        "Renamed region"
+    assert len(entries(own_cache, "dataset")) == 2
+
+
+def test_an_invalid_dataset_is_never_cached(tmp_path: Path, own_cache: Path) -> None:
+    from herschik.errors import DataError
+
+    folder = tmp_path / "data"
+    shutil.copytree(EXAMPLE_DIR, folder)
+    (folder / "sites.csv").write_text("site_id\nbroken\n", encoding="utf-8")
+    for _ in range(2):
+        with pytest.raises(DataError):
+            load_dataset(folder)
+    assert entries(own_cache, "dataset") == []
+
+
+def test_folder_digest_sees_names_and_bytes(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("1")
+    first = folder_digest(tmp_path)
+    (tmp_path / "a.csv").write_text("2")
+    second = folder_digest(tmp_path)
+    (tmp_path / "a.csv").rename(tmp_path / "b.csv")
+    assert len({first, second, folder_digest(tmp_path)}) == 3
+
+
+# --- instances --------------------------------------------------------------------------------
+
+
+def test_cached_instance_equals_the_built_one(
+    own_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import herschik.scenarios.assemble as assemble
+
+    dataset = load_dataset("example")
+    digest = folder_digest(EXAMPLE_DIR)
+    built = cached_build_instance(dataset, "example", source_digest=digest)
+
+    def must_not_build(*args: object, **kwargs: object) -> None:
+        raise AssertionError("built although cached")
+
+    monkeypatch.setattr(assemble, "build_instance", must_not_build)
+    hit = cached_build_instance(dataset, "example", source_digest=digest)
+    for field in ("demand", "travel_min", "baseline_volume", "baseline_flow"):
+        np.testing.assert_array_equal(getattr(built, field), getattr(hit, field))
+    assert (built.area_ids, built.sites, built.treatments, built.meta) == \
+        (hit.area_ids, hit.sites, hit.treatments, hit.meta)
+    with pytest.raises(AssertionError, match="built although cached"):
+        cached_build_instance(dataset, "example")  # no identity: always built
+
+
+# --- maps and the report's chart ----------------------------------------------------------------
+
+
+def test_maps_from_the_cache_are_the_drawn_bytes(
+    tmp_path: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import herschik.geo.map_drawing as map_drawing
+    from herschik.geo.maps import write_maps
+    from herschik.optimiser.params import SolveParams
+
+    dataset = load_dataset("example")
+    instance = cached_build_instance(dataset, "example")
+    result = solve_verified(instance, SolveParams(margin=0.1))
+    areas = areas_geodataframe(dataset.areas, dataset.area_geometries)
+    drawn = write_maps(tmp_path / "drawn", result.summary, result.site_volumes,
+                       result.assignments, dataset.sites, areas)
+    assert len(drawn) > 2 and len(entries(own_cache, "map")) == len(drawn)
+
+    def must_not_draw(*args: object, **kwargs: object) -> bytes:
+        raise AssertionError("drawn although cached")
+
+    monkeypatch.setattr(map_drawing, "map_png", must_not_draw)
+    copied = write_maps(tmp_path / "copied", result.summary, result.site_volumes,
+                        result.assignments, dataset.sites, areas)
+    assert {k: p.read_bytes() for k, p in drawn.items()} == \
+        {k: p.read_bytes() for k, p in copied.items()}
+
+    # a damaged map entry is drawn again, to the same bytes
+    monkeypatch.undo()
+    monkeypatch.setenv("HERSCHIK_CACHE_DIR", str(own_cache))
+    for path in entries(own_cache, "map"):
+        path.write_bytes(path.read_bytes()[:-10])
+    redrawn = write_maps(tmp_path / "redrawn", result.summary, result.site_volumes,
+                         result.assignments, dataset.sites, areas)
+    assert {k: p.read_bytes() for k, p in drawn.items()} == \
+        {k: p.read_bytes() for k, p in redrawn.items()}
+
+
+def test_a_changed_map_is_drawn_not_copied(tmp_path: Path, own_cache: Path) -> None:
+    from herschik.geo.maps import write_maps
+    from herschik.optimiser.params import SolveParams
+
+    dataset = load_dataset("example")
+    instance = cached_build_instance(dataset, "example")
+    areas = areas_geodataframe(dataset.areas, dataset.area_geometries)
+    pngs = []
+    for margin in (0.0, 0.1):
+        result = solve_verified(instance, SolveParams(margin=margin))
+        written = write_maps(tmp_path / f"m{margin}", result.summary, result.site_volumes,
+                             result.assignments, dataset.sites, areas)
+        pngs.append(written["overview"].read_bytes())
+    assert pngs[0] != pngs[1]  # the caption (margin) differs, so the overview was redrawn
+
+
+def test_histogram_from_the_cache_is_the_drawn_bytes(own_cache: Path) -> None:
+    from herschik.scenarios.report_charts import histogram_png
+    from herschik.scenarios.report_travel import extra_travel_histogram_png
+
+    assignments = pd.DataFrame({"extra_min": [-3.0, 0.0, 4.5, 12.0, 12.5],
+                                "patients": [1.0, 10.0, 2.5, 3.0, 0.5]})
+    first = extra_travel_histogram_png(assignments)
+    assert len(entries(own_cache, "histogram")) == 1
+    assert extra_travel_histogram_png(assignments) == first
+    edges = np.arange(-3.0, 14.0, 1.0)
+    counts, _ = np.histogram(assignments["extra_min"], bins=edges,
+                             weights=assignments["patients"])
+    assert histogram_png(edges, counts, 1, 100) == first  # what the cache hands out
+
+
+# --- light commands ---------------------------------------------------------------------------
+
+HEAVY = ("pandas", "pydantic", "matplotlib", "geopandas", "scipy", "highspy", "networkx")
+
+
+def _modules_after(argv: list[str], cache: Path) -> tuple[str, list[str]]:
+    code = (
+        "import sys, json\n"
+        "from herschik.scenarios.cli import main\n"
+        f"code = main({argv!r})\n"
+        f"print(json.dumps([code, [m for m in {HEAVY!r} if m in sys.modules]]), "
+        "file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**__import__("os").environ, "HERSCHIK_CACHE_DIR": str(cache)},
+                          timeout=300, check=False)
+    exit_code, loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    assert exit_code == 0, done.stderr
+    return done.stdout, loaded
+
+
+def test_regions_from_the_cache_loads_no_heavy_library(own_cache: Path) -> None:
+    cold, loaded_cold = _modules_after(["regions", "--json"], own_cache)
+    assert "pandas" in loaded_cold  # the miss loaded (and cached) the dataset
+    warm, loaded_warm = _modules_after(["regions", "--json"], own_cache)
+    assert warm == cold
+    assert loaded_warm == []
+    rows = json.loads(warm)
+    assert {r["region_id"] for r in rows} >= {"midden", "noordoost"}
+    assert all(r["areas"] > 0 and r["sites"] > 0 for r in rows)
+
+
+def test_help_loads_no_heavy_library(own_cache: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c",
+         "import sys\nfrom herschik.scenarios.cli import main\n"
+         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+         f"print([m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)"],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert "regions" in done.stdout and "solve" in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == "[]"
