@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from herschik.optimiser.algorithms import Algorithms
 from herschik.optimiser.params import SolveParams
 from herschik.optimiser.solve import solve
 from herschik.optimiser.status import SolveStatus
@@ -130,24 +129,31 @@ def test_unknown_from_highs_never_becomes_infeasible() -> None:
         solve(instance, extreme)
 
 
-def test_fallback_keeps_a_proven_infeasible_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
-    """HiGHS giving up does not hide a real infeasibility that the exact test proves."""
+@pytest.mark.parametrize(("proof", "infeasible"), [(False, True), (None, False), (True, False)])
+def test_fallback_reports_infeasible_only_when_proven(
+    monkeypatch: pytest.MonkeyPatch, proof: bool | None, infeasible: bool
+) -> None:
+    """HiGHS gives up, CBC says "infeasible": reported only when the exact keep-set test
+    proves it (``False``); undecided (``None``) or feasible (``True``) raise SolverError."""
     import herschik.optimiser.solve as solve_module
     from herschik.optimiser.backends import BackendResult
 
     def gives_up(*args: object, **kwargs: object) -> BackendResult:
         return BackendResult(SolveStatus.ERROR, solver="highs", message="Unknown")
 
+    def cbc_infeasible(*args: object, **kwargs: object) -> BackendResult:
+        return BackendResult(SolveStatus.INFEASIBLE, solver="cbc", message="Infeasible")
+
     monkeypatch.setattr(solve_module, "solve_highs", gives_up)
-    # the MIP path only: the keep-set search would decide without HiGHS; the Hall test stays on
-    mip_only = Algorithms(keep_set_search=False)
+    monkeypatch.setattr(solve_module, "solve_pulp", cbc_infeasible)
+    monkeypatch.setattr(solve_module, "keep_set_feasible", lambda arrays: proof)
     instance = synthetic_instance(n_areas=30, n_sites=5, n_treatments=2, seed=0)
-    params = SolveParams(margin=10.0, small_region_rule="fail")
-    assert solve(instance, params, algorithms=mip_only).status == SolveStatus.INFEASIBLE
-    with pytest.raises(SolverError):  # feasible, but no verdict is proven: say so
-        monkeypatch.setattr(solve_module, "solve_pulp", lambda *a, **k: BackendResult(
-            SolveStatus.INFEASIBLE, solver="cbc", message="Infeasible"))
-        solve(instance, SolveParams(), algorithms=mip_only)
+    only_mip = solve_module.BRANCH_AND_BOUND_ONLY  # HiGHS' branch and bound decides
+    if infeasible:
+        assert solve(instance, SolveParams(), algorithms=only_mip).status == "infeasible"
+    else:
+        with pytest.raises(SolverError, match="undecided"):
+            solve(instance, SolveParams(), algorithms=only_mip)
 
 
 # --- scenario files: grids and nesting are bounded before any work -------------------------------

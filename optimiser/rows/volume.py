@@ -131,7 +131,8 @@ def _checked_required(ctx: CheckContext) -> tuple[np.ndarray, list[int]]:
     if params.norm_confidence is None:
         for t, treatment in enumerate(instance.treatments):
             margin = params.margin_by_treatment.get(treatment.id, params.margin)
-            required[:, t] = norms[:, t] * (1.0 + float(margin))
+            with np.errstate(over="ignore"):  # an overflow is reported as a violation
+                required[:, t] = norms[:, t] * (1.0 + float(margin))
     waived = []
     if params.small_region_rule == "one_provider":
         # a treatment whose whole demand is below every site's norm cannot meet it anywhere:
