@@ -8,8 +8,8 @@
 * Targets that are not regular files (``/dev/full``, a FIFO, a folder) are refused with
   :class:`~herschik.errors.OutputError`, never replaced.
 * :func:`staged_dir` is the guarded folder writer of every command that writes a folder as a
-  whole (``solve``, ``data export``, ``compare --out``, the app's export, and the planned
-  ``data import-volumes``): it writes beside the final place and swaps the folder in whole. It
+  whole (``solve``, ``data export``, ``data import-volumes``, ``compare --out``, ``simulate``,
+  the app's export): it writes beside the final place and swaps the folder in whole. It
   replaces only folders that herschik wrote for the same purpose (they hold the marker file
   :data:`MARKER` with that ``kind``) or empty ones, refuses a symbolic link, and holds
   :func:`output_lock` so that a second process writing the same folder fails at once instead
@@ -290,7 +290,7 @@ def folder_is_complete(folder: str | Path) -> bool:
 
 
 #: What a marked folder holds; a folder is replaced only by a writer of the same kind.
-FOLDER_KINDS = ("run", "sweep", "dataset", "comparison", "app-export")
+FOLDER_KINDS = ("run", "sweep", "dataset", "comparison", "app-export", "simulation")
 
 
 def _marker_kind(marker: dict[str, Any]) -> str:

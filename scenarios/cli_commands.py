@@ -61,7 +61,8 @@ def cmd_import_volumes(args: argparse.Namespace) -> int:
     outside = _outside_share(args.outside_share)
     if args.decay is not None and not 0.0 <= args.decay <= 1.0:
         raise UsageError(f"--decay {args.decay}: expected 0 to 1 per minute")
-    check_output_dir(args.out)  # refuse a folder herschik did not write before any work
+    # before any work: a new or empty folder, or a dataset folder herschik wrote
+    check_output_dir(args.out, kind="dataset")
     base = load_args_dataset(args)
     result = import_volumes(args.file, base, network=args.network, outside=outside,
                             decay=args.decay)

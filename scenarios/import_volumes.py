@@ -402,7 +402,7 @@ def write_import(result: ImportResult, out: str | Path) -> Path:
     from herschik.atomic import staged_dir, write_csv, write_json, write_text
 
     out = Path(out)
-    with staged_dir(out) as staging:
+    with staged_dir(out, kind="dataset") as staging:  # a dataset: never over a run folder
         for name, text in dataset_files(result.dataset).items():
             write_text(staging / name, text)
         if result.dataset.area_geometries is not None:

@@ -179,7 +179,7 @@ def write_simulation(result: SimulationResult, out: Path) -> list[Path]:
     from herschik.atomic import staged_dir, write_bytes, write_csv, write_json
 
     written = []
-    with staged_dir(out) as staging:
+    with staged_dir(out, kind="simulation") as staging:  # never over a run folder
         write_csv(staging / "simulation.csv", result.table)
         write_json(staging / "simulation.json", result.settings)
         written += [out / "simulation.csv", out / "simulation.json"]
