@@ -184,3 +184,25 @@ def test_app_export_is_staged_and_leaves_the_users_files(tmp_path: Path) -> None
     assert folder_is_complete(folder) and folder_is_complete(folder / "result")
     assert json.loads((folder / MARKER).read_text())["kind"] == "app-export"
     assert not [p for p in out.iterdir() if ".staging-" in p.name or p.name.endswith(".lock")]
+
+
+@pytest.mark.parametrize("command", ["data import-volumes", "simulate"])
+def test_import_volumes_and_simulate_never_replace_a_run_or_a_users_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    from herschik import scenarios
+
+    run = _solved_run(tmp_path, "run")
+    mine = tmp_path / "mine"
+    before_mine = _user_folder(mine)
+    before_run = _snapshot(run)
+    for out in (run, mine):
+        if command == "simulate":
+            argv = ["simulate", str(run), "--years", "50", "--out", str(out)]
+        else:
+            sample = Path(scenarios.__file__).parent / "example" / "volumes_midden_SYNTHETIC.csv"
+            argv = ["data", "import-volumes", str(sample), "--out", str(out)]
+        capsys.readouterr()
+        assert main(argv) == 2
+        assert str(out) in _one_error_line(capsys)
+    assert _snapshot(run) == before_run and _snapshot(mine) == before_mine
