@@ -86,6 +86,10 @@ def _free_port() -> int:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_app_exits_130_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    """A serving app (its first plan ready) stops with 130 on SIGTERM/SIGINT."""
+    import json
+    import urllib.request
+
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "herschik.scenarios.cli", "app", "--data", str(EXAMPLE_DATA),
@@ -93,10 +97,26 @@ def test_app_exits_130_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    assert process.stdout is not None
-    line = process.stdout.readline()  # "open http://... in a browser": it is serving
-    assert "open http://" in line, process.communicate()
-    process.send_signal(sig)
-    _, err = process.communicate(timeout=180)
-    assert process.returncode == 130, err
-    assert "Traceback" not in err
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # "open http://... in a browser"
+        assert "open http://" in line, line
+        deadline = time.monotonic() + 120
+        while True:  # serving, and the warm-up plan is written
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/plans",
+                                            timeout=5) as response:
+                    if json.load(response)["plans"]:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.2)
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=180)
+        assert process.returncode == 130, err
+        assert "Traceback" not in err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
