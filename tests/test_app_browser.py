@@ -364,8 +364,11 @@ def test_a_page_of_another_origin_cannot_drive_the_app(
     evil_dir.mkdir()
     server = None
     try:
-        match = re.search(r"http://127\.0\.0\.1:\d+/", proc.stdout.readline())
-        assert match, proc.stderr.read() if proc.poll() is not None else "no address"
+        match = None
+        while match is None:  # the address line (after the baseline line)
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            match = re.search(r"http://127\.0\.0\.1:\d+/", line)
         app = match.group(0)
         deadline = time.monotonic() + 120
         while True:  # the app's own first plan (plan 1) is there

@@ -286,7 +286,7 @@ def test_forced_keeps_beyond_the_cap_are_diagnosed(region: Instance) -> None:
 
 
 def test_max_providers_must_be_positive() -> None:
-    with pytest.raises(ValidationError, match="max_providers for x must be >= 1"):
+    with pytest.raises(ValidationError, match="max_providers for x must be between 1 and"):
         SolveParams(max_providers={"x": 0})
     with pytest.raises(ValidationError):
         SolveParams(max_providers={"x": 1.5})

@@ -99,8 +99,10 @@ def test_app_exits_130_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
     )
     try:
         assert process.stdout is not None
-        line = process.stdout.readline()  # "open http://... in a browser"
-        assert "open http://" in line, line
+        line = ""
+        while "open http://" not in line:  # past the baseline line: it is serving
+            line = process.stdout.readline()
+            assert line, process.communicate()
         deadline = time.monotonic() + 120
         while True:  # serving, and the warm-up plan is written
             try:
