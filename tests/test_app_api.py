@@ -600,8 +600,11 @@ def test_cli_app_serves_on_loopback_guards_the_host_and_stops_on_ctrl_c(tmp_path
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
-        assert match, proc.stderr.read() if proc.poll() is not None else "no address printed"
+        match = None
+        while match is None:  # the address line, after the baseline line
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
         url = match.group(0)
         deadline = time.monotonic() + 60
         while True:

@@ -55,9 +55,11 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        line = proc.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:\d+/", line)
-        assert match, f"no address printed: {line!r} {proc.stderr.read() if proc.poll() else ''}"
+        match = None
+        while match is None:  # the address line, after the baseline line
+            line = proc.stdout.readline()
+            assert line, f"no address printed: {proc.stderr.read() if proc.poll() else ''}"
+            match = re.search(r"http://127\.0\.0\.1:\d+/", line)
         url = match.group(0)
         deadline = time.monotonic() + 60
         while True:
