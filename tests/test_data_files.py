@@ -60,12 +60,11 @@ def test_link_to_a_regular_file_is_fine(tmp_path: Path) -> None:
 
 
 def test_oversized_file_is_refused_before_reading(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import herschik.geo.dataset
-
     folder = _copy(tmp_path)
-    monkeypatch.setattr(herschik.geo.dataset, "MAX_META_BYTES", 100)
+    meta = (folder / "dataset.json").read_text()
+    (folder / "dataset.json").write_text(meta + " " * (1 << 20))  # valid JSON, over 1 MiB
     assert main(["regions", "--data", str(folder)]) == 2
     assert "dataset.json" in capsys.readouterr().err
 

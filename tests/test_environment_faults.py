@@ -53,21 +53,22 @@ def test_a_writer_failing_on_a_disk_with_no_space_left_exits_2(
     """A writer that says nothing useful, on a disk that has no block left: still exit 2."""
     import os
 
-    import matplotlib.figure
+    import geopandas as gpd
 
     def fails(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("libpng error: write error")
+        raise RuntimeError("write error")
 
     real_statvfs = os.statvfs
 
     class Full:
         f_bavail = 0
 
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", fails)
+    monkeypatch.setattr(gpd.GeoDataFrame, "to_file", fails)  # the GeoPackage writer
     monkeypatch.setattr(os, "statvfs", lambda path: Full() if "run" in str(path)
                         else real_statvfs(path))
     out = tmp_path / "run"
-    assert main(["solve", "--region", "example", "--out", str(out), "--no-report"]) == 2
+    assert main(["solve", "--region", "example", "--out", str(out), "--no-report",
+                 "--no-maps"]) == 2
     assert "disk is full" in _err(capsys)
     assert not out.exists()
 
