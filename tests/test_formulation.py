@@ -235,8 +235,11 @@ def test_force_keep_and_close_same_pair_is_infeasible(region: Instance) -> None:
     params = SolveParams(force_keep=[{"site_id": "S00", "intervention_id": "T00"}],
                          force_close=[{"site_id": "S00"}])
     sol = solve(region, params)
-    assert sol.status == "infeasible"
+    # T00 has no plan; the other treatments are solved (a partial plan)
+    assert sol.status == "partially_infeasible"
+    assert sol.diagnosis["infeasible_treatments"] == ["T00"]
     assert "forced" in sol.diagnosis["reason"]
+    assert solve(region, params, partial=False).status == "infeasible"
 
 
 def test_national_size_model_is_sparse() -> None:

@@ -128,7 +128,8 @@ def test_every_output_names_the_baseline_source(imported: Path, solved: Path) ->
     from openpyxl import load_workbook
 
     book = load_workbook(solved / "results.xlsx", read_only=True)
-    first = list(book.worksheets[0].iter_rows(min_row=2, max_row=2, values_only=True))[0]
+    # two header rows (readable labels, then the CSV names); the first value row follows
+    first = list(book.worksheets[0].iter_rows(min_row=3, max_row=3, values_only=True))[0]
     assert first[0] == "baseline_source" and SAMPLE.name in first[1]
     book.close()
 
