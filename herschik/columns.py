@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from herschik.i18n import N_, _
+
 __all__ = [
     "AREAS_LAYER",
     "AREAS_LAYER_COLUMNS",
@@ -190,47 +192,50 @@ MOVES: tuple[str, ...] = ("stays", "displaced", "moved_optional", "new")
 #: readable headers of the result tables' columns (workbook, report), with their units; a
 #: column without a label is shown by its name
 LABELS: dict[str, str] = {
-    "region_id": "Region",
-    "site_id": "Hospital id",
-    "site_name": "Hospital",
-    "site_id_before": "Hospital id today",
-    "site_name_before": "Hospital today",
-    "site_id_from": "From hospital id",
-    "site_name_from": "From hospital",
-    "site_id_to": "To hospital id",
-    "site_name_to": "To hospital",
-    "area_id": "Area id",
-    "area_name": "Area",
-    "intervention_id": "Treatment id",
-    "intervention_name": "Treatment",
-    "norm": "Norm (patients/yr)",
-    "required_min": "Required minimum (patients/yr)",
-    "volume_before": "Patients/yr today",
-    "volume_after": "Patients/yr after",
-    "volume_change": "Change (patients/yr)",
-    "kept_before": "Provides it today",
-    "kept_after": "Provides it after",
-    "status": "Outcome",
-    "treatment_status": "Treatment plan status",
-    "patients": "Patients/yr",
-    "travel_min": "Travel after (min)",
-    "travel_min_before": "Area's mean travel today (min)",
-    "travel_min_site_before": "Travel to hospital today (min)",
-    "travel_min_from": "Mean travel today (min)",
-    "travel_min_to": "Mean travel after (min)",
-    "extra_min": "Extra travel (min)",
-    "mean_extra_min": "Mean extra travel (min)",
-    "max_extra_min": "Largest extra travel (min)",
-    "move": "Move",
-    "fragile": "Fragile (within 10 % of the minimum)",
-    "reason": "Why it loses the treatment",
-    "keep_feasible": "Could it be kept?",
-    "keep_cost_moves": "Keeping it: optional moves (patients/yr)",
-    "keep_cost_patient_min": "Keeping it: extra patient-minutes/yr",
-    "keep_moves_from": "Keeping it: patients/yr from",
+    "region_id": N_("Region"),
+    "site_id": N_("Hospital id"),
+    "site_name": N_("Hospital"),
+    "site_id_before": N_("Hospital id today"),
+    "site_name_before": N_("Hospital today"),
+    "site_id_from": N_("From hospital id"),
+    "site_name_from": N_("From hospital"),
+    "site_id_to": N_("To hospital id"),
+    "site_name_to": N_("To hospital"),
+    "area_id": N_("Area id"),
+    "area_name": N_("Area"),
+    "intervention_id": N_("Treatment id"),
+    "intervention_name": N_("Treatment"),
+    "norm": N_("Norm (patients/yr)"),
+    "required_min": N_("Required minimum (patients/yr)"),
+    "volume_before": N_("Patients/yr today"),
+    "volume_after": N_("Patients/yr after"),
+    "volume_change": N_("Change (patients/yr)"),
+    "kept_before": N_("Provides it today"),
+    "kept_after": N_("Provides it after"),
+    "status": N_("Outcome"),
+    "treatment_status": N_("Treatment plan status"),
+    "patients": N_("Patients/yr"),
+    "travel_min": N_("Travel after (min)"),
+    "travel_min_before": N_("Area's mean travel today (min)"),
+    "travel_min_site_before": N_("Travel to hospital today (min)"),
+    "travel_min_from": N_("Mean travel today (min)"),
+    "travel_min_to": N_("Mean travel after (min)"),
+    "extra_min": N_("Extra travel (min)"),
+    "mean_extra_min": N_("Mean extra travel (min)"),
+    "max_extra_min": N_("Largest extra travel (min)"),
+    "move": N_("Move"),
+    "fragile": N_("Fragile (within 10 % of the minimum)"),
+    "reason": N_("Why it loses the treatment"),
+    "keep_feasible": N_("Could it be kept?"),
+    "keep_cost_moves": N_("Keeping it: optional moves (patients/yr)"),
+    "keep_cost_patient_min": N_("Keeping it: extra patient-minutes/yr"),
+    "keep_moves_from": N_("Keeping it: patients/yr from"),
 }
 
 
 def label(column: str) -> str:
-    """The readable header of ``column`` (its name when it has none)."""
-    return LABELS.get(column, column.replace("_", " ").capitalize())
+    """The readable header of ``column`` in the output language (herschik.i18n; its name when
+    it has none)."""
+    if column in LABELS:
+        return _(LABELS[column])
+    return column.replace("_", " ").capitalize()

@@ -171,6 +171,23 @@ def test_xlsx_sheets(tmp_path: Path, result) -> None:
     assert top["status"] == "optimal" and top["scenario.margin"] == 0.1
 
 
+def test_xlsx_headers_follow_the_output_language(tmp_path: Path, result) -> None:
+    """--lang nl: the readable header row is Dutch; the CSV names below it stay as they are."""
+    from herschik.i18n import use_language
+    from openpyxl import load_workbook
+
+    summary, sv, asg, _ = result
+    with use_language("nl"):
+        path = write_results_xlsx(tmp_path / "results.xlsx", summary, sv, asg)
+    book = load_workbook(path, read_only=True)
+    labels, names = list(book["site_volumes"].iter_rows(min_row=1, max_row=2, values_only=True))
+    book.close()
+    header = dict(zip(names, labels, strict=True))
+    assert header["site_name"] == "Ziekenhuis"
+    assert header["volume_before"] == "Patiënten/jaar nu"
+    assert list(names) == list(sv.columns)
+
+
 def test_fallback_geometry_without_polygons(make_result) -> None:
     _, _, _, ds = make_result()
     gdf = areas_geodataframe(ds.areas, None)
