@@ -42,14 +42,6 @@ def median(values: list[float | None]) -> float | None:
     return statistics.median(vals) if vals else None
 
 
-def rnd(value: Any, digits: int = 3) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, float):
-        return round(value, digits) if np.isfinite(value) else value
-    return value
-
-
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` atomically (one implementation for the project: herschik.atomic)."""
     from herschik.atomic import write_text

@@ -255,12 +255,6 @@ def _build_municipalities() -> Dataset:
     return coarsen_dataset(districts, areas, geometries, "municipality_code", meta=meta)
 
 
-def clear_cache() -> None:
-    """Forget the cached embedded datasets (e.g. after rebuilding the default)."""
-    _load_embedded.cache_clear()
-    _load_municipalities.cache_clear()
-
-
 def baseline_source_line(meta: dict[str, Any]) -> str:
     """``"Baseline: ..."``: illustrative, an imported volume table (name, date, hash) or the
     user's own data, from a dataset's ``dataset.json``."""

@@ -393,17 +393,3 @@ def default_network() -> nx.MultiDiGraph:
     return G
 
 
-def network_fingerprint(G: nx.MultiDiGraph) -> str:
-    """Stable SHA-256 of a graph's nodes (x, y) and edges (u, v, travel_time)."""
-    fp = G.graph.get("fingerprint")
-    if isinstance(fp, str) and G.graph.get("name") == "default":
-        return fp
-    h = hashlib.sha256()
-    nodes = list(G.nodes)
-    pos = {n: i for i, n in enumerate(nodes)}
-    h.update(np.array([[G.nodes[n]["x"], G.nodes[n]["y"]] for n in nodes], dtype=float)
-             .tobytes())
-    e = np.array([(pos[a], pos[b], d["travel_time"]) for a, b, d in G.edges(data=True)],
-                 dtype=float)
-    h.update(e.tobytes())
-    return h.hexdigest()

@@ -416,13 +416,6 @@ def od_matrix_networkx(
     return out
 
 
-def nearest_nodes(xy: np.ndarray, network=None) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest graph node ids and snap distances (m) for points ``xy`` (P, 2)."""
-    net = _csr_of(network)
-    d, i = net.tree.query(_as_xy(xy))
-    return net.node_ids[i], d
-
-
 def matrix_frame(
     area_ids, area_xy: np.ndarray, site_ids, site_xy: np.ndarray, network=None,
     limit_min: float | None = None,

@@ -23,9 +23,6 @@ import numpy as np
 
 from herschik.i18n import translate_name
 
-#: Head-and-neck roles of the tiered norm (norms.csv ``applies_to_tier``).
-HEAD_NECK_ROLES: tuple[str, ...] = ("HHOC", "PP", "PPR")
-
 
 @dataclass(frozen=True)
 class Treatment:
@@ -52,7 +49,8 @@ class Treatment:
 
 @dataclass(frozen=True)
 class Site:
-    """A hospital location. ``role`` selects the tier of tiered norms (see HEAD_NECK_ROLES)."""
+    """A hospital location. ``role`` selects the tier of tiered norms (norms.csv
+    ``applies_to_tier``: HHOC, PP, PPR)."""
 
     id: str
     name: str = ""

@@ -36,10 +36,6 @@ __all__ = [
 ]
 
 
-def _one_line(error: BaseException) -> str:
-    return one_line(error)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``herschik`` command; returns the exit code.
 
@@ -72,7 +68,7 @@ def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser(command_in(argv)).parse_args(argv)
     except UsageError as error:
-        print(f"herschik: error: {_one_line(error)}", file=sys.stderr)
+        print(f"herschik: error: {one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     # SIGTERM unwinds like Ctrl-C, so staged result folders are removed, never left torn.
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -95,10 +91,10 @@ def _main(argv: list[str] | None) -> int:
             traceback.print_exc()
         code = exit_code_for(error)
         if code == EXIT_BAD_INPUT:
-            print(f"herschik: error: {_one_line(error)}", file=sys.stderr)
+            print(f"herschik: error: {one_line(error)}", file=sys.stderr)
             return EXIT_BAD_INPUT
         print(
-            f"herschik: internal error: {type(error).__name__}: {_one_line(error)} "
+            f"herschik: internal error: {type(error).__name__}: {one_line(error)} "
             "(rerun with --debug for the traceback)",
             file=sys.stderr,
         )

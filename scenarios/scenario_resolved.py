@@ -81,23 +81,6 @@ class ResolvedScenario:
             },
         }
 
-    @property
-    def norm_multipliers(self) -> dict[str, Any]:
-        """Norm multiplier settings: global, per group and per treatment."""
-        return {
-            "norm_multiplier": self.model.norm_multiplier,
-            "by_group": {
-                g: o.norm_multiplier
-                for g, o in sorted(self.model.groups.items())
-                if o.norm_multiplier is not None
-            },
-            "by_treatment": {
-                t: o.norm_multiplier
-                for t, o in sorted(self.model.treatments.items())
-                if o.norm_multiplier is not None
-            },
-        }
-
     def growth_pct_for(self, treatment: Treatment) -> float:
         """Yearly demand growth (%) of a treatment: treatment, else group, else global."""
         own = self.model.treatments.get(treatment.id)

@@ -173,8 +173,9 @@ def test_xlsx_sheets(tmp_path: Path, result) -> None:
 
 def test_xlsx_headers_follow_the_output_language(tmp_path: Path, result) -> None:
     """--lang nl: the readable header row is Dutch; the CSV names below it stay as they are."""
-    from herschik.i18n import use_language
     from openpyxl import load_workbook
+
+    from herschik.i18n import use_language
 
     summary, sv, asg, _ = result
     with use_language("nl"):

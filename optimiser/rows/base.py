@@ -250,8 +250,7 @@ class Reason:
 class Family:
     """One family of the model: columns or rows, the parameters it reads, check and reasons.
 
-    ``build`` is ``None`` where another family's columns enforce the concept (say so in
-    ``enforced_by``); ``check`` is ``None`` only where the rows are the objective's bookkeeping
+    ``build`` is ``None`` where another family's columns enforce the concept; ``check`` is ``None`` only where the rows are the objective's bookkeeping
     or another family's check covers them (``checked_by``).
     """
 
@@ -262,7 +261,6 @@ class Family:
     check: Callable[[CheckContext], list[str]] | None
     reasons: tuple[Reason, ...] = ()
     checked_by: str | None = None
-    enforced_by: str | None = None
     doc: str = ""
 
 
