@@ -250,8 +250,9 @@ class Reason:
 class Family:
     """One family of the model: columns or rows, the parameters it reads, check and reasons.
 
-    ``build`` is ``None`` where another family's columns enforce the concept; ``check`` is ``None`` only where the rows are the objective's bookkeeping
-    or another family's check covers them (``checked_by``).
+    ``build`` is ``None`` where another family's columns enforce the concept; ``check`` is
+    ``None`` only where the rows are the objective's bookkeeping or another family's check
+    covers them (``checked_by``).
     """
 
     name: str
