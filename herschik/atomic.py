@@ -260,6 +260,28 @@ def output_lock(target: str | Path, flag: str = "--out") -> Iterator[None]:
                 os.unlink(lock_path)
         if fd is not None:
             os.close(fd)
+        if not locked:
+            # a signal between creating the file and taking the lock left it behind
+            _remove_unheld_lock(lock_path)
+
+
+def _remove_unheld_lock(lock_path: Path) -> None:
+    """Remove ``lock_path`` if no process holds it (a holder keeps its file)."""
+    import fcntl
+
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # still the file at the path (a waiting process re-checks this after its own flock)
+        if os.path.samestat(os.fstat(fd), os.stat(lock_path)):
+            os.unlink(lock_path)
+    except (BlockingIOError, FileNotFoundError):
+        pass
+    finally:
+        os.close(fd)
 
 
 # --- result folders -----------------------------------------------------------------------------

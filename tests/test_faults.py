@@ -217,3 +217,39 @@ def test_missing_or_failing_highs_falls_back_to_cbc(
     # default objective planner: unnecessary moves, ~0 patients up to solver tolerance
     assert solution.objective == pytest.approx(reference.objective, rel=1e-4, abs=1e-4)
     assert verify(solution, instance, params) == []
+
+
+def test_a_signal_before_the_lock_is_taken_leaves_no_lock_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: SIGTERM landing between creating `.run.lock` and locking it left the file
+    behind (a CI run of test_killed_solve_leaves_no_torn_folder_and_rerun_completes)."""
+    import fcntl
+
+    from herschik.atomic import output_lock
+    from herschik.errors import OutputError
+
+    real_flock = fcntl.flock
+    calls = {"n": 0}
+
+    def interrupted_once(fd: int, operation: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt  # the signal, right after the file was created
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", interrupted_once)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt), output_lock(out):
+        pass
+    assert not (tmp_path / ".run.lock").exists()
+    # a lock another process holds is never removed
+    monkeypatch.setattr(fcntl, "flock", real_flock)
+    held = os.open(tmp_path / ".run.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    real_flock(held, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(OutputError), output_lock(out):
+            pass
+        assert (tmp_path / ".run.lock").exists()
+    finally:
+        os.close(held)
