@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import statistics
 import sys
@@ -123,15 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.regions.split(",") if args.regions else None,
                  tuple(args.objectives.split(",")), margins, _floats(args.max_travel),
                  _floats(args.extra), args.old, log=lambda m: print(m, file=sys.stderr))
-    text = json.dumps(result, indent=1, default=str)
-    if args.out:
-        from pathlib import Path
+    from .common import emit_json
 
-        from .common import write_atomic
-
-        write_atomic(Path(args.out), text)
-    else:
-        print(text)
+    emit_json(result, args.out)
     return 0
 
 

@@ -16,7 +16,6 @@ same optimum. Not a unit test.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
@@ -113,15 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     result = run([(a, b) for a, b in sizes], [int(v) for v in args.p.split(",")], args.seeds,
                  args.cap, log=lambda m: print(m, file=sys.stderr, flush=True))
-    text = json.dumps(result, indent=1, default=str)
-    if args.out:
-        from pathlib import Path
+    from .common import emit_json
 
-        from .common import write_atomic
-
-        write_atomic(Path(args.out), text)
-    else:
-        print(text)
+    emit_json(result, args.out)
     return 0
 
 

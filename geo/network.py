@@ -31,6 +31,8 @@ import numpy as np
 # the speed table lives with the OSM tag rules; re-exported here for osmnx-based callers
 from herschik.geo.osm import DUTCH_HWY_SPEEDS, FALLBACK_SPEED
 
+from herschik.derived_cache import cache_dir
+
 #: Target CRS of every network.
 CRS = "EPSG:28992"
 #: Highway classes kept as drivable from an OSM extract.
@@ -345,16 +347,6 @@ def load_network(path: str | Path) -> nx.MultiDiGraph:
 # --------------------------------------------------------------------------------------
 # the embedded national default
 # --------------------------------------------------------------------------------------
-def cache_dir() -> Path:
-    """The on-disk cache: ``$HERSCHIK_CACHE_DIR``, else ``$XDG_CACHE_HOME/herschik``, else
-    ``~/.cache/herschik``."""
-    env = os.environ.get("HERSCHIK_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "herschik"
-
-
 @functools.lru_cache(maxsize=1)
 def default_network() -> nx.MultiDiGraph:
     """The embedded national road network (see :mod:`geo.skeleton`), cached.

@@ -205,8 +205,8 @@ def _csr_of(network) -> CSRNetwork:
 
 
 def matrix_cache_dir() -> Path:
-    """Folder of cached matrices: ``<geo.network.cache_dir()>/matrices``."""
-    from herschik.geo.network import cache_dir
+    """Folder of cached matrices: ``<herschik.derived_cache.cache_dir()>/matrices``."""
+    from herschik.derived_cache import cache_dir
 
     return cache_dir() / "matrices"
 
