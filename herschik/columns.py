@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from herschik.i18n import N_, _
-
 __all__ = [
     "AREAS_LAYER",
     "AREAS_LAYER_COLUMNS",
@@ -189,6 +187,12 @@ LATER_SITE_VOLUME_COLUMNS: tuple[str, ...] = (*ODDS_COLUMNS, "treatment_status")
 MOVES: tuple[str, ...] = ("stays", "displaced", "moved_optional", "new")
 
 
+def N_(message: str) -> str:
+    """Mark ``message`` for the catalog (tools/update_catalog.py reads ``N_``); the same as
+    herschik.i18n.N_, here because this module imports nothing of the project."""
+    return message
+
+
 #: readable headers of the result tables' columns (workbook, report), with their units; a
 #: column without a label is shown by its name
 LABELS: dict[str, str] = {
@@ -234,8 +238,6 @@ LABELS: dict[str, str] = {
 
 
 def label(column: str) -> str:
-    """The readable header of ``column`` in the output language (herschik.i18n; its name when
-    it has none)."""
-    if column in LABELS:
-        return _(LABELS[column])
-    return column.replace("_", " ").capitalize()
+    """The readable header of ``column`` in English (its name when it has none); the
+    workbook shows it in the output language through herschik.i18n."""
+    return LABELS.get(column, column.replace("_", " ").capitalize())

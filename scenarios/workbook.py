@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from herschik.columns import label
+from herschik.i18n import _
 
 #: sheets in workbook order: (sheet name, title shown in its first cell comment)
 SHEET_ORDER = ("summary", "kpis", "per_treatment", "hospital_changes", "flows", "assignments",
@@ -87,7 +88,7 @@ def _write_sheet(workbook: Any, name: str, table: pd.DataFrame) -> None:
 
     sheet = workbook.create_sheet(name)
     columns = [str(c) for c in table.columns]
-    sheet.append([label(c) for c in columns])
+    sheet.append([_(label(c)) for c in columns])  # the output language's header
     sheet.append(columns)
     bold = Font(bold=True)
     muted = Font(italic=True, color="666666", size=9)
@@ -104,7 +105,7 @@ def _write_sheet(workbook: Any, name: str, table: pd.DataFrame) -> None:
     for j, column in enumerate(columns, start=1):
         letter = get_column_letter(j)
         sample = table.iloc[:WIDTH_SAMPLE, j - 1]
-        longest = max([len(column), min(len(label(column)), 24),
+        longest = max([len(column), min(len(_(label(column))), 24),
                        *(len(_shown(v)) for v in sample)])
         sheet.column_dimensions[letter].width = min(MAX_WIDTH, max(8, longest + 2))
         if numeric[j - 1]:
