@@ -51,7 +51,6 @@ def write_atomic(path: Path, text: str) -> None:
 
 def emit_json(result: object, out: str | None) -> None:
     """A side benchmark's result as JSON: to ``out`` (atomically) when given, else stdout."""
-
     text = json.dumps(result, indent=1, default=str)
     if out:
         write_atomic(Path(out), text)
