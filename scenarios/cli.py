@@ -71,7 +71,10 @@ def _main(argv: list[str] | None) -> int:
         print(f"herschik: error: {one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     # SIGTERM unwinds like Ctrl-C, so staged result folders are removed, never left torn.
+    _INTERRUPTS_RECEIVED.clear()
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _raise_interrupt)
     try:
         set_process_language(getattr(args, "lang", None))  # threads write in it too
         with use_language(getattr(args, "lang", None)):
@@ -87,6 +90,12 @@ def _main(argv: list[str] | None) -> int:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     except Exception as error:  # every failure becomes a one-line message
+        if _INTERRUPTS_RECEIVED:
+            # The interrupt landed inside code that turned it into another error (a C
+            # extension being imported reports "ImportError: initialization failed").
+            _release_solver_threads()
+            print("herschik: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         if getattr(args, "debug", False):
             traceback.print_exc()
         code = exit_code_for(error)
@@ -120,7 +129,11 @@ def _release_solver_threads() -> None:
         release_solver_threads()
 
 
+_INTERRUPTS_RECEIVED: list[int] = []
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
+    _INTERRUPTS_RECEIVED.append(signum)
     raise KeyboardInterrupt
 
 

@@ -253,3 +253,36 @@ def test_a_signal_before_the_lock_is_taken_leaves_no_lock_file(
         assert (tmp_path / ".run.lock").exists()
     finally:
         os.close(held)
+
+
+def test_an_interrupt_turned_into_another_error_still_exits_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression (CI of stop 21): SIGTERM landing while a C extension was being imported came
+    out as "internal error: ImportError: initialization failed", exit 3, instead of exit 130.
+    The extension swallows the KeyboardInterrupt and reports its own error."""
+    from herschik.scenarios import cli_dataset
+
+    def import_interrupted_by_sigterm(args: object) -> int:
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        except KeyboardInterrupt:
+            raise ImportError("initialization failed") from None
+        return 0
+
+    previous = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli_dataset, "cmd_regions", import_interrupted_by_sigterm)
+    try:
+        assert main(["regions"]) == 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert "internal error" not in capsys.readouterr().err
+    # a plain failure afterwards is still an internal error: the interrupt is not remembered
+    def failing(args: object) -> int:
+        raise ImportError("a real bug")
+
+    monkeypatch.setattr(cli_dataset, "cmd_regions", failing)
+    try:
+        assert main(["regions"]) == 3
+    finally:
+        signal.signal(signal.SIGTERM, previous)
