@@ -334,7 +334,7 @@ def write_synthetic_country(path: str | Path, scale: float = 1.0, seed: int = 0,
 #: caller would mix in every earlier child, e.g. the generator).
 _CLI_WITH_PEAK = (
     "import resource, sys\n"
-    "from herschik.scenarios.cli import main\n"
+    "from herschik.scenarios.cli.main import main\n"
     "code = main(sys.argv[1:])\n"
     "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
     "sys.exit(code)\n"

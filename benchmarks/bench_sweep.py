@@ -77,7 +77,7 @@ def run(
     ``margin_indices``: only those margin layers of the grid (an honest sub-sample: every
     travel limit and objective of each chosen margin); the report then adds
     ``extrapolated_wall_seconds`` = wall x (all margins / chosen margins)."""
-    from herschik.scenarios.sweep import run_sweep
+    from herschik.scenarios.sweep.runner import run_sweep
 
     with tempfile.TemporaryDirectory(prefix="herschik-bench-") as tmp:
         scenario = Path(tmp) / "bench.toml"
@@ -170,7 +170,7 @@ def run_gpkg_side_by_side(n_scenarios: int = 10, regions: str | list[str] = "all
                           workers: int | None = None) -> dict[str, Any]:
     """The same sweep twice in one run: default outputs (no results.gpkg) and with results.gpkg
     (the default until `sweep --gpkg` made it opt-in); wall seconds and their ratio."""
-    from herschik.scenarios.sweep import DEFAULT_OUTPUTS
+    from herschik.scenarios.sweep.runner import DEFAULT_OUTPUTS
 
     from .common import code_fingerprint
 

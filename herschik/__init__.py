@@ -33,7 +33,7 @@ _LAZY = {
     "SolveParams": ("herschik.optimiser.params", "SolveParams"),
     "SolveStatus": ("herschik.optimiser.status", "SolveStatus"),
     "RunResult": ("herschik.scenarios.run", "RunResult"),
-    "load_scenario": ("herschik.scenarios.scenario_file", "load_scenario"),
+    "load_scenario": ("herschik.scenarios.scenario.file", "load_scenario"),
 }
 
 __all__ = [
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from herschik.optimiser.status import SolveStatus
     from herschik.scenarios.assemble import build_instance
     from herschik.scenarios.run import RunResult
-    from herschik.scenarios.scenario_file import load_scenario
+    from herschik.scenarios.scenario.file import load_scenario
 
 
 def __getattr__(name: str) -> Any:
@@ -96,7 +96,7 @@ def run_scenario(
     """
     from herschik.geo.dataset import load_dataset
     from herschik.scenarios.run import scenario_instance, solve_verified
-    from herschik.scenarios.scenario_file import load_scenario
+    from herschik.scenarios.scenario.file import load_scenario
 
     resolved = load_scenario(path).expand()
     if len(resolved) != 1:

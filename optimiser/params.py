@@ -53,7 +53,7 @@ class SolveParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    # json_schema_extra: the CLI's metavar and help example (scenarios/param_flags.py)
+    # json_schema_extra: the CLI's metavar and help example (scenarios/scenario/param_flags.py)
     margin: float = Field(0.0, ge=0, le=MAX_MARGIN,
                           description="required volume = norm x (1 + margin)",
                           json_schema_extra={"example": "0.1 for a 10% margin"})

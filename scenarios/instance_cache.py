@@ -33,7 +33,7 @@ def cached_build_instance(
     """:func:`herschik.scenarios.assemble.build_instance`, kept in the derived-data cache.
 
     ``source_digest`` is the identity of the files ``dataset`` was loaded from, unchanged
-    (:func:`herschik.scenarios.cli_dataset.source_identity`); without it, or for an in-memory
+    (:func:`herschik.scenarios.cli.dataset.source_identity`); without it, or for an in-memory
     network, the instance is built. The travel matrix and the baseline flows are what it saves.
     """
     try:

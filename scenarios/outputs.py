@@ -8,7 +8,7 @@ file via a temporary name and :func:`os.replace`:
   with their QGIS styles (``layer_styles``) (``gpkg=True``);
 * ``geojson/{sites,areas,flows,hospital_flows}.geojson`` — the same layers in EPSG:4326
   (``geojson=True``);
-* ``results.xlsx`` — scenarios/workbook.py (``xlsx=True``);
+* ``results.xlsx`` — scenarios/report/workbook.py (``xlsx=True``);
 * ``maps/overview.png`` and ``maps/<intervention_id>.png`` (``maps=True``);
 * ``report.html`` — self-contained, maps embedded (``report=True``).
 
@@ -35,7 +35,7 @@ from herschik.geo.export import (
     write_results_gpkg,
 )
 from herschik.optimiser.status import SolveStatus
-from herschik.scenarios.workbook import write_results_xlsx
+from herschik.scenarios.report.workbook import write_results_xlsx
 
 
 def _treatment_names(dataset: Any) -> dict[str, str]:
@@ -77,12 +77,12 @@ def write_run_outputs(
     ``dataset`` is a ``geo.dataset.Dataset`` (duck-typed: ``sites``, ``areas``,
     ``area_geometries`` (may be ``None``), optional ``treatments`` / ``regions`` for names).
     ``map_treatments`` restricts the per-treatment maps (the overview is always drawn).
-    ``pdf`` also prints the report to ``report.pdf`` (A4; scenarios/report_pdf.py); it
+    ``pdf`` also prints the report to ``report.pdf`` (A4; scenarios/report/pdf.py); it
     implies ``report``.
     Errors propagate: a run whose outputs cannot be written is not a finished run.
     """
     from herschik.geo.maps import write_maps
-    from herschik.scenarios.report import write_report
+    from herschik.scenarios.report.page import write_report
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +136,7 @@ def write_run_outputs(
                                     region_name=_region_name(dataset, region_id), notes=notes,
                                     hospital_changes=hospital_changes, flows=flows))
     if pdf:
-        from herschik.scenarios.report_pdf import write_pdf
+        from herschik.scenarios.report.pdf import write_pdf
 
         write_pdf(run_dir / "report.html", run_dir / "report.pdf")
         written.append(run_dir / "report.pdf")

@@ -41,7 +41,7 @@ from herschik.scenarios.app.session import (
 )
 from herschik.scenarios.assemble import build_instance
 from herschik.scenarios.run import run_solve, solve_verified
-from herschik.scenarios.scenario_file import load_scenario
+from herschik.scenarios.scenario.file import load_scenario
 from starlette.testclient import TestClient
 
 REGION = "midden"
@@ -741,7 +741,7 @@ def test_an_unreachable_confidence_explains_and_suggests_a_lower_one(
 
 def test_exported_toml_keeps_the_confidence(tmp_path: Path) -> None:
     from herschik.scenarios.app.session import scenario_toml
-    from herschik.scenarios.scenario_file import load_scenario
+    from herschik.scenarios.scenario.file import load_scenario
 
     settings = PlanSettings(region_id=REGION, norm_confidence=0.7)
     path = tmp_path / "plan.toml"
@@ -861,7 +861,7 @@ def test_remote_host_keeps_a_host_allow_list() -> None:
 def test_remote_host_without_a_token_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], token: str | None
 ) -> None:
-    from herschik.scenarios.cli import main
+    from herschik.scenarios.cli.main import main
 
     argv = ["app", "--host", "0.0.0.0", "--port", "0", "--out", str(tmp_path / "plans")]
     assert main(argv + (["--token", token] if token else [])) == 2

@@ -11,7 +11,7 @@ from herschik.geo.dataset import load_dataset
 from herschik.optimiser.params import SolveParams
 from herschik.optimiser.verify import solution_from_tables, verify
 from herschik.scenarios.assemble import build_instance
-from herschik.scenarios.cli import main
+from herschik.scenarios.cli.main import main
 
 from herschik import columns, geo
 

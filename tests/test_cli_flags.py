@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from herschik.optimiser.params import SolveParams
-from herschik.scenarios.cli import main
-from herschik.scenarios.cli_parser import build_parser
-from herschik.scenarios.cli_solve import solve_params_from_args
-from herschik.scenarios.param_flags import add_param_flags, param_overrides
+from herschik.scenarios.cli.main import main
+from herschik.scenarios.cli.parser import build_parser
+from herschik.scenarios.cli.solve import solve_params_from_args
+from herschik.scenarios.scenario.param_flags import add_param_flags, param_overrides
 from pydantic import Field
 
 
@@ -151,7 +151,7 @@ def test_an_unknown_id_in_a_flag_is_bad_input(
 
 
 def test_unknown_ids_of_a_new_dict_field_are_found() -> None:
-    from herschik.scenarios.param_flags import unknown_id
+    from herschik.scenarios.scenario.param_flags import unknown_id
 
     overrides = {"max_providers": {"*": 2, "pancreas_resection": 1, "pancreas_resectoin": 3}}
     assert unknown_id(overrides, [], ["pancreas_resection"], _WithMaxProviders) == (

@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
-from herschik.scenarios.cli import main
-from herschik.scenarios.cli_parser import build_parser
+from herschik.scenarios.cli.main import main
+from herschik.scenarios.cli.parser import build_parser
 
 from herschik import columns, errors
 

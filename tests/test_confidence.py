@@ -266,7 +266,7 @@ def test_diagnosis_explains_in_confidence_terms() -> None:
 
 # --- the command line -------------------------------------------------------------------------
 def test_cli_refuses_margin_with_confidence(tmp_path, capsys) -> None:
-    from herschik.scenarios.cli import main
+    from herschik.scenarios.cli.main import main
 
     out = tmp_path / "both"
     assert main(["solve", "--region", "example", "--margin", "0.1", "--norm-confidence", "0.9",
@@ -289,7 +289,7 @@ def test_cli_solve_by_confidence_writes_the_odds(tmp_path) -> None:
     import json
 
     import pandas as pd
-    from herschik.scenarios.cli import main
+    from herschik.scenarios.cli.main import main
 
     out = tmp_path / "c"
     assert main(["solve", "--region", "example", "--norm-confidence", "0.85",

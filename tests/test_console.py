@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from herschik.scenarios.console_summary import summary_lines
+from herschik.scenarios.cli.console_summary import summary_lines
 
 from herschik import __version__
 from herschik.i18n import use_language

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from herschik.scenarios.cli import main
+from herschik.scenarios.cli.main import main
 
 pytestmark = pytest.mark.faults
 

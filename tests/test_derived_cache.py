@@ -248,8 +248,8 @@ def test_a_changed_map_is_drawn_not_copied(tmp_path: Path, own_cache: Path) -> N
 
 
 def test_histogram_from_the_cache_is_the_drawn_bytes(own_cache: Path) -> None:
-    from herschik.scenarios.report_charts import histogram_png
-    from herschik.scenarios.report_travel import extra_travel_histogram_png
+    from herschik.scenarios.report.charts import histogram_png
+    from herschik.scenarios.report.travel import extra_travel_histogram_png
 
     assignments = pd.DataFrame({"extra_min": [-3.0, 0.0, 4.5, 12.0, 12.5],
                                 "patients": [1.0, 10.0, 2.5, 3.0, 0.5]})
@@ -270,7 +270,7 @@ HEAVY = ("pandas", "pydantic", "matplotlib", "geopandas", "scipy", "highspy", "n
 def _modules_after(argv: list[str], cache: Path) -> tuple[str, list[str]]:
     code = (
         "import sys, json\n"
-        "from herschik.scenarios.cli import main\n"
+        "from herschik.scenarios.cli.main import main\n"
         f"code = main({argv!r})\n"
         f"print(json.dumps([code, [m for m in {HEAVY!r} if m in sys.modules]]), "
         "file=sys.stderr)\n"

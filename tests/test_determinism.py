@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from herschik.geo.schema import EXAMPLE_DIR
-from herschik.scenarios.cli import main
+from herschik.scenarios.cli.main import main
 
 HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
 OBJECTIVES = ("planner", "travel", "moved", "providers")
@@ -101,7 +101,7 @@ def test_data_export_is_byte_identical(tmp_path: Path) -> None:
 
 # --- sweeps: workers=1 vs workers=2 ------------------------------------------------------------
 def _runs_without_timings(out: Path) -> pd.DataFrame:
-    from herschik.scenarios.sweep_table import TIMING_COLUMNS
+    from herschik.scenarios.sweep.table import TIMING_COLUMNS
 
     text = (out / "runs.csv").read_text(encoding="utf-8")
     frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
@@ -110,7 +110,7 @@ def _runs_without_timings(out: Path) -> pd.DataFrame:
 
 
 def test_sweep_is_identical_across_worker_counts(tmp_path: Path) -> None:
-    from herschik.scenarios import sweep
+    from herschik.scenarios.sweep import runner as sweep
     scenario = tmp_path / "grid.toml"
     scenario.write_text(
         'name = "determinism"\nmax_travel = 90\n[grid]\nmargin = [0.0, 0.2]\n',

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from herschik.scenarios.cli import main
+from herschik.scenarios.cli.main import main
 
 pytestmark = pytest.mark.faults
 

@@ -27,7 +27,7 @@ from herschik.geo.export import (
     write_results_gpkg,
 )
 from herschik.scenarios.outputs import write_run_outputs
-from herschik.scenarios.workbook import read_results_xlsx, write_results_xlsx
+from herschik.scenarios.report.workbook import read_results_xlsx, write_results_xlsx
 from shapely.geometry import MultiPolygon
 
 
@@ -233,7 +233,7 @@ def test_write_run_outputs_infeasible(tmp_path: Path, result) -> None:
 
 def test_end_to_end_example_solve(tmp_path: Path) -> None:
     """`herschik solve --region example` writes a GeoPackage whose layers equal the CSVs."""
-    from herschik.scenarios.cli import main
+    from herschik.scenarios.cli.main import main
 
     out = tmp_path / "run"
     assert main(["solve", "--region", "example", "--out", str(out), "--geojson", "--xlsx"]) == 0

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from herschik.scenarios.cli import main
+from herschik.scenarios.cli.main import main
 
 from herschik.atomic import folder_is_complete
 
@@ -261,7 +261,7 @@ def test_an_interrupt_turned_into_another_error_still_exits_130(
     """Regression (CI of stop 21): SIGTERM landing while a C extension was being imported came
     out as "internal error: ImportError: initialization failed", exit 3, instead of exit 130.
     The extension swallows the KeyboardInterrupt and reports its own error."""
-    from herschik.scenarios import cli_dataset
+    from herschik.scenarios.cli import dataset as cli_dataset
 
     def import_interrupted_by_sigterm(args: object) -> int:
         try:

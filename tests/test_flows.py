@@ -24,8 +24,8 @@ from herschik.optimiser.solve import solve
 from herschik.optimiser.synthetic import synthetic_instance
 from herschik.optimiser.transfers import NO_SITE, transfers
 from herschik.scenarios.assemble import build_instance
-from herschik.scenarios.cli import main
-from herschik.scenarios.workbook import read_results_xlsx
+from herschik.scenarios.cli.main import main
+from herschik.scenarios.report.workbook import read_results_xlsx
 
 from herschik.columns import HOSPITAL_FLOW_COLUMNS
 
@@ -342,8 +342,8 @@ def test_no_reasons_leaves_the_reason_columns_empty(tmp_path: Path) -> None:
 
 
 def test_reasons_default_per_region_not_nationally() -> None:
-    from herschik.scenarios.cli_parser import build_parser
-    from herschik.scenarios.cli_solve import wants_reasons
+    from herschik.scenarios.cli.parser import build_parser
+    from herschik.scenarios.cli.solve import wants_reasons
 
     parser = build_parser()
 

@@ -27,8 +27,8 @@ import pytest
 from herschik.geo.dataset import load_dataset
 from herschik.geo.schema import EXAMPLE_DIR
 from herschik.optimiser.params import SolveParams
-from herschik.scenarios.cli import main
-from herschik.scenarios.scenario_file import load_scenario, scenario_from_dict
+from herschik.scenarios.cli.main import main
+from herschik.scenarios.scenario.file import load_scenario, scenario_from_dict
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 

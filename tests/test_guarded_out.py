@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from herschik.scenarios.cli import main
+from herschik.scenarios.cli.main import main
 
 from herschik.atomic import MARKER, folder_is_complete
 

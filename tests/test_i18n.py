@@ -76,7 +76,7 @@ def test_use_language_switches_text_and_numbers() -> None:
 
 
 def test_report_in_dutch(make_result, parse_report) -> None:
-    from herschik.scenarios.report import SECTIONS, render_report
+    from herschik.scenarios.report.page import SECTIONS, render_report
 
     summary, sv, asg, _dataset = make_result()
     names = {"oesophagus": "Pancreatic cancer: resections"}  # a name the catalog knows

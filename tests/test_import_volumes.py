@@ -19,7 +19,7 @@ from herschik.geo.dataset import load_dataset
 from herschik.geo.hospital_match import hospital_matcher, normalise, treatment_matcher
 from herschik.geo.interaction import Block, balance, fit_decay, origin_constrained_volumes
 from herschik.geo.volume_table import parse_count, read_volume_table
-from herschik.scenarios.cli import main
+from herschik.scenarios.cli.main import main
 
 from herschik import scenarios
 from herschik.errors import DataError

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from herschik.geo.coverage import MAX_SNAP_M
 from herschik.geo.osm import read_osm
-from herschik.scenarios.cli import main
+from herschik.scenarios.cli.main import main
 from scipy.spatial import cKDTree
 
 ROOT = Path(__file__).resolve().parents[1]

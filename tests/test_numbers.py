@@ -19,7 +19,7 @@ from herschik.optimiser.solve import solve
 from herschik.optimiser.status import SolveStatus
 from herschik.optimiser.synthetic import synthetic_instance
 from herschik.optimiser.verify import verify
-from herschik.scenarios.cli import main
+from herschik.scenarios.cli.main import main
 
 from herschik.errors import SolverError
 

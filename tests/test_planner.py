@@ -20,7 +20,7 @@ from herschik.optimiser.kpis import DISPLACED_KPIS
 from herschik.optimiser.params import SolveParams
 from herschik.scenarios.assemble import build_instance
 from herschik.scenarios.compare import compare_runs
-from herschik.scenarios.report_format import pct
+from herschik.scenarios.report.format import pct
 from herschik.scenarios.run import run_solve
 
 REGIONS = ("noordoost", "noord_holland_flevoland", "oost", "midden", "west", "zuidwest",
@@ -215,7 +215,7 @@ def test_assignments_carry_names(runs: dict[str, Path], dataset) -> None:
 def test_compare_two_runs(runs: dict[str, Path], dataset, tmp_path: Path) -> None:
     """`herschik compare`: a travel run against the default shows the optional moves and the
     providers it keeps in addition; a run against itself shows no hospital difference."""
-    from herschik.scenarios.cli import main
+    from herschik.scenarios.cli.main import main
 
     instance = build_instance(dataset, "midden")
     other = tmp_path / "travel"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from herschik.optimiser import kpis, verify
 from herschik.optimiser.kpis import weighted_quantile
-from herschik.scenarios import report_travel as report
+from herschik.scenarios.report import travel as report
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from herschik.scenarios.cli import main
+from herschik.scenarios.cli.main import main
 
 from herschik.atomic import MARKER, folder_is_complete, output_lock
 
@@ -111,7 +111,7 @@ margin = [0.0, 0.1]
 
 
 def _sweep(tmp_path: Path, toml: str = SWEEP_TOML, **kwargs: object) -> pd.DataFrame:
-    from herschik.scenarios.sweep import run_sweep
+    from herschik.scenarios.sweep.runner import run_sweep
 
     scenario = tmp_path / "grid.toml"
     scenario.write_text(toml)
@@ -517,7 +517,7 @@ def test_sweep_whose_runs_fail_exits_non_zero(
 def test_huge_grid_is_refused_before_it_is_built(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from herschik.scenarios import scenario_file
+    from herschik.scenarios.scenario import file as scenario_file
 
     margins = ", ".join(str(i / 100) for i in range(100))
     multipliers = ", ".join(str(1 + i / 100) for i in range(100))
@@ -644,7 +644,7 @@ def test_ids_that_could_be_paths_are_refused_at_load(
 
 
 def test_sweep_plot_names_stay_inside_out(tmp_path: Path) -> None:
-    from herschik.scenarios.sweep_plot import plot_sweep
+    from herschik.scenarios.sweep.plot import plot_sweep
 
     runs = pd.DataFrame({
         "region_id": ["x/../../../escaped"] * 2, "scenario": ["s[a=1]", "s[a=2]"],

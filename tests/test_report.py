@@ -17,7 +17,7 @@ import pytest
 from herschik.geo.export import areas_geodataframe
 from herschik.geo.maps import write_maps
 from herschik.scenarios.outputs import write_run_outputs
-from herschik.scenarios.report import SECTIONS, render_report, write_report
+from herschik.scenarios.report.page import SECTIONS, render_report, write_report
 from PIL import Image
 
 H2 = list(SECTIONS)

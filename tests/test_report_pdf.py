@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 
 import pytest
-from herschik.scenarios.cli import main
-from herschik.scenarios.report_pdf import find_chromium, normalise_chromium_pdf, write_pdf
+from herschik.scenarios.cli.main import main
+from herschik.scenarios.report.pdf import find_chromium, normalise_chromium_pdf, write_pdf
 
 pypdf = pytest.importorskip("pypdf")
 

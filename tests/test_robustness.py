@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from herschik.geo.dataset import load_dataset
 from herschik.geo.schema import EXAMPLE_DIR
-from herschik.scenarios.cli import main
+from herschik.scenarios.cli.main import main
 
 HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
 FAST = ["--no-maps", "--no-report"]

@@ -296,7 +296,7 @@ def test_max_providers_must_be_positive() -> None:
 
 
 def test_scenario_file_reads_max_providers() -> None:
-    from herschik.scenarios.scenario_file import scenario_from_dict
+    from herschik.scenarios.scenario.file import scenario_from_dict
 
     spec = scenario_from_dict({"name": "cap", "max_providers": {"pancreas_resection": 2}})
     (run,) = spec.expand()
@@ -306,7 +306,7 @@ def test_scenario_file_reads_max_providers() -> None:
 def test_scenario_file_refuses_an_unknown_treatment_in_max_providers() -> None:
     """Regression: an unknown id in max_providers was silently ignored (a planner's typo left
     the treatment uncapped); '*' is not an id and stays allowed."""
-    from herschik.scenarios.scenario_file import ScenarioError, scenario_from_dict
+    from herschik.scenarios.scenario.file import ScenarioError, scenario_from_dict
 
     (run,) = scenario_from_dict({"name": "cap", "max_providers": {"nope": 2}}).expand()
     with pytest.raises(ScenarioError, match=r"max_providers\.nope: unknown id"):
@@ -319,8 +319,8 @@ def test_every_treatment_keyed_parameter_is_checked_without_a_by_hand_line() -> 
     """The scenario check derives the treatment-keyed parameters from SolveParams (as the CLI's
     flags are), so a new dict field needs no line in scenarios/; '*' is every treatment where a
     field means it and refused by the field where it does not (margin_by_treatment)."""
-    from herschik.scenarios.param_flags import param_flags
-    from herschik.scenarios.scenario_file import ScenarioError, scenario_from_dict
+    from herschik.scenarios.scenario.file import ScenarioError, scenario_from_dict
+    from herschik.scenarios.scenario.param_flags import param_flags
     from pydantic import ValidationError
 
     keyed = {spec.field for spec in param_flags()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from herschik.optimiser.instance import Instance, Site, Treatment
 from herschik.optimiser.params import SiteTreatment, SolveParams
-from herschik.scenarios.scenario_file import load_scenario, scenario_from_dict, with_overrides
-from herschik.scenarios.scenario_resolved import ResolvedScenario
+from herschik.scenarios.scenario.file import load_scenario, scenario_from_dict, with_overrides
+from herschik.scenarios.scenario.resolved import ResolvedScenario
 
 from herschik.errors import ScenarioError
 

@@ -31,7 +31,7 @@ CHILD = textwrap.dedent("""
     import herschik.optimiser.solve as solve_module
     import herschik.scenarios.assemble as assemble
     from herschik.optimiser.synthetic import synthetic_instance
-    from herschik.scenarios.cli import main
+    from herschik.scenarios.cli.main import main
 
     started = Path(sys.argv[1])
     real_highs = solve_module.solve_highs

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from herschik.optimiser.confidence import p_meet_norm
 from herschik.optimiser.simulation import PlanRoutes, simulate_volumes, summarise
-from herschik.scenarios.cli import main
+from herschik.scenarios.cli.main import main
 
 
 def _plan(seed: int, n_areas: int = 30, n_sites: int = 4) -> PlanRoutes:

@@ -17,7 +17,7 @@ from herschik.optimiser import solve as solve_module
 from herschik.optimiser.params import SolveParams
 from herschik.optimiser.solve import PROVEN_OPTIMAL_GAP, TIME_LIMIT_NO_SOLUTION, solve
 from herschik.scenarios.assemble import build_instance
-from herschik.scenarios.cli import EXIT_TIME_LIMIT_NO_SOLUTION, main
+from herschik.scenarios.cli.main import EXIT_TIME_LIMIT_NO_SOLUTION, main
 
 
 @pytest.fixture(scope="module")

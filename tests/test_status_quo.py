@@ -16,7 +16,7 @@ import pytest
 from herschik.geo.area_levels import coarsen_dataset
 from herschik.geo.dataset import load_dataset
 from herschik.scenarios.assemble import build_instance
-from herschik.scenarios.cli import main
+from herschik.scenarios.cli.main import main
 
 from herschik.errors import DataError
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from herschik.scenarios.sweep import run_sweep
-from herschik.scenarios.sweep_plot import pareto_front, plot_sweep
-from herschik.scenarios.sweep_table import TIMING_COLUMNS
+from herschik.scenarios.sweep.plot import pareto_front, plot_sweep
+from herschik.scenarios.sweep.runner import run_sweep
+from herschik.scenarios.sweep.table import TIMING_COLUMNS
 
 from herschik.atomic import MARKER
 from herschik.errors import ScenarioError
@@ -161,7 +161,7 @@ def test_partial_and_leftover_folders_are_rerun_cleanly(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import herschik.scenarios.sweep_executors as executors
+    import herschik.scenarios.sweep.executors as executors
 
     # as after an in-process solve: workers are spawned and build their own instances
     monkeypatch.setattr(executors, "_SOLVED_HERE", True)
@@ -259,7 +259,7 @@ def test_bad_input(scenario_file: Path, tmp_path: Path) -> None:
 
 def test_cli_sweep_gpkg_on_request(scenario_file: Path, tmp_path: Path,
                                    capfd: pytest.CaptureFixture[str]) -> None:
-    from herschik.scenarios.cli import main
+    from herschik.scenarios.cli.main import main
 
     from herschik import geo
 

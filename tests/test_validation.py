@@ -150,7 +150,7 @@ def test_validation_of_a_network_that_covers_nothing_does_not_pass(tmp_path):
     """A regional extract far from Utrecht: the reference checks do not apply, no pass."""
     from herschik.geo.network import save_network
     from herschik.geo.osm import read_osm
-    from herschik.scenarios.cli import main
+    from herschik.scenarios.cli.main import main
 
     sample = ROOT / "tests" / "data" / "osm_samples" / "amsterdam.osm.pbf"
     net = save_network(read_osm(sample), tmp_path / "ams.npz")

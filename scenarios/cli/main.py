@@ -2,9 +2,10 @@
 
 Exit codes: 0 solved (optimal or feasible within the limit), 1 infeasible scenario (the
 diagnosis is printed and written to summary.json), 2 bad input or usage (one line on stderr).
-The parser and the table of commands live in cli_parser.py, ``regions`` in cli_dataset.py,
-``solve`` in cli_solve.py, the other commands in cli_commands.py; a command's module is
-imported only when it runs. This module maps every failure to its exit code, once.
+The parser and the table of commands live in parser.py, ``regions`` in dataset.py, ``solve``
+in solve.py, the other commands in commands.py (all in this package); a command's module is
+imported only when it runs (``python -m herschik.scenarios.cli`` runs __main__.py). This
+module maps every failure to its exit code, once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import traceback
 from typing import Any
 
-from herschik.scenarios.cli_parser import COMMANDS, build_parser, command_in, command_module
+from herschik.scenarios.cli.parser import COMMANDS, build_parser, command_in, command_module
 
 from herschik.errors import (
     EXIT_BAD_INPUT,
@@ -136,6 +137,3 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     _INTERRUPTS_RECEIVED.append(signum)
     raise KeyboardInterrupt
 
-
-if __name__ == "__main__":
-    sys.exit(main())

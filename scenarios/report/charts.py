@@ -1,5 +1,5 @@
 """The report's charts drawn with matplotlib (Agg, no pyplot): loaded only when a chart is not
-in the derived-data cache (see scenarios/report_travel.py)."""
+in the derived-data cache (see scenarios/report/travel.py)."""
 from __future__ import annotations
 
 import io

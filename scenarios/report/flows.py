@@ -4,7 +4,7 @@
 hospitals they go to (flows.csv), with patients per year and their extra travel. "Why
 hospitals lose a treatment": every lost role of hospital_changes.csv with its reason in words
 and the price of keeping it (optimiser/reasons.py), and the kept roles that are fragile.
-Both are self-contained blocks of report.html (scenarios/report.py places them).
+Both are self-contained blocks of report.html (scenarios/report/page.py places them).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-from herschik.scenarios.report_format import Html, esc, fmt, html_table
+from herschik.scenarios.report.format import Html, esc, fmt, html_table
 
 _MOVE_WORDS = {"displaced": "displaced (the hospital stops it)",
                "moved_optional": "moved (the hospital keeps it)"}

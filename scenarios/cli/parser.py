@@ -1,9 +1,10 @@
 """The ``herschik`` argument parser: subcommands and their flags (reference: docs/CLI.md),
 and :data:`COMMANDS`, the module and function that run each subcommand.
 
-The ``solve`` parameter flags are derived from :class:`SolveParams` (scenarios/param_flags.py,
-which loads pydantic); they are added only when the parser is built for ``solve`` (or for every
-command), so that ``herschik --help`` and ``herschik regions`` never import the solver stack.
+The ``solve`` parameter flags are derived from :class:`SolveParams`
+(scenarios/scenario/param_flags.py, which loads pydantic); they are added only when the parser
+is built for ``solve`` (or for every command), so that ``herschik --help`` and
+``herschik regions`` never import the solver stack.
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ from herschik.i18n import LANGUAGES
 #: subcommand -> (module, function): each command's module is imported only when it runs, so a
 #: light command does not pay for the libraries of the heavy ones.
 COMMANDS = {
-    "regions": ("herschik.scenarios.cli_dataset", "cmd_regions"),
-    "data": ("herschik.scenarios.cli_commands", "cmd_data"),
-    "solve": ("herschik.scenarios.cli_solve", "cmd_solve"),
-    "matrix": ("herschik.scenarios.cli_commands", "cmd_matrix"),
-    "sweep": ("herschik.scenarios.cli_commands", "cmd_sweep"),
-    "network": ("herschik.scenarios.cli_commands", "cmd_network"),
-    "compare": ("herschik.scenarios.cli_commands", "cmd_compare"),
-    "simulate": ("herschik.scenarios.cli_commands", "cmd_simulate"),
-    "app": ("herschik.scenarios.cli_commands", "cmd_app"),
+    "regions": ("herschik.scenarios.cli.dataset", "cmd_regions"),
+    "data": ("herschik.scenarios.cli.commands", "cmd_data"),
+    "solve": ("herschik.scenarios.cli.solve", "cmd_solve"),
+    "matrix": ("herschik.scenarios.cli.commands", "cmd_matrix"),
+    "sweep": ("herschik.scenarios.cli.commands", "cmd_sweep"),
+    "network": ("herschik.scenarios.cli.commands", "cmd_network"),
+    "compare": ("herschik.scenarios.cli.commands", "cmd_compare"),
+    "simulate": ("herschik.scenarios.cli.commands", "cmd_simulate"),
+    "app": ("herschik.scenarios.cli.commands", "cmd_app"),
 }
 #: ``build_parser(EVERY_COMMAND)``: the complete parser (documentation, tests).
 EVERY_COMMAND = None
@@ -173,7 +174,7 @@ def build_parser(command: str | None = EVERY_COMMAND) -> argparse.ArgumentParser
         "--scenario", metavar="FILE", type=Path, help="scenario TOML file (flags below override it)"
     )
     if command in (EVERY_COMMAND, "solve"):
-        # every SolveParams field (scenarios/param_flags.py, through cli_solve)
+        # every SolveParams field (scenarios/scenario/param_flags.py, through cli/solve.py)
         command_module("solve").add_param_flags(solve)
     solve.add_argument("--geojson", action="store_true", help="also write GeoJSON (EPSG:4326)")
     solve.add_argument("--xlsx", action="store_true", help="also write an Excel workbook")

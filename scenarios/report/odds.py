@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from herschik.scenarios.report_format import esc, html_table, png_data_uri
+from herschik.scenarios.report.format import esc, html_table, png_data_uri
 from matplotlib.figure import Figure
 from scipy.stats import poisson
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Any
 
-from herschik.scenarios.sweep_task import SweepTask, run_task
+from herschik.scenarios.sweep.task import SweepTask, run_task
 
 #: True once this process has solved a run itself (see ``_start_method``).
 _SOLVED_HERE = False

@@ -19,8 +19,8 @@ A scenario file holds every :class:`optimiser.params.SolveParams` field at top l
 The string ``"none"`` stands for "no value" anywhere (TOML has no null).
 
 ``load_scenario(path) -> ScenarioSpec``; ``ScenarioSpec.expand() -> list[ResolvedScenario]``.
-This module reads files (``extends`` chains, grids); the model is in scenario_schema.py; a
-:class:`ResolvedScenario` (scenario_resolved.py) carries the :class:`SolveParams` of one run,
+This module reads files (``extends`` chains, grids); the model is in schema.py; a
+:class:`ResolvedScenario` (resolved.py) carries the :class:`SolveParams` of one run,
 applies growth and norm multipliers to an :class:`~optimiser.instance.Instance` and names its
 run with a stable hash.
 Every problem raises :class:`ScenarioError` naming the file and the key.
@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from herschik.optimiser.params import SiteTreatment, SolveParams
-from herschik.scenarios.scenario_resolved import ResolvedScenario
-from herschik.scenarios.scenario_schema import (
+from herschik.scenarios.scenario.resolved import ResolvedScenario
+from herschik.scenarios.scenario.schema import (
     _ALL_KEYS,
     _SCENARIO_FIELDS,
     _SOLVE_FIELDS,

@@ -3,14 +3,14 @@
 Sections (stable headings, tested): h1 ``herschik report — <region_id>``, then the diagnosis
 and warnings (first, before any figure); h2 ``Key figures`` (with definitions and the
 displaced patients per treatment), ``Hospital changes``, ``Providers per treatment``,
-``Odds of meeting the norm`` (report_odds.py), ``Extra travel``, ``Maps``, ``Solve``,
+``Odds of meeting the norm`` (odds.py), ``Extra travel``, ``Maps``, ``Solve``,
 ``Scenario``, ``Caveats``. Key figures carry ``data-kpi="<summary.json key>"`` so that
 tests (and scripts) can read them back. Every text from the data is escaped with
 :func:`html.escape`. The output is deterministic (no
 timestamps), so two identical runs give identical reports.
 
-The sections are built in report_figures.py (run as a whole), report_hospitals.py (per hospital
-and treatment) and report_travel.py (extra travel, maps), from the blocks of report_format.py.
+The sections are built in figures.py (run as a whole), hospitals.py (per hospital and
+treatment), flows.py, odds.py and travel.py (extra travel, maps), from the blocks of format.py.
 """
 
 from __future__ import annotations
@@ -22,22 +22,22 @@ from typing import Any
 import pandas as pd
 from herschik.geo.export import normalise_assignments, normalise_site_volumes
 from herschik.optimiser.status import SolveStatus
-from herschik.scenarios.report_figures import (
+from herschik.scenarios.report.figures import (
     caveats_section,
     key_figures_section,
     scenario_section,
     solve_section,
     top_alerts,
 )
-from herschik.scenarios.report_flows import flows_section, reasons_section
-from herschik.scenarios.report_format import esc
-from herschik.scenarios.report_hospitals import (
+from herschik.scenarios.report.flows import flows_section, reasons_section
+from herschik.scenarios.report.format import esc
+from herschik.scenarios.report.hospitals import (
     hospital_changes_section,
     providers_section,
     providers_today_section,
 )
-from herschik.scenarios.report_odds import odds_section
-from herschik.scenarios.report_travel import (
+from herschik.scenarios.report.odds import odds_section
+from herschik.scenarios.report.travel import (
     changed_treatments,
     extra_travel_section,
     maps_section,

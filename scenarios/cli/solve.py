@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from herschik.optimiser.status import exit_code_for_status
-from herschik.scenarios.cli_commands import load_args_dataset, make_console
-from herschik.scenarios.cli_dataset import dataset_source, source_identity
-from herschik.scenarios.param_flags import (
+from herschik.scenarios.cli.commands import load_args_dataset, make_console
+from herschik.scenarios.cli.dataset import dataset_source, source_identity
+from herschik.scenarios.scenario.param_flags import (
     add_param_flags,
     dotted_overrides,
     param_overrides,
@@ -48,7 +48,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     # --out is checked, and held against a second writer, before any solving starts.
     check_output_dir(args.out)
     if args.pdf:  # a missing printer is known before the solve, not after it
-        from herschik.scenarios.report_pdf import pdf_engine
+        from herschik.scenarios.report.pdf import pdf_engine
 
         pdf_engine()
     with output_lock(args.out):
@@ -117,7 +117,7 @@ def solve_params_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any
     overrides = param_overrides(args)
     if args.scenario is None:
         return SolveParams(**overrides), {}, None
-    from herschik.scenarios.scenario_file import load_scenario, with_overrides
+    from herschik.scenarios.scenario.file import load_scenario, with_overrides
 
     resolved = load_scenario(args.scenario).expand()
     if len(resolved) != 1:
@@ -131,9 +131,9 @@ def solve_params_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any
 
 def _print_result(summary: dict[str, Any], out: Path, dataset: Any,
                   wall_seconds: float) -> None:
-    """The compact summary (scenarios/console_summary.py), at the terminal's width."""
+    """The compact summary (scenarios/cli/console_summary.py), at the terminal's width."""
     import pandas as pd
-    from herschik.scenarios.console_summary import console_width, summary_lines
+    from herschik.scenarios.cli.console_summary import console_width, summary_lines
 
     changes_path = out / "hospital_changes.csv"
     changes = pd.read_csv(changes_path) if changes_path.is_file() else None

@@ -16,8 +16,8 @@ The Dask executor (``executor="dask"``) maps the same task function over a
 ``dask.distributed`` cluster; workers must see ``out_dir`` (a shared filesystem) and have this
 package installed.
 
-Modules: sweep_task.py (one run, the worker caches), sweep_executors.py (pool, Dask),
-sweep_table.py (runs.csv), data_identity.py (the data part of a run id).
+Modules: task.py (one run, the worker caches), executors.py (pool, Dask), table.py
+(runs.csv), plot.py, and scenarios/data_identity.py (the data part of a run id).
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from typing import Any
 
 import pandas as pd
 from herschik.scenarios.data_identity import data_fingerprint
-from herschik.scenarios.scenario_file import load_scenario
-from herschik.scenarios.scenario_resolved import ResolvedScenario
-from herschik.scenarios.sweep_executors import DaskLost, run_dask, run_local, start_method
-from herschik.scenarios.sweep_table import run_row, runs_frame, write_runs_tables
-from herschik.scenarios.sweep_task import SweepTask, cached_dataset, cached_instance, read_summary
+from herschik.scenarios.scenario.file import load_scenario
+from herschik.scenarios.scenario.resolved import ResolvedScenario
+from herschik.scenarios.sweep.executors import DaskLost, run_dask, run_local, start_method
+from herschik.scenarios.sweep.table import run_row, runs_frame, write_runs_tables
+from herschik.scenarios.sweep.task import SweepTask, cached_dataset, cached_instance, read_summary
 
 from herschik.errors import EnvironmentProblem, ScenarioError
 
@@ -300,7 +300,7 @@ def _run_sweep_locked(
     write_runs_tables(frame, out_dir)
     plots: list[Path] = []
     if plot:
-        from herschik.scenarios.sweep_plot import plot_sweep
+        from herschik.scenarios.sweep.plot import plot_sweep
 
         plots = plot_sweep(frame, out_dir)
     frame.attrs.update(

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from herschik.scenarios.scenario_resolved import ResolvedScenario
+from herschik.scenarios.scenario.resolved import ResolvedScenario
 
 _COMPLETE = "summary.json"
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from herschik.geo.maps import drawing_versions
 from herschik.optimiser.kpis import weighted_quantile
-from herschik.scenarios.report_format import Html, esc, html_table, png_data_uri, share
+from herschik.scenarios.report.format import Html, esc, html_table, png_data_uri, share
 
 from herschik.derived_cache import entry_key, read_entry, write_entry
 from herschik.i18n import _, current_language
@@ -37,7 +37,7 @@ def extra_travel_histogram_png(assignments: pd.DataFrame, dpi: int = 100) -> byt
                                   current_language()])
     png = read_entry(key)
     if png is None:
-        from herschik.scenarios.report_charts import histogram_png  # only on a cache miss
+        from herschik.scenarios.report.charts import histogram_png  # only on a cache miss
 
         png = histogram_png(edges, counts, step, dpi)
         write_entry(key, png)

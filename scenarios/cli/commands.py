@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from herschik.geo.dataset import Dataset, load_dataset
-from herschik.scenarios.cli_dataset import dataset_source, make_console
+from herschik.scenarios.cli.dataset import dataset_source, make_console
 
 from herschik.errors import (
     EXIT_INTERNAL,
@@ -193,7 +193,7 @@ def _matrix_into(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from herschik.scenarios.sweep import DEFAULT_OUTPUTS, run_sweep
+    from herschik.scenarios.sweep.runner import DEFAULT_OUTPUTS, run_sweep
 
     regions = "all" if args.regions == "all" else [r for r in args.regions.split(",") if r]
     if args.executor == "dask" and not args.scheduler:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 from herschik.optimiser.tolerances import BELOW_NORM_TOL
-from herschik.scenarios.report_format import Html, badge, esc, fmt, heading, html_table, pct
+from herschik.scenarios.report.format import Html, badge, esc, fmt, heading, html_table, pct
 
 from herschik.i18n import _
 

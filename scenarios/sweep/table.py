@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 from herschik.optimiser.kpis import DISPLACED_KPIS, NORM_ODDS_KPIS, SCALAR_KPIS
-from herschik.scenarios.sweep_task import SweepTask
+from herschik.scenarios.sweep.task import SweepTask
 
 #: Resolved scalar parameters reported per run (column name -> SolveParams/scenario field).
 PARAM_COLUMNS: dict[str, str] = {

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 from herschik.optimiser.instance import Instance, Treatment
 from herschik.optimiser.params import SolveParams
-from herschik.scenarios.param_flags import param_flags
-from herschik.scenarios.scenario_schema import (
+from herschik.scenarios.scenario.param_flags import param_flags
+from herschik.scenarios.scenario.schema import (
     SCENARIO_FORMAT,
     ScenarioModel,
     _format_value,

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from herschik.optimiser.status import SolveStatus
-from herschik.scenarios.report_format import (
+from herschik.scenarios.report.format import (
     Html,
     badge,
     esc,
@@ -16,7 +16,7 @@ from herschik.scenarios.report_format import (
     html_table,
     share,
 )
-from herschik.scenarios.report_hospitals import treatment_order
+from herschik.scenarios.report.hospitals import treatment_order
 
 from herschik.i18n import N_, _, status_label
 
