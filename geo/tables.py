@@ -129,7 +129,21 @@ def read_table(folder: Path, file: str, required: bool = True) -> pd.DataFrame |
     header, rows = _parse_csv(file, decode_text(file, data))
     header = [name.strip() for name in header]
     spec = SCHEMA[file]
-    expected = [name for name, _ in spec]
+    optional = _check_header(file, header, [name for name, _ in spec])
+    if file in _NEEDS_ROWS and not rows:
+        raise DataError(file, None, None, "no data rows (only a header)")
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in header]
+    raw = {name: pd.Series(values, dtype=object) for name, values in zip(header, columns,
+                                                                          strict=True)}
+    out = pd.DataFrame(index=pd.RangeIndex(len(rows)))
+    for name, kind in [*spec, *optional]:
+        out[name] = _convert(file, name, kind, raw[name].astype(str))
+    return out
+
+
+def _check_header(file: str, header: list[str], expected: list[str]) -> list[tuple[str, str]]:
+    """Refuse unnamed, duplicate, missing and unexpected columns; returns the optional columns
+    (name, kind) that the header has."""
     for pos, name in enumerate(header):
         if not name:
             raise DataError(file, None, None, f"column {pos + 1} of the header has no name")
@@ -143,15 +157,7 @@ def read_table(folder: Path, file: str, required: bool = True) -> pd.DataFrame |
     if extra:
         raise DataError(file, None, extra[0], "unexpected column (expected: "
                         + ", ".join(expected) + ")")
-    if file in _NEEDS_ROWS and not rows:
-        raise DataError(file, None, None, "no data rows (only a header)")
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in header]
-    raw = {name: pd.Series(values, dtype=object) for name, values in zip(header, columns,
-                                                                          strict=True)}
-    out = pd.DataFrame(index=pd.RangeIndex(len(rows)))
-    for name, kind in [*spec, *optional]:
-        out[name] = _convert(file, name, kind, raw[name].astype(str))
-    return out
+    return optional
 
 
 def first_bad(file: str, field: str, mask: np.ndarray, values: pd.Series,

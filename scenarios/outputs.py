@@ -91,37 +91,18 @@ def write_run_outputs(
     # An infeasible run has no "after": its site_volumes (if any) carry only the baseline.
     has_results = summary.get("status") != SolveStatus.INFEASIBLE and bool(len(sv) or len(asg))
     names = _treatment_names(dataset)
-    planned = _planned_treatments(summary)
-    if planned is not None:  # a partial plan: maps only of the treatments with a plan
-        map_treatments = [t for t in (map_treatments if map_treatments is not None
-                                      else planned) if t in planned]
+    map_treatments = _map_treatments(summary, map_treatments)
     if hospital_changes is None:
         from herschik.optimiser.results import hospital_changes_from_site_volumes
 
         hospital_changes = hospital_changes_from_site_volumes(site_volumes, names)
     region_id = str(summary.get("region_id", ""))
-    notes: list[str] = []
+    areas_gdf, notes = _area_layer(dataset, has_results, gpkg or geojson or maps)
+
     written: list[Path] = []
-
-    areas_gdf = None
-    if has_results and (gpkg or geojson or maps):
-        areas_gdf = areas_geodataframe(dataset.areas, getattr(dataset, "area_geometries", None))
-        n_fallback = int(areas_gdf.attrs.get("fallback_geometry", 0))
-        if n_fallback:
-            notes.append(
-                f"{n_fallback} of {len(areas_gdf)} areas have no polygon in the dataset; the "
-                f"maps and the GeoPackage 'areas' layer show them as circles of "
-                f"{FALLBACK_BUFFER_M:g} m around their demand centroid.")
-    elif not has_results:
-        notes.append("No reallocation was computed (the scenario is infeasible), so no "
-                     "GeoPackage, GeoJSON or maps were written for this run.")
-
-    if gpkg and areas_gdf is not None:
-        written.append(write_results_gpkg(run_dir / "results.gpkg", sv, asg, dataset.sites,
-                                          areas_gdf, flows))
-    if geojson and areas_gdf is not None:
-        written.extend(write_results_geojson(run_dir / "geojson", sv, asg, dataset.sites,
-                                             areas_gdf, flows))
+    if areas_gdf is not None:
+        written.extend(_write_gis(run_dir, sv, asg, dataset.sites, areas_gdf, flows,
+                                  gpkg=gpkg, geojson=geojson))
     if xlsx:
         written.append(write_results_xlsx(run_dir / "results.xlsx", summary, site_volumes,
                                           assignments, hospital_changes, flows))
@@ -140,6 +121,47 @@ def write_run_outputs(
 
         write_pdf(run_dir / "report.html", run_dir / "report.pdf")
         written.append(run_dir / "report.pdf")
+    return written
+
+
+def _map_treatments(summary: dict, requested: Iterable[str] | None) -> Iterable[str] | None:
+    """The treatments to map: a partial plan maps only the treatments with a plan."""
+    planned = _planned_treatments(summary)
+    if planned is None:
+        return requested
+    return [t for t in (requested if requested is not None else planned) if t in planned]
+
+
+def _area_layer(dataset: Any, has_results: bool, wanted: bool) -> tuple[Any, list[str]]:
+    """The areas as a GeoDataFrame when a GIS file or map is wanted (None otherwise), and the
+    report's notes on them (fallback circles; no layers of an infeasible run)."""
+    if not has_results:
+        return None, ["No reallocation was computed (the scenario is infeasible), so no "
+                      "GeoPackage, GeoJSON or maps were written for this run."]
+    if not wanted:
+        return None, []
+    areas_gdf = areas_geodataframe(dataset.areas, getattr(dataset, "area_geometries", None))
+    n_fallback = int(areas_gdf.attrs.get("fallback_geometry", 0))
+    notes = []
+    if n_fallback:
+        notes.append(
+            f"{n_fallback} of {len(areas_gdf)} areas have no polygon in the dataset; the "
+            f"maps and the GeoPackage 'areas' layer show them as circles of "
+            f"{FALLBACK_BUFFER_M:g} m around their demand centroid.")
+    return areas_gdf, notes
+
+
+def _write_gis(run_dir: Path, sv: pd.DataFrame, asg: pd.DataFrame, sites: pd.DataFrame,
+               areas_gdf: Any, flows: pd.DataFrame | None, *, gpkg: bool,
+               geojson: bool) -> list[Path]:
+    """results.gpkg and the GeoJSON layers, as asked."""
+    written: list[Path] = []
+    if gpkg:
+        written.append(write_results_gpkg(run_dir / "results.gpkg", sv, asg, sites, areas_gdf,
+                                          flows))
+    if geojson:
+        written.extend(write_results_geojson(run_dir / "geojson", sv, asg, sites, areas_gdf,
+                                             flows))
     return written
 
 

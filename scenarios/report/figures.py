@@ -89,59 +89,11 @@ def key_figures_section(summary: Mapping[str, Any], names: Mapping[str, str]) ->
     k = summary.get("kpis") or {}
     out = []
     if k:
-        before = k.get("providers_before") or {}
-        after = k.get("providers_after") or {}
-        lost = k.get("providers_lost")
-        gained = k.get("providers_gained")
-        rows = [(_(label), Html(f'<span data-kpi="{esc(key)}">{esc(_kpi_value(key, k[key]))}'
-                                 "</span>"), _(unit) if unit else "",
-                 _(definition) if definition else "")
-                for key, label, unit, definition in KPI_ROWS if key in k]
-        rows.append((_("Providers (sum over treatments)"),
-                     f"{fmt(sum(before.values()))} → {fmt(sum(after.values()))}",
-                     _("{count} treatments", count=len(after) or len(before)), ""))
-        if isinstance(lost, Mapping) and isinstance(gained, Mapping):
-            rows.append((_("Providers lost / gained"),
-                         Html(f'<span data-kpi="providers_lost">{sum(lost.values())}</span> / '
-                               f'<span data-kpi="providers_gained">{sum(gained.values())}'
-                               "</span>"),
-                         _("site x treatment"),
-                         _("provides it today and not after / after only")))
-        known = {key for key, *_ in KPI_ROWS} | {
-            "providers_before", "providers_after", "providers_lost", "providers_gained",
-            "shared_care", "per_treatment"}
-        for key, value in k.items():
-            if key not in known and not isinstance(value, (dict, list)):
-                rows.append((key.replace("_", " "), fmt(value), "", ""))
-        shared = k.get("shared_care")
-        if isinstance(shared, Mapping):
-            for key, value in shared.items():
-                label = _(SHARED_CARE_LABELS[key]) if key in SHARED_CARE_LABELS else key
-                rows.append((_("Shared care: {item}", item=label.replace("_", " ")),
-                             _kpi_value(key, value), "", ""))
-        out.append(html_table([_("Figure"), _("Value"), _("Unit"), _("Definition")], rows,
-                              cls="kpis", numeric=[False, True, False, False]))
+        out.append(html_table([_("Figure"), _("Value"), _("Unit"), _("Definition")],
+                              _kpi_rows(k), cls="kpis", numeric=[False, True, False, False]))
         per = k.get("per_treatment")
         if isinstance(per, Mapping) and per:
-            out.append(heading(3, _("Displaced patients per treatment")))
-            prow = []
-            for tid in treatment_order(per, names):
-                v = per[tid]
-                label = f"{names[tid]} ({tid})" if names.get(tid) else tid
-                prow.append((label, v.get("patients"),
-                             v.get("patients_displaced"),
-                             Html(esc(_kpi_value("displaced_share", v.get("displaced_share")))),
-                             v.get("displaced_mean_extra_min"), v.get("displaced_p90_extra_min"),
-                             v.get("displaced_max_extra_min"), v.get("patients_moved_optional"),
-                             f"{v.get('providers_before')} → {v.get('providers_after')}"))
-            out.append(html_table(
-                [_("Treatment"), _("Patients /yr"), _("Displaced /yr"), _("Share"),
-                 _("Extra min: mean"), "p90", "max", _("Optional moves /yr"), _("Providers")],
-                prow, cls="displaced",
-                numeric=[False, True, True, True, True, True, True, True, True]))
-            out.append('<p class="note">' + esc(_(
-                "Extra minutes of the displaced patients (their travel after minus their trip "
-                "today); providers before → after.")) + "</p>")
+            out.extend(_displaced_per_treatment(per, names))
     else:
         out.append('<p class="note">'
                    + esc(_("No key figures: no reallocation was computed.")) + "</p>")
@@ -150,6 +102,67 @@ def key_figures_section(summary: Mapping[str, Any], names: Mapping[str, str]) ->
         out.append(heading(3, _("Diagnosis")))
         out.append(_diagnosis(diagnosis))
     return "".join(out)
+
+
+def _kpi_rows(k: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """The key figures table: the named KPIs, providers, other scalars, shared care."""
+    before = k.get("providers_before") or {}
+    after = k.get("providers_after") or {}
+    lost = k.get("providers_lost")
+    gained = k.get("providers_gained")
+    rows: list[tuple[Any, ...]] = [
+        (_(label), Html(f'<span data-kpi="{esc(key)}">{esc(_kpi_value(key, k[key]))}'
+                        "</span>"), _(unit) if unit else "",
+         _(definition) if definition else "")
+        for key, label, unit, definition in KPI_ROWS if key in k]
+    rows.append((_("Providers (sum over treatments)"),
+                 f"{fmt(sum(before.values()))} → {fmt(sum(after.values()))}",
+                 _("{count} treatments", count=len(after) or len(before)), ""))
+    if isinstance(lost, Mapping) and isinstance(gained, Mapping):
+        rows.append((_("Providers lost / gained"),
+                     Html(f'<span data-kpi="providers_lost">{sum(lost.values())}</span> / '
+                          f'<span data-kpi="providers_gained">{sum(gained.values())}'
+                          "</span>"),
+                     _("site x treatment"),
+                     _("provides it today and not after / after only")))
+    known = {key for key, *_ in KPI_ROWS} | {
+        "providers_before", "providers_after", "providers_lost", "providers_gained",
+        "shared_care", "per_treatment"}
+    for key, value in k.items():
+        if key not in known and not isinstance(value, (dict, list)):
+            rows.append((key.replace("_", " "), fmt(value), "", ""))
+    shared = k.get("shared_care")
+    if isinstance(shared, Mapping):
+        for key, value in shared.items():
+            label = _(SHARED_CARE_LABELS[key]) if key in SHARED_CARE_LABELS else key
+            rows.append((_("Shared care: {item}", item=label.replace("_", " ")),
+                         _kpi_value(key, value), "", ""))
+    return rows
+
+
+def _displaced_per_treatment(per: Mapping[str, Any], names: Mapping[str, str]) -> list[str]:
+    """Heading, table and note of the displaced patients per treatment."""
+    prow = []
+    for tid in treatment_order(per, names):
+        v = per[tid]
+        label = f"{names[tid]} ({tid})" if names.get(tid) else tid
+        prow.append((label, v.get("patients"),
+                     v.get("patients_displaced"),
+                     Html(esc(_kpi_value("displaced_share", v.get("displaced_share")))),
+                     v.get("displaced_mean_extra_min"), v.get("displaced_p90_extra_min"),
+                     v.get("displaced_max_extra_min"), v.get("patients_moved_optional"),
+                     f"{v.get('providers_before')} → {v.get('providers_after')}"))
+    return [
+        heading(3, _("Displaced patients per treatment")),
+        html_table(
+            [_("Treatment"), _("Patients /yr"), _("Displaced /yr"), _("Share"),
+             _("Extra min: mean"), "p90", "max", _("Optional moves /yr"), _("Providers")],
+            prow, cls="displaced",
+            numeric=[False, True, True, True, True, True, True, True, True]),
+        '<p class="note">' + esc(_(
+            "Extra minutes of the displaced patients (their travel after minus their trip "
+            "today); providers before → after.")) + "</p>",
+    ]
 
 
 def solve_section(summary: Mapping[str, Any]) -> str:

@@ -72,12 +72,20 @@ def providers_section(sv: pd.DataFrame, asg: pd.DataFrame, scenario: Mapping[str
     if sv.empty:
         return ('<p class="note">' + esc(_("No provider table: no reallocation was "
                                            "computed.")) + "</p>")
-    out = []
-    overview = []
     patients = asg.groupby("intervention_id")["patients"].sum()
     groups = {t: part for t, part in sv.groupby("intervention_id", sort=False)}
     order = treatment_order(groups, names)
-    for t, part in ((t, groups[t]) for t in order):
+    out = [_providers_overview([(t, groups[t]) for t in order], patients, names)]
+    for t in order:
+        out.extend(_treatment_providers(t, groups[t], scenario, names))
+    return "".join(out)
+
+
+def _providers_overview(parts: list[tuple[str, pd.DataFrame]], patients: pd.Series,
+                        names: Mapping[str, str]) -> str:
+    """One row per treatment: norm, providers before/after, lost, gained, smallest margin."""
+    overview = []
+    for t, part in parts:
         # margin achieved against each site's own norm (tiered norms differ per site)
         kept = part[part["kept_after"] & part["norm"].notna() & (part["norm"] > 0)]
         margins = kept["volume_after"] / kept["norm"] - 1
@@ -87,57 +95,64 @@ def providers_section(sv: pd.DataFrame, asg: pd.DataFrame, scenario: Mapping[str
                          int((part["kept_after"] & ~part["kept_before"]).sum()),
                          float(patients.get(t, 0.0)),
                          Html(esc(pct(float(margins.min())) if len(margins) else "—"))))
-    out.append(html_table([_("Treatment"), _("Name"), _("Norm /yr"), _("Providers before"),
-                           _("Providers after"), _("Lost"), _("Gained"), _("Patients /yr"),
-                           _("Smallest margin achieved")],
+    return html_table([_("Treatment"), _("Name"), _("Norm /yr"), _("Providers before"),
+                       _("Providers after"), _("Lost"), _("Gained"), _("Patients /yr"),
+                       _("Smallest margin achieved")],
                       overview, cls="providers-overview",
-                      numeric=[False, False, True, True, True, True, True, True, True]))
-    for t, part in ((t, groups[t]) for t in order):
-        label = f"{names[t]} ({t})" if t in names else t
-        out.append(f'<h3 id="t-{esc(t)}">{esc(label)}</h3>')
-        norm_text = _norm_text(part)
-        tiered = " / " in norm_text
-        if norm_text == _("none"):
-            rule = _("No volume norm: its providers and patients stay as today unless the "
-                     "scenario closes or caps a site.")
-        else:
-            by_role = " " + _("(by hospital role; each site is measured against its own)")
-            rule = _("Norm {norm} patients per year{by_role}; required minimum = norm × "
-                     "(1 + margin {margin}).", norm=norm_text, by_role=by_role if tiered else "",
-                     margin=pct_plain(_margin_for(scenario, t)))
-        rule += " " + _("Providers {before} → {after}. Margin achieved = volume after / the "
-                        "site's norm − 1.", before=int(part["kept_before"].sum()),
-                        after=int(part["kept_after"].sum()))
-        out.append(f'<p class="note">{esc(rule)}</p>')
-        shown = part[part["kept_before"] | part["kept_after"] | (part["volume_before"] > 0)
-                     | (part["volume_after"] > 0)].copy()
-        shown["status"] = [_status(b, a) for b, a in
-                           zip(shown["kept_before"], shown["kept_after"], strict=True)]
-        shown["_order"] = shown["status"].map(_STATUS_ORDER)
-        shown = shown.sort_values(["_order", "volume_after", "site_id"],
-                                  ascending=[True, False, True])
-        rows = []
+                      numeric=[False, False, True, True, True, True, True, True, True])
+
+
+def _treatment_providers(t: str, part: pd.DataFrame, scenario: Mapping[str, Any],
+                         names: Mapping[str, str]) -> list[str]:
+    """Heading, rule and site table of one treatment."""
+    label = f"{names[t]} ({t})" if t in names else t
+    norm_text = _norm_text(part)
+    tiered = " / " in norm_text
+    if norm_text == _("none"):
+        rule = _("No volume norm: its providers and patients stay as today unless the "
+                 "scenario closes or caps a site.")
+    else:
+        by_role = " " + _("(by hospital role; each site is measured against its own)")
+        rule = _("Norm {norm} patients per year{by_role}; required minimum = norm × "
+                 "(1 + margin {margin}).", norm=norm_text, by_role=by_role if tiered else "",
+                 margin=pct_plain(_margin_for(scenario, t)))
+    rule += " " + _("Providers {before} → {after}. Margin achieved = volume after / the "
+                    "site's norm − 1.", before=int(part["kept_before"].sum()),
+                    after=int(part["kept_after"].sum()))
+    shown = part[part["kept_before"] | part["kept_after"] | (part["volume_before"] > 0)
+                 | (part["volume_after"] > 0)].copy()
+    shown["status"] = [_status(b, a) for b, a in
+                       zip(shown["kept_before"], shown["kept_after"], strict=True)]
+    shown["_order"] = shown["status"].map(_STATUS_ORDER)
+    shown = shown.sort_values(["_order", "volume_after", "site_id"],
+                              ascending=[True, False, True])
+    rows = [_site_row(r) for r in shown.itertuples(index=False)]
+    return [
+        f'<h3 id="t-{esc(t)}">{esc(label)}</h3>',
+        f'<p class="note">{esc(rule)}</p>',
+        html_table([_("Site"), _("Name"), _("Norm"), _("Volume before"),
+                    _("Volume after"), _("Change"), _("Provider before"),
+                    _("Provider after"), _("Status"), _("Margin achieved")],
+                   rows, cls="providers",
+                   numeric=[False, False, True, True, True, True, False, False, False, True]),
+    ]
+
+
+def _site_row(r: Any) -> tuple[Any, ...]:
+    """One site of a treatment's table; a margin below the required minimum is flagged."""
+    has_norm = isinstance(r.norm, float) and math.isfinite(r.norm) and r.norm > 0
+    margin = (r.volume_after / r.norm - 1) if r.kept_after and has_norm else None
+    short = (r.kept_after and has_norm
+             and r.volume_after < r.required_min - BELOW_NORM_TOL)
+    margin_html = esc(pct(margin)) if margin is not None else "—"
+    if short:
         below = _("below the required minimum")
-        for r in shown.itertuples(index=False):
-            has_norm = isinstance(r.norm, float) and math.isfinite(r.norm) and r.norm > 0
-            margin = (r.volume_after / r.norm - 1) if r.kept_after and has_norm else None
-            short = (r.kept_after and has_norm
-                     and r.volume_after < r.required_min - BELOW_NORM_TOL)
-            margin_html = esc(pct(margin)) if margin is not None else "—"
-            if short:
-                margin_html = (f'<span class="warn" title="{esc(below)}">'
-                               f"{margin_html} ⚠</span>")
-            rows.append((r.site_id, r.site_name, r.norm if has_norm else _("none"),
-                         r.volume_before, r.volume_after,
-                         r.volume_after - r.volume_before, r.kept_before, r.kept_after,
-                         badge(r.status), Html(margin_html)))
-        out.append(html_table([_("Site"), _("Name"), _("Norm"), _("Volume before"),
-                               _("Volume after"), _("Change"), _("Provider before"),
-                               _("Provider after"), _("Status"), _("Margin achieved")],
-                          rows, cls="providers",
-                          numeric=[False, False, True, True, True, True, False, False, False,
-                                   True]))
-    return "".join(out)
+        margin_html = (f'<span class="warn" title="{esc(below)}">'
+                       f"{margin_html} ⚠</span>")
+    return (r.site_id, r.site_name, r.norm if has_norm else _("none"),
+            r.volume_before, r.volume_after,
+            r.volume_after - r.volume_before, r.kept_before, r.kept_after,
+            badge(r.status), Html(margin_html))
 
 
 def hospital_changes_section(hc: pd.DataFrame | None, sv: pd.DataFrame,

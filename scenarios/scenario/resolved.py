@@ -165,6 +165,18 @@ class ResolvedScenario:
         site_ids: Iterable[str] | None = None,
     ) -> None:
         """Raise :class:`ScenarioError` for treatment, group or site ids that a dataset lacks."""
+        self._check_keyed_ids(treatment_ids, group_ids)
+        self._check_closures(site_ids)
+        self._check_referenced_ids(treatment_ids, site_ids)
+
+    def _unknown(self, key: str, message: str) -> ScenarioError:
+        return ScenarioError(self.source or self.base_name, key, message)
+
+    def _check_keyed_ids(
+        self, treatment_ids: Iterable[str] | None, group_ids: Iterable[str] | None
+    ) -> None:
+        """The scenario's treatments and groups, and the keys of every treatment-keyed
+        parameter."""
         # every treatment-keyed parameter (derived from SolveParams, as the CLI's flags are);
         # '*' means every treatment
         keyed = tuple(
@@ -183,31 +195,30 @@ class ResolvedScenario:
             known = set(known)
             for name in named:
                 if name not in known:
-                    raise ScenarioError(
-                        self.source or self.base_name,
-                        f"{key}.{name}",
-                        f"unknown id{_suggest(name, known)}",
-                    )
-        if site_ids is not None:
-            known_sites = set(site_ids)
-            for site in self.closures:
-                if site not in known_sites:
-                    raise ScenarioError(
-                        self.source or self.base_name,
-                        "closures",
-                        f"unknown site {site!r}{_suggest(site, known_sites)}",
-                    )
+                    raise self._unknown(f"{key}.{name}", f"unknown id{_suggest(name, known)}")
+
+    def _check_closures(self, site_ids: Iterable[str] | None) -> None:
+        if site_ids is None:
+            return
+        known_sites = set(site_ids)
+        for site in self.closures:
+            if site not in known_sites:
+                raise self._unknown(
+                    "closures", f"unknown site {site!r}{_suggest(site, known_sites)}")
+
+    def _check_referenced_ids(
+        self, treatment_ids: Iterable[str] | None, site_ids: Iterable[str] | None
+    ) -> None:
+        """The site and treatment ids inside the solve parameters (forced pairs, capacities,
+        bundles)."""
         known_treatments = None if treatment_ids is None else set(treatment_ids)
         known_sites = None if site_ids is None else set(site_ids)
         for key, index, kind, name in self._referenced_ids():
             known = known_sites if kind == "site" else known_treatments
             if known is None or name == "*" or name in known:
                 continue
-            raise ScenarioError(
-                self.source or self.base_name,
-                f"{key}[{index}]",
-                f"unknown {kind} {name!r}{_suggest(name, known)}",
-            )
+            raise self._unknown(f"{key}[{index}]",
+                                f"unknown {kind} {name!r}{_suggest(name, known)}")
 
     def _referenced_ids(self) -> list[tuple[str, int, str, str]]:
         """(key, entry index, "site" | "treatment", id) of every id in the solve parameters.

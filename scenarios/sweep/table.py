@@ -47,6 +47,39 @@ def _scalar(value: Any) -> Any:
 def run_row(
     task: SweepTask, summary: dict[str, Any] | None, error: str | None, out_dir: Path
 ) -> dict[str, Any]:
+    """One row of runs.csv: the run's parameters, then its results (the column order is the
+    order of the keys)."""
+    row = _parameter_columns(task)
+    if summary is None:
+        row["status"] = "error"
+        row["error"] = error or "unknown error"
+        row["run_dir"] = ""
+        return row
+    row["status"] = summary.get("status")
+    row["objective_value"] = _scalar(summary.get("objective"))
+    row["mip_gap"] = _scalar(summary.get("mip_gap"))
+    row["build_seconds"] = summary.get("build_seconds")
+    row["solve_seconds"] = summary.get("solve_seconds")
+    kpis = summary.get("kpis") or {}
+    row.update(_kpi_columns(kpis))
+    for side in ("before", "after", "lost", "gained"):
+        counts = kpis.get(f"providers_{side}")
+        row[f"providers_{side}_total"] = (
+            int(sum(counts.values())) if isinstance(counts, dict) else None
+        )
+    diagnosis = summary.get("diagnosis")
+    row["diagnosis"] = (
+        " ".join(str(diagnosis.get("reason", "")).split()) if isinstance(diagnosis, dict) else ""
+    )
+    violations = (summary.get("verification") or {}).get("violations")
+    row["violations"] = len(violations) if isinstance(violations, list) else None
+    row["error"] = ""
+    row["run_dir"] = str(Path(task.run_dir).relative_to(out_dir))
+    return row
+
+
+def _parameter_columns(task: SweepTask) -> dict[str, Any]:
+    """Identity, grid point and solve parameters of one run."""
     scenario = task.scenario
     row: dict[str, Any] = {
         "run_id": task.run_id,
@@ -62,42 +95,23 @@ def run_row(
         source = scenario.params if field in type(scenario.params).model_fields else scenario.model
         row[column] = getattr(source, field)
     row["closures"] = ";".join(scenario.closures)
-    if summary is None:
-        row["status"] = "error"
-        row["error"] = error or "unknown error"
-        row["run_dir"] = ""
-        return row
-    row["status"] = summary.get("status")
-    row["objective_value"] = _scalar(summary.get("objective"))
-    row["mip_gap"] = _scalar(summary.get("mip_gap"))
-    row["build_seconds"] = summary.get("build_seconds")
-    row["solve_seconds"] = summary.get("solve_seconds")
-    kpis = summary.get("kpis") or {}
-    for key in KPI_COLUMNS:
-        row[key] = _scalar(kpis.get(key))
+    return row
+
+
+def _kpi_columns(kpis: dict[str, Any]) -> dict[str, Any]:
+    """The KPI columns: the fixed ones first, then every other scalar KPI by name (a dict of
+    scalars, e.g. shared_care, flattened as ``<kpi>_<key>``)."""
+    row = {key: _scalar(kpis.get(key)) for key in KPI_COLUMNS}
     for key in sorted(kpis):
         value = kpis[key]
         if key in KPI_COLUMNS or key.startswith("providers_") or key == "per_treatment":
             continue
         if isinstance(value, (int, float, bool, str)):
             row[key] = _scalar(value)
-        elif isinstance(value, dict):  # e.g. shared_care: flatten its scalars
+        elif isinstance(value, dict):
             for sub, item in value.items():
                 if isinstance(item, (int, float, bool, str)):
                     row[f"{key}_{sub}"] = _scalar(item)
-    for side in ("before", "after", "lost", "gained"):
-        counts = kpis.get(f"providers_{side}")
-        row[f"providers_{side}_total"] = (
-            int(sum(counts.values())) if isinstance(counts, dict) else None
-        )
-    diagnosis = summary.get("diagnosis")
-    row["diagnosis"] = (
-        " ".join(str(diagnosis.get("reason", "")).split()) if isinstance(diagnosis, dict) else ""
-    )
-    violations = (summary.get("verification") or {}).get("violations")
-    row["violations"] = len(violations) if isinstance(violations, list) else None
-    row["error"] = ""
-    row["run_dir"] = str(Path(task.run_dir).relative_to(out_dir))
     return row
 
 
