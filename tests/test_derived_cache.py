@@ -297,7 +297,7 @@ def test_regions_from_the_cache_loads_no_heavy_library(own_cache: Path) -> None:
 def test_help_loads_no_heavy_library(own_cache: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c",
-         "import sys\nfrom herschik.scenarios.cli import main\n"
+         "import sys\nfrom herschik.scenarios.cli.main import main\n"
          "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
          f"print([m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)"],
         capture_output=True, text=True, timeout=120, check=False)
