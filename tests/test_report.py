@@ -177,7 +177,7 @@ def test_report_renders_in_headless_chromium(
 
 
 def _odds_text(p: float) -> str:
-    """The report's odds format (report_odds.odds_text), written again here."""
+    """The report's odds format (report/odds.py odds_text), written again here."""
     if p > 0.999:
         return "> 99.9%"
     if p < 0.001:
