@@ -26,8 +26,9 @@ from herschik.columns import (
     SITES_LAYER,
     of_kind,
 )
+from tests.support.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 TABLES = {"site_volumes": SITE_VOLUMES, "assignments": ASSIGNMENTS,
           "hospital_changes": HOSPITAL_CHANGES, "flows": HOSPITAL_FLOWS}
 LAYERS = {"sites": SITES_LAYER, "areas": AREAS_LAYER, "flows": FLOWS_LAYER,

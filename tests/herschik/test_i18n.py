@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import string
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,9 @@ from herschik.i18n import (
     translate,
     use_language,
 )
+from tests.support.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 sys.path.insert(0, str(ROOT / "tools"))
 from update_catalog import code_messages  # noqa: E402  (tools/ is not installed)
 

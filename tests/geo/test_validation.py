@@ -17,7 +17,6 @@ Run ``pytest tests/test_validation.py -s`` to print the numbers.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,7 +26,9 @@ from herschik.geo.skeleton import read_districts
 from herschik.geo.traveltime import area_site_minutes
 from scipy.stats import spearmanr
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 RAW = ROOT.parent / "shared" / "data" / "raw"
 #: The network under validation: a file from the environment, else the embedded default.
 NETWORK = os.environ.get("HERSCHIK_VALIDATE_NETWORK") or None

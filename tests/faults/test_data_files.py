@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from herschik.scenarios.cli.main import main
 
+from tests.support.paths import EXAMPLE_DATA
+
 pytestmark = pytest.mark.faults
 
-EXAMPLE_DATA = Path(__file__).resolve().parents[1] / "geo" / "data" / "example"
 HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
 
 

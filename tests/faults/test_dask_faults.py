@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import EXAMPLE_DATA
+
 pytestmark = pytest.mark.faults
 
-EXAMPLE_DATA = Path(__file__).resolve().parents[1] / "geo" / "data" / "example"
 DASK = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
 WORKER = [sys.executable, "-m", "distributed.cli.dask_worker"]
 GRID = 'name = "dask-faults"\n[grid]\nmargin = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25]\n'

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,8 +17,9 @@ from herschik.optimiser.status import SolveStatus, exit_code_for_status
 from herschik.optimiser.synthetic import synthetic_instance
 
 from herschik.errors import EXIT_INFEASIBLE, EXIT_OK, EXIT_TIME_LIMIT_NO_SOLUTION
+from tests.support.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 @pytest.mark.parametrize("status", list(SolveStatus))

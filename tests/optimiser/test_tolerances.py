@@ -13,7 +13,9 @@ from herschik.optimiser.params import SolveParams
 from herschik.optimiser.solve import solve
 from herschik.optimiser.synthetic import synthetic_instance
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 #: modules whose tolerances all live in tolerances.py
 USERS = ("solve.py", "kpis.py", "results.py", "whatif.py", "backends.py", "baseline.py",
          "verify.py", "formulation.py", "diagnose.py",

@@ -19,9 +19,9 @@ import pytest
 from herschik.scenarios.cli.main import main
 
 from herschik.atomic import MARKER, folder_is_complete, output_lock
+from tests.support.paths import EXAMPLE_DATA, REPO_ROOT
 
 HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
-EXAMPLE_DATA = Path(__file__).resolve().parents[1] / "geo" / "data" / "example"
 FAST = ["--no-maps", "--no-report"]
 
 
@@ -587,7 +587,7 @@ def test_every_written_file_has_the_same_ordinary_permissions(tmp_path: Path) ->
 
 def test_no_hand_written_atomic_copies_remain() -> None:
     """One writer: only herschik/atomic.py renames temporary files into place."""
-    root = Path(__file__).resolve().parents[1]
+    root = REPO_ROOT
     allowed = {
         "herschik/atomic.py",
         "geo/dataset_export.py",  # moves a staged dataset export into the user's existing folder

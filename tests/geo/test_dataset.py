@@ -15,11 +15,12 @@ from herschik.geo.dataset_export import export_dataset
 from herschik.geo.schema import DEFAULT_DIR, EXAMPLE_DIR
 
 from herschik.errors import DataError
+from tests.support.paths import REPO_ROOT
 
 REGIONS = ["noordoost", "noord_holland_flevoland", "oost", "midden", "west", "zuidwest",
            "zuidoost"]
-RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
-FACTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "tranche1"
+RAW = REPO_ROOT.parent / "shared" / "data" / "raw"
+FACTS = REPO_ROOT.parent / "shared" / "data" / "tranche1"
 
 # baseline_counts.csv rows with intervention_id_guess (tranche-1 report, annex II):
 # region, treatment, providers, below norm
@@ -363,7 +364,7 @@ def _load_tool(name: str):
     """A build script of tools/ (run from a checkout, not installed) as a module."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    path = REPO_ROOT / "tools" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"tools_{name}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve their module by name

@@ -14,10 +14,10 @@ import pytest
 from herschik.scenarios.cli.main import main
 
 from herschik.atomic import MARKER, folder_is_complete
+from tests.support.paths import EXAMPLE_DATA
 
 pytestmark = pytest.mark.faults
 
-EXAMPLE_DATA = Path(__file__).resolve().parents[1] / "geo" / "data" / "example"
 FAST = ["--no-maps", "--no-report"]
 SWEEP_TOML = 'name = "guard"\n[grid]\nmargin = [0.0, 0.1]\n'
 #: file names a planner could keep in a folder, chosen to collide with what herschik writes

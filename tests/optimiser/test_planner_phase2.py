@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +24,10 @@ from herschik.optimiser.synthetic import synthetic_instance
 from herschik.optimiser.tolerances import MOVES_SLACK_ABS, MOVES_SLACK_REL
 from herschik.optimiser.verify import verify
 
-CASE = Path(__file__).parent / "data" / "planner_phase2_small.json"
+from tests.support.instances import PLANNER, random_instance
+from tests.support.paths import TESTS_DATA
+
+CASE = TESTS_DATA / "planner_phase2_small.json"
 ALGORITHMS = {"default": None, "branch_and_bound": BRANCH_AND_BOUND_ONLY}
 
 
@@ -88,37 +90,11 @@ def test_reproducer_with_cbc() -> None:
     assert _travel(inst, sol, 0) == pytest.approx(expected, abs=5e-3)
 
 
-def _random_case(seed: int) -> tuple[Instance, SolveParams]:
-    """3-6 sites, 6-14 areas, binding norms; most with a provider cap (max_providers)."""
-    rng = np.random.default_rng(9000 + seed)
-    n_sites, n_areas = int(rng.integers(3, 7)), int(rng.integers(6, 15))
-    n_treat = int(rng.integers(1, 3))
-    base = synthetic_instance(n_areas, n_sites, n_treat, seed=seed, region_km=60,
-                              norms=[None] * n_treat)
-    norms: list[float | None] = []
-    for t in range(n_treat):
-        vols = base.baseline_volume[:, t][base.baseline_volume[:, t] > 0]
-        norms.append(float(np.round(rng.uniform(0.3, 1.3) * np.median(vols), 2)))
-    inst = synthetic_instance(n_areas, n_sites, n_treat, seed=seed, region_km=60, norms=norms,
-                              tiered=bool(rng.random() < 0.2))
-    kw: dict = {"objective": "planner", "mip_gap": 1e-9}
-    if rng.random() < 0.75:
-        key = "*" if rng.random() < 0.4 else inst.treatment_ids[int(rng.integers(n_treat))]
-        kw["max_providers"] = {key: int(rng.integers(1, 4))}
-    if rng.random() < 0.4:
-        kw["margin"] = float(rng.choice([0.1, 0.2, 0.3]))
-    if rng.random() < 0.3:
-        kw["allow_new_providers"] = True
-    if rng.random() < 0.3:
-        kw["max_extra_travel"] = float(rng.uniform(5, 30))
-    return inst, SolveParams(**kw)
-
-
 @pytest.mark.parametrize("algorithms", list(ALGORITHMS))
 @pytest.mark.parametrize("seed", range(40))
 def test_random_planner_instances_match_brute_force(brute_force, seed: int,
                                                     algorithms: str) -> None:
-    inst, params = _random_case(seed)
+    inst, params = random_instance(seed, PLANNER)
     reference = brute_force.reference(inst, params, "planner")
     # one verdict for the whole scenario, as the brute force gives (no partial plan)
     sol = solve(inst, params, algorithms=ALGORITHMS[algorithms], partial=False)
@@ -197,7 +173,7 @@ def test_phase2_search_stops_on_an_interrupt_or_the_time_limit() -> None:
 def test_a_time_limit_in_phase2_is_not_reported_optimal() -> None:
     """A solve whose phase-2 search runs out of time reports its incumbent as feasible with
     the search's bound, or no solution; never optimal, never infeasible."""
-    inst, params = _random_case(3)
+    inst, params = random_instance(3, PLANNER)
     fast = solve(inst, params.model_copy(update={"time_limit": 1e-9}))
     assert fast.status in ("feasible", "time_limit_no_solution")
     searched = [e for e in fast.subproblems if e["n_binaries"] > 0]

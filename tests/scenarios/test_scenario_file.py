@@ -14,8 +14,9 @@ from herschik.scenarios.scenario.file import load_scenario, scenario_from_dict, 
 from herschik.scenarios.scenario.resolved import ResolvedScenario
 
 from herschik.errors import ScenarioError
+from tests.support.paths import REPO_ROOT
 
-SHIPPED = Path(__file__).resolve().parents[1] / "scenarios"
+SHIPPED = REPO_ROOT / "scenarios"
 
 
 def write(folder: Path, name: str, text: str) -> Path:

@@ -26,7 +26,9 @@ from pathlib import Path
 import pytest
 from herschik.scenarios.app.session import comparable_summary
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.support.chromium import require_chromium
+from tests.support.paths import EXAMPLE_DATA
+
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -38,11 +40,7 @@ TIMEOUT_MS = 60_000
 
 @pytest.fixture(scope="module")
 def chromium_path() -> str:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing under CI: install the Debian package chromium")
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); required under CI")
-    return CHROMIUM
+    return require_chromium()
 
 
 @pytest.fixture(scope="module")
@@ -355,7 +353,7 @@ def test_a_page_of_another_origin_cannot_drive_the_app(
 
     from playwright.sync_api import sync_playwright
 
-    example = Path(__file__).resolve().parents[1] / "geo" / "data" / "example"
+    example = EXAMPLE_DATA
     out = tmp_path / "plans"
     proc = subprocess.Popen(
         [sys.executable, "-m", "herschik.scenarios.cli", "app", "--port", "0", "--out", str(out),

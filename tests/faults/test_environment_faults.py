@@ -13,7 +13,6 @@ from herschik.scenarios.cli.main import main
 
 pytestmark = pytest.mark.faults
 
-EXAMPLE_DATA = Path(__file__).resolve().parents[1] / "geo" / "data" / "example"
 
 
 def _err(capsys: pytest.CaptureFixture[str]) -> str:

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import EXAMPLE_DATA
+
 pytestmark = pytest.mark.faults
 
-EXAMPLE_DATA = Path(__file__).resolve().parents[1] / "geo" / "data" / "example"
 
 #: The CLI's `solve`, with the example region's instance replaced by a hard synthetic one.
 CHILD = textwrap.dedent("""

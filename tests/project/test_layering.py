@@ -13,7 +13,9 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 PACKAGES = {"geo": "herschik.geo", "optimiser": "herschik.optimiser",
             "scenarios": "herschik.scenarios", "herschik": "herschik"}
 

@@ -13,8 +13,9 @@ from herschik.scenarios.cli.main import main
 from herschik.scenarios.cli.parser import build_parser
 
 from herschik import columns, errors
+from tests.support.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 CLI_MD = ROOT / "docs" / "CLI.md"
 # Flags every command shares: documented once, under "Options of every command".
 SHARED_FLAGS = {"--help", "--data", "--network", "--areas", "--debug", "--lang"}

@@ -11,7 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.paths import REPO_ROOT
+
+REPO = REPO_ROOT
 
 
 def test_benchmark_smoke(tmp_path: Path) -> None:

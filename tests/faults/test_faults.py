@@ -15,6 +15,7 @@ import pytest
 from herschik.scenarios.cli.main import main
 
 from herschik.atomic import folder_is_complete
+from tests.support.paths import EXAMPLE_DATA
 
 HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
 
@@ -147,7 +148,7 @@ objective = ["travel", "providers"]
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_killed_sweep_resumes_without_duplicates(tmp_path: Path, sig: signal.Signals) -> None:
-    example = Path(__file__).resolve().parents[1] / "geo" / "data" / "example"
+    example = EXAMPLE_DATA
     scenario = tmp_path / "grid.toml"
     scenario.write_text(SWEEP_TOML)
     out = tmp_path / "sweep"

@@ -19,7 +19,9 @@ from herschik.geo.osm import read_osm
 from herschik.scenarios.cli.main import main
 from scipy.spatial import cKDTree
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 OSM_DIR = ROOT / "tests" / "data" / "osm_samples"  # copied in, see its README.md
 AMSTERDAM = OSM_DIR / "amsterdam.osm.pbf"
 OAKLAND = OSM_DIR / "West-Oakland.osm.bz2"

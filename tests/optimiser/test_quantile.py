@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import math
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,9 @@ from herschik.scenarios.report import travel as report
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 
 finite = st.floats(min_value=-1e4, max_value=1e4, allow_nan=False, width=32)
 values_lists = st.lists(finite, min_size=1, max_size=40)

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from herschik.geo import network as gn
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 OSM_DIR = ROOT / "tests" / "data" / "osm_samples"  # copied in, see its README.md
 SAMPLES = ["amsterdam.osm.pbf", "West-Oakland.osm.bz2", "planet_10.068_48.135_10.071_48.137.osm"]
 
