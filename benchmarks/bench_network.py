@@ -251,16 +251,9 @@ def _ramps(b: _Builder, fwd: np.ndarray, bwd: np.ndarray, along: np.ndarray,
                    "access": "no"})
 
 
-def write_synthetic_country(path: str | Path, scale: float = 1.0, seed: int = 0,
-                            cells: tuple[int, int] | list[int] | None = None) -> dict:
-    """Write the synthetic country PBF; ``scale`` multiplies the town sizes (1.0 gives
-    >= 2 million drivable nodes); ``cells`` limits the town lattice (small test files).
-    Returns counts."""
-    rng = np.random.default_rng(seed)
-    b = _Builder()
-    nx_, ny_ = int((X1 - X0) // CELL), int((Y1 - Y0) // CELL)
-    if cells is not None:
-        nx_, ny_ = min(nx_, cells[0]), min(ny_, cells[1])
+def _lay_towns(b: _Builder, rng: np.random.Generator, nx_: int, ny_: int, scale: float
+               ) -> tuple[dict[tuple[int, int], dict], dict[int, np.ndarray]]:
+    """A town per lattice cell; its four gate nodes' coordinates by node id."""
     towns: dict[tuple[int, int], dict] = {}
     xy_cache: dict[int, np.ndarray] = {}
     for i in range(nx_):
@@ -274,7 +267,12 @@ def write_synthetic_country(path: str | Path, scale: float = 1.0, seed: int = 0,
             for key, d in (("w", (-half, 0)), ("e", (half, 0)), ("s", (0, -half)),
                            ("n", (0, half))):
                 xy_cache[int(t[key])] = np.array([cx + d[0], cy + d[1]])
-    # rural roads between lattice neighbours
+    return towns, xy_cache
+
+
+def _rural_roads(b: _Builder, rng: np.random.Generator, towns: dict[tuple[int, int], dict],
+                 xy_cache: dict[int, np.ndarray]) -> None:
+    """Rural roads between lattice neighbours, each with a cycle path and a farm track."""
     for (i, j), t in towns.items():
         for di, dj, a_key, b_key in ((1, 0, "e", "w"), (0, 1, "n", "s")):
             o = towns.get((i + di, j + dj))
@@ -285,22 +283,22 @@ def write_synthetic_country(path: str | Path, scale: float = 1.0, seed: int = 0,
             shape = shape + rng.normal(0, 20, shape.shape)
             refs = np.r_[a, b.nodes(shape), c]
             b.way(refs, _rural_tags(rng, i, j), drivable=True)
-            # a cycle path and a farm track alongside
             side_path = b.nodes(shape[::4] + np.array([8.0, 8.0]))
             if len(side_path) >= 2:
                 b.way(side_path, {"highway": "cycleway"})
                 b.way(side_path[::-1], {"highway": "track", "tracktype": "grade2"})
-    # dual-carriageway motorways along every 5th lattice row and column
+
+
+def _motorways(b: _Builder, rng: np.random.Generator, towns: dict[tuple[int, int], dict],
+               xy_cache: dict[int, np.ndarray], nx_: int, ny_: int) -> None:
+    """Dual-carriageway motorways along every 5th lattice row and column, with ramps."""
     for axis in (0, 1):
         lines = range(2, (ny_ if axis == 0 else nx_), 5)
         for k in lines:
             cells = [(i, k) for i in range(nx_)] if axis == 0 else [(k, j) for j in range(ny_)]
             junctions = [towns[c] for c in cells if c in towns]
-            start = junctions[0]["xy"] + (np.array([0, 1500.0]) if axis == 0 else
-                                          np.array([1500.0, 0]))
-            end = junctions[-1]["xy"] + (np.array([0, 1500.0]) if axis == 0 else
-                                         np.array([1500.0, 0]))
-            along = b.line(start, end, 400.0)
+            shift = np.array([0, 1500.0]) if axis == 0 else np.array([1500.0, 0])
+            along = b.line(junctions[0]["xy"] + shift, junctions[-1]["xy"] + shift, 400.0)
             offset = np.array([0, 25.0]) if axis == 0 else np.array([25.0, 0])
             fwd = b.nodes(along)
             bwd = b.nodes(along + offset)
@@ -311,7 +309,11 @@ def write_synthetic_country(path: str | Path, scale: float = 1.0, seed: int = 0,
             b.way(bwd[::-1], {"highway": "motorway", "ref": m_ref, "maxspeed": speed},
                   drivable=True)
             _ramps(b, fwd, bwd, along, junctions, xy_cache, axis)
-    # ferries: car ferries with a tagged duration, foot ferries
+
+
+def _ferries(b: _Builder, rng: np.random.Generator, towns: dict[tuple[int, int], dict],
+             nx_: int, ny_: int) -> None:
+    """Car ferries with a tagged duration, and foot ferries (every third)."""
     for k in range(12):
         ti, tj = int(rng.integers(nx_ - 1)), int(rng.integers(ny_))
         t, other = towns[ti, tj], towns[ti + 1, tj]
@@ -325,6 +327,23 @@ def write_synthetic_country(path: str | Path, scale: float = 1.0, seed: int = 0,
             b.way(np.r_[a, pts, dest], {"route": "ferry", "motor_vehicle": "yes",
                                         "duration": "00:20", "interval": "00:30"},
                   drivable=True)
+
+
+def write_synthetic_country(path: str | Path, scale: float = 1.0, seed: int = 0,
+                            cells: tuple[int, int] | list[int] | None = None) -> dict:
+    """Write the synthetic country PBF; ``scale`` multiplies the town sizes (1.0 gives
+    >= 2 million drivable nodes); ``cells`` limits the town lattice (small test files).
+    Returns counts."""
+    rng = np.random.default_rng(seed)
+    b = _Builder()
+    nx_, ny_ = int((X1 - X0) // CELL), int((Y1 - Y0) // CELL)
+    if cells is not None:
+        nx_, ny_ = min(nx_, cells[0]), min(ny_, cells[1])
+    # one random stream, drawn in this order: towns, rural roads, motorways, ferries
+    towns, xy_cache = _lay_towns(b, rng, nx_, ny_, scale)
+    _rural_roads(b, rng, towns, xy_cache)
+    _motorways(b, rng, towns, xy_cache, nx_, ny_)
+    _ferries(b, rng, towns, nx_, ny_)
     counts = b.write(Path(path))
     counts["towns"] = len(towns)
     return counts

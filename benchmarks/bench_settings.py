@@ -50,6 +50,50 @@ def _root_lp(arrays, time_limit: float) -> float | None:
     return res.objective
 
 
+def _solve_configs(models: dict[str, Any], tid: str, time_limit: float,
+                   totals: dict[str, float], worst: dict[str, tuple[float, str]],
+                   statuses: dict[str, set[str]]) -> dict[str, float]:
+    """One treatment's model under every configuration: adds to each configuration's total,
+    slowest sub-problem and statuses; returns the proven optima by configuration."""
+    objectives: dict[str, float] = {}
+    for name, (link, heuristics_on) in CONFIGS.items():
+        res = _solve(models[link], heuristics_on, time_limit)
+        totals[name] += res.seconds
+        statuses[name].add(res.status)
+        if res.seconds > worst[name][0]:
+            worst[name] = (res.seconds, tid)
+        if res.objective is not None and res.status == "optimal":
+            objectives[name] = float(res.objective)
+    return objectives
+
+
+def _optima_differ(objectives: dict[str, float]) -> bool:
+    values = list(objectives.values())
+    return bool(values) and max(values) - min(values) > 1e-4 * max(1.0, abs(max(values)))
+
+
+def _add_root_gaps(models: dict[str, Any], best: float, time_limit: float,
+                   root_gap: dict[str, list[float]]) -> None:
+    """The root LP bound of each linking against the optimum ``best``."""
+    for link in root_gap:
+        lp = _root_lp(models[link], time_limit)
+        if lp is not None and best > 0:
+            root_gap[link].append((best - lp) / best)
+
+
+def _config_summary(seconds: list[float], slowest: list[tuple[float, str]],
+                    ratios: list[float], statuses: set[str]) -> dict[str, Any]:
+    worst_s, worst_t = max(slowest)
+    return {
+        "sum_solve_seconds": round(statistics.median(seconds), 3),
+        "samples": [round(v, 3) for v in seconds],
+        "slowest_subproblem": worst_t,
+        "slowest_seconds": round(worst_s, 3),
+        "speedup_vs_old_default": round(statistics.median(ratios), 2),
+        "statuses": sorted(statuses),
+    }
+
+
 def measure_region(instance, repeats: int, time_limit: float) -> dict[str, Any]:
     """Every configuration on every treatment sub-problem of one region instance."""
     from herschik.optimiser.formulation import build_arrays
@@ -68,39 +112,18 @@ def measure_region(instance, repeats: int, time_limit: float) -> dict[str, Any]:
         for t, tid in enumerate(instance.treatment_ids):
             models = {link: build_arrays(instance, params, [t], linking=link)
                       for link in ("aggregated", "nearest")}
-            objectives: dict[str, float] = {}
-            for name, (link, heuristics_on) in CONFIGS.items():
-                res = _solve(models[link], heuristics_on, time_limit)
-                totals[name] += res.seconds
-                statuses[name].add(res.status)
-                if res.seconds > worst[name][0]:
-                    worst[name] = (res.seconds, tid)
-                if res.objective is not None and res.status == "optimal":
-                    objectives[name] = float(res.objective)
-            values = list(objectives.values())
-            if values and max(values) - min(values) > 1e-4 * max(1.0, abs(max(values))):
+            objectives = _solve_configs(models, tid, time_limit, totals, worst, statuses)
+            if _optima_differ(objectives):
                 objective_mismatch.append(f"{tid}: {objectives}")
-            if repeat == 0 and models["nearest"].n_y and values:
-                best = min(values)
-                for link in root_gap:
-                    lp = _root_lp(models[link], time_limit)
-                    if lp is not None and best > 0:
-                        root_gap[link].append((best - lp) / best)
+            if repeat == 0 and models["nearest"].n_y and objectives:
+                _add_root_gaps(models, min(objectives.values()), time_limit, root_gap)
         for name in CONFIGS:
             per_config[name].append(totals[name])
             slowest[name].append(worst[name])
             ratios[name].append(totals[OLD_DEFAULT] / totals[name] if totals[name] else 1.0)
-    out: dict[str, Any] = {"shape": list(instance.shape), "configs": {}}
-    for name in CONFIGS:
-        worst_s, worst_t = max(slowest[name])
-        out["configs"][name] = {
-            "sum_solve_seconds": round(statistics.median(per_config[name]), 3),
-            "samples": [round(v, 3) for v in per_config[name]],
-            "slowest_subproblem": worst_t,
-            "slowest_seconds": round(worst_s, 3),
-            "speedup_vs_old_default": round(statistics.median(ratios[name]), 2),
-            "statuses": sorted(statuses[name]),
-        }
+    out: dict[str, Any] = {"shape": list(instance.shape), "configs": {
+        name: _config_summary(per_config[name], slowest[name], ratios[name], statuses[name])
+        for name in CONFIGS}}
     out["root_lp_gap_max"] = {k: (round(max(v), 4) if v else None) for k, v in root_gap.items()}
     out["root_lp_gap_median"] = {k: (round(statistics.median(v), 4) if v else None)
                                  for k, v in root_gap.items()}
