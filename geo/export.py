@@ -60,7 +60,6 @@ _FIXED_DATE = "2000-01-01T00:00:00.000Z"
 _GDAL_LOCK = threading.Lock()
 
 # the tables' and layers' columns are defined in herschik.columns
-LAYERS = ("sites", "areas", "flows", "hospital_flows")
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -232,16 +232,6 @@ def ferry_carries_cars(tags: Any) -> bool:
     return tags.get("highway") is not None and motor_access(tags)
 
 
-def ferry_seconds(tags: Any, length_m: float) -> float:
-    """Crossing plus waiting time (s) of a ferry way of ``length_m`` metres."""
-    crossing = parse_duration_s(tags.get("duration"))
-    if math.isnan(crossing):
-        crossing = length_m / (FERRY_KMH / 3.6)
-    interval = parse_duration_s(tags.get("interval"))
-    wait = interval / 2 if not math.isnan(interval) else FERRY_WAIT_S
-    return crossing + wait
-
-
 @dataclass(frozen=True)
 class WayRule:
     """What the tag rules decided for one way."""

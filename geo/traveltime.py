@@ -414,20 +414,3 @@ def od_matrix_networkx(
     if limit_min is not None:
         out[out > limit_min] = np.inf
     return out
-
-
-def matrix_frame(
-    area_ids, area_xy: np.ndarray, site_ids, site_xy: np.ndarray, network=None,
-    limit_min: float | None = None,
-):
-    """Long table ``area_id, site_id, minutes`` (finite times only), e.g. for
-    ``herschik matrix``."""
-    import pandas as pd
-
-    m = area_site_minutes(area_xy, site_xy, network, limit_min)
-    ai, si = np.nonzero(np.isfinite(m))
-    return pd.DataFrame({
-        "area_id": np.asarray(area_ids, dtype=object)[ai],
-        "site_id": np.asarray(site_ids, dtype=object)[si],
-        "minutes": np.round(m[ai, si], 2),
-    })

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import io
 import os
 from collections.abc import Iterator
 from functools import cache
@@ -97,15 +96,6 @@ def translate(message: str, lang: str) -> str:
     """``message`` in ``lang`` (a name from the data such as a treatment name passes through
     unchanged when the catalog does not know it)."""
     return catalog(lang).get(message, message)
-
-
-def po_messages(lang: str) -> list[tuple[str, str]]:
-    """Every (msgid, msgstr) of the catalog of ``lang``, fuzzy or empty ones included."""
-    from babel.messages.pofile import read_po
-
-    with open(CATALOG_DIR / f"{lang}.po", "rb") as handle:
-        return [(str(m.id), str(m.string or "")) for m in read_po(io.BytesIO(handle.read()))
-                if m.id]
 
 
 def translate_name(name: str) -> str:

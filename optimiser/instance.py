@@ -152,22 +152,6 @@ class Instance:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(patients > 0, minutes / np.where(patients > 0, patients, 1), np.nan)
 
-    def with_demand(self, demand: np.ndarray) -> Instance:
-        """A copy with another demand (e.g. growth scenarios); the baseline stays as it was."""
-        return Instance(
-            region_id=self.region_id,
-            area_ids=self.area_ids,
-            sites=self.sites,
-            treatments=self.treatments,
-            demand=np.asarray(demand, dtype=float),
-            travel_min=self.travel_min,
-            baseline_volume=self.baseline_volume,
-            baseline_flow=self.baseline_flow,
-            process_norms=self.process_norms,
-            meta=dict(self.meta),
-            area_names=self.area_names,
-        )
-
     def with_treatments(self, treatments: list[int]) -> Instance:
         """A copy with only the treatments of index ``treatments`` (in that order): e.g. the
         treatments a partial plan solved."""

@@ -233,20 +233,6 @@ def hospital_status(provided_before: bool, provided_after: bool, has_norm: bool,
     return "lost" if provided_before else "gained"
 
 
-def hospital_changes_table(instance: Instance, solution: Solution, params: SolveParams
-                           ) -> pd.DataFrame:
-    """hospital_changes.csv: one row per site x treatment the site provides before or after.
-
-    Derived from :func:`site_volumes_table` (kept_before = baseline volume > 0, kept_after =
-    Solution.keep: the same flags as the KPIs providers_lost / providers_gained), so the two
-    files cannot disagree. For an infeasible solve ``volume_after``, ``volume_change`` and
-    ``status`` are empty and the rows are today's providers.
-    """
-    names = {t.id: t.name for t in instance.treatments}
-    return hospital_changes_from_site_volumes(site_volumes_table(instance, solution, params),
-                                              names)
-
-
 def hospital_changes_from_site_volumes(site_volumes: pd.DataFrame,
                                        treatment_names: dict[str, str] | None = None
                                        ) -> pd.DataFrame:

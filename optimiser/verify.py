@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from .instance import Instance
 from .kpis import weighted_quantile
@@ -23,7 +22,6 @@ from .rows import FAMILIES
 from .rows.base import CheckContext
 from .rows.checking import poisson_meet_probability
 from .solution import Solution
-from .status import SolveStatus
 from .tolerances import FLOW_EPS, KPI_TOL, ODDS_TOL, PROVIDES_MIN, VERIFY_TOL
 
 #: Absolute tolerance in patients (tolerances.VERIFY_TOL)
@@ -297,28 +295,3 @@ def _check_displaced(kpis: dict[str, Any], instance: Instance, flow: np.ndarray,
                 problems.append(f"KPI per_treatment.{tid}.{key} reported {got.get(key)} but "
                                 f"recomputed {value:.6f}")
     return problems
-
-
-def solution_from_tables(
-    instance: Instance, site_volumes: pd.DataFrame, assignments: pd.DataFrame
-) -> Solution:
-    """Rebuild a Solution from the written contract tables, to re-check result files.
-
-    ``kept_after`` of treatments without a norm is not in site_volumes.csv, so for those the
-    keep flag is derived from the assigned volume.
-    """
-    a_index = {area_id: a for a, area_id in enumerate(instance.area_ids)}
-    s_index = {site_id: s for s, site_id in enumerate(instance.site_ids)}
-    t_index = {tid: t for t, tid in enumerate(instance.treatment_ids)}
-    flow = np.zeros(instance.shape)
-    for row in assignments.itertuples(index=False):
-        flow[a_index[row.area_id], s_index[row.site_id], t_index[row.intervention_id]] += float(
-            row.patients
-        )
-    keep = flow.sum(axis=0) > PROVIDES_MIN
-    for row in site_volumes.itertuples(index=False):
-        kept = row.kept_after
-        if isinstance(kept, str):
-            kept = kept.strip().lower() == "true"
-        keep[s_index[row.site_id], t_index[row.intervention_id]] = bool(kept)
-    return Solution(status=SolveStatus.FEASIBLE, solver="tables", keep=keep, flow=flow)

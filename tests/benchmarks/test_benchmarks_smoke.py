@@ -51,7 +51,7 @@ def test_smoke_refuses_committed_folder() -> None:
 def test_region_rows_merge_per_region_and_objective() -> None:
     """A --regions re-measurement replaces only the rows of the same region and objective;
     rows measured before rows had an objective count as travel (the default back then)."""
-    from benchmarks.__main__ import merge_regions
+    from benchmarks.sections import merge_regions
 
     old = {"regions": [{"region": "west", "v": 1}, {"region": "west", "objective": "planner",
                                                      "v": 2},

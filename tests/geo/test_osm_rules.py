@@ -107,6 +107,6 @@ def test_ferry_rules():
     assert r.highway == "ferry" and r.ferry_duration_s == 1200.0 and r.ferry_wait_s == 1800.0
     r = osm.classify_way({"route": "ferry", "motorcar": "yes"})
     assert math.isnan(r.ferry_duration_s) and r.ferry_wait_s == osm.FERRY_WAIT_S
-    assert osm.ferry_seconds({"duration": "0:20"}, 3000) == 1200 + osm.FERRY_WAIT_S
-    assert osm.ferry_seconds({}, 3000) == pytest.approx(3000 / (osm.FERRY_KMH / 3.6)
-                                                        + osm.FERRY_WAIT_S)
+    r = osm.classify_way({"route": "ferry", "motor_vehicle": "yes", "duration": "0:20"})
+    assert r.ferry_duration_s == 1200.0 and r.ferry_wait_s == osm.FERRY_WAIT_S
+    assert r.speed_fwd == r.speed_bwd == osm.FERRY_KMH  # the speed of an untimed crossing

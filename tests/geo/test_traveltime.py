@@ -175,10 +175,3 @@ def test_default_network_matrix_and_scipy_vs_networkx():
 
     ref = tt.od_matrix_networkx(a, s, network=default_network())
     assert np.allclose(m, ref)
-
-
-def test_matrix_frame_long_table():
-    G = grid_graph(5)
-    a, s = _points(G, 3, 1), _points(G, 2, 2)
-    df = tt.matrix_frame(["a1", "a2", "a3"], a, ["s1", "s2"], s, network=G)
-    assert list(df.columns) == ["area_id", "site_id", "minutes"] and len(df) == 6

@@ -39,10 +39,12 @@ def test_tables_are_built_with_the_columns() -> None:
     instance = synthetic_instance(30, 4, 2, seed=3)
     params = SolveParams(margin=0.1)
     solution = solve(instance, params)
+    site_volumes = results.site_volumes_table(instance, solution, params)
+    names = {t.id: t.name for t in instance.treatments}
     built = {
-        "site_volumes": results.site_volumes_table(instance, solution, params),
+        "site_volumes": site_volumes,
         "assignments": results.assignments_table(instance, solution),
-        "hospital_changes": results.hospital_changes_table(instance, solution, params),
+        "hospital_changes": results.hospital_changes_from_site_volumes(site_volumes, names),
         "flows": results.flows_table(instance, solution),
     }
     for name, table in built.items():

@@ -13,10 +13,10 @@ from herschik.i18n import (
     _,
     default_language,
     format_number,
-    po_messages,
     translate,
     use_language,
 )
+from tests.support.catalog import po_messages
 from tests.support.paths import REPO_ROOT
 
 ROOT = REPO_ROOT

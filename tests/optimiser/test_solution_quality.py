@@ -15,9 +15,12 @@ import pytest
 from herschik.geo.dataset import load_dataset
 from herschik.optimiser import solve as solve_module
 from herschik.optimiser.params import SolveParams
-from herschik.optimiser.solve import PROVEN_OPTIMAL_GAP, TIME_LIMIT_NO_SOLUTION, solve
+from herschik.optimiser.solve import PROVEN_OPTIMAL_GAP, solve
+from herschik.optimiser.status import SolveStatus
 from herschik.scenarios.assemble import build_instance
-from herschik.scenarios.cli.main import EXIT_TIME_LIMIT_NO_SOLUTION, main
+from herschik.scenarios.cli.main import main
+
+from herschik.errors import EXIT_TIME_LIMIT_NO_SOLUTION
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +90,7 @@ def test_exact_solve_reports_its_bound(midden, objective: str) -> None:
 def test_time_limit_without_solution_is_its_own_status(midden) -> None:
     # travel: the planner objective's greedy start is a plan even without solver time
     solution = solve(midden, SolveParams(objective="travel", time_limit=1e-6))
-    assert solution.status == TIME_LIMIT_NO_SOLUTION
+    assert solution.status == SolveStatus.TIME_LIMIT_NO_SOLUTION
     assert solution.flow is None and solution.keep is None
     assert solution.diagnosis["time_limit_reached"] is True
     assert solution.diagnosis["unsolved_treatments"]

@@ -10,6 +10,7 @@ from herschik.optimiser.formulation import build_arrays, travel_vector
 from herschik.optimiser.kpis import compute_kpis
 from herschik.optimiser.params import SolveParams
 from herschik.optimiser.solve import solve
+from herschik.optimiser.status import SolveStatus
 from herschik.optimiser.synthetic import synthetic_instance
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -117,7 +118,6 @@ def test_results_do_not_depend_on_threads(case) -> None:
 def test_infeasible_scenarios_stop_early_but_list_exactly_the_infeasible_treatments(
         seed: int, threads: int) -> None:
     from herschik.optimiser.diagnose import is_feasible
-    from herschik.optimiser.solve import NOT_OPTIMISED
     from herschik.optimiser.synthetic import synthetic_instance
 
     inst = synthetic_instance(80, 7, 5, seed=seed)
@@ -139,7 +139,7 @@ def test_infeasible_scenarios_stop_early_but_list_exactly_the_infeasible_treatme
     statuses = {e["treatments"][0]: e["status"] for e in sol.subproblems}
     assert {t for t, st in statuses.items() if st == "infeasible"} == alone
     # the others were either optimised before the infeasible one was found, or only checked
-    assert set(statuses.values()) <= {"infeasible", "optimal", NOT_OPTIMISED}
+    assert set(statuses.values()) <= {"infeasible", "optimal", SolveStatus.FEASIBLE_NOT_OPTIMISED}
 
 
 def test_sub_problems_are_handed_out_from_both_ends() -> None:

@@ -13,6 +13,7 @@ import pytest
 from herschik.optimiser.kpis import compute_kpis
 from herschik.optimiser.params import SolveParams
 from herschik.optimiser.solve import solve
+from herschik.optimiser.status import SolveStatus
 from herschik.optimiser.synthetic import synthetic_instance
 from herschik.optimiser.verify import verify
 from herschik.optimiser.whatif import WhatIf, feasible_in, is_restriction
@@ -295,7 +296,6 @@ def test_the_cache_keeps_at_most_cache_size_results(region) -> None:
 def test_an_untouched_infeasible_sub_problem_stops_the_others_early(region) -> None:
     """Once one treatment is infeasible the scenario is; a change to another treatment must
     not optimise that one to the end (a fresh solve only checks its feasibility)."""
-    from herschik.optimiser.solve import NOT_OPTIMISED
 
     # partial=False: as solve(partial=False), the early-stopping solve
     session = WhatIf(region, SolveParams(), same_as_fresh=True, partial=False)
@@ -307,7 +307,7 @@ def test_an_untouched_infeasible_sub_problem_stops_the_others_early(region) -> N
     assert session.solution.status == "infeasible"
     assert session.last_step.actions[region.treatment_ids[0]] == "unchanged"
     by_treatment = {e["treatments"][0]: e for e in session.solution.subproblems}
-    assert by_treatment[region.treatment_ids[1]]["status"] == NOT_OPTIMISED
+    assert by_treatment[region.treatment_ids[1]]["status"] == SolveStatus.FEASIBLE_NOT_OPTIMISED
     assert session.solution.diagnosis["infeasible_treatments"] == [region.treatment_ids[0]]
 
 

@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 from herschik.geo.dataset import load_dataset
 from herschik.optimiser.params import SolveParams
-from herschik.optimiser.verify import solution_from_tables, verify
+from herschik.optimiser.verify import verify
 from herschik.scenarios.assemble import build_instance
 from herschik.scenarios.cli.main import main
 
 from herschik import columns, geo
+from tests.support.result_tables import solution_from_tables
 
 SITE_VOLUME_COLUMNS = [
     "region_id",

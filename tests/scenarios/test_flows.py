@@ -7,6 +7,7 @@ with the role forced open)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sqlite3
@@ -40,7 +41,7 @@ IDS = {c: str for c in ("region_id", "site_id", "area_id", "intervention_id", "s
 def test_transfers_add_up_to_the_plan_and_to_today(seed: int, growth: float) -> None:
     instance = synthetic_instance(30, 5, 3, seed=seed)
     if growth != 1.0:
-        instance = instance.with_demand(instance.demand * growth)
+        instance = dataclasses.replace(instance, demand=instance.demand * growth)
     solution = solve(instance, SolveParams(margin=0.1, objective="travel"))
     assert solution.flow is not None and solution.keep is not None
     moves = transfers(instance, solution.flow)
