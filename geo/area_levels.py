@@ -6,7 +6,7 @@ area level (municipalities, or a planner's own grouping of districts) is *derive
 finest dataset: sites, treatments, regions and baseline volumes are taken over unchanged, the
 demand (and stored baseline flows, if any) of the fine areas is summed per coarse area. Each
 region's demand therefore stays equal to its sites' volumes, and the flows reconstructed from
-it reproduce every site's volume exactly at both levels (tests/test_status_quo.py).
+it reproduce every site's volume exactly at both levels (tests/geo/test_status_quo.py).
 
 Before this module the embedded municipality dataset was generated separately from the
 district one; its seeded illustrative baseline then differed (210 site x treatment providers

@@ -2,7 +2,7 @@
 
 Three checks, the same for the embedded default and for any user network
 (``herschik network validate --network FILE``, ``HERSCHIK_VALIDATE_NETWORK=FILE pytest
-tests/test_validation.py``):
+tests/geo/test_validation.py``):
 
 * **RIVM Utrecht**: the RIVM 2009 ambulance driving-time matrix of region Utrecht (217 PC4
   points; the full matrix from a folder ``rivm_ravu_utrecht`` when given, else the committed

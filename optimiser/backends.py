@@ -355,7 +355,7 @@ def solve_pulp(
 
     ``preprocess=False`` turns CBC's integer preprocessing off: it wrongly declared the
     planner objective's phase 2 (a ceiling row on the unnecessary moves) infeasible on a tiny
-    single-sourcing case (tests/test_bruteforce.py, cbc planner seed 3)."""
+    single-sourcing case (tests/optimiser/test_bruteforce.py, cbc planner seed 3)."""
     trivial = _trivial(arrays, solver)
     if trivial is not None:
         return trivial

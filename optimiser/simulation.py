@@ -14,8 +14,9 @@ hospital) pair are then independent Poisson counts with mean ``share x mu_a`` (x
 ``G``), and a hospital's yearly volume, their sum, is Poisson with mean
 ``sum_a share_as x mu_a x G_a``: that is what is drawn (the gamma factors per area and year,
 then one Poisson count per hospital and year), exactly the same distribution as drawing and
-splitting every area's patients, at a fraction of the cost (tests/test_simulate.py checks it
-against an explicit multinomial split). Vectorised over chunks of ``CHUNK_YEARS`` years.
+splitting every area's patients, at a fraction of the cost
+(tests/optimiser/test_simulate.py checks it against an explicit multinomial split).
+Vectorised over chunks of ``CHUNK_YEARS`` years.
 Deterministic for a seed: each treatment draws from its own stream (``SeedSequence([seed,
 crc32(treatment id)])``, scenarios/simulate.py), so one treatment's draws do not depend on the
 others.

@@ -208,7 +208,7 @@ def _lower_quantile(values: list[float], weights: list[float], q: float) -> floa
     """The KPIs' p90 of the recomputed figures (0 for nobody, as the KPIs define it).
 
     The one quantile function the verifier shares with the KPI code: it is tiny, tested on its
-    own against numpy (tests/test_quantile.py), and the verifier's independence lies in
+    own against numpy (tests/optimiser/test_quantile.py), and the verifier's independence lies in
     recomputing the values and weights it is given, which it does here from the inputs."""
     return weighted_quantile(values, weights, q, empty=0.0)
 

@@ -1,6 +1,6 @@
 """GeoPackage / GeoJSON / xlsx export of run results, read back and compared with the tables.
 
-The result is the hand-built one of the ``make_result`` fixture (tests/conftest.py).
+The result is the hand-built one of the ``make_result`` fixture (tests/support/hand_result.py).
 """
 
 from __future__ import annotations

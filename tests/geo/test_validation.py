@@ -2,7 +2,7 @@
 
 Runs on the embedded default network, or on any network file named by the environment
 variable ``HERSCHIK_VALIDATE_NETWORK`` (``HERSCHIK_VALIDATE_NETWORK=nl.npz pytest
-tests/test_validation.py -s``; the same checks as ``herschik network validate``):
+tests/geo/test_validation.py -s``; the same checks as ``herschik network validate``):
 
 (a) RIVM 2009 ambulance driving-time matrix, region Utrecht (217 PC4 points): one fitted
     speed factor, median absolute percentage error, Spearman rank correlation. Uses the full
@@ -11,7 +11,7 @@ tests/test_validation.py -s``; the same checks as ``herschik network validate``)
 (c) effective (crow-fly) speeds by distance band.
 (d) every district centroid and every hospital site reaches a site (islands via ferries).
 
-Run ``pytest tests/test_validation.py -s`` to print the numbers.
+Run ``pytest tests/geo/test_validation.py -s`` to print the numbers.
 """
 
 from __future__ import annotations

@@ -116,8 +116,8 @@ def test_the_search_solves_most_of_those_models() -> None:
 
 @pytest.mark.parametrize("seed", range(24))
 def test_bruteforce_instances_go_through_the_search(brute_force, seed: int) -> None:
-    """The brute-force comparisons (tests/test_bruteforce.py) check the search's optimum for
-    travel and providers; here: that they do run it where the model allows."""
+    """The brute-force comparisons (tests/optimiser/test_bruteforce.py) check the search's
+    optimum for travel and providers; here: that they do run it where the model allows."""
     inst, params = brute_force.tiny(seed)
     params = params.model_copy(update={"objective": "travel"})
     sol = solve(inst, params)

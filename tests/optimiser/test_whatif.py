@@ -1,7 +1,7 @@
 """What-if sessions (optimiser/whatif.py): every step is as optimal as a fresh solve.
 
-Each step is checked against brute force (the ``brute_force`` fixture of tests/conftest.py, which
-enumerates every keep combination) on tiny instances, against a fresh
+Each step is checked against brute force (the ``brute_force`` fixture, tests/support/bruteforce.py,
+which enumerates every keep combination) on tiny instances, against a fresh
 :func:`optimiser.solve.solve` on a realistic one, and against the independent verifier; and
 the shortcuts are checked to be taken (and only where they are exact).
 """

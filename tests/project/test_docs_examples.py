@@ -1,5 +1,5 @@
 """The import lines of docs/OUTPUTS.md work as printed, outside the checkout (installed names
-only). docs/API.md's example: tests/test_api.py."""
+only). docs/API.md's example: tests/herschik/test_api.py."""
 
 from __future__ import annotations
 
