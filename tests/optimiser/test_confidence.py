@@ -3,8 +3,8 @@
 The exact probabilities are checked against scipy.stats.poisson and against simulation; the
 required volume against its definition (smallest lambda meeting the confidence); the
 confidence constraint of the MIP against the brute-force reference
-(tests/support/bruteforce.py, which finds the required volume by its own bisection); the verifier and the diagnosis on broken and
-infeasible cases.
+(tests/support/bruteforce.py, which finds the required volume by its own bisection); the
+verifier and the diagnosis on broken and infeasible cases.
 """
 
 from __future__ import annotations
