@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from herschik.geo import network as gn
 
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import TESTS_DATA
 
-ROOT = REPO_ROOT
-OSM_DIR = ROOT / "tests" / "data" / "osm_samples"  # copied in, see its README.md
+OSM_DIR = TESTS_DATA / "osm_samples"  # copied in, see its README.md
 SAMPLES = ["amsterdam.osm.pbf", "West-Oakland.osm.bz2", "planet_10.068_48.135_10.071_48.137.osm"]
 
 

@@ -19,10 +19,9 @@ from herschik.geo.osm import read_osm
 from herschik.scenarios.cli.main import main
 from scipy.spatial import cKDTree
 
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import TESTS_DATA
 
-ROOT = REPO_ROOT
-OSM_DIR = ROOT / "tests" / "data" / "osm_samples"  # copied in, see its README.md
+OSM_DIR = TESTS_DATA / "osm_samples"  # copied in, see its README.md
 AMSTERDAM = OSM_DIR / "amsterdam.osm.pbf"
 OAKLAND = OSM_DIR / "West-Oakland.osm.bz2"
 REGION = "noord_holland_flevoland"

@@ -26,7 +26,7 @@ from herschik.geo.skeleton import read_districts
 from herschik.geo.traveltime import area_site_minutes
 from scipy.stats import spearmanr
 
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import REPO_ROOT, TESTS_DATA
 
 ROOT = REPO_ROOT
 RAW = ROOT.parent / "shared" / "data" / "raw"
@@ -153,7 +153,7 @@ def test_validation_of_a_network_that_covers_nothing_does_not_pass(tmp_path):
     from herschik.geo.osm import read_osm
     from herschik.scenarios.cli.main import main
 
-    sample = ROOT / "tests" / "data" / "osm_samples" / "amsterdam.osm.pbf"
+    sample = TESTS_DATA / "osm_samples" / "amsterdam.osm.pbf"
     net = save_network(read_osm(sample), tmp_path / "ams.npz")
     report = val.validate_network(net)
     assert not report["passed"]
