@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import HERSCHIK
 from tests.support.paths import EXAMPLE_DATA
 
 pytestmark = pytest.mark.faults
@@ -73,7 +74,7 @@ def test_sweep_whose_dask_cluster_goes_away_exits_2(tmp_path: Path, lost: str) -
         scenario.write_text(GRID)
         out = tmp_path / "sw"
         sweep = subprocess.Popen(
-            [sys.executable, "-m", "herschik.scenarios.cli", "sweep", str(scenario), "--out",
+            [*HERSCHIK, "sweep", str(scenario), "--out",
              str(out), "--regions", "example", "--data", str(EXAMPLE_DATA), "--executor",
              "dask", "--scheduler", address],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

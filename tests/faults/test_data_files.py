@@ -7,17 +7,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from herschik.scenarios.cli.main import main
 
+from tests.support.cli import HERSCHIK
 from tests.support.paths import EXAMPLE_DATA
 
 pytestmark = pytest.mark.faults
-
-HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
 
 
 def _copy(tmp_path: Path) -> Path:

@@ -11,14 +11,9 @@ import numpy as np
 import pytest
 from herschik.scenarios.cli.main import main
 
+from tests.support.cli import one_error_line
+
 pytestmark = pytest.mark.faults
-
-
-
-def _err(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    return err
 
 
 @pytest.mark.parametrize(
@@ -41,7 +36,7 @@ def test_geopackage_writer_on_a_full_disk_exits_2(
     out = tmp_path / "run"
     assert main(["solve", "--region", "example", "--out", str(out), "--no-maps",
                  "--no-report"]) == 2
-    line = _err(capsys)
+    line = one_error_line(capsys)
     assert "results.gpkg" in line and ("disk" in line or "space" in line)
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == []
 
@@ -68,7 +63,7 @@ def test_a_writer_failing_on_a_disk_with_no_space_left_exits_2(
     out = tmp_path / "run"
     assert main(["solve", "--region", "example", "--out", str(out), "--no-report",
                  "--no-maps"]) == 2
-    assert "disk is full" in _err(capsys)
+    assert "disk is full" in one_error_line(capsys)
     assert not out.exists()
 
 
@@ -109,7 +104,7 @@ def test_compare_refuses_malformed_result_folders_with_exit_2(
     (broken / file).write_bytes(text.encode("utf-8", "surrogateescape"))
     capsys.readouterr()
     assert main(["compare", str(solved), str(broken)]) == 2
-    assert expected in _err(capsys)
+    assert expected in one_error_line(capsys)
 
 
 def test_compare_of_a_fifo_summary_exits_2_without_blocking(
@@ -124,7 +119,7 @@ def test_compare_of_a_fifo_summary_exits_2_without_blocking(
     os.mkfifo(broken / "summary.json")
     capsys.readouterr()
     assert main(["compare", str(solved), str(broken)]) == 2
-    assert "no summary.json" in _err(capsys)
+    assert "no summary.json" in one_error_line(capsys)
 
 
 # --- caches are verified by content hash -----------------------------------------------------

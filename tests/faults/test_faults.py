@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,9 +14,8 @@ import pytest
 from herschik.scenarios.cli.main import main
 
 from herschik.atomic import folder_is_complete
+from tests.support.cli import HERSCHIK
 from tests.support.paths import EXAMPLE_DATA
-
-HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
 
 
 def _start_solve(out: Path) -> subprocess.Popen[bytes]:

@@ -14,11 +14,11 @@ import pytest
 from herschik.scenarios.cli.main import main
 
 from herschik.atomic import MARKER, folder_is_complete
+from tests.support.cli import FAST
 from tests.support.paths import EXAMPLE_DATA
 
 pytestmark = pytest.mark.faults
 
-FAST = ["--no-maps", "--no-report"]
 SWEEP_TOML = 'name = "guard"\n[grid]\nmargin = [0.0, 0.1]\n'
 #: file names a planner could keep in a folder, chosen to collide with what herschik writes
 USER_FILES = {

@@ -22,14 +22,9 @@ from herschik.optimiser.verify import verify
 from herschik.scenarios.cli.main import main
 
 from herschik.errors import SolverError
+from tests.support.cli import one_error_line
 
 pytestmark = pytest.mark.faults
-
-
-def _err(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    return err
 
 
 @pytest.mark.parametrize(
@@ -55,7 +50,7 @@ def test_out_of_range_numbers_exit_2_naming_the_parameter(
 ) -> None:
     out = tmp_path / "run"
     assert main(["solve", "--region", "example", "--out", str(out), *flags]) == 2
-    assert named in _err(capsys)
+    assert named in one_error_line(capsys)
     assert not out.exists()
 
 
@@ -67,7 +62,7 @@ def test_out_of_range_number_in_a_scenario_file_exits_2(
     code = main(["solve", "--region", "example", "--scenario", str(scenario), "--out",
                  str(tmp_path / "run")])
     assert code == 2
-    assert "hn_new" in _err(capsys)
+    assert "hn_new" in one_error_line(capsys)
 
 
 def test_the_largest_allowed_numbers_still_solve() -> None:
@@ -171,7 +166,7 @@ def test_huge_grid_list_is_refused_before_the_repeat_check(
     values = ", ".join(str(i) for i in range(1, 120_001))
     scenario.write_text(f'name = "g"\n[grid]\nmax_travel = [{values}]\n')
     assert _solve_scenario(tmp_path, scenario) == 2
-    assert "120,000 values" in _err(capsys)
+    assert "120,000 values" in one_error_line(capsys)
 
 
 @pytest.mark.parametrize("shape", ["arrays", "tables"])
@@ -183,7 +178,7 @@ def test_deeply_nested_toml_exits_2(
     value = "[" * depth + "]" * depth if shape == "arrays" else "{a = " * depth + "1" + "}" * depth
     scenario.write_text(f'name = "deep"\nbundles = {value}\n')
     assert _solve_scenario(tmp_path, scenario) == 2
-    assert "nested more than" in _err(capsys)
+    assert "nested more than" in one_error_line(capsys)
 
 
 def test_long_extends_chain_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -192,6 +187,6 @@ def test_long_extends_chain_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     for i in range(n):
         (tmp_path / f"s{i}.toml").write_text(f'extends = "s{i + 1}.toml"\n')
     assert _solve_scenario(tmp_path, tmp_path / "s0.toml") == 2
-    assert "extends" in _err(capsys)
+    assert "extends" in one_error_line(capsys)
     (tmp_path / "s5.toml").write_text('name = "short"\nmargin = 0.1\n')  # 5 files: fine
     assert _solve_scenario(tmp_path, tmp_path / "s0.toml") == 0

@@ -19,22 +19,12 @@ import pytest
 from herschik.scenarios.cli.main import main
 
 from herschik.atomic import MARKER, folder_is_complete, output_lock
+from tests.support.cli import FAST, HERSCHIK, one_error_line
 from tests.support.paths import EXAMPLE_DATA, REPO_ROOT
-
-HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
-FAST = ["--no-maps", "--no-report"]
 
 
 def _solve_example(out: Path, *extra: str) -> int:
     return main(["solve", "--region", "example", "--out", str(out), *FAST, *extra])
-
-
-def _err_line(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 # --- 1. the national CLI run -------------------------------------------------------------------
@@ -270,7 +260,7 @@ def test_out_that_is_not_a_regular_file_is_refused(
     else:
         argv = ["network", "build", "--osm", str(tmp_path / "x.osm"), "--out", str(target)]
     assert main(argv) == 2
-    assert "--out" in _err_line(capsys)
+    assert "--out" in one_error_line(capsys)
     after = os.stat(target)
     assert stat.S_IFMT(after.st_mode) == stat.S_IFMT(before.st_mode)
     assert after.st_ino == before.st_ino  # not replaced by a regular file
@@ -307,7 +297,7 @@ def test_unknown_ids_exit_2_naming_the_id(
     scenario.write_text(toml)
     out = tmp_path / "run"
     assert _solve_example(out, "--scenario", str(scenario)) == 2
-    line = _err_line(capsys)
+    line = one_error_line(capsys)
     assert field in line and name in line and "unknown" in line
     assert not out.exists()
 
@@ -338,7 +328,7 @@ def test_non_finite_flags_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
     assert _solve_example(tmp_path / "run", *argv) == 2
-    assert argv[0].lstrip("-").replace("-", "_") in _err_line(capsys)
+    assert argv[0].lstrip("-").replace("-", "_") in one_error_line(capsys)
 
 
 @pytest.mark.parametrize(
@@ -364,7 +354,7 @@ def test_bad_scenario_values_exit_2_with_one_line(
     scenario.write_text(toml)
     out = tmp_path / "run"
     assert _solve_example(out, "--scenario", str(scenario)) == 2
-    assert field in _err_line(capsys)
+    assert field in one_error_line(capsys)
     assert not out.exists()
 
 
@@ -406,7 +396,7 @@ def test_disk_full_or_read_only_exits_2_and_writes_nothing(
     monkeypatch.setattr(herschik.atomic, "write_bytes", fail)
     out = tmp_path / "run"
     assert _solve_example(out) == 2
-    assert os.strerror(getattr(errno, errno_name)) in _err_line(capsys)
+    assert os.strerror(getattr(errno, errno_name)) in one_error_line(capsys)
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
@@ -435,7 +425,7 @@ def test_malformed_network_file_exits_2(
     code = main(["matrix", "--region", "example", "--out", str(tmp_path / "m.csv"),
                  "--network", str(network), "--areas", "municipalities"])
     assert code == 2
-    assert "net." in _err_line(capsys)
+    assert "net." in one_error_line(capsys)
 
 
 def test_download_without_internet_exits_2(
@@ -451,7 +441,7 @@ def test_download_without_internet_exits_2(
     code = main(["network", "build", "--download", "Utrecht, Netherlands",
                  "--out", str(tmp_path / "n.npz")])
     assert code == 2
-    assert "needs internet" in _err_line(capsys)
+    assert "needs internet" in one_error_line(capsys)
     assert not (tmp_path / "n.npz").exists()
 
 
@@ -476,7 +466,7 @@ def test_foreign_folder_with_a_summary_is_not_replaced(
     # a cached instance would skip build_instance: the cache must not be reached either
     monkeypatch.setattr(herschik.scenarios.instance_cache, "cached_build_instance", must_not_run)
     assert _solve_example(out) == 2
-    assert "not written by herschik" in _err_line(capsys)
+    assert "not written by herschik" in one_error_line(capsys)
     assert (out / "thesis.docx").read_text() == "years of work"
 
 
@@ -538,7 +528,7 @@ def test_huge_grid_is_refused_before_it_is_built(
     code = main(["sweep", str(scenario), "--out", str(tmp_path / "sw"), "--regions", "example",
                  "--data", str(EXAMPLE_DATA)])
     assert code == 2
-    assert "1,000,000 runs" in _err_line(capsys)
+    assert "1,000,000 runs" in one_error_line(capsys)
     assert not resolved
 
 
@@ -559,7 +549,7 @@ def test_extends_of_a_device_fifo_or_huge_file_is_refused_at_once(
     start = time.monotonic()
     assert _solve_example(tmp_path / "run", "--scenario", str(scenario)) == 2
     assert time.monotonic() - start < 60
-    line = _err_line(capsys)
+    line = one_error_line(capsys)
     assert "not a regular file" in line or "larger than" in line
 
 
@@ -639,7 +629,7 @@ def test_ids_that_could_be_paths_are_refused_at_load(
     folder = _exported(tmp_path)
     _replace(folder / file, old, new)
     assert main(["regions", "--data", str(folder)]) == 2
-    line = _err_line(capsys)
+    line = one_error_line(capsys)
     assert file in line and field in line
 
 
@@ -709,7 +699,7 @@ def test_points_in_the_sea_or_a_lake_exit_2_with_count_and_example(
     folder = _copy(national, tmp_path)
     _move_row(folder / file, key, *xy)
     assert main(["regions", "--data", str(folder)]) == 2
-    line = _err_line(capsys)
+    line = one_error_line(capsys)
     assert file in line and expected in line and key in line
 
 
@@ -721,5 +711,5 @@ def test_site_placed_in_another_region_exits_2(
     midden = sites.loc[sites["region_id"] == "midden", "site_id"].iloc[0]
     _move_row(folder / "sites.csv", midden, 233_000.0, 582_000.0)  # the city of Groningen
     assert main(["regions", "--data", str(folder)]) == 2
-    line = _err_line(capsys)
+    line = one_error_line(capsys)
     assert "sites.csv" in line and "region_id" in line and f"{midden} in midden" in line

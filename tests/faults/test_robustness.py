@@ -14,7 +14,6 @@ import io
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,7 @@ from herschik.geo.dataset import load_dataset
 from herschik.geo.schema import EXAMPLE_DIR
 from herschik.scenarios.cli.main import main
 
-HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
-FAST = ["--no-maps", "--no-report"]
+from tests.support.cli import FAST, HERSCHIK
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import HERSCHIK
 from tests.support.paths import EXAMPLE_DATA
 
 pytestmark = pytest.mark.faults
@@ -93,7 +94,7 @@ def test_app_exits_130_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
 
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "herschik.scenarios.cli", "app", "--data", str(EXAMPLE_DATA),
+        [*HERSCHIK, "app", "--data", str(EXAMPLE_DATA),
          "--port", str(port), "--out", str(tmp_path / "exports")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tests.support.cli import HERSCHIK
 from tests.support.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -59,7 +60,7 @@ def test_library_solve_writes_what_the_cli_writes(tmp_path: Path) -> None:
     assert result.kpis["patients"] > 0
     result.write(tmp_path / "lib")
     cli = subprocess.run(
-        [sys.executable, "-m", "herschik.scenarios.cli", "solve", "--region", "example",
+        [*HERSCHIK, "solve", "--region", "example",
          "--margin", "0.1", "--out", str(tmp_path / "cli"), "--no-maps", "--no-report"],
         capture_output=True, text=True, timeout=600)
     assert cli.returncode == 0, cli.stderr
@@ -80,7 +81,7 @@ def test_run_scenario_applies_the_file(tmp_path: Path) -> None:
     dataset = herschik.load_dataset("example")
     result = herschik.run_scenario(scenario, "example", dataset=dataset)
     cli = subprocess.run(
-        [sys.executable, "-m", "herschik.scenarios.cli", "solve", "--region", "example",
+        [*HERSCHIK, "solve", "--region", "example",
          "--scenario", str(scenario), "--out", str(tmp_path / "cli"), "--no-maps",
          "--no-report"], capture_output=True, text=True, timeout=600)
     assert cli.returncode in (0, 1), cli.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,12 +14,13 @@ from herschik.scenarios.cli.console_summary import summary_lines
 
 from herschik import __version__
 from herschik.i18n import use_language
+from tests.support.cli import HERSCHIK
 
 
 def _herschik(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env.update(LANG="C.UTF-8", LANGUAGE="", LC_ALL="")
-    return subprocess.run([sys.executable, "-m", "herschik.scenarios.cli", *args], cwd=cwd,
+    return subprocess.run([*HERSCHIK, *args], cwd=cwd,
                           capture_output=True, text=True, env=env, timeout=600, check=False)
 
 

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,8 @@ import pytest
 from herschik.geo.schema import EXAMPLE_DIR
 from herschik.scenarios.cli.main import main
 
-HERSCHIK = [sys.executable, "-m", "herschik.scenarios.cli"]
+from tests.support.cli import HERSCHIK
+
 OBJECTIVES = ("planner", "travel", "moved", "providers")
 RESULT_CSVS = ("site_volumes.csv", "assignments.csv")
 

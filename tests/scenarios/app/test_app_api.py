@@ -12,7 +12,6 @@ import json
 import math
 import socket
 import subprocess
-import sys
 import typing
 from pathlib import Path
 
@@ -43,6 +42,8 @@ from herschik.scenarios.assemble import build_instance
 from herschik.scenarios.run import run_solve, solve_verified
 from herschik.scenarios.scenario.file import load_scenario
 from starlette.testclient import TestClient
+
+from tests.support.cli import HERSCHIK
 
 REGION = "midden"
 
@@ -507,7 +508,7 @@ def test_plain_words_replaces_whole_ids_only() -> None:
 
 # --- the command ---------------------------------------------------------------------------
 def _app(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "herschik.scenarios.cli", "app", *args],
+    return subprocess.run([*HERSCHIK, "app", *args],
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -595,7 +596,7 @@ def test_cli_app_serves_on_loopback_guards_the_host_and_stops_on_ctrl_c(tmp_path
     import urllib.request
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "herschik.scenarios.cli", "app", "--port", "0", "--out",
+        [*HERSCHIK, "app", "--port", "0", "--out",
          str(tmp_path / "plans"), "--region", "west"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

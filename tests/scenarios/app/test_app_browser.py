@@ -17,7 +17,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ import pytest
 from herschik.scenarios.app.session import comparable_summary
 
 from tests.support.chromium import require_chromium
+from tests.support.cli import HERSCHIK
 from tests.support.paths import EXAMPLE_DATA
 
 CHROMIUM_ARGS = [
@@ -48,7 +48,7 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     """`herschik app --port 0 --out DIR --region midden`; yields (url, out dir)."""
     out = tmp_path_factory.mktemp("plans")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "herschik.scenarios.cli", "app", "--port", "0", "--out", str(out),
+        [*HERSCHIK, "app", "--port", "0", "--out", str(out),
          "--region", REGION],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -250,7 +250,7 @@ def test_plan_in_the_browser_then_export_and_resolve_with_the_cli(
     assert site in toml and TREATMENT in toml
     again = tmp_path / "again"
     run = subprocess.run(
-        [sys.executable, "-m", "herschik.scenarios.cli", "solve", "--region", REGION,
+        [*HERSCHIK, "solve", "--region", REGION,
          "--scenario", "plan.toml", "--out", str(again), "--areas", "municipalities",
          "--xlsx"],
         cwd=folder, capture_output=True, text=True, timeout=600,
@@ -356,7 +356,7 @@ def test_a_page_of_another_origin_cannot_drive_the_app(
     example = EXAMPLE_DATA
     out = tmp_path / "plans"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "herschik.scenarios.cli", "app", "--port", "0", "--out", str(out),
+        [*HERSCHIK, "app", "--port", "0", "--out", str(out),
          "--data", str(example)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
