@@ -20,21 +20,15 @@ from herschik.scenarios.cli.parser import COMMANDS, build_parser, command_in, co
 from herschik.errors import (
     EXIT_BAD_INPUT,
     EXIT_BROKEN_PIPE,
-    EXIT_INFEASIBLE,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_TIME_LIMIT_NO_SOLUTION,
     UsageError,
     exit_code_for,
     one_line,
 )
 from herschik.i18n import set_process_language, use_language
 
-__all__ = [
-    "EXIT_BAD_INPUT", "EXIT_INFEASIBLE", "EXIT_INTERNAL", "EXIT_OK",
-    "EXIT_TIME_LIMIT_NO_SOLUTION", "UsageError", "build_parser", "main",
-]
+__all__ = ["main"]  # exit codes and errors: herschik.errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     code = _main(argv)
     # Any interrupt of the program, not only one inside HiGHS: a signal that lands between
     # solver calls also leaves solver threads running, and the interpreter's shutdown then
-    # re-raises KeyboardInterrupt (exit -2) or aborts (tests/test_faults.py).
+    # re-raises KeyboardInterrupt (exit -2) or aborts (tests/faults/test_faults.py).
     if argv is None and code == EXIT_INTERRUPTED:
         import os
 
