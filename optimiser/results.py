@@ -38,8 +38,6 @@ CONTRACT_VERSION = 1
 # the tables' columns are defined once, in herschik.columns (geo.export reads them too)
 #: a role kept with fewer patients than this times its required minimum is ``fragile``
 FRAGILE_FACTOR = 1.1
-#: status of a (site, treatment) row of hospital_changes.csv
-HOSPITAL_STATUSES = ("kept", "lost", "gained", "below_norm", "unchanged_no_norm")
 
 
 def _r(value: float) -> float:
