@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
+from herschik.geo.styles import write_layer_styles
 
 from herschik.atomic import atomic_path
 from herschik.columns import (
@@ -374,7 +375,6 @@ def write_layers_gpkg(path: str | Path, layers: dict[str, gpd.GeoDataFrame],
                       styles: bool = True) -> Path:
     """Write prepared layers into one GeoPackage, atomically (temp file, then os.replace);
     ``styles``: with their QGIS styles in ``layer_styles`` (geo/styles.py)."""
-    from herschik.geo.styles import write_layer_styles
 
     path = Path(path)
     with atomic_path(path) as tmp, _pinned_gdal_date():

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from herschik.geo.schema import CRS, MUNICIPALITIES_DIR, NL_LONLAT, RD_X_RANGE, RD_Y_RANGE
-from herschik.geo.tables import check_ref, check_unique, first_bad
+from herschik.geo.tables import check_data_file, check_ref, check_unique, first_bad
 
 from herschik.errors import DataError
 
@@ -95,7 +95,6 @@ def read_geometries(folder: Path, areas: pd.DataFrame) -> Any:
     path = folder / "areas.gpkg"
     if not path.exists() and not path.is_symlink():
         return None
-    from herschik.geo.tables import check_data_file
 
     check_data_file(path, "areas.gpkg")  # a FIFO would hang GDAL's open
     import geopandas as gpd

@@ -27,10 +27,13 @@ from pathlib import Path
 
 import networkx as nx
 import numpy as np
+from herschik.geo import skeleton
+from herschik.geo.coverage import check_edge_times
 
 # the speed table lives with the OSM tag rules; re-exported here for osmnx-based callers
-from herschik.geo.osm import DUTCH_HWY_SPEEDS, FALLBACK_SPEED
+from herschik.geo.osm import DUTCH_HWY_SPEEDS, FALLBACK_SPEED, HIGHWAY_CLASSES, RoadArrays, read_osm
 
+from herschik.atomic import atomic_path, write_text
 from herschik.derived_cache import cache_dir
 
 #: Target CRS of every network.
@@ -128,7 +131,6 @@ def build_network_from_osm(
         Projected to EPSG:28992 with ``speed_kph``, ``travel_time``, ``length``, ``maxspeed``,
         ``highway``, ``oneway``, ``osmid``.
     """
-    from herschik.geo.osm import read_osm
 
     return read_osm(osm_path, hwy_speeds).to_networkx()
 
@@ -184,8 +186,6 @@ def _graph_arrays(G: nx.MultiDiGraph) -> dict[str, np.ndarray]:
 
 
 def _road_arrays(net) -> dict[str, np.ndarray]:
-    from herschik.geo.osm import HIGHWAY_CLASSES
-
     return {
         "node_id": net.node_id, "x": net.x, "y": net.y, "u": net.u.astype(np.int32),
         "v": net.v.astype(np.int32), "length": net.length, "travel_time": net.travel_time,
@@ -219,7 +219,6 @@ def save_network(G, target) -> Path | None:
     ``meta`` (JSON: format, version, crs, name, fingerprint, build facts). Multi-valued
     ``highway`` tags keep the first.
     """
-    from herschik.geo.osm import RoadArrays
 
     if isinstance(G, RoadArrays):
         arrays = _road_arrays(G)
@@ -243,7 +242,6 @@ def save_network(G, target) -> Path | None:
     if not isinstance(target, str | os.PathLike):
         np.savez_compressed(target, **arrays)
         return None
-    from herschik.atomic import atomic_path
 
     path = Path(target)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -290,7 +288,6 @@ def read_network_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     if m and (arrays["u"].min() < 0 or arrays["v"].min() < 0 or
               max(arrays["u"].max(), arrays["v"].max()) >= n):
         raise ValueError(f"{path}: edge end outside the node table")
-    from herschik.geo.coverage import check_edge_times
 
     check_edge_times(arrays, str(path))
     return arrays, meta
@@ -355,7 +352,6 @@ def default_network() -> nx.MultiDiGraph:
     use (about a second), then kept in memory and, in the compact format, on disk under
     :func:`cache_dir` keyed by a hash of the input tables. Treat the result as read-only.
     """
-    from herschik.geo import skeleton
 
     fp = skeleton.inputs_fingerprint()
     path = cache_dir() / "network" / f"default-{fp[:16]}.npz"
@@ -374,7 +370,6 @@ def default_network() -> nx.MultiDiGraph:
         G = skeleton.build_default_network()
         try:
             save_network(G, path)
-            from herschik.atomic import write_text
 
             write_text(digest_path, hashlib.sha256(path.read_bytes()).hexdigest() + "\n",
                        flag="network cache")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import stat
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -84,7 +85,6 @@ def check_data_file(path: Path, file: str, max_bytes: int = MAX_DATA_FILE_BYTES)
     """The size of ``path`` if it is a regular file (a link to one is fine) of at most
     ``max_bytes``; else DataError. Checked before opening: a FIFO would block the open forever
     and ``/dev/zero`` would be read until memory runs out (issue 27)."""
-    import stat
 
     try:
         info = path.stat()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +26,17 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 import scipy.sparse as sp
+from herschik.geo.network import (
+    default_network,
+    file_fingerprint,
+    is_osm_file,
+    load_network,
+    read_network_arrays,
+)
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
+
+from herschik.derived_cache import cache_dir
 
 #: Speed (km/h) and detour factor of the access leg between a point and its snapped node.
 ACCESS_KMH = 40.0
@@ -152,12 +162,6 @@ def load_csr(path: str | os.PathLike) -> CSRNetwork:
     Compact files (:func:`geo.network.save_network`) are read and checked
     (:func:`geo.network.read_network_arrays`); OSM extracts are built first.
     """
-    from herschik.geo.network import (
-        file_fingerprint,
-        is_osm_file,
-        load_network,
-        read_network_arrays,
-    )
 
     if is_osm_file(path):
         return to_csr(load_network(path))
@@ -206,7 +210,6 @@ def _csr_of(network) -> CSRNetwork:
 
 def matrix_cache_dir() -> Path:
     """Folder of cached matrices: ``<herschik.derived_cache.cache_dir()>/matrices``."""
-    from herschik.derived_cache import cache_dir
 
     return cache_dir() / "matrices"
 
@@ -305,7 +308,6 @@ def _read_cache_entry(path: Path, key: str, shape: tuple[int, int]) -> Travel | 
     """The cached matrix if the entry is intact: a regular file that names this key and whose
     arrays hash to its digest, with plausible values. Anything else (corrupt, truncated,
     edited, written by an older version) is ignored and rebuilt, never trusted or fatal."""
-    import stat
 
     try:
         info = path.stat()
@@ -393,7 +395,6 @@ def od_matrix_networkx(
     Same snapping and access legs; one ``single_source_dijkstra_path_length`` per site on the
     reversed graph. Slow; for tests and benchmarks.
     """
-    from herschik.geo.network import default_network
 
     G = default_network() if network is None else network
     net = to_csr(G)

@@ -29,7 +29,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from herschik.geo.coverage import MAX_SNAP_M
+from herschik.geo.coverage import MAX_SNAP_M, CoverageError
+from herschik.geo.dataset import load_dataset
+from herschik.geo.skeleton import read_districts
+from herschik.geo.traveltime import area_site_travel
 
 #: Thresholds (what the embedded default reaches; see docs/VALIDATION.md).
 THRESHOLDS: dict[str, float] = {
@@ -75,7 +78,6 @@ def fit_metrics(model: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 def _travel(a: np.ndarray, b: np.ndarray, network) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Minutes between unique points, and which points are covered (snap <= MAX_SNAP_M)."""
-    from herschik.geo.traveltime import area_site_travel
 
     tr = area_site_travel(a, b, network)
     return tr.minutes, tr.area_snap_m <= MAX_SNAP_M, tr.site_snap_m <= MAX_SNAP_M
@@ -160,8 +162,6 @@ def intercity_check(network=None) -> dict[str, Any]:
 
 def coverage_check(network=None) -> dict[str, Any]:
     """Districts and default sites within the snap distance; covered districts reach a site."""
-    from herschik.geo.dataset import load_dataset
-    from herschik.geo.skeleton import read_districts
 
     d = read_districts()
     areas = np.array([[r["x"], r["y"]] for r in d])
@@ -228,7 +228,6 @@ def check_intercity_times(network: Any, source: str) -> None:
     far from known car times (median ratio outside :data:`INTERCITY_RATIO_RANGE`): every edge
     may look plausible while the whole is not (issue 27). A network covering fewer than
     :data:`MIN_INTERCITY_CHECK_PAIRS` trips is not judged."""
-    from herschik.geo.coverage import CoverageError
 
     ic = intercity_table(network)
     use = ic[ic.covered & np.isfinite(ic.model_min) & (ic.model_min > 0)]

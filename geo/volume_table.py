@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,8 +173,6 @@ def _csv_cells(file: str, data: bytes) -> tuple[list[list[str]], str, str]:
 
 
 def _xlsx_cells(file: str, path: Path) -> list[list[str]]:
-    import zipfile
-
     from openpyxl import load_workbook
 
     try:

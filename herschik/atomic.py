@@ -27,6 +27,7 @@ Imports nothing of the project (beyond :mod:`herschik.errors`), so geo/ and scen
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import math
 import os
@@ -38,6 +39,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from herschik import __version__
 from herschik.errors import EnvironmentProblem, HerschikError, OutputError
 
 __all__ = [
@@ -214,7 +216,6 @@ def output_lock(target: str | Path, flag: str = "--out") -> Iterator[None]:
     the process dies, and the file is removed on release. A second process fails at once with
     :class:`OutputError` (exit 2). Re-entrant within one process.
     """
-    import fcntl
 
     target = Path(target).absolute()
     key = str(target)
@@ -267,7 +268,6 @@ def output_lock(target: str | Path, flag: str = "--out") -> Iterator[None]:
 
 def _remove_unheld_lock(lock_path: Path) -> None:
     """Remove ``lock_path`` if no process holds it (a holder keeps its file)."""
-    import fcntl
 
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC)
@@ -349,8 +349,6 @@ def check_output_dir(final: str | Path, flag: str = "--out", *, kind: str = "run
 
 
 def _marker_data(kind: str, files: dict[str, int] | None) -> dict[str, Any]:
-    from herschik import __version__
-
     if kind not in FOLDER_KINDS:
         raise ValueError(f"unknown folder kind {kind!r}")
     data: dict[str, Any] = {"written_by": "herschik", "version": __version__, "kind": kind}

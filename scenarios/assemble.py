@@ -7,15 +7,21 @@ the road network, and reconstructs the baseline flows (who goes where today).
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from herschik.geo.coverage import check_snap
 from herschik.geo.dataset import baseline_source_line
+from herschik.geo.network import is_osm_file, load_network
+from herschik.geo.traveltime import area_site_travel
 from herschik.optimiser.baseline import reconstruct_baseline_flows
 from herschik.optimiser.instance import Instance, ProcessNorm, Site, Treatment
+
+from herschik.errors import DataError
 
 ALL_REGIONS = "all"
 
@@ -51,11 +57,8 @@ def network_label(network: Any) -> str:
 
 def open_network(path: str | Path) -> Any:
     """Load a network file (herschik .npz or an OSM extract); bad files raise DataError."""
-    import xml.etree.ElementTree as ElementTree
 
-    from herschik.geo.network import load_network
 
-    from herschik.errors import DataError
 
     path = Path(path)
     if not path.is_file():
@@ -76,11 +79,7 @@ def travel_minutes(
         return _pivot(
             dataset.travel_times, "area_id", "site_id", "minutes", area_ids, site_ids, np.inf
         )
-    from herschik.geo.coverage import check_snap
-    from herschik.geo.network import is_osm_file
-    from herschik.geo.traveltime import area_site_travel
 
-    from herschik.errors import DataError
 
     areas = dataset.areas.set_index("area_id").loc[list(area_ids)]
     sites = dataset.sites.set_index("site_id").loc[list(site_ids)]
@@ -126,7 +125,6 @@ def _check_reachable(
     demand: np.ndarray,
 ) -> None:
     """Refuse a network (or matrix) on which an area with patients, or a site, has no route."""
-    from herschik.errors import DataError
 
     source = "travel_times.csv" if dataset.travel_times is not None else "road network"
     reachable = np.isfinite(travel)

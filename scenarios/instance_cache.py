@@ -12,6 +12,7 @@ from typing import Any
 
 from herschik.geo.schema import DATA_DIR
 from herschik.optimiser.instance import Instance
+from herschik.scenarios.assemble import build_instance
 
 from herschik.derived_cache import cached, entry_key, file_digest, folder_digest
 
@@ -48,6 +49,5 @@ def cached_build_instance(
 
 def _build(dataset: Any, region_id: str, network: Any) -> Instance:
     # the assembly (scipy.optimize, the road network) is loaded only on a cache miss
-    from herschik.scenarios.assemble import build_instance
 
     return build_instance(dataset, region_id, network=network)

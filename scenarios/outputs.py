@@ -34,7 +34,9 @@ from herschik.geo.export import (
     write_results_geojson,
     write_results_gpkg,
 )
+from herschik.geo.maps import write_maps
 from herschik.optimiser.status import SolveStatus
+from herschik.scenarios.report.page import write_report
 from herschik.scenarios.report.workbook import write_results_xlsx
 
 
@@ -81,8 +83,6 @@ def write_run_outputs(
     implies ``report``.
     Errors propagate: a run whose outputs cannot be written is not a finished run.
     """
-    from herschik.geo.maps import write_maps
-    from herschik.scenarios.report.page import write_report
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

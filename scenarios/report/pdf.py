@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from herschik.atomic import write_bytes
 from herschik.errors import EnvironmentProblem
 
 #: Chromium's names on Debian/Ubuntu/others; HERSCHIK_CHROMIUM names another binary
@@ -54,7 +55,6 @@ def pdf_engine() -> str:
 
 def write_pdf(html_path: str | Path, pdf_path: str | Path) -> str:
     """Print ``html_path`` to ``pdf_path`` (atomically); returns the engine used."""
-    from herschik.atomic import write_bytes
 
     engine = pdf_engine()
     html_path = Path(html_path).resolve()

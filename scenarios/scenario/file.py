@@ -32,6 +32,7 @@ import copy
 import dataclasses
 import itertools
 import math
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,6 @@ def _validate(
 def _read_bounded(path: Path, display: str) -> str:
     """The file's text; a device, FIFO or folder is refused before opening, a huge file after
     :data:`MAX_SCENARIO_BYTES` (``extends = "/dev/zero"`` must not read forever)."""
-    import stat
 
     mode = path.stat().st_mode
     if not stat.S_ISREG(mode):

@@ -3,8 +3,13 @@ with their parent) or a Dask cluster."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import logging
+import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -25,9 +30,6 @@ def _die_with_parent(parent: int) -> None:
     a daemon thread polls the parent id (a C solver holding the GIL delays it, the kernel's
     signal does not wait).
     """
-    import ctypes
-    import signal
-    import threading
 
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
@@ -48,7 +50,6 @@ def _die_with_parent(parent: int) -> None:
 def _worker_init(parent: int | None = None) -> None:
     """Pool workers die at once on SIGINT/SIGTERM (the parent handles the interrupt) and
     when the parent dies."""
-    import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -67,7 +68,6 @@ def start_method(workers: int, n_tasks: int) -> str | None:
     """
     if workers <= 1 or n_tasks <= 1:
         return None
-    import multiprocessing
 
     if "fork" in multiprocessing.get_all_start_methods() and not _SOLVED_HERE:
         return "fork"
@@ -86,7 +86,6 @@ def run_local(
         for task in tasks:
             on_done(run_task(task))
         return
-    import multiprocessing
 
     context = multiprocessing.get_context(method)
     pool = ProcessPoolExecutor(
@@ -139,8 +138,6 @@ def run_dask(
     workers: int,
     on_done: Callable[[dict[str, Any]], None],
 ) -> None:
-    import logging
-
     from dask.distributed import Client, LocalCluster
 
     # A lost scheduler or worker is reported once, as one line (DaskLost); distributed's own

@@ -17,6 +17,8 @@ import pandas as pd
 from herschik.geo.maps import slug
 from herschik.optimiser.status import SolveStatus
 
+from herschik.atomic import atomic_path
+
 __all__ = ["pareto_front", "plot_sweep"]
 
 _SOLVED = (SolveStatus.OPTIMAL.value, SolveStatus.FEASIBLE.value)
@@ -47,8 +49,6 @@ def _short_label(row: pd.Series) -> str:
 
 
 def _save_png(fig: object, path: Path) -> None:
-    from herschik.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")  # type: ignore[attr-defined]
 

@@ -10,6 +10,8 @@ import pandas as pd
 from herschik.optimiser.kpis import DISPLACED_KPIS, NORM_ODDS_KPIS, SCALAR_KPIS
 from herschik.scenarios.sweep.task import SweepTask
 
+from herschik.atomic import atomic_path, write_csv
+
 #: Resolved scalar parameters reported per run (column name -> SolveParams/scenario field).
 PARAM_COLUMNS: dict[str, str] = {
     "margin": "margin",
@@ -139,8 +141,6 @@ def runs_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def write_runs_tables(frame: pd.DataFrame, out_dir: Path) -> None:
-    from herschik.atomic import atomic_path, write_csv
-
     write_csv(out_dir / "runs.csv", frame)
     table = frame.copy()
     for column in table.columns:

@@ -12,7 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from herschik.scenarios.assemble import build_instance
 from herschik.scenarios.scenario.resolved import ResolvedScenario
+
+from herschik.atomic import folder_is_complete
 
 _COMPLETE = "summary.json"
 
@@ -50,7 +53,6 @@ def cached_instance(source: Any, region_id: str, network: Any) -> tuple[Any, flo
     key = (_source_key(source), region_id, _network_key(network))
     if key in _INSTANCES:
         return _INSTANCES[key], 0.0
-    from herschik.scenarios.assemble import build_instance
 
     start = time.perf_counter()
     instance = build_instance(cached_dataset(source), region_id, network=network)
@@ -142,7 +144,6 @@ def run_task(task: SweepTask) -> dict[str, Any]:
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
     """The run's summary if the folder is complete (every file its marker lists), else None."""
-    from herschik.atomic import folder_is_complete
 
     if not folder_is_complete(run_dir):
         return None

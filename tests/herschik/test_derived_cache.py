@@ -174,7 +174,7 @@ def test_folder_digest_sees_names_and_bytes(tmp_path: Path) -> None:
 def test_cached_instance_equals_the_built_one(
     own_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import herschik.scenarios.assemble as assemble
+    import herschik.scenarios.instance_cache as instance_cache
 
     dataset = load_dataset("example")
     digest = folder_digest(EXAMPLE_DIR)
@@ -183,7 +183,7 @@ def test_cached_instance_equals_the_built_one(
     def must_not_build(*args: object, **kwargs: object) -> None:
         raise AssertionError("built although cached")
 
-    monkeypatch.setattr(assemble, "build_instance", must_not_build)
+    monkeypatch.setattr(instance_cache, "build_instance", must_not_build)
     hit = cached_build_instance(dataset, "example", source_digest=digest)
     for field in ("demand", "travel_min", "baseline_volume", "baseline_flow"):
         np.testing.assert_array_equal(getattr(built, field), getattr(hit, field))
