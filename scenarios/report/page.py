@@ -204,10 +204,12 @@ def render_report(
 
 def baseline_line(summary: Mapping[str, Any]) -> str:
     """Where today's volumes come from: the report says it above the first hospital name."""
-    return str(summary.get("baseline_source") or (
+    from herschik.geo.dataset import baseline_source_text
+
+    return baseline_source_text(str(summary.get("baseline_source") or (
         "Baseline: illustrative (calibrated to published provider counts)"
         if summary.get("baseline", "illustrative") == "illustrative"
-        else "Baseline: the dataset's own volumes"))
+        else "Baseline: the dataset's own volumes")))
 
 
 def write_report(

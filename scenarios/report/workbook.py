@@ -153,7 +153,10 @@ def workbook_tables(
 ) -> dict[str, pd.DataFrame]:
     """The sheets of ``results.xlsx`` as tables, in workbook order (absent ones left out)."""
     # the first row of the first sheet says where today's volumes come from (issue 22)
-    top = _without_timings({"baseline_source": summary.get("baseline_source"),
+    from herschik.geo.dataset import baseline_source_text
+
+    line = summary.get("baseline_source")
+    top = _without_timings({"baseline_source": baseline_source_text(line) if line else line,
                             **{k: v for k, v in summary.items()
                                if k not in ("kpis", "baseline_source")}})
     kpis = {k: v for k, v in (summary.get("kpis") or {}).items() if k != "per_treatment"}
