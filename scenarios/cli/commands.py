@@ -21,7 +21,7 @@ from herschik.errors import (
     UsageError,
     one_line,
 )
-from herschik.i18n import N_, _, format_number, format_percent, status_label
+from herschik.i18n import _, format_number, format_percent, status_label
 
 
 def load_args_dataset(args: argparse.Namespace, region: str | None = None) -> Dataset:
@@ -127,6 +127,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         tables = compare_runs(args.run_a, args.run_b)
     except CompareError as error:
         raise UsageError(str(error)) from None
+    from herschik.scenarios.report_figures import SHARE_KPIS, kpi_label
     from herschik.scenarios.report_format import status_word
 
     console = make_console()
@@ -156,30 +157,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for path in write_comparison(tables, args.out):
             console.print(_("wrote {path}", path=path), markup=False)
     return EXIT_OK
-
-
-def kpi_label(key: str) -> str:
-    """A row of kpi_differences.csv in words of the current language (the report's key
-    figures' labels; the key itself when it has none)."""
-    from herschik.scenarios.report_figures import KPI_ROWS
-
-    labels = {k: text for k, text, _unit, _definition in KPI_ROWS} | COMPARE_KPI_LABELS
-    return _(labels[key]) if key in labels else key
-
-
-#: the rows of kpi_differences.csv that are not key figures of the report
-COMPARE_KPI_LABELS: dict[str, str] = {
-    "status": N_("Status"),
-    "objective": N_("Objective value"),
-    "providers_after_total": N_("Hospital roles after"),
-    "providers_lost_total": N_("Hospital roles lost"),
-    "weakest_p_meet_norm_1y": N_("Lowest odds of meeting the norm (1 year)"),
-    "weakest_p_meet_norm_period": N_("Lowest odds of meeting the norm (period)"),
-}
-
-
-#: rows of kpi_differences.csv that are shares (0..1), shown as percentages
-SHARE_KPIS = ("displaced_share", "weakest_p_meet_norm_1y", "weakest_p_meet_norm_period")
 
 
 def _cell(value: Any, share: bool = False) -> str:

@@ -2,6 +2,7 @@
 caveats."""
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,6 +48,27 @@ KPI_ROWS: tuple[tuple[str, str, str, str], ...] = (
     ("max_travel_min_after", N_("Longest travel after"), "min", ""),
 )
 
+#: labels of the other rows of the KPIs (summary.json ``kpis``, kpi_differences.csv of
+#: ``herschik compare``) that are not key figures with a definition
+OTHER_KPI_LABELS: dict[str, str] = {
+    "status": N_("Status"),
+    "objective": N_("Objective value"),
+    "providers_after_total": N_("Hospital roles after"),
+    "providers_lost_total": N_("Hospital roles lost"),
+    "weakest_p_meet_norm_1y": N_("Lowest odds of meeting the norm (1 year)"),
+    "weakest_p_meet_norm_period": N_("Lowest odds of meeting the norm (period)"),
+}
+#: KPIs that are shares or probabilities (0..1), shown as percentages
+SHARE_KPIS: tuple[str, ...] = ("displaced_share", "weakest_p_meet_norm_1y",
+                               "weakest_p_meet_norm_period")
+
+
+def kpi_label(key: str) -> str:
+    """A KPI's name in words of the current language (the key itself when it has none)."""
+    labels = {k: text for k, text, _unit, _definition in KPI_ROWS} | OTHER_KPI_LABELS
+    return _(labels[key]) if key in labels else key.replace("_", " ")
+
+
 #: the shared-care figures of summary.json (kpis.shared_care) in words
 SHARED_CARE_LABELS: dict[str, str] = {
     "visits_per_patient": N_("visits per patient"),
@@ -79,8 +101,29 @@ def top_alerts(summary: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+_SPLIT = re.compile(r"split into (?P<count>\d+) independent sub-problems"
+                    r"(?: \(no coupling constraint\)|; bundles join (?P<joined>.*))")
+
+
+def decomposition_text(text: str) -> str:
+    """summary.json's ``decomposition`` (optimiser/decomposition.py's English, kept as it is
+    there) in words of the current language; another text passes through."""
+    if text == "one joint model: bundles couple all treatments":
+        return _("one joint model: bundles couple all treatments")
+    if text == "one model (a single treatment)":
+        return _("one model (a single treatment)")
+    split = _SPLIT.fullmatch(text)
+    if split is None:
+        return text
+    if split["joined"] is None:
+        return _("split into {count} independent sub-problems (no coupling constraint)",
+                 count=split["count"])
+    return _("split into {count} independent sub-problems; bundles join {treatments}",
+             count=split["count"], treatments=split["joined"])
+
+
 def _kpi_value(key: str, value: Any) -> str:
-    if key.endswith("share") and isinstance(value, (int, float)):
+    if (key.endswith("share") or key in SHARE_KPIS) and isinstance(value, (int, float)):
         return share(value)
     return fmt(value)
 
@@ -130,7 +173,7 @@ def _kpi_rows(k: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         "shared_care", "per_treatment"}
     for key, value in k.items():
         if key not in known and not isinstance(value, (dict, list)):
-            rows.append((key.replace("_", " "), fmt(value), "", ""))
+            rows.append((kpi_label(key), _kpi_value(key, value), "", ""))
     shared = k.get("shared_care")
     if isinstance(shared, Mapping):
         for key, value in shared.items():
@@ -177,7 +220,7 @@ def solve_section(summary: Mapping[str, Any]) -> str:
         (_("Build time"), f"{fmt(summary.get('build_seconds'), 2)} s"),
         (_("Solve time (summed over sub-problems)"),
          f"{fmt(summary.get('solve_seconds'), 2)} s"),
-        (_("Decomposition"), fmt(summary.get("decomposition") or "—")),
+        (_("Decomposition"), decomposition_text(str(summary.get("decomposition") or "—"))),
     ]
     out.append(html_table([_("Item"), _("Value")], solve_rows, cls="solve"))
     subproblems = summary.get("subproblems") or []
