@@ -16,6 +16,7 @@ from herschik.scenarios.report.format import (
     heading,
     html_table,
     share,
+    status_word,
 )
 from herschik.scenarios.report.hospitals import treatment_order
 
@@ -208,6 +209,13 @@ def _displaced_per_treatment(per: Mapping[str, Any], names: Mapping[str, str]) -
     ]
 
 
+#: the fields of summary.json ``subproblems`` (their msgid is the field name: English shows it)
+SUBPROBLEM_FIELDS: tuple[str, ...] = (
+    N_("treatments"), N_("n_vars"), N_("n_rows"), N_("n_binaries"), N_("status"), N_("gap"),
+    N_("build_seconds"), N_("solve_seconds"), N_("solver"), N_("phase1"),
+    N_("unnecessary_moves_phase1"), N_("algorithm"), N_("bound"), N_("objective"))
+
+
 def solve_section(summary: Mapping[str, Any]) -> str:
     out = []
     status = str(summary.get("status", "unknown"))
@@ -228,11 +236,14 @@ def solve_section(summary: Mapping[str, Any]) -> str:
         cols: list[str] = []
         for sub in subproblems:
             cols.extend(c for c in sub if c not in cols)
-        rows = [[sub.get(c) for c in cols] for sub in subproblems]
+        rows = [[status_word(str(sub.get(c))) if c == "status" and sub.get(c) else sub.get(c)
+                 for c in cols] for sub in subproblems]
         numeric = [all(isinstance(sub.get(c), (int, float)) and not isinstance(sub.get(c), bool)
                        for sub in subproblems if sub.get(c) is not None) for c in cols]
         out.append(heading(3, _("Sub-problems")))
-        out.append(html_table(cols, rows, cls="subproblems", numeric=numeric))
+        # summary.json's field names in English; the words of the language otherwise
+        headers = [_(c) if c in SUBPROBLEM_FIELDS else c for c in cols]
+        out.append(html_table(headers, rows, cls="subproblems", numeric=numeric))
     return "".join(out)
 
 
