@@ -220,3 +220,21 @@ def test_sweep_in_dutch(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> No
     _check(english, dutch, ["Baseline: ", "scenario(s)", "already finished", "to run",
                             "2 runs:", "wrote", "optimal"])
     assert "2 berekeningen: 2 optimaal" in dutch
+
+
+def test_partial_plan_diagnosis_in_dutch(tmp_path: Path,
+                                         capfd: pytest.CaptureFixture[str]) -> None:
+    """--margin 0.2: og_endoscopic has no plan; the console and summary.json say why in Dutch
+    with Dutch numbers (28,1 patients, a margin of at most 0,11)."""
+    import json
+
+    dutch = _run(capfd, ["solve", "--region", "midden", "--margin", "0.2", "--no-maps",
+                         "--no-report", "--no-reasons", "--out", str(tmp_path / "nl")], "nl",
+                 code=1)
+    reason = json.loads((tmp_path / "nl" / "summary.json").read_text())["diagnosis"]["reason"]
+    assert reason.startswith("Geen plan voor og_endoscopic (de andere behandelingen hebben er "
+                             "een): Maag-slokdarmkanker: endoscopische resecties")
+    assert "28,1" in reason and "0,11" in reason and "28.1" not in reason
+    assert "deels onhaalbaar" in dutch and "No plan for" not in dutch
+    found = ENGLISH_WORDS.findall(re.sub(r"\S*/\S*", "", dutch))
+    assert not found, found
