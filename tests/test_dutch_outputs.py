@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from herschik.scenarios.cli import main
-from herschik.scenarios.workbook import read_results_xlsx
+from herschik.scenarios.cli.main import main
+from herschik.scenarios.report.workbook import read_results_xlsx
 
 from herschik import geo
 from herschik.i18n import set_process_language

@@ -127,8 +127,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         tables = compare_runs(args.run_a, args.run_b)
     except CompareError as error:
         raise UsageError(str(error)) from None
-    from herschik.scenarios.report_figures import SHARE_KPIS, kpi_label
-    from herschik.scenarios.report_format import status_word
+    from herschik.scenarios.report.figures import SHARE_KPIS, kpi_label
+    from herschik.scenarios.report.format import status_word
 
     console = make_console()
     kpi = Table(title=_("KPIs: A = {a}, B = {b}", a=args.run_a, b=args.run_b))
@@ -160,7 +160,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cell(value: Any, share: bool = False) -> str:
-    from herschik.scenarios.report_format import status_word
+    from herschik.scenarios.report.format import status_word
 
     if value is None or (isinstance(value, float) and value != value):
         return ""
