@@ -238,3 +238,15 @@ def test_partial_plan_diagnosis_in_dutch(tmp_path: Path,
     assert "deels onhaalbaar" in dutch and "No plan for" not in dutch
     found = ENGLISH_WORDS.findall(re.sub(r"\S*/\S*", "", dutch))
     assert not found, found
+
+
+def test_simulate_in_dutch(midden: dict[str, tuple[Path, str]], tmp_path: Path,
+                           capfd: pytest.CaptureFixture[str],
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # the table's title and headers on one line
+    run = midden["en"][0]
+    english, dutch = (_run(capfd, ["simulate", str(run), "--years", "200", "--out",
+                                   str(tmp_path / lang)], lang) for lang in ("en", "nl"))
+    _check(english, dutch, ["simulated years", "kept hospitals with a norm", "years below norm",
+                            "exact odds", "wrote"])
+    assert "gesimuleerde jaren" in dutch and re.search(r"\d,\d%", dutch)

@@ -386,27 +386,31 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     written = write_simulation(result, out)
     console = make_console()
     period = result.settings["norm_period_years"]
-    table = Table(title=f"{args.years:,} simulated years (seed {args.seed}, over-dispersion "
-                        f"{args.overdispersion:g}; {elapsed:.1f} s): kept hospitals with a norm")
-    columns = ["site", "name", "treatment", "norm", "expected", "p05", "p50", "p95",
-               "years below norm", "exact odds"]
+    dispersion = f"{args.overdispersion:g}"
+    table = Table(title=_("{years} simulated years (seed {seed}, over-dispersion {dispersion}; "
+                          "{seconds} s): kept hospitals with a norm",
+                          years=format_number(args.years, 0), seed=args.seed,
+                          dispersion=dispersion,
+                          seconds=format_number(elapsed)))
+    columns = [_("site"), _("name"), _("treatment"), _("norm"), _("expected"), "p05", "p50",
+               "p95", _("years below norm"), _("exact odds")]
     if period > 1:
-        columns.insert(9, f"{period}-yr periods below")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("site", "name", "treatment")
-                         else "right")
+        columns.insert(9, _("{years}-yr periods below", years=period))
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i < 3 else "right")
     shown = result.table[result.table["norm"].notna()]
     for r in shown.itertuples(index=False):
         cells = [str(r.site_id), str(r.site_name), str(r.intervention_id), f"{r.norm:g}",
-                 f"{r.expected_volume:,.1f}", f"{r.p05:,.0f}", f"{r.p50:,.0f}",
-                 f"{r.p95:,.0f}", f"{r.share_years_below_norm:.1%}"]
+                 format_number(r.expected_volume), format_number(r.p05, 0),
+                 format_number(r.p50, 0), format_number(r.p95, 0),
+                 format_percent(r.share_years_below_norm)]
         if period > 1:
             cells.append("" if r.share_periods_below_norm is None
                          or r.share_periods_below_norm != r.share_periods_below_norm
-                         else f"{r.share_periods_below_norm:.1%}")
-        cells.append(f"{r.p_meet_norm_period:.1%}")
+                         else format_percent(r.share_periods_below_norm))
+        cells.append(format_percent(r.p_meet_norm_period))
         table.add_row(*cells)
     console.print(table)
     for path in written:
-        console.print(f"wrote {path}")
+        console.print(_("wrote {path}", path=path), markup=False)
     return EXIT_OK
