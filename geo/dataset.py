@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from herschik.geo.tables import (
 
 from herschik.derived_cache import cached, entry_key, folder_digest
 from herschik.errors import DataError
+from herschik.i18n import _
 
 #: dataset.json is a few lines of metadata
 MAX_META_BYTES = 1 << 20
@@ -265,6 +267,28 @@ def baseline_source_line(meta: dict[str, Any]) -> str:
     if meta.get("baseline") == "illustrative":
         return "Baseline: illustrative (calibrated to published provider counts)"
     return f"Baseline: the dataset's own volumes ({meta.get('name', 'user data')})"
+
+
+_BASELINE_IMPORTED = re.compile(
+    r"Baseline: imported volumes (?P<file>.*) \((?P<date>[^,()]*), sha256 (?P<sha>[0-9a-f]*)\)")
+_BASELINE_OWN = re.compile(r"Baseline: the dataset's own volumes(?: \((?P<name>.*)\))?")
+
+
+def baseline_source_text(line: str) -> str:
+    """A :func:`baseline_source_line` (as summary.json keeps it: English, machine-readable) in
+    the current language (herschik.i18n) for the console, report and workbook; a line of
+    another form passes through."""
+    if line == "Baseline: illustrative (calibrated to published provider counts)":
+        return _("Baseline: illustrative (calibrated to published provider counts)")
+    imported = _BASELINE_IMPORTED.fullmatch(line)
+    if imported:
+        return _("Baseline: imported volumes {file} ({date}, sha256 {sha})",
+                 **imported.groupdict())
+    own = _BASELINE_OWN.fullmatch(line)
+    if own:
+        return (_("Baseline: the dataset's own volumes ({name})", name=own["name"])
+                if own["name"] is not None else _("Baseline: the dataset's own volumes"))
+    return line
 
 
 def _load_folder(folder: Path) -> Dataset:

@@ -234,6 +234,22 @@ LABELS: dict[str, str] = {
     "keep_cost_moves": N_("Keeping it: optional moves (patients/yr)"),
     "keep_cost_patient_min": N_("Keeping it: extra patient-minutes/yr"),
     "keep_moves_from": N_("Keeping it: patients/yr from"),
+    "p_meet_norm_1y": N_("Odds of meeting the norm (1 year)"),
+    "p_meet_norm_period": N_("Odds of meeting the norm (period)"),
+    # the summary, kpis and per_treatment sheets of the workbook
+    "key": N_("Field"),
+    "kpi": N_("KPI"),
+    "patients_moved": N_("Patients treated elsewhere (patients/yr)"),
+    "patients_displaced": N_("Patients displaced (patients/yr)"),
+    "displaced_share": N_("Share displaced"),
+    "displaced_mean_extra_min": N_("Mean extra travel of displaced patients (min)"),
+    "displaced_p90_extra_min": N_("90th percentile extra travel of displaced patients (min)"),
+    "displaced_max_extra_min": N_("Largest extra travel of a displaced patient (min)"),
+    "patients_moved_optional": N_("Optional moves (patients/yr)"),
+    "providers_before": N_("Providers today"),
+    "providers_after": N_("Providers after"),
+    "providers_lost": N_("Providers lost"),
+    "providers_gained": N_("Providers gained"),
 }
 
 

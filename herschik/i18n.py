@@ -124,6 +124,7 @@ def status_label(status: str) -> str:
         "optimal": _("optimal"),
         "feasible": _("feasible"),
         "infeasible": _("infeasible"),
+        "partially_infeasible": _("partially infeasible"),
         "time_limit_no_solution": _("no solution within the time limit"),
         "error": _("error"),
     }

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from herschik.i18n import _
+from herschik.i18n import _, current_language, format_number
 
 from .backends import solve_highs, solve_pulp
 from .confidence import confidence_label
@@ -140,7 +140,8 @@ def _sentence(instance: Instance, params: SolveParams, tsel: list[int],
     hints = []
     m = details.get("smallest_feasible_margin")
     if isinstance(m, float) and m < _max_margin(instance, params, tsel) - MARGIN_TOL:
-        hints.append(_("a margin of at most {margin} would be feasible", margin=format(m, ".2f")))
+        margin = format(m, ".2f") if current_language() == "en" else format_number(m, 2)
+        hints.append(_("a margin of at most {margin} would be feasible", margin=margin))
     c = details.get("largest_feasible_confidence")
     if isinstance(c, float):
         hints.append(_("a norm confidence of at most {confidence} would be feasible",

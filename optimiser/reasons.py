@@ -11,12 +11,14 @@ optima gives the price in the planner's units:
 * ``keep_cost_moves``: patients per year who would have to move although their hospital keeps
   the treatment (optional moves, the KPI ``patients_moved_optional``), over the plan's;
 * ``keep_cost_patient_min``: patient-minutes of travel per year over the plan's;
-* ``keep_moves_from``: the hospitals those patients would come from, with patients per year;
-* ``keep_closes``: hospitals that would lose the treatment instead.
+* ``keep_moves_from``: the hospitals (ids) those patients would come from, with patients per year;
+* ``keep_closes``: hospitals (ids) that would lose the treatment instead.
 
-``reason`` says it in words: first whether the scenario closes it (``force_close``; keeping it
-then means undoing that, which :meth:`WhatIf.force_keep` does), then whether the hospital can
-reach its required volume with its own patients of today, then the price.
+:attr:`RoleReason.codes` says why, as codes (``REASON_CODES``): first whether the scenario closes
+it (``force_close``; keeping it then means undoing that, which :meth:`WhatIf.force_keep` does),
+then whether the hospital can reach its required volume with its own patients of today, then
+the price. The optimiser says no words: the sentence, in the run's language, is
+scenarios' (``herschik.scenarios.reason_words``).
 """
 
 from __future__ import annotations
@@ -36,8 +38,14 @@ from .tolerances import BELOW_NORM_TOL
 from .transfers import NO_SITE, transfers
 from .whatif import WhatIf
 
-#: hospitals named in a reason (the rest are counted)
-NAMED_SITES = 3
+#: why a role is lost, in the order :attr:`RoleReason.codes` lists them
+REASON_CODES: tuple[str, ...] = (
+    "closed_by_scenario",  # the scenario's force_close closes it
+    "below_required_alone",  # its own patients of today are fewer than its required volume
+    "no_plan_keeps",  # no feasible plan keeps it (infeasible_reason: the diagnosis)
+    "keep_costs_nothing",  # another optimum keeps it at no extra cost
+    "keep_costs",  # keeping it costs optional moves and/or patient-minutes, or closes others
+)
 
 
 @dataclass
@@ -51,12 +59,40 @@ class RoleReason:
     keep_feasible: bool
     keep_cost_moves: float | None = None
     keep_cost_patient_min: float | None = None
+    #: (site_id, patients/yr) of the optional moves into it, most patients first
     keep_moves_from: list[tuple[str, float]] = field(default_factory=list)
+    #: site ids that would lose the treatment instead
     keep_closes: list[str] = field(default_factory=list)
+    #: the diagnosis of the forced solve when no plan keeps it
     infeasible_reason: str | None = None
     #: the scenario closes it (force_close): the price is that of undoing the closure
     forced_closed: bool = False
-    reason: str = ""
+
+    @property
+    def below_required_alone(self) -> bool:
+        """Its own patients of today are fewer than its required volume."""
+        return self.own_patients < self.required - BELOW_NORM_TOL
+
+    @property
+    def keep_costs_nothing(self) -> bool:
+        """Another optimum keeps it: no optional moves, no extra minutes, no other closure."""
+        return (self.keep_feasible and (self.keep_cost_moves or 0.0) <= BELOW_NORM_TOL
+                and (self.keep_cost_patient_min or 0.0) <= BELOW_NORM_TOL
+                and not self.keep_closes)
+
+    @property
+    def codes(self) -> list[str]:
+        """Why it is lost, as :data:`REASON_CODES` (the last one says the price)."""
+        codes = ["closed_by_scenario"] if self.forced_closed else []
+        if self.below_required_alone:
+            codes.append("below_required_alone")
+        if not self.keep_feasible:
+            codes.append("no_plan_keeps")
+        elif self.keep_costs_nothing:
+            codes.append("keep_costs_nothing")
+        else:
+            codes.append("keep_costs")
+        return codes
 
 
 def params_for_treatments(params: SolveParams, treatment_ids: set[str]) -> SolveParams:
@@ -77,10 +113,6 @@ def _optional(instance: Instance, solution: Solution) -> float:
     return float(sum(v["patients_moved_optional"] or 0.0 for v in per.values()))
 
 
-def _names(instance: Instance, sites: list[int]) -> list[str]:
-    return [instance.sites[s].name or instance.sites[s].id for s in sites]
-
-
 def _price(sub: Instance, base: Solution, forced: Solution, s: int, t: int,
            reason: RoleReason) -> None:
     """Fill the price fields of ``reason`` from the base and the forced optimum."""
@@ -97,43 +129,9 @@ def _price(sub: Instance, base: Solution, forced: Solution, s: int, t: int,
     for before, patients in zip(moves.site_before[into], moves.patients[into], strict=True):
         sources[int(before)] = sources.get(int(before), 0.0) + float(patients)
     ordered = sorted(sources, key=lambda k: (-sources[k], sub.site_ids[k]))
-    reason.keep_moves_from = [(_names(sub, [k])[0], round(sources[k], 6)) for k in ordered]
+    reason.keep_moves_from = [(sub.site_ids[k], round(sources[k], 6)) for k in ordered]
     closes = np.nonzero(base.keep[:, t] & ~forced.keep[:, t])[0]
-    reason.keep_closes = _names(sub, [int(k) for k in closes])
-
-
-def _words(r: RoleReason) -> str:
-    parts = ["closed by the scenario (force_close)"] if r.forced_closed else []
-    if r.own_patients < r.required - BELOW_NORM_TOL:
-        parts.append(f"cannot reach the norm with its own patients ({r.own_patients:,.1f}/yr "
-                     f"today, {r.required:,.1f} required)")
-    if not r.keep_feasible:
-        parts.append("no plan can keep it" + (f" ({r.infeasible_reason})"
-                                              if r.infeasible_reason else ""))
-        return "; ".join(parts)
-    moves = r.keep_cost_moves or 0.0
-    minutes = r.keep_cost_patient_min or 0.0
-    if moves <= BELOW_NORM_TOL and minutes <= BELOW_NORM_TOL and not r.keep_closes:
-        parts.append("keeping it would cost nothing extra (another optimum keeps it)")
-        return "; ".join(parts)
-    named = ", ".join(f"{name} {patients:,.1f}" for name, patients
-                      in r.keep_moves_from[:NAMED_SITES])
-    more = len(r.keep_moves_from) - NAMED_SITES
-    if more > 0:
-        named += f" and {more} more"
-    costs = []
-    if moves > BELOW_NORM_TOL:
-        costs.append(f"{moves:,.1f} optional moves" + (f" (patients/yr from {named})"
-                                                      if named else ""))
-    if minutes >= 0.5:
-        costs.append(f"{minutes:,.0f} extra patient-minutes per year")
-    elif minutes <= -0.5:
-        costs.append(f"{-minutes:,.0f} fewer patient-minutes per year")
-    cost = "keeping it would cost " + " / ".join(costs) if costs else "keeping it"
-    if r.keep_closes:
-        cost += f"{',' if costs else ''} and {', '.join(r.keep_closes)} would lose it instead"
-    parts.append(cost)
-    return "; ".join(parts)
+    reason.keep_closes = [sub.site_ids[int(k)] for k in closes]
 
 
 def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solution
@@ -177,6 +175,5 @@ def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solutio
             else:
                 reason.infeasible_reason = str((forced.diagnosis or {}).get("reason", "")) or None
             session.release(instance.site_ids[s], tid)
-            reason.reason = _words(reason)
             reasons.append(reason)
     return sorted(reasons, key=lambda r: (r.site_id, r.intervention_id))

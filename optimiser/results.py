@@ -7,6 +7,7 @@ platforms; rows are sorted by their ids.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -287,9 +288,13 @@ def _number_or_none(value: Any) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
-def with_reasons(hospital_changes: pd.DataFrame, reasons: list[RoleReason]) -> pd.DataFrame:
+def with_reasons(hospital_changes: pd.DataFrame, reasons: list[RoleReason],
+                 sentence: Callable[[RoleReason], str],
+                 moves_from: Callable[[RoleReason], str]) -> pd.DataFrame:
     """hospital_changes with the reason columns of its lost rows filled from ``reasons``
-    (optimiser/reasons.py); rows without a reason keep them empty."""
+    (optimiser/reasons.py); rows without a reason keep them empty. ``sentence`` writes the
+    ``reason`` column and ``moves_from`` the ``keep_moves_from`` one (the words are the
+    caller's: herschik.scenarios.reason_words)."""
     frame = hospital_changes.copy()
     by_key = {(r.site_id, r.intervention_id): r for r in reasons}
     for column in ("reason", "keep_feasible", "keep_moves_from"):
@@ -298,12 +303,11 @@ def with_reasons(hospital_changes: pd.DataFrame, reasons: list[RoleReason]) -> p
         r = by_key.get(key)
         if r is None:
             continue
-        frame.at[i, "reason"] = r.reason
+        frame.at[i, "reason"] = sentence(r)
         frame.at[i, "keep_feasible"] = r.keep_feasible
         frame.at[i, "keep_cost_moves"] = r.keep_cost_moves
         frame.at[i, "keep_cost_patient_min"] = r.keep_cost_patient_min
-        frame.at[i, "keep_moves_from"] = "; ".join(f"{name}: {patients:.1f}"
-                                                   for name, patients in r.keep_moves_from)
+        frame.at[i, "keep_moves_from"] = moves_from(r)
     return frame
 
 

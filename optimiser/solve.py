@@ -37,6 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from herschik.errors import SolverError
+from herschik.i18n import N_, _
 
 from .algorithms import BRANCH_AND_BOUND_ONLY as BRANCH_AND_BOUND_ONLY  # re-exported
 from .algorithms import DEFAULT_ALGORITHMS, Algorithms, linking_for
@@ -829,7 +830,7 @@ def _not_optimised(entry: dict[str, Any],
 
 
 #: how diagnose.py's reason of an infeasible scenario begins
-_INFEASIBLE_PREFIX = "The scenario is infeasible:"
+_INFEASIBLE_PREFIX = N_("The scenario is infeasible:")
 
 
 def _partial_solution(instance: Instance, params: SolveParams, results: list[_ComponentResult],
@@ -849,10 +850,12 @@ def _partial_solution(instance: Instance, params: SolveParams, results: list[_Co
                   for t in r.treatments]
     diagnosis = dict(diagnosis)
     reason = str(diagnosis.get("reason", ""))
-    if reason.startswith(_INFEASIBLE_PREFIX):
-        reason = reason[len(_INFEASIBLE_PREFIX):].lstrip()
-    diagnosis["reason"] = (f"No plan for {', '.join(infeasible)} (the other treatments have "
-                           f"one): {reason}")
+    for prefix in (_INFEASIBLE_PREFIX, _(_INFEASIBLE_PREFIX)):  # English, or the run's
+        if reason.startswith(prefix):
+            reason = reason[len(prefix):].lstrip()
+            break
+    diagnosis["reason"] = _("No plan for {treatments} (the other treatments have one): "
+                            "{reason}", treatments=", ".join(infeasible), reason=reason)
     diagnosis["solved_treatments"] = [instance.treatment_ids[t] for t in solved]
     gaps = [e["gap"] for e in subproblems if e.get("gap") is not None]
     return Solution(

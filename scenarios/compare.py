@@ -33,6 +33,8 @@ import pandas as pd
 from herschik.optimiser.kpis import DISPLACED_KPIS, NORM_ODDS_KPIS, SCALAR_KPIS
 from herschik.optimiser.results import HOSPITAL_CHANGE_COLUMNS, hospital_changes_from_site_volumes
 
+from herschik.i18n import _
+
 #: volume differences below this (patients per year) are rounding, not a change
 VOLUME_TOLERANCE = 0.05
 KPI_ORDER: tuple[str, ...] = DISPLACED_KPIS + tuple(k for k in SCALAR_KPIS
@@ -54,10 +56,10 @@ def load_run(path: str | Path) -> RunFolder:
     """A result folder's summary and hospital changes; CompareError if it is not one."""
     path = Path(path)
     if not path.is_dir():
-        raise CompareError(f"{path}: not a folder")
+        raise CompareError(_("{path}: not a folder", path=path))
     summary_path = path / "summary.json"
     if not summary_path.is_file():  # also a FIFO or device: never opened
-        raise CompareError(f"{path}: not a result folder (no summary.json)")
+        raise CompareError(_("{path}: not a result folder (no summary.json)", path=path))
     summary = _read_summary(summary_path)
     changes_path = path / "hospital_changes.csv"
     if changes_path.is_file():
@@ -90,8 +92,8 @@ def load_run(path: str | Path) -> RunFolder:
             changes[col] = None
     status = summary.get("status")
     if status in NO_PLAN:
-        raise CompareError(f"{path}: no plan to compare (status {status}; its diagnosis is in "
-                           "summary.json)")
+        raise CompareError(_("{path}: no plan to compare (status {status}; its diagnosis is "
+                             "in summary.json)", path=path, status=status))
     return RunFolder(path, summary, changes)
 
 

@@ -416,11 +416,12 @@ def write_import(result: ImportResult, out: str | Path) -> Path:
 
 def print_import(result: ImportResult, out: Path, console: Any) -> None:
     """What the import did, in the terminal (first line: the baseline source)."""
-    from herschik.geo.dataset import baseline_source_line
+    from herschik.geo.dataset import baseline_source_line, baseline_source_text
     from rich.table import Table
 
     report = result.report
-    console.print(baseline_source_line(result.dataset.meta), markup=False, soft_wrap=True)
+    console.print(baseline_source_text(baseline_source_line(result.dataset.meta)), markup=False,
+                  soft_wrap=True)
     matches = report["matches"]
     console.print(
         f"{matches['rows']} rows: " + ", ".join(

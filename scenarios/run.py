@@ -199,9 +199,12 @@ def verified_result(
         site_volumes, {t.id: t.name for t in instance.treatments})
     if reasons and solution.flow is not None:
         from herschik.optimiser.reasons import lost_role_reasons
+        from herschik.scenarios.reason_words import moves_from_text, reason_sentence
 
-        hospital_changes = with_reasons(hospital_changes,
-                                        lost_role_reasons(instance, params, solution))
+        names = {site.id: site.name or site.id for site in instance.sites}
+        hospital_changes = with_reasons(
+            hospital_changes, lost_role_reasons(instance, params, solution),
+            lambda r: reason_sentence(r, names), lambda r: moves_from_text(r, names))
     summary = summary_dict(instance, solution, params, kpis)
     summary["treatment_status"] = statuses
     if scenario_info:

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from herschik.i18n import current_language, format_number
+
 from ..instance import Instance
 from ..params import SolveParams
 from ..tolerances import REACHES_REQUIRED_TOL, ROUNDING_TOL
@@ -225,8 +227,10 @@ MAX_LISTED = 20
 
 
 def fmt(x: float) -> str:
-    """A number for a diagnosis sentence: whole numbers without decimals."""
-    return f"{x:.0f}" if abs(x - round(x)) < ROUNDING_TOL else f"{x:.1f}"
+    """A number for a diagnosis sentence: whole numbers without decimals; the language's
+    decimal mark (English as it was, Dutch 28,1)."""
+    digits = 0 if abs(x - round(x)) < ROUNDING_TOL else 1
+    return f"{x:.{digits}f}" if current_language() == "en" else format_number(x, digits)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from herschik.i18n import _
+from herschik.i18n import _, current_language, format_number
 
 from ..confidence import confidence_label
 from .base import (
@@ -243,10 +243,18 @@ def _confidence_needs(ctx: DiagnosisContext, t: int) -> str:
     pairs = sorted({(float(norms[s]), float(ctx.required[s, t]))
                     for s in np.nonzero(ctx.candidate[:, t] & ~np.isnan(norms))[0]})
     years = ctx.params.norm_period_years
-    over = f" over {years} years" if years > 1 else ""
-    needs = "; ".join(f"a norm of {fmt(n)} needs ≥ {r:.1f} expected patients per hospital"
-                      for n, r in pairs)
-    return f"at {confidence_label(float(ctx.params.norm_confidence or 0))} confidence{over} {needs}"
+    needs = "; ".join(_("a norm of {norm} needs ≥ {required} expected patients per hospital",
+                        norm=fmt(n), required=fmt_one(r)) for n, r in pairs)
+    confidence = confidence_label(float(ctx.params.norm_confidence or 0))
+    if years > 1:
+        return _("at {confidence} confidence over {years} years {needs}",
+                 confidence=confidence, years=years, needs=needs)
+    return _("at {confidence} confidence {needs}", confidence=confidence, needs=needs)
+
+
+def fmt_one(x: float) -> str:
+    """A number with one decimal in the language's format (English as it was)."""
+    return f"{x:.1f}" if current_language() == "en" else format_number(x, 1)
 
 
 def reason_no_site_reaches_norm(ctx: DiagnosisContext) -> Finding | None:
@@ -257,10 +265,11 @@ def reason_no_site_reaches_norm(ctx: DiagnosisContext) -> Finding | None:
     t, info = next(iter(found.items()))
     if info["site_id"] is not None and ctx.params.norm_confidence is not None:
         s = ctx.instance.site_ids.index(info["site_id"])
-        sentence = (f"{ctx.tlabel(t)}: {_confidence_needs(ctx, t)}; the region has "
-                    f"{fmt(float(ctx.instance.demand[:, t].sum()))} in all and the largest "
-                    f"reachable demand is {fmt(info['largest_reachable_volume'])} at "
-                    f"{ctx.slabel(s)}")
+        sentence = _("{treatment}: {needs}; the region has {total} in all and the largest "
+                     "reachable demand is {largest} at {site}", treatment=ctx.tlabel(t),
+                     needs=_confidence_needs(ctx, t),
+                     total=fmt(float(ctx.instance.demand[:, t].sum())),
+                     largest=fmt(info["largest_reachable_volume"]), site=ctx.slabel(s))
     elif info["site_id"] is not None:
         s = ctx.instance.site_ids.index(info["site_id"])
         sentence = _("{treatment}: required {required}/yr at every site but the largest "

@@ -21,6 +21,7 @@ from herschik.errors import (
     UsageError,
     one_line,
 )
+from herschik.i18n import _, format_number, format_percent, status_label
 
 
 def load_args_dataset(args: argparse.Namespace, region: str | None = None) -> Dataset:
@@ -79,29 +80,39 @@ def cmd_data(args: argparse.Namespace) -> int:
         from herschik.geo.dataset_export import export_dataset
 
         export_dataset(dataset, args.out)
-        print(f"wrote dataset '{dataset.name}' to {args.out}")
+        print(_("wrote dataset '{name}' to {path}", name=dataset.name, path=args.out))
         return EXIT_OK
     table = dataset.summary()
     table["volume"] = table["volume"].round(4)
     if args.json:
         print(json.dumps(table.to_dict(orient="records"), indent=2))
         return EXIT_OK
+    from herschik.geo.dataset import baseline_source_text
     from rich.table import Table
 
     console = make_console()
-    console.print(dataset.baseline_source, markup=False, soft_wrap=True)
-    rich_table = Table(title=f"Baseline of dataset '{dataset.name}' per region and treatment")
+    console.print(baseline_source_text(dataset.baseline_source), markup=False, soft_wrap=True)
+    rich_table = Table(title=_("Baseline of dataset '{name}' per region and treatment",
+                               name=dataset.name))
+    headers = {"region_id": _("Region"), "intervention_id": _("Treatment"),
+               "providers": _("Providers"), "below_norm": _("Below norm"),
+               "volume": _("Patients/yr")}
     for column in table.columns:
-        rich_table.add_column(column)
+        rich_table.add_column(headers.get(column, column),
+                              justify="right" if column in NUMERIC_SUMMARY else "left")
     for row in table.itertuples(index=False):
-        rich_table.add_row(*(str(v) for v in row))
+        rich_table.add_row(*(format_number(v, 1 if c == "volume" else 0)
+                             if c in NUMERIC_SUMMARY else str(v)
+                             for c, v in zip(table.columns, row, strict=True)))
     console.print(rich_table)
     if dataset.baseline_kind == "illustrative":
-        console.print(
-            "[bold]Baseline volumes are ILLUSTRATIVE[/bold]: calibrated to the tranche-1 provider "
-            "counts, not real hospital volumes (see DATA.md)."
-        )
+        console.print(_("[bold]Baseline volumes are ILLUSTRATIVE[/bold]: calibrated to the "
+                        "tranche-1 provider counts, not real hospital volumes (see DATA.md)."))
     return EXIT_OK
+
+
+#: the numeric columns of ``herschik data summary``, right-aligned in the language's numbers
+NUMERIC_SUMMARY = ("providers", "below_norm", "volume")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -116,38 +127,46 @@ def cmd_compare(args: argparse.Namespace) -> int:
         tables = compare_runs(args.run_a, args.run_b)
     except CompareError as error:
         raise UsageError(str(error)) from None
+    from herschik.scenarios.report.figures import SHARE_KPIS, kpi_label
+    from herschik.scenarios.report.format import status_word
+
     console = make_console()
-    kpi = Table(title=f"KPIs: A = {args.run_a}, B = {args.run_b}")
-    for column in ("kpi", "A", "B", "B - A"):
-        kpi.add_column(column, justify="left" if column == "kpi" else "right")
+    kpi = Table(title=_("KPIs: A = {a}, B = {b}", a=args.run_a, b=args.run_b))
+    for column in (_("KPI"), "A", "B", "B - A"):
+        kpi.add_column(column, justify="left" if column not in ("A", "B", "B - A") else "right")
     for row in tables["kpi_differences"].itertuples(index=False):
-        kpi.add_row(str(row.kpi), _cell(row.run_a), _cell(row.run_b), _cell(row.difference))
+        share = str(row.kpi) in SHARE_KPIS  # a share reads as a percentage
+        kpi.add_row(kpi_label(str(row.kpi)), _cell(row.run_a, share), _cell(row.run_b, share),
+                    _cell(row.difference, share))
     console.print(kpi)
     hosp = tables["hospital_differences"]
     if hosp.empty:
-        console.print("No hospital differs in status or volume after.")
+        console.print(_("No hospital differs in status or volume after."))
     else:
-        table = Table(title=f"Hospital changes that differ ({len(hosp)})")
-        for column in ("site", "name", "treatment", "status A", "status B", "volume A",
-                       "volume B", "B - A"):
+        table = Table(title=_("Hospital changes that differ ({count})", count=len(hosp)))
+        for column in (_("site"), _("name"), _("treatment"), _("status A"), _("status B"),
+                       _("volume A"), _("volume B"), "B - A"):
             table.add_column(column)
         for r in hosp.itertuples(index=False):
             table.add_row(str(r.site_id), str(r.site_name), str(r.intervention_id),
-                          str(r.status_a), str(r.status_b), _cell(r.volume_after_a),
-                          _cell(r.volume_after_b), _cell(r.volume_difference))
+                          status_word(str(r.status_a)), status_word(str(r.status_b)),
+                          _cell(r.volume_after_a), _cell(r.volume_after_b),
+                          _cell(r.volume_difference))
         console.print(table)
     if args.out is not None:
         for path in write_comparison(tables, args.out):
-            console.print(f"wrote {path}")
+            console.print(_("wrote {path}", path=path), markup=False)
     return EXIT_OK
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, share: bool = False) -> str:
+    from herschik.scenarios.report.format import status_word
+
     if value is None or (isinstance(value, float) and value != value):
         return ""
     if isinstance(value, float):
-        return f"{value:,.2f}"
-    return str(value)
+        return format_percent(value) if share else format_number(value, 2)
+    return status_word(str(value))
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -198,7 +217,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     regions = "all" if args.regions == "all" else [r for r in args.regions.split(",") if r]
     if args.executor == "dask" and not args.scheduler:
         raise UsageError("--executor dask needs --scheduler ADDRESS")
-    print(baseline_source_of(args), flush=True)  # the first line: which world the runs describe
+    from herschik.geo.dataset import baseline_source_text
+
+    # the first line: which world the runs describe
+    print(baseline_source_text(baseline_source_of(args)), flush=True)
     runs = run_sweep(
         args.file,
         args.out,
@@ -214,16 +236,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         **({"outputs": {**DEFAULT_OUTPUTS, "gpkg": True}} if args.gpkg else {}),
     )
     counts = runs["status"].value_counts().to_dict() if len(runs) else {}
-    print(f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    print(f"wrote {args.out / 'runs.csv'}")
+    print(_("{count} runs: {statuses}", count=len(runs), statuses=", ".join(
+        f"{n} {status_label(s)}" for s, n in sorted(counts.items()))))
+    print(_("wrote {path}", path=args.out / "runs.csv"))
     failed = int(counts.get("error", 0))
     if failed:
         codes = runs.attrs.get("error_exit_codes") or [EXIT_INTERNAL]
-        print(
-            f"herschik: error: {failed} of {len(runs)} runs failed (status error; the message "
-            f"is in column error of {args.out / 'runs.csv'})",
-            file=sys.stderr,
-        )
+        print("herschik: error: " + _(
+            "{failed} of {count} runs failed (status error; the message is in column error of "
+            "{path})", failed=failed, count=len(runs), path=args.out / "runs.csv"),
+            file=sys.stderr)
         return max(codes)
     return EXIT_OK
 
@@ -364,27 +386,31 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     written = write_simulation(result, out)
     console = make_console()
     period = result.settings["norm_period_years"]
-    table = Table(title=f"{args.years:,} simulated years (seed {args.seed}, over-dispersion "
-                        f"{args.overdispersion:g}; {elapsed:.1f} s): kept hospitals with a norm")
-    columns = ["site", "name", "treatment", "norm", "expected", "p05", "p50", "p95",
-               "years below norm", "exact odds"]
+    dispersion = f"{args.overdispersion:g}"
+    table = Table(title=_("{years} simulated years (seed {seed}, over-dispersion {dispersion}; "
+                          "{seconds} s): kept hospitals with a norm",
+                          years=format_number(args.years, 0), seed=args.seed,
+                          dispersion=dispersion,
+                          seconds=format_number(elapsed)))
+    columns = [_("site"), _("name"), _("treatment"), _("norm"), _("expected"), "p05", "p50",
+               "p95", _("years below norm"), _("exact odds")]
     if period > 1:
-        columns.insert(9, f"{period}-yr periods below")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("site", "name", "treatment")
-                         else "right")
+        columns.insert(9, _("{years}-yr periods below", years=period))
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i < 3 else "right")
     shown = result.table[result.table["norm"].notna()]
     for r in shown.itertuples(index=False):
         cells = [str(r.site_id), str(r.site_name), str(r.intervention_id), f"{r.norm:g}",
-                 f"{r.expected_volume:,.1f}", f"{r.p05:,.0f}", f"{r.p50:,.0f}",
-                 f"{r.p95:,.0f}", f"{r.share_years_below_norm:.1%}"]
+                 format_number(r.expected_volume), format_number(r.p05, 0),
+                 format_number(r.p50, 0), format_number(r.p95, 0),
+                 format_percent(r.share_years_below_norm)]
         if period > 1:
             cells.append("" if r.share_periods_below_norm is None
                          or r.share_periods_below_norm != r.share_periods_below_norm
-                         else f"{r.share_periods_below_norm:.1%}")
-        cells.append(f"{r.p_meet_norm_period:.1%}")
+                         else format_percent(r.share_periods_below_norm))
+        cells.append(format_percent(r.p_meet_norm_period))
         table.add_row(*cells)
     console.print(table)
     for path in written:
-        console.print(f"wrote {path}")
+        console.print(_("wrote {path}", path=path), markup=False)
     return EXIT_OK

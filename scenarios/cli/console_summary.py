@@ -15,7 +15,14 @@ from typing import Any
 
 import pandas as pd
 
-from herschik.i18n import _, format_number, format_percent, status_label, translate_name
+from herschik.i18n import (
+    _,
+    current_language,
+    format_number,
+    format_percent,
+    status_label,
+    translate_name,
+)
 
 #: names listed per treatment and change before "and N more" (national runs lose many roles)
 MAX_NAMES = 6
@@ -64,7 +71,7 @@ def summary_lines(
             # the reason names the treatments without a plan; the figures are the others'
             lines.append(str(diagnosis.get("reason") or _("no reason given")))
             lines.append(_("The figures below are those of the solved treatments only."))
-        lines += _kpi_lines(summary["kpis"])
+        lines += _kpi_lines(summary["kpis"], names)
         lines += _treatment_lines(summary["kpis"], names, hospital_changes)
     if summary.get("baseline") == "illustrative":
         lines.append(_("Note: the baseline volumes are illustrative (see DATA.md)."))
@@ -88,7 +95,7 @@ def _head(summary: Mapping[str, Any], region_name: str, wall_seconds: float | No
     return text
 
 
-def _kpi_lines(kpis: Mapping[str, Any]) -> list[str]:
+def _kpi_lines(kpis: Mapping[str, Any], names: Mapping[str, str]) -> list[str]:
     lines = [_("{patients} patients/yr; {moved} must move ({share}): {mean} min longer on "
                "average, {p90} min for 9 in 10, at most {max} min.",
                patients=format_number(kpis["patients"], 0),
@@ -107,7 +114,8 @@ def _kpi_lines(kpis: Mapping[str, Any]) -> list[str]:
     if weakest:  # the kept role least likely to meet its norm in a year (Poisson odds)
         lines.append(_("Weakest kept role: {hospital}, {treatment}: {odds} odds of meeting "
                        "the norm in a year.", hospital=weakest.get("site_name")
-                       or weakest["site_id"], treatment=weakest["intervention_id"],
+                       or weakest["site_id"], treatment=_treatment(weakest["intervention_id"],
+                                                                   names),
                        odds=format_percent(weakest["p_meet_norm_1y"])))
     lines.append(_("Hospital roles: {before} -> {after} ({lost} stop, {gained} start) in "
                    "{treatments} treatments.", before=before, after=after,
@@ -115,6 +123,13 @@ def _kpi_lines(kpis: Mapping[str, Any]) -> list[str]:
                    gained=sum((kpis.get("providers_gained") or {}).values()),
                    treatments=len(kpis["providers_before"])))
     return lines
+
+
+def _treatment(treatment: str, names: Mapping[str, str]) -> str:
+    """The id in English (as before); in Dutch the norm table's name with the id."""
+    if current_language() == "en" or treatment not in names:
+        return treatment
+    return f"{translate_name(names[treatment])} ({treatment})"
 
 
 def _treatment_lines(kpis: Mapping[str, Any], names: Mapping[str, str],

@@ -77,13 +77,19 @@ def cmd_regions(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    table = Table(title=f"Regions of dataset '{name}'")
-    for column in ("region_id", "region_name", "areas", "sites", "patients_per_year"):
-        table.add_column(column, justify="right" if column in ("areas", "sites") else "left")
+    from herschik.i18n import _, format_number
+
+    table = Table(title=_("Regions of dataset '{name}'", name=name))
+    headers = {"region_id": _("Region"), "region_name": _("Name"), "areas": _("Areas"),
+               "sites": _("Hospitals"), "patients_per_year": _("Patients/yr")}
+    for column, header in headers.items():
+        table.add_column(header, justify="left" if column.startswith("region") else "right")
     for row in rows:
-        table.add_row(*(str(row[c]) for c in row))
+        table.add_row(str(row["region_id"]), str(row["region_name"]),
+                      format_number(row["areas"], 0), format_number(row["sites"], 0),
+                      format_number(row["patients_per_year"], 1))
     console = make_console()
     console.print(table)
     if args.data is None:
-        console.print("Also built in: region 'example' (synthetic, for tests and demos).")
+        console.print(_("Also built in: region 'example' (synthetic, for tests and demos)."))
     return EXIT_OK

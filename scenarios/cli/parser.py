@@ -247,6 +247,7 @@ def build_parser(command: str | None = EVERY_COMMAND) -> argparse.ArgumentParser
     simulate.add_argument("--out", metavar="DIR", type=Path, default=None,
                           help="output folder (default RUN_DIR/simulation)")
     simulate.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    _lang(simulate)
 
     network = sub.add_parser("network", help="build or validate a road network")
     network_sub = network.add_subparsers(dest="network_command", required=True, metavar="ACTION")

@@ -39,7 +39,10 @@ def cmd_solve(args: argparse.Namespace) -> int:
             f"--region {args.region}: unknown region; choose from {', '.join(regions)} or all"
         )
     # the first line of the console: which world the numbers describe (issue 22)
-    make_console().print(dataset.baseline_source, markup=False, soft_wrap=True)
+    from herschik.geo.dataset import baseline_source_text
+
+    make_console().print(baseline_source_text(dataset.baseline_source), markup=False,
+                         soft_wrap=True)
     sys.stdout.flush()  # before any solver banner
     problem = unknown_id(param_overrides(args), dataset.sites["site_id"].astype(str),
                          dataset.treatments["intervention_id"].astype(str))

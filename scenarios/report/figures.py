@@ -2,6 +2,7 @@
 caveats."""
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from herschik.scenarios.report.format import (
     heading,
     html_table,
     share,
+    status_word,
 )
 from herschik.scenarios.report.hospitals import treatment_order
 
@@ -46,6 +48,27 @@ KPI_ROWS: tuple[tuple[str, str, str, str], ...] = (
     ("max_extra_min", N_("Largest extra travel (any flow)"), "min", ""),
     ("max_travel_min_after", N_("Longest travel after"), "min", ""),
 )
+
+#: labels of the other rows of the KPIs (summary.json ``kpis``, kpi_differences.csv of
+#: ``herschik compare``) that are not key figures with a definition
+OTHER_KPI_LABELS: dict[str, str] = {
+    "status": N_("Status"),
+    "objective": N_("Objective value"),
+    "providers_after_total": N_("Hospital roles after"),
+    "providers_lost_total": N_("Hospital roles lost"),
+    "weakest_p_meet_norm_1y": N_("Lowest odds of meeting the norm (1 year)"),
+    "weakest_p_meet_norm_period": N_("Lowest odds of meeting the norm (period)"),
+}
+#: KPIs that are shares or probabilities (0..1), shown as percentages
+SHARE_KPIS: tuple[str, ...] = ("displaced_share", "weakest_p_meet_norm_1y",
+                               "weakest_p_meet_norm_period")
+
+
+def kpi_label(key: str) -> str:
+    """A KPI's name in words of the current language (the key itself when it has none)."""
+    labels = {k: text for k, text, _unit, _definition in KPI_ROWS} | OTHER_KPI_LABELS
+    return _(labels[key]) if key in labels else key.replace("_", " ")
+
 
 #: the shared-care figures of summary.json (kpis.shared_care) in words
 SHARED_CARE_LABELS: dict[str, str] = {
@@ -79,8 +102,29 @@ def top_alerts(summary: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+_SPLIT = re.compile(r"split into (?P<count>\d+) independent sub-problems"
+                    r"(?: \(no coupling constraint\)|; bundles join (?P<joined>.*))")
+
+
+def decomposition_text(text: str) -> str:
+    """summary.json's ``decomposition`` (optimiser/decomposition.py's English, kept as it is
+    there) in words of the current language; another text passes through."""
+    if text == "one joint model: bundles couple all treatments":
+        return _("one joint model: bundles couple all treatments")
+    if text == "one model (a single treatment)":
+        return _("one model (a single treatment)")
+    split = _SPLIT.fullmatch(text)
+    if split is None:
+        return text
+    if split["joined"] is None:
+        return _("split into {count} independent sub-problems (no coupling constraint)",
+                 count=split["count"])
+    return _("split into {count} independent sub-problems; bundles join {treatments}",
+             count=split["count"], treatments=split["joined"])
+
+
 def _kpi_value(key: str, value: Any) -> str:
-    if key.endswith("share") and isinstance(value, (int, float)):
+    if (key.endswith("share") or key in SHARE_KPIS) and isinstance(value, (int, float)):
         return share(value)
     return fmt(value)
 
@@ -130,7 +174,7 @@ def _kpi_rows(k: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         "shared_care", "per_treatment"}
     for key, value in k.items():
         if key not in known and not isinstance(value, (dict, list)):
-            rows.append((key.replace("_", " "), fmt(value), "", ""))
+            rows.append((kpi_label(key), _kpi_value(key, value), "", ""))
     shared = k.get("shared_care")
     if isinstance(shared, Mapping):
         for key, value in shared.items():
@@ -165,6 +209,13 @@ def _displaced_per_treatment(per: Mapping[str, Any], names: Mapping[str, str]) -
     ]
 
 
+#: the fields of summary.json ``subproblems`` (their msgid is the field name: English shows it)
+SUBPROBLEM_FIELDS: tuple[str, ...] = (
+    N_("treatments"), N_("n_vars"), N_("n_rows"), N_("n_binaries"), N_("status"), N_("gap"),
+    N_("build_seconds"), N_("solve_seconds"), N_("solver"), N_("phase1"),
+    N_("unnecessary_moves_phase1"), N_("algorithm"), N_("bound"), N_("objective"))
+
+
 def solve_section(summary: Mapping[str, Any]) -> str:
     out = []
     status = str(summary.get("status", "unknown"))
@@ -177,7 +228,7 @@ def solve_section(summary: Mapping[str, Any]) -> str:
         (_("Build time"), f"{fmt(summary.get('build_seconds'), 2)} s"),
         (_("Solve time (summed over sub-problems)"),
          f"{fmt(summary.get('solve_seconds'), 2)} s"),
-        (_("Decomposition"), fmt(summary.get("decomposition") or "—")),
+        (_("Decomposition"), decomposition_text(str(summary.get("decomposition") or "—"))),
     ]
     out.append(html_table([_("Item"), _("Value")], solve_rows, cls="solve"))
     subproblems = summary.get("subproblems") or []
@@ -185,11 +236,14 @@ def solve_section(summary: Mapping[str, Any]) -> str:
         cols: list[str] = []
         for sub in subproblems:
             cols.extend(c for c in sub if c not in cols)
-        rows = [[sub.get(c) for c in cols] for sub in subproblems]
+        rows = [[status_word(str(sub.get(c))) if c == "status" and sub.get(c) else sub.get(c)
+                 for c in cols] for sub in subproblems]
         numeric = [all(isinstance(sub.get(c), (int, float)) and not isinstance(sub.get(c), bool)
                        for sub in subproblems if sub.get(c) is not None) for c in cols]
         out.append(heading(3, _("Sub-problems")))
-        out.append(html_table(cols, rows, cls="subproblems", numeric=numeric))
+        # summary.json's field names in English; the words of the language otherwise
+        headers = [_(c) if c in SUBPROBLEM_FIELDS else c for c in cols]
+        out.append(html_table(headers, rows, cls="subproblems", numeric=numeric))
     return "".join(out)
 
 

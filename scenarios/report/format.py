@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from herschik.i18n import _, current_language, format_number
+from herschik.i18n import _, current_language, format_number, status_label
 
 
 def esc(value: Any) -> str:
@@ -106,8 +106,8 @@ def status_word(word: str) -> str:
     """A status of the result tables (kept, lost, ...) or of a solve in the current language."""
     words = {"kept": _("kept"), "lost": _("lost"), "gained": _("gained"),
              "below_norm": _("below_norm"), "unchanged_no_norm": _("unchanged_no_norm"),
-             "optimal": _("optimal"), "feasible": _("feasible"), "infeasible": _("infeasible")}
-    return words.get(word, word)
+             "not_provided": _("not provided")}
+    return words.get(word) or status_label(word)
 
 
 def png_data_uri(data: bytes) -> str:

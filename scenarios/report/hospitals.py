@@ -10,7 +10,7 @@ import pandas as pd
 from herschik.optimiser.tolerances import BELOW_NORM_TOL
 from herschik.scenarios.report.format import Html, badge, esc, fmt, heading, html_table, pct
 
-from herschik.i18n import _
+from herschik.i18n import _, current_language
 
 _STATUS_ORDER = {"kept": 0, "gained": 1, "lost": 2, "—": 3}
 
@@ -198,10 +198,14 @@ def _gain_lose(sv: pd.DataFrame, names: Mapping[str, str]) -> str:
         site_name=("site_name", "first"), before=("volume_before", "sum"),
         after=("volume_after", "sum"))
     per_site["change"] = per_site["after"] - per_site["before"]
-    per_site["gained"] = gained.groupby("site_id")["intervention_id"].agg(
-        lambda s: ", ".join(sorted(s)))
-    per_site["lost"] = lost.groupby("site_id")["intervention_id"].agg(
-        lambda s: ", ".join(sorted(s)))
+    # ids in English (as before); the treatments' names in Dutch (the norm table's)
+    english = current_language() == "en"
+
+    def listed(ids: pd.Series) -> str:
+        return ", ".join(sorted(ids) if english else sorted(names.get(t) or t for t in ids))
+
+    per_site["gained"] = gained.groupby("site_id")["intervention_id"].agg(listed)
+    per_site["lost"] = lost.groupby("site_id")["intervention_id"].agg(listed)
     changed = per_site[per_site["gained"].notna() | per_site["lost"].notna()
                        | (per_site["change"].abs() >= 0.5)].copy()
     if changed.empty:

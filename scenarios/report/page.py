@@ -30,7 +30,7 @@ from herschik.scenarios.report.figures import (
     top_alerts,
 )
 from herschik.scenarios.report.flows import flows_section, reasons_section
-from herschik.scenarios.report.format import esc
+from herschik.scenarios.report.format import esc, note
 from herschik.scenarios.report.hospitals import (
     hospital_changes_section,
     providers_section,
@@ -168,14 +168,14 @@ def render_report(
         "Hospital changes": none if infeasible else hospital_changes_section(hospital_changes, sv,
                                                                       names),
         "Why hospitals lose a treatment": none if infeasible else reasons_section(
-            hospital_changes),
+            hospital_changes, names),
         "Where the patients go": none if infeasible else flows_section(flows, names),
         "Providers per treatment": (providers_today_section(sv, names) if infeasible
                                     else providers_section(sv, asg, scenario, names)),
         "Odds of meeting the norm": (none if infeasible or hospital_changes is None else
                                      odds_section(hospital_changes, scenario,
-                                                  summary.get("kpis"))
-                                     or '<p class="note">No kept hospital has a norm.</p>'),
+                                                  summary.get("kpis"), names)
+                                     or note(_("No kept hospital has a norm."))),
         "Extra travel": none if infeasible else extra_travel_section(asg, summary.get("kpis")),
         "Maps": maps_section(map_pngs or {}, names, changed_treatments(summary)),
         "Solve": solve_section(summary),
@@ -204,10 +204,12 @@ def render_report(
 
 def baseline_line(summary: Mapping[str, Any]) -> str:
     """Where today's volumes come from: the report says it above the first hospital name."""
-    return str(summary.get("baseline_source") or (
+    from herschik.geo.dataset import baseline_source_text
+
+    return baseline_source_text(str(summary.get("baseline_source") or (
         "Baseline: illustrative (calibrated to published provider counts)"
         if summary.get("baseline", "illustrative") == "illustrative"
-        else "Baseline: the dataset's own volumes"))
+        else "Baseline: the dataset's own volumes")))
 
 
 def write_report(

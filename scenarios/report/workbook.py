@@ -23,11 +23,18 @@ from typing import Any
 import pandas as pd
 
 from herschik.columns import label
-from herschik.i18n import _
+from herschik.i18n import N_, _
 
 #: sheets in workbook order: (sheet name, title shown in its first cell comment)
 SHEET_ORDER = ("summary", "kpis", "per_treatment", "hospital_changes", "flows", "assignments",
                "site_volumes")
+#: the sheets' titles in the workbook's language (the msgid is the sheet's name, which English
+#: shows; :func:`read_results_xlsx` gives the sheets by name in every language)
+SHEET_TITLES: dict[str, str] = {
+    "summary": N_("summary"), "kpis": N_("kpis"), "per_treatment": N_("per_treatment"),
+    "hospital_changes": N_("hospital_changes"), "flows": N_("flows"),
+    "assignments": N_("assignments"), "site_volumes": N_("site_volumes"),
+}
 #: widest column, in characters
 MAX_WIDTH = 60
 #: rows looked at to size a column (large assignments sheets: the first ones suffice)
@@ -86,7 +93,7 @@ def _write_sheet(workbook: Any, name: str, table: pd.DataFrame) -> None:
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
 
-    sheet = workbook.create_sheet(name)
+    sheet = workbook.create_sheet(_(SHEET_TITLES[name]) if name in SHEET_TITLES else name)
     columns = [str(c) for c in table.columns]
     sheet.append([_(label(c)) for c in columns])  # the output language's header
     sheet.append(columns)
@@ -153,7 +160,10 @@ def workbook_tables(
 ) -> dict[str, pd.DataFrame]:
     """The sheets of ``results.xlsx`` as tables, in workbook order (absent ones left out)."""
     # the first row of the first sheet says where today's volumes come from (issue 22)
-    top = _without_timings({"baseline_source": summary.get("baseline_source"),
+    from herschik.geo.dataset import baseline_source_text
+
+    line = summary.get("baseline_source")
+    top = _without_timings({"baseline_source": baseline_source_text(line) if line else line,
                             **{k: v for k, v in summary.items()
                                if k not in ("kpis", "baseline_source")}})
     kpis = {k: v for k, v in (summary.get("kpis") or {}).items() if k != "per_treatment"}
@@ -200,5 +210,11 @@ def write_results_xlsx(
 
 
 def read_results_xlsx(path: str | Path) -> dict[str, pd.DataFrame]:
-    """The sheets of a ``results.xlsx`` by their CSV column names (the second header row)."""
-    return pd.read_excel(path, sheet_name=None, header=1)
+    """The sheets of a ``results.xlsx`` by their names (whatever the workbook's language) and
+    CSV column names (the second header row)."""
+    from herschik.i18n import LANGUAGES, translate
+
+    names = {translate(title, lang): name for name, title in SHEET_TITLES.items()
+             for lang in LANGUAGES}
+    sheets = pd.read_excel(path, sheet_name=None, header=1)
+    return {names.get(title, title): table for title, table in sheets.items()}

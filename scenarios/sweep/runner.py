@@ -38,6 +38,7 @@ from herschik.scenarios.sweep.table import run_row, runs_frame, write_runs_table
 from herschik.scenarios.sweep.task import SweepTask, cached_dataset, cached_instance, read_summary
 
 from herschik.errors import EnvironmentProblem, ScenarioError
+from herschik.i18n import _, format_number
 
 __all__ = ["DEFAULT_OUTPUTS", "SweepInterrupted", "run_sweep"]
 
@@ -213,9 +214,11 @@ def _execute(
     # Build each needed region's instance once here: in-process and forked workers reuse it.
     if method in (None, "fork"):
         for task in {t.region_id: t for t in todo}.values():
-            _, seconds = cached_instance(task.dataset_source, task.region_id, task.network)
+            _instance, seconds = cached_instance(task.dataset_source, task.region_id,
+                                                 task.network)
             if progress and seconds > 0:
-                print(f"  built instance of {task.region_id} in {seconds:.1f} s",
+                print(_("  built instance of {region} in {seconds} s", region=task.region_id,
+                        seconds=format_number(seconds)),
                       file=sys.stderr)
     from tqdm import tqdm
 
@@ -288,9 +291,10 @@ def _run_sweep_locked(
         todo = [dataclasses.replace(t, solve_workers=per_run) for t in todo]
     if progress:
         print(
-            f"sweep {spec.name}: {len(runs)} scenario(s) x {len(region_ids)} region(s) = "
-            f"{len(tasks)} runs; {skipped} already finished, {len(todo)} to run "
-            f"({executor}, {n_workers} worker(s))",
+            _("sweep {name}: {scenarios} scenario(s) x {regions} region(s) = {runs} runs; "
+              "{skipped} already finished, {todo} to run ({executor}, {workers} worker(s))",
+              name=spec.name, scenarios=len(runs), regions=len(region_ids), runs=len(tasks),
+              skipped=skipped, todo=len(todo), executor=executor, workers=n_workers),
             file=sys.stderr,
         )
     if todo:

@@ -178,15 +178,29 @@ def test_xlsx_headers_follow_the_output_language(tmp_path: Path, result) -> None
     from herschik.i18n import use_language
 
     summary, sv, asg, _ = result
+    summary = dict(summary, baseline_source="Baseline: illustrative (calibrated to published "
+                   "provider counts)")  # as summary.json keeps it, in English
     with use_language("nl"):
         path = write_results_xlsx(tmp_path / "results.xlsx", summary, sv, asg)
     book = load_workbook(path, read_only=True)
-    labels, names = list(book["site_volumes"].iter_rows(min_row=1, max_row=2, values_only=True))
+    # the sheets' titles are Dutch too; read_results_xlsx gives them by their names
+    assert book.sheetnames == ["samenvatting", "kengetallen", "per_behandeling", "toewijzingen",
+                               "volumes_per_ziekenhuis"]
+    labels, names = list(book["volumes_per_ziekenhuis"].iter_rows(min_row=1, max_row=2,
+                                                                   values_only=True))
     book.close()
     header = dict(zip(names, labels, strict=True))
     assert header["site_name"] == "Ziekenhuis"
     assert header["volume_before"] == "Patiënten/jaar nu"
     assert list(names) == list(sv.columns)
+    sheets = read_results_xlsx(path)
+    assert list(sheets) == ["summary", "kpis", "per_treatment", "assignments", "site_volumes"]
+    assert len(sheets["site_volumes"]) == len(sv)
+    top = dict(zip(sheets["summary"]["key"], sheets["summary"]["value"], strict=True))
+    assert top["baseline_source"].startswith("Huidige situatie: ")
+    kpi_labels = next(load_workbook(path, read_only=True)["kengetallen"].iter_rows(
+        max_row=1, values_only=True))
+    assert kpi_labels == ("Kengetal", "Waarde")
 
 
 def test_fallback_geometry_without_polygons(make_result) -> None:
