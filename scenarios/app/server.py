@@ -62,7 +62,8 @@ from starlette.staticfiles import StaticFiles
 
 from herschik.i18n import use_language
 
-from .session import AppInputError, AppState, PlanSettings, UnknownPlan
+from .models import AppInputError, PlanSettings, UnknownPlan
+from .session import AppState
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1"]

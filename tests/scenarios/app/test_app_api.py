@@ -20,6 +20,9 @@ import pytest
 from herschik.geo.dataset import load_dataset
 from herschik.geo.schema import NL_LONLAT
 from herschik.optimiser.params import SolveParams
+from herschik.scenarios.app.export import comparable_summary, new_folder, same_result
+from herschik.scenarios.app.models import ForcedPair, PlanSettings
+from herschik.scenarios.app.nearest import nearest_limit
 from herschik.scenarios.app.server import (
     MAX_BODY_BYTES,
     MAX_EXPORTS_PER_MINUTE,
@@ -28,16 +31,8 @@ from herschik.scenarios.app.server import (
     allowed_hosts_for,
     create_app,
 )
-from herschik.scenarios.app.session import (
-    AppState,
-    ForcedPair,
-    PlanSettings,
-    comparable_summary,
-    kpi_rows,
-    new_folder,
-    plain_words,
-    same_result,
-)
+from herschik.scenarios.app.session import AppState
+from herschik.scenarios.app.views import kpi_rows, plain_words
 from herschik.scenarios.assemble import build_instance
 from herschik.scenarios.run import run_solve, solve_verified
 from herschik.scenarios.scenario.file import load_scenario
@@ -653,7 +648,7 @@ def test_nearest_margin_by_bisection_agrees_with_the_diagnosis(
     instance = state.instance(REGION)
     params = PlanSettings(region_id=REGION, margin=3.0).solve_params()
     everything = list(range(len(instance.treatments)))
-    nearest = state._nearest_limit(instance, params, everything, "margin", 3.0, 0.0, 2)
+    nearest = nearest_limit(instance, params, everything, "margin", 3.0, 0.0, 2)
     assert diagnosed <= nearest <= diagnosed + 0.01 + 1e-9
     assert _solve(client, margin=nearest)["status"] in ("optimal", "feasible")
     assert _solve(client, margin=round(nearest + 0.01, 2))["status"] == "infeasible"
@@ -662,7 +657,7 @@ def test_nearest_margin_by_bisection_agrees_with_the_diagnosis(
 def test_reuse_info_counts_treatments_of_bundled_sub_problems(state: AppState) -> None:
     """A sub-problem of several (bundled) treatments counts each; the words match the counts."""
     from herschik.optimiser.whatif import StepReport
-    from herschik.scenarios.app.session import reuse_info
+    from herschik.scenarios.app.views import reuse_info
 
     instance = state.instance(REGION)
     ids = list(instance.treatment_ids)
@@ -741,7 +736,7 @@ def test_an_unreachable_confidence_explains_and_suggests_a_lower_one(
 
 
 def test_exported_toml_keeps_the_confidence(tmp_path: Path) -> None:
-    from herschik.scenarios.app.session import scenario_toml
+    from herschik.scenarios.app.export import scenario_toml
     from herschik.scenarios.scenario.file import load_scenario
 
     settings = PlanSettings(region_id=REGION, norm_confidence=0.7)

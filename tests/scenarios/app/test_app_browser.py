@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from herschik.scenarios.app.session import comparable_summary
+from herschik.scenarios.app.export import comparable_summary
 
 from tests.support.chromium import require_chromium
 from tests.support.cli import HERSCHIK
