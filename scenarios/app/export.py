@@ -23,6 +23,7 @@ from herschik.optimiser.params import SolveParams
 from herschik.scenarios.run import TIMING_FIELDS
 
 from herschik.atomic import staged_dir, write_text
+from herschik.i18n import _
 
 from .models import APP_FIELDS, Plan, describe
 
@@ -92,10 +93,9 @@ def export_plan(plan: Plan, out_dir: Path, source_args: list[str]) -> dict[str, 
         seconds = time.perf_counter() - started
         if proc.returncode not in (0, 1) or not (staging / "result" / "summary.json").is_file():
             lines = (proc.stderr or proc.stdout).strip().splitlines()
-            raise RuntimeError(
-                f"herschik solve failed (exit {proc.returncode}): "
-                f"{lines[-1] if lines else 'no output'}"
-            )
+            raise RuntimeError(_("herschik solve failed (exit {code}): {line}",
+                                 code=proc.returncode,
+                                 line=lines[-1] if lines else _("no output")))
     same, differences = same_result(plan, folder / "result")
     return {
         "folder": folder.name,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from herschik.optimiser.params import SiteTreatment, SolveParams
@@ -124,8 +124,17 @@ class Plan:
     #: how the plan was obtained (see views.reuse_info); None: solved from scratch
     reuse: dict[str, Any] | None = None
     #: a partial plan: the treatments without a plan, their diagnosis and the nearest
-    #: settings that give every treatment one (nearest.infeasible_info); None: complete
+    #: settings that give every treatment a plan (nearest.partial_info); None: complete
     partial: dict[str, Any] | None = None
+    #: the language its words (reasons, diagnosis, how) were written in
+    language: str = "en"
+    #: the what-if step that gave it and whether it was the region's first (for its words
+    #: in another language); None: solved from scratch
+    how: tuple[Any, bool] | None = None
+    #: the complete plan the nearest settings of a partial plan were sought from
+    base_id: int | None = None
+    #: the plan in other languages, made when first asked for (session.AppState.in_language)
+    translations: dict[str, Plan] = field(default_factory=dict, repr=False)
 
 
 def percent(share: float) -> str:

@@ -22,7 +22,7 @@ from herschik.optimiser.params import SolveParams
 from herschik.scenarios.run import RunResult
 from pydantic import BaseModel
 
-from herschik.i18n import N_, _
+from herschik.i18n import N_, _, format_number
 
 from .models import Plan, PlanSettings, describe, percent
 from .views import pair_text, plain_words
@@ -64,7 +64,8 @@ class Suggestions:
 def infeasible_info(settings: Any, instance: Instance, params: SolveParams, run: RunResult,
                     previous: Plan | None, names: dict[str, str]) -> dict[str, Any]:
     """Plain-words diagnosis of ``run`` and the nearest feasible settings. ``previous``: the
-    feasible plan on screen the change was made to (None: the region has none)."""
+    complete plan the change was made to (the one on screen, else the region's latest complete
+    plan; None: the region has none)."""
     diagnosis = run.summary.get("diagnosis") or {}
     suggestions = Suggestions(settings)
     covered = diagnosed_values(settings, diagnosis, suggestions)
@@ -73,7 +74,8 @@ def infeasible_info(settings: Any, instance: Instance, params: SolveParams, run:
         nearest_limits(settings, previous.settings, instance, params, treatments, covered,
                        suggestions)
         dropped_forcing(settings, previous.settings, instance, treatments, names, suggestions)
-        suggestions.add(_("Go back to the plan on screen"), **previous.settings.model_dump())
+        suggestions.add(_("Go back to {plan}", plan=previous.name),
+                        **previous.settings.model_dump())
     return {
         "reason": plain_words(str(diagnosis.get("reason", _("The scenario is infeasible."))),
                               names),
@@ -86,6 +88,51 @@ def infeasible_info(settings: Any, instance: Instance, params: SolveParams, run:
         "requested_text": describe(settings),
         "suggestions": suggestions.items,
     }
+
+
+def partial_info(settings: Any, instance: Instance, params: SolveParams, run: RunResult,
+                 previous: Plan | None, names: dict[str, str]) -> dict[str, Any]:
+    """What a partial plan lacks: the treatments without a plan, each with its reasons in
+    plain words, a headline, and (as for an infeasible change) the nearest settings that give
+    every treatment a plan."""
+    info = infeasible_info(settings, instance, params, run, previous, names)
+    diagnosis = info["diagnosis"]
+    statuses = run.summary.get("treatment_status") or {}
+    missing = [tid for tid in instance.treatment_ids
+               if statuses.get(tid) not in ("optimal", "feasible")]
+    treatments = [{"id": tid, "name": names.get(tid, tid),
+                   "status": statuses.get(tid),
+                   "reasons": treatment_reasons(tid, diagnosis, names)} for tid in missing]
+    info["treatments"] = treatments
+    info["total"] = len(instance.treatment_ids)
+    info["reason"] = _("No plan for {count} of {total} treatments ({treatments}); the other "
+                       "treatments have a plan, shown on the map.", count=len(missing),
+                       total=len(instance.treatment_ids),
+                       treatments=", ".join(t["name"] for t in treatments))
+    return info
+
+
+def treatment_reasons(tid: str, diagnosis: dict[str, Any], names: dict[str, str]) -> list[str]:
+    """The diagnosis' reasons that concern treatment ``tid``, in plain words; else its own
+    findings (areas that reach no viable hospital, capacity short of demand)."""
+    own = [plain_words(str(r), names) for r in diagnosis.get("reasons", [])
+           if f"({tid})" in str(r)]
+    if own:
+        return own
+    name = names.get(tid, tid)
+    areas = (diagnosis.get("areas_without_viable_site") or {}).get(tid)
+    if areas:
+        first = (areas.get("areas") or ["?"])[0]
+        own.append(_("{treatment}: {count} area(s) can only reach sites that cannot reach "
+                     "the required volume (e.g. {area})", treatment=name,
+                     count=areas.get("n_areas"), area=names.get(first, first)))
+    shortfall = (diagnosis.get("capacity_shortfall") or {}).get(tid)
+    if shortfall:
+        own.append(_("{treatment}: demand {demand}/yr exceeds the capacity of the sites able "
+                     "to provide it ({capacity})", treatment=name,
+                     demand=format_number(shortfall["demand"]),
+                     capacity=format_number(shortfall["capacity"])))
+    return own
 
 
 def diagnosed_values(settings: Any, diagnosis: dict[str, Any], suggestions: Suggestions
@@ -101,8 +148,8 @@ def diagnosed_values(settings: Any, diagnosis: dict[str, Any], suggestions: Sugg
     confidence = diagnosis.get("largest_feasible_confidence")
     if isinstance(confidence, (int, float)) and settings.norm_confidence is not None \
             and 0 < confidence < settings.norm_confidence:
-        suggestions.add(f"Lower the confidence to {confidence:.0%}",
-                        norm_confidence=float(confidence))
+        suggestions.add(_("Lower the confidence to {confidence}",
+                          confidence=format(confidence, ".0%")), norm_confidence=float(confidence))
         covered.add("norm_confidence")
     travel = diagnosis.get("smallest_feasible_max_travel")
     if isinstance(travel, (int, float)) and settings.max_travel is not None:

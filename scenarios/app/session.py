@@ -17,6 +17,7 @@ The parts: :mod:`.models` (what the browser may send, derived from SolveParams),
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import sys
 import threading
@@ -25,18 +26,19 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from herschik.optimiser.diagnose import diagnose
 from herschik.optimiser.instance import Instance
 from herschik.optimiser.params import SolveParams
-from herschik.optimiser.whatif import WhatIf
+from herschik.optimiser.whatif import StepReport, WhatIf
 from herschik.scenarios.assemble import build_instance, treatment_objects
 from herschik.scenarios.run import RunResult, solve_verified, verified_result
 
-from herschik.i18n import LANGUAGES, catalog, current_language, translate_name
+from herschik.i18n import LANGUAGES, _, catalog, current_language, translate_name
 
 from .export import export_plan
 from .geometry import region_layers
 from .models import APP_FIELDS, OBJECTIVES, AppInputError, Plan, PlanSettings, UnknownPlan
-from .nearest import infeasible_info
+from .nearest import infeasible_info, partial_info
 from .views import (
     STATUSES,
     _round,
@@ -139,7 +141,7 @@ class AppState:
     def instance(self, region_id: str) -> Instance:
         """The region's instance, built once (travel times and baseline flows are the cost)."""
         if region_id not in self.regions:
-            raise AppInputError(f"unknown region {region_id!r}")
+            raise AppInputError(_("unknown region {region}", region=repr(region_id)))
         with self._build_lock:
             if region_id not in self._instances:
                 self._instances[region_id] = build_instance(
@@ -169,18 +171,20 @@ class AppState:
         sites, treatments = set(instance.site_ids), set(instance.treatment_ids) | {"*"}
         for pair in [*settings.force_keep, *settings.force_close]:
             if pair.site_id not in sites:
-                raise AppInputError(
-                    f"site {pair.site_id!r} is not a hospital of region {settings.region_id}"
-                )
+                raise AppInputError(_("site {site} is not a hospital of region {region}",
+                                      site=repr(pair.site_id), region=settings.region_id))
             if pair.intervention_id not in treatments:
-                raise AppInputError(f"unknown treatment {pair.intervention_id!r}")
+                raise AppInputError(_("unknown treatment {treatment}",
+                                      treatment=repr(pair.intervention_id)))
 
     def solve(self, settings: PlanSettings, base_plan_id: int | None = None) -> dict[str, Any]:
         """Solve a plan; feasible -> ``{"status", "plan"}``, else the diagnosis and fixes.
 
-        ``base_plan_id`` is the plan on screen that the change was made to (default: the
-        region's latest plan); the nearest feasible settings are sought between it and the
-        request.
+        A partial plan (``partially_infeasible``: some treatments without a plan) is a plan
+        too, with ``plan["partial"]``: those treatments, their diagnosis and the nearest
+        settings that give every treatment a plan. ``base_plan_id`` is the plan on screen that
+        the change was made to; the nearest feasible settings are sought between the request
+        and it, when it is complete, else the region's latest complete plan.
         """
         instance = self.instance(settings.region_id)
         self._check_ids(settings, instance)
@@ -189,11 +193,12 @@ class AppState:
             for existing in self._plan_list():
                 if existing.settings == settings:  # same settings, same (deterministic) plan
                     return {"status": existing.run.summary["status"],
-                            "plan": plan_payload(existing), "same_as_plan": existing.id}
+                            "plan": self._payload(existing), "same_as_plan": existing.id}
             started = time.perf_counter()
-            run, reuse = self._solve_run(settings.region_id, instance, params)
+            run, how = self._solve_run(settings.region_id, instance, params)
             seconds = time.perf_counter() - started
-            if not run.solution.feasible:
+            reuse = reuse_info(instance, *how) if how else None
+            if not run.has_plan:
                 return {
                     "status": "infeasible",
                     "seconds": round(seconds, 3),
@@ -202,6 +207,7 @@ class AppState:
                         settings, instance, params, run, self._base(settings, base_plan_id),
                         self._names(instance)),
                 }
+            base = None if run.solution.feasible else self._base(settings, base_plan_id)
             plan = Plan(
                 id=self._next_id,
                 name=f"Plan {self._next_id}",
@@ -212,17 +218,23 @@ class AppState:
                 hospitals=hospital_rows(instance, run, params),
                 areas=area_view(instance, run),
                 reuse=reuse,
+                partial=None if run.solution.feasible else partial_info(
+                    settings, instance, params, run, base, self._names(instance)),
+                language=current_language(),
+                how=how,
+                base_id=base.id if base is not None else None,
             )
             self._next_id += 1
             with self._plans_lock:
                 self._plans[plan.id] = plan
                 while len(self._plans) > MAX_PLANS:
                     self._plans.popitem(last=False)
-        return {"status": run.summary["status"], "plan": plan_payload(plan)}
+        return {"status": run.summary["status"], "plan": self._payload(plan)}
 
     def _solve_run(self, region_id: str, instance: Instance, params: SolveParams
-                   ) -> tuple[RunResult, dict[str, Any] | None]:
-        """The verified run of ``params`` and how it was obtained (call under _solve_lock).
+                   ) -> tuple[RunResult, tuple[StepReport, bool] | None]:
+        """The verified run of ``params`` and how it was obtained: the what-if step and whether
+        it was the region's first (call under _solve_lock).
 
         Through the region's what-if session (created by the region's first solve): the same
         solution as :func:`solve_verified` gives, re-using what the change left unchanged."""
@@ -241,16 +253,17 @@ class AppState:
             self._sessions.pop(region_id, None)  # a half-done step: start afresh next time
             raise
         run = verified_result(instance, params, session.solution)
-        return run, reuse_info(instance, session.last_step, first)
+        return run, (session.last_step, first)
 
     def _base(self, settings: PlanSettings, base_plan_id: int | None) -> Plan | None:
         with self._plans_lock:
             base = self._plans.get(base_plan_id) if base_plan_id is not None else None
-        if base is not None and base.settings.region_id == settings.region_id:
+        if base is not None and base.settings.region_id == settings.region_id \
+                and base.partial is None:
             return base
         for plan in reversed(self._plan_list()):
-            if plan.settings.region_id == settings.region_id:
-                return plan
+            if plan.settings.region_id == settings.region_id and plan.partial is None:
+                return plan  # a complete plan: its limits are feasible ends of a bisection
         return None
 
 
@@ -272,8 +285,42 @@ class AppState:
 
 
     def plan_payload(self, plan: Plan) -> dict[str, Any]:
-        """Everything the page shows of a plan (map colours, KPIs, hospital table)."""
-        return plan_payload(plan)
+        """Everything the page shows of a plan (map colours, KPIs, hospital table), in the
+        language of the request."""
+        with self._solve_lock:
+            return self._payload(plan)
+
+    def _payload(self, plan: Plan) -> dict[str, Any]:
+        return plan_payload(self._in_language(plan))  # under _solve_lock
+
+    def _in_language(self, plan: Plan) -> Plan:
+        """``plan`` with its words (why a hospital loses a treatment, the diagnosis of a
+        partial plan, how it was obtained) in the language of the request: a plan solved
+        while the page was in another language (the first plan, solved at start in the app's
+        language) is written again in this one, once; its numbers are the same. Call under
+        _solve_lock (it re-runs the verified tables)."""
+        lang = current_language()
+        if plan.language == lang:
+            return plan
+        if lang not in plan.translations:
+            plan.translations[lang] = self._rewritten(plan, lang)
+        return plan.translations[lang]
+
+    def _rewritten(self, plan: Plan, lang: str) -> Plan:
+        instance, params, solution = plan.run.instance, plan.params, plan.run.solution
+        if plan.partial is not None:  # the diagnosis' sentences, in this language
+            missing = [t["id"] for t in plan.partial["treatments"]]
+            solution = dataclasses.replace(solution, diagnosis={
+                **(solution.diagnosis or {}), **diagnose(instance, params, missing)})
+        run = verified_result(instance, params, solution)
+        with self._plans_lock:
+            base = self._plans.get(plan.base_id) if plan.base_id is not None else None
+        return dataclasses.replace(
+            plan, run=run, hospitals=hospital_rows(instance, run, params),
+            reuse=reuse_info(instance, *plan.how) if plan.how else None,
+            partial=None if plan.partial is None else partial_info(
+                plan.settings, instance, params, run, base, self._names(instance)),
+            language=lang, translations={})
 
     def compare(self, a: int, b: int) -> dict[str, Any]:
         """Two plans side by side: settings, KPIs and the hospitals whose outcome differs."""

@@ -18,6 +18,7 @@ from herschik.optimiser.instance import Instance
 from herschik.optimiser.kpis import SCALAR_KPIS
 from herschik.optimiser.params import SolveParams
 from herschik.optimiser.results import hospital_status
+from herschik.optimiser.status import SolveStatus
 from herschik.optimiser.whatif import StepReport
 from herschik.scenarios.run import RunResult
 
@@ -27,8 +28,12 @@ from .models import APP_FIELDS, ForcedPair, Plan, describe
 
 #: patients per year below which a flow is solver noise (as in optimiser.results)
 MIN_PATIENTS = 1e-9
-#: hospital statuses (the names of hospital_changes.csv, see SHARED_NAMES)
-STATUSES = ("kept", "lost", "gained", "below_norm", "unchanged_no_norm")
+#: the status of a hospital row whose treatment has no plan (a partial plan)
+NO_PLAN = "no_plan"
+#: hospital statuses (the names of hospital_changes.csv, see SHARED_NAMES; and no_plan)
+STATUSES = ("kept", "lost", "gained", "below_norm", "unchanged_no_norm", NO_PLAN)
+#: treatment statuses of a treatment with a plan
+SOLVED = (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
 
 
 def _round(value: float, digits: int = 2) -> float | None:
@@ -36,21 +41,29 @@ def _round(value: float, digits: int = 2) -> float | None:
     return round(value, digits) + 0.0 if math.isfinite(value) else None
 
 
+def planned(instance: Instance, run: RunResult) -> np.ndarray:
+    """Which treatments have a plan (all of a feasible plan; the solved ones of a partial
+    plan, by ``summary["treatment_status"]``)."""
+    statuses = run.summary.get("treatment_status") or {}
+    return np.array([statuses.get(tid, "optimal") in SOLVED for tid in instance.treatment_ids],
+                    dtype=bool)
+
+
 def hospital_rows(instance: Instance, run: RunResult, params: SolveParams) -> list[dict[str, Any]]:
     """One row per site x treatment the site provides before or after (or that is forced).
 
     Provided before = baseline volume > 0, after = ``Solution.keep`` (the flags of
     site_volumes.csv and of the provider KPIs); the status is hospital_changes.csv's
-    (:func:`herschik.optimiser.results.hospital_status`).
+    (:func:`herschik.optimiser.results.hospital_status`). A treatment without a plan (of a
+    partial plan) has status ``no_plan`` and no volume after, as site_volumes.csv leaves it.
     """
     solution = run.solution
     norms = instance.norm_matrix()
     required = required_matrix(instance, params)
     before = instance.baseline_volume
     after = solution.flow.sum(axis=0)
-    keep = solution.keep
-    fkeep = {(p.site_id, p.intervention_id) for p in params.force_keep}
-    fclose = {(p.site_id, p.intervention_id) for p in params.force_close}
+    has_plan = planned(instance, run)
+    keep = solution.keep & has_plan[None, :]
     kept_volume = np.where(keep, after, np.nan)
     odds_1y = p_meet_norm(kept_volume, norms, 1)
     odds_period = p_meet_norm(kept_volume, norms, params.norm_period_years)
@@ -59,20 +72,19 @@ def hospital_rows(instance: Instance, run: RunResult, params: SolveParams) -> li
         for t, treatment in enumerate(instance.treatments):
             provides_before = bool(before[s, t] > 0)
             provides_after = bool(keep[s, t])
-            forced = None
-            if (site.id, treatment.id) in fkeep or (site.id, "*") in fkeep:
-                forced = "keep"
-            if (site.id, treatment.id) in fclose or (site.id, "*") in fclose:
-                forced = "close"
+            forced = _forced(params, site.id, treatment.id)
             if not (provides_before or provides_after or forced):
                 continue
             has_norm = not np.isnan(norms[s, t])
-            status = (
-                hospital_status(provides_before, provides_after, has_norm, float(after[s, t]),
-                                 float(required[s, t]) if has_norm else 0.0)
-                if provides_before or provides_after
-                else None  # forced closed, not provided today: nothing changes
-            )
+            if not has_plan[t]:
+                status = NO_PLAN
+            elif provides_before or provides_after:
+                status = hospital_status(provides_before, provides_after, has_norm,
+                                         float(after[s, t]),
+                                         float(required[s, t]) if has_norm else 0.0)
+            else:
+                status = None  # forced closed, not provided today: nothing changes
+            volume_after = after[s, t] if has_plan[t] else np.nan
             rows.append(
                 {
                     "site_index": s,
@@ -83,8 +95,8 @@ def hospital_rows(instance: Instance, run: RunResult, params: SolveParams) -> li
                     "norm": _round(norms[s, t], 6) if has_norm else None,
                     "required_min": _round(required[s, t], 6) if has_norm else None,
                     "volume_before": _round(before[s, t], 6),
-                    "volume_after": _round(after[s, t], 6),
-                    "volume_change": _round(after[s, t] - before[s, t], 6),
+                    "volume_after": _round(volume_after, 6),
+                    "volume_change": _round(volume_after - before[s, t], 6),
                     # the odds of meeting the norm (site_volumes.csv's, kept pairs only)
                     "p_meet_norm_1y": _odds(odds_1y[s, t]),
                     "p_meet_norm_period": _odds(odds_period[s, t]),
@@ -93,6 +105,15 @@ def hospital_rows(instance: Instance, run: RunResult, params: SolveParams) -> li
                 }
             )
     return with_flows_and_reasons(rows, run)
+
+
+def _forced(params: SolveParams, site_id: str, treatment_id: str) -> str | None:
+    """``close`` / ``keep`` when the pair (or the whole site) is forced so, else None."""
+    for what, pairs in (("close", params.force_close), ("keep", params.force_keep)):
+        if any(p.site_id == site_id and p.intervention_id in (treatment_id, "*")
+               for p in pairs):
+            return what
+    return None
 
 
 def with_flows_and_reasons(rows: list[dict[str, Any]], run: RunResult) -> list[dict[str, Any]]:
@@ -131,16 +152,20 @@ def area_view(instance: Instance, run: RunResult) -> dict[str, Any]:
 
     ``dest`` / ``dest_before``: index of the site treating most of the area's patients after /
     before (-1: none); ``extra``: patient-weighted mean extra minutes (as the KPIs define it);
-    ``patients`` and ``moved`` patients per year.
+    ``patients`` and ``moved`` patients per year. A partial plan colours the treatments
+    with a plan (``all``: those together); a treatment without one is None.
     """
-    flow = run.solution.flow
-    base_flow = instance.baseline_flow
+    has_plan = planned(instance, run)
+    flow = run.solution.flow[:, :, has_plan]
+    base_flow = instance.baseline_flow[:, :, has_plan]
+    demand = instance.demand[:, has_plan]
     travel = np.where(np.isfinite(instance.travel_min), instance.travel_min, 0.0)
     base_travel = instance.baseline_travel()
+    base_travel = base_travel[:, has_plan]
     extra = travel[:, :, None] - np.nan_to_num(base_travel)[:, None, :]
     extra = np.where(np.isnan(base_travel)[:, None, :], 0.0, extra)
     flow = np.where(flow > MIN_PATIENTS, flow, 0.0)
-    moved = instance.demand - np.minimum(flow, base_flow).sum(axis=1)
+    moved = demand - np.minimum(flow, base_flow).sum(axis=1)
 
     def view(f: np.ndarray, bf: np.ndarray, e_sum: np.ndarray, m: np.ndarray) -> dict[str, Any]:
         patients = f.sum(axis=1)
@@ -156,12 +181,15 @@ def area_view(instance: Instance, run: RunResult) -> dict[str, Any]:
             "moved": [_round(max(v, 0.0), 2) for v in m],
         }
 
-    per_treatment = {}
-    for t, tid in enumerate(instance.treatment_ids):
+    per_treatment: dict[str, dict[str, Any] | None] = {}
+    ids = [tid for tid, ok in zip(instance.treatment_ids, has_plan) if ok]
+    for t, tid in enumerate(ids):
         f = flow[:, :, t]
         per_treatment[tid] = view(
             f, base_flow[:, :, t], (f * extra[:, :, t]).sum(axis=1), moved[:, t]
         )
+    # in instance order; a treatment without a plan has nothing to colour
+    per_treatment = {tid: per_treatment.get(tid) for tid in instance.treatment_ids}
     all_view = view(
         flow.sum(axis=2), base_flow.sum(axis=2), (flow * extra).sum(axis=(1, 2)), moved.sum(axis=1)
     )
@@ -329,6 +357,8 @@ def plan_header(plan: Plan) -> dict[str, Any]:
         "providers_after": sum((kpis.get("providers_after") or {}).values()),
         "providers_before": sum((kpis.get("providers_before") or {}).values()),
         "seconds": round(plan.seconds, 3),
+        # a partial plan: the treatments without a plan (ids); empty for a complete plan
+        "no_plan": [t["id"] for t in (plan.partial or {}).get("treatments", [])],
     }
 
 
@@ -354,6 +384,7 @@ def plan_payload(plan: Plan) -> dict[str, Any]:
         "hospitals": plan.hospitals,
         "areas": plan.areas,
         "reuse": plan.reuse,
+        "partial": plan.partial,
     }
 
 

@@ -81,6 +81,18 @@ def default_plan(client: TestClient) -> dict:
     return result["plan"]
 
 
+COMPLETE = ("optimal", "feasible")
+
+
+def _no_plan_info(result: dict) -> dict:
+    """The diagnosis and suggestions of a change without a (complete) plan: of the infeasible
+    change, or of the partial plan (some treatments without a plan) that it gave."""
+    if result["status"] == "infeasible":
+        return result["infeasible"]
+    assert result["status"] == "partially_infeasible", result["status"]
+    return result["plan"]["partial"]
+
+
 def _row(plan: dict, status: str, with_norm: bool = True) -> dict:
     return next(
         r
@@ -207,36 +219,105 @@ def test_same_settings_give_the_same_plan(client: TestClient, default_plan: dict
     assert again["plan"]["id"] == default_plan["id"]
 
 
-def test_infeasible_margin_explains_and_suggests_a_feasible_margin(
-    client: TestClient, default_plan: dict
+def test_a_partial_plan_is_a_plan_of_the_treatments_that_have_one(
+    client: TestClient, default_plan: dict, state: AppState, tmp_path: Path
 ) -> None:
-    n_plans = len(client.get("/api/plans").json()["plans"])
+    """A 300 % margin leaves 12 of midden's 19 treatments without a plan: the app keeps the
+    plan of the other 7 (issue 24 #3), as `herschik solve` writes it, and says which
+    treatments have none and why, with the nearest margin that plans them all."""
     result = _solve(client, default_plan["id"], margin=3.0)
-    assert result["status"] == "infeasible" and "plan" not in result
-    info = result["infeasible"]
-    # some treatments reach a 300 % margin: a partial plan, which the app does not show
-    assert info["reason"].startswith("No plan for ")
-    assert "_" not in info["reason"].split(":")[1]  # treatment ids replaced by their names
+    assert result["status"] == "partially_infeasible"
+    plan = result["plan"]
+    assert plan["status"] == "partially_infeasible"
+    instance = build_instance(state.dataset, REGION)
+    summary = run_solve(instance, PlanSettings(region_id=REGION, margin=3.0).solve_params(),
+                        tmp_path / "cli")
+    missing = sorted(t for t, s in summary["treatment_status"].items() if s not in COMPLETE)
+    assert 0 < len(missing) < len(instance.treatment_ids)
+    assert sorted(plan["no_plan"]) == missing
+    # the plan is the CLI's: KPIs (of the planned treatments), volumes, status per row
+    assert plan["kpis"] == summary["kpis"]
+    assert plan["verification"]["violations"] == []
+    written = {(r["site_id"], r["intervention_id"]): r
+               for r in csv.DictReader((tmp_path / "cli" / "site_volumes.csv").open())}
+    for row in plan["hospitals"]:
+        cli = written[(row["site_id"], row["intervention_id"])]
+        if row["intervention_id"] in missing:
+            assert row["status"] == "no_plan" and cli["volume_after"] == ""
+            assert row["volume_after"] is None and row["p_meet_norm_1y"] is None
+        else:
+            assert row["status"] != "no_plan"
+            assert row["volume_after"] == pytest.approx(float(cli["volume_after"]), abs=1e-6)
+    # the map colours the treatments with a plan; "all" adds up their patients only
+    areas = plan["areas"]
+    assert list(areas["treatments"]) == list(instance.treatment_ids)
+    assert all((areas["treatments"][t] is None) == (t in missing) for t in areas["treatments"])
+    assert sum(areas["all"]["patients"]) == pytest.approx(summary["kpis"]["patients"], rel=1e-4)
+    # which treatments have no plan and why, in names, and the nearest complete settings
+    info = plan["partial"]
+    assert [t["id"] for t in info["treatments"]] == [
+        t for t in instance.treatment_ids if t in missing]
+    assert info["total"] == len(instance.treatment_ids)
+    names = {t.id: t.name for t in instance.treatments}
+    for entry in info["treatments"]:
+        assert entry["name"] == names[entry["id"]] and entry["reasons"]
+        assert all(entry["name"] in r and entry["id"] not in r for r in entry["reasons"])
+    assert info["reason"].startswith(f"No plan for {len(missing)} of {len(names)} treatments")
     margin_fix = next(s for s in info["suggestions"] if "margin" in s["text"])
     assert margin_fix["settings"]["margin"] < 3.0
     assert any(s["settings"] == PlanSettings(region_id=REGION, objective=default_plan[
         "settings"]["objective"]).model_dump() for s in info["suggestions"])
-    # nothing was added to the plans; applying the suggestion is feasible
-    assert len(client.get("/api/plans").json()["plans"]) == n_plans
+    # kept as a plan: listed, shown again, compared; the suggestion plans every treatment
+    listed = {p["id"]: p for p in client.get("/api/plans").json()["plans"]}
+    assert sorted(listed[plan["id"]]["no_plan"]) == missing
+    assert client.get(f"/api/plans/{plan['id']}").json()["partial"] == info
+    compared = client.get("/api/compare", params={"a": default_plan["id"],
+                                                  "b": plan["id"]}).json()
+    assert {h["b_status"] for h in compared["hospitals"]
+            if h["intervention_id"] in missing} == {"no_plan"}
     fixed = client.post("/api/solve", json={"settings": margin_fix["settings"]}).json()
-    assert fixed["status"] in ("optimal", "feasible")
+    assert fixed["status"] in COMPLETE and fixed["plan"]["partial"] is None
+
+
+def test_a_partial_plan_exports_what_the_cli_writes(client: TestClient, default_plan: dict,
+                                                    out_dir: Path) -> None:
+    """`herschik solve` of the exported scenario exits 1 (partially infeasible) and writes the
+    plan's tables byte for byte; the empty volumes of the treatments without a plan count as
+    equal (they are NaN on both sides)."""
+    plan = _solve(client, default_plan["id"], norm_confidence=0.8)["plan"]
+    assert plan["no_plan"] == ["og_endoscopic"]
+    exported = client.post(f"/api/plans/{plan['id']}/export", json={}).json()
+    assert exported["exit_code"] == 1
+    assert exported["same_as_app"] is True, exported["differences"]
+    summary = json.loads((out_dir / exported["folder"] / "result" / "summary.json").read_text())
+    assert summary["status"] == "partially_infeasible"
+
+
+def test_a_change_without_any_plan_is_infeasible_and_keeps_no_plan(
+    client: TestClient, default_plan: dict, state: AppState
+) -> None:
+    """Closing every hospital leaves no treatment a plan: no plan is kept, the diagnosis says
+    why and suggests dropping the closures."""
+    n_plans = len(client.get("/api/plans").json()["plans"])
+    closed = [{"site_id": s, "intervention_id": "*"} for s in state.instance(REGION).site_ids]
+    result = _solve(client, default_plan["id"], force_close=closed)
+    assert result["status"] == "infeasible" and "plan" not in result
+    info = result["infeasible"]
+    assert info["reason"].startswith("The scenario is infeasible")
+    assert any(s["text"].startswith("Stop forcing: closing") and s["settings"]["force_close"]
+               == [] for s in info["suggestions"])
+    assert len(client.get("/api/plans").json()["plans"]) == n_plans
 
 
 def test_nearest_feasible_extra_travel_limit_is_the_tightest_one(
     client: TestClient, default_plan: dict
 ) -> None:
     result = _solve(client, default_plan["id"], max_extra_travel=0.0)
-    assert result["status"] == "infeasible"
-    fix = next(s for s in result["infeasible"]["suggestions"] if "extra-travel" in s["text"])
+    fix = next(s for s in _no_plan_info(result)["suggestions"] if "extra-travel" in s["text"])
     limit = fix["settings"]["max_extra_travel"]
     assert limit > 0
-    assert _solve(client, max_extra_travel=limit)["status"] in ("optimal", "feasible")
-    assert _solve(client, max_extra_travel=limit - 1)["status"] == "infeasible"
+    assert _solve(client, max_extra_travel=limit)["status"] in COMPLETE
+    assert _solve(client, max_extra_travel=limit - 1)["status"] not in COMPLETE
 
 
 def test_infeasible_forced_keep_suggests_dropping_it(
@@ -245,8 +326,7 @@ def test_infeasible_forced_keep_suggests_dropping_it(
     row = _row(default_plan, "kept")
     pair = {"site_id": row["site_id"], "intervention_id": row["intervention_id"]}
     result = _solve(client, default_plan["id"], force_keep=[pair], force_close=[pair])
-    assert result["status"] == "infeasible"
-    texts = [s["text"] for s in result["infeasible"]["suggestions"]]
+    texts = [s["text"] for s in _no_plan_info(result)["suggestions"]]
     assert any(t.startswith("Stop forcing: keeping") and row["site_name"] in t for t in texts)
 
 
@@ -644,14 +724,14 @@ def test_nearest_margin_by_bisection_agrees_with_the_diagnosis(
     """The app's own bisection (used when the diagnosis has no value in time) finds the margin
     the diagnosis finds, to its 0.01 rounding (the diagnosis rounds down)."""
     result = _solve(client, default_plan["id"], margin=3.0)
-    diagnosed = result["infeasible"]["diagnosis"]["smallest_feasible_margin"]
+    diagnosed = _no_plan_info(result)["diagnosis"]["smallest_feasible_margin"]
     instance = state.instance(REGION)
     params = PlanSettings(region_id=REGION, margin=3.0).solve_params()
     everything = list(range(len(instance.treatments)))
     nearest = nearest_limit(instance, params, everything, "margin", 3.0, 0.0, 2)
     assert diagnosed <= nearest <= diagnosed + 0.01 + 1e-9
-    assert _solve(client, margin=nearest)["status"] in ("optimal", "feasible")
-    assert _solve(client, margin=round(nearest + 0.01, 2))["status"] == "infeasible"
+    assert _solve(client, margin=nearest)["status"] in COMPLETE
+    assert _solve(client, margin=round(nearest + 0.01, 2))["status"] not in COMPLETE
 
 
 def test_reuse_info_counts_treatments_of_bundled_sub_problems(state: AppState) -> None:
@@ -725,9 +805,10 @@ def test_an_unreachable_confidence_explains_and_suggests_a_lower_one(
     from scipy.stats import poisson
 
     result = _solve(client, default_plan["id"], norm_confidence=0.8)
-    assert result["status"] == "infeasible"
-    info = result["infeasible"]
-    assert "at 80 % confidence a norm of 25 needs" in info["reason"]
+    info = _no_plan_info(result)
+    [endoscopic] = info["treatments"]
+    assert endoscopic["id"] == "og_endoscopic"
+    assert "at 80 % confidence a norm of 25 needs" in endoscopic["reasons"][0]
     fix = next(s for s in info["suggestions"] if "confidence" in s["text"])
     best = poisson.sf(24, 28.1)
     assert best - 0.011 <= fix["settings"]["norm_confidence"] <= best
