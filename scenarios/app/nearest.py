@@ -113,24 +113,25 @@ def partial_info(settings: Any, instance: Instance, params: SolveParams, run: Ru
 
 
 def treatment_reasons(tid: str, diagnosis: dict[str, Any], names: dict[str, str]) -> list[str]:
-    """The diagnosis' reasons that concern treatment ``tid``, in plain words; else its own
-    findings (areas that reach no viable hospital, capacity short of demand)."""
+    """The diagnosis' reasons that concern treatment ``tid``, in plain words and without the
+    treatment's name in front (they are listed under it); else its own findings (areas that
+    reach no viable hospital, capacity short of demand)."""
+    name = names.get(tid, tid)
     own = [plain_words(str(r), names) for r in diagnosis.get("reasons", [])
            if f"({tid})" in str(r)]
+    own = [r[len(name) + 2:] if r.startswith(f"{name}: ") else r for r in own]
     if own:
         return own
-    name = names.get(tid, tid)
     areas = (diagnosis.get("areas_without_viable_site") or {}).get(tid)
     if areas:
         first = (areas.get("areas") or ["?"])[0]
-        own.append(_("{treatment}: {count} area(s) can only reach sites that cannot reach "
-                     "the required volume (e.g. {area})", treatment=name,
-                     count=areas.get("n_areas"), area=names.get(first, first)))
+        own.append(_("{count} area(s) can only reach sites that cannot reach the required "
+                     "volume (e.g. {area})", count=areas.get("n_areas"),
+                     area=names.get(first, first)))
     shortfall = (diagnosis.get("capacity_shortfall") or {}).get(tid)
     if shortfall:
-        own.append(_("{treatment}: demand {demand}/yr exceeds the capacity of the sites able "
-                     "to provide it ({capacity})", treatment=name,
-                     demand=format_number(shortfall["demand"]),
+        own.append(_("demand {demand}/yr exceeds the capacity of the sites able to provide it "
+                     "({capacity})", demand=format_number(shortfall["demand"]),
                      capacity=format_number(shortfall["capacity"])))
     return own
 

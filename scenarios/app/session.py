@@ -43,6 +43,7 @@ from .views import (
     STATUSES,
     _round,
     area_view,
+    baseline_text,
     compare_plans,
     hospital_rows,
     place_names,
@@ -115,6 +116,7 @@ class AppState:
             "dataset": str(self.dataset.name),
             "baseline": self.dataset.baseline_kind,
             "baseline_source": self.dataset.baseline_source,
+            "baseline_source_text": baseline_text(self.dataset.meta),
             "areas": self.areas_label,
             "regions": [
                 {

@@ -311,6 +311,20 @@ def reuse_info(instance: Instance, step: StepReport, first: bool) -> dict[str, A
 
 
 
+def baseline_text(meta: dict[str, Any]) -> str:
+    """Where today's volumes come from, in the page's language: the words of
+    :func:`herschik.geo.dataset.baseline_source_line` (which outputs keep in English, as
+    ``summary.json``'s ``baseline_source``)."""
+    source = meta.get("baseline_source")
+    if isinstance(source, dict) and source.get("file"):
+        return _("Baseline: imported volumes {file} ({date}, sha256 {sha})", file=source["file"],
+                 date=source.get("date", "?"), sha=str(source.get("sha256", ""))[:12])
+    if meta.get("baseline") == "illustrative":
+        return _("Baseline: illustrative (calibrated to published provider counts)")
+    name = meta.get("name") or _("user data")
+    return _("Baseline: the dataset's own volumes ({name})", name=name)
+
+
 # --- names ---------------------------------------------------------------------------------
 def place_names(instance: Instance, areas: Any) -> dict[str, str]:
     """id -> the name planners know, for the sites, treatments and areas (``areas``: the

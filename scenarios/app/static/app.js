@@ -36,7 +36,7 @@ const STATUS_WORDS = {
 // a plan's status in words (a partial plan lacks a plan for some treatments)
 const PLAN_STATUS_WORDS = {
   optimal: N_("optimal"), feasible: N_("feasible"),
-  partially_infeasible: N_("partial plan: some treatments have none"),
+  partially_infeasible: N_("partial (not every treatment has a plan)"),
 };
 const planStatusWord = (status) => t(PLAN_STATUS_WORDS[status] || status || "");
 const statusWord = (status) => t(STATUS_WORDS[status] || status || "");
@@ -382,7 +382,8 @@ function drawPartial() {
   if (!info) { box.innerHTML = ""; return; }
   box.innerHTML = `<h3>${esc(t("Partial plan: no plan for {count} of {total} treatments",
     { count: info.treatments.length, total: info.total }))}</h3>` +
-    `<p>${esc(info.reason)}</p><ul data-testid="no-plan-treatments">` +
+    `<p class="hint">${esc(t("The map, key figures and tables show the other treatments."))}` +
+    '</p><ul data-testid="no-plan-treatments">' +
     info.treatments.map((x) => `<li data-treatment="${esc(x.id)}"><b>${esc(x.name)}</b>` +
       (x.reasons.length ? `: ${x.reasons.map(esc).join("; ")}` : "") + "</li>").join("") +
     "</ul>" + (info.suggestions.length
@@ -882,7 +883,8 @@ async function start() {
       .join("");
   $("objective").innerHTML = S.meta.objectives.map((o) =>
     `<option value="${esc(o)}">${esc(objectiveWord(o))}</option>`).join("");
-  $("baseline-source").textContent = S.meta.baseline_source || "";
+  $("baseline-source").textContent = S.meta.baseline_source_text || "";
+  $("baseline-source").title = S.meta.baseline_source_text || "";
   $("baseline-note").textContent = S.meta.baseline === "illustrative"
     ? t("The baseline volumes of the embedded data are illustrative (see DATA.md).") : "";
   await loadRegion(S.meta.first_region);

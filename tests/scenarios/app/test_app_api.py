@@ -261,7 +261,8 @@ def test_a_partial_plan_is_a_plan_of_the_treatments_that_have_one(
     names = {t.id: t.name for t in instance.treatments}
     for entry in info["treatments"]:
         assert entry["name"] == names[entry["id"]] and entry["reasons"]
-        assert all(entry["name"] in r and entry["id"] not in r for r in entry["reasons"])
+        # listed under the treatment's name, in names, not ids
+        assert all(not r.startswith(entry["name"]) and "_" not in r for r in entry["reasons"])
     assert info["reason"].startswith(f"No plan for {len(missing)} of {len(names)} treatments")
     margin_fix = next(s for s in info["suggestions"] if "margin" in s["text"])
     assert margin_fix["settings"]["margin"] < 3.0
@@ -952,3 +953,39 @@ def test_plain_words_says_a_name_once() -> None:
     assert plain_words("at Universitair Medisch Centrum Utrecht (Z107601); Maag: ERCP "
                        "(og_endoscopic): no", names) == (
         "at Universitair Medisch Centrum Utrecht; Maag: ERCP: no")
+
+
+# --- the page in Dutch (issue 24 #4) ------------------------------------------------------------
+def test_the_server_answers_in_the_pages_language(client: TestClient, default_plan: dict,
+                                                  state: AppState) -> None:
+    """With the page's language cookie set to Dutch, every text the server writes for the
+    screen is Dutch: the baseline line, a plan solved earlier in English (written again,
+    same numbers), a partial plan's diagnosis and its suggestions (the confidence one too),
+    and the errors a planner can meet."""
+    dutch = {"cookie": "herschik_lang=nl"}  # what the page's switch sets
+    meta = client.get("/api/meta", headers=dutch).json()
+    assert meta["language"] == "nl"
+    assert meta["baseline_source"].startswith("Baseline: illustrative")  # outputs' wording
+    assert meta["baseline_source_text"].startswith("Uitgangssituatie: illustratief")
+    english = client.get(f"/api/plans/{default_plan['id']}").json()
+    again = client.get(f"/api/plans/{default_plan['id']}", headers=dutch).json()
+    assert english["reuse"]["text"].startswith("solved all 19 treatments")
+    assert again["reuse"]["text"].startswith("alle 19 behandelingen berekend")
+    assert again["kpis"] == english["kpis"] and [r["volume_after"] for r in again[
+        "hospitals"]] == [r["volume_after"] for r in english["hospitals"]]
+    response = client.post("/api/solve", headers=dutch, json={
+        "settings": {"region_id": REGION, "norm_confidence": 0.85},
+        "base_plan_id": default_plan["id"]})
+    info = response.json()["plan"]["partial"]
+    assert info["reason"].startswith("Geen plan voor 1 van de 19 behandelingen "
+                                     "(Maag-slokdarmkanker: endoscopische resecties)")
+    assert info["treatments"][0]["name"] == "Maag-slokdarmkanker: endoscopische resecties"
+    texts = [s["text"] for s in info["suggestions"]]
+    assert any(t.startswith("Verlaag de zekerheid naar ") for t in texts), texts
+    assert f"Terug naar Plan {default_plan['id']}" in texts
+    # shown in English later, it is written again in English
+    shown = client.get(f"/api/plans/{response.json()['plan']['id']}").json()["partial"]
+    assert shown["reason"].startswith("No plan for 1 of 19 treatments")
+    error = client.post("/api/solve", headers=dutch,
+                        json={"settings": {"region_id": "atlantis"}}).json()["error"]
+    assert error == "onbekende regio 'atlantis'"

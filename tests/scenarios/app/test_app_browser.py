@@ -444,6 +444,16 @@ def test_app_at_1280x720_labels_legend_view_margin_and_compare(
             assert map_box["height"] >= 420 and map_box["width"] >= 640, map_box
             assert legend_box["height"] > 10 and not _boxes_overlap(map_box, legend_box)
             assert "kept" in page.inner_text("[data-testid=legend]")
+            # every control, the status line and the whole baseline line are on screen (the
+            # status had no width left in the header, the baseline was cut)
+            for selector in ("#region", "#treatment", "#lang", "#colour-by", "#status",
+                             "[data-testid=baseline-source]"):
+                box = page.locator(selector).bounding_box()
+                assert box["width"] > 40 and box["x"] >= 0 and box["x"] + box["width"] <= 1280 \
+                    and box["y"] + box["height"] <= 720, (selector, box)
+            assert page.evaluate("(e => e.scrollWidth <= e.clientWidth)(document.getElementById("
+                                 "'baseline-source'))")
+            assert re.search(r"Plan \d+: optimal in", page.inner_text("#status"))
             page.click("[data-testid=toggle-bottom]")
             page.wait_for_function(
                 f"document.getElementById('map').getBoundingClientRect().height > "
@@ -621,7 +631,7 @@ def test_a_partial_plan_in_the_browser(chromium_path: str, app_server: tuple[str
             partial = _set_margin(page, "20")
             assert page.evaluate("S.plan.status") == "partially_infeasible"
             assert page.evaluate("document.body.dataset.partial") == "true"
-            assert "partial plan" in page.inner_text("#status")
+            assert "partial (not every treatment has a plan)" in page.inner_text("#status")
             # the box: which treatment has no plan, and why, in names
             box = page.locator("[data-testid=partial]")
             assert box.is_visible() and page.locator("#infeasible").is_hidden()
@@ -745,7 +755,8 @@ def test_the_app_in_dutch_has_no_english_left(
             assert "Gedeeltelijk plan: geen plan voor 1 van de 19 behandelingen" in \
                 box.inner_text()
             assert box.locator("button", has_text="Verlaag de zekerheid naar").count() == 1
-            assert "geen plan" in page.inner_text("#status")
+            assert "gedeeltelijk (niet elke behandeling heeft een plan)" in \
+                page.inner_text("#status")
             assert _english_left(page, english) == []
             page.select_option("#treatment", PARTIAL_TREATMENT)
             assert _english_left(page, english) == []
