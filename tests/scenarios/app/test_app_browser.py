@@ -512,6 +512,9 @@ def test_app_at_1280x720_labels_legend_view_margin_and_compare(
             page.press("#margin", "Enter")
             second = _wait_new_plan(page, first)
             assert page.locator("[data-testid=input-error]").is_hidden()
+            # a new plan redraws the colours, not the view the planner chose
+            assert page.evaluate("[map.getCenter().lat, map.getCenter().lng, map.getZoom()]") \
+                == pytest.approx(view, abs=1e-9)
             settings = page.evaluate("S.plan.settings")
             assert settings["margin"] == pytest.approx(0.10)
             assert page.input_value("#margin") == "10"
