@@ -47,6 +47,7 @@ from .views import (
     compare_plans,
     hospital_rows,
     place_names,
+    plain_words,
     plan_header,
     plan_payload,
     reuse_info,
@@ -293,7 +294,11 @@ class AppState:
             return self._payload(plan)
 
     def _payload(self, plan: Plan) -> dict[str, Any]:
-        return plan_payload(self._in_language(plan))  # under _solve_lock
+        payload = plan_payload(self._in_language(plan))  # under _solve_lock
+        # the solver's warnings name hospitals and treatments by id: say their names
+        names = self._names(plan.run.instance)
+        payload["warnings"] = [plain_words(str(w), names) for w in payload["warnings"]]
+        return payload
 
     def _in_language(self, plan: Plan) -> Plan:
         """``plan`` with its words (why a hospital loses a treatment, the diagnosis of a

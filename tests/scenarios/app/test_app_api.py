@@ -989,3 +989,12 @@ def test_the_server_answers_in_the_pages_language(client: TestClient, default_pl
     error = client.post("/api/solve", headers=dutch,
                         json={"settings": {"region_id": "atlantis"}}).json()["error"]
     assert error == "onbekende regio 'atlantis'"
+
+
+def test_solver_warnings_name_hospitals_and_treatments(client: TestClient) -> None:
+    """West's endoscopic resections are below the norm in the whole region: the solver's
+    warning says so with ids; the page shows names."""
+    response = client.post("/api/solve", json={"settings": {"region_id": "west"}})
+    [warning] = response.json()["plan"]["warnings"]
+    assert "Leids Universitair Medisch Centrum" in warning and "endoscopic resections" in warning
+    assert "og_endoscopic" not in warning and "(Z1" not in warning
