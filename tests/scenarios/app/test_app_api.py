@@ -998,3 +998,24 @@ def test_solver_warnings_name_hospitals_and_treatments(client: TestClient) -> No
     [warning] = response.json()["plan"]["warnings"]
     assert "Leids Universitair Medisch Centrum" in warning and "endoscopic resections" in warning
     assert "og_endoscopic" not in warning and "(Z1" not in warning
+
+
+def test_plan_settings_are_solve_params_own_fields() -> None:
+    """The browser's settings are SolveParams' fields (type, limits, description, default),
+    not a copy that can drift: only the page's narrower margin range is added."""
+    from herschik.optimiser.params import MAX_MINUTES
+    from herschik.scenarios.app.models import APP_FIELDS
+
+    for name in APP_FIELDS:
+        mine, theirs = PlanSettings.model_fields[name], SolveParams.model_fields[name]
+        assert mine.description == theirs.description and mine.default == theirs.default
+        assert set(theirs.metadata) <= set(mine.metadata), name
+    with pytest.raises(ValueError, match="less than or equal to 1440"):
+        PlanSettings(region_id=REGION, max_travel=MAX_MINUTES + 1)
+    with pytest.raises(ValueError, match="less than or equal to 5"):
+        PlanSettings(region_id=REGION, margin=5.5)  # SolveParams allows 100; the page 500 %
+    settings = PlanSettings(region_id=REGION, margin=0.1, max_loss_share=0.2, objective=None)
+    params = settings.solve_params()
+    assert params == SolveParams(margin=0.1, max_loss_share=0.2)
+    assert list(settings.model_dump()) == ["region_id", *APP_FIELDS, "force_keep",
+                                           "force_close"]
