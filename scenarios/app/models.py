@@ -19,7 +19,7 @@ from herschik.scenarios.run import RunResult
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
-from herschik.i18n import _
+from herschik.i18n import N_, _
 
 #: the objectives SolveParams accepts, read from its type (never hard-coded here)
 OBJECTIVES: tuple[str, ...] = tuple(
@@ -32,6 +32,12 @@ APP_FIELDS: tuple[str, ...] = (
 #: where the page is narrower than SolveParams: a margin of at most 500 % (the field's range)
 APP_LIMITS: dict[str, dict[str, Any]] = {"margin": {"le": 5}}
 _ID = r"^[A-Za-z0-9_.:\-* ]{1,100}$"
+#: the objectives in the page's words (the same messages as static/app.js)
+OBJECTIVE_WORDS = {
+    "planner": N_("planner: move only who must, then least travel"),
+    "travel": N_("least total travel"), "moved": N_("fewest patients moved"),
+    "providers": N_("most providers kept, then least travel"),
+}
 
 
 class AppInputError(ValueError):
@@ -159,7 +165,9 @@ def describe(settings: Any) -> str:
     if settings.max_loss_share is not None:
         parts.append(_("max loss {share}", share=percent(settings.max_loss_share)))
     if settings.objective is not None and settings.objective != defaults.objective:
-        parts.append(_("objective {objective}", objective=settings.objective))
+        word = OBJECTIVE_WORDS.get(settings.objective)
+        parts.append(_("objective {objective}",
+                       objective=_(word) if word else settings.objective))
     if settings.force_keep:
         parts.append(_("{count} forced keep", count=len(settings.force_keep)))
     if settings.force_close:

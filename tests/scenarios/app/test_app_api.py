@@ -1019,3 +1019,16 @@ def test_plan_settings_are_solve_params_own_fields() -> None:
     assert params == SolveParams(margin=0.1, max_loss_share=0.2)
     assert list(settings.model_dump()) == ["region_id", *APP_FIELDS, "force_keep",
                                            "force_close"]
+
+
+def test_a_plans_description_says_the_objective_in_words() -> None:
+    """The plan list and the infeasible banner describe settings in the page's language; the
+    objective was its id ("objective travel") in either language."""
+    from herschik.scenarios.app.models import describe
+
+    from herschik.i18n import use_language
+
+    settings = PlanSettings(region_id=REGION, margin=0.1, objective="travel")
+    assert describe(settings) == "midden, margin 10%, objective least total travel"
+    with use_language("nl"):
+        assert describe(settings) == "midden, marge 10%, doel minste totale reistijd"
