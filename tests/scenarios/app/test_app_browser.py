@@ -706,7 +706,7 @@ def _english_left(page, english: list[str]) -> list[str]:
 
 def _english_fragments() -> list[str]:
     """Long fixed pieces of every message whose Dutch differs: none may show in Dutch."""
-    from herschik.i18n import po_messages
+    from tests.support.catalog import po_messages
 
     fragments = set()
     for msgid, msgstr in po_messages("nl"):
