@@ -33,11 +33,13 @@ HEADER = ("# Dutch text of herschik's outputs (console, report, workbook, app).\
 
 
 APP = ROOT / "scenarios" / "app" / "static"
-#: the page's fixed texts: <tag data-i18n ...>text</tag> and title="..." data-i18n-title
+#: the page's fixed texts: <tag data-i18n ...>text</tag>, title="..." data-i18n-title and
+#: placeholder="..." data-i18n-placeholder
 HTML_TEXT = re.compile(r"<(\w+)\b[^>]*\bdata-i18n(?=[\s>])[^>]*>(.*?)</\1>", re.S)
 JS_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 JS_CALL = re.compile(r'\b(?:t|N_)\(\s*((?:"(?:[^"\\\n]|\\.)*"\s*\+\s*)*"(?:[^"\\\n]|\\.)*")')
 HTML_TITLE = re.compile(r'\btitle="([^"]*)"[^>]*\bdata-i18n-title\b', re.S)
+HTML_PLACEHOLDER = re.compile(r'\bplaceholder="([^"]*)"[^>]*\bdata-i18n-placeholder\b', re.S)
 
 
 def code_messages() -> dict[str, list[tuple[str, int]]]:
@@ -55,7 +57,7 @@ def code_messages() -> dict[str, list[tuple[str, int]]]:
         lineno = script.count("\n", 0, match.start()) + 1
         found.setdefault(text, []).append(("scenarios/app/static/app.js", lineno))
     html = (APP / "index.html").read_text(encoding="utf-8")
-    for pattern, group in ((HTML_TEXT, 2), (HTML_TITLE, 1)):
+    for pattern, group in ((HTML_TEXT, 2), (HTML_TITLE, 1), (HTML_PLACEHOLDER, 1)):
         for match in pattern.finditer(html):
             text = " ".join(unescape(match.group(group)).split())  # as app.js normalises it
             lineno = html.count("\n", 0, match.start()) + 1

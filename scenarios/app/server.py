@@ -60,9 +60,10 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from herschik.i18n import use_language
+from herschik.i18n import _, use_language
 
-from .session import AppInputError, AppState, PlanSettings, UnknownPlan
+from .models import AppInputError, PlanSettings, UnknownPlan
+from .session import AppState
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1"]
@@ -115,7 +116,7 @@ def _refuse_query(request: Request, allowed: tuple[str, ...] = ()) -> JSONRespon
 def _check_token(request: Request, token: str) -> None:
     sent = request.headers.get(TOKEN_HEADER, "")
     if not hmac.compare_digest(sent.encode(), token.encode()):
-        raise Forbidden("missing or wrong session token (reload the page)")
+        raise Forbidden(_("missing or wrong session token (reload the page)"))
 
 
 async def _read_limited(request: Request) -> bytes:
@@ -181,8 +182,8 @@ class _RateLimit:
                 self._times.popleft()
             if len(self._times) >= self.limit:
                 wait = self.seconds - (now - self._times[0])
-                raise TooMany(f"at most {self.limit} exports a minute; try again in "
-                              f"{wait:.0f} s")
+                raise TooMany(_("at most {limit} exports a minute; try again in {seconds} s",
+                                limit=self.limit, seconds=format(wait, ".0f")))
             self._times.append(now)
 
 

@@ -197,7 +197,7 @@ def test_xlsx_headers_follow_the_output_language(tmp_path: Path, result) -> None
     assert list(sheets) == ["summary", "kpis", "per_treatment", "assignments", "site_volumes"]
     assert len(sheets["site_volumes"]) == len(sv)
     top = dict(zip(sheets["summary"]["key"], sheets["summary"]["value"], strict=True))
-    assert top["baseline_source"].startswith("Huidige situatie: ")
+    assert top["baseline_source"].startswith("Uitgangssituatie: ")
     kpi_labels = next(load_workbook(path, read_only=True)["kengetallen"].iter_rows(
         max_row=1, values_only=True))
     assert kpi_labels == ("Kengetal", "Waarde")

@@ -31,12 +31,18 @@ const N_ = (msg) => msg; // marks a message for the catalog; t() translates it w
 const STATUS_WORDS = {
   kept: N_("kept"), lost: N_("lost"), gained: N_("gained"), below_norm: N_("below norm"),
   unchanged_no_norm: N_("no norm"), loses_some: N_("loses some"),
-  mixed: N_("loses and gains"),
+  mixed: N_("loses and gains"), no_plan: N_("no plan"),
 };
+// a plan's status in words (a partial plan lacks a plan for some treatments)
+const PLAN_STATUS_WORDS = {
+  optimal: N_("optimal"), feasible: N_("feasible"),
+  partially_infeasible: N_("partial (not every treatment has a plan)"),
+};
+const planStatusWord = (status) => t(PLAN_STATUS_WORDS[status] || status || "");
 const statusWord = (status) => t(STATUS_WORDS[status] || status || "");
 const STATUS_COLOURS = {
   kept: "#2c7bb6", lost: "#d7191c", gained: "#1a9641", below_norm: "#e66101",
-  unchanged_no_norm: "#888888", loses_some: "#f4a582", mixed: "#7b3294",
+  unchanged_no_norm: "#888888", loses_some: "#f4a582", mixed: "#7b3294", no_plan: "#ffffff",
 };
 const EXTRA_BINS = [[1, "#ffffcc"], [5, "#ffeda0"], [10, "#fed976"], [20, "#feb24c"],
   [30, "#fd8d3c"], [45, "#f03b20"], [Infinity, "#bd0026"]];
@@ -97,6 +103,9 @@ function view() {
   if (!S.plan) return null;
   return S.treatment === "all" ? S.plan.areas.all : S.plan.areas.treatments[S.treatment];
 }
+// a partial plan: the treatments without a plan (ids), and whether one is
+const noPlan = (plan = S.plan) => (plan && plan.no_plan) || [];
+const hasNoPlan = (id) => noPlan().includes(id);
 
 function areaStyle(feature) {
   const i = feature.properties.i;
@@ -116,6 +125,10 @@ function areaStyle(feature) {
 function areaText(i) {
   const f = S.layers.areas.features[i].properties;
   const v = view();
+  if (!v && S.plan && hasNoPlan(S.treatment)) {
+    return `<b>${esc(f.area_name)}</b><br>${esc(t("no plan for {treatment}",
+      { treatment: treatmentName(S.treatment) }))}`;
+  }
   if (!v) return esc(f.area_name);
   const scope = S.treatment === "all" ? t("all treatments") : treatmentName(S.treatment);
   if (!(v.patients[i] > 0)) {
@@ -150,8 +163,15 @@ function siteRows(i) {
 }
 
 function siteSummary(i) {
-  const rows = siteRows(i);
-  if (!rows.length) return null;
+  const all = siteRows(i);
+  if (!all.length) return null;
+  if (S.treatment !== "all" && hasNoPlan(S.treatment)) {
+    return { status: "no_plan", before: all.reduce((a, r) => a + r.volume_before, 0), after: 0,
+      rows: all };
+  }
+  // all treatments of a partial plan: the treatments with a plan decide the colour
+  const rows = all.filter((r) => r.status !== "no_plan");
+  if (!rows.length) return { status: "no_plan", before: 0, after: 0, rows: all };
   const before = rows.reduce((a, r) => a + r.volume_before, 0);
   const after = rows.reduce((a, r) => a + r.volume_after, 0);
   if (S.treatment !== "all") return { status: rows[0].status, before, after, rows };
@@ -164,7 +184,7 @@ function siteSummary(i) {
   else if (n("lost")) status = "loses_some";
   else if (n("gained")) status = "gained";
   else if (n("below_norm")) status = "below_norm";
-  return { status, before, after, rows };
+  return { status, before, after, rows: all };
 }
 
 // the odds of meeting the norm as the report writes them: never a rounded 100 % or 0 %
@@ -180,15 +200,18 @@ function siteText(i, withButtons) {
   const site = S.layers.sites[i];
   let html = `<div class="popup"><b>${esc(site.site_name)}</b><br>`;
   if (!summary) return html + esc(t("does not provide this treatment")) + "</div>";
-  html += `${esc(statusWord(summary.status))}: ${fmt(summary.before)} → ` +
-    esc(t("{count} patients/yr", { count: fmt(summary.after) }));
+  html += summary.status === "no_plan"
+    ? esc(t("no plan for {treatment}", { treatment: treatmentName(S.treatment) }))
+    : `${esc(statusWord(summary.status))}: ${fmt(summary.before)} → ` +
+      esc(t("{count} patients/yr", { count: fmt(summary.after) }));
   if (!withButtons) return html + "</div>";
   html += "<table>";
   for (const r of summary.rows) {
     const key = `${r.site_id}|${r.intervention_id}`;
     const forced = S.force.get(key) || "";
     html += `<tr><td>${esc(t(r.intervention_name))}</td><td>${fmt(r.volume_before)} → ` +
-      `${fmt(r.volume_after)}</td><td>${esc(statusWord(r.status))}</td>` +
+      `${r.status === "no_plan" ? "?" : fmt(r.volume_after)}</td>` +
+      `<td>${esc(statusWord(r.status))}</td>` +
       `<td title="${esc(t("odds of meeting the norm in a year"))}">` +
       `${oddsText(r.p_meet_norm_1y)}</td><td>` +
       ["keep", "close", ""].map((f) => `<button data-force="${f}" data-site="${esc(r.site_id)}" ` +
@@ -227,8 +250,9 @@ function siteWhy(rows) {
   for (const r of out) {
     for (const f of r.flows_out) {
       html += `<tr><td>${esc(t(r.intervention_name))}</td><td>→ ${esc(f.site_name)}</td>` +
-        `<td>${fmt(f.patients)}/yr</td><td>+${fmt(f.mean_extra_min)} min ` +
-        `(max ${fmt(f.max_extra_min)})</td></tr>`;
+        `<td>${esc(t("{count}/yr", { count: fmt(f.patients) }))}</td><td>` +
+        esc(t("+{mean} min (max {max})", { mean: fmt(f.mean_extra_min),
+          max: fmt(f.max_extra_min) })) + "</td></tr>";
     }
   }
   return html + "</table>";
@@ -244,11 +268,13 @@ function drawSites() {
   S.layers.sites.forEach((site, i) => {
     const summary = summaries[i];
     const status = summary ? summary.status : "none";
-    const volume = summary ? (status === "lost" ? summary.before : summary.after) : 0;
+    const volume = summary ? (["lost", "no_plan"].includes(status) ? summary.before
+      : summary.after) : 0;
     const marker = L.circleMarker([site.lat, site.lon], {
       radius: summary ? 4 + 14 * Math.sqrt(volume / vmax) : 3,
       color: status === "lost" ? STATUS_COLOURS.lost : (summary ? "#222" : "#999"),
-      weight: status === "lost" ? 3 : 1, dashArray: status === "lost" ? "4 3" : null,
+      weight: status === "lost" ? 3 : 1,
+      dashArray: status === "lost" ? "4 3" : status === "no_plan" ? "2 2" : null,
       fillColor: STATUS_COLOURS[status] || "#ffffff",
       fillOpacity: status === "lost" ? 0.55 : (summary ? 0.9 : 0.4),
       className: `site-marker status-${status}`,
@@ -313,6 +339,7 @@ function drawLegend() {
     : ["kept", "lost", "gained", "below_norm", "unchanged_no_norm"])) {
     html += item(STATUS_COLOURS[s], esc(statusWord(s)), true);
   }
+  if (noPlan().length) html += item(STATUS_COLOURS.no_plan, esc(statusWord("no_plan")), true);
   html += `<span class='item hint'>${esc(t("size: patients/yr after (lost: before)"))}</span> `;
   if (S.colourBy === "extra") {
     html += `<b>${esc(t("Areas, extra travel (min):"))}</b>`;
@@ -334,12 +361,47 @@ function drawLegend() {
 
 function redraw() {
   const started = performance.now();
+  drawPartial();
+  markTreatments();
   if (areaLayer) areaLayer.setStyle(areaStyle);
   drawSites();
   drawLegend();
   drawKpis();
   drawHospitals();
   document.body.dataset.redrawMs = String(Math.round(performance.now() - started));
+}
+
+// --- a partial plan ----------------------------------------------------------------------
+// Some treatments have no plan: the map, figures and tables show the others; this box names
+// the missing ones with their diagnosis and offers the nearest settings that plan them all.
+function drawPartial() {
+  const box = $("partial");
+  const info = S.plan && S.plan.partial;
+  document.body.dataset.partial = String(Boolean(info));
+  box.hidden = !info;
+  if (!info) { box.innerHTML = ""; return; }
+  box.innerHTML = `<h3>${esc(t("Partial plan: no plan for {count} of {total} treatments",
+    { count: info.treatments.length, total: info.total }))}</h3>` +
+    `<p class="hint">${esc(t("The map, key figures and tables show the other treatments."))}` +
+    '</p><ul data-testid="no-plan-treatments">' +
+    info.treatments.map((x) => `<li data-treatment="${esc(x.id)}"><b>${esc(x.name)}</b>` +
+      (x.reasons.length ? `: ${x.reasons.map(esc).join("; ")}` : "") + "</li>").join("") +
+    "</ul>" + (info.suggestions.length
+    ? `<p class="hint">${esc(t("Nearest settings with a plan for every treatment:"))}</p>` +
+      info.suggestions.map((x, n) => `<button data-suggestion="${n}">${esc(x.text)}</button>`)
+        .join("") : "");
+  box._suggestions = info.suggestions;
+}
+
+// the treatment list says which treatments have no plan
+function markTreatments() {
+  for (const option of $("treatment").options) {
+    if (option.value === "all") continue;
+    const name = treatmentName(option.value);
+    option.textContent = hasNoPlan(option.value) ? t("{treatment} (no plan)", { treatment: name })
+      : name;
+    option.classList.toggle("no-plan", hasNoPlan(option.value));
+  }
 }
 
 // --- panels ------------------------------------------------------------------------------
@@ -351,8 +413,11 @@ function kpiRowsOf(plan) {
 function drawKpis() {
   const rows = kpiRowsOf(S.plan);
   const previous = new Map(kpiRowsOf(S.previous).map((r) => [r.key, r.value]));
-  $("kpi-scope").textContent = `(${S.treatment === "all" ? t("all treatments")
+  $("kpi-scope").textContent = `(${S.treatment === "all"
+    ? (noPlan().length ? t("the treatments with a plan") : t("all treatments"))
     : treatmentName(S.treatment)})`;
+  $("kpi-note").textContent = S.treatment !== "all" && hasNoPlan(S.treatment)
+    ? t("No plan for this treatment: see the box above.") : "";
   $("kpis").querySelector("tbody").innerHTML = rows.map((r) => {
     const was = previous.has(r.key) ? previous.get(r.key) : null;
     const changed = was !== null && Math.abs(was - r.value) > 1e-6;
@@ -363,7 +428,7 @@ function drawKpis() {
   const p = S.plan;
   const violations = (p.verification && p.verification.violations) || [];
   $("verification").textContent = t("{plan}: {status}, solved in {seconds} s; ",
-    { plan: p.name, status: t(p.status), seconds: fmt(p.seconds, 2) }) +
+    { plan: p.name, status: planStatusWord(p.status), seconds: fmt(p.seconds, 2) }) +
     (violations.length ? t("verifier found {count} problem(s): {first}",
       { count: violations.length, first: violations[0] })
       : t("independent verifier: every constraint holds"));
@@ -388,7 +453,7 @@ function drawHospitals() {
   const onlyChanges = $("only-changes").checked;
   const rows = S.plan.hospitals.filter((r) => (S.treatment === "all" ||
     r.intervention_id === S.treatment) &&
-    (!onlyChanges || ["lost", "gained", "below_norm"].includes(r.status)))
+    (!onlyChanges || ["lost", "gained", "below_norm", "no_plan"].includes(r.status)))
     .sort((a, b) => a.site_name.localeCompare(b.site_name) ||
       a.intervention_name.localeCompare(b.intervention_name));
   $("hospitals").querySelector("tbody").innerHTML = rows.map((r) => {
@@ -404,7 +469,8 @@ function drawHospitals() {
       `data-treatment="${esc(r.intervention_id)}" data-status="${esc(r.status || "")}">` +
       `<td>${esc(r.site_name)}</td><td>${esc(t(r.intervention_name))}</td>` +
       `<td>${fmt(r.norm, 0)}</td><td>${fmt(r.required_min, 1)}</td>` +
-      `<td>${fmt(r.volume_before)}</td><td>${fmt(r.volume_after)}</td>` +
+      `<td>${fmt(r.volume_before)}</td>` +
+      `<td>${r.status === "no_plan" ? "?" : fmt(r.volume_after)}</td>` +
       `<td>${r.volume_change > 0 ? "+" : ""}${fmt(r.volume_change)}</td>` +
       `<td>${r.status ? `<span class="status status-${r.status}">` +
         `${esc(statusWord(r.status))}</span>` : ""}</td>` +
@@ -445,7 +511,10 @@ async function refreshPlans() {
     `<tr data-plan-id="${p.id}"><td><input type="radio" name="cmp-a" value="${p.id}" ` +
     `${String(p.id) === chosenA ? "checked" : ""}></td><td><input type="radio" name="cmp-b" ` +
     `value="${p.id}" ${String(p.id) === chosenB ? "checked" : ""}></td><td>${esc(p.name)}${S.plan && S.plan.id === p.id
-      ? ` (${esc(t("on screen"))})` : ""}</td><td>${esc(p.description)}</td>` +
+      ? ` (${esc(t("on screen"))})` : ""}</td><td>${esc(p.description)}` +
+    `${p.no_plan.length ? ` <span class="no-plan-mark" data-testid="plan-partial">` +
+      `${esc(t("no plan for {count} treatment(s)", { count: p.no_plan.length }))}</span>`
+      : ""}</td>` +
     `<td>${fmt(p.patients_moved)}</td>` +
     `<td>${fmt(p.patients_displaced)}</td><td>${fmt(p.mean_extra_min)}</td>` +
     `<td>${p.providers_before} → ${p.providers_after}</td>` +
@@ -470,6 +539,20 @@ function drawCompareChoice() {
 }
 
 // --- controls ----------------------------------------------------------------------------
+const OBJECTIVE_WORDS = {
+  planner: N_("planner: move only who must, then least travel"),
+  travel: N_("least total travel"), moved: N_("fewest patients moved"),
+  providers: N_("most providers kept, then least travel"),
+};
+const objectiveWord = (o) => t(OBJECTIVE_WORDS[o] || o);
+// the settings of a comparison, by the labels of their fields
+const SETTING_WORDS = {
+  region_id: N_("Region"), margin: N_("Margin over the norm (%)"),
+  norm_confidence: N_("Confidence of meeting the norm"), max_travel: N_("Travel limit (min)"),
+  max_extra_travel: N_("Extra-travel limit (min)"),
+  max_loss_share: N_("Max loss per hospital (%)"), objective: N_("Objective"),
+  force_keep: N_("forced keep"), force_close: N_("forced close"),
+};
 function numberOrNull(id) {
   const text = $(id).value.trim().replace(",", ".");
   return text === "" ? null : Number(text);
@@ -583,7 +666,7 @@ async function solve(settings) {
       writeSettings(S.plan.settings);
       redraw();
       setStatus(t("{plan}: {status} in {seconds} s", { plan: S.plan.name,
-        status: t(S.plan.status), seconds: fmt(S.plan.seconds, 2) }));
+        status: planStatusWord(S.plan.status), seconds: fmt(S.plan.seconds, 2) }));
       await refreshPlans();
     }
   } catch (error) {
@@ -643,10 +726,17 @@ async function compare() {
   const c = await api(`/api/compare?a=${a.value}&b=${b.value}`);
   const value = (v, key) => Array.isArray(v) ? (v.length ? v.map(esc).join("<br>") : "–")
     : (v === null ? t("none") : PERCENT_FIELDS.some(([id]) => id === key)
-      ? `${toPercent(v)} %` : esc(v));
-  let html = `<h3>${esc(c.a.name)} (A) vs ${esc(c.b.name)} (B)</h3><table class="data">` +
+      ? `${toPercent(v)} %` : key === "objective" ? esc(objectiveWord(v)) : esc(v));
+  const partialNote = [c.a, c.b].filter((p) => p.no_plan.length).map((p) =>
+    `<p class="no-plan-mark">${esc(t("{plan} has no plan for {treatments}: its key figures " +
+      "cover the other treatments only.", { plan: p.name,
+      treatments: p.no_plan.map(treatmentName).join(", ") }))}</p>`).join("");
+  let html = `<h3>${esc(t("{a} (A) and {b} (B)", { a: c.a.name, b: c.b.name }))}</h3>` +
+    partialNote + '<table class="data">' +
     `<tr><th>${esc(t("setting"))}</th><th>A</th><th>B</th></tr>` +
-    c.settings.map((s) => `<tr><td>${esc(s.key)}</td><td>${value(s.a, s.key)}</td>` +
+    c.settings.map((s) => `<tr data-setting="${esc(s.key)}">` +
+      `<td>${esc(SETTING_WORDS[s.key] ? t(SETTING_WORDS[s.key]) : s.key)}</td>` +
+      `<td>${value(s.a, s.key)}</td>` +
       `<td>${value(s.b, s.key)}</td></tr>`).join("") + "</table>";
   html += `<h3>${esc(t("Key figures"))}</h3>` +
     `<table class="data" data-testid="compare-kpis"><tr><th></th>` +
@@ -736,6 +826,13 @@ $("infeasible").addEventListener("click", (event) => {
     solve(readSettings());
   }
 });
+$("partial").addEventListener("click", (event) => {
+  const n = event.target.dataset.suggestion;
+  if (n !== undefined) {
+    writeSettings($("partial")._suggestions[Number(n)].settings);
+    solve(readSettings());
+  }
+});
 $("plans").addEventListener("click", (event) => {
   if (event.target.dataset.show) showPlan(Number(event.target.dataset.show));
   if (event.target.dataset.export) exportPlan(Number(event.target.dataset.export));
@@ -756,6 +853,10 @@ function translatePage() {
   for (const el of document.querySelectorAll("[data-i18n]")) {
     el.dataset.source = el.dataset.source || el.textContent.replace(/\s+/g, " ").trim();
     el.textContent = t(el.dataset.source);
+  }
+  for (const el of document.querySelectorAll("[data-i18n-placeholder]")) {
+    el.dataset.sourcePlaceholder = el.dataset.sourcePlaceholder || el.placeholder;
+    el.placeholder = t(el.dataset.sourcePlaceholder);
   }
   for (const el of document.querySelectorAll("[data-i18n-title]")) {
     el.dataset.sourceTitle = el.dataset.sourceTitle || el.title.replace(/\s+/g, " ").trim();
@@ -780,14 +881,10 @@ async function start() {
   $("treatment").innerHTML = `<option value="all">${esc(t("all treatments"))}</option>` +
     S.meta.treatments.map((x) => `<option value="${esc(x.id)}">${esc(x.name)}</option>`)
       .join("");
-  const objectiveWords = {
-    planner: t("planner: move only who must, then least travel"),
-    travel: t("least total travel"), moved: t("fewest patients moved"),
-    providers: t("most providers kept, then least travel"),
-  };
   $("objective").innerHTML = S.meta.objectives.map((o) =>
-    `<option value="${esc(o)}">${esc(objectiveWords[o] || o)}</option>`).join("");
-  $("baseline-source").textContent = S.meta.baseline_source || "";
+    `<option value="${esc(o)}">${esc(objectiveWord(o))}</option>`).join("");
+  $("baseline-source").textContent = S.meta.baseline_source_text || "";
+  $("baseline-source").title = S.meta.baseline_source_text || "";
   $("baseline-note").textContent = S.meta.baseline === "illustrative"
     ? t("The baseline volumes of the embedded data are illustrative (see DATA.md).") : "";
   await loadRegion(S.meta.first_region);

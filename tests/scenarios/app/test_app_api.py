@@ -20,6 +20,9 @@ import pytest
 from herschik.geo.dataset import load_dataset
 from herschik.geo.schema import NL_LONLAT
 from herschik.optimiser.params import SolveParams
+from herschik.scenarios.app.export import comparable_summary, new_folder, same_result
+from herschik.scenarios.app.models import ForcedPair, PlanSettings
+from herschik.scenarios.app.nearest import nearest_limit
 from herschik.scenarios.app.server import (
     MAX_BODY_BYTES,
     MAX_EXPORTS_PER_MINUTE,
@@ -28,16 +31,8 @@ from herschik.scenarios.app.server import (
     allowed_hosts_for,
     create_app,
 )
-from herschik.scenarios.app.session import (
-    AppState,
-    ForcedPair,
-    PlanSettings,
-    comparable_summary,
-    kpi_rows,
-    new_folder,
-    plain_words,
-    same_result,
-)
+from herschik.scenarios.app.session import AppState
+from herschik.scenarios.app.views import kpi_rows, plain_words
 from herschik.scenarios.assemble import build_instance
 from herschik.scenarios.run import run_solve, solve_verified
 from herschik.scenarios.scenario.file import load_scenario
@@ -84,6 +79,18 @@ def default_plan(client: TestClient) -> dict:
     result = _solve(client)
     assert result["status"] in ("optimal", "feasible")
     return result["plan"]
+
+
+COMPLETE = ("optimal", "feasible")
+
+
+def _no_plan_info(result: dict) -> dict:
+    """The diagnosis and suggestions of a change without a (complete) plan: of the infeasible
+    change, or of the partial plan (some treatments without a plan) that it gave."""
+    if result["status"] == "infeasible":
+        return result["infeasible"]
+    assert result["status"] == "partially_infeasible", result["status"]
+    return result["plan"]["partial"]
 
 
 def _row(plan: dict, status: str, with_norm: bool = True) -> dict:
@@ -212,36 +219,106 @@ def test_same_settings_give_the_same_plan(client: TestClient, default_plan: dict
     assert again["plan"]["id"] == default_plan["id"]
 
 
-def test_infeasible_margin_explains_and_suggests_a_feasible_margin(
-    client: TestClient, default_plan: dict
+def test_a_partial_plan_is_a_plan_of_the_treatments_that_have_one(
+    client: TestClient, default_plan: dict, state: AppState, tmp_path: Path
 ) -> None:
-    n_plans = len(client.get("/api/plans").json()["plans"])
+    """A 300 % margin leaves 12 of midden's 19 treatments without a plan: the app keeps the
+    plan of the other 7 (issue 24 #3), as `herschik solve` writes it, and says which
+    treatments have none and why, with the nearest margin that plans them all."""
     result = _solve(client, default_plan["id"], margin=3.0)
-    assert result["status"] == "infeasible" and "plan" not in result
-    info = result["infeasible"]
-    # some treatments reach a 300 % margin: a partial plan, which the app does not show
-    assert info["reason"].startswith("No plan for ")
-    assert "_" not in info["reason"].split(":")[1]  # treatment ids replaced by their names
+    assert result["status"] == "partially_infeasible"
+    plan = result["plan"]
+    assert plan["status"] == "partially_infeasible"
+    instance = build_instance(state.dataset, REGION)
+    summary = run_solve(instance, PlanSettings(region_id=REGION, margin=3.0).solve_params(),
+                        tmp_path / "cli")
+    missing = sorted(t for t, s in summary["treatment_status"].items() if s not in COMPLETE)
+    assert 0 < len(missing) < len(instance.treatment_ids)
+    assert sorted(plan["no_plan"]) == missing
+    # the plan is the CLI's: KPIs (of the planned treatments), volumes, status per row
+    assert plan["kpis"] == summary["kpis"]
+    assert plan["verification"]["violations"] == []
+    written = {(r["site_id"], r["intervention_id"]): r
+               for r in csv.DictReader((tmp_path / "cli" / "site_volumes.csv").open())}
+    for row in plan["hospitals"]:
+        cli = written[(row["site_id"], row["intervention_id"])]
+        if row["intervention_id"] in missing:
+            assert row["status"] == "no_plan" and cli["volume_after"] == ""
+            assert row["volume_after"] is None and row["p_meet_norm_1y"] is None
+        else:
+            assert row["status"] != "no_plan"
+            assert row["volume_after"] == pytest.approx(float(cli["volume_after"]), abs=1e-6)
+    # the map colours the treatments with a plan; "all" adds up their patients only
+    areas = plan["areas"]
+    assert list(areas["treatments"]) == list(instance.treatment_ids)
+    assert all((areas["treatments"][t] is None) == (t in missing) for t in areas["treatments"])
+    assert sum(areas["all"]["patients"]) == pytest.approx(summary["kpis"]["patients"], rel=1e-4)
+    # which treatments have no plan and why, in names, and the nearest complete settings
+    info = plan["partial"]
+    assert [t["id"] for t in info["treatments"]] == [
+        t for t in instance.treatment_ids if t in missing]
+    assert info["total"] == len(instance.treatment_ids)
+    names = {t.id: t.name for t in instance.treatments}
+    for entry in info["treatments"]:
+        assert entry["name"] == names[entry["id"]] and entry["reasons"]
+        # listed under the treatment's name, in names, not ids
+        assert all(not r.startswith(entry["name"]) and "_" not in r for r in entry["reasons"])
+    assert info["reason"].startswith(f"No plan for {len(missing)} of {len(names)} treatments")
     margin_fix = next(s for s in info["suggestions"] if "margin" in s["text"])
     assert margin_fix["settings"]["margin"] < 3.0
     assert any(s["settings"] == PlanSettings(region_id=REGION, objective=default_plan[
         "settings"]["objective"]).model_dump() for s in info["suggestions"])
-    # nothing was added to the plans; applying the suggestion is feasible
-    assert len(client.get("/api/plans").json()["plans"]) == n_plans
+    # kept as a plan: listed, shown again, compared; the suggestion plans every treatment
+    listed = {p["id"]: p for p in client.get("/api/plans").json()["plans"]}
+    assert sorted(listed[plan["id"]]["no_plan"]) == missing
+    assert client.get(f"/api/plans/{plan['id']}").json()["partial"] == info
+    compared = client.get("/api/compare", params={"a": default_plan["id"],
+                                                  "b": plan["id"]}).json()
+    assert {h["b_status"] for h in compared["hospitals"]
+            if h["intervention_id"] in missing} == {"no_plan"}
     fixed = client.post("/api/solve", json={"settings": margin_fix["settings"]}).json()
-    assert fixed["status"] in ("optimal", "feasible")
+    assert fixed["status"] in COMPLETE and fixed["plan"]["partial"] is None
+
+
+def test_a_partial_plan_exports_what_the_cli_writes(client: TestClient, default_plan: dict,
+                                                    out_dir: Path) -> None:
+    """`herschik solve` of the exported scenario exits 1 (partially infeasible) and writes the
+    plan's tables byte for byte; the empty volumes of the treatments without a plan count as
+    equal (they are NaN on both sides)."""
+    plan = _solve(client, default_plan["id"], norm_confidence=0.8)["plan"]
+    assert plan["no_plan"] == ["og_endoscopic"]
+    exported = client.post(f"/api/plans/{plan['id']}/export", json={}).json()
+    assert exported["exit_code"] == 1
+    assert exported["same_as_app"] is True, exported["differences"]
+    summary = json.loads((out_dir / exported["folder"] / "result" / "summary.json").read_text())
+    assert summary["status"] == "partially_infeasible"
+
+
+def test_a_change_without_any_plan_is_infeasible_and_keeps_no_plan(
+    client: TestClient, default_plan: dict, state: AppState
+) -> None:
+    """Closing every hospital leaves no treatment a plan: no plan is kept, the diagnosis says
+    why and suggests dropping the closures."""
+    n_plans = len(client.get("/api/plans").json()["plans"])
+    closed = [{"site_id": s, "intervention_id": "*"} for s in state.instance(REGION).site_ids]
+    result = _solve(client, default_plan["id"], force_close=closed)
+    assert result["status"] == "infeasible" and "plan" not in result
+    info = result["infeasible"]
+    assert info["reason"].startswith("The scenario is infeasible")
+    assert any(s["text"].startswith("Stop forcing: closing") and s["settings"]["force_close"]
+               == [] for s in info["suggestions"])
+    assert len(client.get("/api/plans").json()["plans"]) == n_plans
 
 
 def test_nearest_feasible_extra_travel_limit_is_the_tightest_one(
     client: TestClient, default_plan: dict
 ) -> None:
     result = _solve(client, default_plan["id"], max_extra_travel=0.0)
-    assert result["status"] == "infeasible"
-    fix = next(s for s in result["infeasible"]["suggestions"] if "extra-travel" in s["text"])
+    fix = next(s for s in _no_plan_info(result)["suggestions"] if "extra-travel" in s["text"])
     limit = fix["settings"]["max_extra_travel"]
     assert limit > 0
-    assert _solve(client, max_extra_travel=limit)["status"] in ("optimal", "feasible")
-    assert _solve(client, max_extra_travel=limit - 1)["status"] == "infeasible"
+    assert _solve(client, max_extra_travel=limit)["status"] in COMPLETE
+    assert _solve(client, max_extra_travel=limit - 1)["status"] not in COMPLETE
 
 
 def test_infeasible_forced_keep_suggests_dropping_it(
@@ -250,8 +327,7 @@ def test_infeasible_forced_keep_suggests_dropping_it(
     row = _row(default_plan, "kept")
     pair = {"site_id": row["site_id"], "intervention_id": row["intervention_id"]}
     result = _solve(client, default_plan["id"], force_keep=[pair], force_close=[pair])
-    assert result["status"] == "infeasible"
-    texts = [s["text"] for s in result["infeasible"]["suggestions"]]
+    texts = [s["text"] for s in _no_plan_info(result)["suggestions"]]
     assert any(t.startswith("Stop forcing: keeping") and row["site_name"] in t for t in texts)
 
 
@@ -649,20 +725,20 @@ def test_nearest_margin_by_bisection_agrees_with_the_diagnosis(
     """The app's own bisection (used when the diagnosis has no value in time) finds the margin
     the diagnosis finds, to its 0.01 rounding (the diagnosis rounds down)."""
     result = _solve(client, default_plan["id"], margin=3.0)
-    diagnosed = result["infeasible"]["diagnosis"]["smallest_feasible_margin"]
+    diagnosed = _no_plan_info(result)["diagnosis"]["smallest_feasible_margin"]
     instance = state.instance(REGION)
     params = PlanSettings(region_id=REGION, margin=3.0).solve_params()
     everything = list(range(len(instance.treatments)))
-    nearest = state._nearest_limit(instance, params, everything, "margin", 3.0, 0.0, 2)
+    nearest = nearest_limit(instance, params, everything, "margin", 3.0, 0.0, 2)
     assert diagnosed <= nearest <= diagnosed + 0.01 + 1e-9
-    assert _solve(client, margin=nearest)["status"] in ("optimal", "feasible")
-    assert _solve(client, margin=round(nearest + 0.01, 2))["status"] == "infeasible"
+    assert _solve(client, margin=nearest)["status"] in COMPLETE
+    assert _solve(client, margin=round(nearest + 0.01, 2))["status"] not in COMPLETE
 
 
 def test_reuse_info_counts_treatments_of_bundled_sub_problems(state: AppState) -> None:
     """A sub-problem of several (bundled) treatments counts each; the words match the counts."""
     from herschik.optimiser.whatif import StepReport
-    from herschik.scenarios.app.session import reuse_info
+    from herschik.scenarios.app.views import reuse_info
 
     instance = state.instance(REGION)
     ids = list(instance.treatment_ids)
@@ -730,9 +806,10 @@ def test_an_unreachable_confidence_explains_and_suggests_a_lower_one(
     from scipy.stats import poisson
 
     result = _solve(client, default_plan["id"], norm_confidence=0.8)
-    assert result["status"] == "infeasible"
-    info = result["infeasible"]
-    assert "at 80 % confidence a norm of 25 needs" in info["reason"]
+    info = _no_plan_info(result)
+    [endoscopic] = info["treatments"]
+    assert endoscopic["id"] == "og_endoscopic"
+    assert "at 80 % confidence a norm of 25 needs" in endoscopic["reasons"][0]
     fix = next(s for s in info["suggestions"] if "confidence" in s["text"])
     best = poisson.sf(24, 28.1)
     assert best - 0.011 <= fix["settings"]["norm_confidence"] <= best
@@ -741,7 +818,7 @@ def test_an_unreachable_confidence_explains_and_suggests_a_lower_one(
 
 
 def test_exported_toml_keeps_the_confidence(tmp_path: Path) -> None:
-    from herschik.scenarios.app.session import scenario_toml
+    from herschik.scenarios.app.export import scenario_toml
     from herschik.scenarios.scenario.file import load_scenario
 
     settings = PlanSettings(region_id=REGION, norm_confidence=0.7)
@@ -876,3 +953,82 @@ def test_plain_words_says_a_name_once() -> None:
     assert plain_words("at Universitair Medisch Centrum Utrecht (Z107601); Maag: ERCP "
                        "(og_endoscopic): no", names) == (
         "at Universitair Medisch Centrum Utrecht; Maag: ERCP: no")
+
+
+# --- the page in Dutch (issue 24 #4) ------------------------------------------------------------
+def test_the_server_answers_in_the_pages_language(client: TestClient, default_plan: dict,
+                                                  state: AppState) -> None:
+    """With the page's language cookie set to Dutch, every text the server writes for the
+    screen is Dutch: the baseline line, a plan solved earlier in English (written again,
+    same numbers), a partial plan's diagnosis and its suggestions (the confidence one too),
+    and the errors a planner can meet."""
+    dutch = {"cookie": "herschik_lang=nl"}  # what the page's switch sets
+    meta = client.get("/api/meta", headers=dutch).json()
+    assert meta["language"] == "nl"
+    assert meta["baseline_source"].startswith("Baseline: illustrative")  # outputs' wording
+    assert meta["baseline_source_text"].startswith("Uitgangssituatie: illustratief")
+    english = client.get(f"/api/plans/{default_plan['id']}").json()
+    again = client.get(f"/api/plans/{default_plan['id']}", headers=dutch).json()
+    assert english["reuse"]["text"].startswith("solved all 19 treatments")
+    assert again["reuse"]["text"].startswith("alle 19 behandelingen berekend")
+    assert again["kpis"] == english["kpis"] and [r["volume_after"] for r in again[
+        "hospitals"]] == [r["volume_after"] for r in english["hospitals"]]
+    response = client.post("/api/solve", headers=dutch, json={
+        "settings": {"region_id": REGION, "norm_confidence": 0.85},
+        "base_plan_id": default_plan["id"]})
+    info = response.json()["plan"]["partial"]
+    assert info["reason"].startswith("Geen plan voor 1 van de 19 behandelingen "
+                                     "(Maag-slokdarmkanker: endoscopische resecties)")
+    assert info["treatments"][0]["name"] == "Maag-slokdarmkanker: endoscopische resecties"
+    texts = [s["text"] for s in info["suggestions"]]
+    assert any(t.startswith("Verlaag de zekerheid naar ") for t in texts), texts
+    assert f"Terug naar Plan {default_plan['id']}" in texts
+    # shown in English later, it is written again in English
+    shown = client.get(f"/api/plans/{response.json()['plan']['id']}").json()["partial"]
+    assert shown["reason"].startswith("No plan for 1 of 19 treatments")
+    error = client.post("/api/solve", headers=dutch,
+                        json={"settings": {"region_id": "atlantis"}}).json()["error"]
+    assert error == "onbekende regio 'atlantis'"
+
+
+def test_solver_warnings_name_hospitals_and_treatments(client: TestClient) -> None:
+    """West's endoscopic resections are below the norm in the whole region: the solver's
+    warning says so with ids; the page shows names."""
+    response = client.post("/api/solve", json={"settings": {"region_id": "west"}})
+    [warning] = response.json()["plan"]["warnings"]
+    assert "Leids Universitair Medisch Centrum" in warning and "endoscopic resections" in warning
+    assert "og_endoscopic" not in warning and "(Z1" not in warning
+
+
+def test_plan_settings_are_solve_params_own_fields() -> None:
+    """The browser's settings are SolveParams' fields (type, limits, description, default),
+    not a copy that can drift: only the page's narrower margin range is added."""
+    from herschik.optimiser.params import MAX_MINUTES
+    from herschik.scenarios.app.models import APP_FIELDS
+
+    for name in APP_FIELDS:
+        mine, theirs = PlanSettings.model_fields[name], SolveParams.model_fields[name]
+        assert mine.description == theirs.description and mine.default == theirs.default
+        assert set(theirs.metadata) <= set(mine.metadata), name
+    with pytest.raises(ValueError, match="less than or equal to 1440"):
+        PlanSettings(region_id=REGION, max_travel=MAX_MINUTES + 1)
+    with pytest.raises(ValueError, match="less than or equal to 5"):
+        PlanSettings(region_id=REGION, margin=5.5)  # SolveParams allows 100; the page 500 %
+    settings = PlanSettings(region_id=REGION, margin=0.1, max_loss_share=0.2, objective=None)
+    params = settings.solve_params()
+    assert params == SolveParams(margin=0.1, max_loss_share=0.2)
+    assert list(settings.model_dump()) == ["region_id", *APP_FIELDS, "force_keep",
+                                           "force_close"]
+
+
+def test_a_plans_description_says_the_objective_in_words() -> None:
+    """The plan list and the infeasible banner describe settings in the page's language; the
+    objective was its id ("objective travel") in either language."""
+    from herschik.scenarios.app.models import describe
+
+    from herschik.i18n import use_language
+
+    settings = PlanSettings(region_id=REGION, margin=0.1, objective="travel")
+    assert describe(settings) == "midden, margin 10%, objective least total travel"
+    with use_language("nl"):
+        assert describe(settings) == "midden, marge 10%, doel minste totale reistijd"

@@ -120,7 +120,7 @@ def test_report_in_dutch(midden: dict[str, tuple[Path, str]]) -> None:
     english = _visible((midden["en"][0] / "report.html").read_text(encoding="utf-8"))
     dutch = _visible((midden["nl"][0] / "report.html").read_text(encoding="utf-8"))
     _check(english, dutch, REPORT)
-    assert dutch.splitlines()[3].startswith("Huidige situatie: illustratief")  # under the title
+    assert dutch.splitlines()[3].startswith("Uitgangssituatie: illustratief")  # under the title
     assert re.search(r"\d\.\d{3},\d", dutch)  # Dutch numbers: 5.151,1
 
 
@@ -202,7 +202,7 @@ def test_data_summary_in_dutch(capfd: pytest.CaptureFixture[str]) -> None:
     _check(english, dutch, ["Baseline: illustrative", "per region and treatment",
                             "Below norm", "Baseline volumes are ILLUSTRATIVE",
                             "not real hospital volumes"])
-    assert dutch.startswith("Huidige situatie: illustratief")
+    assert dutch.startswith("Uitgangssituatie: illustratief")
 
 
 # --- sweep ---------------------------------------------------------------------------------
