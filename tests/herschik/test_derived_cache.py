@@ -214,21 +214,102 @@ def test_maps_from_the_cache_are_the_drawn_bytes(
     def must_not_draw(*args: object, **kwargs: object) -> bytes:
         raise AssertionError("drawn although cached")
 
-    monkeypatch.setattr(map_drawing, "map_png", must_not_draw)
+    monkeypatch.setattr(map_drawing, "map_body_rgba", must_not_draw)
+    monkeypatch.setattr(map_drawing, "map_png_with_caption", must_not_draw)
     copied = write_maps(tmp_path / "copied", result.summary, result.site_volumes,
                         result.assignments, dataset.sites, areas)
     assert {k: p.read_bytes() for k, p in drawn.items()} == \
         {k: p.read_bytes() for k, p in copied.items()}
 
-    # a damaged map entry is drawn again, to the same bytes
+    # a damaged map entry is drawn again, to the same bytes: from the kept drawing, or
+    # entirely when that is damaged too
     monkeypatch.undo()
     monkeypatch.setenv("HERSCHIK_CACHE_DIR", str(own_cache))
-    for path in entries(own_cache, "map"):
-        path.write_bytes(path.read_bytes()[:-10])
-    redrawn = write_maps(tmp_path / "redrawn", result.summary, result.site_volumes,
-                         result.assignments, dataset.sites, areas)
-    assert {k: p.read_bytes() for k, p in drawn.items()} == \
-        {k: p.read_bytes() for k, p in redrawn.items()}
+    for kind in ("map", "map-body"):
+        for path in entries(own_cache, kind):
+            path.write_bytes(path.read_bytes()[:-10])
+        redrawn = write_maps(tmp_path / f"redrawn-{kind}", result.summary, result.site_volumes,
+                             result.assignments, dataset.sites, areas)
+        assert {k: p.read_bytes() for k, p in drawn.items()} == \
+            {k: p.read_bytes() for k, p in redrawn.items()}
+
+
+def test_a_caption_over_the_kept_drawing_is_the_drawn_map_byte_for_byte(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """map_png_with_caption(map_body_rgba(...)) is map_png(...): every map of two scenarios."""
+    import herschik.geo.map_drawing as map_drawing
+    from herschik.geo.maps import write_maps
+    from herschik.optimiser.params import SolveParams
+
+    monkeypatch.setenv("HERSCHIK_CACHE", "off")  # every map drawn
+    bodies: list[tuple[tuple, dict]] = []
+    captions: list[str] = []
+    draw_body, write_caption = map_drawing.map_body_rgba, map_drawing.map_png_with_caption
+
+    def body(*args: object, **kwargs: object) -> np.ndarray:
+        bodies.append((args, kwargs))
+        return draw_body(*args, **kwargs)  # type: ignore[arg-type]
+
+    def caption(pixels: np.ndarray, subtitle: str, **kwargs: object) -> bytes:
+        captions.append(subtitle)
+        return write_caption(pixels, subtitle, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(map_drawing, "map_body_rgba", body)
+    monkeypatch.setattr(map_drawing, "map_png_with_caption", caption)
+    dataset = load_dataset("example")
+    instance = cached_build_instance(dataset, "example")
+    areas = areas_geodataframe(dataset.areas, dataset.area_geometries)
+    for margin in (0.0, 0.2):
+        bodies.clear()
+        captions.clear()
+        result = solve_verified(instance, SolveParams(margin=margin, max_travel=90))
+        written = write_maps(tmp_path / f"m{margin}", result.summary, result.site_volumes,
+                             result.assignments, dataset.sites, areas)
+        assert len(bodies) == len(captions) == len(written) > 2
+        for (args, kwargs), subtitle, path in zip(bodies, captions, written.values(),
+                                                  strict=True):
+            geometry, values, sites, title = args
+            assert "max travel 90 min" in subtitle
+            assert map_drawing.map_png(geometry, values, sites, title, subtitle,
+                                       **kwargs) == path.read_bytes()
+
+
+def test_a_new_scenario_draws_only_the_maps_whose_drawing_changed(
+        tmp_path: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import herschik.geo.map_drawing as map_drawing
+    from herschik.geo.maps import write_maps
+    from herschik.optimiser.params import SolveParams
+
+    dataset = load_dataset("example")
+    instance = cached_build_instance(dataset, "example")
+    areas = areas_geodataframe(dataset.areas, dataset.area_geometries)
+    first = solve_verified(instance, SolveParams())
+    write_maps(tmp_path / "first", first.summary, first.site_volumes, first.assignments,
+               dataset.sites, areas)
+    drawn: list[str] = []
+    draw_body = map_drawing.map_body_rgba
+
+    def body(*args: object, **kwargs: object) -> np.ndarray:
+        drawn.append(str(args[3]))
+        return draw_body(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(map_drawing, "map_body_rgba", body)
+    # a travel limit that changes no plan: every caption changes, no drawing does
+    limit = SolveParams(max_travel=1000.0)
+    second = solve_verified(instance, limit)
+    warm = write_maps(tmp_path / "second", second.summary, second.site_volumes,
+                      second.assignments, dataset.sites, areas)
+    assert drawn == []
+    assert all(a.read_bytes() != b.read_bytes() for a, b in zip(
+        sorted((tmp_path / "first").iterdir()), sorted((tmp_path / "second").iterdir()),
+        strict=True))
+    # the same bytes as drawing every map
+    monkeypatch.setenv("HERSCHIK_CACHE", "off")
+    cold = write_maps(tmp_path / "cold", second.summary, second.site_volumes,
+                      second.assignments, dataset.sites, areas)
+    assert len(drawn) == len(cold)
+    assert {k: p.read_bytes() for k, p in warm.items()} == \
+        {k: p.read_bytes() for k, p in cold.items()}
 
 
 def test_a_changed_map_is_drawn_not_copied(tmp_path: Path, own_cache: Path) -> None:
