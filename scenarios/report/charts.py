@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
-from scipy.stats import poisson
+from scipy import special
 
 from herschik.i18n import _
 
@@ -73,7 +73,21 @@ def fan_chart_png(labels: Sequence[str], bands: Mapping[str, Sequence[float]],
 def exact_bands(volumes: Sequence[float]) -> dict[str, np.ndarray]:
     """Poisson quantiles of yearly volumes with these expected values."""
     mean = np.asarray(volumes, float)
-    return {name: poisson.ppf(q, mean) for name, q in FAN_QUANTILES.items()}
+    return {name: poisson_quantile(q, mean) for name, q in FAN_QUANTILES.items()}
+
+
+def poisson_quantile(q: float, mean: np.ndarray) -> np.ndarray:
+    """``scipy.stats.poisson.ppf(q, mean)`` for 0 < q < 1, bit for bit (NaN for a negative,
+    infinite or NaN mean): scipy's own evaluation (``poisson._ppf``) from scipy.special,
+    without importing scipy.stats (0.5 s of CPU)."""
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"quantile {q} outside (0, 1)")
+    mean = np.asarray(mean, float)
+    with np.errstate(invalid="ignore"):
+        above = np.ceil(special.pdtrik(q, mean))
+        below = np.maximum(above - 1, 0)
+        value = np.where(special.pdtr(below, mean) >= q, below, above)
+    return np.where((mean >= 0) & np.isfinite(mean), value, np.nan)
 
 
 def odds_png(labels: Sequence[str], odds: Sequence[float], period_years: int,

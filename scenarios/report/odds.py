@@ -8,7 +8,7 @@ simulate`` draws the same chart from simulated years (optionally over-dispersed)
 Both figures are kept in the derived-data cache (:mod:`herschik.derived_cache`) under a key
 made of everything drawn (labels, values bit for bit, titles, resolution, the drawing
 libraries' versions), like the maps: a chart whose content did not change is not drawn again,
-and matplotlib and scipy.stats (scenarios/report/charts.py) are loaded only to draw one.
+and matplotlib (scenarios/report/charts.py) is loaded only to draw one.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def exact_fan_chart_png(labels: Sequence[str], volumes: Sequence[float],
                      {"title": title, "dpi": dpi})
     png = read_entry(key)
     if png is None:
-        # matplotlib and scipy.stats are loaded only for a chart that must be drawn
+        # matplotlib is loaded only for a chart that must be drawn
         from herschik.scenarios.report.charts import exact_bands, fan_chart_png
 
         png = fan_chart_png(labels, exact_bands(volumes_array), norms_array, title, dpi=dpi)

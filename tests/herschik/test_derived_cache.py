@@ -343,6 +343,53 @@ def test_histogram_from_the_cache_is_the_drawn_bytes(own_cache: Path) -> None:
     assert histogram_png(edges, counts, 1, 100) == first  # what the cache hands out
 
 
+def test_fan_chart_bands_are_scipy_stats_poisson_quantiles_bit_for_bit() -> None:
+    """report/charts.py evaluates poisson.ppf from scipy.special (no scipy.stats import): the
+    bands must stay those of scipy.stats.poisson.ppf exactly."""
+    from herschik.scenarios.report.charts import FAN_QUANTILES, exact_bands
+    from scipy.stats import poisson
+
+    rng = np.random.default_rng(3)
+    means = np.concatenate([rng.uniform(0, 600, 3000), rng.uniform(0, 3, 1000),
+                            [0.0, 1e-300, 1e-9, 1e6, -1.0, np.inf, np.nan]])
+    bands = exact_bands(means)
+    for name, q in FAN_QUANTILES.items():
+        np.testing.assert_array_equal(bands[name], poisson.ppf(q, means))
+
+
+def test_odds_and_fan_charts_from_the_cache_are_the_drawn_bytes(
+        own_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import herschik.scenarios.report.charts as report_charts
+    from herschik.scenarios.report.odds import exact_fan_chart_png, odds_png
+
+    kept = pd.DataFrame({"site_id": ["b", "a", "c"], "site_name": ["B", "A", ""],
+                         "intervention_id": ["t", "t", "u"],
+                         "p_meet_norm_1y": [0.42, 0.97, 0.75],
+                         "p_meet_norm_period": [0.3, 0.99, 0.8]})
+    args = (["A", "B"], [25.5, 61.0], [20.0, np.nan], "t: yearly volume")
+    first_odds, first_fan = odds_png(kept, 1), exact_fan_chart_png(*args)
+    assert odds_png(kept, 3) != first_odds  # another period is another chart
+    assert len(entries(own_cache, "odds-chart")) == 2
+    assert len(entries(own_cache, "fan-chart")) == 1
+
+    def must_not_draw(*a: object, **k: object) -> bytes:
+        raise AssertionError("drawn although cached")
+
+    monkeypatch.setattr(report_charts, "odds_png", must_not_draw)
+    monkeypatch.setattr(report_charts, "fan_chart_png", must_not_draw)
+    assert odds_png(kept, 1) == first_odds
+    assert exact_fan_chart_png(*args) == first_fan
+    monkeypatch.undo()
+    monkeypatch.setenv("HERSCHIK_CACHE_DIR", str(own_cache))
+    # what the cache hands out is what drawing gives
+    labels = ["B · t", "c · u", "A · t"]  # lowest odds first; no name: the site id
+    assert report_charts.odds_png(labels, [0.42, 0.75, 0.97], 1) == first_odds
+    assert report_charts.fan_chart_png(args[0], report_charts.exact_bands(args[1]), args[2],
+                                       args[3]) == first_fan
+    # a changed volume is another chart
+    assert exact_fan_chart_png(["A", "B"], [25.5, 61.5], [20.0, np.nan], args[3]) != first_fan
+
+
 # --- light commands ---------------------------------------------------------------------------
 
 HEAVY = ("pandas", "pydantic", "matplotlib", "geopandas", "scipy", "highspy", "networkx")
