@@ -152,7 +152,9 @@ class _ReasonMemo:
     the instance object itself (weakly: an instance that is gone takes its entries along)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # re-entrant: an instance collected while the lock is held (a garbage collection
+        # inside put) calls _forget on the same thread
+        self._lock = threading.RLock()
         self._entries: OrderedDict[tuple[int, str], list[RoleReason]] = OrderedDict()
         self._instances: dict[int, weakref.ref[Instance]] = {}
 
