@@ -92,3 +92,16 @@ def test_a_margin_of_another_treatment_is_not_a_change_of_this_one(
     assert set(CountingWhatIf.made) <= {treatment}
     untouched = [vars(r) for r in again if r.intervention_id != treatment]
     assert untouched == [vars(r) for r in first if r.intervention_id != treatment]
+
+
+def test_an_instance_that_is_gone_takes_its_reasons_along(midden: Instance) -> None:
+    import gc
+
+    copied = copy.deepcopy(midden)
+    params = SolveParams()
+    lost_role_reasons(copied, params, solve(copied, params))
+    ident = id(copied)
+    assert any(key[0] == ident for key in reasons_module._MEMO._entries)
+    del copied
+    gc.collect()
+    assert not any(key[0] == ident for key in reasons_module._MEMO._entries)
