@@ -11,9 +11,9 @@ once per set of maps.
 The caption under the title (the scenario: margin, travel limits, norm, providers) is drawn
 last, over the finished rest of the map, which is nowhere under it: :func:`map_body_rgba` draws
 everything else as Agg pixels, and :func:`map_png_with_caption` writes the caption on a copy of
-them and encodes the PNG as ``savefig`` does, byte for byte (tests/test_derived_cache.py). So
-the cache can keep a map's drawing apart from its caption, and a new scenario that changes only
-the caption does not draw the map again.
+them and encodes the PNG as ``savefig`` does, byte for byte
+(tests/herschik/test_derived_cache.py). So the cache can keep a map's drawing apart from its
+caption, and a new scenario that changes only the caption does not draw the map again.
 """
 
 from __future__ import annotations
