@@ -145,14 +145,16 @@ def measure_region(region: str, clients: dict[str, Any], areas: str) -> dict[str
 
 def measure(areas: str, regions: list[str] | None) -> list[dict[str, Any]]:
     from herschik.geo.dataset import load_dataset
-    from herschik.scenarios.app.server import create_app
+    from herschik.scenarios.app.server import TOKEN_HEADER, create_app
     from herschik.scenarios.app.session import AppState
     from starlette.testclient import TestClient
 
     dataset = load_dataset("municipalities" if areas == "municipalities" else None)
     states = {mode: AppState(dataset, out_dir=Path(tempfile.mkdtemp()), areas_label=areas,
                              whatif=mode == "after") for mode in ("before", "after")}
-    clients = {mode: TestClient(create_app(state)) for mode, state in states.items()}
+    # every POST carries the app's session token, as the page does (403 otherwise)
+    clients = {mode: TestClient(create_app(state), headers={TOKEN_HEADER: state.token})
+               for mode, state in states.items()}
     rows = []
     for region in regions or list(states["before"].regions):
         # one instance for both states: the build is not what is compared

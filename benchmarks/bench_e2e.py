@@ -1,10 +1,11 @@
 """End to end: the wall time of real ``herschik`` commands as the user waits for them.
 
-Each command runs as its own process (the installed ``herschik`` script, or ``python -m
-herschik.scenarios.cli``), ``repeats`` times; the median and the slowest (p100) wall time are
-reported with the CPU time of the process (user + system: the part the machine's load does not
-inflate). The same commands run on the code under test and, beside it, on an earlier commit
-(``baseline_ref``, exported with ``git archive`` into a temporary folder and put first on
+Each command runs as its own process (``python -m herschik.scenarios.cli``, which works for
+trees from before and after the scenarios/cli/ package), ``repeats`` times; the median and the
+slowest (p100) wall time are reported with the CPU time of the process (user + system: the
+part the machine's load does not inflate). The same commands run on the code under test and,
+beside it, on an earlier commit (``baseline_ref``, exported with ``git archive`` into a
+temporary folder and put first on
 ``PYTHONPATH``), interleaved repeat by repeat, so the two columns share the machine's load.
 
 Cache states (``HERSCHIK_CACHE_DIR`` is a fresh folder per code version):
@@ -39,8 +40,10 @@ GOAL_NATIONAL_S = 30.0
 
 
 def _herschik() -> list[str]:
-    script = shutil.which("herschik", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "herschik.scenarios.cli"]
+    # ``python -m herschik.scenarios.cli`` runs the CLI of whichever tree is first on
+    # PYTHONPATH (the module before the scenarios/cli/ package, the package's __main__ after);
+    # the installed script names the entry point of the installed code only
+    return [sys.executable, "-m", "herschik.scenarios.cli"]
 
 
 def export_tree(ref: str, folder: Path) -> Path:

@@ -7,6 +7,13 @@ volume after reallocation — kept (filled blue), gained (filled green), lost (r
 provided (small grey dot) — a legend, a scale bar in km (RD New is in metres), a north arrow
 and a title. Polygons arrive simplified to the drawing resolution and become matplotlib paths
 once per set of maps.
+
+The caption under the title (the scenario: margin, travel limits, norm, providers) is drawn
+last, over the finished rest of the map, which is nowhere under it: :func:`map_body_rgba` draws
+everything else as Agg pixels, and :func:`map_png_with_caption` writes the caption on a copy of
+them and encodes the PNG as ``savefig`` does, byte for byte
+(tests/herschik/test_derived_cache.py). So the cache can keep a map's drawing apart from its
+caption, and a new scenario that changes only the caption does not draw the map again.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps, patheffects
+from matplotlib import image as mpl_image
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.collections import PathCollection
 from matplotlib.colors import Normalize, to_rgba
@@ -26,6 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.path import Path as MplPath
+from matplotlib.text import Text
 
 from herschik.i18n import _
 
@@ -57,6 +67,46 @@ def map_png(
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=dpi, format="png", metadata={"Software": None})
     return buffer.getvalue()
+
+
+def map_body_rgba(
+    geometry: Any,
+    values: np.ndarray,
+    sites: pd.DataFrame,
+    title: str,
+    *,
+    dpi: int,
+    labels: bool,
+    overview: bool,
+) -> np.ndarray:
+    """The map of :func:`map_png` without its caption: the RGBA pixels (height x width x 4,
+    uint8) that Agg draws before the caption."""
+    fig = _figure(_area_paths(geometry), geometry.bounds, values, sites, title, "",
+                  dpi=dpi, labels=labels, overview=overview)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.array(canvas.buffer_rgba(), dtype=np.uint8)
+
+
+def map_png_with_caption(body: np.ndarray, subtitle: str, *, dpi: int) -> bytes:
+    """The PNG of :func:`map_png` from the pixels of :func:`map_body_rgba`: the caption drawn
+    over them (as the figure draws it, after the axes and before the legend, which lies
+    elsewhere) and encoded as ``savefig`` encodes the canvas."""
+    fig = Figure(figsize=FIGSIZE, dpi=dpi)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    pixels = np.asarray(renderer.buffer_rgba())
+    if pixels.shape != body.shape:
+        raise ValueError(f"map pixels of shape {body.shape}, not {pixels.shape}")
+    pixels[...] = body
+    _caption(fig, subtitle).draw(renderer)
+    buffer = io.BytesIO()
+    mpl_image.imsave(buffer, renderer.buffer_rgba(), format="png", origin="upper",
+                     dpi=fig.dpi, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _caption(fig: Figure, subtitle: str) -> Text:
+    return fig.text(0.02, 0.915, subtitle, ha="left", fontsize=8.5, color="#333333")
 
 
 def _area_paths(geometry: Any) -> list[MplPath]:
@@ -243,5 +293,5 @@ def _figure(
                frameon=False, labelspacing=0.9, borderpad=0.4, title=_("sites / areas"),
                title_fontsize=7.5, alignment="left")
     fig.suptitle(title, x=0.02, y=0.975, ha="left", fontsize=12, fontweight="bold")
-    fig.text(0.02, 0.915, subtitle, ha="left", fontsize=8.5, color="#333333")
+    _caption(fig, subtitle)
     return fig

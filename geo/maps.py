@@ -10,7 +10,10 @@ over all treatments. Polygons are simplified to the drawing resolution once per 
 
 Each map's PNG bytes are kept in the derived-data cache (:mod:`herschik.derived_cache`) under a
 key made of everything drawn, so a map whose content did not change is copied, not drawn:
-matplotlib (:mod:`herschik.geo.map_drawing`) is loaded only when a map must be drawn.
+matplotlib (:mod:`herschik.geo.map_drawing`) is loaded only when a map must be drawn. The
+drawing without its caption is kept too (its pixels, under a key without the caption): a new
+scenario whose maps differ only in the caption (every map names the margin and travel limits)
+writes the new caption over the kept drawing instead of drawing the map again.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import functools
 import hashlib
 import json
 import re
+import zlib
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -117,7 +121,9 @@ def _render(
 
     The PNG's bytes are kept in the derived-data cache under a key made of everything drawn
     (polygons, colour values, sites, titles, resolution) and the matplotlib and Pillow versions
-    that draw and encode it: a map whose content did not change is not drawn again.
+    that draw and encode it: a map whose content did not change is not drawn again. The
+    drawing without the caption (``subtitle``) is kept under a key without it, so a map whose
+    caption alone changed gets the caption written over the kept drawing.
     """
     values = area_extra.reindex(paths.ids).to_numpy(float)
     key = _map_key(paths, values, sites, title, subtitle, dpi=dpi, labels=labels,
@@ -125,17 +131,45 @@ def _render(
     png = read_entry(key)
     if png is None:
         # matplotlib is loaded only for a map that must be drawn (a cache miss)
-        from herschik.geo.map_drawing import map_png
+        from herschik.geo.map_drawing import map_body_rgba, map_png_with_caption
 
-        png = map_png(paths, values, sites, title, subtitle, dpi=dpi, labels=labels,
-                      overview=overview)
+        body_key = _map_key(paths, values, sites, title, None, dpi=dpi, labels=labels,
+                            overview=overview)
+        body = _unpack_pixels(read_entry(body_key))
+        if body is None:
+            body = map_body_rgba(paths, values, sites, title, dpi=dpi, labels=labels,
+                                 overview=overview)
+            write_entry(body_key, _pack_pixels(body))
+        png = map_png_with_caption(body, subtitle, dpi=dpi)
         write_entry(key, png)
     write_bytes(path, png)
     return path
 
 
+def _pack_pixels(pixels: np.ndarray) -> bytes:
+    """An RGBA image as ``height width channels`` and its zlib-compressed bytes."""
+    head = " ".join(str(n) for n in pixels.shape).encode() + b"\n"
+    return head + zlib.compress(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes(), 1)
+
+
+def _unpack_pixels(payload: bytes | None) -> np.ndarray | None:
+    """The image of :func:`_pack_pixels`, or None for anything else (then it is drawn)."""
+    if payload is None:
+        return None
+    try:
+        head, packed = payload.split(b"\n", 1)
+        shape = tuple(int(n) for n in head.split())
+        data = zlib.decompress(packed)
+    except (ValueError, zlib.error):
+        return None
+    if len(shape) != 3 or shape[2] != 4 or len(data) != shape[0] * shape[1] * shape[2]:
+        return None
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape).copy()
+
+
 def _map_key(paths: AreaGeometry, values: np.ndarray, sites: pd.DataFrame, title: str,
-             subtitle: str, *, dpi: int, labels: bool, overview: bool) -> str:
+             subtitle: str | None, *, dpi: int, labels: bool, overview: bool) -> str:
+    """The key of a map's PNG; with ``subtitle`` None, of its drawing without the caption."""
     columns = [c for c in ("x", "y", "size_volume", "category", "label") if c in sites.columns]
     table = {c: [_plain(v) for v in sites[c].tolist()] for c in columns}
     # the legend and colour bar are drawn in the output language (herschik.i18n)
@@ -143,7 +177,8 @@ def _map_key(paths: AreaGeometry, values: np.ndarray, sites: pd.DataFrame, title
                         "language": current_language(),
                         "overview": overview, "sites": table}, sort_keys=True)
     values_digest = hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()
-    return entry_key("map", [*drawing_versions(), paths.digest, values_digest, drawn])
+    return entry_key("map" if subtitle is not None else "map-body",
+                     [*drawing_versions(), paths.digest, values_digest, drawn])
 
 
 def _plain(value: Any) -> Any:

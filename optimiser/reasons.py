@@ -23,6 +23,10 @@ scenarios' (``herschik.scenarios.reason_words``).
 
 from __future__ import annotations
 
+import copy
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +50,8 @@ REASON_CODES: tuple[str, ...] = (
     "keep_costs_nothing",  # another optimum keeps it at no extra cost
     "keep_costs",  # keeping it costs optional moves and/or patient-minutes, or closes others
 )
+#: components whose reasons a process remembers (per instance; see _ReasonMemo)
+MEMO_SIZE = 256
 
 
 @dataclass
@@ -134,10 +140,74 @@ def _price(sub: Instance, base: Solution, forced: Solution, s: int, t: int,
     reason.keep_closes = [sub.site_ids[int(k)] for k in closes]
 
 
+class _ReasonMemo:
+    """The reasons of one component already worked out in this process, per instance.
+
+    A component's reasons are a function of the instance, the component, the parameters that
+    reach its model and its lost roles: the re-solves are fresh solves (``same_as_fresh``),
+    deterministic. The what-if app computes the reasons after every change; a component the
+    change did not touch gets its reasons back instead of one re-solve per lost role. Keyed by
+    the instance object itself (weakly: an instance that is gone takes its entries along)."""
+
+    def __init__(self) -> None:
+        # re-entrant: an instance collected while the lock is held (a garbage collection
+        # inside put) calls _forget on the same thread
+        self._lock = threading.RLock()
+        self._entries: OrderedDict[tuple[int, str], list[RoleReason]] = OrderedDict()
+        self._instances: dict[int, weakref.ref[Instance]] = {}
+
+    def _forget(self, ident: int) -> None:
+        with self._lock:
+            self._instances.pop(ident, None)
+            for key in [k for k in self._entries if k[0] == ident]:
+                del self._entries[key]
+
+    def get(self, instance: Instance, key: str) -> list[RoleReason] | None:
+        with self._lock:
+            ref = self._instances.get(id(instance))
+            if ref is None or ref() is not instance:
+                return None
+            found = self._entries.get((id(instance), key))
+            if found is not None:
+                self._entries.move_to_end((id(instance), key))
+            return copy.deepcopy(found)
+
+    def put(self, instance: Instance, key: str, reasons: list[RoleReason]) -> None:
+        with self._lock:
+            ident = id(instance)
+            ref = self._instances.get(ident)
+            if ref is None or ref() is not instance:
+                self._instances[ident] = weakref.ref(instance)
+                weakref.finalize(instance, self._forget, ident)
+            self._entries[(ident, key)] = copy.deepcopy(reasons)
+            while len(self._entries) > MEMO_SIZE:
+                self._entries.popitem(last=False)
+
+
+_MEMO = _ReasonMemo()
+
+
+def _component_key(params: SolveParams, ids: set[str], roles: list[tuple[int, int]],
+                   closed: np.ndarray) -> str:
+    """What a component's reasons depend on besides the instance: its treatments, the
+    parameters restricted to them (a forced pair or a margin of another treatment does not
+    reach this component's model, optimiser/whatif.affected_treatments) and its lost roles."""
+    def own(pairs: list) -> list:
+        return [p for p in pairs if p.intervention_id in ids or p.intervention_id == "*"]
+
+    restricted = params.model_copy(update={
+        "force_keep": own(params.force_keep), "force_close": own(params.force_close),
+        "margin_by_treatment": {t: m for t, m in params.margin_by_treatment.items()
+                                if t in ids}})
+    return repr((sorted(ids), restricted.model_dump_json(),
+                 [(s, t, bool(closed[s, t])) for s, t in roles]))
+
+
 def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solution
                       ) -> list[RoleReason]:
     """A :class:`RoleReason` for every role with a norm that ``solution`` loses, sorted by
-    (site_id, intervention_id); empty without a plan."""
+    (site_id, intervention_id); empty without a plan. A component whose reasons this process
+    worked out before for the same instance and parameters gets them back (_ReasonMemo)."""
     if solution.flow is None or solution.keep is None:
         return []
     norms = instance.norm_matrix()
@@ -156,6 +226,12 @@ def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solutio
         if not roles:
             continue
         ids = {instance.treatment_ids[t] for t in comp}
+        key = _component_key(params_for_treatments(params, ids), ids, roles, closed)
+        remembered = _MEMO.get(instance, key)
+        if remembered is not None:
+            reasons += remembered
+            continue
+        found: list[RoleReason] = []
         sub = instance.with_treatments(comp)
         session = WhatIf(sub, params_for_treatments(params, ids), max_workers=1,
                          same_as_fresh=True)
@@ -175,5 +251,7 @@ def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solutio
             else:
                 reason.infeasible_reason = str((forced.diagnosis or {}).get("reason", "")) or None
             session.release(instance.site_ids[s], tid)
-            reasons.append(reason)
+            found.append(reason)
+        _MEMO.put(instance, key, found)
+        reasons += found
     return sorted(reasons, key=lambda r: (r.site_id, r.intervention_id))

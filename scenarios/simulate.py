@@ -174,7 +174,7 @@ def _clean(value: float) -> float | None:
 
 def write_simulation(result: SimulationResult, out: Path) -> list[Path]:
     """simulation.csv, simulation.json and a fan chart per treatment, in one staged folder."""
-    from herschik.scenarios.report.odds import fan_chart_png
+    from herschik.scenarios.report.charts import fan_chart_png
 
     from herschik.atomic import staged_dir, write_bytes, write_csv, write_json
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-_TIME_CELL = re.compile(r"(<td>(?:Build|Solve) time</td><td>)[^<]*(</td>)")
+_TIME_CELL = re.compile(r"(<td>(?:Build|Solve) time[^<]*</td><td>)[^<]*(</td>)")
 
 
 def _without_timings(value: Any) -> Any:

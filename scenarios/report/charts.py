@@ -1,11 +1,15 @@
 """The report's charts drawn with matplotlib (Agg, no pyplot): loaded only when a chart is not
-in the derived-data cache (see scenarios/report/travel.py)."""
+in the derived-data cache (scenarios/report/travel.py: the extra-travel histogram;
+scenarios/report/odds.py: the odds figure and the fan charts, also drawn by ``herschik
+simulate``)."""
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from scipy import special
 
 from herschik.i18n import _
 
@@ -24,4 +28,88 @@ def histogram_png(edges: np.ndarray, counts: np.ndarray, step: float, dpi: int) 
     ax.set_axisbelow(True)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+#: the fan chart's bands: (low quantile, high quantile, colour), widest first
+FAN_BANDS: tuple[tuple[str, str, str], ...] = (("p05", "p95", "#c6dbef"),
+                                                ("p25", "p75", "#6baed6"))
+FAN_QUANTILES: dict[str, float] = {"p05": 0.05, "p25": 0.25, "p50": 0.50, "p75": 0.75,
+                                   "p95": 0.95}
+
+
+def fan_chart_png(labels: Sequence[str], bands: Mapping[str, Sequence[float]],
+                  norms: Sequence[float], title: str, dpi: int = 100) -> bytes:
+    """Yearly volume bands per hospital (5-95 % and 25-75 %, the median as a dot) with each
+    hospital's norm as a red tick; hospitals in the given order. PNG bytes, no metadata."""
+    n = len(labels)
+    fig = Figure(figsize=(max(5.0, 0.6 * n + 2.0), 3.8), dpi=dpi)
+    ax = fig.add_axes((0.1, 0.32, 0.86, 0.5))
+    x = np.arange(n)
+    for low, high, colour in FAN_BANDS:
+        lo, hi = np.asarray(bands[low], float), np.asarray(bands[high], float)
+        ax.bar(x, hi - lo, bottom=lo, width=0.6, color=colour,
+               label=_("{low}–{high} % of years", low=int(low[1:]), high=int(high[1:])))
+    ax.scatter(x, np.asarray(bands["p50"], float), color="#08306b", s=14, zorder=3,
+               label=_("median"))
+    norm_values = np.asarray(norms, float)
+    has = np.isfinite(norm_values)
+    ax.scatter(x[has], norm_values[has], marker="_", s=500, color="#cb181d", zorder=4,
+               label=_("norm"))
+    ax.set_xticks(x, [str(label) for label in labels], rotation=30, ha="right", fontsize=8)
+    ax.set_xlim(-1.0, max(n, 2) - (0.0 if n >= 2 else 1.0))
+    ax.set_ylabel(_("patients per year"))
+    ax.set_ylim(bottom=0)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(axis="y", color="#e5e5e5")
+    ax.set_axisbelow(True)
+    fig.suptitle(title, fontsize=10, x=0.1, ha="left", y=0.98)
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.02), frameon=False, ncol=4)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def exact_bands(volumes: Sequence[float]) -> dict[str, np.ndarray]:
+    """Poisson quantiles of yearly volumes with these expected values."""
+    mean = np.asarray(volumes, float)
+    return {name: poisson_quantile(q, mean) for name, q in FAN_QUANTILES.items()}
+
+
+def poisson_quantile(q: float, mean: np.ndarray) -> np.ndarray:
+    """``scipy.stats.poisson.ppf(q, mean)`` for 0 < q < 1, bit for bit (NaN for a negative,
+    infinite or NaN mean): scipy's own evaluation (``poisson._ppf``) from scipy.special,
+    without importing scipy.stats (0.5 s of CPU)."""
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"quantile {q} outside (0, 1)")
+    mean = np.asarray(mean, float)
+    with np.errstate(invalid="ignore"):
+        above = np.ceil(special.pdtrik(q, mean))
+        below = np.maximum(above - 1, 0)
+        value = np.where(special.pdtr(below, mean) >= q, below, above)
+    return np.where((mean >= 0) & np.isfinite(mean), value, np.nan)
+
+
+def odds_png(labels: Sequence[str], odds: Sequence[float], period_years: int,
+             dpi: int = 100) -> bytes:
+    """Horizontal bars: each kept hospital x treatment's odds of meeting its norm (``labels``
+    and ``odds`` lowest first), with the 50 / 80 / 90 % lines."""
+    n = len(labels)
+    fig = Figure(figsize=(7.0, max(2.0, 0.22 * n + 1.0)), dpi=dpi)
+    ax = fig.add_axes((0.42, 0.9 / max(2.0, 0.22 * n + 1.0), 0.54,
+                       1 - 1.3 / max(2.0, 0.22 * n + 1.0)))
+    values = np.asarray(odds, float)
+    colours = ["#cb181d" if p < 0.5 else "#fd8d3c" if p < 0.8 else "#41ab5d" for p in values]
+    y = np.arange(n)
+    ax.barh(y, values, color=colours)
+    ax.set_yticks(y, list(labels), fontsize=7)
+    ax.invert_yaxis()
+    for line in (0.5, 0.8, 0.9):
+        ax.axvline(line, color="#969696", lw=0.8, ls="--")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(_("probability of meeting the norm over {years} years", years=period_years)
+                  if period_years > 1 else _("probability of meeting the norm in one year"))
+    ax.spines[["top", "right"]].set_visible(False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, bbox_inches="tight")
     return buf.getvalue()

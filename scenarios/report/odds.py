@@ -4,65 +4,72 @@ and a fan chart per treatment (also drawn by ``herschik simulate`` from simulate
 The report's fan charts are exact: a kept hospital's yearly volume is Poisson around its
 expected volume (docs/CONFIDENCE.md), so its bands are Poisson quantiles; ``herschik
 simulate`` draws the same chart from simulated years (optionally over-dispersed).
+
+Both figures are kept in the derived-data cache (:mod:`herschik.derived_cache`) under a key
+made of everything drawn (labels, values bit for bit, titles, resolution, the drawing
+libraries' versions), like the maps: a chart whose content did not change is not drawn again,
+and matplotlib (scenarios/report/charts.py) is loaded only to draw one.
 """
 from __future__ import annotations
 
-import io
+import hashlib
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from herschik.geo.maps import drawing_versions
 from herschik.scenarios.report.format import esc, fmt, html_table, png_data_uri, share
-from matplotlib.figure import Figure
-from scipy.stats import poisson
 
+from herschik.derived_cache import entry_key, read_entry, write_entry
 from herschik.i18n import _, current_language
 
-#: the fan chart's bands: (low quantile, high quantile, colour), widest first
-FAN_BANDS: tuple[tuple[str, str, str], ...] = (("p05", "p95", "#c6dbef"),
-                                                ("p25", "p75", "#6baed6"))
-FAN_QUANTILES: dict[str, float] = {"p05": 0.05, "p25": 0.25, "p50": 0.50, "p75": 0.75,
-                                   "p95": 0.95}
+
+def _chart_key(kind: str, labels: Sequence[str], values: Sequence[np.ndarray],
+               text: Mapping[str, Any]) -> str:
+    digest = hashlib.sha256()
+    for array in values:
+        digest.update(np.ascontiguousarray(array, dtype=float).tobytes() + b"|")
+    drawn = json.dumps({"labels": [str(label) for label in labels], "language": current_language(),
+                        **text}, sort_keys=True)
+    return entry_key(kind, [*drawing_versions(), digest.hexdigest(), drawn])
 
 
-def fan_chart_png(labels: Sequence[str], bands: Mapping[str, Sequence[float]],
-                  norms: Sequence[float], title: str, dpi: int = 100) -> bytes:
-    """Yearly volume bands per hospital (5-95 % and 25-75 %, the median as a dot) with each
-    hospital's norm as a red tick; hospitals in the given order. PNG bytes, no metadata."""
-    n = len(labels)
-    fig = Figure(figsize=(max(5.0, 0.6 * n + 2.0), 3.8), dpi=dpi)
-    ax = fig.add_axes((0.1, 0.32, 0.86, 0.5))
-    x = np.arange(n)
-    for low, high, colour in FAN_BANDS:
-        lo, hi = np.asarray(bands[low], float), np.asarray(bands[high], float)
-        ax.bar(x, hi - lo, bottom=lo, width=0.6, color=colour,
-               label=_("{low}–{high} % of years", low=int(low[1:]), high=int(high[1:])))
-    ax.scatter(x, np.asarray(bands["p50"], float), color="#08306b", s=14, zorder=3,
-               label=_("median"))
-    norm_values = np.asarray(norms, float)
-    has = np.isfinite(norm_values)
-    ax.scatter(x[has], norm_values[has], marker="_", s=500, color="#cb181d", zorder=4,
-               label=_("norm"))
-    ax.set_xticks(x, [str(label) for label in labels], rotation=30, ha="right", fontsize=8)
-    ax.set_xlim(-1.0, max(n, 2) - (0.0 if n >= 2 else 1.0))
-    ax.set_ylabel(_("patients per year"))
-    ax.set_ylim(bottom=0)
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.grid(axis="y", color="#e5e5e5")
-    ax.set_axisbelow(True)
-    fig.suptitle(title, fontsize=10, x=0.1, ha="left", y=0.98)
-    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.02), frameon=False, ncol=4)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, bbox_inches="tight")
-    return buf.getvalue()
+def exact_fan_chart_png(labels: Sequence[str], volumes: Sequence[float],
+                        norms: Sequence[float], title: str, dpi: int = 100) -> bytes:
+    """The fan chart of kept hospitals with these expected yearly volumes (Poisson bands,
+    report/charts.exact_bands), from the derived-data cache when drawn before."""
+    volumes_array, norms_array = np.asarray(volumes, float), np.asarray(norms, float)
+    key = _chart_key("fan-chart", labels, [volumes_array, norms_array],
+                     {"title": title, "dpi": dpi})
+    png = read_entry(key)
+    if png is None:
+        # matplotlib is loaded only for a chart that must be drawn
+        from herschik.scenarios.report.charts import exact_bands, fan_chart_png
+
+        png = fan_chart_png(labels, exact_bands(volumes_array), norms_array, title, dpi=dpi)
+        write_entry(key, png)
+    return png
 
 
-def exact_bands(volumes: Sequence[float]) -> dict[str, np.ndarray]:
-    """Poisson quantiles of yearly volumes with these expected values."""
-    mean = np.asarray(volumes, float)
-    return {name: poisson.ppf(q, mean) for name, q in FAN_QUANTILES.items()}
+def odds_png(kept: pd.DataFrame, period_years: int, dpi: int = 100) -> bytes:
+    """Horizontal bars: each kept hospital x treatment's odds of meeting its norm, lowest
+    first, with the 50 / 80 / 90 % lines (from the derived-data cache when drawn before)."""
+    column = "p_meet_norm_period" if period_years > 1 else "p_meet_norm_1y"
+    rows = kept.sort_values([column, "site_id", "intervention_id"], kind="stable")
+    labels = [f"{r.site_name or r.site_id} · {r.intervention_id}"
+              for r in rows.itertuples(index=False)]
+    odds = rows[column].to_numpy(float)
+    key = _chart_key("odds-chart", labels, [odds], {"years": period_years, "dpi": dpi})
+    png = read_entry(key)
+    if png is None:
+        from herschik.scenarios.report.charts import odds_png as draw_odds  # a cache miss
+
+        png = draw_odds(labels, odds, period_years, dpi=dpi)
+        write_entry(key, png)
+    return png
 
 
 def _kept_with_norm(changes: pd.DataFrame) -> pd.DataFrame:
@@ -70,33 +77,6 @@ def _kept_with_norm(changes: pd.DataFrame) -> pd.DataFrame:
         return changes.iloc[0:0]
     odds = pd.to_numeric(changes["p_meet_norm_1y"], errors="coerce")
     return changes[odds.notna()]
-
-
-def odds_png(kept: pd.DataFrame, period_years: int, dpi: int = 100) -> bytes:
-    """Horizontal bars: each kept hospital x treatment's odds of meeting its norm, lowest
-    first, with the 50 / 80 / 90 % lines."""
-    column = "p_meet_norm_period" if period_years > 1 else "p_meet_norm_1y"
-    rows = kept.sort_values([column, "site_id", "intervention_id"], kind="stable")
-    n = len(rows)
-    fig = Figure(figsize=(7.0, max(2.0, 0.22 * n + 1.0)), dpi=dpi)
-    ax = fig.add_axes((0.42, 0.9 / max(2.0, 0.22 * n + 1.0), 0.54,
-                       1 - 1.3 / max(2.0, 0.22 * n + 1.0)))
-    odds = rows[column].to_numpy(float)
-    colours = ["#cb181d" if p < 0.5 else "#fd8d3c" if p < 0.8 else "#41ab5d" for p in odds]
-    y = np.arange(n)
-    ax.barh(y, odds, color=colours)
-    ax.set_yticks(y, [f"{r.site_name or r.site_id} · {r.intervention_id}"
-                      for r in rows.itertuples(index=False)], fontsize=7)
-    ax.invert_yaxis()
-    for line in (0.5, 0.8, 0.9):
-        ax.axvline(line, color="#969696", lw=0.8, ls="--")
-    ax.set_xlim(0, 1)
-    ax.set_xlabel(_("probability of meeting the norm over {years} years", years=period_years)
-                  if period_years > 1 else _("probability of meeting the norm in one year"))
-    ax.spines[["top", "right"]].set_visible(False)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, bbox_inches="tight")
-    return buf.getvalue()
 
 
 def odds_section(changes: pd.DataFrame, scenario: Mapping[str, Any],
@@ -174,10 +154,10 @@ def odds_section(changes: pd.DataFrame, scenario: Mapping[str, Any],
         group = group.sort_values(["volume_after", "site_id"], kind="stable")
         labels = [str(r.site_name or r.site_id) for r in group.itertuples(index=False)]
         title = _treatment_title(str(treatment), names)
-        png = fan_chart_png(labels, exact_bands(group["volume_after"].to_numpy(float)),
-                            group["norm"].to_numpy(float),
-                            _("{treatment}: yearly volume of each kept hospital (Poisson)",
-                              treatment=title))
+        png = exact_fan_chart_png(labels, group["volume_after"].to_numpy(float),
+                                  group["norm"].to_numpy(float),
+                                  _("{treatment}: yearly volume of each kept hospital (Poisson)",
+                                    treatment=title))
         caption = _("{treatment}: the yearly volume of each kept hospital falls in the dark "
                     "band in half of the years and in the light band in 90 % of them; red: its "
                     "norm.", treatment=title)

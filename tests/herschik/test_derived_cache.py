@@ -214,21 +214,102 @@ def test_maps_from_the_cache_are_the_drawn_bytes(
     def must_not_draw(*args: object, **kwargs: object) -> bytes:
         raise AssertionError("drawn although cached")
 
-    monkeypatch.setattr(map_drawing, "map_png", must_not_draw)
+    monkeypatch.setattr(map_drawing, "map_body_rgba", must_not_draw)
+    monkeypatch.setattr(map_drawing, "map_png_with_caption", must_not_draw)
     copied = write_maps(tmp_path / "copied", result.summary, result.site_volumes,
                         result.assignments, dataset.sites, areas)
     assert {k: p.read_bytes() for k, p in drawn.items()} == \
         {k: p.read_bytes() for k, p in copied.items()}
 
-    # a damaged map entry is drawn again, to the same bytes
+    # a damaged map entry is drawn again, to the same bytes: from the kept drawing, or
+    # entirely when that is damaged too
     monkeypatch.undo()
     monkeypatch.setenv("HERSCHIK_CACHE_DIR", str(own_cache))
-    for path in entries(own_cache, "map"):
-        path.write_bytes(path.read_bytes()[:-10])
-    redrawn = write_maps(tmp_path / "redrawn", result.summary, result.site_volumes,
-                         result.assignments, dataset.sites, areas)
-    assert {k: p.read_bytes() for k, p in drawn.items()} == \
-        {k: p.read_bytes() for k, p in redrawn.items()}
+    for kind in ("map", "map-body"):
+        for path in entries(own_cache, kind):
+            path.write_bytes(path.read_bytes()[:-10])
+        redrawn = write_maps(tmp_path / f"redrawn-{kind}", result.summary, result.site_volumes,
+                             result.assignments, dataset.sites, areas)
+        assert {k: p.read_bytes() for k, p in drawn.items()} == \
+            {k: p.read_bytes() for k, p in redrawn.items()}
+
+
+def test_a_caption_over_the_kept_drawing_is_the_drawn_map_byte_for_byte(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """map_png_with_caption(map_body_rgba(...)) is map_png(...): every map of two scenarios."""
+    import herschik.geo.map_drawing as map_drawing
+    from herschik.geo.maps import write_maps
+    from herschik.optimiser.params import SolveParams
+
+    monkeypatch.setenv("HERSCHIK_CACHE", "off")  # every map drawn
+    bodies: list[tuple[tuple, dict]] = []
+    captions: list[str] = []
+    draw_body, write_caption = map_drawing.map_body_rgba, map_drawing.map_png_with_caption
+
+    def body(*args: object, **kwargs: object) -> np.ndarray:
+        bodies.append((args, kwargs))
+        return draw_body(*args, **kwargs)  # type: ignore[arg-type]
+
+    def caption(pixels: np.ndarray, subtitle: str, **kwargs: object) -> bytes:
+        captions.append(subtitle)
+        return write_caption(pixels, subtitle, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(map_drawing, "map_body_rgba", body)
+    monkeypatch.setattr(map_drawing, "map_png_with_caption", caption)
+    dataset = load_dataset("example")
+    instance = cached_build_instance(dataset, "example")
+    areas = areas_geodataframe(dataset.areas, dataset.area_geometries)
+    for margin in (0.0, 0.2):
+        bodies.clear()
+        captions.clear()
+        result = solve_verified(instance, SolveParams(margin=margin, max_travel=90))
+        written = write_maps(tmp_path / f"m{margin}", result.summary, result.site_volumes,
+                             result.assignments, dataset.sites, areas)
+        assert len(bodies) == len(captions) == len(written) > 2
+        for (args, kwargs), subtitle, path in zip(bodies, captions, written.values(),
+                                                  strict=True):
+            geometry, values, sites, title = args
+            assert "max travel 90 min" in subtitle
+            assert map_drawing.map_png(geometry, values, sites, title, subtitle,
+                                       **kwargs) == path.read_bytes()
+
+
+def test_a_new_scenario_draws_only_the_maps_whose_drawing_changed(
+        tmp_path: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import herschik.geo.map_drawing as map_drawing
+    from herschik.geo.maps import write_maps
+    from herschik.optimiser.params import SolveParams
+
+    dataset = load_dataset("example")
+    instance = cached_build_instance(dataset, "example")
+    areas = areas_geodataframe(dataset.areas, dataset.area_geometries)
+    first = solve_verified(instance, SolveParams())
+    write_maps(tmp_path / "first", first.summary, first.site_volumes, first.assignments,
+               dataset.sites, areas)
+    drawn: list[str] = []
+    draw_body = map_drawing.map_body_rgba
+
+    def body(*args: object, **kwargs: object) -> np.ndarray:
+        drawn.append(str(args[3]))
+        return draw_body(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(map_drawing, "map_body_rgba", body)
+    # a travel limit that changes no plan: every caption changes, no drawing does
+    limit = SolveParams(max_travel=1000.0)
+    second = solve_verified(instance, limit)
+    warm = write_maps(tmp_path / "second", second.summary, second.site_volumes,
+                      second.assignments, dataset.sites, areas)
+    assert drawn == []
+    assert all(a.read_bytes() != b.read_bytes() for a, b in zip(
+        sorted((tmp_path / "first").iterdir()), sorted((tmp_path / "second").iterdir()),
+        strict=True))
+    # the same bytes as drawing every map
+    monkeypatch.setenv("HERSCHIK_CACHE", "off")
+    cold = write_maps(tmp_path / "cold", second.summary, second.site_volumes,
+                      second.assignments, dataset.sites, areas)
+    assert len(drawn) == len(cold)
+    assert {k: p.read_bytes() for k, p in warm.items()} == \
+        {k: p.read_bytes() for k, p in cold.items()}
 
 
 def test_a_changed_map_is_drawn_not_copied(tmp_path: Path, own_cache: Path) -> None:
@@ -260,6 +341,53 @@ def test_histogram_from_the_cache_is_the_drawn_bytes(own_cache: Path) -> None:
     counts, _ = np.histogram(assignments["extra_min"], bins=edges,
                              weights=assignments["patients"])
     assert histogram_png(edges, counts, 1, 100) == first  # what the cache hands out
+
+
+def test_fan_chart_bands_are_scipy_stats_poisson_quantiles_bit_for_bit() -> None:
+    """report/charts.py evaluates poisson.ppf from scipy.special (no scipy.stats import): the
+    bands must stay those of scipy.stats.poisson.ppf exactly."""
+    from herschik.scenarios.report.charts import FAN_QUANTILES, exact_bands
+    from scipy.stats import poisson
+
+    rng = np.random.default_rng(3)
+    means = np.concatenate([rng.uniform(0, 600, 3000), rng.uniform(0, 3, 1000),
+                            [0.0, 1e-300, 1e-9, 1e6, -1.0, np.inf, np.nan]])
+    bands = exact_bands(means)
+    for name, q in FAN_QUANTILES.items():
+        np.testing.assert_array_equal(bands[name], poisson.ppf(q, means))
+
+
+def test_odds_and_fan_charts_from_the_cache_are_the_drawn_bytes(
+        own_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import herschik.scenarios.report.charts as report_charts
+    from herschik.scenarios.report.odds import exact_fan_chart_png, odds_png
+
+    kept = pd.DataFrame({"site_id": ["b", "a", "c"], "site_name": ["B", "A", ""],
+                         "intervention_id": ["t", "t", "u"],
+                         "p_meet_norm_1y": [0.42, 0.97, 0.75],
+                         "p_meet_norm_period": [0.3, 0.99, 0.8]})
+    args = (["A", "B"], [25.5, 61.0], [20.0, np.nan], "t: yearly volume")
+    first_odds, first_fan = odds_png(kept, 1), exact_fan_chart_png(*args)
+    assert odds_png(kept, 3) != first_odds  # another period is another chart
+    assert len(entries(own_cache, "odds-chart")) == 2
+    assert len(entries(own_cache, "fan-chart")) == 1
+
+    def must_not_draw(*a: object, **k: object) -> bytes:
+        raise AssertionError("drawn although cached")
+
+    monkeypatch.setattr(report_charts, "odds_png", must_not_draw)
+    monkeypatch.setattr(report_charts, "fan_chart_png", must_not_draw)
+    assert odds_png(kept, 1) == first_odds
+    assert exact_fan_chart_png(*args) == first_fan
+    monkeypatch.undo()
+    monkeypatch.setenv("HERSCHIK_CACHE_DIR", str(own_cache))
+    # what the cache hands out is what drawing gives
+    labels = ["B · t", "c · u", "A · t"]  # lowest odds first; no name: the site id
+    assert report_charts.odds_png(labels, [0.42, 0.75, 0.97], 1) == first_odds
+    assert report_charts.fan_chart_png(args[0], report_charts.exact_bands(args[1]), args[2],
+                                       args[3]) == first_fan
+    # a changed volume is another chart
+    assert exact_fan_chart_png(["A", "B"], [25.5, 61.5], [20.0, np.nan], args[3]) != first_fan
 
 
 # --- light commands ---------------------------------------------------------------------------

@@ -53,6 +53,22 @@ def test_p_meet_norm_matches_scipy_stats(years: int) -> None:
         assert p == pytest.approx(poisson.sf(k - 1, v * years), rel=1e-9, abs=1e-14)
 
 
+def test_the_verifiers_odds_are_scipy_stats_poisson_bit_for_bit() -> None:
+    """The verifier evaluates scipy.special.pdtrc (what poisson.sf calls) so that it need not
+    import scipy.stats; the odds it checks and writes must stay those of poisson.sf exactly."""
+    from herschik.optimiser.rows.checking import poisson_meet_probability
+
+    rng = np.random.default_rng(7)
+    volumes = [*rng.uniform(0, 500, 400), 0.0, 1e-300, 1e-9, 50.0, 1e6, math.inf]
+    norms = [*rng.choice([0.5, 5, 10, 20, 33.3, 50, 80, 200], 400), 50, 50, 1, 50, 9000, 50]
+    for years in (1, 2, 3):
+        for volume, norm in zip(volumes, norms, strict=True):
+            needed = math.ceil(round(norm * years, 9))
+            assert poisson_meet_probability(volume, norm, years) == float(
+                poisson.sf(needed - 1, years * volume))
+    assert math.isnan(poisson_meet_probability(math.nan, 50, 1))
+
+
 def test_p_meet_norm_edges() -> None:
     assert np.isnan(p_meet_norm(np.nan, 50))
     assert np.isnan(p_meet_norm(30, np.nan))

@@ -1,0 +1,107 @@
+"""The reasons of lost roles are remembered per component (optimiser/reasons.py _ReasonMemo):
+the what-if app asks for them after every change, and a component the change did not touch
+must give the same reasons without one re-solve per lost role, while a touched one is worked
+out again. Same answers with and without the memo."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from herschik.geo.dataset import load_dataset
+from herschik.optimiser import reasons as reasons_module
+from herschik.optimiser.instance import Instance
+from herschik.optimiser.params import SiteTreatment, SolveParams
+from herschik.optimiser.reasons import lost_role_reasons
+from herschik.optimiser.solve import solve
+from herschik.scenarios.assemble import build_instance
+
+
+@pytest.fixture(scope="module")
+def midden() -> Instance:
+    return build_instance(load_dataset(None), "midden")
+
+
+class CountingWhatIf:
+    """reasons.WhatIf, counting the sessions (one per component worked out)."""
+
+    made: list[str] = []
+
+    def __new__(cls, instance: Instance, *args: Any, **kwargs: Any) -> Any:
+        cls.made.append(",".join(instance.treatment_ids))
+        return ORIGINAL_WHATIF(instance, *args, **kwargs)
+
+
+ORIGINAL_WHATIF = reasons_module.WhatIf
+
+
+def _plain(reasons: list) -> list[dict]:
+    return [vars(r) for r in reasons]
+
+
+def test_untouched_components_keep_their_reasons_touched_ones_are_redone(
+        midden: Instance, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reasons_module, "WhatIf", CountingWhatIf)
+    CountingWhatIf.made = []
+    params = SolveParams()
+    plan = solve(midden, params)
+    first = lost_role_reasons(midden, params, plan)
+    lost_treatments = {r.intervention_id for r in first}
+    assert len(lost_treatments) >= 3  # several components with lost roles
+    assert len(CountingWhatIf.made) == len(lost_treatments)
+
+    CountingWhatIf.made = []
+    assert _plain(lost_role_reasons(midden, params, plan)) == _plain(first)
+    assert CountingWhatIf.made == []  # nothing re-solved
+
+    # close one kept pair of one treatment: only that treatment's reasons are worked out again
+    treatment = sorted(lost_treatments)[0]
+    t = midden.treatment_ids.index(treatment)
+    assert plan.keep is not None
+    kept = next(midden.site_ids[s] for s in range(len(midden.site_ids)) if plan.keep[s, t])
+    changed = params.model_copy(update={"force_close": [
+        SiteTreatment(site_id=kept, intervention_id=treatment)]})
+    changed_plan = solve(midden, changed)
+    CountingWhatIf.made = []
+    remembered = lost_role_reasons(midden, changed, changed_plan)
+    assert CountingWhatIf.made == [treatment]
+
+    # the same answers as without the memo (an equal instance object is a miss)
+    fresh_instance = copy.deepcopy(midden)
+    CountingWhatIf.made = []
+    fresh = lost_role_reasons(fresh_instance, changed, changed_plan)
+    assert len(CountingWhatIf.made) == len({r.intervention_id for r in fresh})
+    assert _plain(remembered) == _plain(fresh)
+    assert any(r.intervention_id == treatment and r.site_id == kept and r.forced_closed
+               for r in fresh)
+
+
+def test_a_margin_of_another_treatment_is_not_a_change_of_this_one(
+        midden: Instance, monkeypatch: pytest.MonkeyPatch) -> None:
+    params = SolveParams()
+    plan = solve(midden, params)
+    first = lost_role_reasons(midden, params, plan)
+    treatment = sorted({r.intervention_id for r in first})[0]
+    other = params.model_copy(update={"margin_by_treatment": {treatment: 0.3}})
+    other_plan = solve(midden, other)
+    monkeypatch.setattr(reasons_module, "WhatIf", CountingWhatIf)
+    CountingWhatIf.made = []
+    again = lost_role_reasons(midden, other, other_plan)
+    # at most the treatment whose margin changed is worked out again
+    assert set(CountingWhatIf.made) <= {treatment}
+    untouched = [vars(r) for r in again if r.intervention_id != treatment]
+    assert untouched == [vars(r) for r in first if r.intervention_id != treatment]
+
+
+def test_an_instance_that_is_gone_takes_its_reasons_along(midden: Instance) -> None:
+    import gc
+
+    copied = copy.deepcopy(midden)
+    params = SolveParams()
+    lost_role_reasons(copied, params, solve(copied, params))
+    ident = id(copied)
+    assert any(key[0] == ident for key in reasons_module._MEMO._entries)
+    del copied
+    gc.collect()
+    assert not any(key[0] == ident for key in reasons_module._MEMO._entries)
