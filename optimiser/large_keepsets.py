@@ -60,6 +60,8 @@ FIX_MARGIN = 1e-9
 SEARCH_EVERY = 10
 #: keep sets left after the fixings are enumerated when sets x areas is at most this
 ENUMERATE_WORK = 20_000_000
+#: ... and when at most this many of them need a transportation LP (the norms bind)
+ENUMERATE_PLANS = 50
 #: array entries per enumerated block (memory: 8 bytes each)
 ENUMERATE_CHUNK = 4_000_000
 
@@ -85,15 +87,16 @@ class _Model:
         return int(self.required.shape[0])
 
 
-def _read(arrays: MipArrays) -> _Model | None:
+def _read(arrays: MipArrays, binding_norms: bool = False) -> _Model | None:
+    if arrays.linking != "per_pair" and not binding_norms:
+        return None  # outside the p-median class: see solve_by_lagrangian
     if (len(arrays.treatments) != 1 or arrays.n_x == 0 or arrays.conflicts
             or arrays.n_cols != arrays.n_x + arrays.n_y or not np.all(np.isfinite(arrays.c))):
         return None
     y_lo, y_hi = arrays.col_lower[arrays.y_slice()], arrays.col_upper[arrays.y_slice()]
     openable = np.nonzero(y_hi == 1.0)[0]
     if openable.shape[0] <= MAX_KEEP_DECISIONS and arrays.linking != "per_pair":
-        return None  # the keep-set search enumerates these (the p-median class: see
-        # algorithms.linking_for)
+        return None  # the keep-set search enumerates these
     parsed = _parse(arrays)
     if parsed is None:
         return None
@@ -305,10 +308,11 @@ class _Assign:
         return move
 
 
-def _plan(model: _Model, arrays: MipArrays, keep: np.ndarray
+def _plan(model: _Model, arrays: MipArrays, keep: np.ndarray, lp: bool = True
           ) -> tuple[float, np.ndarray] | None:
     """The exact cheapest plan with keep set ``keep`` (value without offset, column values):
-    the nearest-site assignment when it meets every norm, else the transportation LP."""
+    the nearest-site assignment when it meets every norm, else the transportation LP (None
+    without ``lp``: on a national model that LP takes seconds)."""
     d = model.demand
     cost = np.where(keep[None, :], model.cost, np.inf)
     options = np.column_stack([cost, model.open_cost])
@@ -326,8 +330,7 @@ def _plan(model: _Model, arrays: MipArrays, keep: np.ndarray
         np.add.at(x, np.where(to_bit, model.column[rows, np.minimum(pick, model.k - 1)],
                               model.open_column), d)
     else:
-        solved = _transport(model, keep, x)
-        if solved is None:
+        if not lp or _transport(model, keep, x) is None:
             return None
     x[model.y_column[keep]] = 1.0
     return float(arrays.c @ x), x
@@ -357,17 +360,34 @@ def _transport(model: _Model, keep: np.ndarray, x: np.ndarray) -> bool | None:
 
 def solve_by_lagrangian(arrays: MipArrays, mip_gap: float, time_limit: float | None = None,
                         interrupt: threading.Event | None = None, threads: int | None = None,
-                        options: dict[str, bool] | None = None) -> BackendResult | None:
+                        options: dict[str, bool] | None = None, start: np.ndarray | None = None,
+                        presolve: bool | None = None, binding_norms: bool = False
+                        ) -> BackendResult | None:
     """The method above on ``arrays``; ``None`` when it does not cover the model (or finds
-    no plan to start from, or is stopped: the caller's MIP solver decides then)."""
+    no plan to start from, or is stopped: the caller's MIP solver decides then). ``start``:
+    a known plan (column values; the national run's regional optima), used as the first
+    incumbent when it is better than the interchange's; ``presolve``: HiGHS' for the last
+    stage on models outside the p-median class (there it is always on).
+
+    Only the p-median class (``arrays.linking == "per_pair"``: every norm at most one area's
+    patients, algorithms.linking_for) unless ``binding_norms``: with norms that bind, the
+    nearest-site plans of the interchange miss them, the exact plan of a keep set is a
+    transportation LP (17 s for national kidney_systemic's 70 sites) and the Lagrangian bound
+    is the per-pair LP bound (0.75 % below the optimum there); measured on the national
+    joint model under ``travel`` it lost to HiGHS alone (docs/decisions/speed.md), so those
+    models go to HiGHS as before. The tests run that path on small models."""
     started = time.perf_counter()
-    model = _read(arrays)
+    model = _read(arrays, binding_norms)
     if model is None:
         return None
     lagr = _Lagrangian(model)
     assign = _Assign(model)
     keep = assign.local_search(np.zeros(model.k, dtype=bool), lagr.must, lagr.banned)
-    plan = _plan(model, arrays, keep)
+    plan = _plan(model, arrays, keep, lp=start is None)
+    known = _known_plan(model, arrays, start)
+    if known is not None and (plan is None or known[0] < plan[0]):
+        plan = known
+        keep = start[model.y_column] > 0.5  # type: ignore[index]
     if plan is None:
         return None
     deadline = None if time_limit is None else started + time_limit
@@ -391,7 +411,7 @@ def solve_by_lagrangian(arrays: MipArrays, mip_gap: float, time_limit: float | N
                              message=LAGRANGIAN_KEEPSETS, bound=objective)
     left = None if deadline is None else max(deadline - time.perf_counter(), 1.0)
     res = _with_highs(model, arrays, lagr, best_value, best_x, mip_gap, left, threads,
-                      options, interrupt)
+                      options, interrupt, True if arrays.linking == "per_pair" else presolve)
     if res is not None:
         res.seconds = time.perf_counter() - started
     return res
@@ -429,7 +449,7 @@ def _subgradient(model: _Model, arrays: MipArrays, lagr: _Lagrangian, assign: _A
                                  or assign.total(chosen) < best_value):
             tried.add(key)
             better = _plan(model, arrays, assign.local_search(chosen.copy(), lagr.must,
-                                                              lagr.banned))
+                                                              lagr.banned), lp=False)
             if better is not None and better[0] < best_value:
                 best_value, best_x = better
         norm = float(sub @ sub)
@@ -443,16 +463,19 @@ def _subgradient(model: _Model, arrays: MipArrays, lagr: _Lagrangian, assign: _A
 def _with_highs(model: _Model, arrays: MipArrays, lagr: _Lagrangian, best_value: float,
                 best_x: np.ndarray, mip_gap: float, time_limit: float | None,
                 threads: int | None, options: dict[str, bool] | None,
-                interrupt: threading.Event | None) -> BackendResult | None:
+                interrupt: threading.Event | None, presolve: bool | None
+                ) -> BackendResult | None:
     """HiGHS' branch and bound on the model with the fixings, the incumbent as its start
-    (presolve on: it drops the closed sites' columns); its optimum or the incumbent."""
+    (presolve drops the closed sites' columns: on for the p-median class; on the large
+    transportation-like national models it costs more than it saves); its optimum or the
+    incumbent."""
     lower = arrays.col_lower.copy()
     upper = arrays.col_upper.copy()
     lower[model.y_column[lagr.must]] = 1.0
     upper[model.y_column[lagr.banned]] = 0.0
     fixed = replace(arrays, col_lower=lower, col_upper=upper)
     start = best_x if np.all(lower <= best_x) and np.all(best_x <= upper) else None
-    res = solve_highs(fixed, time_limit, mip_gap, threads, presolve=True, start=start,
+    res = solve_highs(fixed, time_limit, mip_gap, threads, presolve=presolve, start=start,
                       options=options, interrupt=interrupt)
     incumbent = best_value + arrays.offset
     if res.status == SolveStatus.INFEASIBLE:  # no plan better than the incumbent exists
@@ -465,6 +488,25 @@ def _with_highs(model: _Model, arrays: MipArrays, lagr: _Lagrangian, best_value:
     bound = min(res.bound if res.bound is not None else -np.inf, objective)
     return BackendResult(res.status, objective, x, _gap(objective, bound), 0.0, "highs",
                          message=LAGRANGIAN_KEEPSETS, interrupted=res.interrupted, bound=bound)
+
+
+def _known_plan(model: _Model, arrays: MipArrays, start: np.ndarray | None
+                ) -> tuple[float, np.ndarray] | None:
+    """(value, columns) of a given plan when it meets every row of the model, else None."""
+    if start is None or start.shape[0] != arrays.n_cols:
+        return None
+    x = np.asarray(start, dtype=float)
+    tol = 1e-6
+    if np.any(x < arrays.col_lower - tol) or np.any(x > arrays.col_upper + tol):
+        return None
+    if np.any(np.abs(x[model.y_column] - np.round(x[model.y_column])) > tol):
+        return None
+    activity = arrays.A @ x
+    scale = np.maximum(1.0, np.abs(activity))
+    if (np.any(activity < arrays.row_lower - tol * scale)
+            or np.any(activity > arrays.row_upper + tol * scale)):
+        return None
+    return float(arrays.c @ x), x
 
 
 def _enumerate(model: _Model, arrays: MipArrays, lagr: _Lagrangian, best_value: float,
@@ -486,6 +528,7 @@ def _enumerate(model: _Model, arrays: MipArrays, lagr: _Lagrangian, best_value: 
     fixed_cost = float(model.key_cost[lagr.must].sum())
     w_free = assign.w[:, free]
     limit = best_value - _tight(best_value)
+    lps = 0
     for m in sizes:
         combos = itertools.combinations(range(free.shape[0]), m)
         chunk_rows = max(1, ENUMERATE_CHUNK // max(1, model.demand.shape[0] * max(m, 1)))
@@ -504,7 +547,12 @@ def _enumerate(model: _Model, arrays: MipArrays, lagr: _Lagrangian, best_value: 
                 keep = lagr.must.copy()
                 if m:
                     keep[free[block[row]]] = True
-                plan = _plan(model, arrays, keep)
+                plan = _plan(model, arrays, keep, lp=False)
+                if plan is None:  # the norms bind: the set's transportation LP
+                    lps += 1
+                    if lps > ENUMERATE_PLANS:
+                        return None
+                    plan = _plan(model, arrays, keep)
                 if plan is not None and plan[0] < best_value:
                     best_value, best_x = plan
                     limit = best_value - _tight(best_value)

@@ -134,7 +134,7 @@ def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
     if params.solver == "highs" and algorithms.lagrangian_keep_sets:
         # speed-national hook: many keep decisions (optimiser/large_keepsets.py)
         large = solve_by_lagrangian(arrays, params.mip_gap, params.time_limit, stop, threads,
-                                    HIGHS_MIP_OPTIONS)
+                                    HIGHS_MIP_OPTIONS, start, presolve)
         if large is not None:
             return _proven(large), notes
     highs_undecided: str | None = None  # HiGHS ran on the model but reached no verdict
