@@ -9,11 +9,12 @@ import itertools
 
 import numpy as np
 import pytest
-from herschik.optimiser.algorithms import BRANCH_AND_BOUND_ONLY, Algorithms
+from herschik.optimiser.algorithms import BRANCH_AND_BOUND_ONLY, Algorithms, linking_for
 from herschik.optimiser.formulation import build_arrays
 from herschik.optimiser.instance import Instance, Site, Treatment
 from herschik.optimiser.large_keepsets import (
     LAGRANGIAN_KEEPSETS,
+    _known_plan,
     _Lagrangian,
     _plan,
     _read,
@@ -195,3 +196,28 @@ def test_not_covered_models_are_left_to_the_mip() -> None:
     params = SolveParams(objective="travel", max_providers={"T": 3}, allow_new_providers=True)
     assert solve_by_lagrangian(build_arrays(small, params, [0]), 1e-4,
                                binding_norms=True) is None
+
+
+def test_a_known_plan_starts_the_search_and_a_broken_one_is_ignored() -> None:
+    """The national run passes its regional optima as a start: a plan that meets every row
+    is the first incumbent, one that breaks a row (a flow to a closed site) is not used."""
+    inst = _instance(80, 26, 11)
+    params = SolveParams(objective="travel", max_providers={"T": 3}, allow_new_providers=True)
+    assert linking_for(inst, params, [0]) == "per_pair"
+    arrays = build_arrays(inst, params, [0], linking="per_pair")
+    plain = solve_by_lagrangian(arrays, 1e-9)
+    assert plain is not None and plain.x is not None
+    good = solve_by_lagrangian(arrays, 1e-9, start=plain.x)
+    assert good is not None and good.objective == pytest.approx(plain.objective, rel=1e-12)
+    broken = plain.x.copy()
+    closed = arrays.y_start + int(np.argmin(plain.x[arrays.y_slice()]))
+    broken[closed] = 0.0
+    model = _read(arrays)
+    assert model is not None
+    assert _known_plan(model, arrays, plain.x) is not None
+    site = arrays.y_site[closed - arrays.y_start]
+    broken[arrays.x_start + int(np.nonzero(arrays.x_site == site)[0][0])] += 5.0
+    assert _known_plan(model, arrays, broken) is None
+    again = solve_by_lagrangian(arrays, 1e-9, start=broken)
+    assert again is not None and again.objective == pytest.approx(plain.objective, rel=1e-12)
+    assert _meets_rows(arrays, again.x)
