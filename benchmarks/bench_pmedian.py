@@ -127,6 +127,35 @@ def run(sizes: list[tuple[int, int]], ps: list[int], seeds: int, cap: float,
             "load_average_end": os.getloadavg()}
 
 
+def _cell(res: dict[str, Any]) -> str:
+    if "seconds" not in res:
+        return f"{res.get('status', '?')}"
+    return f"{res['seconds']:.2f} / {res.get('cpu_seconds', float('nan')):.2f}"
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> str:
+    x, y = a.get("objective"), b.get("objective")
+    if x is None or y is None:
+        return "–"
+    return "yes" if abs(x - y) <= 1e-6 * max(1.0, abs(x)) else "**no**"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The rows as a RESULTS.md table: wall / CPU seconds per solver, same optimum."""
+    lines = ["| areas x sites | p | seed | spopt + CBC s (wall / CPU) | herschik s (wall / CPU) "
+             "| herschik, large_keepsets off s | same optimum as spopt / as off | load |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        off = row.get("herschik_off", {})
+        lines.append(
+            f"| {row['areas']} x {row['sites']} | {row['p']} | {row['seed']} | "
+            f"{_cell(row['spopt'])} | {_cell(row['herschik'])} | "
+            f"{_cell(off) if off else '–'} | {_same(row['spopt'], row['herschik'])} / "
+            f"{_same(off, row['herschik']) if off else '–'} | "
+            f"{row.get('load_average', [float('nan')])[0]:.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_pmedian")
     parser.add_argument("--sizes", default="100x20,300x30,600x40,1000x50,1000x100")
@@ -136,7 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--also-off", action="store_true",
                         help="also herschik without optimiser/large_keepsets.py")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--markdown", default=None, metavar="JSON",
+                        help="print the table of an earlier run's JSON and exit")
     args = parser.parse_args(argv)
+    if args.markdown:
+        import json
+
+        with open(args.markdown, encoding="utf-8") as handle:
+            print(markdown(json.load(handle)))
+        return 0
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     result = run([(a, b) for a, b in sizes], [int(v) for v in args.p.split(",")], args.seeds,
                  args.cap, log=lambda m: print(m, file=sys.stderr, flush=True),
