@@ -31,13 +31,18 @@ class Algorithms:
     #: per-pair linking rows (x <= d·y for every flow) for the p-median class: see
     #: linking_for
     strong_linking: bool = True
+    #: one-treatment models with more keep decisions than the keep-set search enumerates:
+    #: Lagrangian bound, interchange incumbent and reduced-cost fixing before HiGHS
+    #: (optimiser/large_keepsets.py)
+    lagrangian_keep_sets: bool = True
 
 
 #: every algorithm on: what ``solve`` uses when it is given none (a benchmark process that
 #: measures another choice across the CLI or a sweep sets this once, before it solves)
 DEFAULT_ALGORITHMS = Algorithms()
 #: HiGHS' (or CBC's) branch and bound only: no keep-set search and no Hall test
-BRANCH_AND_BOUND_ONLY = Algorithms(keep_set_search=False, hall_test=False)
+BRANCH_AND_BOUND_ONLY = Algorithms(keep_set_search=False, hall_test=False,
+                                   lagrangian_keep_sets=False)
 
 
 #: the p-median class with more candidate sites than this goes to HiGHS on per-pair rows

@@ -58,6 +58,7 @@ from .formulation import (
 from .instance import Instance
 from .keepset_phase2 import solve_phase2_by_keep_sets
 from .keepset_search import KEEP_SET_SEARCH, solve_by_keep_sets
+from .large_keepsets import LAGRANGIAN_KEEPSETS, solve_by_lagrangian
 from .params import SolveParams
 from .pinning import reduce_phase2
 from .solution import Solution
@@ -131,6 +132,12 @@ def _run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
     elif algorithms.hall_test and keep_set_feasible(arrays) is False:
         return BackendResult(SolveStatus.INFEASIBLE, solver=params.solver,
                              message=KEEP_SET_SEARCH), notes
+    if params.solver == "highs" and algorithms.lagrangian_keep_sets:
+        # speed-national hook: many keep decisions (optimiser/large_keepsets.py)
+        large = solve_by_lagrangian(arrays, params.mip_gap, params.time_limit, stop, threads,
+                                    HIGHS_MIP_OPTIONS, start, presolve)
+        if large is not None:
+            return _proven(large), notes
     highs_undecided: str | None = None  # HiGHS ran on the model but reached no verdict
     if params.solver == "highs":
         try:
@@ -618,6 +625,8 @@ def _note_algorithm(info: dict[str, Any], *results: BackendResult) -> None:
     """Name the keep-set search in the sub-problem's entry when it solved every phase."""
     if results and all(r.message == KEEP_SET_SEARCH for r in results):
         info["algorithm"] = KEEP_SET_SEARCH
+    elif results and all(r.message == LAGRANGIAN_KEEPSETS for r in results):
+        info["algorithm"] = LAGRANGIAN_KEEPSETS
 
 
 def _objective_value(instance: Instance, params: SolveParams, flow: np.ndarray,
