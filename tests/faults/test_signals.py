@@ -30,19 +30,19 @@ CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
 
-    import herschik.optimiser.solve as solve_module
+    import herschik.optimiser.subproblem as subproblem_module
     import herschik.scenarios.assemble as assemble
     from herschik.optimiser.synthetic import synthetic_instance
     from herschik.scenarios.cli.main import main
 
     started = Path(sys.argv[1])
-    real_highs = solve_module.solve_highs
+    real_highs = subproblem_module.solve_highs
 
     def announced_highs(*args, **kwargs):
         started.touch()
         return real_highs(*args, **kwargs)
 
-    solve_module.solve_highs = announced_highs
+    subproblem_module.solve_highs = announced_highs
     assemble.build_instance = lambda *a, **k: synthetic_instance(
         n_areas=1500, n_sites=30, n_treatments=2, seed=1)
     sys.argv = [sys.argv[0], *sys.argv[2:]]

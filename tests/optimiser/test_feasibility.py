@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from herschik.optimiser import diagnose as diagnose_module
-from herschik.optimiser import solve as solve_module
+from herschik.optimiser import subproblem as subproblem_module
 from herschik.optimiser.backends import solve_highs
 from herschik.optimiser.feasibility import keep_set_feasible
 from herschik.optimiser.formulation import build_arrays
@@ -165,7 +165,7 @@ def test_real_travel_limit_threshold(noordoost_instance) -> None:
 
 
 def _without_keep_sets(monkeypatch) -> None:
-    monkeypatch.setattr(solve_module, "keep_set_feasible", lambda arrays: None)
+    monkeypatch.setattr(subproblem_module, "keep_set_feasible", lambda arrays: None)
     monkeypatch.setattr(diagnose_module, "keep_set_feasible", lambda arrays: None)
 
 

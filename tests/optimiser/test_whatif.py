@@ -119,7 +119,7 @@ def test_is_restriction(region) -> None:
 
 def test_feasible_in_rejects_violations(region) -> None:
     from herschik.optimiser.formulation import build_arrays
-    from herschik.optimiser.solve import _start_vector
+    from herschik.optimiser.subproblem import start_vector as _start_vector
 
     params = SolveParams()
     solution = solve(region, params)
