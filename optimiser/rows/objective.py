@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Build, Family, ObjectiveTerm
+from .keepsets import KeepSetModel, block_is
 
 #: Weight of the travel tie-break in the ``moved`` objective, per patient-minute, relative to one
 #: moved patient. It is scaled by 1 / (total demand x max travel) so that the whole tie-break term
@@ -84,9 +85,28 @@ def add_planner(b: Build, weight: float) -> None:
         b.offset += weight * b.moves_offset
 
 
+def read_stay(model: KeepSetModel, start: int, stop: int) -> bool:
+    """stay <= flow of the stay's own column, one row per stay column."""
+    arrays = model.arrays
+    if not model.bounds_are(start, stop, -np.inf, 0.0):
+        return False
+    n_stay = arrays.n_cols - arrays.stay_start
+    if stop - start != n_stay or (n_stay and arrays.stay_x is None):
+        return False
+    if n_stay:
+        assert arrays.stay_x is not None
+        r = np.arange(n_stay)
+        if not block_is(model.csc[start:stop], np.concatenate([r, r]),
+                        np.concatenate([arrays.stay_start + r, arrays.stay_x]),
+                        np.concatenate([np.ones(n_stay), -np.ones(n_stay)])):
+            return False
+    model.stays_read = True
+    return True
+
+
 STAY = Family("stay", "rows", ("objective", "objective_weights"), build_stay, None,
               doc="stay <= flow, bookkeeping of the moved / planner objectives (no constraint "
-                  "of the plan, nothing to check)")
+                  "of the plan, nothing to check)", keep_sets=read_stay)
 
 OBJECTIVE_TERMS: tuple[ObjectiveTerm, ...] = (
     ObjectiveTerm("travel", add_travel, "patient-minutes"),
