@@ -5,9 +5,9 @@ Terms (``formulation.objective_weights`` gives the weights; a single objective i
 * ``travel``: patient-minutes, Σ travel·flow;
 * ``moved``: patients not treated at their baseline site, Σ d - Σ stay, plus a tiny travel
   tie-break (at most ``TIE_BREAK_TOTAL`` patients in total) when travel has no weight;
-* ``providers``: -Σ y (phase 1 of the lexicographic ``providers`` objective, solve.py);
+* ``providers``: -Σ y (phase 1 of the lexicographic ``providers`` objective, strategies.py);
 * ``planner``: unnecessary moves, ``moves_c @ v + moves_offset`` (formulation.unnecessary_moves);
-  computed whenever there are stay columns, since solve.py uses it for its phases.
+  computed whenever there are stay columns, since planner.py uses it for its phases.
 """
 
 from __future__ import annotations
