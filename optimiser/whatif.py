@@ -228,7 +228,7 @@ class WhatIf:
     ``same_as_fresh=True``: every answer is the one a fresh :func:`optimiser.solve.solve` of
     the same parameters gives, to the last digit (the browser app shows only such plans). The
     session then re-uses a sub-problem's result only for an identical model (``unchanged``,
-    ``cached``) or an infeasible restriction, and solves every other one as ``solve`` does
+    ``cached``), and solves every other one as ``solve`` does
     (no kept optimum, no warm start: among tied optima either could pick another plan).
     ``cache_size``: how many decided sub-problem results (with their models) it remembers.
     ``algorithms``: as :func:`optimiser.solve.solve`'s (default: every algorithm on).
@@ -428,7 +428,8 @@ class WhatIf:
             cached = self._cache.get(self._cache_key(arrays))
         if cached is not None:
             return "cached", cached, arrays
-        if before is not None and restriction and before[0].status == SolveStatus.INFEASIBLE:
+        if (before is not None and restriction and before[0].status == SolveStatus.INFEASIBLE
+                and not self.same_as_fresh):  # a fresh solve's entry says how it was decided
             result = ComponentResult(comp, SolveStatus.INFEASIBLE, None, arrays, None, 0.0, 0.0,
                                      before[0].solver)
             return "still_infeasible", result, arrays
