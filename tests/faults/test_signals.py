@@ -69,6 +69,8 @@ def test_signal_during_highs_exits_130_with_nothing_written(
          "example", "--data", str(EXAMPLE_DATA), "--objective", "providers", "--single-sourcing",
          "--out", str(out), "--no-maps", "--no-report"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # the child's instance is a synthetic one: never cache it as the example region's
+        env={**os.environ, "HERSCHIK_CACHE": "off"},
     )
     _wait_for(started, process)
     time.sleep(1.0)  # inside the branch and bound
