@@ -30,13 +30,15 @@ from .subproblem import (
 
 def strategy_for(params: SolveParams, arrays: MipArrays) -> ObjectiveStrategy:
     """The strategy of the component's objective (weights: one weighted solve)."""
-    if params.objective_weights is None and params.objective == "providers":
+    if params.objective_weights is not None:
+        return SingleObjective("weighted")
+    if params.objective == "providers":
         # without keep decisions (no norms) providers reduce to least travel
-        return ProvidersObjective() if arrays.n_y else SingleObjective(travel_only=True)
-    if (params.objective_weights is None and params.objective == "planner"
-            and arrays.moves_c is not None):
+        return (ProvidersObjective() if arrays.n_y
+                else SingleObjective("providers", travel_only=True))
+    if params.objective == "planner" and arrays.moves_c is not None:
         return PlannerObjective()
-    return SingleObjective()
+    return SingleObjective(params.objective)
 
 
 def solve_component(instance: Instance, params: SolveParams, treatments: list[int],

@@ -51,6 +51,8 @@ PIN_PRESOLVE = True
 class PlannerObjective(Lexicographic):
     """Both planner phases of one component (see the module docstring)."""
 
+    name = "planner"
+
     # presolve on for the planner's phase 2: its ceiling row is as thin as the solver
     # tolerance, and without presolve HiGHS' branch and bound pruned feasible nodes there
     # (false optimum, or "infeasible" without a start; issue 23,

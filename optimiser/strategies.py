@@ -76,15 +76,19 @@ class ComponentContext:
 class ObjectiveStrategy(Protocol):
     """How one objective optimises a built component."""
 
+    #: the objective it optimises (``weighted`` for a mix)
+    name: str
+
     def optimise(self, ctx: ComponentContext) -> ComponentResult: ...
 
 
 class SingleObjective:
-    """One solve of the model's own objective (``travel_only``: replace it by travel, as
-    ``providers`` does in a component without keep decisions)."""
+    """One solve of the model's own objective (``travel``, ``moved``, ``weighted``), by the
+    keep-set search where it covers the model (run_backend). ``travel_only``: replace the
+    objective by travel, as ``providers`` does in a component without keep decisions."""
 
-    def __init__(self, travel_only: bool = False) -> None:
-        self.travel_only = travel_only
+    def __init__(self, name: str, travel_only: bool = False) -> None:
+        self.name, self.travel_only = name, travel_only
 
     def optimise(self, ctx: ComponentContext) -> ComponentResult:
         arrays = ctx.arrays
@@ -149,7 +153,10 @@ class Lexicographic:
 
 
 class ProvidersObjective(Lexicographic):
-    """``providers``: most kept pairs, then least travel (see the module docstring)."""
+    """``providers``: most kept pairs, then least travel (see the module docstring); each
+    phase by the keep-set search where it covers the model (the floor is a cap it reads)."""
+
+    name = "providers"
 
     phase2_options = {"cbc_preprocess": True, "presolve": HIGHS_PRESOLVE}
 
