@@ -286,7 +286,7 @@ def task_solve(spec: dict[str, Any]) -> dict[str, Any]:
     """Child task: load, build the instance (timed), transform, solve (timed), report."""
     clock = _instrument()
     from herschik.optimiser.params import SolveParams
-    from herschik.optimiser.solve import solve
+    from herschik.optimiser.solve import BRANCH_AND_BOUND_ONLY, solve
     from herschik.scenarios.assemble import build_instance
 
     dataset = load_source(spec.get("source"))
@@ -298,10 +298,8 @@ def task_solve(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("sites"):
         instance = subset_sites(instance, int(spec["sites"]), int(spec.get("seed", 0)))
     params = SolveParams(**spec.get("params", {}))
-    if spec.get("keep_set_search") is False:  # the path before the keep-set search
-        from herschik.optimiser import solve as solve_module
-
-        solve_module.DEFAULT_ALGORITHMS = solve_module.BRANCH_AND_BOUND_ONLY
+    # keep_set_search False: the path before the keep-set search
+    algorithms = BRANCH_AND_BOUND_ONLY if spec.get("keep_set_search") is False else None
     start, start_s = None, 0.0
     if spec["region"] == "all" and params.solver == "highs":
         # as `herschik solve --region all` does: seed HiGHS with the regional solutions
@@ -312,7 +310,7 @@ def task_solve(spec: dict[str, Any]) -> dict[str, Any]:
         start = regional_start(instance, areas, params)
         start_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sol = solve(instance, params, start=start)
+    sol = solve(instance, params, start=start, algorithms=algorithms)
     wall = time.perf_counter() - t0 + start_s
     subs = sol.subproblems
     statuses: dict[str, int] = {}

@@ -22,12 +22,14 @@ class Algorithms:
     them (optimiser/keepset_search.py, both planner phases: optimiser/keepset_phase2.py);
     ``hall_test``: the keep-set feasibility test (optimiser/feasibility.py) decides
     infeasible models before any solver; ``pin_phase2``: the planner's zero-moves model is
-    solved on its exact reduction (optimiser/pinning.py); ``strong_linking``: see
-    :func:`linking_for`."""
+    solved on its exact reduction (optimiser/pinning.py); ``planner_shortcuts``: the planner's
+    greedy phase-1 proof and its per-flow zero-moves phase 2 (optimiser/planner.py; off: the
+    plain two phases with a moves ceiling); ``strong_linking``: see :func:`linking_for`."""
 
     keep_set_search: bool = True
     hall_test: bool = True
     pin_phase2: bool = True
+    planner_shortcuts: bool = True
     #: per-pair linking rows (x <= d·y for every flow) for the p-median class: see
     #: linking_for
     strong_linking: bool = True
@@ -37,8 +39,7 @@ class Algorithms:
     lagrangian_keep_sets: bool = True
 
 
-#: every algorithm on: what ``solve`` uses when it is given none (a benchmark process that
-#: measures another choice across the CLI or a sweep sets this once, before it solves)
+#: every algorithm on: what ``solve`` uses when it is given none
 DEFAULT_ALGORITHMS = Algorithms()
 #: HiGHS' (or CBC's) branch and bound only: no keep-set search and no Hall test
 BRANCH_AND_BOUND_ONLY = Algorithms(keep_set_search=False, hall_test=False,

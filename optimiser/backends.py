@@ -169,8 +169,8 @@ def solve_highs(
     its next check; the result is then ``feasible`` (incumbent, ``message`` "Interrupted by
     user") or ``TIME_LIMIT_NO_SOLUTION``.
 
-    ``presolve=None`` keeps HiGHS' default (on); see solve.py for when it is switched off.
-    ``options`` are further HiGHS options by name (solve.py passes ``HIGHS_MIP_OPTIONS``).
+    ``presolve=None`` keeps HiGHS' default (on); see subproblem.py for when it is switched off.
+    ``options`` are further HiGHS options by name (subproblem.py passes ``HIGHS_MIP_OPTIONS``).
     """
     trivial = _trivial(arrays, "highs")
     if trivial is not None:
@@ -311,7 +311,7 @@ def _highs_outcome(h: Any, highspy: Any, integral: bool, seconds: float) -> Back
     has_primal = info.primal_solution_status == 2  # kSolutionStatusFeasible
     objective = float(info.objective_function_value)
     # the real gap and bound: "optimal" for HiGHS means "within mip_rel_gap", which a user's
-    # --mip-gap may set far above 0 (solve.py decides what it calls proven optimal)
+    # --mip-gap may set far above 0 (subproblem.proven decides what it calls proven optimal)
     if integral:
         bound = float(info.mip_dual_bound)
         gap = float(info.mip_gap)

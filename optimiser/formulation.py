@@ -25,8 +25,9 @@ Rows, in this order (``rows.ROW_FAMILIES``): ``demand`` (every patient is treate
 ``link_pair`` (x <= d·y for some or all flows), ``capacity`` (treatments without a norm, and
 keep pairs under per-pair linking), ``bundle`` (y equal across a bundle), ``one_provider``
 (Σ_s y <= 1 where the small-region rule waives a norm), ``loss_share`` (max_loss_share),
-``stay`` (stay <= flow), ``max_providers`` (Σ_s y <= P); solve.py appends ``providers_floor``,
-``moves_ceiling`` or ``stay_full`` for the second phase of a lexicographic objective.
+``stay`` (stay <= flow), ``max_providers`` (Σ_s y <= P); the strategies append
+``providers_floor``, ``moves_ceiling`` or ``stay_full`` for the second phase of a lexicographic
+objective.
 
 Linking (measured: docs/decisions/linking.md): the default ``nearest`` is the
 aggregated per-site row Σ_a x <= U·y plus the per-pair row x[a,s,t] <= d[a,t]·y[s,t] for each
@@ -46,7 +47,7 @@ import scipy.sparse as sp
 from .confidence import required_volume
 from .instance import Instance
 from .params import SolveParams
-from .rows import FAMILIES, OBJECTIVE_TERMS
+from .rows import FAMILIES, OBJECTIVE_TERMS, Family
 from .rows.base import Build, ColumnCounts
 from .tolerances import REACHES_REQUIRED_TOL, TRAVEL_TOL_MIN
 
@@ -97,6 +98,9 @@ class MipArrays(ColumnCounts):
     #: unnecessary moves (-1: counted always, a self-sufficient site or one without a norm)
     stay_x: np.ndarray | None = None
     stay_y: np.ndarray | None = None
+    #: the family registry the model was built from (optimiser.rows.FAMILIES unless a test
+    #: adds a family): the exact keep-set algorithms read the rows through it
+    families: tuple[Family, ...] = FAMILIES
 
     @property
     def n_cols(self) -> int:
@@ -304,7 +308,7 @@ def objective_weights(params: SolveParams) -> dict[str, float]:
     """Weights of travel / moved / providers / planner; a single objective is weight 1 on itself.
 
     ``planner`` weighs the unnecessary moves (see :func:`unnecessary_moves`); the lexicographic
-    ``planner`` objective solves it first and travel second (solve.py), like ``providers``.
+    ``planner`` objective solves it first and travel second (planner.py), like ``providers``.
     """
     if params.objective_weights:
         given: dict[str, float] = {str(k): v for k, v in params.objective_weights.items()}
@@ -399,7 +403,7 @@ def _start_build(instance: Instance, params: SolveParams, tsel: tuple[int, ...],
     )
 
 
-def _arrays(b: Build, matrix: sp.csr_matrix) -> MipArrays:
+def _arrays(b: Build, matrix: sp.csr_matrix, families: tuple[Family, ...]) -> MipArrays:
     single = b.params.single_sourcing
     integrality = np.zeros(b.n_cols, dtype=np.int32)
     integrality[b.y_start:b.y_start + b.n_y] = 1
@@ -418,7 +422,7 @@ def _arrays(b: Build, matrix: sp.csr_matrix) -> MipArrays:
         stay_treat=b.x_treat[b.stay_x],
         row_families=b.families, candidate=b.candidate, linking=b.linking,
         conflicts=b.conflicts, moves_c=b.moves_c, moves_offset=b.moves_offset,
-        stay_x=b.stay_x, stay_y=b.stay_y,
+        stay_x=b.stay_x, stay_y=b.stay_y, families=families,
     )
 
 
@@ -428,6 +432,7 @@ def build_arrays(
     treatment_indices: list[int] | tuple[int, ...] | None = None,
     *,
     linking: str = "nearest",
+    families: tuple[Family, ...] = FAMILIES,
 ) -> MipArrays:
     """Build the MIP of ``treatment_indices`` (default: all) as sparse arrays.
 
@@ -435,10 +440,11 @@ def build_arrays(
     registry order; then every term of :data:`~optimiser.rows.OBJECTIVE_TERMS` its costs. The
     objective emitted is the *primary* one of ``params``: travel (patient-minutes), moved
     (patients leaving their baseline site, + a tiny travel tie-break), ``providers`` phase 1
-    (maximise kept pairs, i.e. minimise -Σy; solve.py runs phase 2), or the weighted mix.
+    (maximise kept pairs, i.e. minimise -Σy; strategies.py runs phase 2), or the weighted mix.
     ``linking`` is ``"nearest"`` (default: Σ_a x <= U·y plus x <= d·y for each area's nearest
     site), ``"aggregated"`` (Σ_a x <= U·y only) or ``"per_pair"`` (x <= d·y for every flow);
-    see docs/decisions/linking.md for the measurements behind the default.
+    see docs/decisions/linking.md for the measurements behind the default. ``families``:
+    the registry to build from (a test adds a family to it).
     """
     if linking not in LINKINGS:
         raise ValueError(f"unknown linking {linking!r}")
@@ -446,7 +452,7 @@ def build_arrays(
     tsel = tuple(range(n_treat)) if treatment_indices is None else tuple(
         sorted(int(t) for t in treatment_indices))
     build = _start_build(instance, params, tsel, linking)
-    for entry in FAMILIES:
+    for entry in families:
         if entry.build is not None:
             entry.build(build)
     matrix = sp.csr_matrix(
@@ -457,7 +463,7 @@ def build_arrays(
     build.c = np.zeros(build.n_cols)
     for term in OBJECTIVE_TERMS:
         term.add(build, build.weights[term.name])
-    return _arrays(build, matrix)
+    return _arrays(build, matrix, families)
 
 
 def travel_vector(arrays: MipArrays, instance: Instance) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Phase 2 minimises travel among the plans whose unnecessary moves ``U`` stay at phase 1's
 optimum: ``min travel s.t. moves_c @ v <= r`` with ``r = U* - moves_offset + slack``
-(solve.py). For a keep set S that is a transportation LP with one side row, so
+(optimiser/planner.py). For a keep set S that is a transportation LP with one side row, so
 :mod:`optimiser.keepset_search`'s bounds extend to it by Lagrangian duality on that row: for
 any multiplier ``mu >= 0`` and site prices ``v >= 0``
 
@@ -219,6 +219,36 @@ class _Phase2:
             return 0.0
         return max(0.0, float(np.max(stay_red[pinned] - other_red[pinned])))
 
+    def step(self, mask: int, mip_gap: float) -> bool:
+        """Raise the bounds of the lowest set ``mask`` (ascent the first time, its exact LPs
+        the second, an incumbent when it has a plan). False: hand the model to the MIP."""
+        if mask not in self.ascended:
+            self.ascended.add(mask)
+            self.ascend(mask, self.best_value - _allowed_gap(self.best_value, mip_gap)
+                        if self.best is not None else np.inf)
+            return True
+        if self.lp_solves >= 2 * MAX_LP_SOLVES:
+            return False
+        exact = self.exact(mask)
+        if exact is None:
+            return False
+        value, x, prices = exact
+        if np.isfinite(value) and value < self.best_value:
+            self.best_value, self.best, self.best_prices = value, (mask, x), prices
+        return True
+
+    def stopped(self, lowest: float, seconds: float, interrupted: bool) -> BackendResult:
+        """The answer of a search stopped by the time limit or an interrupt."""
+        if self.best is None:
+            return BackendResult(SolveStatus.TIME_LIMIT_NO_SOLUTION, seconds=seconds,
+                                 solver="highs", message=KEEP_SET_SEARCH,
+                                 interrupted=interrupted)
+        gap = max(self.best_value - lowest, 0.0) / max(abs(self.best_value),
+                                                     GAP_DENOMINATOR_MIN)
+        return BackendResult(SolveStatus.FEASIBLE, self.best_value, self.best[1], gap,
+                             seconds, "highs", message=KEEP_SET_SEARCH,
+                             interrupted=interrupted, bound=lowest)
+
     def exact(self, mask: int) -> tuple[float, np.ndarray, np.ndarray] | None:
         """The phase-2 value, columns and site prices of ``mask``; value inf when it has no
         plan under the ceiling (a cut is made); None when an LP failed or the answer sits on
@@ -253,18 +283,12 @@ def solve_phase2_by_keep_sets(arrays: MipArrays, travel: np.ndarray, rhs: float,
     ``travel``: phase 2's cost vector in ``arrays``' columns (no offset); ``rhs``: the ceiling of
     ``arrays.moves_c @ v``; ``zero_moves``: phase 1 found no unnecessary move (the answer's
     flows are then those of the exact zero-moves LP). ``None`` when the model is not one the
-    search covers, or it needs more than MAX_LP_SOLVES LPs: solve.py then uses the MIP."""
+    search covers, or it needs more than MAX_LP_SOLVES LPs: the planner strategy
+    (optimiser/planner.py) then uses the MIP."""
     started = time.perf_counter()
-    if (len(arrays.treatments) != 1 or arrays.n_x == 0 or arrays.moves_c is None
-            or not np.all(np.isfinite(travel)) or arrays.conflicts):
+    search = _prepare(arrays, travel, rhs, zero_moves, sets)
+    if search is None:
         return None
-    sets = treatment_keep_sets(arrays, arrays.treatments[0]) if sets is None else sets
-    if sets is None:
-        return None
-    table_t, table_m = _options(arrays, sets, travel), _options(arrays, sets, arrays.moves_c)
-    if table_t is None or table_m is None:
-        return None
-    search = _Phase2(arrays, sets, (table_t, table_m), travel, arrays.moves_c, rhs, zero_moves)
     while True:
         mask = int(np.argmin(search.bound))
         lowest = float(search.bound[mask])
@@ -279,31 +303,9 @@ def solve_phase2_by_keep_sets(arrays: MipArrays, travel: np.ndarray, rhs: float,
         interrupted = interrupt is not None and interrupt.is_set()
         if interrupted or (time_limit is not None
                            and time.perf_counter() - started > time_limit):
-            seconds = time.perf_counter() - started
-            if search.best is None:
-                return BackendResult(SolveStatus.TIME_LIMIT_NO_SOLUTION, seconds=seconds,
-                                     solver="highs", message=KEEP_SET_SEARCH,
-                                     interrupted=interrupted)
-            gap = max(search.best_value - lowest, 0.0) / max(abs(search.best_value),
-                                                           GAP_DENOMINATOR_MIN)
-            return BackendResult(SolveStatus.FEASIBLE, search.best_value, search.best[1], gap,
-                                 seconds, "highs", message=KEEP_SET_SEARCH,
-                                 interrupted=interrupted, bound=lowest)
-        if mask not in search.ascended:
-            search.ascended.add(mask)
-            search.ascend(mask, search.best_value - _allowed_gap(search.best_value, mip_gap)
-                          if search.best is not None else np.inf)
-            continue
-        if search.lp_solves >= 2 * MAX_LP_SOLVES:
+            return search.stopped(lowest, time.perf_counter() - started, interrupted)
+        if not search.step(mask, mip_gap):
             return None
-        exact = search.exact(mask)
-        if exact is None:
-            return None
-        value, x, prices = exact
-        if not np.isfinite(value):
-            continue
-        if value < search.best_value:
-            search.best_value, search.best, search.best_prices = value, (mask, x), prices
     assert search.best is not None
     mask, x = search.best
     objective = search.best_value
@@ -313,3 +315,17 @@ def solve_phase2_by_keep_sets(arrays: MipArrays, travel: np.ndarray, rhs: float,
                          time.perf_counter() - started, "highs", message=KEEP_SET_SEARCH,
                          bound=bound)
 
+
+def _prepare(arrays: MipArrays, travel: np.ndarray, rhs: float, zero_moves: bool,
+             sets: TreatmentKeepSets | None) -> _Phase2 | None:
+    """The search of a model it covers, else None."""
+    if (len(arrays.treatments) != 1 or arrays.n_x == 0 or arrays.moves_c is None
+            or not np.all(np.isfinite(travel)) or arrays.conflicts):
+        return None
+    sets = treatment_keep_sets(arrays, arrays.treatments[0]) if sets is None else sets
+    if sets is None:
+        return None
+    table_t, table_m = _options(arrays, sets, travel), _options(arrays, sets, arrays.moves_c)
+    if table_t is None or table_m is None:
+        return None
+    return _Phase2(arrays, sets, (table_t, table_m), travel, arrays.moves_c, rhs, zero_moves)

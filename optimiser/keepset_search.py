@@ -242,6 +242,27 @@ class _Search(_Prices):
         new = self.lagrangian(self.extend(mask, prices))
         self.bound = np.maximum(self.bound, np.where(self.sets.allowed, new, np.inf))
 
+    def step(self, mask: int) -> bool:
+        """Raise the bound of the lowest set ``mask``: by coordinate ascent the first time, by
+        its exact LP (an incumbent) the second. False: hand the model to the MIP solver."""
+        if mask not in self.ascended:
+            self.ascended.add(mask)
+            start = (self.extend(self.best[0], self.best_prices)
+                     if self.best is not None else np.zeros(self.k))
+            self.cut(mask, self.ascend(mask, start))
+            return True
+        if self.lp_solves >= MAX_LP_SOLVES:
+            return False
+        exact = self.transport(mask)
+        if exact is None:
+            return False
+        value, x, prices = exact
+        if value < self.best_value:
+            self.best_value, self.best, self.best_prices = value, (mask, x), prices
+        self.cut(mask, prices)
+        self.bound[mask] = max(self.bound[mask], value)  # its exact value
+        return True
+
     def transport(self, mask: int) -> tuple[float, np.ndarray, np.ndarray] | None:
         """T(mask) + cost_y(mask) exactly: value, x column values, site prices."""
         self.lp_solves += 1
@@ -282,6 +303,34 @@ def solve_by_keep_sets(arrays: MipArrays, mip_gap: float, time_limit: float | No
     """The search above on ``arrays``; ``None`` when the model is not one it covers.
     ``sets``: its keep sets when the caller has them already."""
     started = time.perf_counter()
+    search = _prepare(arrays, sets, started)
+    if not isinstance(search, _Search):
+        return search  # not covered (None), or decided before any search (infeasible)
+    while True:
+        mask = int(np.argmin(search.bound))
+        lowest = float(search.bound[mask])
+        if search.best is not None and lowest >= search.best_value - _allowed_gap(
+                search.best_value + arrays.offset, mip_gap):
+            break
+        stopped = (interrupt is not None and interrupt.is_set()) or (
+            time_limit is not None and time.perf_counter() - started > time_limit)
+        if stopped:
+            return _stopped(search, arrays, lowest, started, interrupt)
+        if not search.step(mask):
+            return None  # too many LPs, or an LP failed: leave the model to the MIP solver
+    assert search.best is not None  # the loop ends on an incumbent
+    bound = float(search.bound.min()) + arrays.offset
+    objective = search.best_value + arrays.offset
+    gap = max(objective - bound, 0.0) / max(abs(objective), GAP_DENOMINATOR_MIN)
+    return BackendResult(SolveStatus.OPTIMAL, objective, search.best[1], gap,
+                         time.perf_counter() - started, "highs", message=KEEP_SET_SEARCH,
+                         bound=min(bound, objective))
+
+
+def _prepare(arrays: MipArrays, sets: TreatmentKeepSets | None, started: float
+             ) -> _Search | BackendResult | None:
+    """The search of a covered model, its verdict when no search is needed (infeasible), or
+    None when the model is not covered."""
     if len(arrays.treatments) != 1 or arrays.n_x == 0 or not np.all(np.isfinite(arrays.c)):
         return None
     if arrays.conflicts:
@@ -295,45 +344,12 @@ def solve_by_keep_sets(arrays: MipArrays, mip_gap: float, time_limit: float | No
     options = _options(arrays, sets)
     if options is None:
         return None
-    search = _Search(arrays, sets, options)
-    while True:
-        mask = int(np.argmin(search.bound))
-        lowest = float(search.bound[mask])
-        if search.best is not None and lowest >= search.best_value - _allowed_gap(
-                search.best_value + arrays.offset, mip_gap):
-            break
-        stopped = (interrupt is not None and interrupt.is_set()) or (
-            time_limit is not None and time.perf_counter() - started > time_limit)
-        if stopped:
-            return _stopped(search, arrays, lowest, started, interrupt)
-        if mask not in search.ascended:
-            search.ascended.add(mask)
-            start = (search.extend(search.best[0], search.best_prices)
-                     if search.best is not None else np.zeros(search.k))
-            search.cut(mask, search.ascend(mask, start))
-            continue
-        if search.lp_solves >= MAX_LP_SOLVES:
-            return None
-        exact = search.transport(mask)
-        if exact is None:
-            return None  # the LP failed: leave the model to the MIP solver
-        value, x, prices = exact
-        if value < search.best_value:
-            search.best_value, search.best, search.best_prices = value, (mask, x), prices
-        search.cut(mask, prices)
-        search.bound[mask] = max(search.bound[mask], value)  # its exact value
-    assert search.best is not None  # the loop ends on an incumbent
-    bound = float(search.bound.min()) + arrays.offset
-    objective = search.best_value + arrays.offset
-    gap = max(objective - bound, 0.0) / max(abs(objective), GAP_DENOMINATOR_MIN)
-    return BackendResult(SolveStatus.OPTIMAL, objective, search.best[1], gap,
-                         time.perf_counter() - started, "highs", message=KEEP_SET_SEARCH,
-                         bound=min(bound, objective))
+    return _Search(arrays, sets, options)
 
 
 def _allowed_gap(objective: float, mip_gap: float) -> float:
     """How far below the incumbent a bound may stay: the relative gap, or near an objective
-    of 0 (where a relative gap means nothing) HiGHS' absolute one, as solve._proven judges."""
+    of 0 (where a relative gap means nothing) HiGHS' absolute one, as subproblem.proven judges."""
     return max(mip_gap * max(abs(objective), GAP_DENOMINATOR_MIN), PROVEN_OPTIMAL_ABS)
 
 

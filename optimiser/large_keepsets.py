@@ -42,7 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .backends import BackendResult, solve_highs, solve_lp_highs
-from .feasibility import MAX_KEEP_DECISIONS, _parse
+from .feasibility import MAX_KEEP_DECISIONS, read_keep_set_model
 from .formulation import MipArrays
 from .status import SolveStatus
 from .tolerances import GAP_DENOMINATOR_MIN, KEEP_SET_TOL, PROVEN_OPTIMAL_ABS
@@ -97,8 +97,9 @@ def _read(arrays: MipArrays, binding_norms: bool = False) -> _Model | None:
     openable = np.nonzero(y_hi == 1.0)[0]
     if openable.shape[0] <= MAX_KEEP_DECISIONS and arrays.linking != "per_pair":
         return None  # the keep-set search enumerates these
-    parsed = _parse(arrays)
-    if parsed is None:
+    parsed = read_keep_set_model(arrays)
+    if (parsed is None or parsed.demand_row is None or parsed.demand is None
+            or parsed.x_y is None or parsed.required is None):
         return None
     key_cost = arrays.c[arrays.y_start + openable]
     if np.any(key_cost < 0):

@@ -1,6 +1,6 @@
 """Exact reduction of the planner objective's phase 2 when phase 1 found no unnecessary move.
 
-With ``U* = 0`` phase 2 (solve._zero_moves_model) requires every counted baseline flow to
+With ``U* = 0`` phase 2 (planner.zero_moves_model) requires every counted baseline flow to
 stay: ``flow >= b`` at self-sufficient and norm-free sites (column bounds) and
 ``flow - b·y >= 0`` where ``b`` counts on a keep decision. Much of the model is then pinned:
 

@@ -237,50 +237,65 @@ def hospital_changes_from_site_volumes(site_volumes: pd.DataFrame,
                                        ) -> pd.DataFrame:
     """The hospital_changes rows of a site_volumes table (also for result folders on disk)."""
     names = treatment_names or {}
-    records = []
-    for r in site_volumes.itertuples(index=False):
-        before = _truthy(r.kept_before)
-        feasible = r.kept_after is not None and not (isinstance(r.kept_after, float)
-                                                     and math.isnan(r.kept_after))
-        after = _truthy(r.kept_after) if feasible else False
-        if not (before or after):
-            continue
-        has_norm = r.norm is not None and not (isinstance(r.norm, float) and math.isnan(r.norm))
-        volume_before = float(r.volume_before)
-        volume_after = float(r.volume_after) if feasible else None
-        records.append({
-            "region_id": r.region_id,
-            "site_id": r.site_id,
-            "site_name": r.site_name,
-            "intervention_id": r.intervention_id,
-            "intervention_name": names.get(str(r.intervention_id), ""),
-            "norm": float(r.norm) if has_norm else None,
-            "required_min": float(r.required_min) if has_norm else None,
-            "volume_before": volume_before,
-            "volume_after": volume_after,
-            "volume_change": (_r(volume_after - volume_before) if volume_after is not None
-                              else None),
-            "status": (hospital_status(before, after, has_norm, volume_after or 0.0,
-                                       float(r.required_min) if has_norm else 0.0)
-                       if feasible else None),
-            # result folders written before the odds existed lack the columns: empty
-            "p_meet_norm_1y": _number_or_none(getattr(r, "p_meet_norm_1y", None)),
-            "p_meet_norm_period": _number_or_none(getattr(r, "p_meet_norm_period", None)),
-            "treatment_status": _word(getattr(r, "treatment_status", None)),
-            "fragile": (feasible and after and has_norm
-                        and volume_after is not None
-                        and volume_after < FRAGILE_FACTOR * float(r.required_min)),
-            "reason": None,
-            "keep_feasible": None,
-            "keep_cost_moves": None,
-            "keep_cost_patient_min": None,
-            "keep_moves_from": None,
-        })
+    records = [record for r in site_volumes.itertuples(index=False)
+               if (record := _change_record(r, names)) is not None]
     frame = pd.DataFrame.from_records(records, columns=HOSPITAL_CHANGE_COLUMNS)
     for column in ("keep_cost_moves", "keep_cost_patient_min"):  # empty until with_reasons
         frame[column] = frame[column].astype(float)
     frame = frame.sort_values(["site_id", "intervention_id"], kind="stable")
     return frame.reset_index(drop=True)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _change_record(r: Any, names: dict[str, str]) -> dict[str, Any] | None:
+    """The hospital_changes row of one site_volumes row, None for a pair that provides the
+    treatment neither before nor after."""
+    before = _truthy(r.kept_before)
+    feasible = not _missing(r.kept_after)
+    after = _truthy(r.kept_after) if feasible else False
+    if not (before or after):
+        return None
+    has_norm = not _missing(r.norm)
+    volume_before = float(r.volume_before)
+    volume_after = float(r.volume_after) if feasible else None
+    return {
+        "region_id": r.region_id,
+        "site_id": r.site_id,
+        "site_name": r.site_name,
+        "intervention_id": r.intervention_id,
+        "intervention_name": names.get(str(r.intervention_id), ""),
+        "norm": float(r.norm) if has_norm else None,
+        "required_min": float(r.required_min) if has_norm else None,
+        "volume_before": volume_before,
+        "volume_after": volume_after,
+        "volume_change": (_r(volume_after - volume_before) if volume_after is not None
+                          else None),
+        "status": _change_status(r, before, after, has_norm, volume_after),
+        # result folders written before the odds existed lack the columns: empty
+        "p_meet_norm_1y": _number_or_none(getattr(r, "p_meet_norm_1y", None)),
+        "p_meet_norm_period": _number_or_none(getattr(r, "p_meet_norm_period", None)),
+        "treatment_status": _word(getattr(r, "treatment_status", None)),
+        "fragile": (feasible and after and has_norm
+                    and volume_after is not None
+                    and volume_after < FRAGILE_FACTOR * float(r.required_min)),
+        "reason": None,
+        "keep_feasible": None,
+        "keep_cost_moves": None,
+        "keep_cost_patient_min": None,
+        "keep_moves_from": None,
+    }
+
+
+def _change_status(r: Any, before: bool, after: bool, has_norm: bool,
+                   volume_after: float | None) -> str | None:
+    """hospital_status of the row; None without a plan (an infeasible solve)."""
+    if volume_after is None:
+        return None
+    return hospital_status(before, after, has_norm, volume_after or 0.0,
+                           float(r.required_min) if has_norm else 0.0)
 
 
 def _number_or_none(value: Any) -> float | None:

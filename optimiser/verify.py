@@ -217,8 +217,7 @@ def _check_displaced(kpis: dict[str, Any], instance: Instance, flow: np.ndarray,
                      travel: np.ndarray) -> list[str]:
     """Displaced patients, their extra travel, optional moves and providers lost / gained,
     recomputed patient group by patient group (loops, not the vectorised KPI code)."""
-    problems: list[str] = []
-    n_areas, n_sites, _ = instance.shape
+    n_sites = instance.shape[1]
     provides_after = flow.sum(axis=0) > PROVIDES_MIN
     run_extra: list[float] = []
     run_weight: list[float] = []
@@ -227,34 +226,10 @@ def _check_displaced(kpis: dict[str, Any], instance: Instance, flow: np.ndarray,
     for t, tid in enumerate(instance.treatment_ids):
         before = instance.baseline_volume[:, t] > 0
         stops = [s for s in range(n_sites) if before[s] and not provides_after[s, t]]
-        extras: list[float] = []
-        weights: list[float] = []
-        optional = 0.0
-        keeps = provides_after[:, t] & ~np.isin(np.arange(n_sites), stops)
-        for a in range(n_areas):
-            today = instance.baseline_flow[a, :, t]
-            after = flow[a, :, t]
-            if not today.any() and not after.any():
-                continue
-            arriving = after - np.minimum(after, today)  # patients new at each site
-            new_patients = float(arriving.sum())
-            new_minutes = float((arriving * travel[a]).sum())
-            optional += float((today - np.minimum(after, today))[keeps].sum())
-            destination = new_minutes / new_patients if new_patients > FLOW_EPS else None
-            for s in stops:
-                if today[s] > FLOW_EPS:
-                    extras.append(0.0 if destination is None else destination - travel[a, s])
-                    weights.append(float(today[s]))
-        displaced = sum(weights)
-        patients_t = float(instance.demand[:, t].sum())
+        extras, weights, optional = _displaced_of(instance, flow, travel, t, stops,
+                                                  provides_after[:, t])
         expected_per[tid] = {
-            "patients_displaced": displaced,
-            "displaced_share": displaced / patients_t if patients_t > 0 else 0.0,
-            "displaced_mean_extra_min": (sum(e * w for e, w in zip(extras, weights, strict=True))
-                                         / displaced if displaced > 0 else 0.0),
-            "displaced_max_extra_min": max(extras) if extras else 0.0,
-            "displaced_p90_extra_min": _lower_quantile(extras, weights, 0.9),
-            "patients_moved_optional": optional,
+            **_displaced_figures(extras, weights, optional, float(instance.demand[:, t].sum())),
             "providers_lost": float(len(stops)),
             "providers_gained": float(sum(1 for s in range(n_sites)
                                           if provides_after[s, t] and not before[s])),
@@ -262,18 +237,9 @@ def _check_displaced(kpis: dict[str, Any], instance: Instance, flow: np.ndarray,
         run_extra += extras
         run_weight += weights
         run_optional += optional
-    displaced = sum(run_weight)
-    patients = float(instance.demand.sum())
-    expected = {
-        "patients_displaced": displaced,
-        "displaced_share": displaced / patients if patients > 0 else 0.0,
-        "displaced_mean_extra_min": (sum(e * w for e, w in zip(run_extra, run_weight,
-                                                                 strict=True)) / displaced
-                                     if displaced > 0 else 0.0),
-        "displaced_max_extra_min": max(run_extra) if run_extra else 0.0,
-        "displaced_p90_extra_min": _lower_quantile(run_extra, run_weight, 0.9),
-        "patients_moved_optional": run_optional,
-    }
+    expected = _displaced_figures(run_extra, run_weight, run_optional,
+                                  float(instance.demand.sum()))
+    problems: list[str] = []
     for key, value in expected.items():
         reported = kpis.get(key)
         if reported is None or not _close(reported, value, KPI_TOL):
@@ -284,14 +250,63 @@ def _check_displaced(kpis: dict[str, Any], instance: Instance, flow: np.ndarray,
         if got is None:
             problems.append(f"KPI per_treatment.{tid} missing")
             continue
-        for key, value in values.items():
-            if key in ("providers_lost", "providers_gained"):
-                reported = (kpis.get(key) or {}).get(tid)
-                if reported is None or int(reported) != int(value) or \
-                        int(got.get(key, -1)) != int(value):
-                    problems.append(f"KPI {key}.{tid} reported {reported} but recomputed "
-                                    f"{int(value)}")
-            elif got.get(key) is None or not _close(got[key], value, KPI_TOL):
-                problems.append(f"KPI per_treatment.{tid}.{key} reported {got.get(key)} but "
-                                f"recomputed {value:.6f}")
+        problems += _per_treatment_problems(kpis, tid, got, values)
+    return problems
+
+
+def _displaced_of(instance: Instance, flow: np.ndarray, travel: np.ndarray, t: int,
+                  stops: list[int], provides_after: np.ndarray
+                  ) -> tuple[list[float], list[float], float]:
+    """(extra minutes, patients) of every displaced group of treatment ``t`` (today at a site
+    in ``stops``), and its optional moves (patients leaving a site that keeps it)."""
+    n_areas, n_sites, _ = instance.shape
+    extras: list[float] = []
+    weights: list[float] = []
+    optional = 0.0
+    keeps = provides_after & ~np.isin(np.arange(n_sites), stops)
+    for a in range(n_areas):
+        today = instance.baseline_flow[a, :, t]
+        after = flow[a, :, t]
+        if not today.any() and not after.any():
+            continue
+        arriving = after - np.minimum(after, today)  # patients new at each site
+        new_patients = float(arriving.sum())
+        new_minutes = float((arriving * travel[a]).sum())
+        optional += float((today - np.minimum(after, today))[keeps].sum())
+        destination = new_minutes / new_patients if new_patients > FLOW_EPS else None
+        for s in stops:
+            if today[s] > FLOW_EPS:
+                extras.append(0.0 if destination is None else destination - travel[a, s])
+                weights.append(float(today[s]))
+    return extras, weights, optional
+
+
+def _displaced_figures(extras: list[float], weights: list[float], optional: float,
+                       patients: float) -> dict[str, float]:
+    """The displacement KPIs of these groups (of a treatment, or of the whole run)."""
+    displaced = sum(weights)
+    return {
+        "patients_displaced": displaced,
+        "displaced_share": displaced / patients if patients > 0 else 0.0,
+        "displaced_mean_extra_min": (sum(e * w for e, w in zip(extras, weights, strict=True))
+                                     / displaced if displaced > 0 else 0.0),
+        "displaced_max_extra_min": max(extras) if extras else 0.0,
+        "displaced_p90_extra_min": _lower_quantile(extras, weights, 0.9),
+        "patients_moved_optional": optional,
+    }
+
+
+def _per_treatment_problems(kpis: dict[str, Any], tid: str, got: dict[str, Any],
+                            values: dict[str, float]) -> list[str]:
+    problems = []
+    for key, value in values.items():
+        if key in ("providers_lost", "providers_gained"):
+            reported = (kpis.get(key) or {}).get(tid)
+            if reported is None or int(reported) != int(value) or \
+                    int(got.get(key, -1)) != int(value):
+                problems.append(f"KPI {key}.{tid} reported {reported} but recomputed "
+                                f"{int(value)}")
+        elif got.get(key) is None or not _close(got[key], value, KPI_TOL):
+            problems.append(f"KPI per_treatment.{tid}.{key} reported {got.get(key)} but "
+                            f"recomputed {value:.6f}")
     return problems

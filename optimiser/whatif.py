@@ -28,33 +28,27 @@ reused, re-solved, and how long it took).
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from .algorithms import DEFAULT_ALGORITHMS, Algorithms
+from .component import solve_component
+from .decode import assemble
+from .decomposition import treatment_components
 from .formulation import MipArrays, build_arrays, candidate_matrix
 from .instance import Instance
 from .params import SiteTreatment, SolveParams
+from .scheduling import run_components
 from .solution import Solution
-from .solve import (
-    NOT_DECIDED,
-    NOT_OPTIMISED,
-    _ComponentResult,
-    _run_from_both_ends,
-    _size_estimate,
-    _solve_component,
-    _start_vector,
-    assemble,
-    solve_components,
-    treatment_components,
-)
+from .solve import solve_components
 from .status import SolveStatus
+from .subproblem import NOT_DECIDED, NOT_OPTIMISED, ComponentResult, start_vector
 from .tolerances import FEASIBILITY_TOL, INTEGRALITY_TOL, SAME_OBJECTIVE_RTOL
 
 #: decided sub-problem results a session remembers by model (a step back is then free)
@@ -234,15 +228,18 @@ class WhatIf:
     ``same_as_fresh=True``: every answer is the one a fresh :func:`optimiser.solve.solve` of
     the same parameters gives, to the last digit (the browser app shows only such plans). The
     session then re-uses a sub-problem's result only for an identical model (``unchanged``,
-    ``cached``) or an infeasible restriction, and solves every other one as ``solve`` does
+    ``cached``), and solves every other one as ``solve`` does
     (no kept optimum, no warm start: among tied optima either could pick another plan).
     ``cache_size``: how many decided sub-problem results (with their models) it remembers.
+    ``algorithms``: as :func:`optimiser.solve.solve`'s (default: every algorithm on).
     """
 
     def __init__(self, instance: Instance, params: SolveParams,
                  max_workers: int | None = None, *, same_as_fresh: bool = False,
-                 cache_size: int = CACHE_SIZE, partial: bool = True) -> None:
+                 cache_size: int = CACHE_SIZE, partial: bool = True,
+                 algorithms: Algorithms | None = None) -> None:
         self.instance = instance
+        self.algorithms = DEFAULT_ALGORITHMS if algorithms is None else algorithms
         #: as solve(partial=...): an infeasible treatment does not stop the others' optimisation
         self.partial = partial
         self.max_workers = max_workers
@@ -251,11 +248,11 @@ class WhatIf:
         self._settings = _settings_key(params)
         self._params = params
         self._lock = threading.Lock()
-        self._cache: OrderedDict[str, _ComponentResult] = OrderedDict()
+        self._cache: OrderedDict[str, ComponentResult] = OrderedDict()
         started = time.perf_counter()
         self._comps, self._explanation, self._results = solve_components(
             instance, params, max_workers=max_workers,
-            early_stop=same_as_fresh and not partial)
+            early_stop=same_as_fresh and not partial, algorithms=self.algorithms)
         # the model each result answers (phase 1 of ``providers``, whose result holds phase 2)
         self._models = [build_arrays(instance, params, comp) for comp in self._comps]
         for arrays, result in zip(self._models, self._results, strict=True):
@@ -339,50 +336,44 @@ class WhatIf:
         self._settings = _settings_key(new)  # results of this step are cached under it
         restriction = not coupling_changed and is_restriction(instance, old, new)
         affected = None if coupling_changed else affected_treatments(instance, old, new)
-        stop = threading.Event() if len(comps) > 1 and not self.partial else None
-        steps: dict[int, tuple[str, _ComponentResult, MipArrays]] = {}
-        if stop is not None and affected is not None and any(
-                not affected & set(comp) and self._results[i].status == SolveStatus.INFEASIBLE
-                for i, comp in enumerate(comps)):
-            stop.set()  # an untouched sub-problem stays infeasible: so does the scenario
+        stop = self._stop_event(comps, affected)
 
-        def run(i: int) -> _ComponentResult:
+        def run(i: int) -> tuple[str, ComponentResult, MipArrays]:
             if affected is not None and not affected & set(comps[i]):
                 unaffected = self._results[i]
                 if unaffected.status not in (NOT_OPTIMISED, NOT_DECIDED):
-                    steps[i] = ("unchanged", unaffected, self._models[i])
-                    return unaffected
+                    return "unchanged", unaffected, self._models[i]
             before = None if coupling_changed else (self._results[i], self._models[i])
-            steps[i] = self._step_component(comps[i], before, new, restriction, stop)
-            return steps[i][1]
+            return self._step_component(comps[i], before, new, restriction, stop)
 
-        cores = new.threads or os.cpu_count() or 1
-        workers = max(1, min(cores, len(comps), self.max_workers or cores))
-        if workers > 1:
-            candidate = candidate_matrix(instance, new)
-            sizes = [_size_estimate(instance, candidate, comp) for comp in comps]
-            _run_from_both_ends(sorted(range(len(comps)), key=lambda i: sizes[i]), workers,
-                                run, stop)
-        else:
-            for i in range(len(comps)):
-                run(i)
-        results = [steps[i][1] for i in range(len(comps))]
-        models = [steps[i][2] for i in range(len(comps))]
+        steps = run_components(instance, new, comps, run, stop, self.max_workers)
+        results = [step[1] for step in steps]
         self._solution = assemble(instance, new, comps, explanation, results,
                                   partial=self.partial)
         self._params, self._comps, self._explanation = new, comps, explanation
-        self._results, self._models = results, models
+        self._results, self._models = results, [step[2] for step in steps]
         self.last_step = StepReport(time.perf_counter() - started,
-                                    {self._label(comps[i]): steps[i][0]
-                                     for i in range(len(comps))})
+                                    {self._label(comp): step[0]
+                                     for comp, step in zip(comps, steps, strict=True)})
         return self._solution
+
+    def _stop_event(self, comps: list[list[int]], affected: set[int] | None
+                    ) -> threading.Event | None:
+        """The early stop of a non-partial session (set at once when an untouched
+        sub-problem stays infeasible: so does the scenario)."""
+        stop = threading.Event() if len(comps) > 1 and not self.partial else None
+        if stop is not None and affected is not None and any(
+                not affected & set(comp) and self._results[i].status == SolveStatus.INFEASIBLE
+                for i, comp in enumerate(comps)):
+            stop.set()
+        return stop
 
     def _cache_key(self, arrays: MipArrays) -> str:
         """The model's fingerprint; with ``same_as_fresh`` also the solve settings (the same
         model solved with another gap or objective procedure may give another plan)."""
         return _fingerprint(arrays) + (self._settings if self.same_as_fresh else "")
 
-    def _remember(self, arrays: MipArrays, result: _ComponentResult) -> None:
+    def _remember(self, arrays: MipArrays, result: ComponentResult) -> None:
         """Cache a decided result by its model: the same model later gets the same answer."""
         if result.status in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE):
             with self._lock:
@@ -393,45 +384,53 @@ class WhatIf:
                     self._cache.popitem(last=False)
 
     def _step_component(self, comp: list[int],
-                        before: tuple[_ComponentResult, MipArrays] | None,
+                        before: tuple[ComponentResult, MipArrays] | None,
                         new: SolveParams, restriction: bool, stop: threading.Event | None
-                        ) -> tuple[str, _ComponentResult, MipArrays]:
+                        ) -> tuple[str, ComponentResult, MipArrays]:
         instance = self.instance
         arrays = build_arrays(instance, new, comp)
-        if before is not None:
-            result, previous_model = before
-            if result.status not in (NOT_OPTIMISED, NOT_DECIDED) and _same_model(
-                    arrays, previous_model):
-                if result.status == SolveStatus.INFEASIBLE and stop is not None:
-                    stop.set()
-                return "unchanged", result, arrays
-        with self._lock:
-            cached = self._cache.get(self._cache_key(arrays))
-        if cached is not None:
-            if cached.status == SolveStatus.INFEASIBLE and stop is not None:
+        reused = self._reused(comp, arrays, before, restriction)
+        if reused is not None:
+            if reused[1].status == SolveStatus.INFEASIBLE and stop is not None:
                 stop.set()  # the scenario is infeasible: the others only check feasibility
-            return "cached", cached, arrays
-        if before is not None and restriction and before[0].status == SolveStatus.INFEASIBLE:
-            result = _ComponentResult(comp, SolveStatus.INFEASIBLE, None, arrays, None, 0.0, 0.0,
-                                      before[0].solver, {}, [])
-            if stop is not None:
-                stop.set()
-            return "still_infeasible", result, arrays
+            return reused
         if self.same_as_fresh:  # as optimiser.solve.solve does it: no start, no shortcut
-            result = _solve_component(instance, new, comp, 1, None, stop)
+            result = solve_component(instance, new, comp, 1, None, stop, self.algorithms)
             self._remember(arrays, result)
             return "resolved", result, arrays
         plan = self._solution if self._solution.feasible else None
-        start = _start_vector(arrays, instance, plan) if plan is not None else None
+        start = start_vector(arrays, instance, plan) if plan is not None else None
         start_ok = feasible_in(arrays, start)
         if (before is not None and restriction and before[0].status == SolveStatus.OPTIMAL
                 and start_ok and same_objective_on_subset(before[1], arrays)):
             # optimal on a superset of the new feasible set and feasible here: optimal here
             old = before[0]
-            result = _ComponentResult(comp, SolveStatus.OPTIMAL, start, arrays, old.gap, 0.0, 0.0,
-                                      old.solver, dict(old.info), list(old.warnings))
+            result = ComponentResult(comp, SolveStatus.OPTIMAL, start, arrays, old.gap, 0.0, 0.0,
+                                     old.solver, replace(old.report), list(old.warnings))
             self._remember(arrays, result)
             return "kept_optimum", result, arrays
-        result = _solve_component(instance, new, comp, 1, plan if start_ok else None, stop)
+        result = solve_component(instance, new, comp, 1, plan if start_ok else None, stop,
+                                 self.algorithms)
         self._remember(arrays, result)
         return "resolved", result, arrays
+
+    def _reused(self, comp: list[int], arrays: MipArrays,
+                before: tuple[ComponentResult, MipArrays] | None, restriction: bool
+                ) -> tuple[str, ComponentResult, MipArrays] | None:
+        """An earlier answer for ``arrays`` (``unchanged``, ``cached``, ``still_infeasible``),
+        or None when it must be solved."""
+        if before is not None:
+            result, previous_model = before
+            if result.status not in (NOT_OPTIMISED, NOT_DECIDED) and _same_model(
+                    arrays, previous_model):
+                return "unchanged", result, arrays
+        with self._lock:
+            cached = self._cache.get(self._cache_key(arrays))
+        if cached is not None:
+            return "cached", cached, arrays
+        if (before is not None and restriction and before[0].status == SolveStatus.INFEASIBLE
+                and not self.same_as_fresh):  # a fresh solve's entry says how it was decided
+            result = ComponentResult(comp, SolveStatus.INFEASIBLE, None, arrays, None, 0.0, 0.0,
+                                     before[0].solver)
+            return "still_infeasible", result, arrays
+        return None

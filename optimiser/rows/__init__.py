@@ -1,5 +1,6 @@
-"""The model as a registry of families: each adds its columns or rows, has its verifier check
-and its diagnosis reasons (see :mod:`.base`; the recipe is in docs/ARCHITECTURE.md).
+"""The model as a registry of families: each adds its columns or rows, has its verifier check,
+its diagnosis reasons and says how the exact keep-set algorithms read it (see :mod:`.base` and
+:mod:`.keepsets`; the recipe is in docs/ARCHITECTURE.md).
 
 ``FAMILIES`` is in build order: the column blocks x, y, stay first, then the row families in
 the order of the rows of the matrix (``formulation.build_arrays`` iterates it; the verifier
@@ -15,6 +16,7 @@ from .coupling import BUNDLE, LOSS_SHARE
 from .demand import DEMAND
 from .max_providers import MAX_PROVIDERS
 from .objective import OBJECTIVE_TERMS, STAY
+from .phase import MOVES_CEILING, PROVIDERS_FLOOR, STAY_FULL
 from .volume import LINK, LINK_PAIR, MIN_VOLUME, ONE_PROVIDER
 
 FAMILIES: tuple[Family, ...] = (
@@ -23,8 +25,10 @@ FAMILIES: tuple[Family, ...] = (
     MAX_PROVIDERS,
 )
 
-#: rows that solve.py appends for the second phase of a lexicographic objective
-PHASE_ROWS: tuple[str, ...] = ("providers_floor", "moves_ceiling", "stay_full")
+#: rows that the lexicographic strategies (optimiser/strategies.py, planner.py) append for
+#: their second phase; only their keep-set readers matter (no builder, check or reason)
+PHASE_FAMILIES: tuple[Family, ...] = (PROVIDERS_FLOOR, MOVES_CEILING, STAY_FULL)
+PHASE_ROWS: tuple[str, ...] = tuple(f.name for f in PHASE_FAMILIES)
 
 #: every row family name, in row order (the phase rows last)
 ROW_FAMILIES: tuple[str, ...] = tuple(
@@ -44,5 +48,5 @@ def reasons() -> list[Reason]:
     return sorted((r for f in FAMILIES for r in f.reasons), key=lambda r: r.rank)
 
 
-__all__ = ["FAMILIES", "OBJECTIVE_TERMS", "PHASE_ROWS", "ROW_FAMILIES", "Family",
+__all__ = ["FAMILIES", "OBJECTIVE_TERMS", "PHASE_FAMILIES", "PHASE_ROWS", "ROW_FAMILIES", "Family",
            "ObjectiveTerm", "Reason", "family", "reasons"]

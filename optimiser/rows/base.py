@@ -23,6 +23,7 @@ from herschik.i18n import current_language, format_number
 from ..instance import Instance
 from ..params import SolveParams
 from ..tolerances import REACHES_REQUIRED_TOL, ROUNDING_TOL
+from .keepsets import KeepSetReader
 
 _EMPTY_INT = np.zeros(0, dtype=np.int64)
 
@@ -256,7 +257,9 @@ class Family:
 
     ``build`` is ``None`` where another family's columns enforce the concept; ``check`` is
     ``None`` only where the rows are the objective's bookkeeping or another family's check
-    covers them (``checked_by``).
+    covers them (``checked_by``). ``keep_sets``: how the exact keep-set algorithms read the
+    family's rows or columns (optimiser/rows/keepsets.py); ``None``: they cannot, and a model
+    with any of its rows is solved by branch and bound.
     """
 
     name: str
@@ -267,6 +270,7 @@ class Family:
     reasons: tuple[Reason, ...] = ()
     checked_by: str | None = None
     doc: str = ""
+    keep_sets: KeepSetReader | None = None
 
 
 @dataclass(frozen=True)

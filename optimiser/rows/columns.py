@@ -32,6 +32,7 @@ from .base import (
     fmt,
 )
 from .checking import EXTRA_TRAVEL_TOL_MIN, TOL, TRAVEL_TOL_MIN, named_pairs
+from .keepsets import read_flows, read_keeps, read_stays
 
 
 # --- builders ---------------------------------------------------------------------------------
@@ -242,14 +243,16 @@ FLOWS = Family(
      "force_close", "single_sourcing"),
     build_flows, check_flows, (Reason(30, reason_out_of_reach),),
     doc="x: a column per allowed (area, site, treatment) pair; candidates and travel limits "
-        "hold by construction",
+        "hold by construction", keep_sets=read_flows,
 )
 KEEPS = Family(
     "keeps", "columns", ("force_keep", "force_close"), build_keeps, check_keeps,
     (Reason(10, reason_forced_keep),),
     doc="y: a binary keep per candidate (site, treatment) with a norm; force_keep fixes it",
+    keep_sets=read_keeps,
 )
 STAYS = Family(
     "stays", "columns", ("objective", "objective_weights"), build_stays, None,
     doc="stay columns of the moved / planner objectives (bookkeeping, not a constraint)",
+    keep_sets=read_stays,
 )

@@ -6,6 +6,7 @@ import numpy as np
 
 from .base import Build, CheckContext, Family, concat_int
 from .checking import TOL
+from .keepsets import KeepSetModel, one_entry_per_column
 
 
 def build_demand(b: Build) -> None:
@@ -32,5 +33,21 @@ def check_demand(ctx: CheckContext) -> list[str]:
     ]
 
 
+def read_demand(model: KeepSetModel, start: int, stop: int) -> bool:
+    """Each flow in exactly one demand row (its area), equality rows; the areas' patients."""
+    arrays = model.arrays
+    demand = arrays.row_upper[start:stop]
+    if np.any(arrays.row_lower[start:stop] != demand):
+        return False
+    demand_row = one_entry_per_column(model.csc[start:stop, arrays.x_slice()])
+    if demand_row is None or np.any(demand_row < 0):
+        return False
+    # a flow bounded below its area's demand is pinned or capped: not the keep-set model
+    if np.any(arrays.col_upper[arrays.x_slice()] < demand[demand_row]):
+        return False
+    model.demand_row, model.demand = demand_row, demand
+    return True
+
+
 DEMAND = Family("demand", "rows", ("single_sourcing",), build_demand, check_demand,
-                doc="every patient is treated")
+                doc="every patient is treated", keep_sets=read_demand)

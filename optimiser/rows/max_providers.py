@@ -16,6 +16,7 @@ from herschik.i18n import _
 from ..params import SolveParams
 from .base import Build, CheckContext, DiagnosisContext, Family, Finding, Reason
 from .checking import PROVIDES_MIN, norm_at
+from .keepsets import read_cardinality
 
 
 def build_max_providers(b: Build) -> None:
@@ -109,5 +110,5 @@ def reason_max_providers(ctx: DiagnosisContext) -> Finding | None:
 MAX_PROVIDERS = Family(
     "max_providers", "rows", ("max_providers",), build_max_providers, check_max_providers,
     (Reason(55, reason_max_providers),),
-    doc="at most P hospitals keep a treatment with a norm",
+    doc="at most P hospitals keep a treatment with a norm", keep_sets=read_cardinality,
 )

@@ -5,9 +5,9 @@ Terms (``formulation.objective_weights`` gives the weights; a single objective i
 * ``travel``: patient-minutes, Σ travel·flow;
 * ``moved``: patients not treated at their baseline site, Σ d - Σ stay, plus a tiny travel
   tie-break (at most ``TIE_BREAK_TOTAL`` patients in total) when travel has no weight;
-* ``providers``: -Σ y (phase 1 of the lexicographic ``providers`` objective, solve.py);
+* ``providers``: -Σ y (phase 1 of the lexicographic ``providers`` objective, strategies.py);
 * ``planner``: unnecessary moves, ``moves_c @ v + moves_offset`` (formulation.unnecessary_moves);
-  computed whenever there are stay columns, since solve.py uses it for its phases.
+  computed whenever there are stay columns, since planner.py uses it for its phases.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Build, Family, ObjectiveTerm
+from .keepsets import KeepSetModel, block_is
 
 #: Weight of the travel tie-break in the ``moved`` objective, per patient-minute, relative to one
 #: moved patient. It is scaled by 1 / (total demand x max travel) so that the whole tie-break term
@@ -84,9 +85,28 @@ def add_planner(b: Build, weight: float) -> None:
         b.offset += weight * b.moves_offset
 
 
+def read_stay(model: KeepSetModel, start: int, stop: int) -> bool:
+    """stay <= flow of the stay's own column, one row per stay column."""
+    arrays = model.arrays
+    if not model.bounds_are(start, stop, -np.inf, 0.0):
+        return False
+    n_stay = arrays.n_cols - arrays.stay_start
+    if stop - start != n_stay or (n_stay and arrays.stay_x is None):
+        return False
+    if n_stay:
+        assert arrays.stay_x is not None
+        r = np.arange(n_stay)
+        if not block_is(model.csc[start:stop], np.concatenate([r, r]),
+                        np.concatenate([arrays.stay_start + r, arrays.stay_x]),
+                        np.concatenate([np.ones(n_stay), -np.ones(n_stay)])):
+            return False
+    model.stays_read = True
+    return True
+
+
 STAY = Family("stay", "rows", ("objective", "objective_weights"), build_stay, None,
               doc="stay <= flow, bookkeeping of the moved / planner objectives (no constraint "
-                  "of the plan, nothing to check)")
+                  "of the plan, nothing to check)", keep_sets=read_stay)
 
 OBJECTIVE_TERMS: tuple[ObjectiveTerm, ...] = (
     ObjectiveTerm("travel", add_travel, "patient-minutes"),

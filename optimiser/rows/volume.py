@@ -14,10 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from herschik.i18n import _, current_language, format_number
 
 from ..confidence import confidence_label
+from ..tolerances import KEEP_SET_TOL
 from .base import (
     MAX_LISTED,
     Build,
@@ -29,6 +31,7 @@ from .base import (
     fmt,
 )
 from .checking import PROVIDES_MIN, TOL, norm_at, poisson_meet_probability
+from .keepsets import KeepSetModel, links_slack, one_entry_per_column, read_cardinality
 
 
 # --- builders ---------------------------------------------------------------------------------
@@ -221,6 +224,61 @@ def check_one_provider(ctx: CheckContext) -> list[str]:
     return problems
 
 
+# --- how the keep-set algorithms read the rows (rows/keepsets.py) -----------------------------
+def read_min_volume(model: KeepSetModel, start: int, stop: int) -> bool:
+    """One row per keep decision: its flows (coefficient 1) minus its required volume · y."""
+    arrays = model.arrays
+    if (stop - start != arrays.n_y or np.any(arrays.row_lower[start:stop] != 0.0)
+            or np.any(arrays.row_upper[start:stop] != np.inf)):
+        return False
+    volume = model.csc[start:stop]
+    x_y = one_entry_per_column(volume[:, arrays.x_slice()])
+    if x_y is None or np.any(volume[:, arrays.x_slice()].data != 1.0):
+        return False
+    y_block = volume[:, arrays.y_slice()]
+    required = -y_block.diagonal()
+    off_diagonal = sp.csc_matrix(y_block - sp.diags(-required))
+    off_diagonal.eliminate_zeros()
+    if off_diagonal.nnz or volume[:, arrays.stay_start:].nnz:
+        return False
+    model.x_y, model.required = x_y, required
+    return True
+
+
+def read_link(model: KeepSetModel, start: int, stop: int) -> bool:
+    """Σ flow <= U·y only closes a site (U at least all it can receive)."""
+    if stop == start:
+        return True
+    if (not model.bounds_are(start, stop, -np.inf, 0.0) or stop - start != model.arrays.n_y
+            or model.x_y is None):
+        return False
+    return links_slack(model, -model.csc[start:stop, model.arrays.y_slice()].diagonal())
+
+
+def read_link_pair(model: KeepSetModel, start: int, stop: int) -> bool:
+    """flow <= D·y with D at least the flow's demand and y its site's: no more than "a closed
+    site gets nothing"."""
+    arrays = model.arrays
+    if not model.bounds_are(start, stop, -np.inf, 0.0):
+        return False
+    if stop == start:
+        return True
+    if model.x_y is None:
+        return False
+    pair = sp.csr_matrix(model.csc[start:stop])
+    xs = [pair.indices[pair.indptr[r]:pair.indptr[r + 1]] for r in range(stop - start)]
+    if any(cols.shape[0] != 2 for cols in xs):
+        return False
+    cols = np.array(xs)
+    x_col, y_col = cols.min(axis=1), cols.max(axis=1)
+    if np.any(x_col >= arrays.n_x) or np.any(model.x_y[x_col] != y_col - arrays.y_start):
+        return False
+    rows = np.arange(stop - start)
+    if np.any(pair[rows, x_col].A1 != 1.0):
+        return False
+    return not np.any(-pair[rows, y_col].A1 < model.x_demand[x_col] * (1.0 - KEEP_SET_TOL))
+
+
 # --- diagnosis reasons ------------------------------------------------------------------------
 def _no_site_reaches(ctx: DiagnosisContext, t: int) -> dict[str, Any] | None:
     normed = ~np.isnan(ctx.required[:, t])
@@ -316,13 +374,15 @@ MIN_VOLUME = Family(
     build_min_volume, check_min_volume,
     (Reason(20, reason_no_site_reaches_norm), Reason(40, reason_areas_without_viable_site)),
     doc="a kept pair treats at least norm x (1 + margin), or under norm_confidence the "
-    "expected volume meeting the norm with that probability",
+    "expected volume meeting the norm with that probability", keep_sets=read_min_volume,
 )
 LINK = Family("link", "rows", (), build_link, check_link,
-              doc="only kept pairs treat patients: Σ_a flow <= U·y")
+              doc="only kept pairs treat patients: Σ_a flow <= U·y", keep_sets=read_link)
 LINK_PAIR = Family("link_pair", "rows", (), build_link_pair, None, checked_by="link",
-                   doc="flow <= d·y per pair (nearest site, or every flow under per_pair)")
+                   doc="flow <= d·y per pair (nearest site, or every flow under per_pair)",
+                   keep_sets=read_link_pair)
 ONE_PROVIDER = Family(
     "one_provider", "rows", ("small_region_rule",), build_one_provider, check_one_provider,
     doc="a treatment whose whole demand is below every norm keeps at most one provider",
+    keep_sets=read_cardinality,
 )

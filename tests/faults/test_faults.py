@@ -201,6 +201,7 @@ def test_missing_or_failing_highs_falls_back_to_cbc(
     monkeypatch: pytest.MonkeyPatch, failure: Exception
 ) -> None:
     from herschik.optimiser import solve as solve_module
+    from herschik.optimiser import subproblem as subproblem_module
     from herschik.optimiser.params import SolveParams
     from herschik.optimiser.verify import verify
 
@@ -209,7 +210,7 @@ def test_missing_or_failing_highs_falls_back_to_cbc(
 
     instance, params = _example_instance(), SolveParams(margin=0.1)
     reference = solve_module.solve(instance, params)
-    monkeypatch.setattr(solve_module, "solve_highs", broken)
+    monkeypatch.setattr(subproblem_module, "solve_highs", broken)
     solution = solve_module.solve(instance, params)
     assert solution.status == "optimal" and solution.solver == "cbc"
     assert any("CBC instead" in warning for warning in solution.warnings)

@@ -131,6 +131,7 @@ def test_fallback_reports_infeasible_only_when_proven(
     """HiGHS gives up, CBC says "infeasible": reported only when the exact keep-set test
     proves it (``False``); undecided (``None``) or feasible (``True``) raise SolverError."""
     import herschik.optimiser.solve as solve_module
+    import herschik.optimiser.subproblem as subproblem_module
     from herschik.optimiser.backends import BackendResult
 
     def gives_up(*args: object, **kwargs: object) -> BackendResult:
@@ -139,9 +140,9 @@ def test_fallback_reports_infeasible_only_when_proven(
     def cbc_infeasible(*args: object, **kwargs: object) -> BackendResult:
         return BackendResult(SolveStatus.INFEASIBLE, solver="cbc", message="Infeasible")
 
-    monkeypatch.setattr(solve_module, "solve_highs", gives_up)
-    monkeypatch.setattr(solve_module, "solve_pulp", cbc_infeasible)
-    monkeypatch.setattr(solve_module, "keep_set_feasible", lambda arrays: proof)
+    monkeypatch.setattr(subproblem_module, "solve_highs", gives_up)
+    monkeypatch.setattr(subproblem_module, "solve_pulp", cbc_infeasible)
+    monkeypatch.setattr(subproblem_module, "keep_set_feasible", lambda arrays: proof)
     instance = synthetic_instance(n_areas=30, n_sites=5, n_treatments=2, seed=0)
     only_mip = solve_module.BRANCH_AND_BOUND_ONLY  # HiGHS' branch and bound decides
     if infeasible:

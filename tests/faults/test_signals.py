@@ -30,19 +30,19 @@ CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
 
-    import herschik.optimiser.solve as solve_module
+    import herschik.optimiser.subproblem as subproblem_module
     import herschik.scenarios.assemble as assemble
     from herschik.optimiser.synthetic import synthetic_instance
     from herschik.scenarios.cli.main import main
 
     started = Path(sys.argv[1])
-    real_highs = solve_module.solve_highs
+    real_highs = subproblem_module.solve_highs
 
     def announced_highs(*args, **kwargs):
         started.touch()
         return real_highs(*args, **kwargs)
 
-    solve_module.solve_highs = announced_highs
+    subproblem_module.solve_highs = announced_highs
     assemble.build_instance = lambda *a, **k: synthetic_instance(
         n_areas=1500, n_sites=30, n_treatments=2, seed=1)
     sys.argv = [sys.argv[0], *sys.argv[2:]]
@@ -69,6 +69,8 @@ def test_signal_during_highs_exits_130_with_nothing_written(
          "example", "--data", str(EXAMPLE_DATA), "--objective", "providers", "--single-sourcing",
          "--out", str(out), "--no-maps", "--no-report"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # the child's instance is a synthetic one: never cache it as the example region's
+        env={**os.environ, "HERSCHIK_CACHE": "off"},
     )
     _wait_for(started, process)
     time.sleep(1.0)  # inside the branch and bound

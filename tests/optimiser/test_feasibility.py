@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from herschik.optimiser import diagnose as diagnose_module
-from herschik.optimiser import solve as solve_module
+from herschik.optimiser import subproblem as subproblem_module
 from herschik.optimiser.backends import solve_highs
 from herschik.optimiser.feasibility import keep_set_feasible
 from herschik.optimiser.formulation import build_arrays
@@ -165,7 +165,7 @@ def test_real_travel_limit_threshold(noordoost_instance) -> None:
 
 
 def _without_keep_sets(monkeypatch) -> None:
-    monkeypatch.setattr(solve_module, "keep_set_feasible", lambda arrays: None)
+    monkeypatch.setattr(subproblem_module, "keep_set_feasible", lambda arrays: None)
     monkeypatch.setattr(diagnose_module, "keep_set_feasible", lambda arrays: None)
 
 
@@ -196,7 +196,7 @@ def test_solve_and_diagnosis_same_without_the_test(brute_force, seed: int, monke
 
 
 def test_a_row_family_it_does_not_know_is_left_to_the_solver() -> None:
-    """A model with rows of any family outside DECIDED_FAMILIES (here the planner's phase-2
+    """A model with rows of a family without a keep-set reader (here the planner's phase-2
     moves ceiling, a row over flows and stays) is not decided by keep sets."""
     inst = synthetic_instance(n_areas=40, n_sites=5, n_treatments=1, seed=3)
     arrays = build_arrays(inst, SolveParams(), [0])

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from herschik.optimiser import planner as planner_module
 from herschik.optimiser import solve as solve_module
 from herschik.optimiser.backends import solve_highs
 from herschik.optimiser.formulation import build_arrays, travel_vector
 from herschik.optimiser.params import SolveParams
 from herschik.optimiser.pinning import pin_bounds, reduce_phase2
+from herschik.optimiser.subproblem import proven
 from herschik.optimiser.synthetic import synthetic_instance
 from herschik.optimiser.verify import verify
 from herschik.optimiser.whatif import feasible_in
@@ -46,16 +48,16 @@ def planner_cases(draw):
 
 def _phase2_models(inst, params):
     """(phase-2 model with U* = 0, phase-1 model) of every treatment where the greedy plan
-    proves U* = 0, as solve._optimise_component builds them."""
+    proves U* = 0, as optimiser/planner.py builds them."""
     for t in range(len(inst.treatments)):
         arrays = build_arrays(inst, params, [t])
         if arrays.moves_c is None or not arrays.n_y:
             continue
         phase1 = arrays.with_objective(arrays.moves_c, arrays.moves_offset)
-        greedy = solve_module._planner_greedy(phase1, inst)
+        greedy = planner_module.planner_greedy(phase1, inst)
         if greedy is None:
             continue
-        phase2 = solve_module._zero_moves_model(phase1)
+        phase2 = planner_module.zero_moves_model(phase1)
         yield phase2.with_objective(travel_vector(phase2, inst)), greedy
 
 
@@ -118,9 +120,9 @@ def test_a_zero_optimum_with_a_zero_bound_is_proven_optimal() -> None:
     with a relative gap of 1.0 and was reported "feasible" (not proven) by the plain path."""
     from herschik.optimiser.backends import BackendResult
 
-    proven = solve_module._proven(BackendResult("optimal", 0.0, np.zeros(1), 1.0, bound=0.0))
-    assert proven.status == "optimal" and proven.mip_gap == 0.0
-    loose = solve_module._proven(BackendResult("optimal", 0.0, np.zeros(1), 1.0, bound=-0.5))
+    exact = proven(BackendResult("optimal", 0.0, np.zeros(1), 1.0, bound=0.0))
+    assert exact.status == "optimal" and exact.mip_gap == 0.0
+    loose = proven(BackendResult("optimal", 0.0, np.zeros(1), 1.0, bound=-0.5))
     assert loose.status == "feasible"
-    large = solve_module._proven(BackendResult("optimal", 100.0, np.zeros(1), 0.01, bound=99.0))
+    large = proven(BackendResult("optimal", 100.0, np.zeros(1), 0.01, bound=99.0))
     assert large.status == "feasible"

@@ -12,16 +12,17 @@ import threading
 
 import numpy as np
 import pytest
-from herschik.optimiser import solve as solve_module
 from herschik.optimiser.backends import solve_highs
+from herschik.optimiser.component import solve_component
 from herschik.optimiser.formulation import build_arrays, travel_vector
 from herschik.optimiser.instance import Instance, Site, Treatment
 from herschik.optimiser.keepset_phase2 import solve_phase2_by_keep_sets
 from herschik.optimiser.keepset_search import KEEP_SET_SEARCH, solve_by_keep_sets
 from herschik.optimiser.params import SolveParams
+from herschik.optimiser.planner import zero_moves_model
 from herschik.optimiser.solve import BRANCH_AND_BOUND_ONLY, solve
 from herschik.optimiser.synthetic import synthetic_instance
-from herschik.optimiser.tolerances import MOVES_SLACK_ABS, MOVES_SLACK_REL
+from herschik.optimiser.tolerances import MOVES_SLACK_ABS, MOVES_SLACK_REL, ZERO_MOVES
 from herschik.optimiser.verify import verify
 
 from tests.support.instances import PLANNER, random_instance
@@ -126,12 +127,12 @@ def _phase2_inputs(seed: int):
     if first is None or first.status != "optimal":
         return None
     moves = float(first.objective)
-    zero = moves <= solve_module.ZERO_MOVES
+    zero = moves <= ZERO_MOVES
     rhs = ((0.0 if zero else moves) - arrays.moves_offset + MOVES_SLACK_ABS
            + MOVES_SLACK_REL * abs(moves))
     travel = travel_vector(arrays, inst)
     # U* = 0: phase 2 is the exact zero-moves model (every counted patient stays)
-    full = (solve_module._zero_moves_model(phase1) if zero
+    full = (zero_moves_model(phase1) if zero
             else phase1.with_extra_row(arrays.moves_c, -np.inf, rhs, "moves_ceiling"))
     return phase1, travel, rhs, zero, full.with_objective(travel), moves
 
@@ -187,11 +188,11 @@ def test_real_region_phase2_matches_branch_and_bound(noordoost_instance, treatme
     inst = noordoost_instance
     t = inst.treatment_ids.index(treatment)
     params = SolveParams(margin=0.2, mip_gap=1e-9)
-    searched = solve_module._solve_component(inst, params, [t], 1)
-    reference = solve_module._solve_component(inst, params, [t], 1,
+    searched = solve_component(inst, params, [t], 1)
+    reference = solve_component(inst, params, [t], 1,
                                               algorithms=BRANCH_AND_BOUND_ONLY)
     assert searched.status == reference.status == "optimal"
-    assert searched.info.get("algorithm") == KEEP_SET_SEARCH
+    assert searched.report.algorithm == KEEP_SET_SEARCH
     travel = float(searched.arrays.c @ searched.x)
     assert travel == pytest.approx(float(reference.arrays.c @ reference.x), rel=1e-7)
-    assert searched.info["unnecessary_moves_phase1"] == 0.0
+    assert searched.report.unnecessary_moves_phase1 == 0.0

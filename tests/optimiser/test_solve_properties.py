@@ -145,7 +145,7 @@ def test_infeasible_scenarios_stop_early_but_list_exactly_the_infeasible_treatme
 def test_sub_problems_are_handed_out_from_both_ends() -> None:
     import threading
 
-    from herschik.optimiser.solve import _run_from_both_ends
+    from herschik.optimiser.scheduling import run_from_both_ends
 
     started: list[int] = []
     lock = threading.Lock()
@@ -161,7 +161,7 @@ def test_sub_problems_are_handed_out_from_both_ends() -> None:
             both_started.wait()
         return i * 10
 
-    results = _run_from_both_ends([0, 1, 2, 3, 4, 5], 2, run, None)
+    results = run_from_both_ends([0, 1, 2, 3, 4, 5], 2, run, None)
     assert results == {i: i * 10 for i in range(6)}
     # the two first picks are the largest (last) and the smallest (first) index
     assert set(started[:2]) == {5, 0}
@@ -172,7 +172,7 @@ def test_sub_problems_are_handed_out_from_both_ends() -> None:
         return i
 
     with pytest.raises(ValueError, match="boom"):
-        _run_from_both_ends([0, 1, 2, 3, 4, 5], 2, failing, None)
+        run_from_both_ends([0, 1, 2, 3, 4, 5], 2, failing, None)
 
 
 @SETTINGS
@@ -207,21 +207,15 @@ def test_planner_has_fewest_unnecessary_moves_and_least_travel_among_them(case, 
 @given(scenarios())
 def test_planner_shortcuts_give_the_same_optimum(case) -> None:
     """The greedy phase-1 proof, the per-flow phase-2 form and the direct solve of its exact
-    reduction (solve._planner_greedy, solve._zero_moves_model, solve._planner_without_moves)
-    are exact: the plain two-phase solve finds the same optimum."""
-    from herschik.optimiser import solve as solve_module
+    reduction (optimiser/planner.py: planner_greedy, zero_moves_model, the pinned solve) are
+    exact: the plain two-phase solve (moves ceiling, no shortcut) finds the same optimum."""
+    from herschik.optimiser.algorithms import Algorithms
 
     inst, params = case
     params = params.model_copy(update={"objective": "planner", "mip_gap": 0.0})
     fast = solve(inst, params)
-    original = (solve_module._planner_greedy, solve_module.ZERO_MOVES)
-    try:
-        solve_module._planner_greedy = lambda arrays, instance: None
-        solve_module.ZERO_MOVES = -1.0
-        plain = solve(inst, params, algorithms=solve_module.Algorithms(
-            keep_set_search=False, pin_phase2=False))
-    finally:
-        solve_module._planner_greedy, solve_module.ZERO_MOVES = original
+    plain = solve(inst, params, algorithms=Algorithms(
+        keep_set_search=False, pin_phase2=False, planner_shortcuts=False))
     assert fast.status == plain.status
     if fast.feasible:
         travel = np.where(np.isfinite(inst.travel_min), inst.travel_min, 0.0)
