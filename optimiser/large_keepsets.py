@@ -107,17 +107,10 @@ def _read(arrays: MipArrays, binding_norms: bool = False) -> _Model | None:
     k = openable.shape[0]
     bit_of_y = np.full(arrays.n_y, -2, dtype=np.int64)
     bit_of_y[openable] = np.arange(k)
-    lo, hi = 0, k
-    for ys, low, most in parsed.caps:
-        bits = bit_of_y[ys]
-        if not np.any(bits >= 0):
-            continue
-        if np.setdiff1d(np.arange(k), bits[bits >= 0]).shape[0]:
-            return None  # a cap on some of the sites only
-        if np.isfinite(low):
-            lo = max(lo, int(np.ceil(low - KEEP_SET_TOL)))
-        if np.isfinite(most):
-            hi = min(hi, int(np.floor(most + KEEP_SET_TOL)))
+    bounds = _cardinality(parsed.caps, bit_of_y, k)
+    if bounds is None:
+        return None
+    lo, hi = bounds
     rows = np.unique(parsed.demand_row)
     demand_all = parsed.demand[rows]
     area = np.searchsorted(rows, parsed.demand_row)
@@ -129,12 +122,7 @@ def _read(arrays: MipArrays, binding_norms: bool = False) -> _Model | None:
     usable = x_bit >= 0
     cost[area[usable], x_bit[usable]] = arrays.c[arrays.x_start + xs[usable]]
     column[area[usable], x_bit[usable]] = arrays.x_start + xs[usable]
-    open_cost = np.full(n, np.inf)
-    open_column = np.full(n, -1, dtype=np.int64)
-    for e in np.nonzero(x_bit == -1)[0]:
-        a, value = area[e], arrays.c[arrays.x_start + e]
-        if value < open_cost[a]:
-            open_cost[a], open_column[a] = value, arrays.x_start + e
+    open_cost, open_column = _cheapest_open(arrays, area, x_bit, n)
     keep = demand_all > 0
     if np.any(keep & ~np.isfinite(open_cost) & ~np.isfinite(cost).any(axis=1)):
         return None  # an area with patients and no site: the feasibility test says so
@@ -142,6 +130,36 @@ def _read(arrays: MipArrays, binding_norms: bool = False) -> _Model | None:
     return _Model(demand_all[keep], cost[keep], column[keep], open_cost[keep],
                   open_column[keep], parsed.required[openable], key_cost,
                   arrays.y_start + openable, must, lo, hi)
+
+
+def _cardinality(caps: list[tuple[np.ndarray, float, float]], bit_of_y: np.ndarray, k: int
+                 ) -> tuple[int, int] | None:
+    """(at least, at most) kept of the k keep decisions; None for a cap on some of them only
+    (outside the model)."""
+    lo, hi = 0, k
+    for ys, low, most in caps:
+        bits = bit_of_y[ys]
+        if not np.any(bits >= 0):
+            continue
+        if np.setdiff1d(np.arange(k), bits[bits >= 0]).shape[0]:
+            return None
+        if np.isfinite(low):
+            lo = max(lo, int(np.ceil(low - KEEP_SET_TOL)))
+        if np.isfinite(most):
+            hi = min(hi, int(np.floor(most + KEEP_SET_TOL)))
+    return lo, hi
+
+
+def _cheapest_open(arrays: MipArrays, area: np.ndarray, x_bit: np.ndarray, n: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Per area, the cheapest flow to a site without a keep decision (cost, x column)."""
+    open_cost = np.full(n, np.inf)
+    open_column = np.full(n, -1, dtype=np.int64)
+    for e in np.nonzero(x_bit == -1)[0]:
+        a, value = area[e], arrays.c[arrays.x_start + e]
+        if value < open_cost[a]:
+            open_cost[a], open_column[a] = value, arrays.x_start + e
+    return open_cost, open_column
 
 
 def _select(g: np.ndarray, must: np.ndarray, banned: np.ndarray, lo: int, hi: int

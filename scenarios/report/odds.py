@@ -90,49 +90,74 @@ def odds_section(changes: pd.DataFrame, scenario: Mapping[str, Any],
         return ""
     names = names or {}
     years = int(scenario.get("norm_period_years") or 1)
-    confidence = scenario.get("norm_confidence")
-    parts = ["<p>" + esc(_(
+    parts = [_model_paragraph(), *_confidence_paragraph(scenario.get("norm_confidence"), years),
+             *_weakest_paragraph(kpis, years, names)]
+    ordered = kept.sort_values(["intervention_id", "site_id"], kind="stable")
+    parts.append(_odds_table(ordered, years, names))
+    alt = esc(_("odds of meeting the norm per kept hospital"))
+    parts.append(f'<figure><img alt="{alt}" src="{png_data_uri(odds_png(kept, years))}">'
+                 "<figcaption>"
+                 + esc(_("Odds of meeting the norm per kept hospital and treatment, lowest "
+                         "first (red below 50 %, orange below 80 %)."))
+                 + "</figcaption></figure>")
+    parts += _fan_charts(ordered, names)
+    return "\n".join(parts)
+
+
+def _model_paragraph() -> str:
+    return "<p>" + esc(_(
         "Yearly volumes are counts that fluctuate: with every area's patients an independent "
         "Poisson count around its expected demand, a hospital's yearly volume is Poisson "
         "around its expected volume after the plan. The odds below are exact under that model "
         "(docs/CONFIDENCE.md); {command} also draws over-dispersed years.",
-        command="\x00")).replace("\x00", "<code>herschik simulate</code>") + "</p>"]
-    if confidence is not None:
-        sentence = (_("This plan was made by confidence: every kept hospital meets its norm "
-                      "with a probability of at least {odds} over {years} years.",
-                      odds=share(float(confidence), 0), years=years) if years > 1 else
-                    _("This plan was made by confidence: every kept hospital meets its norm "
-                      "with a probability of at least {odds} in a year.",
-                      odds=share(float(confidence), 0)))
-        parts.append(f"<p>{esc(sentence)}</p>")
+        command="\x00")).replace("\x00", "<code>herschik simulate</code>") + "</p>"
+
+
+def _confidence_paragraph(confidence: Any, years: int) -> list[str]:
+    if confidence is None:
+        return []
+    sentence = (_("This plan was made by confidence: every kept hospital meets its norm "
+                  "with a probability of at least {odds} over {years} years.",
+                  odds=share(float(confidence), 0), years=years) if years > 1 else
+                _("This plan was made by confidence: every kept hospital meets its norm "
+                  "with a probability of at least {odds} in a year.",
+                  odds=share(float(confidence), 0)))
+    return [f"<p>{esc(sentence)}</p>"]
+
+
+def _weakest_paragraph(kpis: Mapping[str, Any] | None, years: int,
+                       names: Mapping[str, str]) -> list[str]:
     weakest = ((kpis or {}).get("norm_odds") or {}).get("weakest")
-    if weakest:
-        # the spans carry the KPI values for the checks of the report (data-kpi); the
-        # sentence is translated whole, with control characters marking where the HTML goes
-        one = ('<span data-kpi="weakest_p_meet_norm_1y">'
-               f'{esc(odds_text(weakest["p_meet_norm_1y"]))}</span>')
-        period = ('<span data-kpi="weakest_p_meet_norm_period">'
-                  f'{esc(odds_text(weakest["p_meet_norm_period"]))}</span>' if years > 1 else "")
-        values = {"hospital": "\x01", "treatment": "\x02", "one": "\x03", "period": "\x04",
-                  "years": years, "expected": _num(weakest["expected_volume"], 1),
-                  "norm": _num(weakest["norm"], None)}
-        text = esc(_("Weakest kept hospital: {hospital} for {treatment} (expected {expected}/yr, "
-                     "norm {norm}): {one} in one year, {period} over {years} years.", **values)
-                   if years > 1 else
-                   _("Weakest kept hospital: {hospital} for {treatment} (expected {expected}/yr, "
-                     "norm {norm}): {one} in one year.", **values))
-        treatment = str(weakest["intervention_id"])
-        for mark, html in (("\x01", f'<b>{esc(weakest["site_name"] or weakest["site_id"])}</b>'),
-                           ("\x02", esc(_treatment_title(treatment, names))), ("\x03", one),
-                           ("\x04", period)):
-            text = text.replace(mark, html)
-        parts.append(f'<p class="lead">{text}</p>')
+    if not weakest:
+        return []
+    # the spans carry the KPI values for the checks of the report (data-kpi); the
+    # sentence is translated whole, with control characters marking where the HTML goes
+    one = ('<span data-kpi="weakest_p_meet_norm_1y">'
+           f'{esc(odds_text(weakest["p_meet_norm_1y"]))}</span>')
+    period = ('<span data-kpi="weakest_p_meet_norm_period">'
+              f'{esc(odds_text(weakest["p_meet_norm_period"]))}</span>' if years > 1 else "")
+    values = {"hospital": "\x01", "treatment": "\x02", "one": "\x03", "period": "\x04",
+              "years": years, "expected": _num(weakest["expected_volume"], 1),
+              "norm": _num(weakest["norm"], None)}
+    text = esc(_("Weakest kept hospital: {hospital} for {treatment} (expected {expected}/yr, "
+                 "norm {norm}): {one} in one year, {period} over {years} years.", **values)
+               if years > 1 else
+               _("Weakest kept hospital: {hospital} for {treatment} (expected {expected}/yr, "
+                 "norm {norm}): {one} in one year.", **values))
+    treatment = str(weakest["intervention_id"])
+    for mark, html in (("\x01", f'<b>{esc(weakest["site_name"] or weakest["site_id"])}</b>'),
+                       ("\x02", esc(_treatment_title(treatment, names))), ("\x03", one),
+                       ("\x04", period)):
+        text = text.replace(mark, html)
+    return [f'<p class="lead">{text}</p>']
+
+
+def _odds_table(ordered: pd.DataFrame, years: int, names: Mapping[str, str]) -> str:
     headers = [_("hospital"), _("treatment"), _("norm"), _("expected volume"),
                _("odds of meeting the norm (1 year)")] + (
         [_("odds over {years} years", years=years)] if years > 1 else []) + [
         _("years below the norm")]
     rows = []
-    ordered = kept.sort_values(["intervention_id", "site_id"], kind="stable")
     for r in ordered.itertuples(index=False):
         one = float(r.p_meet_norm_1y)
         row = [str(r.site_name or r.site_id), _treatment_title(str(r.intervention_id), names),
@@ -143,13 +168,11 @@ def odds_section(changes: pd.DataFrame, scenario: Mapping[str, Any],
         row.append(_one_in(1 - one))
         rows.append(row)
     numeric = [False, False, True, True, True] + ([True] if years > 1 else []) + [True]
-    parts.append(html_table(headers, rows, cls="odds", numeric=numeric))
-    alt = esc(_("odds of meeting the norm per kept hospital"))
-    parts.append(f'<figure><img alt="{alt}" src="{png_data_uri(odds_png(kept, years))}">'
-                 "<figcaption>"
-                 + esc(_("Odds of meeting the norm per kept hospital and treatment, lowest "
-                         "first (red below 50 %, orange below 80 %)."))
-                 + "</figcaption></figure>")
+    return html_table(headers, rows, cls="odds", numeric=numeric)
+
+
+def _fan_charts(ordered: pd.DataFrame, names: Mapping[str, str]) -> list[str]:
+    parts = []
     for treatment, group in ordered.groupby("intervention_id", sort=True):
         group = group.sort_values(["volume_after", "site_id"], kind="stable")
         labels = [str(r.site_name or r.site_id) for r in group.itertuples(index=False)]
@@ -164,7 +187,7 @@ def odds_section(changes: pd.DataFrame, scenario: Mapping[str, Any],
         alt = esc(_("fan chart {treatment}", treatment=title))
         parts.append(f'<figure><img alt="{alt}" src="{png_data_uri(png)}">'
                      f"<figcaption>{esc(caption)}</figcaption></figure>")
-    return "\n".join(parts)
+    return parts
 
 
 def _treatment_title(treatment: str, names: Mapping[str, str]) -> str:

@@ -24,3 +24,21 @@ def test_front_door_imports_outside_the_checkout(tmp_path: Path) -> None:
                          text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip()
+
+
+def test_every_package_folder_is_installed() -> None:
+    """Regression: optimiser/rows/ was missing from pyproject's package list, so a wheel (a
+    plain `pip install .`) had no herschik.optimiser.rows and could not solve; the editable
+    install of the README hid it."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setuptools["packages"])
+    found = set()
+    for name, folder in setuptools["package-dir"].items():
+        for init in (root / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(root / folder).parts
+            found.add(".".join([name, *relative]))
+    assert found - listed == set()
+    assert listed - found == set()
