@@ -71,6 +71,7 @@ def run(
     outputs: dict[str, bool] | None = None,
     margin_indices: list[int] | None = None,
     objectives: tuple[str, ...] = GRID_OBJECTIVES,
+    algorithms: Any = None,
 ) -> dict[str, Any]:
     """Run the benchmark sweep from scratch; return the timing report (a JSON-ready dict).
 
@@ -89,7 +90,7 @@ def run(
             started = time.perf_counter()
             result = run_sweep(scenario, out, regions=regions, workers=workers,
                                dataset_source=dataset_source, outputs=outputs,
-                               progress=progress)
+                               progress=progress, algorithms=algorithms)
             return result, time.perf_counter() - started
 
         frame, wall = timed_sweep(progress=True)
@@ -140,9 +141,9 @@ def run_search_side_by_side(n_scenarios: int = 100, margin_indices: list[int] | 
                             workers: int | None = None) -> dict[str, Any]:
     """The same sweep (sampled margin layers of both grids: the issue's travel / providers and
     the planner default) with the keep-set search off (HiGHS' branch and bound for every
-    model, the path before it) and on (today's default), back to back in one process; the
-    workers are forked, so they inherit the switch."""
-    from herschik.optimiser import solve as solve_module
+    model, the path before it) and on (today's default), back to back in one process; each
+    run's task carries the choice (``run_sweep(algorithms=...)``)."""
+    from herschik.optimiser.algorithms import BRANCH_AND_BOUND_ONLY, Algorithms
 
     margin_indices = [0, 4, 9] if margin_indices is None else margin_indices
     out: dict[str, Any] = {"margin_indices": margin_indices}
@@ -151,13 +152,9 @@ def run_search_side_by_side(n_scenarios: int = 100, margin_indices: list[int] | 
         chosen = [i for i in margin_indices if i < layers]
         row: dict[str, Any] = {}
         for label, search in (("branch_and_bound", False), ("keep_set_search", True)):
-            solve_module.DEFAULT_ALGORITHMS = (solve_module.Algorithms() if search
-                                               else solve_module.BRANCH_AND_BOUND_ONLY)
-            try:
-                row[label] = run(n_scenarios, regions, workers=workers,
-                                 margin_indices=chosen, objectives=objectives)
-            finally:
-                solve_module.DEFAULT_ALGORITHMS = solve_module.Algorithms()
+            algorithms = Algorithms() if search else BRANCH_AND_BOUND_ONLY
+            row[label] = run(n_scenarios, regions, workers=workers, margin_indices=chosen,
+                             objectives=objectives, algorithms=algorithms)
         bb, ks = row["branch_and_bound"]["wall_seconds"], row["keep_set_search"]["wall_seconds"]
         row["bb_over_search"] = round(bb / ks, 2) if ks else None
         row["same_statuses"] = (row["branch_and_bound"]["status"]

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from herschik.optimiser.algorithms import Algorithms
 from herschik.optimiser.instance import Instance
 from herschik.optimiser.kpis import compute_kpis
 from herschik.optimiser.params import SolveParams
@@ -154,6 +155,7 @@ def solve_verified(
     max_workers: int | None = None,
     warnings: list[str] | None = None,
     reasons: bool = True,
+    algorithms: Algorithms | None = None,
 ) -> RunResult:
     """Solve ``instance`` under ``params``, compute the KPIs and re-check all with the verifier.
 
@@ -162,9 +164,10 @@ def solve_verified(
     ``summary["scenario"]``; ``start`` is a warm start (see :func:`regional_start`);
     ``max_workers`` caps the threads of the solve (see :func:`optimiser.solve.solve`);
     ``warnings`` (e.g. scenario entries for sites of other regions) go first in
-    ``summary["warnings"]``.
+    ``summary["warnings"]``; ``algorithms``: the exact algorithms the solve may use (None: all).
     """
-    solution = solve(instance, params, start=start, max_workers=max_workers)
+    solution = solve(instance, params, start=start, max_workers=max_workers,
+                     algorithms=algorithms)
     return verified_result(instance, params, solution, scenario_info=scenario_info,
                            warnings=warnings,
                            warm_start=start.solver if start is not None else None,
@@ -252,10 +255,12 @@ def run_solve(
     lock: bool = True,
     warnings: list[str] | None = None,
     reasons: bool = True,
+    algorithms: Algorithms | None = None,
 ) -> dict[str, Any]:
     """:func:`solve_verified`, then :meth:`RunResult.write` to ``out_dir``; the summary dict."""
     result = solve_verified(instance, params, scenario_info=scenario_info, start=start,
-                            max_workers=max_workers, warnings=warnings, reasons=reasons)
+                            max_workers=max_workers, warnings=warnings, reasons=reasons,
+                            algorithms=algorithms)
     result.write(out_dir, dataset=dataset, outputs=outputs, lock=lock)
     return result.summary
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from herschik.optimiser.algorithms import Algorithms
 from herschik.scenarios.data_identity import data_fingerprint
 from herschik.scenarios.scenario.file import load_scenario
 from herschik.scenarios.scenario.resolved import ResolvedScenario
@@ -106,6 +107,7 @@ def run_sweep(
     network: str | Path | None = None,
     progress: bool = True,
     outputs: dict[str, bool] | None = None,
+    algorithms: Algorithms | None = None,
 ) -> pd.DataFrame:
     """Run every grid point of ``scenario_file`` on every region; return the runs table.
 
@@ -121,6 +123,7 @@ def run_sweep(
 
     ``DataFrame.attrs`` carries ``solved`` (runs solved now), ``skipped`` (found complete),
     ``plots`` (paths) and ``timings`` (per solved run: instance build, wall seconds).
+    ``algorithms``: the exact algorithms each solve may use (None: all; benchmarks compare).
     """
     if executor not in ("local", "dask"):
         raise ScenarioError("(command line)", "executor", f"unknown executor {executor!r}")
@@ -136,7 +139,7 @@ def run_sweep(
         open_output_dir(out_dir, kind="sweep", adopt=_older_sweep)
         return _run_sweep_locked(
             spec, runs, out_dir, regions, workers, executor, scheduler, plot, dataset_source,
-            network, progress, outputs,
+            network, progress, outputs, algorithms,
         )
 
 
@@ -193,9 +196,11 @@ class _Ledger:
 def _tasks(
     spec: Any, runs: list[ResolvedScenario], region_ids: list[str], fingerprint: str,
     runs_dir: Path, source: str | None, net: str | None, outputs: dict[str, bool],
+    algorithms: Algorithms | None = None,
 ) -> list[SweepTask]:
     tasks = [
-        SweepTask(run_id, region, scenario, str(runs_dir / run_id), source, net, outputs)
+        SweepTask(run_id, region, scenario, str(runs_dir / run_id), source, net, outputs,
+                  algorithms=algorithms)
         for region in region_ids
         for scenario in runs
         for run_id in (scenario.run_id(fingerprint, region),)
@@ -263,6 +268,7 @@ def _run_sweep_locked(
     network: str | Path | None,
     progress: bool,
     outputs: dict[str, bool] | None,
+    algorithms: Algorithms | None = None,
 ) -> pd.DataFrame:
     runs_dir = out_dir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -274,7 +280,8 @@ def _run_sweep_locked(
     source = None if dataset_source is None else str(dataset_source)
     net = None if network is None else str(network)
     run_outputs = dict(DEFAULT_OUTPUTS if outputs is None else outputs)
-    tasks = _tasks(spec, runs, region_ids, fingerprint, runs_dir, source, net, run_outputs)
+    tasks = _tasks(spec, runs, region_ids, fingerprint, runs_dir, source, net, run_outputs,
+                   algorithms)
 
     ledger = _Ledger(summaries={})
     todo: list[SweepTask] = []

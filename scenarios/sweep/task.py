@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from herschik.optimiser.algorithms import Algorithms
 from herschik.scenarios.assemble import build_instance
 from herschik.scenarios.scenario.resolved import ResolvedScenario
 
@@ -78,6 +79,8 @@ class SweepTask:
     outputs: dict[str, bool]
     #: threads of each solve: cores / pool workers, so that parallel runs do not oversubscribe
     solve_workers: int | None = None
+    #: the exact algorithms each solve may use (None: all; benchmarks compare the paths)
+    algorithms: Algorithms | None = None
 
 
 def _clear_partial(run_dir: Path) -> None:
@@ -131,6 +134,7 @@ def run_task(task: SweepTask) -> dict[str, Any]:
             max_workers=task.solve_workers,
             warnings=task.scenario.outside(base),
             reasons=False,  # a re-solve per lost role: too slow for hundreds of runs
+            algorithms=task.algorithms,
             lock=False,  # the sweep's lock on its --out folder covers every run folder
         )
     except Exception as error:  # one failed run must not stop the sweep

@@ -285,3 +285,27 @@ def test_runs_table_has_the_displaced_patient_kpis(first: tuple[Path, pd.DataFra
         for key in DISPLACED_KPIS:
             assert getattr(row, key) == pytest.approx(kpis[key])
         assert row.providers_lost_total == sum(kpis["providers_lost"].values())
+
+
+def test_the_algorithms_choice_reaches_every_run(
+    tmp_path: Path, scenario_file: Path, first: tuple[Path, pd.DataFrame]
+) -> None:
+    """Regression (issue 26): the sweep benchmark chose the path by reassigning a module
+    global that forked workers happened to inherit; the choice is now passed in and carried by
+    each run's task, so a side-by-side sweep really runs branch and bound only."""
+    from herschik.optimiser.algorithms import BRANCH_AND_BOUND_ONLY
+
+    def algorithms_used(out: Path) -> set[str]:
+        used = set()
+        for path in out.glob("runs/*/summary.json"):
+            for entry in json.loads(path.read_text())["subproblems"]:
+                used.add(entry.get("algorithm", "branch_and_bound"))
+        return used
+
+    out = tmp_path / "bb"
+    runs = run_sweep(scenario_file, out, workers=2, dataset_source="example", progress=False,
+                     algorithms=BRANCH_AND_BOUND_ONLY)
+    assert "keep_sets" in algorithms_used(first[0])  # the default path uses the search
+    assert algorithms_used(out) == {"branch_and_bound"}
+    pd.testing.assert_series_equal(runs["objective_value"], first[1]["objective_value"],
+                                   rtol=1e-6, check_names=False)
