@@ -19,8 +19,6 @@ from .solution import Solution
 from .status import SolveStatus
 from .strategies import ComponentContext, ObjectiveStrategy, ProvidersObjective, SingleObjective
 from .subproblem import (
-    NOT_DECIDED,
-    NOT_OPTIMISED,
     ComponentResult,
     SolveReport,
     hall_test,
@@ -46,7 +44,8 @@ def solve_component(instance: Instance, params: SolveParams, treatments: list[in
                     stop: threading.Event | None = None,
                     algorithms: Algorithms = DEFAULT_ALGORITHMS) -> ComponentResult:
     """Build and solve one component. ``stop`` is shared by the components of one solve: set
-    when one proves infeasible, it makes the others only check feasibility (NOT_OPTIMISED)."""
+    when one proves infeasible, it makes the others only check feasibility
+    (``SolveStatus.FEASIBLE_NOT_OPTIMISED``)."""
     t0 = time.perf_counter()
     run_objective = params.objective
     params = component_params(instance, params, treatments)
@@ -79,27 +78,31 @@ def solve_built_component(ctx: ComponentContext, run_objective: str) -> Componen
             stop.set()
         elif result.interrupted:
             if result.x is not None:  # an incumbent: feasible, not optimised
-                return ComponentResult(result.treatments, NOT_OPTIMISED, None, result.arrays,
-                                       None, result.build_seconds, result.solve_seconds,
-                                       result.solver, SolveReport(), result.warnings)
+                return ComponentResult(result.treatments, SolveStatus.FEASIBLE_NOT_OPTIMISED,
+                                       None, result.arrays, None, result.build_seconds,
+                                       result.solve_seconds, result.solver, SolveReport(),
+                                       result.warnings)
             return feasibility_only(ctx, result.solve_seconds)
     return result
 
 
 def feasibility_only(ctx: ComponentContext, spent: float = 0.0) -> ComponentResult:
-    """Only decide feasibility (zero objective, any incumbent will do): see NOT_OPTIMISED."""
+    """Only decide feasibility (zero objective, any incumbent will do): see
+    ``SolveStatus.FEASIBLE_NOT_OPTIMISED``."""
     t0 = time.perf_counter()
     arrays, params = ctx.arrays, ctx.params
     decided = hall_test(arrays, ctx.algorithms)
     if decided is not None:
-        status = NOT_OPTIMISED if decided else SolveStatus.INFEASIBLE
+        status = SolveStatus.FEASIBLE_NOT_OPTIMISED if decided else SolveStatus.INFEASIBLE
         return ctx.result(status, None, arrays, None, spent + time.perf_counter() - t0,
                           params.solver, SolveReport(algorithm=KEEP_SET_SEARCH), [])
     check = arrays.with_objective(np.zeros(arrays.n_cols))
     res, notes = run_backend(check, params.model_copy(update={"mip_gap": 1.0}), ctx.threads,
                              algorithms=ctx.algorithms)
-    status = {SolveStatus.INFEASIBLE: SolveStatus.INFEASIBLE, SolveStatus.OPTIMAL: NOT_OPTIMISED,
-              SolveStatus.FEASIBLE: NOT_OPTIMISED}.get(res.status, NOT_DECIDED)
+    status = {SolveStatus.INFEASIBLE: SolveStatus.INFEASIBLE,
+              SolveStatus.OPTIMAL: SolveStatus.FEASIBLE_NOT_OPTIMISED,
+              SolveStatus.FEASIBLE: SolveStatus.FEASIBLE_NOT_OPTIMISED,
+              }.get(res.status, SolveStatus.NOT_DECIDED)
     return ctx.result(status, None, arrays, None, spent + res.seconds, res.solver,
                       SolveReport(), notes)
 

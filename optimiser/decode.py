@@ -30,11 +30,8 @@ from .formulation import force_masks, objective_weights, shortfall_treatments, u
 from .instance import Instance
 from .params import SolveParams
 from .solution import Solution
-from .status import SolveStatus
+from .status import FEASIBILITY_ONLY, SolveStatus
 from .subproblem import (
-    NOT_DECIDED,
-    NOT_OPTIMISED,
-    TIME_LIMIT_NO_SOLUTION,
     ComponentResult,
     SolveReport,
 )
@@ -75,12 +72,14 @@ class SubproblemReport:
         (sizes of its full model: the planner's phase 2 solves a smaller one): how far the
         others got before one proved infeasible depends on thread timing, so none of it is
         reported."""
-        if self.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE, NOT_OPTIMISED):
+        if self.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE,
+                               SolveStatus.FEASIBLE_NOT_OPTIMISED):
             return self
         n_vars, n_rows, n_binaries = ((self.n_vars, self.n_rows, self.n_binaries)
                                       if model_size is None else model_size)
         return replace(self, n_vars=n_vars, n_rows=n_rows, n_binaries=n_binaries,
-                       status=str(NOT_OPTIMISED), gap=None, solved=SolveReport(),
+                       status=str(SolveStatus.FEASIBLE_NOT_OPTIMISED), gap=None,
+                       solved=SolveReport(),
                        objective=None, travel=None)
 
     def as_dict(self) -> dict[str, Any]:
@@ -161,9 +160,9 @@ class _Decoder:
         report = SubproblemReport.of(self.instance, r)
         self.reports.append(report)
         ids = [self.instance.treatment_ids[t] for t in r.treatments]
-        if r.status in (NOT_OPTIMISED, NOT_DECIDED):  # only when another one is infeasible
+        if r.status in FEASIBILITY_ONLY:  # only when another one is infeasible
             self.status = SolveStatus.INFEASIBLE
-        elif r.x is None and r.status == TIME_LIMIT_NO_SOLUTION:
+        elif r.x is None and r.status == SolveStatus.TIME_LIMIT_NO_SOLUTION:
             # the time limit ran out before any solution: undecided, not infeasible
             self.unsolved_treatments += ids
             self.no_solution = True
@@ -247,7 +246,7 @@ def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], ex
             "time_limit_reached": True,
             "unsolved_treatments": decoded.unsolved_treatments,
         }
-        return totals.solution(TIME_LIMIT_NO_SOLUTION, objective=None, mip_gap=None,
+        return totals.solution(SolveStatus.TIME_LIMIT_NO_SOLUTION, objective=None, mip_gap=None,
                                keep=None, flow=None, diagnosis=diagnosis,
                                subproblems=[e.as_dict() for e in decoded.reports])
     if params.small_region_rule == "one_provider":
@@ -326,7 +325,7 @@ def _partial_solution(decoded: _Decoder, results: list[ComponentResult],
     others; None when nothing was solved, a time limit left one undecided, or some
     sub-problem was only checked for feasibility."""
     instance, params = decoded.instance, decoded.params
-    if no_solution or any(r.status in (NOT_OPTIMISED, NOT_DECIDED) for r in results):
+    if no_solution or any(r.status in FEASIBILITY_ONLY for r in results):
         return None
     solved = sorted(t for r in results if r.x is not None for t in r.treatments)
     if not solved:

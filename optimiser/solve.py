@@ -7,8 +7,8 @@ built and solved as its own model (optimiser/component.py, with its objective's 
 optimiser/strategies.py and optimiser/planner.py), on several threads when there are several
 (optimiser/scheduling.py). Results are assembled in component order (optimiser/decode.py), so
 they do not depend on the number of threads. Once one sub-problem proves infeasible the
-scenario is infeasible, and the others only check feasibility (``NOT_OPTIMISED``), so an
-infeasible scenario costs little.
+scenario is infeasible, and the others only check feasibility
+(``SolveStatus.FEASIBLE_NOT_OPTIMISED``), so an infeasible scenario costs little.
 """
 
 from __future__ import annotations
@@ -27,9 +27,6 @@ from .solution import Solution
 from .subproblem import (
     HIGHS_MIP_OPTIONS,
     HIGHS_PRESOLVE,
-    NOT_DECIDED,
-    NOT_OPTIMISED,
-    TIME_LIMIT_NO_SOLUTION,
     ComponentResult,
 )
 from .tolerances import PROVEN_OPTIMAL_GAP
@@ -87,6 +84,5 @@ def solve_components(instance: Instance, params: SolveParams, start: Solution | 
 
 
 __all__ = ["BRANCH_AND_BOUND_ONLY", "DEFAULT_ALGORITHMS", "HIGHS_MIP_OPTIONS", "HIGHS_PRESOLVE",
-           "NOT_DECIDED", "NOT_OPTIMISED", "PROVEN_OPTIMAL_GAP", "TIME_LIMIT_NO_SOLUTION",
-           "Algorithms", "ComponentResult", "assemble", "solve", "solve_components",
-           "treatment_components"]
+           "PROVEN_OPTIMAL_GAP", "Algorithms", "ComponentResult", "assemble", "solve",
+           "solve_components", "treatment_components"]

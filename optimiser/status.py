@@ -59,3 +59,8 @@ _EXIT_CODES: dict[str, int] = {
 def exit_code_for_status(status: str) -> int:
     """The exit code of a finished solve with ``status`` (a SolveStatus or its string)."""
     return _EXIT_CODES.get(status, EXIT_OK)
+
+
+#: sub-problem statuses of a component only checked for feasibility (another one is infeasible)
+FEASIBILITY_ONLY: tuple[SolveStatus, ...] = (SolveStatus.FEASIBLE_NOT_OPTIMISED,
+                                             SolveStatus.NOT_DECIDED)

@@ -39,15 +39,6 @@ HIGHS_MIP_OPTIONS: dict[str, bool] = {
     "mip_heuristic_run_rins": False,
     "mip_heuristic_run_root_reduced_cost": False,
 }
-#: Sub-problem status when another sub-problem proved infeasible before this one was optimised:
-#: the scenario is infeasible whatever this one's optimum, so it was only checked for
-#: feasibility (an incumbent, or a zero-objective solve), so that the diagnosis still lists
-#: every infeasible treatment and none that is not. "not_decided": that check hit the time limit.
-NOT_OPTIMISED = SolveStatus.FEASIBLE_NOT_OPTIMISED
-NOT_DECIDED = SolveStatus.NOT_DECIDED
-#: Status of a solve (and of a sub-problem) that hit the time limit before any feasible solution
-#: was found: feasibility is undecided, so it is never reported as infeasible.
-TIME_LIMIT_NO_SOLUTION = SolveStatus.TIME_LIMIT_NO_SOLUTION
 
 
 @dataclass

@@ -47,8 +47,8 @@ from .params import SiteTreatment, SolveParams
 from .scheduling import run_components
 from .solution import Solution
 from .solve import solve_components
-from .status import SolveStatus
-from .subproblem import NOT_DECIDED, NOT_OPTIMISED, ComponentResult, start_vector
+from .status import FEASIBILITY_ONLY, SolveStatus
+from .subproblem import ComponentResult, start_vector
 from .tolerances import FEASIBILITY_TOL, INTEGRALITY_TOL, SAME_OBJECTIVE_RTOL
 
 #: decided sub-problem results a session remembers by model (a step back is then free)
@@ -341,7 +341,7 @@ class WhatIf:
         def run(i: int) -> tuple[str, ComponentResult, MipArrays]:
             if affected is not None and not affected & set(comps[i]):
                 unaffected = self._results[i]
-                if unaffected.status not in (NOT_OPTIMISED, NOT_DECIDED):
+                if unaffected.status not in FEASIBILITY_ONLY:
                     return "unchanged", unaffected, self._models[i]
             before = None if coupling_changed else (self._results[i], self._models[i])
             return self._step_component(comps[i], before, new, restriction, stop)
@@ -421,7 +421,7 @@ class WhatIf:
         or None when it must be solved."""
         if before is not None:
             result, previous_model = before
-            if result.status not in (NOT_OPTIMISED, NOT_DECIDED) and _same_model(
+            if result.status not in FEASIBILITY_ONLY and _same_model(
                     arrays, previous_model):
                 return "unchanged", result, arrays
         with self._lock:
