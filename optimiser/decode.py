@@ -1,4 +1,5 @@
-"""From sub-problem results to one :class:`~optimiser.solution.Solution` (:func:`assemble`).
+"""From sub-problem results to one :class:`~optimiser.solution.Solution`
+(:func:`assemble_solution`).
 
 Each result is decoded into flows and keeps (solver noise removed, flows at closed sites handed
 back), a typed :class:`SubproblemReport` (its entry in ``Solution.subproblems``), and the
@@ -224,8 +225,9 @@ class _Totals:
                         decomposition=self.decomposition, warnings=self.warnings, **fields)
 
 
-def assemble(instance: Instance, params: SolveParams, comps: list[list[int]], explanation: str,
-             results: list[ComponentResult], partial: bool = True) -> Solution:
+def assemble_solution(instance: Instance, params: SolveParams, comps: list[list[int]],
+                      explanation: str, results: list[ComponentResult], partial: bool = True
+                      ) -> Solution:
     """One Solution from the sub-problem results (in component order): flows, keeps, status,
     gap and bound, diagnosis. Shared by :func:`optimiser.solve.solve` and
     :mod:`optimiser.whatif`. ``partial=False``: never a partial plan (an early-stopping solve

@@ -18,7 +18,7 @@ import threading
 from .algorithms import BRANCH_AND_BOUND_ONLY, DEFAULT_ALGORITHMS, Algorithms
 from .backends import INTERRUPT
 from .component import solve_component
-from .decode import assemble
+from .decode import assemble_solution
 from .decomposition import treatment_components
 from .instance import Instance
 from .params import SolveParams
@@ -56,7 +56,7 @@ def solve(instance: Instance, params: SolveParams, start: Solution | None = None
     comps, explanation, results = solve_components(instance, params, start, max_workers,
                                                    early_stop=not partial,
                                                    algorithms=algorithms)
-    return assemble(instance, params, comps, explanation, results, partial=partial)
+    return assemble_solution(instance, params, comps, explanation, results, partial=partial)
 
 
 def solve_components(instance: Instance, params: SolveParams, start: Solution | None = None,
@@ -84,5 +84,5 @@ def solve_components(instance: Instance, params: SolveParams, start: Solution | 
 
 
 __all__ = ["BRANCH_AND_BOUND_ONLY", "DEFAULT_ALGORITHMS", "HIGHS_MIP_OPTIONS", "HIGHS_PRESOLVE",
-           "PROVEN_OPTIMAL_GAP", "Algorithms", "ComponentResult", "assemble", "solve",
+           "PROVEN_OPTIMAL_GAP", "Algorithms", "ComponentResult", "assemble_solution", "solve",
            "solve_components", "treatment_components"]

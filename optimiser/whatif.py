@@ -39,7 +39,7 @@ import scipy.sparse as sp
 
 from .algorithms import DEFAULT_ALGORITHMS, Algorithms
 from .component import solve_component
-from .decode import assemble
+from .decode import assemble_solution
 from .decomposition import treatment_components
 from .formulation import MipArrays, build_arrays, candidate_matrix
 from .instance import Instance
@@ -257,7 +257,7 @@ class WhatIf:
         self._models = [build_arrays(instance, params, comp) for comp in self._comps]
         for arrays, result in zip(self._models, self._results, strict=True):
             self._remember(arrays, result)
-        self._solution = assemble(instance, params, self._comps, self._explanation,
+        self._solution = assemble_solution(instance, params, self._comps, self._explanation,
                                   self._results, partial=partial)
         self.last_step = StepReport(time.perf_counter() - started,
                                     {self._label(c): "resolved" for c in self._comps})
@@ -348,7 +348,7 @@ class WhatIf:
 
         steps = run_components(instance, new, comps, run, stop, self.max_workers)
         results = [step[1] for step in steps]
-        self._solution = assemble(instance, new, comps, explanation, results,
+        self._solution = assemble_solution(instance, new, comps, explanation, results,
                                   partial=self.partial)
         self._params, self._comps, self._explanation = new, comps, explanation
         self._results, self._models = results, [step[2] for step in steps]

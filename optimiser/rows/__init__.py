@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .base import Family, ObjectiveTerm, Reason
 from .capacity import CAPACITY
-from .columns import FLOWS, KEEPS, STAYS
+from .column_families import FLOWS, KEEPS, STAYS
 from .coupling import BUNDLE, LOSS_SHARE
 from .demand import DEMAND
 from .max_providers import MAX_PROVIDERS

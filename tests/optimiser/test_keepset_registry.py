@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from herschik.optimiser.algorithms import DEFAULT_ALGORITHMS
 from herschik.optimiser.component import solve_built_component
-from herschik.optimiser.decode import assemble
+from herschik.optimiser.decode import assemble_solution
 from herschik.optimiser.feasibility import (
     keep_set_feasible,
     read_keep_set_model,
@@ -47,7 +47,8 @@ def _solve(instance: Instance, params: SolveParams, arrays: MipArrays
     ctx = ComponentContext(instance, params, [0], 1, None, None, arrays, 0.0,
                            DEFAULT_ALGORITHMS)
     result = solve_built_component(ctx, params.objective)
-    return assemble(instance, params, [[0]], "one treatment", [result]), result.report.algorithm
+    solution = assemble_solution(instance, params, [[0]], "one treatment", [result])
+    return solution, result.report.algorithm
 
 
 def test_every_row_family_declares_how_the_exact_algorithms_read_it_or_not() -> None:

@@ -142,7 +142,7 @@ def test_an_infeasible_scenario_reports_the_others_the_same_however_far_they_got
     thread timing. Both extremes are forced here: every component optimised to the end, and
     one at a time with the early stop (after the infeasible one, only feasibility checks)."""
     from herschik.optimiser.params import SolveParams
-    from herschik.optimiser.solve import assemble, solve_components
+    from herschik.optimiser.solve import assemble_solution, solve_components
     from herschik.optimiser.synthetic import synthetic_instance
 
     instance = synthetic_instance(40, 5, 3, seed=3)
@@ -152,11 +152,11 @@ def test_an_infeasible_scenario_reports_the_others_the_same_however_far_they_got
     for early_stop in (False, True):
         comps, explanation, results = solve_components(instance, params, max_workers=1,
                                                        early_stop=early_stop)
-        solution = assemble(instance, params, comps, explanation, results, partial=False)
+        solution = assemble_solution(instance, params, comps, explanation, results, partial=False)
         assert solution.status == "infeasible"
         reports.append(_without_timings(solution.subproblems))
         if not early_stop:  # every other one optimised: with partial plans, kept as such
-            partial = assemble(instance, params, comps, explanation, results)
+            partial = assemble_solution(instance, params, comps, explanation, results)
             assert partial.status == "partially_infeasible"
             assert [e["status"] for e in partial.subproblems][1:] == ["optimal"] * (
                 len(comps) - 1)
