@@ -41,11 +41,18 @@ from herschik.geo.interaction import (
 from herschik.geo.volume_table import IMPUTATION_RULE, VolumeTable, read_volume_table
 
 from herschik.errors import DataError
+from herschik.i18n import N_, _, format_number, format_percent
 
 #: demand weight of a person aged 65+ relative to one under 65 (as tools/build_default.py)
 W65 = 4.0
 #: a fitted decay below this (per minute; half weight beyond ~70 min) is reported as weak
 WEAK_DECAY = 0.01
+#: the console translates it (import_report.json keeps the English text)
+WEAK_DECAY_WARNING = N_(
+    "the fitted distance decay is {decay}/min: the table's volumes barely depend on where "
+    "patients live, so today's flows spread over the whole region (mean travel {fitted} min "
+    "against {shortest} min for the shortest-travel reconstruction); if you know better, pass "
+    "--decay")
 #: flows below this (patients/yr) are dropped; each site's rest goes to its largest flow
 MIN_FLOW = 1e-3
 
@@ -275,11 +282,9 @@ def import_volumes(path: str | Path, base: Any, network: Any = None,
         "mean_travel_min_fitted": round(travel_fit / weight_sum, 2) if weight_sum else None,
     }
     if beta < WEAK_DECAY:
-        fit["warning"] = (
-            f"the fitted distance decay is {beta:.4f}/min: the table's volumes barely depend on "
-            "where patients live, so today's flows spread over the whole region (mean travel "
-            f"{fit['mean_travel_min_fitted']} min against {fit['mean_travel_min_min_travel']} "
-            "min for the shortest-travel reconstruction); if you know better, pass --decay")
+        fit["warning"] = WEAK_DECAY_WARNING.format(
+            decay=f"{beta:.4f}", fitted=fit["mean_travel_min_fitted"],
+            shortest=fit["mean_travel_min_min_travel"])
     report = _report(table, path, base, matches, volumes, covered, dataset, fit, outside)
     return ImportResult(dataset=dataset, report=report, matches=_match_table(matches, base),
                         volumes=volumes)
@@ -423,30 +428,40 @@ def print_import(result: ImportResult, out: Path, console: Any) -> None:
     console.print(baseline_source_text(baseline_source_line(result.dataset.meta)), markup=False,
                   soft_wrap=True)
     matches = report["matches"]
-    console.print(
-        f"{matches['rows']} rows: " + ", ".join(
-            f"{matches.get(k, 0)} {k}" for k in ("id", "agb", "exact", "fuzzy") if matches.get(k))
-        + f"; {len(report['imputed_rows'])} imputed from intervals")
+    kinds = {"id": N_("by id"), "agb": N_("by AGB code"), "exact": N_("by exact name"),
+             "fuzzy": N_("by similar name")}
+    console.print(_("{rows} rows: {matched}; {imputed} imputed from intervals",
+                    rows=format_number(matches["rows"], 0),
+                    matched=", ".join(f"{format_number(matches.get(k, 0), 0)} {_(label)}"
+                                      for k, label in kinds.items() if matches.get(k)),
+                    imputed=format_number(len(report["imputed_rows"]), 0)))
     fuzzy = result.matches[result.matches["hospital_match"] == "fuzzy"].drop_duplicates(
         ["hospital", "site_id"])
     if len(fuzzy):
-        table = Table(title="Hospitals matched by similarity (check them)")
-        for column in ("row", "hospital", "site", "score"):
+        table = Table(title=_("Hospitals matched by similarity (check them)"))
+        for column in (_("row"), _("hospital"), _("site"), _("score")):
             table.add_column(column)
         for row in fuzzy.itertuples(index=False):
             table.add_row(str(row.row), row.hospital, f"{row.site_name} ({row.site_id})",
-                          f"{row.hospital_score:.1f}")
+                          format_number(row.hospital_score, 1))
         console.print(table)
     fit = report["fit"]
-    console.print(
-        f"distance decay {fit['decay_per_minute']:.4f}/min"
-        f"{' (fitted)' if fit['decay_fitted'] else ' (given)'}; patients at their nearest "
-        f"provider: {fit['nearest_provider_share_fitted']:.0%} (min-travel reconstruction "
-        f"{fit['nearest_provider_share_min_travel']:.0%}); every hospital volume reproduced "
-        f"(largest difference {fit['max_volume_error']:.4f})")
+    console.print(_(
+        "distance decay {decay}/min ({how}); patients at their nearest provider: {fitted} "
+        "(shortest-travel reconstruction {shortest}); every hospital volume reproduced "
+        "(largest difference {error})",
+        decay=format_number(fit["decay_per_minute"], 4),
+        how=_("fitted") if fit["decay_fitted"] else _("given"),
+        fitted=format_percent(fit["nearest_provider_share_fitted"], 0),
+        shortest=format_percent(fit["nearest_provider_share_min_travel"], 0),
+        error=format_number(fit["max_volume_error"], 4)))
     if fit.get("warning"):
-        console.print(f"[yellow]Warning:[/yellow] {fit['warning']}")
+        warning = _(WEAK_DECAY_WARNING, decay=format_number(fit["decay_per_minute"], 4),
+                    fitted=format_number(fit["mean_travel_min_fitted"], 2),
+                    shortest=format_number(fit["mean_travel_min_min_travel"], 2))
+        console.print(_("Warning: {text}", text=warning), style="yellow", markup=False,
+                      soft_wrap=True)
     from_table = sum(1 for s in report["sources"] if not s["source"].startswith("base"))
-    console.print(f"{from_table} region x treatment pairs from the table, "
-                  f"{len(report['sources']) - from_table} from the base dataset")
-    console.print(f"wrote {out} (use it with --data {out})")
+    console.print(_("{table} region x treatment pairs from the table, {base} from the base "
+                    "dataset", table=from_table, base=len(report["sources"]) - from_table))
+    console.print(_("wrote {out} (use it with --data {out})", out=out))

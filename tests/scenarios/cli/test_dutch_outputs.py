@@ -205,6 +205,20 @@ def test_data_summary_in_dutch(capfd: pytest.CaptureFixture[str]) -> None:
     assert dutch.startswith("Uitgangssituatie: illustratief")
 
 
+def test_import_volumes_in_dutch(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Regression: only the Baseline line of `data import-volumes` followed --lang."""
+    from herschik import scenarios
+
+    sample = Path(scenarios.__file__).parent / "example" / "volumes_midden_SYNTHETIC.csv"
+    outputs = {lang: _run(capfd, ["data", "import-volumes", str(sample), "--out",
+                                  str(tmp_path / lang)], lang) for lang in ("en", "nl")}
+    english, dutch = (re.sub(r"\s+", " ", outputs[lang]) for lang in ("en", "nl"))
+    _check(english, dutch, ["rows:", "imputed from intervals", "distance decay",
+                            "every hospital volume reproduced", "pairs from the table",
+                            "use it with --data"])
+    assert "afstandsverval" in dutch and "gebruik het met --data" in dutch
+
+
 # --- sweep ---------------------------------------------------------------------------------
 def test_sweep_in_dutch(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     grid = tmp_path / "small.toml"
