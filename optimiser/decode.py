@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from herschik.i18n import N_, _
+
 from .diagnose import diagnose
 from .formulation import force_masks, objective_weights, shortfall_treatments, unnecessary_moves
 from .instance import Instance
@@ -39,7 +41,7 @@ from .subproblem import (
 from .tolerances import KEEP_THRESHOLD, PROVIDES_MIN, SOLVER_FLOW_NOISE
 
 #: how diagnose.py's reason of an infeasible scenario begins
-_INFEASIBLE_PREFIX = "The scenario is infeasible:"
+_INFEASIBLE_PREFIX = N_("The scenario is infeasible:")
 
 
 @dataclass
@@ -336,10 +338,12 @@ def _partial_solution(decoded: _Decoder, results: list[ComponentResult],
                   for t in r.treatments]
     diagnosis = dict(diagnosis)
     reason = str(diagnosis.get("reason", ""))
-    if reason.startswith(_INFEASIBLE_PREFIX):
-        reason = reason[len(_INFEASIBLE_PREFIX):].lstrip()
-    diagnosis["reason"] = (f"No plan for {', '.join(infeasible)} (the other treatments have "
-                           f"one): {reason}")
+    for prefix in (_INFEASIBLE_PREFIX, _(_INFEASIBLE_PREFIX)):  # English, or the run's
+        if reason.startswith(prefix):
+            reason = reason[len(prefix):].lstrip()
+            break
+    diagnosis["reason"] = _("No plan for {treatments} (the other treatments have one): "
+                            "{reason}", treatments=", ".join(infeasible), reason=reason)
     diagnosis["solved_treatments"] = [instance.treatment_ids[t] for t in solved]
     entries = [e.as_dict() for e in decoded.reports]
     gaps = [e["gap"] for e in entries if e.get("gap") is not None]
