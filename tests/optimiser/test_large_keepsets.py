@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from herschik.optimiser.algorithms import BRANCH_AND_BOUND_ONLY, Algorithms, linking_for
 from herschik.optimiser.formulation import build_arrays
-from herschik.optimiser.instance import Instance, Site, Treatment
+from herschik.optimiser.instance import Instance, Treatment
 from herschik.optimiser.large_keepsets import (
     LAGRANGIAN_KEEPSETS,
     _known_plan,
@@ -23,6 +23,8 @@ from herschik.optimiser.large_keepsets import (
 from herschik.optimiser.params import SiteTreatment, SolveParams
 from herschik.optimiser.solve import solve
 from herschik.optimiser.verify import verify
+
+from tests.support.instances import pmedian_instance
 
 
 def _instance(n_areas: int, n_sites: int, seed: int, norm: float = 1e-3, grid: bool = False,
@@ -39,12 +41,7 @@ def _instance(n_areas: int, n_sites: int, seed: int, norm: float = 1e-3, grid: b
         cost = np.sqrt(((areas[:, None, :] - sites[None, :, :]) ** 2).sum(axis=2))
     lo, hi = weight_range
     weights = np.round(np.exp(rng.uniform(np.log(lo), np.log(hi), size=n_areas)), 3)
-    flow = np.zeros((n_areas, n_sites, 1))
-    flow[np.arange(n_areas), np.argmin(cost, axis=1), 0] = weights
-    return Instance(region_id="R", area_ids=tuple(f"A{i}" for i in range(n_areas)),
-                    sites=tuple(Site(id=f"S{j}") for j in range(n_sites)),
-                    treatments=(Treatment(id="T", norm=norm),), demand=weights[:, None],
-                    travel_min=cost, baseline_volume=flow.sum(axis=0), baseline_flow=flow)
+    return pmedian_instance(cost, weights, norm)
 
 
 def _brute_force(inst: Instance, params: SolveParams, p: int) -> float:

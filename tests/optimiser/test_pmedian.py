@@ -11,10 +11,12 @@ import itertools
 import numpy as np
 import pytest
 from herschik.optimiser.algorithms import Algorithms, linking_for
-from herschik.optimiser.instance import Instance, Site, Treatment
+from herschik.optimiser.instance import Instance
 from herschik.optimiser.params import SolveParams
 from herschik.optimiser.solve import solve
 from herschik.optimiser.verify import verify
+
+from tests.support.instances import pmedian_instance
 
 
 def _pmedian(n_areas: int, n_sites: int, seed: int, norm: float = 1e-3) -> Instance:
@@ -23,12 +25,7 @@ def _pmedian(n_areas: int, n_sites: int, seed: int, norm: float = 1e-3) -> Insta
     sites = rng.uniform(0, 100, size=(n_sites, 2))
     cost = np.sqrt(((areas[:, None, :] - sites[None, :, :]) ** 2).sum(axis=2))
     weights = rng.integers(1, 21, size=n_areas).astype(float)
-    flow = np.zeros((n_areas, n_sites, 1))
-    flow[np.arange(n_areas), np.argmin(cost, axis=1), 0] = weights
-    return Instance(region_id="R", area_ids=tuple(f"A{i}" for i in range(n_areas)),
-                    sites=tuple(Site(id=f"S{j}") for j in range(n_sites)),
-                    treatments=(Treatment(id="T", norm=norm),), demand=weights[:, None],
-                    travel_min=cost, baseline_volume=flow.sum(axis=0), baseline_flow=flow)
+    return pmedian_instance(cost, weights, norm)
 
 
 def _enumerate(inst: Instance, p: int) -> float:

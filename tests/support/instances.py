@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from herschik.optimiser.instance import Instance
+from herschik.optimiser.instance import Instance, Site, Treatment
 from herschik.optimiser.params import SolveParams
 from herschik.optimiser.synthetic import synthetic_instance
 
@@ -99,3 +99,15 @@ def random_instance(seed: int, profile: Profile = TINY) -> tuple[Instance, Solve
         if rng.random() < probability:
             kw[name] = draw(rng, inst)
     return inst, SolveParams(**kw)
+
+
+def pmedian_instance(cost: np.ndarray, weights: np.ndarray, norm: float = 1e-3) -> Instance:
+    """One treatment with a tiny norm (the p-median class): areas x sites travel ``cost``,
+    ``weights`` patients per area, each treated today at its nearest site."""
+    n_areas, n_sites = cost.shape
+    flow = np.zeros((n_areas, n_sites, 1))
+    flow[np.arange(n_areas), np.argmin(cost, axis=1), 0] = weights
+    return Instance(region_id="R", area_ids=tuple(f"A{i}" for i in range(n_areas)),
+                    sites=tuple(Site(id=f"S{j}") for j in range(n_sites)),
+                    treatments=(Treatment(id="T", norm=norm),), demand=weights[:, None],
+                    travel_min=cost, baseline_volume=flow.sum(axis=0), baseline_flow=flow)
