@@ -19,6 +19,7 @@ from rich.table import Table
 
 from herschik.derived_cache import entry_key, folder_digest, read_entry, write_entry
 from herschik.errors import EXIT_OK, UsageError
+from herschik.i18n import _, format_number
 
 EXAMPLE = "example"
 
@@ -77,8 +78,6 @@ def cmd_regions(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    from herschik.i18n import _, format_number
-
     table = Table(title=_("Regions of dataset '{name}'", name=name))
     headers = {"region_id": _("Region"), "region_name": _("Name"), "areas": _("Areas"),
                "sites": _("Hospitals"), "patients_per_year": _("Patients/yr")}

@@ -2,14 +2,15 @@
 
 Exit codes: 0 solved (optimal or feasible within the limit), 1 infeasible scenario (the
 diagnosis is printed and written to summary.json), 2 bad input or usage (one line on stderr).
-The parser and the table of commands live in parser.py, ``regions`` in dataset.py, ``solve``
-in solve.py, the other commands in commands.py (all in this package); a command's module is
-imported only when it runs (``python -m herschik.scenarios.cli`` runs __main__.py). This
-module maps every failure to its exit code, once.
+The parser and the table of commands live in parser.py, ``regions`` in dataset.py, every
+other command in its own module of this package (solve.py, data.py, compare.py, ...); a
+command's module is imported only when it runs (``python -m herschik.scenarios.cli`` runs
+__main__.py). This module maps every failure to its exit code, once.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import traceback
@@ -47,8 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     # solver calls also leaves solver threads running, and the interpreter's shutdown then
     # re-raises KeyboardInterrupt (exit -2) or aborts (tests/faults/test_faults.py).
     if argv is None and code == EXIT_INTERRUPTED:
-        import os
-
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -107,8 +106,6 @@ def _main(argv: list[str] | None) -> int:
 
 def _silence_stdout() -> None:
     """Point stdout at /dev/null so that the interpreter's final flush does not complain."""
-    import os
-
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -119,6 +116,7 @@ def _silence_stdout() -> None:
 
 def _release_solver_threads() -> None:
     if "herschik.optimiser.backends" in sys.modules:  # a solve ran in this process
+        # not at the top: backends loads highspy, which `herschik --help` must not pay for
         from herschik.optimiser.backends import release_solver_threads
 
         release_solver_threads()

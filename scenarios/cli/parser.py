@@ -22,14 +22,14 @@ from herschik.i18n import LANGUAGES
 #: light command does not pay for the libraries of the heavy ones.
 COMMANDS = {
     "regions": ("herschik.scenarios.cli.dataset", "cmd_regions"),
-    "data": ("herschik.scenarios.cli.commands", "cmd_data"),
+    "data": ("herschik.scenarios.cli.data", "cmd_data"),
     "solve": ("herschik.scenarios.cli.solve", "cmd_solve"),
-    "matrix": ("herschik.scenarios.cli.commands", "cmd_matrix"),
-    "sweep": ("herschik.scenarios.cli.commands", "cmd_sweep"),
-    "network": ("herschik.scenarios.cli.commands", "cmd_network"),
-    "compare": ("herschik.scenarios.cli.commands", "cmd_compare"),
-    "simulate": ("herschik.scenarios.cli.commands", "cmd_simulate"),
-    "app": ("herschik.scenarios.cli.commands", "cmd_app"),
+    "matrix": ("herschik.scenarios.cli.matrix", "cmd_matrix"),
+    "sweep": ("herschik.scenarios.cli.sweep", "cmd_sweep"),
+    "network": ("herschik.scenarios.cli.network", "cmd_network"),
+    "compare": ("herschik.scenarios.cli.compare", "cmd_compare"),
+    "simulate": ("herschik.scenarios.cli.simulate", "cmd_simulate"),
+    "app": ("herschik.scenarios.cli.app", "cmd_app"),
 }
 #: ``build_parser(EVERY_COMMAND)``: the complete parser (documentation, tests).
 EVERY_COMMAND = None
@@ -174,8 +174,11 @@ def build_parser(command: str | None = EVERY_COMMAND) -> argparse.ArgumentParser
         "--scenario", metavar="FILE", type=Path, help="scenario TOML file (flags below override it)"
     )
     if command in (EVERY_COMMAND, "solve"):
-        # every SolveParams field (scenarios/scenario/param_flags.py, through cli/solve.py)
-        command_module("solve").add_param_flags(solve)
+        # Imported here, not at the top: every SolveParams field needs pydantic and the
+        # optimiser's parameter model, which `herschik --help` and `regions` must not load.
+        from herschik.scenarios.scenario.param_flags import add_param_flags
+
+        add_param_flags(solve)
     solve.add_argument("--geojson", action="store_true", help="also write GeoJSON (EPSG:4326)")
     solve.add_argument("--xlsx", action="store_true", help="also write an Excel workbook")
     solve.add_argument("--no-maps", action="store_true", help="skip the PNG maps")

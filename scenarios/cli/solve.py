@@ -8,28 +8,34 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+from herschik.geo.dataset import baseline_source_text
+from herschik.optimiser.params import SolveParams
 from herschik.optimiser.status import exit_code_for_status
-from herschik.scenarios.cli.commands import load_args_dataset, make_console
-from herschik.scenarios.cli.dataset import dataset_source, source_identity
+from herschik.scenarios.cli.console_summary import console_width, summary_lines
+from herschik.scenarios.cli.dataset import dataset_source, make_console, source_identity
+from herschik.scenarios.cli.shared import load_args_dataset
+from herschik.scenarios.instance_cache import cached_build_instance
+from herschik.scenarios.report.pdf import pdf_engine
+from herschik.scenarios.run import regional_start, run_solve, scenario_instance
+from herschik.scenarios.scenario.file import load_scenario, with_overrides
 from herschik.scenarios.scenario.param_flags import (
-    add_param_flags,
     dotted_overrides,
     param_overrides,
     unknown_id,
 )
 
+from herschik.atomic import check_output_dir, output_lock
 from herschik.errors import (
     UnknownRegionError,
     UsageError,
 )
 from herschik.i18n import _
 
-__all__ = ["add_param_flags", "cmd_solve", "solve_params_from_args"]
+__all__ = ["cmd_solve", "solve_params_from_args"]
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from herschik.atomic import check_output_dir, output_lock
-
     args.started = time.perf_counter()  # the console reports the command's wall seconds
     params, scenario_info, scenario = solve_params_from_args(args)
     dataset = load_args_dataset(args, args.region)
@@ -39,8 +45,6 @@ def cmd_solve(args: argparse.Namespace) -> int:
             f"--region {args.region}: unknown region; choose from {', '.join(regions)} or all"
         )
     # the first line of the console: which world the numbers describe (issue 22)
-    from herschik.geo.dataset import baseline_source_text
-
     make_console().print(baseline_source_text(dataset.baseline_source), markup=False,
                          soft_wrap=True)
     sys.stdout.flush()  # before any solver banner
@@ -51,8 +55,6 @@ def cmd_solve(args: argparse.Namespace) -> int:
     # --out is checked, and held against a second writer, before any solving starts.
     check_output_dir(args.out)
     if args.pdf:  # a missing printer is known before the solve, not after it
-        from herschik.scenarios.report.pdf import pdf_engine
-
         pdf_engine()
     with output_lock(args.out):
         return _solve_into(args, params, scenario_info, scenario, dataset)
@@ -62,9 +64,6 @@ def _solve_into(
     args: argparse.Namespace, params: Any, scenario_info: dict[str, Any], scenario: Any,
     dataset: Any,
 ) -> int:
-    from herschik.scenarios.instance_cache import cached_build_instance
-    from herschik.scenarios.run import run_solve, scenario_instance
-
     warnings: list[str] = []
     # the files the dataset was just loaded from, unchanged: the key of the instance cache
     identity = source_identity(dataset_source(args, args.region))
@@ -85,8 +84,6 @@ def _solve_into(
     }
     start = None
     if args.region == "all":
-        from herschik.scenarios.run import regional_start
-
         # seed the joint model with the seven regional optima (a feasible joint solution)
         area_regions = dict(zip(dataset.areas["area_id"], dataset.areas["region_id"]))
         start = regional_start(instance, area_regions, params)
@@ -115,13 +112,9 @@ def wants_reasons(args: argparse.Namespace) -> bool:
 
 def solve_params_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
     """(SolveParams, scenario_info, resolved scenario or None) from --scenario plus flags."""
-    from herschik.optimiser.params import SolveParams
-
     overrides = param_overrides(args)
     if args.scenario is None:
         return SolveParams(**overrides), {}, None
-    from herschik.scenarios.scenario.file import load_scenario, with_overrides
-
     resolved = load_scenario(args.scenario).expand()
     if len(resolved) != 1:
         raise UsageError(
@@ -135,9 +128,6 @@ def solve_params_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any
 def _print_result(summary: dict[str, Any], out: Path, dataset: Any,
                   wall_seconds: float) -> None:
     """The compact summary (scenarios/cli/console_summary.py), at the terminal's width."""
-    import pandas as pd
-    from herschik.scenarios.cli.console_summary import console_width, summary_lines
-
     changes_path = out / "hospital_changes.csv"
     changes = pd.read_csv(changes_path) if changes_path.is_file() else None
     regions = dict(zip(dataset.regions["region_id"], dataset.regions["region_name"]))

@@ -452,7 +452,7 @@ def test_foreign_folder_with_a_summary_is_not_replaced(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import herschik.scenarios.assemble
-    import herschik.scenarios.instance_cache
+    import herschik.scenarios.cli.solve
 
     out = tmp_path / "mine"
     out.mkdir()
@@ -464,7 +464,8 @@ def test_foreign_folder_with_a_summary_is_not_replaced(
 
     monkeypatch.setattr(herschik.scenarios.assemble, "build_instance", must_not_run)
     # a cached instance would skip build_instance: the cache must not be reached either
-    monkeypatch.setattr(herschik.scenarios.instance_cache, "cached_build_instance", must_not_run)
+    # (patched where `herschik solve` looks it up: cli/solve.py imports it at its top)
+    monkeypatch.setattr(herschik.scenarios.cli.solve, "cached_build_instance", must_not_run)
     assert _solve_example(out) == 2
     assert "not written by herschik" in one_error_line(capsys)
     assert (out / "thesis.docx").read_text() == "years of work"
