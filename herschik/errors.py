@@ -106,6 +106,8 @@ def exit_code_for(error: BaseException) -> int:
     """The exit code of a failure: 2 for input or environment problems, 3 for bugs."""
     if isinstance(error, HerschikError):
         return error.exit_code
+    # pydantic (about 0.03 s) is not imported at the top: this module is on the path of
+    # `herschik --help`, and a ValidationError exists only where pydantic is already loaded
     try:
         from pydantic import ValidationError
     except ImportError:  # pragma: no cover - pydantic is a dependency
@@ -123,7 +125,7 @@ def exit_code_for(error: BaseException) -> int:
 
 def one_line(error: BaseException) -> str:
     """The error's message on one line (file and field first where the error knows them)."""
-    try:
+    try:  # not at the top, as in exit_code_for
         from pydantic import ValidationError
     except ImportError:  # pragma: no cover
         ValidationError = ()  # type: ignore[assignment,misc]

@@ -18,6 +18,7 @@ from herschik.geo.coverage import check_snap
 from herschik.geo.dataset import baseline_source_line
 from herschik.geo.network import is_osm_file, load_network
 from herschik.geo.traveltime import area_site_travel
+from herschik.geo.validation import check_intercity_times
 from herschik.optimiser.baseline import reconstruct_baseline_flows
 from herschik.optimiser.instance import Instance, ProcessNorm, Site, Treatment
 
@@ -103,8 +104,6 @@ def travel_minutes(
     check_snap("area", _labels(areas), travel.area_snap_m, source)
     check_snap("site", _labels(sites), travel.site_snap_m, source)
     if network is not None:  # a user's network: its times as a whole, against known trips
-        from herschik.geo.validation import check_intercity_times
-
         check_intercity_times(graph, source)
     return travel.minutes
 
@@ -241,8 +240,6 @@ def build_instance(dataset: Any, region_id: str, network: Any = None) -> Instanc
             )
             block[:, :, given] = stored[np.ix_(a_idx, s_idx, np.nonzero(given)[0])]
         except ValueError as error:
-            from herschik.errors import DataError
-
             source = "travel_times.csv" if dataset.travel_times is not None else "road network"
             raise DataError(
                 "baseline_volumes.csv",

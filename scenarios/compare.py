@@ -33,6 +33,7 @@ import pandas as pd
 from herschik.optimiser.kpis import DISPLACED_KPIS, NORM_ODDS_KPIS, SCALAR_KPIS
 from herschik.optimiser.results import HOSPITAL_CHANGE_COLUMNS, hospital_changes_from_site_volumes
 
+from herschik.atomic import staged_dir, write_csv
 from herschik.i18n import _
 
 #: volume differences below this (patients per year) are rounding, not a change
@@ -267,8 +268,6 @@ def write_comparison(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> li
     Through the guarded folder writer (kind ``comparison``): ``out_dir`` must be new, empty or
     a comparison herschik wrote; it is replaced whole (OutputError otherwise, exit 2).
     """
-    from herschik.atomic import staged_dir, write_csv
-
     out = Path(out_dir)
     with staged_dir(out, kind="comparison") as staging:
         for name, table in tables.items():

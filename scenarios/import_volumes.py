@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from herschik.geo.dataset import baseline_source_line, baseline_source_text, load_dataset
+from herschik.geo.dataset_export import dataset_files, write_area_geometries
 from herschik.geo.hospital_match import hospital_matcher, treatment_matcher
 from herschik.geo.interaction import (
     Block,
@@ -39,7 +41,11 @@ from herschik.geo.interaction import (
     nearest_share,
 )
 from herschik.geo.volume_table import IMPUTATION_RULE, VolumeTable, read_volume_table
+from herschik.optimiser.baseline import reconstruct_baseline_flows
+from herschik.scenarios.assemble import travel_minutes
+from rich.table import Table
 
+from herschik.atomic import staged_dir, write_csv, write_json, write_text
 from herschik.errors import DataError
 from herschik.i18n import N_, _, format_number, format_percent
 
@@ -183,8 +189,6 @@ class _Plan:
 
 def _plans(base: Any, volumes: pd.DataFrame, network: Any, outside: str | float
            ) -> tuple[list[_Plan], pd.DataFrame]:
-    from herschik.scenarios.assemble import travel_minutes
-
     site_region = base.sites.set_index("site_id")["region_id"]
     located = volumes.assign(region_id=volumes["site_id"].map(site_region))
     covered = located.groupby(["region_id", "intervention_id"], sort=True, as_index=False)[
@@ -215,8 +219,6 @@ def _plans(base: Any, volumes: pd.DataFrame, network: Any, outside: str | float
 def import_volumes(path: str | Path, base: Any, network: Any = None,
                    outside: str | float = "auto", decay: float | None = None) -> ImportResult:
     """Build the dataset of a volume table on top of ``base`` (see the module docstring)."""
-    from herschik.optimiser.baseline import reconstruct_baseline_flows
-
     path = Path(path)
     table = read_volume_table(path)
     matches = _match_rows(table, base)
@@ -401,11 +403,6 @@ def _report(table: VolumeTable, path: Path, base: Any, matches: pd.DataFrame,
 def write_import(result: ImportResult, out: str | Path) -> Path:
     """The dataset, import_report.json, import_matches.csv and imported_volumes.csv in one
     staged folder; the dataset is loaded back (every check of ``--data``) before the swap."""
-    from herschik.geo.dataset import load_dataset
-    from herschik.geo.dataset_export import dataset_files, write_area_geometries
-
-    from herschik.atomic import staged_dir, write_csv, write_json, write_text
-
     out = Path(out)
     with staged_dir(out, kind="dataset") as staging:  # a dataset: never over a run folder
         for name, text in dataset_files(result.dataset).items():
@@ -421,9 +418,6 @@ def write_import(result: ImportResult, out: str | Path) -> Path:
 
 def print_import(result: ImportResult, out: Path, console: Any) -> None:
     """What the import did, in the terminal (first line: the baseline source)."""
-    from herschik.geo.dataset import baseline_source_line, baseline_source_text
-    from rich.table import Table
-
     report = result.report
     console.print(baseline_source_text(baseline_source_line(result.dataset.meta)), markup=False,
                   soft_wrap=True)

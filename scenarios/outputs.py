@@ -35,8 +35,10 @@ from herschik.geo.export import (
     write_results_gpkg,
 )
 from herschik.geo.maps import write_maps
+from herschik.optimiser.results import hospital_changes_from_site_volumes
 from herschik.optimiser.status import SolveStatus
 from herschik.scenarios.report.page import write_report
+from herschik.scenarios.report.pdf import write_pdf
 from herschik.scenarios.report.workbook import write_results_xlsx
 
 
@@ -93,8 +95,6 @@ def write_run_outputs(
     names = _treatment_names(dataset)
     map_treatments = _map_treatments(summary, map_treatments)
     if hospital_changes is None:
-        from herschik.optimiser.results import hospital_changes_from_site_volumes
-
         hospital_changes = hospital_changes_from_site_volumes(site_volumes, names)
     region_id = str(summary.get("region_id", ""))
     areas_gdf, notes = _area_layer(dataset, has_results, gpkg or geojson or maps)
@@ -117,8 +117,6 @@ def write_run_outputs(
                                     region_name=_region_name(dataset, region_id), notes=notes,
                                     hospital_changes=hospital_changes, flows=flows))
     if pdf:
-        from herschik.scenarios.report.pdf import write_pdf
-
         write_pdf(run_dir / "report.html", run_dir / "report.pdf")
         written.append(run_dir / "report.pdf")
     return written

@@ -17,6 +17,7 @@ from herschik.optimiser.algorithms import Algorithms
 from herschik.optimiser.instance import Instance
 from herschik.optimiser.kpis import compute_kpis
 from herschik.optimiser.params import SolveParams
+from herschik.optimiser.reasons import lost_role_reasons
 from herschik.optimiser.results import (
     assignments_table,
     flows_table,
@@ -30,6 +31,9 @@ from herschik.optimiser.solution import Solution
 from herschik.optimiser.solve import solve
 from herschik.optimiser.status import SolveStatus
 from herschik.optimiser.verify import verify
+from herschik.scenarios.instance_cache import cached_build_instance
+from herschik.scenarios.outputs import write_run_outputs
+from herschik.scenarios.reason_words import moves_from_text, reason_sentence
 
 from herschik.atomic import staged_dir, write_csv, write_json
 
@@ -136,8 +140,6 @@ class RunResult:
             if self.flows is not None:
                 write_csv(staging / "flows.csv", self.flows)
             if dataset is not None and outputs is not None and any(outputs.values()):
-                from herschik.scenarios.outputs import write_run_outputs
-
                 write_run_outputs(staging, self.summary, self.site_volumes, self.assignments,
                                   dataset, hospital_changes=self.hospital_changes,
                                   flows=self.flows, **outputs)
@@ -201,9 +203,6 @@ def verified_result(
     hospital_changes = hospital_changes_from_site_volumes(
         site_volumes, {t.id: t.name for t in instance.treatments})
     if reasons and solution.flow is not None:
-        from herschik.optimiser.reasons import lost_role_reasons
-        from herschik.scenarios.reason_words import moves_from_text, reason_sentence
-
         names = {site.id: site.name or site.id for site in instance.sites}
         hospital_changes = with_reasons(
             hospital_changes, lost_role_reasons(instance, params, solution),
@@ -288,8 +287,6 @@ def scenario_instance(
     against the dataset. ``source_digest``: the identity of the unchanged files ``dataset``
     was loaded from, to take the instance from the derived-data cache
     (:func:`herschik.scenarios.instance_cache.cached_build_instance`)."""
-    from herschik.scenarios.instance_cache import cached_build_instance
-
     if scenario is not None:
         scenario.check(
             treatment_ids=list(dataset.treatments["intervention_id"]),

@@ -35,7 +35,9 @@ from herschik.optimiser.simulation import (
     simulate_volumes,
     summarise,
 )
+from herschik.scenarios.report.charts import fan_chart_png
 
+from herschik.atomic import staged_dir, write_bytes, write_csv, write_json
 from herschik.errors import UsageError
 
 #: the most simulated years (memory: years x hospitals integers per treatment)
@@ -174,10 +176,6 @@ def _clean(value: float) -> float | None:
 
 def write_simulation(result: SimulationResult, out: Path) -> list[Path]:
     """simulation.csv, simulation.json and a fan chart per treatment, in one staged folder."""
-    from herschik.scenarios.report.charts import fan_chart_png
-
-    from herschik.atomic import staged_dir, write_bytes, write_csv, write_json
-
     written = []
     with staged_dir(out, kind="simulation") as staging:  # never over a run folder
         write_csv(staging / "simulation.csv", result.table)

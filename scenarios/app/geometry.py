@@ -14,6 +14,7 @@ import numpy as np
 import shapely
 from herschik.geo.export import areas_geodataframe
 from herschik.optimiser.instance import Instance
+from pyproj import Transformer
 
 #: Douglas-Peucker tolerance in metres (EPSG:28992): invisible at region zoom, much smaller files
 SIMPLIFY_M = 60.0
@@ -69,8 +70,6 @@ def region_layers(dataset: Any, instance: Instance) -> dict[str, Any]:
 
 
 def _to_wgs84(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from pyproj import Transformer
-
     transformer = Transformer.from_crs("EPSG:28992", "EPSG:4326", always_xy=True)
     lon, lat = transformer.transform(x, y)
     return np.asarray(lon), np.asarray(lat)

@@ -50,6 +50,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -416,8 +417,6 @@ def serve(state: AppState, *, host: str = "127.0.0.1", port: int = 8765,
     if not is_loopback(host) and (password is None or len(password) < MIN_PASSWORD_LENGTH):
         raise ValueError(f"--host {host} makes the app reachable from other machines: give "
                          f"--token PASSWORD (at least {MIN_PASSWORD_LENGTH} characters)")
-    import uvicorn
-
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from herschik.geo.dataset import baseline_source_text
 from herschik.geo.export import normalise_assignments, normalise_site_volumes
+from herschik.optimiser.results import hospital_changes_from_site_volumes
 from herschik.optimiser.status import SolveStatus
 from herschik.scenarios.report.figures import (
     caveats_section,
@@ -43,6 +45,7 @@ from herschik.scenarios.report.travel import (
     maps_section,
 )
 
+from herschik.atomic import write_text
 from herschik.i18n import N_, _, current_language, status_label, translate_name
 
 SECTIONS = (N_("Key figures"), N_("Hospital changes"), N_("Why hospitals lose a treatment"),
@@ -160,8 +163,6 @@ def render_report(
     none = ('<p class="note">' + esc(_("No reallocation was computed (the scenario is "
                                        "infeasible).")) + "</p>")
     if hospital_changes is None and not sv.empty:
-        from herschik.optimiser.results import hospital_changes_from_site_volumes
-
         hospital_changes = hospital_changes_from_site_volumes(sv, names)
     bodies = {
         "Key figures": key_figures_section(summary, names),
@@ -204,8 +205,6 @@ def render_report(
 
 def baseline_line(summary: Mapping[str, Any]) -> str:
     """Where today's volumes come from: the report says it above the first hospital name."""
-    from herschik.geo.dataset import baseline_source_text
-
     return baseline_source_text(str(summary.get("baseline_source") or (
         "Baseline: illustrative (calibrated to published provider counts)"
         if summary.get("baseline", "illustrative") == "illustrative"
@@ -237,7 +236,5 @@ def write_report(
     text = render_report(summary, site_volumes, assignments, map_pngs,
                          treatment_names=treatment_names, region_name=region_name, notes=notes,
                          hospital_changes=hospital_changes, flows=flows)
-    from herschik.atomic import write_text
-
     write_text(path, text)
     return path

@@ -44,7 +44,7 @@ def pdf_engine() -> str:
     """``chromium`` or ``weasyprint``; EnvironmentProblem (exit 2) when neither is there."""
     if find_chromium():
         return "chromium"
-    try:
+    try:  # an optional extra (herschik[pdf]), maybe absent: looked for only with --pdf
         import weasyprint  # noqa: F401
     except (ImportError, OSError):
         raise EnvironmentProblem(
@@ -61,7 +61,7 @@ def write_pdf(html_path: str | Path, pdf_path: str | Path) -> str:
     if engine == "chromium":
         data = normalise_chromium_pdf(_chromium_pdf(html_path))
     else:
-        from weasyprint import HTML
+        from weasyprint import HTML  # the optional extra, present (pdf_engine checked)
 
         data = HTML(filename=str(html_path)).write_pdf()
     write_bytes(pdf_path, data)

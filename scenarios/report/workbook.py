@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from herschik.geo.dataset import baseline_source_text
 
+from herschik.atomic import write_bytes
 from herschik.columns import label
-from herschik.i18n import N_, _
+from herschik.i18n import LANGUAGES, N_, _, translate
 
 #: sheets in workbook order: (sheet name, title shown in its first cell comment)
 SHEET_ORDER = ("summary", "kpis", "per_treatment", "hospital_changes", "flows", "assignments",
@@ -90,6 +92,7 @@ def _cell(value: Any) -> Any:
 
 
 def _write_sheet(workbook: Any, name: str, table: pd.DataFrame) -> None:
+    # only for --xlsx, like write_results_xlsx's openpyxl
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
 
@@ -160,8 +163,6 @@ def workbook_tables(
 ) -> dict[str, pd.DataFrame]:
     """The sheets of ``results.xlsx`` as tables, in workbook order (absent ones left out)."""
     # the first row of the first sheet says where today's volumes come from (issue 22)
-    from herschik.geo.dataset import baseline_source_text
-
     line = summary.get("baseline_source")
     top = _without_timings({"baseline_source": baseline_source_text(line) if line else line,
                             **{k: v for k, v in summary.items()
@@ -192,9 +193,8 @@ def write_results_xlsx(
     value`` / ``kpi, value``, nested entries as dotted keys), ``per_treatment``,
     ``hospital_changes``, ``flows`` (where the patients of each hospital go), ``assignments``
     and ``site_volumes`` (the CSV tables unchanged)."""
+    # openpyxl (about 0.14 s to import) only for --xlsx: every solve imports this module
     from openpyxl import Workbook
-
-    from herschik.atomic import write_bytes
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,8 +212,6 @@ def write_results_xlsx(
 def read_results_xlsx(path: str | Path) -> dict[str, pd.DataFrame]:
     """The sheets of a ``results.xlsx`` by their names (whatever the workbook's language) and
     CSV column names (the second header row)."""
-    from herschik.i18n import LANGUAGES, translate
-
     names = {translate(title, lang): name for name, title in SHEET_TITLES.items()
              for lang in LANGUAGES}
     sheets = pd.read_excel(path, sheet_name=None, header=1)

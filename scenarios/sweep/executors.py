@@ -17,6 +17,8 @@ from typing import Any
 
 from herschik.scenarios.sweep.task import SweepTask, run_task
 
+from herschik.errors import EnvironmentProblem, one_line
+
 #: True once this process has solved a run itself (see ``_start_method``).
 _SOLVED_HERE = False
 
@@ -138,6 +140,7 @@ def run_dask(
     workers: int,
     on_done: Callable[[dict[str, Any]], None],
 ) -> None:
+    # Dask (about 0.4 s to import) only with --executor dask: a local sweep never loads it
     from dask.distributed import Client, LocalCluster
 
     # A lost scheduler or worker is reported once, as one line (DaskLost); distributed's own
@@ -153,8 +156,6 @@ def run_dask(
         try:
             client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError) as error:
-            from herschik.errors import EnvironmentProblem, one_line
-
             raise EnvironmentProblem(
                 f"--scheduler {scheduler}: cannot reach the Dask scheduler ({one_line(error)})"
             ) from None
@@ -188,7 +189,7 @@ class DaskLost(Exception):
 def _collect(client: Any, futures: list[Any], done: Callable[[Any], None], where: str) -> None:
     """Hand every finished future to ``done``; raise DaskLost when the scheduler is gone or
     no worker has been there for :func:`dask_workers_timeout` seconds (never hang)."""
-    from dask.distributed import wait
+    from dask.distributed import wait  # only with --executor dask (see run_dask)
 
     pending = set(futures)
     without_workers: float | None = None

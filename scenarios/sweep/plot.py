@@ -54,6 +54,7 @@ def _save_png(fig: object, path: Path) -> None:
 
 
 def _plot_region(region: str, runs: pd.DataFrame, path: Path) -> None:
+    # matplotlib only with --plot: the sweep runner imports this module for every sweep
     import matplotlib
 
     matplotlib.use("Agg", force=False)

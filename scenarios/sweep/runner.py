@@ -35,9 +35,12 @@ from herschik.scenarios.data_identity import data_fingerprint
 from herschik.scenarios.scenario.file import load_scenario
 from herschik.scenarios.scenario.resolved import ResolvedScenario
 from herschik.scenarios.sweep.executors import DaskLost, run_dask, run_local, start_method
+from herschik.scenarios.sweep.plot import plot_sweep
 from herschik.scenarios.sweep.table import run_row, runs_frame, write_runs_tables
 from herschik.scenarios.sweep.task import SweepTask, cached_dataset, cached_instance, read_summary
+from tqdm import tqdm
 
+from herschik.atomic import MARKER, open_output_dir, output_lock
 from herschik.errors import EnvironmentProblem, ScenarioError
 from herschik.i18n import _, format_number
 
@@ -130,8 +133,6 @@ def run_sweep(
     spec = load_scenario(scenario_file)
     runs = spec.expand()
     out_dir = Path(out_dir)
-    from herschik.atomic import open_output_dir, output_lock
-
     # One writer per sweep folder: a second sweep into it fails at once (exit 2) instead of
     # removing the first one's live staging folders. Only a new, empty or sweep folder
     # herschik wrote is written (never a folder of the user's files, nor a link).
@@ -146,8 +147,6 @@ def run_sweep(
 def _older_sweep(out_dir: Path) -> bool:
     """A sweep folder written before sweep folders had a marker: only ``runs.csv``,
     ``runs.parquet``, ``plots/`` and a ``runs/`` folder of marked run folders."""
-    from herschik.atomic import MARKER
-
     if out_dir.is_symlink() or not (out_dir / "runs").is_dir():
         return False
     names = {p.name for p in out_dir.iterdir() if not p.name.startswith(".")}
@@ -225,8 +224,6 @@ def _execute(
                 print(_("  built instance of {region} in {seconds} s", region=task.region_id,
                         seconds=format_number(seconds)),
                       file=sys.stderr)
-    from tqdm import tqdm
-
     bar = tqdm(total=len(todo), desc=f"sweep {spec.name}", unit="run", disable=not progress,
                file=sys.stderr, dynamic_ncols=True)
 
@@ -311,8 +308,6 @@ def _run_sweep_locked(
     write_runs_tables(frame, out_dir)
     plots: list[Path] = []
     if plot:
-        from herschik.scenarios.sweep.plot import plot_sweep
-
         plots = plot_sweep(frame, out_dir)
     frame.attrs.update(
         {

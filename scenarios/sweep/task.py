@@ -12,11 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from herschik.geo.dataset import load_dataset
 from herschik.optimiser.algorithms import Algorithms
 from herschik.scenarios.assemble import build_instance
+from herschik.scenarios.run import apply_scenario, run_solve
 from herschik.scenarios.scenario.resolved import ResolvedScenario
 
 from herschik.atomic import folder_is_complete
+from herschik.errors import exit_code_for
 
 _COMPLETE = "summary.json"
 
@@ -43,8 +46,6 @@ def _network_key(network: Any) -> str:
 def cached_dataset(source: Any) -> Any:
     key = _source_key(source)
     if key not in _DATASETS:
-        from herschik.geo.dataset import load_dataset
-
         _DATASETS[key] = load_dataset(source)
     return _DATASETS[key]
 
@@ -115,8 +116,6 @@ def run_task(task: SweepTask) -> dict[str, Any]:
         "pid": os.getpid(),
     }
     try:
-        from herschik.scenarios.run import apply_scenario, run_solve
-
         dataset = cached_dataset(task.dataset_source)
         base, record["instance_seconds"] = cached_instance(
             task.dataset_source, task.region_id, task.network
@@ -138,8 +137,6 @@ def run_task(task: SweepTask) -> dict[str, Any]:
             lock=False,  # the sweep's lock on its --out folder covers every run folder
         )
     except Exception as error:  # one failed run must not stop the sweep
-        from herschik.errors import exit_code_for
-
         record["error"] = f"{type(error).__name__}: {' '.join(str(error).split())}"
         record["exit_code"] = exit_code_for(error)
     record["wall_seconds"] = time.perf_counter() - start

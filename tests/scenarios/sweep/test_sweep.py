@@ -194,7 +194,8 @@ def test_partial_and_leftover_folders_are_rerun_cleanly(
 def test_failed_runs_become_error_rows_and_are_retried(
     scenario_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import herschik.scenarios.run as run_module
+    # patched where a sweep task looks it up (sweep/task.py imports it at its top)
+    import herschik.scenarios.sweep.task as run_module
 
     real = run_module.run_solve
 
