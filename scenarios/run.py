@@ -31,8 +31,6 @@ from herschik.optimiser.solution import Solution
 from herschik.optimiser.solve import solve
 from herschik.optimiser.status import SolveStatus
 from herschik.optimiser.verify import verify
-from herschik.scenarios.instance_cache import cached_build_instance
-from herschik.scenarios.outputs import write_run_outputs
 from herschik.scenarios.reason_words import moves_from_text, reason_sentence
 
 from herschik.atomic import staged_dir, write_csv, write_json
@@ -140,6 +138,10 @@ class RunResult:
             if self.flows is not None:
                 write_csv(staging / "flows.csv", self.flows)
             if dataset is not None and outputs is not None and any(outputs.values()):
+                # GIS, maps, report, workbook (geopandas, about 0.5 s with instance_cache
+                # below): imported only when a folder gets them, never by herschik.solve
+                from herschik.scenarios.outputs import write_run_outputs
+
                 write_run_outputs(staging, self.summary, self.site_volumes, self.assignments,
                                   dataset, hospital_changes=self.hospital_changes,
                                   flows=self.flows, **outputs)
@@ -287,6 +289,10 @@ def scenario_instance(
     against the dataset. ``source_digest``: the identity of the unchanged files ``dataset``
     was loaded from, to take the instance from the derived-data cache
     (:func:`herschik.scenarios.instance_cache.cached_build_instance`)."""
+    # building an instance (assemble, geo's travel times) is not at the top: herschik.solve
+    # takes a built instance and never loads it
+    from herschik.scenarios.instance_cache import cached_build_instance
+
     if scenario is not None:
         scenario.check(
             treatment_ids=list(dataset.treatments["intervention_id"]),
