@@ -11,6 +11,7 @@ from herschik.scenarios.cli.shared import load_args_dataset
 
 from herschik.atomic import check_output_file, output_lock, write_csv
 from herschik.errors import EXIT_OK, UnknownRegionError
+from herschik.i18n import _, format_number
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -40,8 +41,7 @@ def _matrix_into(args: argparse.Namespace) -> int:
         }
     )
     write_csv(args.out, table)
-    print(
-        f"wrote {len(table)} travel times ({len(areas)} areas x {len(site_ids)} sites) "
-        f"to {args.out}"
-    )
+    print(_("wrote {count} travel times ({areas} areas x {sites} sites) to {out}",
+            count=format_number(len(table), 0), areas=format_number(len(areas), 0),
+            sites=format_number(len(site_ids), 0), out=args.out))
     return EXIT_OK

@@ -13,6 +13,7 @@ from herschik.geo.validation import validate_network
 
 from herschik.atomic import check_output_file, output_lock, write_binary
 from herschik.errors import EXIT_OK, DataError, EnvironmentProblem, UsageError, one_line
+from herschik.i18n import _, format_number
 
 
 def cmd_network(args: argparse.Namespace) -> int:
@@ -42,14 +43,15 @@ def _network_build_into(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise DataError(str(args.osm), None, None, str(error).split(": ", 1)[-1]) from None
         nodes, edges = net.n_nodes, net.n_edges
-        facts = (
-            f" ({net.length.sum() / 2000:,.0f} km of road, "
-            f"{net.meta['nodes_outside_largest_component']} nodes outside the largest "
-            f"strongly connected component dropped, "
-            f"{net.meta['turn_restrictions_ignored']} turn restrictions not applied)"
-        )
+        facts = " " + _(
+            "({km} km of road, {dropped} nodes outside the largest strongly connected "
+            "component dropped, {turns} turn restrictions not applied)",
+            km=format_number(net.length.sum() / 2000, 0),
+            dropped=format_number(net.meta["nodes_outside_largest_component"], 0),
+            turns=format_number(net.meta["turn_restrictions_ignored"], 0))
     write_binary(args.out, lambda handle: save_network(net, handle))
-    print(f"wrote network with {nodes} nodes and {edges} edges to {args.out}{facts}")
+    print(_("wrote network with {nodes} nodes and {edges} edges to {out}", nodes=nodes,
+            edges=edges, out=args.out) + facts)
     return EXIT_OK
 
 

@@ -219,6 +219,15 @@ def test_import_volumes_in_dutch(tmp_path: Path, capfd: pytest.CaptureFixture[st
     assert "afstandsverval" in dutch and "gebruik het met --data" in dutch
 
 
+def test_matrix_in_dutch(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Regression: `matrix` said "wrote N travel times" whatever --lang."""
+    outputs = {lang: _run(capfd, ["matrix", "--region", "example", "--out",
+                                  str(tmp_path / f"{lang}.csv")], lang) for lang in ("en", "nl")}
+    _check(outputs["en"], outputs["nl"], ["travel times", "areas x"])
+    assert "reistijden" in outputs["nl"]
+    assert (tmp_path / "en.csv").read_bytes() == (tmp_path / "nl.csv").read_bytes()
+
+
 # --- sweep ---------------------------------------------------------------------------------
 def test_sweep_in_dutch(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     grid = tmp_path / "small.toml"
