@@ -25,6 +25,7 @@ _EXAMPLES = 3
 
 @functools.lru_cache(maxsize=1)
 def _land_tree() -> Any:
+    # GDAL and GEOS load only when geometries are checked or read (not for `regions`)
     import pyogrio
     import shapely
 

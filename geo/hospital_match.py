@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from rapidfuzz import fuzz, process
 
 from herschik.errors import DataError
 
@@ -115,8 +116,6 @@ class Matcher:
         return found
 
     def _match(self, query: str, file: str, row: int) -> Match:
-        from rapidfuzz import fuzz, process
-
         text = query.strip()
         if normalise(text) in self.refused:
             raise DataError(file, row, self.field, f"{query!r} {self.refused[normalise(text)]}")
@@ -168,8 +167,6 @@ class Matcher:
 
     def nearest(self, query: str, k: int = 3) -> list[str]:
         """The ``k`` nearest display names (for the match table of unmatched rows)."""
-        from rapidfuzz import fuzz, process
-
         hits = process.extract(normalise(query), self.variants, scorer=fuzz.token_set_ratio,
                                limit=5 * k)
         out: list[str] = []

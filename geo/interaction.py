@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import minimize
 
 #: relative tolerance of the balanced margins
 BALANCE_TOL = 1e-10
@@ -134,8 +135,6 @@ def fit_decay(blocks: Sequence[Block], n_groups: int = 1) -> DecayFit:
     differences in their volumes are explained by where patients live: that identifies the
     decay. Bounded L-BFGS-B from a fixed start, deterministic.
     """
-    from scipy.optimize import minimize
-
     usable = [b for b in blocks if (b.volume > 0).sum() > 1 and b.demand.sum() > 0]
     if not usable:  # one provider per block: every decay fits; the value does not matter
         return DecayFit(0.1, np.ones(n_groups))

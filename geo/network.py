@@ -81,7 +81,7 @@ def finish_osm_graph(
     to_crs
         Target CRS (default EPSG:28992).
     """
-    import osmnx as ox
+    import osmnx as ox  # ~1 s: only `network build --download` and GraphML files need it
 
     G = _keep_drivable(G)
     if G.number_of_edges() == 0:

@@ -410,7 +410,7 @@ def read_osm(
     ValueError
         Unreadable file or no drivable road in it.
     """
-    import osmium
+    import osmium  # the PBF/XML reader: only when an OSM file is read
 
     path = Path(path)
     _check_input(path)

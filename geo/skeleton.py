@@ -109,7 +109,7 @@ def build_district_table(
     int
         Number of districts written.
     """
-    import geopandas as gpd
+    import geopandas as gpd  # only to read the districts' geometries
 
     d = gpd.read_file(gpkg_path).sort_values("code").reset_index(drop=True)
     if d.crs is None or d.crs.to_epsg() != 28992:

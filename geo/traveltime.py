@@ -26,6 +26,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 import scipy.sparse as sp
+from herschik.geo import skeleton
 from herschik.geo.network import (
     default_network,
     file_fingerprint,
@@ -36,6 +37,7 @@ from herschik.geo.network import (
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
+from herschik.atomic import atomic_path
 from herschik.derived_cache import cache_dir
 
 #: Speed (km/h) and detour factor of the access leg between a point and its snapped node.
@@ -178,14 +180,10 @@ def _file_key(fp: str | None) -> str | None:
 def _resolve(network) -> tuple[CSRNetwork | None, str, object]:
     """(csr or None if not built yet, fingerprint, graph-or-loader) for ``network``."""
     if network is None:
-        from herschik.geo import skeleton
-
         return None, "default:" + skeleton.inputs_fingerprint(), None
     if isinstance(network, CSRNetwork):
         return network, network.fingerprint, network
     if isinstance(network, str | os.PathLike):
-        from herschik.geo.network import file_fingerprint, is_osm_file
-
         if not is_osm_file(network):
             fp = _file_key(file_fingerprint(network))
             if fp is not None:  # the cache can answer without reading the whole network
@@ -198,8 +196,6 @@ def _resolve(network) -> tuple[CSRNetwork | None, str, object]:
 
 def _csr_of(network) -> CSRNetwork:
     if network is None:
-        from herschik.geo.network import default_network
-
         return to_csr(default_network())
     if isinstance(network, CSRNetwork):
         return network
@@ -278,8 +274,6 @@ def area_site_travel(
         net = _csr_of(network)
     out = _compute(net, a, s, limit_min, access_kmh, access_detour, time_factor)
     if path is not None:
-        from herschik.atomic import atomic_path
-
         try:
             with atomic_path(path, flag="matrix cache") as tmp:
                 np.savez(tmp, minutes=out.minutes, area_snap_m=out.area_snap_m,
