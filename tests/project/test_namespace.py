@@ -30,7 +30,10 @@ def test_every_package_folder_is_installed() -> None:
     """Regression: optimiser/rows/ was missing from pyproject's package list, so a wheel (a
     plain `pip install .`) had no herschik.optimiser.rows and could not solve; the editable
     install of the README hid it."""
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the tomli backport (a dependency there)
+        import tomli as tomllib  # type: ignore[no-redef]
 
     root = Path(__file__).resolve().parents[2]
     setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
