@@ -43,7 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     ``os._exit(130)`` once everything is unwound and flushed: HiGHS' C++ threads abort a
     normal interpreter shutdown after an interrupted solve (std::terminate, exit 134).
     """
-    code = _main(argv)
+    try:
+        code = _main(argv)
+        if argv is None:
+            # The result is complete: a SIGTERM/SIGINT from now on would find Python's own
+            # handlers reset during the interpreter's shutdown and kill the process (-15)
+            # after its folder was written (seen in CI); held, it is dropped at exit.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    except KeyboardInterrupt:  # in the instant between the command's end and the hold
+        code = EXIT_INTERRUPTED
     # Any interrupt of the program, not only one inside HiGHS: a signal that lands between
     # solver calls also leaves solver threads running, and the interpreter's shutdown then
     # re-raises KeyboardInterrupt (exit -2) or aborts (tests/faults/test_faults.py).

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -286,3 +287,21 @@ def test_an_interrupt_turned_into_another_error_still_exits_130(
         assert main(["regions"]) == 3
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_signals_after_the_result_is_complete_are_held_until_exit() -> None:
+    """Regression (CI): a SIGTERM landing in the interpreter's shutdown, after the command had
+    finished and written its folder, met Python's default handler again and killed the
+    process (exit -15) instead of exit 0. The entry point holds SIGTERM/SIGINT once the
+    command has returned, so such a late signal is dropped at exit."""
+    script = ("import signal, sys\n"
+              "from herschik.scenarios.cli.main import main\n"
+              "sys.argv = ['herschik', 'regions', '--json']\n"
+              "code = main()\n"
+              "held = signal.pthread_sigmask(signal.SIG_BLOCK, [])\n"
+              "signal.raise_signal(signal.SIGTERM)  # held: no effect until exit\n"
+              "print(code, signal.SIGTERM in held, signal.SIGINT in held)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-3:] == ["0", "True", "True"]
