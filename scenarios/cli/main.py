@@ -46,11 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = _main(argv)
         if argv is None:
-            # The result is complete: a SIGTERM/SIGINT from now on would find Python's own
-            # handlers reset during the interpreter's shutdown and kill the process (-15)
-            # after its folder was written (seen in CI); held, it is dropped at exit.
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    except KeyboardInterrupt:  # in the instant between the command's end and the hold
+            # The result is complete. The interpreter's shutdown resets Python-level handlers
+            # to the default, so a SIGTERM then killed a finished run (-15, seen in CI); an
+            # ignored signal stays ignored through the shutdown (on every thread).
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except KeyboardInterrupt:  # in the instant between the command's end and the ignore
         code = EXIT_INTERRUPTED
     # Any interrupt of the program, not only one inside HiGHS: a signal that lands between
     # solver calls also leaves solver threads running, and the interpreter's shutdown then
