@@ -568,8 +568,9 @@ def test_app_language_switch_to_dutch(chromium_path: str, app_server: tuple[str,
             assert page.input_value("#lang") == "en"
             assert "Margin over the norm (%)" in page.inner_text("#controls")
             page.select_option("#lang", "nl")
-            page.wait_for_function("document.documentElement.lang === 'nl' && "
-                                   "document.body.dataset.planId !== ''", timeout=TIMEOUT_MS)
+            # the switch reloads the page: during the navigation the document may be empty
+            page.wait_for_function("document.documentElement?.lang === 'nl' && "
+                                   "!!document.body?.dataset.planId", timeout=TIMEOUT_MS)
             assert page.input_value("#lang") == "nl"
             controls = page.inner_text("#controls")
             assert "Marge boven de norm (%)" in controls and "Reistijdgrens (min)" in controls
