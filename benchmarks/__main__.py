@@ -1,7 +1,7 @@
 """``python -m benchmarks``: the benchmark suite on the embedded default data.
 
     python -m benchmarks [--repeats 3]
-                         [--only regions,national,matrix,sweep,scaling,settings,network,
+                         [--only regions,grid,national,matrix,sweep,scaling,settings,network,
                                  whatif,sweep_gpkg,pinning,sweep_default,import,e2e]
                          [--e2e-baseline REF] [--e2e-national]
                          [--smoke] [--out benchmarks]
@@ -30,6 +30,9 @@ from .render import render
 from .sections import SECTIONS, log, run_sections
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+#: RESULTS.md below this line is written by hand (measurements no section repeats); a run keeps it
+HAND_RUN_MARKER = ("<!-- hand-run tables: `python -m benchmarks` keeps everything below this "
+                   "line as it is -->")
 
 
 def _clean(obj: Any) -> Any:
@@ -42,6 +45,17 @@ def _clean(obj: Any) -> Any:
         return [_clean(v) for v in obj]
     return obj
 
+
+
+def with_hand_run_part(rendered: str, md_path: Path) -> str:
+    """``rendered`` followed by the hand-written part of the existing ``md_path`` (from
+    :data:`HAND_RUN_MARKER` on), so that a re-run never drops a hand-run table."""
+    try:
+        old = md_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return rendered
+    _, marker, tail = old.partition(HAND_RUN_MARKER)
+    return f"{rendered}\n{marker}{tail}" if marker else rendered
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -66,6 +80,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="runs per scaling point (default: --repeats)")
     p.add_argument("--scaling-wall-cap", type=float, default=None,
                    help="wall-clock cap per scaling measurement (default: --wall-cap)")
+    p.add_argument("--grid-threads", type=int, default=0,
+                   help="grid: threads per solve (0: every core, as `herschik solve` runs)")
+    p.add_argument("--grid-objectives", default="planner,travel,moved,providers")
+    p.add_argument("--grid-wall-cap", type=float, default=3600.0)
     p.add_argument("--national-time-limit", type=float, default=300.0,
                    help="seconds per sub-problem solve of the national joint model")
     p.add_argument("--national-wall-cap", type=float, default=900.0)
@@ -97,6 +115,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.regions:
         args.regions = [r.strip() for r in args.regions.split(",") if r.strip()]
     args.objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
+    args.grid_objectives = [o.strip() for o in args.grid_objectives.split(",") if o.strip()]
     bad = [s for s in args.only if s not in SECTIONS]
     if bad:
         p.error(f"unknown section(s) {bad}; choose from {','.join(SECTIONS)}")
@@ -122,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     json_path, md_path = out / "results.json", out / "RESULTS.md"
     if args.render_only:
         results = json.loads(json_path.read_text(encoding="utf-8"))
-        write_atomic(md_path, render(results))
+        write_atomic(md_path, with_hand_run_part(render(results), md_path))
         log(f"wrote {md_path}")
         return 0
     previous: dict[str, Any] = {}
@@ -152,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     results["notes"] = list(dict.fromkeys(previous.get("notes", []) + args.note))
     results = _clean(results)
     write_atomic(json_path, json.dumps(results, indent=2, sort_keys=False) + "\n")
-    write_atomic(md_path, render(results))
+    write_atomic(md_path, with_hand_run_part(render(results), md_path))
     log(f"wrote {json_path} and {md_path} in {results['run_seconds']} s")
     return 0
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import os
 import statistics
 import sys
 import time
@@ -64,19 +65,23 @@ def run(regions: list[str] | None = None, objectives: tuple[str, ...] = OBJECTIV
         margins: tuple[float, ...] = GRID_MARGINS,
         max_travel: tuple[float | None, ...] = GRID_MAX_TRAVEL,
         extra: tuple[float | None, ...] = GRID_EXTRA, old: bool = False,
-        log=print) -> dict[str, Any]:
+        log=print, threads: int | None = 1) -> dict[str, Any]:
+    """The grid; ``threads`` per solve (1: CPU seconds ~ one idle core's wall; None: every
+    core, as ``herschik solve`` runs)."""
     from herschik.optimiser.params import SolveParams
     from herschik.optimiser.solve import BRANCH_AND_BOUND_ONLY, solve
     from herschik.scenarios.assemble import build_instance
 
     from .common import load_source
 
+    load_at_start = os.getloadavg()[0]
     dataset = load_source(None)
     if regions is None:
         regions = sorted(set(dataset.areas["region_id"]))
     out: dict[str, Any] = {"grid": {"margins": margins, "max_travel": max_travel,
                                     "extra": extra, "objectives": objectives,
-                                    "regions": regions, "old": old}, "summary": {},
+                                    "regions": regions, "old": old, "threads": threads},
+                           "summary": {},
                            "disagreements": []}
     for region in regions:
         instance = build_instance(dataset, region)
@@ -84,7 +89,7 @@ def run(regions: list[str] | None = None, objectives: tuple[str, ...] = OBJECTIV
             rows = []
             for margin, limit, more in itertools.product(margins, max_travel, extra):
                 params = SolveParams(objective=objective, margin=margin, max_travel=limit,
-                                     max_extra_travel=more, threads=1)
+                                     max_extra_travel=more, threads=threads)
                 row: dict[str, Any] = {"scenario": [margin, limit, more],
                                        "new": _one(solve, instance, params, None)}
                 if old:
@@ -101,7 +106,51 @@ def run(regions: list[str] | None = None, objectives: tuple[str, ...] = OBJECTIV
                 f"{k}: p100 cpu {v['p100_cpu']:.2f} s wall {v['p100_wall']:.2f} s, "
                 f"median cpu {v['median_cpu']:.3f} s {v['statuses']}"
                 for k, v in summary.items()))
+    out["load_average"] = [round(load_at_start, 2), round(os.getloadavg()[0], 2)]
     return out
+
+
+GOAL_P100_S = 1.0  # issue 23 goal 1: the slowest solve of the grid, per region and objective
+
+
+def _scenario_words(scenario: list[float | None]) -> str:
+    margin, limit, extra = scenario
+    return ", ".join(f"{name} {'none' if v is None else f'{v:g}'}" for name, v in
+                     (("margin", margin), ("max travel", limit), ("extra", extra)))
+
+
+def render(result: dict[str, Any]) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """RESULTS.md lines of a grid run (``run``'s result) and its goal row."""
+    grid = result["grid"]
+    threads = grid.get("threads")
+    lines = ["## Every scenario: the grid per region and objective (`benchmarks/bench_grid.py`)",
+             "",
+             f"Margin {grid['margins']} x max travel {grid['max_travel']} x extra-travel limit "
+             f"{grid['extra']}, districts, one `solve()` per scenario (instances built once per "
+             f"region), threads per solve: {threads or 'every core'}. Wall and process CPU "
+             "seconds of `solve()`; p100 = the slowest scenario. Measured "
+             f"{result.get('measured_at', '?')}, load average (1 min) at start / end: "
+             f"{result.get('load_average', '?')}.", "",
+             "| region | objective | p100 wall s | median wall s | p100 CPU s | median CPU s "
+             "| statuses | slowest scenario |",
+             "|---|---|---|---|---|---|---|---|"]
+    worst = 0.0
+    for key, summary in result["summary"].items():
+        region, objective = key.split("/")
+        new = summary["new"]
+        worst = max(worst, new["p100_wall"])
+        statuses = ", ".join(f"{k} {v}" for k, v in new["statuses"].items())
+        lines.append(f"| {region} | {objective} | {new['p100_wall']:.2f} | "
+                     f"{new['median_wall']:.3f} | {new['p100_cpu']:.2f} | "
+                     f"{new['median_cpu']:.3f} | {statuses} | "
+                     f"{_scenario_words(new['slowest_scenario'])} |")
+    if result.get("disagreements"):
+        lines += ["", f"**{len(result['disagreements'])} scenarios disagree** with HiGHS' "
+                  "branch and bound only (`--old`)."]
+    met = "**met**" if worst <= GOAL_P100_S else "**missed**"
+    goal = (f"every scenario: slowest region solve ≤ {GOAL_P100_S:g} s", met,
+            f"p100 over the grid: {worst:.2f} s wall (threads {threads or 'every core'})")
+    return lines + [""], [goal]
 
 
 def _floats(text: str) -> tuple[float | None, ...]:
@@ -116,12 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-travel", default="45,60,75,90,none")
     parser.add_argument("--extra", default="none,30")
     parser.add_argument("--old", action="store_true")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per solve (0: every core, as herschik solve runs)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     margins = tuple(v for v in _floats(args.margins) if v is not None)
     result = run(args.regions.split(",") if args.regions else None,
                  tuple(args.objectives.split(",")), margins, _floats(args.max_travel),
-                 _floats(args.extra), args.old, log=lambda m: print(m, file=sys.stderr))
+                 _floats(args.extra), args.old, log=lambda m: print(m, file=sys.stderr),
+                 threads=args.threads or None)
     from .common import emit_json
 
     emit_json(result, args.out)

@@ -461,6 +461,20 @@ def _render_import(results: dict[str, Any], goals: list[tuple[str, str, str]],
     return lines
 
 
+def _render_grid(results: dict[str, Any], goals: list[tuple[str, str, str]],
+                 peak_all: list[float]) -> list[str]:
+    grid = results.get("grid")
+    if not grid or grid.get("status") != "ok":
+        return []
+    from .bench_grid import render as render_grid
+
+    lines, grid_goals = render_grid(grid)
+    goals += grid_goals
+    if grid.get("peak_total_mb"):
+        peak_all.append(grid["peak_total_mb"])
+    return lines
+
+
 def _render_e2e(results: dict[str, Any], goals: list[tuple[str, str, str]],
                 peak_all: list[float]) -> list[str]:
     e2e = results.get("e2e")
@@ -477,6 +491,7 @@ def _render_e2e(results: dict[str, Any], goals: list[tuple[str, str, str]],
 #: The report's sections in page order; each adds its goals and peak memories.
 _RENDER_SECTIONS = (
     _render_regions,
+    _render_grid,
     _render_national,
     _render_matrix,
     _render_sweep,

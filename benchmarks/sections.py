@@ -15,9 +15,9 @@ from typing import Any
 from . import bench_regions, bench_scaling
 from .common import machine_info, run_child
 
-SECTIONS = ("regions", "national", "matrix", "sweep", "sweep_default", "scaling", "settings",
-            "network",
-            "whatif", "sweep_gpkg", "sweep_search", "pinning", "import", "e2e")
+SECTIONS = ("regions", "grid", "national", "matrix", "sweep", "sweep_default", "scaling",
+            "settings", "network", "whatif", "sweep_gpkg", "sweep_search", "pinning",
+            "import", "e2e")
 GOAL_MATRIX_COLD_S = 20.0
 GOAL_MATRIX_RATIO = 20.0
 GOAL_SWEEP_S = 300.0  # issue 16 (was 600 s)
@@ -191,6 +191,21 @@ def section_scaling(args, env: dict[str, str]) -> dict[str, Any]:
         wall_cap=args.scaling_wall_cap or args.wall_cap, env=env, log=log)
 
 
+def section_grid(args, env: dict[str, str]) -> dict[str, Any]:
+    """Every region x objective x scenario grid (benchmarks/bench_grid.py), in one child."""
+    if args.smoke:
+        return {"status": "skipped", "reason": "smoke mode"}
+    kwargs: dict[str, Any] = {"threads": args.grid_threads or None,
+                              "objectives": args.grid_objectives}
+    if args.regions:
+        kwargs["regions"] = args.regions
+    res = run_child("call", {"module": "benchmarks.bench_grid", "function": "run",
+                             "kwargs": kwargs}, args.grid_wall_cap, env)
+    if res.get("status") != "ok":
+        return {"status": "not measured", "reason": res.get("error")}
+    return {**res["result"], "status": "ok", "peak_total_mb": res.get("peak_total_mb")}
+
+
 def _section_national(args, env: dict[str, str]) -> dict[str, Any]:
     if args.smoke:
         return {"status": "skipped", "reason": "smoke mode"}
@@ -243,6 +258,7 @@ def run_sections(args, previous: dict[str, Any] | None = None) -> dict[str, Any]
     # the sections in the order they run
     runners = {
         "regions": lambda: section_regions(args, env, previous),
+        "grid": lambda: section_grid(args, env),
         "national": lambda: _section_national(args, env),
         "matrix": lambda: section_matrix(args, env),
         "sweep": lambda: section_sweep(args, env),
