@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_app [--areas municipalities,districts] [--regions all|ID,ID]
                                    [--json PATH]
+    python -m benchmarks.bench_app --changes [--regions all|ID,ID] [--repeats 3] [--json PATH]
 
 Two app states on the same dataset and the same region instances, in one process: *before*
 (``AppState(whatif=False)``: every change solved from scratch by ``solve_verified``) and
@@ -22,6 +23,16 @@ Per region, on the embedded default:
 
 Prints a Markdown table (with the machine's load average per region); the numbers are recorded
 in benchmarks/RESULTS.md and docs/decisions/app-latency.md, not in code. Not a unit test.
+
+``--changes``: CPU seconds of each single change, part by part, on fresh app states (the
+reasons' memo emptied between repeats): the changes of goal 5 of issue 23 (margin 0.1, margin
+0.2, travel limit 75 at margin 0.2, margin back to 0 with the limit, close a kept pair, keep a
+lost pair, release the closure), each to the plan on screen, through ``AppState.solve`` and the
+JSON encoding of its answer. Per change: process CPU (user + system, all threads) and wall
+seconds, and the exclusive CPU of each part (solve, verify, reasons, nearest settings, views,
+json); per region and change the median and p100 over the repeats; the load average. With an
+app that says why a hospital loses a treatment on request (``AppState.hospital_reasons``), also
+the CPU of opening each hospital with a lost role after each change.
 """
 
 from __future__ import annotations
@@ -192,7 +203,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--areas", default="municipalities,districts")
     parser.add_argument("--regions", default="all")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw rows here")
+    parser.add_argument("--changes", action="store_true",
+                        help="CPU per single change, part by part (districts)")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.changes:
+        from benchmarks.bench_app_changes import main as changes_main
+
+        return changes_main(args.regions, args.repeats, args.json)
     regions = None if args.regions == "all" else args.regions.split(",")
     machine = machine_info()
     print(f"machine: {json.dumps(machine)}", flush=True)

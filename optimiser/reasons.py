@@ -27,6 +27,7 @@ import copy
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -203,16 +204,23 @@ def _component_key(params: SolveParams, ids: set[str], roles: list[tuple[int, in
                  [(s, t, bool(closed[s, t])) for s, t in roles]))
 
 
-def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solution
-                      ) -> list[RoleReason]:
+def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solution, *,
+                      site_ids: Collection[str] | None = None) -> list[RoleReason]:
     """A :class:`RoleReason` for every role with a norm that ``solution`` loses, sorted by
     (site_id, intervention_id); empty without a plan. A component whose reasons this process
-    worked out before for the same instance and parameters gets them back (_ReasonMemo)."""
+    worked out before for the same instance and parameters gets them back (_ReasonMemo).
+
+    ``site_ids``: only the roles of these hospitals (the app asks for one hospital's when the
+    planner opens it). Each role's reason is a fresh solve with that role forced open, whatever
+    other roles are asked for, so it is the same as in the whole list."""
     if solution.flow is None or solution.keep is None:
         return []
     norms = instance.norm_matrix()
     required = required_matrix(instance, params)
     lost = (instance.baseline_volume > 0) & ~solution.keep & ~np.isnan(norms)
+    if site_ids is not None:
+        wanted = set(site_ids)
+        lost &= np.array([s in wanted for s in instance.site_ids], dtype=bool)[:, None]
     solved = {tid for entry in solution.subproblems for tid in entry.get("treatments", ())
               if SolveStatus(entry.get("status", SolveStatus.ERROR)).solved}
     if not solution.subproblems:

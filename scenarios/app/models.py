@@ -21,6 +21,8 @@ from pydantic.fields import FieldInfo
 
 from herschik.i18n import N_, _
 
+from .reasons import PlanReasons
+
 #: the objectives SolveParams accepts, read from its type (never hard-coded here)
 OBJECTIVES: tuple[str, ...] = tuple(
     typing.get_args(SolveParams.model_fields["objective"].annotation)
@@ -141,6 +143,9 @@ class Plan:
     base_id: int | None = None
     #: the plan in other languages, made when first asked for (session.AppState.in_language)
     translations: dict[str, Plan] = field(default_factory=dict, repr=False)
+    #: why its hospitals lose treatments, worked out when asked (reasons.ReasonCache);
+    #: shared with its translations (the reasons are language-free)
+    reasons: PlanReasons = field(default_factory=PlanReasons, repr=False)
 
 
 def percent(share: float) -> str:

@@ -9,7 +9,10 @@ Routes (all JSON except the page and its static files):
                                       the diagnosis of an infeasible change with the nearest
                                       feasible settings
 * ``GET  /api/plans``                 the plans kept (headline numbers)
-* ``GET  /api/plans/{id}``            one plan in full
+* ``GET  /api/plans/{id}``            one plan in full (without reasons)
+* ``GET  /api/plans/{id}/hospitals/{site}/reasons``  why that hospital loses each treatment it
+                                      loses in the plan (worked out on the first request,
+                                      then kept with the plan)
 * ``GET  /api/compare?a=ID&b=ID``     two plans side by side
 * ``POST /api/plans/{id}/export``     plan.toml + result/ in a folder the server chooses
 
@@ -274,6 +277,10 @@ def _routes(state: AppState, token: str) -> list[Route | Mount]:
     def plan(request: Request) -> Response:
         return JSONResponse(state.plan_payload(state.plan(request.path_params["plan_id"])))
 
+    def hospital_reasons(request: Request) -> Response:
+        return JSONResponse(state.hospital_reasons(request.path_params["plan_id"],
+                                                   request.path_params["site_id"]))
+
     def compare(request: Request) -> Response:
         try:
             a, b = int(request.query_params["a"]), int(request.query_params["b"])
@@ -296,6 +303,8 @@ def _routes(state: AppState, token: str) -> list[Route | Mount]:
         Route("/api/solve", _query_checked(solve), methods=["POST"]),
         Route("/api/plans", _query_checked(plans)),
         Route("/api/plans/{plan_id:int}", _query_checked(plan)),
+        Route("/api/plans/{plan_id:int}/hospitals/{site_id}/reasons",
+              _query_checked(hospital_reasons)),
         Route("/api/compare", _query_checked(compare, ("a", "b"))),
         Route("/api/plans/{plan_id:int}/export", _query_checked(export), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

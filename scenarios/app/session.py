@@ -39,6 +39,7 @@ from .export import export_plan
 from .geometry import region_layers
 from .models import APP_FIELDS, OBJECTIVES, AppInputError, Plan, PlanSettings, UnknownPlan
 from .nearest import infeasible_info, partial_info
+from .reasons import ReasonCache, reason_rows
 from .views import (
     STATUSES,
     _round,
@@ -100,6 +101,8 @@ class AppState:
         self._build_lock = threading.Lock()
         self._export_lock = threading.Lock()
         self._plans_lock = threading.Lock()
+        #: why hospitals lose treatments, worked out per plan and hospital when asked
+        self._reasons = ReasonCache()
         #: the session token that every state-changing request must carry (server.py)
         self.token = secrets.token_urlsafe(32)
 
@@ -242,7 +245,7 @@ class AppState:
         Through the region's what-if session (created by the region's first solve): the same
         solution as :func:`solve_verified` gives, re-using what the change left unchanged."""
         if not self.whatif:
-            return solve_verified(instance, params), None
+            return solve_verified(instance, params, reasons=False), None
         session = self._sessions.get(region_id)
         first = session is None
         try:
@@ -255,7 +258,8 @@ class AppState:
         except BaseException:
             self._sessions.pop(region_id, None)  # a half-done step: start afresh next time
             raise
-        run = verified_result(instance, params, session.solution)
+        # without reasons: the page asks for a hospital's when it is opened (hospital_reasons)
+        run = verified_result(instance, params, session.solution, reasons=False)
         return run, (session.last_step, first)
 
     def _base(self, settings: PlanSettings, base_plan_id: int | None) -> Plan | None:
@@ -319,7 +323,7 @@ class AppState:
             missing = [t["id"] for t in plan.partial["treatments"]]
             solution = dataclasses.replace(solution, diagnosis={
                 **(solution.diagnosis or {}), **diagnose(instance, params, missing)})
-        run = verified_result(instance, params, solution)
+        run = verified_result(instance, params, solution, reasons=False)
         with self._plans_lock:
             base = self._plans.get(plan.base_id) if plan.base_id is not None else None
         return dataclasses.replace(
@@ -327,7 +331,7 @@ class AppState:
             reuse=reuse_info(instance, *plan.how) if plan.how else None,
             partial=None if plan.partial is None else partial_info(
                 plan.settings, instance, params, run, base, self._names(instance)),
-            language=lang, translations={})
+            language=lang, translations={}, reasons=plan.reasons)
 
     def compare(self, a: int, b: int) -> dict[str, Any]:
         """Two plans side by side: settings, KPIs and the hospitals whose outcome differs."""
@@ -338,10 +342,33 @@ class AppState:
     def _names(self, instance: Instance) -> dict[str, str]:
         return place_names(instance, self.dataset.areas)
 
+    # --- why a hospital loses a treatment ----------------------------------------------------
+    def hospital_reasons(self, plan_id: int, site_id: str) -> dict[str, Any]:
+        """Why the hospital ``site_id`` loses each treatment it loses in plan ``plan_id``, and
+        what keeping it would cost (hospital_changes.csv's reason and its numbers), in the
+        language of the request. Worked out the first time a plan's hospital is asked for,
+        then kept with the plan; a solve does not wait for it."""
+        plan = self.plan(plan_id)
+        if site_id not in plan.run.instance.site_ids:
+            raise AppInputError(_("site {site} is not a hospital of region {region}",
+                                  site=repr(site_id), region=plan.settings.region_id))
+        reasons = self._reasons.site_reasons(plan.run, plan.reasons, [site_id])[site_id]
+        return {"plan_id": plan.id, "site_id": site_id,
+                "reasons": reason_rows(plan.run, reasons)}
+
+    def run_with_reasons(self, plan_id: int) -> RunResult:
+        """The plan's verified run with hospital_changes' reason columns filled, in the
+        plan's language: what ``herschik solve`` writes (the reasons of every hospital,
+        worked out now where not asked for before)."""
+        plan = self.plan(plan_id)
+        return self._reasons.run_with_reasons(plan.run, plan.reasons, plan.language)
+
     # --- export ------------------------------------------------------------------------------
     def export(self, plan_id: int) -> dict[str, Any]:
         """Write ``plan.toml`` and ``result/`` (by ``herschik solve``) to a new folder below
-        ``--out`` (see :func:`.export.export_plan`)."""
+        ``--out`` (see :func:`.export.export_plan`); the plan's tables are checked against
+        the CLI's with their reasons, worked out now (:meth:`run_with_reasons`)."""
         plan = self.plan(plan_id)
         with self._export_lock:
-            return export_plan(plan, self.out_dir, self.source_args)
+            full = dataclasses.replace(plan, run=self.run_with_reasons(plan_id))
+            return export_plan(full, self.out_dir, self.source_args)

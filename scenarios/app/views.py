@@ -117,14 +117,14 @@ def _forced(params: SolveParams, site_id: str, treatment_id: str) -> str | None:
 
 
 def with_flows_and_reasons(rows: list[dict[str, Any]], run: RunResult) -> list[dict[str, Any]]:
-    """Each hospital row with ``reason`` (why a lost role is lost and the price of keeping it),
+    """Each hospital row with ``has_reason`` (a lost role with a norm: the page asks why when
+    the hospital is opened, session.AppState.hospital_reasons; the plan carries no reasons),
     ``fragile`` and ``flows_out``: where its patients of today who change hospital go (the
     rows of flows.csv from this hospital and treatment), exactly as the CLI writes them."""
     reasons: dict[tuple[str, str], dict[str, Any]] = {}
     if run.hospital_changes is not None:
         for r in run.hospital_changes.itertuples(index=False):
             reasons[(r.site_id, r.intervention_id)] = {
-                "reason": getattr(r, "reason", None) or None,
                 "fragile": bool(getattr(r, "fragile", False)),
             }
     flows: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -137,7 +137,9 @@ def with_flows_and_reasons(rows: list[dict[str, Any]], run: RunResult) -> list[d
                 "max_extra_min": _round(f.max_extra_min, 6)})
     for row in rows:
         key = (row["site_id"], row["intervention_id"])
-        row.update(reasons.get(key, {"reason": None, "fragile": False}))
+        row.update(reasons.get(key, {"fragile": False}))
+        # the roles optimiser.reasons.lost_role_reasons explains: lost, with a norm
+        row["has_reason"] = row["status"] == "lost" and row["norm"] is not None
         row["flows_out"] = sorted(flows.get(key, []),
                                   key=lambda f: (-f["patients"], f["site_id"]))
     return rows

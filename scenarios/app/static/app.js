@@ -11,6 +11,9 @@ const S = {
   meta: null, region: null, layers: null, plan: null, previous: null,
   treatment: "all", colourBy: "extra", force: new Map(), busy: false, pending: null,
   solves: 0, plans: [], cmpPinned: false, viewBeforePopup: null,
+  // why a hospital loses treatments, asked for when its popup opens: "plan|site" ->
+  // {pending} | {rows} | {error}
+  reasons: new Map(),
 };
 // hospital names on the map: drawn where they do not overlap (bigger and changed ones first)
 const LABEL_HEIGHT_PX = 14;
@@ -230,13 +233,20 @@ function siteText(i, withButtons) {
 }
 
 // why a lost treatment is lost, fragile kept ones, and where this hospital's patients go
-// (the reason and flows.csv rows of the plan, as the CLI writes them)
+// (the reason and flows.csv rows of the plan, as the CLI writes them). The plan carries no
+// reasons: they are asked for when the popup opens (askReasons) and shown when they arrive.
 function siteWhy(rows) {
   let html = "";
   for (const r of rows) {
-    if (r.reason) {
-      html += `<p class="why" data-testid="reason"><b>${esc(t(r.intervention_name))}</b>: ` +
-        `${esc(r.reason)}</p>`;
+    if (r.has_reason) {
+      const asked = S.reasons.get(`${S.plan.id}|${r.site_id}`) || { pending: true };
+      const found = (asked.rows || []).find((x) => x.intervention_id === r.intervention_id);
+      html += `<p class="why${found ? "" : " pending"}" data-testid="${found ? "reason"
+        : asked.error ? "reason-error" : "reason-pending"}" ` +
+        `data-treatment="${esc(r.intervention_id)}"><b>${esc(t(r.intervention_name))}</b>: ` +
+        (found ? esc(found.reason) : asked.error
+          ? esc(t("could not work out why: {message}", { message: asked.error }))
+          : esc(t("working out why it loses this treatment…"))) + "</p>";
     }
     if (r.fragile) {
       html += `<p class="why fragile"><b>${esc(t(r.intervention_name))}</b>: ` +
@@ -281,6 +291,7 @@ function drawSites() {
     });
     marker.bindTooltip(() => siteText(i, false));
     marker.bindPopup(() => siteText(i, true), { maxWidth: 460 });
+    marker.on("popupopen", () => askReasons(i, marker));
     marker.addTo(siteLayer);
     const el = marker.getElement();
     if (el) { el.setAttribute("data-site-id", site.site_id); el.setAttribute("data-status", status); }
@@ -288,6 +299,27 @@ function drawSites() {
     site._rank = (["lost", "gained", "mixed", "loses_some"].includes(status) ? 1e9 : 0) + volume;
   });
   placeLabels();
+}
+
+// Why the hospital loses what it loses in the plan on screen: asked once per plan and
+// hospital (the server works it out by re-solving, seconds in a large region); the popup
+// shows "working out why" meanwhile and is redrawn when the answer comes, if still open.
+async function askReasons(i, marker) {
+  const plan = S.plan;
+  const site = S.layers.sites[i].site_id;
+  const key = `${plan.id}|${site}`;
+  const known = S.reasons.get(key);
+  if (!plan.hospitals.some((r) => r.site_index === i && r.has_reason) ||
+    (known && !known.error)) return;
+  S.reasons.set(key, { pending: true });
+  try {
+    const answer = await api(`/api/plans/${plan.id}/hospitals/` +
+      `${encodeURIComponent(site)}/reasons`);
+    S.reasons.set(key, { rows: answer.reasons });
+  } catch (error) {
+    S.reasons.set(key, { error: error.message }); // asked again when opened again
+  }
+  if (S.plan === plan && marker.isPopupOpen()) marker.getPopup().update();
 }
 
 function shortName(name) {

@@ -375,10 +375,15 @@ def test_export_writes_the_toml_and_the_cli_result(
             mine["patients"].sum(), abs=1e-5)
         row = changes[(changes["site_id"] == r["site_id"])
                       & (changes["intervention_id"] == r["intervention_id"])]
-        if r["status"] == "lost":
-            assert r["reason"] and r["reason"] == row["reason"].iloc[0]
+        assert r["has_reason"] == (r["status"] == "lost" and r["norm"] is not None)
+        if r["has_reason"]:  # asked for when the hospital is opened: the CLI's sentence
+            asked = client.get(f"/api/plans/{plan['id']}/hospitals/{r['site_id']}/reasons")
+            why = {w["intervention_id"]: w for w in asked.json()["reasons"]}
+            assert why[r["intervention_id"]]["reason"] == row["reason"].iloc[0]
+            assert why[r["intervention_id"]]["keep_moves_from"] == (
+                row["keep_moves_from"].fillna("").iloc[0])
         else:
-            assert r["reason"] is None
+            assert "reason" not in r and (row.empty or pd.isna(row["reason"].iloc[0]))
     scenario = load_scenario(folder / "plan.toml").expand()[0]
     assert scenario.params == PlanSettings(**plan["settings"]).solve_params()
     summary = json.loads((folder / "result" / "summary.json").read_text())
@@ -433,13 +438,13 @@ def test_what_if_steps_reuse_unchanged_treatments_and_equal_the_cli_byte_for_byt
             assert reuse["reused"] >= total - 1 and reuse["counts"]["cached"] >= 1
         assert plan["verification"]["violations"] == []
         fresh = solve_verified(instance, PlanSettings(**plan["settings"]).solve_params())
-        run = fresh_state.plan(plan["id"]).run
+        run = fresh_state.run_with_reasons(plan["id"])  # the reasons, worked out on request
         assert _csv_bytes(run, tmp_path / f"app-{n}") == _csv_bytes(fresh, tmp_path / f"cli-{n}")
         assert comparable_summary(run.summary) == comparable_summary(fresh.summary)
     exported = client.post(f"/api/plans/{plan['id']}/export", json={}).json()
     assert exported["exit_code"] == 0 and exported["same_as_app"], exported["differences"]
     result = tmp_path / "out" / exported["folder"] / "result"
-    mine = _csv_bytes(fresh_state.plan(plan["id"]).run, tmp_path / "app-last")
+    mine = _csv_bytes(fresh_state.run_with_reasons(plan["id"]), tmp_path / "app-last")
     assert set(mine) == {"assignments.csv", "flows.csv", "hospital_changes.csv",
                          "site_volumes.csv"}
     for name, content in mine.items():
@@ -476,6 +481,7 @@ ROUTES = {
     ("/", "GET"), ("/api/meta", "GET"), ("/api/regions/{region_id}/map", "GET"),
     ("/api/solve", "POST"), ("/api/plans", "GET"), ("/api/plans/{plan_id:int}", "GET"),
     ("/api/compare", "GET"), ("/api/plans/{plan_id:int}/export", "POST"), ("/static", None),
+    ("/api/plans/{plan_id:int}/hospitals/{site_id}/reasons", "GET"),
 }
 
 
@@ -502,8 +508,10 @@ def test_no_endpoint_accepts_a_path(
 ) -> None:
     evil = tmp_path / "evil"
     plan_id = default_plan["id"]
+    site = default_plan["hospitals"][0]["site_id"]
     for url in ("/", "/api/meta", f"/api/regions/{REGION}/map", "/api/plans",
-                f"/api/plans/{plan_id}", f"/api/compare?a={plan_id}&b={plan_id}"):
+                f"/api/plans/{plan_id}", f"/api/compare?a={plan_id}&b={plan_id}",
+                f"/api/plans/{plan_id}/hospitals/{site}/reasons"):
         sep = "&" if "?" in url else "?"
         for key in ("path", "out", "file", "folder", "data"):
             response = client.get(f"{url}{sep}{key}={evil}")
@@ -528,7 +536,9 @@ def test_no_endpoint_accepts_a_path(
     response = client.post(f"/api/plans/{plan_id}/export?out={evil}")
     assert response.status_code == 422
     for url in ("/api/regions/..%2F..%2Fetc/map", "/api/regions/%2Fetc%2Fpasswd/map",
-                "/static/../session.py", "/static/%2e%2e/session.py", "/api/plans/..%2F1"):
+                "/static/../session.py", "/static/%2e%2e/session.py", "/api/plans/..%2F1",
+                f"/api/plans/{plan_id}/hospitals/..%2F..%2Fetc%2Fpasswd/reasons",
+                f"/api/plans/{plan_id}/hospitals/%2Fetc%2Fpasswd/reasons"):
         assert client.get(url).status_code in (400, 404), url
     assert not evil.exists()
     assert all(p.parent == out_dir for p in out_dir.iterdir())

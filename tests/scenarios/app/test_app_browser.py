@@ -163,14 +163,25 @@ def test_plan_in_the_browser_then_export_and_resolve_with_the_cli(
             row = page.locator(f"#hospitals tbody tr[data-site-id='{site}']")
             assert row.get_attribute("data-status") == "lost"
             assert "close" in page.inner_text("#forced")
-            # its popup says why it loses the treatment and where its patients go
+            # its popup says why it loses the treatment and where its patients go; the plan
+            # came without reasons: the popup asks for this hospital's, once
+            assert page.evaluate("S.plan.hospitals.every(r => !('reason' in r))")
+            asked = [r for r in requests if "/reasons" in r]
             marker.dispatch_event("click")
             popup = page.locator(".leaflet-popup-content")
             popup.wait_for(timeout=TIMEOUT_MS)
-            assert "closed by the scenario" in popup.locator("[data-testid=reason]").inner_text()
+            reason = popup.locator(f"[data-testid=reason][data-treatment='{TREATMENT}']")
+            reason.wait_for(timeout=TIMEOUT_MS)
+            assert "closed by the scenario" in reason.inner_text()
+            assert popup.locator("[data-testid=reason-pending]").count() == 0
             assert popup.locator("[data-testid=flows-out] tr").count() >= 1
             assert "Where its patients go" in popup.inner_text()
             page.evaluate("map.closePopup()")
+            marker.dispatch_event("click")  # opened again: no second request
+            popup.locator("[data-testid=reason]").first.wait_for(timeout=TIMEOUT_MS)
+            page.evaluate("map.closePopup()")
+            assert [r for r in requests if "/reasons" in r][len(asked):] == [
+                f"{url}api/plans/{closed}/hospitals/{site}/reasons"]
             # how the plan was obtained: one treatment solved again, the others re-used
             reuse = page.inner_text("[data-testid=reuse]")
             match = re.search(r"re-used (\d+) of (\d+) treatments, solved (\d+) again", reuse)
@@ -746,7 +757,20 @@ def test_the_app_in_dutch_has_no_english_left(
                     .get_attribute("data-site-id")
                 page.locator(f"#map path.site-marker[data-site-id='{site}']") \
                     .dispatch_event("click")
-                page.locator(".leaflet-popup-content").wait_for(timeout=TIMEOUT_MS)
+                popup = page.locator(".leaflet-popup-content")
+                popup.wait_for(timeout=TIMEOUT_MS)
+                if status == "lost":  # why, asked for on opening: the server's Dutch sentence
+                    shown = popup.locator("[data-testid=reason]")
+                    shown.first.wait_for(timeout=TIMEOUT_MS)
+                    answer = page.evaluate(
+                        "site => api(`/api/plans/${S.plan.id}/hospitals/${site}/reasons`)", site)
+                    assert answer["reasons"]
+                    for why in answer["reasons"]:
+                        text = popup.locator(f"[data-testid=reason][data-treatment="
+                                             f"'{why['intervention_id']}']").inner_text()
+                        assert text.endswith(why["reason"]), (text, why)
+                    assert any(w in why["reason"] for why in answer["reasons"] for w in (
+                        "behouden", "haalt de norm niet", "geen plan", "gesloten door"))
                 assert _english_left(page, english) == [], status
                 page.evaluate("map.closePopup()")
             # a partial plan by confidence: its box and suggestions in Dutch
