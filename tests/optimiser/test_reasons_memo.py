@@ -105,3 +105,24 @@ def test_an_instance_that_is_gone_takes_its_reasons_along(midden: Instance) -> N
     del copied
     gc.collect()
     assert not any(key[0] == ident for key in reasons_module._MEMO._entries)
+
+
+def test_one_hospitals_reasons_are_its_rows_of_the_whole_list(
+        midden: Instance, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``site_ids`` (the app asks per hospital): exactly that hospital's reasons of the whole
+    list, worked out on separate instance copies (no memo shared), each component re-solved
+    only when the hospital loses one of its treatments."""
+    params = SolveParams(margin=0.1)
+    whole_instance = copy.deepcopy(midden)
+    whole = lost_role_reasons(whole_instance, params, solve(whole_instance, params))
+    by_site: dict[str, list] = {}
+    for r in whole:
+        by_site.setdefault(r.site_id, []).append(r)
+    assert len(by_site) >= 3
+    monkeypatch.setattr(reasons_module, "WhatIf", CountingWhatIf)
+    for site in [*sorted(by_site), midden.site_ids[0]]:
+        alone = copy.deepcopy(midden)
+        CountingWhatIf.made = []
+        mine = lost_role_reasons(alone, params, solve(alone, params), site_ids=[site])
+        assert _plain(mine) == _plain(by_site.get(site, []))
+        assert len(CountingWhatIf.made) == len({r.intervention_id for r in mine})
