@@ -204,6 +204,16 @@ def _component_key(params: SolveParams, ids: set[str], roles: list[tuple[int, in
                  [(s, t, bool(closed[s, t])) for s, t in roles]))
 
 
+def _lost(instance: Instance, keep: np.ndarray, site_ids: Collection[str] | None
+          ) -> np.ndarray:
+    """(site, treatment) roles with a norm provided today and not kept (of ``site_ids``)."""
+    lost = (instance.baseline_volume > 0) & ~keep & ~np.isnan(instance.norm_matrix())
+    if site_ids is not None:
+        wanted = set(site_ids)
+        lost &= np.array([s in wanted for s in instance.site_ids], dtype=bool)[:, None]
+    return lost
+
+
 def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solution, *,
                       site_ids: Collection[str] | None = None) -> list[RoleReason]:
     """A :class:`RoleReason` for every role with a norm that ``solution`` loses, sorted by
@@ -215,12 +225,8 @@ def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solutio
     other roles are asked for, so it is the same as in the whole list."""
     if solution.flow is None or solution.keep is None:
         return []
-    norms = instance.norm_matrix()
     required = required_matrix(instance, params)
-    lost = (instance.baseline_volume > 0) & ~solution.keep & ~np.isnan(norms)
-    if site_ids is not None:
-        wanted = set(site_ids)
-        lost &= np.array([s in wanted for s in instance.site_ids], dtype=bool)[:, None]
+    lost = _lost(instance, solution.keep, site_ids)
     solved = {tid for entry in solution.subproblems for tid in entry.get("treatments", ())
               if SolveStatus(entry.get("status", SolveStatus.ERROR)).solved}
     if not solution.subproblems:
