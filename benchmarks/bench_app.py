@@ -32,7 +32,7 @@ JSON encoding of its answer. Per change: process CPU (user + system, all threads
 seconds, and the exclusive CPU of each part (solve, verify, reasons, nearest settings, views,
 json); per region and change the median and p100 over the repeats; the load average. With an
 app that says why a hospital loses a treatment on request (``AppState.hospital_reasons``), also
-the CPU of opening each hospital with a lost role after each change.
+the CPU of opening each hospital with a lost role after each change (first repeat only).
 """
 
 from __future__ import annotations
