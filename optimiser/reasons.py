@@ -1,10 +1,11 @@
 """Why a hospital loses a treatment, and what keeping it would cost: exact, by re-solving.
 
 For every lost role (a hospital that provides a treatment with a norm today and not in the
-plan) the plan is solved again with that role forced open, through a what-if session
-(optimiser/whatif.py, ``same_as_fresh``: each answer is a fresh solve's) of the role's
-independent sub-problem (its treatment, or the treatments coupled to it). Comparing the two
-optima gives the price in the planner's units:
+plan) the plan is solved again with that role forced open: a fresh solve of the role's
+independent sub-problem (its treatment, or the treatments coupled to it), against the fresh
+solve of that sub-problem as the scenario has it (what a ``same_as_fresh`` what-if session
+answers, optimiser/whatif.py). Comparing the two optima gives the price in the planner's
+units:
 
 * ``keep_feasible``: whether any plan keeps the role (False: no plan reaches the required
   volume there, or keeping it breaks another rule; the diagnosis says which);
@@ -15,7 +16,7 @@ optima gives the price in the planner's units:
 * ``keep_closes``: hospitals (ids) that would lose the treatment instead.
 
 :attr:`RoleReason.codes` says why, as codes (``REASON_CODES``): first whether the scenario closes
-it (``force_close``; keeping it then means undoing that, which :meth:`WhatIf.force_keep` does),
+it (``force_close``; keeping it then means undoing that, as :meth:`WhatIf.force_keep` does),
 then whether the hospital can reach its required volume with its own patients of today, then
 the price. The optimiser says no words: the sentence, in the run's language, is
 scenarios' (``herschik.scenarios.reason_words``).
@@ -29,6 +30,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -36,12 +38,12 @@ from .decomposition import treatment_components
 from .formulation import force_masks, required_matrix
 from .instance import Instance
 from .kpis import displacement_kpis
-from .params import SolveParams
+from .params import SiteTreatment, SolveParams
 from .solution import Solution
+from .solve import solve
 from .status import SolveStatus
 from .tolerances import BELOW_NORM_TOL
 from .transfers import NO_SITE, transfers
-from .whatif import WhatIf
 
 #: why a role is lost, in the order :attr:`RoleReason.codes` lists them
 REASON_CODES: tuple[str, ...] = (
@@ -142,19 +144,21 @@ def _price(sub: Instance, base: Solution, forced: Solution, s: int, t: int,
 
 
 class _ReasonMemo:
-    """The reasons of one component already worked out in this process, per instance.
+    """The reasons of one component already worked out in this process, per instance (and,
+    in a second memo, the component's plan they are priced against).
 
     A component's reasons are a function of the instance, the component, the parameters that
-    reach its model and its lost roles: the re-solves are fresh solves (``same_as_fresh``),
-    deterministic. The what-if app computes the reasons after every change; a component the
-    change did not touch gets its reasons back instead of one re-solve per lost role. Keyed by
-    the instance object itself (weakly: an instance that is gone takes its entries along)."""
+    reach its model and its lost roles: the re-solves are fresh solves, deterministic. A
+    component the change did not touch gets its reasons back instead of one re-solve per lost
+    role; the app, which asks per hospital, gets the component's plan back instead of solving
+    it again for every hospital. Keyed by the instance object itself (weakly: an instance that
+    is gone takes its entries along). Entries are copies (never shared with a caller)."""
 
     def __init__(self) -> None:
         # re-entrant: an instance collected while the lock is held (a garbage collection
         # inside put) calls _forget on the same thread
         self._lock = threading.RLock()
-        self._entries: OrderedDict[tuple[int, str], list[RoleReason]] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, str], Any] = OrderedDict()
         self._instances: dict[int, weakref.ref[Instance]] = {}
 
     def _forget(self, ident: int) -> None:
@@ -163,7 +167,7 @@ class _ReasonMemo:
             for key in [k for k in self._entries if k[0] == ident]:
                 del self._entries[key]
 
-    def get(self, instance: Instance, key: str) -> list[RoleReason] | None:
+    def get(self, instance: Instance, key: str) -> Any:
         with self._lock:
             ref = self._instances.get(id(instance))
             if ref is None or ref() is not instance:
@@ -173,7 +177,7 @@ class _ReasonMemo:
                 self._entries.move_to_end((id(instance), key))
             return copy.deepcopy(found)
 
-    def put(self, instance: Instance, key: str, reasons: list[RoleReason]) -> None:
+    def put(self, instance: Instance, key: str, reasons: Any) -> None:
         with self._lock:
             ident = id(instance)
             ref = self._instances.get(ident)
@@ -186,6 +190,28 @@ class _ReasonMemo:
 
 
 _MEMO = _ReasonMemo()
+#: the plan of each component whose reasons were worked out (key: its roles left out)
+_BASES = _ReasonMemo()
+
+
+def _forced_open(params: SolveParams, site_id: str, treatment_id: str) -> SolveParams:
+    """``params`` with the role forced open (any forcing of that pair replaced), exactly as
+    :meth:`WhatIf.force_keep` makes them."""
+    pair = SiteTreatment(site_id=site_id, intervention_id=treatment_id)
+    keep = [p for p in params.force_keep if p != pair] + [pair]
+    close = [p for p in params.force_close if p != pair]
+    return SolveParams.model_validate({**params.model_dump(), "force_keep": keep,
+                                       "force_close": close})
+
+
+def _component_plan(instance: Instance, sub: Instance, params: SolveParams, key: str
+                    ) -> Solution:
+    """The fresh solve of a component's own instance ``sub`` (remembered per ``key``)."""
+    base = _BASES.get(instance, key)
+    if base is None:
+        base = solve(sub, params, max_workers=1)
+        _BASES.put(instance, key, base)
+    return base
 
 
 def _component_key(params: SolveParams, ids: set[str], roles: list[tuple[int, int]],
@@ -247,9 +273,10 @@ def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solutio
             continue
         found: list[RoleReason] = []
         sub = instance.with_treatments(comp)
-        session = WhatIf(sub, params_for_treatments(params, ids), max_workers=1,
-                         same_as_fresh=True)
-        base = session.solution
+        sub_params = params_for_treatments(params, ids)
+        # each answer is a fresh solve (what a same_as_fresh what-if session gives)
+        base = _component_plan(instance, sub, sub_params,
+                               _component_key(sub_params, ids, [], closed))
         if base.flow is None:  # cannot happen for a solved component; nothing to compare
             continue
         for s, t in roles:
@@ -258,13 +285,13 @@ def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solutio
             reason = RoleReason(instance.site_ids[s], tid, float(instance.baseline_volume[s, t]),
                                 float(required[s, t]), keep_feasible=False,
                                 forced_closed=bool(closed[s, t]))
-            forced = session.force_keep(instance.site_ids[s], tid)
+            forced = solve(sub, _forced_open(sub_params, instance.site_ids[s], tid),
+                           max_workers=1)
             if forced.feasible:
                 reason.keep_feasible = True
                 _price(sub, base, forced, s, t_sub, reason)
             else:
                 reason.infeasible_reason = str((forced.diagnosis or {}).get("reason", "")) or None
-            session.release(instance.site_ids[s], tid)
             found.append(reason)
         _MEMO.put(instance, key, found)
         reasons += found
