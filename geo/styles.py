@@ -259,6 +259,8 @@ def write_layer_styles(gpkg: str | Path, max_patients: dict[str, float]) -> None
     """Add ``layer_styles`` (one default style per result layer) to a GeoPackage."""
     styles = result_styles(max_patients)
     with sqlite3.connect(str(gpkg)) as db:
+        # a temporary file, fsynced once by its writer before it is moved into place
+        db.execute("PRAGMA synchronous = OFF")
         db.execute(_CREATE)
         db.execute("DELETE FROM layer_styles")
         for style in styles:

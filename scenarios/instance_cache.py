@@ -12,7 +12,6 @@ from typing import Any
 
 from herschik.geo.schema import DATA_DIR
 from herschik.optimiser.instance import Instance
-from herschik.scenarios.assemble import build_instance
 
 from herschik.derived_cache import cached, entry_key, file_digest, folder_digest
 
@@ -48,6 +47,9 @@ def cached_build_instance(
 
 
 def _build(dataset: Any, region_id: str, network: Any) -> Instance:
-    # the assembly (scipy.optimize, the road network) is loaded only on a cache miss
+    # the assembly (scipy.optimize, scipy.spatial, networkx and the road network: ~0.5 s of
+    # CPU) is loaded only on a cache miss, a lazy import on purpose (docs/decisions/imports.md;
+    # tests/herschik/test_derived_cache.py checks that a warm solve does not load it)
+    from herschik.scenarios.assemble import build_instance
 
     return build_instance(dataset, region_id, network=network)

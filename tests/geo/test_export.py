@@ -12,22 +12,29 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import herschik.geo.export as export
 import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
 import shapely
+from herschik.geo.dataset import load_dataset
 from herschik.geo.export import (
     AREAS_LAYER_COLUMNS,
     ASSIGNMENT_COLUMNS,
     SITE_VOLUME_COLUMNS,
     SITES_LAYER_COLUMNS,
+    _filled_text,
+    _text_or_empty,
     areas_geodataframe,
     write_results_geojson,
     write_results_gpkg,
 )
+from herschik.optimiser.params import SolveParams
+from herschik.scenarios.assemble import build_instance
 from herschik.scenarios.outputs import write_run_outputs
 from herschik.scenarios.report.workbook import read_results_xlsx, write_results_xlsx
+from herschik.scenarios.run import solve_verified
 from shapely.geometry import MultiPolygon
 
 
@@ -285,3 +292,48 @@ def test_end_to_end_example_solve(tmp_path: Path) -> None:
     assert html_text.count('src="data:image/png;base64,') == len(changed & with_patients) + 2 \
         + 1 + fan_charts
     assert summary["status"] in ("optimal", "feasible")
+
+
+# --- the fast paths write what the plain ones wrote (issue 23 goal 4) -------------------------
+
+TEXT_COLUMNS = [
+    pd.Series(["a", "b"], dtype=object), pd.Series(["a", "b"]), pd.Series(["a", None]),
+    pd.Series(["a", np.nan], dtype=object), pd.Series([1, 2]), pd.Series([], dtype=object),
+    pd.Series([], dtype=float), pd.Series([np.nan, np.nan]), pd.Series(["x", pd.NA], dtype=object),
+    pd.Series(["a", "b"], dtype="string"), pd.Series(["a", None], dtype="string"),
+    pd.Series(["ü", "b"], dtype=object, index=[5, 3]), pd.Series([None, None], dtype=object),
+    pd.Series(["a", 1.5, None], dtype=object), pd.Series([True, False]),
+]
+
+
+@pytest.mark.parametrize("column", TEXT_COLUMNS, ids=lambda c: f"{c.dtype}-{list(c)}")
+def test_filled_text_is_the_per_value_map(column: pd.Series) -> None:
+    pd.testing.assert_series_equal(_filled_text(column), column.map(_text_or_empty))
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    """A real solve of the example region (tables as the optimiser builds them)."""
+    dataset = load_dataset("example")
+    run = solve_verified(build_instance(dataset, "example"), SolveParams(), reasons=False)
+    return run, dataset
+
+
+def test_gpkg_bytes_equal_the_plain_writers(tmp_path: Path, example_run,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """results.gpkg with SQLite's syncs off and text columns filled without a call per value
+    is, byte for byte, the file of GDAL's defaults and the per-value map: a change of the
+    fast paths that changed a byte fails here."""
+    run, dataset = example_run
+    areas = _gdf(dataset)
+    fast = write_results_gpkg(tmp_path / "fast.gpkg", run.site_volumes, run.assignments,
+                              dataset.sites, areas, run.flows)
+    monkeypatch.setattr(export, "_filled_text", lambda column:
+                        column.map(export._text_or_empty))
+    monkeypatch.setattr(export, "_GPKG_WRITE_OPTIONS",
+                        {"OGR_CURRENT_DATE": export._GPKG_WRITE_OPTIONS["OGR_CURRENT_DATE"]})
+    plain = write_results_gpkg(tmp_path / "plain.gpkg", run.site_volumes, run.assignments,
+                               dataset.sites, areas, run.flows)
+    assert len(run.assignments) > 100 and fast.stat().st_size > 100_000
+    assert fast.read_bytes() == plain.read_bytes()
+    assert pyogrio.get_gdal_config_option("OGR_SQLITE_SYNCHRONOUS") is None  # restored

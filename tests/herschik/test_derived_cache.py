@@ -174,7 +174,7 @@ def test_folder_digest_sees_names_and_bytes(tmp_path: Path) -> None:
 def test_cached_instance_equals_the_built_one(
     own_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import herschik.scenarios.instance_cache as instance_cache
+    import herschik.scenarios.assemble as assemble
 
     dataset = load_dataset("example")
     digest = folder_digest(EXAMPLE_DIR)
@@ -183,7 +183,7 @@ def test_cached_instance_equals_the_built_one(
     def must_not_build(*args: object, **kwargs: object) -> None:
         raise AssertionError("built although cached")
 
-    monkeypatch.setattr(instance_cache, "build_instance", must_not_build)
+    monkeypatch.setattr(assemble, "build_instance", must_not_build)
     hit = cached_build_instance(dataset, "example", source_digest=digest)
     for field in ("demand", "travel_min", "baseline_volume", "baseline_flow"):
         np.testing.assert_array_equal(getattr(built, field), getattr(hit, field))
@@ -420,6 +420,40 @@ def test_regions_from_the_cache_loads_no_heavy_library(own_cache: Path) -> None:
     rows = json.loads(warm)
     assert {r["region_id"] for r in rows} >= {"midden", "noordoost"}
     assert all(r["areas"] > 0 and r["sites"] > 0 for r in rows)
+
+
+#: what a cache miss needs and a warm ``solve`` must not load: the assembly (road network,
+#: travel times, the baseline LP) and the map drawing
+MISS_ONLY = ("herschik.scenarios.assemble", "herschik.geo.network", "networkx",
+             "scipy.spatial", "scipy.optimize", "matplotlib")
+
+
+def test_a_warm_solve_loads_neither_the_assembly_nor_the_map_drawing(
+    tmp_path: Path, own_cache: Path
+) -> None:
+    # regression: hoisting instance_cache's import of the assembly to the module's top made
+    # every solve load networkx and scipy.spatial (~0.5 s of CPU) although the instance came
+    # from the cache
+    code = (
+        "import sys, json\n"
+        "from herschik.scenarios.cli.main import main\n"
+        "code = main(sys.argv[1:])\n"
+        f"print(json.dumps([code, [m for m in {MISS_ONLY!r} if m in sys.modules]]), "
+        "file=sys.stderr)\n"
+    )
+    loaded = []
+    for run in ("cold", "warm"):
+        done = subprocess.run(
+            [sys.executable, "-c", code, "solve", "--region", "example", "--out",
+             str(tmp_path / run)], capture_output=True, text=True, timeout=600, check=False,
+            env={**__import__("os").environ, "HERSCHIK_CACHE_DIR": str(own_cache)})
+        exit_code, modules = json.loads(done.stderr.strip().splitlines()[-1])
+        assert exit_code == 0, done.stderr
+        loaded.append(modules)
+    assert set(loaded[0]) == set(MISS_ONLY)  # the miss built the instance and drew the maps
+    assert loaded[1] == []
+    assert (tmp_path / "warm" / "results.gpkg").read_bytes() == \
+        (tmp_path / "cold" / "results.gpkg").read_bytes()
 
 
 def test_help_loads_no_heavy_library(own_cache: Path) -> None:
