@@ -37,13 +37,17 @@ class Algorithms:
     #: Lagrangian bound, interchange incumbent and reduced-cost fixing before HiGHS
     #: (optimiser/large_keepsets.py)
     lagrangian_keep_sets: bool = True
+    #: one-treatment models with more keep decisions than the keep-set search enumerates and
+    #: norms that bind: our own branch and bound on column-generated per-pair LPs before
+    #: HiGHS (optimiser/norm_keepsets.py)
+    norm_keep_sets: bool = True
 
 
 #: every algorithm on: what ``solve`` uses when it is given none
 DEFAULT_ALGORITHMS = Algorithms()
 #: HiGHS' (or CBC's) branch and bound only: no keep-set search and no Hall test
 BRANCH_AND_BOUND_ONLY = Algorithms(keep_set_search=False, hall_test=False,
-                                   lagrangian_keep_sets=False)
+                                   lagrangian_keep_sets=False, norm_keep_sets=False)
 
 
 #: the p-median class with more candidate sites than this goes to HiGHS on per-pair rows

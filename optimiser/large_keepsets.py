@@ -87,7 +87,10 @@ class _Model:
         return int(self.required.shape[0])
 
 
-def _read(arrays: MipArrays, binding_norms: bool = False) -> _Model | None:
+def _read(arrays: MipArrays, binding_norms: bool = False,
+          min_keep: int = MAX_KEEP_DECISIONS + 1) -> _Model | None:
+    """The model, or None outside it; with fewer than ``min_keep`` keep decisions (outside
+    the p-median class) None too: the keep-set search enumerates those."""
     if arrays.linking != "per_pair" and not binding_norms:
         return None  # outside the p-median class: see solve_by_lagrangian
     if (len(arrays.treatments) != 1 or arrays.n_x == 0 or arrays.conflicts
@@ -95,7 +98,7 @@ def _read(arrays: MipArrays, binding_norms: bool = False) -> _Model | None:
         return None
     y_lo, y_hi = arrays.col_lower[arrays.y_slice()], arrays.col_upper[arrays.y_slice()]
     openable = np.nonzero(y_hi == 1.0)[0]
-    if openable.shape[0] <= MAX_KEEP_DECISIONS and arrays.linking != "per_pair":
+    if openable.shape[0] < min_keep and arrays.linking != "per_pair":
         return None  # the keep-set search enumerates these
     parsed = read_keep_set_model(arrays)
     if (parsed is None or parsed.demand_row is None or parsed.demand is None

@@ -24,6 +24,7 @@ from .formulation import MipArrays
 from .instance import Instance
 from .keepset_search import KEEP_SET_SEARCH, solve_by_keep_sets
 from .large_keepsets import LAGRANGIAN_KEEPSETS, solve_by_lagrangian
+from .norm_keepsets import NORM_KEEPSETS, solve_by_norm_branching
 from .params import SolveParams
 from .solution import Solution
 from .status import SolveStatus
@@ -130,6 +131,12 @@ def run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
                                     HIGHS_MIP_OPTIONS, start, presolve)
         if large is not None:
             return proven(large), notes
+    if params.solver == "highs" and algorithms.norm_keep_sets:
+        # many keep decisions and binding norms (optimiser/norm_keepsets.py)
+        branched = solve_by_norm_branching(arrays, params.mip_gap, params.time_limit,
+                                           stop if stop is not None else INTERRUPT, start)
+        if branched is not None:
+            return proven(branched), notes
     highs_undecided: str | None = None  # HiGHS ran on the model but reached no verdict
     if params.solver == "highs":
         result, highs_undecided = _try_highs(arrays, params, threads, start, stop, presolve,
@@ -223,3 +230,5 @@ def note_algorithm(report: SolveReport, *results: BackendResult) -> None:
         report.algorithm = KEEP_SET_SEARCH
     elif results and all(r.message == LAGRANGIAN_KEEPSETS for r in results):
         report.algorithm = LAGRANGIAN_KEEPSETS
+    elif results and all(r.message == NORM_KEEPSETS for r in results):
+        report.algorithm = NORM_KEEPSETS
