@@ -56,6 +56,8 @@ MAX_NODES = 20_000
 FIRST_PAIRS = 3
 #: a keep set {y >= 0.5} is evaluated at the root and every this many nodes
 ROUND_EVERY = 10
+#: after branching, solve the child y leans to next (its LP starts from its parent's basis)
+DIVE = True
 
 
 class _Undecided(Exception):
@@ -195,9 +197,13 @@ def solve_by_norm_branching(arrays: MipArrays, mip_gap: float, time_limit: float
         (-np.inf, 0, model.must.copy(), np.zeros(k, dtype=bool))]
     counter, nodes = 1, 0
     pruned_bound = np.inf  # least bound of the nodes closed by the requested gap
+    dive: tuple[float, int, np.ndarray, np.ndarray] | None = None
     try:
-        while heap:
-            bound, _, must, banned = heapq.heappop(heap)
+        while heap or dive is not None:
+            if dive is not None:
+                (bound, _, must, banned), dive = dive, None
+            else:
+                bound, _, must, banned = heapq.heappop(heap)
             if bound >= _prune_limit(best, mip_gap):
                 pruned_bound = min(pruned_bound, bound)
                 continue
@@ -241,8 +247,12 @@ def solve_by_norm_branching(arrays: MipArrays, mip_gap: float, time_limit: float
             for side in (False, True):
                 child_must, child_banned = lagr.must.copy(), lagr.banned.copy()
                 (child_must if side else child_banned)[j] = True
-                heapq.heappush(heap, (value, counter, child_must, child_banned))
+                child = (value, counter, child_must, child_banned)
                 counter += 1
+                if side == (y[j] >= 0.5) and DIVE:
+                    dive = child  # next, on the warm LP (the side y leans to)
+                else:
+                    heapq.heappush(heap, child)
     except _Undecided:
         return None
     if incumbent is None:

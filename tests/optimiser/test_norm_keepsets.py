@@ -1,0 +1,190 @@
+"""optimiser/norm_keepsets.py: our own branch and bound for many keep decisions with norms that
+bind (national kidney_systemic: 72 hospitals, norm 50). Checked against the independent
+brute-force reference (tests/support/bruteforce.py: every keep set, scipy LPs) on small random
+models (the method is called on them with ``min_keep=1``; in ``solve`` it only takes models
+with more than 20 keep decisions), against HiGHS' and CBC's branch and bound on medium ones
+(ties on a grid, weights over six decades, travel times up to 1,400 minutes), and through
+``solve`` with the verifier, the switch and a known start."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from herschik.optimiser.algorithms import BRANCH_AND_BOUND_ONLY, Algorithms
+from herschik.optimiser.formulation import build_arrays
+from herschik.optimiser.instance import Instance, Treatment
+from herschik.optimiser.norm_keepsets import NORM_KEEPSETS, solve_by_norm_branching
+from herschik.optimiser.params import SiteTreatment, SolveParams
+from herschik.optimiser.solve import solve
+from herschik.optimiser.verify import verify
+
+from tests.support.bruteforce import reference
+from tests.support.instances import pmedian_instance
+
+
+def _instance(n_areas: int, n_sites: int, seed: int, kept: float, grid: bool = False,
+              weight_range: tuple[float, float] = (1.0, 21.0), scale: float = 1.0
+              ) -> Instance:
+    """Random points (or a coarse grid: many tied travel times), a norm of the total patients
+    over ``kept`` sites: with fewer than ``kept`` sites the norms bind hard."""
+    rng = np.random.default_rng(seed)
+    if grid:
+        areas = rng.integers(0, 6, size=(n_areas, 2)).astype(float)
+        sites = rng.integers(0, 6, size=(n_sites, 2)).astype(float)
+        cost = np.abs(areas[:, None, :] - sites[None, :, :]).sum(axis=2) * 10.0
+    else:
+        areas = rng.uniform(0, 100, size=(n_areas, 2))
+        sites = rng.uniform(0, 100, size=(n_sites, 2))
+        cost = np.sqrt(((areas[:, None, :] - sites[None, :, :]) ** 2).sum(axis=2))
+    lo, hi = weight_range
+    weights = np.round(np.exp(rng.uniform(np.log(lo), np.log(hi), size=n_areas)), 4)
+    inst = pmedian_instance(cost * scale, weights)
+    norm = round(float(weights.sum()) / kept, 4)
+    return Instance(**{**inst.__dict__, "treatments": (Treatment(id="T", norm=norm),)})
+
+
+def _meets_rows(arrays, x: np.ndarray) -> bool:
+    activity = arrays.A @ x
+    tol = 1e-6 * np.maximum(1.0, np.abs(activity))
+    return bool(np.all(activity >= arrays.row_lower - tol)
+                and np.all(activity <= arrays.row_upper + tol)
+                and np.all(x >= arrays.col_lower - 1e-9) and np.all(x <= arrays.col_upper + 1e-9))
+
+
+def _small_params(rng: np.random.Generator, inst: Instance) -> SolveParams:
+    kw: dict = {"objective": "travel", "mip_gap": 1e-9, "allow_new_providers": True}
+    draw = int(rng.integers(0, 4))
+    if draw == 1:
+        kw["max_providers"] = {"T": int(rng.integers(2, 4))}
+    elif draw == 2:
+        kw["force_keep"] = [SiteTreatment(site_id="S0", intervention_id="T")]
+        kw["force_close"] = [SiteTreatment(site_id="S1", intervention_id="T")]
+    elif draw == 3:
+        finite = inst.travel_min[np.isfinite(inst.travel_min)]
+        kw["max_travel"] = min(float(np.quantile(finite, 0.7)), 1440.0)
+    if rng.random() < 0.3:
+        kw["margin"] = 0.2
+    return SolveParams(**kw)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_small_models_match_brute_force(seed: int) -> None:
+    """5-9 keep decisions, 12-40 areas, norms for 2-4 kept sites; provider caps, forced keeps
+    and closures, travel limits, margins; ties on a grid and weights over six decades."""
+    rng = np.random.default_rng(500 + seed)
+    inst = _instance(int(rng.integers(12, 41)), int(rng.integers(5, 10)), seed,
+                     kept=float(rng.uniform(2.0, 4.5)), grid=seed % 3 == 0,
+                     weight_range=(1e-3, 1e3) if seed % 4 == 1 else (1.0, 21.0),
+                     scale=10.0 if seed % 5 == 2 else 1.0)
+    params = _small_params(rng, inst)
+    expected = reference(inst, params, "travel")
+    arrays = build_arrays(inst, params, [0])
+    res = solve_by_norm_branching(arrays, 1e-9, min_keep=1)
+    if expected is None:
+        # no plan: the method proves nothing and leaves the verdict to the MIP solver
+        assert res is None
+        return
+    assert res is not None and res.status == "optimal" and res.x is not None
+    assert res.message == NORM_KEEPSETS
+    assert res.objective == pytest.approx(expected[0], rel=1e-7, abs=1e-6)
+    assert res.bound is not None and res.bound <= expected[0] * (1 + 1e-7) + 1e-6
+    assert _meets_rows(arrays, res.x)
+    assert float(arrays.c @ res.x + arrays.offset) == pytest.approx(res.objective, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_medium_models_match_highs_and_cbc(seed: int) -> None:
+    """60-120 areas x 22-30 sites (more than the keep-set search enumerates): ``solve`` uses
+    the method; HiGHS' branch and bound alone (and CBC on two) finds the same optimum;
+    degenerate (grid) and extreme (weights 1e-3..1e3, travel x 10) draws included."""
+    rng = np.random.default_rng(600 + seed)
+    inst = _instance(int(rng.integers(60, 121)), int(rng.integers(22, 31)), seed,
+                     kept=float(rng.uniform(4.0, 9.0)), grid=seed % 3 == 0,
+                     weight_range=(1e-3, 1e3) if seed == 1 else (1.0, 21.0),
+                     scale=10.0 if seed == 4 else 1.0)
+    params = SolveParams(objective="travel", mip_gap=1e-7, allow_new_providers=True,
+                         max_travel=None if seed != 2 else 70.0)
+    sol = solve(inst, params)
+    assert sol.status == "optimal"
+    assert sol.subproblems[0]["algorithm"] == NORM_KEEPSETS
+    assert verify(sol, inst, params) == []
+    highs = solve(inst, params, algorithms=BRANCH_AND_BOUND_ONLY)
+    assert highs.status == "optimal"
+    assert highs.subproblems[0].get("algorithm") != NORM_KEEPSETS
+    assert sol.objective == pytest.approx(highs.objective, rel=1e-6)
+    if seed < 2:
+        cbc = solve(inst, params.model_copy(update={"solver": "cbc"}),
+                    algorithms=BRANCH_AND_BOUND_ONLY)
+        assert cbc.status == "optimal"
+        assert sol.objective == pytest.approx(cbc.objective, rel=1e-6)
+
+
+def test_switch_off_leaves_the_model_to_highs() -> None:
+    inst = _instance(80, 24, 7, kept=6.0)
+    params = SolveParams(objective="travel", mip_gap=1e-7, allow_new_providers=True)
+    sol = solve(inst, params)
+    assert sol.subproblems[0]["algorithm"] == NORM_KEEPSETS
+    off = solve(inst, params, algorithms=Algorithms(norm_keep_sets=False))
+    assert off.subproblems[0].get("algorithm") != NORM_KEEPSETS
+    assert off.objective == pytest.approx(sol.objective, rel=1e-6)
+    assert not BRANCH_AND_BOUND_ONLY.norm_keep_sets
+
+
+def test_providers_phase2_uses_it() -> None:
+    """The providers objective's phase 2 (least travel with at least the most kept pairs):
+    a floor on the keep count, read as a cap; same optimum as branch and bound alone."""
+    inst = _instance(70, 23, 3, kept=5.0)
+    params = SolveParams(objective="providers", mip_gap=1e-7, allow_new_providers=True)
+    sol = solve(inst, params)
+    highs = solve(inst, params, algorithms=BRANCH_AND_BOUND_ONLY)
+    assert sol.status == highs.status == "optimal"
+    assert verify(sol, inst, params) == []
+    assert sol.objective == pytest.approx(highs.objective)
+    travel = [float(np.einsum("ast,as->", s.flow, inst.travel_min)) for s in (sol, highs)]
+    assert travel[0] == pytest.approx(travel[1], rel=1e-6)
+
+
+def test_a_known_plan_is_the_first_incumbent_and_a_broken_one_is_ignored() -> None:
+    inst = _instance(60, 22, 11, kept=5.0)
+    params = SolveParams(objective="travel", mip_gap=1e-9, allow_new_providers=True)
+    arrays = build_arrays(inst, params, [0])
+    plain = solve_by_norm_branching(arrays, 1e-9)
+    assert plain is not None and plain.x is not None and plain.status == "optimal"
+    again = solve_by_norm_branching(arrays, 1e-9, start=plain.x)
+    assert again is not None and again.objective == pytest.approx(plain.objective, rel=1e-12)
+    broken = plain.x.copy()
+    closed = arrays.y_start + int(np.argmin(plain.x[arrays.y_slice()]))
+    site = arrays.y_site[closed - arrays.y_start]
+    broken[arrays.x_start + int(np.nonzero(arrays.x_site == site)[0][0])] += 5.0
+    ignored = solve_by_norm_branching(arrays, 1e-9, start=broken)
+    assert ignored is not None and ignored.objective == pytest.approx(plain.objective,
+                                                                       rel=1e-12)
+    assert _meets_rows(arrays, ignored.x)
+
+
+def test_a_stopped_search_reports_a_valid_bound_not_optimal() -> None:
+    """Stopped at once (time limit 0) with a start: ``feasible``, its bound below the
+    optimum; never ``optimal`` unless closed."""
+    inst = _instance(90, 26, 5, kept=7.0)
+    params = SolveParams(objective="travel", mip_gap=1e-9, allow_new_providers=True)
+    arrays = build_arrays(inst, params, [0])
+    full = solve_by_norm_branching(arrays, 1e-9)
+    assert full is not None and full.status == "optimal"
+    worse = full.x.copy()
+    stopped = solve_by_norm_branching(arrays, 1e-9, time_limit=0.0, start=worse)
+    assert stopped is not None and stopped.status == "feasible"
+    assert stopped.bound is None or stopped.bound <= full.objective * (1 + 1e-9)
+
+
+def test_not_covered_models_return_none() -> None:
+    """Capacities (a family it does not read), 20 or fewer keep decisions (the keep-set
+    search's), and the p-median class (large_keepsets.py's): None."""
+    inst = _instance(50, 24, 3, kept=5.0)
+    capped = SolveParams(objective="travel", allow_new_providers=True, capacity=[
+        {"site_id": "S2", "intervention_id": "T", "max_patients": 100.0}])
+    assert solve_by_norm_branching(build_arrays(inst, capped, [0]), 1e-4) is None
+    small = _instance(50, 12, 3, kept=5.0)
+    plain = SolveParams(objective="travel", allow_new_providers=True)
+    assert solve_by_norm_branching(build_arrays(small, plain, [0]), 1e-4) is None
+    assert solve_by_norm_branching(build_arrays(inst, plain, [0], linking="per_pair"),
+                                   1e-4) is None
