@@ -186,88 +186,114 @@ def solve_by_norm_branching(arrays: MipArrays, mip_gap: float, time_limit: float
         import highspy
     except ImportError:
         return None
-    lp = _PairLP(model, highspy)
-    lagr = _Lagrangian(model)
-    incumbent = _known_plan(model, arrays, start)
-    best = np.inf if incumbent is None else incumbent[0]
+    search = _Search(model, arrays, _PairLP(model, highspy), mip_gap)
+    search.consider(_known_plan(model, arrays, start))
     deadline = None if time_limit is None else started + time_limit
-    k = model.k
-    lower0 = model.must.astype(float)
-    heap: list[tuple[float, int, np.ndarray, np.ndarray]] = [
-        (-np.inf, 0, model.must.copy(), np.zeros(k, dtype=bool))]
-    counter, nodes = 1, 0
-    pruned_bound = np.inf  # least bound of the nodes closed by the requested gap
-    dive: tuple[float, int, np.ndarray, np.ndarray] | None = None
     try:
-        while heap or dive is not None:
-            if dive is not None:
-                (bound, _, must, banned), dive = dive, None
-            else:
-                bound, _, must, banned = heapq.heappop(heap)
-            if bound >= _prune_limit(best, mip_gap):
-                pruned_bound = min(pruned_bound, bound)
-                continue
-            if nodes >= MAX_NODES or (interrupt is not None and interrupt.is_set()) or (
-                    deadline is not None and time.perf_counter() > deadline):
-                heap.append((bound, 0, must, banned))
-                break
-            nodes += 1
-            solved = lp.solve(np.maximum(lower0, must), (~banned).astype(float))
-            if solved is None:
-                continue  # no plan with these fixings
-            u, y, _ = solved
-            lagr.must, lagr.banned = must.copy(), banned.copy()
-            value, g, chosen, _ = lagr.evaluate(u)
-            if not np.isfinite(value) or value >= _prune_limit(best, mip_gap):
-                if np.isfinite(value):
-                    pruned_bound = min(pruned_bound, value)
-                continue
-            if nodes == 1 or nodes % ROUND_EVERY == 0 or _integral(y, lagr):
-                rounded = (y > 0.5 - 1e-9) & ~lagr.banned | lagr.must
-                plan = lp.plan(arrays, rounded)
-                if plan is not None and plan[0] < best:
-                    best, incumbent = plan[0], plan
-            if np.isfinite(best):
-                lagr.fix(value, g, chosen, best)
-            free = ~lagr.must & ~lagr.banned
-            fractional = np.nonzero(free & (y > 1e-6) & (y < 1 - 1e-6))[0]
-            if fractional.shape[0] == 0:
-                # integral in the free sites: the node's keep set is its best plan
-                keep = ((y > 0.5) & free) | lagr.must
-                plan = lp.plan(arrays, keep)
-                if plan is not None and plan[0] < best:
-                    best, incumbent = plan[0], plan
-                if plan is not None and plan[0] - value <= _tight(plan[0]):
-                    continue  # the node is solved
-                # the LP bound and the plan disagree (tolerances): branch on any free site
-                fractional = np.nonzero(free)[0]
-                if fractional.shape[0] == 0:
-                    continue
-            j = int(fractional[np.argmin(np.abs(y[fractional] - 0.5))])
-            for side in (False, True):
-                child_must, child_banned = lagr.must.copy(), lagr.banned.copy()
-                (child_must if side else child_banned)[j] = True
-                child = (value, counter, child_must, child_banned)
-                counter += 1
-                if side == (y[j] >= 0.5) and DIVE:
-                    dive = child  # next, on the warm LP (the side y leans to)
-                else:
-                    heapq.heappush(heap, child)
+        stopped = search.run(deadline, interrupt)
     except _Undecided:
         return None
-    if incumbent is None:
-        return None
-    offset = arrays.offset
-    open_bound = min((node[0] for node in heap), default=np.inf)
-    if nodes >= MAX_NODES and heap:
-        return None  # not closed: the MIP solver decides (from scratch)
-    bound = min(open_bound, pruned_bound, best)
-    objective = best + offset
-    status = SolveStatus.FEASIBLE if heap else SolveStatus.OPTIMAL
-    return BackendResult(status, objective, incumbent[1], _gap(objective, bound + offset),
-                         time.perf_counter() - started, "highs", message=NORM_KEEPSETS,
-                         interrupted=bool(heap) and interrupt is not None
-                         and interrupt.is_set(), bound=bound + offset)
+    if search.incumbent is None or (stopped and search.nodes >= MAX_NODES):
+        return None  # no plan, or not closed: the MIP solver decides
+    best, x = search.incumbent
+    bound = min(min((node[0] for node in search.heap), default=np.inf), search.pruned_bound,
+                best) + arrays.offset
+    objective = best + arrays.offset
+    return BackendResult(SolveStatus.FEASIBLE if stopped else SolveStatus.OPTIMAL, objective,
+                         x, _gap(objective, bound), time.perf_counter() - started, "highs",
+                         message=NORM_KEEPSETS,
+                         interrupted=stopped and interrupt is not None and interrupt.is_set(),
+                         bound=bound)
+
+
+_Node = tuple[float, int, np.ndarray, np.ndarray]  # (parent's bound, order, must, banned)
+
+
+class _Search:
+    """Best-bound-first branch and bound over the keep decisions (module docstring)."""
+
+    def __init__(self, model: _Model, arrays: MipArrays, lp: _PairLP, mip_gap: float) -> None:
+        self.m, self.arrays, self.lp, self.mip_gap = model, arrays, lp, mip_gap
+        self.lagr = _Lagrangian(model)
+        self.incumbent: tuple[float, np.ndarray] | None = None
+        self.heap: list[_Node] = [(-np.inf, 0, model.must.copy(),
+                                   np.zeros(model.k, dtype=bool))]
+        self.counter, self.nodes = 1, 0
+        self.pruned_bound = np.inf  # least bound of the nodes closed by the requested gap
+
+    @property
+    def best(self) -> float:
+        return np.inf if self.incumbent is None else self.incumbent[0]
+
+    def consider(self, plan: tuple[float, np.ndarray] | None) -> None:
+        if plan is not None and plan[0] < self.best:
+            self.incumbent = plan
+
+    def closed(self, bound: float) -> bool:
+        """Whether a node with this bound holds no plan better than the incumbent by more
+        than the requested gap (recorded for the reported bound)."""
+        if bound >= _prune_limit(self.best, self.mip_gap):
+            self.pruned_bound = min(self.pruned_bound, bound)
+            return True
+        return False
+
+    def run(self, deadline: float | None, interrupt: threading.Event | None) -> bool:
+        """Search until closed (False) or stopped (True: time, interrupt, MAX_NODES)."""
+        dive: _Node | None = None
+        while self.heap or dive is not None:
+            node = dive if dive is not None else heapq.heappop(self.heap)
+            dive = None
+            if self.closed(node[0]):
+                continue
+            if self.nodes >= MAX_NODES or (interrupt is not None and interrupt.is_set()) or (
+                    deadline is not None and time.perf_counter() > deadline):
+                self.heap.append(node)
+                return True
+            dive = self._node(node[2], node[3])
+        return False
+
+    def _node(self, must: np.ndarray, banned: np.ndarray) -> _Node | None:
+        """Solve one node; push its children, return the one to dive into (None: closed)."""
+        self.nodes += 1
+        m, lagr = self.m, self.lagr
+        solved = self.lp.solve(np.maximum(m.must, must).astype(float), (~banned).astype(float))
+        if solved is None:
+            return None  # no plan with these fixings
+        u, y, _ = solved
+        lagr.must, lagr.banned = must.copy(), banned.copy()
+        value, g, chosen, _ = lagr.evaluate(u)  # valid for any u: the node's bound
+        if not np.isfinite(value) or self.closed(value):
+            return None
+        free = ~lagr.must & ~lagr.banned
+        fractional = np.nonzero(free & (y > 1e-6) & (y < 1 - 1e-6))[0]
+        if self.nodes == 1 or self.nodes % ROUND_EVERY == 0 or fractional.shape[0] == 0:
+            rounded = ((y > 0.5 - 1e-9) & free) | lagr.must
+            plan = self.lp.plan(self.arrays, rounded)
+            self.consider(plan)
+            if (fractional.shape[0] == 0 and plan is not None
+                    and plan[0] - value <= _tight(plan[0])):
+                return None  # integral: the node's keep set is its best plan
+        if np.isfinite(self.best):
+            lagr.fix(value, g, chosen, self.best)
+            free = ~lagr.must & ~lagr.banned
+        fractional = np.nonzero(free & (y > 1e-6) & (y < 1 - 1e-6))[0]
+        if fractional.shape[0] == 0:
+            # the LP bound and the plan disagree (tolerances): branch on any free site
+            fractional = np.nonzero(free)[0]
+            if fractional.shape[0] == 0:
+                return None
+        j = int(fractional[np.argmin(np.abs(y[fractional] - 0.5))])
+        dive = None
+        for side in (False, True):
+            child_must, child_banned = lagr.must.copy(), lagr.banned.copy()
+            (child_must if side else child_banned)[j] = True
+            child = (value, self.counter, child_must, child_banned)
+            self.counter += 1
+            if DIVE and side == bool(y[j] >= 0.5):
+                dive = child  # next, on the warm LP (the side y leans to)
+            else:
+                heapq.heappush(self.heap, child)
+        return dive
 
 
 def _prune_limit(best: float, mip_gap: float) -> float:
@@ -276,11 +302,6 @@ def _prune_limit(best: float, mip_gap: float) -> float:
     if not np.isfinite(best):
         return np.inf
     return best - max(_tight(best), mip_gap * abs(best))
-
-
-def _integral(y: np.ndarray, lagr: _Lagrangian) -> bool:
-    free = ~lagr.must & ~lagr.banned
-    return not bool(np.any(free & (y > 1e-6) & (y < 1 - 1e-6)))
 
 
 __all__ = ["NORM_KEEPSETS", "solve_by_norm_branching"]
