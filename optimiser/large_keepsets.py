@@ -37,6 +37,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -87,16 +88,27 @@ class _Model:
         return int(self.required.shape[0])
 
 
-def _read(arrays: MipArrays, binding_norms: bool = False,
-          min_keep: int = MAX_KEEP_DECISIONS + 1) -> _Model | None:
-    """The model, or None outside it; with fewer than ``min_keep`` keep decisions (outside
-    the p-median class) None too: the keep-set search enumerates those."""
+@dataclass
+class _Parts:
+    """What every reading of the model shares: the parsed rows and the keep decisions."""
+
+    parsed: Any
+    openable: np.ndarray  # y indices of the keep decisions (bits)
+    bit_of_y: np.ndarray  # bit of each y, -2: closed
+    key_cost: np.ndarray
+    lo: int
+    hi: int
+
+
+def _read_parts(arrays: MipArrays, binding_norms: bool, min_keep: int, stays: bool = False
+                ) -> _Parts | None:
     if arrays.linking != "per_pair" and not binding_norms:
         return None  # outside the p-median class: see solve_by_lagrangian
     if (len(arrays.treatments) != 1 or arrays.n_x == 0 or arrays.conflicts
-            or arrays.n_cols != arrays.n_x + arrays.n_y or not np.all(np.isfinite(arrays.c))):
+            or (arrays.n_cols != arrays.n_x + arrays.n_y and not stays)
+            or not np.all(np.isfinite(arrays.c))):
         return None
-    y_lo, y_hi = arrays.col_lower[arrays.y_slice()], arrays.col_upper[arrays.y_slice()]
+    y_hi = arrays.col_upper[arrays.y_slice()]
     openable = np.nonzero(y_hi == 1.0)[0]
     if openable.shape[0] < min_keep and arrays.linking != "per_pair":
         return None  # the keep-set search enumerates these
@@ -113,11 +125,21 @@ def _read(arrays: MipArrays, binding_norms: bool = False,
     bounds = _cardinality(parsed.caps, bit_of_y, k)
     if bounds is None:
         return None
-    lo, hi = bounds
+    return _Parts(parsed, openable, bit_of_y, key_cost, *bounds)
+
+
+def _read(arrays: MipArrays, binding_norms: bool = False,
+          min_keep: int = MAX_KEEP_DECISIONS + 1) -> _Model | None:
+    """The model, or None outside it; with fewer than ``min_keep`` keep decisions (outside
+    the p-median class) None too: the keep-set search enumerates those."""
+    parts = _read_parts(arrays, binding_norms, min_keep)
+    if parts is None:
+        return None
+    parsed, openable, k = parts.parsed, parts.openable, parts.openable.shape[0]
     rows = np.unique(parsed.demand_row)
     demand_all = parsed.demand[rows]
     area = np.searchsorted(rows, parsed.demand_row)
-    x_bit = np.where(parsed.x_y >= 0, bit_of_y[np.maximum(parsed.x_y, 0)], -1)
+    x_bit = np.where(parsed.x_y >= 0, parts.bit_of_y[np.maximum(parsed.x_y, 0)], -1)
     n = rows.shape[0]
     cost = np.full((n, k), np.inf)
     column = np.full((n, k), -1, dtype=np.int64)
@@ -129,10 +151,10 @@ def _read(arrays: MipArrays, binding_norms: bool = False,
     keep = demand_all > 0
     if np.any(keep & ~np.isfinite(open_cost) & ~np.isfinite(cost).any(axis=1)):
         return None  # an area with patients and no site: the feasibility test says so
-    must = y_lo[openable] == 1.0
+    must = arrays.col_lower[arrays.y_slice()][openable] == 1.0
     return _Model(demand_all[keep], cost[keep], column[keep], open_cost[keep],
-                  open_column[keep], parsed.required[openable], key_cost,
-                  arrays.y_start + openable, must, lo, hi)
+                  open_column[keep], parsed.required[openable], parts.key_cost,
+                  arrays.y_start + openable, must, parts.lo, parts.hi)
 
 
 def _cardinality(caps: list[tuple[np.ndarray, float, float]], bit_of_y: np.ndarray, k: int

@@ -43,9 +43,18 @@ from typing import Any
 import numpy as np
 
 from .backends import BackendResult, new_highs
-from .feasibility import MAX_KEEP_DECISIONS
+from .feasibility import MAX_KEEP_DECISIONS, TreatmentKeepSets
 from .formulation import MipArrays
-from .large_keepsets import _gap, _known_plan, _Lagrangian, _Model, _read, _tight
+from .keepset_search import _options
+from .large_keepsets import (
+    _gap,
+    _known_plan,
+    _Lagrangian,
+    _Model,
+    _read,
+    _read_parts,
+    _tight,
+)
 from .status import SolveStatus
 
 #: ``BackendResult.message`` and the sub-problem's ``algorithm`` of a result of this module
@@ -54,10 +63,47 @@ NORM_KEEPSETS = "norm_keep_sets"
 MAX_NODES = 20_000
 #: each area's this many nearest sites start in the node LP
 FIRST_PAIRS = 3
+#: pairs priced into the LP per area and round, the most negative reduced costs first
+PRICE_PER_AREA = 2
 #: a keep set {y >= 0.5} is evaluated at the root and every this many nodes
 ROUND_EVERY = 10
 #: after branching, solve the child y leans to next (its LP starts from its parent's basis)
 DIVE = True
+
+
+def _read_model(arrays: MipArrays, min_keep: int
+                ) -> tuple[_Model, np.ndarray | None, np.ndarray | None] | None:
+    """The model (areas x keep decisions), and with stay columns (``moved``) the model in
+    units as keepset_search.py reads it: an area's patients per baseline site and the rest,
+    a unit's cost at its own baseline site counting the stay; then also each (unit, bit)'s
+    stay column and each unit's stay at its site without keep decision (-1: none)."""
+    if arrays.n_cols == arrays.n_x + arrays.n_y:
+        model = _read(arrays, binding_norms=True, min_keep=min_keep)
+        return None if model is None else (model, None, None)
+    parts = _read_parts(arrays, True, min_keep, stays=True)
+    if parts is None:
+        return None
+    parsed, t = parts.parsed, arrays.treatments[0]
+    x_t = np.nonzero(arrays.x_treat == t)[0]
+    rows = np.unique(parsed.demand_row[x_t])
+    x_y = parsed.x_y[x_t]
+    sets = TreatmentKeepSets(t, parts.openable, parsed.required[parts.openable],
+                             parsed.demand[rows], x_t,
+                             np.searchsorted(rows, parsed.demand_row[x_t]),
+                             np.where(x_y >= 0, parts.bit_of_y[np.maximum(x_y, 0)], -1),
+                             np.zeros(0, dtype=bool))
+    units = _options(arrays, sets)
+    if units is None:
+        return None
+    keep = units.demand > 0
+    if np.any(keep & ~np.isfinite(units.open_cost) & ~np.isfinite(units.cost).any(axis=1)):
+        return None  # a unit with patients and no site: the feasibility test says so
+    must = arrays.col_lower[arrays.y_slice()][parts.openable] == 1.0
+    model = _Model(units.demand[keep], units.cost[keep], units.column[keep],
+                   units.open_cost[keep], units.open_column[keep],
+                   parsed.required[parts.openable], parts.key_cost,
+                   arrays.y_start + parts.openable, must, parts.lo, parts.hi)
+    return model, units.stay[keep], units.open_stay[keep]
 
 
 class _Undecided(Exception):
@@ -67,8 +113,10 @@ class _Undecided(Exception):
 class _PairLP:
     """The per-pair LP relaxation over a growing set of pair columns (one HiGHS model)."""
 
-    def __init__(self, model: _Model, highspy: Any) -> None:
+    def __init__(self, model: _Model, highspy: Any, stay: np.ndarray | None = None,
+                 open_stay: np.ndarray | None = None) -> None:
         self.m, self.hs = model, highspy
+        self.stay, self.open_stay = stay, open_stay
         n, k = model.cost.shape
         self.n, self.k = n, k
         h = new_highs(highspy)
@@ -150,9 +198,22 @@ class _PairLP:
             u, v = dual[:self.n], dual[self.n:self.n + self.k]
             reduced = self.m.cost - u[:, None] - v[None, :]
             scale = np.maximum(1.0, np.abs(np.where(self.finite, self.m.cost, 0.0)))
-            if self._add(allowed & (reduced < -1e-9 * scale)) == 0:
+            if self._add(self._entering(allowed & (reduced < -1e-9 * scale), reduced)) == 0:
                 values = np.asarray(solution.col_value)
                 return u, values[:self.k], values
+
+    def _entering(self, negative: np.ndarray, reduced: np.ndarray) -> np.ndarray:
+        """Of the pairs with a negative reduced cost, each area's PRICE_PER_AREA most
+        negative (partial pricing: with near-equal costs, as under ``moved``, full pricing
+        adds most pairs)."""
+        rows = np.nonzero(negative.any(axis=1))[0]
+        if rows.shape[0] == 0:
+            return negative
+        sub = np.where(negative[rows], reduced[rows], np.inf)
+        best = np.argsort(sub, axis=1, kind="stable")[:, :PRICE_PER_AREA]
+        chosen = np.zeros_like(negative)
+        chosen[rows[:, None], best] = True
+        return chosen & negative
 
     def plan(self, arrays: MipArrays, keep: np.ndarray) -> tuple[float, np.ndarray] | None:
         """The exact plan of keep set ``keep`` (the LP with y fixed: the transportation LP),
@@ -164,9 +225,16 @@ class _PairLP:
         values = solved[2]
         x = np.zeros(arrays.n_cols)
         m = self.m
-        np.add.at(x, m.column[self.pair_area, self.pair_site], values[self.pair_start:])
+        flows, opened = values[self.pair_start:], values[self.k:self.pair_start]
+        np.add.at(x, m.column[self.pair_area, self.pair_site], flows)
         if self.open_areas.shape[0]:
-            np.add.at(x, m.open_column[self.open_areas], values[self.k:self.pair_start])
+            np.add.at(x, m.open_column[self.open_areas], opened)
+        if self.stay is not None and self.open_stay is not None:
+            # a unit at its own baseline site stays there (its cost counted the stay)
+            stay = self.stay[self.pair_area, self.pair_site]
+            np.add.at(x, stay[stay >= 0], flows[stay >= 0])
+            open_stay = self.open_stay[self.open_areas]
+            np.add.at(x, open_stay[open_stay >= 0], opened[open_stay >= 0])
         x[m.y_column[keep]] = 1.0
         return _known_plan(m, arrays, x)
 
@@ -179,14 +247,15 @@ def solve_by_norm_branching(arrays: MipArrays, mip_gap: float, time_limit: float
     plan (column values) used as the first incumbent when it meets every row. Models with
     fewer than ``min_keep`` keep decisions are the keep-set search's (the tests lower it)."""
     started = time.perf_counter()
-    model = _read(arrays, binding_norms=True, min_keep=min_keep)
-    if model is None or arrays.linking == "per_pair":
+    read = None if arrays.linking == "per_pair" else _read_model(arrays, min_keep)
+    if read is None:
         return None  # not covered, or the p-median class (large_keepsets.py)
     try:
         import highspy
     except ImportError:
         return None
-    search = _Search(model, arrays, _PairLP(model, highspy), mip_gap)
+    model, stay, open_stay = read
+    search = _Search(model, arrays, _PairLP(model, highspy, stay, open_stay), mip_gap)
     search.consider(_known_plan(model, arrays, start))
     deadline = None if time_limit is None else started + time_limit
     try:
