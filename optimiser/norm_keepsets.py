@@ -46,14 +46,14 @@ from .backends import BackendResult, new_highs
 from .feasibility import MAX_KEEP_DECISIONS, TreatmentKeepSets
 from .formulation import MipArrays
 from .keepset_search import _options
-from .large_keepsets import (
-    _gap,
-    _known_plan,
-    _Lagrangian,
-    _Model,
-    _read,
-    _read_parts,
-    _tight,
+from .lagrangian import (
+    Lagrangian,
+    LagrangianModel,
+    known_plan,
+    proven_tight,
+    read_model,
+    read_parts,
+    relative_gap,
 )
 from .status import SolveStatus
 
@@ -72,15 +72,15 @@ DIVE = True
 
 
 def _read_model(arrays: MipArrays, min_keep: int
-                ) -> tuple[_Model, np.ndarray | None, np.ndarray | None] | None:
+                ) -> tuple[LagrangianModel, np.ndarray | None, np.ndarray | None] | None:
     """The model (areas x keep decisions), and with stay columns (``moved``) the model in
     units as keepset_search.py reads it: an area's patients per baseline site and the rest,
     a unit's cost at its own baseline site counting the stay; then also each (unit, bit)'s
     stay column and each unit's stay at its site without keep decision (-1: none)."""
     if arrays.n_cols == arrays.n_x + arrays.n_y:
-        model = _read(arrays, binding_norms=True, min_keep=min_keep)
+        model = read_model(arrays, binding_norms=True, min_keep=min_keep)
         return None if model is None else (model, None, None)
-    parts = _read_parts(arrays, True, min_keep, stays=True)
+    parts = read_parts(arrays, True, min_keep, stays=True)
     if parts is None:
         return None
     parsed, t = parts.parsed, arrays.treatments[0]
@@ -99,7 +99,7 @@ def _read_model(arrays: MipArrays, min_keep: int
     if np.any(keep & ~np.isfinite(units.open_cost) & ~np.isfinite(units.cost).any(axis=1)):
         return None  # a unit with patients and no site: the feasibility test says so
     must = arrays.col_lower[arrays.y_slice()][parts.openable] == 1.0
-    model = _Model(units.demand[keep], units.cost[keep], units.column[keep],
+    model = LagrangianModel(units.demand[keep], units.cost[keep], units.column[keep],
                    units.open_cost[keep], units.open_column[keep],
                    parsed.required[parts.openable], parts.key_cost,
                    arrays.y_start + parts.openable, must, parts.lo, parts.hi)
@@ -113,7 +113,7 @@ class _Undecided(Exception):
 class _PairLP:
     """The per-pair LP relaxation over a growing set of pair columns (one HiGHS model)."""
 
-    def __init__(self, model: _Model, highspy: Any, stay: np.ndarray | None = None,
+    def __init__(self, model: LagrangianModel, highspy: Any, stay: np.ndarray | None = None,
                  open_stay: np.ndarray | None = None) -> None:
         self.m, self.hs = model, highspy
         self.stay, self.open_stay = stay, open_stay
@@ -236,7 +236,7 @@ class _PairLP:
             open_stay = self.open_stay[self.open_areas]
             np.add.at(x, open_stay[open_stay >= 0], opened[open_stay >= 0])
         x[m.y_column[keep]] = 1.0
-        return _known_plan(m, arrays, x)
+        return known_plan(m, arrays, x)
 
 
 def solve_by_norm_branching(arrays: MipArrays, mip_gap: float, time_limit: float | None = None,
@@ -256,7 +256,7 @@ def solve_by_norm_branching(arrays: MipArrays, mip_gap: float, time_limit: float
         return None
     model, stay, open_stay = read
     search = _Search(model, arrays, _PairLP(model, highspy, stay, open_stay), mip_gap)
-    search.consider(_known_plan(model, arrays, start))
+    search.consider(known_plan(model, arrays, start))
     deadline = None if time_limit is None else started + time_limit
     try:
         stopped = search.run(deadline, interrupt)
@@ -269,7 +269,7 @@ def solve_by_norm_branching(arrays: MipArrays, mip_gap: float, time_limit: float
                 best) + arrays.offset
     objective = best + arrays.offset
     return BackendResult(SolveStatus.FEASIBLE if stopped else SolveStatus.OPTIMAL, objective,
-                         x, _gap(objective, bound), time.perf_counter() - started, "highs",
+                         x, relative_gap(objective, bound), time.perf_counter() - started, "highs",
                          message=NORM_KEEPSETS,
                          interrupted=stopped and interrupt is not None and interrupt.is_set(),
                          bound=bound)
@@ -281,9 +281,10 @@ _Node = tuple[float, int, np.ndarray, np.ndarray]  # (parent's bound, order, mus
 class _Search:
     """Best-bound-first branch and bound over the keep decisions (module docstring)."""
 
-    def __init__(self, model: _Model, arrays: MipArrays, lp: _PairLP, mip_gap: float) -> None:
+    def __init__(self, model: LagrangianModel, arrays: MipArrays, lp: _PairLP,
+                 mip_gap: float) -> None:
         self.m, self.arrays, self.lp, self.mip_gap = model, arrays, lp, mip_gap
-        self.lagr = _Lagrangian(model)
+        self.lagr = Lagrangian(model)
         self.incumbent: tuple[float, np.ndarray] | None = None
         self.heap: list[_Node] = [(-np.inf, 0, model.must.copy(),
                                    np.zeros(model.k, dtype=bool))]
@@ -340,7 +341,7 @@ class _Search:
             plan = self.lp.plan(self.arrays, rounded)
             self.consider(plan)
             if (fractional.shape[0] == 0 and plan is not None
-                    and plan[0] - value <= _tight(plan[0])):
+                    and plan[0] - value <= proven_tight(plan[0])):
                 return None  # integral: the node's keep set is its best plan
         if np.isfinite(self.best):
             lagr.fix(value, g, chosen, self.best)
@@ -367,10 +368,10 @@ class _Search:
 
 def _prune_limit(best: float, mip_gap: float) -> float:
     """A node whose bound is at least this cannot hold a plan better than ``best`` by more
-    than the requested gap (or the tolerance of _tight)."""
+    than the requested gap (or the tolerance of proven_tight)."""
     if not np.isfinite(best):
         return np.inf
-    return best - max(_tight(best), mip_gap * abs(best))
+    return best - max(proven_tight(best), mip_gap * abs(best))
 
 
 __all__ = ["NORM_KEEPSETS", "solve_by_norm_branching"]

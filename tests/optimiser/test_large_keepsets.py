@@ -12,14 +12,8 @@ import pytest
 from herschik.optimiser.algorithms import BRANCH_AND_BOUND_ONLY, Algorithms, linking_for
 from herschik.optimiser.formulation import build_arrays
 from herschik.optimiser.instance import Instance, Treatment
-from herschik.optimiser.large_keepsets import (
-    LAGRANGIAN_KEEPSETS,
-    _known_plan,
-    _Lagrangian,
-    _plan,
-    _read,
-    solve_by_lagrangian,
-)
+from herschik.optimiser.lagrangian import Lagrangian, exact_plan, known_plan, read_model
+from herschik.optimiser.large_keepsets import LAGRANGIAN_KEEPSETS, solve_by_lagrangian
 from herschik.optimiser.params import SiteTreatment, SolveParams
 from herschik.optimiser.solve import solve
 from herschik.optimiser.verify import verify
@@ -48,7 +42,7 @@ def _brute_force(inst: Instance, params: SolveParams, p: int) -> float:
     """Least cost over every keep set of at most p sites, each plan exact (nearest-site
     assignment when it meets the norms, else the transportation LP)."""
     arrays = build_arrays(inst, params, [0])
-    model = _read(arrays, binding_norms=True)
+    model = read_model(arrays, binding_norms=True)
     assert model is not None
     best = np.inf
     for size in range(1, p + 1):
@@ -57,7 +51,7 @@ def _brute_force(inst: Instance, params: SolveParams, p: int) -> float:
             keep[list(sites)] = True
             if not np.all(keep[model.must]):
                 continue
-            plan = _plan(model, arrays, keep)
+            plan = exact_plan(model, arrays, keep)
             if plan is not None:
                 best = min(best, plan[0] + arrays.offset)
     return best
@@ -155,20 +149,20 @@ def test_fixing_never_cuts_off_a_better_plan(seed: int) -> None:
     p = 3
     params = SolveParams(objective="travel", max_providers={"T": p}, allow_new_providers=True)
     arrays = build_arrays(inst, params, [0])
-    model = _read(arrays, binding_norms=True)
+    model = read_model(arrays, binding_norms=True)
     assert model is not None
     plans = {}
     for size in range(1, p + 1):
         for sites in itertools.combinations(range(model.k), size):
             keep = np.zeros(model.k, dtype=bool)
             keep[list(sites)] = True
-            plan = _plan(model, arrays, keep)
+            plan = exact_plan(model, arrays, keep)
             if plan is not None:
                 plans[sites] = plan[0]
     optimum = min(plans.values())
     # an incumbent a little above the optimum: fixing must keep every better plan's sites free
     incumbent = optimum * 1.002
-    lagr = _Lagrangian(model)
+    lagr = Lagrangian(model)
     for _ in range(30):
         lam = model.cost.min(axis=1) * rng.uniform(0.8, 1.6, size=model.demand.shape[0])
         value, g, chosen, _ = lagr.evaluate(lam)
@@ -209,12 +203,12 @@ def test_a_known_plan_starts_the_search_and_a_broken_one_is_ignored() -> None:
     broken = plain.x.copy()
     closed = arrays.y_start + int(np.argmin(plain.x[arrays.y_slice()]))
     broken[closed] = 0.0
-    model = _read(arrays)
+    model = read_model(arrays)
     assert model is not None
-    assert _known_plan(model, arrays, plain.x) is not None
+    assert known_plan(model, arrays, plain.x) is not None
     site = arrays.y_site[closed - arrays.y_start]
     broken[arrays.x_start + int(np.nonzero(arrays.x_site == site)[0][0])] += 5.0
-    assert _known_plan(model, arrays, broken) is None
+    assert known_plan(model, arrays, broken) is None
     again = solve_by_lagrangian(arrays, 1e-9, start=broken)
     assert again is not None and again.objective == pytest.approx(plain.objective, rel=1e-12)
     assert _meets_rows(arrays, again.x)
