@@ -106,8 +106,9 @@ def _travel_allowed(ctx: CheckContext, a: int, t: int,
             providers = np.nonzero(instance.baseline_volume[:, t] > 0)[0]
             nearest[t] = (np.min(instance.travel_min[:, providers], axis=1) if len(providers)
                           else None)
-        if nearest[t] is not None:
-            allowed = max(allowed, float(nearest[t][a]))
+        minutes = nearest[t]
+        if minutes is not None:
+            allowed = max(allowed, float(minutes[a]))
     return allowed
 
 
