@@ -129,3 +129,34 @@ def test_chunks_keep_a_region_together() -> None:
     assert max(len(chunk) for chunk in chunks) == 10  # 78 tasks / (4 x 2 workers), rounded up
     assert len(region_chunks(tasks[:3], 2)) == 3
     assert max(len(c) for c in region_chunks([Task("a")] * 700, 2)) == 20
+
+
+def test_a_failed_step_drops_the_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    """A session whose step raised is in an unknown state: the run is an error row and the
+    next run starts a new session (and is solved right)."""
+    scenario = tmp_path / "grid.toml"
+    scenario.write_text('name = "drop"\n[grid]\nmargin = [0, 0.1, 0.25]\n', encoding="utf-8")
+    real = sweep_task.WhatIf.set_params
+    calls: list[int] = []
+
+    def fails_once(self, params):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("step failed")
+        return real(self, params)
+
+    monkeypatch.setattr(sweep_task.WhatIf, "set_params", fails_once)
+    sweep_task._SESSIONS.clear()
+    runs = run_sweep(scenario, tmp_path / "out", workers=1, dataset_source="example",
+                     progress=False)
+    assert list(runs["status"].iloc[[0, 2]]) == ["optimal", "optimal"]
+    assert runs["status"].iloc[1] == "error" and "step failed" in runs["error"].iloc[1]
+    assert len(calls) == 1  # the third run found no session: it started a new one
+    monkeypatch.setattr(sweep_task.WhatIf, "set_params", real)
+    sweep_task._SESSIONS.clear()
+    again = run_sweep(scenario, tmp_path / "fresh", workers=1, dataset_source="example",
+                      progress=False)
+    for a, b in zip(runs.itertuples(), again.itertuples(), strict=True):
+        if a.status != "error":
+            _same_folder(tmp_path / "out" / a.run_dir, tmp_path / "fresh" / b.run_dir)
