@@ -1,8 +1,12 @@
 """Benchmark: a sweep of ~100 scenarios x 7 regions on this machine (goal: <= 5 minutes).
 
 Not a unit test. Run ``python -m benchmarks.bench_sweep [--n 100] [--regions all]
-[--workers N] [--data DIR] [--out DIR]``; it prints a JSON report with the wall time, the
-per-run split between model build and solve (median and total) and the status counts.
+[--workers N] [--data DIR] [--out DIR] [--objectives planner,travel,moved,providers|each]
+[--margins 0,13]``; it prints a JSON report with the wall time, the process CPU seconds (the
+sweep and its workers), the load, the per-run split between model build and solve (median and
+total) and the status counts. ``--objectives each``: one sweep per objective (issue 23 goal 6:
+the 100 x 7 grid under every objective), one report each; ``--margins``: only those margin
+layers of the grid (indices), with the wall and CPU extrapolated to the whole grid (labelled).
 
 The scenarios are a grid written to a temporary TOML file: margin (``n / 10`` values from 0 to
 0.3) x max_travel {45, 60, 75, 90, none} x objective {travel, providers}; ``n_scenarios`` is
@@ -93,7 +97,10 @@ def run(
                                progress=progress, algorithms=algorithms)
             return result, time.perf_counter() - started
 
+        load_at_start = [round(x, 2) for x in os.getloadavg()]
+        cpu_before = _cpu_seconds()
         frame, wall = timed_sweep(progress=True)
+        cpu = _cpu_seconds() - cpu_before
         again, resume = timed_sweep(progress=False)  # a re-run only skips finished runs
     solved = frame[frame["status"] != "error"]
     timings = frame.attrs.get("timings", [])
@@ -104,6 +111,10 @@ def run(
         "workers": workers or os.cpu_count(),
         "cpu_count": os.cpu_count(),
         "wall_seconds": round(wall, 2),
+        # the sweep process and its pool workers (joined when the sweep returns), user + sys
+        "cpu_seconds": round(cpu, 1),
+        "cpu_seconds_per_run": round(cpu / len(frame), 3) if len(frame) else None,
+        "load_average_at_start": load_at_start,
         "goal_seconds": GOAL_SECONDS,
         "goal_met": wall <= GOAL_SECONDS,
         "runs_per_minute": round(60 * len(frame) / wall, 1) if wall > 0 else None,
@@ -131,9 +142,35 @@ def run(
         report["sample_margins"] = [grid_margins(n_scenarios, tuple(objectives))[i]
                                     for i in margin_indices]
         report["extrapolated_wall_seconds"] = round(wall * layers / len(margin_indices), 1)
-        report["extrapolation"] = (f"wall x {layers}/{len(margin_indices)} (whole margin "
-                                   "layers sampled evenly; not a measurement)")
+        report["extrapolated_cpu_seconds"] = round(cpu * layers / len(margin_indices), 1)
+        report["extrapolation"] = (f"wall and CPU x {layers}/{len(margin_indices)} (whole "
+                                   "margin layers sampled; not a measurement)")
     return report
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its waited-for children."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+#: the objectives of goal 6 (issue 23): the grid under each
+EVERY_OBJECTIVE: tuple[str, ...] = ("planner", "travel", "moved", "providers")
+
+
+def run_each_objective(n_scenarios: int = 100, regions: str | list[str] = "all", *,
+                       workers: int | None = None, dataset_source: str | Path | None = None,
+                       margin_indices: list[int] | None = None,
+                       objectives: tuple[str, ...] = EVERY_OBJECTIVE) -> dict[str, Any]:
+    """The benchmark grid (``n_scenarios`` = margins x 5 travel limits) once per objective,
+    one after another in this process; a report per objective (see :func:`run`)."""
+    return {objective: run(n_scenarios, regions, workers=workers,
+                           dataset_source=dataset_source, margin_indices=margin_indices,
+                           objectives=(objective,))
+            for objective in objectives}
 
 
 def run_search_side_by_side(n_scenarios: int = 100, margin_indices: list[int] | None = None,
@@ -195,9 +232,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--data", default=None, help="dataset folder or 'example'")
     parser.add_argument("--out", default=None, help="keep the sweep folder here")
+    parser.add_argument("--objectives", default=None,
+                        help="objectives of the grid, comma-separated (one sweep with all of "
+                             "them), or 'each': one sweep per objective (planner, travel, "
+                             "moved, providers); default travel,providers")
+    parser.add_argument("--margins", default=None,
+                        help="only these margin layers (indices, comma-separated); wall and "
+                             "CPU are then extrapolated to the whole grid, labelled")
     args = parser.parse_args(argv)
     regions: str | list[str] = "all" if args.regions == "all" else args.regions.split(",")
-    report = run(args.n, regions, workers=args.workers, dataset_source=args.data, out_dir=args.out)
+    margins = None if args.margins is None else [int(i) for i in args.margins.split(",")]
+    report: dict[str, Any]
+    if args.objectives == "each":
+        report = run_each_objective(args.n, regions, workers=args.workers,
+                                    dataset_source=args.data, margin_indices=margins)
+    else:
+        objectives = (GRID_OBJECTIVES if args.objectives is None
+                      else tuple(args.objectives.split(",")))
+        report = run(args.n, regions, workers=args.workers, dataset_source=args.data,
+                     out_dir=args.out, margin_indices=margins, objectives=objectives)
     print(json.dumps(report, indent=2))
     return 0
 

@@ -92,41 +92,51 @@ def _mean_baseline_travel(ctx: CheckContext) -> np.ndarray:
     return out
 
 
-def _travel_allowed(ctx: CheckContext, a: int, t: int) -> float | None:
-    """The travel limit of area a for treatment t (remote areas: their nearest provider)."""
+def _travel_allowed(ctx: CheckContext, a: int, t: int,
+                    nearest: dict[int, np.ndarray | None]) -> float | None:
+    """The travel limit of area a for treatment t (remote areas: their nearest provider).
+    ``nearest``: per treatment, each area's minutes to its nearest provider of today (None
+    without providers), filled as the check goes."""
     params, instance = ctx.params, ctx.instance
     if params.max_travel is None:
         return None
     allowed = params.max_travel
     if params.remote_areas == "nearest_provider":
-        providers = np.nonzero(instance.baseline_volume[:, t] > 0)[0]
-        if len(providers):
-            allowed = max(allowed, float(np.min(instance.travel_min[a, providers])))
+        if t not in nearest:
+            providers = np.nonzero(instance.baseline_volume[:, t] > 0)[0]
+            nearest[t] = (np.min(instance.travel_min[:, providers], axis=1) if len(providers)
+                          else None)
+        minutes = nearest[t]
+        if minutes is not None:
+            allowed = max(allowed, float(minutes[a]))
     return allowed
 
 
 def _flow_problems(ctx: CheckContext, a: int, s: int, t: int, baseline_travel: np.ndarray,
-                   pairs: dict[str, set[tuple[int, int]]]) -> list[str]:
+                   pairs: dict[str, set[tuple[int, int]]],
+                   nearest: dict[int, np.ndarray | None]) -> list[str]:
     params, instance = ctx.params, ctx.instance
-    where = f"area {ctx.area_labels[a]} -> site {ctx.site_labels[s]} for {ctx.treatment_ids[t]}"
     minutes = instance.travel_min[a, s]
     out = []
     if not np.isfinite(minutes):
-        out.append(f"{where}: no route but {ctx.flow[a, s, t]:.4f} patients")
-    allowed = _travel_allowed(ctx, a, t)
+        out.append(f"no route but {ctx.flow[a, s, t]:.4f} patients")
+    allowed = _travel_allowed(ctx, a, t, nearest)
     if allowed is not None and minutes > allowed + TRAVEL_TOL_MIN:
-        out.append(f"{where}: {minutes:.1f} min exceeds the travel limit {allowed}")
+        out.append(f"{minutes:.1f} min exceeds the travel limit {allowed}")
     if params.max_extra_travel is not None and np.isfinite(baseline_travel[a, t]):
         extra = minutes - baseline_travel[a, t]
         if extra > params.max_extra_travel + EXTRA_TRAVEL_TOL_MIN:
-            out.append(f"{where}: {extra:.1f} extra min exceeds max_extra_travel "
+            out.append(f"{extra:.1f} extra min exceeds max_extra_travel "
                        f"{params.max_extra_travel}")
     provided_before = instance.baseline_volume[s, t] > 0
     if not (provided_before or params.allow_new_providers or (s, t) in pairs["keep"]):
-        out.append(f"{where}: site did not provide it and new providers are not allowed")
+        out.append("site did not provide it and new providers are not allowed")
     if (s, t) in pairs["close"]:
-        out.append(f"{where}: site is forced to close this treatment")
-    return out
+        out.append("site is forced to close this treatment")
+    if not out:  # the flow's label only for a problem (a sweep run checks ~10,000 flows)
+        return out
+    where = f"area {ctx.area_labels[a]} -> site {ctx.site_labels[s]} for {ctx.treatment_ids[t]}"
+    return [f"{where}: {problem}" for problem in out]
 
 
 def check_flows(ctx: CheckContext) -> list[str]:
@@ -139,8 +149,9 @@ def check_flows(ctx: CheckContext) -> list[str]:
     pairs = {"keep": named_pairs(ctx.params.force_keep, ctx.instance),
              "close": named_pairs(ctx.params.force_close, ctx.instance)}
     baseline_travel = _mean_baseline_travel(ctx)
+    nearest: dict[int, np.ndarray | None] = {}
     for a, s, t in zip(*np.nonzero(flow > TOL), strict=True):
-        problems += _flow_problems(ctx, a, s, t, baseline_travel, pairs)
+        problems += _flow_problems(ctx, a, s, t, baseline_travel, pairs, nearest)
     if ctx.params.single_sourcing:
         used = (flow > TOL).sum(axis=1)
         for a, t in zip(*np.nonzero((ctx.instance.demand > TOL) & (used != 1)), strict=True):

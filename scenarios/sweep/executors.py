@@ -1,5 +1,10 @@
 """Where a sweep's tasks run: in-process, a local process pool (fork or spawn, workers that die
-with their parent) or a Dask cluster."""
+with their parent) or a Dask cluster.
+
+Tasks go out in chunks of consecutive runs of one region (:func:`region_chunks`): a worker
+then runs them one after another in the same what-if session (task.py), which re-uses every
+sub-problem a run's change leaves unchanged. Each run's folder is still written (and complete)
+as soon as it is solved; a chunk's records are reported when the chunk ends."""
 from __future__ import annotations
 
 import contextlib
@@ -13,14 +18,32 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any
 
-from herschik.scenarios.sweep.task import SweepTask, run_task
+from herschik.scenarios.sweep.task import SweepTask, read_summary, run_task, run_tasks
 
 from herschik.errors import EnvironmentProblem, one_line
 
 #: True once this process has solved a run itself (see ``_start_method``).
 _SOLVED_HERE = False
+
+#: the most runs in one chunk: small enough that the last chunks balance the workers
+MAX_CHUNK = 20
+
+
+def region_chunks(tasks: Sequence[SweepTask], workers: int) -> list[list[SweepTask]]:
+    """``tasks`` cut into chunks of consecutive runs of one region, in their order: at most
+    :data:`MAX_CHUNK` runs, and about four chunks per worker when there are few tasks."""
+    size = max(1, min(MAX_CHUNK, -(-len(tasks) // (4 * max(1, workers)))))
+    chunks: list[list[SweepTask]] = []
+    for task in tasks:
+        if chunks and len(chunks[-1]) < size and chunks[-1][-1].region_id == task.region_id:
+            chunks[-1].append(task)
+        else:
+            chunks.append([task])
+    return chunks
+
 
 # --- executors -------------------------------------------------------------------------------
 
@@ -97,11 +120,12 @@ def run_local(
         initargs=(os.getpid(),),
     )
     try:
-        futures: dict[Future[dict[str, Any]], SweepTask] = {
-            pool.submit(run_task, task): task for task in tasks
+        futures: dict[Future[list[dict[str, Any]]], list[SweepTask]] = {
+            pool.submit(run_tasks, chunk): chunk for chunk in region_chunks(tasks, workers)
         }
         for future in as_completed(futures):
-            on_done(_result(future, futures[future]))
+            for record in _results(future, futures[future]):
+                on_done(record)
     except BaseException:
         # Interrupted: drop the queued runs and stop the running ones now (a solver does not
         # return to Python before its time limit). Finished folders stay; a killed run leaves
@@ -120,18 +144,25 @@ def run_local(
     pool.shutdown(wait=True)
 
 
-def _result(future: Any, task: SweepTask) -> dict[str, Any]:
+def _results(future: Any, chunk: list[SweepTask]) -> list[dict[str, Any]]:
+    """The chunk's records; for a crashed worker an error record per run of the chunk whose
+    folder is not complete (the runs it finished before the crash are read back)."""
     try:
-        return future.result()
+        return list(future.result())
     except Exception as error:  # a crashed worker: record, carry on
-        return {
-            "run_id": task.run_id,
-            "summary": None,
-            "error": f"{type(error).__name__}: {' '.join(str(error).split())}",
-            "instance_seconds": 0.0,
-            "wall_seconds": 0.0,
-            "pid": None,
-        }
+        records = []
+        for task in chunk:
+            summary = read_summary(Path(task.run_dir))
+            records.append({
+                "run_id": task.run_id,
+                "summary": summary,
+                "error": None if summary is not None
+                else f"{type(error).__name__}: {' '.join(str(error).split())}",
+                "instance_seconds": 0.0,
+                "wall_seconds": 0.0,
+                "pid": None,
+            })
+        return records
 
 
 def run_dask(
@@ -160,11 +191,15 @@ def run_dask(
                 f"--scheduler {scheduler}: cannot reach the Dask scheduler ({one_line(error)})"
             ) from None
     try:
-        futures = client.map(run_task, list(tasks), pure=False)
-        by_key = {future.key: task for future, task in zip(futures, tasks, strict=True)}
-        _collect(client, futures, lambda future: on_done(_dask_result(future,
-                                                                      by_key[future.key])),
-                 scheduler or "the local Dask cluster")
+        chunks = region_chunks(tasks, workers)
+        futures = client.map(run_tasks, chunks, pure=False)
+        by_key = {future.key: chunk for future, chunk in zip(futures, chunks, strict=True)}
+
+        def done(future: Any) -> None:
+            for record in _dask_results(future, by_key[future.key]):
+                on_done(record)
+
+        _collect(client, futures, done, scheduler or "the local Dask cluster")
     finally:
         with contextlib.suppress(Exception):  # a lost scheduler cannot be closed politely
             client.close(timeout=5)
@@ -220,8 +255,8 @@ def _collect(client: Any, futures: list[Any], done: Callable[[Any], None], where
                            "finished runs are kept, run the sweep again to resume")
 
 
-def _dask_result(future: Any, task: SweepTask) -> dict[str, Any]:
-    """The run's record; DaskLost when the future died with the scheduler, not the run."""
+def _dask_results(future: Any, chunk: list[SweepTask]) -> list[dict[str, Any]]:
+    """The chunk's records; DaskLost when the future died with the scheduler, not the runs."""
     if future.status == "cancelled":
         raise DaskLost("lost the Dask scheduler: its runs were cancelled; finished runs are "
                        "kept, run the sweep again to resume")
@@ -235,6 +270,6 @@ def _dask_result(future: Any, task: SweepTask) -> dict[str, Any]:
                            "run the sweep again to resume") from None
         if not isinstance(error, Exception):
             raise
-        return _result(future, task)
+        return _results(future, chunk)
 
 

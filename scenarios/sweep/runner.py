@@ -10,7 +10,10 @@ one tidy row per run (parameters, status, KPIs), written atomically.
 Reuse: each worker process keeps the loaded dataset and each region's instance (travel-time
 matrix, baseline flows) in a per-process cache, and the tasks are ordered by region; with the
 local executor the parent builds the instances once before the pool forks, so workers inherit
-them. Only the scenario's changes (growth, norms, parameters) differ between runs.
+them. Only the scenario's changes (growth, norms, parameters) differ between runs. Tasks go to
+the workers in chunks of consecutive runs of one region (executors.py), and each worker solves
+them in one what-if session of the region (task.py): sub-problems whose model a run leaves as
+an earlier run had it are not solved again; every run's plan is still a fresh solve's.
 
 The Dask executor (``executor="dask"``) maps the same task function over a
 ``dask.distributed`` cluster; workers must see ``out_dir`` (a shared filesystem) and have this

@@ -1,6 +1,13 @@
 """One run of a sweep (a picklable :class:`SweepTask` and :func:`run_task`), the per-process
-caches that let workers reuse datasets and instances between tasks, and when a run folder counts
-as finished."""
+caches that let workers reuse datasets, instances and solved sub-problems between tasks, and
+when a run folder counts as finished.
+
+Sub-problems: each worker keeps one what-if session per region (and applied scenario data) in
+``same_as_fresh`` mode (optimiser/whatif.py, as the app uses it): a run re-solves only the
+treatments whose model differs from every model the session has solved, and takes the others'
+results as they were. A model's result is a function of the model alone, so every run's plan
+is the one a fresh ``solve()`` gives, to the last digit, whatever ran before it in the worker
+(tests/scenarios/sweep/test_sessions.py); the order only decides how much is re-used."""
 from __future__ import annotations
 
 import contextlib
@@ -9,13 +16,18 @@ import json
 import os
 import shutil
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from herschik.geo.dataset import load_dataset
 from herschik.optimiser.algorithms import Algorithms
+from herschik.optimiser.instance import Instance
+from herschik.optimiser.params import SolveParams
+from herschik.optimiser.solution import Solution
+from herschik.optimiser.whatif import WhatIf
 from herschik.scenarios.assemble import build_instance
-from herschik.scenarios.run import apply_scenario, run_solve
+from herschik.scenarios.run import apply_scenario, verified_result
 from herschik.scenarios.scenario.resolved import ResolvedScenario
 
 from herschik.atomic import folder_is_complete
@@ -62,6 +74,53 @@ def cached_instance(source: Any, region_id: str, network: Any) -> tuple[Any, flo
         _INSTANCES.pop(next(iter(_INSTANCES)))
     _INSTANCES[key] = instance
     return instance, time.perf_counter() - start
+
+
+# --- per-process what-if sessions (solved sub-problems re-used between a region's runs) -------
+
+_SESSIONS: OrderedDict[tuple[Any, ...], WhatIf] = OrderedDict()
+#: sessions a worker keeps (it runs the tasks of one region in sequence, see executors.py)
+_MAX_SESSIONS = 2
+#: sub-problem results a session remembers: the runs of one margin across every travel limit
+#: of the benchmark grid (5 x 19 sub-problems) and more; each holds its model's arrays
+SESSION_CACHE_SIZE = 256
+
+
+def _session_key(task: SweepTask, base: Instance) -> tuple[Any, ...]:
+    """What a session's instance depends on: the region's data and the scenario's changes to
+    it (growth, norm multipliers; closures and the rest are parameters)."""
+    scenario = task.scenario
+    return (_source_key(task.dataset_source), task.region_id, _network_key(task.network),
+            repr(task.algorithms), task.solve_workers,
+            tuple(scenario.growth_factor_for(t) for t in base.treatments),
+            tuple(scenario.norm_multiplier_for(t) for t in base.treatments))
+
+
+def solve_in_session(task: SweepTask, base: Instance, instance: Instance,
+                     params: SolveParams) -> tuple[Instance, Solution]:
+    """The plan of ``instance`` under ``params``, exactly as ``optimiser.solve.solve`` gives
+    it, from this worker's session of the task's region; (the session's instance, the plan).
+
+    The session's instance equals ``instance`` (same region data, same scenario changes); a
+    session whose step fails is dropped (its state is then unknown)."""
+    key = _session_key(task, base)
+    session = _SESSIONS.get(key)
+    try:
+        if session is None:
+            session = WhatIf(instance, params, max_workers=task.solve_workers,
+                             same_as_fresh=True, cache_size=SESSION_CACHE_SIZE,
+                             algorithms=task.algorithms)
+            if len(_SESSIONS) >= _MAX_SESSIONS:
+                _SESSIONS.popitem(last=False)
+            _SESSIONS[key] = session
+            solution = session.solution
+        else:
+            solution = session.set_params(params)
+            _SESSIONS.move_to_end(key)
+    except BaseException:
+        _SESSIONS.pop(key, None)
+        raise
+    return session.instance, solution
 
 
 # --- one run ---------------------------------------------------------------------------------
@@ -123,24 +182,27 @@ def run_task(task: SweepTask) -> dict[str, Any]:
         instance, params, scenario_info = apply_scenario(base, task.scenario)
         run_dir = Path(task.run_dir)
         _clear_partial(run_dir)
-        record["summary"] = run_solve(
-            instance,
-            params,
-            run_dir,
-            dataset=dataset,
-            scenario_info=scenario_info,
-            outputs=task.outputs,
-            max_workers=task.solve_workers,
+        # as scenarios.run.run_solve, with the solve from the worker's session
+        instance, solution = solve_in_session(task, base, instance, params)
+        result = verified_result(
+            instance, params, solution, scenario_info=scenario_info,
             warnings=task.scenario.outside(base),
             reasons=False,  # a re-solve per lost role: too slow for hundreds of runs
-            algorithms=task.algorithms,
-            lock=False,  # the sweep's lock on its --out folder covers every run folder
         )
+        # lock=False: the sweep's lock on its --out folder covers every run folder
+        result.write(run_dir, dataset=dataset, outputs=task.outputs, lock=False)
+        record["summary"] = result.summary
     except Exception as error:  # one failed run must not stop the sweep
         record["error"] = f"{type(error).__name__}: {' '.join(str(error).split())}"
         record["exit_code"] = exit_code_for(error)
     record["wall_seconds"] = time.perf_counter() - start
     return record
+
+
+def run_tasks(tasks: list[SweepTask]) -> list[dict[str, Any]]:
+    """:func:`run_task` of each task in order (a chunk of one region's runs: one worker, one
+    session); the records in the same order."""
+    return [run_task(task) for task in tasks]
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:

@@ -488,12 +488,13 @@ def test_herschik_folder_is_replaced_and_marked(tmp_path: Path) -> None:
 def test_sweep_whose_runs_fail_exits_non_zero(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import herschik.scenarios.run
+    import herschik.scenarios.sweep.task
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("solver exploded")
 
-    monkeypatch.setattr(herschik.scenarios.run, "solve", broken)
+    # a sweep run solves in its worker's what-if session (scenarios/sweep/task.py)
+    monkeypatch.setattr(herschik.scenarios.sweep.task, "solve_in_session", broken)
     scenario = tmp_path / "grid.toml"
     scenario.write_text(SWEEP_TOML)
     out = tmp_path / "sw"

@@ -197,14 +197,14 @@ def test_failed_runs_become_error_rows_and_are_retried(
     # patched where a sweep task looks it up (sweep/task.py imports it at its top)
     import herschik.scenarios.sweep.task as run_module
 
-    real = run_module.run_solve
+    real = run_module.solve_in_session  # a task's solve (the worker's what-if session)
 
-    def flaky(instance, params, out_dir, **kwargs):  # type: ignore[no-untyped-def]
+    def flaky(task, base, instance, params):  # type: ignore[no-untyped-def]
         if params.objective == "providers":
             raise RuntimeError("solver exploded\non two lines")
-        return real(instance, params, out_dir, **kwargs)
+        return real(task, base, instance, params)
 
-    monkeypatch.setattr(run_module, "run_solve", flaky)
+    monkeypatch.setattr(run_module, "solve_in_session", flaky)
     out = tmp_path / "flaky"
     runs = run_sweep(scenario_file, out, workers=1, dataset_source="example", progress=False)
     errors = runs[runs["status"] == "error"]
@@ -212,7 +212,7 @@ def test_failed_runs_become_error_rows_and_are_retried(
     assert set(errors["objective"]) == {"providers"}
     assert errors["error"].str.contains("RuntimeError: solver exploded on two lines").all()
     assert len(pd.read_csv(out / "runs.csv")) == 4
-    monkeypatch.setattr(run_module, "run_solve", real)
+    monkeypatch.setattr(run_module, "solve_in_session", real)
     retried = run_sweep(scenario_file, out, workers=1, dataset_source="example", progress=False)
     assert retried.attrs["solved"] == 2 and set(retried["status"]) <= {"optimal", "feasible"}
 

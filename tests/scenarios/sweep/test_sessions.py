@@ -1,0 +1,162 @@
+"""Issue 23 goal 6: a sweep's workers re-use solved sub-problems between the runs of a region
+(what-if sessions, scenarios/sweep/task.py). Every run folder must hold exactly what an
+independent fresh run writes: same CSV bytes, same summary apart from wall-clock timings, on a
+real region, for optimal, partial and infeasible runs, whatever ran before in the worker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from herschik.scenarios.run import TIMING_FIELDS, run_solve, scenario_instance
+from herschik.scenarios.scenario.file import load_scenario
+from herschik.scenarios.sweep import task as sweep_task
+from herschik.scenarios.sweep.executors import region_chunks
+from herschik.scenarios.sweep.runner import run_sweep
+from herschik.scenarios.sweep.task import cached_dataset
+
+#: midden: margin 0 and 90 min is optimal, a raised margin or 45 min leaves some treatments
+#: without a plan (partially_infeasible), 10 min leaves none; planner and moved share models
+#: across travel limits that cut no flow (the session re-uses those)
+GRID = """\
+name = "sessions"
+time_limit = 60
+[grid]
+margin = [0, 0.2]
+max_travel = [10, 45, 90, "none"]
+objective = ["planner", "moved"]
+"""
+
+
+def _without_timings(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items()
+                if k not in TIMING_FIELDS and not str(k).endswith("_seconds")}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+def _same_folder(swept: Path, fresh: Path, other_file: bool = False) -> None:
+    """Same files, same bytes, same summary apart from timings (``other_file``: and apart from
+    the scenario file's path and the run's index in it)."""
+    names = sorted(p.name for p in fresh.iterdir() if not p.name.startswith("."))
+    assert sorted(p.name for p in swept.iterdir() if not p.name.startswith(".")) == names
+    for name in names:
+        if name == "summary.json":
+            a = json.loads((swept / name).read_text(encoding="utf-8"))
+            b = json.loads((fresh / name).read_text(encoding="utf-8"))
+            if other_file:
+                for summary in (a, b):
+                    summary["scenario"].pop("source")
+            assert _without_timings(a) == _without_timings(b), swept
+        else:
+            assert (swept / name).read_bytes() == (fresh / name).read_bytes(), (swept, name)
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, Path]:
+    """The grid swept in-process (one worker: one session runs every run of the region)."""
+    folder = tmp_path_factory.mktemp("sessions")
+    scenario = folder / "grid.toml"
+    scenario.write_text(GRID, encoding="utf-8")
+    sweep_task._SESSIONS.clear()
+    frame = run_sweep(scenario, folder / "out", regions="midden", workers=1, progress=False)
+    return scenario, frame, folder
+
+
+def test_every_run_is_the_fresh_run(swept: tuple[Path, Any, Path]) -> None:
+    scenario, frame, folder = swept
+    statuses = set(frame["status"])
+    assert {"optimal", "partially_infeasible"} <= statuses, statuses
+    assert statuses & {"infeasible", "partially_infeasible"}
+    assert (frame["error"].fillna("") == "").all(), frame["error"]
+    runs = load_scenario(scenario).expand()
+    dataset = cached_dataset(None)
+    by_name = {run.name: run for run in runs}
+    for row in frame.itertuples():
+        resolved = by_name[row.scenario]
+        instance, params, info = scenario_instance(dataset, "midden", resolved)
+        fresh = folder / "fresh" / row.run_id
+        run_solve(instance, params, fresh, dataset=dataset, scenario_info=info,
+                  outputs={"gpkg": False, "geojson": False, "xlsx": False, "maps": False,
+                           "report": False},
+                  warnings=resolved.outside(instance), reasons=False, lock=False)
+        _same_folder(folder / "out" / row.run_dir, fresh)
+
+
+def test_sessions_re_used_sub_problems(swept: tuple[Path, Any, Path]) -> None:
+    """The session really re-used results (else this file tests nothing new)."""
+    sessions = list(sweep_task._SESSIONS.values())
+    assert sessions, "no what-if session was kept"
+    reused = sum(session.last_step.count("unchanged") + session.last_step.count("cached")
+                 for session in sessions)
+    # the last run (margin 0.2, no limit, moved) follows margin 0.2, 90 min, moved
+    assert reused > 0
+
+
+def test_order_does_not_change_a_run(swept: tuple[Path, Any, Path],
+                                     tmp_path: Path) -> None:
+    """The same grid in reverse order (another history in the session) writes the same runs."""
+    scenario, frame, folder = swept
+    reverse = tmp_path / "reverse.toml"
+    reverse.write_text(GRID.replace('[10, 45, 90, "none"]', '["none", 90, 45, 10]')
+                       .replace("[0, 0.2]", "[0.2, 0]")
+                       .replace('["planner", "moved"]', '["moved", "planner"]'),
+                       encoding="utf-8")
+    sweep_task._SESSIONS.clear()
+    again = run_sweep(reverse, tmp_path / "out", regions="midden", workers=1, progress=False)
+    def point(row: Any) -> tuple[Any, ...]:
+        return row.margin, str(row.max_travel), row.objective
+
+    first = {point(r): folder / "out" / r.run_dir for r in frame.itertuples()}
+    assert len(again) == len(first) == 16
+    for row in again.itertuples():
+        _same_folder(tmp_path / "out" / row.run_dir, first[point(row)], other_file=True)
+
+
+def test_chunks_keep_a_region_together() -> None:
+    class Task:
+        def __init__(self, region: str) -> None:
+            self.region_id = region
+
+    tasks: list[Any] = [Task("a")] * 45 + [Task("b")] * 3 + [Task("c")] * 30
+    chunks = region_chunks(tasks, 2)
+    assert [t for chunk in chunks for t in chunk] == tasks  # every task, in order
+    assert all(len({t.region_id for t in chunk}) == 1 for chunk in chunks)
+    assert max(len(chunk) for chunk in chunks) == 10  # 78 tasks / (4 x 2 workers), rounded up
+    assert len(region_chunks(tasks[:3], 2)) == 3
+    assert max(len(c) for c in region_chunks([Task("a")] * 700, 2)) == 20
+
+
+def test_a_failed_step_drops_the_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    """A session whose step raised is in an unknown state: the run is an error row and the
+    next run starts a new session (and is solved right)."""
+    scenario = tmp_path / "grid.toml"
+    scenario.write_text('name = "drop"\n[grid]\nmargin = [0, 0.1, 0.25]\n', encoding="utf-8")
+    real = sweep_task.WhatIf.set_params
+    calls: list[int] = []
+
+    def fails_once(self, params):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("step failed")
+        return real(self, params)
+
+    monkeypatch.setattr(sweep_task.WhatIf, "set_params", fails_once)
+    sweep_task._SESSIONS.clear()
+    runs = run_sweep(scenario, tmp_path / "out", workers=1, dataset_source="example",
+                     progress=False)
+    assert list(runs["status"].iloc[[0, 2]]) == ["optimal", "optimal"]
+    assert runs["status"].iloc[1] == "error" and "step failed" in runs["error"].iloc[1]
+    assert len(calls) == 1  # the third run found no session: it started a new one
+    monkeypatch.setattr(sweep_task.WhatIf, "set_params", real)
+    sweep_task._SESSIONS.clear()
+    again = run_sweep(scenario, tmp_path / "fresh", workers=1, dataset_source="example",
+                      progress=False)
+    for a, b in zip(runs.itertuples(), again.itertuples(), strict=True):
+        if a.status != "error":
+            _same_folder(tmp_path / "out" / a.run_dir, tmp_path / "fresh" / b.run_dir)
