@@ -68,7 +68,10 @@ class _Phase2:
         self.moves_bound = self.moves_view.lagrangian(np.zeros(self.k))
         self.mu = 0.0
         self.view = _Prices(sets, self.table_t, self.key_t)
-        self.bound = np.where(sets.allowed, self.view.lagrangian(np.zeros(self.k)), np.inf)
+        self.pin_mu = self._pin_multiplier() if zero else 0.0
+        view = self._view(self.pin_mu)
+        self.bound = np.where(sets.allowed, view.lagrangian(np.zeros(self.k))
+                              - self.pin_mu * rhs, np.inf)
         self._exclude()
         self.ascended: set[int] = set()
         self.best_value = np.inf
@@ -77,6 +80,17 @@ class _Phase2:
         self.lp_solves = 0
 
     # --- bounds ---------------------------------------------------------------------------
+    def _pin_multiplier(self) -> float:
+        """A multiplier of the side row above any travel saving a patient can make by
+        leaving his site (at zero prices): with it, the bound of every keep set pins the
+        patients who can stay, as the zero-moves model does."""
+        t = self.table_t
+        finite = np.concatenate([t.cost[np.isfinite(t.cost)],
+                                 t.open_cost[np.isfinite(t.open_cost)]])
+        if finite.shape[0] == 0:
+            return 0.0
+        return float(finite.max() - finite.min()) + 1.0
+
     def _exclude(self) -> None:
         """Sets whose unnecessary moves provably exceed the ceiling are not phase-2 plans."""
         self.bound[self.moves_bound > self.rhs + MOVES_SLACK_ABS] = np.inf
@@ -266,7 +280,7 @@ class _Phase2:
             return np.inf, w, w
         value, x, v, mu = solved
         if self.zero:
-            mu = self._pinned_mu(mask, v)
+            mu = max(self._pinned_mu(mask, v), self.pin_mu)
         self.cut(mask, v, mu)
         self.bound[mask] = max(self.bound[mask], value)
         return value, x, v
