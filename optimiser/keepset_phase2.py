@@ -69,6 +69,10 @@ class _Phase2:
         self.mu = 0.0
         self.view = _Prices(sets, self.table_t, self.key_t)
         self.pin_mu = self._pin_multiplier() if zero else 0.0
+        # under U* = 0 the pinned travel bounds already rank the sets, and the moves ascent
+        # (a third of a visit) is only worth it once some set proved to have no zero-moves
+        # plan (then many may lack one, and the moves cuts exclude them without LPs)
+        self.moves_ascent = not zero
         view = self._view(self.pin_mu)
         self.bound = np.where(sets.allowed, view.lagrangian(np.zeros(self.k))
                               - self.pin_mu * rhs, np.inf)
@@ -144,7 +148,7 @@ class _Phase2:
         start = (view.extend(self.best[0], self.best_prices) if self.best is not None
                  else np.zeros(self.k))
         self.cut(mask, view.ascend(mask, start), self.mu)
-        if self.bound[mask] < cutoff:
+        if self.bound[mask] < cutoff and self.moves_ascent:
             self.cut_moves(mask, self.moves_view.ascend(mask, np.zeros(self.k)))
 
     # --- the LP of one keep set -----------------------------------------------------------
@@ -273,6 +277,7 @@ class _Phase2:
             if least is None:
                 return None
             u_min, _, w, _ = least
+            self.moves_ascent = True
             self.cut_moves(mask, w)
             if u_min <= self.rhs + MOVES_SLACK_ABS:
                 return None  # U_min within the slack but no plan under the ceiling: an edge
