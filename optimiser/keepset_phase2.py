@@ -24,7 +24,11 @@ tolerance-thin row can make a solver prune a feasible node (issue 23: HiGHS with
 reported a false optimum on such a row).
 
 With ``U* = 0`` the answer's flows come from the LP with every counted patient pinned to
-stay (the zero-moves model, exactly), not from the side row with its solver slack.
+stay (the zero-moves model, exactly), not from the side row with its solver slack. The bounds
+then use a multiplier ``mu`` above any travel saving a patient could make by leaving his site
+from the first bound on: for every keep set the side row's terms cancel in the plans that pin
+every patient who can stay, so the bound is the pinned one (valid for any ``mu >= 0``, tight
+here), and the moves ascent waits until some set proves to have no zero-moves plan.
 """
 
 from __future__ import annotations
