@@ -37,17 +37,37 @@ def _one(solve, instance, params, algorithms) -> dict[str, Any]:
     travel = sum(float(s.get("travel", 0.0) or 0.0) for s in sol.subproblems)
     return {"wall": wall, "cpu": cpu, "status": str(sol.status),
             "objective": sol.objective, "travel": travel,
+            # per sub-problem: a partial plan's solved treatments are compared one by one
+            "subproblems": [[",".join(s["treatments"]), str(s["status"]), s.get("objective"),
+                             float(s.get("travel", 0.0) or 0.0)] for s in sol.subproblems],
             "slowest": max(((s["solve_seconds"], ",".join(s["treatments"]))
                             for s in sol.subproblems), default=(0.0, ""))}
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Same status, and the same optimum (objective and travel) in the scenario and in every
+    sub-problem that both solved to optimality: a partially infeasible scenario has no
+    objective of its own, its solved treatments do."""
     if a["status"] != b["status"]:
         return False
-    if a["status"] != "optimal":
-        return True
-    close = math.isclose(a["objective"], b["objective"], rel_tol=1e-6, abs_tol=1e-4)
-    return close and math.isclose(a["travel"], b["travel"], rel_tol=1e-6, abs_tol=1e-3)
+    if a["status"] == "optimal" and not (
+            _close(a["objective"], b["objective"]) and _close(a["travel"], b["travel"], 1e-3)):
+        return False
+    mine = {sub[0]: sub for sub in a.get("subproblems", [])}
+    for name, status, objective, travel in b.get("subproblems", []):
+        other = mine.get(name)
+        if other is None or other[1] != status:
+            return False
+        if status == "optimal" and not (_close(other[2], objective)
+                                        and _close(other[3], travel, 1e-3)):
+            return False
+    return True
+
+
+def _close(a: float | None, b: float | None, abs_tol: float = 1e-4) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=abs_tol)
 
 
 def _summary(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:

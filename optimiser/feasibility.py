@@ -41,23 +41,34 @@ MAX_KEEP_DECISIONS = 20
 def keep_set_feasible(arrays: MipArrays) -> bool | None:
     """Whether the model has a feasible solution: ``True`` / ``False`` decided exactly by the
     keep-set test above, ``None`` when the model has rows the test does not cover."""
+    return keep_set_verdict(arrays)[0]
+
+
+def keep_set_verdict(arrays: MipArrays
+                     ) -> tuple[bool | None, dict[int, TreatmentKeepSets | None]]:
+    """:func:`keep_set_feasible`'s verdict and the keep sets it computed per treatment (the
+    keep-set searches re-use them instead of reading the model again; a treatment missing
+    from the dict was not computed)."""
+    computed: dict[int, TreatmentKeepSets | None] = {}
     if arrays.conflicts:
-        return False
+        return False, computed
     if not any(_openable_count(arrays, t) <= MAX_KEEP_DECISIONS for t in arrays.treatments):
-        return None  # before reading the model back (a national model is large)
+        return None, computed  # before reading the model back (a national model is large)
     parsed = read_keep_set_model(arrays)
     if parsed is None:
-        return None
+        return None, computed
     assert parsed.demand_row is not None
     if np.unique(parsed.demand_row).shape[0] < parsed.n_demand_rows:
-        return False  # an area with patients and no site it may use
+        return False, computed  # an area with patients and no site it may use
     verdicts = []
     for t in arrays.treatments:
-        verdict = _treatment_feasible(parsed, t, arrays)
+        sets = treatment_keep_sets(arrays, t, parsed)
+        computed[t] = sets
+        verdict = None if sets is None else bool(np.any(sets.allowed))
         if verdict is False:
-            return False
+            return False, computed
         verdicts.append(verdict)
-    return None if any(v is None for v in verdicts) else True
+    return (None if any(v is None for v in verdicts) else True), computed
 
 
 def _openable_count(arrays: MipArrays, t: int) -> int:
@@ -195,11 +206,6 @@ def treatment_keep_sets(arrays: MipArrays, t: int, parsed: KeepSetModel | None =
         return None  # a keep set on the tolerance edge: let the solver decide
     return TreatmentKeepSets(t, openable, parsed.required[openable], d, x_t, local, x_bit,
                              strict)
-
-
-def _treatment_feasible(parsed: KeepSetModel, t: int, arrays: MipArrays) -> bool | None:
-    sets = treatment_keep_sets(arrays, t, parsed)
-    return None if sets is None else bool(np.any(sets.allowed))
 
 
 def _meets_cardinality(parsed: KeepSetModel, arrays: MipArrays, t: int, bit: np.ndarray, k: int,

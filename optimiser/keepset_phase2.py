@@ -24,7 +24,11 @@ tolerance-thin row can make a solver prune a feasible node (issue 23: HiGHS with
 reported a false optimum on such a row).
 
 With ``U* = 0`` the answer's flows come from the LP with every counted patient pinned to
-stay (the zero-moves model, exactly), not from the side row with its solver slack.
+stay (the zero-moves model, exactly), not from the side row with its solver slack. The bounds
+then use a multiplier ``mu`` above any travel saving a patient could make by leaving his site
+from the first bound on: for every keep set the side row's terms cancel in the plans that pin
+every patient who can stay, so the bound is the pinned one (valid for any ``mu >= 0``, tight
+here), and the moves ascent waits until some set proves to have no zero-moves plan.
 """
 
 from __future__ import annotations
@@ -68,7 +72,14 @@ class _Phase2:
         self.moves_bound = self.moves_view.lagrangian(np.zeros(self.k))
         self.mu = 0.0
         self.view = _Prices(sets, self.table_t, self.key_t)
-        self.bound = np.where(sets.allowed, self.view.lagrangian(np.zeros(self.k)), np.inf)
+        self.pin_mu = self._pin_multiplier() if zero else 0.0
+        # under U* = 0 the pinned travel bounds already rank the sets, and the moves ascent
+        # (a third of a visit) is only worth it once some set proved to have no zero-moves
+        # plan (then many may lack one, and the moves cuts exclude them without LPs)
+        self.moves_ascent = not zero
+        view = self._view(self.pin_mu)
+        self.bound = np.where(sets.allowed, view.lagrangian(np.zeros(self.k))
+                              - self.pin_mu * rhs, np.inf)
         self._exclude()
         self.ascended: set[int] = set()
         self.best_value = np.inf
@@ -77,6 +88,17 @@ class _Phase2:
         self.lp_solves = 0
 
     # --- bounds ---------------------------------------------------------------------------
+    def _pin_multiplier(self) -> float:
+        """A multiplier of the side row above any travel saving a patient can make by
+        leaving his site (at zero prices): with it, the bound of every keep set pins the
+        patients who can stay, as the zero-moves model does."""
+        t = self.table_t
+        finite = np.concatenate([t.cost[np.isfinite(t.cost)],
+                                 t.open_cost[np.isfinite(t.open_cost)]])
+        if finite.shape[0] == 0:
+            return 0.0
+        return float(finite.max() - finite.min()) + 1.0
+
     def _exclude(self) -> None:
         """Sets whose unnecessary moves provably exceed the ceiling are not phase-2 plans."""
         self.bound[self.moves_bound > self.rhs + MOVES_SLACK_ABS] = np.inf
@@ -130,7 +152,7 @@ class _Phase2:
         start = (view.extend(self.best[0], self.best_prices) if self.best is not None
                  else np.zeros(self.k))
         self.cut(mask, view.ascend(mask, start), self.mu)
-        if self.bound[mask] < cutoff:
+        if self.bound[mask] < cutoff and self.moves_ascent:
             self.cut_moves(mask, self.moves_view.ascend(mask, np.zeros(self.k)))
 
     # --- the LP of one keep set -----------------------------------------------------------
@@ -259,6 +281,7 @@ class _Phase2:
             if least is None:
                 return None
             u_min, _, w, _ = least
+            self.moves_ascent = True
             self.cut_moves(mask, w)
             if u_min <= self.rhs + MOVES_SLACK_ABS:
                 return None  # U_min within the slack but no plan under the ceiling: an edge
@@ -266,7 +289,7 @@ class _Phase2:
             return np.inf, w, w
         value, x, v, mu = solved
         if self.zero:
-            mu = self._pinned_mu(mask, v)
+            mu = max(self._pinned_mu(mask, v), self.pin_mu)
         self.cut(mask, v, mu)
         self.bound[mask] = max(self.bound[mask], value)
         return value, x, v

@@ -279,7 +279,9 @@ class _Search(_Prices):
         cost = np.concatenate([sub[area, pos], self.opt.open_cost[open_area]])
         lower = np.concatenate([self.opt.demand, self.sets.required[members]])
         upper = np.concatenate([self.opt.demand, np.full(m, np.inf)])
-        solved = solve_lp_highs(cost, matrix, lower, upper)
+        # presolve off, as in phase 2 (keepset_phase2._lp): on these transportation LPs it
+        # costs more than it saves (noordoost providers/travel: LP seconds -25 to -33 %)
+        solved = solve_lp_highs(cost, matrix, lower, upper, presolve=False)
         if solved is None:
             return None
         value, flows, duals = solved

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .backends import BackendResult
-from .feasibility import TreatmentKeepSets, treatment_keep_sets
+from .feasibility import TreatmentKeepSets, keep_set_verdict, treatment_keep_sets
 from .formulation import MipArrays, travel_vector
 from .instance import Instance
 from .keepset_phase2 import solve_phase2_by_keep_sets
@@ -34,7 +34,6 @@ from .strategies import ComponentContext, Lexicographic
 from .subproblem import (
     ComponentResult,
     SolveReport,
-    hall_test,
     proven,
     run_backend,
     solve_cbc,
@@ -62,7 +61,9 @@ class PlannerObjective(Lexicographic):
     def optimise(self, ctx: ComponentContext) -> ComponentResult:
         t0 = time.perf_counter()
         report = SolveReport(lexicographic=True)
-        if hall_test(ctx.arrays, ctx.algorithms) is False:
+        verdict, computed = (keep_set_verdict(ctx.arrays) if ctx.algorithms.hall_test
+                             else (None, {}))
+        if verdict is False:
             # proven infeasible before the greedy plan and the zero-moves attempt (the other
             # objectives meet the keep-set test in run_backend)
             report.algorithm = KEEP_SET_SEARCH
@@ -73,7 +74,9 @@ class PlannerObjective(Lexicographic):
         greedy = (planner_greedy(arrays, ctx.instance) if ctx.algorithms.planner_shortcuts
                   else None)
         if ctx.params.solver == "highs" and ctx.algorithms.keep_set_search:
-            searched = _KeepSetPlanner(ctx, arrays).solve(greedy)
+            # the keep sets of the Hall test above (same rows: only the objective differs)
+            sets = computed.get(arrays.treatments[0]) if len(arrays.treatments) == 1 else None
+            searched = _KeepSetPlanner(ctx, arrays, sets).solve(greedy)
             if searched is not None:
                 return searched
         attempt_s = 0.0
@@ -248,13 +251,14 @@ class _KeepSetPlanner:
     has phase 1's objective. :meth:`solve` gives None when they do not cover the model (the
     MIP path then solves it)."""
 
-    def __init__(self, ctx: ComponentContext, arrays: MipArrays) -> None:
+    def __init__(self, ctx: ComponentContext, arrays: MipArrays,
+                 sets: TreatmentKeepSets | None = None) -> None:
         assert arrays.moves_c is not None
         self.ctx, self.arrays, self.moves_c = ctx, arrays, arrays.moves_c
         self.travel = travel_vector(arrays, ctx.instance)
         self.zero_rhs = -arrays.moves_offset + MOVES_SLACK_ABS
         self.report = SolveReport(lexicographic=True)
-        self.sets: TreatmentKeepSets | None = None
+        self.sets: TreatmentKeepSets | None = sets
 
     def _phase2(self, rhs: float, zero: bool) -> BackendResult | None:
         params = self.ctx.params
@@ -272,7 +276,8 @@ class _KeepSetPlanner:
         only when there is none does phase 1 run, then phase 2 under its optimum."""
         if len(self.ctx.treatments) != 1:
             return None
-        self.sets = treatment_keep_sets(self.arrays, self.arrays.treatments[0])
+        if self.sets is None:
+            self.sets = treatment_keep_sets(self.arrays, self.arrays.treatments[0])
         if self.sets is None:
             return None
         phase1 = self._phase1(greedy)

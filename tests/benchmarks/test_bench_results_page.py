@@ -45,3 +45,17 @@ def test_grid_section_renders_one_real_scenario_and_judges_the_goal() -> None:
     (goal, verdict, where), = goals
     assert verdict == ("**met**" if rows["p100_wall"] <= bench_grid.GOAL_P100_S else "**missed**")
     assert f"{rows['p100_wall']:.2f} s" in where
+
+
+def test_old_comparison_checks_the_solved_treatments_of_a_partial_plan() -> None:
+    """`--old` compares every solved sub-problem: a partially infeasible scenario has no
+    objective of its own, so comparing statuses only let a different optimum through."""
+    def row(travel: float) -> dict:
+        return {"status": "partially_infeasible", "objective": None, "travel": travel,
+                "subproblems": [["a", "optimal", travel, travel], ["b", "infeasible", None, 0.0]]}
+
+    assert bench_grid._same(row(100.0), row(100.0 + 1e-9))
+    assert not bench_grid._same(row(100.0), row(101.0))
+    infeasible_b = row(100.0)
+    infeasible_b["subproblems"][1][1] = "optimal"
+    assert not bench_grid._same(row(100.0), infeasible_b)

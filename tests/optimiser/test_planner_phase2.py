@@ -196,3 +196,79 @@ def test_real_region_phase2_matches_branch_and_bound(noordoost_instance, treatme
     travel = float(searched.arrays.c @ searched.x)
     assert travel == pytest.approx(float(reference.arrays.c @ reference.x), rel=1e-7)
     assert searched.report.unnecessary_moves_phase1 == 0.0
+
+
+def _zero_moves_search(seed: int, scale: float):
+    """A phase-2 search under U* = 0 on a small one-treatment model (3-7 keep decisions, so
+    every keep set can be solved), travel minutes times ``scale``; None when U* > 0."""
+    from dataclasses import replace
+
+    from herschik.optimiser.keepset_phase2 import _prepare
+
+    rng = np.random.default_rng(7000 + seed)
+    inst = synthetic_instance(n_areas=int(rng.integers(8, 40)), n_sites=int(rng.integers(3, 8)),
+                              n_treatments=1, seed=seed)
+    travel = inst.travel_min * scale
+    if seed % 5 == 0:  # degenerate: every site as far from every area (all ties)
+        travel = np.full_like(travel, 30.0 * scale)
+    inst = replace(inst, travel_min=travel)
+    kw: dict = {"objective": "planner", "margin": float(rng.choice([0.0, 0.2, 0.5]))}
+    if rng.random() < 0.4:
+        kw["max_providers"] = {inst.treatment_ids[0]: int(rng.integers(1, 4))}
+    if rng.random() < 0.3:
+        kw["max_extra_travel"] = min(float(rng.uniform(5, 30)) * scale, 1440.0)
+    arrays = build_arrays(inst, SolveParams(**kw), [0])
+    assert arrays.moves_c is not None
+    phase1 = arrays.with_objective(arrays.moves_c, arrays.moves_offset)
+    first = solve_by_keep_sets(phase1, 1e-9)
+    if first is None or first.status != "optimal" or float(first.objective) > ZERO_MOVES:
+        return None
+    rhs = -arrays.moves_offset + MOVES_SLACK_ABS
+    travel_c = travel_vector(arrays, inst)
+    return _prepare(phase1, travel_c, rhs, True, None), phase1, travel_c, rhs
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e4])
+@pytest.mark.parametrize("seed", range(30))
+def test_zero_moves_bounds_never_exceed_a_keep_sets_pinned_optimum(seed: int,
+                                                                   scale: float) -> None:
+    """The bounds of the zero-moves search (side-row multiplier above any saving, so every
+    patient who can stay is pinned from the first bound on) are valid: at the start and after
+    the search, no allowed keep set's bound exceeds its exact zero-moves optimum, which is
+    solved here for every keep set (HiGHS, presolve on, on the zero-moves model with that keep
+    set fixed). The search's optimum is the least of them. Degenerate (all ties) and extreme
+    (x 1e-3, x 1e4 minutes) instances too."""
+    made = _zero_moves_search(seed, scale)
+    if made is None:
+        pytest.skip("U* > 0 or not covered")
+    search, phase1, travel_c, rhs = made
+    if search is None:
+        pytest.skip("not covered by the search")
+    full = zero_moves_model(phase1).with_objective(travel_c)
+    exact = np.full(search.bound.shape[0], np.inf)
+    for mask in np.nonzero(search.sets.allowed)[0]:
+        fixed = full.with_objective(full.c, full.offset)
+        fixed.col_lower = full.col_lower.copy()
+        fixed.col_upper = full.col_upper.copy()
+        ys = full.y_start + search.sets.openable
+        on = (int(mask) >> np.arange(search.k)) & 1
+        fixed.col_lower[ys] = on
+        fixed.col_upper[ys] = on
+        res = solve_highs(fixed, mip_gap=1e-9, threads=1, presolve=True)
+        if res.status == "optimal":
+            exact[mask] = float(res.objective)
+        else:
+            assert res.status == "infeasible"
+    tol = 1e-7 * np.maximum(1.0, np.abs(exact))
+    feasible = np.isfinite(exact)
+    assert np.all(search.bound[feasible] <= exact[feasible] + tol[feasible])
+    searched = solve_phase2_by_keep_sets(phase1, travel_c, rhs, True, 1e-9)
+    assert searched is not None
+    if not np.any(feasible):
+        assert searched.status == "infeasible"
+        return
+    assert searched.status == "optimal"
+    best = float(exact[feasible].min())
+    assert searched.objective == pytest.approx(best, rel=1e-7, abs=1e-6 * max(1.0, scale))
+    assert searched.bound <= best + 1e-7 * max(1.0, abs(best))
+    assert float(phase1.moves_c @ searched.x + phase1.moves_offset) <= 1e-6
