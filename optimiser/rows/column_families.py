@@ -84,9 +84,12 @@ def _mean_baseline_travel(ctx: CheckContext) -> np.ndarray:
     patients = instance.baseline_flow.sum(axis=1)
     total = np.zeros_like(patients)
     for s in range(len(instance.sites)):
-        minutes = instance.travel_min[:, s]
-        used = instance.baseline_flow[:, s, :] > 0
-        total += np.where(used, instance.baseline_flow[:, s, :] * minutes[:, None], 0.0)
+        flow = instance.baseline_flow[:, s, :]
+        used = flow > 0
+        # minutes only where patients go today: an unreachable pair (inf) times no patients
+        # would be NaN (and warn) before np.where drops it
+        minutes = np.where(used, instance.travel_min[:, s][:, None], 0.0)
+        total += np.where(used, flow * minutes, 0.0)
     out = np.full_like(patients, np.nan)
     np.divide(total, patients, out=out, where=patients > 0)
     return out
