@@ -21,6 +21,7 @@ SECTIONS = ("regions", "grid", "national", "matrix", "sweep", "sweep_default", "
 GOAL_MATRIX_COLD_S = 20.0
 GOAL_MATRIX_RATIO = 20.0
 GOAL_SWEEP_S = 300.0  # issue 16 (was 600 s)
+GOAL_SWEEP_EVERY_OBJECTIVE_S = 60.0  # issue 23 goal 6
 GOAL_MEMORY_MB = 4096.0
 
 
