@@ -18,24 +18,14 @@ from herschik.optimiser.params import SiteTreatment, SolveParams
 from herschik.optimiser.solve import solve
 from herschik.optimiser.verify import verify
 
-from tests.support.instances import pmedian_instance
+from tests.support.instances import random_points_instance
 
 
 def _instance(n_areas: int, n_sites: int, seed: int, norm: float = 1e-3, grid: bool = False,
               weight_range: tuple[float, float] = (1, 21)) -> Instance:
     """Uniform points (or points on a coarse integer grid: many tied travel times)."""
-    rng = np.random.default_rng(seed)
-    if grid:
-        areas = rng.integers(0, 6, size=(n_areas, 2)).astype(float)
-        sites = rng.integers(0, 6, size=(n_sites, 2)).astype(float)
-        cost = np.abs(areas[:, None, :] - sites[None, :, :]).sum(axis=2) * 10.0
-    else:
-        areas = rng.uniform(0, 100, size=(n_areas, 2))
-        sites = rng.uniform(0, 100, size=(n_sites, 2))
-        cost = np.sqrt(((areas[:, None, :] - sites[None, :, :]) ** 2).sum(axis=2))
-    lo, hi = weight_range
-    weights = np.round(np.exp(rng.uniform(np.log(lo), np.log(hi), size=n_areas)), 3)
-    return pmedian_instance(cost, weights, norm)
+    return random_points_instance(np.random.default_rng(seed), n_areas, n_sites, grid,
+                                  weight_range, 3, norm=norm)
 
 
 def _brute_force(inst: Instance, params: SolveParams, p: int) -> float:

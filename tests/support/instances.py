@@ -111,3 +111,22 @@ def pmedian_instance(cost: np.ndarray, weights: np.ndarray, norm: float = 1e-3) 
                     sites=tuple(Site(id=f"S{j}") for j in range(n_sites)),
                     treatments=(Treatment(id="T", norm=norm),), demand=weights[:, None],
                     travel_min=cost, baseline_volume=flow.sum(axis=0), baseline_flow=flow)
+
+
+def random_points_instance(rng: np.random.Generator, n_areas: int, n_sites: int, grid: bool,
+                           weight_range: tuple[float, float], decimals: int,
+                           scale: float = 1.0, norm: float = 1e-3) -> Instance:
+    """:func:`pmedian_instance` on random points: uniform in a 100 x 100 square (Euclidean
+    travel) or on a coarse 6 x 6 grid (Manhattan x 10: many tied travel times); patients per
+    area log-uniform in ``weight_range``, rounded to ``decimals``."""
+    if grid:
+        areas = rng.integers(0, 6, size=(n_areas, 2)).astype(float)
+        sites = rng.integers(0, 6, size=(n_sites, 2)).astype(float)
+        cost = np.abs(areas[:, None, :] - sites[None, :, :]).sum(axis=2) * 10.0
+    else:
+        areas = rng.uniform(0, 100, size=(n_areas, 2))
+        sites = rng.uniform(0, 100, size=(n_sites, 2))
+        cost = np.sqrt(((areas[:, None, :] - sites[None, :, :]) ** 2).sum(axis=2))
+    lo, hi = weight_range
+    weights = np.round(np.exp(rng.uniform(np.log(lo), np.log(hi), size=n_areas)), decimals)
+    return pmedian_instance(cost * scale, weights, norm)
