@@ -18,7 +18,7 @@ from herschik.optimiser.params import SiteTreatment, SolveParams
 from herschik.optimiser.solve import solve
 from herschik.optimiser.verify import verify
 
-from tests.support.instances import random_points_instance
+from tests.support.instances import meets_rows, random_points_instance
 
 
 def _instance(n_areas: int, n_sites: int, seed: int, norm: float = 1e-3, grid: bool = False,
@@ -67,14 +67,6 @@ def test_pmedian_matches_brute_force(seed: int) -> None:
     assert sol.objective == pytest.approx(_brute_force(inst, params, p), rel=1e-9, abs=1e-9)
 
 
-def _meets_rows(arrays, x: np.ndarray) -> bool:
-    activity = arrays.A @ x
-    tol = 1e-6 * np.maximum(1.0, np.abs(activity))
-    return bool(np.all(activity >= arrays.row_lower - tol)
-                and np.all(activity <= arrays.row_upper + tol)
-                and np.all(x >= arrays.col_lower - 1e-9) and np.all(x <= arrays.col_upper + 1e-9))
-
-
 @pytest.mark.parametrize("seed", range(6))
 def test_real_norms_match_brute_force(seed: int) -> None:
     """Norms that bind (a kept site must fill up with patients from beyond its nearest
@@ -100,7 +92,7 @@ def test_real_norms_match_brute_force(seed: int) -> None:
     assert res is not None and res.status == "optimal" and res.x is not None
     assert res.objective == pytest.approx(expected, rel=1e-9, abs=1e-9)
     assert res.bound is not None and res.bound <= expected * (1 + 1e-9) + 1e-9
-    assert _meets_rows(arrays, res.x)
+    assert meets_rows(arrays, res.x)
     assert solve(inst, params).objective == pytest.approx(expected, rel=1e-6)
 
 
@@ -201,4 +193,4 @@ def test_a_known_plan_starts_the_search_and_a_broken_one_is_ignored() -> None:
     assert known_plan(model, arrays, broken) is None
     again = solve_by_lagrangian(arrays, 1e-9, start=broken)
     assert again is not None and again.objective == pytest.approx(plain.objective, rel=1e-12)
-    assert _meets_rows(arrays, again.x)
+    assert meets_rows(arrays, again.x)

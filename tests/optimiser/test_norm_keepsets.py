@@ -19,7 +19,7 @@ from herschik.optimiser.solve import solve
 from herschik.optimiser.verify import verify
 
 from tests.support.bruteforce import reference
-from tests.support.instances import random_points_instance
+from tests.support.instances import meets_rows, random_points_instance
 
 
 def _instance(n_areas: int, n_sites: int, seed: int, kept: float, grid: bool = False,
@@ -46,14 +46,6 @@ def _same_as_branch_and_bound(inst: Instance, params: SolveParams, abs_tol: floa
     assert highs.subproblems[0].get("algorithm") != NORM_KEEPSETS
     assert sol.objective == pytest.approx(highs.objective, rel=1e-6, abs=abs_tol)
     return sol
-
-
-def _meets_rows(arrays, x: np.ndarray) -> bool:
-    activity = arrays.A @ x
-    tol = 1e-6 * np.maximum(1.0, np.abs(activity))
-    return bool(np.all(activity >= arrays.row_lower - tol)
-                and np.all(activity <= arrays.row_upper + tol)
-                and np.all(x >= arrays.col_lower - 1e-9) and np.all(x <= arrays.col_upper + 1e-9))
 
 
 def _small_params(rng: np.random.Generator, inst: Instance) -> SolveParams:
@@ -93,7 +85,7 @@ def test_small_models_match_brute_force(seed: int) -> None:
     assert res.message == NORM_KEEPSETS
     assert res.objective == pytest.approx(expected[0], rel=1e-7, abs=1e-6)
     assert res.bound is not None and res.bound <= expected[0] * (1 + 1e-7) + 1e-6
-    assert _meets_rows(arrays, res.x)
+    assert meets_rows(arrays, res.x)
     assert float(arrays.c @ res.x + arrays.offset) == pytest.approx(res.objective, rel=1e-9)
 
 
@@ -157,7 +149,7 @@ def test_a_known_plan_is_the_first_incumbent_and_a_broken_one_is_ignored() -> No
     ignored = solve_by_norm_branching(arrays, 1e-9, start=broken)
     assert ignored is not None and ignored.objective == pytest.approx(plain.objective,
                                                                        rel=1e-12)
-    assert _meets_rows(arrays, ignored.x)
+    assert meets_rows(arrays, ignored.x)
 
 
 def test_a_stopped_search_reports_a_valid_bound_not_optimal() -> None:
@@ -215,7 +207,7 @@ def test_moved_small_models_match_brute_force(seed: int) -> None:
     assert res.status == "optimal" and res.x is not None
     assert res.objective == pytest.approx(expected[0], rel=1e-6, abs=2e-4)
     assert res.bound is not None and res.bound <= res.objective + 1e-9
-    assert _meets_rows(arrays, res.x)
+    assert meets_rows(arrays, res.x)
 
 
 @pytest.mark.parametrize("seed", range(2))

@@ -130,3 +130,13 @@ def random_points_instance(rng: np.random.Generator, n_areas: int, n_sites: int,
     lo, hi = weight_range
     weights = np.round(np.exp(rng.uniform(np.log(lo), np.log(hi), size=n_areas)), decimals)
     return pmedian_instance(cost * scale, weights, norm)
+
+
+def meets_rows(arrays: Any, x: np.ndarray) -> bool:
+    """Whether column values ``x`` meet every row and column bound of MIP ``arrays`` (to
+    1e-6 relative on rows, 1e-9 on columns): an exact method's plan checked independently."""
+    activity = arrays.A @ x
+    tol = 1e-6 * np.maximum(1.0, np.abs(activity))
+    return bool(np.all(activity >= arrays.row_lower - tol)
+                and np.all(activity <= arrays.row_upper + tol)
+                and np.all(x >= arrays.col_lower - 1e-9) and np.all(x <= arrays.col_upper + 1e-9))
