@@ -205,7 +205,7 @@ def verified_result(
     hospital_changes = hospital_changes_from_site_volumes(
         site_volumes, {t.id: t.name for t in instance.treatments})
     if reasons and solution.flow is not None:
-        names = {site.id: site.name or site.id for site in instance.sites}
+        names = site_names(instance)
         hospital_changes = with_reasons(
             hospital_changes, lost_role_reasons(instance, params, solution),
             lambda r: reason_sentence(r, names), lambda r: moves_from_text(r, names))
@@ -222,6 +222,11 @@ def verified_result(
     return RunResult(instance=instance, params=params, solution=solution, kpis=kpis,
                      violations=violations, summary=summary, site_volumes=site_volumes,
                      assignments=assignments, hospital_changes=hospital_changes, flows=flows)
+
+
+def site_names(instance: Instance) -> dict[str, str]:
+    """Site id -> hospital name, as the reasons' sentences name hospitals."""
+    return {site.id: site.name or site.id for site in instance.sites}
 
 
 def planned_part(instance: Instance, solution: Solution, statuses: dict[str, str]

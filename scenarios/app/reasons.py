@@ -19,7 +19,7 @@ from typing import Any
 from herschik.optimiser.reasons import RoleReason, lost_role_reasons
 from herschik.optimiser.results import with_reasons
 from herschik.scenarios.reason_words import moves_from_text, reason_sentence
-from herschik.scenarios.run import RunResult
+from herschik.scenarios.run import RunResult, site_names
 
 from herschik.i18n import use_language
 
@@ -63,7 +63,7 @@ class ReasonCache:
         reasons = self.site_reasons(run, cache, run.instance.site_ids)
         with self._lock:
             if cache.full_run is None:
-                names = site_names(run)
+                names = site_names(run.instance)
                 with use_language(language):
                     changes = with_reasons(
                         run.hospital_changes, [r for site in run.instance.site_ids
@@ -74,16 +74,11 @@ class ReasonCache:
             return cache.full_run
 
 
-def site_names(run: RunResult) -> dict[str, str]:
-    """Site id -> hospital name (the names the CLI's reasons use)."""
-    return {site.id: site.name or site.id for site in run.instance.sites}
-
-
 def reason_rows(run: RunResult, reasons: list[RoleReason]) -> list[dict[str, Any]]:
     """One hospital's reasons as the page shows them, in the current language: the sentence
     of hospital_changes.csv's ``reason`` column and its numbers (``intervention_name`` as
     the hospital rows have it: the page translates it)."""
-    names = site_names(run)
+    names = site_names(run.instance)
     treatments = {t.id: t.name or t.id for t in run.instance.treatments}
     return [{
         "intervention_id": r.intervention_id,

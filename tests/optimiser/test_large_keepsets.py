@@ -6,6 +6,7 @@ extreme numbers, and the reduced-cost fixing itself against brute force."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -76,8 +77,7 @@ def test_real_norms_match_brute_force(seed: int) -> None:
     n_sites, p = int(rng.integers(22, 26)), int(rng.integers(2, 4))  # one is closed
     inst = _instance(int(rng.integers(40, 70)), n_sites, seed, grid=seed % 3 == 0)
     total = float(inst.demand.sum())
-    inst = Instance(**{**inst.__dict__,
-                       "treatments": (Treatment(id="T", norm=round(total / (p + 2), 2)),)})
+    inst = replace(inst, treatments=(Treatment(id="T", norm=round(total / (p + 2), 2)),))
     params = SolveParams(objective="travel", max_providers={"T": p}, allow_new_providers=True,
                          force_keep=[SiteTreatment(site_id="S0", intervention_id="T")]
                          if seed % 2 else [],

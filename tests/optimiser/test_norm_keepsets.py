@@ -8,6 +8,8 @@ with more than 20 keep decisions), against HiGHS' and CBC's branch and bound on 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from herschik.optimiser.algorithms import BRANCH_AND_BOUND_ONLY, Algorithms
@@ -31,7 +33,7 @@ def _instance(n_areas: int, n_sites: int, seed: int, kept: float, grid: bool = F
     inst = random_points_instance(rng, n_areas, n_sites, grid, weight_range, 4, scale)
     weights = inst.demand[:, 0]
     norm = round(float(weights.sum()) / kept, 4)
-    return Instance(**{**inst.__dict__, "treatments": (Treatment(id="T", norm=norm),)})
+    return replace(inst, treatments=(Treatment(id="T", norm=norm),))
 
 
 def _same_as_branch_and_bound(inst: Instance, params: SolveParams, abs_tol: float):

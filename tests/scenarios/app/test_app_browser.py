@@ -289,14 +289,7 @@ def test_confidence_setting_and_odds_in_the_browser(
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(url)
-            page.wait_for_function("document.body.dataset.planId !== ''", timeout=TIMEOUT_MS)
-            if page.input_value("#region") != REGION:
-                old = _plan_id(page)
-                page.select_option("#region", REGION)
-                _wait_new_plan(page, old)
+            page = _open_page(browser, url, errors, size=(1400, 900))
             first = _plan_id(page)
             page.fill("#margin", "0")
             page.fill("#norm_confidence", "0.7")
@@ -603,10 +596,11 @@ def test_app_language_switch_to_dutch(chromium_path: str, app_server: tuple[str,
     assert errors == []
 
 
-def _open_page(browser, url: str, errors: list[str], lang: str | None = None):
-    """A 1280 x 720 page of the app on its first plan of Midden (``lang``: the language
-    cookie the page's switch sets)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
+def _open_page(browser, url: str, errors: list[str], lang: str | None = None,
+               size: tuple[int, int] = (1280, 720)):
+    """A page of the app (``size``: width x height) on its first plan of Midden (``lang``:
+    the language cookie the page's switch sets)."""
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
     if lang:
         context.add_cookies([{"name": "herschik_lang", "value": lang, "url": url}])
     page = context.new_page()
