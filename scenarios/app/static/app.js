@@ -697,9 +697,11 @@ async function solve(settings) {
       document.body.dataset.planId = String(S.plan.id);
       writeSettings(S.plan.settings);
       redraw();
+      // the plans list first: the status line ends the busy state, and a page that says it
+      // is ready must show the new plan in its list (and in the compare choice)
+      await refreshPlans();
       setStatus(t("{plan}: {status} in {seconds} s", { plan: S.plan.name,
         status: planStatusWord(S.plan.status), seconds: fmt(S.plan.seconds, 2) }));
-      await refreshPlans();
     }
   } catch (error) {
     $("error").hidden = false;

@@ -622,6 +622,49 @@ def _set_margin(page, percent: str) -> str:
     return _wait_new_plan(page, old)
 
 
+SLOW_PLANS_LIST = """
+const realFetch = window.fetch;
+window.fetch = async (path, options) => {
+  if (String(path) === "/api/plans") await new Promise((done) => setTimeout(done, 600));
+  return realFetch(path, options);
+};
+"""
+
+
+def test_a_ready_page_lists_its_new_plan(chromium_path: str,
+                                         app_server: tuple[str, Path]) -> None:
+    """CI regression: the page said it was ready (status line, ``data-busy``) before the plans
+    list had the new plan, so the compare choice still pointed at the one before. With the
+    list's answer held back, a ready page must already list and pick the plan on screen."""
+    from playwright.sync_api import sync_playwright
+
+    url, _ = app_server
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 720})
+            context.add_init_script(SLOW_PLANS_LIST)
+            page = context.new_page()
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(url)
+            page.wait_for_function("document.body.dataset.planId !== '' && "
+                                   "document.body.dataset.busy === 'false'", timeout=TIMEOUT_MS)
+            first = _plan_id(page)
+            page.fill("#margin", "17")  # settings no other test asks for: a new plan
+            page.press("#margin", "Enter")
+            second = _wait_new_plan(page, first)
+            listed = page.eval_on_selector_all(
+                "#plans tbody tr", "rows => rows.map(r => r.dataset.planId)")
+            assert second in listed
+            picked_b = page.evaluate(
+                "document.querySelector('#plans input[name=cmp-b]:checked')?.value")
+            assert picked_b == second
+        finally:
+            browser.close()
+    assert errors == []
+
+
 PARTIAL_TREATMENT = "og_endoscopic"  # 28.1/yr in Midden: a 20 % margin over 25 is out of reach
 
 
