@@ -7,6 +7,7 @@ with provider caps, margins, extra-travel limits and new providers. No run may r
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 
@@ -230,9 +231,28 @@ def _zero_moves_search(seed: int, scale: float):
     return _prepare(phase1, travel_c, rhs, True, None), phase1, travel_c, rhs
 
 
+ZERO_MOVES_CASES = 30
+
+
+@functools.cache
+def _zero_moves_seeds(scale: float) -> tuple[int, ...]:
+    """The first ZERO_MOVES_CASES seeds whose draw has U* = 0 and is covered by the search:
+    the test runs on that many real cases instead of skipping the draws it does not apply to
+    (U* > 0 in about a third of them)."""
+    seeds: list[int] = []
+    seed = 0
+    while len(seeds) < ZERO_MOVES_CASES:
+        made = _zero_moves_search(seed, scale)
+        if made is not None and made[0] is not None:
+            seeds.append(seed)
+        seed += 1
+        assert seed < 20 * ZERO_MOVES_CASES, "the generator draws too few U* = 0 cases"
+    return tuple(seeds)
+
+
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 1e4])
-@pytest.mark.parametrize("seed", range(30))
-def test_zero_moves_bounds_never_exceed_a_keep_sets_pinned_optimum(seed: int,
+@pytest.mark.parametrize("case", range(ZERO_MOVES_CASES))
+def test_zero_moves_bounds_never_exceed_a_keep_sets_pinned_optimum(case: int,
                                                                    scale: float) -> None:
     """The bounds of the zero-moves search (side-row multiplier above any saving, so every
     patient who can stay is pinned from the first bound on) are valid: at the start and after
@@ -240,12 +260,11 @@ def test_zero_moves_bounds_never_exceed_a_keep_sets_pinned_optimum(seed: int,
     solved here for every keep set (HiGHS, presolve on, on the zero-moves model with that keep
     set fixed). The search's optimum is the least of them. Degenerate (all ties) and extreme
     (x 1e-3, x 1e4 minutes) instances too."""
+    seed = _zero_moves_seeds(scale)[case]
     made = _zero_moves_search(seed, scale)
-    if made is None:
-        pytest.skip("U* > 0 or not covered")
+    assert made is not None
     search, phase1, travel_c, rhs = made
-    if search is None:
-        pytest.skip("not covered by the search")
+    assert search is not None
     full = zero_moves_model(phase1).with_objective(travel_c)
     exact = np.full(search.bound.shape[0], np.inf)
     for mask in np.nonzero(search.sets.allowed)[0]:
