@@ -204,7 +204,7 @@ def _check_kpis(kpis: dict[str, Any], instance: Instance, flow: np.ndarray) -> l
     return problems
 
 
-def _lower_quantile(values: list[float], weights: list[float], q: float) -> float:
+def _lower_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
     """The KPIs' p90 of the recomputed figures (0 for nobody, as the KPIs define it).
 
     The one quantile function the verifier shares with the KPI code: it is tiny, tested on its
@@ -216,28 +216,28 @@ def _lower_quantile(values: list[float], weights: list[float], q: float) -> floa
 def _check_displaced(kpis: dict[str, Any], instance: Instance, flow: np.ndarray,
                      travel: np.ndarray) -> list[str]:
     """Displaced patients, their extra travel, optional moves and providers lost / gained,
-    recomputed patient group by patient group (loops, not the vectorised KPI code)."""
-    n_sites = instance.shape[1]
+    recomputed patient group by patient group from the flows (:func:`_displaced_groups`).
+
+    Independent of the KPI code (optimiser/kpis.py): a site provides a treatment after when
+    its flows exceed PROVIDES_MIN (the KPIs read the keep decisions), a group is an (area, site
+    of today) pair with more than FLOW_EPS patients, and the figures are recomputed from the
+    groups here."""
+    n_treat = instance.shape[2]
     provides_after = flow.sum(axis=0) > PROVIDES_MIN
-    run_extra: list[float] = []
-    run_weight: list[float] = []
-    run_optional = 0.0
+    provided_before = instance.baseline_volume > 0
+    treatment_ids = instance.treatment_ids
+    extras, weights, group_t, optional = _displaced_groups(instance, flow, travel,
+                                                           provides_after)
     expected_per: dict[str, dict[str, float]] = {}
-    for t, tid in enumerate(instance.treatment_ids):
-        before = instance.baseline_volume[:, t] > 0
-        stops = [s for s in range(n_sites) if before[s] and not provides_after[s, t]]
-        extras, weights, optional = _displaced_of(instance, flow, travel, t, stops,
-                                                  provides_after[:, t])
-        expected_per[tid] = {
-            **_displaced_figures(extras, weights, optional, float(instance.demand[:, t].sum())),
-            "providers_lost": float(len(stops)),
-            "providers_gained": float(sum(1 for s in range(n_sites)
-                                          if provides_after[s, t] and not before[s])),
+    for t in range(n_treat):
+        mine = group_t == t
+        expected_per[treatment_ids[t]] = {
+            **_displaced_figures(extras[mine], weights[mine], float(optional[t]),
+                                 float(instance.demand[:, t].sum())),
+            "providers_lost": float((provided_before[:, t] & ~provides_after[:, t]).sum()),
+            "providers_gained": float((provides_after[:, t] & ~provided_before[:, t]).sum()),
         }
-        run_extra += extras
-        run_weight += weights
-        run_optional += optional
-    expected = _displaced_figures(run_extra, run_weight, run_optional,
+    expected = _displaced_figures(extras, weights, float(optional.sum()),
                                   float(instance.demand.sum()))
     problems: list[str] = []
     for key, value in expected.items():
@@ -254,43 +254,44 @@ def _check_displaced(kpis: dict[str, Any], instance: Instance, flow: np.ndarray,
     return problems
 
 
-def _displaced_of(instance: Instance, flow: np.ndarray, travel: np.ndarray, t: int,
-                  stops: list[int], provides_after: np.ndarray
-                  ) -> tuple[list[float], list[float], float]:
-    """(extra minutes, patients) of every displaced group of treatment ``t`` (today at a site
-    in ``stops``), and its optional moves (patients leaving a site that keeps it)."""
-    n_areas, n_sites, _ = instance.shape
-    extras: list[float] = []
-    weights: list[float] = []
-    optional = 0.0
-    keeps = provides_after & ~np.isin(np.arange(n_sites), stops)
-    for a in range(n_areas):
-        today = instance.baseline_flow[a, :, t]
-        after = flow[a, :, t]
-        if not today.any() and not after.any():
-            continue
-        arriving = after - np.minimum(after, today)  # patients new at each site
-        new_patients = float(arriving.sum())
-        new_minutes = float((arriving * travel[a]).sum())
-        optional += float((today - np.minimum(after, today))[keeps].sum())
-        destination = new_minutes / new_patients if new_patients > FLOW_EPS else None
-        for s in stops:
-            if today[s] > FLOW_EPS:
-                extras.append(0.0 if destination is None else destination - travel[a, s])
-                weights.append(float(today[s]))
-    return extras, weights, optional
+def _displaced_groups(instance: Instance, flow: np.ndarray, travel: np.ndarray,
+                      provides_after: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every displaced group (patients of an area treated today at a site that stops the
+    treatment): its extra minutes, patients and treatment index, in (treatment, area, site)
+    order; and per treatment the optional moves (patients leaving a site that keeps it).
+
+    A group's extra minutes are the patient-weighted mean trip of its area's arrivals (patients
+    new at a site after) minus its trip of today; 0 when the area has no arrivals."""
+    today = instance.baseline_flow
+    staying = np.minimum(flow, today)
+    arriving = flow - staying  # (A, S, T): patients new at each site
+    new_patients = arriving.sum(axis=1)  # (A, T)
+    new_minutes = (arriving * travel[:, :, None]).sum(axis=1)
+    has_new = new_patients > FLOW_EPS
+    destination = np.divide(new_minutes, new_patients, out=np.zeros_like(new_minutes),
+                            where=has_new)
+    stops = (instance.baseline_volume > 0) & ~provides_after  # (S, T)
+    keeps = provides_after & ~stops
+    optional = ((today - staying) * keeps[None, :, :]).sum(axis=(0, 1))  # (T,)
+    t_idx, a_idx, s_idx = np.nonzero(
+        (stops[None, :, :] & (today > FLOW_EPS)).transpose(2, 0, 1))
+    weights = today[a_idx, s_idx, t_idx]
+    extras = np.where(has_new[a_idx, t_idx],
+                      destination[a_idx, t_idx] - travel[a_idx, s_idx], 0.0)
+    return extras, weights, t_idx, optional
 
 
-def _displaced_figures(extras: list[float], weights: list[float], optional: float,
+def _displaced_figures(extras: np.ndarray, weights: np.ndarray, optional: float,
                        patients: float) -> dict[str, float]:
     """The displacement KPIs of these groups (of a treatment, or of the whole run)."""
-    displaced = sum(weights)
+    displaced = float(weights.sum())
     return {
         "patients_displaced": displaced,
         "displaced_share": displaced / patients if patients > 0 else 0.0,
-        "displaced_mean_extra_min": (sum(e * w for e, w in zip(extras, weights, strict=True))
-                                     / displaced if displaced > 0 else 0.0),
-        "displaced_max_extra_min": max(extras) if extras else 0.0,
+        "displaced_mean_extra_min": (float((extras * weights).sum()) / displaced
+                                     if displaced > 0 else 0.0),
+        "displaced_max_extra_min": float(extras.max()) if extras.size else 0.0,
         "displaced_p90_extra_min": _lower_quantile(extras, weights, 0.9),
         "patients_moved_optional": optional,
     }
