@@ -122,52 +122,76 @@ def assignments_table(instance: Instance, solution: Solution) -> pd.DataFrame:
     """
     if solution.flow is None:
         return pd.DataFrame(columns=ASSIGNMENT_COLUMNS)
-    statuses = treatment_statuses(instance, solution)
     moves = transfers(instance, solution.flow)
     keep_after = (solution.keep if solution.keep is not None
                   else solution.flow.sum(axis=0) > MIN_PATIENTS)
-    mask = moves.site_after != NO_SITE
-    a_idx, t_idx = moves.area[mask], moves.treatment[mask]
-    s_idx, b_idx = moves.site_after[mask], moves.site_before[mask]
-    base = instance.baseline_travel()
-    area_regions = _area_regions(instance)
-    site_regions = np.array([site.region_id for site in instance.sites], dtype=object)
     area_ids = np.array(instance.area_ids, dtype=object)
     site_ids = np.array(instance.site_ids, dtype=object)
     treat_ids = np.array(instance.treatment_ids, dtype=object)
+    patients = np.round(moves.patients, DECIMALS) + 0.0
+    # flows that round to 0 at DECIMALS are solver noise, not an assignment; the rows are
+    # selected and sorted by (area_id, intervention_id, site_id, site_id_before) here, on
+    # the ids' ranks, before the frame is built (pandas' sort of the built frame was most of
+    # the table's time); the keys are unique per row, so the order is the one sort_values gave
+    rows = np.nonzero((moves.site_after != NO_SITE) & (patients > 0))[0]
+    before_rank = np.where(moves.site_before[rows] == NO_SITE, -1,
+                           _ranks(site_ids)[moves.site_before[rows]])
+    rows = rows[np.lexsort((before_rank, _ranks(site_ids)[moves.site_after[rows]],
+                            _ranks(treat_ids)[moves.treatment[rows]],
+                            _ranks(area_ids)[moves.area[rows]]))]
+    a_idx, t_idx = moves.area[rows], moves.treatment[rows]
+    s_idx, b_idx = moves.site_after[rows], moves.site_before[rows]
+    base = instance.baseline_travel()
+    area_regions = _area_regions(instance)
+    site_regions = np.array([site.region_id for site in instance.sites], dtype=object)
     travel = instance.travel_min[a_idx, s_idx]
     before = base[a_idx, t_idx]
-    area_names = np.array([instance.area_name(a) for a in range(len(instance.area_ids))],
-                          dtype=object)
-    site_names = np.array([site.name for site in instance.sites], dtype=object)
+    area_names = [instance.area_name(a) for a in range(len(instance.area_ids))]
+    site_names = [site.name for site in instance.sites]
     has_before = b_idx != NO_SITE
     b_safe = np.where(has_before, b_idx, 0)
+    b_or_none = np.where(has_before, b_idx, len(site_ids))  # the last label: "" (no site)
     travel_site_before = np.where(has_before, instance.travel_min[a_idx, b_safe], np.nan)
-    move = np.where(~has_before, "new", np.where(
-        b_idx == s_idx, "stays", np.where(keep_after[b_safe, t_idx], "moved_optional",
-                                          "displaced"))).astype(object)
+    move = np.where(~has_before, 0, np.where(
+        b_idx == s_idx, 1, np.where(keep_after[b_safe, t_idx], 2, 3)))
+    statuses = treatment_statuses(instance, solution)
     frame = pd.DataFrame({
-        "region_id": (area_regions[a_idx] if area_regions is not None else site_regions[s_idx]),
-        "area_id": area_ids[a_idx],
-        "area_name": area_names[a_idx],
-        "intervention_id": treat_ids[t_idx],
-        "site_id": site_ids[s_idx],
-        "site_name": site_names[s_idx],
-        "patients": np.round(moves.patients[mask], DECIMALS) + 0.0,
+        "region_id": (_labels(area_regions, a_idx) if area_regions is not None
+                      else _labels(site_regions, s_idx)),
+        "area_id": _labels(area_ids, a_idx),
+        "area_name": _labels(area_names, a_idx),
+        "intervention_id": _labels(treat_ids, t_idx),
+        "site_id": _labels(site_ids, s_idx),
+        "site_name": _labels(site_names, s_idx),
+        "patients": patients[rows],
         "travel_min": np.round(travel, DECIMALS) + 0.0,
         "travel_min_before": np.round(before, DECIMALS) + 0.0,
         "extra_min": np.round(travel - before, DECIMALS) + 0.0,
-        "site_id_before": np.where(has_before, site_ids[b_safe], ""),
-        "site_name_before": np.where(has_before, site_names[b_safe], ""),
+        "site_id_before": _labels([*site_ids, ""], b_or_none),
+        "site_name_before": _labels([*site_names, ""], b_or_none),
         "travel_min_site_before": np.round(travel_site_before, DECIMALS) + 0.0,
-        "move": move,
-        "treatment_status": [statuses[tid] for tid in treat_ids[t_idx]],
+        "move": _labels(["new", "stays", "moved_optional", "displaced"], move),
+        "treatment_status": (_labels([statuses[tid] for tid in treat_ids], t_idx)
+                             if len(rows) else []),
     }, columns=ASSIGNMENT_COLUMNS)
-    # flows that round to 0 at DECIMALS are solver noise, not an assignment
-    frame = frame[frame["patients"] > 0]
-    frame = frame.sort_values(["area_id", "intervention_id", "site_id", "site_id_before"],
-                              kind="stable")
-    return frame.reset_index(drop=True)
+    return frame
+
+
+def _labels(labels: Any, index: np.ndarray) -> Any:
+    """The string column ``labels[index]``: the few distinct labels become pandas' string
+    array once and are taken by index (building it from one Python string per row was most
+    of the assignments table's time). Without rows an empty object column, as pandas makes
+    of the per-row strings (an empty table's dtypes unchanged)."""
+    if not len(index):
+        return np.asarray(labels, dtype=object)[index]
+    return pd.array(np.asarray(labels, dtype=object), dtype="str").take(index)
+
+
+def _ranks(ids: np.ndarray) -> np.ndarray:
+    """Each id's position in the sorted ids (code point order, as pandas sorts strings)."""
+    ranks = np.empty(len(ids), dtype=np.int64)
+    ranks[np.argsort(ids.astype(str), kind="stable")] = np.arange(len(ids))
+    return ranks
 
 
 def flows_table(instance: Instance, solution: Solution,

@@ -61,33 +61,49 @@ def transfers(instance: Instance, flow: np.ndarray) -> Transfers:
     arrive = f - stay
     out = np.where(out > FLOW_EPS, out, 0.0)
     arrive = np.where(arrive > FLOW_EPS, arrive, 0.0)
-    rows: list[tuple[int, int, int, int, float]] = []
+    parts: list[tuple[np.ndarray, ...]] = []
     # stays: (a, s, s, t)
-    for a, s, t in zip(*np.nonzero(stay > FLOW_EPS), strict=True):
-        rows.append((int(a), int(t), int(s), int(s), float(stay[a, s, t])))
+    a_idx, s_idx, t_idx = np.nonzero(stay > FLOW_EPS)
+    parts.append((a_idx, t_idx, s_idx, s_idx, stay[a_idx, s_idx, t_idx]))
     leaving = out.sum(axis=1)  # (A, T)
     arriving = arrive.sum(axis=1)
-    for a, t in zip(*np.nonzero((leaving > 0) | (arriving > 0)), strict=True):
-        o, r = out[a, :, t], arrive[a, :, t]
-        total_out, total_in = float(o.sum()), float(r.sum())
-        scale = max(total_out, total_in)
-        pairs = np.outer(o, r) / scale  # (S before, S after)
-        for s, s2 in zip(*np.nonzero(pairs > 0), strict=True):
-            rows.append((int(a), int(t), int(s), int(s2), float(pairs[s, s2])))
-        if total_in > total_out:  # growth: arrivals without a site of today
-            for s2 in np.nonzero(r > 0)[0]:
-                rows.append((int(a), int(t), NO_SITE, int(s2),
-                             float(r[s2] * (total_in - total_out) / scale)))
-        elif total_out > total_in:  # shrinking demand: leavers without a site after
-            for s in np.nonzero(o > 0)[0]:
-                rows.append((int(a), int(t), int(s), NO_SITE,
-                             float(o[s] * (total_out - total_in) / scale)))
-    if not rows:
-        empty = np.zeros(0, dtype=np.int64)
-        return Transfers(empty, empty.copy(), empty.copy(), empty.copy(), np.zeros(0))
-    table = np.array(rows, dtype=float)
-    area, treatment = table[:, 0].astype(np.int64), table[:, 1].astype(np.int64)
-    before, after = table[:, 2].astype(np.int64), table[:, 3].astype(np.int64)
+    k_area, k_treat = np.nonzero((leaving > 0) | (arriving > 0))
+    # one row per (area, treatment) with movers: out / arrivals per site; a C-contiguous
+    # row's sum is numpy's pairwise sum of that row, the same bits as the sum of the 1-d
+    # slice out[a, :, t] the loop took before (tests compare the two bit for bit)
+    outs = np.ascontiguousarray(out[k_area, :, k_treat])  # (K, S)
+    ins = np.ascontiguousarray(arrive[k_area, :, k_treat])
+    total_out, total_in = outs.sum(axis=1), ins.sum(axis=1)
+    scale = np.maximum(total_out, total_in)
+    o_k, o_s = np.nonzero(outs > 0)  # leavers, sorted by k
+    i_k, i_s = np.nonzero(ins > 0)  # arrivals, sorted by k
+    # every (leaver site, arrival site) pair of the same row: outer(o, r) / scale
+    n_in = np.bincount(i_k, minlength=len(k_area))
+    first_in = np.concatenate(([0], np.cumsum(n_in)[:-1])) if len(k_area) else n_in
+    repeat = n_in[o_k]
+    left = np.repeat(np.arange(len(o_k)), repeat)
+    right = (first_in[o_k].repeat(repeat)
+             + np.arange(int(repeat.sum())) - np.repeat(np.cumsum(repeat) - repeat, repeat))
+    k = o_k[left]
+    moved = outs[k, o_s[left]] * ins[k, i_s[right]] / scale[k]
+    positive = moved > 0
+    parts.append((k_area[k][positive], k_treat[k][positive], o_s[left][positive],
+                  i_s[right][positive], moved[positive]))
+    # growth: arrivals without a site of today; shrinking demand: leavers without a site after
+    grows = total_in > total_out
+    mine = grows[i_k]
+    kk = i_k[mine]
+    parts.append((k_area[kk], k_treat[kk], np.full(len(kk), NO_SITE), i_s[mine],
+                  ins[kk, i_s[mine]] * (total_in[kk] - total_out[kk]) / scale[kk]))
+    shrinks = total_out > total_in
+    mine = shrinks[o_k]
+    kk = o_k[mine]
+    parts.append((k_area[kk], k_treat[kk], o_s[mine], np.full(len(kk), NO_SITE),
+                  outs[kk, o_s[mine]] * (total_out[kk] - total_in[kk]) / scale[kk]))
+    area, treatment, before, after, patients = (
+        np.concatenate([part[i] for part in parts]) for i in range(5))
+    area, treatment = area.astype(np.int64), treatment.astype(np.int64)
+    before, after = before.astype(np.int64), after.astype(np.int64)
     order = np.lexsort((before, after, treatment, area))
     return Transfers(area[order], treatment[order], before[order], after[order],
-                     table[order, 4])
+                     patients[order].astype(float))
