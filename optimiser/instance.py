@@ -120,11 +120,23 @@ class Instance:
     # --- convenient views -------------------------------------------------------------------
     @property
     def site_ids(self) -> tuple[str, ...]:
-        return tuple(site.id for site in self.sites)
+        return self._ids_of("_site_ids_memo", self.sites)
 
     @property
     def treatment_ids(self) -> tuple[str, ...]:
-        return tuple(treatment.id for treatment in self.treatments)
+        return self._ids_of("_treatment_ids_memo", self.treatments)
+
+    def _ids_of(self, key: str, records: tuple[Site, ...] | tuple[Treatment, ...]
+                ) -> tuple[str, ...]:
+        """The ids of ``records``, computed once per tuple (as :meth:`norm_matrix`): the
+        verifier, the tables and the solve ask for them thousands of times per run. The memo
+        is keyed by the tuple's identity (fields are tuples of frozen records, so a new value
+        is a new tuple); ``dataclasses.replace`` does not copy it (not a field)."""
+        memo = self.__dict__.get(key)
+        if memo is None or memo[0] is not records:
+            memo = (records, tuple(record.id for record in records))
+            self.__dict__[key] = memo
+        return memo[1]
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -188,12 +188,13 @@ def check_flows(ctx: CheckContext) -> list[str]:
              "close": named_pairs(ctx.params.force_close, ctx.instance)}
     baseline_travel = _mean_baseline_travel(ctx)
     nearest: dict[int, np.ndarray | None] = {}
-    used = np.nonzero(flow > TOL)
+    used_a, used_s, used_t = np.nonzero(flow > TOL)
     # the conditions of _flow_problems for every used flow at once (a sweep run or an app
     # change checks ~10,000 flows); the words only for the flows that break one, in order
-    for i in np.nonzero(_flows_with_problems(ctx, *used, baseline_travel, pairs))[0]:
-        a, s, t = (int(index[i]) for index in used)
-        problems += _flow_problems(ctx, a, s, t, baseline_travel, pairs, nearest)
+    broken = _flows_with_problems(ctx, used_a, used_s, used_t, baseline_travel, pairs)
+    for i in np.nonzero(broken)[0]:
+        problems += _flow_problems(ctx, int(used_a[i]), int(used_s[i]), int(used_t[i]),
+                                   baseline_travel, pairs, nearest)
     if ctx.params.single_sourcing:
         used = (flow > TOL).sum(axis=1)
         for a, t in zip(*np.nonzero((ctx.instance.demand > TOL) & (used != 1)), strict=True):
