@@ -31,9 +31,10 @@ from herschik.optimiser.solution import Solution
 from herschik.optimiser.solve import solve
 from herschik.optimiser.status import SolveStatus
 from herschik.optimiser.verify import verify
+from herschik.scenarios.csv_text import csv_text
 from herschik.scenarios.reason_words import moves_from_text, reason_sentence
 
-from herschik.atomic import staged_dir, write_csv, write_json
+from herschik.atomic import staged_dir, write_json, write_text
 
 #: Fields of summary.json that hold wall-clock timings (excluded from determinism checks).
 TIMING_FIELDS = ("build_seconds", "solve_seconds")
@@ -131,12 +132,13 @@ class RunResult:
         """
         out_dir = Path(out_dir)
         with staged_dir(out_dir, lock=lock) as staging:
-            write_csv(staging / "site_volumes.csv", self.site_volumes)
-            write_csv(staging / "assignments.csv", self.assignments)
+            # the bytes of herschik.atomic.write_csv, formatted column by column (csv_text.py)
+            write_text(staging / "site_volumes.csv", csv_text(self.site_volumes))
+            write_text(staging / "assignments.csv", csv_text(self.assignments))
             if self.hospital_changes is not None:
-                write_csv(staging / "hospital_changes.csv", self.hospital_changes)
+                write_text(staging / "hospital_changes.csv", csv_text(self.hospital_changes))
             if self.flows is not None:
-                write_csv(staging / "flows.csv", self.flows)
+                write_text(staging / "flows.csv", csv_text(self.flows))
             if dataset is not None and outputs is not None and any(outputs.values()):
                 # GIS, maps, report, workbook (geopandas, about 0.5 s with instance_cache
                 # below): imported only when a folder gets them, never by herschik.solve
