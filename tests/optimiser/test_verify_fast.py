@@ -363,3 +363,36 @@ def test_assignments_are_sorted_by_ids_not_indices() -> None:
         assert "new" in set(table["move"]) or flow is sol.flow
         # every patient of the plan is in the table (up to the table's rounding)
         assert table["patients"].sum() == pytest.approx(flow.sum(), abs=1e-4 * len(table))
+
+
+def test_the_flows_table_equals_one_named_aggregation(noordoost_instance: Instance) -> None:
+    """flows.csv's grouped sums, maxima and firsts are those of one named aggregation (the
+    table's code before it was split into three reductions), exactly."""
+    from herschik.optimiser.results import flows_table
+
+    inst = noordoost_instance
+    for params in (SolveParams(), SolveParams(margin=0.3)):
+        sol = solve(inst, params)
+        for flow in (sol.flow, sol.flow * 1.1):
+            plan = Solution(status="optimal", solver="t", flow=flow, keep=sol.keep)
+            asg = assignments_table(inst, plan)
+            moved = asg[asg["move"].isin(["displaced", "moved_optional"])]
+            moved = moved.assign(_extra=moved["travel_min"] - moved["travel_min_site_before"])
+            agg = moved.assign(
+                _w_from=moved["patients"] * moved["travel_min_site_before"],
+                _w_extra=moved["patients"] * moved["_extra"],
+            ).groupby(["intervention_id", "site_id_before", "site_id"], sort=True).agg(
+                site_name_from=("site_name_before", "first"), move=("move", "first"),
+                patients=("patients", "sum"), _w_from=("_w_from", "sum"),
+                _w_extra=("_w_extra", "sum"), max_extra_min=("_extra", "max")).reset_index()
+            table = flows_table(inst, plan, asg)
+            assert len(table) == len(agg) > 0
+            assert list(table["site_id_from"]) == list(agg["site_id_before"])
+            assert list(table["site_name_from"]) == list(agg["site_name_from"])
+            assert list(table["move"]) == list(agg["move"])
+            for column, value in (("patients", agg["patients"]),
+                                  ("travel_min_from", agg["_w_from"] / agg["patients"]),
+                                  ("mean_extra_min", agg["_w_extra"] / agg["patients"]),
+                                  ("max_extra_min", agg["max_extra_min"])):
+                expected = np.round(value.to_numpy(float), 6) + 0.0
+                assert table[column].to_numpy().tobytes() == expected.tobytes(), column
