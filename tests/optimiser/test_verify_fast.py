@@ -396,3 +396,16 @@ def test_the_flows_table_equals_one_named_aggregation(noordoost_instance: Instan
                                   ("max_extra_min", agg["max_extra_min"])):
                 expected = np.round(value.to_numpy(float), 6) + 0.0
                 assert table[column].to_numpy().tobytes() == expected.tobytes(), column
+
+
+def test_the_id_memo_follows_the_records() -> None:
+    """site_ids / treatment_ids are memoised per tuple: a copy, a subset or a new tuple gives
+    its own ids (regression guard for the memo in Instance.__dict__)."""
+    inst = synthetic_instance(10, 4, 3, seed=1)
+    assert inst.treatment_ids == ("T00", "T01", "T02") and inst.site_ids[0] == "S00"
+    assert inst.with_treatments([2, 0]).treatment_ids == ("T02", "T00")
+    renamed = tuple(dataclasses.replace(t, id=f"X{i}") for i, t in enumerate(inst.treatments))
+    copy = dataclasses.replace(inst, treatments=renamed)
+    assert copy.treatment_ids == ("X0", "X1", "X2") and inst.treatment_ids[0] == "T00"
+    inst.sites = tuple(dataclasses.replace(s, id=f"H{i}") for i, s in enumerate(inst.sites))
+    assert inst.site_ids == ("H0", "H1", "H2", "H3")
