@@ -178,13 +178,15 @@ def assignments_table(instance: Instance, solution: Solution) -> pd.DataFrame:
 
 
 def _labels(labels: Any, index: np.ndarray) -> Any:
-    """The string column ``labels[index]``: the few distinct labels become pandas' string
-    array once and are taken by index (building it from one Python string per row was most
+    """The string column ``labels[index]``: the few distinct labels become a pandas array
+    once and are taken by index (building it from one Python string per row was most
     of the assignments table's time). Without rows an empty object column, as pandas makes
     of the per-row strings (an empty table's dtypes unchanged)."""
     if not len(index):
         return np.asarray(labels, dtype=object)[index]
-    return pd.array(np.asarray(labels, dtype=object), dtype="str").take(index)
+    # a Series infers the labels' type as a frame's column does (str with pandas 3, object
+    # with pandas 2), so the table's dtypes do not depend on this shortcut
+    return pd.Series(np.asarray(labels, dtype=object)).array.take(index)
 
 
 def _ranks(ids: np.ndarray) -> np.ndarray:
