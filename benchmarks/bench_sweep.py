@@ -132,6 +132,7 @@ def run(
         "resume_seconds": round(resume, 2),
         "resume_solved": again.attrs.get("solved"),
     }
+    report.update(_parts_and_reuse(frame, timings))
     report["objectives"] = list(objectives)
     from .common import code_fingerprint
 
@@ -146,6 +147,25 @@ def run(
         report["extrapolation"] = (f"wall and CPU x {layers}/{len(margin_indices)} (whole "
                                    "margin layers sampled; not a measurement)")
     return report
+
+
+def _parts_and_reuse(frame: Any, timings: list[dict[str, Any]]) -> dict[str, Any]:
+    """Worker CPU seconds per run by part (solve, tables, write; summed over the solved runs)
+    and, per region, how the what-if sessions answered the sub-problems (unchanged / cached:
+    re-used; resolved: solved)."""
+    region_of = dict(zip(frame["run_id"], frame["region_id"], strict=True)) if len(frame) else {}
+    parts: dict[str, float] = {}
+    reuse: dict[str, dict[str, int]] = {}
+    for timing in timings:
+        for part, seconds in (timing.get("cpu") or {}).items():
+            parts[part] = parts.get(part, 0.0) + seconds
+        counts = reuse.setdefault(str(region_of.get(timing["run_id"], "?")), {})
+        for action, n in (timing.get("subproblems") or {}).items():
+            counts[action] = counts.get(action, 0) + n
+    runs = max(1, len(timings))
+    return {"worker_cpu_seconds": {k: round(v, 1) for k, v in parts.items()},
+            "worker_cpu_seconds_per_run": {k: round(v / runs, 3) for k, v in parts.items()},
+            "subproblems_by_region": reuse}
 
 
 def _cpu_seconds() -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -39,23 +39,46 @@ def strategy_for(params: SolveParams, arrays: MipArrays) -> ObjectiveStrategy:
     return SingleObjective(params.objective)
 
 
-def solve_component(instance: Instance, params: SolveParams, treatments: list[int],
-                    threads: int | None, start: Solution | None = None,
-                    stop: threading.Event | None = None,
-                    algorithms: Algorithms = DEFAULT_ALGORITHMS) -> ComponentResult:
-    """Build and solve one component. ``stop`` is shared by the components of one solve: set
-    when one proves infeasible, it makes the others only check feasibility
-    (``SolveStatus.FEASIBLE_NOT_OPTIMISED``)."""
+@dataclass(frozen=True)
+class ComponentModel:
+    """The model :func:`solve_component` solves for some treatments: the component's
+    parameters, its arrays, the algorithms that apply, and the seconds it took to build."""
+
+    params: SolveParams
+    arrays: MipArrays
+    algorithms: Algorithms
+    build_seconds: float
+
+
+def component_model(instance: Instance, params: SolveParams, treatments: list[int],
+                    algorithms: Algorithms = DEFAULT_ALGORITHMS) -> ComponentModel:
+    """Build the model of ``treatments`` as :func:`solve_component` does (a what-if session
+    builds it once, to look its result up, and hands it on when it must be solved)."""
     t0 = time.perf_counter()
-    run_objective = params.objective
     params = component_params(instance, params, treatments)
     linking = linking_for(instance, params, treatments) if algorithms.strong_linking else None
     if linking:  # the p-median class: HiGHS on the strong rows beats the 2^k arrays there
         algorithms = replace(algorithms, keep_set_search=False, hall_test=False)
     arrays = (build_arrays(instance, params, treatments, linking=linking) if linking
               else build_arrays(instance, params, treatments))
-    ctx = ComponentContext(instance, params, treatments, threads, start, stop, arrays,
-                           time.perf_counter() - t0, algorithms)
+    return ComponentModel(params, arrays, algorithms, time.perf_counter() - t0)
+
+
+def solve_component(instance: Instance, params: SolveParams, treatments: list[int],
+                    threads: int | None, start: Solution | None = None,
+                    stop: threading.Event | None = None,
+                    algorithms: Algorithms = DEFAULT_ALGORITHMS,
+                    model: ComponentModel | None = None) -> ComponentResult:
+    """Build and solve one component. ``stop`` is shared by the components of one solve: set
+    when one proves infeasible, it makes the others only check feasibility
+    (``SolveStatus.FEASIBLE_NOT_OPTIMISED``). ``model``: :func:`component_model` of the same
+    arguments, when the caller built it already."""
+    run_objective = params.objective
+    if model is None:
+        model = component_model(instance, params, treatments, algorithms)
+    arrays = model.arrays
+    ctx = ComponentContext(instance, model.params, treatments, threads, start, stop, arrays,
+                           model.build_seconds, model.algorithms)
     result = solve_built_component(ctx, run_objective)
     result.model_size = (arrays.n_cols, arrays.n_rows,
                          int(np.count_nonzero(arrays.integrality)))

@@ -38,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .algorithms import DEFAULT_ALGORITHMS, Algorithms
-from .component import solve_component
+from .component import ComponentModel, component_model, solve_component
 from .decode import assemble_solution
 from .decomposition import treatment_components
 from .formulation import MipArrays, build_arrays, candidate_matrix
@@ -254,7 +254,7 @@ class WhatIf:
             instance, params, max_workers=max_workers,
             early_stop=same_as_fresh and not partial, algorithms=self.algorithms)
         # the model each result answers (phase 1 of ``providers``, whose result holds phase 2)
-        self._models = [build_arrays(instance, params, comp) for comp in self._comps]
+        self._models = [self._model(params, comp)[0] for comp in self._comps]
         for arrays, result in zip(self._models, self._results, strict=True):
             self._remember(arrays, result)
         self._solution = assemble_solution(instance, params, self._comps, self._explanation,
@@ -385,12 +385,23 @@ class WhatIf:
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
 
+    def _model(self, params: SolveParams, comp: list[int]
+               ) -> tuple[MipArrays, ComponentModel | None]:
+        """The sub-problem's model as the session compares and caches it: with
+        ``same_as_fresh`` the one ``solve_component`` solves (built once, handed on to the
+        solve when it is not found), else the run parameters' model (whose columns the
+        restriction checks compare)."""
+        if self.same_as_fresh:
+            model = component_model(self.instance, params, comp, self.algorithms)
+            return model.arrays, model
+        return build_arrays(self.instance, params, comp), None
+
     def _step_component(self, comp: list[int],
                         before: tuple[ComponentResult, MipArrays] | None,
                         new: SolveParams, restriction: bool, stop: threading.Event | None
                         ) -> tuple[str, ComponentResult, MipArrays]:
         instance = self.instance
-        arrays = build_arrays(instance, new, comp)
+        arrays, model = self._model(new, comp)
         keys: list[str] = []
         reused = self._reused(comp, arrays, before, restriction, keys)
         if reused is not None:
@@ -398,7 +409,8 @@ class WhatIf:
                 stop.set()  # the scenario is infeasible: the others only check feasibility
             return reused
         if self.same_as_fresh:  # as optimiser.solve.solve does it: no start, no shortcut
-            result = solve_component(instance, new, comp, 1, None, stop, self.algorithms)
+            result = solve_component(instance, new, comp, 1, None, stop, self.algorithms,
+                                     model=model)
             self._remember(arrays, result, keys[0] if keys else None)
             return "resolved", result, arrays
         plan = self._solution if self._solution.feasible else None

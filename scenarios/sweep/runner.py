@@ -175,7 +175,8 @@ class _Ledger:
             self.error_codes.append(int(record.get("exit_code") or 3))
             bar.write(f"run {record['run_id']} failed: {record['error']}", file=sys.stderr)
         self.timings.append(
-            {k: record.get(k) for k in ("run_id", "instance_seconds", "wall_seconds", "pid")}
+            {k: record.get(k) for k in ("run_id", "instance_seconds", "wall_seconds", "pid",
+                                         "cpu", "subproblems")}
         )
         bar.update(1)
 

@@ -160,3 +160,61 @@ def test_a_failed_step_drops_the_session(tmp_path: Path, monkeypatch: pytest.Mon
     for a, b in zip(runs.itertuples(), again.itertuples(), strict=True):
         if a.status != "error":
             _same_folder(tmp_path / "out" / a.run_dir, tmp_path / "fresh" / b.run_dir)
+
+
+def _midden_tasks(scenario: Path, runs_dir: Path) -> list[Any]:
+    """The sweep's tasks of ``scenario`` on midden (the run ids of run_sweep's)."""
+    from herschik.scenarios.data_identity import data_fingerprint
+    from herschik.scenarios.sweep.runner import DEFAULT_OUTPUTS, _tasks
+
+    spec = load_scenario(scenario)
+    fingerprint = data_fingerprint(cached_dataset(None), None)
+    return _tasks(spec, spec.expand(), ["midden"], fingerprint, runs_dir, None, None,
+                  dict(DEFAULT_OUTPUTS))
+
+
+def test_background_writer_writes_the_same_folders(swept: tuple[Path, Any, Path],
+                                                   tmp_path: Path) -> None:
+    """A pool worker's chunk (run_tasks) writes each folder on a background thread while it
+    solves the next run: the same folders as the in-process sweep, every record final."""
+    scenario, frame, folder = swept
+    tasks = _midden_tasks(scenario, tmp_path / "runs")
+    sweep_task._SESSIONS.clear()
+    records = sweep_task.run_tasks(tasks)
+    assert [r["run_id"] for r in records] == [t.run_id for t in tasks]
+    by_id = {row.run_id: folder / "out" / row.run_dir for row in frame.itertuples()}
+    for record in records:
+        assert record["error"] is None and record["summary"] is not None
+        assert record["wall_seconds"] > 0 and "write" in record["cpu"]
+        _same_folder(tmp_path / "runs" / record["run_id"], by_id[record["run_id"]])
+
+
+def test_a_failed_background_write_is_that_run_s_error(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder the writer thread cannot write makes that run an error record (no folder);
+    the runs before and after it are written."""
+    from herschik.scenarios.data_identity import data_fingerprint
+    from herschik.scenarios.run import RunResult
+    from herschik.scenarios.sweep.runner import DEFAULT_OUTPUTS, _tasks
+
+    scenario = tmp_path / "grid.toml"
+    scenario.write_text('name = "w"\n[grid]\nmargin = [0, 0.1, 0.25]\n', encoding="utf-8")
+    spec = load_scenario(scenario)
+    fingerprint = data_fingerprint(cached_dataset("example"), None)
+    tasks = _tasks(spec, spec.expand(), ["example"], fingerprint, tmp_path / "runs",
+                   "example", None, dict(DEFAULT_OUTPUTS))
+    real = RunResult.write
+
+    def fails_for_the_second(self, out_dir, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(out_dir).name == tasks[1].run_id:
+            raise OSError("disk said no")
+        return real(self, out_dir, **kwargs)
+
+    monkeypatch.setattr(RunResult, "write", fails_for_the_second)
+    sweep_task._SESSIONS.clear()
+    records = sweep_task.run_tasks(tasks)
+    assert records[1]["summary"] is None and "OSError: disk said no" in records[1]["error"]
+    assert sweep_task.read_summary(Path(tasks[1].run_dir)) is None
+    for i in (0, 2):
+        assert records[i]["error"] is None
+        assert sweep_task.read_summary(Path(tasks[i].run_dir)) == records[i]["summary"]
