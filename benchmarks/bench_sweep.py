@@ -259,7 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--margins", default=None,
                         help="only these margin layers (indices, comma-separated); wall and "
                              "CPU are then extrapolated to the whole grid, labelled")
+    parser.add_argument("--chain", default=None, metavar="REGION[:OBJECTIVE]",
+                        help="instead of a sweep: kept optima along margin chains against "
+                             "fresh solves (run_chain_side_by_side)")
     args = parser.parse_args(argv)
+    if args.chain is not None:
+        region, _, objective = args.chain.partition(":")
+        print(json.dumps(run_chain_side_by_side(region, objective or "travel",
+                                                source=args.data), indent=2))
+        return 0
     regions: str | list[str] = "all" if args.regions == "all" else args.regions.split(",")
     margins = None if args.margins is None else [int(i) for i in args.margins.split(",")]
     report: dict[str, Any]
@@ -275,21 +283,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
 
 
 def run_chain_side_by_side(region: str, objective: str = "travel",
                            margins: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3),
                            travels: tuple[float | None, ...] = (None, 90.0, 75.0, 60.0, 45.0),
                            source: str | None = None) -> dict[str, Any]:
-    """Exact reuse between neighbouring grid points, measured against fresh solves.
+    """Kept optima between neighbouring grid points (whatif.py step 2), against fresh solves.
 
-    For each travel limit (loosest first) one ``WhatIf`` session starts at the lowest margin
-    and raises it step by step (each step a restriction of the previous point, so a still
-    feasible optimum is kept and an infeasible sub-problem stays infeasible); right after each
-    step the same point is solved fresh with ``solve()``. Same process, back to back; the
-    statuses and objectives must agree. Solve seconds only (no files written)."""
+    For each travel limit (loosest first) one ``WhatIf`` session (not ``same_as_fresh``)
+    starts at the lowest margin and raises it step by step (each step a restriction of the
+    previous point, so a still feasible optimum is kept and an infeasible sub-problem stays
+    infeasible); right after each step the same point is solved fresh with ``solve()``. Same
+    process, back to back, process CPU seconds of each step (not of the chains' starts,
+    fresh solves of margin 0). Per point: the session's actions, whether
+    status and objective agree, and whether the plan is the fresh one bit for bit (keep and
+    flow arrays): a sweep run must equal a fresh run, so only the last would let a sweep use
+    it (``python -m benchmarks.bench_sweep --chain REGION:OBJECTIVE``)."""
+    import numpy as np
     from herschik.optimiser.params import SolveParams
     from herschik.optimiser.solve import solve
     from herschik.optimiser.whatif import WhatIf
@@ -297,32 +308,47 @@ def run_chain_side_by_side(region: str, objective: str = "travel",
 
     from .common import code_fingerprint, load_source
 
+    def same_bits(a: Any, b: Any) -> bool:
+        return a.status == b.status and all(
+            (x is None and y is None) or (x is not None and y is not None
+                                          and np.array_equal(x, y))
+            for x, y in ((a.keep, b.keep), (a.flow, b.flow)))
+
     instance = build_instance(load_source(source), region)
     points: list[dict[str, Any]] = []
     for travel in travels:
         params = SolveParams(objective=objective, margin=margins[0], max_travel=travel,
                              time_limit=60.0)
-        started = time.perf_counter()
-        session = WhatIf(instance, params, max_workers=1)
-        chained = [(margins[0], session.solution, time.perf_counter() - started)]
+        session = WhatIf(instance, params, max_workers=1)  # the chain's start: a fresh solve
         for margin in margins[1:]:
-            started = time.perf_counter()
-            sol = session.set_margin(margin)
-            chained.append((margin, sol, time.perf_counter() - started))
-        for margin, sol, seconds in chained:
-            started = time.perf_counter()
-            fresh = solve(instance, params.model_copy(update={"margin": margin}), max_workers=1)
-            fresh_s = time.perf_counter() - started
+            point = params.model_copy(update={"margin": margin})
+            started = time.process_time()
+            sol = session.set_params(point)
+            chain_s = time.process_time() - started
+            actions = session.last_step
+            started = time.process_time()
+            fresh = solve(instance, point, max_workers=1)
+            fresh_s = time.process_time() - started
             same = fresh.status == sol.status and (
                 not fresh.feasible or math.isclose(fresh.objective, sol.objective,
                                                    rel_tol=1e-6, abs_tol=1e-6))
             points.append({"margin": margin, "max_travel": travel, "status": sol.status,
-                           "chain_seconds": round(seconds, 3), "fresh_seconds": round(fresh_s, 3),
-                           "same_status_and_objective": same})
-    chain = sum(p["chain_seconds"] for p in points)
-    fresh = sum(p["fresh_seconds"] for p in points)
-    return {"region": region, "objective": objective, "points": points,
-            "chain_seconds": round(chain, 2), "fresh_seconds": round(fresh, 2),
-            "fresh_over_chain": round(fresh / chain, 2) if chain > 0 else None,
-            "all_same": all(p["same_status_and_objective"] for p in points),
-            "code_fingerprint": code_fingerprint()}
+                           "kept_optimum": actions.count("kept_optimum"),
+                           "resolved": actions.count("resolved"),
+                           "chain_cpu_seconds": round(chain_s, 3),
+                           "fresh_cpu_seconds": round(fresh_s, 3),
+                           "same_status_and_objective": same,
+                           "same_plan_bits": same_bits(fresh, sol)})
+    chain = sum(p["chain_cpu_seconds"] for p in points)
+    fresh = sum(p["fresh_cpu_seconds"] for p in points)
+    return {"region": region, "objective": objective, "points": len(points),
+            "kept_optimum": sum(p["kept_optimum"] for p in points),
+            "resolved": sum(p["resolved"] for p in points),
+            "chain_cpu_seconds": round(chain, 2), "fresh_cpu_seconds": round(fresh, 2),
+            "all_same_objective": all(p["same_status_and_objective"] for p in points),
+            "points_not_the_fresh_plan": sum(not p["same_plan_bits"] for p in points),
+            "per_point": points, "code_fingerprint": code_fingerprint()}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
