@@ -7,6 +7,10 @@ sweep and its workers), the load, the per-run split between model build and solv
 total) and the status counts. ``--objectives each``: one sweep per objective (issue 23 goal 6:
 the 100 x 7 grid under every objective), one report each; ``--margins``: only those margin
 layers of the grid (indices), with the wall and CPU extrapolated to the whole grid (labelled).
+Each report also gives the workers' CPU seconds a run by part (solve, tables, write) and, per
+region, how many sub-problems the what-if sessions re-used. ``--chain REGION[:OBJECTIVE]``:
+instead of a sweep, kept optima along margin chains against fresh solves
+(:func:`run_chain_side_by_side`).
 
 The scenarios are a grid written to a temporary TOML file: margin (``n / 10`` values from 0 to
 0.3) x max_travel {45, 60, 75, 90, none} x objective {travel, providers}; ``n_scenarios`` is

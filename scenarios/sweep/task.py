@@ -7,7 +7,10 @@ Sub-problems: each worker keeps one what-if session per region (and applied scen
 treatments whose model differs from every model the session has solved, and takes the others'
 results as they were. A model's result is a function of the model alone, so every run's plan
 is the one a fresh ``solve()`` gives, to the last digit, whatever ran before it in the worker
-(tests/scenarios/sweep/test_sessions.py); the order only decides how much is re-used."""
+(tests/scenarios/sweep/test_sessions.py); the order only decides how much is re-used.
+
+Files: a pool worker's chunk (:func:`run_tasks`) writes each run's folder on a background
+thread (:class:`FolderWriter`) while it solves the next run: the same writer, the same bytes."""
 from __future__ import annotations
 
 import contextlib
