@@ -101,13 +101,26 @@ def read_keep_set_model(arrays: MipArrays) -> KeepSetModel | None:
 
 
 # --- the test over all keep sets of one treatment ----------------------------------------------
+#: below this block size a zeta step of a large array combines one strided column at a time:
+#: numpy's loop over (blocks, half) with a short inner dimension costs ~2x (k = 16: 1.4 ->
+#: 0.75 ms a transform); the same additions in the same order, so the same floats
+_COLUMNWISE_HALF = 8
+_COLUMNWISE_MIN_SIZE = 4096
+
+
 def _over_subsets(values: np.ndarray, combine: np.ufunc) -> np.ndarray:
     """out[M] = combine over N ⊆ M of values[N], for bit masks M (the zeta transform)."""
     out = values.copy()
     half = 1
+    columnwise = out.shape[0] >= _COLUMNWISE_MIN_SIZE
     while half < out.shape[0]:
-        view = out.reshape(-1, 2, half)
-        combine(view[:, 1, :], view[:, 0, :], out=view[:, 1, :])
+        if columnwise and half < _COLUMNWISE_HALF:
+            block = out.reshape(-1, 2 * half)
+            for j in range(half):
+                combine(block[:, half + j], block[:, j], out=block[:, half + j])
+        else:
+            view = out.reshape(-1, 2, half)
+            combine(view[:, 1, :], view[:, 0, :], out=view[:, 1, :])
         half *= 2
     return out
 
@@ -124,9 +137,11 @@ def _all_subsets_hold(good: np.ndarray) -> np.ndarray:
 
 def weight_sums(weights: np.ndarray) -> np.ndarray:
     """out[M] = Σ_{b in M} weights[b]."""
-    out = np.zeros(1)
-    for w in weights:
-        out = np.concatenate([out, out + w])
+    out = np.zeros(1 << weights.shape[0])
+    half = 1
+    for w in weights:  # out[half:2 half] = out[:half] + w, as a doubling concatenation would
+        np.add(out[:half], w, out=out[half:2 * half])
+        half *= 2
     return out
 
 

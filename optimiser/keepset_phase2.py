@@ -47,6 +47,7 @@ from .keepset_search import (
     MAX_LP_SOLVES,
     _allowed_gap,
     _members,
+    _layout,
     _Options,
     _options,
     _Prices,
@@ -348,7 +349,11 @@ def _prepare(arrays: MipArrays, travel: np.ndarray, rhs: float, zero_moves: bool
     sets = treatment_keep_sets(arrays, arrays.treatments[0]) if sets is None else sets
     if sets is None:
         return None
-    table_t, table_m = _options(arrays, sets, travel), _options(arrays, sets, arrays.moves_c)
+    layout = _layout(arrays, sets)  # the same entries for both cost vectors
+    if layout is None:
+        return None
+    table_t = _options(arrays, sets, travel, layout)
+    table_m = _options(arrays, sets, arrays.moves_c, layout)
     if table_t is None or table_m is None:
         return None
     return _Phase2(arrays, sets, (table_t, table_m), travel, arrays.moves_c, rhs, zero_moves)

@@ -105,22 +105,32 @@ def _units(arrays: MipArrays, sets: TreatmentKeepSets) -> tuple[np.ndarray, np.n
     return area, demand, stay
 
 
-def _options(arrays: MipArrays, sets: TreatmentKeepSets, c: np.ndarray | None = None
-             ) -> _Options | None:
-    """The option table of ``arrays`` with costs from ``c`` (default: its objective)."""
-    c = arrays.c if c is None else c
+@dataclass
+class _Layout:
+    """Which option each (unit, x column) entry is, whatever its cost: the part of an option
+    table that does not depend on the cost vector (phase 2 fills it with travel and moves)."""
+
+    demand: np.ndarray  # (units,)
+    unit: np.ndarray  # (entries,)
+    xcol: np.ndarray  # (entries,)
+    stay_col: np.ndarray  # (entries,) stay column or -1
+    bit: np.ndarray  # (entries,) the site's bit; -1: no keep decision
+
+
+def _layout(arrays: MipArrays, sets: TreatmentKeepSets) -> _Layout | None:
+    """The entries of the option tables of ``arrays``; None as :func:`_units`."""
     units = _units(arrays, sets)
     if units is None:
         return None
     unit_area, demand, unit_stay = units
-    n_units, k = demand.shape[0], sets.n_bits
-    # every (unit, x column of its area): its cost, and whether the unit stays there
+    n_units = demand.shape[0]
+    # every (unit, x column of its area): the unit's area's entries, in x-column order
     by_area = np.argsort(sets.x_area, kind="stable")
     first = np.searchsorted(sets.x_area[by_area], np.arange(sets.demand.shape[0] + 1))
     counts = np.diff(first)[unit_area]
     unit = np.repeat(np.arange(n_units), counts)
-    entry = by_area[np.concatenate([np.arange(first[a], first[a + 1]) for a in unit_area])
-                    if n_units else np.zeros(0, dtype=np.int64)]
+    offset = np.arange(unit.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts)
+    entry = by_area[np.repeat(first[unit_area], counts) + offset]
     xcol = sets.x_columns[entry]
     stays_here = np.zeros(unit.shape[0], dtype=bool)
     if arrays.stay_x is not None and np.any(unit_stay >= 0):
@@ -129,8 +139,21 @@ def _options(arrays: MipArrays, sets: TreatmentKeepSets, c: np.ndarray | None = 
         own_x[has] = arrays.stay_x[unit_stay[has] - arrays.stay_start]
         stays_here = xcol == own_x[unit]
     stay_col = np.where(stays_here, unit_stay[unit], -1)
-    cost = c[xcol] + np.where(stays_here, c[np.maximum(stay_col, 0)], 0.0)
-    bit = sets.x_bit[entry]
+    return _Layout(demand, unit, xcol, stay_col, sets.x_bit[entry])
+
+
+def _options(arrays: MipArrays, sets: TreatmentKeepSets, c: np.ndarray | None = None,
+             layout: _Layout | None = None) -> _Options | None:
+    """The option table of ``arrays`` with costs from ``c`` (default: its objective);
+    ``layout``: its entries when the caller has them already."""
+    c = arrays.c if c is None else c
+    layout = _layout(arrays, sets) if layout is None else layout
+    if layout is None:
+        return None
+    demand, unit, xcol, stay_col, bit = (layout.demand, layout.unit, layout.xcol,
+                                         layout.stay_col, layout.bit)
+    n_units, k = demand.shape[0], sets.n_bits
+    cost = c[xcol] + np.where(stay_col >= 0, c[np.maximum(stay_col, 0)], 0.0)
     out = _Options(demand, np.full((n_units, k), np.inf), np.full((n_units, k), -1, np.int64),
                    np.full((n_units, k), -1, np.int64), np.full(n_units, np.inf),
                    np.full(n_units, -1, np.int64), np.full(n_units, -1, np.int64))
@@ -140,10 +163,16 @@ def _options(arrays: MipArrays, sets: TreatmentKeepSets, c: np.ndarray | None = 
     out.cost[unit[real], bit[real]] = cost[real]
     out.column[unit[real], bit[real]] = xcol[real]
     out.stay[unit[real], bit[real]] = stay_col[real]
-    for e in np.nonzero(bit == -1)[0]:  # sites without a keep decision: the cheapest
-        u = unit[e]
-        if cost[e] < out.open_cost[u]:
-            out.open_cost[u], out.open_column[u], out.open_stay[u] = cost[e], xcol[e], stay_col[e]
+    # sites without a keep decision: each unit's cheapest, the first entry on ties, never an
+    # infinite one (as "replace while strictly cheaper" from inf)
+    e = np.nonzero(always)[0]
+    order = e[np.lexsort((e, cost[e], unit[e]))]
+    head = np.ones(order.shape[0], dtype=bool)
+    head[1:] = unit[order][1:] != unit[order][:-1]
+    pick = order[head]
+    pick = pick[cost[pick] < np.inf]
+    u = unit[pick]
+    out.open_cost[u], out.open_column[u], out.open_stay[u] = cost[pick], xcol[pick], stay_col[pick]
     return out
 
 
@@ -161,6 +190,9 @@ class _Prices:
         self.k = sets.n_bits
         self.n = 1 << self.k
         self.key_cost = key_cost
+        # column-major: the ascent and extension take minima across a few site columns of
+        # many units, which numpy does ~10x faster on columns than along short rows
+        self.cost_f = np.asfortranarray(options.cost)
 
     def lagrangian(self, prices: np.ndarray) -> np.ndarray:
         """L_v(S) + cost_y(S) for every keep set S (inf where some area has no option)."""
@@ -178,13 +210,13 @@ class _Prices:
         counted = np.isfinite(step) & (np.cumsum(order == self.k, axis=1)[:, :-1] == 0)
         weight = (d[:, None] * np.where(counted, step, 0.0))[counted]
         missed = subset_sums(np.bincount(prefix[counted], weights=weight, minlength=self.n))
-        return (base + missed[(self.n - 1) ^ np.arange(self.n)]
+        return (base + missed[::-1]  # missed[full ^ S]: the complement of S
                 + weight_sums(self.sets.required * prices) + self.key_cost)
 
     def _cheapest_other(self, members: np.ndarray, prices: np.ndarray) -> np.ndarray:
         if members.shape[0] == 0:
             return self.opt.open_cost.copy()
-        inner = np.min(self.opt.cost[:, members] - prices[members][None, :], axis=1)
+        inner = np.min(self.cost_f[:, members] - prices[members][None, :], axis=1)
         return np.minimum(inner, self.opt.open_cost)
 
     def _price_to_fill(self, gain: np.ndarray, required: float) -> float:
@@ -202,27 +234,35 @@ class _Prices:
         """Coordinate ascent of L_v(mask) over the prices of its sites (each step exact)."""
         prices = prices.copy()
         members = _members(mask, self.k)
-        for _ in range(ASCENT_ROUNDS):
-            for j in members:
-                rest = members[members != j]
-                with np.errstate(invalid="ignore"):
-                    gain = self.opt.cost[:, j] - self._cheapest_other(rest, prices)
-                prices[j] = self._price_to_fill(np.where(np.isnan(gain), np.inf, gain),
-                                                float(self.sets.required[j]))
+        if members.shape[0] == 0:
+            return prices
+        cost = self.cost_f[:, members]
+        # reduced costs of the members' options; a member's own column is set to inf while
+        # the cheapest other option is taken (the same minimum as over the other columns)
+        reduced = cost - prices[members][None, :]
+        gain = np.empty(cost.shape[0])
+        with np.errstate(invalid="ignore"):  # inf - inf: no option either way, gain inf
+            for _ in range(ASCENT_ROUNDS):
+                for p, j in enumerate(members):
+                    reduced[:, p] = np.inf
+                    np.subtract(cost[:, p], np.minimum(np.min(reduced, axis=1),
+                                                       self.opt.open_cost), out=gain)
+                    gain[np.isnan(gain)] = np.inf
+                    prices[j] = self._price_to_fill(gain, float(self.sets.required[j]))
+                    reduced[:, p] = cost[:, p] - prices[j]
         return prices
 
     def extend(self, mask: int, prices: np.ndarray) -> np.ndarray:
         """Prices of the sites outside ``mask``: each one's best against the sites inside."""
         out = prices.copy()
         cheapest = self._cheapest_other(_members(mask, self.k), prices)
-        for j in range(self.k):
-            if not (mask >> j) & 1:
-                with np.errstate(invalid="ignore"):
-                    gain = self.opt.cost[:, j] - cheapest
-                out[j] = self._price_to_fill(np.where(np.isnan(gain), np.inf, gain),
-                                             float(self.sets.required[j]))
+        with np.errstate(invalid="ignore"):
+            for j in range(self.k):
+                if not (mask >> j) & 1:
+                    gain = self.cost_f[:, j] - cheapest
+                    gain[np.isnan(gain)] = np.inf
+                    out[j] = self._price_to_fill(gain, float(self.sets.required[j]))
         return out
-
 
 
 class _Search(_Prices):

@@ -266,17 +266,21 @@ def read_link_pair(model: KeepSetModel, start: int, stop: int) -> bool:
     if model.x_y is None:
         return False
     pair = sp.csr_matrix(model.csc[start:stop])
-    xs = [pair.indices[pair.indptr[r]:pair.indptr[r + 1]] for r in range(stop - start)]
-    if any(cols.shape[0] != 2 for cols in xs):
+    if np.any(np.diff(pair.indptr) != 2):
         return False
-    cols = np.array(xs)
+    # two entries per row (as arrays, not a Python loop over the rows: ~1 ms a model)
+    cols, values = pair.indices.reshape(-1, 2), pair.data.reshape(-1, 2)
+    if np.any(cols[:, 0] == cols[:, 1]):
+        return False
+    x_first = cols[:, 0] < cols[:, 1]
     x_col, y_col = cols.min(axis=1), cols.max(axis=1)
     if np.any(x_col >= arrays.n_x) or np.any(model.x_y[x_col] != y_col - arrays.y_start):
         return False
-    rows = np.arange(stop - start)
-    if np.any(pair[rows, x_col].A1 != 1.0):
+    x_value = np.where(x_first, values[:, 0], values[:, 1])
+    y_value = np.where(x_first, values[:, 1], values[:, 0])
+    if np.any(x_value != 1.0):
         return False
-    return not np.any(-pair[rows, y_col].A1 < model.x_demand[x_col] * (1.0 - KEEP_SET_TOL))
+    return not np.any(-y_value < model.x_demand[x_col] * (1.0 - KEEP_SET_TOL))
 
 
 # --- diagnosis reasons ------------------------------------------------------------------------
