@@ -98,7 +98,7 @@ class PlannerObjective(Lexicographic):
     def phase2_model(self, ctx: ComponentContext, arrays: MipArrays, res1: BackendResult,
                      report: SolveReport) -> MipArrays:
         assert arrays.moves_c is not None and res1.x is not None
-        moves = float(arrays.moves_c @ res1.x + arrays.moves_offset)
+        moves = arrays.unnecessary_moves_of(res1.x)
         report.unnecessary_moves_phase1 = round(max(moves, 0.0), 6)
         if ctx.algorithms.planner_shortcuts and moves <= ZERO_MOVES:
             return zero_moves_model(arrays)
@@ -128,7 +128,7 @@ def _direct_result(ctx: ComponentContext, arrays: MipArrays,
     report.phase1 = "greedy" if greedy is not None else "zero_moves"
     proof = greedy if greedy is not None else res2.x
     assert arrays.moves_c is not None and proof is not None  # planner, solved
-    moves = float(arrays.moves_c @ proof + arrays.moves_offset)
+    moves = arrays.unnecessary_moves_of(proof)
     report.unnecessary_moves_phase1 = round(max(moves, 0.0), 6)
     report.set_bound(0.0)
     return ctx.result(res2.status, res2.x, phase2, res2.mip_gap or 0.0, res2.seconds,
@@ -188,7 +188,7 @@ def _is_plan(arrays: MipArrays, values: np.ndarray) -> bool:
             values > arrays.col_upper + GREEDY_TOL):
         return False
     assert arrays.moves_c is not None
-    return float(arrays.moves_c @ values + arrays.moves_offset) <= ZERO_MOVES
+    return arrays.unnecessary_moves_of(values) <= ZERO_MOVES
 
 
 def zero_moves_model(arrays: MipArrays) -> MipArrays:
@@ -285,7 +285,7 @@ class _KeepSetPlanner:
             return phase1
         res1, res2 = phase1
         assert res1.x is not None
-        moves = float(self.moves_c @ res1.x + self.arrays.moves_offset)
+        moves = self.arrays.unnecessary_moves_of(res1.x)
         zero = moves <= ZERO_MOVES
         slack = MOVES_SLACK_ABS + MOVES_SLACK_REL * abs(moves)
         rhs = self.zero_rhs if zero else moves - self.arrays.moves_offset + slack
