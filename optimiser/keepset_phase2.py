@@ -39,18 +39,19 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from .backends import BackendResult, solve_lp_highs
+from .backends import BackendResult
 from .feasibility import TreatmentKeepSets, treatment_keep_sets, weight_sums
 from .formulation import MipArrays
 from .keepset_search import (
     KEEP_SET_SEARCH,
     MAX_LP_SOLVES,
     _allowed_gap,
-    _members,
     _layout,
+    _members,
     _Options,
     _options,
     _Prices,
+    transport_lp,
 )
 from .status import SolveStatus
 from .tolerances import GAP_DENOMINATOR_MIN, MOVES_SLACK_ABS
@@ -205,9 +206,8 @@ class _Phase2:
                                                        np.concatenate(cols))),
                                shape=(n_rows, n_cols))
         cost = c_t if objective == "travel" else c_m
-        # presolve off: it costs more than it saves on these transportation LPs (measured)
-        solved = solve_lp_highs(cost, matrix, np.concatenate(lower), np.concatenate(upper),
-                                presolve=False)
+        solved = transport_lp(cost, matrix, np.concatenate(lower), np.concatenate(upper),
+                              n_units)
         if solved is None:
             return None
         value, flows, duals = solved

@@ -1,15 +1,20 @@
 """The keep-set searches' faster array code (issue 23, branch solve-speed) against the plain
 code it replaced: the same floats bit for bit, on random tables with infinities and ties and
 on built models (so every bound, and with it every search path and plan, is unchanged), and
-the planner's unnecessary moves summed over moves_c's non-zeros giving the same answer."""
+the shortcuts around it (a transportation LP whose units have one option each answered
+without HiGHS, the planner's unnecessary moves summed over moves_c's non-zeros) giving the
+same answers."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from herschik.optimiser import keepset_search
+from herschik.optimiser.backends import solve_lp_highs
 from herschik.optimiser.feasibility import (
     _all_subsets_hold,
     _over_subsets,
@@ -251,3 +256,94 @@ def test_unnecessary_moves_of_a_plan_are_the_full_dot(seed):
     values = rng.uniform(0, 5, arrays.n_cols) * (rng.random(arrays.n_cols) < 0.7)
     expected = float(arrays.moves_c @ values + arrays.moves_offset)
     assert arrays.unnecessary_moves_of(values) == pytest.approx(expected, rel=1e-12, abs=1e-9)
+
+
+# --- transportation LPs whose units have one option each -------------------------------------
+def _lp(rng, n_units: int, n_sites: int, options: int = 1, side: float | None = None):
+    """Unit rows (one equality each), site rows (volume >= required), an optional side row."""
+    unit = np.repeat(np.arange(n_units), options)
+    site = rng.integers(0, n_sites, size=unit.shape[0])
+    n_cols = unit.shape[0]
+    demand = rng.choice([0.5, 1.0, 2.75, 10.0], size=n_units)
+    rows = [unit, n_units + site]
+    cols = [np.arange(n_cols), np.arange(n_cols)]
+    vals = [np.ones(n_cols), np.ones(n_cols)]
+    volume = np.bincount(site, weights=demand[unit] / options, minlength=n_sites)
+    lower = [demand, np.floor(volume * 0.5)]
+    upper = [demand, np.full(n_sites, np.inf)]
+    cost = np.round(rng.uniform(-3, 60, n_cols), 3)
+    if side is not None:
+        rows.append(np.full(n_cols, n_units + n_sites))
+        cols.append(np.arange(n_cols))
+        vals.append(np.ones(n_cols))
+        lower.append(np.array([-np.inf]))
+        upper.append(np.array([side]))
+    n_rows = n_units + n_sites + (side is not None)
+    matrix = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                           shape=(n_rows, n_cols))
+    return cost, matrix, np.concatenate(lower), np.concatenate(upper)
+
+
+def _counting_highs(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    real = keepset_search.solve_lp_highs
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(keepset_search, "solve_lp_highs", counting)
+    return calls
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_single_option_lp_is_highs_answer_without_highs(seed, monkeypatch):
+    rng = np.random.default_rng(seed)
+    n_units, n_sites = int(rng.integers(1, 60)), int(rng.integers(1, 6))
+    cost, matrix, lower, upper = _lp(rng, n_units, n_sites)
+    lower[n_units:] = np.minimum(lower[n_units:], -1.0)  # every site row strictly slack
+    reference = solve_lp_highs(cost, matrix, lower, upper, presolve=False)
+    calls = _counting_highs(monkeypatch)
+    answer = keepset_search.transport_lp(cost, matrix, lower, upper, n_units)
+    assert calls == [] and answer is not None and reference is not None
+    assert answer[0] == pytest.approx(reference[0], rel=1e-12, abs=1e-9)
+    assert np.allclose(answer[1], reference[1], rtol=0, atol=1e-9)
+    assert np.array_equal(answer[2][n_units:], np.zeros(n_sites))
+    assert np.allclose(answer[2][n_units:], reference[2][n_units:], atol=1e-9)
+    assert answer[0] == math.fsum(cost * answer[1])
+
+
+@pytest.mark.parametrize("case", ["tight site", "violated site", "two options", "tight side",
+                                  "violated side", "slack side", "no option"])
+def test_other_lps_go_to_highs(case, monkeypatch):
+    """A tight row (the duals are not unique), an infeasible one, a choice: HiGHS decides."""
+    rng = np.random.default_rng(7)
+    n_units, n_sites = 30, 3
+    options = 2 if case == "two options" else 1
+    side = None
+    if "side" in case:
+        side = 1e9
+    cost, matrix, lower, upper = _lp(rng, n_units, n_sites, options, side)
+    lower[n_units:n_units + n_sites] = -1.0
+    volume = matrix[n_units:n_units + n_sites] @ np.repeat(lower[:n_units], options) / options
+    total = float(lower[:n_units].sum())
+    if case == "tight site":
+        lower[n_units] = volume[0]
+    elif case == "violated site":
+        lower[n_units] = volume[0] + 1.0
+    elif case == "tight side":
+        upper[-1] = total
+    elif case == "violated side":
+        upper[-1] = total - 1.0
+    elif case == "no option":
+        matrix = sp.csc_matrix(matrix[:, 1:])
+        cost = cost[1:]
+    calls = _counting_highs(monkeypatch)
+    answer = keepset_search.transport_lp(cost, matrix, lower, upper, n_units)
+    reference = solve_lp_highs(cost, matrix, lower, upper, presolve=False)
+    assert calls == ([] if case == "slack side" else [1])
+    if case in ("violated site", "violated side", "no option"):
+        assert answer is None and reference is None
+    else:
+        assert answer is not None and reference is not None
+        assert answer[0] == pytest.approx(reference[0], rel=1e-12, abs=1e-9)
