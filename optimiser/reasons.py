@@ -25,12 +25,14 @@ scenarios' (``herschik.scenarios.reason_words``).
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -189,6 +191,36 @@ class _ReasonMemo:
                 self._entries.popitem(last=False)
 
 
+class ReasonStore(Protocol):
+    """Reasons kept beyond the process (scenarios' derived-data cache): a component's reasons
+    under :func:`stored_reasons_key`. The optimiser reads no files; the caller brings one."""
+
+    def get(self, key: str) -> list[RoleReason] | None: ...
+
+    def put(self, key: str, reasons: list[RoleReason]) -> None: ...
+
+
+def instance_digest(instance: Instance) -> str:
+    """SHA-256 of everything an instance holds (every field, arrays by shape, type and
+    bytes): two instances with the same digest give the same solves."""
+    digest = hashlib.sha256(b"herschik-instance")
+    for item in dataclasses.fields(instance):
+        value = getattr(instance, item.name)
+        digest.update(f"\0{item.name}:".encode())
+        if isinstance(value, np.ndarray):
+            digest.update(f"{value.dtype.str}{value.shape}".encode())
+            digest.update(np.ascontiguousarray(value).tobytes())
+        else:
+            digest.update(repr(value).encode())
+    return digest.hexdigest()
+
+
+def stored_reasons_key(sub: Instance, component_key: str) -> str:
+    """The key of a component's reasons in a :class:`ReasonStore`: the component's own
+    instance (its content, not its object) and :func:`_component_key`."""
+    return hashlib.sha256(f"{instance_digest(sub)}\0{component_key}".encode()).hexdigest()
+
+
 _MEMO = _ReasonMemo()
 #: the plan of each component whose reasons were worked out (key: its roles left out)
 _BASES = _ReasonMemo()
@@ -241,14 +273,20 @@ def _lost(instance: Instance, keep: np.ndarray, site_ids: Collection[str] | None
 
 
 def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solution, *,
-                      site_ids: Collection[str] | None = None) -> list[RoleReason]:
+                      site_ids: Collection[str] | None = None,
+                      store: ReasonStore | None = None) -> list[RoleReason]:
     """A :class:`RoleReason` for every role with a norm that ``solution`` loses, sorted by
     (site_id, intervention_id); empty without a plan. A component whose reasons this process
     worked out before for the same instance and parameters gets them back (_ReasonMemo).
 
     ``site_ids``: only the roles of these hospitals (the app asks for one hospital's when the
     planner opens it). Each role's reason is a fresh solve with that role forced open, whatever
-    other roles are asked for, so it is the same as in the whole list."""
+    other roles are asked for, so it is the same as in the whole list.
+
+    ``store``: reasons kept across processes (a planner who runs the same region and
+    scenario again gets them without a re-solve), keyed by the component's instance content
+    and :func:`_component_key` (:func:`stored_reasons_key`). Only reasons whose every solve
+    ended proven (optimal or infeasible) are stored: a time limit's answer may differ."""
     if solution.flow is None or solution.keep is None:
         return []
     required = required_matrix(instance, params)
@@ -273,12 +311,20 @@ def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solutio
             continue
         found: list[RoleReason] = []
         sub = instance.with_treatments(comp)
+        stored_key = stored_reasons_key(sub, key) if store is not None else None
+        if store is not None and stored_key is not None:
+            kept = store.get(stored_key)  # another process worked them out
+            if kept is not None:
+                _MEMO.put(instance, key, kept)
+                reasons += kept
+                continue
         sub_params = params_for_treatments(params, ids)
         # each answer is a fresh solve (what a same_as_fresh what-if session gives)
         base = _component_plan(instance, sub, sub_params,
                                _component_key(sub_params, ids, [], closed))
         if base.flow is None:  # cannot happen for a solved component; nothing to compare
             continue
+        proven = base.status == SolveStatus.OPTIMAL
         for s, t in roles:
             t_sub = comp.index(t)
             tid = instance.treatment_ids[t]
@@ -287,6 +333,7 @@ def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solutio
                                 forced_closed=bool(closed[s, t]))
             forced = solve(sub, _forced_open(sub_params, instance.site_ids[s], tid),
                            max_workers=1)
+            proven = proven and forced.status in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE)
             if forced.feasible:
                 reason.keep_feasible = True
                 _price(sub, base, forced, s, t_sub, reason)
@@ -294,5 +341,7 @@ def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solutio
                 reason.infeasible_reason = str((forced.diagnosis or {}).get("reason", "")) or None
             found.append(reason)
         _MEMO.put(instance, key, found)
+        if store is not None and stored_key is not None and proven:
+            store.put(stored_key, found)
         reasons += found
     return sorted(reasons, key=lambda r: (r.site_id, r.intervention_id))

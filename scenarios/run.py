@@ -32,6 +32,7 @@ from herschik.optimiser.solve import solve
 from herschik.optimiser.status import SolveStatus
 from herschik.optimiser.verify import verify
 from herschik.scenarios.csv_text import csv_text
+from herschik.scenarios.reason_cache import DERIVED_REASONS
 from herschik.scenarios.reason_words import moves_from_text, reason_sentence
 
 from herschik.atomic import staged_dir, write_json, write_text
@@ -209,7 +210,9 @@ def verified_result(
     if reasons and solution.flow is not None:
         names = site_names(instance)
         hospital_changes = with_reasons(
-            hospital_changes, lost_role_reasons(instance, params, solution),
+            hospital_changes,
+            # kept in the derived-data cache: the same model again re-solves nothing
+            lost_role_reasons(instance, params, solution, store=DERIVED_REASONS),
             lambda r: reason_sentence(r, names), lambda r: moves_from_text(r, names))
     summary = summary_dict(instance, solution, params, kpis)
     summary["treatment_status"] = statuses
