@@ -263,9 +263,14 @@ def areas_layer(
     assignments: pd.DataFrame,
     areas_gdf: gpd.GeoDataFrame,
     site_names: dict[str, str] | None = None,
+    *,
+    summary_rows: pd.DataFrame | None = None,
 ) -> gpd.GeoDataFrame:
-    """The ``areas`` layer: one polygon per (area, treatment) with patients after."""
-    summ = area_summary(assignments)
+    """The ``areas`` layer: one polygon per (area, treatment) with patients after.
+
+    ``summary_rows``: :func:`area_summary` of ``assignments`` when the caller has it already
+    (a run's maps use the same rows)."""
+    summ = area_summary(assignments) if summary_rows is None else summary_rows.copy()
     geo = areas_gdf.copy()
     geo["area_id"] = geo["area_id"].astype(str)
     if "area_name" not in geo.columns:
@@ -338,9 +343,12 @@ def build_layers(
     sites: pd.DataFrame,
     areas_gdf: gpd.GeoDataFrame,
     flows: pd.DataFrame | None = None,
+    *,
+    summary_rows: pd.DataFrame | None = None,
 ) -> dict[str, gpd.GeoDataFrame]:
     """The result layers (``sites``, ``areas``, ``flows``, ``hospital_flows``) in EPSG:28992
-    (``hospital_flows`` empty when ``flows`` is None)."""
+    (``hospital_flows`` empty when ``flows`` is None); ``summary_rows``: see
+    :func:`areas_layer`."""
     site_names = dict(zip(normalise_site_volumes(site_volumes)["site_id"],
                           site_volumes["site_name"].astype(str), strict=True))
     if "site_name" in sites.columns:
@@ -349,7 +357,7 @@ def build_layers(
             site_names.setdefault(sid, name)
     return {
         "sites": sites_layer(site_volumes, sites),
-        "areas": areas_layer(assignments, areas_gdf, site_names),
+        "areas": areas_layer(assignments, areas_gdf, site_names, summary_rows=summary_rows),
         "flows": flows_layer(assignments, sites, areas_gdf),
         "hospital_flows": hospital_flows_layer(flows, sites),
     }
@@ -450,10 +458,18 @@ def write_results_geojson(
     Same layers and columns as :func:`write_results_gpkg`; coordinates are WGS84 longitude /
     latitude with 7 decimals (about 1 cm), as web maps expect.
     """
+    return write_layers_geojson(directory, build_layers(site_volumes, assignments, sites,
+                                                        areas_gdf, flows))
+
+
+def write_layers_geojson(directory: str | Path, layers: dict[str, gpd.GeoDataFrame]
+                         ) -> list[Path]:
+    """Write prepared layers (:func:`build_layers`) as ``<layer>.geojson`` files (RFC 7946,
+    EPSG:4326; see :func:`write_results_geojson`), each atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, gdf in build_layers(site_volumes, assignments, sites, areas_gdf, flows).items():
+    for name, gdf in layers.items():
         path = directory / f"{name}.geojson"
         with atomic_path(path) as tmp:
             _write_layer(gdf.to_crs(CRS_WGS84), tmp, name, driver="GeoJSON",

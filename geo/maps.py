@@ -227,12 +227,15 @@ def write_maps(
     overview: bool = True,
     labels: bool = True,
     dpi: int = DPI,
+    summary_rows: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
     """Write ``overview.png`` and one ``<intervention_id>.png`` per treatment into ``out_dir``.
 
     Treatments drawn: those of ``site_volumes`` (i.e. with a norm) that have patients in
     ``assignments``, optionally restricted to ``treatments``. Returns ``{key: path}`` with key
     ``"overview"`` or the intervention id, in drawing order (overview first).
+    ``summary_rows``: :func:`herschik.geo.export.area_summary` of ``assignments`` when the
+    caller has it already (a run's GeoPackage uses the same rows).
     """
     out_dir = Path(out_dir)
     sv = normalise_site_volumes(site_volumes)
@@ -245,7 +248,7 @@ def write_maps(
     if region and region != "all":
         region_ids.add(region)
     paths = AreaGeometry(areas_gdf, region_ids or None)
-    areas_summary = area_summary(asg)
+    areas_summary = area_summary(asg) if summary_rows is None else summary_rows
 
     with_patients = set(sv["intervention_id"]) & set(asg["intervention_id"])
     available = [t for t in names if t in with_patients]  # the dataset's order

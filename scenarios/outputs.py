@@ -28,11 +28,13 @@ from typing import Any
 import pandas as pd
 from herschik.geo.export import (
     FALLBACK_BUFFER_M,
+    area_summary,
     areas_geodataframe,
+    build_layers,
     normalise_assignments,
     normalise_site_volumes,
-    write_results_geojson,
-    write_results_gpkg,
+    write_layers_geojson,
+    write_layers_gpkg,
 )
 from herschik.geo.maps import write_maps
 from herschik.optimiser.results import hospital_changes_from_site_volumes
@@ -99,17 +101,21 @@ def write_run_outputs(
     region_id = str(summary.get("region_id", ""))
     areas_gdf, notes = _area_layer(dataset, has_results, gpkg or geojson or maps)
 
+    # the per-area rows behind the GeoPackage's areas layer and the maps' colours, once
+    summary_rows = area_summary(asg) if areas_gdf is not None and (gpkg or geojson or maps) \
+        else None
     written: list[Path] = []
     if areas_gdf is not None:
         written.extend(_write_gis(run_dir, sv, asg, dataset.sites, areas_gdf, flows,
-                                  gpkg=gpkg, geojson=geojson))
+                                  gpkg=gpkg, geojson=geojson, summary_rows=summary_rows))
     if xlsx:
         written.append(write_results_xlsx(run_dir / "results.xlsx", summary, site_volumes,
                                           assignments, hospital_changes, flows))
     map_pngs: dict[str, Path] = {}
     if maps and areas_gdf is not None:
         map_pngs = write_maps(run_dir / "maps", summary, sv, asg, dataset.sites, areas_gdf,
-                              treatments=map_treatments, treatment_names=names)
+                              treatments=map_treatments, treatment_names=names,
+                              summary_rows=summary_rows)
         written.extend(map_pngs.values())
     if report or pdf:
         written.append(write_report(run_dir / "report.html", summary, sv, asg, map_pngs,
@@ -151,15 +157,16 @@ def _area_layer(dataset: Any, has_results: bool, wanted: bool) -> tuple[Any, lis
 
 def _write_gis(run_dir: Path, sv: pd.DataFrame, asg: pd.DataFrame, sites: pd.DataFrame,
                areas_gdf: Any, flows: pd.DataFrame | None, *, gpkg: bool,
-               geojson: bool) -> list[Path]:
-    """results.gpkg and the GeoJSON layers, as asked."""
+               geojson: bool, summary_rows: pd.DataFrame | None = None) -> list[Path]:
+    """results.gpkg and the GeoJSON layers, as asked (the layers built once for both)."""
     written: list[Path] = []
+    if not (gpkg or geojson):
+        return written
+    layers = build_layers(sv, asg, sites, areas_gdf, flows, summary_rows=summary_rows)
     if gpkg:
-        written.append(write_results_gpkg(run_dir / "results.gpkg", sv, asg, sites, areas_gdf,
-                                          flows))
+        written.append(write_layers_gpkg(run_dir / "results.gpkg", layers))
     if geojson:
-        written.extend(write_results_geojson(run_dir / "geojson", sv, asg, sites, areas_gdf,
-                                             flows))
+        written.extend(write_layers_geojson(run_dir / "geojson", layers))
     return written
 
 

@@ -17,7 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-_TIME_CELL = re.compile(r"(<td>(?:Build|Solve) time[^<]*</td><td>)[^<]*(</td>)")
+# the English and the Dutch report (--lang nl: "Opbouwtijd", "Rekentijd ...")
+_TIME_CELL = re.compile(
+    r"(<td>(?:Build time|Solve time|Opbouwtijd|Rekentijd)[^<]*</td><td>)[^<]*(</td>)")
 
 
 def _without_timings(value: Any) -> Any:

@@ -337,3 +337,38 @@ def test_gpkg_bytes_equal_the_plain_writers(tmp_path: Path, example_run,
     assert len(run.assignments) > 100 and fast.stat().st_size > 100_000
     assert fast.read_bytes() == plain.read_bytes()
     assert pyogrio.get_gdal_config_option("OGR_SQLITE_SYNCHRONOUS") is None  # restored
+
+
+def test_one_area_summary_and_one_set_of_layers_per_run(
+        tmp_path: Path, example_run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GeoPackage, the GeoJSON layers and the maps of a run share one area summary and
+    one set of layers (each was worked out again per writer), with the same bytes as the
+    writers called on their own."""
+    from herschik.geo import maps as maps_module
+    from herschik.scenarios import outputs as outputs_module
+
+    run, dataset = example_run
+    calls = {"area_summary": 0, "build_layers": 0}
+
+    def counted(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return call
+
+    originals = {name: getattr(export, name) for name in calls}
+    for module in (export, maps_module, outputs_module):
+        for name in calls:
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, counted(name, originals[name]))
+    summary = {"region_id": "example", "status": "optimal", "scenario": {}}
+    write_run_outputs(tmp_path / "run", summary, run.site_volumes, run.assignments, dataset,
+                      gpkg=True, geojson=True, maps=True, report=False, flows=run.flows)
+    assert calls == {"area_summary": 1, "build_layers": 1}
+    monkeypatch.undo()
+    alone = write_results_gpkg(tmp_path / "alone.gpkg", run.site_volumes, run.assignments,
+                               dataset.sites, _gdf(dataset), run.flows)
+    assert (tmp_path / "run" / "results.gpkg").read_bytes() == alone.read_bytes()
+    for path in write_results_geojson(tmp_path / "gj", run.site_volumes, run.assignments,
+                                      dataset.sites, _gdf(dataset), run.flows):
+        assert (tmp_path / "run" / "geojson" / path.name).read_bytes() == path.read_bytes()
