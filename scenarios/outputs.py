@@ -21,6 +21,7 @@ without a plan) writes everything for the treatments that have one; maps are dra
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,8 @@ from herschik.geo.export import (
     normalise_assignments,
     normalise_site_volumes,
     write_layers_geojson,
-    write_layers_gpkg,
 )
+from herschik.geo.export_cache import write_results_gpkg_cached
 from herschik.geo.maps import write_maps
 from herschik.optimiser.results import hospital_changes_from_site_volumes
 from herschik.optimiser.status import SolveStatus
@@ -160,13 +161,16 @@ def _write_gis(run_dir: Path, sv: pd.DataFrame, asg: pd.DataFrame, sites: pd.Dat
                geojson: bool, summary_rows: pd.DataFrame | None = None) -> list[Path]:
     """results.gpkg and the GeoJSON layers, as asked (the layers built once for both)."""
     written: list[Path] = []
-    if not (gpkg or geojson):
-        return written
-    layers = build_layers(sv, asg, sites, areas_gdf, flows, summary_rows=summary_rows)
-    if gpkg:
-        written.append(write_layers_gpkg(run_dir / "results.gpkg", layers))
+
+    @functools.cache
+    def layers() -> dict[str, Any]:
+        return build_layers(sv, asg, sites, areas_gdf, flows, summary_rows=summary_rows)
+
+    if gpkg:  # the same tables as a run before: the same bytes, from the derived-data cache
+        written.append(write_results_gpkg_cached(run_dir / "results.gpkg", sv, asg, sites,
+                                                 areas_gdf, flows, layers))
     if geojson:
-        written.extend(write_layers_geojson(run_dir / "geojson", layers))
+        written.extend(write_layers_geojson(run_dir / "geojson", layers()))
     return written
 
 
