@@ -309,39 +309,51 @@ def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solutio
         if remembered is not None:
             reasons += remembered
             continue
-        found: list[RoleReason] = []
-        sub = instance.with_treatments(comp)
-        stored_key = stored_reasons_key(sub, key) if store is not None else None
-        if store is not None and stored_key is not None:
-            kept = store.get(stored_key)  # another process worked them out
-            if kept is not None:
-                _MEMO.put(instance, key, kept)
-                reasons += kept
-                continue
-        sub_params = params_for_treatments(params, ids)
-        # each answer is a fresh solve (what a same_as_fresh what-if session gives)
-        base = _component_plan(instance, sub, sub_params,
-                               _component_key(sub_params, ids, [], closed))
-        if base.flow is None:  # cannot happen for a solved component; nothing to compare
+        found = _component_reasons(instance, params, comp, roles, key, store,
+                                   (required, closed))
+        if found is None:  # cannot happen for a solved component; nothing to compare
             continue
-        proven = base.status == SolveStatus.OPTIMAL
-        for s, t in roles:
-            t_sub = comp.index(t)
-            tid = instance.treatment_ids[t]
-            reason = RoleReason(instance.site_ids[s], tid, float(instance.baseline_volume[s, t]),
-                                float(required[s, t]), keep_feasible=False,
-                                forced_closed=bool(closed[s, t]))
-            forced = solve(sub, _forced_open(sub_params, instance.site_ids[s], tid),
-                           max_workers=1)
-            proven = proven and forced.status in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE)
-            if forced.feasible:
-                reason.keep_feasible = True
-                _price(sub, base, forced, s, t_sub, reason)
-            else:
-                reason.infeasible_reason = str((forced.diagnosis or {}).get("reason", "")) or None
-            found.append(reason)
         _MEMO.put(instance, key, found)
-        if store is not None and stored_key is not None and proven:
-            store.put(stored_key, found)
         reasons += found
     return sorted(reasons, key=lambda r: (r.site_id, r.intervention_id))
+
+
+def _component_reasons(instance: Instance, params: SolveParams, comp: list[int],
+                       roles: list[tuple[int, int]], key: str, store: ReasonStore | None,
+                       masks: tuple[np.ndarray, np.ndarray]) -> list[RoleReason] | None:
+    """The reasons of one component's lost ``roles`` (instance indices): from ``store``, or
+    one fresh solve per role with it forced open, priced against the component's fresh plan
+    (None without one). Stored when every solve ended proven. ``masks``: the required
+    volumes and the scenario's closed roles (required_matrix, force_masks)."""
+    sub = instance.with_treatments(comp)
+    stored_key = stored_reasons_key(sub, key) if store is not None else None
+    if store is not None and stored_key is not None:
+        kept = store.get(stored_key)  # another process worked them out
+        if kept is not None:
+            return kept
+    ids = {instance.treatment_ids[t] for t in comp}
+    required, closed = masks
+    sub_params = params_for_treatments(params, ids)
+    # each answer is a fresh solve (what a same_as_fresh what-if session gives)
+    base = _component_plan(instance, sub, sub_params,
+                           _component_key(sub_params, ids, [], closed))
+    if base.flow is None:
+        return None
+    proven = base.status == SolveStatus.OPTIMAL
+    found: list[RoleReason] = []
+    for s, t in roles:
+        tid = instance.treatment_ids[t]
+        reason = RoleReason(instance.site_ids[s], tid, float(instance.baseline_volume[s, t]),
+                            float(required[s, t]), keep_feasible=False,
+                            forced_closed=bool(closed[s, t]))
+        forced = solve(sub, _forced_open(sub_params, instance.site_ids[s], tid), max_workers=1)
+        proven = proven and forced.status in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE)
+        if forced.feasible:
+            reason.keep_feasible = True
+            _price(sub, base, forced, s, comp.index(t), reason)
+        else:
+            reason.infeasible_reason = str((forced.diagnosis or {}).get("reason", "")) or None
+        found.append(reason)
+    if store is not None and stored_key is not None and proven:
+        store.put(stored_key, found)
+    return found
