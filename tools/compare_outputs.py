@@ -36,7 +36,8 @@ def _blank_seconds_columns(html: str) -> str:
     def table(match: re.Match[str]) -> str:
         text = match.group(0)
         headers = re.findall(r"<th[^>]*>(.*?)</th>", text)
-        drop = {i for i, h in enumerate(headers) if h.endswith("_seconds")}
+        # English "*_seconds", Dutch "opbouw (s)" / "oplossen (s)" (--lang nl)
+        drop = {i for i, h in enumerate(headers) if h.endswith(("_seconds", " (s)"))}
         if not drop:
             return text
 
