@@ -33,6 +33,8 @@ def test_geopackage_writer_on_a_full_disk_exits_2(
         raise getattr(pyogrio.errors, error_name)(message)
 
     monkeypatch.setattr(gpd.GeoDataFrame, "to_file", full)
+    # the writer must run: an unchanged results.gpkg would be copied from the derived cache
+    monkeypatch.setenv("HERSCHIK_CACHE", "off")
     out = tmp_path / "run"
     assert main(["solve", "--region", "example", "--out", str(out), "--no-maps",
                  "--no-report"]) == 2
@@ -58,6 +60,7 @@ def test_a_writer_failing_on_a_disk_with_no_space_left_exits_2(
         f_bavail = 0
 
     monkeypatch.setattr(gpd.GeoDataFrame, "to_file", fails)  # the GeoPackage writer
+    monkeypatch.setenv("HERSCHIK_CACHE", "off")  # written, not copied from the derived cache
     monkeypatch.setattr(os, "statvfs", lambda path: Full() if "run" in str(path)
                         else real_statvfs(path))
     out = tmp_path / "run"
