@@ -61,8 +61,12 @@ class ModelParts:
     hi: int
 
 
-def read_parts(arrays: MipArrays, binding_norms: bool, min_keep: int, stays: bool = False
-                ) -> ModelParts | None:
+def read_parts(arrays: MipArrays, binding_norms: bool, min_keep: int, stays: bool = False,
+               paying_keeps: bool = False) -> ModelParts | None:
+    """The parts of the model, or None outside it. ``paying_keeps``: keep decisions whose
+    keeping pays (f_j < 0, the ``providers`` phase 1) are read too: the bound, the fixing and
+    the node LPs of norm_keepsets.py hold for any f; large_keepsets.py's local search does
+    not (it assumes an unused site closes)."""
     if arrays.linking != "per_pair" and not binding_norms:
         return None  # outside the p-median class: see solve_by_lagrangian
     if (len(arrays.treatments) != 1 or arrays.n_x == 0 or arrays.conflicts
@@ -78,7 +82,7 @@ def read_parts(arrays: MipArrays, binding_norms: bool, min_keep: int, stays: boo
             or parsed.x_y is None or parsed.required is None):
         return None
     key_cost = arrays.c[arrays.y_start + openable]
-    if np.any(key_cost < 0):
+    if np.any(key_cost < 0) and not paying_keeps:
         return None  # a kept site that pays: the local search assumes keeping costs
     k = openable.shape[0]
     bit_of_y = np.full(arrays.n_y, -2, dtype=np.int64)
@@ -90,10 +94,12 @@ def read_parts(arrays: MipArrays, binding_norms: bool, min_keep: int, stays: boo
 
 
 def read_model(arrays: MipArrays, binding_norms: bool = False,
-          min_keep: int = MAX_KEEP_DECISIONS + 1) -> LagrangianModel | None:
+          min_keep: int = MAX_KEEP_DECISIONS + 1, paying_keeps: bool = False
+               ) -> LagrangianModel | None:
     """The model, or None outside it; with fewer than ``min_keep`` keep decisions (outside
-    the p-median class) None too: the keep-set search enumerates those."""
-    parts = read_parts(arrays, binding_norms, min_keep)
+    the p-median class) None too: the keep-set search enumerates those. ``paying_keeps``:
+    see :func:`read_parts`."""
+    parts = read_parts(arrays, binding_norms, min_keep, paying_keeps=paying_keeps)
     if parts is None:
         return None
     parsed, openable, k = parts.parsed, parts.openable, parts.openable.shape[0]

@@ -3,7 +3,7 @@ volume norms that bind (issue 23, goal 3: national kidney_systemic, 72 hospitals
 
 The model is the one :mod:`optimiser.large_keepsets` reads (demand rows, volume norms, forced
 keeps and closures, caps on the number kept; no capacity, coupling, single sourcing or stay
-columns), with keeping never paying (f_j >= 0):
+columns), with any keep cost f_j (keeping pays in the ``providers`` phase 1: f_j = -1):
 
     min  Σ_j f_j y_j + Σ_ij c_ij x_ij   s.t.  Σ_j x_ij = d_i,  Σ_i x_ij >= R_j y_j,
          0 <= x_ij <= d_i y_j,  lo <= Σ_j y_j <= P,  y binary.
@@ -28,6 +28,10 @@ kidney_systemic: ~2 s CPU a node, 41 nodes in 144 s CPU without closing a 0.08 %
    (the transportation LP); every incumbent is checked against every row of the model.
 5. **Search.** Best bound first, branching on the fractional y closest to 1/2. Done when no
    open node's bound is below the incumbent by more than the requested gap.
+6. **Providers phase 1** (most kept pairs: flows cost nothing, each kept pair -1). Every
+   plan's value is an integer, so a node's bound rounds up and a site is fixed when forcing
+   it cannot gain a whole pair; areas that may use the same sites are one unit (exact, see
+   ``_Merged``: nationally the 3,312 areas are one), so the node LP has k pair columns.
 
 Returns ``None`` (the caller's MIP solver decides) for a model it does not cover, after
 ``MAX_NODES`` nodes, or when stopped without an incumbent.
@@ -38,6 +42,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -67,6 +72,9 @@ FIRST_PAIRS = 3
 PRICE_PER_AREA = 2
 #: a keep set {y >= 0.5} is evaluated at the root and every this many nodes
 ROUND_EVERY = 10
+#: an integer-valued objective's bound rounds up to the next integer beyond this (relative;
+#: the bound is evaluated exactly at any multipliers, so only float rounding is below it)
+INTEGRAL_TOL = 1e-9
 #: after branching, solve the child y leans to next (its LP starts from its parent's basis)
 DIVE = True
 
@@ -78,9 +86,9 @@ def _read_model(arrays: MipArrays, min_keep: int
     a unit's cost at its own baseline site counting the stay; then also each (unit, bit)'s
     stay column and each unit's stay at its site without keep decision (-1: none)."""
     if arrays.n_cols == arrays.n_x + arrays.n_y:
-        model = read_model(arrays, binding_norms=True, min_keep=min_keep)
+        model = read_model(arrays, binding_norms=True, min_keep=min_keep, paying_keeps=True)
         return None if model is None else (model, None, None)
-    parts = read_parts(arrays, True, min_keep, stays=True)
+    parts = read_parts(arrays, True, min_keep, stays=True, paying_keeps=True)
     if parts is None:
         return None
     parsed, t = parts.parsed, arrays.treatments[0]
@@ -114,9 +122,11 @@ class _PairLP:
     """The per-pair LP relaxation over a growing set of pair columns (one HiGHS model)."""
 
     def __init__(self, model: LagrangianModel, highspy: Any, stay: np.ndarray | None = None,
-                 open_stay: np.ndarray | None = None) -> None:
+                 open_stay: np.ndarray | None = None, expand: _Merged | None = None) -> None:
         self.m, self.hs = model, highspy
         self.stay, self.open_stay = stay, open_stay
+        #: the areas behind each unit of a merged model (plans are written per area)
+        self.expand = expand
         n, k = model.cost.shape
         self.n, self.k = n, k
         h = new_highs(highspy)
@@ -229,6 +239,8 @@ class _PairLP:
         x = np.zeros(arrays.n_cols)
         m = self.m
         flows, opened = values[self.pair_start:], values[self.k:self.pair_start]
+        if self.expand is not None:
+            return self.expand.plan(arrays, self, flows, opened, keep)
         np.add.at(x, m.column[self.pair_area, self.pair_site], flows)
         if self.open_areas.shape[0]:
             np.add.at(x, m.open_column[self.open_areas], opened)
@@ -258,7 +270,18 @@ def solve_by_norm_branching(arrays: MipArrays, mip_gap: float, time_limit: float
     except ImportError:
         return None
     model, stay, open_stay = read
-    search = _Search(model, arrays, _PairLP(model, highspy, stay, open_stay), mip_gap)
+    integral = _integral_objective(arrays, model)
+    merged = None
+    if integral and stay is None:
+        # flows that cost nothing (providers phase 1): areas that may use the same sites are
+        # one unit (exact, see _merge); nationally all 3,312 areas are one. Unmerged, every
+        # pair prices in at once and the LP of them all is slow (national lung_resection:
+        # 122,544 pairs, 26 s CPU one LP).
+        merged = _merge(model)
+    lp = _PairLP(model if merged is None else merged.model, highspy, stay, open_stay,
+                 expand=merged)
+    search = _Search(model if merged is None else merged.model, arrays, lp, mip_gap,
+                     integral)
     search.consider(known_plan(model, arrays, start))
     deadline = None if time_limit is None else started + time_limit
     try:
@@ -285,8 +308,10 @@ class _Search:
     """Best-bound-first branch and bound over the keep decisions (module docstring)."""
 
     def __init__(self, model: LagrangianModel, arrays: MipArrays, lp: _PairLP,
-                 mip_gap: float) -> None:
+                 mip_gap: float, integral: bool = False) -> None:
         self.m, self.arrays, self.lp, self.mip_gap = model, arrays, lp, mip_gap
+        #: every plan's value is an integer (providers phase 1): bounds round up
+        self.integral = integral
         self.lagr = Lagrangian(model)
         self.incumbent: tuple[float, np.ndarray] | None = None
         self.heap: list[_Node] = [(-np.inf, 0, model.must.copy(),
@@ -301,6 +326,21 @@ class _Search:
     def consider(self, plan: tuple[float, np.ndarray] | None) -> None:
         if plan is not None and plan[0] < self.best:
             self.incumbent = plan
+
+    def _lift(self, bound: float) -> float:
+        """With an integer-valued objective a bound rounds up to the next integer (less a
+        tolerance for the LP's and the plans' rounding)."""
+        if not self.integral or not np.isfinite(bound):
+            return bound
+        return float(np.ceil(bound - INTEGRAL_TOL * max(1.0, abs(bound))))
+
+    def _fix_limit(self) -> float:
+        """A site is fixed when its forced bound exceeds this: the incumbent, or with an
+        integer-valued objective, the incumbent less one (only a strictly better plan, one
+        whole unit below, is worth keeping the site free for)."""
+        if not self.integral:
+            return self.best
+        return self.best - 1.0 + INTEGRAL_TOL * max(1.0, abs(self.best))
 
     def closed(self, bound: float) -> bool:
         """Whether a node with this bound holds no plan better than the incumbent by more
@@ -335,6 +375,7 @@ class _Search:
         u, y, _ = solved
         lagr.must, lagr.banned = must.copy(), banned.copy()
         value, g, chosen, _ = lagr.evaluate(u)  # valid for any u: the node's bound
+        value = self._lift(value)
         if not np.isfinite(value) or self.closed(value):
             return None
         free = ~lagr.must & ~lagr.banned
@@ -342,12 +383,20 @@ class _Search:
         if self.nodes == 1 or self.nodes % ROUND_EVERY == 0 or fractional.shape[0] == 0:
             rounded = ((y > 0.5 - 1e-9) & free) | lagr.must
             plan = self.lp.plan(self.arrays, rounded)
+            if plan is None and self.integral and fractional.shape[0]:
+                # providers phase 1: the LP spreads the volume over every site (y = D / ΣR);
+                # keep as many as its y add up to, the largest first
+                count = int(np.floor(y[free].sum() + 1e-6))
+                order = np.nonzero(free)[0][np.argsort(-y[free], kind="stable")]
+                rounded = lagr.must.copy()
+                rounded[order[:count]] = True
+                plan = self.lp.plan(self.arrays, rounded)
             self.consider(plan)
             if (fractional.shape[0] == 0 and plan is not None
                     and plan[0] - value <= proven_tight(plan[0])):
                 return None  # integral: the node's keep set is its best plan
         if np.isfinite(self.best):
-            lagr.fix(value, g, chosen, self.best)
+            lagr.fix(value, g, chosen, self._fix_limit())
             free = ~lagr.must & ~lagr.banned
         fractional = np.nonzero(free & (y > 1e-6) & (y < 1 - 1e-6))[0]
         if fractional.shape[0] == 0:
@@ -367,6 +416,60 @@ class _Search:
             else:
                 heapq.heappush(self.heap, child)
         return dive
+
+
+@dataclass
+class _Merged:
+    """A model whose areas with the same cost row (and the same cost without keep decision)
+    are one unit each, and how a unit's flows go back to its areas: in proportion to their
+    patients. Exact, also for the LP relaxation: a merged plan split in proportion meets
+    every area's demand row, every norm (same inflow) and every link row x_ij <= d_i y_j
+    (d_i's share of X_gj <= D_g y_j), and costs the same; an area plan summed per unit is a
+    merged plan of the same cost."""
+
+    model: LagrangianModel  # the merged model (units x keep decisions)
+    original: LagrangianModel
+    unit: np.ndarray  # (areas,) unit of each area
+    share: np.ndarray  # (areas,) the area's share of its unit's patients
+
+    def plan(self, arrays: MipArrays, lp: _PairLP, flows: np.ndarray, opened: np.ndarray,
+             keep: np.ndarray) -> tuple[float, np.ndarray] | None:
+        o = self.original
+        n_units = self.model.demand.shape[0]
+        unit_flow = np.zeros((n_units, o.k))
+        np.add.at(unit_flow, (lp.pair_area, lp.pair_site), flows)
+        unit_open = np.zeros(n_units)
+        np.add.at(unit_open, lp.open_areas, opened)
+        area_flow = unit_flow[self.unit] * self.share[:, None]
+        x = np.zeros(arrays.n_cols)
+        used = (area_flow > 0) & (o.column >= 0)
+        np.add.at(x, o.column[used], area_flow[used])
+        area_open = unit_open[self.unit] * self.share
+        with_open = (area_open > 0) & (o.open_column >= 0)
+        np.add.at(x, o.open_column[with_open], area_open[with_open])
+        x[o.y_column[keep]] = 1.0
+        return known_plan(o, arrays, x)
+
+
+def _merge(model: LagrangianModel) -> _Merged:
+    """The model with one unit per distinct (cost row, cost without keep decision)."""
+    rows = np.column_stack([model.cost, model.open_cost])
+    _, first, unit = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    unit = unit.reshape(-1)
+    demand = np.bincount(unit, weights=model.demand, minlength=first.shape[0])
+    merged = replace(model, demand=demand, cost=model.cost[first], column=model.column[first],
+                     open_cost=model.open_cost[first], open_column=model.open_column[first])
+    return _Merged(merged, model, unit, model.demand / demand[unit])
+
+
+def _integral_objective(arrays: MipArrays, model: LagrangianModel) -> bool:
+    """Whether every plan's value (without offset) is an integer: only keep decisions cost,
+    each an integer (``providers`` phase 1: -1 per kept pair)."""
+    y_cols = np.zeros(arrays.n_cols, dtype=bool)
+    y_cols[arrays.y_slice()] = True
+    c = arrays.c
+    return bool(np.all(c[~y_cols] == 0.0) and np.all(c[y_cols] == np.round(c[y_cols]))
+                and model.y_column.shape[0] > 0)
 
 
 def _prune_limit(best: float, mip_gap: float) -> float:

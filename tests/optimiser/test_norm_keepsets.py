@@ -248,3 +248,77 @@ def test_pricing_is_full_without_stays_and_partial_with_them() -> None:
             assert entering.sum(axis=1).max() <= PRICE_PER_AREA
             assert (entering.sum(axis=1) == np.minimum(negative.sum(axis=1),
                                                        PRICE_PER_AREA)).all()
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_providers_phase1_small_models_match_brute_force(seed: int) -> None:
+    """The ``providers`` phase 1 (most kept pairs: keeping pays, f_j = -1, flows cost
+    nothing; every plan's value is an integer, so node bounds round up): the most kept pairs
+    of the brute-force reference, on draws with caps, forced keeps and closures, travel
+    limits, margins, grid ties and weights over six decades."""
+    rng = np.random.default_rng(900 + seed)
+    inst = _instance(int(rng.integers(12, 41)), int(rng.integers(5, 10)), seed,
+                     kept=float(rng.uniform(2.0, 6.0)), grid=seed % 3 == 0,
+                     weight_range=(1e-3, 1e3) if seed % 4 == 1 else (1.0, 21.0),
+                     scale=10.0 if seed % 5 == 2 else 1.0)
+    params = _small_params(rng, inst).model_copy(update={"objective": "providers"})
+    expected = reference(inst, params, "providers")
+    arrays = build_arrays(inst, params, [0])
+    assert np.all(arrays.c[arrays.y_slice()] == -1.0)
+    res = solve_by_norm_branching(arrays, 1e-9, min_keep=1)
+    if expected is None:
+        assert res is None
+        return
+    assert res is not None and res.status == "optimal" and res.x is not None
+    assert res.message == NORM_KEEPSETS
+    assert res.objective == pytest.approx(expected[0], abs=1e-9)  # minus the kept pairs
+    assert res.bound is not None and res.bound <= res.objective + 1e-9
+    assert meets_rows(arrays, res.x)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_providers_medium_models_match_highs_and_cbc(seed: int) -> None:
+    """Both phases of ``providers`` on 60-110 areas x 22-28 sites: phase 1 by the method
+    (a start or none), the same kept pairs and travel as HiGHS' branch and bound alone (and
+    CBC's on one draw), verified."""
+    rng = np.random.default_rng(950 + seed)
+    inst = _instance(int(rng.integers(60, 111)), int(rng.integers(22, 29)), seed,
+                     kept=float(rng.uniform(4.0, 12.0)), grid=seed == 1,
+                     weight_range=(1e-3, 1e3) if seed == 2 else (1.0, 21.0))
+    params = SolveParams(objective="providers", mip_gap=1e-7, allow_new_providers=True,
+                         max_travel=None if seed != 0 else 80.0)
+    arrays = build_arrays(inst, params, [0])
+    phase1 = solve_by_norm_branching(arrays, 1e-7)
+    assert phase1 is not None and phase1.status == "optimal"
+    sol = solve(inst, params)
+    assert sol.status == "optimal"
+    assert verify(sol, inst, params) == []
+    assert sol.subproblems[0]["providers_phase1"] == round(-phase1.objective)
+    highs = solve(inst, params, algorithms=BRANCH_AND_BOUND_ONLY)
+    assert highs.status == "optimal"
+    assert sol.objective == pytest.approx(highs.objective, abs=1e-9)
+    travel = [float(np.einsum("ast,as->", s.flow, inst.travel_min)) for s in (sol, highs)]
+    assert travel[0] == pytest.approx(travel[1], rel=1e-6)
+    if seed == 0:
+        cbc = solve(inst, params.model_copy(update={"solver": "cbc"}),
+                    algorithms=BRANCH_AND_BOUND_ONLY)
+        assert cbc.status == "optimal" and cbc.objective == pytest.approx(sol.objective)
+
+
+def test_integer_bounds_round_up_only_for_integer_objectives() -> None:
+    """Rounding a node bound up is exact only when every plan's value is an integer: the
+    providers phase 1 (-1 per kept pair), not travel or a fractional keep cost."""
+    from herschik.optimiser.norm_keepsets import _integral_objective, _read_model
+
+    inst = _instance(50, 24, 3, kept=5.0)
+    for objective, integral in (("providers", True), ("travel", False), ("moved", False)):
+        params = SolveParams(objective=objective, allow_new_providers=True)
+        arrays = build_arrays(inst, params, [0])
+        read = _read_model(arrays, min_keep=21)
+        assert read is not None
+        assert _integral_objective(arrays, read[0]) is integral
+    params = SolveParams(objective="providers", allow_new_providers=True)
+    arrays = build_arrays(inst, params, [0])
+    half = arrays.with_objective(arrays.c * 0.5)
+    read = _read_model(half, min_keep=21)
+    assert read is not None and not _integral_objective(half, read[0])
