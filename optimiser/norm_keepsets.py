@@ -350,7 +350,7 @@ class _Search:
     def closed(self, bound: float) -> bool:
         """Whether a node with this bound holds no plan better than the incumbent by more
         than the requested gap (recorded for the reported bound)."""
-        if bound >= _prune_limit(self.best, self.mip_gap):
+        if bound >= _prune_limit(self.best, self.mip_gap, self.arrays.offset):
             self.pruned_bound = min(self.pruned_bound, bound)
             return True
         return False
@@ -398,7 +398,7 @@ class _Search:
                 plan = self.lp.plan(self.arrays, rounded)
             self.consider(plan)
             if (fractional.shape[0] == 0 and plan is not None
-                    and plan[0] - value <= proven_tight(plan[0])):
+                    and plan[0] - value <= proven_tight(plan[0] + self.arrays.offset)):
                 return None  # integral: the node's keep set is its best plan
         if np.isfinite(self.best):
             lagr.fix(value, g, chosen, self._fix_limit())
@@ -477,12 +477,16 @@ def _integral_objective(arrays: MipArrays, model: LagrangianModel) -> bool:
                 and model.y_column.shape[0] > 0)
 
 
-def _prune_limit(best: float, mip_gap: float) -> float:
+def _prune_limit(best: float, mip_gap: float, offset: float = 0.0) -> float:
     """A node whose bound is at least this cannot hold a plan better than ``best`` by more
-    than the requested gap (or the tolerance of proven_tight)."""
+    than the requested gap (or the tolerance of proven_tight), both measured on the
+    objective with its ``offset`` as HiGHS measures it (``moved`` is Σd - Σstay: without the
+    offset of every patient the relative gap was 50x too loose; national og_systemic once
+    closed 0.38 % off at a requested 1e-4)."""
     if not np.isfinite(best):
         return np.inf
-    return best - max(proven_tight(best), mip_gap * abs(best))
+    objective = best + offset
+    return best - max(proven_tight(objective), mip_gap * abs(objective))
 
 
 __all__ = ["NORM_KEEPSETS", "solve_by_norm_branching"]
