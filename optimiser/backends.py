@@ -29,7 +29,12 @@ import scipy.sparse as sp
 
 from .formulation import MipArrays
 from .status import SolveStatus
-from .tolerances import EMPTY_ROW_TOL, EQUALITY_TOL, GAP_DENOMINATOR_MIN
+from .tolerances import (
+    EMPTY_ROW_TOL,
+    EQUALITY_TOL,
+    GAP_DENOMINATOR_MIN,
+    OBJECTIVE_AGREEMENT_TOL,
+)
 
 INF = 1e30  # HiGHS treats |bound| >= 1e20 as infinite
 
@@ -212,7 +217,40 @@ def solve_highs(
         # interpreter shuts down, its destructor aborted the process (std::terminate).
         del h
         raise KeyboardInterrupt("interrupted")
-    return _highs_outcome(h, highspy, integral, time.perf_counter() - started)
+    result = _highs_outcome(h, highspy, integral, time.perf_counter() - started)
+    if (start is not None and result.status == SolveStatus.OPTIMAL
+            and _objective_disagrees(arrays, result)):
+        # HiGHS 1.16 with presolve on and a start: "optimal" with the start's point as the
+        # solution but a lower objective and bound that no plan reaches (a false optimum of
+        # the planner's phase 2, issue 23). Without the start it solves the model right.
+        retry = solve_highs(arrays, time_limit, mip_gap, threads, presolve, None, options,
+                            interrupt)
+        retry.seconds += result.seconds
+        retry.warnings.append("HiGHS' solution from the start point did not have the "
+                              "objective it reported; solved again without the start")
+        return retry
+    return _consistent(arrays, result)
+
+
+def _objective_disagrees(arrays: MipArrays, result: BackendResult) -> bool:
+    """HiGHS' reported objective is not that of its solution point."""
+    if result.x is None or result.objective is None:
+        return False
+    own = float(arrays.c @ result.x + arrays.offset)
+    return abs(own - result.objective) > OBJECTIVE_AGREEMENT_TOL * max(1.0, abs(own))
+
+
+def _consistent(arrays: MipArrays, result: BackendResult) -> BackendResult:
+    """``result`` with the objective of its own point where HiGHS reported another one, and
+    the gap of that objective to the bound (subproblem.proven then decides what is proven)."""
+    if not _objective_disagrees(arrays, result):
+        return result
+    assert result.x is not None  # _objective_disagrees: a point
+    result.objective = float(arrays.c @ result.x + arrays.offset)
+    result.mip_gap = (float("inf") if result.bound is None
+                      else _relative_gap(result.objective, result.bound))
+    result.warnings.append("HiGHS reported an objective that is not its solution's")
+    return result
 
 
 def run_highs(h: Any) -> None:

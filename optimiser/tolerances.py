@@ -17,6 +17,9 @@ PROVEN_OPTIMAL_GAP = 1e-4
 PROVEN_OPTIMAL_ABS = 1e-6
 #: the relative gap's denominator is at least this, as HiGHS defines it (an objective of 0)
 GAP_DENOMINATOR_MIN = 1e-9
+#: HiGHS' reported objective and that of its solution point (c @ x) agree within this, relative
+#: (at least 1 in the denominator); else the point's objective counts (optimiser/backends.py)
+OBJECTIVE_AGREEMENT_TOL = 1e-6
 
 # --- when a flow counts -----------------------------------------------------------------------
 #: a solver's flow column below this is its feasibility noise (HiGHS and CBC work to ~1e-7)
