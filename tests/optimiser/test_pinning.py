@@ -91,13 +91,26 @@ def test_planner_solve_is_the_same_with_and_without_the_reduction(case) -> None:
         keep_set_search=False))
     plain = solve_module.solve(inst, params, algorithms=solve_module.Algorithms(
         keep_set_search=False, pin_phase2=False))
-    assert reduced.status == plain.status
+    # on failure: both solves' status, objective and every sub-problem's entry (phase 1's
+    # moves, travel, bound, gap, solver, notes), so that a rare failure can be diagnosed
+    report = _both_reports(reduced, plain)
+    assert reduced.status == plain.status, report
     if reduced.feasible:
-        assert verify(reduced, inst, params) == []
+        assert verify(reduced, inst, params) == [], report
         travel = np.where(np.isfinite(inst.travel_min), inst.travel_min, 0.0)
-        assert reduced.objective == pytest.approx(plain.objective, abs=1e-5)
+        assert reduced.objective == pytest.approx(plain.objective, abs=1e-5), report
         assert np.einsum("ast,as->", reduced.flow, travel) == pytest.approx(
-            np.einsum("ast,as->", plain.flow, travel), rel=1e-6, abs=1e-3)
+            np.einsum("ast,as->", plain.flow, travel), rel=1e-6, abs=1e-3), report
+
+
+def _both_reports(reduced, plain) -> str:
+    keys = ("treatments", "status", "phase1", "unnecessary_moves_phase1", "objective",
+            "travel", "bound", "gap", "solver", "algorithm", "notes")
+    return "\n".join(
+        f"{name}: status {sol.status}, objective {sol.objective!r}; sub-problems "
+        + "; ".join(str({k: entry.get(k) for k in keys if k in entry})
+                    for entry in sol.subproblems or [])
+        for name, sol in (("reduced", reduced), ("plain", plain)))
 
 
 def test_the_reduction_shrinks_the_real_phase2_models() -> None:
