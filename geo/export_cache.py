@@ -17,7 +17,6 @@ import functools
 import hashlib
 import sqlite3
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 
 import geopandas as gpd
@@ -28,7 +27,7 @@ import shapely
 from herschik.geo.export import write_layers_gpkg
 
 from herschik.atomic import write_bytes
-from herschik.derived_cache import entry_key, read_entry, write_entry
+from herschik.derived_cache import entry_key, library_versions, read_entry, write_entry
 
 #: libraries whose versions decide the GeoPackage's bytes
 _WRITERS = ("pyogrio", "geopandas", "shapely", "pandas", "numpy")
@@ -37,13 +36,8 @@ _WRITERS = ("pyogrio", "geopandas", "shapely", "pandas", "numpy")
 @functools.lru_cache(maxsize=1)
 def writer_versions() -> tuple[str, ...]:
     """The versions of the writing libraries, GDAL's and SQLite's (part of the key)."""
-    versions = [f"gdal=={pyogrio.__gdal_version_string__}", f"sqlite=={sqlite3.sqlite_version}"]
-    for library in _WRITERS:
-        try:
-            versions.append(f"{library}=={metadata.version(library)}")
-        except metadata.PackageNotFoundError:
-            versions.append(f"{library} absent")
-    return tuple(versions)
+    return (f"gdal=={pyogrio.__gdal_version_string__}", f"sqlite=={sqlite3.sqlite_version}",
+            *library_versions(*_WRITERS))
 
 
 def _column_digest(digest: hashlib._Hash, name: str, column: pd.Series | pd.Index) -> None:

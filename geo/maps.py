@@ -24,7 +24,6 @@ import json
 import re
 import zlib
 from collections.abc import Iterable, Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ import shapely
 from herschik.geo.export import area_summary, normalise_assignments, normalise_site_volumes
 
 from herschik.atomic import write_bytes
-from herschik.derived_cache import entry_key, read_entry, write_entry
+from herschik.derived_cache import entry_key, library_versions, read_entry, write_entry
 from herschik.i18n import _, current_language, translate_name
 
 DPI = 110
@@ -92,16 +91,9 @@ class AreaGeometry:
         return digest.hexdigest()
 
 
-@functools.lru_cache(maxsize=1)
 def drawing_versions() -> tuple[str, ...]:
     """The matplotlib and Pillow versions (they decide a chart's pixels and PNG bytes)."""
-    versions = []
-    for library in _DRAWING_LIBRARIES:
-        try:
-            versions.append(f"{library}=={metadata.version(library)}")
-        except metadata.PackageNotFoundError:
-            versions.append(f"{library} absent")
-    return tuple(versions)
+    return library_versions(*_DRAWING_LIBRARIES)
 
 
 def _render(

@@ -44,6 +44,7 @@ __all__ = [
     "entry_key",
     "file_digest",
     "folder_digest",
+    "library_versions",
     "prune",
     "read_entry",
     "write_entry",
@@ -87,12 +88,8 @@ def code_digest() -> str:
             for path in sorted(Path(folder).rglob("*.py")):
                 digest.update(f"{package}/{path.relative_to(folder).as_posix()}\n".encode())
                 digest.update(path.read_bytes())
-    for library in _PICKLED_LIBRARIES:
-        try:
-            version = metadata.version(library)
-        except metadata.PackageNotFoundError:
-            version = "absent"
-        digest.update(f"{library}=={version}\n".encode())
+    for version in library_versions(*_PICKLED_LIBRARIES):
+        digest.update(f"{version}\n".encode())
     return digest.hexdigest()
 
 
@@ -117,6 +114,19 @@ def file_digest(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@functools.cache
+def library_versions(*libraries: str) -> tuple[str, ...]:
+    """``name==version`` of each installed library (``name absent`` when it is not): part of
+    the key of entries whose bytes a library decides (drawing, writing, solving)."""
+    versions = []
+    for library in libraries:
+        try:
+            versions.append(f"{library}=={metadata.version(library)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{library} absent")
+    return tuple(versions)
 
 
 def entry_key(kind: str, parts: Iterable[str]) -> str:

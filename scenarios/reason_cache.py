@@ -13,24 +13,15 @@ the solvers that answered.
 from __future__ import annotations
 
 import pickle
-from importlib import metadata
 
 from herschik.optimiser.reasons import RoleReason
 
-from herschik.derived_cache import entry_key, read_entry, write_entry
+from herschik.derived_cache import entry_key, library_versions, read_entry, write_entry
 
 #: the solvers whose answers are stored (a new version works the reasons out again)
 _SOLVERS = ("highspy", "pulp")
 
 
-def _solver_versions() -> list[str]:
-    versions = []
-    for library in _SOLVERS:
-        try:
-            versions.append(f"{library}=={metadata.version(library)}")
-        except metadata.PackageNotFoundError:
-            versions.append(f"{library} absent")
-    return versions
 
 
 class DerivedReasonStore:
@@ -38,7 +29,7 @@ class DerivedReasonStore:
     damaged or foreign entry is None (worked out again), an unwritable cache is skipped."""
 
     def _key(self, key: str) -> str:
-        return entry_key("reasons", [*_solver_versions(), key])
+        return entry_key("reasons", [*library_versions(*_SOLVERS), key])
 
     def get(self, key: str) -> list[RoleReason] | None:
         payload = read_entry(self._key(key))
