@@ -597,10 +597,12 @@ def test_app_language_switch_to_dutch(chromium_path: str, app_server: tuple[str,
 
 
 def _open_page(browser, url: str, errors: list[str], lang: str | None = None,
-               size: tuple[int, int] = (1280, 720)):
+               size: tuple[int, int] = (1280, 720), init_script: str | None = None):
     """A page of the app (``size``: width x height) on its first plan of Midden (``lang``:
-    the language cookie the page's switch sets)."""
+    the language cookie the page's switch sets; ``init_script``: run before the page's own)."""
     context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    if init_script:
+        context.add_init_script(init_script)
     if lang:
         context.add_cookies([{"name": "herschik_lang", "value": lang, "url": url}])
     page = context.new_page()
@@ -643,13 +645,8 @@ def test_a_ready_page_lists_its_new_plan(chromium_path: str,
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 720})
-            context.add_init_script(SLOW_PLANS_LIST)
-            page = context.new_page()
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(url)
-            page.wait_for_function("document.body.dataset.planId !== '' && "
-                                   "document.body.dataset.busy === 'false'", timeout=TIMEOUT_MS)
+            page = _open_page(browser, url, errors, init_script=SLOW_PLANS_LIST)
+            page.wait_for_function("document.body.dataset.busy === 'false'", timeout=TIMEOUT_MS)
             first = _plan_id(page)
             page.fill("#margin", "17")  # settings no other test asks for: a new plan
             page.press("#margin", "Enter")
