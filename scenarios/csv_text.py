@@ -63,7 +63,9 @@ def _field(text: str) -> str:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+    # any NumPy float NaN, as pandas' isna (np.float32 is no Python float)
+    return value is None or value is pd.NA or (isinstance(value, (float, np.floating))
+                                               and value != value)
 
 
 def _fields(column: pd.Series) -> np.ndarray | None:

@@ -72,3 +72,14 @@ def test_the_tables_of_a_run_give_pandas_bytes(noordoost_instance, params) -> No
     for name, table in tables.items():
         assert _columnar(table) is not None, name
         assert csv_text(table) == _pandas(table), name
+
+
+def test_numpy_float_nan_in_an_object_column_is_empty_as_in_pandas() -> None:
+    """An object column holding a NumPy float32 / float16 NaN (not a Python float): pandas
+    writes it empty; the columnar writer wrote "nan" (review of 2026-12-07)."""
+    frame = pd.DataFrame({
+        "optional": pd.Series([np.float32("nan"), np.float32(1.5), None, np.float16("nan"),
+                               np.float64("nan"), 2.0], dtype=object),
+        "n": range(6)})
+    assert _columnar(frame) is not None
+    assert csv_text(frame) == _pandas(frame)
