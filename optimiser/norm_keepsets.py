@@ -380,6 +380,9 @@ class _Search:
         u, y, _ = solved
         lagr.must, lagr.banned = must.copy(), banned.copy()
         value, g, chosen, _ = lagr.evaluate(u)  # valid for any u: the node's bound
+        # the fixing below adds each site's change to the Lagrangian value itself: a forced
+        # branch's bound is L + delta, which the rounded-up L + delta can exceed by almost 1
+        lagrangian_value = value
         value = self._lift(value)
         if not np.isfinite(value) or self.closed(value):
             return None
@@ -401,7 +404,7 @@ class _Search:
                     and plan[0] - value <= proven_tight(plan[0] + self.arrays.offset)):
                 return None  # integral: the node's keep set is its best plan
         if np.isfinite(self.best):
-            lagr.fix(value, g, chosen, self._fix_limit())
+            lagr.fix(lagrangian_value, g, chosen, self._fix_limit())
             free = ~lagr.must & ~lagr.banned
         fractional = np.nonzero(free & (y > 1e-6) & (y < 1 - 1e-6))[0]
         if fractional.shape[0] == 0:
