@@ -14,6 +14,7 @@ thread (:class:`FolderWriter`) while it solves the next run: the same writer, th
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import json
 import os
@@ -265,7 +266,10 @@ class FolderWriter:
         waiting = [future for _record, future in self._pending if not future.done()]
         if len(waiting) >= self._ahead:
             wait(waiting[: len(waiting) - self._ahead + 1])
-        self._pending.append((record, self._pool.submit(write)))
+        # in the caller's context: a thread does not inherit context variables, and the
+        # language of the report, maps and workbook is one (herschik.i18n.use_language)
+        context = contextvars.copy_context()
+        self._pending.append((record, self._pool.submit(context.run, write)))
 
     def finish(self) -> None:
         """Wait until every submitted folder is written (or its record says why not)."""
