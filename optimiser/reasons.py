@@ -36,6 +36,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from herschik.i18n import current_language
+
 from .decomposition import treatment_components
 from .formulation import force_masks, required_matrix
 from .instance import Instance
@@ -304,7 +306,9 @@ def lost_role_reasons(instance: Instance, params: SolveParams, solution: Solutio
         if not roles:
             continue
         ids = {instance.treatment_ids[t] for t in comp}
-        key = _component_key(params_for_treatments(params, ids), ids, roles, closed)
+        # + the language: a role no plan keeps carries the diagnosis, a sentence in it
+        key = (_component_key(params_for_treatments(params, ids), ids, roles, closed)
+               + f"|{current_language()}")
         remembered = _MEMO.get(instance, key)
         if remembered is not None:
             reasons += remembered
