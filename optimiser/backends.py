@@ -223,7 +223,11 @@ def solve_highs(
         # HiGHS 1.16 with presolve on and a start: "optimal" with the start's point as the
         # solution but a lower objective and bound that no plan reaches (a false optimum of
         # the planner's phase 2, issue 23). Without the start it solves the model right.
-        retry = solve_highs(arrays, time_limit, mip_gap, threads, presolve, None, options,
+        # The retry has what is left of the time limit: the caller's limit is on the whole.
+        remaining = None if time_limit is None else float(time_limit) - result.seconds
+        if remaining is not None and remaining <= 0.0:
+            return _consistent(arrays, result)
+        retry = solve_highs(arrays, remaining, mip_gap, threads, presolve, None, options,
                             interrupt)
         retry.seconds += result.seconds
         retry.warnings.append("HiGHS' solution from the start point did not have the "

@@ -64,3 +64,56 @@ def test_the_plain_planner_path_finds_the_least_travel() -> None:
     assert plain.status == reduced.status == "optimal"
     assert np.einsum("ast,as->", plain.flow, travel) == pytest.approx(
         np.einsum("ast,as->", reduced.flow, travel), rel=1e-6)
+
+
+def test_the_solve_again_without_the_start_keeps_to_the_time_limit(monkeypatch) -> None:
+    """The retry has only what the started solve left of the caller's time limit (it had the
+    whole limit again, so a solve could take twice as long as asked); with nothing left the
+    started answer is kept with its own point's objective and the gap to HiGHS' bound, which
+    subproblem.proven() does not call optimal."""
+    from herschik.optimiser import backends
+
+    inst = _instance()
+    arrays = build_arrays(inst, PARAMS, [0])
+    assert arrays.moves_c is not None
+    phase1 = arrays.with_objective(arrays.moves_c, arrays.moves_offset)
+    res1 = solve_highs(phase1, mip_gap=0.0, presolve=False, options=HIGHS_MIP_OPTIONS)
+    assert res1.x is not None
+    phase2 = zero_moves_model(phase1).with_objective(travel_vector(zero_moves_model(phase1),
+                                                                   inst))
+    limits: list[float | None] = []
+    real = backends.solve_highs
+
+    def recording(arrays_, time_limit=None, *args, **kwargs):
+        limits.append(time_limit)
+        return real(arrays_, time_limit, *args, **kwargs)
+
+    monkeypatch.setattr(backends, "solve_highs", recording)
+    started = real(phase2, 50.0, 0.0, None, True, res1.x, HIGHS_MIP_OPTIONS)
+    assert len(limits) == 1, "the started solve is expected to be retried on this instance"
+    assert limits[0] is not None and limits[0] < 50.0
+    assert started.status == "optimal"
+
+    # a started solve that used up its limit is not run again and is not called optimal
+    limits.clear()
+    monkeypatch.setattr(backends.time, "perf_counter",
+                        _clock_that_jumps(backends.time.perf_counter, jump=100.0))
+    spent = real(phase2, 50.0, 0.0, None, True, res1.x, HIGHS_MIP_OPTIONS)
+    assert limits == []
+    assert spent.x is not None and spent.mip_gap is not None
+    assert spent.objective == pytest.approx(float(phase2.c @ spent.x + phase2.offset), rel=1e-12)
+    assert spent.mip_gap > 1e-4  # subproblem.proven() does not call this optimal
+
+
+def _clock_that_jumps(clock, jump: float):
+    """A perf_counter whose every later reading is ``jump`` seconds on from the first."""
+    first: list[float] = []
+
+    def reading() -> float:
+        now = clock()
+        if not first:
+            first.append(now)
+            return now
+        return now + jump
+
+    return reading
