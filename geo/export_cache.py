@@ -4,7 +4,8 @@ A planner who runs a region again (the same data, the same plan) gets the same G
 for byte (geo/export.py pins GDAL's timestamp), so its bytes are kept under a key made of
 everything the file is built from, exactly: the four tables and the area polygons, column by
 column (numbers by their bits, text and missing values by their ``repr``, polygons by their
-WKB), herschik's own code (:func:`herschik.derived_cache.entry_key`) and the versions of the
+WKB), the code that writes it (:data:`GPKG_CODE` and the herschik modules it imports:
+:func:`herschik.derived_cache.modules_digest`) and the versions of the
 libraries that write it (pyogrio with its GDAL, SQLite, geopandas, shapely). A hit copies the
 file, skipping the layers (~0.07 s of CPU in midden) and GDAL's write (~0.14 s); any change of
 a value writes it anew. The entry's checksum is verified on every read (a damaged entry is
@@ -63,6 +64,9 @@ def frame_digest(frame: pd.DataFrame | None) -> str:
     digest.update(f"\0crs:{crs.to_wkt() if crs is not None else None}".encode())
     return digest.hexdigest()
 
+#: the modules that write the GeoPackage from its key's tables (the code part of its key)
+GPKG_CODE = ("herschik.geo.export_cache",)
+
 
 def write_results_gpkg_cached(
     path: str | Path,
@@ -79,7 +83,7 @@ def write_results_gpkg_cached(
     path = Path(path)
     key = entry_key("gpkg", [*writer_versions(), *(frame_digest(frame) for frame in
                                                    (site_volumes, assignments, sites,
-                                                    areas_gdf, flows))])
+                                                    areas_gdf, flows))], code=GPKG_CODE)
     kept = read_entry(key)
     if kept is not None:
         write_bytes(path, kept)

@@ -13,7 +13,10 @@ key made of everything drawn, so a map whose content did not change is copied, n
 matplotlib (:mod:`herschik.geo.map_drawing`) is loaded only when a map must be drawn. The
 drawing without its caption is kept too (its pixels, under a key without the caption): a new
 scenario whose maps differ only in the caption (every map names the margin and travel limits)
-writes the new caption over the kept drawing instead of drawing the map again.
+writes the new caption over the kept drawing instead of drawing the map again. The code part
+of the keys is the source of :data:`MAP_CODE` and of what it imports from herschik
+(:func:`herschik.derived_cache.modules_digest`): a change elsewhere in herschik, which can only
+change a map through what is drawn (in the key), keeps the maps.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 import zlib
 from collections.abc import Iterable, Mapping
@@ -40,6 +44,9 @@ from herschik.i18n import _, current_language, translate_name
 DPI = 110
 #: The libraries whose versions decide a map's pixels and PNG bytes (part of its cache key).
 _DRAWING_LIBRARIES = ("matplotlib", "pillow")
+#: The modules that make a map from its key's contents (with what they import from herschik:
+#: the code part of a map's key, so a change elsewhere in herschik keeps the maps).
+MAP_CODE = ("herschik.geo.maps", "herschik.geo.map_drawing")
 
 
 def slug(text: str) -> str:
@@ -92,8 +99,29 @@ class AreaGeometry:
 
 
 def drawing_versions() -> tuple[str, ...]:
-    """The matplotlib and Pillow versions (they decide a chart's pixels and PNG bytes)."""
-    return library_versions(*_DRAWING_LIBRARIES)
+    """The matplotlib and Pillow versions and the user's matplotlibrc, if any (they decide a
+    chart's pixels and PNG bytes)."""
+    return (*library_versions(*_DRAWING_LIBRARIES), _matplotlibrc_digest())
+
+
+def _matplotlibrc_digest() -> str:
+    """SHA-256 of the matplotlibrc file that matplotlib reads before its own default (fonts,
+    line widths, ... change every chart), found as matplotlib finds it (``matplotlib_fname``:
+    the working folder, ``$MATPLOTLIBRC``, the configuration folder), without importing it."""
+    candidates = [Path("matplotlibrc")]
+    if "MATPLOTLIBRC" in os.environ:
+        candidates += [Path(os.environ["MATPLOTLIBRC"]),
+                       Path(os.environ["MATPLOTLIBRC"]) / "matplotlibrc"]
+    config = os.environ.get("MPLCONFIGDIR") or str(
+        Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "matplotlib")
+    candidates.append(Path(config) / "matplotlibrc")
+    for path in candidates:
+        try:
+            if path.is_file():
+                return "matplotlibrc " + hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            continue
+    return "matplotlibrc default"
 
 
 def _render(
@@ -170,7 +198,7 @@ def _map_key(paths: AreaGeometry, values: np.ndarray, sites: pd.DataFrame, title
                         "overview": overview, "sites": table}, sort_keys=True)
     values_digest = hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()
     return entry_key("map" if subtitle is not None else "map-body",
-                     [*drawing_versions(), paths.digest, values_digest, drawn])
+                     [*drawing_versions(), paths.digest, values_digest, drawn], code=MAP_CODE)
 
 
 def _plain(value: Any) -> Any:

@@ -6,8 +6,9 @@ A component's reasons are a function of its own instance, the parameters that re
 and its lost roles (optimiser/reasons.py); :func:`herschik.optimiser.reasons.stored_reasons_key`
 hashes the instance's content, so any caller (the CLI, the library's ``herschik.solve``) hits
 the same entry for the same model, and a changed dataset or scenario never does. The entry key
-adds herschik's source code (:func:`herschik.derived_cache.code_digest`) and the versions of
-the solvers that answered.
+adds the source code that works the reasons out (:data:`REASON_CODE` and every herschik module
+it imports: the whole optimiser, :func:`herschik.derived_cache.modules_digest`) and the
+versions of the solvers that answered.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from herschik.derived_cache import entry_key, library_versions, read_entry, writ
 
 #: the solvers whose answers are stored (a new version works the reasons out again)
 _SOLVERS = ("highspy", "pulp")
-
+#: the code that works the reasons out (with all it imports: the solver); a change elsewhere
+#: in herschik (the report, the maps) keeps the stored reasons
+REASON_CODE = ("herschik.scenarios.reason_cache", "herschik.optimiser.reasons")
 
 
 
@@ -29,7 +32,7 @@ class DerivedReasonStore:
     damaged or foreign entry is None (worked out again), an unwritable cache is skipped."""
 
     def _key(self, key: str) -> str:
-        return entry_key("reasons", [*library_versions(*_SOLVERS), key])
+        return entry_key("reasons", [*library_versions(*_SOLVERS), key], code=REASON_CODE)
 
     def get(self, key: str) -> list[RoleReason] | None:
         payload = read_entry(self._key(key))

@@ -26,6 +26,9 @@ from herschik.scenarios.report.format import esc, fmt, html_table, png_data_uri,
 from herschik.derived_cache import entry_key, read_entry, write_entry
 from herschik.i18n import _, current_language
 
+#: the modules that draw the charts from their keys' contents (the code part of their keys)
+CHART_CODE = ("herschik.scenarios.report.odds", "herschik.scenarios.report.charts")
+
 
 def _chart_key(kind: str, labels: Sequence[str], values: Sequence[np.ndarray],
                text: Mapping[str, Any]) -> str:
@@ -34,7 +37,7 @@ def _chart_key(kind: str, labels: Sequence[str], values: Sequence[np.ndarray],
         digest.update(np.ascontiguousarray(array, dtype=float).tobytes() + b"|")
     drawn = json.dumps({"labels": [str(label) for label in labels], "language": current_language(),
                         **text}, sort_keys=True)
-    return entry_key(kind, [*drawing_versions(), digest.hexdigest(), drawn])
+    return entry_key(kind, [*drawing_versions(), digest.hexdigest(), drawn], code=CHART_CODE)
 
 
 def exact_fan_chart_png(labels: Sequence[str], volumes: Sequence[float],

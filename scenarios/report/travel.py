@@ -16,6 +16,9 @@ from herschik.scenarios.report.format import Html, esc, html_table, png_data_uri
 from herschik.derived_cache import entry_key, read_entry, write_entry
 from herschik.i18n import _, current_language
 
+#: the modules that draw the histogram from its key's contents (the code part of its key)
+HISTOGRAM_CODE = ("herschik.scenarios.report.travel", "herschik.scenarios.report.charts")
+
 
 def extra_travel_histogram_png(assignments: pd.DataFrame, dpi: int = 100) -> bytes:
     """Patient-weighted histogram of ``extra_min`` as PNG bytes.
@@ -34,7 +37,7 @@ def extra_travel_histogram_png(assignments: pd.DataFrame, dpi: int = 100) -> byt
                             + np.ascontiguousarray(counts, dtype=float).tobytes()).hexdigest()
     # the axis labels are drawn in the output language (herschik.i18n)
     key = entry_key("histogram", [*drawing_versions(), digest, str(step), str(dpi),
-                                  current_language()])
+                                  current_language()], code=HISTOGRAM_CODE)
     png = read_entry(key)
     if png is None:
         from herschik.scenarios.report.charts import histogram_png  # only on a cache miss
