@@ -21,11 +21,16 @@ change a map through what is drawn (in the key), keeps the maps.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
 import os
 import re
+import signal
+import sys
+import threading
 import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -124,20 +129,45 @@ def _matplotlibrc_digest() -> str:
     return "matplotlibrc default"
 
 
-def _render(
-    path: Path,
-    paths: AreaGeometry,
-    area_extra: pd.Series,
-    sites: pd.DataFrame,
-    title: str,
-    subtitle: str,
-    *,
-    dpi: int,
-    labels: bool,
-    overview: bool = False,
-) -> Path:
-    """Write one map as PNG. ``sites``: x, y, size_volume, category (kept|gained|lost|never),
-    label.
+@dataclasses.dataclass
+class _MapJob:
+    """One map to write: where, its cache keys (with and without the caption) and what is
+    drawn. ``sites``: x, y, size_volume, category (kept|gained|lost|never), label."""
+
+    path: Path
+    key: str
+    body_key: str
+    geometry: AreaGeometry
+    values: np.ndarray
+    sites: pd.DataFrame
+    title: str
+    subtitle: str
+    dpi: int
+    labels: bool
+    overview: bool
+
+
+def _map_job(path: Path, paths: AreaGeometry, area_extra: pd.Series, sites: pd.DataFrame,
+             title: str, subtitle: str, *, dpi: int, labels: bool,
+             overview: bool = False) -> _MapJob:
+    values = area_extra.reindex(paths.ids).to_numpy(float)
+    keys = [_map_key(paths, values, sites, title, caption, dpi=dpi, labels=labels,
+                     overview=overview) for caption in (subtitle, None)]
+    return _MapJob(path, keys[0], keys[1], paths, values, sites, title, subtitle, dpi, labels,
+                   overview)
+
+
+def _copy(job: _MapJob) -> bool:
+    """Write the map from the derived-data cache; False when it is not there."""
+    png = read_entry(job.key)
+    if png is None:
+        return False
+    write_bytes(job.path, png)
+    return True
+
+
+def _render(job: _MapJob) -> Path:
+    """Write one map as PNG.
 
     The PNG's bytes are kept in the derived-data cache under a key made of everything drawn
     (polygons, colour values, sites, titles, resolution) and the matplotlib and Pillow versions
@@ -145,25 +175,102 @@ def _render(
     drawing without the caption (``subtitle``) is kept under a key without it, so a map whose
     caption alone changed gets the caption written over the kept drawing.
     """
-    values = area_extra.reindex(paths.ids).to_numpy(float)
-    key = _map_key(paths, values, sites, title, subtitle, dpi=dpi, labels=labels,
-                   overview=overview)
-    png = read_entry(key)
-    if png is None:
-        # matplotlib is loaded only for a map that must be drawn (a cache miss)
-        from herschik.geo.map_drawing import map_body_rgba, map_png_with_caption
+    if _copy(job):
+        return job.path
+    # matplotlib is loaded only for a map that must be drawn (a cache miss)
+    from herschik.geo.map_drawing import map_body_rgba, map_png_with_caption
 
-        body_key = _map_key(paths, values, sites, title, None, dpi=dpi, labels=labels,
-                            overview=overview)
-        body = _unpack_pixels(read_entry(body_key))
-        if body is None:
-            body = map_body_rgba(paths, values, sites, title, dpi=dpi, labels=labels,
-                                 overview=overview)
-            write_entry(body_key, _pack_pixels(body))
-        png = map_png_with_caption(body, subtitle, dpi=dpi)
-        write_entry(key, png)
-    write_bytes(path, png)
-    return path
+    body = _unpack_pixels(read_entry(job.body_key))
+    if body is None:
+        body = map_body_rgba(job.geometry, job.values, job.sites, job.title, dpi=job.dpi,
+                             labels=job.labels, overview=job.overview)
+        write_entry(job.body_key, _pack_pixels(body))
+    png = map_png_with_caption(body, job.subtitle, dpi=job.dpi)
+    write_entry(job.key, png)
+    write_bytes(job.path, png)
+    return job.path
+
+
+class PendingMaps:
+    """The maps of :func:`start_maps`: those in the cache are written, the others are drawn in
+    a forked child process (``background``) while the caller goes on; :meth:`result` waits for
+    it. A child that fails for any reason is not trusted: the maps it was to draw are drawn
+    again here (from the cache where it got that far), so an error is raised here, as it
+    would be without the child. Every file is written atomically (herschik/atomic.py); an
+    interrupted or failing caller calls :meth:`cancel` (the child is killed and reaped)."""
+
+    def __init__(self, written: dict[str, Path], missing: list[_MapJob], background: bool):
+        self._written = written
+        self._missing = missing
+        self._child: int | None = None
+        if missing and background and _can_fork():
+            # matplotlib loaded before the fork: the child inherits it, and the report's
+            # charts drawn here meanwhile need it too (one import, not two)
+            import herschik.geo.map_drawing  # noqa: F401
+
+            self._child = _fork_drawing(missing)
+        else:
+            for job in missing:
+                _render(job)
+            self._missing = []
+
+    @property
+    def in_background(self) -> bool:
+        """True while a child process draws maps."""
+        return self._child is not None
+
+    def result(self) -> dict[str, Path]:
+        """``{key: path}`` of every map, in drawing order, once all are written."""
+        if self._child is not None:
+            pid, self._child = self._child, None
+            try:
+                _, status = os.waitpid(pid, 0)
+            except BaseException:
+                _kill(pid)
+                raise
+            if status != 0:
+                for job in self._missing:
+                    _render(job)
+            self._missing = []
+        return self._written
+
+    def cancel(self) -> None:
+        """Stop and reap a child still drawing (nothing else is undone)."""
+        if self._child is not None:
+            pid, self._child = self._child, None
+            _kill(pid)
+
+
+def _can_fork() -> bool:
+    # Linux only: a forked child inherits the parent's loaded data (no imports to repeat);
+    # it runs no solver (the parent's idle HiGHS threads are not used), only matplotlib and
+    # Pillow. From the main thread only: a sweep writes its folders on a thread while its
+    # main thread solves, and a fork then would copy a process in the middle of a solve.
+    return (sys.platform.startswith("linux") and hasattr(os, "fork")
+            and threading.current_thread() is threading.main_thread())
+
+
+def _fork_drawing(jobs: list[_MapJob]) -> int:
+    """Fork a child that draws ``jobs`` and exits 0 (anything else: a failure)."""
+    pid = os.fork()
+    if pid == 0:  # the child: draw, then leave without the parent's exit handlers
+        status = 1
+        try:
+            for job in jobs:
+                _render(job)
+            status = 0
+        except BaseException:  # any failure: the parent draws again, and raises
+            status = 1
+        finally:
+            os._exit(status)
+    return pid
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, 0)
 
 
 def _pack_pixels(pixels: np.ndarray) -> bytes:
@@ -257,6 +364,31 @@ def write_maps(
     ``summary_rows``: :func:`herschik.geo.export.area_summary` of ``assignments`` when the
     caller has it already (a run's GeoPackage uses the same rows).
     """
+    return start_maps(out_dir, summary, site_volumes, assignments, sites, areas_gdf,
+                      treatments=treatments, treatment_names=treatment_names,
+                      overview=overview, labels=labels, dpi=dpi,
+                      summary_rows=summary_rows).result()
+
+
+def start_maps(
+    out_dir: str | Path,
+    summary: Mapping[str, Any],
+    site_volumes: pd.DataFrame,
+    assignments: pd.DataFrame,
+    sites: pd.DataFrame,
+    areas_gdf: gpd.GeoDataFrame,
+    *,
+    treatments: Iterable[str] | None = None,
+    treatment_names: Mapping[str, str] | None = None,
+    overview: bool = True,
+    labels: bool = True,
+    dpi: int = DPI,
+    summary_rows: pd.DataFrame | None = None,
+    background: bool = False,
+) -> PendingMaps:
+    """:func:`write_maps`, with the maps that are not in the derived-data cache drawn in a
+    child process when ``background`` (Linux): the caller writes its other files meanwhile
+    and calls :meth:`PendingMaps.result` (or, on an error, :meth:`PendingMaps.cancel`)."""
     out_dir = Path(out_dir)
     sv = normalise_site_volumes(site_volumes)
     asg = normalise_assignments(assignments)
@@ -277,7 +409,7 @@ def write_maps(
         wanted = [str(t) for t in treatments]
         available = [t for t in wanted if t in set(available)]
     site_xy = _site_table(sv, sites)
-    written: dict[str, Path] = {}
+    jobs: dict[str, _MapJob] = {}
 
     if overview and len(sv):
         extra = _extra_per_area(areas_summary)
@@ -293,7 +425,7 @@ def write_maps(
         agg["label"] = agg["name"]
         n_lost = int((sv["kept_before"] & ~sv["kept_after"]).sum())
         n_gained = int((sv["kept_after"] & ~sv["kept_before"]).sum())
-        written["overview"] = _render(
+        jobs["overview"] = _map_job(
             out_dir / "overview.png", paths, extra, agg.reset_index(),
             _("{region} — all treatments", region=region),
             _("{caption} · {count} treatments · {lost} provider roles lost, {gained} gained · "
@@ -317,6 +449,7 @@ def write_maps(
         subtitle = (scenario_caption(scenario, treatment) + norm_txt + " · "
                     + _("providers {before} → {after}", before=int(part["kept_before"].sum()),
                         after=int(part["kept_after"].sum())))
-        written[treatment] = _render(out_dir / f"{slug(treatment)}.png", paths, extra, part,
-                                     title, subtitle, dpi=dpi, labels=labels)
-    return written
+        jobs[treatment] = _map_job(out_dir / f"{slug(treatment)}.png", paths, extra, part,
+                                   title, subtitle, dpi=dpi, labels=labels)
+    missing = [job for job in jobs.values() if not _copy(job)]
+    return PendingMaps({key: job.path for key, job in jobs.items()}, missing, background)

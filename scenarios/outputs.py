@@ -37,7 +37,7 @@ from herschik.geo.export import (
     write_layers_geojson,
 )
 from herschik.geo.export_cache import write_results_gpkg_cached
-from herschik.geo.maps import write_maps
+from herschik.geo.maps import PendingMaps, start_maps
 from herschik.optimiser.results import hospital_changes_from_site_volumes
 from herschik.optimiser.status import SolveStatus
 from herschik.scenarios.report.page import write_report
@@ -112,17 +112,28 @@ def write_run_outputs(
     if xlsx:
         written.append(write_results_xlsx(run_dir / "results.xlsx", summary, site_volumes,
                                           assignments, hospital_changes, flows))
-    map_pngs: dict[str, Path] = {}
-    if maps and areas_gdf is not None:
-        map_pngs = write_maps(run_dir / "maps", summary, sv, asg, dataset.sites, areas_gdf,
-                              treatments=map_treatments, treatment_names=names,
-                              summary_rows=summary_rows)
-        written.extend(map_pngs.values())
-    if report or pdf:
-        written.append(write_report(run_dir / "report.html", summary, sv, asg, map_pngs,
-                                    treatment_names=names,
-                                    region_name=_region_name(dataset, region_id), notes=notes,
-                                    hospital_changes=hospital_changes, flows=flows))
+    pending: PendingMaps | None = None
+    try:
+        if maps and areas_gdf is not None:
+            # the maps not in the cache are drawn in a child process while the report (and
+            # its charts) is made here; the report embeds them last
+            pending = start_maps(run_dir / "maps", summary, sv, asg, dataset.sites, areas_gdf,
+                                 treatments=map_treatments, treatment_names=names,
+                                 summary_rows=summary_rows, background=True)
+        report_path = None
+        if report or pdf:
+            report_path = write_report(
+                run_dir / "report.html", summary, sv, asg,
+                pending.result if pending is not None else {}, treatment_names=names,
+                region_name=_region_name(dataset, region_id), notes=notes,
+                hospital_changes=hospital_changes, flows=flows)
+        if pending is not None:
+            written.extend(pending.result().values())
+        if report_path is not None:
+            written.append(report_path)
+    finally:
+        if pending is not None:
+            pending.cancel()  # an error or interrupt before the maps were waited for
     if pdf:
         write_pdf(run_dir / "report.html", run_dir / "report.pdf")
         written.append(run_dir / "report.pdf")

@@ -15,7 +15,7 @@ treatment), flows.py, odds.py and travel.py (extra travel, maps), from the block
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +138,7 @@ def render_report(
     summary: Mapping[str, Any],
     site_volumes: pd.DataFrame,
     assignments: pd.DataFrame,
-    map_pngs: Mapping[str, Path] | None = None,
+    map_pngs: Mapping[str, Path] | Callable[[], Mapping[str, Path]] | None = None,
     *,
     treatment_names: Mapping[str, str] | None = None,
     region_name: str | None = None,
@@ -178,11 +178,13 @@ def render_report(
                                                   summary.get("kpis"), names)
                                      or note(_("No kept hospital has a norm."))),
         "Extra travel": none if infeasible else extra_travel_section(asg, summary.get("kpis")),
-        "Maps": maps_section(map_pngs or {}, names, changed_treatments(summary)),
         "Solve": solve_section(summary),
         "Scenario": scenario_section(summary),
         "Caveats": caveats_section(summary, notes),
     }
+    # the maps last: they may still be drawn in a child process (geo.maps.start_maps)
+    bodies["Maps"] = maps_section((map_pngs() if callable(map_pngs) else map_pngs) or {},
+                                  names, changed_treatments(summary))
     # ids stay English (stable links); the headings are in the report's language
     sections = "".join(
         ('<p class="appendix-mark">' + esc(_("Appendix")) + "</p>" if h == APPENDIX[0] else "")
@@ -216,7 +218,7 @@ def write_report(
     summary: Mapping[str, Any],
     site_volumes: pd.DataFrame,
     assignments: pd.DataFrame,
-    map_pngs: Mapping[str, Path],
+    map_pngs: Mapping[str, Path] | Callable[[], Mapping[str, Path]],
     *,
     treatment_names: Mapping[str, str] | None = None,
     region_name: str | None = None,
@@ -227,9 +229,10 @@ def write_report(
     """Write the self-contained ``report.html`` of one run (atomically) and return its path.
 
     ``map_pngs`` maps a key (``"overview"`` or an intervention id) to a PNG that is embedded as
-    base64. ``treatment_names`` (intervention id -> name) and ``region_name`` only improve the
-    labels; ``notes`` are added to the caveats. Works for infeasible runs (empty tables): the
-    report then explains the diagnosis.
+    base64 (or a function that returns them, called once every other section is made: the
+    maps may still be drawn in a child process). ``treatment_names`` (intervention id -> name)
+    and ``region_name`` only improve the labels; ``notes`` are added to the caveats. Works for
+    infeasible runs (empty tables): the report then explains the diagnosis.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
