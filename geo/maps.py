@@ -370,6 +370,54 @@ def write_maps(
                       summary_rows=summary_rows).result()
 
 
+def _overview_job(path: Path, paths: AreaGeometry, sv: pd.DataFrame, site_xy: pd.DataFrame,
+                  areas_summary: pd.DataFrame, region: str, scenario: Mapping[str, Any],
+                  n_treatments: int, *, dpi: int, labels: bool) -> _MapJob:
+    """The overview map: every treatment's extra travel, each site once (lost when it loses
+    any treatment)."""
+    extra = _extra_per_area(areas_summary)
+    grouped = site_xy.groupby("site_id", sort=True)
+    agg = grouped.agg(x=("x", "first"), y=("y", "first"), name=("site_name", "first"),
+                      size_volume=("volume_after", "sum"),
+                      n_before=("kept_before", "sum"), n_after=("kept_after", "sum"))
+    gained = (site_xy["kept_after"] & ~site_xy["kept_before"]).groupby(site_xy["site_id"]).sum()
+    lost = (site_xy["kept_before"] & ~site_xy["kept_after"]).groupby(site_xy["site_id"]).sum()
+    agg["category"] = np.select(
+        [lost.reindex(agg.index) > 0, gained.reindex(agg.index) > 0, agg["n_after"] > 0],
+        ["lost", "gained", "kept"], default="never")
+    agg["label"] = agg["name"]
+    n_lost = int((sv["kept_before"] & ~sv["kept_after"]).sum())
+    n_gained = int((sv["kept_after"] & ~sv["kept_before"]).sum())
+    return _map_job(
+        path, paths, extra, agg.reset_index(),
+        _("{region} — all treatments", region=region),
+        _("{caption} · {count} treatments · {lost} provider roles lost, {gained} gained · "
+          "red cross: site loses at least one treatment",
+          caption=scenario_caption(scenario), count=n_treatments, lost=n_lost,
+          gained=n_gained),
+        dpi=dpi, labels=labels, overview=True)
+
+
+def _treatment_job(path: Path, paths: AreaGeometry, site_xy: pd.DataFrame,
+                   extra_by_treatment: pd.Series, treatment: str, name: str | None, region: str,
+                   scenario: Mapping[str, Any], *, dpi: int, labels: bool) -> _MapJob:
+    """One treatment's map: its extra travel, its sites, its norm and providers."""
+    part = site_xy[site_xy["intervention_id"] == treatment].sort_values("site_id")
+    part = part.assign(size_volume=part["volume_after"],
+                       category=_category(part["kept_before"], part["kept_after"]),
+                       label=part["site_name"])
+    extra = extra_by_treatment.xs(treatment, level="intervention_id")
+    label = translate_name(name) if name else None
+    title = f"{region} — {label} ({treatment})" if label else f"{region} — {treatment}"
+    norm = part["norm"].dropna()
+    norm_txt = (" · " + _("norm {norm}/yr", norm=format(float(norm.iloc[0]), "g"))
+                if len(norm) else "")
+    subtitle = (scenario_caption(scenario, treatment) + norm_txt + " · "
+                + _("providers {before} → {after}", before=int(part["kept_before"].sum()),
+                    after=int(part["kept_after"].sum())))
+    return _map_job(path, paths, extra, part, title, subtitle, dpi=dpi, labels=labels)
+
+
 def start_maps(
     out_dir: str | Path,
     summary: Mapping[str, Any],
@@ -412,44 +460,14 @@ def start_maps(
     jobs: dict[str, _MapJob] = {}
 
     if overview and len(sv):
-        extra = _extra_per_area(areas_summary)
-        grouped = site_xy.groupby("site_id", sort=True)
-        agg = grouped.agg(x=("x", "first"), y=("y", "first"), name=("site_name", "first"),
-                          size_volume=("volume_after", "sum"),
-                          n_before=("kept_before", "sum"), n_after=("kept_after", "sum"))
-        gained = (site_xy["kept_after"] & ~site_xy["kept_before"]).groupby(site_xy["site_id"]).sum()
-        lost = (site_xy["kept_before"] & ~site_xy["kept_after"]).groupby(site_xy["site_id"]).sum()
-        agg["category"] = np.select(
-            [lost.reindex(agg.index) > 0, gained.reindex(agg.index) > 0, agg["n_after"] > 0],
-            ["lost", "gained", "kept"], default="never")
-        agg["label"] = agg["name"]
-        n_lost = int((sv["kept_before"] & ~sv["kept_after"]).sum())
-        n_gained = int((sv["kept_after"] & ~sv["kept_before"]).sum())
-        jobs["overview"] = _map_job(
-            out_dir / "overview.png", paths, extra, agg.reset_index(),
-            _("{region} — all treatments", region=region),
-            _("{caption} · {count} treatments · {lost} provider roles lost, {gained} gained · "
-              "red cross: site loses at least one treatment",
-              caption=scenario_caption(scenario), count=len(available), lost=n_lost,
-              gained=n_gained),
-            dpi=dpi, labels=labels, overview=True)
+        jobs["overview"] = _overview_job(out_dir / "overview.png", paths, sv, site_xy,
+                                         areas_summary, region, scenario, len(available),
+                                         dpi=dpi, labels=labels)
 
     extra_by_treatment = _extra_per_area(areas_summary, by=("intervention_id",))
     for treatment in available:
-        part = site_xy[site_xy["intervention_id"] == treatment].sort_values("site_id")
-        part = part.assign(size_volume=part["volume_after"],
-                           category=_category(part["kept_before"], part["kept_after"]),
-                           label=part["site_name"])
-        extra = extra_by_treatment.xs(treatment, level="intervention_id")
-        label = translate_name(names[treatment]) if names.get(treatment) else None
-        title = f"{region} — {label} ({treatment})" if label else f"{region} — {treatment}"
-        norm = part["norm"].dropna()
-        norm_txt = (" · " + _("norm {norm}/yr", norm=format(float(norm.iloc[0]), "g"))
-                    if len(norm) else "")
-        subtitle = (scenario_caption(scenario, treatment) + norm_txt + " · "
-                    + _("providers {before} → {after}", before=int(part["kept_before"].sum()),
-                        after=int(part["kept_after"].sum())))
-        jobs[treatment] = _map_job(out_dir / f"{slug(treatment)}.png", paths, extra, part,
-                                   title, subtitle, dpi=dpi, labels=labels)
+        jobs[treatment] = _treatment_job(
+            out_dir / f"{slug(treatment)}.png", paths, site_xy, extra_by_treatment, treatment,
+            names.get(treatment), region, scenario, dpi=dpi, labels=labels)
     missing = [job for job in jobs.values() if not _copy(job)]
     return PendingMaps({key: job.path for key, job in jobs.items()}, missing, background)

@@ -120,17 +120,10 @@ def write_run_outputs(
             pending = start_maps(run_dir / "maps", summary, sv, asg, dataset.sites, areas_gdf,
                                  treatments=map_treatments, treatment_names=names,
                                  summary_rows=summary_rows, background=True)
-        report_path = None
-        if report or pdf:
-            report_path = write_report(
-                run_dir / "report.html", summary, sv, asg,
-                pending.result if pending is not None else {}, treatment_names=names,
-                region_name=_region_name(dataset, region_id), notes=notes,
-                hospital_changes=hospital_changes, flows=flows)
-        if pending is not None:
-            written.extend(pending.result().values())
-        if report_path is not None:
-            written.append(report_path)
+        written.extend(_maps_and_report(
+            run_dir, pending, report or pdf, summary, sv, asg, names, notes,
+            region_name=_region_name(dataset, region_id), hospital_changes=hospital_changes,
+            flows=flows))
     finally:
         if pending is not None:
             pending.cancel()  # an error or interrupt before the maps were waited for
@@ -138,6 +131,19 @@ def write_run_outputs(
         write_pdf(run_dir / "report.html", run_dir / "report.pdf")
         written.append(run_dir / "report.pdf")
     return written
+
+
+def _maps_and_report(run_dir: Path, pending: PendingMaps | None, report: bool, summary: dict,
+                     sv: pd.DataFrame, asg: pd.DataFrame, names: dict[str, str],
+                     notes: list[str], **report_args: Any) -> list[Path]:
+    """report.html (when ``report``) made while the maps are drawn; the maps' paths, then the
+    report's."""
+    report_path = write_report(run_dir / "report.html", summary, sv, asg,
+                               pending.result if pending is not None else {},
+                               treatment_names=names, notes=notes,
+                               **report_args) if report else None
+    maps = list(pending.result().values()) if pending is not None else []
+    return maps + ([report_path] if report_path is not None else [])
 
 
 def _map_treatments(summary: dict, requested: Iterable[str] | None) -> Iterable[str] | None:
