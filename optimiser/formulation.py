@@ -38,7 +38,7 @@ carry the aggregated min-volume row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -225,15 +225,43 @@ def required_matrix(instance: Instance, params: SolveParams) -> np.ndarray:
     return norms * (1.0 + margins)[None, :]
 
 
+def _memoised(instance: Instance, name: str, inputs: tuple[object, ...],
+              compute: Callable[[], object]) -> object:
+    """``compute()`` once per instance and ``inputs``: a value every sub-problem's build (and
+    the decoding of its plan) asks for again, derived from ``inputs`` only (the instance's
+    arrays and records, compared by identity as :meth:`Instance.norm_matrix` does, and
+    parameter values, compared by equality). Callers copy what they may change."""
+    memo = instance.__dict__.setdefault("_formulation_memo", {})
+    held = memo.get(name)
+    if held is not None and len(held[0]) == len(inputs) and all(
+            a is b or (not isinstance(a, np.ndarray) and a == b)
+            for a, b in zip(held[0], inputs, strict=True)):
+        return held[1]
+    value = compute()
+    memo[name] = (inputs, value)
+    return value
+
+
 def travel_limit(instance: Instance, params: SolveParams) -> np.ndarray | None:
     """Travel limit in minutes per (area, treatment), or ``None`` without ``max_travel``.
 
     Under ``remote_areas = "nearest_provider"`` an area whose nearest current provider of a
     treatment is already further than ``max_travel`` may travel as far as that provider: the
     limit then protects patients from longer trips without making islands infeasible.
+    Computed once per instance and parameters (a copy each call).
     """
     if params.max_travel is None:
         return None
+    inputs = (instance.travel_min, instance.baseline_volume, float(params.max_travel),
+              params.remote_areas)
+    limit = _memoised(instance, "travel_limit", inputs,
+                      lambda: _travel_limit(instance, params))
+    assert isinstance(limit, np.ndarray)
+    return limit.copy()
+
+
+def _travel_limit(instance: Instance, params: SolveParams) -> np.ndarray:
+    assert params.max_travel is not None
     n_areas, _, n_treat = instance.shape
     limit = np.full((n_areas, n_treat), float(params.max_travel))
     if params.remote_areas == "nearest_provider":
@@ -252,8 +280,17 @@ def shortfall_treatments(instance: Instance) -> list[int]:
     No hospital of the instance can reach such a norm, whatever the reallocation (e.g. a region
     whose single provider is below the norm while all its patients already go there). Under
     ``small_region_rule = "one_provider"`` they are concentrated at one site with the norm
-    waived, and flagged; under ``"fail"`` the scenario is infeasible.
+    waived, and flagged; under ``"fail"`` the scenario is infeasible. Computed once per
+    instance (a new list each call).
     """
+    inputs = (instance.sites, instance.treatments, instance.demand)
+    found = _memoised(instance, "shortfall_treatments", inputs,
+                      lambda: _shortfall_treatments(instance))
+    assert isinstance(found, list)
+    return list(found)
+
+
+def _shortfall_treatments(instance: Instance) -> list[int]:
     norms = instance.norm_matrix()
     out = []
     for t in range(len(instance.treatments)):
@@ -286,7 +323,12 @@ class PairRule:
         """The rule of ``params`` (``cand``: the candidate matrix, if already computed)."""
         if cand is None:
             cand = candidate_matrix(instance, params)
-        base = instance.baseline_travel() if params.max_extra_travel is not None else None
+        base = None
+        if params.max_extra_travel is not None:
+            held = _memoised(instance, "baseline_travel", (instance.baseline_flow,
+                             instance.travel_min), instance.baseline_travel)
+            assert isinstance(held, np.ndarray)
+            base = held.copy()
         return cls(instance, params, cand, travel_limit(instance, params), base)
 
     def allowed(self, t: int) -> np.ndarray:

@@ -49,6 +49,9 @@ from .tolerances import GAP_DENOMINATOR_MIN, KEEP_SET_TOL, PROVEN_OPTIMAL_ABS
 MAX_LP_SOLVES = 200
 #: rounds of coordinate ascent on a keep set's prices before its bound is used
 ASCENT_ROUNDS = 3
+#: the looser threshold of a price step's partial sort (cost units, e.g. minutes): any value
+#: gives the same prices; this one suits travel minutes
+GUESS_SLACK = 20.0
 #: ``BackendResult.message`` and the sub-problem's ``algorithm`` of a search result
 KEEP_SET_SEARCH = "keep_sets"
 
@@ -255,13 +258,35 @@ class _Prices:
         inner = np.min(self.cost_f[:, members] - prices[members][None, :], axis=1)
         return np.minimum(inner, self.opt.open_cost)
 
-    def _price_to_fill(self, gain: np.ndarray, required: float) -> float:
-        """The price at which the areas with gain below it bring ``required`` patients."""
+    def _price_to_fill(self, gain: np.ndarray, required: float, guess: float = np.inf
+                       ) -> float:
+        """The price at which the areas with gain below it bring ``required`` patients.
+
+        ``guess``: a price that probably suffices (the site's price before this step). When
+        the areas with gain at most a threshold (the guess, then a looser one) bring
+        ``required`` patients, only they are sorted: every other area's gain is larger, so
+        they are the first areas of the full stable order, in the same order, and their
+        running sum is the same floats: the same answer, for a sort of ~1/8 of the areas
+        (noordoost; half the steps with the guess, ~3/4 with the looser one). Otherwise
+        every area is sorted."""
+        # array methods, not numpy's functions: the same operations without the dispatch
+        # layer (~1-2 µs a call, ~13,000 calls in a noordoost solve)
         if required <= 0:
             return 0.0
-        order = np.argsort(gain, kind="stable")
-        filled = np.cumsum(self.opt.demand[order])
-        at = int(np.searchsorted(filled, required))
+        demand = self.opt.demand
+        if math.isfinite(guess):
+            for threshold in (guess, guess + 2.0 * abs(guess) + GUESS_SLACK):
+                few = (gain <= threshold).nonzero()[0]
+                if few.shape[0] == gain.shape[0]:
+                    break
+                sub = gain[few]
+                order = sub.argsort(kind="stable")
+                filled = demand[few[order]].cumsum()
+                if filled.shape[0] and filled[-1] >= required:
+                    return max(0.0, float(sub[order[int(filled.searchsorted(required))]]))
+        order = gain.argsort(kind="stable")
+        filled = demand[order].cumsum()
+        at = int(filled.searchsorted(required))
         if at >= order.shape[0] or not np.isfinite(gain[order[at]]):
             return 0.0
         return max(0.0, float(gain[order[at]]))
@@ -277,15 +302,20 @@ class _Prices:
         # the cheapest other option is taken (the same minimum as over the other columns)
         reduced = cost - prices[members][None, :]
         gain = np.empty(cost.shape[0])
-        with np.errstate(invalid="ignore"):  # inf - inf: no option either way, gain inf
+        # inf - inf (no option either way, gain inf) only where the member's own cost is inf
+        may_be_nan = ~np.isfinite(cost).all(axis=0)
+        required = self.sets.required
+        open_cost = self.opt.open_cost
+        with np.errstate(invalid="ignore"):
             for _ in range(ASCENT_ROUNDS):
                 for p, j in enumerate(members):
+                    column = cost[:, p]
                     reduced[:, p] = np.inf
-                    np.subtract(cost[:, p], np.minimum(np.min(reduced, axis=1),
-                                                       self.opt.open_cost), out=gain)
-                    gain[np.isnan(gain)] = np.inf
-                    prices[j] = self._price_to_fill(gain, float(self.sets.required[j]))
-                    reduced[:, p] = cost[:, p] - prices[j]
+                    np.subtract(column, np.minimum(reduced.min(axis=1), open_cost), out=gain)
+                    if may_be_nan[p]:
+                        gain[np.isnan(gain)] = np.inf
+                    prices[j] = self._price_to_fill(gain, float(required[j]), float(prices[j]))
+                    np.subtract(column, prices[j], out=reduced[:, p])
         return prices
 
     def extend(self, mask: int, prices: np.ndarray) -> np.ndarray:
@@ -297,7 +327,8 @@ class _Prices:
                 if not (mask >> j) & 1:
                     gain = self.cost_f[:, j] - cheapest
                     gain[np.isnan(gain)] = np.inf
-                    out[j] = self._price_to_fill(gain, float(self.sets.required[j]))
+                    out[j] = self._price_to_fill(gain, float(self.sets.required[j]),
+                                                  float(prices[j]))
         return out
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from .base import Build, CheckContext, Family, concat_int
 from .checking import TOL
-from .keepsets import KeepSetModel, one_entry_per_column
+from .keepsets import KeepSetModel, single_entries
 
 
 def build_demand(b: Build) -> None:
@@ -39,7 +39,8 @@ def read_demand(model: KeepSetModel, start: int, stop: int) -> bool:
     demand = arrays.row_upper[start:stop]
     if np.any(arrays.row_lower[start:stop] != demand):
         return False
-    demand_row = one_entry_per_column(model.csc[start:stop, arrays.x_slice()])
+    row, col, _ = model.entries(start, stop)
+    demand_row = single_entries(row, col, arrays.x_start, arrays.n_x)
     if demand_row is None or np.any(demand_row < 0):
         return False
     # a flow bounded below its area's demand is pinned or capped: not the keep-set model

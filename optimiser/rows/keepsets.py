@@ -67,9 +67,25 @@ class KeepSetModel:
         self.stays_read = False  # the stay rows were read (a model with stay columns needs it)
 
     @cached_property
-    def csc(self) -> sp.csc_matrix:
-        """The matrix by columns (read once, by the row families' readers)."""
-        return sp.csc_matrix(self.arrays.A)
+    def csr(self) -> sp.csr_matrix:
+        """The matrix by rows (the built model's own format: no copy)."""
+        return sp.csr_matrix(self.arrays.A)
+
+    def entries(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The stored entries of rows [start, stop) as (row from 0, column, value), in row
+        order: the readers check them with array operations (a scipy matrix per block cost
+        ~1.5 ms a model in constructors and format checks)."""
+        csr = self.csr
+        lo, hi = int(csr.indptr[start]), int(csr.indptr[stop])
+        counts = np.diff(csr.indptr[start:stop + 1])
+        row = np.repeat(np.arange(stop - start), counts)
+        return row, csr.indices[lo:hi].astype(np.int64), csr.data[lo:hi]
+
+    def rows(self, start: int, stop: int) -> sp.csc_matrix:
+        """Rows [start, stop) by columns: the row block sliced by rows, then converted (the
+        same entries as slicing the whole matrix by columns, at a fraction of the cost: a
+        row slice of a column-major matrix visits every column)."""
+        return self.csr[start:stop].tocsc()
 
     @property
     def n_demand_rows(self) -> int:
@@ -109,6 +125,31 @@ def one_entry_per_column(block: sp.csc_matrix) -> np.ndarray | None:
     return out
 
 
+def single_entries(row: np.ndarray, col: np.ndarray, first: int, count: int
+                   ) -> np.ndarray | None:
+    """:func:`one_entry_per_column` of the entries (``row``, ``col``) in columns
+    [first, first + count): row of each column's entry, -1 for none, None if one has two."""
+    inside = (col >= first) & (col < first + count)
+    cols = col[inside] - first
+    if np.any(np.bincount(cols, minlength=count) > 1):
+        return None
+    out = np.full(count, -1, dtype=np.int64)
+    out[cols] = row[inside]
+    return out
+
+
+def diagonal_of(row: np.ndarray, col: np.ndarray, val: np.ndarray, first: int, count: int
+                ) -> tuple[np.ndarray, bool]:
+    """The diagonal of the square block of columns [first, first + count) (0 where nothing is
+    stored, as scipy's ``diagonal``) and whether it holds no non-zero off the diagonal."""
+    inside = (col >= first) & (col < first + count)
+    r, c, v = row[inside], col[inside] - first, val[inside]
+    on = r == c
+    diagonal = np.zeros(count)
+    diagonal[r[on]] = 0.0 + v[on]  # as scipy adds a stored -0.0 to 0.0: +0.0
+    return diagonal, not np.any(v[~on] != 0.0)
+
+
 def block_is(block: sp.csc_matrix, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray
              ) -> bool:
     """The block holds exactly the entries (rows, cols, vals)."""
@@ -119,7 +160,7 @@ def block_is(block: sp.csc_matrix, rows: np.ndarray, cols: np.ndarray, vals: np.
 def read_cardinality(model: KeepSetModel, start: int, stop: int) -> bool:
     """Rows lo <= Σ y <= P with coefficient 1 on keep decisions only: caps on kept sites."""
     arrays = model.arrays
-    rows = sp.csr_matrix(model.csc[start:stop])
+    rows = model.csr[start:stop]
     for r in range(stop - start):
         cols = rows.indices[rows.indptr[r]:rows.indptr[r + 1]]
         vals = rows.data[rows.indptr[r]:rows.indptr[r + 1]]
@@ -164,6 +205,6 @@ def links_slack(model: KeepSetModel, bound: np.ndarray) -> bool:
     return bool(np.all(bound >= reach * (1.0 - KEEP_SET_TOL)))
 
 
-__all__ = ["KeepSetModel", "KeepSetReader", "ModelArrays", "block_is", "links_slack",
-           "one_entry_per_column", "read_cardinality", "read_flows", "read_keeps",
-           "read_stays"]
+__all__ = ["KeepSetModel", "KeepSetReader", "ModelArrays", "block_is", "diagonal_of",
+           "links_slack", "one_entry_per_column", "read_cardinality", "read_flows", "read_keeps",
+           "read_stays", "single_entries"]

@@ -95,13 +95,34 @@ def read_stay(model: KeepSetModel, start: int, stop: int) -> bool:
         return False
     if n_stay:
         assert arrays.stay_x is not None
-        r = np.arange(n_stay)
-        if not block_is(model.csc[start:stop], np.concatenate([r, r]),
-                        np.concatenate([arrays.stay_start + r, arrays.stay_x]),
-                        np.concatenate([np.ones(n_stay), -np.ones(n_stay)])):
+        if not _stay_rows_are(model, start, stop, arrays.stay_start, arrays.stay_x):
             return False
     model.stays_read = True
     return True
+
+
+def _stay_rows_are(model: KeepSetModel, start: int, stop: int, stay_start: int,
+                   stay_x: np.ndarray) -> bool:
+    """Row r holds exactly stay column r (coefficient 1) and its x column (-1). The stored
+    entries are compared first (the built model's form); anything else is judged as a block
+    (explicit zeros and entry order do not matter)."""
+    n_stay = stop - start
+    row, col, val = model.entries(start, stop)
+    if row.shape[0] == 2 * n_stay:
+        pairs, values = col.reshape(-1, 2), val.reshape(-1, 2)
+        stay_first = pairs[:, 0] > pairs[:, 1]
+        stay_col = np.where(stay_first, pairs[:, 0], pairs[:, 1])
+        x_col = np.where(stay_first, pairs[:, 1], pairs[:, 0])
+        if (np.all(row.reshape(-1, 2) == np.arange(n_stay)[:, None])
+                and np.array_equal(stay_col, stay_start + np.arange(n_stay))
+                and np.array_equal(x_col, stay_x)
+                and np.all(np.where(stay_first, values[:, 0], values[:, 1]) == 1.0)
+                and np.all(np.where(stay_first, values[:, 1], values[:, 0]) == -1.0)):
+            return True
+    r = np.arange(n_stay)
+    return block_is(model.rows(start, stop), np.concatenate([r, r]),
+                    np.concatenate([stay_start + r, stay_x]),
+                    np.concatenate([np.ones(n_stay), -np.ones(n_stay)]))
 
 
 STAY = Family("stay", "rows", ("objective", "objective_weights"), build_stay, None,

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from herschik.i18n import _, current_language, format_number
 
@@ -31,7 +30,13 @@ from .base import (
     fmt,
 )
 from .checking import PROVIDES_MIN, TOL, norm_at, poisson_meet_probability
-from .keepsets import KeepSetModel, links_slack, one_entry_per_column, read_cardinality
+from .keepsets import (
+    KeepSetModel,
+    diagonal_of,
+    links_slack,
+    read_cardinality,
+    single_entries,
+)
 
 
 # --- builders ---------------------------------------------------------------------------------
@@ -231,17 +236,15 @@ def read_min_volume(model: KeepSetModel, start: int, stop: int) -> bool:
     if (stop - start != arrays.n_y or np.any(arrays.row_lower[start:stop] != 0.0)
             or np.any(arrays.row_upper[start:stop] != np.inf)):
         return False
-    volume = model.csc[start:stop]
-    x_y = one_entry_per_column(volume[:, arrays.x_slice()])
-    if x_y is None or np.any(volume[:, arrays.x_slice()].data != 1.0):
+    row, col, val = model.entries(start, stop)
+    x_y = single_entries(row, col, arrays.x_start, arrays.n_x)
+    in_x = (col >= arrays.x_start) & (col < arrays.x_start + arrays.n_x)
+    if x_y is None or np.any(val[in_x] != 1.0):
         return False
-    y_block = volume[:, arrays.y_slice()]
-    required = -y_block.diagonal()
-    off_diagonal = sp.csc_matrix(y_block - sp.diags(-required))
-    off_diagonal.eliminate_zeros()
-    if off_diagonal.nnz or volume[:, arrays.stay_start:].nnz:
+    diagonal, only_diagonal = diagonal_of(row, col, val, arrays.y_start, arrays.n_y)
+    if not only_diagonal or np.any(col >= arrays.stay_start):
         return False
-    model.x_y, model.required = x_y, required
+    model.x_y, model.required = x_y, -diagonal
     return True
 
 
@@ -252,7 +255,9 @@ def read_link(model: KeepSetModel, start: int, stop: int) -> bool:
     if (not model.bounds_are(start, stop, -np.inf, 0.0) or stop - start != model.arrays.n_y
             or model.x_y is None):
         return False
-    return links_slack(model, -model.csc[start:stop, model.arrays.y_slice()].diagonal())
+    row, col, val = model.entries(start, stop)
+    diagonal, _ = diagonal_of(row, col, val, model.arrays.y_start, model.arrays.n_y)
+    return links_slack(model, -diagonal)
 
 
 def read_link_pair(model: KeepSetModel, start: int, stop: int) -> bool:
@@ -265,7 +270,7 @@ def read_link_pair(model: KeepSetModel, start: int, stop: int) -> bool:
         return True
     if model.x_y is None:
         return False
-    pair = sp.csr_matrix(model.csc[start:stop])
+    pair = model.csr[start:stop]
     if np.any(np.diff(pair.indptr) != 2):
         return False
     # two entries per row (as arrays, not a Python loop over the rows: ~1 ms a model)
