@@ -33,6 +33,7 @@ class ModelArrays(Protocol):
     col_upper: np.ndarray
     integrality: np.ndarray
     x_scale: np.ndarray
+    x_start: int
     y_start: int
     stay_start: int
     stay_x: np.ndarray | None
