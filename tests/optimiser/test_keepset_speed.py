@@ -313,17 +313,19 @@ def test_a_single_option_lp_is_highs_answer_without_highs(seed, monkeypatch):
     assert answer[0] == math.fsum(cost * answer[1])
 
 
-@pytest.mark.parametrize("case", ["tight site", "violated site", "two options", "tight side",
-                                  "violated side", "slack side", "no option"])
+@pytest.mark.parametrize("case", ["tight site", "violated site", "two tied options",
+                                  "tight side", "violated side", "slack side", "no option"])
 def test_other_lps_go_to_highs(case, monkeypatch):
-    """A tight row (the duals are not unique), an infeasible one, a choice: HiGHS decides."""
+    """A tight row (the duals are not unique), an infeasible one, a tie: HiGHS decides."""
     rng = np.random.default_rng(7)
     n_units, n_sites = 30, 3
-    options = 2 if case == "two options" else 1
+    options = 2 if case == "two tied options" else 1
     side = None
     if "side" in case:
         side = 1e9
     cost, matrix, lower, upper = _lp(rng, n_units, n_sites, options, side)
+    if case == "two tied options":
+        cost[1::2] = cost[0::2]  # unit 0's two options cost the same
     lower[n_units:n_units + n_sites] = -1.0
     volume = matrix[n_units:n_units + n_sites] @ np.repeat(lower[:n_units], options) / options
     total = float(lower[:n_units].sum())
@@ -347,3 +349,48 @@ def test_other_lps_go_to_highs(case, monkeypatch):
     else:
         assert answer is not None and reference is not None
         assert answer[0] == pytest.approx(reference[0], rel=1e-12, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_strictly_cheapest_option_per_unit_is_highs_answer_without_highs(seed, monkeypatch):
+    """Every unit with patients and a strictly cheapest option, every other row strictly
+    slack there: the unique optimum and its unique duals, without HiGHS."""
+    rng = np.random.default_rng(100 + seed)
+    n_units, n_sites = int(rng.integers(1, 60)), int(rng.integers(1, 6))
+    options = int(rng.integers(1, 4))
+    cost, matrix, lower, upper = _lp(rng, n_units, n_sites, options,
+                                     1e9 if seed % 3 == 0 else None)
+    cost += np.arange(cost.shape[0]) * 1e-6  # no ties
+    lower[n_units:n_units + n_sites] = np.minimum(lower[n_units:n_units + n_sites], -1.0)
+    reference = solve_lp_highs(cost, matrix, lower, upper, presolve=False)
+    calls = _counting_highs(monkeypatch)
+    answer = keepset_search.transport_lp(cost, matrix, lower, upper, n_units)
+    assert calls == [] and answer is not None and reference is not None
+    assert answer[0] == pytest.approx(reference[0], rel=1e-12, abs=1e-9)
+    assert np.allclose(answer[1], reference[1], rtol=0, atol=1e-9)
+    assert np.allclose(answer[2], reference[2], rtol=0, atol=1e-9)
+    assert answer[0] == math.fsum(cost * answer[1])
+
+
+def test_a_unit_with_options_and_no_patients_goes_to_highs(monkeypatch):
+    """Its flow is 0 at any option (degenerate): its row's dual is not unique."""
+    rng = np.random.default_rng(3)
+    cost, matrix, lower, upper = _lp(rng, 10, 2, 2)
+    cost += np.arange(cost.shape[0]) * 1e-6
+    lower[10:12] = -1.0
+    lower[0] = upper[0] = 0.0
+    calls = _counting_highs(monkeypatch)
+    assert keepset_search.transport_lp(cost, matrix, lower, upper, 10) is not None
+    assert calls == [1]
+
+
+def test_options_a_tie_break_apart_go_to_highs(monkeypatch):
+    """Costs ~1e-9 apart (`moved`'s travel tie-break) are below HiGHS' dual feasibility
+    tolerance: HiGHS may stop at either option, so it decides, as before."""
+    rng = np.random.default_rng(4)
+    cost, matrix, lower, upper = _lp(rng, 12, 2, 2)
+    cost[1::2] = cost[0::2] + 1e-9
+    lower[12:14] = -1.0
+    calls = _counting_highs(monkeypatch)
+    assert keepset_search.transport_lp(cost, matrix, lower, upper, 12) is not None
+    assert calls == [1]

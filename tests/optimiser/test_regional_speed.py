@@ -313,3 +313,45 @@ def test_a_model_built_with_the_shared_rules_once_is_the_fresh_build():
                          "x_site", "moves_c"):
                 assert np.array_equal(getattr(a, name), getattr(other, name)), name
     assert KEEP_SET_TOL > 0
+
+
+# --- the Lagrangian bound of every keep set ---------------------------------------------------
+def _plain_lagrangian(view: _Prices, prices: np.ndarray) -> np.ndarray:
+    """The code before the change (take_along_axis, a running count of the open option)."""
+    from herschik.optimiser.feasibility import subset_sums, weight_sums
+
+    d = view.opt.demand
+    w = np.concatenate([view.opt.cost - prices[None, :], view.opt.open_cost[:, None]], axis=1)
+    order = np.argsort(w, axis=1, kind="stable")
+    ws = np.take_along_axis(w, order, axis=1)
+    base = d @ ws[:, 0]
+    with np.errstate(invalid="ignore"):
+        step = np.diff(ws, axis=1)
+    bits = np.where(order < view.k, np.left_shift(1, np.minimum(order, 62)), 0)
+    prefix = np.cumsum(bits, axis=1)[:, :-1]
+    counted = np.isfinite(step) & (np.cumsum(order == view.k, axis=1)[:, :-1] == 0)
+    weight = (d[:, None] * np.where(counted, step, 0.0))[counted]
+    missed = subset_sums(np.bincount(prefix[counted], weights=weight, minlength=view.n))
+    return base + missed[::-1] + weight_sums(view.sets.required * prices) + view.key_cost
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # 0 patients x no option
+@pytest.mark.parametrize("seed", range(40))
+def test_the_lagrangian_is_the_plain_codes_floats(seed):
+    rng = np.random.default_rng(seed)
+    n_units, k = int(rng.integers(1, 150)), int(rng.integers(0, 12))
+    cost = np.round(rng.uniform(-50, 90, size=(n_units, k)), int(rng.integers(0, 2)))
+    cost[rng.random((n_units, k)) < rng.uniform(0, 0.6)] = np.inf
+    open_cost = np.where(rng.random(n_units) < 0.3, rng.uniform(0, 90, n_units), np.inf)
+    open_cost[rng.random(n_units) < 0.1] = cost[:, 0][rng.random(n_units) < 0.1].min(
+        initial=5.0) if k else 5.0  # ties with a site
+    demand = rng.choice([0.0, 0.5, 1.0, 3.0, 12.25, 1e-9], size=n_units)
+    options = _Options(demand, cost, np.zeros((n_units, k), np.int64),
+                       np.full((n_units, k), -1, np.int64), open_cost,
+                       np.full(n_units, -1, np.int64), np.full(n_units, -1, np.int64))
+    sets = _Sets(rng.choice([0.0, 5.0, 20.0], size=k), k)
+    view = _Prices(sets, options, rng.normal(size=1 << k))  # type: ignore[arg-type]
+    for prices in (np.zeros(k), rng.uniform(0, 40, k), np.round(rng.uniform(0, 40, k))):
+        fast, plain = view.lagrangian(prices), _plain_lagrangian(view, prices)
+        assert np.array_equal(fast, plain, equal_nan=True)
+        assert np.array_equal(np.signbit(fast), np.signbit(plain))
