@@ -86,11 +86,32 @@ def nearest_flow_columns(area: np.ndarray, treat: np.ndarray, minutes: np.ndarra
     """
     if area.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
+    fast = _nearest_in_sorted_groups(area, treat, minutes)
+    if fast is not None:
+        return fast
     order = np.lexsort((np.arange(area.shape[0]), minutes, area, treat))
     key_a, key_t = area[order], treat[order]
     first = np.ones(order.shape[0], dtype=bool)
     first[1:] = (key_a[1:] != key_a[:-1]) | (key_t[1:] != key_t[:-1])
     return np.sort(order[first])
+
+
+def _nearest_in_sorted_groups(area: np.ndarray, treat: np.ndarray, minutes: np.ndarray
+                              ) -> np.ndarray | None:
+    """:func:`nearest_flow_columns` without a sort when the columns are already grouped by
+    (treatment, area) in that order (as the flow columns are built): each group's first
+    column at its least travel time. None for any other input (NaN minutes included)."""
+    new_group = np.ones(area.shape[0], dtype=bool)
+    new_group[1:] = (treat[1:] != treat[:-1]) | (area[1:] != area[:-1])
+    ordered = (treat[1:] > treat[:-1]) | ((treat[1:] == treat[:-1]) & (area[1:] >= area[:-1]))
+    if not np.all(ordered) or np.isnan(minutes).any():
+        return None
+    starts = np.flatnonzero(new_group)
+    group = np.cumsum(new_group) - 1
+    least = np.flatnonzero(minutes == np.minimum.reduceat(minutes, starts)[group])
+    first = np.ones(least.shape[0], dtype=bool)
+    first[1:] = group[least][1:] != group[least][:-1]
+    return least[first]
 
 
 def build_link_pair(b: Build) -> None:

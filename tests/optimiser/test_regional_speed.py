@@ -355,3 +355,33 @@ def test_the_lagrangian_is_the_plain_codes_floats(seed):
         fast, plain = view.lagrangian(prices), _plain_lagrangian(view, prices)
         assert np.array_equal(fast, plain, equal_nan=True)
         assert np.array_equal(np.signbit(fast), np.signbit(plain))
+
+
+# --- each area's nearest flow column ----------------------------------------------------------
+def _plain_nearest(area: np.ndarray, treat: np.ndarray, minutes: np.ndarray) -> np.ndarray:
+    order = np.lexsort((np.arange(area.shape[0]), minutes, area, treat))
+    first = np.ones(order.shape[0], dtype=bool)
+    first[1:] = (area[order][1:] != area[order][:-1]) | (treat[order][1:] != treat[order][:-1])
+    return np.sort(order[first])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_nearest_flow_columns_are_the_sorts(seed):
+    """Grouped as built (treatment, area, site order), or shuffled (the sort decides), with
+    tied travel times and NaN."""
+    from herschik.optimiser.rows.volume import nearest_flow_columns
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    treat = np.sort(rng.integers(0, 3, n))
+    area = np.concatenate([np.sort(rng.integers(0, 40, int((treat == t).sum())))
+                           for t in range(3)])
+    minutes = np.round(rng.uniform(0, 60, n), int(rng.integers(0, 2)))
+    if seed % 4 == 1:
+        minutes[rng.random(n) < 0.1] = np.nan
+    if seed % 4 == 2:
+        shuffle = rng.permutation(n)
+        area, treat, minutes = area[shuffle], treat[shuffle], minutes[shuffle]
+    got = nearest_flow_columns(area, treat, minutes)
+    assert np.array_equal(got, _plain_nearest(area, treat, minutes))
+    assert got.dtype == np.int64 or got.dtype == np.intp
