@@ -1,10 +1,12 @@
 """Where a sweep's tasks run: in-process, a local process pool (fork or spawn, workers that die
 with their parent) or a Dask cluster.
 
-Tasks go out in chunks of consecutive runs of one region (:func:`region_chunks`): a worker
-then runs them one after another in the same what-if session (task.py), which re-uses every
-sub-problem a run's change leaves unchanged. Each run's folder is still written (and complete)
-as soon as it is solved; a chunk's records are reported when the chunk ends."""
+Tasks go out in chunks of consecutive runs of one region (:func:`region_chunks`), the
+chunks with the most expected work first (:func:`longest_first`): a worker runs a chunk's runs
+one after another in the same what-if session (task.py), which re-uses every sub-problem a
+run's change leaves unchanged, and the cheapest chunks end the sweep. Each run's folder is
+still written (and complete) as soon as it is solved; a chunk's records are reported when the
+chunk ends."""
 from __future__ import annotations
 
 import contextlib
@@ -21,7 +23,13 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from herschik.scenarios.sweep.task import SweepTask, read_summary, run_task, run_tasks
+from herschik.scenarios.sweep.task import (
+    SweepTask,
+    cached_run_weight,
+    read_summary,
+    run_task,
+    run_tasks,
+)
 
 from herschik.errors import EnvironmentProblem, one_line
 
@@ -43,6 +51,22 @@ def region_chunks(tasks: Sequence[SweepTask], workers: int) -> list[list[SweepTa
         else:
             chunks.append([task])
     return chunks
+
+
+def longest_first(chunks: list[list[SweepTask]]) -> list[list[SweepTask]]:
+    """The chunks with the most expected work first (runs x the region's
+    :func:`cached_run_weight`; a stable sort, so a region's chunks keep their order): the
+    workers take chunks in this order, so the last to start are the cheapest and no worker
+    runs a large region's chunk alone at the end (longest-processing-time first). Unchanged
+    when the weights are unknown (no instance cached in this process: spawn, Dask)."""
+    weights: dict[str, float] = {}
+    for chunk in chunks:
+        if chunk[0].region_id not in weights:
+            weight = cached_run_weight(chunk[0])
+            if weight is None:
+                return chunks
+            weights[chunk[0].region_id] = weight
+    return sorted(chunks, key=lambda chunk: -len(chunk) * weights[chunk[0].region_id])
 
 
 # --- executors -------------------------------------------------------------------------------
@@ -121,7 +145,8 @@ def run_local(
     )
     try:
         futures: dict[Future[list[dict[str, Any]]], list[SweepTask]] = {
-            pool.submit(run_tasks, chunk): chunk for chunk in region_chunks(tasks, workers)
+            pool.submit(run_tasks, chunk): chunk
+            for chunk in longest_first(region_chunks(tasks, workers))
         }
         for future in as_completed(futures):
             for record in _results(future, futures[future]):
@@ -191,7 +216,7 @@ def run_dask(
                 f"--scheduler {scheduler}: cannot reach the Dask scheduler ({one_line(error)})"
             ) from None
     try:
-        chunks = region_chunks(tasks, workers)
+        chunks = longest_first(region_chunks(tasks, workers))
         futures = client.map(run_tasks, chunks, pure=False)
         by_key = {future.key: chunk for future, chunk in zip(futures, chunks, strict=True)}
 

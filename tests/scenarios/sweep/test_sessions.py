@@ -13,7 +13,7 @@ import pytest
 from herschik.scenarios.run import TIMING_FIELDS, run_solve, scenario_instance
 from herschik.scenarios.scenario.file import load_scenario
 from herschik.scenarios.sweep import task as sweep_task
-from herschik.scenarios.sweep.executors import region_chunks
+from herschik.scenarios.sweep.executors import longest_first, region_chunks
 from herschik.scenarios.sweep.runner import run_sweep
 from herschik.scenarios.sweep.task import cached_dataset
 
@@ -129,6 +129,45 @@ def test_chunks_keep_a_region_together() -> None:
     assert max(len(chunk) for chunk in chunks) == 10  # 78 tasks / (4 x 2 workers), rounded up
     assert len(region_chunks(tasks[:3], 2)) == 3
     assert max(len(c) for c in region_chunks([Task("a")] * 700, 2)) == 20
+
+
+def test_the_chunks_with_most_work_go_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Longest-processing-time first: the heaviest region's chunks first (in their order), the
+    cheapest last; every chunk once; unknown weights leave the order as it was."""
+    from herschik.scenarios.sweep import executors
+
+    class Task:
+        def __init__(self, region: str, i: int) -> None:
+            self.region_id, self.i = region, i
+
+    tasks: list[Any] = ([Task("a", i) for i in range(45)] + [Task("b", i) for i in range(3)]
+                        + [Task("c", i) for i in range(30)])
+    chunks = region_chunks(tasks, 2)
+    weights = {"a": 1.0, "b": 50.0, "c": 3.0}
+    monkeypatch.setattr(executors, "cached_run_weight", lambda task: weights[task.region_id])
+    ordered = longest_first(chunks)
+    assert sorted(map(id, ordered)) == sorted(map(id, chunks))
+    work = [len(chunk) * weights[chunk[0].region_id] for chunk in ordered]
+    assert work == sorted(work, reverse=True)
+    assert [c[0].region_id for c in ordered][:4] == ["b", "c", "c", "c"]
+    for region in "abc":  # a region's chunks keep the grid's order (its session's history)
+        mine = [t.i for chunk in ordered for t in chunk if t.region_id == region]
+        assert mine == sorted(mine)
+    monkeypatch.setattr(executors, "cached_run_weight",
+                        lambda task: None if task.region_id == "c" else 1.0)
+    assert longest_first(chunks) == chunks
+
+
+def test_run_weight_is_known_for_a_cached_instance() -> None:
+    from herschik.scenarios.sweep.task import SweepTask, cached_instance, cached_run_weight
+
+    def task(region: str) -> SweepTask:
+        return SweepTask("r", region, None, "", None, None, {})  # type: ignore[arg-type]
+
+    instance, _ = cached_instance(None, "midden", None)
+    weight = cached_run_weight(task("midden"))
+    assert weight == float((instance.demand > 0).sum() * len(instance.sites)) > 0
+    assert cached_run_weight(task("no_such_region")) is None
 
 
 def test_a_failed_step_drops_the_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
