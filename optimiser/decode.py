@@ -29,7 +29,14 @@ import numpy as np
 from herschik.i18n import N_, _
 
 from .diagnose import diagnose
-from .formulation import force_masks, objective_weights, shortfall_treatments, unnecessary_moves
+from .formulation import (
+    MovesRules,
+    force_masks,
+    objective_weights,
+    shortfall_treatments,
+    unnecessary_moves,
+    unnecessary_moves_rules,
+)
 from .instance import Instance
 from .params import SolveParams
 from .solution import Solution
@@ -99,8 +106,10 @@ class SubproblemReport:
 
 
 def objective_value(instance: Instance, params: SolveParams, flow: np.ndarray,
-                    keep: np.ndarray, treatments: list[int]) -> dict[str, float]:
-    """Travel, moved, providers and the reported objective of ``treatments`` from decoded flows."""
+                    keep: np.ndarray, treatments: list[int],
+                    rules: MovesRules | None = None) -> dict[str, float]:
+    """Travel, moved, providers and the reported objective of ``treatments`` from decoded flows
+    (``rules``: ``unnecessary_moves_rules(instance, params)`` when the caller has them)."""
     tt = np.asarray(treatments, dtype=int)
     travel = np.where(np.isfinite(instance.travel_min), instance.travel_min, 0.0)
     f = flow[:, :, tt]
@@ -110,7 +119,7 @@ def objective_value(instance: Instance, params: SolveParams, flow: np.ndarray,
     norms = instance.norm_matrix()[:, tt]
     providers = float((keep[:, tt] & ~np.isnan(norms)).sum())
     w = objective_weights(params)
-    unnecessary = (unnecessary_moves(instance, params, flow, keep, treatments)
+    unnecessary = (unnecessary_moves(instance, params, flow, keep, treatments, rules)
                    if params.objective == "planner" or w["planner"] else 0.0)
     if params.objective_weights is None:
         value = {"travel": minutes, "moved": moved, "providers": providers,
@@ -158,6 +167,16 @@ class _Decoder:
         self.no_solution = False
         self.norms = instance.norm_matrix()
         self.forced_keep = force_masks(instance, params)[0]
+        self._moves_rules: MovesRules | None = None
+
+    def moves_rules(self) -> MovesRules | None:
+        """The planner objective's instance-wide rules, once per plan (not per sub-problem:
+        ~20 objective values a plan), or None when the objective does not read them."""
+        if self.params.objective != "planner" and not objective_weights(self.params)["planner"]:
+            return None
+        if self._moves_rules is None:
+            self._moves_rules = unnecessary_moves_rules(self.instance, self.params)
+        return self._moves_rules
 
     def add(self, r: ComponentResult) -> None:
         report = SubproblemReport.of(self.instance, r)
@@ -177,7 +196,7 @@ class _Decoder:
                 self.status = SolveStatus.FEASIBLE
             self._decode(r)
             vals = objective_value(self.instance, self.params, self.flow, self.keep,
-                                   r.treatments)
+                                   r.treatments, self.moves_rules())
             report.objective = round(vals["objective"], 6)
             report.travel = round(vals["travel"], 6)
 
@@ -257,7 +276,8 @@ def assemble_solution(instance: Instance, params: SolveParams, comps: list[list[
         totals.warnings += _shortfall_warnings(instance, decoded.keep, decoded.norms)
     entries = [e.as_dict() for e in decoded.reports]
     objective = objective_value(instance, params, decoded.flow, decoded.keep,
-                                list(range(instance.shape[2])))["objective"]
+                                list(range(instance.shape[2])),
+                                decoded.moves_rules())["objective"]
     gaps = [e["gap"] for e in entries if e["gap"] is not None]
     bounds = [e.get("bound") for e in entries]
     # sub-problems are independent, so their bounds add up (solver objective units: for
@@ -350,6 +370,6 @@ def _partial_solution(decoded: _Decoder, results: list[ComponentResult],
     return totals.solution(
         SolveStatus.PARTIALLY_INFEASIBLE,
         objective=objective_value(instance, params, decoded.flow, decoded.keep,
-                                  solved)["objective"],
+                                  solved, decoded.moves_rules())["objective"],
         mip_gap=float(max(gaps)) if gaps else 0.0, keep=decoded.keep, flow=decoded.flow,
         diagnosis=diagnosis, subproblems=entries)

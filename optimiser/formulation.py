@@ -411,20 +411,31 @@ def _self_sufficient(instance: Instance, params: SolveParams, cand: np.ndarray,
     return enough & cand
 
 
+MovesRules = tuple[np.ndarray, np.ndarray, "PairRule"]
+
+
+def unnecessary_moves_rules(instance: Instance, params: SolveParams) -> MovesRules:
+    """What :func:`unnecessary_moves` reads of the whole instance (candidates, effective
+    required volumes, the pair rule): computed once for the sub-problems of one plan."""
+    cand = candidate_matrix(instance, params)
+    return cand, effective_required(instance, params), PairRule.of(instance, params, cand)
+
+
 def unnecessary_moves(instance: Instance, params: SolveParams, flow: np.ndarray,
-                      keep: np.ndarray, treatments: list[int] | None = None) -> float:
+                      keep: np.ndarray, treatments: list[int] | None = None,
+                      rules: MovesRules | None = None) -> float:
     """The ``planner`` objective's first term, patients per year, from decoded flows.
 
     Σ over today's flows b[a,s,t] that may still go to s (allowed pair) and whose site keeps t,
     has no keep decision (no norm there) or is self-sufficient (:func:`self_sufficient_matrix`),
     of b - min(flow, b): today's patients who no longer go to a hospital that keeps (or could
     keep on its own) the treatment. Patients of a hospital that closes because it cannot reach
-    the norm on its own are displaced, not counted.
+    the norm on its own are displaced, not counted. ``rules``: :func:`unnecessary_moves_rules`
+    of the same instance and parameters, when the caller has them.
     """
     tsel = _treatment_list(instance, treatments)
-    cand = candidate_matrix(instance, params)
-    required = effective_required(instance, params)
-    rule = PairRule.of(instance, params, cand)
+    cand, required, rule = (unnecessary_moves_rules(instance, params) if rules is None
+                            else rules)
     own_ok = _self_sufficient(instance, params, cand, required, rule, tsel)
     total = 0.0
     for t in tsel:
