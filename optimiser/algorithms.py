@@ -41,13 +41,18 @@ class Algorithms:
     #: norms that bind: our own branch and bound on column-generated per-pair LPs before
     #: HiGHS (optimiser/norm_keepsets.py)
     norm_keep_sets: bool = True
+    #: one-treatment models with more keep decisions than the keep-set search enumerates
+    #: and a floor on the number kept that leaves few to close (``providers`` phase 2): the
+    #: closed sets enumerated best bound first (optimiser/floor_keepsets.py)
+    floor_keep_sets: bool = True
 
 
 #: every algorithm on: what ``solve`` uses when it is given none
 DEFAULT_ALGORITHMS = Algorithms()
 #: HiGHS' (or CBC's) branch and bound only: no keep-set search and no Hall test
 BRANCH_AND_BOUND_ONLY = Algorithms(keep_set_search=False, hall_test=False,
-                                   lagrangian_keep_sets=False, norm_keep_sets=False)
+                                   lagrangian_keep_sets=False, norm_keep_sets=False,
+                                   floor_keep_sets=False)
 
 
 #: the p-median class with more candidate sites than this goes to HiGHS on per-pair rows

@@ -22,6 +22,7 @@ from .backends import INTERRUPT, BackendResult, solve_highs, solve_pulp
 from .feasibility import keep_set_feasible
 from .formulation import MipArrays
 from .instance import Instance
+from .floor_keepsets import FLOOR_KEEPSETS, solve_by_floor_enumeration
 from .keepset_search import KEEP_SET_SEARCH, solve_by_keep_sets
 from .large_keepsets import LAGRANGIAN_KEEPSETS, solve_by_lagrangian
 from .norm_keepsets import NORM_KEEPSETS, solve_by_norm_branching
@@ -131,6 +132,12 @@ def run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
                                     HIGHS_MIP_OPTIONS, start, presolve)
         if large is not None:
             return proven(large), notes
+    if params.solver == "highs" and algorithms.floor_keep_sets:
+        # many keep decisions, few of them closable (optimiser/floor_keepsets.py)
+        floored = solve_by_floor_enumeration(arrays, params.mip_gap, params.time_limit,
+                                             stop if stop is not None else INTERRUPT, start)
+        if floored is not None:
+            return proven(floored), notes
     if params.solver == "highs" and algorithms.norm_keep_sets:
         # many keep decisions and binding norms (optimiser/norm_keepsets.py)
         branched = solve_by_norm_branching(arrays, params.mip_gap, params.time_limit,
@@ -224,6 +231,10 @@ def start_vector(arrays: MipArrays, instance: Instance, start: Solution | None
     return values if values.shape[0] == arrays.n_cols else None
 
 
+#: the names of our exact methods (``BackendResult.message``)
+EXACT_METHODS = (KEEP_SET_SEARCH, LAGRANGIAN_KEEPSETS, NORM_KEEPSETS, FLOOR_KEEPSETS)
+
+
 def note_algorithm(report: SolveReport, *results: BackendResult) -> None:
     """Name the exact keep-set algorithm in the sub-problem's entry when it solved every phase."""
     if results and all(r.message == KEEP_SET_SEARCH for r in results):
@@ -232,3 +243,10 @@ def note_algorithm(report: SolveReport, *results: BackendResult) -> None:
         report.algorithm = LAGRANGIAN_KEEPSETS
     elif results and all(r.message == NORM_KEEPSETS for r in results):
         report.algorithm = NORM_KEEPSETS
+    elif results and all(r.message == FLOOR_KEEPSETS for r in results):
+        report.algorithm = FLOOR_KEEPSETS
+    elif (results and all(r.message in EXACT_METHODS for r in results)
+          and any(r.message == FLOOR_KEEPSETS for r in results)):
+        # each phase by one of our exact methods (providers: phase 1 by norm_keepsets.py,
+        # phase 2 by floor_keepsets.py): named in phase order
+        report.algorithm = "+".join(dict.fromkeys(str(r.message) for r in results))

@@ -1,0 +1,226 @@
+"""optimiser/floor_keepsets.py: the closed sets enumerated best bound first when a floor on the
+number kept leaves few to close (the ``providers`` phase 2: least travel with at least phase 1's
+count kept). Checked on small random models against the independent brute-force reference
+(tests/support/bruteforce.py, through the ``providers`` objective: the most kept, then the
+least travel) and against a brute force of its own with any floor (every keep set, scipy's
+LP); on medium ones (more keep decisions than the keep-set search enumerates) through
+``solve`` and the verifier against HiGHS' branch and bound alone (and CBC on some); ties on a
+grid, weights over six decades, travel times x 10 included."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from herschik.optimiser.algorithms import BRANCH_AND_BOUND_ONLY, Algorithms
+from herschik.optimiser.backends import solve_highs
+from herschik.optimiser.floor_keepsets import (
+    FLOOR_KEEPSETS,
+    MAX_KEEP_SETS,
+    solve_by_floor_enumeration,
+)
+from herschik.optimiser.formulation import MipArrays, build_arrays, providers_vector, travel_vector
+from herschik.optimiser.instance import Instance, Treatment
+from herschik.optimiser.lagrangian import read_model
+from herschik.optimiser.params import SiteTreatment, SolveParams
+from herschik.optimiser.solve import solve
+from herschik.optimiser.verify import verify
+from scipy.optimize import linprog
+
+from tests.support.bruteforce import reference
+from tests.support.instances import meets_rows, random_points_instance
+
+
+def _instance(n_areas: int, n_sites: int, seed: int, kept: float, grid: bool = False,
+              weight_range: tuple[float, float] = (1.0, 21.0), scale: float = 1.0
+              ) -> Instance:
+    """Random points (or a coarse grid: many tied travel times), a norm of the total patients
+    over ``kept`` sites: at most about ``kept`` sites can keep the treatment."""
+    rng = np.random.default_rng(seed)
+    inst = random_points_instance(rng, n_areas, n_sites, grid, weight_range, 4, scale)
+    norm = round(float(inst.demand[:, 0].sum()) / kept, 4)
+    return replace(inst, treatments=(Treatment(id="T", norm=norm),))
+
+
+def _floored(inst: Instance, params: SolveParams, floor: int) -> MipArrays:
+    """The providers phase 2's model: phase 1's rows, at least ``floor`` kept, least travel
+    (as optimiser/strategies.py builds it)."""
+    arrays = build_arrays(inst, params, [0])
+    phase2 = arrays.with_extra_row(providers_vector(arrays), floor - 0.5, np.inf,
+                                   "providers_floor")
+    return phase2.with_objective(travel_vector(phase2, inst))
+
+
+def _brute_force(arrays: MipArrays) -> float | None:
+    """Least travel over every keep set the floor and the caps allow: each set's
+    transportation LP by scipy (x <= its bounds, the y columns fixed), None without a plan."""
+    model = read_model(arrays, binding_norms=True, min_keep=1, paying_keeps=True)
+    assert model is not None
+    best = None
+    for bits in itertools.product((0.0, 1.0), repeat=model.k):
+        keep = np.array(bits)
+        if np.any(keep[model.must] < 1) or not model.lo <= keep.sum() <= model.hi:
+            continue
+        lower, upper = arrays.col_lower.copy(), arrays.col_upper.copy()
+        lower[model.y_column], upper[model.y_column] = keep, keep
+        a = arrays.A.tocsr()
+        eq = arrays.row_lower == arrays.row_upper
+        ge = np.isfinite(arrays.row_lower) & ~eq
+        le = np.isfinite(arrays.row_upper) & ~eq
+        a_ub = np.vstack([-a[ge].toarray(), a[le].toarray()])
+        b_ub = np.concatenate([-arrays.row_lower[ge], arrays.row_upper[le]])
+        res = linprog(arrays.c, A_ub=a_ub, b_ub=b_ub, A_eq=a[eq].toarray(),
+                      b_eq=arrays.row_lower[eq], bounds=list(zip(lower, upper)),
+                      method="highs-ds")
+        if res.status == 0 and (best is None or res.fun < best):
+            best = float(res.fun)
+    return best
+
+
+def _small_params(rng: np.random.Generator, inst: Instance) -> SolveParams:
+    kw: dict = {"objective": "providers", "mip_gap": 1e-9, "allow_new_providers": True}
+    draw = int(rng.integers(0, 4))
+    if draw == 1:
+        kw["max_providers"] = {"T": int(rng.integers(2, 5))}
+    elif draw == 2:
+        kw["force_keep"] = [SiteTreatment(site_id="S0", intervention_id="T")]
+        kw["force_close"] = [SiteTreatment(site_id="S1", intervention_id="T")]
+    elif draw == 3:
+        finite = inst.travel_min[np.isfinite(inst.travel_min)]
+        kw["max_travel"] = min(float(np.quantile(finite, 0.7)), 1440.0)
+    if rng.random() < 0.3:
+        kw["margin"] = 0.2
+    return SolveParams(**kw)
+
+
+def _small(seed: int) -> tuple[Instance, SolveParams]:
+    rng = np.random.default_rng(900 + seed)
+    n_sites = int(rng.integers(5, 10))
+    inst = _instance(int(rng.integers(12, 41)), n_sites, seed,
+                     kept=float(rng.uniform(2.0, n_sites + 0.5)), grid=seed % 3 == 0,
+                     weight_range=(1e-3, 1e3) if seed % 4 == 1 else (1.0, 21.0),
+                     scale=10.0 if seed % 5 == 2 else 1.0)
+    return inst, _small_params(rng, inst)
+
+
+def _check(arrays: MipArrays, expected: float) -> None:
+    res = solve_by_floor_enumeration(arrays, 1e-9, min_keep=1)
+    assert res is not None and res.status == "optimal" and res.x is not None
+    assert res.message == FLOOR_KEEPSETS
+    assert res.objective == pytest.approx(expected, rel=1e-7, abs=1e-6)
+    assert res.bound is not None and res.bound <= expected * (1 + 1e-7) + 1e-6
+    assert meets_rows(arrays, res.x)
+    assert float(arrays.c @ res.x + arrays.offset) == pytest.approx(res.objective, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_phase2_matches_the_brute_force_reference(seed: int) -> None:
+    """5-9 keep decisions, 12-40 areas, the floor at the most kept (the reference's phase 1);
+    provider caps, forced keeps and closures, travel limits, margins, grid ties, weights over
+    six decades, travel x 10. The least travel is the reference's."""
+    inst, params = _small(seed)
+    expected = reference(inst, params, "providers")
+    if expected is None:
+        return  # no plan at all: there is no phase 2
+    arrays = _floored(inst, params, int(round(-expected[0])))
+    _check(arrays, expected[1])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_any_floor_matches_brute_force_and_highs(seed: int) -> None:
+    """Floors below the most kept too (keep sets of several sizes), against every keep set's
+    LP by scipy and HiGHS' branch and bound on the same model; no plan: None (the MIP solver
+    decides)."""
+    inst, params = _small(seed)
+    rng = np.random.default_rng(1300 + seed)
+    k = len(inst.sites)
+    arrays = _floored(inst, params, int(rng.integers(max(k - 4, 1), k + 1)))
+    expected = _brute_force(arrays)
+    if expected is None:
+        assert solve_by_floor_enumeration(arrays, 1e-9, min_keep=1) is None
+        return
+    _check(arrays, expected)
+    highs = solve_highs(arrays, None, 1e-9, 1, presolve=True)
+    assert highs.status == "optimal"
+    assert highs.objective == pytest.approx(expected, rel=1e-6, abs=1e-6)
+
+
+def _medium(seed: int) -> tuple[Instance, SolveParams]:
+    """22-30 sites, norms for all but one to three of them: phase 1 keeps nearly all."""
+    rng = np.random.default_rng(1700 + seed)
+    n_sites = int(rng.integers(22, 31))
+    inst = _instance(int(rng.integers(80, 161)), n_sites, seed,
+                     kept=n_sites - float(rng.uniform(0.6, 2.6)), grid=seed % 3 == 0,
+                     weight_range=(1e-3, 1e3) if seed == 1 else (1.0, 21.0),
+                     scale=10.0 if seed == 4 else 1.0)
+    params = SolveParams(objective="providers", mip_gap=1e-7, allow_new_providers=True,
+                         max_travel=None if seed != 2 else 80.0)
+    return inst, params
+
+
+def _travel(sol, inst: Instance) -> float:
+    return float(np.einsum("ast,as->", sol.flow, np.where(np.isfinite(inst.travel_min),
+                                                         inst.travel_min, 0.0)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_providers_through_solve_match_branch_and_bound(seed: int) -> None:
+    """``solve`` under ``providers`` takes the method for phase 2 (the sub-problem names it),
+    the verifier finds nothing, and HiGHS' branch and bound alone (CBC on two) finds the same
+    count and the same least travel."""
+    inst, params = _medium(seed)
+    sol = solve(inst, params)
+    assert sol.status == "optimal"
+    assert FLOOR_KEEPSETS in (sol.subproblems[0].get("algorithm") or "")
+    assert verify(sol, inst, params) == []
+    other = solve(inst, params, algorithms=BRANCH_AND_BOUND_ONLY)
+    assert other.status == "optimal"
+    assert FLOOR_KEEPSETS not in (other.subproblems[0].get("algorithm") or "")
+    assert sol.objective == pytest.approx(other.objective)
+    assert _travel(sol, inst) == pytest.approx(_travel(other, inst), rel=1e-6, abs=1e-9)
+    if seed < 2:
+        cbc = solve(inst, params.model_copy(update={"solver": "cbc"}),
+                    algorithms=BRANCH_AND_BOUND_ONLY)
+        assert cbc.status == "optimal"
+        assert _travel(sol, inst) == pytest.approx(_travel(cbc, inst), rel=1e-6)
+
+
+def test_switch_off_leaves_phase2_to_the_other_methods() -> None:
+    inst, params = _medium(7)
+    sol = solve(inst, params)
+    assert FLOOR_KEEPSETS in (sol.subproblems[0].get("algorithm") or "")
+    off = solve(inst, params, algorithms=Algorithms(floor_keep_sets=False))
+    assert FLOOR_KEEPSETS not in (off.subproblems[0].get("algorithm") or "")
+    assert off.status == "optimal"
+    assert _travel(off, inst) == pytest.approx(_travel(sol, inst), rel=1e-6)
+    assert not BRANCH_AND_BOUND_ONLY.floor_keep_sets
+
+
+def test_too_many_keep_sets_are_not_covered() -> None:
+    """A floor that leaves more than MAX_KEEP_SETS keep sets (here 30 sites, at least 10
+    kept) is the other methods' (None)."""
+    inst = _instance(60, 30, 5, kept=12.0)
+    params = SolveParams(objective="providers", allow_new_providers=True)
+    arrays = _floored(inst, params, 10)
+    model = read_model(arrays, binding_norms=True, min_keep=1, paying_keeps=True)
+    assert model is not None and model.lo == 10
+    assert sum(math.comb(30, closed) for closed in range(21)) > MAX_KEEP_SETS
+    assert solve_by_floor_enumeration(arrays, 1e-9) is None
+
+
+def test_a_known_plan_is_the_first_incumbent_and_a_broken_one_is_ignored() -> None:
+    inst, params = _medium(3)
+    sol = solve(inst, params)
+    phase1 = int(round(sol.objective))
+    arrays = _floored(inst, params, phase1)
+    res = solve_by_floor_enumeration(arrays, 1e-9, min_keep=1)
+    assert res is not None and res.x is not None and res.status == "optimal"
+    started = solve_by_floor_enumeration(arrays, 1e-9, min_keep=1, start=res.x)
+    assert started is not None and started.objective == pytest.approx(res.objective)
+    broken = res.x.copy()
+    broken[arrays.y_slice()] = 0.0  # no site kept: meets no demand row
+    again = solve_by_floor_enumeration(arrays, 1e-9, min_keep=1, start=broken)
+    assert again is not None and again.objective == pytest.approx(res.objective)
