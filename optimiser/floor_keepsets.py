@@ -21,9 +21,10 @@ first:
   its nearest is in E (an area's minimum counts towards the site it is nearest to, once), so
   L_{S-E}(μ) >= L_S(μ) + Σ_{j in E} (δ_j - μ_j R_j - f_j); the least such sum over the sizes
   |E| the caps and Σ_{kept} R_j <= Σ_i d_i allow is the node's bound.
-* **Exact value of a keep set**: its transportation LP (one HiGHS model over every pair; a
-  keep set changes only its sites' row bounds, so the dual simplex starts warm), checked
-  against every row of the model (``known_plan``); its duals join the multipliers.
+* **Exact value of a keep set**: its transportation LP (one HiGHS model, its pair columns
+  priced in; a keep set changes only its sites' row bounds, so the dual simplex starts
+  warm), checked against every row of the model (``known_plan``); its duals join the
+  multipliers.
 
 The search stops when no open node's bound is below the incumbent by more than the requested
 gap. Returns ``None`` (the next method decides) for a model it does not cover (more than
@@ -40,7 +41,6 @@ import time
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from .backends import BackendResult, new_highs
 from .feasibility import MAX_KEEP_DECISIONS
@@ -57,6 +57,8 @@ FLOOR_KEEPSETS = "floor_keep_sets"
 MAX_KEEP_SETS = 20_000
 #: the search hands the model back after this many nodes
 MAX_NODES = 200_000
+#: each area's this many nearest sites start in the transportation LP
+FIRST_PAIRS = 4
 #: a keep set whose norms add up to more than every patient by this (relative) has no plan
 #: (tighter than KEEP_SET_TOL: national kidney_systemic's 71 x 50 exceeds its 3,549.998
 #: patients by 6e-7; such sets only cost an infeasible LP, never a wrong answer)
@@ -84,7 +86,8 @@ def solve_by_floor_enumeration(arrays: MipArrays, mip_gap: float,
         import highspy
     except ImportError:
         return None
-    search = _FloorSearch(model, arrays, mip_gap, _TransportLP(model, highspy))
+    search = _FloorSearch(model, arrays, mip_gap, _TransportLP(model, highspy,
+                                                               _support(model, start)))
     try:
         search.consider_start(start)
         deadline = None if time_limit is None else started + time_limit
@@ -301,37 +304,59 @@ class _FloorSearch:
 
 
 class _TransportLP:
-    """The transportation LP of any keep set: one HiGHS model over every pair a site may be
-    used by, a site's row Σ_i x_ij in [R_j, inf) when kept and [0, 0] when closed; a keep
-    set changes only those bounds, so the dual simplex starts from the last basis."""
+    """The transportation LP of any keep set: one HiGHS model, a site's row Σ_i x_ij in
+    [R_j, inf) when kept and [0, 0] when closed; a keep set changes only those bounds, so the
+    dual simplex starts from the last basis. Its pair columns grow: each area's
+    ``FIRST_PAIRS`` nearest sites and a known plan's pairs first, then every pair of a kept
+    site with a negative reduced cost c_ij - u_i - v_j, until none (every pair at once when
+    the pairs so far admit no plan)."""
 
-    def __init__(self, model: LagrangianModel, highspy: Any) -> None:
+    def __init__(self, model: LagrangianModel, highspy: Any, seed: np.ndarray | None) -> None:
         self.m, self.hs = model, highspy
         n, k = model.cost.shape
         self.n, self.k = n, k
-        self.area, self.site = np.nonzero(np.isfinite(model.cost))
+        self.finite = np.isfinite(model.cost)
         self.open_area = np.nonzero(np.isfinite(model.open_cost))[0]
-        pairs, opens = self.area.shape[0], self.open_area.shape[0]
-        rows = np.concatenate([self.area, self.open_area, n + self.site])
-        cols = np.concatenate([np.arange(pairs + opens), np.arange(pairs)])
-        matrix = sp.csc_matrix((np.ones(rows.shape[0]), (rows, cols)),
-                               shape=(n + k, pairs + opens))
-        cost = np.concatenate([model.cost[self.area, self.site],
-                               model.open_cost[self.open_area]])
         h = new_highs(highspy)
         for name, value in (("output_flag", False), ("presolve", "off"), ("threads", 1)):
             h.setOptionValue(name, value)
         inf = highspy.kHighsInf
-        n_cols = pairs + opens
-        h.addCols(n_cols, cost, np.zeros(n_cols), np.full(n_cols, inf), 0,
-                  np.zeros(n_cols, dtype=np.int32), np.array([], dtype=np.int32),
-                  np.array([], dtype=float))
-        csr = matrix.tocsr()
-        lower = np.concatenate([model.demand, model.required])
-        upper = np.concatenate([model.demand, np.full(k, inf)])
-        h.addRows(n + k, lower, upper, csr.nnz, csr.indptr[:-1].astype(np.int32),
-                  csr.indices.astype(np.int32), csr.data)
+        no_int, no_float = np.array([], dtype=np.int32), np.array([], dtype=float)
+        h.addRows(n, model.demand, model.demand, 0, np.zeros(n, dtype=np.int32), no_int,
+                  no_float)
+        h.addRows(k, model.required, np.full(k, inf), 0, np.zeros(k, dtype=np.int32), no_int,
+                  no_float)
+        opens = self.open_area.shape[0]
+        if opens:
+            h.addCols(opens, model.open_cost[self.open_area], np.zeros(opens),
+                      np.full(opens, inf), opens, np.arange(opens, dtype=np.int32),
+                      self.open_area.astype(np.int32), np.ones(opens))
         self.h = h
+        self.active = np.zeros((n, k), dtype=bool)
+        self.area = np.zeros(0, dtype=np.int64)
+        self.site = np.zeros(0, dtype=np.int64)
+        nearest = np.argsort(np.where(self.finite, model.cost, np.inf), axis=1,
+                             kind="stable")[:, :FIRST_PAIRS]
+        first = np.zeros((n, k), dtype=bool)
+        first[np.arange(n)[:, None], nearest] = True
+        if seed is not None:
+            first |= seed
+        self._add(first & self.finite)
+
+    def _add(self, mask: np.ndarray) -> int:
+        area, site = np.nonzero(mask & ~self.active)
+        count = area.shape[0]
+        if count == 0:
+            return 0
+        index = np.empty(2 * count, dtype=np.int32)
+        index[0::2], index[1::2] = area, self.n + site
+        self.h.addCols(count, self.m.cost[area, site], np.zeros(count),
+                       np.full(count, self.hs.kHighsInf), 2 * count,
+                       (2 * np.arange(count)).astype(np.int32), index, np.ones(2 * count))
+        self.active[area, site] = True
+        self.area = np.concatenate([self.area, area])
+        self.site = np.concatenate([self.site, site])
+        return count
 
     def solve(self, arrays: MipArrays, keep: np.ndarray
               ) -> tuple[tuple[float, np.ndarray] | None, np.ndarray] | None:
@@ -339,22 +364,31 @@ class _TransportLP:
         μ, completed for the closed sites), or None when the keep set has no plan."""
         m, h, inf = self.m, self.h, self.hs.kHighsInf
         n, k = self.n, self.k
+        ms = self.hs.HighsModelStatus
         h.changeRowsBounds(k, np.arange(n, n + k, dtype=np.int32),
                            np.where(keep, m.required, 0.0), np.where(keep, inf, 0.0))
-        h.run()
-        status = h.getModelStatus()
-        ms = self.hs.HighsModelStatus
-        if status == ms.kInfeasible:
-            return None
-        if status != ms.kOptimal:
-            raise _Undecided(h.modelStatusToString(status))
-        solution = h.getSolution()
-        flows = np.asarray(solution.col_value)
-        v = np.asarray(solution.row_dual)[n:]
-        pairs = self.area.shape[0]
+        allowed = self.finite & keep[None, :]
+        scale = np.maximum(1.0, np.abs(np.where(self.finite, m.cost, 0.0)))
+        while True:
+            h.run()
+            status = h.getModelStatus()
+            if status == ms.kInfeasible:
+                if self._add(allowed) == 0:
+                    return None  # infeasible with every pair it may use
+                continue
+            if status != ms.kOptimal:
+                raise _Undecided(h.modelStatusToString(status))
+            solution = h.getSolution()
+            dual = np.asarray(solution.row_dual)
+            u, v = dual[:n], dual[n:]
+            reduced = m.cost - u[:, None] - v[None, :]
+            if self._add(allowed & (reduced < -1e-9 * scale)) == 0:
+                break
+        values = np.asarray(solution.col_value)
+        opens = self.open_area.shape[0]
         x = np.zeros(arrays.n_cols)
-        np.add.at(x, m.column[self.area, self.site], flows[:pairs])
-        np.add.at(x, m.open_column[self.open_area], flows[pairs:])
+        np.add.at(x, m.column[self.area, self.site], values[opens:])
+        np.add.at(x, m.open_column[self.open_area], values[:opens])
         x[m.y_column[keep]] = 1.0
         mu = np.where(keep, np.maximum(v, 0.0), 0.0)
         near = np.minimum(np.min(np.where(keep[None, :], m.cost - mu[None, :], np.inf),
@@ -366,6 +400,13 @@ class _TransportLP:
 
 class _Undecided(Exception):
     """HiGHS reached no verdict on a transportation LP: the next method decides."""
+
+
+def _support(model: LagrangianModel, start: np.ndarray | None) -> np.ndarray | None:
+    """The (area, site) pairs a known plan uses: its keep set's first LP then has a plan."""
+    if start is None or start.shape[0] <= int(model.column.max(initial=-1)):
+        return None
+    return (model.column >= 0) & (start[np.maximum(model.column, 0)] > 0)
 
 
 def _draw_price(margin: np.ndarray, demand: np.ndarray, required: float) -> float:

@@ -20,9 +20,9 @@ from herschik.errors import SolverError
 from .algorithms import DEFAULT_ALGORITHMS, Algorithms
 from .backends import INTERRUPT, BackendResult, solve_highs, solve_pulp
 from .feasibility import keep_set_feasible
+from .floor_keepsets import FLOOR_KEEPSETS, solve_by_floor_enumeration
 from .formulation import MipArrays
 from .instance import Instance
-from .floor_keepsets import FLOOR_KEEPSETS, solve_by_floor_enumeration
 from .keepset_search import KEEP_SET_SEARCH, solve_by_keep_sets
 from .large_keepsets import LAGRANGIAN_KEEPSETS, solve_by_lagrangian
 from .norm_keepsets import NORM_KEEPSETS, solve_by_norm_branching
