@@ -41,6 +41,7 @@ import time
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from .backends import BackendResult, new_highs
 from .feasibility import MAX_KEEP_DECISIONS
@@ -77,6 +78,8 @@ def solve_by_floor_enumeration(arrays: MipArrays, mip_gap: float,
     incumbent when it meets every row. Models with fewer than ``min_keep`` keep decisions are
     the keep-set search's (the tests lower it)."""
     started = time.perf_counter()
+    if not _few_keep_sets(arrays, min_keep):
+        return None  # before reading the model back (~0.5 s CPU for a national one)
     model = read_model(arrays, binding_norms=True, min_keep=min_keep, paying_keeps=True)
     if model is None or _keep_sets(model) > MAX_KEEP_SETS:
         return None
@@ -106,6 +109,34 @@ def solve_by_floor_enumeration(arrays: MipArrays, mip_gap: float,
                          "highs", message=FLOOR_KEEPSETS,
                          interrupted=stopped and interrupt is not None and interrupt.is_set(),
                          bound=bound)
+
+
+def _few_keep_sets(arrays: MipArrays, min_keep: int) -> bool:
+    """Whether the model may be covered, from the arrays alone: at least ``min_keep`` keep
+    decisions, and at most MAX_KEEP_SETS keep sets under the highest lower bound of a row on
+    keep decisions only (a floor; read_model's floor is never higher, so no covered model
+    is turned away)."""
+    y = arrays.y_slice()
+    openable = arrays.col_upper[y] == 1.0
+    k = int(np.count_nonzero(openable))
+    if k < min_keep or k == 0:
+        return False
+    free = int(np.count_nonzero(openable & (arrays.col_lower[y] == 0.0)))
+    lower = arrays.row_lower
+    rows = np.nonzero(np.isfinite(lower) & (lower > 0))[0]
+    floor = 0
+    if rows.shape[0]:
+        block = sp.csr_matrix(arrays.A)[rows]
+        counts = np.diff(block.indptr)
+        has = counts > 0
+        starts = block.indptr[:-1][has]
+        first = np.minimum.reduceat(block.indices, starts)
+        last = np.maximum.reduceat(block.indices, starts)
+        only_y = (first >= arrays.y_start) & (last < arrays.y_start + arrays.n_y)
+        if np.any(only_y):
+            floor = int(np.ceil(float(lower[rows[has][only_y]].max()) - 1e-6))
+    most = min(k - floor, free)
+    return most >= 0 and sum(math.comb(free, size) for size in range(most + 1)) <= MAX_KEEP_SETS
 
 
 def _keep_sets(model: LagrangianModel) -> int:
