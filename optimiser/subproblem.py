@@ -132,12 +132,9 @@ def run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
                                     HIGHS_MIP_OPTIONS, start, presolve)
         if large is not None:
             return proven(large), notes
-    if params.solver == "highs" and algorithms.floor_keep_sets:
-        # many keep decisions, few of them closable (optimiser/floor_keepsets.py)
-        floored = solve_by_floor_enumeration(arrays, params.mip_gap, params.time_limit,
-                                             stop if stop is not None else INTERRUPT, start)
-        if floored is not None:
-            return proven(floored), notes
+    floored = _by_floor(arrays, params, stop, start, algorithms)
+    if floored is not None:
+        return floored, notes
     if params.solver == "highs" and algorithms.norm_keep_sets:
         # many keep decisions and binding norms (optimiser/norm_keepsets.py)
         branched = solve_by_norm_branching(arrays, params.mip_gap, params.time_limit,
@@ -165,6 +162,18 @@ def run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
             "keep-set test; feasibility is undecided (numerically extreme inputs?)"
         )
     return proven(result), notes
+
+
+def _by_floor(arrays: MipArrays, params: SolveParams, stop: threading.Event | None,
+              start: np.ndarray | None, algorithms: Algorithms) -> BackendResult | None:
+    """Many keep decisions, few of them closable by a floor on the number kept (the
+    providers phase 2): optimiser/floor_keepsets.py's result, or None where it does not
+    cover the model."""
+    if params.solver != "highs" or not algorithms.floor_keep_sets:
+        return None
+    floored = solve_by_floor_enumeration(arrays, params.mip_gap, params.time_limit,
+                                         stop if stop is not None else INTERRUPT, start)
+    return None if floored is None else proven(floored)
 
 
 def _try_highs(arrays: MipArrays, params: SolveParams, threads: int | None,
