@@ -305,8 +305,9 @@ class _FloorSearch:
         while self.heap:
             bound, _, closed, nxt = heapq.heappop(self.heap)
             if bound >= self._limit():
-                self.pruned_bound = min(self.pruned_bound, bound)
-                self.pruned_bound = min(self.pruned_bound, *(n[0] for n in self.heap))
+                # best bound first: every node left is as far from the incumbent
+                rest = min((node[0] for node in self.heap), default=np.inf)
+                self.pruned_bound = min(self.pruned_bound, bound, rest)
                 self.heap.clear()
                 return False
             if self.nodes >= MAX_NODES or (interrupt is not None and interrupt.is_set()) or (

@@ -224,3 +224,21 @@ def test_a_known_plan_is_the_first_incumbent_and_a_broken_one_is_ignored() -> No
     broken[arrays.y_slice()] = 0.0  # no site kept: meets no demand row
     again = solve_by_floor_enumeration(arrays, 1e-9, min_keep=1, start=broken)
     assert again is not None and again.objective == pytest.approx(res.objective)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_tiny_models_close_when_the_last_node_is_pruned(seed: int) -> None:
+    """2-4 sites, one closable: the search ends by popping its last node after a better
+    incumbent pruned it (it once raised a TypeError there, ``min`` of one float); the optimum
+    is every keep set's."""
+    rng = np.random.default_rng(2100 + seed)
+    n_sites = int(rng.integers(2, 5))
+    inst = _instance(int(rng.integers(4, 12)), n_sites, 3000 + seed, kept=n_sites + 0.5,
+                     grid=seed % 2 == 0)
+    params = SolveParams(objective="providers", mip_gap=1e-9, allow_new_providers=True)
+    arrays = _floored(inst, params, n_sites - 1)
+    expected = _brute_force(arrays)
+    if expected is None:
+        assert solve_by_floor_enumeration(arrays, 1e-9, min_keep=1) is None
+        return
+    _check(arrays, expected)
