@@ -60,6 +60,7 @@ from .lagrangian import (
     read_parts,
     relative_gap,
 )
+from .moved_keepsets import Tiers, group_units, stay_bound
 from .status import SolveStatus
 
 #: ``BackendResult.message`` and the sub-problem's ``algorithm`` of a result of this module
@@ -122,9 +123,12 @@ class _PairLP:
     """The per-pair LP relaxation over a growing set of pair columns (one HiGHS model)."""
 
     def __init__(self, model: LagrangianModel, highspy: Any, stay: np.ndarray | None = None,
-                 open_stay: np.ndarray | None = None, expand: _Merged | None = None) -> None:
+                 open_stay: np.ndarray | None = None, expand: _Merged | None = None,
+                 near_equal: bool | None = None) -> None:
         self.m, self.hs = model, highspy
         self.stay, self.open_stay = stay, open_stay
+        #: moved-like costs (0 / 1 patient plus a tie-break): partial pricing, no perturbation
+        self.near_equal = stay is not None if near_equal is None else near_equal
         #: the areas behind each unit of a merged model (plans are written per area)
         self.expand = expand
         n, k = model.cost.shape
@@ -132,7 +136,7 @@ class _PairLP:
         h = new_highs(highspy)
         for name, value in (("output_flag", False), ("presolve", "off"), ("threads", 1)):
             h.setOptionValue(name, value)
-        if stay is not None:
+        if self.near_equal:
             # moved's costs are 0 / 1 patient plus a ~1e-9 tie-break: the dual simplex's cost
             # perturbation only adds iterations (national og_systemic 59,538 -> 39,335,
             # aaa_surgery 65,648 -> 50,582 over the search, same nodes and optimum)
@@ -222,7 +226,7 @@ class _PairLP:
         negative (partial pricing: with near-equal costs, as under ``moved``, full pricing
         adds most pairs); all of them without stay columns, where partial pricing only
         multiplies the rounds (national travel kidney_local: 22 -> 125 s CPU, speed.md)."""
-        if self.stay is None:
+        if not self.near_equal:
             return negative
         rows = np.nonzero(negative.any(axis=1))[0]
         if rows.shape[0] == 0:
@@ -285,8 +289,19 @@ def solve_by_norm_branching(arrays: MipArrays, mip_gap: float, time_limit: float
         merged = _merge(model)
     lp = _PairLP(model if merged is None else merged.model, highspy, stay, open_stay,
                  expand=merged)
-    search = _Search(model if merged is None else merged.model, arrays, lp, mip_gap,
-                     integral)
+    grouped = (None if stay is None or open_stay is None
+               else group_units(model, stay, open_stay))
+    if grouped is None:
+        search = _Search(model if merged is None else merged.model, arrays, lp, mip_gap,
+                         integral)
+    else:
+        # moved: node bounds from the LP of the grouped model (one unit per baseline site
+        # nationally: 70 x 70 pairs instead of 3,375 x 70), plans and the nodes whose
+        # bound the grouping may have lowered from the model's own LP (_Tiers)
+        assert stay is not None and open_stay is not None
+        tiers = Tiers(_PairLP(grouped.model, highspy, near_equal=True), grouped.group,
+                      grouped.loss, stay, open_stay, stay_bound(model, stay, open_stay))
+        search = _Search(model, arrays, lp, mip_gap, integral, tiers)
     search.consider(known_plan(model, arrays, start))
     deadline = None if time_limit is None else started + time_limit
     try:
@@ -313,8 +328,11 @@ class _Search:
     """Best-bound-first branch and bound over the keep decisions (module docstring)."""
 
     def __init__(self, model: LagrangianModel, arrays: MipArrays, lp: _PairLP,
-                 mip_gap: float, integral: bool = False) -> None:
+                 mip_gap: float, integral: bool = False, tiers: Tiers | None = None) -> None:
         self.m, self.arrays, self.lp, self.mip_gap = model, arrays, lp, mip_gap
+        #: node bounds from a grouped relaxation first (moved), ``lp`` only where needed
+        self.tiers = tiers
+        self.exact_nodes = 0  # nodes whose bound came from ``lp`` (statistics)
         #: every plan's value is an integer (providers phase 1): bounds round up
         self.integral = integral
         self.lagr = Lagrangian(model)
@@ -347,6 +365,21 @@ class _Search:
             return self.best
         return self.best - 1.0 + INTEGRAL_TOL * max(1.0, abs(self.best))
 
+    def _plan(self, keep: np.ndarray) -> tuple[float, np.ndarray] | None:
+        """The exact plan of keep set ``keep``; with a grouped relaxation, only when its
+        bound of that set (the grouped LP with y fixed) leaves room below the incumbent
+        (the model's LP with y fixed costs ~1,000 degenerate iterations)."""
+        if self.tiers is not None and np.isfinite(self.best):
+            fixed = keep.astype(float)
+            must, banned = self.lagr.must.copy(), self.lagr.banned.copy()
+            bounded = self._bound(self.tiers.lp, keep, ~keep, fixed, fixed)
+            self.lagr.must, self.lagr.banned = must, banned
+            if bounded is None:
+                return None  # no plan, or no better one than the incumbent (within the gap)
+        if self.tiers is not None:
+            return self.tiers.plan(self.m, self.arrays, keep)
+        return self.lp.plan(self.arrays, keep)
+
     def closed(self, bound: float) -> bool:
         """Whether a node with this bound holds no plan better than the incumbent by more
         than the requested gap (recorded for the reported bound)."""
@@ -370,27 +403,73 @@ class _Search:
             dive = self._node(node[2], node[3])
         return False
 
+    def _bound(self, lp: _PairLP, must: np.ndarray, banned: np.ndarray, lower: np.ndarray,
+               upper: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray] | None:
+        """(bound, site values g, chosen keep set, y) of a node from ``lp``'s relaxation;
+        None when it has no plan or its bound closes it. The bound is the model's own
+        Lagrangian at the LP's demand duals (a grouped LP's broadcast to its units): valid
+        for any multipliers."""
+        solved = lp.solve(lower, upper)
+        if solved is None:
+            return None  # no plan with these fixings (a grouped LP: nor has the model)
+        u, y, _ = solved
+        if lp is not self.lp and self.tiers is not None:
+            u = u[self.tiers.group]
+        lagr = self.lagr
+        lagr.must, lagr.banned = must.copy(), banned.copy()
+        value, g, chosen, _ = lagr.evaluate(u)  # valid for any u: the node's bound
+        value = self._lift(value)
+        if not np.isfinite(value) or self.closed(value):
+            return None
+        return value, g, chosen, y
+
+    def _floor(self, must: np.ndarray, banned: np.ndarray) -> float | None:
+        """The combinatorial bound of a moved-like node (-inf: none), None when it closes
+        the node; at the root its keep set is the first plan tried."""
+        stays = None if self.tiers is None or self.tiers.stays is None else (
+            self.tiers.stays.bound(must, banned))
+        if stays is None:
+            return -np.inf
+        if self.nodes == 1 and not self.closed(stays[0]):
+            self.consider(self._plan(stays[1]))  # the keep set attaining it
+        return None if self.closed(stays[0]) else stays[0]
+
+    def _tiered_bound(self, must: np.ndarray, banned: np.ndarray, lower: np.ndarray,
+                      upper: np.ndarray, floor: float
+                      ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray] | None:
+        """:meth:`_bound` from the grouped LP, then from the model's own LP when the two
+        could differ at the prune limit (within the grouping's loss: ties of the
+        tie-break); without tiers from the model's own LP."""
+        if self.tiers is None:
+            return self._bound(self.lp, must, banned, lower, upper)
+        bounded = self._bound(self.tiers.lp, must, banned, lower, upper)
+        if bounded is not None and (max(bounded[0], floor) + self.tiers.loss
+                                    >= _prune_limit(self.best, self.mip_gap,
+                                                    self.arrays.offset)):
+            self.exact_nodes += 1
+            bounded = self._bound(self.lp, must, banned, lower, upper)
+        return bounded
+
     def _node(self, must: np.ndarray, banned: np.ndarray) -> _Node | None:
         """Solve one node; push its children, return the one to dive into (None: closed)."""
         self.nodes += 1
         m, lagr = self.m, self.lagr
-        solved = self.lp.solve(np.maximum(m.must, must).astype(float), (~banned).astype(float))
-        if solved is None:
-            return None  # no plan with these fixings
-        u, y, _ = solved
-        lagr.must, lagr.banned = must.copy(), banned.copy()
-        value, g, chosen, _ = lagr.evaluate(u)  # valid for any u: the node's bound
-        # the fixing below adds each site's change to the Lagrangian value itself: a forced
-        # branch's bound is L + delta, which the rounded-up L + delta can exceed by almost 1
-        lagrangian_value = value
-        value = self._lift(value)
-        if not np.isfinite(value) or self.closed(value):
+        lower, upper = np.maximum(m.must, must).astype(float), (~banned).astype(float)
+        floor = self._floor(lower > 0.5, banned)
+        if floor is None:
+            return None  # closed by the combinatorial bound
+        bounded = self._tiered_bound(must, banned, lower, upper, floor)
+        if bounded is None:
+            return None  # no plan with these fixings, or closed
+        lagr_value, g, chosen, y = bounded
+        value = max(lagr_value, floor)  # both valid: the node's bound
+        if self.closed(value):
             return None
         free = ~lagr.must & ~lagr.banned
         fractional = np.nonzero(free & (y > 1e-6) & (y < 1 - 1e-6))[0]
         if self.nodes == 1 or self.nodes % ROUND_EVERY == 0 or fractional.shape[0] == 0:
             rounded = ((y > 0.5 - 1e-9) & free) | lagr.must
-            plan = self.lp.plan(self.arrays, rounded)
+            plan = self._plan(rounded)
             if plan is None and self.integral and fractional.shape[0]:
                 # providers phase 1: the LP spreads the volume over every site (y = D / ΣR);
                 # keep as many as its y add up to, the largest first
@@ -400,11 +479,13 @@ class _Search:
                 rounded[order[:count]] = True
                 plan = self.lp.plan(self.arrays, rounded)
             self.consider(plan)
+            if self.closed(value):
+                return None  # the new incumbent closes this node
             if (fractional.shape[0] == 0 and plan is not None
                     and plan[0] - value <= proven_tight(plan[0] + self.arrays.offset)):
                 return None  # integral: the node's keep set is its best plan
         if np.isfinite(self.best):
-            lagr.fix(lagrangian_value, g, chosen, self._fix_limit())
+            lagr.fix(lagr_value, g, chosen, self._fix_limit())  # its own value only
             free = ~lagr.must & ~lagr.banned
         fractional = np.nonzero(free & (y > 1e-6) & (y < 1 - 1e-6))[0]
         if fractional.shape[0] == 0:
