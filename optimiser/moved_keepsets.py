@@ -170,51 +170,75 @@ class StayBound:
       own site, once: Σ_u (d_u - s_u) >= F(S) = Σ_{j in S} (R_j - own_j)^+.
 
     So a keep set's every plan costs at least -w (D - max(C(S), F(S))), and a node's at
-    least -w (D - M) with M the least max(C, F) over the keep sets of the node: those with
-    its forced keeps and closures, any count (a cap only shrinks the set: still a bound).
-    A site with own_j >= R_j adds nothing to F kept and own_j to C closed, so only the
-    others are choices; M is exact over them by the Pareto frontier of (C, F) (adding a
-    site to C or F keeps the frontier's order, so each step is a merge of two frontiers).
-    No travel limit enters: with one (a patient may not reach every site) the bound is
-    still valid, only weaker. Sums are exact up to float rounding, a relative 1e-9 is
-    taken off."""
+    least -w (D - M) with M the least max(C, F) over the keep sets S of the node that may
+    have a plan: its forced keeps, none of its closures, a count within the cap, and
+    Σ_{j in S} R_j <= D (every kept site's norm is met by distinct patients); the last is
+    relaxed to "the count's smallest norms fit in D" (exact when the norms are equal, as
+    for one treatment nationally), which only lowers M. M is exact by the Pareto
+    frontier of (C, F) per count: each free site is closed (C + own_j) or kept (F +
+    short_j, count + 1), and a point dominated by one of the same count (no more C nor F)
+    cannot give a smaller max(C, F) in any completion. No travel limit enters: with one
+    (a patient may not reach every site) the bound is still valid, only weaker. Sums are
+    exact up to float rounding: a relative 1e-9 is taken off."""
 
     own: np.ndarray  # (k,) patients whose stay option is at bit j
     short: np.ndarray  # (k,) (R_j - own_j)^+
     never: float  # patients without any stay option (they always move: part of C)
     total: float  # D: every unit's patients
     w: float
+    required: np.ndarray  # (k,) R_j
+    lo: int  # the cap on the count kept
+    hi: int
 
     def bound(self, must: np.ndarray, banned: np.ndarray) -> tuple[float, np.ndarray] | None:
         """(bound of the node's every plan, a keep set attaining M), or None when the
-        frontier grows past MAX_FRONTIER."""
-        free = ~must & ~banned
-        c0 = self.never + float(self.own[banned].sum())
-        f0 = float(self.short[must].sum())
-        choices = np.nonzero(free & (self.short > 0))[0]
-        keep = must | (free & (self.short <= 0))
-        c, f = np.array([c0]), np.array([f0])
-        chosen = np.zeros((1, 0), dtype=bool)  # per point: which choices it keeps
-        for j in choices.tolist():
+        frontier grows past MAX_FRONTIER or no count of kept sites is possible."""
+        free = np.nonzero(~must & ~banned)[0]
+        n_must = int(must.sum())
+        # a count c of kept sites needs at least its c smallest norms of patients
+        least = float(self.required[must].sum()) + np.concatenate(
+            [[0.0], np.cumsum(np.sort(self.required[free]))])
+        counts = n_must + np.arange(free.shape[0] + 1)
+        possible = ((counts >= self.lo) & (counts <= self.hi)
+                    & (least <= self.total * (1 + 1e-9) + 1e-9))
+        if not possible.any():
+            return None
+        n = np.array([n_must])
+        c = np.array([self.never + float(self.own[banned].sum())])
+        f = np.array([float(self.short[must].sum())])
+        chosen = np.zeros((1, 0), dtype=bool)  # per point: which free sites it keeps
+        for j in free.tolist():
+            cand_n = np.concatenate([n, n + 1])
             cand_c = np.concatenate([c + self.own[j], c])
             cand_f = np.concatenate([f, f + self.short[j]])
             kept = np.repeat([False, True], c.shape[0])
             history = np.concatenate([chosen, chosen])
-            order = np.lexsort((cand_f, cand_c))
-            best_before = np.concatenate([[np.inf],
-                                          np.minimum.accumulate(cand_f[order])[:-1]])
-            front = order[cand_f[order] < best_before]
-            c, f = cand_c[front], cand_f[front]
+            front = _pareto(cand_n, cand_c, cand_f)
+            n, c, f = cand_n[front], cand_c[front], cand_f[front]
             chosen = np.column_stack([history[front], kept[front]])
             if c.shape[0] > MAX_FRONTIER:
                 return None
-        worst = np.maximum(c, f)
+        worst = np.where(possible[n - n_must], np.maximum(c, f), np.inf)
         at = int(np.argmin(worst))
-        moved = float(worst[at])
-        moved -= 1e-9 * max(1.0, self.total)
-        keep = keep.copy()
-        keep[choices[chosen[at]]] = True
+        if not np.isfinite(worst[at]):
+            return None
+        moved = float(worst[at]) - 1e-9 * max(1.0, self.total)
+        keep = must.copy()
+        keep[free[chosen[at]]] = True
         return -self.w * (self.total - moved), keep
+
+
+def _pareto(count: np.ndarray, c: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Indices of the points not dominated by one of the same count (no larger C and F,
+    one of them smaller; of equal points the first)."""
+    order = np.lexsort((f, c, count))
+    f_sorted, n_sorted = f[order], count[order]
+    keep = np.zeros(order.shape[0], dtype=bool)
+    starts = np.nonzero(np.concatenate([[True], n_sorted[1:] != n_sorted[:-1]]))[0]
+    for lo, hi in zip(starts, np.append(starts[1:], order.shape[0]), strict=True):
+        best_before = np.concatenate([[np.inf], np.minimum.accumulate(f_sorted[lo:hi])[:-1]])
+        keep[lo:hi] = f_sorted[lo:hi] < best_before
+    return order[keep]
 
 
 def stay_bound(model: LagrangianModel, stay: np.ndarray, open_stay: np.ndarray
@@ -244,7 +268,8 @@ def stay_bound(model: LagrangianModel, stay: np.ndarray, open_stay: np.ndarray
     short = np.maximum(model.required - own, 0.0)
     at_open = open_stay >= 0
     never = float(model.demand[~at_bit & ~at_open].sum())
-    return StayBound(own, short, never, float(model.demand.sum()), w)
+    return StayBound(own, short, never, float(model.demand.sum()), w,
+                     model.required.astype(float), model.lo, model.hi)
 
 
 __all__ = ["Grouped", "StayBound", "Tiers", "group_units", "stay_bound"]
