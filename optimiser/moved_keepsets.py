@@ -19,7 +19,7 @@ iterations a node, and the LP bound itself 1.5 % below the optimum on kidney_loc
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,9 +27,6 @@ import scipy.sparse as sp
 from .backends import solve_lp_highs
 from .formulation import MipArrays
 from .lagrangian import LagrangianModel, known_plan
-
-if TYPE_CHECKING:
-    from .norm_keepsets import _PairLP
 
 #: group the units only when that leaves at most this share of them (else no gain)
 GROUP_SHARE = 0.5
@@ -91,7 +88,7 @@ class Tiers:
     cannot decide; the plans of keep sets by :meth:`plan`; a combinatorial bound per node
     (``stays``, None where the model is outside it)."""
 
-    lp: _PairLP
+    lp: Any  # norm_keepsets._PairLP of the grouped model (not imported: no cycle)
     group: np.ndarray
     loss: float
     stay: np.ndarray  # (units, bits) stay column of the model's units, -1 none
