@@ -18,6 +18,7 @@ iterations a node, and the LP bound itself 1.5 % below the optimum on kidney_loc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,6 +33,11 @@ from .lagrangian import LagrangianModel, known_plan
 GROUP_SHARE = 0.5
 #: StayBound gives up (no bound) beyond this many Pareto points
 MAX_FRONTIER = 4096
+#: the grouping is used only when it loses at most this share of a stay's saving per
+#: patient (``moved``: the tie-break, <= 1e-4 patients in all); a model whose flows cost
+#: travel (the planner's zero-moves phase 2) would lose far more, and pay for the grouped
+#: LP besides its own at most nodes
+GROUP_LOSS = 1e-3
 
 
 @dataclass
@@ -147,6 +153,21 @@ class Tiers:
         np.add.at(x, stay[stay >= 0], flow[stay >= 0])
         x[m.y_column[keep]] = 1.0
         return known_plan(m, arrays, x)
+
+
+def moved_tiers(model: LagrangianModel, stay: np.ndarray, open_stay: np.ndarray,
+                grouped_lp: Callable[[LagrangianModel], Any]) -> Tiers | None:
+    """The :class:`Tiers` of a model with stay columns, or None (the plain search) unless
+    stays pay (a :class:`StayBound` exists) and the grouping loses at most GROUP_LOSS of a
+    stay's saving per patient. ``grouped_lp`` builds the LP of the grouped model."""
+    stays = stay_bound(model, stay, open_stay)
+    if stays is None:
+        return None
+    grouped = group_units(model, stay, open_stay)
+    if grouped is None or grouped.loss > GROUP_LOSS * stays.w * stays.total:
+        return None
+    return Tiers(grouped_lp(grouped.model), grouped.group, grouped.loss, stay, open_stay,
+                 stays)
 
 
 @dataclass
@@ -269,4 +290,4 @@ def stay_bound(model: LagrangianModel, stay: np.ndarray, open_stay: np.ndarray
                      model.required.astype(float), model.lo, model.hi)
 
 
-__all__ = ["Grouped", "StayBound", "Tiers", "group_units", "stay_bound"]
+__all__ = ["Grouped", "StayBound", "Tiers", "group_units", "moved_tiers", "stay_bound"]

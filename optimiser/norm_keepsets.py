@@ -60,7 +60,7 @@ from .lagrangian import (
     read_parts,
     relative_gap,
 )
-from .moved_keepsets import Tiers, group_units, stay_bound
+from .moved_keepsets import Tiers, moved_tiers
 from .status import SolveStatus
 
 #: ``BackendResult.message`` and the sub-problem's ``algorithm`` of a result of this module
@@ -289,18 +289,15 @@ def solve_by_norm_branching(arrays: MipArrays, mip_gap: float, time_limit: float
         merged = _merge(model)
     lp = _PairLP(model if merged is None else merged.model, highspy, stay, open_stay,
                  expand=merged)
-    grouped = (None if stay is None or open_stay is None
-               else group_units(model, stay, open_stay))
-    if grouped is None:
+    tiers = None if stay is None or open_stay is None else moved_tiers(
+        model, stay, open_stay, lambda m: _PairLP(m, highspy, near_equal=True))
+    if tiers is None:
         search = _Search(model if merged is None else merged.model, arrays, lp, mip_gap,
                          integral)
     else:
-        # moved: node bounds from the LP of the grouped model (one unit per baseline site
-        # nationally: 70 x 70 pairs instead of 3,375 x 70), plans and the nodes whose
-        # bound the grouping may have lowered from the model's own LP (_Tiers)
-        assert stay is not None and open_stay is not None
-        tiers = Tiers(_PairLP(grouped.model, highspy, near_equal=True), grouped.group,
-                      grouped.loss, stay, open_stay, stay_bound(model, stay, open_stay))
+        # moved: node bounds from the combinatorial bound and the LP of the grouped model
+        # (one unit per baseline site nationally: 70 x 70 pairs instead of 3,375 x 70),
+        # plans routed per group; the model's own LP only where the grouping could decide
         search = _Search(model, arrays, lp, mip_gap, integral, tiers)
     search.consider(known_plan(model, arrays, start))
     deadline = None if time_limit is None else started + time_limit
@@ -405,7 +402,7 @@ class _Search:
 
     def _bound(self, lp: _PairLP, must: np.ndarray, banned: np.ndarray, lower: np.ndarray,
                upper: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray] | None:
-        """(bound, site values g, chosen keep set, y) of a node from ``lp``'s relaxation;
+        """(Lagrangian bound, site values g, chosen keep set, y) of a node from ``lp``'s relaxation;
         None when it has no plan or its bound closes it. The bound is the model's own
         Lagrangian at the LP's demand duals (a grouped LP's broadcast to its units): valid
         for any multipliers."""
@@ -418,9 +415,10 @@ class _Search:
         lagr = self.lagr
         lagr.must, lagr.banned = must.copy(), banned.copy()
         value, g, chosen, _ = lagr.evaluate(u)  # valid for any u: the node's bound
-        value = self._lift(value)
-        if not np.isfinite(value) or self.closed(value):
+        if not np.isfinite(value) or self.closed(self._lift(value)):
             return None
+        # the Lagrangian value itself, not rounded up: the fixing adds each site's change
+        # to it (a forced branch's bound is L + delta, which a rounded-up L + delta exceeds)
         return value, g, chosen, y
 
     def _floor(self, must: np.ndarray, banned: np.ndarray) -> float | None:
@@ -462,7 +460,7 @@ class _Search:
         if bounded is None:
             return None  # no plan with these fixings, or closed
         lagr_value, g, chosen, y = bounded
-        value = max(lagr_value, floor)  # both valid: the node's bound
+        value = max(self._lift(lagr_value), floor)  # both valid: the node's bound
         if self.closed(value):
             return None
         free = ~lagr.must & ~lagr.banned

@@ -19,7 +19,7 @@ import pytest
 from herschik.optimiser.algorithms import BRANCH_AND_BOUND_ONLY
 from herschik.optimiser.formulation import build_arrays
 from herschik.optimiser.instance import Instance, Site, Treatment
-from herschik.optimiser.moved_keepsets import group_units, stay_bound
+from herschik.optimiser.moved_keepsets import group_units, moved_tiers, stay_bound
 from herschik.optimiser.norm_keepsets import (
     NORM_KEEPSETS,
     _PairLP,
@@ -271,6 +271,10 @@ def test_a_stopped_search_never_reports_optimal_and_its_bound_holds() -> None:
         assert stopped.bound is None or stopped.bound <= full.objective + 1e-9
 
 
+def rng_costs(model) -> np.ndarray:
+    return np.random.default_rng(0).uniform(0.0, 60.0, size=model.cost.shape)
+
+
 def test_outside_its_assumptions_there_is_no_stay_bound() -> None:
     """A keep that pays, or a flow that pays (a negative cost on a move), is outside the
     bound's proof: no bound. The grouping is declined when it would not shrink the model."""
@@ -284,6 +288,15 @@ def test_outside_its_assumptions_there_is_no_stay_bound() -> None:
     cost[np.nonzero(stay < 0)[0][0], np.nonzero(stay < 0)[1][0]] = -0.5
     assert stay_bound(replace(model, cost=cost), stay, open_stay) is None
     assert group_units(model, stay, open_stay) is not None
+    tiers = moved_tiers(model, stay, open_stay, lambda m: _PairLP(m, highspy, near_equal=True))
+    assert tiers is not None and tiers.loss <= TIE
+    # flows that cost travel (as in the planner's zero-moves phase 2): the grouping would
+    # lose whole patients' worth, so the plain search runs; so too when stays still pay
+    travel = replace(model, cost=model.cost + rng_costs(model))
+    assert moved_tiers(travel, stay, open_stay, lambda m: None) is None
+    paying = np.where(stay >= 0, -100.0, model.cost + rng_costs(model))
+    assert stay_bound(replace(model, cost=paying), stay, open_stay) is not None
+    assert moved_tiers(replace(model, cost=paying), stay, open_stay, lambda m: None) is None
     # one unit per baseline site: nothing to group
     own_bit = np.argmax(stay >= 0, axis=1)
     first = np.unique(own_bit, return_index=True)[1]
