@@ -448,6 +448,28 @@ class _Search:
             bounded = self._bound(self.lp, must, banned, lower, upper)
         return bounded
 
+    def _rounding_closes(self, y: np.ndarray, free: np.ndarray, fractional: np.ndarray,
+                         value: float) -> bool:
+        """Round the node's LP to a plan (a new incumbent if better); True when that closes
+        the node: the incumbent reaches its bound, or the LP was integral and the plan is
+        its keep set's best."""
+        lagr = self.lagr
+        rounded = ((y > 0.5 - 1e-9) & free) | lagr.must
+        plan = self._plan(rounded)
+        if plan is None and self.integral and fractional.shape[0]:
+            # providers phase 1: the LP spreads the volume over every site (y = D / ΣR);
+            # keep as many as its y add up to, the largest first
+            count = int(np.floor(y[free].sum() + 1e-6))
+            order = np.nonzero(free)[0][np.argsort(-y[free], kind="stable")]
+            rounded = lagr.must.copy()
+            rounded[order[:count]] = True
+            plan = self.lp.plan(self.arrays, rounded)
+        self.consider(plan)
+        if self.closed(value):
+            return True  # the new incumbent closes this node
+        return bool(fractional.shape[0] == 0 and plan is not None
+                    and plan[0] - value <= proven_tight(plan[0] + self.arrays.offset))
+
     def _node(self, must: np.ndarray, banned: np.ndarray) -> _Node | None:
         """Solve one node; push its children, return the one to dive into (None: closed)."""
         self.nodes += 1
@@ -465,23 +487,9 @@ class _Search:
             return None
         free = ~lagr.must & ~lagr.banned
         fractional = np.nonzero(free & (y > 1e-6) & (y < 1 - 1e-6))[0]
-        if self.nodes == 1 or self.nodes % ROUND_EVERY == 0 or fractional.shape[0] == 0:
-            rounded = ((y > 0.5 - 1e-9) & free) | lagr.must
-            plan = self._plan(rounded)
-            if plan is None and self.integral and fractional.shape[0]:
-                # providers phase 1: the LP spreads the volume over every site (y = D / ΣR);
-                # keep as many as its y add up to, the largest first
-                count = int(np.floor(y[free].sum() + 1e-6))
-                order = np.nonzero(free)[0][np.argsort(-y[free], kind="stable")]
-                rounded = lagr.must.copy()
-                rounded[order[:count]] = True
-                plan = self.lp.plan(self.arrays, rounded)
-            self.consider(plan)
-            if self.closed(value):
-                return None  # the new incumbent closes this node
-            if (fractional.shape[0] == 0 and plan is not None
-                    and plan[0] - value <= proven_tight(plan[0] + self.arrays.offset)):
-                return None  # integral: the node's keep set is its best plan
+        if ((self.nodes == 1 or self.nodes % ROUND_EVERY == 0 or fractional.shape[0] == 0)
+                and self._rounding_closes(y, free, fractional, value)):
+            return None
         if np.isfinite(self.best):
             lagr.fix(lagr_value, g, chosen, self._fix_limit())  # its own value only
             free = ~lagr.must & ~lagr.banned
