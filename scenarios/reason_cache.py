@@ -7,8 +7,9 @@ and its lost roles (optimiser/reasons.py); :func:`herschik.optimiser.reasons.sto
 hashes the instance's content, so any caller (the CLI, the library's ``herschik.solve``) hits
 the same entry for the same model, and a changed dataset or scenario never does. The entry key
 adds the source code that works the reasons out (:data:`REASON_CODE` and every herschik module
-it imports: the whole optimiser, :func:`herschik.derived_cache.modules_digest`) and the
-versions of the solvers that answered.
+it imports: the whole optimiser, :func:`herschik.derived_cache.modules_digest`), the versions
+of the solvers that answered, and the language of the run (a role no plan keeps carries its
+diagnosis, a sentence in that language).
 """
 
 from __future__ import annotations
