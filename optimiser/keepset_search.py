@@ -186,22 +186,22 @@ def _options(arrays: MipArrays, sets: TreatmentKeepSets, c: np.ndarray | None = 
 def transport_lp(cost: np.ndarray, matrix: sp.csc_matrix, lower: np.ndarray,
                  upper: np.ndarray, n_units: int
                  ) -> tuple[float, np.ndarray, np.ndarray] | None:
-    """A keep set's transportation LP (rows 0..n_units-1: each unit's demand row, an equality
-    with coefficient 1 in each of its option columns; then the site rows and any side row) by
-    HiGHS' simplex without presolve, as :func:`~optimiser.backends.solve_lp_highs` answers it.
+    """A keep set's transportation LP (rows 0..n_units-1: each unit's demand row, an equality with
+    coefficient 1 in each of its option columns; then the site rows and any side row) by HiGHS'
+    simplex without presolve, as :func:`~optimiser.backends.solve_lp_highs` answers it.
 
-    Without HiGHS when every unit has a single option (under the planner's pinned phase 2,
-    44 % of the LPs on noordoost / zuidwest): the plan is then the only feasible point, and
-    when every other row is strictly inside its bounds at it, the only optimal duals are the
-    unit's costs on its row and 0 elsewhere (complementary slackness), which is what HiGHS
-    returns; the value is the correctly rounded sum of cost x flow and the flows are exact
-    (HiGHS' own answer can differ from both in the last bits: in 83 of 3,000 random such
-    LPs its value, in 50 its flows by ~1e-15; its duals never differed). Likewise when every unit with several options has patients and one option
-    strictly cheaper than its others (:func:`_cheapest_plan`; 29 of the 92 other LPs on
-    noordoost / zuidwest under margins and travel limits): sending each unit there is then
-    the only optimum when every other row is strictly inside its bounds at it, and it is not
-    degenerate (every unit's flow positive, every other row's slack positive), so its duals
-    are unique: the unit's cheapest cost, 0 elsewhere. Anything else (a tight or violated
+    Without HiGHS when every unit has a single option (under the planner's pinned phase 2, 44 %
+    of the LPs on noordoost / zuidwest): the plan is then the only feasible point, and when
+    every other row is strictly inside its bounds at it, the only optimal duals are the unit's
+    costs on its row and 0 elsewhere (complementary slackness), which is what HiGHS returns; the
+    value is the correctly rounded sum of cost x flow and the flows are exact (HiGHS' own answer
+    can differ from both in the last bits: in 83 of 3,000 random such LPs its value, in 50 its
+    flows by ~1e-15; its duals never differed). Likewise when every unit with several options
+    has patients and one option strictly cheaper than its others (:func:`_cheapest_plan`; 29 of
+    the 92 other LPs on noordoost / zuidwest under margins and travel limits): sending each unit
+    there is then the only optimum when every other row is strictly inside its bounds at it, and
+    it is not degenerate (every unit's flow positive, every other row's slack positive), so its
+    duals are unique: the unit's cheapest cost, 0 elsewhere. Anything else (a tight or violated
     row, a tie, a unit with no option) goes to HiGHS."""
     csc = sp.csc_matrix(matrix)
     unit_rows = csc[:n_units]
