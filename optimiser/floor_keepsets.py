@@ -46,7 +46,14 @@ import scipy.sparse as sp
 from .backends import BackendResult, new_highs
 from .feasibility import MAX_KEEP_DECISIONS
 from .formulation import MipArrays
-from .lagrangian import LagrangianModel, known_plan, proven_tight, read_model, relative_gap
+from .lagrangian import (
+    LagrangianModel,
+    known_plan,
+    nearest_pairs,
+    proven_tight,
+    read_model,
+    relative_gap,
+)
 from .status import SolveStatus
 
 #: ``BackendResult.message`` and the sub-problem's ``algorithm`` of a result of this module
@@ -367,13 +374,10 @@ class _TransportLP:
         self.active = np.zeros((n, k), dtype=bool)
         self.area = np.zeros(0, dtype=np.int64)
         self.site = np.zeros(0, dtype=np.int64)
-        nearest = np.argsort(np.where(self.finite, model.cost, np.inf), axis=1,
-                             kind="stable")[:, :FIRST_PAIRS]
-        first = np.zeros((n, k), dtype=bool)
-        first[np.arange(n)[:, None], nearest] = True
+        first = nearest_pairs(model.cost, self.finite, FIRST_PAIRS)
         if seed is not None:
-            first |= seed
-        self._add(first & self.finite)
+            first |= seed & self.finite
+        self._add(first)
 
     def _add(self, mask: np.ndarray) -> int:
         area, site = np.nonzero(mask & ~self.active)

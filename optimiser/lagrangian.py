@@ -395,3 +395,12 @@ def proven_tight(value: float) -> float:
 
 def relative_gap(objective: float, bound: float) -> float:
     return max(objective - bound, 0.0) / max(abs(objective), GAP_DENOMINATOR_MIN)
+
+
+def nearest_pairs(cost: np.ndarray, finite: np.ndarray, count: int) -> np.ndarray:
+    """(areas, sites) mask of each area's ``count`` cheapest allowed pairs (ties by site order):
+    the first columns of a pair LP that prices in the rest (norm_ and floor_keepsets.py)."""
+    nearest = np.argsort(np.where(finite, cost, np.inf), axis=1, kind="stable")[:, :count]
+    first = np.zeros(cost.shape, dtype=bool)
+    first[np.arange(cost.shape[0])[:, None], nearest] = True
+    return first & finite

@@ -55,6 +55,7 @@ from .lagrangian import (
     Lagrangian,
     LagrangianModel,
     known_plan,
+    nearest_pairs,
     proven_tight,
     read_model,
     read_parts,
@@ -165,11 +166,7 @@ class _PairLP:
         self.active = np.zeros((n, k), dtype=bool)
         self.pair_area = np.zeros(0, dtype=np.int64)
         self.pair_site = np.zeros(0, dtype=np.int64)
-        nearest = np.argsort(np.where(self.finite, model.cost, np.inf), axis=1,
-                             kind="stable")[:, :FIRST_PAIRS]
-        first = np.zeros((n, k), dtype=bool)
-        first[np.arange(n)[:, None], nearest] = True
-        self._add(first & self.finite)
+        self._add(nearest_pairs(model.cost, self.finite, FIRST_PAIRS))
 
     def _add(self, mask: np.ndarray) -> int:
         """Add the pair columns of ``mask`` not yet in the LP, each with its link row."""
