@@ -103,6 +103,19 @@ def test_imports_are_followed_in_every_form() -> None:
     assert {name for name, used in top.items() if used} == {"pkg.b", "pkg.c", "pkg.sub.g"}
 
 
+
+def test_an_import_with_a_trailing_comment_is_followed() -> None:
+    """``import pkg.b  # noqa: F401`` (as geo/maps.py imports map_drawing before its fork)
+    imports pkg.b: the comment was read as part of the name, so pkg.b left the closure (and
+    a change to it kept every entry keyed by it: a stale map, chart or GeoPackage)."""
+    known = {name: Path(f"{name}.py") for name in ("pkg.a", "pkg.b", "pkg.c")}
+    known["pkg"] = Path("pkg/__init__.py")
+    source = ("import pkg.b  # noqa: F401\n"
+              "def lazy():\n    import pkg.c as c  # only here\n")
+    found = derived_cache._imported_modules("pkg.a", source, known)
+    assert {name for name, used in found.items() if used} == {"pkg.b", "pkg.c"}
+
+
 def _write_maps(folder: Path, result, dataset, areas) -> dict[str, Path]:
     from herschik.geo.maps import write_maps
 
