@@ -147,7 +147,7 @@ def _imported_modules(module: str, source: str, known: dict[str, Path],
         if top_level_only and match.group(0)[:1] in (" ", "\t"):
             continue
         if match["modules"] is not None:
-            # a trailing comment is not part of the last name (``import x  # noqa``)
+            # a trailing comment is not part of the last name (``import x  # why``)
             for name in match["modules"].split("#", 1)[0].split(","):
                 add(name.split(" as ")[0].strip(), True)
             continue
