@@ -461,15 +461,17 @@ class _Search:
             rounded = lagr.must.copy()
             rounded[order[:count]] = True
             plan = self.lp.plan(self.arrays, rounded)
+        self.consider(plan)
+        if self.closed(value):
+            return True  # the new incumbent closes this node
         if self.tiers is not None and fractional.shape[0] == 0 and (
                 plan is None or plan[0] - value > proven_tight(plan[0] + self.arrays.offset)):
             # a routed plan is only within the grouping's loss of its set's best: an integral
             # node (a leaf is then dropped) needs the set's exact plan, the model's LP
-            self.consider(plan)
             plan = self.lp.plan(self.arrays, rounded)
-        self.consider(plan)
-        if self.closed(value):
-            return True  # the new incumbent closes this node
+            self.consider(plan)
+            if self.closed(value):
+                return True
         return bool(fractional.shape[0] == 0 and plan is not None
                     and plan[0] - value <= proven_tight(plan[0] + self.arrays.offset))
 
