@@ -464,8 +464,8 @@ class _Search:
         self.consider(plan)
         if self.closed(value):
             return True  # the new incumbent closes this node
-        if self.tiers is not None and fractional.shape[0] == 0 and (
-                plan is None or plan[0] - value > proven_tight(plan[0] + self.arrays.offset)):
+        if (self.tiers is not None and fractional.shape[0] == 0 and plan is not None
+                and plan[0] - value > proven_tight(plan[0] + self.arrays.offset)):
             # a routed plan is only within the grouping's loss of its set's best: an integral
             # node (a leaf is then dropped) needs the set's exact plan, the model's LP
             plan = self.lp.plan(self.arrays, rounded)
