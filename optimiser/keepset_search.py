@@ -253,6 +253,11 @@ def _cheapest_plan(cost: np.ndarray, row: np.ndarray, col: np.ndarray, demand: n
     return flows, chosen
 
 
+def _same_float(a: float, b: float) -> bool:
+    """a and b are the same float bit for bit (0.0 and -0.0 differ; NaN is never the same)."""
+    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+
+
 def _members(mask: int, k: int) -> np.ndarray:
     return np.nonzero((mask >> np.arange(k)) & 1)[0]
 
@@ -335,7 +340,15 @@ class _Prices:
         return max(0.0, float(gain[order[at]]))
 
     def ascend(self, mask: int, prices: np.ndarray) -> np.ndarray:
-        """Coordinate ascent of L_v(mask) over the prices of its sites (each step exact)."""
+        """Coordinate ascent of L_v(mask) over the prices of its sites (each step exact):
+        ``ASCENT_ROUNDS`` rounds over the members, ending early at a fixed point.
+
+        A step's new price depends only on the prices (through the reduced costs; the guess
+        is the member's own price), and it writes back only that member's column. So once
+        one step per member in a row left its price bit for bit as it was, the state is what
+        it was a whole round before, and every further step would repeat that round: the
+        prices returned are the same floats as after all the rounds. (Noordoost / zuidwest:
+        a third to a half of the price steps under margin 0.1, ~10 % under margin 0.2.)"""
         prices = prices.copy()
         members = _members(mask, self.k)
         if members.shape[0] == 0:
@@ -349,16 +362,24 @@ class _Prices:
         may_be_nan = ~np.isfinite(cost).all(axis=0)
         required = self.sets.required
         open_cost = self.opt.open_cost
+        m = members.shape[0]
+        unchanged = 0  # consecutive steps that left their member's price as it was
         with np.errstate(invalid="ignore"):
-            for _ in range(ASCENT_ROUNDS):
-                for p, j in enumerate(members):
-                    column = cost[:, p]
-                    reduced[:, p] = np.inf
-                    np.subtract(column, np.minimum(reduced.min(axis=1), open_cost), out=gain)
-                    if may_be_nan[p]:
-                        gain[np.isnan(gain)] = np.inf
-                    prices[j] = self._price_to_fill(gain, float(required[j]), float(prices[j]))
-                    np.subtract(column, prices[j], out=reduced[:, p])
+            for step in range(ASCENT_ROUNDS * m):
+                if unchanged >= m:
+                    break  # a fixed point: the remaining steps would change nothing
+                p = step % m
+                j = members[p]
+                column = cost[:, p]
+                reduced[:, p] = np.inf
+                np.subtract(column, np.minimum(reduced.min(axis=1), open_cost), out=gain)
+                if may_be_nan[p]:
+                    gain[np.isnan(gain)] = np.inf
+                before = float(prices[j])
+                price = self._price_to_fill(gain, float(required[j]), before)
+                unchanged = unchanged + 1 if _same_float(price, before) else 0
+                prices[j] = price
+                np.subtract(column, prices[j], out=reduced[:, p])
         return prices
 
     def extend(self, mask: int, prices: np.ndarray) -> np.ndarray:

@@ -357,6 +357,82 @@ def test_the_lagrangian_is_the_plain_codes_floats(seed):
         assert np.array_equal(np.signbit(fast), np.signbit(plain))
 
 
+# --- the coordinate ascent's early end at a fixed point (branch regional, late) ---------------
+def _plain_ascend(view: _Prices, members: np.ndarray, prices: np.ndarray) -> np.ndarray:
+    """Every round to the end (the code before the early end)."""
+    from herschik.optimiser.keepset_search import ASCENT_ROUNDS
+
+    prices = prices.copy()
+    if members.shape[0] == 0:
+        return prices
+    cost = view.cost_f[:, members]
+    reduced = cost - prices[members][None, :]
+    gain = np.empty(cost.shape[0])
+    may_be_nan = ~np.isfinite(cost).all(axis=0)
+    with np.errstate(invalid="ignore"):
+        for _ in range(ASCENT_ROUNDS):
+            for p, j in enumerate(members):
+                column = cost[:, p]
+                reduced[:, p] = np.inf
+                np.subtract(column, np.minimum(reduced.min(axis=1), view.opt.open_cost),
+                            out=gain)
+                if may_be_nan[p]:
+                    gain[np.isnan(gain)] = np.inf
+                prices[j] = view._price_to_fill(gain, float(view.sets.required[j]),
+                                                float(prices[j]))
+                np.subtract(column, prices[j], out=reduced[:, p])
+    return prices
+
+
+def _random_view(rng: np.random.Generator, n_units: int, k: int) -> _Prices:
+    cost = np.round(rng.uniform(-50, 90, size=(n_units, k)), int(rng.integers(0, 2)))
+    cost[rng.random((n_units, k)) < rng.uniform(0, 0.6)] = np.inf
+    cost[rng.random((n_units, k)) < 0.05] = -0.0
+    open_cost = np.where(rng.random(n_units) < 0.3, rng.uniform(0, 90, n_units), np.inf)
+    demand = rng.choice([0.0, 0.5, 1.0, 3.0, 12.25, 1e-9, 1e6], size=n_units)
+    options = _Options(demand, cost, np.zeros((n_units, k), np.int64),
+                       np.full((n_units, k), -1, np.int64), open_cost,
+                       np.full(n_units, -1, np.int64), np.full(n_units, -1, np.int64))
+    required = rng.choice([0.0, 5.0, 20.0, 1e-12, 1e7, float(demand.sum())], size=k)
+    return _Prices(_Sets(required, k), options, np.zeros(1 << k))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_the_ascent_ending_at_a_fixed_point_gives_every_rounds_prices(seed):
+    """The same floats (sign of zero included) as all ASCENT_ROUNDS rounds, from zero, random,
+    -0.0 and already converged prices, on tables with ties, infinities, -0.0 costs, zero and
+    huge demands and requirements above the total."""
+    rng = np.random.default_rng(seed)
+    n_units, k = int(rng.integers(1, 200)), int(rng.integers(1, 12))
+    view = _random_view(rng, n_units, k)
+    mask = int(rng.integers(0, 1 << k))
+    members = np.nonzero((mask >> np.arange(k)) & 1)[0]
+    starts = [np.zeros(k), np.full(k, -0.0), rng.uniform(0, 60, k), np.round(rng.uniform(0, 60, k))]
+    starts.append(_plain_ascend(view, members, starts[2]))  # a fixed point, or near one
+    for start in starts:
+        fast, plain = view.ascend(mask, start), _plain_ascend(view, members, start)
+        assert np.array_equal(fast, plain, equal_nan=True)
+        assert np.array_equal(np.signbit(fast), np.signbit(plain))
+
+
+def test_the_ascent_stops_after_one_quiet_round_at_a_fixed_point():
+    """From prices the ascent cannot move, one step per member, not every round: the early
+    end is taken (and the answer is the same)."""
+    rng = np.random.default_rng(7)
+    view = _random_view(rng, 120, 6)
+    mask = (1 << 6) - 1
+    members = np.arange(6)
+    fixed = _plain_ascend(view, members, np.zeros(6))
+    for _ in range(5):  # iterate to a fixed point of whole rounds
+        fixed = _plain_ascend(view, members, fixed)
+    assert np.array_equal(_plain_ascend(view, members, fixed), fixed)
+    calls = []
+    step = view._price_to_fill
+    view._price_to_fill = lambda *a: calls.append(1) or step(*a)  # type: ignore[method-assign]
+    assert np.array_equal(view.ascend(mask, fixed), fixed)
+    assert len(calls) == 6
+
+
 # --- each area's nearest flow column ----------------------------------------------------------
 def _plain_nearest(area: np.ndarray, treat: np.ndarray, minutes: np.ndarray) -> np.ndarray:
     order = np.lexsort((np.arange(area.shape[0]), minutes, area, treat))
