@@ -347,8 +347,8 @@ class _Prices:
         is the member's own price), and it writes back only that member's column. So once
         one step per member in a row left its price bit for bit as it was, the state is what
         it was a whole round before, and every further step would repeat that round: the
-        prices returned are the same floats as after all the rounds. (Noordoost / zuidwest:
-        a third to a half of the price steps under margin 0.1, ~10 % under margin 0.2.)"""
+        prices returned are the same floats as after all the rounds. (Price steps saved:
+        noordoost margin 0.1 half, margin 0.2 ~8 %; zuidwest margin 0.2 a third.)"""
         prices = prices.copy()
         members = _members(mask, self.k)
         if members.shape[0] == 0:
@@ -377,7 +377,11 @@ class _Prices:
                     gain[np.isnan(gain)] = np.inf
                 before = float(prices[j])
                 price = self._price_to_fill(gain, float(required[j]), before)
-                unchanged = unchanged + 1 if _same_float(price, before) else 0
+                # the same float bit for bit: a zero also keeps its sign (NaN never equal)
+                if price == before and (price != 0.0 or _same_float(price, before)):
+                    unchanged += 1
+                else:
+                    unchanged = 0
                 prices[j] = price
                 np.subtract(column, prices[j], out=reduced[:, p])
         return prices
