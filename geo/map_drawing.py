@@ -10,10 +10,11 @@ once per set of maps.
 
 The caption under the title (the scenario: margin, travel limits, norm, providers) is drawn
 last, over the finished rest of the map, which is nowhere under it: :func:`map_body_rgba` draws
-everything else as Agg pixels, and :func:`map_png_with_caption` writes the caption on a copy of
-them and encodes the PNG as ``savefig`` does, byte for byte
-(tests/herschik/test_derived_cache.py). So the cache can keep a map's drawing apart from its
-caption, and a new scenario that changes only the caption does not draw the map again.
+everything else as Agg pixels, and :func:`map_png_with_caption` writes the caption over them:
+the pixels of ``savefig``'s PNG, exactly (tests/herschik/test_derived_cache.py). The PNG is
+encoded in blocks of rows (geo/png_rows.py), so the cache keeps a map's drawing apart from its
+caption, compressed, and a new scenario that changes only the caption neither draws the map
+again nor compresses more than the caption's rows.
 """
 
 from __future__ import annotations
@@ -25,8 +26,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from herschik.geo.png_rows import (
+    ROWS_PER_BLOCK,
+    RowBlocks,
+    decode_rows,
+    encode_rows,
+    png_bytes,
+    reencode_rows,
+    replace_rows,
+)
 from matplotlib import colormaps, patheffects
-from matplotlib import image as mpl_image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.collections import PathCollection
@@ -88,21 +97,41 @@ def map_body_rgba(
     return np.array(canvas.buffer_rgba(), dtype=np.uint8)
 
 
-def map_png_with_caption(body: np.ndarray, subtitle: str, *, dpi: int) -> bytes:
-    """The PNG of :func:`map_png` from the pixels of :func:`map_body_rgba`: the caption drawn
-    over them (as the figure draws it, after the axes and before the legend, which lies
-    elsewhere) and encoded as ``savefig`` encodes the canvas."""
+def map_png_with_caption(body: RowBlocks, subtitle: str, *, dpi: int) -> bytes:
+    """The PNG of the pixels of :func:`map_png` from those of :func:`map_body_rgba` (encoded
+    by geo/png_rows.py): the caption drawn over them (as the figure draws it, after the axes
+    and before the legend, which lies elsewhere), and only the blocks of rows under it
+    decoded and compressed again.
+
+    The caption's rows are taken from its extent with a block to spare; that nothing was
+    drawn outside them is checked (the rest of the canvas is left empty and must stay so),
+    else the whole drawing is decoded and the caption drawn again over all of it."""
     fig = Figure(figsize=FIGSIZE, dpi=dpi)
     renderer = FigureCanvasAgg(fig).get_renderer()
     pixels = np.asarray(renderer.buffer_rgba())
-    if pixels.shape != body.shape:
-        raise ValueError(f"map pixels of shape {body.shape}, not {pixels.shape}")
-    pixels[...] = body
-    _caption(fig, subtitle).draw(renderer)
-    buffer = io.BytesIO()
-    mpl_image.imsave(buffer, renderer.buffer_rgba(), format="png", origin="upper",
-                     dpi=fig.dpi, metadata={"Software": None})
-    return buffer.getvalue()
+    if pixels.shape[:2] != (body.height, body.width):
+        raise ValueError(f"map pixels of shape {(body.height, body.width)}, "
+                         f"not {pixels.shape[:2]}")
+    caption = _caption(fig, subtitle)
+    extent = caption.get_window_extent(renderer)  # pixels, from the bottom
+    blocks = len(body.pieces)
+    first = max(0, math.floor(body.height - extent.y1) // ROWS_PER_BLOCK - 1)
+    last = min(blocks - 1, math.ceil(body.height - extent.y0) // ROWS_PER_BLOCK + 1)
+    top, bottom = first * ROWS_PER_BLOCK, min(body.height, (last + 1) * ROWS_PER_BLOCK)
+    pixels[...] = 0
+    pixels[top:bottom] = decode_rows(body, first, last)
+    caption.draw(renderer)
+    if pixels[:top].any() or pixels[bottom:].any():  # drawn outside the rows taken
+        old = decode_rows(body)
+        pixels[...] = old
+        caption.draw(renderer)
+        return png_bytes(reencode_rows(body, old, pixels), dpi)
+    new = replace_rows(body, first, pixels[top:bottom])
+    if new is None:  # the caption made opaque rows transparent: encode the whole image
+        whole = decode_rows(body)
+        whole[top:bottom] = pixels[top:bottom]
+        return png_bytes(encode_rows(whole), dpi)
+    return png_bytes(new, dpi)
 
 
 def _caption(fig: Figure, subtitle: str) -> Text:

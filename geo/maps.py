@@ -11,9 +11,11 @@ over all treatments. Polygons are simplified to the drawing resolution once per 
 Each map's PNG bytes are kept in the derived-data cache (:mod:`herschik.derived_cache`) under a
 key made of everything drawn, so a map whose content did not change is copied, not drawn:
 matplotlib (:mod:`herschik.geo.map_drawing`) is loaded only when a map must be drawn. The
-drawing without its caption is kept too (its pixels, under a key without the caption): a new
-scenario whose maps differ only in the caption (every map names the margin and travel limits)
-writes the new caption over the kept drawing instead of drawing the map again. The code part
+drawing without its caption is kept too (its pixels, compressed in blocks of rows by
+:mod:`herschik.geo.png_rows`, under a key without the caption): a new scenario whose maps differ
+only in the caption (every map names the margin and travel limits) writes the new caption over
+the kept drawing and compresses the caption's rows only, instead of drawing and encoding the
+map again. The code part
 of the keys is the source of :data:`MAP_CODE` and of what it imports from herschik
 (:func:`herschik.derived_cache.modules_digest`): a change elsewhere in herschik, which can only
 change a map through what is drawn (in the key), keeps the maps.
@@ -40,6 +42,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from herschik.geo import png_rows
 from herschik.geo.export import area_summary, normalise_assignments, normalise_site_volumes
 
 from herschik.atomic import write_bytes
@@ -104,9 +107,10 @@ class AreaGeometry:
 
 
 def drawing_versions() -> tuple[str, ...]:
-    """The matplotlib and Pillow versions and the user's matplotlibrc, if any (they decide a
-    chart's pixels and PNG bytes)."""
-    return (*library_versions(*_DRAWING_LIBRARIES), _matplotlibrc_digest())
+    """The matplotlib and Pillow versions, the user's matplotlibrc, if any, and zlib's version
+    (they decide a chart's pixels and PNG bytes)."""
+    return (*library_versions(*_DRAWING_LIBRARIES), _matplotlibrc_digest(),
+            "zlib " + zlib.ZLIB_RUNTIME_VERSION)
 
 
 def _matplotlibrc_digest() -> str:
@@ -170,8 +174,8 @@ def _render(job: _MapJob) -> Path:
     """Write one map as PNG.
 
     The PNG's bytes are kept in the derived-data cache under a key made of everything drawn
-    (polygons, colour values, sites, titles, resolution) and the matplotlib and Pillow versions
-    that draw and encode it: a map whose content did not change is not drawn again. The
+    (polygons, colour values, sites, titles, resolution) and the matplotlib, Pillow and zlib
+    versions that draw and encode it: a map whose content did not change is not drawn again. The
     drawing without the caption (``subtitle``) is kept under a key without it, so a map whose
     caption alone changed gets the caption written over the kept drawing.
     """
@@ -180,12 +184,18 @@ def _render(job: _MapJob) -> Path:
     # matplotlib is loaded only for a map that must be drawn (a cache miss)
     from herschik.geo.map_drawing import map_body_rgba, map_png_with_caption
 
-    body = _unpack_pixels(read_entry(job.body_key))
+    body = png_rows.unpack(read_entry(job.body_key))
+    if body is not None:
+        try:
+            png = map_png_with_caption(body, job.subtitle, dpi=job.dpi)
+        except ValueError:  # a damaged entry: drawn again
+            body = None
     if body is None:
-        body = map_body_rgba(job.geometry, job.values, job.sites, job.title, dpi=job.dpi,
-                             labels=job.labels, overview=job.overview)
-        write_entry(job.body_key, _pack_pixels(body))
-    png = map_png_with_caption(body, job.subtitle, dpi=job.dpi)
+        body = png_rows.encode_rows(map_body_rgba(
+            job.geometry, job.values, job.sites, job.title, dpi=job.dpi, labels=job.labels,
+            overview=job.overview))
+        write_entry(job.body_key, png_rows.pack(body))
+        png = map_png_with_caption(body, job.subtitle, dpi=job.dpi)
     write_entry(job.key, png)
     write_bytes(job.path, png)
     return job.path
@@ -271,27 +281,6 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, 0)
-
-
-def _pack_pixels(pixels: np.ndarray) -> bytes:
-    """An RGBA image as ``height width channels`` and its zlib-compressed bytes."""
-    head = " ".join(str(n) for n in pixels.shape).encode() + b"\n"
-    return head + zlib.compress(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes(), 1)
-
-
-def _unpack_pixels(payload: bytes | None) -> np.ndarray | None:
-    """The image of :func:`_pack_pixels`, or None for anything else (then it is drawn)."""
-    if payload is None:
-        return None
-    try:
-        head, packed = payload.split(b"\n", 1)
-        shape = tuple(int(n) for n in head.split())
-        data = zlib.decompress(packed)
-    except (ValueError, zlib.error):
-        return None
-    if len(shape) != 3 or shape[2] != 4 or len(data) != shape[0] * shape[1] * shape[2]:
-        return None
-    return np.frombuffer(data, dtype=np.uint8).reshape(shape).copy()
 
 
 def _map_key(paths: AreaGeometry, values: np.ndarray, sites: pd.DataFrame, title: str,
