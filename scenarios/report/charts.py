@@ -5,13 +5,20 @@ simulate``)."""
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib import image as mpl_image
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import special
 
 from herschik.i18n import _
+
+#: inches of spare canvas left of a chart's names (cropped away): a name longer than its old
+#: place no longer makes savefig lay the chart out twice (see _tight_png)
+_ROOM = 3.0
 
 
 def histogram_png(edges: np.ndarray, counts: np.ndarray, step: float, dpi: int) -> bytes:
@@ -43,8 +50,12 @@ def fan_chart_png(labels: Sequence[str], bands: Mapping[str, Sequence[float]],
     """Yearly volume bands per hospital (5-95 % and 25-75 %, the median as a dot) with each
     hospital's norm as a red tick; hospitals in the given order. PNG bytes, no metadata."""
     n = len(labels)
-    fig = Figure(figsize=(max(5.0, 0.6 * n + 2.0), 3.8), dpi=dpi)
-    ax = fig.add_axes((0.1, 0.32, 0.86, 0.5))
+    width = max(5.0, 0.6 * n + 2.0)
+    # the axes where they were (0.1, 0.32, 0.86, 0.5 of the width and height) with room for
+    # the rotated names on the left; the picture is cropped to what is drawn (_tight_png)
+    fig = Figure(figsize=(width + _ROOM, 3.8), dpi=dpi)
+    ax = fig.add_axes(((_ROOM + 0.1 * width) / (width + _ROOM), 0.32,
+                       0.86 * width / (width + _ROOM), 0.5))
     x = np.arange(n)
     for low, high, colour in FAN_BANDS:
         lo, hi = np.asarray(bands[low], float), np.asarray(bands[high], float)
@@ -63,11 +74,10 @@ def fan_chart_png(labels: Sequence[str], bands: Mapping[str, Sequence[float]],
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(axis="y", color="#e5e5e5")
     ax.set_axisbelow(True)
-    fig.suptitle(title, fontsize=10, x=0.1, ha="left", y=0.98)
+    fig.suptitle(title, fontsize=10, x=(_ROOM + 0.1 * width) / (width + _ROOM), ha="left",
+                 y=0.98)
     ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.02), frameon=False, ncol=4)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, bbox_inches="tight")
-    return buf.getvalue()
+    return _tight_png(fig, dpi)
 
 
 def exact_bands(volumes: Sequence[float]) -> dict[str, np.ndarray]:
@@ -95,9 +105,12 @@ def odds_png(labels: Sequence[str], odds: Sequence[float], period_years: int,
     """Horizontal bars: each kept hospital x treatment's odds of meeting its norm (``labels``
     and ``odds`` lowest first), with the 50 / 80 / 90 % lines."""
     n = len(labels)
-    fig = Figure(figsize=(7.0, max(2.0, 0.22 * n + 1.0)), dpi=dpi)
-    ax = fig.add_axes((0.42, 0.9 / max(2.0, 0.22 * n + 1.0), 0.54,
-                       1 - 1.3 / max(2.0, 0.22 * n + 1.0)))
+    height = max(2.0, 0.22 * n + 1.0)
+    # the axes 3.78 in wide, 2.94 in from the left (0.42 and 0.54 of 7 in) with room for
+    # longer names; the picture is cropped to what is drawn (_tight_png)
+    fig = Figure(figsize=(7.0 + _ROOM, height), dpi=dpi)
+    ax = fig.add_axes(((2.94 + _ROOM) / (7.0 + _ROOM), 0.9 / height, 3.78 / (7.0 + _ROOM),
+                       1 - 1.3 / height))
     values = np.asarray(odds, float)
     colours = ["#cb181d" if p < 0.5 else "#fd8d3c" if p < 0.8 else "#41ab5d" for p in values]
     y = np.arange(n)
@@ -110,6 +123,31 @@ def odds_png(labels: Sequence[str], odds: Sequence[float], period_years: int,
     ax.set_xlabel(_("probability of meeting the norm over {years} years", years=period_years)
                   if period_years > 1 else _("probability of meeting the norm in one year"))
     ax.spines[["top", "right"]].set_visible(False)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, bbox_inches="tight")
-    return buf.getvalue()
+    return _tight_png(fig, dpi)
+
+
+def _tight_png(fig: Figure, dpi: float, pad_inches: float = 0.1) -> bytes:
+    """The figure drawn once and cropped to what is drawn plus ``pad_inches``, as PNG bytes.
+
+    ``savefig(bbox_inches="tight")`` lays the figure out twice (once to find the box, once to
+    draw it shifted by the box's fractional offset); here the drawn canvas is cropped at whole
+    pixels around the same box. When something lies outside the canvas (a name longer than
+    the room left for it), the figure is saved as ``bbox_inches="tight"`` does, which widens
+    it."""
+    if fig.dpi != dpi:
+        raise ValueError(f"figure at {fig.dpi} dpi, not {dpi}")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    box = fig.get_tightbbox(renderer).padded(pad_inches)  # inches, from the bottom left
+    width, height = fig.bbox.width, fig.bbox.height  # pixels
+    left, right = math.floor(box.x0 * dpi), math.ceil(box.x1 * dpi)
+    top, bottom = math.floor(height - box.y1 * dpi), math.ceil(height - box.y0 * dpi)
+    buffer = io.BytesIO()
+    if left < 0 or top < 0 or right > width or bottom > height:
+        fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None},
+                    bbox_inches="tight", pad_inches=pad_inches)
+        return buffer.getvalue()
+    pixels = np.asarray(renderer.buffer_rgba())[top:bottom, left:right]
+    mpl_image.imsave(buffer, pixels, format="png", dpi=dpi, metadata={"Software": None})
+    return buffer.getvalue()
