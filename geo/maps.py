@@ -34,7 +34,7 @@ import signal
 import sys
 import threading
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -209,20 +209,24 @@ class PendingMaps:
     would be without the child. Every file is written atomically (herschik/atomic.py); an
     interrupted or failing caller calls :meth:`cancel` (the child is killed and reaped)."""
 
-    def __init__(self, written: dict[str, Path], missing: list[_MapJob], background: bool):
+    def __init__(self, written: dict[str, Path], missing: list[_MapJob], background: bool,
+                 also: Callable[[], object] | None = None):
         self._written = written
         self._missing = missing
+        self._also = also
         self._child: int | None = None
         if missing and background and _can_fork():
             # matplotlib loaded before the fork: the child inherits it, and the report's
             # charts drawn here meanwhile need it too (one import, not two)
             import herschik.geo.map_drawing  # noqa: F401
 
-            self._child = _fork_drawing(missing)
+            self._child = _fork_drawing(missing, also)
         else:
             for job in missing:
                 _render(job)
             self._missing = []
+            if also is not None:
+                also()
 
     @property
     def in_background(self) -> bool:
@@ -241,6 +245,8 @@ class PendingMaps:
             if status != 0:
                 for job in self._missing:
                     _render(job)
+                if self._also is not None:
+                    self._also()
             self._missing = []
         return self._written
 
@@ -260,14 +266,17 @@ def _can_fork() -> bool:
             and threading.current_thread() is threading.main_thread())
 
 
-def _fork_drawing(jobs: list[_MapJob]) -> int:
-    """Fork a child that draws ``jobs`` and exits 0 (anything else: a failure)."""
+def _fork_drawing(jobs: list[_MapJob], also: Callable[[], object] | None) -> int:
+    """Fork a child that draws ``jobs``, then calls ``also``, and exits 0 (anything else: a
+    failure)."""
     pid = os.fork()
     if pid == 0:  # the child: draw, then leave without the parent's exit handlers
         status = 1
         try:
             for job in jobs:
                 _render(job)
+            if also is not None:
+                also()
             status = 0
         except BaseException:  # any failure: the parent draws again, and raises
             status = 1
@@ -422,10 +431,17 @@ def start_maps(
     dpi: int = DPI,
     summary_rows: pd.DataFrame | None = None,
     background: bool = False,
+    also: Callable[[], object] | None = None,
 ) -> PendingMaps:
     """:func:`write_maps`, with the maps that are not in the derived-data cache drawn in a
     child process when ``background`` (Linux): the caller writes its other files meanwhile
-    and calls :meth:`PendingMaps.result` (or, on an error, :meth:`PendingMaps.cancel`)."""
+    and calls :meth:`PendingMaps.result` (or, on an error, :meth:`PendingMaps.cancel`).
+
+    ``also``: more work for the child after the maps (a run's GeoPackage: the second core
+    is otherwise idle once the maps are drawn, while the report's charts are drawn here);
+    called here instead when no child is started, or again when the child failed, so it has
+    run once, here or there, when :meth:`PendingMaps.result` returns. It must write its files
+    atomically and return nothing the caller needs."""
     out_dir = Path(out_dir)
     sv = normalise_site_volumes(site_volumes)
     asg = normalise_assignments(assignments)
@@ -459,4 +475,5 @@ def start_maps(
             out_dir / f"{slug(treatment)}.png", paths, site_xy, extra_by_treatment, treatment,
             names.get(treatment), region, scenario, dpi=dpi, labels=labels)
     missing = [job for job in jobs.values() if not _copy(job)]
-    return PendingMaps({key: job.path for key, job in jobs.items()}, missing, background)
+    return PendingMaps({key: job.path for key, job in jobs.items()}, missing, background,
+                       also)

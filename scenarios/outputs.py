@@ -106,20 +106,31 @@ def write_run_outputs(
     summary_rows = area_summary(asg) if areas_gdf is not None and (gpkg or geojson or maps) \
         else None
     written: list[Path] = []
-    if areas_gdf is not None:
-        written.extend(_write_gis(run_dir, sv, asg, dataset.sites, areas_gdf, flows,
-                                  gpkg=gpkg, geojson=geojson, summary_rows=summary_rows))
+    with_maps = maps and areas_gdf is not None
+    # the GeoPackage alone (no GeoJSON, whose paths the child could not hand back) is written
+    # by the maps' child after the maps, while the report's charts are drawn here
+    gpkg_with_maps = with_maps and gpkg and not geojson
+
+    def write_gis() -> list[Path]:
+        return _write_gis(run_dir, sv, asg, dataset.sites, areas_gdf, flows, gpkg=gpkg,
+                          geojson=geojson, summary_rows=summary_rows)
+
+    if gpkg_with_maps:
+        written.append(run_dir / "results.gpkg")
+    elif areas_gdf is not None:
+        written.extend(write_gis())
     if xlsx:
         written.append(write_results_xlsx(run_dir / "results.xlsx", summary, site_volumes,
                                           assignments, hospital_changes, flows))
     pending: PendingMaps | None = None
     try:
-        if maps and areas_gdf is not None:
+        if with_maps:
             # the maps not in the cache are drawn in a child process while the report (and
             # its charts) is made here; the report embeds them last
             pending = start_maps(run_dir / "maps", summary, sv, asg, dataset.sites, areas_gdf,
                                  treatments=map_treatments, treatment_names=names,
-                                 summary_rows=summary_rows, background=True)
+                                 summary_rows=summary_rows, background=True,
+                                 also=write_gis if gpkg_with_maps else None)
         written.extend(_maps_and_report(
             run_dir, pending, report or pdf, summary, sv, asg, names, notes,
             region_name=_region_name(dataset, region_id), hospital_changes=hospital_changes,

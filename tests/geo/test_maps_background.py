@@ -145,3 +145,54 @@ def test_a_run_folder_is_the_same_with_its_maps_drawn_in_a_child(
     assert list(folders[True]) == list(folders[False])  # the same files in the same order
     assert folders[True] == folders[False]
     assert b"data:image/png;base64," in folders[True]["report.html"]
+
+
+def test_the_geopackage_is_written_by_the_maps_child_and_again_here_when_it_fails(
+        tmp_path: Path, example_run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """write_run_outputs hands the GeoPackage to the maps' child (after its maps); a child
+    that fails before it is not trusted: the GeoPackage is written here, the same bytes."""
+    import herschik.scenarios.outputs as outputs
+
+    result, dataset, _areas = example_run
+    monkeypatch.setenv("HERSCHIK_CACHE", "off")
+    writers: list[int] = []
+    write_gis = outputs._write_gis
+
+    def recorded(*args: object, **kwargs: object) -> list[Path]:
+        written = write_gis(*args, **kwargs)  # type: ignore[arg-type]
+        (tmp_path / f"gis-{os.getpid()}").touch()  # seen from the parent after the child
+        return written
+
+    monkeypatch.setattr(outputs, "_write_gis", recorded)
+
+    def run(name: str) -> dict[str, bytes]:
+        folder = tmp_path / name
+        written = outputs.write_run_outputs(folder, result.summary, result.site_volumes,
+                                            result.assignments, dataset,
+                                            hospital_changes=result.hospital_changes,
+                                            flows=result.flows)
+        assert written[0] == folder / "results.gpkg"  # first, as when written here
+        writers[:] = [int(p.name.split("-")[1]) for p in tmp_path.glob("gis-*")]
+        for path in tmp_path.glob("gis-*"):
+            path.unlink()
+        return {path.relative_to(folder).as_posix(): path.read_bytes() for path in written}
+
+    in_child = run("child")
+    assert writers and os.getpid() not in writers  # the child wrote it
+
+    parent = os.getpid()
+    render = maps._render
+
+    def fails_in_the_child(job: maps._MapJob) -> Path:
+        if os.getpid() != parent:
+            raise OSError("the child's disk is full")
+        return render(job)
+
+    monkeypatch.setattr(maps, "_render", fails_in_the_child)
+    again = run("failed-child")
+    assert writers == [parent]  # the child failed before the GeoPackage: written here
+    assert again == in_child
+
+    monkeypatch.setattr(maps, "_can_fork", lambda: False)
+    assert run("here") == in_child
+    assert writers == [parent]
