@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from matplotlib import image as mpl_image
@@ -19,6 +19,8 @@ from herschik.i18n import _
 #: inches of spare canvas left of a chart's names (cropped away): a name longer than its old
 #: place no longer makes savefig lay the chart out twice (see _tight_png)
 _ROOM = 3.0
+#: inches of spare canvas on the other sides (a title or legend above the axes)
+_EDGE = 0.5
 
 
 def histogram_png(edges: np.ndarray, counts: np.ndarray, step: float, dpi: int) -> bytes:
@@ -50,12 +52,10 @@ def fan_chart_png(labels: Sequence[str], bands: Mapping[str, Sequence[float]],
     """Yearly volume bands per hospital (5-95 % and 25-75 %, the median as a dot) with each
     hospital's norm as a red tick; hospitals in the given order. PNG bytes, no metadata."""
     n = len(labels)
-    width = max(5.0, 0.6 * n + 2.0)
-    # the axes where they were (0.1, 0.32, 0.86, 0.5 of the width and height) with room for
-    # the rotated names on the left; the picture is cropped to what is drawn (_tight_png)
-    fig = Figure(figsize=(width + _ROOM, 3.8), dpi=dpi)
-    ax = fig.add_axes(((_ROOM + 0.1 * width) / (width + _ROOM), 0.32,
-                       0.86 * width / (width + _ROOM), 0.5))
+    # a figure of max(5, 0.6 n + 2) x 3.8 in with room around it; the picture is cropped to
+    # what is drawn (_tight_png)
+    fig, place = _roomy_figure(max(5.0, 0.6 * n + 2.0), 3.8, dpi)
+    ax = fig.add_axes(place(0.1, 0.32, 0.86, 0.5))
     x = np.arange(n)
     for low, high, colour in FAN_BANDS:
         lo, hi = np.asarray(bands[low], float), np.asarray(bands[high], float)
@@ -74,8 +74,8 @@ def fan_chart_png(labels: Sequence[str], bands: Mapping[str, Sequence[float]],
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(axis="y", color="#e5e5e5")
     ax.set_axisbelow(True)
-    fig.suptitle(title, fontsize=10, x=(_ROOM + 0.1 * width) / (width + _ROOM), ha="left",
-                 y=0.98)
+    title_x, title_y = place(0.1, 0.98, 0, 0)[:2]
+    fig.suptitle(title, fontsize=10, x=title_x, ha="left", y=title_y)
     ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.02), frameon=False, ncol=4)
     return _tight_png(fig, dpi)
 
@@ -106,11 +106,10 @@ def odds_png(labels: Sequence[str], odds: Sequence[float], period_years: int,
     and ``odds`` lowest first), with the 50 / 80 / 90 % lines."""
     n = len(labels)
     height = max(2.0, 0.22 * n + 1.0)
-    # the axes 3.78 in wide, 2.94 in from the left (0.42 and 0.54 of 7 in) with room for
-    # longer names; the picture is cropped to what is drawn (_tight_png)
-    fig = Figure(figsize=(7.0 + _ROOM, height), dpi=dpi)
-    ax = fig.add_axes(((2.94 + _ROOM) / (7.0 + _ROOM), 0.9 / height, 3.78 / (7.0 + _ROOM),
-                       1 - 1.3 / height))
+    # a figure of 7 in x height with room around it; the picture is cropped to what is drawn
+    # (_tight_png)
+    fig, place = _roomy_figure(7.0, height, dpi)
+    ax = fig.add_axes(place(0.42, 0.9 / height, 0.54, 1 - 1.3 / height))
     values = np.asarray(odds, float)
     colours = ["#cb181d" if p < 0.5 else "#fd8d3c" if p < 0.8 else "#41ab5d" for p in values]
     y = np.arange(n)
@@ -124,6 +123,20 @@ def odds_png(labels: Sequence[str], odds: Sequence[float], period_years: int,
                   if period_years > 1 else _("probability of meeting the norm in one year"))
     ax.spines[["top", "right"]].set_visible(False)
     return _tight_png(fig, dpi)
+
+
+def _roomy_figure(width: float, height: float, dpi: float) -> tuple[
+        Figure, Callable[[float, float, float, float], tuple[float, float, float, float]]]:
+    """A figure of ``width`` x ``height`` inches with spare canvas around it (``_ROOM`` on the
+    left for long names, ``_EDGE`` elsewhere), and ``place``: a rectangle in fractions of the
+    inner figure as fractions of the whole (the layout of a chart drawn at the inner size)."""
+    outer_w, outer_h = width + _ROOM + _EDGE, height + 2 * _EDGE
+
+    def place(x: float, y: float, w: float, h: float) -> tuple[float, float, float, float]:
+        return ((_ROOM + x * width) / outer_w, (_EDGE + y * height) / outer_h,
+                w * width / outer_w, h * height / outer_h)
+
+    return Figure(figsize=(outer_w, outer_h), dpi=dpi), place
 
 
 def _tight_png(fig: Figure, dpi: float, pad_inches: float = 0.1) -> bytes:

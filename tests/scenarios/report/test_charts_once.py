@@ -59,15 +59,20 @@ CHARTS = {
 @pytest.mark.parametrize("name", sorted(CHARTS))
 def test_a_chart_drawn_once_shows_what_savefig_tight_shows(
         name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    once = CHARTS[name]()
+    saved: list[object] = []
+    with monkeypatch.context() as patch:  # drawn once: savefig's tight box not needed
+        patch.setattr(matplotlib.figure.Figure, "savefig",
+                      lambda *args, **kwargs: saved.append(args))
+        once = CHARTS[name]()
+    assert not saved
     assert once == CHARTS[name]()  # the same input, the same bytes
     tight = _with_savefig_tight(monkeypatch, CHARTS[name])
     new, old = _pixels(once), _pixels(tight)
-    # the same box within a pixel either way (savefig rounds the box, the crop widens it)
-    assert abs(new.shape[0] - old.shape[0]) <= 1 and abs(new.shape[1] - old.shape[1]) <= 1
-    # nothing cut off: the ink as large, and as far from every edge within a pixel
+    # the same box within 2 pixels (savefig rounds the box, the crop widens it outwards)
+    assert abs(new.shape[0] - old.shape[0]) <= 2 and abs(new.shape[1] - old.shape[1]) <= 2
+    # nothing cut off: the ink as large, and as far from every edge within 2 pixels
     margins = [_margins(pixels) for pixels in (new, old)]
-    assert all(abs(a - b) <= 1 for a, b in zip(*margins, strict=True))
+    assert all(abs(a - b) <= 2 for a, b in zip(*margins, strict=True))
     assert min(margins[0]) >= 5
     top, bottom, left, right = _ink_box(new)
     old_box = _ink_box(old)
