@@ -7,6 +7,7 @@ platforms; rows are sorted by their ids.
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -78,34 +79,46 @@ def site_volumes_table(instance: Instance, solution: Solution, params: SolvePara
         odds_1y = p_meet_norm(kept_volume, norms, 1)
         odds_period = p_meet_norm(kept_volume, norms, params.norm_period_years)
     statuses = treatment_statuses(instance, solution)
-    records = []
-    for s, site in enumerate(instance.sites):
-        for t, tid in enumerate(instance.treatment_ids):
-            no_norm = bool(np.isnan(norms[s, t]))
-            planned = (volume_after is not None and solution.keep is not None
-                       and _solved(statuses[tid]))
-            records.append({
-                "region_id": site.region_id,
-                "site_id": site.id,
-                "site_name": site.name,
-                "intervention_id": tid,
-                "norm": None if no_norm else _r(norms[s, t]),
-                "required_min": None if no_norm else _r(required[s, t]),
-                "volume_before": _r(instance.baseline_volume[s, t]),
-                "volume_after": _r(volume_after[s, t]) if planned else None,  # type: ignore[index]
-                "kept_before": bool(instance.baseline_volume[s, t] > 0),
-                "kept_after": bool(solution.keep[s, t]) if planned else None,  # type: ignore[index]
-                "p_meet_norm_1y": _odds(odds_1y[s, t]),
-                "p_meet_norm_period": _odds(odds_period[s, t]),
-                "treatment_status": statuses[tid],
-            })
-    frame = pd.DataFrame.from_records(records, columns=SITE_VOLUME_COLUMNS)
+    n_sites, n_treatments = norms.shape
+    tids = instance.treatment_ids
+    planned_t = [volume_after is not None and solution.keep is not None
+                 and _solved(statuses[tid]) for tid in tids]
+    # column by column in the rows' order (site, then treatment), each value as the row
+    # records built it (Python's round, None where empty); pandas infers the same dtypes
+    no_norm = np.isnan(norms).ravel().tolist()
+    after = volume_after.ravel().tolist() if volume_after is not None else None
+    kept = solution.keep.ravel().tolist() if solution.keep is not None else None
+    planned = planned_t * n_sites
+    columns: dict[str, list[Any]] = {
+        "region_id": [site.region_id for site in instance.sites for _t in tids],
+        "site_id": [site.id for site in instance.sites for _t in tids],
+        "site_name": [site.name for site in instance.sites for _t in tids],
+        "intervention_id": list(tids) * n_sites,
+        "norm": [None if missing else _r(v)
+                 for missing, v in zip(no_norm, norms.ravel().tolist(), strict=True)],
+        "required_min": [None if missing else _r(v)
+                         for missing, v in zip(no_norm, required.ravel().tolist(),
+                                               strict=True)],
+        "volume_before": [_r(v) for v in instance.baseline_volume.ravel().tolist()],
+        "volume_after": ([_r(v) if p else None for p, v in zip(planned, after, strict=True)]
+                         if after is not None else [None] * len(planned)),
+        "kept_before": (instance.baseline_volume > 0).ravel().tolist(),
+        "kept_after": ([bool(k) if p else None for p, k in zip(planned, kept, strict=True)]
+                       if kept is not None else [None] * len(planned)),
+        "p_meet_norm_1y": [_odds(v) for v in odds_1y.ravel().tolist()],
+        "p_meet_norm_period": [_odds(v) for v in odds_period.ravel().tolist()],
+        "treatment_status": [statuses[tid] for tid in tids] * n_sites,
+    }
+    if not n_sites * n_treatments:  # no rows: the records' empty frame (object columns)
+        frame = pd.DataFrame.from_records([], columns=SITE_VOLUME_COLUMNS)
+    else:
+        frame = pd.DataFrame(columns, columns=SITE_VOLUME_COLUMNS)
     frame = frame.sort_values(["site_id", "intervention_id"], kind="stable")
     return frame.reset_index(drop=True)
 
 
 def _odds(value: float) -> float | None:
-    return None if np.isnan(value) else _r(value)
+    return None if value != value else _r(value)  # NaN
 
 
 def assignments_table(instance: Instance, solution: Solution) -> pd.DataFrame:
@@ -266,13 +279,23 @@ def hospital_changes_from_site_volumes(site_volumes: pd.DataFrame,
                                        ) -> pd.DataFrame:
     """The hospital_changes rows of a site_volumes table (also for result folders on disk)."""
     names = treatment_names or {}
-    records = [record for r in site_volumes.itertuples(index=False)
+    records = [record for r in _rows(site_volumes)
                if (record := _change_record(r, names)) is not None]
     frame = pd.DataFrame.from_records(records, columns=HOSPITAL_CHANGE_COLUMNS)
     for column in ("keep_cost_moves", "keep_cost_patient_min"):  # empty until with_reasons
         frame[column] = frame[column].astype(float)
     frame = frame.sort_values(["site_id", "intervention_id"], kind="stable")
     return frame.reset_index(drop=True)
+
+
+def _rows(frame: pd.DataFrame) -> Any:
+    """``frame.itertuples(index=False)``: the same named tuples of the same Python values,
+    from each column's ``tolist`` (iterating pandas' Arrow-backed string columns value by
+    value was most of hospital_changes' time)."""
+    if not frame.columns.is_unique or not len(frame.columns):
+        return frame.itertuples(index=False)
+    row = namedtuple("Pandas", [str(c) for c in frame.columns], rename=True)  # type: ignore[misc]
+    return map(row._make, zip(*(frame[c].tolist() for c in frame.columns), strict=True))
 
 
 def _missing(value: Any) -> bool:

@@ -62,6 +62,12 @@ def _field(text: str) -> str:
     return buffer.getvalue()[:-1]
 
 
+def _six_decimals(values: np.ndarray) -> np.ndarray:
+    """``"%.6f" % v`` of each float (an object array): the text ``np.char.mod`` gives, which
+    formats each element with the same operator, in a list at under half its cost."""
+    return np.array(["%.6f" % v for v in values.tolist()], dtype=object)
+
+
 def _missing(value: Any) -> bool:
     # any NumPy float NaN, as pandas' isna (np.float32 is no Python float)
     return value is None or value is pd.NA or (isinstance(value, (float, np.floating))
@@ -75,13 +81,11 @@ def _fields(column: pd.Series) -> np.ndarray | None:
         values = column.to_numpy()
         if (np.signbit(values) & (values == 0)).any():
             # -0.0 and 0.0 are one distinct value below, but "-0.000000" and "0.000000" here
-            text = np.char.mod("%.6f", values).astype(object)
+            text = _six_decimals(values)
             text[np.isnan(values)] = ""
             return text
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        labels = (np.char.mod("%.6f", uniques).astype(object) if len(uniques)
-                  else np.zeros(0, dtype=object))
-        return np.append(labels, "")[codes]  # code -1 (NaN): the last, empty label
+        return np.append(_six_decimals(uniques), "")[codes]  # code -1 (NaN): the empty label
     if dtype == np.int64:
         return column.to_numpy().astype(str).astype(object)
     if dtype == np.bool_:
