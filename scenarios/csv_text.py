@@ -63,9 +63,9 @@ def _field(text: str) -> str:
 
 
 def _six_decimals(values: np.ndarray) -> np.ndarray:
-    """``"%.6f" % v`` of each float (an object array): the text ``np.char.mod`` gives, which
-    formats each element with the same operator, in a list at under half its cost."""
-    return np.array(["%.6f" % v for v in values.tolist()], dtype=object)
+    """Each float as ``"%.6f" % v`` (an object array; ``format(v, ".6f")`` is the same
+    conversion): the text of ``np.char.mod("%.6f", ...)``, in a list at under half its cost."""
+    return np.array(list(map("{:.6f}".format, values.tolist())), dtype=object)
 
 
 def _missing(value: Any) -> bool:
