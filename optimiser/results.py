@@ -159,7 +159,9 @@ def assignments_table(instance: Instance, solution: Solution) -> pd.DataFrame:
     site_regions = np.array([site.region_id for site in instance.sites], dtype=object)
     travel = instance.travel_min[a_idx, s_idx]
     before = base[a_idx, t_idx]
-    area_names = [instance.area_name(a) for a in range(len(instance.area_ids))]
+    # instance.area_name of each area, without a call per area
+    area_names = (instance.area_names if len(instance.area_names) == len(instance.area_ids)
+                  else [""] * len(instance.area_ids))
     site_names = [site.name for site in instance.sites]
     has_before = b_idx != NO_SITE
     b_safe = np.where(has_before, b_idx, 0)

@@ -53,9 +53,17 @@ class Transfers:
 
 def transfers(instance: Instance, flow: np.ndarray) -> Transfers:
     """The transfers of a plan with flows ``flow[a, s, t]`` (module docstring)."""
-    bf = instance.baseline_flow
-    f = np.where(flow > FLOW_EPS, flow, 0.0)
-    b = np.where(bf > FLOW_EPS, bf, 0.0)
+    # only the (area, site, treatment) entries with a flow today or after (a few percent of
+    # the dense array): the same element-wise values as on the whole array, without its passes
+    _, n_sites, n_treatments = flow.shape
+    flat_f = np.ravel(flow)
+    flat_b = np.ravel(instance.baseline_flow)
+    entries = np.flatnonzero((flat_f > FLOW_EPS) | (flat_b > FLOW_EPS))
+    a_all, s_all, t_all = np.unravel_index(entries, flow.shape)
+    f = flat_f[entries]
+    b = flat_b[entries]
+    f = np.where(f > FLOW_EPS, f, 0.0)
+    b = np.where(b > FLOW_EPS, b, 0.0)
     stay = np.minimum(f, b)
     out = b - stay
     arrive = f - stay
@@ -63,16 +71,21 @@ def transfers(instance: Instance, flow: np.ndarray) -> Transfers:
     arrive = np.where(arrive > FLOW_EPS, arrive, 0.0)
     parts: list[tuple[np.ndarray, ...]] = []
     # stays: (a, s, s, t)
-    a_idx, s_idx, t_idx = np.nonzero(stay > FLOW_EPS)
-    parts.append((a_idx, t_idx, s_idx, s_idx, stay[a_idx, s_idx, t_idx]))
-    leaving = out.sum(axis=1)  # (A, T)
-    arriving = arrive.sum(axis=1)
-    k_area, k_treat = np.nonzero((leaving > 0) | (arriving > 0))
+    staying = stay > FLOW_EPS
+    parts.append((a_all[staying], t_all[staying], s_all[staying], s_all[staying],
+                  stay[staying]))
+    # the (area, treatment) rows with movers, in (area, treatment) order
+    moving = (out > 0) | (arrive > 0)
+    row_keys, row_of = np.unique(a_all[moving] * n_treatments + t_all[moving],
+                                 return_inverse=True)
+    k_area, k_treat = row_keys // n_treatments, row_keys % n_treatments
     # one row per (area, treatment) with movers: out / arrivals per site; a C-contiguous
     # row's sum is numpy's pairwise sum of that row, the same bits as the sum of the 1-d
     # slice out[a, :, t] the loop took before (tests compare the two bit for bit)
-    outs = np.ascontiguousarray(out[k_area, :, k_treat])  # (K, S)
-    ins = np.ascontiguousarray(arrive[k_area, :, k_treat])
+    outs = np.zeros((len(row_keys), n_sites))  # (K, S)
+    ins = np.zeros((len(row_keys), n_sites))
+    outs[row_of, s_all[moving]] = out[moving]
+    ins[row_of, s_all[moving]] = arrive[moving]
     total_out, total_in = outs.sum(axis=1), ins.sum(axis=1)
     scale = np.maximum(total_out, total_in)
     o_k, o_s = np.nonzero(outs > 0)  # leavers, sorted by k
