@@ -107,11 +107,14 @@ class SubproblemReport:
 
 def objective_value(instance: Instance, params: SolveParams, flow: np.ndarray,
                     keep: np.ndarray, treatments: list[int],
-                    rules: MovesRules | None = None) -> dict[str, float]:
+                    rules: MovesRules | None = None,
+                    travel: np.ndarray | None = None) -> dict[str, float]:
     """Travel, moved, providers and the reported objective of ``treatments`` from decoded flows
-    (``rules``: ``unnecessary_moves_rules(instance, params)`` when the caller has them)."""
+    (``rules``: ``unnecessary_moves_rules(instance, params)`` when the caller has them;
+    ``travel``: :func:`reachable_minutes` of the instance, likewise)."""
     tt = np.asarray(treatments, dtype=int)
-    travel = np.where(np.isfinite(instance.travel_min), instance.travel_min, 0.0)
+    if travel is None:
+        travel = reachable_minutes(instance)
     f = flow[:, :, tt]
     minutes = float(np.einsum("ast,as->", f, travel))
     stay = np.minimum(f, instance.baseline_flow[:, :, tt]).sum()
@@ -129,6 +132,11 @@ def objective_value(instance: Instance, params: SolveParams, flow: np.ndarray,
                  + w["planner"] * unnecessary)
     return {"travel": minutes, "moved": moved, "providers": providers,
             "unnecessary_moves": unnecessary, "objective": value}
+
+
+def reachable_minutes(instance: Instance) -> np.ndarray:
+    """The travel minutes, 0 where unreachable (no flow can go there)."""
+    return np.where(np.isfinite(instance.travel_min), instance.travel_min, 0.0)
 
 
 def _move_tolerance_flows(flow: np.ndarray, keep: np.ndarray, norms: np.ndarray, t: int,
@@ -168,6 +176,8 @@ class _Decoder:
         self.norms = instance.norm_matrix()
         self.forced_keep = force_masks(instance, params)[0]
         self._moves_rules: MovesRules | None = None
+        #: reachable_minutes, once per plan (not per sub-problem)
+        self.travel = reachable_minutes(instance)
 
     def moves_rules(self) -> MovesRules | None:
         """The planner objective's instance-wide rules, once per plan (not per sub-problem:
@@ -196,7 +206,7 @@ class _Decoder:
                 self.status = SolveStatus.FEASIBLE
             self._decode(r)
             vals = objective_value(self.instance, self.params, self.flow, self.keep,
-                                   r.treatments, self.moves_rules())
+                                   r.treatments, self.moves_rules(), self.travel)
             report.objective = round(vals["objective"], 6)
             report.travel = round(vals["travel"], 6)
 
@@ -277,7 +287,7 @@ def assemble_solution(instance: Instance, params: SolveParams, comps: list[list[
     entries = [e.as_dict() for e in decoded.reports]
     objective = objective_value(instance, params, decoded.flow, decoded.keep,
                                 list(range(instance.shape[2])),
-                                decoded.moves_rules())["objective"]
+                                decoded.moves_rules(), decoded.travel)["objective"]
     gaps = [e["gap"] for e in entries if e["gap"] is not None]
     bounds = [e.get("bound") for e in entries]
     # sub-problems are independent, so their bounds add up (solver objective units: for
@@ -370,6 +380,6 @@ def _partial_solution(decoded: _Decoder, results: list[ComponentResult],
     return totals.solution(
         SolveStatus.PARTIALLY_INFEASIBLE,
         objective=objective_value(instance, params, decoded.flow, decoded.keep,
-                                  solved, decoded.moves_rules())["objective"],
+                                  solved, decoded.moves_rules(), decoded.travel)["objective"],
         mip_gap=float(max(gaps)) if gaps else 0.0, keep=decoded.keep, flow=decoded.flow,
         diagnosis=diagnosis, subproblems=entries)

@@ -218,11 +218,11 @@ DISPLACED_KPIS: tuple[str, ...] = (
 )
 
 
-def _displaced_extras(instance: Instance, flow: np.ndarray, keep: np.ndarray, t: int
-                      ) -> tuple[np.ndarray, np.ndarray, float]:
+def _displaced_extras(instance: Instance, flow: np.ndarray, keep: np.ndarray, t: int,
+                      travel: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """(extra minutes, patients) of the displaced patients of treatment t, one entry per
-    (area, closed site) pair, and the optional moves of t."""
-    travel = np.where(np.isfinite(instance.travel_min), instance.travel_min, 0.0)
+    (area, closed site) pair, and the optional moves of t (``travel``: the instance's
+    minutes, 0 where unreachable)."""
     bf = instance.baseline_flow[:, :, t]
     f = flow[:, :, t]
     stay = np.minimum(f, bf)
@@ -261,8 +261,9 @@ def displacement_kpis(instance: Instance, flow: np.ndarray, keep: np.ndarray) ->
     lost: dict[str, int] = {}
     gained: dict[str, int] = {}
     bf = instance.baseline_flow
+    travel = np.where(np.isfinite(instance.travel_min), instance.travel_min, 0.0)  # once
     for t, tid in enumerate(instance.treatment_ids):
-        extra, w, opt = _displaced_extras(instance, flow, keep, t)
+        extra, w, opt = _displaced_extras(instance, flow, keep, t, travel)
         extras.append(extra)
         weights.append(w)
         optional += opt

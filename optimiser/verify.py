@@ -57,7 +57,7 @@ def verify(
     # names beside the codes in every message ("Name (code)")
     ctx = CheckContext(
         instance=instance, params=params, flow=flow, keep=np.asarray(keep).astype(bool),
-        area_labels=[instance.area_label(a) for a in range(n_areas)],
+        area_labels=_area_labels(instance),
         site_labels=[instance.site_label(s) for s in range(n_sites)],
     )
     problems: list[str] = list(non_finite)
@@ -70,6 +70,22 @@ def verify(
         if "norm_odds" in kpis:
             problems.extend(_check_norm_odds(kpis, instance, params, flow, ctx.keep))
     return problems
+
+
+#: the last instance's area labels, by its (immutable) id and name tuples: a sweep verifies
+#: hundreds of runs of one region, and the labels of every area cost ~1 ms a run
+_AREA_LABELS: list[tuple[tuple[str, ...], tuple[str, ...], list[str]]] = []
+
+
+def _area_labels(instance: Instance) -> list[str]:
+    """``[instance.area_label(a) for a in areas]``, re-used while the tuples are the same."""
+    for ids, names, labels in _AREA_LABELS:
+        if ids is instance.area_ids and names is instance.area_names:
+            return labels
+    labels = [instance.area_label(a) for a in range(len(instance.area_ids))]
+    if isinstance(instance.area_ids, tuple) and isinstance(instance.area_names, tuple):
+        _AREA_LABELS[:] = [(instance.area_ids, instance.area_names, labels)]
+    return labels
 
 
 def _check_norm_odds(kpis: dict[str, Any], instance: Instance, params: SolveParams,

@@ -139,3 +139,19 @@ def test_odds_treats_nan_as_empty() -> None:
     assert results._odds(np.float64("nan")) is None
     assert results._odds(0.1234567) == 0.123457
     assert not math.isnan(results._odds(0.0) or 0.0)
+
+
+def test_verifier_area_labels_follow_the_instance() -> None:
+    """The verifier re-uses the last instance's area labels only while its id and name tuples
+    are the same objects: another instance (other names, same ids) gets its own."""
+    import dataclasses
+
+    from herschik.optimiser import verify
+
+    instance = synthetic_instance(12, 3, 1, seed=1)
+    named = dataclasses.replace(instance, area_names=tuple(f"Wijk {a}" for a in
+                                                           instance.area_ids))
+    for inst in (instance, named, instance, named):
+        expected = [inst.area_label(a) for a in range(len(inst.area_ids))]
+        assert verify._area_labels(inst) == expected
+    assert verify._area_labels(named)[0].startswith("Wijk ")
