@@ -10,7 +10,8 @@ layers of the grid (indices), with the wall and CPU extrapolated to the whole gr
 Each report also gives the workers' CPU seconds a run by part (solve, tables, write) and, per
 region, how many sub-problems the what-if sessions re-used. ``--chain REGION[:OBJECTIVE]``:
 instead of a sweep, kept optima along margin chains against fresh solves
-(:func:`run_chain_side_by_side`).
+(:func:`run_chain_side_by_side`). ``--parts``: instead of a sweep, the CPU a run spends by
+part per objective and region (bench_sweep_parts.py).
 
 The scenarios are a grid written to a temporary TOML file: margin (``n / 10`` values from 0 to
 0.3) x max_travel {45, 60, 75, 90, none} x objective {travel, providers}; ``n_scenarios`` is
@@ -266,7 +267,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chain", default=None, metavar="REGION[:OBJECTIVE]",
                         help="instead of a sweep: kept optima along margin chains against "
                              "fresh solves (run_chain_side_by_side)")
+    parser.add_argument("--parts", action="store_true",
+                        help="instead of a sweep: the CPU a run spends by part (solve "
+                             "algorithm, build, tables, files...) per objective and region, "
+                             "in process (bench_sweep_parts.py; default margins 4,14)")
     args = parser.parse_args(argv)
+    if args.parts:
+        from .bench_sweep_parts import main as parts_main
+
+        return parts_main(["--objectives", args.objectives or "each",
+                           "--margins", args.margins or "4,14", "--regions", args.regions])
     if args.chain is not None:
         region, _, objective = args.chain.partition(":")
         print(json.dumps(run_chain_side_by_side(region, objective or "travel",
