@@ -62,6 +62,12 @@ def _region_name(dataset: Any, region_id: str) -> str | None:
     return None
 
 
+def _summary_rows(asg: pd.DataFrame, areas_gdf: Any, with_layers: bool) -> pd.DataFrame | None:
+    """The per-area rows behind the GeoPackage's areas layer and the maps' colours, computed
+    once for both (None when neither is written)."""
+    return area_summary(asg) if areas_gdf is not None and with_layers else None
+
+
 def write_run_outputs(
     run_dir: Path,
     summary: dict,
@@ -100,11 +106,9 @@ def write_run_outputs(
     if hospital_changes is None:
         hospital_changes = hospital_changes_from_site_volumes(site_volumes, names)
     region_id = str(summary.get("region_id", ""))
-    areas_gdf, notes = _area_layer(dataset, has_results, gpkg or geojson or maps)
-
-    # the per-area rows behind the GeoPackage's areas layer and the maps' colours, once
-    summary_rows = area_summary(asg) if areas_gdf is not None and (gpkg or geojson or maps) \
-        else None
+    with_layers = gpkg or geojson or maps
+    areas_gdf, notes = _area_layer(dataset, has_results, with_layers)
+    summary_rows = _summary_rows(asg, areas_gdf, with_layers)
     written: list[Path] = []
     with_maps = maps and areas_gdf is not None
     # the GeoPackage alone (no GeoJSON, whose paths the child could not hand back) is written
