@@ -374,6 +374,7 @@ class _TransportLP:
         self.active = np.zeros((n, k), dtype=bool)
         self.area = np.zeros(0, dtype=np.int64)
         self.site = np.zeros(0, dtype=np.int64)
+        self.width = FIRST_PAIRS
         first = nearest_pairs(model.cost, self.finite, FIRST_PAIRS)
         if seed is not None:
             first |= seed & self.finite
@@ -394,6 +395,16 @@ class _TransportLP:
         self.site = np.concatenate([self.site, site])
         return count
 
+    def _widen(self, allowed: np.ndarray) -> int:
+        """Adds each area's nearest allowed pairs, twice as many as the last time (every
+        allowed pair in the end): an LP without a plan on its columns so far."""
+        added = 0
+        while added == 0 and self.width < self.k:
+            self.width = min(2 * self.width, self.k)
+            added = self._add(nearest_pairs(np.where(allowed, self.m.cost, np.inf), allowed,
+                                            self.width))
+        return added or self._add(allowed)
+
     def solve(self, arrays: MipArrays, keep: np.ndarray
               ) -> tuple[tuple[float, np.ndarray] | None, np.ndarray] | None:
         """(the keep set's plan checked against every row, or None; the norms' multipliers
@@ -409,7 +420,7 @@ class _TransportLP:
             h.run()
             status = h.getModelStatus()
             if status == ms.kInfeasible:
-                if self._add(allowed) == 0:
+                if self._widen(allowed) == 0:
                     return None  # infeasible with every pair it may use
                 continue
             if status != ms.kOptimal:
@@ -442,7 +453,12 @@ def _support(model: LagrangianModel, start: np.ndarray | None) -> np.ndarray | N
     """The (area, site) pairs a known plan uses: its keep set's first LP then has a plan."""
     if start is None or start.shape[0] <= int(model.column.max(initial=-1)):
         return None
-    return (model.column >= 0) & (start[np.maximum(model.column, 0)] > 0)
+    flows = np.where(model.column >= 0, start[np.maximum(model.column, 0)], 0.0)
+    top = np.argmax(flows, axis=1)
+    rows = np.arange(flows.shape[0])
+    seed = np.zeros(flows.shape, dtype=bool)
+    seed[rows, top] = flows[rows, top] > 0
+    return seed
 
 
 def _draw_price(margin: np.ndarray, demand: np.ndarray, required: float) -> float:
