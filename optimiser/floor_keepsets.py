@@ -241,9 +241,9 @@ class _FloorSearch:
         kept[list(closed)] = False
         base = float(m.demand @ near) + float(mult.weight[kept].sum())
         # what closing each later site adds at least (inf: an area would have no site)
-        rise = np.zeros(k + 1)
         finite = np.isfinite(second)
-        np.add.at(rise, site[finite], m.demand[finite] * (second[finite] - near[finite]))
+        rise = np.bincount(site[finite], weights=m.demand[finite] * (second[finite] - near[finite]),
+                           minlength=k + 1)  # np.add.at's sums, ~10x faster
         rise[np.unique(site[~finite])] = np.inf
         later = self.free[nxt:]
         later = later[kept[later]]
