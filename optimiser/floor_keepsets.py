@@ -119,15 +119,21 @@ def solve_by_floor_enumeration(arrays: MipArrays, mip_gap: float,
 
 
 def _few_keep_sets(arrays: MipArrays, min_keep: int) -> bool:
-    """Whether the model may be covered, from the arrays alone: at least ``min_keep`` keep
-    decisions, and at most MAX_KEEP_SETS keep sets under the highest lower bound of a row on
-    keep decisions only (a floor; read_model's floor is never higher, so no covered model
-    is turned away)."""
+    """Whether the model may be covered, from the arrays alone (see keep_sets_under_floor;
+    read_model's floor is never higher, so no covered model is turned away)."""
+    sets = keep_sets_under_floor(arrays, min_keep)
+    return sets is not None and sets <= MAX_KEEP_SETS
+
+
+def keep_sets_under_floor(arrays: MipArrays, min_keep: int) -> int | None:
+    """How many keep sets the highest lower bound of a row on keep decisions only (a floor)
+    leaves (every keep set without one), from the arrays alone; None with fewer than
+    ``min_keep`` keep decisions or a floor above the sites that may be kept."""
     y = arrays.y_slice()
     openable = arrays.col_upper[y] == 1.0
     k = int(np.count_nonzero(openable))
     if k < min_keep or k == 0:
-        return False
+        return None
     free = int(np.count_nonzero(openable & (arrays.col_lower[y] == 0.0)))
     lower = arrays.row_lower
     rows = np.nonzero(np.isfinite(lower) & (lower > 0))[0]
@@ -143,7 +149,9 @@ def _few_keep_sets(arrays: MipArrays, min_keep: int) -> bool:
         if np.any(only_y):
             floor = int(np.ceil(float(lower[rows[has][only_y]].max()) - 1e-6))
     most = min(k - floor, free)
-    return most >= 0 and sum(math.comb(free, size) for size in range(most + 1)) <= MAX_KEEP_SETS
+    if most < 0:
+        return None
+    return sum(math.comb(free, size) for size in range(most + 1))
 
 
 def _keep_sets(model: LagrangianModel) -> int:
@@ -474,4 +482,5 @@ def _draw_price(margin: np.ndarray, demand: np.ndarray, required: float) -> floa
     return max(float(margin[ok][order][at]), 0.0)
 
 
-__all__ = ["FLOOR_KEEPSETS", "MAX_KEEP_SETS", "solve_by_floor_enumeration"]
+__all__ = ["FLOOR_KEEPSETS", "MAX_KEEP_SETS", "keep_sets_under_floor",
+           "solve_by_floor_enumeration"]

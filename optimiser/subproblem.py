@@ -20,6 +20,7 @@ from herschik.errors import SolverError
 from .algorithms import DEFAULT_ALGORITHMS, Algorithms
 from .backends import INTERRUPT, BackendResult, solve_highs, solve_pulp
 from .feasibility import keep_set_feasible
+from .floor_incumbent import improved_start
 from .floor_keepsets import FLOOR_KEEPSETS, solve_by_floor_enumeration
 from .formulation import MipArrays
 from .instance import Instance
@@ -135,6 +136,10 @@ def run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
     floored = _by_floor(arrays, params, stop, start, algorithms)
     if floored is not None:
         return floored, notes
+    if params.solver == "highs" and algorithms.floor_keep_sets:
+        # too many keep sets to enumerate: a better start by swaps (floor_incumbent.py)
+        better = improved_start(arrays, params.time_limit, start, stop)
+        start = start if better is None else better
     if params.solver == "highs" and algorithms.norm_keep_sets:
         # many keep decisions and binding norms (optimiser/norm_keepsets.py)
         branched = solve_by_norm_branching(arrays, params.mip_gap, params.time_limit,

@@ -289,3 +289,71 @@ def test_transport_lp_grows_from_few_pairs_to_every_keep_sets_optimum(seed: int)
         value, x = solved[0]
         assert value == pytest.approx(expected, rel=1e-7, abs=1e-6)
         assert meets_rows(arrays, x)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_swap_bounds_never_exceed_a_swapped_keep_sets_lp(seed: int) -> None:
+    """floor_incumbent.py skips a swap whose bound is not below the incumbent: the bound must
+    be at most the swapped keep set's LP (scipy) at any multipliers >= 0 (zero, random over
+    three decades, a solved keep set's), and infinite only where that LP has no plan."""
+    import highspy
+    from herschik.optimiser.floor_incumbent import swap_bounds
+    from herschik.optimiser.floor_keepsets import _TransportLP
+
+    inst, params = _small(seed)
+    arrays = _floored(inst, params, 1)
+    model = read_model(arrays, binding_norms=True, min_keep=1, paying_keeps=True)
+    assert model is not None
+    rng = np.random.default_rng(5100 + seed)
+    keep = ~model.must & (rng.random(model.k) < 0.7) | model.must
+    keep[int(rng.integers(model.k))] = True
+    solved = _TransportLP(model, highspy, None).solve(arrays, keep)
+    scale = float(np.nanmax(np.where(np.isfinite(model.cost), model.cost, np.nan)))
+    pool = [np.zeros(model.k), rng.uniform(0, 1, model.k) * scale * 10 ** rng.uniform(-2, 1)]
+    if solved is not None:
+        pool.append(solved[1])
+    for mu in pool:
+        outs, ins, bound = swap_bounds(model, keep, mu)
+        for o, i in itertools.product(range(outs.shape[0]), range(ins.shape[0])):
+            trial = keep.copy()
+            trial[outs[o]], trial[ins[i]] = False, True
+            lp = _keep_set_lp(arrays, model.y_column, trial.astype(float))
+            if lp is None:
+                continue
+            assert np.isfinite(bound[o, i])
+            assert bound[o, i] <= lp + 1e-7 * max(abs(lp), 1.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_swaps_from_a_poor_start_then_the_exact_search_reach_the_optimum(seed: int) -> None:
+    """Too many keep sets to enumerate (30 sites, at most ~25 kept): from a poor start (a
+    random keep set's cheapest plan) the swaps find a better plan that meets every row and is
+    no better than HiGHS' optimum; norm_keepsets.py started from it proves HiGHS' optimum."""
+    from herschik.optimiser.floor_incumbent import improved_start
+    from herschik.optimiser.lagrangian import exact_plan
+    from herschik.optimiser.norm_keepsets import solve_by_norm_branching
+
+    rng = np.random.default_rng(5300 + seed)
+    inst = _instance(int(rng.integers(60, 100)), 30, 5300 + seed,
+                     kept=float(rng.uniform(23.5, 25.5)), grid=seed % 2 == 0)
+    params = SolveParams(objective="providers", mip_gap=1e-9, allow_new_providers=True)
+    total = float(inst.demand[:, 0].sum())
+    floor = int(total // inst.treatments[0].norm) - 1
+    arrays = _floored(inst, params, floor)
+    model = read_model(arrays, binding_norms=True, min_keep=1, paying_keeps=True)
+    assert model is not None and model.lo == floor
+    assert sum(math.comb(30, closed) for closed in range(30 - floor + 1)) > MAX_KEEP_SETS
+    poor = None
+    while poor is None:
+        keep = np.zeros(model.k, dtype=bool)
+        keep[rng.choice(model.k, floor, replace=False)] = True
+        poor = exact_plan(model, arrays, keep)
+    better = improved_start(arrays, None, poor[1], min_keep=21)
+    highs = solve_highs(arrays, None, 1e-9, 1, presolve=True)
+    assert highs.status == "optimal" and highs.objective is not None
+    assert better is not None and meets_rows(arrays, better)
+    value = float(arrays.c @ better)
+    assert highs.objective * (1 - 1e-7) - 1e-6 <= value < poor[0]
+    res = solve_by_norm_branching(arrays, 1e-9, None, None, better)
+    assert res is not None and res.status == "optimal"
+    assert res.objective == pytest.approx(highs.objective, rel=1e-7, abs=1e-6)
