@@ -94,7 +94,7 @@ class Tiers:
     cannot decide; the plans of keep sets by :meth:`plan`; a combinatorial bound per node
     (``stays``, None where the model is outside it)."""
 
-    lp: Any  # norm_keepsets._PairLP of the grouped model (not imported: no cycle)
+    lp: Any  # pair_lp.PairLP of the grouped model (not imported: no cycle)
     group: np.ndarray
     loss: float
     stay: np.ndarray  # (units, bits) stay column of the model's units, -1 none

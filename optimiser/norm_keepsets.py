@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import BackendResult, new_highs
+from .backends import BackendResult
 from .feasibility import MAX_KEEP_DECISIONS, TreatmentKeepSets
 from .formulation import MipArrays
 from .keepset_search import _options
@@ -55,23 +55,19 @@ from .lagrangian import (
     Lagrangian,
     LagrangianModel,
     known_plan,
-    nearest_pairs,
     proven_tight,
     read_model,
     read_parts,
     relative_gap,
 )
 from .moved_keepsets import Tiers, moved_tiers
+from .pair_lp import PairLP, Undecided
 from .status import SolveStatus
 
 #: ``BackendResult.message`` and the sub-problem's ``algorithm`` of a result of this module
 NORM_KEEPSETS = "norm_keep_sets"
 #: the search hands the model back to the MIP solver after this many nodes
 MAX_NODES = 20_000
-#: each area's this many nearest sites start in the node LP
-FIRST_PAIRS = 3
-#: pairs priced into the LP per area and round, the most negative reduced costs first
-PRICE_PER_AREA = 2
 #: a keep set {y >= 0.5} is evaluated at the root and every this many nodes
 ROUND_EVERY = 10
 #: an integer-valued objective's bound rounds up to the next integer beyond this (relative;
@@ -116,150 +112,6 @@ def _read_model(arrays: MipArrays, min_keep: int
     return model, units.stay[keep], units.open_stay[keep]
 
 
-class _Undecided(Exception):
-    """HiGHS reached no verdict on a node LP: the MIP solver decides the model instead."""
-
-
-class _PairLP:
-    """The per-pair LP relaxation over a growing set of pair columns (one HiGHS model)."""
-
-    def __init__(self, model: LagrangianModel, highspy: Any, stay: np.ndarray | None = None,
-                 open_stay: np.ndarray | None = None, expand: _Merged | None = None,
-                 near_equal: bool | None = None) -> None:
-        self.m, self.hs = model, highspy
-        self.stay, self.open_stay = stay, open_stay
-        #: moved-like costs (0 / 1 patient plus a tie-break): partial pricing, no perturbation
-        self.near_equal = stay is not None if near_equal is None else near_equal
-        #: the areas behind each unit of a merged model (plans are written per area)
-        self.expand = expand
-        n, k = model.cost.shape
-        self.n, self.k = n, k
-        h = new_highs(highspy)
-        for name, value in (("output_flag", False), ("presolve", "off"), ("threads", 1)):
-            h.setOptionValue(name, value)
-        if self.near_equal:
-            # moved's costs are 0 / 1 patient plus a ~1e-9 tie-break: the dual simplex's cost
-            # perturbation only adds iterations (national og_systemic 59,538 -> 39,335,
-            # aaa_surgery 65,648 -> 50,582 over the search, same nodes and optimum)
-            h.setOptionValue("dual_simplex_cost_perturbation_multiplier", 0.0)
-        self.h = h
-        inf = highspy.kHighsInf
-        no_int, no_float = np.array([], dtype=np.int32), np.array([], dtype=float)
-        # columns: y (k), then per area its site without keep decision (if any), then pairs
-        h.addCols(k, model.key_cost.astype(float), np.zeros(k), np.ones(k), 0, no_int, no_int,
-                  no_float)
-        # rows: demand (n), norms Σ x - R y >= 0 (k), the cap lo <= Σ y <= hi, link rows
-        h.addRows(n, model.demand, model.demand, 0, np.zeros(n, dtype=np.int32), no_int,
-                  no_float)
-        ks = np.arange(k, dtype=np.int32)
-        h.addRows(k, np.zeros(k), np.full(k, inf), k, ks, ks, -model.required.astype(float))
-        h.addRows(1, np.array([float(model.lo)]), np.array([float(model.hi)]), k,
-                  np.zeros(1, dtype=np.int32), ks, np.ones(k))
-        self.open_areas = np.nonzero(np.isfinite(model.open_cost))[0]
-        m_open = self.open_areas.shape[0]
-        if m_open:
-            h.addCols(m_open, model.open_cost[self.open_areas], np.zeros(m_open),
-                      np.full(m_open, inf), m_open, np.arange(m_open, dtype=np.int32),
-                      self.open_areas.astype(np.int32), np.ones(m_open))
-        self.pair_start = k + m_open
-        self.finite = np.isfinite(model.cost)
-        self.active = np.zeros((n, k), dtype=bool)
-        self.pair_area = np.zeros(0, dtype=np.int64)
-        self.pair_site = np.zeros(0, dtype=np.int64)
-        self._add(nearest_pairs(model.cost, self.finite, FIRST_PAIRS))
-
-    def _add(self, mask: np.ndarray) -> int:
-        """Add the pair columns of ``mask`` not yet in the LP, each with its link row."""
-        area, site = np.nonzero(mask & ~self.active)
-        count = area.shape[0]
-        if count == 0:
-            return 0
-        h, inf = self.h, self.hs.kHighsInf
-        base = h.getNumCol()
-        starts = (2 * np.arange(count)).astype(np.int32)
-        index = np.empty(2 * count, dtype=np.int32)
-        index[0::2], index[1::2] = area, self.n + site
-        h.addCols(count, self.m.cost[area, site], np.zeros(count), np.full(count, inf),
-                  2 * count, starts, index, np.ones(2 * count))
-        link = np.empty(2 * count, dtype=np.int32)
-        link[0::2], link[1::2] = base + np.arange(count), site
-        value = np.empty(2 * count)
-        value[0::2], value[1::2] = 1.0, -self.m.demand[area]
-        h.addRows(count, np.full(count, -inf), np.zeros(count), 2 * count, starts, link, value)
-        self.active[area, site] = True
-        self.pair_area = np.concatenate([self.pair_area, area])
-        self.pair_site = np.concatenate([self.pair_site, site])
-        return count
-
-    def solve(self, lower: np.ndarray, upper: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """(demand duals u, y values, column values) of the LP with these y bounds, priced
-        out over every pair; None when it is infeasible with every pair it may use."""
-        h, ms = self.h, self.hs.HighsModelStatus
-        h.changeColsBounds(self.k, np.arange(self.k, dtype=np.int32), lower.astype(float),
-                           upper.astype(float))
-        allowed = self.finite & (upper[None, :] > 0.5)
-        while True:
-            h.run()
-            status = h.getModelStatus()
-            if status == ms.kInfeasible:
-                # the pairs not yet in the LP may make it feasible: add them all once
-                if self._add(allowed) == 0:
-                    return None
-                continue
-            if status != ms.kOptimal:
-                raise _Undecided(h.modelStatusToString(status))
-            solution = h.getSolution()
-            dual = np.asarray(solution.row_dual)
-            u, v = dual[:self.n], dual[self.n:self.n + self.k]
-            reduced = self.m.cost - u[:, None] - v[None, :]
-            scale = np.maximum(1.0, np.abs(np.where(self.finite, self.m.cost, 0.0)))
-            if self._add(self._entering(allowed & (reduced < -1e-9 * scale), reduced)) == 0:
-                values = np.asarray(solution.col_value)
-                return u, values[:self.k], values
-
-    def _entering(self, negative: np.ndarray, reduced: np.ndarray) -> np.ndarray:
-        """Of the pairs with a negative reduced cost, each area's PRICE_PER_AREA most
-        negative (partial pricing: with near-equal costs, as under ``moved``, full pricing
-        adds most pairs); all of them without stay columns, where partial pricing only
-        multiplies the rounds (national travel kidney_local: 22 -> 125 s CPU, speed.md)."""
-        if not self.near_equal:
-            return negative
-        rows = np.nonzero(negative.any(axis=1))[0]
-        if rows.shape[0] == 0:
-            return negative
-        sub = np.where(negative[rows], reduced[rows], np.inf)
-        best = np.argsort(sub, axis=1, kind="stable")[:, :PRICE_PER_AREA]
-        chosen = np.zeros_like(negative)
-        chosen[rows[:, None], best] = True
-        return chosen & negative
-
-    def plan(self, arrays: MipArrays, keep: np.ndarray) -> tuple[float, np.ndarray] | None:
-        """The exact plan of keep set ``keep`` (the LP with y fixed: the transportation LP),
-        checked against every row of the model; None when it has none."""
-        fixed = keep.astype(float)
-        solved = self.solve(fixed, fixed)
-        if solved is None:
-            return None
-        values = solved[2]
-        x = np.zeros(arrays.n_cols)
-        m = self.m
-        flows, opened = values[self.pair_start:], values[self.k:self.pair_start]
-        if self.expand is not None:
-            return self.expand.plan(arrays, self, flows, opened, keep)
-        np.add.at(x, m.column[self.pair_area, self.pair_site], flows)
-        if self.open_areas.shape[0]:
-            np.add.at(x, m.open_column[self.open_areas], opened)
-        if self.stay is not None and self.open_stay is not None:
-            # a unit at its own baseline site stays there (its cost counted the stay)
-            stay = self.stay[self.pair_area, self.pair_site]
-            np.add.at(x, stay[stay >= 0], flows[stay >= 0])
-            open_stay = self.open_stay[self.open_areas]
-            np.add.at(x, open_stay[open_stay >= 0], opened[open_stay >= 0])
-        x[m.y_column[keep]] = 1.0
-        return known_plan(m, arrays, x)
-
-
 def solve_by_norm_branching(arrays: MipArrays, mip_gap: float, time_limit: float | None = None,
                             interrupt: threading.Event | None = None,
                             start: np.ndarray | None = None,
@@ -284,10 +136,10 @@ def solve_by_norm_branching(arrays: MipArrays, mip_gap: float, time_limit: float
         # pair prices in at once and the LP of them all is slow (national lung_resection:
         # 122,544 pairs, 26 s CPU one LP).
         merged = _merge(model)
-    lp = _PairLP(model if merged is None else merged.model, highspy, stay, open_stay,
+    lp = PairLP(model if merged is None else merged.model, highspy, stay, open_stay,
                  expand=merged)
     tiers = None if stay is None or open_stay is None else moved_tiers(
-        model, stay, open_stay, lambda m: _PairLP(m, highspy, near_equal=True))
+        model, stay, open_stay, lambda m: PairLP(m, highspy, near_equal=True))
     if tiers is None:
         search = _Search(model if merged is None else merged.model, arrays, lp, mip_gap,
                          integral)
@@ -300,7 +152,7 @@ def solve_by_norm_branching(arrays: MipArrays, mip_gap: float, time_limit: float
     deadline = None if time_limit is None else started + time_limit
     try:
         stopped = search.run(deadline, interrupt)
-    except _Undecided:
+    except Undecided:
         return None
     if search.incumbent is None or (stopped and search.nodes >= MAX_NODES):
         return None  # no plan, or not closed: the MIP solver decides
@@ -315,13 +167,14 @@ def solve_by_norm_branching(arrays: MipArrays, mip_gap: float, time_limit: float
                          bound=bound)
 
 
-_Node = tuple[float, int, np.ndarray, np.ndarray]  # (parent's bound, order, must, banned)
+#: (parent's bound, order, must, banned, the parent LP's basis or None)
+_Node = tuple[float, int, np.ndarray, np.ndarray, Any]
 
 
 class _Search:
     """Best-bound-first branch and bound over the keep decisions (module docstring)."""
 
-    def __init__(self, model: LagrangianModel, arrays: MipArrays, lp: _PairLP,
+    def __init__(self, model: LagrangianModel, arrays: MipArrays, lp: PairLP,
                  mip_gap: float, integral: bool = False, tiers: Tiers | None = None) -> None:
         self.m, self.arrays, self.lp, self.mip_gap = model, arrays, lp, mip_gap
         #: node bounds from a grouped relaxation first (moved), ``lp`` only where needed
@@ -332,7 +185,7 @@ class _Search:
         self.lagr = Lagrangian(model)
         self.incumbent: tuple[float, np.ndarray] | None = None
         self.heap: list[_Node] = [(-np.inf, 0, model.must.copy(),
-                                   np.zeros(model.k, dtype=bool))]
+                                   np.zeros(model.k, dtype=bool), None)]
         self.counter, self.nodes = 1, 0
         self.pruned_bound = np.inf  # least bound of the nodes closed by the requested gap
 
@@ -394,10 +247,10 @@ class _Search:
                     deadline is not None and time.perf_counter() > deadline):
                 self.heap.append(node)
                 return True
-            dive = self._node(node[2], node[3])
+            dive = self._node(node[2], node[3], node[4])
         return False
 
-    def _bound(self, lp: _PairLP, must: np.ndarray, banned: np.ndarray, lower: np.ndarray,
+    def _bound(self, lp: PairLP, must: np.ndarray, banned: np.ndarray, lower: np.ndarray,
                upper: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray] | None:
         """(Lagrangian bound, site values g, chosen keep set, y) of a node from ``lp``'s relaxation;
         None when it has no plan or its bound closes it. The bound is the model's own
@@ -475,10 +328,13 @@ class _Search:
         return bool(fractional.shape[0] == 0 and plan is not None
                     and plan[0] - value <= proven_tight(plan[0] + self.arrays.offset))
 
-    def _node(self, must: np.ndarray, banned: np.ndarray) -> _Node | None:
-        """Solve one node; push its children, return the one to dive into (None: closed)."""
+    def _node(self, must: np.ndarray, banned: np.ndarray, saved: Any = None) -> _Node | None:
+        """Solve one node; push its children, return the one to dive into (None: closed).
+        ``saved``: the parent LP's basis, the node's LP starts from it."""
         self.nodes += 1
         m, lagr = self.m, self.lagr
+        if saved is not None and self.tiers is None:
+            self.lp.restore(saved)
         lower, upper = np.maximum(m.must, must).astype(float), (~banned).astype(float)
         floor = self._floor(lower > 0.5, banned)
         if floor is None:
@@ -487,6 +343,7 @@ class _Search:
         if bounded is None:
             return None  # no plan with these fixings, or closed
         lagr_value, g, chosen, y = bounded
+        basis = self.lp.basis() if self.tiers is None else None
         value = max(self._lift(lagr_value), floor)  # both valid: the node's bound
         if self.closed(value):
             return None
@@ -509,7 +366,7 @@ class _Search:
         for side in (False, True):
             child_must, child_banned = lagr.must.copy(), lagr.banned.copy()
             (child_must if side else child_banned)[j] = True
-            child = (value, self.counter, child_must, child_banned)
+            child = (value, self.counter, child_must, child_banned, basis)
             self.counter += 1
             if DIVE and side == bool(y[j] >= 0.5):
                 dive = child  # next, on the warm LP (the side y leans to)
@@ -532,7 +389,7 @@ class _Merged:
     unit: np.ndarray  # (areas,) unit of each area
     share: np.ndarray  # (areas,) the area's share of its unit's patients
 
-    def plan(self, arrays: MipArrays, lp: _PairLP, flows: np.ndarray, opened: np.ndarray,
+    def plan(self, arrays: MipArrays, lp: PairLP, flows: np.ndarray, opened: np.ndarray,
              keep: np.ndarray) -> tuple[float, np.ndarray] | None:
         o = self.original
         n_units = self.model.demand.shape[0]

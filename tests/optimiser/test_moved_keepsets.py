@@ -22,10 +22,10 @@ from herschik.optimiser.instance import Instance, Site, Treatment
 from herschik.optimiser.moved_keepsets import group_units, moved_tiers, stay_bound
 from herschik.optimiser.norm_keepsets import (
     NORM_KEEPSETS,
-    _PairLP,
     _read_model,
     solve_by_norm_branching,
 )
+from herschik.optimiser.pair_lp import PairLP
 from herschik.optimiser.params import SiteTreatment, SolveParams
 from herschik.optimiser.solve import solve
 from herschik.optimiser.verify import verify
@@ -158,8 +158,8 @@ def test_grouped_lp_is_a_relaxation_within_its_loss(seed: int) -> None:
     arrays, model, stay, open_stay = _read(inst, params)
     grouped = group_units(model, stay, open_stay)
     assert grouped is not None and grouped.loss <= TIE
-    exact = _PairLP(model, highspy, stay, open_stay)
-    small = _PairLP(grouped.model, highspy, near_equal=True)
+    exact = PairLP(model, highspy, stay, open_stay)
+    small = PairLP(grouped.model, highspy, near_equal=True)
     from herschik.optimiser.moved_keepsets import Tiers
     tiers = Tiers(small, grouped.group, grouped.loss, stay, open_stay)
     for _ in range(8):
@@ -288,7 +288,7 @@ def test_outside_its_assumptions_there_is_no_stay_bound() -> None:
     cost[np.nonzero(stay < 0)[0][0], np.nonzero(stay < 0)[1][0]] = -0.5
     assert stay_bound(replace(model, cost=cost), stay, open_stay) is None
     assert group_units(model, stay, open_stay) is not None
-    tiers = moved_tiers(model, stay, open_stay, lambda m: _PairLP(m, highspy, near_equal=True))
+    tiers = moved_tiers(model, stay, open_stay, lambda m: PairLP(m, highspy, near_equal=True))
     assert tiers is not None and tiers.loss <= TIE
     # flows that cost travel (as in the planner's zero-moves phase 2): the grouping would
     # lose whole patients' worth, so the plain search runs; so too when stays still pay

@@ -226,7 +226,8 @@ def test_pricing_is_full_without_stays_and_partial_with_them() -> None:
     pricing multiplied the rounds there: national kidney_local 22 -> 125 s CPU); a moved
     model, whose costs are near-equal, takes each area's PRICE_PER_AREA most negative."""
     import highspy
-    from herschik.optimiser.norm_keepsets import PRICE_PER_AREA, _PairLP, _read_model
+    from herschik.optimiser.norm_keepsets import _read_model
+    from herschik.optimiser.pair_lp import PRICE_PER_AREA, PairLP
 
     inst = _instance(60, 24, 3, kept=5.0)
     rng = np.random.default_rng(3)
@@ -236,7 +237,7 @@ def test_pricing_is_full_without_stays_and_partial_with_them() -> None:
         read = _read_model(arrays, min_keep=21)
         assert read is not None
         model, stay, open_stay = read
-        lp = _PairLP(model, highspy, stay, open_stay)
+        lp = PairLP(model, highspy, stay, open_stay)
         reduced = rng.normal(size=model.cost.shape)
         negative = reduced < 0
         assert (negative.sum(axis=1) > PRICE_PER_AREA).any()

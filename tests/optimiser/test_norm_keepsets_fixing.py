@@ -22,11 +22,11 @@ from herschik.optimiser.instance import Instance, Treatment
 from herschik.optimiser.norm_keepsets import (
     _integral_objective,
     _merge,
-    _PairLP,
     _read_model,
     _Search,
     known_plan,
 )
+from herschik.optimiser.pair_lp import PairLP
 from herschik.optimiser.params import SolveParams
 
 from tests.support.instances import random_points_instance
@@ -85,7 +85,7 @@ def test_root_fixings_keep_every_better_plan(seed: int) -> None:
     model = read[0]
     assert _integral_objective(arrays, model)
     merged = _merge(model)
-    lp = _PairLP(merged.model, highspy, None, None, expand=merged)
+    lp = PairLP(merged.model, highspy, None, None, expand=merged)
     search = _Search(merged.model, arrays, lp, 1e-9, True)
     search.consider(known_plan(model, arrays, fewer.x))
     assert search.best == pytest.approx(-(pairs - 1))
