@@ -136,10 +136,13 @@ def solve_by_norm_branching(arrays: MipArrays, mip_gap: float, time_limit: float
         # pair prices in at once and the LP of them all is slow (national lung_resection:
         # 122,544 pairs, 26 s CPU one LP).
         merged = _merge(model)
+    # the node LP's new starts (parent bases, repaired infeasible nodes) where plans may
+    # change among equal optima: travel-like models; moved and providers phase 1 as before
+    plain = stay is None and merged is None
     lp = PairLP(model if merged is None else merged.model, highspy, stay, open_stay,
-                 expand=merged)
+                expand=merged, repair=plain)
     tiers = None if stay is None or open_stay is None else moved_tiers(
-        model, stay, open_stay, lambda m: PairLP(m, highspy, near_equal=True))
+        model, stay, open_stay, lambda m: PairLP(m, highspy, near_equal=True, repair=False))
     if tiers is None:
         search = _Search(model if merged is None else merged.model, arrays, lp, mip_gap,
                          integral)
@@ -179,6 +182,8 @@ class _Search:
         self.m, self.arrays, self.lp, self.mip_gap = model, arrays, lp, mip_gap
         #: node bounds from a grouped relaxation first (moved), ``lp`` only where needed
         self.tiers = tiers
+        #: each node's LP starts from its parent's basis (travel-like models, see ``repair``)
+        self.warm = tiers is None and lp.repair
         self.exact_nodes = 0  # nodes whose bound came from ``lp`` (statistics)
         #: every plan's value is an integer (providers phase 1): bounds round up
         self.integral = integral
@@ -333,7 +338,7 @@ class _Search:
         ``saved``: the parent LP's basis, the node's LP starts from it."""
         self.nodes += 1
         m, lagr = self.m, self.lagr
-        if saved is not None and self.tiers is None:
+        if saved is not None and self.warm:
             self.lp.restore(saved)
         lower, upper = np.maximum(m.must, must).astype(float), (~banned).astype(float)
         floor = self._floor(lower > 0.5, banned)
@@ -343,7 +348,7 @@ class _Search:
         if bounded is None:
             return None  # no plan with these fixings, or closed
         lagr_value, g, chosen, y = bounded
-        basis = self.lp.basis() if self.tiers is None else None
+        basis = self.lp.basis() if self.warm else None
         value = max(self._lift(lagr_value), floor)  # both valid: the node's bound
         if self.closed(value):
             return None

@@ -36,8 +36,13 @@ class PairLP:
 
     def __init__(self, model: LagrangianModel, highspy: Any, stay: np.ndarray | None = None,
                  open_stay: np.ndarray | None = None, expand: Any = None,
-                 near_equal: bool | None = None) -> None:
+                 near_equal: bool | None = None, repair: bool = True) -> None:
         self.m, self.hs = model, highspy
+        #: an infeasible node LP first takes the few pairs of :meth:`_repair` and an
+        #: undecided one is retried (else every allowed pair at once and no retry, as
+        #: before: norm_keepsets.py keeps that for ``moved`` and the merged providers
+        #: phase 1, whose plans stay as they were)
+        self.repair = repair
         self.stay, self.open_stay = stay, open_stay
         #: moved-like costs (0 / 1 patient plus a tie-break): partial pricing, no perturbation
         self.near_equal = stay is not None if near_equal is None else near_equal
@@ -133,7 +138,7 @@ class PairLP:
                            upper.astype(float))
         allowed = self.finite & (upper[None, :] > 0.5)
         self.solves += 1
-        repaired, cold = False, False
+        repaired, cold = not self.repair, False
         while True:
             h.run()
             status = h.getModelStatus()
@@ -151,9 +156,9 @@ class PairLP:
             if status != ms.kOptimal:
                 # no verdict (weights 1e-3 beside 1e3 after a repair or from a restored
                 # basis): every allowed pair, as before the repair, then once from scratch
-                if repaired and self._add(allowed) > 0:
+                if repaired and self.repair and self._add(allowed) > 0:
                     continue
-                if not cold:
+                if self.repair and not cold:
                     cold = True
                     h.clearSolver()
                     continue
