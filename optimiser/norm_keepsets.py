@@ -127,6 +127,31 @@ def solve_by_norm_branching(arrays: MipArrays, mip_gap: float, time_limit: float
         import highspy
     except ImportError:
         return None
+    model = read[0]
+    search = _new_search(arrays, read, mip_gap, highspy)
+    search.consider(known_plan(model, arrays, start))
+    deadline = None if time_limit is None else started + time_limit
+    try:
+        stopped = search.run(deadline, interrupt)
+    except Undecided:
+        return None
+    if search.incumbent is None or (stopped and search.nodes >= MAX_NODES):
+        return None  # no plan, or not closed: the MIP solver decides
+    best, x = search.incumbent
+    bound = min(min((node[0] for node in search.heap), default=np.inf), search.pruned_bound,
+                best) + arrays.offset
+    objective = best + arrays.offset
+    return BackendResult(SolveStatus.FEASIBLE if stopped else SolveStatus.OPTIMAL, objective,
+                         x, relative_gap(objective, bound), time.perf_counter() - started, "highs",
+                         message=NORM_KEEPSETS,
+                         interrupted=stopped and interrupt is not None and interrupt.is_set(),
+                         bound=bound)
+
+
+def _new_search(arrays: MipArrays,
+                read: tuple[LagrangianModel, np.ndarray | None, np.ndarray | None],
+                mip_gap: float, highspy: Any) -> _Search:
+    """The search over the model read by :func:`_read_model`, with its node LPs."""
     model, stay, open_stay = read
     integral = _integral_objective(arrays, model)
     merged = None
@@ -151,23 +176,7 @@ def solve_by_norm_branching(arrays: MipArrays, mip_gap: float, time_limit: float
         # (one unit per baseline site nationally: 70 x 70 pairs instead of 3,375 x 70),
         # plans routed per group; the model's own LP only where the grouping could decide
         search = _Search(model, arrays, lp, mip_gap, integral, tiers)
-    search.consider(known_plan(model, arrays, start))
-    deadline = None if time_limit is None else started + time_limit
-    try:
-        stopped = search.run(deadline, interrupt)
-    except Undecided:
-        return None
-    if search.incumbent is None or (stopped and search.nodes >= MAX_NODES):
-        return None  # no plan, or not closed: the MIP solver decides
-    best, x = search.incumbent
-    bound = min(min((node[0] for node in search.heap), default=np.inf), search.pruned_bound,
-                best) + arrays.offset
-    objective = best + arrays.offset
-    return BackendResult(SolveStatus.FEASIBLE if stopped else SolveStatus.OPTIMAL, objective,
-                         x, relative_gap(objective, bound), time.perf_counter() - started, "highs",
-                         message=NORM_KEEPSETS,
-                         interrupted=stopped and interrupt is not None and interrupt.is_set(),
-                         bound=bound)
+    return search
 
 
 #: (parent's bound, order, must, banned, the parent LP's basis or None)
