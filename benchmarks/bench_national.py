@@ -107,12 +107,17 @@ def joint(objective: str, time_limit: float | None, off: bool) -> dict[str, Any]
     }
 
 
+def child_command(objective: str, time_limit: float | None, off: bool) -> list[str]:
+    """The child process' command line; no limit is passed as 0 (left out, the child took
+    the default 60 s)."""
+    return [sys.executable, "-m", "benchmarks.bench_national", "--objectives", objective,
+            "--joint", "--child", "--time-limit", str(time_limit or 0)] + (
+                ["--off"] if off else [])
+
+
 def _joint_child(objective: str, time_limit: float | None, off: bool) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "benchmarks.bench_national", "--objectives", objective,
-           "--joint", "--child"] + (["--time-limit", str(time_limit)] if time_limit else [])
-    if off:
-        cmd.append("--off")
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    done = subprocess.run(child_command(objective, time_limit, off), capture_output=True,
+                          text=True, check=False)
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(RESULT):
             return dict(json.loads(line[len(RESULT):]))
