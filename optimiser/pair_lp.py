@@ -36,7 +36,7 @@ class PairLP:
 
     def __init__(self, model: LagrangianModel, highspy: Any, stay: np.ndarray | None = None,
                  open_stay: np.ndarray | None = None, expand: Any = None,
-                 near_equal: bool | None = None, repair: bool = True) -> None:
+                 near_equal: bool | None = None, repair: bool = False) -> None:
         self.m, self.hs = model, highspy
         #: an infeasible node LP first takes the few pairs of :meth:`_repair` and an
         #: undecided one is retried (else every allowed pair at once and no retry, as

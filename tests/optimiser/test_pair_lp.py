@@ -78,7 +78,7 @@ def test_node_lps_from_saved_bases_match_the_full_lp(seed: int) -> None:
 
     model, rng = _model(seed)
     k = model.k
-    lp = PairLP(model, highspy)
+    lp = PairLP(model, highspy, repair=True)
     lower, upper = model.must.astype(float), np.ones(k)
     nodes, saved = [], []
     for _ in range(6):
@@ -113,7 +113,7 @@ def test_an_infeasible_node_takes_few_pairs(seed: int) -> None:
 
     model, rng = _model(seed)
     k = model.k
-    lp = PairLP(model, highspy)
+    lp = PairLP(model, highspy, repair=True)
     first = lp.active.copy()
     closed = first.sum(axis=0) >= np.quantile(first.sum(axis=0), 0.5)
     lower, upper = np.zeros(k), (~closed).astype(float)
