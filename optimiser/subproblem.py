@@ -10,6 +10,7 @@ search where it covers the model, else HiGHS, else CBC.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +110,32 @@ def hall_test(arrays: MipArrays, algorithms: Algorithms) -> bool | None:
     return keep_set_feasible(arrays) if algorithms.hall_test else None
 
 
+#: the least time a method tried after the limit ran out still gets: some back-ends read a
+#: limit of 0 as "no limit"
+MIN_TIME_LEFT = 0.01
+
+
+@dataclass(frozen=True)
+class TimeBudget:
+    """One sub-problem's time limit, shared by the methods :func:`run_backend` tries in turn.
+
+    Each method gets what the ones before it left (at least :data:`MIN_TIME_LEFT`), so a
+    model no exact method closes still ends near its limit; before, each got the whole limit
+    again and a sub-problem could take three or four times ``--time-limit``."""
+
+    deadline: float | None
+
+    @classmethod
+    def starting_now(cls, time_limit: float | None) -> TimeBudget:
+        return cls(None if time_limit is None else time.perf_counter() + time_limit)
+
+    def left(self) -> float | None:
+        """Seconds left (None: no limit)."""
+        if self.deadline is None:
+            return None
+        return max(self.deadline - time.perf_counter(), MIN_TIME_LEFT)
+
+
 def run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
                 start: np.ndarray | None = None, stop: threading.Event | None = None,
                 cbc_preprocess: bool = True, presolve: bool = HIGHS_PRESOLVE,
@@ -118,9 +145,10 @@ def run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
 
     HiGHS stops early when ``stop`` is set (CBC runs to the end)."""
     notes: list[str] = []
+    budget = TimeBudget.starting_now(params.time_limit)
     if params.solver == "highs" and algorithms.keep_set_search:
         # decides infeasible models too; where it does not cover a model, neither does the test
-        searched = solve_by_keep_sets(arrays, params.mip_gap, params.time_limit,
+        searched = solve_by_keep_sets(arrays, params.mip_gap, budget.left(),
                                       stop if stop is not None else INTERRUPT)
         if searched is not None:
             return proven(searched), notes
@@ -129,30 +157,30 @@ def run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
                              message=KEEP_SET_SEARCH), notes
     if params.solver == "highs" and algorithms.lagrangian_keep_sets:
         # many keep decisions in the p-median class (optimiser/large_keepsets.py)
-        large = solve_by_lagrangian(arrays, params.mip_gap, params.time_limit, stop, threads,
+        large = solve_by_lagrangian(arrays, params.mip_gap, budget.left(), stop, threads,
                                     HIGHS_MIP_OPTIONS, start, presolve)
         if large is not None:
             return proven(large), notes
-    floored = _by_floor(arrays, params, stop, start, algorithms)
+    floored = _by_floor(arrays, params, stop, start, algorithms, budget)
     if floored is not None:
         return floored, notes
     if params.solver == "highs" and algorithms.floor_keep_sets:
         # too many keep sets to enumerate: a better start by swaps (floor_incumbent.py)
-        better = improved_start(arrays, params.time_limit, start, stop)
+        better = improved_start(arrays, budget.left(), start, stop)
         start = start if better is None else better
     if params.solver == "highs" and algorithms.norm_keep_sets:
         # many keep decisions and binding norms (optimiser/norm_keepsets.py)
-        branched = solve_by_norm_branching(arrays, params.mip_gap, params.time_limit,
+        branched = solve_by_norm_branching(arrays, params.mip_gap, budget.left(),
                                            stop if stop is not None else INTERRUPT, start)
         if branched is not None:
             return proven(branched), notes
     highs_undecided: str | None = None  # HiGHS ran on the model but reached no verdict
     if params.solver == "highs":
         result, highs_undecided = _try_highs(arrays, params, threads, start, stop, presolve,
-                                             notes)
+                                             notes, budget)
         if result is not None:
             return proven(result), notes
-    result = solve_pulp(arrays, "cbc", params.time_limit, params.mip_gap, threads,
+    result = solve_pulp(arrays, "cbc", budget.left(), params.mip_gap, threads,
                         preprocess=cbc_preprocess)
     if result.status == SolveStatus.ERROR:
         raise RuntimeError(f"CBC failed on a sub-problem: {result.message}")
@@ -170,23 +198,25 @@ def run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
 
 
 def _by_floor(arrays: MipArrays, params: SolveParams, stop: threading.Event | None,
-              start: np.ndarray | None, algorithms: Algorithms) -> BackendResult | None:
+              start: np.ndarray | None, algorithms: Algorithms,
+              budget: TimeBudget) -> BackendResult | None:
     """Many keep decisions, few of them closable by a floor on the number kept (the
     providers phase 2): optimiser/floor_keepsets.py's result, or None where it does not
     cover the model."""
     if params.solver != "highs" or not algorithms.floor_keep_sets:
         return None
-    floored = solve_by_floor_enumeration(arrays, params.mip_gap, params.time_limit,
+    floored = solve_by_floor_enumeration(arrays, params.mip_gap, budget.left(),
                                          stop if stop is not None else INTERRUPT, start)
     return None if floored is None else proven(floored)
 
 
 def _try_highs(arrays: MipArrays, params: SolveParams, threads: int | None,
                start: np.ndarray | None, stop: threading.Event | None, presolve: bool,
-               notes: list[str]) -> tuple[BackendResult | None, str | None]:
+               notes: list[str], budget: TimeBudget
+               ) -> tuple[BackendResult | None, str | None]:
     """HiGHS' result, or None and why it reached no verdict (None: highspy is missing)."""
     try:
-        result = solve_highs(arrays, params.time_limit, params.mip_gap, threads, start=start,
+        result = solve_highs(arrays, budget.left(), params.mip_gap, threads, start=start,
                              presolve=presolve, options=HIGHS_MIP_OPTIONS, interrupt=stop)
     except ImportError as exc:  # highspy missing
         notes.append(f"highspy unavailable ({exc}); solved with CBC instead")
