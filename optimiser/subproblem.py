@@ -110,8 +110,8 @@ def hall_test(arrays: MipArrays, algorithms: Algorithms) -> bool | None:
     return keep_set_feasible(arrays) if algorithms.hall_test else None
 
 
-#: the least time a method tried after the limit ran out still gets: some back-ends read a
-#: limit of 0 as "no limit"
+#: the least time a method tried after the limit ran out still gets (never more than the
+#: limit itself): some back-ends read a limit of 0 as "no limit"
 MIN_TIME_LEFT = 0.01
 
 
@@ -119,21 +119,24 @@ MIN_TIME_LEFT = 0.01
 class TimeBudget:
     """One sub-problem's time limit, shared by the methods :func:`run_backend` tries in turn.
 
-    Each method gets what the ones before it left (at least :data:`MIN_TIME_LEFT`), so a
-    model no exact method closes still ends near its limit; before, each got the whole limit
-    again and a sub-problem could take three or four times ``--time-limit``."""
+    Each method gets what the ones before it left (at least :data:`MIN_TIME_LEFT`, or the
+    whole limit when that is smaller), so a model no exact method closes still ends near its
+    limit; before, each got the whole limit again and a sub-problem could take three or four
+    times ``--time-limit``."""
 
+    time_limit: float | None
     deadline: float | None
 
     @classmethod
     def starting_now(cls, time_limit: float | None) -> TimeBudget:
-        return cls(None if time_limit is None else time.perf_counter() + time_limit)
+        return cls(time_limit, None if time_limit is None else time.perf_counter() + time_limit)
 
     def left(self) -> float | None:
         """Seconds left (None: no limit)."""
-        if self.deadline is None:
+        if self.time_limit is None or self.deadline is None:
             return None
-        return max(self.deadline - time.perf_counter(), MIN_TIME_LEFT)
+        floor = min(MIN_TIME_LEFT, self.time_limit)
+        return max(self.deadline - time.perf_counter(), floor)
 
 
 def run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
@@ -155,33 +158,54 @@ def run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
     elif hall_test(arrays, algorithms) is False:
         return BackendResult(SolveStatus.INFEASIBLE, solver=params.solver,
                              message=KEEP_SET_SEARCH), notes
-    if params.solver == "highs" and algorithms.lagrangian_keep_sets:
-        # many keep decisions in the p-median class (optimiser/large_keepsets.py)
-        large = solve_by_lagrangian(arrays, params.mip_gap, budget.left(), stop, threads,
-                                    HIGHS_MIP_OPTIONS, start, presolve)
-        if large is not None:
-            return proven(large), notes
-    floored = _by_floor(arrays, params, stop, start, algorithms, budget)
-    if floored is not None:
-        return floored, notes
-    if params.solver == "highs" and algorithms.floor_keep_sets:
-        # too many keep sets to enumerate: a better start by swaps (floor_incumbent.py)
-        better = improved_start(arrays, budget.left(), start, stop)
-        start = start if better is None else better
-    if params.solver == "highs" and algorithms.norm_keep_sets:
-        # many keep decisions and binding norms (optimiser/norm_keepsets.py)
-        branched = solve_by_norm_branching(arrays, params.mip_gap, budget.left(),
-                                           stop if stop is not None else INTERRUPT, start)
-        if branched is not None:
-            return proven(branched), notes
+    exact, start = _by_large_methods(arrays, params, threads, start, stop, presolve,
+                                     algorithms, budget)
+    if exact is not None:
+        return exact, notes
     highs_undecided: str | None = None  # HiGHS ran on the model but reached no verdict
     if params.solver == "highs":
         result, highs_undecided = _try_highs(arrays, params, threads, start, stop, presolve,
                                              notes, budget)
         if result is not None:
             return proven(result), notes
+    return _by_cbc(arrays, params, threads, cbc_preprocess, highs_undecided, budget), notes
+
+
+def _by_large_methods(arrays: MipArrays, params: SolveParams, threads: int | None,
+                      start: np.ndarray | None, stop: threading.Event | None, presolve: bool,
+                      algorithms: Algorithms, budget: TimeBudget
+                      ) -> tuple[BackendResult | None, np.ndarray | None]:
+    """The exact methods for many keep decisions (HiGHS only): a proven result, or None and
+    HiGHS' start (improved by the swap search where it found a better plan)."""
+    if params.solver != "highs":
+        return None, start
+    if algorithms.lagrangian_keep_sets:
+        # many keep decisions in the p-median class (optimiser/large_keepsets.py)
+        large = solve_by_lagrangian(arrays, params.mip_gap, budget.left(), stop, threads,
+                                    HIGHS_MIP_OPTIONS, start, presolve)
+        if large is not None:
+            return proven(large), start
+    floored = _by_floor(arrays, params, stop, start, algorithms, budget)
+    if floored is not None:
+        return floored, start
+    if algorithms.floor_keep_sets:
+        # too many keep sets to enumerate: a better start by swaps (floor_incumbent.py)
+        better = improved_start(arrays, budget.left(), start, stop)
+        start = start if better is None else better
+    if algorithms.norm_keep_sets:
+        # many keep decisions and binding norms (optimiser/norm_keepsets.py)
+        branched = solve_by_norm_branching(arrays, params.mip_gap, budget.left(),
+                                           stop if stop is not None else INTERRUPT, start)
+        if branched is not None:
+            return proven(branched), start
+    return None, start
+
+
+def _by_cbc(arrays: MipArrays, params: SolveParams, threads: int | None, preprocess: bool,
+            highs_undecided: str | None, budget: TimeBudget) -> BackendResult:
+    """CBC, the last back-end; ``highs_undecided``: why HiGHS reached no verdict, if it ran."""
     result = solve_pulp(arrays, "cbc", budget.left(), params.mip_gap, threads,
-                        preprocess=cbc_preprocess)
+                        preprocess=preprocess)
     if result.status == SolveStatus.ERROR:
         raise RuntimeError(f"CBC failed on a sub-problem: {result.message}")
     if (highs_undecided is not None and result.status == SolveStatus.INFEASIBLE
@@ -194,7 +218,7 @@ def run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
             f"({highs_undecided}) and CBC's 'infeasible' is not confirmed by the exact "
             "keep-set test; feasibility is undecided (numerically extreme inputs?)"
         )
-    return proven(result), notes
+    return proven(result)
 
 
 def _by_floor(arrays: MipArrays, params: SolveParams, stop: threading.Event | None,

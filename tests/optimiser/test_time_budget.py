@@ -79,8 +79,15 @@ def test_no_limit_stays_no_limit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_spent_budget_still_gives_a_positive_limit() -> None:
     # some back-ends read 0 as "no limit": what is left never drops below MIN_TIME_LEFT
-    budget = subproblem.TimeBudget.starting_now(0.0)
-    time.sleep(0.01)
-    left = budget.left()
-    assert left is not None and left == subproblem.MIN_TIME_LEFT
+    budget = subproblem.TimeBudget.starting_now(0.05)
+    time.sleep(0.1)
+    assert budget.left() == subproblem.MIN_TIME_LEFT
     assert subproblem.TimeBudget.starting_now(None).left() is None
+
+
+def test_a_limit_below_the_floor_is_never_raised() -> None:
+    # a user's --time-limit 1e-6 stays 1e-6 (it was raised to MIN_TIME_LEFT, and HiGHS then
+    # found a plan where the CLI promises exit 4)
+    budget = subproblem.TimeBudget.starting_now(1e-6)
+    time.sleep(0.01)
+    assert budget.left() == 1e-6
