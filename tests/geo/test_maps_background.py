@@ -67,10 +67,8 @@ def test_a_run_with_every_map_cached_starts_no_child(tmp_path: Path, example_run
     assert _bytes(again.result()) == _bytes(first)
 
 
-def test_a_failing_child_is_not_trusted(tmp_path: Path, example_run,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HERSCHIK_CACHE", "off")
-    expected = _bytes(_start(tmp_path / "here", example_run, background=False).result())
+def _fail_rendering_in_the_child(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Every map drawn in a child process fails (a full disk); returns this process's id."""
     parent = os.getpid()
     render = maps._render
 
@@ -80,6 +78,14 @@ def test_a_failing_child_is_not_trusted(tmp_path: Path, example_run,
         return render(job)
 
     monkeypatch.setattr(maps, "_render", fails_in_the_child)
+    return parent
+
+
+def test_a_failing_child_is_not_trusted(tmp_path: Path, example_run,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERSCHIK_CACHE", "off")
+    expected = _bytes(_start(tmp_path / "here", example_run, background=False).result())
+    _fail_rendering_in_the_child(monkeypatch)
     pending = _start(tmp_path / "child", example_run, background=True)
     assert pending.in_background
     assert _bytes(pending.result()) == expected  # drawn again here
@@ -180,15 +186,7 @@ def test_the_geopackage_is_written_by_the_maps_child_and_again_here_when_it_fail
     in_child = run("child")
     assert writers and os.getpid() not in writers  # the child wrote it
 
-    parent = os.getpid()
-    render = maps._render
-
-    def fails_in_the_child(job: maps._MapJob) -> Path:
-        if os.getpid() != parent:
-            raise OSError("the child's disk is full")
-        return render(job)
-
-    monkeypatch.setattr(maps, "_render", fails_in_the_child)
+    parent = _fail_rendering_in_the_child(monkeypatch)
     again = run("failed-child")
     assert writers == [parent]  # the child failed before the GeoPackage: written here
     assert again == in_child
