@@ -125,18 +125,18 @@ class TimeBudget:
     times ``--time-limit``."""
 
     time_limit: float | None
-    deadline: float | None
+    started: float
 
     @classmethod
     def starting_now(cls, time_limit: float | None) -> TimeBudget:
-        return cls(time_limit, None if time_limit is None else time.perf_counter() + time_limit)
+        return cls(time_limit, time.perf_counter())
 
     def left(self) -> float | None:
         """Seconds left (None: no limit)."""
-        if self.time_limit is None or self.deadline is None:
+        if self.time_limit is None:
             return None
-        floor = min(MIN_TIME_LEFT, self.time_limit)
-        return max(self.deadline - time.perf_counter(), floor)
+        spent = time.perf_counter() - self.started
+        return max(self.time_limit - spent, min(MIN_TIME_LEFT, self.time_limit))
 
 
 def run_backend(arrays: MipArrays, params: SolveParams, threads: int | None,
@@ -227,7 +227,7 @@ def _by_floor(arrays: MipArrays, params: SolveParams, stop: threading.Event | No
     """Many keep decisions, few of them closable by a floor on the number kept (the
     providers phase 2): optimiser/floor_keepsets.py's result, or None where it does not
     cover the model."""
-    if params.solver != "highs" or not algorithms.floor_keep_sets:
+    if not algorithms.floor_keep_sets:
         return None
     floored = solve_by_floor_enumeration(arrays, params.mip_gap, budget.left(),
                                          stop if stop is not None else INTERRUPT, start)
